@@ -1,0 +1,63 @@
+/* interp_chan.h - channels: bounded multi-producer multi-consumer FIFOs of messages.
+ *
+ * A channel carries messages between any threads: host threads and pool workers (workers reach
+ * channels from Lua; see the `interp` module). It is bounded: send blocks while it holds
+ * `capacity` messages. Closing wakes every waiter; messages already queued can still be
+ * received, after which receive reports INTERP_ERR_CLOSED.
+ *
+ * Timeouts are in seconds: a negative timeout (INTERP_FOREVER) waits without limit, 0 does not
+ * wait at all (the try-variants), a positive value waits at most that long and then fails with
+ * INTERP_ERR_TIMEOUT.
+ *
+ * Lifetime: reference counted. The creator holds one reference; interp_chan_retain() adds one,
+ * interp_chan_release() drops one and frees the channel (and any messages still queued) with
+ * the last. All functions are thread-safe.
+ */
+#ifndef INTERP_CHAN_H
+#define INTERP_CHAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "interp_msg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define INTERP_FOREVER (-1.0)
+
+typedef struct interp_chan interp_chan;
+
+/* Create a channel holding at most `capacity` messages (>= 1) of at most `max_msg_size` bytes
+ * each (0: no limit beyond the message's own). *out holds one reference.
+ * INTERP_ERR_INVALID (capacity 0), INTERP_ERR_NOMEM. */
+INTERP_API int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out);
+INTERP_API void interp_chan_retain(interp_chan *ch);
+/* Drop a reference. NULL-safe. */
+INTERP_API void interp_chan_release(interp_chan *ch);
+
+/* Append m. Blocks while the channel is full, up to timeout. On INTERP_OK the channel owns m;
+ * on any error the caller still does: INTERP_ERR_CLOSED, INTERP_ERR_TIMEOUT,
+ * INTERP_ERR_AGAIN (timeout 0 and full), INTERP_ERR_LIMIT (m larger than max_msg_size). */
+INTERP_API int interp_chan_send(interp_chan *ch, interp_msg *m, double timeout);
+/* Take the oldest message; *out is then owned by the caller. Blocks while empty, up to
+ * timeout. INTERP_ERR_CLOSED (closed and drained), INTERP_ERR_TIMEOUT, INTERP_ERR_AGAIN. */
+INTERP_API int interp_chan_recv(interp_chan *ch, double timeout, interp_msg **out);
+/* Receive from whichever of n channels first has a message; *index says which. Fair: when
+ * several are ready, the scan starts after the channel served last time, so a busy channel
+ * cannot starve the others. INTERP_ERR_CLOSED once every channel is closed and drained. */
+INTERP_API int interp_chan_select(interp_chan *const chans[], size_t n, double timeout,
+                                  size_t *index, interp_msg **out);
+/* Close: idempotent; wakes every blocked sender (they fail with INTERP_ERR_CLOSED) and
+ * receiver (they drain what is queued, then fail with INTERP_ERR_CLOSED). */
+INTERP_API void interp_chan_close(interp_chan *ch);
+INTERP_API bool interp_chan_is_closed(const interp_chan *ch);
+/* Messages queued now (a snapshot). */
+INTERP_API size_t interp_chan_len(const interp_chan *ch);
+INTERP_API size_t interp_chan_capacity(const interp_chan *ch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,230 @@
+/* interp_pool.h - the one header a C host includes.
+ *
+ * A pool of worker threads, each owning one isolated Lua 5.4 state. Tasks (a function and an
+ * argument message) go in, result messages come out; nothing mutable is shared between states.
+ * Semantics follow Python's concurrent.futures (submit, map, futures, wait, as_completed,
+ * shutdown), plus cancellation of running tasks, per-task deadlines, per-state memory limits
+ * and a sandbox.
+ *
+ * Conventions: every function returns INTERP_OK or an INTERP_ERR_* code (interp_strerror());
+ * objects come out through pointer arguments; timeouts are seconds (INTERP_FOREVER: no limit,
+ * 0: do not wait). Ownership of each message is written at each declaration. All functions are
+ * thread-safe unless stated otherwise.
+ */
+#ifndef INTERP_POOL_H
+#define INTERP_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "interp_chan.h"
+#include "interp_msg.h"
+#include "interp_status.h"
+#include "interp_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct interp_pool interp_pool;
+typedef struct interp_future interp_future;
+
+/* ---- options ---------------------------------------------------------------------------- */
+
+typedef struct interp_pool_options {
+    int workers;                 /* worker threads; <= 0: the number of online CPUs */
+    const char *init_source;     /* initializer: a Lua chunk run once in every new state */
+    const char *init_file;       /* ... or a file holding it (read once, at create) */
+    const interp_msg *init_args; /* values passed to the initializer as `...` (borrowed: copied
+                                    by interp_pool_create) */
+    size_t memory_limit;         /* bytes per worker state; 0: none */
+    interp_sandbox sandbox;      /* INTERP_SANDBOX_NONE (default) or INTERP_SANDBOX_SAFE */
+    double task_timeout;         /* default deadline of every task, seconds; 0: none */
+    double cancel_grace;         /* cleanup time after a cancel before escalation; 0: 0.05 s */
+    double stuck_grace;          /* a task still running this long after its deadline (stuck in
+                                    C code no hook reaches) is abandoned and its worker replaced;
+                                    0: 1.0 s */
+    unsigned max_tasks_per_worker; /* recycle a worker's state after this many tasks; 0: never */
+    size_t max_queued;           /* bound on queued tasks; submit blocks when full; 0: none */
+    size_t max_msg_size;         /* largest argument/result/channel message; 0: 256 MiB */
+    int max_depth;               /* deepest table nesting in a message; 0: 200 */
+    size_t thread_stack_size;    /* worker thread stack, bytes; 0: 1 MiB; floor 256 KiB */
+    interp_print_fn print;       /* where workers' print() lines go; NULL: stdout */
+    void *print_ud;
+} interp_pool_options;
+
+/* The defaults (workers = online CPUs, no limits, full profile). */
+INTERP_API interp_pool_options interp_pool_defaults(void);
+
+/* ---- pool ---------------------------------------------------------------------------- */
+
+/* Create a pool and start its workers; each runs the initializer before taking tasks.
+ * opts may be NULL (defaults). Returns INTERP_OK and *out; INTERP_ERR_SCRIPT when the
+ * initializer fails to compile or run (text in *err), INTERP_ERR_NOTFOUND (init_file missing),
+ * INTERP_ERR_NOMEM, INTERP_ERR_SYSTEM. err may be NULL; otherwise *err is set to a malloc'd
+ * text on error (the caller frees it) and to NULL on success. */
+INTERP_API int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char **err);
+
+/* Stop accepting tasks. wait: block until every worker has finished and exited.
+ * cancel_pending: queued tasks end cancelled instead of running (running tasks run on unless
+ * interrupt_running). Idempotent; later submits fail with INTERP_ERR_SHUTDOWN. Every submitted
+ * task ends in exactly one of done, failed or cancelled. */
+INTERP_API int interp_pool_shutdown(interp_pool *pool, bool wait, bool cancel_pending);
+/* Also interrupt running tasks (they fail with INTERP_ERR_SHUTDOWN) and wake workers blocked
+ * in sleep or channel calls. */
+INTERP_API int interp_pool_shutdown_now(interp_pool *pool);
+
+/* Shut down (waiting, queued tasks cancelled, running tasks interrupted), join and free the
+ * pool. Futures still held by the host stay valid (each is done, failed or cancelled) until
+ * released. NULL-safe. */
+INTERP_API void interp_pool_destroy(interp_pool *pool);
+
+/* ---- submit and futures --------------------------------------------------------------- */
+
+/* A task in full. Zero-initialise, then set fn (and what else you need). */
+typedef struct interp_task {
+    interp_fn fn;          /* what to call */
+    interp_msg *args;      /* its arguments (every value of the message), or NULL. Ownership:
+                              on INTERP_OK the pool owns it; on error the caller still does */
+    double timeout;        /* deadline of this task in seconds from its start; 0: the pool's
+                              task_timeout; < 0: none */
+} interp_task;
+
+/* Queue a task and return its future (*out: one reference, the caller releases it).
+ * Blocks while the queue is full (max_queued) up to `queue_timeout` (INTERP_FOREVER: no
+ * limit): INTERP_ERR_TIMEOUT. INTERP_ERR_SHUTDOWN after shutdown, INTERP_ERR_BROKEN when the
+ * pool is broken, INTERP_ERR_NOMEM. */
+INTERP_API int interp_pool_submit_task(interp_pool *pool, const interp_task *task,
+                                       double queue_timeout, interp_future **out);
+/* Shorthand: call the global function `fn` with the values of args (owned by the pool on
+ * INTERP_OK, by the caller on error; may be NULL). Waits without limit for queue space. */
+INTERP_API int interp_pool_submit(interp_pool *pool, const char *fn, interp_msg *args,
+                                  interp_future **out);
+
+/* Wait until f is done, failed or cancelled. INTERP_OK when it is, INTERP_ERR_TIMEOUT when
+ * timeout passed first. Does not say how the task ended: see interp_future_status(). */
+INTERP_API int interp_future_wait(interp_future *f, double timeout);
+/* Wait, then report how the task ended: INTERP_OK and *result (borrowed: valid until f is
+ * released; NULL-safe out) with every return value; or the failure: INTERP_ERR_SCRIPT,
+ * INTERP_ERR_NOMEM (memory limit), INTERP_ERR_TIMEOUT (task deadline), INTERP_ERR_CANCELLED,
+ * INTERP_ERR_SHUTDOWN (interrupted by shutdown), INTERP_ERR_BROKEN, INTERP_ERR_ENCODE (result
+ * not copyable), INTERP_ERR_DECODE, INTERP_ERR_NOTFOUND (no such function). If the wait itself
+ * times out, returns INTERP_ERR_TIMEOUT and interp_future_done() stays false. */
+INTERP_API int interp_future_result(interp_future *f, double timeout, const interp_msg **result);
+/* Text of a failure: Lua's message plus "\nstack traceback:\n..." for script errors, a
+ * reason for the others; NULL while pending or after success. Valid until f is released. */
+INTERP_API const char *interp_future_error(interp_future *f);
+/* The error object of a script error that was not a string (a table, say), as a message
+ * (borrowed like the result); NULL otherwise. */
+INTERP_API const interp_msg *interp_future_error_value(interp_future *f);
+/* The final status (as interp_future_result would return it), or INTERP_ERR_AGAIN while
+ * the task is pending or running. Never blocks. */
+INTERP_API int interp_future_status(interp_future *f);
+
+INTERP_API bool interp_future_done(interp_future *f);      /* done, failed or cancelled */
+INTERP_API bool interp_future_running(interp_future *f);   /* a worker is running it now */
+INTERP_API bool interp_future_cancelled(interp_future *f);
+
+/* Cancel: a queued task never runs (returns INTERP_OK, the future is cancelled at once); a
+ * running task is interrupted through the hook (returns INTERP_OK; it ends cancelled as soon
+ * as the worker notices, within the cancel grace); a finished task: INTERP_ERR_BUSY (nothing
+ * changes). Unlike Python, running tasks can be cancelled. */
+INTERP_API int interp_future_cancel(interp_future *f);
+
+/* Run cb(f, ud) exactly once when f ends (done, failed or cancelled). Runs at once on the
+ * calling thread if f has already ended; otherwise on the thread that ends it (a worker
+ * thread, or the thread calling cancel or shutdown), never under a pool lock, so cb may call
+ * any function of this API (submit, result, cancel, shutdown; not destroy of its own pool). */
+typedef void (*interp_future_cb)(interp_future *f, void *ud);
+INTERP_API int interp_future_on_done(interp_future *f, interp_future_cb cb, void *ud);
+
+/* Reference counting: a future outlives its pool safely. NULL-safe release. */
+INTERP_API void interp_future_retain(interp_future *f);
+INTERP_API void interp_future_release(interp_future *f);
+
+/* Wait over n futures. mode INTERP_WAIT_ALL: until all have ended; INTERP_WAIT_FIRST: until
+ * at least one has ended (Python's FIRST_COMPLETED). INTERP_OK, or INTERP_ERR_TIMEOUT.
+ * *n_done (may be NULL) counts the ended ones. */
+enum { INTERP_WAIT_ALL = 0, INTERP_WAIT_FIRST = 1 };
+INTERP_API int interp_futures_wait(interp_future *const fs[], size_t n, int mode, double timeout,
+                                   size_t *n_done);
+
+/* as_completed: yields futures in the order they end. Not thread-safe (one thread uses one
+ * iterator). Borrows fs, which must stay valid while the iterator lives. */
+typedef struct interp_as_completed interp_as_completed;
+INTERP_API int interp_as_completed_new(interp_future *const fs[], size_t n,
+                                       interp_as_completed **out);
+/* Next ended future (borrowed from fs) or, after all n: INTERP_ERR_CLOSED.
+ * INTERP_ERR_TIMEOUT if none ends within timeout. */
+INTERP_API int interp_as_completed_next(interp_as_completed *it, double timeout,
+                                        interp_future **f);
+INTERP_API void interp_as_completed_free(interp_as_completed *it);
+
+/* ---- map ------------------------------------------------------------------------------ */
+
+typedef struct interp_map_options {
+    size_t chunksize;     /* inputs per worker task; 0: chosen from n and the worker count */
+    double timeout;       /* overall, seconds; 0 or < 0: none. Items not finished by then
+                             fail with INTERP_ERR_TIMEOUT */
+    bool stop_on_error;   /* after the first failure, items not yet started end cancelled */
+    int *status;          /* optional, n entries: each item's status */
+    char **errors;        /* optional, n entries: each failed item's text (malloc'd, the
+                             caller frees each), NULL for items that succeeded */
+} interp_map_options;
+
+/* Apply fn to each of the n argument messages in[i] (borrowed; each message's values are the
+ * arguments; NULL: no arguments), in parallel, chunked. Blocks until every item has ended.
+ * out[i] receives item i's results (owned by the caller) or NULL if it failed. Returns
+ * INTERP_OK when every item succeeded; otherwise the status of the lowest-numbered failed item,
+ * and (when opts->status/errors are given) every item's outcome. opts may be NULL. */
+INTERP_API int interp_pool_map(interp_pool *pool, const char *fn, size_t n,
+                               const interp_msg *const in[], interp_msg *out[],
+                               const interp_map_options *opts);
+/* The same for any interp_fn (source chunk, copied function). */
+INTERP_API int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t n,
+                                  const interp_msg *const in[], interp_msg *out[],
+                                  const interp_map_options *opts);
+
+/* Iterator form for inputs too many to hold at once: `next_input` is called on the calling
+ * thread for item 0, 1, ... until it returns false; it hands over ownership of *args.
+ * `on_result` is called on the calling thread in input order with each item's status and
+ * results (ownership passes to the callee; NULL on failure) and error text (borrowed).
+ * At most `max_in_flight` items (0: 4 x chunksize x workers) are queued or running at once, so
+ * memory stays bounded. Returns INTERP_OK when every item succeeded, else as interp_pool_map. */
+typedef bool (*interp_map_next_fn)(void *ud, size_t index, interp_msg **args);
+typedef void (*interp_map_result_fn)(void *ud, size_t index, int status, interp_msg *result,
+                                     const char *error);
+INTERP_API int interp_pool_map_stream(interp_pool *pool, const interp_fn *fn,
+                                      interp_map_next_fn next_input,
+                                      interp_map_result_fn on_result, void *ud,
+                                      size_t max_in_flight, const interp_map_options *opts);
+
+/* ---- channels --------------------------------------------------------------------------- */
+
+/* The pool's channel `name`, created with `capacity` (0: 64) if it does not exist yet. Workers
+ * reach the same channel with interp.channel(name). *out holds a new reference. */
+INTERP_API int interp_pool_channel(interp_pool *pool, const char *name, size_t capacity,
+                                   interp_chan **out);
+
+/* ---- stats ------------------------------------------------------------------------------ */
+
+typedef struct interp_pool_stats {
+    uint64_t submitted, done, failed, cancelled;
+    uint64_t timed_out;          /* failed by their deadline (part of failed) */
+    uint64_t states_replaced;    /* after memory errors, recycling, abandoned workers */
+    uint64_t workers_abandoned;  /* stuck in a C call past deadline + stuck_grace */
+    size_t queued;               /* now */
+    int workers;
+    size_t memory_in_use;        /* all worker states, bytes */
+    size_t memory_peak;          /* highest single-state peak, bytes */
+} interp_pool_stats;
+INTERP_API int interp_pool_get_stats(interp_pool *pool, interp_pool_stats *st);
+/* Per worker: memory in use and peak of worker i's current state. */
+INTERP_API int interp_pool_worker_memory(interp_pool *pool, int worker, size_t *in_use,
+                                         size_t *peak);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

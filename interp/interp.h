@@ -1,0 +1,97 @@
+/* interp.h - internal: one isolated interpreter (a lua_State with its allocator, profile,
+ * caches and cancellation), independent of threads and queues. core/ says "run this task on
+ * this state"; everything Lua-specific happens here.
+ *
+ * Threading: an interp_state is used by one thread at a time (its worker). The only calls
+ * allowed from other threads are interp__state_interrupt() and interp__state_memory().
+ * interp_shared is immutable after creation and read by every worker at once. */
+#ifndef INTERP_INTERP_H
+#define INTERP_INTERP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "interp_msg_lua.h"
+#include "interp_types.h"
+
+typedef struct interp_chan interp_chan;
+
+/* How every state of a pool is built. Zero-initialised fields take their defaults. */
+typedef struct interp_config {
+    interp_sandbox sandbox;
+    size_t memory_limit;          /* bytes per state; 0: none */
+    const char *init_source;      /* initializer chunk, or NULL */
+    size_t init_source_len;       /* 0: strlen(init_source) */
+    const char *init_file;        /* or an initializer file (read and compiled once) */
+    const interp_msg *init_args;  /* values passed to the initializer as `...`; may be NULL */
+    interp_msg_opts msg_opts;     /* limits for arguments, results and channel messages;
+                                     allow_functions is forced off in the sandbox */
+    double cancel_grace;          /* seconds a cancelled task's cleanup (<close>, its own error
+                                     handling) may run before the hook fires on every
+                                     instruction; 0: 0.05 */
+    interp_print_fn print;        /* NULL: whole lines to stdout */
+    void *print_ud;
+    /* named channels of the pool (see lua_ctx.h); NULL: interp.channel raises */
+    int (*chan_lookup)(void *ud, const char *name, size_t capacity, interp_chan **out);
+    void *chan_lookup_ud;
+} interp_config;
+
+typedef struct interp_shared interp_shared;
+typedef struct interp_state interp_state;
+
+/* Validate cfg and compile the initializer once (its bytecode is loaded into every state).
+ * Copies everything it needs from cfg. On error returns INTERP_ERR_* with *err a malloc'd
+ * text (syntax error, unreadable file). */
+int interp__shared_create(const interp_config *cfg, interp_shared **out, char **err);
+void interp__shared_destroy(interp_shared *sh); /* NULL-safe; after every state is gone */
+
+/* Create a state and run the initializer in it. On error (INTERP_ERR_NOMEM, INTERP_ERR_SCRIPT
+ * for a failing initializer, ...) nothing is left allocated and *err is a malloc'd text. */
+int interp__state_create(interp_shared *sh, int worker_id, interp_state **out, char **err);
+void interp__state_destroy(interp_state *s); /* NULL-safe; runs pending finalizers */
+
+/* The outcome of one task. */
+typedef struct interp_outcome {
+    int status;              /* INTERP_OK; INTERP_ERR_SCRIPT (Lua error), INTERP_ERR_NOMEM
+                                (memory limit), INTERP_ERR_TIMEOUT / _CANCELLED / _SHUTDOWN
+                                (interrupted), INTERP_ERR_ENCODE (result cannot be copied),
+                                INTERP_ERR_DECODE (arguments refused), INTERP_ERR_NOTFOUND (no
+                                such global function) */
+    interp_msg *result;      /* INTERP_OK: every return value (owned by the holder) */
+    char *error;             /* otherwise: malloc'd "message\nstack traceback:\n..." */
+    interp_msg *error_value; /* INTERP_ERR_SCRIPT with a non-string error object: that object
+                                (NULL when it could not be copied) */
+} interp_outcome;
+
+/* Free what an outcome holds and zero it. */
+void interp__outcome_clear(interp_outcome *o);
+
+/* Run fn with the values of args (NULL: no arguments) as its arguments. task_id names this
+ * run for interp__state_interrupt(); it must differ from the previous run's. Returns
+ * out->status. Never raises; a memory error leaves the state usable (or marks it broken). */
+int interp__state_call(interp_state *s, uint64_t task_id, const interp_fn *fn,
+                       const interp_msg *args, interp_outcome *out);
+
+/* Run fn once per argument message, in order, filling outs[i] (zeroed by the caller). Cheaper
+ * per item than repeated calls (one protected region for many calls). An item's error does not
+ * stop the others; an interrupt does: every item not yet run gets the interrupt's status. */
+void interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
+                       const interp_msg *const args[], interp_outcome outs[]);
+
+/* Any thread: stop run task_id with `reason` (INTERP_ERR_TIMEOUT, _CANCELLED or _SHUTDOWN) if
+ * it is still running on s; no effect once s runs another task or none. Installs the count hook
+ * on the running Lua thread and wakes a blocked sleep or channel wait. */
+void interp__state_interrupt(interp_state *s, uint64_t task_id, int reason);
+
+/* True when the state must be replaced (an error left it unusable, or it is the state of a
+ * task that timed out inside a C call). */
+bool interp__state_broken(const interp_state *s);
+
+/* Any thread: bytes in use now and the peak, from the counting allocator. */
+void interp__state_memory(const interp_state *s, size_t *in_use, size_t *peak);
+
+/* The raw Lua state, for tests and benchmarks only. */
+struct lua_State *interp__state_lua(interp_state *s);
+
+#endif

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The README's second command (and CI's): build and run the whole test suite three times
+# (Release, ASan+UBSan, TSan; separate build folders), then fuzz the message decoder.
+# INTERP_FUZZ_SECONDS (default 60) sets the fuzzing time; INTERP_CHECK_ONLY=release|asan|tsan|fuzz
+# runs one stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+jobs=$(nproc)
+only=${INTERP_CHECK_ONLY:-}
+
+stage() { # name cmake-args...
+  local name=$1; shift
+  [ -n "$only" ] && [ "$only" != "$name" ] && return 0
+  echo "=== $name ==="
+  cmake -S . -B "build/$name" "$@" >/dev/null
+  cmake --build "build/$name" -j"$jobs" >/dev/null
+  (cd "build/$name" && ctest --output-on-failure -j"$jobs")
+}
+
+stage release -DCMAKE_BUILD_TYPE=Release
+stage asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINTERP_SANITIZE=address,undefined -DINTERP_BUILD_BENCH=OFF
+# TSan needs a fixed address-space layout on kernels with high mmap randomisation.
+TSAN_RUN=""
+setarch "$(uname -m)" -R true 2>/dev/null && TSAN_RUN="setarch $(uname -m) -R"
+if [ -z "$only" ] || [ "$only" = tsan ]; then
+  echo "=== tsan ==="
+  cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINTERP_SANITIZE=thread -DINTERP_BUILD_BENCH=OFF >/dev/null
+  cmake --build build/tsan -j"$jobs" >/dev/null
+  (cd build/tsan && $TSAN_RUN ctest --output-on-failure -j"$jobs")
+fi
+if [ -z "$only" ] || [ "$only" = fuzz ]; then
+  echo "=== fuzz ==="
+  CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINTERP_FUZZ=ON \
+    -DINTERP_BUILD_TESTS=ON -DINTERP_BUILD_BENCH=OFF -DINTERP_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build build/fuzz -j"$jobs" --target fuzz_all >/dev/null
+  cmake --build build/fuzz --target fuzz_run
+fi
+echo "check: all stages passed"
