@@ -1,0 +1,591 @@
+/* exec_proc.c - the "process pool" of the Python articles: N forked worker processes, each
+ * with its own lua_State; tasks and results travel as message bytes over pipes.
+ *
+ * Every child is forked in create() before this executor starts any thread (forking a
+ * process that runs threads leaves locks held by threads that do not exist in the child);
+ * the benchmark runs one executor at a time and the others join their threads on destroy.
+ *
+ * Parent side, per child: a writer thread takes jobs from the shared queue (at most WINDOW in
+ * flight per child, so a child always has its next task ready, as Python's call queue does)
+ * and a reader thread reads results in order and completes the jobs. A child that dies fails
+ * its jobs with INTERP_ERR_BROKEN; when none is left, every queued job fails.
+ *
+ * Wire format (host byte order; parent and children are the same program on one machine):
+ *   frame    = u64 body_len, body
+ *   request  = u32 fn_len, fn bytes, u32 k, k x (u64 len, message bytes)
+ *   response = u32 k, k x (i32 status, u64 len, bytes: the result message, or error text)
+ * The first frame of each child is a response with k = 1: its initializer's outcome.
+ * Closing the request pipe tells a child to exit.
+ *
+ * Lock order: a child's mu, then the queue's lock; never the reverse. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "bench.h"
+#include "sync.h"
+
+enum { WINDOW = 2, MAX_FN = 255 };
+#define MAX_FRAME ((uint64_t)1 << 31)
+
+typedef struct proc_exec proc_exec;
+
+typedef struct proc_child {
+    proc_exec *p;
+    pid_t pid;
+    int to_fd, from_fd;         /* parent ends: requests out, responses in */
+    pthread_t writer, reader;
+    bool writer_started, reader_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;          /* the window has room, or the child died */
+    bench_job *fl_head, *fl_tail; /* in flight, oldest first (linked through next) */
+    int inflight;
+    bool dead;
+    char *wbuf;
+    size_t wcap;
+} proc_child;
+
+struct proc_exec {
+    bench_queue q;
+    int workers, forked;
+    atomic_int alive;
+    proc_child *c;
+};
+
+/* ---- byte plumbing -------------------------------------------------------------------- */
+
+/* 0: done; 1: end of file before the first byte; -1: error or end of file midway. */
+static int read_full(int fd, void *buf, size_t n)
+{
+    char *p = buf;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0)
+            return got == 0 ? 1 : -1;
+        else if (errno != EINTR)
+            return -1;
+    }
+    return 0;
+}
+
+static int writev_full(int fd, struct iovec *iov, int cnt)
+{
+    while (cnt > 0) {
+        ssize_t w = writev(fd, iov, cnt);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        size_t left = (size_t)w;
+        while (cnt > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t n)
+{
+    struct iovec iov = {(void *)buf, n};
+    return writev_full(fd, &iov, 1);
+}
+
+static bool grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need)
+        c *= 2;
+    char *nb = realloc(*buf, c);
+    if (!nb)
+        return false;
+    *buf = nb;
+    *cap = c;
+    return true;
+}
+
+/* Read one frame's body into *buf. 0, 1 (clean end of file) or -1. */
+static int read_frame(int fd, char **buf, size_t *cap, size_t *len)
+{
+    uint64_t n;
+    int r = read_full(fd, &n, sizeof n);
+    if (r != 0)
+        return r;
+    if (n > MAX_FRAME || !grow(buf, cap, (size_t)n))
+        return -1;
+    *len = (size_t)n;
+    return read_full(fd, *buf, (size_t)n) == 0 ? 0 : -1;
+}
+
+/* A cursor over a received body that never reads past its end. */
+typedef struct cursor {
+    const char *p, *end;
+    bool bad;
+} cursor;
+
+static const char *take(cursor *c, size_t n)
+{
+    if (c->bad || (size_t)(c->end - c->p) < n) {
+        c->bad = true;
+        return NULL;
+    }
+    const char *r = c->p;
+    c->p += n;
+    return r;
+}
+
+static uint32_t take_u32(cursor *c)
+{
+    uint32_t v = 0;
+    const char *s = take(c, sizeof v);
+    if (s)
+        memcpy(&v, s, sizeof v);
+    return v;
+}
+
+static uint64_t take_u64(cursor *c)
+{
+    uint64_t v = 0;
+    const char *s = take(c, sizeof v);
+    if (s)
+        memcpy(&v, s, sizeof v);
+    return v;
+}
+
+/* Append bytes to a growable buffer; false when out of memory. */
+static bool put(char **buf, size_t *cap, size_t *len, const void *data, size_t n)
+{
+    if (!grow(buf, cap, *len + n))
+        return false;
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    return true;
+}
+
+/* ---- the child ------------------------------------------------------------------------ */
+
+/* Append one response item. */
+static bool put_item(char **buf, size_t *cap, size_t *len, int32_t status, const void *data,
+                     size_t n)
+{
+    uint64_t n64 = n;
+    return put(buf, cap, len, &status, sizeof status) && put(buf, cap, len, &n64, sizeof n64) &&
+           put(buf, cap, len, data, n);
+}
+
+/* Send the response in buf[8..len) (buf[0..8) is room for the frame header). */
+static int send_frame(int fd, char *buf, size_t len)
+{
+    uint64_t body = len - sizeof(uint64_t);
+    memcpy(buf, &body, sizeof body);
+    return write_full(fd, buf, len);
+}
+
+static void child_main(int in_fd, int out_fd, const char *init)
+{
+    char err[BENCH_ERRLEN] = "";
+    char *rbuf = NULL, *wbuf = NULL;
+    size_t rcap = 0, wcap = 0, rlen = 0, wlen = sizeof(uint64_t);
+    lua_State *L = NULL;
+    int rc = bench_lua_new(&L, init, NULL, err);
+    uint32_t one = 1;
+    if (!grow(&wbuf, &wcap, sizeof(uint64_t)) || !put(&wbuf, &wcap, &wlen, &one, sizeof one) ||
+        !put_item(&wbuf, &wcap, &wlen, rc, err, rc == INTERP_OK ? 0 : strlen(err)) ||
+        send_frame(out_fd, wbuf, wlen) != 0 || rc != INTERP_OK)
+        _exit(1);
+    while (read_frame(in_fd, &rbuf, &rcap, &rlen) == 0) {
+        cursor c = {rbuf, rbuf + rlen, false};
+        char fn[MAX_FN + 1];
+        uint32_t fn_len = take_u32(&c);
+        const char *fs = fn_len <= MAX_FN ? take(&c, fn_len) : NULL;
+        if (!fs)
+            _exit(2);
+        memcpy(fn, fs, fn_len);
+        fn[fn_len] = '\0';
+        uint32_t k = take_u32(&c);
+        wlen = sizeof(uint64_t);
+        if (!put(&wbuf, &wcap, &wlen, &k, sizeof k))
+            _exit(3);
+        for (uint32_t i = 0; i < k; i++) {
+            uint64_t n = take_u64(&c);
+            const char *bytes = take(&c, (size_t)n);
+            if (c.bad)
+                _exit(2);
+            interp_msg *args = NULL, *res = NULL;
+            rc = interp_msg_from_bytes(bytes, (size_t)n, 0, &args);
+            if (rc == INTERP_OK)
+                rc = bench_lua_call(L, fn, args, &res, err);
+            else
+                snprintf(err, sizeof err, "arguments: %s", interp_strerror(rc));
+            bool ok = rc == INTERP_OK
+                          ? put_item(&wbuf, &wcap, &wlen, rc, interp_msg_data(res), interp_msg_size(res))
+                          : put_item(&wbuf, &wcap, &wlen, rc, err, strlen(err));
+            interp_msg_free(args);
+            interp_msg_free(res);
+            if (!ok)
+                _exit(3);
+        }
+        if (send_frame(out_fd, wbuf, wlen) != 0)
+            _exit(4);
+    }
+    lua_close(L);
+    free(rbuf);
+    free(wbuf);
+    _exit(0);
+}
+
+/* ---- parent side ---------------------------------------------------------------------- */
+
+/* Write j as one request frame. 0 or -1. */
+static int send_job(proc_child *c, const bench_job *j)
+{
+    uint32_t fn_len = (uint32_t)strlen(j->fn), k = (uint32_t)j->n;
+    uint64_t body = sizeof fn_len + fn_len + sizeof k;
+    for (size_t i = 0; i < j->n; i++)
+        body += sizeof(uint64_t) + interp_msg_size(j->in[i]);
+    size_t len = 0;
+    if (!put(&c->wbuf, &c->wcap, &len, &body, sizeof body) ||
+        !put(&c->wbuf, &c->wcap, &len, &fn_len, sizeof fn_len) ||
+        !put(&c->wbuf, &c->wcap, &len, j->fn, fn_len) || !put(&c->wbuf, &c->wcap, &len, &k, sizeof k))
+        return -1;
+    if (j->n == 1) { /* a single task: its (possibly large) bytes go out without a copy */
+        uint64_t n = interp_msg_size(j->in[0]);
+        if (!put(&c->wbuf, &c->wcap, &len, &n, sizeof n))
+            return -1;
+        struct iovec iov[2] = {{c->wbuf, len}, {(void *)interp_msg_data(j->in[0]), (size_t)n}};
+        return writev_full(c->to_fd, iov, 2);
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        uint64_t n = interp_msg_size(j->in[i]);
+        if (!put(&c->wbuf, &c->wcap, &len, &n, sizeof n) ||
+            !put(&c->wbuf, &c->wcap, &len, interp_msg_data(j->in[i]), (size_t)n))
+            return -1;
+    }
+    return write_full(c->to_fd, c->wbuf, len);
+}
+
+static void *writer_main(void *arg)
+{
+    proc_child *c = arg;
+    proc_exec *p = c->p;
+    for (;;) {
+        interp__mutex_lock(&c->mu);
+        while (c->inflight >= WINDOW && !c->dead)
+            interp__cond_wait(&c->cv, &c->mu);
+        bool dead = c->dead;
+        interp__mutex_unlock(&c->mu);
+        if (dead)
+            break;
+        bench_job *j = bench_queue_pop(&p->q);
+        if (!j)
+            break;
+        interp__mutex_lock(&c->mu);
+        if (c->dead) { /* died meanwhile: hand the job to another child if the pool runs on */
+            interp__mutex_unlock(&c->mu);
+            if (bench_queue_push(&p->q, j) != INTERP_OK) {
+                bench_job_fail(j, INTERP_ERR_BROKEN, "worker process died");
+                bench_queue_complete(&p->q, j);
+            }
+            break;
+        }
+        j->next = NULL;
+        if (c->fl_tail)
+            c->fl_tail->next = j;
+        else
+            c->fl_head = j;
+        c->fl_tail = j;
+        c->inflight++;
+        interp__mutex_unlock(&c->mu);
+        if (send_job(c, j) != 0) {
+            kill(c->pid, SIGKILL); /* the reader sees end of file and fails the jobs in flight */
+            break;
+        }
+    }
+    close(c->to_fd); /* end of file: the child finishes what it has and exits */
+    c->to_fd = -1;
+    return NULL;
+}
+
+/* Fill j's results from a response body. false when the body is malformed. */
+static bool take_response(proc_child *c, bench_job *j, const char *body, size_t len)
+{
+    (void)c;
+    cursor cur = {body, body + len, false};
+    uint32_t k = take_u32(&cur);
+    if (cur.bad || k != j->n)
+        return false;
+    for (uint32_t i = 0; i < k; i++) {
+        int32_t status = (int32_t)take_u32(&cur);
+        uint64_t n = take_u64(&cur);
+        const char *bytes = take(&cur, (size_t)n);
+        if (cur.bad)
+            return false;
+        if (status == INTERP_OK) {
+            int rc = interp_msg_from_bytes(bytes, (size_t)n, 0, &j->out[i]);
+            if (rc != INTERP_OK)
+                bench_job_fail(j, rc, "result: malformed message");
+        } else {
+            char text[BENCH_ERRLEN];
+            snprintf(text, sizeof text, "%.*s", (int)(n < BENCH_ERRLEN ? n : BENCH_ERRLEN - 1), bytes);
+            bench_job_fail(j, status, text);
+        }
+    }
+    return true;
+}
+
+static void *reader_main(void *arg)
+{
+    proc_child *c = arg;
+    proc_exec *p = c->p;
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    while (read_frame(c->from_fd, &buf, &cap, &len) == 0) {
+        interp__mutex_lock(&c->mu);
+        bench_job *j = c->fl_head;
+        if (j) {
+            c->fl_head = j->next;
+            if (!c->fl_head)
+                c->fl_tail = NULL;
+        }
+        interp__mutex_unlock(&c->mu);
+        if (!j || !take_response(c, j, buf, len)) {
+            if (j) {
+                bench_job_fail(j, INTERP_ERR_BROKEN, "malformed response from worker process");
+                bench_queue_complete(&p->q, j);
+            }
+            kill(c->pid, SIGKILL);
+            break;
+        }
+        bench_queue_complete(&p->q, j);
+        interp__mutex_lock(&c->mu);
+        c->inflight--;
+        interp__cond_signal(&c->cv);
+        interp__mutex_unlock(&c->mu);
+    }
+    free(buf);
+    interp__mutex_lock(&c->mu);
+    c->dead = true;
+    bench_job *j = c->fl_head;
+    c->fl_head = c->fl_tail = NULL;
+    c->inflight = 0;
+    interp__cond_broadcast(&c->cv);
+    interp__mutex_unlock(&c->mu);
+    while (j) {
+        bench_job *next = j->next;
+        bench_job_fail(j, INTERP_ERR_BROKEN, "worker process died");
+        bench_queue_complete(&p->q, j);
+        j = next;
+    }
+    if (atomic_fetch_sub(&p->alive, 1) == 1)
+        bench_queue_fail_all(&p->q, INTERP_ERR_BROKEN, "every worker process died");
+    return NULL;
+}
+
+/* Stop whatever create() got to: close the queue, join, close pipes, reap children. */
+static void proc_stop(proc_exec *p, long *child_rss_kib)
+{
+    long rss = 0;
+    bench_queue_close(&p->q);
+    for (int i = 0; i < p->forked; i++) {
+        proc_child *c = &p->c[i];
+        if (c->writer_started)
+            pthread_join(c->writer, NULL);
+        else if (c->to_fd >= 0)
+            close(c->to_fd);
+        if (c->reader_started)
+            pthread_join(c->reader, NULL);
+        close(c->from_fd);
+        struct rusage ru = {0};
+        int st;
+        while (wait4(c->pid, &st, 0, &ru) < 0 && errno == EINTR) {
+        }
+        rss += ru.ru_maxrss; /* KiB on Linux */
+        free(c->wbuf);
+        interp__cond_destroy(&c->cv);
+        interp__mutex_destroy(&c->mu);
+    }
+    bench_queue_destroy(&p->q);
+    free(p->c);
+    free(p);
+    if (child_rss_kib)
+        *child_rss_kib = rss;
+}
+
+static int proc_create(void **out, int workers, const char *init, char err[BENCH_ERRLEN])
+{
+    proc_exec *p = calloc(1, sizeof *p);
+    proc_child *cs = p ? calloc((size_t)workers, sizeof *cs) : NULL;
+    if (!cs) {
+        free(p);
+        snprintf(err, BENCH_ERRLEN, "out of memory");
+        return INTERP_ERR_NOMEM;
+    }
+    p->c = cs;
+    p->workers = workers;
+    bench_queue_init(&p->q);
+    signal(SIGPIPE, SIG_IGN); /* a dead child shows as EPIPE, not as a signal */
+    fflush(NULL);             /* no buffered output duplicated into the children */
+    for (int i = 0; i < workers; i++) {
+        int req[2], res[2];
+        if (pipe2(req, O_CLOEXEC) != 0) {
+            snprintf(err, BENCH_ERRLEN, "pipe: %s", strerror(errno));
+            goto err_stop;
+        }
+        if (pipe2(res, O_CLOEXEC) != 0) {
+            snprintf(err, BENCH_ERRLEN, "pipe: %s", strerror(errno));
+            close(req[0]);
+            close(req[1]);
+            goto err_stop;
+        }
+        /* large task messages pass in fewer round trips (best effort) */
+        fcntl(req[1], F_SETPIPE_SZ, 1 << 20);
+        fcntl(res[1], F_SETPIPE_SZ, 1 << 20);
+        pid_t pid = fork();
+        if (pid < 0) {
+            snprintf(err, BENCH_ERRLEN, "fork: %s", strerror(errno));
+            close(req[0]), close(req[1]), close(res[0]), close(res[1]);
+            goto err_stop;
+        }
+        if (pid == 0) {
+            for (int k = 0; k < i; k++) { /* the parent ends of the earlier children */
+                close(cs[k].to_fd);
+                close(cs[k].from_fd);
+            }
+            close(req[1]);
+            close(res[0]);
+            child_main(req[0], res[1], init);
+        }
+        close(req[0]);
+        close(res[1]);
+        cs[i] = (proc_child){.p = p, .pid = pid, .to_fd = req[1], .from_fd = res[0]};
+        interp__mutex_init(&cs[i].mu);
+        interp__cond_init(&cs[i].cv);
+        p->forked++;
+    }
+    /* every child reports its initializer before any thread starts */
+    for (int i = 0; i < workers; i++) {
+        char *buf = NULL;
+        size_t cap = 0, len = 0;
+        bench_job hello = {.fn = "init", .n = 1};
+        interp_msg *dummy = NULL;
+        hello.out = &dummy;
+        if (read_frame(cs[i].from_fd, &buf, &cap, &len) != 0 ||
+            !take_response(&cs[i], &hello, buf, len)) {
+            snprintf(err, BENCH_ERRLEN, "worker process %d failed to start", i);
+            hello.status = INTERP_ERR_SYSTEM;
+        } else if (hello.status != INTERP_OK) {
+            snprintf(err, BENCH_ERRLEN, "%s", hello.err);
+        }
+        free(buf);
+        interp_msg_free(dummy);
+        if (hello.status != INTERP_OK) {
+            proc_stop(p, NULL);
+            return hello.status;
+        }
+    }
+    atomic_store(&p->alive, workers);
+    for (int i = 0; i < workers; i++) {
+        if (pthread_create(&cs[i].reader, NULL, reader_main, &cs[i]) != 0)
+            goto err_threads;
+        cs[i].reader_started = true;
+        if (pthread_create(&cs[i].writer, NULL, writer_main, &cs[i]) != 0)
+            goto err_threads;
+        cs[i].writer_started = true;
+    }
+    *out = p;
+    return INTERP_OK;
+
+err_threads:
+    snprintf(err, BENCH_ERRLEN, "pthread_create failed");
+    for (int i = 0; i < workers; i++) /* end of file on every request pipe: children exit */
+        if (!cs[i].writer_started && cs[i].to_fd >= 0) {
+            close(cs[i].to_fd);
+            cs[i].to_fd = -1;
+        }
+    proc_stop(p, NULL);
+    return INTERP_ERR_SYSTEM;
+err_stop:
+    for (int i = 0; i < p->forked; i++) {
+        close(cs[i].to_fd);
+        cs[i].to_fd = -1;
+    }
+    proc_stop(p, NULL);
+    return INTERP_ERR_SYSTEM;
+}
+
+static int proc_submit(void *ex, const char *fn, interp_msg *args, void **job)
+{
+    proc_exec *p = ex;
+    if (strlen(fn) > MAX_FN)
+        return INTERP_ERR_INVALID;
+    bench_job *j = bench_job_task(fn, args);
+    if (!j)
+        return INTERP_ERR_NOMEM;
+    int rc = bench_queue_push(&p->q, j);
+    if (rc != INTERP_OK) {
+        j->own_in = NULL;
+        bench_job_free(j);
+        return rc;
+    }
+    *job = j;
+    return INTERP_OK;
+}
+
+static int proc_result(void *ex, void *job, const interp_msg **out, const char **err)
+{
+    return bench_job_result(&((proc_exec *)ex)->q, job, out, err);
+}
+
+static void proc_release(void *ex, void *job)
+{
+    (void)ex;
+    bench_job_free(job);
+}
+
+static int proc_map(void *ex, const char *fn, size_t n, const interp_msg *const in[],
+                    interp_msg *out[], char err[BENCH_ERRLEN])
+{
+    proc_exec *p = ex;
+    if (strlen(fn) > MAX_FN)
+        return INTERP_ERR_INVALID;
+    return bench_queue_map(&p->q, fn, n, in, out, bench_chunksize(n, p->workers), err);
+}
+
+static void proc_destroy(void *ex, long *child_rss_kib)
+{
+    *child_rss_kib = 0;
+    if (ex)
+        proc_stop(ex, child_rss_kib);
+}
+
+const bench_exec bench_exec_process = {
+    .name = "process",
+    .create = proc_create,
+    .submit = proc_submit,
+    .result = proc_result,
+    .release = proc_release,
+    .map = proc_map,
+    .destroy = proc_destroy,
+};

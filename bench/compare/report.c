@@ -1,0 +1,293 @@
+/* report.c - bench_compare's table, CSV, chart and checks. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "report.h"
+
+#ifndef BENCH_PLOT_GP
+#define BENCH_PLOT_GP "bench/compare/plot.gp"
+#endif
+
+bench_row *report_add(bench_rows *rows)
+{
+    if (rows->n == rows->cap) {
+        size_t cap = rows->cap ? rows->cap * 2 : 32;
+        bench_row *v = realloc(rows->v, cap * sizeof *v);
+        if (!v) {
+            fprintf(stderr, "bench_compare: out of memory\n");
+            exit(2);
+        }
+        rows->v = v;
+        rows->cap = cap;
+    }
+    bench_row *r = &rows->v[rows->n++];
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+void report_free(bench_rows *rows)
+{
+    free(rows->v);
+    memset(rows, 0, sizeof *rows);
+}
+
+void report_header(const wl_params *p, bool quick, int cpus, int runs)
+{
+    printf("bench_compare (%s mode): %d online CPUs, median of %d runs (startup: of %d cycles)\n",
+           quick ? "quick" : "full", cpus, runs, quick ? 7 : 21);
+    printf("  cpu: %d tasks summing 0..%lld-1 | io: %d tasks sleeping %d ms | tiny: %d tasks x*2"
+           " | data: %d tasks of %d floats | startup: create, 1 task, destroy\n",
+           p->cpu_tasks, (long long)p->cpu_n, p->io_tasks, p->io_ms, p->tiny_tasks, p->data_tasks,
+           p->data_len);
+    printf("  speedup: sequential's wall time / this wall time; peak RSS: this process plus its"
+           " worker processes\n\n");
+    printf("%-12s %-10s %7s %7s %11s %8s %12s %13s\n", "workload", "executor", "workers", "tasks",
+           "wall ms", "speedup", "tasks/s", "peak RSS MiB");
+}
+
+void report_row(const bench_row *r)
+{
+    printf("%-12s %-10s %7d %7zu %11.2f %8.2f %12.0f %13.1f\n", r->workload, r->executor,
+           r->workers, r->tasks, r->wall * 1e3, r->speedup, r->tasks_per_s,
+           (double)r->rss_kib / 1024.0);
+    fflush(stdout);
+}
+
+static const bench_row *find(const bench_rows *rows, const char *workload, const char *exec,
+                             int workers)
+{
+    for (size_t i = 0; i < rows->n; i++) {
+        const bench_row *r = &rows->v[i];
+        if (!strcmp(r->workload, workload) && !strcmp(r->executor, exec) && r->workers == workers)
+            return r;
+    }
+    return NULL;
+}
+
+/* Print one check line; counts FAILs. */
+static void verdict(int *fails, bool have, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void verdict(int *fails, bool have, bool ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s  ", !have ? "SKIP" : ok ? "PASS" : "FAIL");
+    vprintf(fmt, ap);
+    va_end(ap);
+    if (!have)
+        printf(" (not measured in this run)");
+    printf("\n");
+    if (have && !ok)
+        (*fails)++;
+}
+
+int report_checks(const bench_rows *rows)
+{
+    int fails = 0;
+    printf("\nchecks (2 workers):\n");
+    const bench_row *g = find(rows, "cpu", "gil", 2);
+    verdict(&fails, g, g && g->speedup <= 1.1, "cpu: gil speedup %.2f <= 1.1 (the lock serialises)",
+            g ? g->speedup : NAN);
+    const char *par[] = {"process", "interp"};
+    for (int i = 0; i < 2; i++) {
+        const bench_row *r = find(rows, "cpu", par[i], 2);
+        verdict(&fails, r, r && r->speedup >= 1.8, "cpu: %s speedup %.2f >= 1.8", par[i],
+                r ? r->speedup : NAN);
+    }
+    const char *pools[] = {"gil", "process", "interp"};
+    for (int i = 0; i < 3; i++)
+        for (size_t k = 0; k < rows->n; k++) {
+            const bench_row *r = &rows->v[k];
+            if (strcmp(r->workload, "io") || strcmp(r->executor, pools[i]) || r->workers < 2)
+                continue;
+            double want = 0.8 * r->workers;
+            verdict(&fails, true, r->speedup >= want,
+                    "io: %s on %d workers overlaps the waits: speedup %.2f >= %.1f", pools[i],
+                    r->workers, r->speedup, want);
+        }
+    const bench_row *ti = find(rows, "tiny-submit", "interp", 2);
+    const bench_row *tp = find(rows, "tiny-submit", "process", 2);
+    verdict(&fails, ti && tp, ti && tp && ti->tasks_per_s >= 5 * tp->tasks_per_s,
+            "tiny (submitted one by one): interp %.0f tasks/s >= 5 x process %.0f tasks/s (%.1fx)",
+            ti ? ti->tasks_per_s : NAN, tp ? tp->tasks_per_s : NAN,
+            ti && tp ? ti->tasks_per_s / tp->tasks_per_s : NAN);
+    ti = find(rows, "tiny-map", "interp", 2);
+    tp = find(rows, "tiny-map", "process", 2);
+    if (ti && tp)
+        printf("INFO  tiny (map, both chunked): interp %.0f tasks/s, process %.0f tasks/s (%.1fx)\n",
+               ti->tasks_per_s, tp->tasks_per_s, ti->tasks_per_s / tp->tasks_per_s);
+    const bench_row *si = find(rows, "startup", "interp", 2);
+    const bench_row *sp = find(rows, "startup", "process", 2);
+    verdict(&fails, si && sp, si && sp && sp->wall >= 10 * si->wall,
+            "startup: interp %.3f ms at least 10x faster than process %.3f ms (%.1fx)",
+            si ? si->wall * 1e3 : NAN, sp ? sp->wall * 1e3 : NAN,
+            si && sp ? sp->wall / si->wall : NAN);
+    const bench_row *di = find(rows, "data", "interp", 2);
+    const bench_row *dp = find(rows, "data", "process", 2);
+    verdict(&fails, di && dp, di && dp && di->wall <= 1.5 * dp->wall,
+            "data: interp %.1f ms within 1.5x of process %.1f ms or better (%.2fx)",
+            di ? di->wall * 1e3 : NAN, dp ? dp->wall * 1e3 : NAN,
+            di && dp ? di->wall / dp->wall : NAN);
+    printf("%d check(s) failed\n", fails);
+    return fails;
+}
+
+/* mkdir -p of the folder holding path (best effort). */
+static void make_parent(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *p = dir + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(dir, 0777);
+            *p = '/';
+        }
+}
+
+static const char csv_header[] =
+    "impl,executor,workload,workers,tasks,runs,wall_s,speedup,tasks_per_s,peak_rss_kib\n";
+
+int report_csv(const bench_rows *rows, const char *path)
+{
+    make_parent(path);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "bench_compare: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fputs(csv_header, f);
+    for (size_t i = 0; i < rows->n; i++) {
+        const bench_row *r = &rows->v[i];
+        fprintf(f, "%s,%s,%s,%d,%zu,%d,%.6f,%.3f,%.1f,%ld\n", r->impl, r->executor, r->workload,
+                r->workers, r->tasks, r->runs, r->wall, r->speedup, r->tasks_per_s, r->rss_kib);
+    }
+    if (fclose(f) != 0) {
+        fprintf(stderr, "bench_compare: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the chart -------------------------------------------------------------------------- */
+
+enum { MAX_SERIES = 8, MAX_WL = 16 };
+
+typedef struct chart {
+    const char *series[MAX_SERIES];
+    int n_series;
+    char workloads[MAX_WL][32];
+    int n_wl;
+    double v[MAX_WL][MAX_SERIES];
+} chart;
+
+static int chart_index(const char **names, int *n, int max, const char *name)
+{
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(names[i], name))
+            return i;
+    return *n < max ? (names[*n] = name, (*n)++) : -1;
+}
+
+static void chart_put(chart *c, const char *workload, const char *series, double speedup)
+{
+    int w = -1;
+    for (int i = 0; i < c->n_wl; i++)
+        if (!strcmp(c->workloads[i], workload))
+            w = i;
+    if (w < 0 && c->n_wl < MAX_WL) {
+        w = c->n_wl++;
+        snprintf(c->workloads[w], sizeof c->workloads[w], "%s", workload);
+        for (int s = 0; s < MAX_SERIES; s++)
+            c->v[w][s] = NAN;
+    }
+    int s = chart_index(c->series, &c->n_series, MAX_SERIES, series);
+    if (w >= 0 && s >= 0)
+        c->v[w][s] = speedup;
+}
+
+/* The Python CSV's rows at `workers` workers, as series "py-<executor>". */
+static void chart_python(chart *c, const char *path, int workers)
+{
+    static char names[MAX_SERIES][40];
+    FILE *f = fopen(path, "r");
+    char line[512];
+    int used = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        char impl[32], exec[32], wl[32];
+        int w;
+        double speedup;
+        if (sscanf(line, "%31[^,],%31[^,],%31[^,],%d,%*[^,],%*[^,],%*[^,],%lf", impl, exec, wl, &w,
+                   &speedup) != 5 ||
+            w != workers || !strcmp(exec, "sequential"))
+            continue;
+        char name[40];
+        snprintf(name, sizeof name, "py-%s", exec);
+        int k = 0;
+        while (k < used && strcmp(names[k], name))
+            k++;
+        if (k == used) {
+            if (used == MAX_SERIES)
+                continue;
+            snprintf(names[used++], sizeof names[0], "%s", name);
+        }
+        chart_put(c, wl, names[k], speedup);
+    }
+    if (f)
+        fclose(f);
+}
+
+void report_plot(const bench_rows *rows, const char *csv, const char *python_csv, int workers)
+{
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        printf("chart: skipped (gnuplot is not installed; Debian: apt install gnuplot-nox)\n");
+        return;
+    }
+    chart c = {0};
+    for (size_t i = 0; i < rows->n; i++) {
+        const bench_row *r = &rows->v[i];
+        if (r->workers == workers && strcmp(r->executor, "sequential"))
+            chart_put(&c, r->workload, r->executor, r->speedup);
+    }
+    const char *py = python_csv ? python_csv : "build/compare_python.csv";
+    chart_python(&c, py, workers);
+
+    char base[4096], dat[4200], png[4200], cmd[9000];
+    snprintf(base, sizeof base, "%s", csv);
+    char *dot = strrchr(base, '.'), *slash = strrchr(base, '/');
+    if (dot && (!slash || dot > slash))
+        *dot = '\0';
+    snprintf(dat, sizeof dat, "%s_chart.dat", base);
+    snprintf(png, sizeof png, "%s.png", base);
+    FILE *f = fopen(dat, "w");
+    if (!f) {
+        fprintf(stderr, "bench_compare: cannot write %s: %s\n", dat, strerror(errno));
+        return;
+    }
+    fprintf(f, "workload");
+    for (int s = 0; s < c.n_series; s++)
+        fprintf(f, " %s", c.series[s]);
+    fprintf(f, "\n");
+    for (int w = 0; w < c.n_wl; w++) {
+        fprintf(f, "%s", c.workloads[w]);
+        for (int s = 0; s < c.n_series; s++)
+            if (isnan(c.v[w][s]))
+                fprintf(f, " ?");
+            else
+                fprintf(f, " %.3f", c.v[w][s]);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "gnuplot -e \"datafile='%s'; outfile='%s'; nworkers=%d; nseries=%d\" '%s'", dat, png,
+             workers, c.n_series, BENCH_PLOT_GP);
+    if (system(cmd) == 0)
+        printf("chart: %s\n", png);
+    else
+        fprintf(stderr, "bench_compare: gnuplot failed (%s)\n", cmd);
+}
