@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <lua.h>
 
@@ -82,8 +83,9 @@ typedef struct bench_job {
     interp_msg **out;
     interp_msg *own_in, *own_out; /* a submitted task's argument and result */
     int status;                   /* first failure among the items, INTERP_OK otherwise */
-    char err[BENCH_ERRLEN];
+    char *err;                    /* its text (malloc'd; NULL when none or out of memory) */
     bool done;
+    uint64_t seq;                 /* the process pool's send order on one child */
     struct bench_job *next;
 } bench_job;
 
@@ -115,7 +117,7 @@ void bench_queue_wait(bench_queue *q, bench_job *j);
 bench_job *bench_job_task(const char *fn, interp_msg *args);
 /* Record the first failure of a job. */
 void bench_job_fail(bench_job *j, int status, const char *why);
-/* Free a job (and, for a task job, its argument and result). */
+/* Free a job (its error text and, for a task job, its argument and result). */
 void bench_job_free(bench_job *j);
 /* map over a queue: split into chunks of `chunk` items, push, wait for all in order. */
 int bench_queue_map(bench_queue *q, const char *fn, size_t n, const interp_msg *const in[],

@@ -48,9 +48,11 @@ typedef struct proc_child {
     pthread_t writer, reader;
     bool writer_started, reader_started;
     pthread_mutex_t mu;
-    pthread_cond_t cv;          /* the window has room, or the child died */
+    pthread_cond_t cv;          /* the window has room, a job was sent, or the child died */
     bench_job *fl_head, *fl_tail; /* in flight, oldest first (linked through next) */
     int inflight;
+    uint64_t queued_seq;        /* jobs handed to this child so far */
+    uint64_t sent_seq;          /* jobs whose bytes the writer has finished with */
     bool dead;
     char *wbuf;
     size_t wcap;
@@ -317,15 +319,36 @@ static void *writer_main(void *arg)
             c->fl_head = j;
         c->fl_tail = j;
         c->inflight++;
+        j->seq = ++c->queued_seq;
         interp__mutex_unlock(&c->mu);
-        if (send_job(c, j) != 0) {
+        int rc = send_job(c, j);
+        interp__mutex_lock(&c->mu);
+        c->sent_seq = j->seq;
+        interp__cond_broadcast(&c->cv);
+        interp__mutex_unlock(&c->mu);
+        if (rc != 0) {
             kill(c->pid, SIGKILL); /* the reader sees end of file and fails the jobs in flight */
             break;
         }
     }
     close(c->to_fd); /* end of file: the child finishes what it has and exits */
     c->to_fd = -1;
+    interp__mutex_lock(&c->mu);
+    c->sent_seq = UINT64_MAX; /* the writer touches no job any more */
+    interp__cond_broadcast(&c->cv);
+    interp__mutex_unlock(&c->mu);
     return NULL;
+}
+
+/* Complete j once the writer is done with its bytes: a fast child can answer before writev
+ * has returned, and the host may free j's argument as soon as j is complete. */
+static void complete_sent(proc_child *c, bench_job *j)
+{
+    interp__mutex_lock(&c->mu);
+    while (c->sent_seq < j->seq)
+        interp__cond_wait(&c->cv, &c->mu);
+    interp__mutex_unlock(&c->mu);
+    bench_queue_complete(&c->p->q, j);
 }
 
 /* Fill j's results from a response body. false when the body is malformed. */
@@ -373,12 +396,12 @@ static void *reader_main(void *arg)
         if (!j || !take_response(c, j, buf, len)) {
             if (j) {
                 bench_job_fail(j, INTERP_ERR_BROKEN, "malformed response from worker process");
-                bench_queue_complete(&p->q, j);
+                complete_sent(c, j);
             }
             kill(c->pid, SIGKILL);
             break;
         }
-        bench_queue_complete(&p->q, j);
+        complete_sent(c, j);
         interp__mutex_lock(&c->mu);
         c->inflight--;
         interp__cond_signal(&c->cv);
@@ -395,7 +418,7 @@ static void *reader_main(void *arg)
     while (j) {
         bench_job *next = j->next;
         bench_job_fail(j, INTERP_ERR_BROKEN, "worker process died");
-        bench_queue_complete(&p->q, j);
+        complete_sent(c, j);
         j = next;
     }
     if (atomic_fetch_sub(&p->alive, 1) == 1)
@@ -496,8 +519,9 @@ static int proc_create(void **out, int workers, const char *init, char err[BENCH
             snprintf(err, BENCH_ERRLEN, "worker process %d failed to start", i);
             hello.status = INTERP_ERR_SYSTEM;
         } else if (hello.status != INTERP_OK) {
-            snprintf(err, BENCH_ERRLEN, "%s", hello.err);
+            snprintf(err, BENCH_ERRLEN, "%s", hello.err ? hello.err : interp_strerror(hello.status));
         }
+        free(hello.err);
         free(buf);
         interp_msg_free(dummy);
         if (hello.status != INTERP_OK) {

@@ -34,7 +34,10 @@ static int seq_submit(void *ex, const char *fn, interp_msg *args, void **job)
     bench_job *j = bench_job_task(fn, args);
     if (!j)
         return INTERP_ERR_NOMEM;
-    j->status = bench_lua_call(s->L, fn, args, &j->own_out, j->err);
+    char e[BENCH_ERRLEN];
+    int rc = bench_lua_call(s->L, fn, args, &j->own_out, e);
+    if (rc != INTERP_OK)
+        bench_job_fail(j, rc, e);
     j->done = true;
     *job = j;
     return INTERP_OK;

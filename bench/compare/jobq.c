@@ -114,7 +114,7 @@ void bench_job_fail(bench_job *j, int status, const char *why)
     if (j->status != INTERP_OK)
         return;
     j->status = status;
-    snprintf(j->err, sizeof j->err, "%s", why);
+    j->err = strdup(why);
 }
 
 void bench_job_free(bench_job *j)
@@ -123,6 +123,7 @@ void bench_job_free(bench_job *j)
         return;
     interp_msg_free(j->own_in);
     interp_msg_free(j->own_out);
+    free(j->err);
     free(j);
 }
 
@@ -161,8 +162,10 @@ int bench_queue_map(bench_queue *q, const char *fn, size_t n, const interp_msg *
         bench_queue_wait(q, &jobs[i]);
         if (jobs[i].status != INTERP_OK && rc == INTERP_OK) {
             rc = jobs[i].status;
-            snprintf(err, BENCH_ERRLEN, "map item %zu..: %.440s", i * chunk, jobs[i].err);
+            snprintf(err, BENCH_ERRLEN, "map item %zu..: %.440s", i * chunk,
+                     jobs[i].err ? jobs[i].err : interp_strerror(rc));
         }
+        free(jobs[i].err);
     }
     free(jobs);
     return rc;
@@ -173,6 +176,6 @@ int bench_job_result(bench_queue *q, bench_job *j, const interp_msg **out, const
     if (q)
         bench_queue_wait(q, j);
     *out = j->own_out;
-    *err = j->status == INTERP_OK ? NULL : j->err;
+    *err = j->status == INTERP_OK ? NULL : j->err ? j->err : interp_strerror(j->status);
     return j->status;
 }

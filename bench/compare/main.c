@@ -110,6 +110,10 @@ static void measure(const config *c, const bench_exec *e, const workload *w, int
         void *ex = NULL;
         if (e->create(&ex, workers, bench_init_source, err) != INTERP_OK)
             run_failed(e, w, workers, err);
+        if (w->warmup && w->run(e, ex, &c->p, &t[0], &r->tasks, err) != INTERP_OK) {
+            e->destroy(ex, &child);
+            run_failed(e, w, workers, err);
+        }
         for (int i = 0; i < runs; i++)
             if (w->run(e, ex, &c->p, &t[i], &r->tasks, err) != INTERP_OK) {
                 e->destroy(ex, &child);

@@ -69,70 +69,80 @@ static const bench_row *find(const bench_rows *rows, const char *workload, const
     return NULL;
 }
 
-/* Print one check line; counts FAILs. */
-static void verdict(int *fails, bool have, bool ok, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void verdict(int *fails, bool have, bool ok, const char *fmt, ...)
+/* Print one check line (PASS / FAIL, or SKIP when a row is missing); counts FAILs. */
+static void verdict(int *fails, bool have, bool ok, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void verdict(int *fails, bool have, bool ok, const char *name, const char *fmt, ...)
 {
+    if (!have) {
+        printf("SKIP  %s (not measured in this run)\n", name);
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
-    printf("%s  ", !have ? "SKIP" : ok ? "PASS" : "FAIL");
+    printf("%s  %s: ", ok ? "PASS" : "FAIL", name);
     vprintf(fmt, ap);
     va_end(ap);
-    if (!have)
-        printf(" (not measured in this run)");
     printf("\n");
-    if (have && !ok)
+    if (!ok)
         (*fails)++;
 }
 
 int report_checks(const bench_rows *rows)
 {
     int fails = 0;
+    char name[128];
     printf("\nchecks (2 workers):\n");
     const bench_row *g = find(rows, "cpu", "gil", 2);
-    verdict(&fails, g, g && g->speedup <= 1.1, "cpu: gil speedup %.2f <= 1.1 (the lock serialises)",
-            g ? g->speedup : NAN);
+    verdict(&fails, g, g && g->speedup <= 1.1, "cpu, gil serialises",
+            "speedup %.2f <= 1.1", g ? g->speedup : 0);
     const char *par[] = {"process", "interp"};
     for (int i = 0; i < 2; i++) {
         const bench_row *r = find(rows, "cpu", par[i], 2);
-        verdict(&fails, r, r && r->speedup >= 1.8, "cpu: %s speedup %.2f >= 1.8", par[i],
-                r ? r->speedup : NAN);
+        snprintf(name, sizeof name, "cpu, %s runs in parallel", par[i]);
+        verdict(&fails, r, r && r->speedup >= 1.8, name, "speedup %.2f >= 1.8",
+                r ? r->speedup : 0);
     }
     const char *pools[] = {"gil", "process", "interp"};
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
+        bool any = false;
         for (size_t k = 0; k < rows->n; k++) {
             const bench_row *r = &rows->v[k];
             if (strcmp(r->workload, "io") || strcmp(r->executor, pools[i]) || r->workers < 2)
                 continue;
             double want = 0.8 * r->workers;
-            verdict(&fails, true, r->speedup >= want,
-                    "io: %s on %d workers overlaps the waits: speedup %.2f >= %.1f", pools[i],
-                    r->workers, r->speedup, want);
+            snprintf(name, sizeof name, "io, %s on %d workers overlaps the waits", pools[i],
+                     r->workers);
+            verdict(&fails, true, r->speedup >= want, name, "speedup %.2f >= %.1f", r->speedup,
+                    want);
+            any = true;
         }
+        if (!any) {
+            snprintf(name, sizeof name, "io, %s overlaps the waits", pools[i]);
+            verdict(&fails, false, false, name, "%s", "");
+        }
+    }
     const bench_row *ti = find(rows, "tiny-submit", "interp", 2);
     const bench_row *tp = find(rows, "tiny-submit", "process", 2);
     verdict(&fails, ti && tp, ti && tp && ti->tasks_per_s >= 5 * tp->tasks_per_s,
-            "tiny (submitted one by one): interp %.0f tasks/s >= 5 x process %.0f tasks/s (%.1fx)",
-            ti ? ti->tasks_per_s : NAN, tp ? tp->tasks_per_s : NAN,
-            ti && tp ? ti->tasks_per_s / tp->tasks_per_s : NAN);
+            "tiny (one by one), interp >= 5x process tasks/s", "%.0f vs %.0f tasks/s (%.1fx)",
+            ti ? ti->tasks_per_s : 0, tp ? tp->tasks_per_s : 0,
+            ti && tp ? ti->tasks_per_s / tp->tasks_per_s : 0);
     ti = find(rows, "tiny-map", "interp", 2);
     tp = find(rows, "tiny-map", "process", 2);
     if (ti && tp)
-        printf("INFO  tiny (map, both chunked): interp %.0f tasks/s, process %.0f tasks/s (%.1fx)\n",
+        printf("INFO  tiny (map, both chunked), interp vs process: %.0f vs %.0f tasks/s (%.1fx)\n",
                ti->tasks_per_s, tp->tasks_per_s, ti->tasks_per_s / tp->tasks_per_s);
     const bench_row *si = find(rows, "startup", "interp", 2);
     const bench_row *sp = find(rows, "startup", "process", 2);
     verdict(&fails, si && sp, si && sp && sp->wall >= 10 * si->wall,
-            "startup: interp %.3f ms at least 10x faster than process %.3f ms (%.1fx)",
-            si ? si->wall * 1e3 : NAN, sp ? sp->wall * 1e3 : NAN,
-            si && sp ? sp->wall / si->wall : NAN);
+            "startup, interp >= 10x faster than process", "%.3f vs %.3f ms (%.1fx)",
+            si ? si->wall * 1e3 : 0, sp ? sp->wall * 1e3 : 0, si && sp ? sp->wall / si->wall : 0);
     const bench_row *di = find(rows, "data", "interp", 2);
     const bench_row *dp = find(rows, "data", "process", 2);
     verdict(&fails, di && dp, di && dp && di->wall <= 1.5 * dp->wall,
-            "data: interp %.1f ms within 1.5x of process %.1f ms or better (%.2fx)",
-            di ? di->wall * 1e3 : NAN, dp ? dp->wall * 1e3 : NAN,
-            di && dp ? di->wall / dp->wall : NAN);
+            "data, interp within 1.5x of process or better", "%.1f vs %.1f ms (%.2fx)",
+            di ? di->wall * 1e3 : 0, dp ? dp->wall * 1e3 : 0, di && dp ? di->wall / dp->wall : 0);
     printf("%d check(s) failed\n", fails);
     return fails;
 }

@@ -2,6 +2,7 @@
 #ifndef BENCH_WORKLOADS_H
 #define BENCH_WORKLOADS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,7 @@ typedef struct workload {
     const char *name;
     const char *what;
     wl_run_fn run;  /* NULL for startup, which times create + one task + destroy itself */
+    bool warmup;    /* one untimed run first (cheap workloads: page faults, allocator growth) */
 } workload;
 
 extern const workload bench_workloads[];
