@@ -245,5 +245,6 @@ int main(int argc, char **argv)
         printf("\nCSV: %s\n", c.csv);
     report_plot(&rows, c.csv, c.python_csv, wl_list[n_w - 1]);
     report_free(&rows);
+    bench_workloads_done();
     return failed && c.strict ? 3 : 0;
 }

@@ -5,6 +5,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <lauxlib.h>
+
+#include "interp_msg_lua.h"
 #include "workloads.h"
 
 const char bench_init_source[] =
@@ -21,52 +24,95 @@ double bench_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The single value of a result message. */
-static bool single(const interp_msg *m, interp_msg_value *v)
+/* ---- the host's own lua_State: builds argument messages and reads results with the same
+ * codec the executors use (interp_msg_from_lua / interp_msg_to_lua) ---------------------- */
+
+static lua_State *host;
+
+static lua_State *host_state(void)
 {
-    if (!m || interp_msg_count(m) != 1)
-        return false;
-    interp_msg_iter it = interp_msg_iter_init(m);
-    return interp_msg_next(&it, v);
+    if (!host && !(host = luaL_newstate())) {
+        fprintf(stderr, "bench_compare: out of memory\n");
+        exit(2);
+    }
+    return host;
 }
 
-static bool is_int(const interp_msg *m, int64_t want)
+void bench_workloads_done(void)
 {
-    interp_msg_value v;
-    return single(m, &v) && v.type == INTERP_MSG_INT && v.as.i == want;
+    if (host)
+        lua_close(host);
+    host = NULL;
 }
 
-static bool is_float(const interp_msg *m, double want)
+/* A message holding the integer v, or NULL when out of memory. */
+static interp_msg *msg_int(int64_t v)
 {
-    interp_msg_value v;
-    return single(m, &v) && v.type == INTERP_MSG_FLOAT && v.as.d == want;
+    lua_State *L = host_state();
+    interp_msg *m = NULL;
+    lua_pushinteger(L, (lua_Integer)v);
+    if (interp_msg_from_lua(L, -1, 1, NULL, &m, NULL) != INTERP_OK)
+        m = NULL;
+    lua_pop(L, 1);
+    return m;
 }
 
-/* What a result must be: an integer (want_int) or a float (want_float). */
+/* A message holding one table of n floats k/4 + 1/2 (exact in binary, and so is their sum,
+ * so the check can be exact); *sum receives their sum. */
+static int msg_floats(int n, interp_msg **out, double *sum)
+{
+    lua_State *L = host_state();
+    *sum = 0.0;
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        double v = (double)(i % 1024) * 0.25 + 0.5;
+        *sum += v;
+        lua_pushnumber(L, v);
+        lua_rawseti(L, -2, i + 1);
+    }
+    int rc = interp_msg_from_lua(L, -1, 1, NULL, out, NULL);
+    lua_pop(L, 1);
+    return rc;
+}
+
+/* What a result must be: one integer, or one float. */
 typedef struct expect {
     bool is_float;
     int64_t i;
     double d;
 } expect;
 
-static bool check(const interp_msg *m, const expect *x)
+/* Decode m into the host state and compare; on a mismatch describe it in err. */
+static bool check_result(const interp_msg *m, const expect *x, const char *fn, size_t index,
+                         char err[BENCH_ERRLEN])
 {
-    return x->is_float ? is_float(m, x->d) : is_int(m, x->i);
-}
-
-static void describe(char err[BENCH_ERRLEN], const char *fn, size_t i, const interp_msg *m,
-                     const expect *x)
-{
-    char *text = NULL;
-    if (!m || interp_msg_to_text(m, &text) != INTERP_OK)
-        text = NULL;
-    if (x->is_float)
-        snprintf(err, BENCH_ERRLEN, "%s task %zu: wrong result %s (want %.17g)", fn, i,
-                 text ? text : "(none)", x->d);
-    else
-        snprintf(err, BENCH_ERRLEN, "%s task %zu: wrong result %s (want %lld)", fn, i,
-                 text ? text : "(none)", (long long)x->i);
-    free(text);
+    lua_State *L = host_state();
+    int top = lua_gettop(L);
+    bool ok = false;
+    char got[200] = "(no result)";
+    if (m && interp_msg_to_lua(L, m, NULL, NULL) == INTERP_OK) {
+        int n = lua_gettop(L) - top;
+        if (n == 1 && x->is_float)
+            ok = lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1) &&
+                 lua_tonumber(L, -1) == x->d;
+        else if (n == 1)
+            ok = lua_isinteger(L, -1) && lua_tointeger(L, -1) == x->i;
+        if (!ok && n >= 1) {
+            const char *t = luaL_tolstring(L, top + 1, NULL);
+            snprintf(got, sizeof got, "%s (%s%s)", t, luaL_typename(L, top + 1),
+                     n > 1 ? ", and more values" : "");
+        }
+    }
+    lua_settop(L, top);
+    if (!ok) {
+        if (x->is_float)
+            snprintf(err, BENCH_ERRLEN, "%s task %zu: wrong result %s, want %.17g", fn, index,
+                     got, x->d);
+        else
+            snprintf(err, BENCH_ERRLEN, "%s task %zu: wrong result %s, want %lld", fn, index,
+                     got, (long long)x->i);
+    }
+    return ok;
 }
 
 /* Submit n tasks one by one (args[i] handed over), then collect them in order; the clock
@@ -101,10 +147,8 @@ static int run_submit(const bench_exec *e, void *ex, const char *fn, size_t n, i
     }
     *secs = bench_now() - t0;
     for (size_t i = 0; i < submitted && rc == INTERP_OK; i++)
-        if (!check(res[i], &want[i])) {
-            describe(err, fn, i, res[i], &want[i]);
+        if (!check_result(res[i], &want[i], fn, i, err))
             rc = INTERP_ERR_INVALID;
-        }
     for (size_t i = 0; i < submitted; i++)
         e->release(ex, jobs[i]);
 out:
@@ -119,7 +163,7 @@ static interp_msg **int_args(size_t n, int64_t (*value)(size_t i, const void *ud
 {
     interp_msg **a = calloc(n ? n : 1, sizeof *a);
     for (size_t i = 0; a && i < n; i++)
-        if (!(a[i] = interp_msg_int(value(i, ud)))) {
+        if (!(a[i] = msg_int(value(i, ud)))) {
             for (size_t k = 0; k < i; k++)
                 interp_msg_free(a[k]);
             free(a);
@@ -198,11 +242,8 @@ static int wl_tiny_map(const bench_exec *e, void *ex, const wl_params *p, double
         rc = e->map(ex, "tiny_task", n, (const interp_msg *const *)in, out, err);
         *secs = bench_now() - t0;
         for (size_t i = 0; i < n && rc == INTERP_OK; i++)
-            if (!is_int(out[i], 2 * (int64_t)i)) {
-                expect x = {.i = 2 * (int64_t)i};
-                describe(err, "tiny_task (map)", i, out[i], &x);
+            if (!check_result(out[i], &(expect){.i = 2 * (int64_t)i}, "tiny_task (map)", i, err))
                 rc = INTERP_ERR_INVALID;
-            }
     }
     for (size_t i = 0; in && i < n; i++)
         interp_msg_free(in[i]);
@@ -217,20 +258,9 @@ static int wl_data(const bench_exec *e, void *ex, const wl_params *p, double *se
                    size_t *tasks, char err[BENCH_ERRLEN])
 {
     size_t n = *tasks = (size_t)p->data_tasks;
-    /* values k/4 + 1/2 are exact in binary and so is their sum: the check can be exact */
-    interp_msg_builder *b = interp_msg_builder_new();
-    double sum = 0.0;
-    int rc = b ? interp_msg_add_array(b, (uint32_t)p->data_len) : INTERP_ERR_NOMEM;
-    for (int i = 0; i < p->data_len && rc == INTERP_OK; i++) {
-        double v = (double)(i % 1024) * 0.25 + 0.5;
-        sum += v;
-        rc = interp_msg_add_double(b, v);
-    }
+    double sum;
     interp_msg *table = NULL;
-    if (rc == INTERP_OK)
-        rc = interp_msg_builder_finish(b, &table);
-    else
-        interp_msg_builder_free(b);
+    int rc = msg_floats(p->data_len, &table, &sum);
     interp_msg **args = rc == INTERP_OK ? calloc(n ? n : 1, sizeof *args) : NULL;
     expect *want = args ? calloc(n ? n : 1, sizeof *want) : NULL;
     for (size_t i = 0; want && i < n; i++) {
@@ -258,7 +288,7 @@ int bench_startup_once(const bench_exec *e, int workers, double *secs, long *chi
 {
     void *ex = NULL, *job = NULL;
     *child_rss_kib = 0;
-    interp_msg *arg = interp_msg_int(42);
+    interp_msg *arg = msg_int(42);
     if (!arg) {
         snprintf(err, BENCH_ERRLEN, "out of memory");
         return INTERP_ERR_NOMEM;
@@ -279,9 +309,7 @@ int bench_startup_once(const bench_exec *e, int workers, double *secs, long *chi
         rc = e->result(ex, job, &res, &why);
         if (rc != INTERP_OK) {
             snprintf(err, BENCH_ERRLEN, "startup task failed: %s", why ? why : "?");
-        } else if (!is_int(res, 42)) {
-            expect x = {.i = 42};
-            describe(err, "startup_task", 0, res, &x);
+        } else if (!check_result(res, &(expect){.i = 42}, "startup_task", 0, err)) {
             rc = INTERP_ERR_INVALID;
         }
         e->release(ex, job);

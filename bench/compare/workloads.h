@@ -43,6 +43,9 @@ extern const char bench_init_source[];
 int bench_startup_once(const bench_exec *e, int workers, double *secs, long *child_rss_kib,
                        char err[BENCH_ERRLEN]);
 
+/* Close the host state the workloads use to build inputs and read results. */
+void bench_workloads_done(void);
+
 /* Seconds on the monotonic clock. */
 double bench_now(void);
 
