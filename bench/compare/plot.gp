@@ -4,7 +4,7 @@
 # datafile: a header line "workload <series>...", then one line per workload; "?" = not measured.
 set terminal pngcairo size 1100,600 noenhanced font ",10"
 set output outfile
-set title sprintf("Speedup over one sequential lua_State, %d workers (higher is better)", nworkers)
+set title sprintf("Speedup over sequential, %d workers (higher is better; log scale)\nC executors: over one lua_State on the calling thread; py-*: over a plain Python loop", nworkers)
 set datafile missing "?"
 set style data histograms
 set style histogram clustered gap 1
@@ -12,7 +12,8 @@ set style fill solid 0.85 border -1
 set boxwidth 0.9
 set key outside right top
 set ylabel "speedup (x)"
-set yrange [0:*]
+set logscale y
+set yrange [0.001:*]
 set grid ytics
 set xtics nomirror
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dashtype 2 lc rgb "#555555"

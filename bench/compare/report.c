@@ -174,7 +174,7 @@ int report_csv(const bench_rows *rows, const char *path)
     fputs(csv_header, f);
     for (size_t i = 0; i < rows->n; i++) {
         const bench_row *r = &rows->v[i];
-        fprintf(f, "%s,%s,%s,%d,%zu,%d,%.6f,%.3f,%.1f,%ld\n", r->impl, r->executor, r->workload,
+        fprintf(f, "%s,%s,%s,%d,%zu,%d,%.6f,%.6g,%.1f,%ld\n", r->impl, r->executor, r->workload,
                 r->workers, r->tasks, r->runs, r->wall, r->speedup, r->tasks_per_s, r->rss_kib);
     }
     if (fclose(f) != 0) {
@@ -289,7 +289,7 @@ void report_plot(const bench_rows *rows, const char *csv, const char *python_csv
             if (isnan(c.v[w][s]))
                 fprintf(f, " ?");
             else
-                fprintf(f, " %.3f", c.v[w][s]);
+                fprintf(f, " %.6g", c.v[w][s]);
         fprintf(f, "\n");
     }
     fclose(f);

@@ -257,7 +257,7 @@ def main():
         f.write(CSV_HEADER + "\n")
         for r in rows:
             f.write(f"{r['impl']},{r['executor']},{r['workload']},{r['workers']},{r['tasks']},"
-                    f"{r['runs']},{r['wall_s']:.6f},{r['speedup']:.3f},{r['tasks_per_s']:.1f},"
+                    f"{r['runs']},{r['wall_s']:.6f},{r['speedup']:.6g},{r['tasks_per_s']:.1f},"
                     f"{r['peak_rss_kib']}\n")
     print(f"\nCSV: {a.csv}")
     return 0
