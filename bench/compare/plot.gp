@@ -13,7 +13,7 @@ set boxwidth 0.9
 set key outside right top
 set ylabel "speedup (x)"
 set logscale y
-set yrange [0.001:*]
+set yrange [*:*]
 set grid ytics
 set xtics nomirror
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dashtype 2 lc rgb "#555555"
