@@ -19,3 +19,12 @@ target_compile_definitions(bench_compare PRIVATE
   BENCH_PLOT_GP="${BENCH_COMPARE_DIR}/plot.gp"
   $<$<BOOL:${BENCH_HAVE_POOL}>:BENCH_HAVE_POOL>)
 target_link_libraries(bench_compare PRIVATE interp_pool m)
+
+# A smoke run in ctest (Release stage): every executor runs the short workloads and every
+# result is checked (a wrong result exits non-zero; timings are printed, never asserted).
+if(INTERP_BUILD_TESTS)
+  add_test(NAME bench_compare_smoke
+    COMMAND bench_compare --quick --runs 1 --only io,tiny-map,startup
+            --csv ${CMAKE_CURRENT_BINARY_DIR}/compare_smoke.csv)
+  set_tests_properties(bench_compare_smoke PROPERTIES TIMEOUT 120)
+endif()
