@@ -6,7 +6,7 @@ set(BENCH_COMPARE_DIR ${CMAKE_CURRENT_SOURCE_DIR}/compare)
 set(BENCH_COMPARE_SOURCES
   ${BENCH_COMPARE_DIR}/main.c ${BENCH_COMPARE_DIR}/report.c ${BENCH_COMPARE_DIR}/workloads.c
   ${BENCH_COMPARE_DIR}/luahost.c ${BENCH_COMPARE_DIR}/jobq.c ${BENCH_COMPARE_DIR}/exec_seq.c
-  ${BENCH_COMPARE_DIR}/exec_gil.c ${BENCH_COMPARE_DIR}/exec_proc.c)
+  ${BENCH_COMPARE_DIR}/exec_gil.c ${BENCH_COMPARE_DIR}/exec_proc.c ${BENCH_COMPARE_DIR}/proc_wire.c)
 set(BENCH_HAVE_POOL OFF)
 if(EXISTS ${PROJECT_SOURCE_DIR}/core/pool.c)
   set(BENCH_HAVE_POOL ON)

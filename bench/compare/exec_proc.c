@@ -31,13 +31,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <lauxlib.h>
-
 #include "bench.h"
+#include "proc_wire.h"
 #include "sync.h"
 
-enum { WINDOW = 2, MAX_FN = 255 };
-#define MAX_FRAME ((uint64_t)1 << 31)
+enum { WINDOW = 2 }; /* jobs in flight per child */
 
 typedef struct proc_exec proc_exec;
 
@@ -65,199 +63,6 @@ struct proc_exec {
     proc_child *c;
 };
 
-/* ---- byte plumbing -------------------------------------------------------------------- */
-
-/* 0: done; 1: end of file before the first byte; -1: error or end of file midway. */
-static int read_full(int fd, void *buf, size_t n)
-{
-    char *p = buf;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, p + got, n - got);
-        if (r > 0)
-            got += (size_t)r;
-        else if (r == 0)
-            return got == 0 ? 1 : -1;
-        else if (errno != EINTR)
-            return -1;
-    }
-    return 0;
-}
-
-static int writev_full(int fd, struct iovec *iov, int cnt)
-{
-    while (cnt > 0) {
-        ssize_t w = writev(fd, iov, cnt);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        size_t left = (size_t)w;
-        while (cnt > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
-    }
-    return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t n)
-{
-    struct iovec iov = {(void *)buf, n};
-    return writev_full(fd, &iov, 1);
-}
-
-static bool grow(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return true;
-    size_t c = *cap ? *cap : 4096;
-    while (c < need)
-        c *= 2;
-    char *nb = realloc(*buf, c);
-    if (!nb)
-        return false;
-    *buf = nb;
-    *cap = c;
-    return true;
-}
-
-/* Read one frame's body into *buf. 0, 1 (clean end of file) or -1. */
-static int read_frame(int fd, char **buf, size_t *cap, size_t *len)
-{
-    uint64_t n;
-    int r = read_full(fd, &n, sizeof n);
-    if (r != 0)
-        return r;
-    if (n > MAX_FRAME || !grow(buf, cap, (size_t)n))
-        return -1;
-    *len = (size_t)n;
-    return read_full(fd, *buf, (size_t)n) == 0 ? 0 : -1;
-}
-
-/* A cursor over a received body that never reads past its end. */
-typedef struct cursor {
-    const char *p, *end;
-    bool bad;
-} cursor;
-
-static const char *take(cursor *c, size_t n)
-{
-    if (c->bad || (size_t)(c->end - c->p) < n) {
-        c->bad = true;
-        return NULL;
-    }
-    const char *r = c->p;
-    c->p += n;
-    return r;
-}
-
-static uint32_t take_u32(cursor *c)
-{
-    uint32_t v = 0;
-    const char *s = take(c, sizeof v);
-    if (s)
-        memcpy(&v, s, sizeof v);
-    return v;
-}
-
-static uint64_t take_u64(cursor *c)
-{
-    uint64_t v = 0;
-    const char *s = take(c, sizeof v);
-    if (s)
-        memcpy(&v, s, sizeof v);
-    return v;
-}
-
-/* Append bytes to a growable buffer; false when out of memory. */
-static bool put(char **buf, size_t *cap, size_t *len, const void *data, size_t n)
-{
-    if (!grow(buf, cap, *len + n))
-        return false;
-    memcpy(*buf + *len, data, n);
-    *len += n;
-    return true;
-}
-
-/* ---- the child ------------------------------------------------------------------------ */
-
-/* Append one response item. */
-static bool put_item(char **buf, size_t *cap, size_t *len, int32_t status, const void *data,
-                     size_t n)
-{
-    uint64_t n64 = n;
-    return put(buf, cap, len, &status, sizeof status) && put(buf, cap, len, &n64, sizeof n64) &&
-           put(buf, cap, len, data, n);
-}
-
-/* Send the response in buf[8..len) (buf[0..8) is room for the frame header). */
-static int send_frame(int fd, char *buf, size_t len)
-{
-    uint64_t body = len - sizeof(uint64_t);
-    memcpy(buf, &body, sizeof body);
-    return write_full(fd, buf, len);
-}
-
-static void child_main(int in_fd, int out_fd, const char *init)
-{
-    char err[BENCH_ERRLEN] = "";
-    char *rbuf = NULL, *wbuf = NULL;
-    size_t rcap = 0, wcap = 0, rlen = 0, wlen = sizeof(uint64_t);
-    lua_State *L = NULL;
-    int rc = bench_lua_new(&L, init, NULL, err);
-    uint32_t one = 1;
-    if (!grow(&wbuf, &wcap, sizeof(uint64_t)) || !put(&wbuf, &wcap, &wlen, &one, sizeof one) ||
-        !put_item(&wbuf, &wcap, &wlen, rc, err, rc == INTERP_OK ? 0 : strlen(err)) ||
-        send_frame(out_fd, wbuf, wlen) != 0 || rc != INTERP_OK)
-        _exit(1);
-    while (read_frame(in_fd, &rbuf, &rcap, &rlen) == 0) {
-        cursor c = {rbuf, rbuf + rlen, false};
-        char fn[MAX_FN + 1];
-        uint32_t fn_len = take_u32(&c);
-        const char *fs = fn_len <= MAX_FN ? take(&c, fn_len) : NULL;
-        if (!fs)
-            _exit(2);
-        memcpy(fn, fs, fn_len);
-        fn[fn_len] = '\0';
-        uint32_t k = take_u32(&c);
-        wlen = sizeof(uint64_t);
-        if (!put(&wbuf, &wcap, &wlen, &k, sizeof k))
-            _exit(3);
-        for (uint32_t i = 0; i < k; i++) {
-            uint64_t n = take_u64(&c);
-            const char *bytes = take(&c, (size_t)n);
-            if (c.bad)
-                _exit(2);
-            interp_msg *args = NULL, *res = NULL;
-            rc = interp_msg_from_bytes(bytes, (size_t)n, 0, &args);
-            if (rc == INTERP_OK)
-                rc = bench_lua_call(L, fn, args, &res, err);
-            else
-                snprintf(err, sizeof err, "arguments: %s", interp_strerror(rc));
-            bool ok = rc == INTERP_OK
-                          ? put_item(&wbuf, &wcap, &wlen, rc, interp_msg_data(res), interp_msg_size(res))
-                          : put_item(&wbuf, &wcap, &wlen, rc, err, strlen(err));
-            interp_msg_free(args);
-            interp_msg_free(res);
-            if (!ok)
-                _exit(3);
-        }
-        if (send_frame(out_fd, wbuf, wlen) != 0)
-            _exit(4);
-    }
-    lua_close(L);
-    free(rbuf);
-    free(wbuf);
-    _exit(0);
-}
-
 /* ---- parent side ---------------------------------------------------------------------- */
 
 /* Write j as one request frame. 0 or -1. */
@@ -268,24 +73,24 @@ static int send_job(proc_child *c, const bench_job *j)
     for (size_t i = 0; i < j->n; i++)
         body += sizeof(uint64_t) + interp_msg_size(j->in[i]);
     size_t len = 0;
-    if (!put(&c->wbuf, &c->wcap, &len, &body, sizeof body) ||
-        !put(&c->wbuf, &c->wcap, &len, &fn_len, sizeof fn_len) ||
-        !put(&c->wbuf, &c->wcap, &len, j->fn, fn_len) || !put(&c->wbuf, &c->wcap, &len, &k, sizeof k))
+    if (!pw_put(&c->wbuf, &c->wcap, &len, &body, sizeof body) ||
+        !pw_put(&c->wbuf, &c->wcap, &len, &fn_len, sizeof fn_len) ||
+        !pw_put(&c->wbuf, &c->wcap, &len, j->fn, fn_len) || !pw_put(&c->wbuf, &c->wcap, &len, &k, sizeof k))
         return -1;
     if (j->n == 1) { /* a single task: its (possibly large) bytes go out without a copy */
         uint64_t n = interp_msg_size(j->in[0]);
-        if (!put(&c->wbuf, &c->wcap, &len, &n, sizeof n))
+        if (!pw_put(&c->wbuf, &c->wcap, &len, &n, sizeof n))
             return -1;
         struct iovec iov[2] = {{c->wbuf, len}, {(void *)interp_msg_data(j->in[0]), (size_t)n}};
-        return writev_full(c->to_fd, iov, 2);
+        return pw_writev_full(c->to_fd, iov, 2);
     }
     for (size_t i = 0; i < j->n; i++) {
         uint64_t n = interp_msg_size(j->in[i]);
-        if (!put(&c->wbuf, &c->wcap, &len, &n, sizeof n) ||
-            !put(&c->wbuf, &c->wcap, &len, interp_msg_data(j->in[i]), (size_t)n))
+        if (!pw_put(&c->wbuf, &c->wcap, &len, &n, sizeof n) ||
+            !pw_put(&c->wbuf, &c->wcap, &len, interp_msg_data(j->in[i]), (size_t)n))
             return -1;
     }
-    return write_full(c->to_fd, c->wbuf, len);
+    return pw_write_full(c->to_fd, c->wbuf, len);
 }
 
 static void *writer_main(void *arg)
@@ -355,14 +160,14 @@ static void complete_sent(proc_child *c, bench_job *j)
 static bool take_response(proc_child *c, bench_job *j, const char *body, size_t len)
 {
     (void)c;
-    cursor cur = {body, body + len, false};
-    uint32_t k = take_u32(&cur);
+    pw_cursor cur = {body, body + len, false};
+    uint32_t k = pw_take_u32(&cur);
     if (cur.bad || k != j->n)
         return false;
     for (uint32_t i = 0; i < k; i++) {
-        int32_t status = (int32_t)take_u32(&cur);
-        uint64_t n = take_u64(&cur);
-        const char *bytes = take(&cur, (size_t)n);
+        int32_t status = (int32_t)pw_take_u32(&cur);
+        uint64_t n = pw_take_u64(&cur);
+        const char *bytes = pw_take(&cur, (size_t)n);
         if (cur.bad)
             return false;
         if (status == INTERP_OK) {
@@ -384,7 +189,7 @@ static void *reader_main(void *arg)
     proc_exec *p = c->p;
     char *buf = NULL;
     size_t cap = 0, len = 0;
-    while (read_frame(c->from_fd, &buf, &cap, &len) == 0) {
+    while (pw_read_frame(c->from_fd, &buf, &cap, &len) == 0) {
         interp__mutex_lock(&c->mu);
         bench_job *j = c->fl_head;
         if (j) {
@@ -498,7 +303,7 @@ static int proc_create(void **out, int workers, const char *init, char err[BENCH
             }
             close(req[1]);
             close(res[0]);
-            child_main(req[0], res[1], init);
+            pw_child_main(req[0], res[1], init);
         }
         close(req[0]);
         close(res[1]);
@@ -514,7 +319,7 @@ static int proc_create(void **out, int workers, const char *init, char err[BENCH
         bench_job hello = {.fn = "init", .n = 1};
         interp_msg *dummy = NULL;
         hello.out = &dummy;
-        if (read_frame(cs[i].from_fd, &buf, &cap, &len) != 0 ||
+        if (pw_read_frame(cs[i].from_fd, &buf, &cap, &len) != 0 ||
             !take_response(&cs[i], &hello, buf, len)) {
             snprintf(err, BENCH_ERRLEN, "worker process %d failed to start", i);
             hello.status = INTERP_ERR_SYSTEM;
@@ -562,7 +367,7 @@ err_stop:
 static int proc_submit(void *ex, const char *fn, interp_msg *args, void **job)
 {
     proc_exec *p = ex;
-    if (strlen(fn) > MAX_FN)
+    if (strlen(fn) > PW_MAX_FN)
         return INTERP_ERR_INVALID;
     bench_job *j = bench_job_task(fn, args);
     if (!j)
@@ -592,7 +397,7 @@ static int proc_map(void *ex, const char *fn, size_t n, const interp_msg *const 
                     interp_msg *out[], char err[BENCH_ERRLEN])
 {
     proc_exec *p = ex;
-    if (strlen(fn) > MAX_FN)
+    if (strlen(fn) > PW_MAX_FN)
         return INTERP_ERR_INVALID;
     return bench_queue_map(&p->q, fn, n, in, out, bench_chunksize(n, p->workers), err);
 }
