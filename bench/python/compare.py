@@ -85,7 +85,12 @@ def executors():
            ("process", lambda w: cf.ProcessPoolExecutor(max_workers=w))]
     ipe = getattr(cf, "InterpreterPoolExecutor", None)
     if sys.version_info >= (3, 14) and ipe is not None:
-        out.append(("interpreter", lambda w: ipe(max_workers=w)))
+        # Sub-interpreters do not inherit sys.path[0] (this script's folder), where
+        # compare_tasks lives; the builtin exec is shareable and puts it there.
+        here = os.path.dirname(os.path.abspath(__file__))
+        init = f"import sys\nif {here!r} not in sys.path: sys.path.insert(0, {here!r})"
+        out.append(("interpreter",
+                    lambda w: ipe(max_workers=w, initializer=exec, initargs=(init,))))
     else:
         print(f"note: InterpreterPoolExecutor skipped: needs Python 3.14 or newer, this is "
               f"{sys.version.split()[0]} ({sys.executable})")
