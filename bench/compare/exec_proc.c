@@ -17,7 +17,7 @@
  * The first frame of each child is a response with k = 1: its initializer's outcome.
  * Closing the request pipe tells a child to exit.
  *
- * Lock order: a child's mu, then the queue's lock; never the reverse. */
+ * Locks: a child's mu and the queue's lock are never held together. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -75,7 +75,8 @@ static int send_job(proc_child *c, const bench_job *j)
     size_t len = 0;
     if (!pw_put(&c->wbuf, &c->wcap, &len, &body, sizeof body) ||
         !pw_put(&c->wbuf, &c->wcap, &len, &fn_len, sizeof fn_len) ||
-        !pw_put(&c->wbuf, &c->wcap, &len, j->fn, fn_len) || !pw_put(&c->wbuf, &c->wcap, &len, &k, sizeof k))
+        !pw_put(&c->wbuf, &c->wcap, &len, j->fn, fn_len) ||
+        !pw_put(&c->wbuf, &c->wcap, &len, &k, sizeof k))
         return -1;
     if (j->n == 1) { /* a single task: its (possibly large) bytes go out without a copy */
         uint64_t n = interp_msg_size(j->in[0]);
@@ -176,7 +177,8 @@ static bool take_response(proc_child *c, bench_job *j, const char *body, size_t 
                 bench_job_fail(j, rc, "result: malformed message");
         } else {
             char text[BENCH_ERRLEN];
-            snprintf(text, sizeof text, "%.*s", (int)(n < BENCH_ERRLEN ? n : BENCH_ERRLEN - 1), bytes);
+            int shown = (int)(n < BENCH_ERRLEN ? n : BENCH_ERRLEN - 1);
+            snprintf(text, sizeof text, "%.*s", shown, bytes);
             bench_job_fail(j, status, text);
         }
     }
@@ -324,7 +326,8 @@ static int proc_create(void **out, int workers, const char *init, char err[BENCH
             snprintf(err, BENCH_ERRLEN, "worker process %d failed to start", i);
             hello.status = INTERP_ERR_SYSTEM;
         } else if (hello.status != INTERP_OK) {
-            snprintf(err, BENCH_ERRLEN, "%s", hello.err ? hello.err : interp_strerror(hello.status));
+            snprintf(err, BENCH_ERRLEN, "%s",
+                     hello.err ? hello.err : interp_strerror(hello.status));
         }
         free(hello.err);
         free(buf);

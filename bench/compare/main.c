@@ -139,7 +139,7 @@ static void usage(FILE *to)
             "usage: bench_compare [--quick] [--runs N] [--csv PATH] [--python-csv PATH]\n"
             "                     [--only WORKLOAD,...] [--exec EXECUTOR,...] [--strict]\n"
             "  --quick        small sizes, 3 runs each (under a minute on 2 cores)\n"
-            "  --runs N       timed runs per measurement (median reported; default 3 quick, 5 full)\n"
+            "  --runs N       timed runs per row, the median is reported (default 3 quick, 5 full)\n"
             "  --csv PATH     where to write the CSV (default build/compare.csv); the chart\n"
             "                 (when gnuplot is installed) goes beside it as .png\n"
             "  --python-csv PATH  put bench/python/compare.py's CSV into the chart too\n"

@@ -128,7 +128,8 @@ bool pw_put_item(char **buf, size_t *cap, size_t *len, int32_t status, const voi
                      size_t n)
 {
     uint64_t n64 = n;
-    return pw_put(buf, cap, len, &status, sizeof status) && pw_put(buf, cap, len, &n64, sizeof n64) &&
+    return pw_put(buf, cap, len, &status, sizeof status) &&
+           pw_put(buf, cap, len, &n64, sizeof n64) &&
            pw_put(buf, cap, len, data, n);
 }
 
@@ -148,7 +149,8 @@ _Noreturn void pw_child_main(int in_fd, int out_fd, const char *init)
     lua_State *L = NULL;
     int rc = bench_lua_new(&L, init, NULL, err);
     uint32_t one = 1;
-    if (!pw_grow(&wbuf, &wcap, sizeof(uint64_t)) || !pw_put(&wbuf, &wcap, &wlen, &one, sizeof one) ||
+    if (!pw_grow(&wbuf, &wcap, sizeof(uint64_t)) ||
+        !pw_put(&wbuf, &wcap, &wlen, &one, sizeof one) ||
         !pw_put_item(&wbuf, &wcap, &wlen, rc, err, rc == INTERP_OK ? 0 : strlen(err)) ||
         pw_send_frame(out_fd, wbuf, wlen) != 0 || rc != INTERP_OK)
         _exit(1);
@@ -177,7 +179,8 @@ _Noreturn void pw_child_main(int in_fd, int out_fd, const char *init)
             else
                 snprintf(err, sizeof err, "arguments: %s", interp_strerror(rc));
             bool ok = rc == INTERP_OK
-                          ? pw_put_item(&wbuf, &wcap, &wlen, rc, interp_msg_data(res), interp_msg_size(res))
+                          ? pw_put_item(&wbuf, &wcap, &wlen, rc, interp_msg_data(res),
+                                        interp_msg_size(res))
                           : pw_put_item(&wbuf, &wcap, &wlen, rc, err, strlen(err));
             interp_msg_free(args);
             interp_msg_free(res);
