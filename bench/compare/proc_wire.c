@@ -125,7 +125,7 @@ bool pw_put(char **buf, size_t *cap, size_t *len, const void *data, size_t n)
 
 /* Append one response item. */
 bool pw_put_item(char **buf, size_t *cap, size_t *len, int32_t status, const void *data,
-                     size_t n)
+                 size_t n)
 {
     uint64_t n64 = n;
     return pw_put(buf, cap, len, &status, sizeof status) &&
