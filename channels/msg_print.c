@@ -1,13 +1,14 @@
 /* msg_print.c - interp_msg_to_text: readable, Lua-like text of a message for logs and tests.
  *
- * Walks the message with the public reader and an explicit heap stack (no recursion, so a
- * deep structure built with the C builder prints whole instead of overflowing the C stack). */
+ * One linear pass over the bytes with an explicit heap stack (no recursion, so a deep
+ * structure built with the C builder prints whole instead of overflowing the C stack). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "msg_impl.h"
+#include "msg_read.h"
 
 /* A growing NUL-terminated text; `failed` once an allocation failed. */
 typedef struct text {
@@ -186,7 +187,7 @@ static void put_scalar(text *t, const interp_msg_value *v)
 
 /* One open run being printed: the top level (no braces), an array or a map. */
 typedef struct frame {
-    interp_msg_iter it;
+    uint64_t left;    /* values still to print in this run */
     bool map;
     bool first;
     bool key_next;    /* map: the next value read is a key */
@@ -203,17 +204,16 @@ int interp_msg_to_text(const interp_msg *m, char **out)
     frame *st = malloc(cap * sizeof *st);
     if (!st)
         return INTERP_ERR_NOMEM;
-    st[0] = (frame){interp_msg_iter_init(m), false, true, false, false};
+    st[0] = (frame){m->count, false, true, false, false};
+    /* One cursor for the whole walk: values come in order, a container's elements right
+     * after its head, so the stack only counts what each open run still owes. */
+    const char *p = m->data, *end = m->data + m->size;
     int rc = INTERP_OK;
     put(&t, "", 0);
     while (depth > 0 && !t.failed) {
         frame *f = &st[depth - 1];
         interp_msg_value v;
-        if (!interp_msg_next(&f->it, &v)) {
-            if (f->it.left > 0) { /* not the end: bytes this library never writes */
-                rc = INTERP_ERR_DECODE;
-                break;
-            }
+        if (f->left == 0) {
             if (depth > 1)
                 put(&t, "}", 1);
             depth--;
@@ -223,6 +223,11 @@ int interp_msg_to_text(const interp_msg *m, char **out)
             }
             continue;
         }
+        if (!interp__msg_read_head(&p, end, &v)) { /* bytes this library never writes */
+            rc = INTERP_ERR_DECODE;
+            break;
+        }
+        f->left--;
         bool key = f->map && f->key_next;
         if (f->map)
             f->key_next = !f->key_next;
@@ -253,7 +258,7 @@ int interp_msg_to_text(const interp_msg *m, char **out)
             cap *= 2;
         }
         put(&t, "{", 1);
-        st[depth++] = (frame){v.as.seq.items, v.type == INTERP_MSG_MAP, true, true, false};
+        st[depth++] = (frame){v.as.seq.items.left, v.type == INTERP_MSG_MAP, true, true, false};
     }
     free(st);
     if (t.failed && rc == INTERP_OK)

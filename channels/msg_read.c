@@ -245,37 +245,53 @@ interp_msg_iter interp_msg_iter_init(const interp_msg *m)
     return it;
 }
 
+/* A value from its head; containers get their items' cursor up to `end`. */
+static bool value_of(const head *h, const char *after, const char *end, interp_msg_value *v)
+{
+    v->type = h->type;
+    switch (h->type) {
+    case INTERP_MSG_NIL: break;
+    case INTERP_MSG_BOOL: v->as.b = h->as.b; break;
+    case INTERP_MSG_INT: v->as.i = h->as.i; break;
+    case INTERP_MSG_FLOAT: v->as.d = h->as.d; break;
+    case INTERP_MSG_STR: v->as.str.ptr = h->ptr; v->as.str.len = h->len; break;
+    case INTERP_MSG_REF: v->as.ref = h->count; break;
+    case INTERP_MSG_FUNCTION: break; /* the payload was stepped over by read_head */
+    case INTERP_MSG_ARRAY:
+    case INTERP_MSG_MAP:
+        if (h->children > UINT32_MAX) /* `left` is 32-bit; such a map needs > 8 GiB anyway */
+            return false;
+        v->as.seq.count = h->count;
+        v->as.seq.items.pos = after;
+        v->as.seq.items.end = end;
+        v->as.seq.items.left = (uint32_t)h->children;
+        break;
+    }
+    return true;
+}
+
+bool interp__msg_read_head(const char **pos, const char *end, interp_msg_value *v)
+{
+    const char *p = *pos;
+    head h;
+    if (!read_head(&p, end, &h) || !value_of(&h, p, end, v))
+        return false;
+    *pos = p;
+    return true;
+}
+
 bool interp_msg_next(interp_msg_iter *it, interp_msg_value *v)
 {
     if (it->left == 0 || !it->pos || it->pos >= it->end)
         return false;
     const char *p = it->pos;
     head h;
-    if (!read_head(&p, it->end, &h))
+    if (!read_head(&p, it->end, &h) || !value_of(&h, p, it->end, v))
         return false;
-    v->type = h.type;
-    switch (h.type) {
-    case INTERP_MSG_NIL: break;
-    case INTERP_MSG_BOOL: v->as.b = h.as.b; break;
-    case INTERP_MSG_INT: v->as.i = h.as.i; break;
-    case INTERP_MSG_FLOAT: v->as.d = h.as.d; break;
-    case INTERP_MSG_STR: v->as.str.ptr = h.ptr; v->as.str.len = h.len; break;
-    case INTERP_MSG_REF: v->as.ref = h.count; break;
-    case INTERP_MSG_FUNCTION: break; /* the payload was stepped over by read_head */
-    case INTERP_MSG_ARRAY:
-    case INTERP_MSG_MAP: {
-        if (h.children > UINT32_MAX) /* `left` is 32-bit; such a map needs > 8 GiB anyway */
-            return false;
-        const char *items = p;
+    if (h.type == INTERP_MSG_ARRAY || h.type == INTERP_MSG_MAP) {
         if (!interp__msg_skip(&p, it->end, h.children, NULL))
             return false;
-        v->as.seq.count = h.count;
-        /* the elements' cursor ends where the container ends */
-        v->as.seq.items.pos = items;
-        v->as.seq.items.end = p;
-        v->as.seq.items.left = (uint32_t)h.children;
-        break;
-    }
+        v->as.seq.items.end = p; /* the elements' cursor ends where the container ends */
     }
     it->pos = p;
     it->left--;

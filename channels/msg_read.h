@@ -23,6 +23,13 @@ bool interp__msg_skip(const char **pos, const char *end, uint64_t n, uint64_t *t
  * and maps before their elements), complete or not. */
 bool interp__msg_step(const char **pos, const char *end, interp_msg_type *type, uint32_t *ref);
 
+/* Read the value at *pos like interp_msg_next, except that an array or map is not stepped
+ * over: *pos ends after its head, v->as.seq.items.left holds how many values follow inside it
+ * (maps: keys and values) and v->as.seq.items.end is `end`. Lets a caller that visits every
+ * value (the printer) walk in one linear pass. Returns false, *pos unchanged, like
+ * interp__msg_step. */
+bool interp__msg_read_head(const char **pos, const char *end, interp_msg_value *v);
+
 /* Decode the payload of an INTERP_MSG_EXT_REF extension: the index of the table it refers to.
  * The payload is one MessagePack unsigned integer filling the whole payload. Returns false if
  * the payload is not exactly that or the index does not fit in 32 bits. */
