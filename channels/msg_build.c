@@ -15,7 +15,6 @@
 #include <msgpuck.h>
 
 #include "msg_impl.h"
-#include "msg_read.h"
 
 /* Longest MessagePack head we write: marker + 8 bytes (uint64, float64, str32 is 5). */
 enum { HEAD_MAX = 9 };
@@ -28,10 +27,6 @@ struct interp_msg_builder {
     uint64_t *open; /* values still owed to each open array/map, innermost last */
     size_t depth;
     size_t cap;
-    /* Arrays and maps in buf[0 .. tables_upto): the number a back-reference of an appended
-     * message must be shifted by. Counted lazily, only when such a message arrives. */
-    uint64_t tables;
-    size_t tables_upto;
 };
 
 /* ---- one-value messages --------------------------------------------------------------- */
@@ -273,90 +268,16 @@ static int append(interp_msg_builder *b, const char *s, size_t n)
     return INTERP_OK;
 }
 
-/* A back-reference: extension INTERP_MSG_EXT_REF whose payload is the index as one
- * MessagePack uint (the form msg_read.c's interp__msg_ref_index reads). */
-static int append_ref(interp_msg_builder *b, uint32_t index)
-{
-    char ref[HEAD_MAX];
-    size_t n = (size_t)(mp_encode_uint(ref, index) - ref);
-    char head[3];
-    size_t h;
-    if (n == 1 || n == 2) { /* fixext 1 / fixext 2 */
-        head[0] = (char)(n == 1 ? 0xd4 : 0xd5);
-        head[1] = (char)INTERP_MSG_EXT_REF;
-        h = 2;
-    } else { /* ext 8 */
-        head[0] = (char)0xc7;
-        head[1] = (char)n;
-        head[2] = (char)INTERP_MSG_EXT_REF;
-        h = 3;
-    }
-    int rc = append(b, head, h);
-    return rc ? rc : append(b, ref, n);
-}
-
-/* Copy m's bytes with every back-reference shifted by `shift` (the tables before it). */
-static int append_shifted(interp_msg_builder *b, const interp_msg *m, uint64_t shift)
-{
-    const char *p = m->data, *end = m->data + m->size, *run = p;
-    while (p < end) {
-        const char *at = p;
-        interp_msg_type t;
-        uint32_t ref = 0;
-        if (!interp__msg_step(&p, end, &t, &ref))
-            return INTERP_ERR_INVALID; /* not a message made by this library */
-        if (t != INTERP_MSG_REF)
-            continue;
-        if (ref + shift > UINT32_MAX)
-            return INTERP_ERR_LIMIT;
-        int rc = append(b, run, (size_t)(at - run));
-        if (!rc)
-            rc = append_ref(b, (uint32_t)(ref + shift));
-        if (rc)
-            return rc;
-        run = p;
-    }
-    return append(b, run, (size_t)(end - run));
-}
-
-/* Arrays and maps written so far (walking only the bytes not counted yet). */
-static bool count_tables(interp_msg_builder *b)
-{
-    const char *data = b->buf.msg ? b->buf.msg->data : NULL;
-    const char *p = data + b->tables_upto, *end = data + b->buf.used;
-    while (p < end) {
-        interp_msg_type t;
-        uint32_t ref;
-        if (!interp__msg_step(&p, end, &t, &ref))
-            return false;
-        if (t == INTERP_MSG_ARRAY || t == INTERP_MSG_MAP)
-            b->tables++;
-    }
-    b->tables_upto = b->buf.used;
-    return true;
-}
-
 int interp_msg_add_msg(interp_msg_builder *b, const interp_msg *m)
 {
     CHECK(b);
     if (!m)
         return INTERP_ERR_INVALID;
-    size_t before = b->buf.used;
-    int rc;
-    /* Back-references count tables from the start of their message: behind earlier tables
-     * they must be renumbered. References inside function payloads belong to the function's
-     * own numbering and are copied as they are. */
-    if ((m->flags & INTERP__MSG_HAS_REFS) && b->buf.used > 0) {
-        if (!count_tables(b))
-            return INTERP_ERR_INVALID;
-        rc = b->tables ? append_shifted(b, m, b->tables) : append(b, m->data, m->size);
-    } else {
-        rc = append(b, m->data, m->size);
-    }
-    if (rc) {
-        b->buf.used = before; /* nothing half-appended (NOMEM stays sticky all the same) */
+    /* Back-references are distances back to an earlier object (msg_impl.h), so m's bytes
+     * mean the same after other values: copied as they are. */
+    int rc = append(b, m->data, m->size);
+    if (rc)
         return rc;
-    }
     b->flags |= m->flags;
     for (uint32_t i = 0; i < m->count && !b->err; i++)
         value_done(b);

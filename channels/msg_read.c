@@ -175,11 +175,14 @@ static bool read_head(const char **pos, const char *end, head *h)
             h->ptr = p;
             p += h->len;
             if (h->ext == INTERP_MSG_EXT_REF) {
-                uint32_t ref;
-                if (!interp__msg_ref_index(h->ptr, h->len, &ref))
+                /* payload: a big-endian unsigned of 1, 2, 4 or 8 bytes (msg_impl.h) */
+                if (h->len != 1 && h->len != 2 && h->len != 4 && h->len != 8)
+                    return false;
+                uint64_t ref = load_be(h->ptr, (int)h->len);
+                if (ref > UINT32_MAX)
                     return false;
                 h->type = INTERP_MSG_REF;
-                h->count = ref;
+                h->count = (uint32_t)ref;
             } else if (h->ext == INTERP_MSG_EXT_FUNCTION) {
                 h->type = INTERP_MSG_FUNCTION;
             } else {
@@ -191,25 +194,6 @@ static bool read_head(const char **pos, const char *end, head *h)
         }
     }
     *pos = p;
-    return true;
-}
-
-bool interp__msg_ref_index(const char *payload, size_t len, uint32_t *index)
-{
-    if (len == 0)
-        return false;
-    uint8_t c = (uint8_t)payload[0];
-    uint64_t v;
-    if (c <= 0x7f && len == 1) {
-        v = c;
-    } else if (c >= 0xcc && c <= 0xcf && len == 1 + ((size_t)1 << (c - 0xcc))) {
-        v = load_be(payload + 1, (int)len - 1);
-    } else {
-        return false;
-    }
-    if (v > UINT32_MAX)
-        return false;
-    *index = (uint32_t)v;
     return true;
 }
 

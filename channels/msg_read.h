@@ -30,9 +30,4 @@ bool interp__msg_step(const char **pos, const char *end, interp_msg_type *type, 
  * interp__msg_step. */
 bool interp__msg_read_head(const char **pos, const char *end, interp_msg_value *v);
 
-/* Decode the payload of an INTERP_MSG_EXT_REF extension: the index of the table it refers to.
- * The payload is one MessagePack unsigned integer filling the whole payload. Returns false if
- * the payload is not exactly that or the index does not fit in 32 bits. */
-bool interp__msg_ref_index(const char *payload, size_t len, uint32_t *index);
-
 #endif
