@@ -792,6 +792,49 @@ static void msg_c_reader_refuses_garbage(void **state)
     interp_msg_free(m);
 }
 
+/* Random mutations of a valid message, read with the C reader and the printer straight
+ * (not validated first): they may fail, never read outside the bytes (ASan watches: each
+ * message is an allocation of exactly its size). */
+static void msg_c_reader_mutations(void **state)
+{
+    (void)state;
+    interp_msg_builder *b = interp_msg_builder_new();
+    interp_msg_add_map(b, 3);
+    interp_msg_add_cstr(b, "list");
+    interp_msg_add_array(b, 4);
+    interp_msg_add_int(b, -70000);
+    interp_msg_add_double(b, 0.25);
+    interp_msg_add_str(b, "bytes\0here", 10);
+    interp_msg_add_array(b, 0);
+    interp_msg_add_int(b, 300);
+    interp_msg_add_map(b, 1);
+    interp_msg_add_bool(b, true);
+    interp_msg_add_nil(b);
+    interp_msg_add_cstr(b, "tail");
+    interp_msg_add_int(b, INT64_MIN);
+    interp_msg *good = finish(b);
+    size_t n = interp_msg_size(good);
+    uint64_t x = 0x9e3779b97f4a7c15u; /* xorshift64: the same cases every run */
+    int readable = 0;
+    for (int round = 0; round < 5000; round++) {
+        interp_msg *m = raw(interp_msg_data(good), n, 1 + round % 3, 0);
+        for (int k = 0; k < 1 + round % 4; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            m->data[x % n] = (char)(x >> 32);
+        }
+        char *t = NULL;
+        int rc = interp_msg_to_text(m, &t);
+        assert_true(rc == INTERP_OK || rc == INTERP_ERR_DECODE);
+        assert_true(rc == INTERP_OK ? t != NULL : t == NULL);
+        free(t);
+        if (walk(interp_msg_iter_init(m), 0))
+            readable++;
+        interp_msg_free(m);
+    }
+    assert_true(readable > 0 && readable < 5000); /* both outcomes were exercised */
+    interp_msg_free(good);
+}
+
 /* ---- printer -------------------------------------------------------------------------- */
 
 static void msg_c_print_types(void **state)
@@ -999,6 +1042,7 @@ int main(void)
         cmocka_unit_test(msg_c_reader_forms),
         cmocka_unit_test(msg_c_reader_truncated),
         cmocka_unit_test(msg_c_reader_refuses_garbage),
+        cmocka_unit_test(msg_c_reader_mutations),
         cmocka_unit_test(msg_c_print_types),
         cmocka_unit_test(msg_c_print_strings),
         cmocka_unit_test(msg_c_print_keys),
