@@ -28,8 +28,8 @@ static const char *const sources[] = {
     "(function() local t = {x = 1} t.self = t return {t, t, {t}} end)()",
     "(function() local t = {} for i = 1, 20 do t[i] = {i, 'v' .. i} end t.n = 20 return t end)()",
     "(function() local t = {} for i = 1, 300 do t['k' .. i] = i end return t end)()",
-    "(function() local n, G = 0, _G local function f(x) n = n + x return G.tostring(n) end "
-    "local function g() return n, f end return {f = f, g = g, fact = f} end)()",
+    ("(function() local n, G = 0, _G local function f(x) n = n + x return G.tostring(n) end "
+     "local function g() return n, f end return {f = f, g = g, fact = f} end)()"),
 };
 enum { NSOURCES = sizeof sources / sizeof *sources };
 
