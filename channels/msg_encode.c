@@ -6,9 +6,9 @@
  * Nesting is walked with an explicit stack of frames (never C recursion), so a deep value
  * costs heap, not C stack; depth and size limits bound both.
  *
- * Identity: every table and function gets an object index when first written (msg_impl.h);
- * a C hash map pointer -> index turns later encounters into REF, and upvalue cells
- * (lua_upvalueid) already written into JOIN. The map is set up only when a message holds a
+ * Identity: every table and function gets an object number when first written (msg_impl.h);
+ * a C hash map pointer -> number turns later encounters into REF (written as the distance
+ * back), and upvalue cells (lua_upvalueid) already written into JOIN. The map is set up only when a message holds a
  * table or a function, so scalar messages cost one allocation (the message) and a few stores.
  */
 #include <msgpuck.h>
@@ -155,8 +155,10 @@ static int put_str(enc *e, const char *s, size_t len)
     return INTERP_OK;
 }
 
-static int put_ref(enc *e, uint64_t obj)
+/* A reference to object number obj: written as the distance back (msg_impl.h). */
+static int put_ref(enc *e, uint64_t target)
 {
+    uint64_t obj = e->nobj - target;
     char *w = need(e, 6);
     if (!w)
         return fail_write(e);
@@ -442,7 +444,7 @@ static int next_upvalue(enc *e, eframe *f)
         slot *s = lookup(e, cell);
         if (s->key) { /* a variable shared with an upvalue written before */
             lua_pop(L, 1);
-            if ((rc = put_uint(e, INTERP__MSG_UPV_JOIN)) || (rc = put_uint(e, s->val >> 32)) ||
+            if ((rc = put_uint(e, INTERP__MSG_UPV_JOIN)) || (rc = put_uint(e, e->nobj - (s->val >> 32))) ||
                 (rc = put_uint(e, s->val & 0xffffffffu)))
                 return rc;
             e->flags |= INTERP__MSG_HAS_REFS;

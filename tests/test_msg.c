@@ -323,11 +323,17 @@ static void msg_refs_flags_and_bytes(void **state)
     lua_State *A = new_state();
     interp_msg *m;
     assert_int_equal(encode_in(A, "t = {}", "{t, t}", NULL, &m, NULL), INTERP_OK);
-    /* object 0 is the outer array, object 1 is t; the second t is REF 1 */
+    /* the outer array and t begin; the second t is a REF 1 object back (to t) */
     static const unsigned char want[] = {0x92, 0x90, 0xd4, INTERP_MSG_EXT_REF, 0x01};
     assert_int_equal(interp_msg_size(m), sizeof want);
     assert_memory_equal(interp_msg_data(m), want, sizeof want);
     assert_int_equal(m->flags, INTERP__MSG_HAS_REFS);
+    interp_msg_free(m);
+    /* distances: {a, {b}, a} -> the third element is 3 objects back (a, {b} and b since) */
+    assert_int_equal(encode_in(A, "a = {} b = {}", "{a, {b}, a}", NULL, &m, NULL), INTERP_OK);
+    static const unsigned char want3[] = {0x93, 0x90, 0x91, 0x90, 0xd4, INTERP_MSG_EXT_REF, 0x03};
+    assert_int_equal(interp_msg_size(m), sizeof want3);
+    assert_memory_equal(interp_msg_data(m), want3, sizeof want3);
     interp_msg_free(m);
     assert_int_equal(encode_in(A, NULL, "{1, {2}}, 'x'", NULL, &m, NULL), INTERP_OK);
     assert_int_equal(m->flags, 0);
@@ -344,6 +350,39 @@ static void msg_refs_flags_and_bytes(void **state)
     check_in(B, m, NULL, "local b = ... assert(#b == 70002 and b[70001] == b[300]) "
                          "assert(b[70002] == b[69999] and b[1] ~= b[2]) return true");
     interp_msg_free(m);
+    lua_close(A);
+    lua_close(B);
+}
+
+static void msg_refs_survive_concatenation(void **state)
+{
+    (void)state;
+    /* refs are distances back: the bytes of a message keep their meaning when appended after
+     * other values, or wrapped into an array, without being rewritten */
+    lua_State *A = new_state(), *B = new_state();
+    interp_msg *first, *second, *m;
+    assert_int_equal(encode_in(A, "x = {{}, {}}", "x, {x}", NULL, &first, NULL), INTERP_OK);
+    assert_int_equal(encode_in(A, "t = {} t.self = t f = {a = t, b = {t}}", "f, t", &with_functions,
+                               &second, NULL),
+                     INTERP_OK);
+    size_t n1 = interp_msg_size(first), n2 = interp_msg_size(second);
+    char *bytes = malloc(1 + n1 + n2);
+    assert_non_null(bytes);
+    bytes[0] = (char)0x94; /* an array of the four values */
+    memcpy(bytes + 1, interp_msg_data(first), n1);
+    memcpy(bytes + 1 + n1, interp_msg_data(second), n2);
+    assert_int_equal(interp_msg_from_bytes(bytes + 1, n1 + n2, 0, &m), INTERP_OK);
+    assert_int_equal(interp_msg_count(m), 4);
+    check_in(B, m, NULL, "local x, wx, f, t = ... assert(wx[1] == x and #x == 2) "
+                         "assert(f.a == t and f.b[1] == t and t.self == t) return true");
+    interp_msg_free(m);
+    assert_int_equal(interp_msg_from_bytes(bytes, 1 + n1 + n2, 0, &m), INTERP_OK);
+    check_in(B, m, NULL, "local a = ... assert(a[2][1] == a[1] and a[3].a == a[4]) "
+                         "assert(a[4].self == a[4]) return true");
+    interp_msg_free(m);
+    free(bytes);
+    interp_msg_free(first);
+    interp_msg_free(second);
     lua_close(A);
     lua_close(B);
 }
@@ -809,6 +848,7 @@ int main(void)
         cmocka_unit_test(msg_shared_tables),
         cmocka_unit_test(msg_cycles),
         cmocka_unit_test(msg_refs_flags_and_bytes),
+        cmocka_unit_test(msg_refs_survive_concatenation),
         cmocka_unit_test(msg_zero_values),
         cmocka_unit_test(msg_depth_limit_encode),
         cmocka_unit_test(msg_depth_limit_decode),

@@ -224,8 +224,9 @@ static void malformed_hand_made(void **state)
     BAD(INTERP_ERR_DECODE, "truncated", 0x92, 0x01);
     BAD(INTERP_ERR_DECODE, "unknown extension type 5", 0xd4, 0x05, 0x00);
     BAD(INTERP_ERR_DECODE, "unknown extension type -1", 0xd6, 0xff, 0, 0, 0, 0);
-    BAD(INTERP_ERR_DECODE, "reference to object 0, only 0 opened", 0xd4, 0x01, 0x00);
-    BAD(INTERP_ERR_DECODE, "reference to object 1, only 1 opened", 0x91, 0xd4, 0x01, 0x01);
+    BAD(INTERP_ERR_DECODE, "reference 1 objects back, only 0 begun", 0xd4, 0x01, 0x01);
+    BAD(INTERP_ERR_DECODE, "reference 2 objects back, only 1 begun", 0x91, 0xd4, 0x01, 0x02);
+    BAD(INTERP_ERR_DECODE, "reference 0 objects back", 0x91, 0xd4, 0x01, 0x00);
     BAD(INTERP_ERR_DECODE, "reference of 3 bytes", 0x91, 0xc7, 0x03, 0x01, 0, 0, 0);
     BAD(INTERP_ERR_DECODE, "truncated", 0xc8, 0x01, 0x00, 0x01, 0x00);
     /* functions */
@@ -240,13 +241,15 @@ static void malformed_hand_made(void **state)
     BAD(INTERP_ERR_DECODE, "truncated", 0xc7, 0x0b, 0x02, CODE, 0x01, 0xa0, 0x00); /* no value */
     /* the value of an upvalue cannot run past the payload */
     BAD(INTERP_ERR_DECODE, "truncated", 0xc7, 0x0c, 0x02, CODE, 0x01, 0xa0, 0x00, 0xa1, 'x');
-    BAD(INTERP_ERR_DECODE, "not a function seen before", 0x91, 0xc7, 0x0d, 0x02, CODE, 0x01,
-        0xa0, 0x02, 0x00, 0x00);
+    BAD(INTERP_ERR_DECODE, "joined to 2 objects back, not a function", 0x91, 0xc7, 0x0d, 0x02,
+        CODE, 0x01, 0xa0, 0x02, 0x02, 0x00);
+    BAD(INTERP_ERR_DECODE, "joined to 0 objects back, not a function", 0xc7, 0x0d, 0x02, CODE,
+        0x01, 0xa0, 0x02, 0x00, 0x00);
     BAD(INTERP_ERR_DECODE, "upvalue joined to upvalue 1 of a function with 1", 0xc7, 0x0d, 0x02,
-        CODE, 0x01, 0xa0, 0x02, 0x00, 0x01);
-    /* a function joined to its own upvalue 0 and referencing itself: valid structure */
+        CODE, 0x01, 0xa0, 0x02, 0x01, 0x01);
+    /* a function whose upvalue 0 is joined to itself (1 object back): valid structure */
     {
-        static const unsigned char ok[] = {0xc7, 0x0d, 0x02, CODE, 0x01, 0xa0, 0x02, 0x00, 0x00};
+        static const unsigned char ok[] = {0xc7, 0x0d, 0x02, CODE, 0x01, 0xa0, 0x02, 0x01, 0x00};
         uint32_t count, flags;
         assert_int_equal(interp__msg_validate((const char *)ok, sizeof ok, 0, &count, &flags, NULL, 0),
                          INTERP_OK);
@@ -275,9 +278,9 @@ static void malformed_hand_made(void **state)
 static void malformed_self_reference_decodes(void **state)
 {
     corpus *c = *state;
-    /* [ref 0]: an array holding itself; {ref 0: ref 0}: a map keyed by itself */
-    static const unsigned char arr[] = {0x91, 0xd4, 0x01, 0x00};
-    static const unsigned char map[] = {0x81, 0xd4, 0x01, 0x00, 0xd5, 0x01, 0x00, 0x00};
+    /* [ref 1 back]: an array holding itself; {ref: ref}: a map keyed by itself (2-byte ref) */
+    static const unsigned char arr[] = {0x91, 0xd4, 0x01, 0x01};
+    static const unsigned char map[] = {0x81, 0xd4, 0x01, 0x01, 0xd5, 0x01, 0x00, 0x01};
     interp_msg *m;
     assert_int_equal(interp_msg_from_bytes(arr, sizeof arr, 0, &m), INTERP_OK);
     assert_int_equal(interp_msg_to_lua(c->L, m, NULL, NULL), INTERP_OK);
