@@ -22,7 +22,9 @@
 #include "msg_impl.h"
 #include "msg_lua_impl.h"
 
-enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 16, LIST_MAX = 8, FIRST_HASH = 64 };
+enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 16 };
+
+typedef interp__idmap_slot slot;
 /* A map whose count is learnt while writing it gets a 5-byte placeholder header; when done, a
  * body up to this size is moved back so the header takes its shortest form (bounded, so that
  * nested maps never make the moves quadratic); larger bodies keep a map 32 header. */
@@ -44,11 +46,6 @@ typedef struct eframe {
     const char *upname; /* K_FUNC: name of the current upvalue */
 } eframe;
 
-typedef struct slot {
-    const void *key; /* NULL: empty */
-    uint64_t val;    /* object index; upvalue cells: (function object << 32) | upvalue index */
-} slot;
-
 typedef struct enc {
     lua_State *L;
     interp__msgbuf buf;
@@ -62,11 +59,10 @@ typedef struct enc {
     const void *globals;
     eframe *frames;
     size_t nframes, capframes;
-    slot *slots;        /* the hash table; NULL while the few objects fit in `list` */
-    size_t nslots, capslots;
+    interp__idmap ids;  /* table/function -> object number; upvalue cell -> (function
+                           object << 32) | upvalue index */
     interp_msg_error *err;
     eframe inline_frames[INLINE_FRAMES];
-    slot list[LIST_MAX]; /* the first objects: a linear scan beats hashing, and costs no setup */
 } enc;
 
 /* ---- errors ------------------------------------------------------------------------------- */
@@ -186,60 +182,15 @@ static void store_be32(char *at, uint32_t v)
         at[k] = (char)(v >> (24 - 8 * k));
 }
 
-/* ---- identity map: a short list, then open addressing (linear probing, load <= 1/2) ------ */
+/* ---- identity ---------------------------------------------------------------------------- */
 
-static size_t hash_ptr(const void *p, size_t cap)
-{
-    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15u;
-    return (size_t)(h >> 32) & (cap - 1);
-}
+static inline slot *lookup(enc *e, const void *key) { return interp__idmap_lookup(&e->ids, key); }
 
-/* The entry for key, or the empty entry where it would go (key NULL). */
-static slot *lookup(enc *e, const void *key)
-{
-    if (!e->slots) {
-        for (size_t k = 0; k < e->nslots; k++)
-            if (e->list[k].key == key)
-                return &e->list[k];
-        e->list[e->nslots].key = NULL; /* nslots < LIST_MAX in list mode */
-        return &e->list[e->nslots];
-    }
-    size_t i = hash_ptr(key, e->capslots);
-    while (e->slots[i].key && e->slots[i].key != key)
-        i = (i + 1) & (e->capslots - 1);
-    return &e->slots[i];
-}
-
-static int rehash(enc *e, const slot *from, size_t n, size_t cap)
-{
-    slot *t = calloc(cap, sizeof *t);
-    if (!t)
-        return fail(e, INTERP_ERR_NOMEM, "out of memory");
-    for (size_t k = 0; k < n; k++) {
-        if (!from[k].key)
-            continue;
-        size_t i = hash_ptr(from[k].key, cap);
-        while (t[i].key)
-            i = (i + 1) & (cap - 1);
-        t[i] = from[k];
-    }
-    free(e->slots);
-    e->slots = t;
-    e->capslots = cap;
-    return INTERP_OK;
-}
-
-/* Fill the empty entry s (from lookup) with key -> val, growing when needed. */
 static int insert(enc *e, slot *s, const void *key, uint64_t val)
 {
-    s->key = key;
-    s->val = val;
-    e->nslots++;
-    if (!e->slots)
-        return e->nslots < LIST_MAX ? INTERP_OK : rehash(e, e->list, e->nslots, FIRST_HASH);
-    if (e->nslots * 2 <= e->capslots)
-        return INTERP_OK;
-    return rehash(e, e->slots, e->capslots, e->capslots * 2);
+    if (interp__idmap_insert(&e->ids, s, key, val) != INTERP_OK)
+        return fail(e, INTERP_ERR_NOMEM, "out of memory");
+    return INTERP_OK;
 }
 
 /* ---- frames ------------------------------------------------------------------------------- */
@@ -611,8 +562,7 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
     e.frames = e.inline_frames;
     e.nframes = 0;
     e.capframes = INLINE_FRAMES;
-    e.slots = NULL;
-    e.nslots = e.capslots = 0;
+    interp__idmap_init(&e.ids);
     e.err = err;
     e.top = 0;
 
@@ -632,7 +582,7 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
     }
     if (e.frames != e.inline_frames)
         free(e.frames);
-    free(e.slots);
+    interp__idmap_free(&e.ids);
     lua_settop(L, base);
     if (rc == INTERP_OK) {
         *out = interp__msgbuf_finish(&e.buf, (uint32_t)count, e.flags);
