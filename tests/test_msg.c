@@ -270,6 +270,22 @@ static void msg_sparse_and_mixed_tables(void **state)
               "assert(k[1.5] == 'f' and k[true] == false and k[false] == true) return true");
 }
 
+static void msg_repeated_keys(void **state)
+{
+    (void)state;
+    /* keys that look alike to the decoder's key cache (same length, first and last bytes),
+     * keys with NULs, long keys, numbers as keys, in many records */
+    roundtrip_opts("recs = {} for i = 1, 300 do recs[i] = {axb = i, ayb = -i, ['a\\0b'] = 'n' .. i, "
+                   "[string.rep('k', 41)] = i, [string.rep('k', 40)] = -i, [1.5] = i} end",
+                   "recs",
+                   "local r = ... assert(#r == 300) for i = 1, 300 do local t = r[i] "
+                   "assert(t.axb == i and t.ayb == -i and t['a\\0b'] == 'n' .. i) "
+                   "assert(t[string.rep('k', 41)] == i and t[string.rep('k', 40)] == -i) "
+                   "assert(t[1.5] == i) local n = 0 for _ in pairs(t) do n = n + 1 end "
+                   "assert(n == 6) end return true",
+                   NULL);
+}
+
 static void msg_empty_and_nested_tables(void **state)
 {
     (void)state;
@@ -779,6 +795,23 @@ static void msg_push_lua(void **state)
     assert_int_equal(lua_tointeger(B, 5), 3);
     lua_settop(B, 0);
     interp_msg_free(m);
+    /* a big message (helper slots: objects, key cache) leaves only its values */
+    assert_int_equal(encode_in(A, "big = {} for i = 1, 100 do big[i] = {id = i, name = 'n' .. i} end "
+                                  "big.again = big[7]",
+                               "big, 'end'", NULL, &m, NULL),
+                     INTERP_OK);
+    lua_pushcfunction(B, push_lua_cfn);
+    lua_pushlightuserdata(B, m);
+    assert_int_equal(lua_pcall(B, 1, LUA_MULTRET, 0), LUA_OK);
+    assert_int_equal(lua_gettop(B), 4); /* "below", big, 'end', count */
+    assert_string_equal(lua_tostring(B, 3), "end");
+    lua_getfield(B, 2, "again");
+    lua_rawgeti(B, 2, 7);
+    assert_true(lua_rawequal(B, -1, -2));
+    lua_getfield(B, -1, "name");
+    assert_string_equal(lua_tostring(B, -1), "n7");
+    lua_settop(B, 0);
+    interp_msg_free(m);
     /* errors are raised with the reason */
     assert_int_equal(encode_in(A, NULL, "{f = function() end}", &with_functions, &m, NULL), INTERP_OK);
     lua_pushcfunction(B, push_lua_cfn);
@@ -842,6 +875,7 @@ int main(void)
         cmocka_unit_test(msg_large_array),
         cmocka_unit_test(msg_array_vs_map_wire),
         cmocka_unit_test(msg_sparse_and_mixed_tables),
+        cmocka_unit_test(msg_repeated_keys),
         cmocka_unit_test(msg_empty_and_nested_tables),
         cmocka_unit_test(msg_table_keys),
         cmocka_unit_test(msg_metatables_not_copied),
