@@ -32,7 +32,7 @@ int interp__idmap_insert(interp__idmap *m, interp__idmap_slot *s, const void *ke
     m->n++;
     if (!m->slots) /* list full: move to a hash table */
         return m->n < INTERP__IDMAP_LIST ? INTERP_OK : rehash(m, m->list, m->n, FIRST_HASH);
-    if (m->n * 2 <= m->cap)
+    if (m->n * 4 <= m->cap * 3) /* load <= 3/4: a smaller table, fewer cache misses */
         return INTERP_OK;
     return rehash(m, m->slots, m->cap, m->cap * 2);
 }

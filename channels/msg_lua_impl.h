@@ -41,7 +41,7 @@ void interp__path_finish(const interp__path *p, const char *reason, char *out, s
 /* ---- identity map of the encoder (msg_idmap.c): pointer -> 64-bit value ------------------
  * The first few entries live in a short inline list (a linear scan beats hashing and needs no
  * setup, which keeps one-table messages cheap); beyond it, open addressing with linear probing
- * at load <= 1/2. Keys are the addresses of live Lua objects (tables, closures, upvalue
+ * at load <= 3/4. Keys are the addresses of live Lua objects (tables, closures, upvalue
  * cells), never NULL. */
 enum { INTERP__IDMAP_LIST = 8 };
 
