@@ -99,6 +99,7 @@ static _Noreturn void dfail(dec *d, int code, const char *fmt, ...)
     }
     interp__path_finish(&path, reason, d->why, sizeof d->why);
     d->status = code;
+    lua_checkstack(d->L, 1); /* room for the error object (the stack may be exactly full) */
     if (d->direct)
         lua_pushstring(d->L, d->why);
     else
@@ -377,31 +378,31 @@ static void dec_init(dec *d, lua_State *L, const interp_msg *m, const interp_msg
     d->why[0] = '\0';
 }
 
-/* Push the helper slots (object table, room for deep frames); returns how many. */
+/* Push the helper slots (object table, room for deep frames, key cache) below the values;
+ * returns how many. Reserves stack room for all of them and for every top-level value: the
+ * values are pushed later without further checks (nested ones check as they open). */
 static int push_helpers(dec *d)
 {
     lua_State *L = d->L;
-    int n = 0;
-    if (d->left > MAX_VALUES || !lua_checkstack(L, (int)d->left + 8))
+    bool keys = d->size >= KEY_CACHE_MIN_SIZE;
+    int n = (d->has_refs ? 1 : 0) + (d->max_frames > INLINE_FRAMES ? 1 : 0) + (keys ? KEY_CACHE : 0);
+    if (d->left > MAX_VALUES || !lua_checkstack(L, (int)d->left + n + 8))
         dfail(d, INTERP_ERR_LIMIT, "%u values do not fit on the Lua stack", (unsigned)d->left);
     if (d->has_refs) {
         lua_newtable(L);
         d->refs = lua_gettop(L);
-        n++;
     }
     if (d->max_frames > INLINE_FRAMES) {
         lua_pushnil(L);
         d->frames_slot = lua_gettop(L);
-        n++;
     }
-    if (d->size >= KEY_CACHE_MIN_SIZE && lua_checkstack(L, KEY_CACHE)) {
+    if (keys) {
         d->keys_slot = lua_gettop(L) + 1;
         for (int i = 0; i < KEY_CACHE; i++) {
             lua_pushnil(L);
             d->keys[i].s = NULL;
             d->keys[i].len = 0;
         }
-        n += KEY_CACHE;
     }
     return n;
 }

@@ -403,6 +403,27 @@ static void msg_refs_survive_concatenation(void **state)
     lua_close(B);
 }
 
+static void msg_many_values(void **state)
+{
+    (void)state;
+    /* more top-level values than the fast path takes, with strings (the protected path) and a
+     * message big enough for the decoder's helper slots: all of them need stack room */
+    lua_State *A = new_state(), *B = new_state();
+    interp_msg *m;
+    run(A, "vals = {} for i = 1, 3000 do vals[i] = i % 3 == 0 and ('s' .. i) or i end");
+    int top = lua_gettop(A);
+    assert_int_equal(eval(A, "table.unpack(vals)"), 3000);
+    assert_int_equal(interp_msg_from_lua(A, top + 1, 3000, NULL, &m, NULL), INTERP_OK);
+    assert_int_equal(interp_msg_to_lua(B, m, NULL, NULL), INTERP_OK);
+    assert_int_equal(lua_gettop(B), 3000);
+    assert_string_equal(lua_tostring(B, 3), "s3");
+    assert_int_equal(lua_tointeger(B, 2999), 2999);
+    lua_settop(B, 0);
+    interp_msg_free(m);
+    lua_close(A);
+    lua_close(B);
+}
+
 static void msg_zero_values(void **state)
 {
     (void)state;
@@ -883,6 +904,7 @@ int main(void)
         cmocka_unit_test(msg_cycles),
         cmocka_unit_test(msg_refs_flags_and_bytes),
         cmocka_unit_test(msg_refs_survive_concatenation),
+        cmocka_unit_test(msg_many_values),
         cmocka_unit_test(msg_zero_values),
         cmocka_unit_test(msg_depth_limit_encode),
         cmocka_unit_test(msg_depth_limit_decode),
