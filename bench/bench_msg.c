@@ -206,6 +206,14 @@ static void bench_scalars(void)
            "%5.1f ns)\n",
            n / 2 / t.total / 1e6, t.total / (n / 2) * 1e9, t.enc / (n / 2) * 1e9,
            t.dec / (n / 2) * 1e9);
+    lua_settop(A, 0);
+    run(A, "nums = {} for i = 1, 1000 do nums[i] = i * 0.25 end");
+    lua_getglobal(A, "nums");
+    t = roundtrips(A, B, n / 200);
+    double v = (double)(n / 200) * 1000;
+    printf("1000 floats:     round trip %6.1f M elements/s = %5.1f ns each (encode %5.1f ns, "
+           "decode %5.1f ns)\n",
+           v / t.total / 1e6, t.total / v * 1e9, t.enc / v * 1e9, t.dec / v * 1e9);
     lua_close(A);
     lua_close(B);
 }

@@ -240,6 +240,48 @@ static int check_open(enc *e)
 
 /* ---- tables ------------------------------------------------------------------------------- */
 
+static inline bool is_object(int type) { return type == LUA_TTABLE || type == LUA_TFUNCTION; }
+static int put_scalar(enc *e, int idx, int type);
+
+/* The array frame f (table at f->idx, length f->n, header written) was just opened: walk the
+ * table with lua_next while the keys come as 1, 2, 3...; write scalar elements on the way.
+ * At the first table or function element, check that the remaining keys keep coming in
+ * order, and leave that element and the rest to the frame (rawgeti from f->i + 1). Returns 0
+ * when the frame can go on (f->i elements written), 1 when the keys are not 1..n in order
+ * (nothing but scalars was written), or an error. The stack is as it was in every case. */
+static int array_run(enc *e, eframe *f)
+{
+    lua_State *L = e->L;
+    lua_Integer want = 1;
+    int isint, rc;
+    lua_pushnil(L);
+    while (lua_next(L, f->idx)) {
+        if (lua_tointegerx(L, -2, &isint) != want || !isint) {
+            lua_pop(L, 2);
+            return 1;
+        }
+        f->i = want; /* for error paths */
+        int t = lua_type(L, -1);
+        if (is_object(t)) {
+            f->i = want - 1;
+            lua_pop(L, 1);
+            while (lua_next(L, f->idx)) {
+                lua_pop(L, 1);
+                if (lua_tointegerx(L, -1, &isint) != ++want || !isint) {
+                    lua_pop(L, 1);
+                    return 1;
+                }
+            }
+            return want == f->n ? 0 : 1;
+        }
+        if ((rc = put_scalar(e, -1, t)))
+            return rc;
+        lua_pop(L, 1);
+        want++;
+    }
+    return want - 1 == f->n ? 0 : 1;
+}
+
 static int open_table(enc *e)
 {
     lua_State *L = e->L;
@@ -266,6 +308,20 @@ static int open_table(enc *e)
         e->buf.used += 5;
         lua_pushnil(L); /* the first key for lua_next */
         return push_frame(e, K_MAP, t, 0, true, at, 0);
+    }
+    if (n <= (lua_Integer)UINT32_MAX) {
+        /* Optimistic: most tables with a length are arrays whose elements lua_next yields in
+         * order 1..n; write them as they come. */
+        size_t at = e->buf.used;
+        wrote(e, w, mp_encode_array(w, (uint32_t)n));
+        if ((rc = push_frame(e, K_ARRAY, t, n, false, 0, 0)) ||
+            (rc = array_run(e, &e->frames[e->nframes - 1])) <= 0)
+            return rc;
+        /* not in order: undo (only scalars were written) and look at all the keys */
+        e->nframes--;
+        e->buf.used = at;
+        if (!(w = need(e, 5)))
+            return fail_write(e);
     }
     /* An array when its keys are exactly 1..n: all keys are integers in [1, n] and there
      * are n of them. */
@@ -459,8 +515,6 @@ static int put_scalar(enc *e, int idx, int type)
         return fail(e, INTERP_ERR_ENCODE, "cannot copy a %s", lua_typename(L, type));
     }
 }
-
-static inline bool is_object(int type) { return type == LUA_TTABLE || type == LUA_TFUNCTION; }
 
 /* Write the table or function at the top of the stack, and everything inside it; pops it.
  * Scalar elements are written in place by tight loops; a nested table or function jumps back

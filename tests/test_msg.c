@@ -208,6 +208,11 @@ static void msg_array_vs_map_wire(void **state)
         {"{1, 2, x = 3}", 0x83},           /* mixed: map */
         {"{[1.5] = 1}", 0x81},             /* float key: map */
         {"{n = 1}", 0x81},
+        {"{1, {2}, 3, x = 4}", 0x84},      /* mixed, with a table element before the extra key */
+        {"{1, 2, {3}, [5] = 5}", 0x84},    /* a hole after a table element */
+        /* keys 1..3 inserted backwards (in the hash part, not in order): still an array */
+        {"(function() local t = {} t[3] = 3 t[2] = {2} t[1] = 1 return t end)()", 0x93},
+        {"(function() local t = {} for i = 20, 1, -1 do t[i] = i end return t end)()", 0xdc},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         assert_int_equal(encode_in(A, NULL, cases[i].expr, NULL, &m, NULL), INTERP_OK);
@@ -283,6 +288,20 @@ static void msg_repeated_keys(void **state)
                    "assert(t[string.rep('k', 41)] == i and t[string.rep('k', 40)] == -i) "
                    "assert(t[1.5] == i) local n = 0 for _ in pairs(t) do n = n + 1 end "
                    "assert(n == 6) end return true",
+                   NULL);
+}
+
+static void msg_arrays_in_any_key_order(void **state)
+{
+    (void)state;
+    roundtrip_opts("back = {} for i = 50, 1, -1 do back[i] = i % 2 == 0 and {i} or i end "
+                   "mixed = {1, {2}, 3, x = 4} holes = {1, 2, {3}, [5] = 5}",
+                   "back, mixed, holes",
+                   "local b, m, h = ... assert(#b == 50) for i = 1, 50 do "
+                   "if i % 2 == 0 then assert(b[i][1] == i) else assert(b[i] == i) end end "
+                   "assert(m[1] == 1 and m[2][1] == 2 and m[3] == 3 and m.x == 4) "
+                   "assert(h[1] == 1 and h[2] == 2 and h[3][1] == 3 and h[4] == nil and h[5] == 5) "
+                   "return true",
                    NULL);
 }
 
@@ -568,6 +587,9 @@ static void msg_refused_paths(void **state)
     refused(NULL, "{f = function() end}", NULL, INTERP_ERR_ENCODE,
             "[1].f: cannot copy a function (functions are not allowed)");
     refused(NULL, "{[io.stdout] = 1}", NULL, INTERP_ERR_ENCODE, "[1]: key: cannot copy a userdata");
+    refused(NULL, "{1, io.stdout, x = 1}", NULL, INTERP_ERR_ENCODE, "[1][2]: cannot copy a userdata");
+    refused(NULL, "{1, {}, io.stdout, x = 1}", NULL, INTERP_ERR_ENCODE,
+            "[1][3]: cannot copy a userdata");
     refused(NULL, "{[{io.stdout}] = 1}", NULL, INTERP_ERR_ENCODE,
             "[1]: key[1]: cannot copy a userdata");
     refused(NULL, "{['a b'] = {x = io.stdout}}", NULL, INTERP_ERR_ENCODE,
@@ -897,6 +919,7 @@ int main(void)
         cmocka_unit_test(msg_array_vs_map_wire),
         cmocka_unit_test(msg_sparse_and_mixed_tables),
         cmocka_unit_test(msg_repeated_keys),
+        cmocka_unit_test(msg_arrays_in_any_key_order),
         cmocka_unit_test(msg_empty_and_nested_tables),
         cmocka_unit_test(msg_table_keys),
         cmocka_unit_test(msg_metatables_not_copied),
