@@ -7,9 +7,14 @@
  * costs heap, not C stack; depth and size limits bound both.
  *
  * Identity: every table and function gets an object number when first written (msg_impl.h);
- * a C hash map pointer -> number turns later encounters into REF (written as the distance
- * back), and upvalue cells (lua_upvalueid) already written into JOIN. The map is set up only when a message holds a
- * table or a function, so scalar messages cost one allocation (the message) and a few stores.
+ * a C map pointer -> number (msg_idmap.c) turns later encounters into REF (written as the
+ * distance back), and upvalue cells (lua_upvalueid) already written into JOIN. The map needs
+ * no setup while it holds a few entries, so scalar messages cost one allocation (the message)
+ * and a few stores, and small tables little more.
+ *
+ * Tables: a table with no key 1 is a map, counted while written (placeholder header fixed at
+ * the end); a table with a length n is first tried as an array in lua_next order, and only
+ * when its keys do not come as 1..n are they all checked (array iff exactly 1..n) first.
  */
 #include <msgpuck.h>
 
