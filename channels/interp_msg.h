@@ -106,7 +106,8 @@ typedef enum interp_msg_type {
     INTERP_MSG_STR,      /* MessagePack str or bin */
     INTERP_MSG_ARRAY,
     INTERP_MSG_MAP,
-    INTERP_MSG_REF,      /* back-reference to the ref-th table of the message (0-based) */
+    INTERP_MSG_REF,      /* back-reference: `ref` objects back (1 = the table or function
+                            begun most recently; see msg_impl.h) */
     INTERP_MSG_FUNCTION, /* a Lua function (opaque to C readers) */
 } interp_msg_type;
 

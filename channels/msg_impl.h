@@ -14,6 +14,14 @@ enum {
     INTERP__MSG_HAS_FUNCTIONS = 2u, /* at least one INTERP_MSG_EXT_FUNCTION */
 };
 
+/* Back-references are relative (decided by the lead; please keep): objects that can be
+ * referenced (tables and functions) are numbered in the order their encoding begins,
+ * counting from the start of the whole message (all top-level values). An INTERP_MSG_EXT_REF
+ * payload holds the DISTANCE back: 1 = the most recently begun object, 2 = the one begun before
+ * it, and so on. Relative distances stay correct when messages are concatenated (the C
+ * builder's interp_msg_add_msg appends a message after other values without rewriting its
+ * bytes), so a host can pass a result message back as part of the next task's arguments. */
+
 /* One allocation: header then bytes. `data` is valid MessagePack by construction: every path
  * that makes a message (the Lua encoder, the C builder, interp_msg_from_bytes) validates. */
 struct interp_msg {
