@@ -6,7 +6,8 @@
  * Waking: a wake-up through a condition variable costs tens of microseconds on a loaded
  * machine, so a caller about to block first spins for a few microseconds, watching the queue
  * length through a relaxed atomic read (no lock traffic), and only then sleeps. Senders and
- * receivers count the sleepers, so the other side signals only when someone sleeps. A blocked
+ * receivers count the sleepers, so the other side signals only when someone sleeps and has not
+ * been signalled already. A blocked
  * select registers a waiter (its own mutex and condition variable) on every channel it watches;
  * a send to any of them, and close, fire the waiter.
  *
@@ -42,6 +43,18 @@ typedef struct sel_node {
     sel_waiter *w;
 } sel_node;
 
+/* Threads asleep on one condition variable, and how many of them were signalled and have not
+ * woken yet. A signal is sent only while waiting > woken: a thread already signalled will look
+ * at the queue anyway, so signalling again (a system call per message on a busy channel) would
+ * be wasted. Each signal unblocks a sleeper or finds all `waiting` ones already awake, and every
+ * waiter decrements both counts when it wakes, for whatever reason; so woken never exceeds the
+ * number of waiters that are awake but not yet back in the queue, and a skipped signal never
+ * leaves a sleeper behind. */
+typedef struct sleepers {
+    int waiting;
+    int woken;
+} sleepers;
+
 struct interp_chan {
     pthread_mutex_t mu;
     pthread_cond_t not_empty; /* receivers sleep here */
@@ -51,8 +64,8 @@ struct interp_chan {
     size_t head;              /* mu */
     atomic_size_t count;      /* written under mu; read without it for spinning and len */
     atomic_bool closed;       /* written under mu */
-    int recv_waiters;         /* mu: receivers asleep on not_empty */
-    int send_waiters;         /* mu: senders asleep on not_full */
+    sleepers receivers;       /* mu: on not_empty */
+    sleepers senders;         /* mu: on not_full */
     sel_node *selectors;      /* mu: blocked selects watching this channel */
     size_t capacity;
     size_t max_msg_size;
@@ -184,6 +197,27 @@ static bool ring_grow(interp_chan *ch)
     return true;
 }
 
+/* Claim a sleeper to signal (see sleepers): true when the caller must signal. */
+static bool claim(sleepers *s)
+{
+    if (s->waiting <= s->woken)
+        return false;
+    s->woken++;
+    return true;
+}
+
+/* Sleep on cv (mu held), counted in s. False once the deadline has passed. */
+static bool sleep_on(sleepers *s, pthread_cond_t *cv, pthread_mutex_t *mu,
+                     const struct timespec *dl)
+{
+    s->waiting++;
+    bool ok = interp__cond_wait_until(cv, mu, dl);
+    s->waiting--;
+    if (s->woken > 0)
+        s->woken--;
+    return ok;
+}
+
 /* Wake whoever waits for a message on ch: one sleeping receiver (returned: signal it after
  * unlocking) and every blocked select. */
 static bool wake_receivers_locked(interp_chan *ch)
@@ -194,7 +228,7 @@ static bool wake_receivers_locked(interp_chan *ch)
         interp__cond_signal(&s->w->cv);
         interp__mutex_unlock(&s->w->mu);
     }
-    return ch->recv_waiters > 0;
+    return claim(&ch->receivers);
 }
 
 /* INTERP_OK (m queued; *signal says a receiver must be signalled), INTERP_ERR_CLOSED,
@@ -229,11 +263,29 @@ static int try_recv_locked(interp_chan *ch, interp_msg **out, bool *signal)
     if (++ch->head == ch->slots)
         ch->head = 0;
     atomic_store_explicit(&ch->count, n - 1, memory_order_relaxed);
-    *signal = ch->send_waiters > 0;
+    *signal = claim(&ch->senders);
     return INTERP_OK;
 }
 
 /* ---- lifetime -------------------------------------------------------------------------- */
+
+/* The channel mutex is held for a few instructions at a time by threads on different cores:
+ * an adaptive mutex spins briefly on contention instead of sleeping in the kernel at once. */
+static void chan_mutex_init(pthread_mutex_t *mu)
+{
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+    pthread_mutexattr_t a;
+    if (pthread_mutexattr_init(&a) == 0) {
+        int rv = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+        if (rv == 0)
+            rv = pthread_mutex_init(mu, &a);
+        pthread_mutexattr_destroy(&a);
+        if (rv == 0)
+            return;
+    }
+#endif
+    interp__mutex_init(mu);
+}
 
 int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out)
 {
@@ -251,7 +303,7 @@ int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out)
         free(ch);
         return INTERP_ERR_NOMEM;
     }
-    interp__mutex_init(&ch->mu);
+    chan_mutex_init(&ch->mu);
     interp__cond_init(&ch->not_empty);
     interp__cond_init(&ch->not_full);
     atomic_init(&ch->count, 0);
@@ -294,9 +346,9 @@ void interp_chan_close(interp_chan *ch)
     if (!closed_of(ch)) {
         atomic_store_explicit(&ch->closed, true, memory_order_relaxed);
         wake_receivers_locked(ch);
-        if (ch->recv_waiters)
+        if (ch->receivers.waiting)
             interp__cond_broadcast(&ch->not_empty);
-        if (ch->send_waiters)
+        if (ch->senders.waiting)
             interp__cond_broadcast(&ch->not_full);
     }
     interp__mutex_unlock(&ch->mu);
@@ -348,13 +400,11 @@ int interp__chan_send_c(interp_chan *ch, interp_msg *m, double timeout, interp__
                 rc = INTERP_ERR_TIMEOUT;
                 break;
             }
-            ch->send_waiters++;
-            timed_out = !interp__cond_wait_until(&ch->not_full, &ch->mu, dlp);
-            ch->send_waiters--;
+            timed_out = !sleep_on(&ch->senders, &ch->not_full, &ch->mu, dlp);
         }
         /* We may have consumed a signal meant for a sender that can go on: pass it on. */
-        if (rc != INTERP_OK && ch->send_waiters > 0 && count_of(ch) < ch->capacity)
-            pass_on = true;
+        if (rc != INTERP_OK && count_of(ch) < ch->capacity && !closed_of(ch))
+            pass_on = claim(&ch->senders);
         interp__mutex_unlock(&ch->mu);
         if (tok)
             interp__cancel_disarm(tok);
@@ -407,12 +457,10 @@ int interp__chan_recv_c(interp_chan *ch, double timeout, interp__cancel *tok, in
                 rc = INTERP_ERR_TIMEOUT;
                 break;
             }
-            ch->recv_waiters++;
-            timed_out = !interp__cond_wait_until(&ch->not_empty, &ch->mu, dlp);
-            ch->recv_waiters--;
+            timed_out = !sleep_on(&ch->receivers, &ch->not_empty, &ch->mu, dlp);
         }
-        if (rc != INTERP_OK && ch->recv_waiters > 0 && count_of(ch) > 0)
-            pass_on = true;
+        if (rc != INTERP_OK && count_of(ch) > 0)
+            pass_on = claim(&ch->receivers);
         interp__mutex_unlock(&ch->mu);
         if (tok)
             interp__cancel_disarm(tok);
