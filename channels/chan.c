@@ -46,6 +46,7 @@ enum { SELECT_STACK = 16, CACHE_LINE = 64 };
  * for one small message (a Lua encode or decode takes about a microsecond) and a short
  * preemption, short enough that a waiter that really has to wait wastes little. */
 #define SPIN_NS 20000u
+static atomic_uint spin_ns = SPIN_NS;
 #define CLOSED_BIT ((size_t)1 << (sizeof(size_t) * CHAR_BIT - 1))
 
 typedef struct sel_waiter {
@@ -116,6 +117,11 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void interp__chan_set_spin(unsigned ns)
+{
+    atomic_store_explicit(&spin_ns, ns, memory_order_relaxed);
+}
+
 /* Spinning only helps when the other side can run meanwhile. */
 static bool spin_allowed(void)
 {
@@ -152,9 +158,10 @@ typedef bool (*ready_fn)(interp_chan *const *chans, size_t n);
 static bool spin_wait(ready_fn ready, interp_chan *const *chans, size_t n, interp__cancel *tok,
                       const struct timespec *dl)
 {
-    if (!spin_allowed())
+    unsigned budget = atomic_load_explicit(&spin_ns, memory_order_relaxed);
+    if (budget == 0 || !spin_allowed())
         return false;
-    uint64_t end = now_ns() + SPIN_NS;
+    uint64_t end = now_ns() + budget;
     if (dl) {
         uint64_t d = (uint64_t)dl->tv_sec * 1000000000u + (uint64_t)dl->tv_nsec;
         if (d < end)
