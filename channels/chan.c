@@ -30,6 +30,7 @@
  * waiter on the list may still touch it. */
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -170,8 +171,13 @@ static bool spin_wait(ready_fn ready, interp_chan *const *chans, size_t n, inter
     for (unsigned i = 1;; i++) {
         if (ready(chans, n) || fired(tok))
             return true;
-        cpu_relax();
-        if ((i & 31) == 0 && now_ns() >= end)
+        /* pause first; later yield too, so that on a machine with more runnable threads than
+         * cores the thread we wait for gets to run (it may share our core) */
+        if (i < 256)
+            cpu_relax();
+        else
+            sched_yield();
+        if ((i & 15) == 0 && now_ns() >= end)
             return false;
     }
 }
