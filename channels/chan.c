@@ -11,15 +11,15 @@
  * step).
  *
  * Blocking: a wake-up through a condition variable costs tens of microseconds on a loaded
- * machine, so a caller about to block first spins a few microseconds, watching head and tail
- * (plain atomic reads), and only then sleeps. Sleeping and waking follow Dekker's pattern: a
+ * machine, so a caller about to block first spins (pause, then sched_yield) for up to 20 us,
+ * watching head and tail (plain atomic reads), and only then sleeps. Sleeping and waking follow Dekker's pattern: a
  * waiter announces itself (recv_interest/send_interest, seq_cst), then tries the queue once
  * more, then sleeps, all under the mutex; the other side changes the queue and reads the
  * interest count, and only when it is non-zero takes the mutex to signal. Every access to
  * head, tail, cell sequences and interest counts that takes part in this is seq_cst (no
  * fences: TSan does not model them; on x86 only the stores cost): either the waiter's retry
- * sees the change or the other side sees the waiter. Sleepers are
- * counted (see `sleepers`), so a signal is sent only to a sleeper not signalled already.
+ * sees the change or the other side sees the waiter. Sleepers are counted (see `sleepers`),
+ * so a signal is sent only to a sleeper not signalled already.
  *
  * A blocked select registers a waiter (its own mutex and condition variable) on every channel
  * it watches (counted in recv_interest too); a send to any of them, and close, fire it.
@@ -45,7 +45,9 @@
 enum { SELECT_STACK = 16, CACHE_LINE = 64 };
 /* How long a caller about to block spins first. Long enough to cover the other side's work
  * for one small message (a Lua encode or decode takes about a microsecond) and a short
- * preemption, short enough that a waiter that really has to wait wastes little. */
+ * preemption, short enough that a waiter that really has to wait wastes little (a sleep and
+ * wake-up costs about as much). Measured: 2 us spins push the Lua ping-pong p50 from ~1.6 us
+ * to ~8 us on this machine. */
 #define SPIN_NS 20000u
 static atomic_uint spin_ns = SPIN_NS;
 #define CLOSED_BIT ((size_t)1 << (sizeof(size_t) * CHAR_BIT - 1))
