@@ -6,7 +6,8 @@
  *   4. round-trip latency p50/p99 on an idle pool, beside a plain condvar ping-pong
  *   5. pool creation (2 workers, initializer) to first result
  *   6. resident memory added per worker (64 workers, /proc/self/statm)
- * Usage: bench_pool [scale]  (scale < 1 shortens every run; default 1). */
+ * Usage: bench_pool [scale [sections]]  (scale < 1 shortens every run; default 1; sections:
+ * a list such as "map,seed" runs only those). */
 #include <lauxlib.h>
 #include <lualib.h>
 #include <pthread.h>
@@ -298,11 +299,15 @@ int main(int argc, char **argv)
         scale = atof(argv[1]);
     if (scale <= 0 || scale > 10)
         scale = 1;
-    bench_rss();
-    bench_create();
-    bench_latency();
-    bench_submit();
-    bench_map();
-    bench_seed();
+    const char *only = argc > 2 ? argv[2] : ""; /* e.g. "map,seed": run only those */
+#define RUN(name)                                   \
+    if (!*only || strstr(only, #name))              \
+        bench_##name();
+    RUN(rss)
+    RUN(create)
+    RUN(latency)
+    RUN(submit)
+    RUN(map)
+    RUN(seed)
     return 0;
 }
