@@ -66,6 +66,9 @@ INTERP_API interp_msg *interp_msg_int(int64_t v);
 INTERP_API interp_msg *interp_msg_double(double v);
 INTERP_API interp_msg *interp_msg_str(const char *s, size_t len); /* binary-safe copy */
 INTERP_API interp_msg *interp_msg_cstr(const char *s);            /* NUL-terminated text */
+/* (interp_msg_str/cstr also return NULL for s == NULL with len > 0 and len > UINT32_MAX.)
+ * Integers take the smallest MessagePack form; doubles are always float64, so 3.0 stays a
+ * float. */
 
 /* ---- builder: any message from C ------------------------------------------------------ */
 
@@ -78,7 +81,10 @@ typedef struct interp_msg_builder interp_msg_builder;
 /* A new empty builder (owned by the caller), or NULL when out of memory. */
 INTERP_API interp_msg_builder *interp_msg_builder_new(void);
 /* Each append returns INTERP_OK, or INTERP_ERR_NOMEM (the builder then refuses every further
- * append and finish reports the error). */
+ * append and finish reports the error; so does INTERP_ERR_LIMIT when more than UINT32_MAX
+ * top-level values were appended). A refused argument appends nothing and the builder goes
+ * on: INTERP_ERR_INVALID for a NULL builder, string or message (a NULL string is fine with
+ * len 0), INTERP_ERR_LIMIT for a string longer than UINT32_MAX bytes. */
 INTERP_API int interp_msg_add_nil(interp_msg_builder *b);
 INTERP_API int interp_msg_add_bool(interp_msg_builder *b, bool v);
 INTERP_API int interp_msg_add_int(interp_msg_builder *b, int64_t v);
@@ -87,7 +93,9 @@ INTERP_API int interp_msg_add_str(interp_msg_builder *b, const char *s, size_t l
 INTERP_API int interp_msg_add_cstr(interp_msg_builder *b, const char *s);
 INTERP_API int interp_msg_add_array(interp_msg_builder *b, uint32_t count);
 INTERP_API int interp_msg_add_map(interp_msg_builder *b, uint32_t pairs);
-/* Append every top-level value of m (copied bytes). */
+/* Append every top-level value of m (copied bytes; back-references are relative, so they
+ * keep their meaning). Inside an open array or map each value of m counts as one element.
+ * m's flags (refs, functions) carry over to the result. */
 INTERP_API int interp_msg_add_msg(interp_msg_builder *b, const interp_msg *m);
 /* Finish: on INTERP_OK *out is a new message (owned by the caller) holding every top-level
  * value appended. INTERP_ERR_INVALID if an array or map is still open (too few elements),
@@ -106,7 +114,8 @@ typedef enum interp_msg_type {
     INTERP_MSG_STR,      /* MessagePack str or bin */
     INTERP_MSG_ARRAY,
     INTERP_MSG_MAP,
-    INTERP_MSG_REF,      /* back-reference to the ref-th table of the message (0-based) */
+    INTERP_MSG_REF,      /* back-reference: `ref` objects back (1 = the table or function
+                            begun most recently; see msg_impl.h) */
     INTERP_MSG_FUNCTION, /* a Lua function (opaque to C readers) */
 } interp_msg_type;
 
@@ -135,14 +144,20 @@ typedef struct interp_msg_value {
 /* A cursor over the top-level values of m. */
 INTERP_API interp_msg_iter interp_msg_iter_init(const interp_msg *m);
 /* Read the next value of the run into *v and advance past it (past the whole value, nested
- * elements included). Returns false at the end of the run. Unsigned integers above INT64_MAX
- * are read as INTERP_MSG_FLOAT. */
+ * elements included: O(size of the value)). Returns false at the end of the run, and on bytes
+ * that are not a value (never for a message of this library; never reads past it->end).
+ * Unsigned integers above INT64_MAX are read as INTERP_MSG_FLOAT. */
 INTERP_API bool interp_msg_next(interp_msg_iter *it, interp_msg_value *v);
 
 /* Readable text of all the values of m, for logs and tests: Lua-like syntax, e.g.
- * `1, "a\0b", {1, 2.5, true}, {x = nil, ["k k"] = {}}`, `@ref3`, `<function>`. Returns
- * INTERP_OK and *text (malloc'd, NUL-terminated, the caller frees it with free()), or
- * INTERP_ERR_NOMEM. Long strings and deep structures are printed whole. */
+ * `1, "a\0b", {1, 2.5, true}, {x = nil, ["k k"] = {}}`, `@ref3`, `<function>`. Integers print
+ * as 3, floats so that they read back as the same double and look like floats (3.0, 0.1,
+ * 1e+20, -0.0, nan, inf, -inf); strings quoted with Lua escapes (\n, \ddd for other bytes
+ * that are neither printable ASCII nor well-formed UTF-8); keys that are identifiers as
+ * `k = v`, others as `[k] = v`. Returns INTERP_OK and *text (malloc'd, NUL-terminated, the
+ * caller frees it with free()), INTERP_ERR_NOMEM, INTERP_ERR_INVALID (NULL argument), or
+ * INTERP_ERR_DECODE (bytes that are not a message of this library). Long strings and deep
+ * structures are printed whole. */
 INTERP_API int interp_msg_to_text(const interp_msg *m, char **text);
 
 #ifdef __cplusplus

@@ -8,11 +8,88 @@
 
 #include "interp_msg.h"
 
+/* ---- the wire format of interp_pool's extension types ---------------------------------
+ *
+ * Object numbering. Every array, map and function (INTERP_MSG_EXT_FUNCTION) of a message gets
+ * an object index: 0, 1, 2, ... in the order their first byte appears in the message bytes
+ * (pre-order: a container is numbered when it opens, before its elements; the count runs on
+ * across all top-level values). Refs and upvalue joins name objects by this index.
+ *
+ * INTERP_MSG_EXT_REF (ext type 1): payload = the object index as a big-endian unsigned integer
+ * of 1, 2, 4 or 8 bytes (encoders write the shortest: fixext 1, 2 or 4). It must name an
+ * object already opened (index < number of objects opened so far; an object still open is
+ * fine: that is a cycle). It stands for that same object: shared subtables, cycles, a
+ * function reached twice (a recursive local function is its own upvalue).
+ *
+ * INTERP_MSG_EXT_FUNCTION (ext type 2, any ext header size; encoders write ext 32): payload =
+ * a sequence of plain MessagePack items, nothing after the last:
+ *   bin   the function's bytecode as lua_dump writes it, debug info kept (tracebacks keep
+ *         their line numbers); starts with LUA_SIGNATURE "\x1bLua"
+ *   uint  nups, the number of upvalues (0..255)
+ *   then nups times:
+ *     str   the upvalue's name (as lua_getupvalue gives it; may be empty)
+ *     uint  a tag:
+ *       0 (INTERP__MSG_UPV_VALUE)   followed by one value (any value: tables, refs, functions);
+ *       1 (INTERP__MSG_UPV_GLOBALS) nothing follows: the sender's globals table (usually the
+ *                                   `_ENV` upvalue); the receiver binds its own globals;
+ *       2 (INTERP__MSG_UPV_JOIN)    followed by uint f (object index of an earlier, possibly
+ *                                   still open, function) and uint u (0-based upvalue index,
+ *                                   u < f's nups): this upvalue is the same variable as f's
+ *                                   upvalue u (closures sharing a local stay sharing it).
+ * The function itself is object index k when its ext header opens; its upvalue values are
+ * nested one level deeper (they count for max_depth like table elements).
+ *
+ * Depth: arrays, maps and functions each add one nesting level; opening one at depth
+ * max_depth is an error (max_depth nested tables are fine).
+ */
+enum { INTERP__MSG_UPV_VALUE = 0, INTERP__MSG_UPV_GLOBALS = 1, INTERP__MSG_UPV_JOIN = 2 };
+
+/* Read the header of the ext value at *p in bytes already validated: sets *type and *len
+ * (payload length) and advances *p to the payload. The caller has checked that the first
+ * byte is an ext header (0xc7..0xc9, 0xd4..0xd8). */
+static inline void interp__msg_ext_header(const char **p, int8_t *type, uint32_t *len)
+{
+    const unsigned char *s = (const unsigned char *)*p;
+    switch (s[0]) {
+    case 0xd4: *len = 1; s += 1; break;
+    case 0xd5: *len = 2; s += 1; break;
+    case 0xd6: *len = 4; s += 1; break;
+    case 0xd7: *len = 8; s += 1; break;
+    case 0xd8: *len = 16; s += 1; break;
+    case 0xc7: *len = s[1]; s += 2; break;
+    case 0xc8: *len = (uint32_t)s[1] << 8 | s[2]; s += 3; break;
+    default: /* 0xc9 */
+        *len = (uint32_t)s[1] << 24 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 8 | s[4];
+        s += 5;
+        break;
+    }
+    *type = (int8_t)s[0];
+    *p = (const char *)s + 1;
+}
+
+/* The object index held by a validated REF payload of `len` (1, 2, 4 or 8) bytes. */
+static inline uint64_t interp__msg_ref_index(const char *payload, uint32_t len)
+{
+    const unsigned char *s = (const unsigned char *)payload;
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < len; i++)
+        v = v << 8 | s[i];
+    return v;
+}
+
 /* Flags summarising what a message holds, so that a decoder can skip work it does not need. */
 enum {
-    INTERP__MSG_HAS_REFS = 1u,      /* at least one INTERP_MSG_EXT_REF */
+    INTERP__MSG_HAS_REFS = 1u,      /* at least one INTERP_MSG_EXT_REF or upvalue JOIN */
     INTERP__MSG_HAS_FUNCTIONS = 2u, /* at least one INTERP_MSG_EXT_FUNCTION */
 };
+
+/* Back-references are relative (decided by the lead; please keep): objects that can be
+ * referenced (tables and functions) are numbered in the order their encoding begins,
+ * counting from the start of the whole message (all top-level values). An INTERP_MSG_EXT_REF
+ * payload holds the DISTANCE back: 1 = the most recently begun object, 2 = the one begun before
+ * it, and so on. Relative distances stay correct when messages are concatenated (the C
+ * builder's interp_msg_add_msg appends a message after other values without rewriting its
+ * bytes), so a host can pass a result message back as part of the next task's arguments. */
 
 /* One allocation: header then bytes. `data` is valid MessagePack by construction: every path
  * that makes a message (the Lua encoder, the C builder, interp_msg_from_bytes) validates. */

@@ -1,0 +1,448 @@
+/* msg_check.c - validation of untrusted message bytes, and messages made from such bytes.
+ *
+ * The validator walks the stream once, iteratively (an explicit stack of open containers,
+ * never C recursion), and checks everything a decoder later relies on without re-checking:
+ * every length stays inside the bytes, no reserved byte (0xc1), nesting within max_depth,
+ * only interp_pool's extension types, REF indexes naming an object already opened, FUNCTION
+ * payloads laid out as msg_impl.h describes (JOINs naming an earlier function's upvalue).
+ *
+ * This is the one file that defines MP_SOURCE: msgpuck's out-of-line copies of its inline
+ * functions and its lookup tables live here.
+ */
+#define MP_SOURCE 1
+#include <msgpuck.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg_impl.h"
+
+enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 32, MAX_UPVALUES = 255 };
+
+enum { F_SEQ, F_FUNC }; /* frame kinds: array/map elements, function upvalues */
+
+typedef struct vframe {
+    uint64_t left;       /* F_SEQ: items left (a map counts keys and values); F_FUNC: upvalues */
+    const char *outer;   /* F_FUNC: the limit to restore when the payload ends */
+    const char *end;     /* F_FUNC: the end of the payload */
+    int kind;
+} vframe;
+
+typedef struct vfunc {   /* a function seen so far: JOIN targets */
+    uint64_t obj;
+    uint32_t nups;
+} vfunc;
+
+typedef struct vstate {
+    const char *base;    /* start of the bytes, for offsets in messages */
+    vframe inline_frames[INLINE_FRAMES];
+    vframe *frames;
+    size_t nframes, capframes;
+    vfunc *funcs;
+    size_t nfuncs, capfuncs;
+    uint64_t objects;    /* objects opened so far */
+    uint32_t flags;
+    int max_depth;
+    char *why;
+    size_t whylen;
+} vstate;
+
+static int fail(vstate *s, int code, const char *at, const char *fmt, ...)
+{
+    if (s->why && s->whylen) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(s->why, s->whylen, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < s->whylen)
+            snprintf(s->why + n, s->whylen - (size_t)n, " at byte %zu", (size_t)(at - s->base));
+    }
+    return code;
+}
+
+static int push_frame(vstate *s, const char *at, vframe f)
+{
+    if (s->nframes >= (size_t)s->max_depth)
+        return fail(s, INTERP_ERR_LIMIT, at, "nesting deeper than %d", s->max_depth);
+    if (s->nframes == s->capframes) {
+        size_t cap = s->capframes * 2;
+        vframe *n = malloc(cap * sizeof *n);
+        if (!n)
+            return fail(s, INTERP_ERR_NOMEM, at, "out of memory");
+        memcpy(n, s->frames, s->nframes * sizeof *n);
+        if (s->frames != s->inline_frames)
+            free(s->frames);
+        s->frames = n;
+        s->capframes = cap;
+    }
+    s->frames[s->nframes++] = f;
+    return INTERP_OK;
+}
+
+static int add_func(vstate *s, const char *at, uint64_t obj, uint32_t nups)
+{
+    if (s->nfuncs == s->capfuncs) {
+        size_t cap = s->capfuncs ? s->capfuncs * 2 : 8;
+        vfunc *n = realloc(s->funcs, cap * sizeof *n);
+        if (!n)
+            return fail(s, INTERP_ERR_NOMEM, at, "out of memory");
+        s->funcs = n;
+        s->capfuncs = cap;
+    }
+    s->funcs[s->nfuncs++] = (vfunc){obj, nups};
+    return INTERP_OK;
+}
+
+/* The function numbered obj (funcs are sorted: numbering is in order), or NULL. */
+static const vfunc *find_func(const vstate *s, uint64_t obj)
+{
+    size_t lo = 0, hi = s->nfuncs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->funcs[mid].obj == obj)
+            return &s->funcs[mid];
+        if (s->funcs[mid].obj < obj)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static uint64_t load_be(const char *p, unsigned n)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = v << 8 | u[i];
+    return v;
+}
+
+/* Read an unsigned integer item (positive fixint, uint 8..64) at *p < lim. */
+static int read_uint(vstate *s, const char **p, const char *lim, uint64_t *v, const char *what)
+{
+    const char *at = *p;
+    if (at >= lim)
+        return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
+    unsigned char c = (unsigned char)*at;
+    unsigned n;
+    if (c <= 0x7f) {
+        *v = c;
+        *p = at + 1;
+        return INTERP_OK;
+    }
+    switch (c) {
+    case 0xcc: n = 1; break;
+    case 0xcd: n = 2; break;
+    case 0xce: n = 4; break;
+    case 0xcf: n = 8; break;
+    default: return fail(s, INTERP_ERR_DECODE, at, "function payload: %s is not an unsigned integer", what);
+    }
+    if ((size_t)(lim - at) < 1 + n)
+        return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
+    *v = load_be(at + 1, n);
+    *p = at + 1 + n;
+    return INTERP_OK;
+}
+
+/* Read a str or bin header at *p: *len and *p past the header; checks the bytes fit. */
+static int read_blob(vstate *s, const char **p, const char *lim, bool want_str, uint32_t *len,
+                     const char *what)
+{
+    const char *at = *p;
+    if (at >= lim)
+        return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
+    unsigned char c = (unsigned char)*at;
+    unsigned n;
+    uint64_t l;
+    if (want_str && c >= 0xa0 && c <= 0xbf) {
+        n = 0;
+        l = c & 0x1f;
+    } else if ((want_str && c >= 0xd9 && c <= 0xdb) || (!want_str && c >= 0xc4 && c <= 0xc6)) {
+        n = 1u << (c - (want_str ? 0xd9 : 0xc4));
+        if ((size_t)(lim - at) < 1 + n)
+            return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
+        l = load_be(at + 1, n);
+    } else {
+        return fail(s, INTERP_ERR_DECODE, at, "function payload: %s is not a %s", what,
+                    want_str ? "str" : "bin");
+    }
+    if ((size_t)(lim - at) - 1 - n < l)
+        return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
+    *len = (uint32_t)l;
+    *p = at + 1 + n;
+    return INTERP_OK;
+}
+
+/* Open a FUNCTION whose payload is [q, end): checks the bytecode and the upvalue count,
+ * numbers the function, pushes a frame for its upvalues and makes `end` the limit until the
+ * frame closes. *p is set to the first upvalue. */
+static int open_function(vstate *s, const char *at, const char *q, const char *end,
+                         const char **p, const char **lim)
+{
+    uint32_t blen;
+    uint64_t nups;
+    int rc = read_blob(s, &q, end, false, &blen, "bytecode");
+    if (rc)
+        return rc;
+    if (blen < 4 || memcmp(q, "\x1bLua", 4) != 0)
+        return fail(s, INTERP_ERR_DECODE, at, "function payload: not Lua bytecode");
+    q += blen;
+    if ((rc = read_uint(s, &q, end, &nups, "upvalue count")))
+        return rc;
+    if (nups > MAX_UPVALUES)
+        return fail(s, INTERP_ERR_DECODE, at, "function with %llu upvalues",
+                    (unsigned long long)nups);
+    if ((rc = push_frame(s, at, (vframe){nups, *lim, end, F_FUNC})) ||
+        (rc = add_func(s, at, s->objects, (uint32_t)nups)))
+        return rc;
+    s->objects++;
+    s->flags |= INTERP__MSG_HAS_FUNCTIONS;
+    *lim = end;
+    *p = q;
+    return INTERP_OK;
+}
+
+/* Validate one value at *p (< *lim) and advance *p past it; containers and functions push a
+ * frame and leave their elements (upvalues) to the main loop. */
+static int value(vstate *s, const char **p, const char **lim)
+{
+    const char *at = *p;
+    size_t room = (size_t)(*lim - at);
+    if (room == 0)
+        return fail(s, INTERP_ERR_DECODE, at, "truncated message");
+    unsigned char c = (unsigned char)*at;
+    uint64_t n;
+    size_t hdr;
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+        *p = at + 1;
+        return INTERP_OK;
+    }
+    if (c >= 0xa0 && c <= 0xbf) { /* fixstr */
+        n = c & 0x1f;
+        hdr = 1;
+        goto blob;
+    }
+    if (c >= 0x90 && c <= 0x9f) { /* fixarray */
+        n = c & 0x0f;
+        hdr = 1;
+        goto array;
+    }
+    if (c >= 0x80 && c <= 0x8f) { /* fixmap */
+        n = c & 0x0f;
+        hdr = 1;
+        goto map;
+    }
+    switch (c) {
+    case 0xc1:
+        return fail(s, INTERP_ERR_DECODE, at, "reserved byte 0xc1");
+    case 0xcc: case 0xd0: hdr = 2; goto fixed;
+    case 0xcd: case 0xd1: hdr = 3; goto fixed;
+    case 0xce: case 0xd2: case 0xca: hdr = 5; goto fixed;
+    case 0xcf: case 0xd3: case 0xcb: hdr = 9; goto fixed;
+    case 0xc4: case 0xd9: hdr = 2; break;
+    case 0xc5: case 0xda: hdr = 3; break;
+    case 0xc6: case 0xdb: hdr = 5; break;
+    case 0xdc: case 0xde: hdr = 3; break;
+    case 0xdd: case 0xdf: hdr = 5; break;
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: hdr = 2; break;
+    case 0xc7: hdr = 3; break;
+    case 0xc8: hdr = 4; break;
+    case 0xc9: hdr = 6; break;
+    default: return fail(s, INTERP_ERR_DECODE, at, "invalid byte 0x%02x", c); /* unreachable */
+    }
+    if (room < hdr)
+        return fail(s, INTERP_ERR_DECODE, at, "truncated message");
+    switch (c) {
+    case 0xc4: case 0xd9: n = load_be(at + 1, 1); goto blob;
+    case 0xc5: case 0xda: n = load_be(at + 1, 2); goto blob;
+    case 0xc6: case 0xdb: n = load_be(at + 1, 4); goto blob;
+    case 0xdc: n = load_be(at + 1, 2); goto array;
+    case 0xdd: n = load_be(at + 1, 4); goto array;
+    case 0xde: n = load_be(at + 1, 2); goto map;
+    case 0xdf: n = load_be(at + 1, 4); goto map;
+    default: break;
+    }
+    /* ext */
+    {
+        uint32_t len;
+        int8_t type;
+        const char *q = at;
+        interp__msg_ext_header(&q, &type, &len);
+        if (room - hdr < len)
+            return fail(s, INTERP_ERR_DECODE, at, "truncated message");
+        if (type == INTERP_MSG_EXT_REF) {
+            if (len != 1 && len != 2 && len != 4 && len != 8)
+                return fail(s, INTERP_ERR_DECODE, at, "reference of %u bytes", (unsigned)len);
+            uint64_t ref = interp__msg_ref_index(q, len);
+            if (ref >= s->objects)
+                return fail(s, INTERP_ERR_DECODE, at,
+                            "reference to object %llu, only %llu opened so far",
+                            (unsigned long long)ref, (unsigned long long)s->objects);
+            s->flags |= INTERP__MSG_HAS_REFS;
+            *p = q + len;
+            return INTERP_OK;
+        }
+        if (type == INTERP_MSG_EXT_FUNCTION) /* its upvalues are read by the main loop */
+            return open_function(s, at, q, q + len, p, lim);
+        return fail(s, INTERP_ERR_DECODE, at, "unknown extension type %d", (int)type);
+    }
+fixed:
+    if (room < hdr)
+        return fail(s, INTERP_ERR_DECODE, at, "truncated message");
+    *p = at + hdr;
+    return INTERP_OK;
+blob:
+    if (room - hdr < n)
+        return fail(s, INTERP_ERR_DECODE, at, "truncated message");
+    *p = at + hdr + n;
+    return INTERP_OK;
+map:
+    n *= 2;
+    /* fall through */
+array:
+    /* every element takes at least one byte: a cheap early bound on absurd counts */
+    if (room - hdr < n)
+        return fail(s, INTERP_ERR_DECODE, at, "truncated message (more elements than bytes)");
+    {
+        int rc = push_frame(s, at, (vframe){n, NULL, NULL, F_SEQ});
+        if (rc)
+            return rc;
+    }
+    s->objects++;
+    if (n == 0)
+        s->nframes--;
+    *p = at + hdr;
+    return INTERP_OK;
+}
+
+/* One upvalue entry of the innermost function frame: name, tag, and for JOIN its indexes.
+ * Sets *want_value when a value follows. */
+static int upvalue(vstate *s, const char **p, const char *lim, bool *want_value)
+{
+    const char *at = *p;
+    uint32_t nlen;
+    uint64_t tag;
+    int rc = read_blob(s, p, lim, true, &nlen, "upvalue name");
+    if (rc)
+        return rc;
+    *p += nlen;
+    if ((rc = read_uint(s, p, lim, &tag, "upvalue tag")))
+        return rc;
+    *want_value = false;
+    switch (tag) {
+    case INTERP__MSG_UPV_VALUE:
+        *want_value = true;
+        return INTERP_OK;
+    case INTERP__MSG_UPV_GLOBALS:
+        return INTERP_OK;
+    case INTERP__MSG_UPV_JOIN: {
+        uint64_t f, u;
+        if ((rc = read_uint(s, p, lim, &f, "joined function")) ||
+            (rc = read_uint(s, p, lim, &u, "joined upvalue")))
+            return rc;
+        const vfunc *vf = find_func(s, f);
+        if (!vf)
+            return fail(s, INTERP_ERR_DECODE, at, "upvalue joined to object %llu, not a function seen before",
+                        (unsigned long long)f);
+        if (u >= vf->nups)
+            return fail(s, INTERP_ERR_DECODE, at, "upvalue joined to upvalue %llu of a function with %u",
+                        (unsigned long long)u, (unsigned)vf->nups);
+        s->flags |= INTERP__MSG_HAS_REFS;
+        return INTERP_OK;
+    }
+    default:
+        return fail(s, INTERP_ERR_DECODE, at, "unknown upvalue tag %llu", (unsigned long long)tag);
+    }
+}
+
+int interp__msg_validate(const char *data, size_t len, int max_depth, uint32_t *count,
+                         uint32_t *flags, char *why, size_t whylen)
+{
+    vstate s;
+    s.base = data;
+    s.frames = s.inline_frames;
+    s.nframes = 0;
+    s.capframes = INLINE_FRAMES;
+    s.funcs = NULL;
+    s.nfuncs = s.capfuncs = 0;
+    s.objects = 0;
+    s.flags = 0;
+    s.max_depth = max_depth > 0 ? max_depth : DEFAULT_DEPTH;
+    s.why = why;
+    s.whylen = whylen;
+    if (why && whylen)
+        why[0] = '\0';
+    if (len == 0) { /* also keeps NULL + 0 out of the arithmetic below */
+        *count = 0;
+        *flags = 0;
+        return INTERP_OK;
+    }
+
+    const char *p = data, *lim = data + len;
+    uint64_t values = 0;
+    int rc = INTERP_OK;
+    for (;;) {
+        if (s.nframes == 0) {
+            if (p == data + len)
+                break;
+            if (values == UINT32_MAX) {
+                rc = fail(&s, INTERP_ERR_DECODE, p, "more than %u values", UINT32_MAX);
+                break;
+            }
+            values++;
+        } else {
+            vframe *f = &s.frames[s.nframes - 1];
+            if (f->left == 0) {
+                if (f->kind == F_FUNC) {
+                    if (p != f->end) {
+                        rc = fail(&s, INTERP_ERR_DECODE, p, "%zu stray bytes in a function",
+                                  (size_t)(f->end - p));
+                        break;
+                    }
+                    lim = f->outer;
+                }
+                s.nframes--;
+                continue;
+            }
+            f->left--;
+            if (f->kind == F_FUNC) {
+                bool want;
+                if ((rc = upvalue(&s, &p, lim, &want)))
+                    break;
+                if (!want)
+                    continue;
+            }
+        }
+        if ((rc = value(&s, &p, &lim)))
+            break;
+    }
+    if (s.frames != s.inline_frames)
+        free(s.frames);
+    free(s.funcs);
+    if (rc == INTERP_OK) {
+        *count = (uint32_t)values;
+        *flags = s.flags;
+    }
+    return rc;
+}
+
+int interp_msg_from_bytes(const void *data, size_t len, int max_depth, interp_msg **out)
+{
+    if (!out || (!data && len))
+        return INTERP_ERR_INVALID;
+    *out = NULL;
+    uint32_t count, flags;
+    int rc = interp__msg_validate(data, len, max_depth, &count, &flags, NULL, 0);
+    if (rc)
+        return rc;
+    interp_msg *m = interp__msg_alloc(len, count, flags);
+    if (!m)
+        return INTERP_ERR_NOMEM;
+    if (len)
+        memcpy(m->data, data, len);
+    *out = m;
+    return INTERP_OK;
+}

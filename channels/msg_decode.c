@@ -1,0 +1,483 @@
+/* msg_decode.c - message -> Lua values (interp_msg_to_lua, interp_msg_push_lua).
+ *
+ * A message's bytes were validated when it was made (msg_impl.h), so decoding reads them
+ * without bounds checks; what remains to check is what only the receiving state can judge:
+ * table keys that Lua refuses (nil, NaN), functions when they are not allowed, bytecode that
+ * does not load, depth and Lua stack room.
+ *
+ * Nesting is walked with an explicit stack of frames, never C recursion. Every table and
+ * function is numbered as it opens (msg_impl.h); only a message flagged HAS_REFS keeps them, in
+ * a Lua table, for REF and JOIN.
+ *
+ * Protection: creating strings, tables and functions may raise memory errors, so
+ * interp_msg_to_lua runs the builder under lua_pcall of a C function; only a run of leading
+ * nil/boolean/number values is pushed directly (pushing those cannot raise once the stack has
+ * room), which keeps scalar messages free of the pcall. Our own errors are raised with a light
+ * userdata (no allocation while reporting); interp_msg_push_lua raises them as strings.
+ */
+#include <msgpuck.h>
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp_msg_lua.h"
+#include "msg_impl.h"
+#include "msg_lua_impl.h"
+
+enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 64, FAST_VALUES = 32, MAX_VALUES = 1000000 };
+#define DEFAULT_SIZE ((size_t)256 << 20)
+
+enum { K_ARRAY, K_MAP, K_FUNC };
+
+typedef struct dframe {
+    int kind;
+    int idx;            /* stack index of the table or function */
+    uint32_t i, n;      /* K_ARRAY: elements set, count; K_MAP: -, pairs left;
+                           K_FUNC: current upvalue (1-based), count */
+    bool in_key;        /* K_MAP: the value being read is a key */
+    uint32_t uplen;     /* K_FUNC: the current upvalue's name, for error texts */
+    const char *upname;
+} dframe;
+
+typedef struct dec {
+    lua_State *L;
+    const char *p;
+    uint32_t left;      /* top-level values still to read */
+    long long top;      /* 1-based index of the top-level value being read */
+    int max_depth;
+    bool allow_functions;
+    bool direct;        /* raise errors as strings (interp_msg_push_lua) */
+    bool has_refs;
+    int refs;           /* stack index of the object table (HAS_REFS), 0 if none */
+    int frames_slot;    /* stack index reserved for a bigger frame array, 0 if none */
+    uint32_t nobj;
+    size_t max_frames;  /* min(max_depth, message size): frames ever needed */
+    dframe *frames;
+    size_t nframes, capframes;
+    int status;
+    char why[sizeof(((interp_msg_error *)0)->text)];
+    dframe inline_frames[INLINE_FRAMES];
+} dec;
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+static _Noreturn void dfail(dec *d, int code, const char *fmt, ...)
+{
+    char reason[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    interp__path path;
+    interp__path_init(&path);
+    if (d->top > 0)
+        interp__path_index(&path, d->top);
+    for (size_t k = 0; k < d->nframes; k++) {
+        const dframe *f = &d->frames[k];
+        if (f->kind == K_ARRAY)
+            interp__path_index(&path, (long long)f->i + 1);
+        else if (f->kind == K_MAP && f->in_key)
+            interp__path_in_key(&path);
+        else if (f->kind == K_MAP)
+            interp__path_key(&path, d->L, f->idx + 1);
+        else if (f->upname)
+            interp__path_upvalue(&path, f->upname, f->uplen);
+    }
+    interp__path_finish(&path, reason, d->why, sizeof d->why);
+    d->status = code;
+    if (d->direct)
+        lua_pushstring(d->L, d->why);
+    else
+        lua_pushlightuserdata(d->L, d); /* no allocation while failing */
+    lua_error(d->L);
+    abort(); /* not reached: lua_error does not return */
+}
+
+/* ---- frames and objects ------------------------------------------------------------------- */
+
+static void push_frame(dec *d, dframe f)
+{
+    if (d->nframes == d->capframes) {
+        /* deeper than the inline frames: a bigger array as a userdata in the reserved slot,
+         * so that a raised error cannot leak it */
+        size_t cap = d->capframes * 2 < d->max_frames ? d->capframes * 2 : d->max_frames;
+        dframe *n = lua_newuserdatauv(d->L, cap * sizeof *n, 0);
+        memcpy(n, d->frames, d->nframes * sizeof *n);
+        lua_replace(d->L, d->frames_slot);
+        d->frames = n;
+        d->capframes = cap;
+    }
+    d->frames[d->nframes++] = f;
+}
+
+static void check_open(dec *d)
+{
+    if (d->nframes >= (size_t)d->max_depth)
+        dfail(d, INTERP_ERR_LIMIT, "nesting deeper than %d", d->max_depth);
+    if (!lua_checkstack(d->L, 5))
+        dfail(d, INTERP_ERR_LIMIT, "nesting too deep for the Lua stack");
+}
+
+/* Number the object at the top of the stack; keep it when the message has references. */
+static void add_object(dec *d)
+{
+    d->nobj++;
+    if (d->refs) {
+        lua_pushvalue(d->L, -1);
+        lua_rawseti(d->L, d->refs, d->nobj);
+    }
+}
+
+/* Push object number obj (0-based) of this message. */
+static void push_object(dec *d, uint64_t obj)
+{
+    if (!d->refs || obj >= d->nobj)
+        dfail(d, INTERP_ERR_DECODE, "reference to object %llu, not opened before",
+              (unsigned long long)obj);
+    lua_rawgeti(d->L, d->refs, (lua_Integer)obj + 1);
+}
+
+/* ---- functions ---------------------------------------------------------------------------- */
+
+typedef struct chunk {
+    const char *p;
+    size_t n;
+} chunk;
+
+static const char *chunk_reader(lua_State *L, void *ud, size_t *size)
+{
+    (void)L;
+    chunk *c = ud;
+    *size = c->n;
+    c->n = 0;
+    return *size ? c->p : NULL;
+}
+
+/* Set the upvalues of function frame f that need no value (GLOBALS, JOIN) up to the next one
+ * that does. Returns true when the function is complete. */
+static bool func_advance(dec *d, dframe *f)
+{
+    lua_State *L = d->L;
+    while (f->i < f->n) {
+        f->i++;
+        f->upname = mp_decode_str(&d->p, &f->uplen);
+        uint64_t tag = mp_decode_uint(&d->p);
+        if (tag == INTERP__MSG_UPV_VALUE)
+            return false;
+        if (tag == INTERP__MSG_UPV_GLOBALS) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+            lua_setupvalue(L, f->idx, (int)f->i);
+            continue;
+        }
+        uint64_t fobj = mp_decode_uint(&d->p), up = mp_decode_uint(&d->p);
+        push_object(d, fobj);
+        if (lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1) || up >= 255 ||
+            !lua_getupvalue(L, -1, (int)up + 1))
+            dfail(d, INTERP_ERR_DECODE, "upvalue joined to a missing upvalue");
+        lua_pop(L, 1);
+        lua_upvaluejoin(L, f->idx, (int)f->i, -1, (int)up + 1);
+        lua_pop(L, 1);
+    }
+    return true;
+}
+
+/* Load the function whose payload starts at d->p; returns true when it is complete. */
+static bool open_function(dec *d)
+{
+    lua_State *L = d->L;
+    if (!d->allow_functions)
+        dfail(d, INTERP_ERR_DECODE, "cannot accept a function (functions are not allowed)");
+    check_open(d);
+    uint32_t blen;
+    chunk c;
+    c.p = mp_decode_bin(&d->p, &blen);
+    c.n = blen;
+    uint32_t nups = (uint32_t)mp_decode_uint(&d->p);
+    int st = lua_load(L, chunk_reader, &c, "=(message)", "b");
+    if (st != LUA_OK) {
+        if (st == LUA_ERRMEM)
+            lua_error(L); /* the memory error itself */
+        char text[120];
+        snprintf(text, sizeof text, "%s", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
+        lua_pop(L, 1);
+        dfail(d, INTERP_ERR_DECODE, "cannot load function: %s", text);
+    }
+    uint32_t actual = 0;
+    while (actual <= 255 && lua_getupvalue(L, -1, (int)actual + 1)) {
+        lua_pop(L, 1);
+        actual++;
+    }
+    if (actual != nups)
+        dfail(d, INTERP_ERR_DECODE, "function has %u upvalues, message gives %u",
+              (unsigned)actual, (unsigned)nups);
+    add_object(d);
+    push_frame(d, (dframe){.kind = K_FUNC, .idx = lua_gettop(L), .n = nups});
+    if (!func_advance(d, &d->frames[d->nframes - 1])) /* frames may have moved */
+        return false;
+    d->nframes--;
+    return true;
+}
+
+/* ---- values ------------------------------------------------------------------------------- */
+
+static bool open_table(dec *d, uint32_t n, bool map)
+{
+    check_open(d);
+    int size = n > INT_MAX ? INT_MAX : (int)n;
+    lua_createtable(d->L, map ? 0 : size, map ? size : 0);
+    add_object(d);
+    if (n == 0)
+        return true;
+    push_frame(d, (dframe){.kind = map ? K_MAP : K_ARRAY, .idx = lua_gettop(d->L), .n = n,
+                           .in_key = map});
+    return false;
+}
+
+/* Read the value at d->p: push it (true), or open a container or function whose elements
+ * follow (false; complete ones return true). */
+static bool read_value(dec *d)
+{
+    lua_State *L = d->L;
+    unsigned char c = (unsigned char)*d->p;
+    uint32_t len;
+    const char *s;
+    switch (mp_typeof((char)c)) {
+    case MP_NIL: d->p++; lua_pushnil(L); return true;
+    case MP_BOOL: d->p++; lua_pushboolean(L, c == 0xc3); return true;
+    case MP_UINT: {
+        uint64_t u = mp_decode_uint(&d->p);
+        if (u > (uint64_t)INT64_MAX)
+            lua_pushnumber(L, (lua_Number)u);
+        else
+            lua_pushinteger(L, (lua_Integer)u);
+        return true;
+    }
+    case MP_INT: lua_pushinteger(L, (lua_Integer)mp_decode_int(&d->p)); return true;
+    case MP_FLOAT: lua_pushnumber(L, (lua_Number)mp_decode_float(&d->p)); return true;
+    case MP_DOUBLE: lua_pushnumber(L, (lua_Number)mp_decode_double(&d->p)); return true;
+    case MP_STR: s = mp_decode_str(&d->p, &len); lua_pushlstring(L, s, len); return true;
+    case MP_BIN: s = mp_decode_bin(&d->p, &len); lua_pushlstring(L, s, len); return true;
+    case MP_ARRAY: return open_table(d, mp_decode_array(&d->p), false);
+    case MP_MAP: return open_table(d, mp_decode_map(&d->p), true);
+    case MP_EXT: {
+        int8_t type;
+        interp__msg_ext_header(&d->p, &type, &len);
+        if (type == INTERP_MSG_EXT_REF) {
+            uint64_t obj = interp__msg_ref_index(d->p, len);
+            d->p += len;
+            push_object(d, obj);
+            return true;
+        }
+        if (type == INTERP_MSG_EXT_FUNCTION)
+            return open_function(d);
+        break;
+    }
+    default:
+        break;
+    }
+    dfail(d, INTERP_ERR_DECODE, "invalid byte 0x%02x", c); /* not in a validated message */
+}
+
+/* Push d->left values. */
+static void decode_values(dec *d)
+{
+    lua_State *L = d->L;
+    for (;;) {
+        if (d->nframes == 0) {
+            if (d->left == 0)
+                return;
+            d->left--;
+            d->top++;
+        }
+        bool complete = read_value(d);
+        while (complete && d->nframes > 0) { /* store the value into its container */
+            dframe *f = &d->frames[d->nframes - 1];
+            if (f->kind == K_ARRAY) {
+                lua_rawseti(L, f->idx, (lua_Integer)++f->i);
+                complete = f->i == f->n;
+            } else if (f->kind == K_MAP) {
+                if (f->in_key) {
+                    int t = lua_type(L, -1);
+                    if (t == LUA_TNIL)
+                        dfail(d, INTERP_ERR_DECODE, "table key is nil");
+                    if (t == LUA_TNUMBER && !lua_isinteger(L, -1) && isnan(lua_tonumber(L, -1)))
+                        dfail(d, INTERP_ERR_DECODE, "table key is NaN");
+                    f->in_key = false;
+                    complete = false;
+                } else {
+                    lua_rawset(L, f->idx);
+                    f->in_key = --f->n > 0;
+                    complete = f->n == 0;
+                }
+            } else {
+                lua_setupvalue(L, f->idx, (int)f->i);
+                complete = func_advance(d, f);
+            }
+            if (complete)
+                d->nframes--; /* the container is complete, at the top */
+        }
+    }
+}
+
+/* ---- entry points ------------------------------------------------------------------------- */
+
+static void dec_init(dec *d, lua_State *L, const interp_msg *m, const interp_msg_opts *opts)
+{
+    d->L = L;
+    d->p = m->data;
+    d->left = m->count;
+    d->top = 0;
+    d->max_depth = opts && opts->max_depth > 0 ? opts->max_depth : DEFAULT_DEPTH;
+    d->allow_functions = opts && opts->allow_functions;
+    d->direct = false;
+    d->has_refs = (m->flags & INTERP__MSG_HAS_REFS) != 0;
+    d->refs = d->frames_slot = 0;
+    d->nobj = 0;
+    d->max_frames = (size_t)d->max_depth < m->size ? (size_t)d->max_depth : m->size;
+    d->frames = d->inline_frames;
+    d->nframes = 0;
+    d->capframes = INLINE_FRAMES;
+    d->status = INTERP_OK;
+    d->why[0] = '\0';
+}
+
+/* Push the helper slots (object table, room for deep frames); returns how many. */
+static int push_helpers(dec *d)
+{
+    lua_State *L = d->L;
+    int n = 0;
+    if (d->left > MAX_VALUES || !lua_checkstack(L, (int)d->left + 8))
+        dfail(d, INTERP_ERR_LIMIT, "%u values do not fit on the Lua stack", (unsigned)d->left);
+    if (d->has_refs) {
+        lua_newtable(L);
+        d->refs = lua_gettop(L);
+        n++;
+    }
+    if (d->max_frames > INLINE_FRAMES) {
+        lua_pushnil(L);
+        d->frames_slot = lua_gettop(L);
+        n++;
+    }
+    return n;
+}
+
+static int decode_protected(lua_State *L)
+{
+    dec *d = lua_touserdata(L, 1);
+    uint32_t count = d->left;
+    push_helpers(d);
+    decode_values(d);
+    return (int)count;
+}
+
+static bool plain_scalar(unsigned char c)
+{
+    return c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3 || (c >= 0xca && c <= 0xd3);
+}
+
+static int set_error(interp_msg_error *err, int rc, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->text, sizeof err->text, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+int interp_msg_to_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *opts,
+                      interp_msg_error *err)
+{
+    if (err)
+        err->text[0] = '\0';
+    if (!L || !m)
+        return set_error(err, INTERP_ERR_INVALID, "invalid arguments");
+    size_t max_size = opts && opts->max_size ? opts->max_size : DEFAULT_SIZE;
+    if (m->size > max_size)
+        return set_error(err, INTERP_ERR_LIMIT, "message of %zu bytes, larger than %zu", m->size,
+                         max_size);
+    int base = lua_gettop(L);
+    /* leading nil/boolean/number values: pushed directly, no pcall */
+    const char *p = m->data;
+    uint32_t left = m->count, fast = left < FAST_VALUES ? left : FAST_VALUES;
+    if (fast && lua_checkstack(L, (int)fast)) {
+        while (left && plain_scalar((unsigned char)*p)) {
+            unsigned char c = (unsigned char)*p;
+            if (c <= 0x7f) {
+                lua_pushinteger(L, c);
+                p++;
+            } else if (c == 0xc0 || c == 0xc2 || c == 0xc3) {
+                if (c == 0xc0)
+                    lua_pushnil(L);
+                else
+                    lua_pushboolean(L, c == 0xc3);
+                p++;
+            } else if (c == 0xca) {
+                lua_pushnumber(L, (lua_Number)mp_decode_float(&p));
+            } else if (c == 0xcb) {
+                lua_pushnumber(L, (lua_Number)mp_decode_double(&p));
+            } else if (c >= 0xcc && c <= 0xcf) {
+                uint64_t u = mp_decode_uint(&p);
+                if (u > (uint64_t)INT64_MAX)
+                    lua_pushnumber(L, (lua_Number)u);
+                else
+                    lua_pushinteger(L, (lua_Integer)u);
+            } else {
+                lua_pushinteger(L, (lua_Integer)mp_decode_int(&p));
+            }
+            left--;
+            if (--fast == 0)
+                break;
+        }
+        if (left == 0)
+            return INTERP_OK;
+    }
+    dec d;
+    dec_init(&d, L, m, opts);
+    d.p = p;
+    d.left = left;
+    d.top = m->count - left;
+    if (!lua_checkstack(L, 3)) {
+        lua_settop(L, base);
+        return set_error(err, INTERP_ERR_LIMIT, "no room on the Lua stack");
+    }
+    lua_pushcfunction(L, decode_protected);
+    lua_pushlightuserdata(L, &d);
+    int st = lua_pcall(L, 1, LUA_MULTRET, 0);
+    if (st == LUA_OK)
+        return INTERP_OK;
+    int rc;
+    if (st == LUA_ERRMEM)
+        rc = set_error(err, INTERP_ERR_NOMEM, "out of memory");
+    else if (lua_touserdata(L, -1) == &d)
+        rc = set_error(err, d.status, "%s", d.why);
+    else /* a Lua error we did not raise ("table overflow", an error in a __gc...) */
+        rc = set_error(err, INTERP_ERR_DECODE, "%s",
+                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error while decoding");
+    lua_settop(L, base);
+    return rc;
+}
+
+int interp_msg_push_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *opts)
+{
+    dec d;
+    dec_init(&d, L, m, opts);
+    d.direct = true;
+    size_t max_size = opts && opts->max_size ? opts->max_size : DEFAULT_SIZE;
+    if (m->size > max_size)
+        dfail(&d, INTERP_ERR_LIMIT, "message of %zu bytes, larger than %zu", m->size, max_size);
+    int base = lua_gettop(L);
+    uint32_t count = d.left;
+    int helpers = push_helpers(&d);
+    decode_values(&d);
+    if (helpers) { /* move the helper slots above the values, then drop them */
+        lua_rotate(L, base + 1, -helpers);
+        lua_pop(L, helpers);
+    }
+    return (int)count;
+}

@@ -1,0 +1,560 @@
+/* msg_encode.c - Lua values -> message (interp_msg_from_lua).
+ *
+ * The encoder never raises and never creates a Lua object: it reads the values with raw,
+ * non-allocating API calls (lua_next, lua_rawgeti, lua_getupvalue, lua_dump) and writes
+ * MessagePack straight into an interp__msgbuf, which becomes the message without a copy.
+ * Nesting is walked with an explicit stack of frames (never C recursion), so a deep value
+ * costs heap, not C stack; depth and size limits bound both.
+ *
+ * Identity: every table and function gets an object index when first written (msg_impl.h);
+ * a C hash map pointer -> index turns later encounters into REF, and upvalue cells
+ * (lua_upvalueid) already written into JOIN. The map is set up only when a message holds a
+ * table or a function, so scalar messages cost one allocation (the message) and a few stores.
+ */
+#include <msgpuck.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp_msg_lua.h"
+#include "msg_impl.h"
+#include "msg_lua_impl.h"
+
+enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 16, INLINE_SLOTS = 32 };
+#define DEFAULT_SIZE ((size_t)256 << 20)
+
+enum { K_ARRAY, K_MAP, K_FUNC };
+
+typedef struct eframe {
+    int kind;
+    int idx;            /* stack index of the table or function */
+    bool in_key;        /* K_MAP: the value being written is a key */
+    lua_Integer i, n;   /* K_ARRAY: last element pushed, length; K_FUNC: upvalue, count */
+    uint32_t obj;       /* K_FUNC: the function's object index */
+    size_t ext_at;      /* K_FUNC: offset of its ext 32 header (length patched at the end) */
+    const char *upname; /* K_FUNC: name of the current upvalue */
+} eframe;
+
+typedef struct slot {
+    const void *key; /* NULL: empty */
+    uint64_t val;    /* object index; upvalue cells: (function object << 32) | upvalue index */
+} slot;
+
+typedef struct enc {
+    lua_State *L;
+    interp__msgbuf buf;
+    size_t max_size, lim; /* lim = min(buf.cap, max_size): the fast-path bound of writes */
+    int max_depth;
+    bool allow_functions;
+    uint32_t flags;
+    uint32_t nobj;
+    int status;         /* of the failed write (NOMEM or LIMIT) */
+    long long top;      /* 1-based index of the top-level value being written */
+    const void *globals;
+    eframe *frames;
+    size_t nframes, capframes;
+    slot *slots;        /* NULL until the first table or function */
+    size_t nslots, capslots;
+    interp_msg_error *err;
+    eframe inline_frames[INLINE_FRAMES];
+    slot inline_slots[INLINE_SLOTS];
+} enc;
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+static int fail(enc *e, int code, const char *fmt, ...)
+{
+    if (e->err) {
+        char reason[160];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof reason, fmt, ap);
+        va_end(ap);
+        interp__path path;
+        interp__path_init(&path);
+        if (e->top > 0)
+            interp__path_index(&path, e->top);
+        for (size_t k = 0; k < e->nframes; k++) {
+            const eframe *f = &e->frames[k];
+            if (f->kind == K_ARRAY)
+                interp__path_index(&path, f->i);
+            else if (f->kind == K_MAP && f->in_key)
+                interp__path_in_key(&path);
+            else if (f->kind == K_MAP)
+                interp__path_key(&path, e->L, f->idx + 1);
+            else if (f->upname)
+                interp__path_upvalue(&path, f->upname, strlen(f->upname));
+        }
+        interp__path_finish(&path, reason, e->err->text, sizeof e->err->text);
+    }
+    return code;
+}
+
+static int fail_write(enc *e)
+{
+    if (e->status == INTERP_ERR_LIMIT)
+        return fail(e, INTERP_ERR_LIMIT, "message larger than %zu bytes", e->max_size);
+    return fail(e, INTERP_ERR_NOMEM, "out of memory");
+}
+
+/* ---- output ------------------------------------------------------------------------------- */
+
+static char *need_slow(enc *e, size_t n)
+{
+    if (n > e->max_size - e->buf.used) {
+        e->status = INTERP_ERR_LIMIT;
+        return NULL;
+    }
+    char *w = interp__msgbuf_reserve(&e->buf, n);
+    if (!w) {
+        e->status = INTERP_ERR_NOMEM;
+        return NULL;
+    }
+    e->lim = e->buf.cap < e->max_size ? e->buf.cap : e->max_size;
+    return w;
+}
+
+/* Room for n bytes at the end of the output, or NULL (e->status says why). */
+static inline char *need(enc *e, size_t n)
+{
+    if (n <= e->lim - e->buf.used)
+        return e->buf.msg->data + e->buf.used;
+    return need_slow(e, n);
+}
+
+static inline void wrote(enc *e, const char *w, const char *end) { e->buf.used += (size_t)(end - w); }
+
+static int put_uint(enc *e, uint64_t v)
+{
+    char *w = need(e, 9);
+    if (!w)
+        return fail_write(e);
+    wrote(e, w, mp_encode_uint(w, v));
+    return INTERP_OK;
+}
+
+static int put_str(enc *e, const char *s, size_t len)
+{
+    if (len > UINT32_MAX)
+        return fail(e, INTERP_ERR_LIMIT, "string of %zu bytes (MessagePack's limit is 4 GiB)", len);
+    char *w = need(e, 5 + len);
+    if (!w)
+        return fail_write(e);
+    char *p = mp_encode_strl(w, (uint32_t)len);
+    memcpy(p, s, len);
+    wrote(e, w, p + len);
+    return INTERP_OK;
+}
+
+static int put_ref(enc *e, uint64_t obj)
+{
+    char *w = need(e, 6);
+    if (!w)
+        return fail_write(e);
+    unsigned char *u = (unsigned char *)w;
+    size_t n;
+    if (obj <= 0xff) {
+        u[0] = 0xd4, u[1] = INTERP_MSG_EXT_REF, u[2] = (unsigned char)obj, n = 3;
+    } else if (obj <= 0xffff) {
+        u[0] = 0xd5, u[1] = INTERP_MSG_EXT_REF, u[2] = (unsigned char)(obj >> 8);
+        u[3] = (unsigned char)obj, n = 4;
+    } else {
+        u[0] = 0xd6, u[1] = INTERP_MSG_EXT_REF;
+        for (int k = 0; k < 4; k++)
+            u[2 + k] = (unsigned char)(obj >> (24 - 8 * k));
+        n = 6;
+    }
+    e->buf.used += n;
+    e->flags |= INTERP__MSG_HAS_REFS;
+    return INTERP_OK;
+}
+
+static void store_be32(char *at, uint32_t v)
+{
+    for (int k = 0; k < 4; k++)
+        at[k] = (char)(v >> (24 - 8 * k));
+}
+
+/* ---- identity map: open addressing, linear probing, load <= 1/2 -------------------------- */
+
+static size_t hash_ptr(const void *p, size_t cap)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15u;
+    return (size_t)(h >> 32) & (cap - 1);
+}
+
+/* The slot for key: its entry, or the empty slot where it would go. */
+static slot *lookup(enc *e, const void *key)
+{
+    if (!e->slots) {
+        memset(e->inline_slots, 0, sizeof e->inline_slots);
+        e->slots = e->inline_slots;
+        e->capslots = INLINE_SLOTS;
+    }
+    size_t i = hash_ptr(key, e->capslots);
+    while (e->slots[i].key && e->slots[i].key != key)
+        i = (i + 1) & (e->capslots - 1);
+    return &e->slots[i];
+}
+
+/* Fill the empty slot s (from lookup) with key -> val, growing the table when needed. */
+static int insert(enc *e, slot *s, const void *key, uint64_t val)
+{
+    s->key = key;
+    s->val = val;
+    if (++e->nslots * 2 <= e->capslots)
+        return INTERP_OK;
+    size_t cap = e->capslots * 2;
+    slot *n = calloc(cap, sizeof *n);
+    if (!n)
+        return fail(e, INTERP_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < e->capslots; k++) {
+        if (!e->slots[k].key)
+            continue;
+        size_t i = hash_ptr(e->slots[k].key, cap);
+        while (n[i].key)
+            i = (i + 1) & (cap - 1);
+        n[i] = e->slots[k];
+    }
+    if (e->slots != e->inline_slots)
+        free(e->slots);
+    e->slots = n;
+    e->capslots = cap;
+    return INTERP_OK;
+}
+
+/* ---- frames ------------------------------------------------------------------------------- */
+
+static int push_frame(enc *e, eframe f)
+{
+    if (e->nframes == e->capframes) {
+        size_t cap = e->capframes * 2;
+        eframe *n = malloc(cap * sizeof *n);
+        if (!n)
+            return fail(e, INTERP_ERR_NOMEM, "out of memory");
+        memcpy(n, e->frames, e->nframes * sizeof *n);
+        if (e->frames != e->inline_frames)
+            free(e->frames);
+        e->frames = n;
+        e->capframes = cap;
+    }
+    e->frames[e->nframes++] = f;
+    return INTERP_OK;
+}
+
+/* Before opening a table or function (the value at the top): depth and Lua stack room. */
+static int check_open(enc *e)
+{
+    if (e->nframes >= (size_t)e->max_depth)
+        return fail(e, INTERP_ERR_LIMIT, "nesting deeper than %d", e->max_depth);
+    if (!lua_checkstack(e->L, 6))
+        return fail(e, INTERP_ERR_LIMIT, "nesting too deep for the Lua stack");
+    return INTERP_OK;
+}
+
+/* ---- tables ------------------------------------------------------------------------------- */
+
+static int open_table(enc *e)
+{
+    lua_State *L = e->L;
+    const void *p = lua_topointer(L, -1);
+    slot *s = lookup(e, p);
+    if (s->key) {
+        lua_pop(L, 1);
+        return put_ref(e, s->val);
+    }
+    int rc = check_open(e);
+    if (rc || (rc = insert(e, s, p, e->nobj)))
+        return rc;
+    e->nobj++;
+    int t = lua_gettop(L);
+    /* A table is an array when its keys are exactly 1..n: all keys are integers in [1, n]
+     * and there are n of them (n = a border of the table). */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, t), count = 0;
+    bool array = true;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        count++;
+        if (array) {
+            int isint;
+            lua_Integer k = lua_tointegerx(L, -1, &isint);
+            array = isint && k >= 1 && k <= n;
+        }
+    }
+    if (count > (lua_Integer)UINT32_MAX)
+        return fail(e, INTERP_ERR_LIMIT, "table of %lld entries", (long long)count);
+    char *w = need(e, 5);
+    if (!w)
+        return fail_write(e);
+    if (array && count == n) {
+        wrote(e, w, mp_encode_array(w, (uint32_t)n));
+        return push_frame(e, (eframe){.kind = K_ARRAY, .idx = t, .i = 0, .n = n});
+    }
+    wrote(e, w, mp_encode_map(w, (uint32_t)count));
+    lua_pushnil(L); /* the first key for lua_next */
+    return push_frame(e, (eframe){.kind = K_MAP, .idx = t});
+}
+
+/* ---- functions ---------------------------------------------------------------------------- */
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
+{
+    (void)L;
+    enc *e = ud;
+    char *w = need(e, sz);
+    if (!w)
+        return 1;
+    memcpy(w, p, sz);
+    e->buf.used += sz;
+    return 0;
+}
+
+static int open_function(enc *e)
+{
+    lua_State *L = e->L;
+    if (lua_iscfunction(L, -1))
+        return fail(e, INTERP_ERR_ENCODE, "cannot copy a C function");
+    if (!e->allow_functions)
+        return fail(e, INTERP_ERR_ENCODE, "cannot copy a function (functions are not allowed)");
+    const void *p = lua_topointer(L, -1);
+    slot *s = lookup(e, p);
+    if (s->key) {
+        lua_pop(L, 1);
+        return put_ref(e, s->val);
+    }
+    int rc = check_open(e);
+    if (rc || (rc = insert(e, s, p, e->nobj)))
+        return rc;
+    uint32_t obj = e->nobj++;
+    e->flags |= INTERP__MSG_HAS_FUNCTIONS;
+    if (!e->globals) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+        e->globals = lua_topointer(L, -1);
+        lua_pop(L, 1);
+    }
+    /* ext 32 header and bin 32 header, lengths patched once known */
+    char *w = need(e, 11);
+    if (!w)
+        return fail_write(e);
+    size_t ext_at = e->buf.used;
+    memcpy(w, "\xc9\0\0\0\0\x02\xc6\0\0\0\0", 11);
+    w[5] = INTERP_MSG_EXT_FUNCTION;
+    e->buf.used += 11;
+    if (lua_dump(L, dump_writer, e, 0) != 0)
+        return e->status ? fail_write(e) : fail(e, INTERP_ERR_ENCODE, "cannot dump the function");
+    size_t code = e->buf.used - ext_at - 11;
+    if (code > UINT32_MAX)
+        return fail(e, INTERP_ERR_LIMIT, "function bytecode larger than 4 GiB");
+    store_be32(e->buf.msg->data + ext_at + 7, (uint32_t)code);
+    int nups = 0;
+    while (lua_getupvalue(L, -1, nups + 1)) {
+        lua_pop(L, 1);
+        nups++;
+    }
+    if ((rc = put_uint(e, (uint64_t)nups)))
+        return rc;
+    return push_frame(e, (eframe){.kind = K_FUNC, .idx = lua_gettop(L), .n = nups, .obj = obj,
+                                  .ext_at = ext_at});
+}
+
+/* Advance function frame f to its next upvalue that needs a value written: returns 1 with the
+ * value pushed, 0 when the function is complete, or an error. */
+static int next_upvalue(enc *e, eframe *f)
+{
+    lua_State *L = e->L;
+    while (f->i < f->n) {
+        int i = (int)++f->i;
+        const char *name = lua_getupvalue(L, f->idx, i);
+        f->upname = name;
+        int rc = put_str(e, name, strlen(name));
+        if (rc)
+            return rc;
+        const void *cell = lua_upvalueid(L, f->idx, i);
+        slot *s = lookup(e, cell);
+        if (s->key) { /* a variable shared with an upvalue written before */
+            lua_pop(L, 1);
+            if ((rc = put_uint(e, INTERP__MSG_UPV_JOIN)) || (rc = put_uint(e, s->val >> 32)) ||
+                (rc = put_uint(e, s->val & 0xffffffffu)))
+                return rc;
+            e->flags |= INTERP__MSG_HAS_REFS;
+            continue;
+        }
+        if ((rc = insert(e, s, cell, (uint64_t)f->obj << 32 | (uint64_t)(i - 1))))
+            return rc;
+        if (lua_type(L, -1) == LUA_TTABLE && lua_topointer(L, -1) == e->globals) {
+            lua_pop(L, 1);
+            if ((rc = put_uint(e, INTERP__MSG_UPV_GLOBALS)))
+                return rc;
+            continue;
+        }
+        if ((rc = put_uint(e, INTERP__MSG_UPV_VALUE)))
+            return rc;
+        return 1;
+    }
+    size_t len = e->buf.used - f->ext_at - 6;
+    if (len > UINT32_MAX)
+        return fail(e, INTERP_ERR_LIMIT, "function larger than 4 GiB");
+    store_be32(e->buf.msg->data + f->ext_at + 1, (uint32_t)len);
+    return 0;
+}
+
+/* ---- values ------------------------------------------------------------------------------- */
+
+/* Write a value that is not a table or function (at stack index idx). */
+static int put_scalar(enc *e, int idx, int type)
+{
+    lua_State *L = e->L;
+    char *w;
+    switch (type) {
+    case LUA_TNIL:
+    case LUA_TBOOLEAN:
+        if (!(w = need(e, 1)))
+            return fail_write(e);
+        *w = type == LUA_TNIL ? (char)0xc0 : lua_toboolean(L, idx) ? (char)0xc3 : (char)0xc2;
+        e->buf.used++;
+        return INTERP_OK;
+    case LUA_TNUMBER:
+        if (!(w = need(e, 9)))
+            return fail_write(e);
+        if (lua_isinteger(L, idx)) {
+            lua_Integer v = lua_tointeger(L, idx);
+            wrote(e, w, v >= 0 ? mp_encode_uint(w, (uint64_t)v) : mp_encode_int(w, v));
+        } else {
+            wrote(e, w, mp_encode_double(w, lua_tonumber(L, idx)));
+        }
+        return INTERP_OK;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        return put_str(e, s, len);
+    }
+    case LUA_TUSERDATA:
+    case LUA_TLIGHTUSERDATA:
+        return fail(e, INTERP_ERR_ENCODE, "cannot copy a userdata");
+    case LUA_TTHREAD:
+        return fail(e, INTERP_ERR_ENCODE, "cannot copy a thread");
+    default:
+        return fail(e, INTERP_ERR_ENCODE, "cannot copy a %s", lua_typename(L, type));
+    }
+}
+
+/* Write the value at the top of the stack, and everything inside it; pops it. */
+static int put_nested(enc *e)
+{
+    lua_State *L = e->L;
+    for (;;) {
+        /* the value at the top: write it, or open it */
+        int type = lua_type(L, -1), rc;
+        if (type == LUA_TTABLE)
+            rc = open_table(e);
+        else if (type == LUA_TFUNCTION)
+            rc = open_function(e);
+        else if (!(rc = put_scalar(e, -1, type)))
+            lua_pop(L, 1);
+        if (rc)
+            return rc;
+        /* find the next value to write: the next element of the innermost open frame */
+        for (;;) {
+            if (e->nframes == 0)
+                return INTERP_OK;
+            eframe *f = &e->frames[e->nframes - 1];
+            if (f->kind == K_ARRAY) {
+                if (f->i < f->n) {
+                    lua_rawgeti(L, f->idx, ++f->i);
+                    break;
+                }
+            } else if (f->kind == K_MAP) {
+                if (f->in_key) { /* the key is written; its value is at the top */
+                    f->in_key = false;
+                    break;
+                }
+                if (lua_next(L, f->idx)) { /* key, value pushed; write a copy of the key */
+                    lua_pushvalue(L, -2);
+                    f->in_key = true;
+                    break;
+                }
+            } else {
+                if ((rc = next_upvalue(e, f)) < 0)
+                    return rc;
+                if (rc == 1)
+                    break;
+            }
+            e->nframes--; /* complete: drop it from the stack */
+            lua_pop(L, 1);
+        }
+    }
+}
+
+int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opts *opts,
+                        interp_msg **out, interp_msg_error *err)
+{
+    if (err)
+        err->text[0] = '\0';
+    if (!L || !out || count < 0 || (count > 0 && first == 0)) {
+        if (err)
+            snprintf(err->text, sizeof err->text, "invalid arguments");
+        return INTERP_ERR_INVALID;
+    }
+    *out = NULL;
+    int base = lua_gettop(L);
+    if (count > 0) {
+        first = lua_absindex(L, first);
+        if (first < 1 || first > base - count + 1) {
+            if (err)
+                snprintf(err->text, sizeof err->text, "values %d..%d are not on the stack",
+                         first, first + count - 1);
+            return INTERP_ERR_INVALID;
+        }
+    }
+    enc e;
+    e.L = L;
+    e.buf = (interp__msgbuf){0};
+    e.max_size = opts && opts->max_size ? opts->max_size : DEFAULT_SIZE;
+    e.lim = 0;
+    e.max_depth = opts && opts->max_depth > 0 ? opts->max_depth : DEFAULT_DEPTH;
+    e.allow_functions = opts && opts->allow_functions;
+    e.flags = 0;
+    e.nobj = 0;
+    e.status = INTERP_OK;
+    e.globals = NULL;
+    e.frames = e.inline_frames;
+    e.nframes = 0;
+    e.capframes = INLINE_FRAMES;
+    e.slots = NULL;
+    e.nslots = e.capslots = 0;
+    e.err = err;
+    e.top = 0;
+
+    /* room for the message header and a few scalars in one allocation */
+    int rc = need_slow(&e, e.max_size < 64 ? e.max_size : 64) ? INTERP_OK : fail_write(&e);
+    for (int k = 0; k < count && rc == INTERP_OK; k++) {
+        int idx = first + k, type = lua_type(L, idx);
+        e.top = k + 1;
+        if (type != LUA_TTABLE && type != LUA_TFUNCTION) {
+            rc = put_scalar(&e, idx, type);
+        } else if (!lua_checkstack(L, 6)) {
+            rc = fail(&e, INTERP_ERR_LIMIT, "no room on the Lua stack");
+        } else {
+            lua_pushvalue(L, idx);
+            rc = put_nested(&e);
+        }
+    }
+    if (e.frames != e.inline_frames)
+        free(e.frames);
+    if (e.slots != e.inline_slots)
+        free(e.slots);
+    lua_settop(L, base);
+    if (rc == INTERP_OK) {
+        *out = interp__msgbuf_finish(&e.buf, (uint32_t)count, e.flags);
+        if (!*out) {
+            rc = INTERP_ERR_NOMEM;
+            if (err)
+                snprintf(err->text, sizeof err->text, "out of memory");
+        }
+    }
+    interp__msgbuf_free(&e.buf);
+    return rc;
+}
