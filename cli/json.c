@@ -100,9 +100,11 @@ static void fmt_float(char *buf, size_t n, double d)
         memcpy(buf + len, ".0", 3);
 }
 
-/* The walk that turns values into cJSON nodes. Tables are numbered in the order they open,
- * as the message's back-references count them; a reference is printed as a copy of the table
- * it names (JSON has no sharing), and one that names a table still open (a cycle) fails. */
+/* The walk that turns values into cJSON nodes. Tables are numbered in the order they begin,
+ * as the message's back-references count them (functions count too, but any function fails
+ * the walk before a reference could count past it); a reference is printed as a copy of the
+ * table it names (JSON has no sharing), and one that names a table still open (a cycle) fails.
+ * A copy is walked again with `replay` counting the original numbers of the tables in it. */
 typedef struct walk {
     struct tbl { interp_msg_value v; bool open; } *tables;
     size_t ntables, cap;
@@ -231,9 +233,11 @@ static cJSON *node(walk *w, const interp_msg_value *v, size_t *replay, int depth
     case INTERP_MSG_MAP:
         return table(w, v, replay, depth);
     case INTERP_MSG_REF: {
-        size_t k = v->as.ref;
-        if (k >= w->ntables)
+        /* `ref` counts back from the object begun most recently (1: that one) */
+        size_t begun = replay ? *replay : w->ntables;
+        if (v->as.ref == 0 || v->as.ref > begun)
             return fail(w, "%s", "a malformed table reference");
+        size_t k = begun - v->as.ref;
         if (w->tables[k].open)
             return fail(w, "%s", "a table that contains itself cannot be printed");
         interp_msg_value t = w->tables[k].v;
