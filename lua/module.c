@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "interp_pool_lua.h"
 #include "lm.h"
 #include "lua_ctx.h"
 
@@ -205,8 +206,6 @@ static const luaL_Reg module_funcs[] = {
     {"strerror", lm_strerror},
     {NULL, NULL},
 };
-
-INTERP_API int luaopen_interp_pool(lua_State *L);
 
 INTERP_API int luaopen_interp_pool(lua_State *L)
 {
