@@ -58,7 +58,7 @@ endif()
 
 if(INTERP_LUA54 AND EXISTS ${PROJECT_SOURCE_DIR}/examples/lua/pi.lua)
   add_test(NAME example_lua_pi COMMAND ${INTERP_LUA54} ${PROJECT_SOURCE_DIR}/examples/lua/pi.lua 50000 4)
-  set_tests_properties(example_lua_pi PROPERTIES TIMEOUT 120
+  set_tests_properties(example_lua_pi PROPERTIES TIMEOUT 120 PASS_REGULAR_EXPRESSION "speedup"
     ENVIRONMENT "${lua_env};${lua_preload}")
 endif()
 endfunction()

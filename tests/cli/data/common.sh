@@ -1,0 +1,21 @@
+# Helpers for tests/cli/*.sh: IP (the command), DATA (this folder) come from ctest.
+set -euo pipefail
+: "${IP:?IP must name the interp-pool binary}" "${DATA:?DATA must name tests/cli/data}"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# expect_eq WHAT EXPECTED ACTUAL
+expect_eq() { [ "$2" == "$3" ] || fail "$1: expected [$2], got [$3]"; }
+# expect_file WHAT EXPECTED_TEXT FILE
+expect_file() {
+  printf '%s' "$2" > "$TMP/expected"
+  diff -u "$TMP/expected" "$3" >&2 || fail "$1: output differs"
+}
+# run_ip STDIN_FILE ARGS...: sets rc, out ($TMP/out), err ($TMP/err)
+run_ip() {
+  local input=$1; shift
+  set +e
+  "$IP" "$@" < "$input" > "$TMP/out" 2> "$TMP/err"
+  rc=$?
+  set -e
+}
