@@ -19,6 +19,7 @@
 #define LM_FUTURE_MT "interp_pool.future"
 #define LM_ASCOMPLETED_MT "interp_pool.as_completed"
 #define LM_BOX_MT "interp_pool.box"
+#define LM_FNCACHE "interp_pool.fncache" /* registry: function -> box of its copy */
 
 /* Message options of the host script's state: functions may travel both ways (the host is a
  * full Lua state of the user's own process); depth and size take the codec's defaults. */
@@ -38,13 +39,13 @@ void interp__lm_push_owned(lua_State *L, char *text, const char *fallback);
  * >= 0 (seconds). Raises on anything else (negative, NaN, not a number). */
 double interp__lm_opt_timeout(lua_State *L, int idx, const char *where);
 
-/* Read the task function argument at idx: a string names a global function of the workers;
- * a Lua function is copied as bytecode into *owned (the caller frees it with
- * interp_msg_free; NULL for a name) and fn->function points at it. Raises with a clear text,
- * before allocating anything, for other values, C functions, functions with upvalues other
- * than _ENV, and functions sent to a sandboxed pool. */
-void interp__lm_check_fn(lua_State *L, int idx, const char *where, bool sandboxed, interp_fn *fn,
-                         interp_msg **owned);
+/* Read the task function argument at idx: a string names a global function of the workers
+ * (fn->text borrows it); a Lua function is copied as bytecode, once: the copy is cached
+ * weakly by the function when its only upvalue is the globals, else parked in a box left on
+ * the stack ([-0, +0 or +1]); fn->function is valid while the function is alive and this C
+ * call runs. Raises with a clear text for other values, C functions, functions with upvalues
+ * other than _ENV, and functions sent to a sandboxed pool. */
+void interp__lm_check_fn(lua_State *L, int idx, const char *where, bool sandboxed, interp_fn *fn);
 
 /* Encode the values at first..first+count-1 into *out (NULL when count is 0). Raises
  * "<where>: <what>: <codec's reason>" on failure, with nothing allocated. */

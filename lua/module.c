@@ -77,9 +77,11 @@ double interp__lm_opt_timeout(lua_State *L, int idx, const char *where)
 
 /* Why the function at idx cannot be sent to a worker: only _ENV may be an upvalue, because a
  * task runs in another state; the codec would copy other upvalues, so that the function would
- * silently work on a copy of the host's variables. Returns NULL when the function is fine. */
-static const char *bad_upvalue(lua_State *L, int idx)
+ * silently work on a copy of the host's variables. Returns NULL when the function is fine;
+ * *plain tells whether every upvalue holds the globals (so its copy never changes). */
+static const char *bad_upvalue(lua_State *L, int idx, bool *plain)
 {
+    *plain = true;
     for (int i = 1;; i++) {
         const char *name = lua_getupvalue(L, idx, i);
         if (!name)
@@ -87,17 +89,16 @@ static const char *bad_upvalue(lua_State *L, int idx)
         lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
         bool globals = lua_rawequal(L, -1, -2);
         lua_pop(L, 2);
+        *plain = *plain && globals;
         /* A stripped function has no upvalue names: accept what holds the globals. */
         if (strcmp(name, "_ENV") != 0 && !globals)
             return name;
     }
 }
 
-void interp__lm_check_fn(lua_State *L, int idx, const char *where, bool sandboxed, interp_fn *fn,
-                         interp_msg **owned)
+void interp__lm_check_fn(lua_State *L, int idx, const char *where, bool sandboxed, interp_fn *fn)
 {
     memset(fn, 0, sizeof *fn);
-    *owned = NULL;
     idx = lua_absindex(L, idx);
     if (lua_type(L, idx) == LUA_TSTRING) {
         size_t len;
@@ -118,19 +119,39 @@ void interp__lm_check_fn(lua_State *L, int idx, const char *where, bool sandboxe
     if (sandboxed)
         luaL_error(L, "%s: a sandboxed pool does not accept functions as bytecode; define the "
                       "function in init and pass its name", where);
-    const char *up = bad_upvalue(L, idx);
+    bool plain;
+    const char *up = bad_upvalue(L, idx, &plain);
     if (up)
         luaL_error(L, "%s: the function uses the local variable '%s' of the host script (an "
                       "upvalue); a task runs in another Lua state: pass '%s' as an argument or "
                       "define it inside the function", where, up, up);
-    interp_msg *m = NULL;
-    interp_msg_error err;
-    int rc = interp_msg_from_lua(L, idx, 1, &interp__lm_msg_opts, &m, &err);
-    if (rc != INTERP_OK)
-        luaL_error(L, "%s: cannot copy the function: %s", where, err.text);
     fn->kind = INTERP_FN_FUNCTION;
-    fn->function = m;
-    *owned = m;
+    /* The copy of a function whose only upvalue is the globals never changes: keep it in a
+     * weak cache, so that submitting the same function again costs no encoding. */
+    lua_getfield(L, LUA_REGISTRYINDEX, LM_FNCACHE);
+    lua_pushvalue(L, idx);
+    if (plain && lua_rawget(L, -2) == LUA_TUSERDATA) {
+        fn->function = ((lm_box *)lua_touserdata(L, -1))->msgs[0];
+        lua_pop(L, 2); /* the cache keeps the box while the function (on the stack) lives */
+        return;
+    }
+    lua_pop(L, 1);
+    lm_box *box = interp__lm_box_new(L, 1, 0);
+    interp_msg_error err;
+    int rc = interp_msg_from_lua(L, idx, 1, &interp__lm_msg_opts, &box->msgs[0], &err);
+    if (rc != INTERP_OK) {
+        box->msgs[0] = NULL;
+        luaL_error(L, "%s: cannot copy the function: %s", where, err.text);
+    }
+    fn->function = box->msgs[0];
+    if (plain) {
+        lua_pushvalue(L, idx);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, -4); /* cache[function] = box */
+    }
+    /* Otherwise the box stays on the caller's stack until the call returns, then is freed by
+     * the collector. */
+    lua_remove(L, -2); /* the cache table */
 }
 
 void interp__lm_encode(lua_State *L, int first, int count, const char *where, const char *what,
@@ -214,11 +235,23 @@ INTERP_API int luaopen_interp_pool(lua_State *L)
     interp__lm_pool_register(L);
     interp__lm_future_register(L);
     interp__lm_wait_register(L);
+    lua_newtable(L); /* the function cache: weak keys */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, LM_FNCACHE);
     luaL_newmetatable(L, LM_BOX_MT);
     lua_pushcfunction(L, box_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     luaL_newlib(L, module_funcs);
+    /* ip.select: the channels' own select (channels/chan_lua.c), the one the workers have */
+    lua_newtable(L);
+    interp__chan_lua_register(L);
+    lua_getfield(L, -1, "select");
+    lua_setfield(L, -3, "select");
+    lua_pop(L, 1);
     lua_pushliteral(L, "interp_pool 0.1.0");
     lua_setfield(L, -2, "_VERSION");
     return 1;

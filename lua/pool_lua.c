@@ -195,22 +195,22 @@ static int pool_submit(lua_State *L)
     int nargs = lua_gettop(L) - 2;
     if (nargs < 0)
         return luaL_error(L, "%s: expected a function or a function name", where);
-    lm_box *box = interp__lm_box_new(L, 2, 0); /* [0] the function, [1] the arguments */
     interp_fn fn;
-    interp__lm_check_fn(L, 2, where, p->sandboxed, &fn, &box->msgs[0]);
-    interp__lm_encode(L, 3, nargs, where, "the arguments", &box->msgs[1]);
-
+    interp__lm_check_fn(L, 2, where, p->sandboxed, &fn);
     lm_future *lf = interp__lm_future_new(L);
     lua_pushvalue(L, 1); /* a future keeps its pool object alive: pending work is not dropped */
     lua_setiuservalue(L, -2, 1);
-    interp_task task = {.fn = fn, .args = box->msgs[1], .timeout = 0};
+    /* Nothing below raises while the arguments are ours, except the encode, which raises
+     * only when it failed (and then holds nothing). */
+    interp_msg *args = NULL;
+    interp__lm_encode(L, 3, nargs, where, "the arguments", &args);
+    interp_task task = {.fn = fn, .args = args, .timeout = 0};
     int rc = interp_pool_submit_task(p->pool, &task, INTERP_FOREVER, &lf->f);
     if (rc != INTERP_OK) {
         lf->f = NULL;
+        interp_msg_free(args); /* refused: still ours */
         return rc_error(L, where, rc);
     }
-    box->msgs[1] = NULL; /* the pool owns the arguments now */
-    interp__lm_box_clear(box);
     return 1;
 }
 
@@ -232,16 +232,16 @@ static int pool_map(lua_State *L)
     if (n < 0)
         return luaL_error(L, "%s: the list has a negative length", where);
 
-    /* [0] the function, [1..n] inputs, [n+1..2n] outputs; texts: each item's error */
-    lm_box *box = interp__lm_box_new(L, 1 + 2 * (size_t)n, (size_t)n); /* index 4 */
-    int *status = lua_newuserdatauv(L, (size_t)n * sizeof(int) + 1, 0); /* index 5 */
     interp_fn fn;
-    interp__lm_check_fn(L, 2, where, p->sandboxed, &fn, &box->msgs[0]);
+    interp__lm_check_fn(L, 2, where, p->sandboxed, &fn);
     if (n == 0) {
         lua_newtable(L);
         return 1;
     }
-    interp_msg **in = box->msgs + 1, **out = box->msgs + 1 + n;
+    /* [0..n-1] inputs, [n..2n-1] outputs; texts: each item's error */
+    lm_box *box = interp__lm_box_new(L, 2 * (size_t)n, (size_t)n);
+    int *status = lua_newuserdatauv(L, (size_t)n * sizeof(int), 0);
+    interp_msg **in = box->msgs, **out = box->msgs + n;
     for (lua_Integer i = 0; i < n; i++) {
         lua_geti(L, 3, i + 1);
         interp_msg_error err;
@@ -278,9 +278,9 @@ static int pool_map(lua_State *L)
         }
         return rc_error(L, where, rc);
     }
-    /* Free the function and the inputs now; each output is freed once converted. A memory
-     * error while converting leaves the rest to the box's __gc. */
-    for (lua_Integer i = 0; i <= n; i++) {
+    /* Free the inputs now; each output is freed once converted. A memory error while
+     * converting leaves the rest to the box's __gc. */
+    for (lua_Integer i = 0; i < n; i++) {
         interp_msg_free(box->msgs[i]);
         box->msgs[i] = NULL;
     }

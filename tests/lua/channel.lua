@@ -61,6 +61,22 @@ assert(v == nil and w == "timeout")
 a:send({k = "v"})
 assert(b:recv(1).k == "v")
 
+-- ip.select over host-side channel objects: the first channel with a message, fairly
+local c1, c2 = pool:channel("s1"), pool:channel("s2")
+c2:send("two")
+local ch, val = ip.select({c1, c2}, 1)
+assert(ch == c2 and val == "two")
+c1:send("one")
+c2:send("again")
+local got = {}
+for _ = 1, 2 do
+  local from, v2 = ip.select({c1, c2}, 1)
+  got[v2] = from
+end
+assert(got.one == c1 and got.again == c2)
+local none, why3 = ip.select({c1, c2}, 0.01)
+assert(none == nil and why3 == "timeout")
+
 -- host values that cannot be copied are refused with a clear error
 local ok3, err = pcall(a.send, a, io.stdout)
 assert(not ok3 and err:find("userdata", 1, true), err)
