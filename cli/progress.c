@@ -56,7 +56,8 @@ static void draw(cli_progress *p, double now)
         double frac = (double)p->bytes_done / (double)p->total;
         if (frac > 1)
             frac = 1;
-        fmt_duration(t, sizeof t, frac > 0 ? el * (1 - frac) / frac : -1);
+        /* too early (or nothing done yet): no estimate worth showing */
+        fmt_duration(t, sizeof t, frac > 0 && el >= 0.5 ? el * (1 - frac) / frac : -1);
         snprintf(stats + len, sizeof stats - (size_t)len, "  ETA %s", t);
         int bar = width - (int)strlen(stats) - 9;
         if (bar > 40)

@@ -72,7 +72,8 @@ double interp__lm_opt_timeout(lua_State *L, int idx, const char *where)
                    luaL_typename(L, idx));
     if (isnan(t) || t < 0)
         luaL_error(L, "%s: timeout must be >= 0 seconds (nil: no limit), got %f", where, t);
-    return isinf(t) ? INTERP_FOREVER : (double)t;
+    /* beyond ~30 years is "forever": no deadline arithmetic overflows */
+    return t > 1e9 ? INTERP_FOREVER : (double)t;
 }
 
 /* Why the function at idx cannot be sent to a worker: only _ENV may be an upvalue, because a

@@ -64,7 +64,7 @@ static double opt_seconds(lua_State *L, int t, const char *where, const char *ke
         if (!isnum || isnan(v) || v < 0)
             luaL_error(L, "%s: option '%s' must be a number of seconds >= 0 (0: none), got %s",
                        where, key, luaL_tolstring(L, -1, NULL));
-        if (isinf(v))
+        if (v > 1e9) /* beyond ~30 years: none (no deadline arithmetic overflows) */
             v = 0;
     }
     lua_pop(L, 1);
