@@ -1,21 +1,36 @@
-/* chan.c - the channel: a bounded MPMC FIFO of message pointers (a ring buffer under one
- * mutex), blocking with monotonic deadlines, close, fair select, cancellable waits.
+/* chan.c - the channel: a bounded MPMC FIFO of message pointers, blocking with monotonic
+ * deadlines, close, fair select, cancellable waits.
  *
  * A message is never copied here: send moves the pointer in, receive moves it out.
  *
- * Waking: a wake-up through a condition variable costs tens of microseconds on a loaded
- * machine, so a caller about to block first spins for a few microseconds, watching the queue
- * length through a relaxed atomic read (no lock traffic), and only then sleeps. Senders and
- * receivers count the sleepers, so the other side signals only when someone sleeps and has not
- * been signalled already. A blocked
- * select registers a waiter (its own mutex and condition variable) on every channel it watches;
- * a send to any of them, and close, fire the waiter.
+ * The queue is lock-free (D. Vyukov's bounded MPMC ring: each cell carries a sequence number
+ * telling whether it is ready to be written or read at a given position; head and tail are
+ * claimed with compare-and-swap), so a sender and a receiver on two cores touch the mutex
+ * only to sleep or to wake a sleeper. Close sets the top bit of tail: a send's CAS on tail
+ * then fails, so no message can slip in after close (the check and the claim are one atomic
+ * step).
+ *
+ * Blocking: a wake-up through a condition variable costs tens of microseconds on a loaded
+ * machine, so a caller about to block first spins a few microseconds, watching head and tail
+ * (plain atomic reads), and only then sleeps. Sleeping and waking follow Dekker's pattern: a
+ * waiter announces itself (recv_interest/send_interest, seq_cst), then tries the queue once
+ * more, then sleeps, all under the mutex; the other side changes the queue and reads the
+ * interest count, and only when it is non-zero takes the mutex to signal. Every access to
+ * head, tail, cell sequences and interest counts that takes part in this is seq_cst (no
+ * fences: TSan does not model them; on x86 only the stores cost): either the waiter's retry
+ * sees the change or the other side sees the waiter. Sleepers are
+ * counted (see `sleepers`), so a signal is sent only to a sleeper not signalled already.
+ *
+ * A blocked select registers a waiter (its own mutex and condition variable) on every channel
+ * it watches (counted in recv_interest too); a send to any of them, and close, fire it.
  *
  * Lock order: token lock (sync.h) -> channel mutex -> select waiter mutex. A selector never
  * holds its waiter's mutex while it takes a channel mutex, and unlinks its waiter from every
  * channel (under that channel's mutex) before the waiter goes away, so a sender that found the
- * waiter on its list may still touch it. */
+ * waiter on the list may still touch it. */
+#include <limits.h>
 #include <math.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,11 +41,12 @@
 #include "chan_impl.h"
 #include "msg_impl.h"
 
-enum { RING_MIN = 16, SELECT_STACK = 16 };
+enum { SELECT_STACK = 16, CACHE_LINE = 64 };
 /* How long a caller about to block spins first. Long enough to cover the other side's work
- * for one small message (a Lua encode or decode takes about a microsecond), short enough that
- * a waiter that really has to wait wastes little. */
+ * for one small message (a Lua encode or decode takes about a microsecond) and a short
+ * preemption, short enough that a waiter that really has to wait wastes little. */
 #define SPIN_NS 20000u
+#define CLOSED_BIT ((size_t)1 << (sizeof(size_t) * CHAR_BIT - 1))
 
 typedef struct sel_waiter {
     pthread_mutex_t mu;
@@ -48,28 +64,34 @@ typedef struct sel_node {
  * at the queue anyway, so signalling again (a system call per message on a busy channel) would
  * be wasted. Each signal unblocks a sleeper or finds all `waiting` ones already awake, and every
  * waiter decrements both counts when it wakes, for whatever reason; so woken never exceeds the
- * number of waiters that are awake but not yet back in the queue, and a skipped signal never
+ * number of waiters that are awake but not yet back at the queue, and a skipped signal never
  * leaves a sleeper behind. */
 typedef struct sleepers {
     int waiting;
     int woken;
 } sleepers;
 
+typedef struct cell {
+    atomic_size_t seq; /* pos: free for the write at pos; pos + 1: holds the message of pos */
+    interp_msg *m;
+} cell;
+
 struct interp_chan {
+    alignas(CACHE_LINE) atomic_size_t tail; /* next position to write; | CLOSED_BIT */
+    alignas(CACHE_LINE) atomic_size_t head; /* next position to read */
+    alignas(CACHE_LINE) atomic_int recv_interest; /* receivers about to sleep + selectors */
+    atomic_int send_interest;                     /* senders about to sleep */
+    atomic_long refs;
+    cell *ring;          /* mask + 1 cells (a power of two >= capacity) */
+    size_t mask;
+    size_t capacity;
+    size_t max_msg_size;
     pthread_mutex_t mu;
     pthread_cond_t not_empty; /* receivers sleep here */
     pthread_cond_t not_full;  /* senders sleep here */
-    interp_msg **ring;        /* mu: `slots` entries, the oldest at head */
-    size_t slots;             /* mu: allocated entries, grown on demand up to capacity */
-    size_t head;              /* mu */
-    atomic_size_t count;      /* written under mu; read without it for spinning and len */
-    atomic_bool closed;       /* written under mu */
-    sleepers receivers;       /* mu: on not_empty */
-    sleepers senders;         /* mu: on not_full */
+    sleepers receivers;       /* mu */
+    sleepers senders;         /* mu */
     sel_node *selectors;      /* mu: blocked selects watching this channel */
-    size_t capacity;
-    size_t max_msg_size;
-    atomic_long refs;
 };
 
 /* A select that served index i starts its next scan at i + 1 (per thread: a worker's selects
@@ -107,20 +129,24 @@ static bool spin_allowed(void)
     return n > 1;
 }
 
+/* Messages queued (a snapshot; a send or receive in progress may count already). */
 static inline size_t count_of(const interp_chan *ch)
 {
-    return atomic_load_explicit((atomic_size_t *)&ch->count, memory_order_relaxed);
+    size_t h = atomic_load_explicit((atomic_size_t *)&ch->head, memory_order_seq_cst);
+    size_t t = atomic_load_explicit((atomic_size_t *)&ch->tail, memory_order_seq_cst);
+    size_t n = (t & ~CLOSED_BIT) - h; /* head read first: tail >= it */
+    return n > ch->capacity ? ch->capacity : n;
 }
 
 static inline bool closed_of(const interp_chan *ch)
 {
-    return atomic_load_explicit((atomic_bool *)&ch->closed, memory_order_relaxed);
+    return atomic_load_explicit((atomic_size_t *)&ch->tail, memory_order_seq_cst) & CLOSED_BIT;
 }
 
 static inline int fired(interp__cancel *tok) { return tok ? interp__cancel_reason(tok) : 0; }
 
-/* Spin until ready(ch, arg) holds, the token fires, or the budget is spent. True when it is
- * worth trying again at once. */
+/* Spin until ready(chans, n) holds, the token fires, or the budget (or deadline) is spent.
+ * True when it is worth trying again at once. */
 typedef bool (*ready_fn)(interp_chan *const *chans, size_t n);
 
 static bool spin_wait(ready_fn ready, interp_chan *const *chans, size_t n, interp__cancel *tok,
@@ -176,28 +202,74 @@ static int deadline_of(double timeout, struct timespec *dl, const struct timespe
     return INTERP_OK;
 }
 
-/* ---- queue operations, under ch->mu -------------------------------------------------- */
+/* ---- the lock-free ring ---------------------------------------------------------------- */
 
-static bool ring_grow(interp_chan *ch)
+/* INTERP_OK (m queued), INTERP_ERR_CLOSED, INTERP_ERR_AGAIN (full). */
+static int ring_push(interp_chan *ch, interp_msg *m)
 {
-    size_t slots = ch->slots > ch->capacity / 2 ? ch->capacity : ch->slots * 2;
-    interp_msg **ring = malloc(slots * sizeof *ring);
-    if (!ring)
-        return false;
-    size_t n = count_of(ch);
-    for (size_t i = 0, j = ch->head; i < n; i++) {
-        ring[i] = ch->ring[j];
-        if (++j == ch->slots)
-            j = 0;
+    size_t pos = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    for (;;) {
+        if (pos & CLOSED_BIT)
+            return INTERP_ERR_CLOSED;
+        cell *c = &ch->ring[pos & ch->mask];
+        size_t seq = atomic_load_explicit(&c->seq, memory_order_seq_cst);
+        intptr_t dif = (intptr_t)(seq - pos);
+        if (dif == 0) {
+            /* a capacity below the ring size is enforced against head */
+            if (ch->capacity <= ch->mask &&
+                pos - atomic_load_explicit(&ch->head, memory_order_seq_cst) >= ch->capacity)
+                return INTERP_ERR_AGAIN;
+            if (atomic_compare_exchange_weak_explicit(&ch->tail, &pos, pos + 1,
+                                                      memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                c->m = m;
+                atomic_store_explicit(&c->seq, pos + 1, memory_order_seq_cst);
+                return INTERP_OK;
+            }
+        } else if (dif < 0) { /* the cell still holds the message of the previous lap: full */
+            return closed_of(ch) ? INTERP_ERR_CLOSED : INTERP_ERR_AGAIN;
+        } else {
+            pos = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+        }
     }
-    free(ch->ring);
-    ch->ring = ring;
-    ch->slots = slots;
-    ch->head = 0;
-    return true;
 }
 
-/* Claim a sleeper to signal (see sleepers): true when the caller must signal. */
+/* INTERP_OK (*out taken), INTERP_ERR_CLOSED (closed and drained), INTERP_ERR_AGAIN (empty). */
+static int ring_pop(interp_chan *ch, interp_msg **out)
+{
+    size_t pos = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    for (;;) {
+        cell *c = &ch->ring[pos & ch->mask];
+        size_t seq = atomic_load_explicit(&c->seq, memory_order_seq_cst);
+        intptr_t dif = (intptr_t)(seq - (pos + 1));
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak_explicit(&ch->head, &pos, pos + 1,
+                                                      memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                *out = c->m;
+                c->m = NULL;
+                atomic_store_explicit(&c->seq, pos + ch->mask + 1, memory_order_seq_cst);
+                return INTERP_OK;
+            }
+        } else if (dif < 0) { /* nothing published at pos */
+            size_t t = atomic_load_explicit(&ch->tail, memory_order_seq_cst);
+            if (!(t & CLOSED_BIT))
+                return INTERP_ERR_AGAIN;
+            if ((t & ~CLOSED_BIT) == pos)
+                return INTERP_ERR_CLOSED; /* pos is head or behind it, and head <= tail */
+            /* closed, but a sender that claimed pos before the close is still writing it
+             * (or pos is stale): look again; the write is a few instructions away */
+            cpu_relax();
+            pos = atomic_load_explicit(&ch->head, memory_order_relaxed);
+        } else {
+            pos = atomic_load_explicit(&ch->head, memory_order_relaxed);
+        }
+    }
+}
+
+/* ---- waking ------------------------------------------------------------------------------ */
+
+/* Claim a sleeper to signal (see sleepers): true when the caller must signal. mu held. */
 static bool claim(sleepers *s)
 {
     if (s->waiting <= s->woken)
@@ -218,9 +290,8 @@ static bool sleep_on(sleepers *s, pthread_cond_t *cv, pthread_mutex_t *mu,
     return ok;
 }
 
-/* Wake whoever waits for a message on ch: one sleeping receiver (returned: signal it after
- * unlocking) and every blocked select. */
-static bool wake_receivers_locked(interp_chan *ch)
+/* Fire every blocked select on ch. mu held. */
+static void fire_selectors_locked(interp_chan *ch)
 {
     for (sel_node *s = ch->selectors; s; s = s->next) {
         interp__mutex_lock(&s->w->mu);
@@ -228,89 +299,71 @@ static bool wake_receivers_locked(interp_chan *ch)
         interp__cond_signal(&s->w->cv);
         interp__mutex_unlock(&s->w->mu);
     }
-    return claim(&ch->receivers);
 }
 
-/* INTERP_OK (m queued; *signal says a receiver must be signalled), INTERP_ERR_CLOSED,
- * INTERP_ERR_AGAIN (full), INTERP_ERR_NOMEM (the ring could not grow). */
-static int try_send_locked(interp_chan *ch, interp_msg *m, bool *signal)
+/* After a message went in: wake one sleeping receiver and every blocked select, if any. */
+static void notify_receivers(interp_chan *ch)
 {
-    if (closed_of(ch))
-        return INTERP_ERR_CLOSED;
-    size_t n = count_of(ch);
-    if (n >= ch->capacity)
-        return INTERP_ERR_AGAIN;
-    if (n == ch->slots && !ring_grow(ch))
-        return INTERP_ERR_NOMEM;
-    size_t tail = ch->head + n;
-    if (tail >= ch->slots)
-        tail -= ch->slots;
-    ch->ring[tail] = m;
-    atomic_store_explicit(&ch->count, n + 1, memory_order_relaxed);
-    *signal = wake_receivers_locked(ch);
-    return INTERP_OK;
+    if (atomic_load_explicit(&ch->recv_interest, memory_order_seq_cst) == 0)
+        return;
+    interp__mutex_lock(&ch->mu);
+    fire_selectors_locked(ch);
+    bool signal = claim(&ch->receivers);
+    interp__mutex_unlock(&ch->mu);
+    if (signal)
+        interp__cond_signal(&ch->not_empty);
 }
 
-/* INTERP_OK (*out taken; *signal says a sender must be signalled), INTERP_ERR_CLOSED (closed
- * and drained), INTERP_ERR_AGAIN (empty). */
-static int try_recv_locked(interp_chan *ch, interp_msg **out, bool *signal)
+/* After a message went out: wake one sleeping sender, if any. */
+static void notify_senders(interp_chan *ch)
 {
-    size_t n = count_of(ch);
-    if (n == 0)
-        return closed_of(ch) ? INTERP_ERR_CLOSED : INTERP_ERR_AGAIN;
-    *out = ch->ring[ch->head];
-    ch->ring[ch->head] = NULL;
-    if (++ch->head == ch->slots)
-        ch->head = 0;
-    atomic_store_explicit(&ch->count, n - 1, memory_order_relaxed);
-    *signal = claim(&ch->senders);
-    return INTERP_OK;
+    if (atomic_load_explicit(&ch->send_interest, memory_order_seq_cst) == 0)
+        return;
+    interp__mutex_lock(&ch->mu);
+    bool signal = claim(&ch->senders);
+    interp__mutex_unlock(&ch->mu);
+    if (signal)
+        interp__cond_signal(&ch->not_full);
 }
 
 /* ---- lifetime -------------------------------------------------------------------------- */
-
-/* The channel mutex is held for a few instructions at a time by threads on different cores:
- * an adaptive mutex spins briefly on contention instead of sleeping in the kernel at once. */
-static void chan_mutex_init(pthread_mutex_t *mu)
-{
-#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-    pthread_mutexattr_t a;
-    if (pthread_mutexattr_init(&a) == 0) {
-        int rv = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
-        if (rv == 0)
-            rv = pthread_mutex_init(mu, &a);
-        pthread_mutexattr_destroy(&a);
-        if (rv == 0)
-            return;
-    }
-#endif
-    interp__mutex_init(mu);
-}
 
 int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out)
 {
     if (!out)
         return INTERP_ERR_INVALID;
     *out = NULL;
-    if (capacity == 0 || capacity > SIZE_MAX / sizeof(interp_msg *))
+    if (capacity == 0 || capacity > (SIZE_MAX >> 2) / sizeof(cell))
         return INTERP_ERR_INVALID;
-    interp_chan *ch = calloc(1, sizeof *ch);
+    size_t cells = 2; /* with one cell, "full at pos" and "free at pos + 1" look the same */
+    while (cells < capacity)
+        cells <<= 1;
+    /* aligned: the struct keeps head and tail on cache lines of their own */
+    size_t size = (sizeof(interp_chan) + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
+    interp_chan *ch = aligned_alloc(CACHE_LINE, size);
     if (!ch)
         return INTERP_ERR_NOMEM;
-    ch->slots = capacity < RING_MIN ? capacity : RING_MIN;
-    ch->ring = calloc(ch->slots, sizeof *ch->ring);
+    memset(ch, 0, size);
+    ch->ring = malloc(cells * sizeof *ch->ring);
     if (!ch->ring) {
         free(ch);
         return INTERP_ERR_NOMEM;
     }
-    chan_mutex_init(&ch->mu);
-    interp__cond_init(&ch->not_empty);
-    interp__cond_init(&ch->not_full);
-    atomic_init(&ch->count, 0);
-    atomic_init(&ch->closed, false);
-    atomic_init(&ch->refs, 1);
+    for (size_t i = 0; i < cells; i++) {
+        atomic_init(&ch->ring[i].seq, i);
+        ch->ring[i].m = NULL;
+    }
+    ch->mask = cells - 1;
     ch->capacity = capacity;
     ch->max_msg_size = max_msg_size;
+    atomic_init(&ch->tail, 0);
+    atomic_init(&ch->head, 0);
+    atomic_init(&ch->recv_interest, 0);
+    atomic_init(&ch->send_interest, 0);
+    atomic_init(&ch->refs, 1);
+    interp__mutex_init(&ch->mu);
+    interp__cond_init(&ch->not_empty);
+    interp__cond_init(&ch->not_full);
     *out = ch;
     return INTERP_OK;
 }
@@ -325,12 +378,10 @@ void interp_chan_release(interp_chan *ch)
 {
     if (!ch || atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1)
         return;
-    /* last reference: nobody else can be inside a call on ch */
-    for (size_t i = 0, j = ch->head, n = count_of(ch); i < n; i++) {
-        interp_msg_free(ch->ring[j]);
-        if (++j == ch->slots)
-            j = 0;
-    }
+    /* the last reference: nobody else is inside a call on ch */
+    interp_msg *m;
+    while (ring_pop(ch, &m) == INTERP_OK)
+        interp_msg_free(m);
     free(ch->ring);
     interp__cond_destroy(&ch->not_full);
     interp__cond_destroy(&ch->not_empty);
@@ -342,15 +393,15 @@ void interp_chan_close(interp_chan *ch)
 {
     if (!ch)
         return;
+    if (atomic_fetch_or_explicit(&ch->tail, CLOSED_BIT, memory_order_seq_cst) & CLOSED_BIT)
+        return; /* closed already */
+    /* a waiter checks closed under mu before it sleeps: taking mu orders this after it */
     interp__mutex_lock(&ch->mu);
-    if (!closed_of(ch)) {
-        atomic_store_explicit(&ch->closed, true, memory_order_relaxed);
-        wake_receivers_locked(ch);
-        if (ch->receivers.waiting)
-            interp__cond_broadcast(&ch->not_empty);
-        if (ch->senders.waiting)
-            interp__cond_broadcast(&ch->not_full);
-    }
+    fire_selectors_locked(ch);
+    if (ch->receivers.waiting)
+        interp__cond_broadcast(&ch->not_empty);
+    if (ch->senders.waiting)
+        interp__cond_broadcast(&ch->not_full);
     interp__mutex_unlock(&ch->mu);
 }
 
@@ -374,45 +425,39 @@ int interp__chan_send_c(interp_chan *ch, interp_msg *m, double timeout, interp__
     if ((rc = fired(tok)))
         return rc;
 
-    bool signal = false;
-    interp__mutex_lock(&ch->mu);
-    rc = try_send_locked(ch, m, &signal);
-    interp__mutex_unlock(&ch->mu);
+    rc = ring_push(ch, m);
     if (rc == INTERP_ERR_AGAIN && timeout != 0 && spin_wait(can_send, &ch, 1, tok, dlp)) {
         if ((rc = fired(tok)))
             return rc;
-        interp__mutex_lock(&ch->mu);
-        rc = try_send_locked(ch, m, &signal);
-        interp__mutex_unlock(&ch->mu);
+        rc = ring_push(ch, m);
     }
     if (rc == INTERP_ERR_AGAIN && timeout != 0) {
-        bool timed_out = false, pass_on = false;
+        bool timed_out = false;
         if (tok)
             interp__cancel_arm(tok, &ch->mu, &ch->not_full);
         interp__mutex_lock(&ch->mu);
         for (;;) {
-            rc = try_send_locked(ch, m, &signal);
+            atomic_fetch_add_explicit(&ch->send_interest, 1, memory_order_seq_cst);
+            rc = ring_push(ch, m);
+            if (rc == INTERP_ERR_AGAIN && fired(tok))
+                rc = fired(tok);
+            else if (rc == INTERP_ERR_AGAIN && timed_out)
+                rc = INTERP_ERR_TIMEOUT;
+            if (rc == INTERP_ERR_AGAIN)
+                timed_out = !sleep_on(&ch->senders, &ch->not_full, &ch->mu, dlp);
+            atomic_fetch_sub_explicit(&ch->send_interest, 1, memory_order_relaxed);
             if (rc != INTERP_ERR_AGAIN)
                 break;
-            if ((rc = fired(tok)))
-                break;
-            if (timed_out) {
-                rc = INTERP_ERR_TIMEOUT;
-                break;
-            }
-            timed_out = !sleep_on(&ch->senders, &ch->not_full, &ch->mu, dlp);
         }
-        /* We may have consumed a signal meant for a sender that can go on: pass it on. */
-        if (rc != INTERP_OK && count_of(ch) < ch->capacity && !closed_of(ch))
-            pass_on = claim(&ch->senders);
         interp__mutex_unlock(&ch->mu);
         if (tok)
             interp__cancel_disarm(tok);
-        if (pass_on)
-            interp__cond_signal(&ch->not_full);
+        /* we may have consumed a signal meant for a sender that can go on: pass it on */
+        if (rc != INTERP_OK && rc != INTERP_ERR_CLOSED && count_of(ch) < ch->capacity)
+            notify_senders(ch);
     }
-    if (signal)
-        interp__cond_signal(&ch->not_empty);
+    if (rc == INTERP_OK)
+        notify_receivers(ch);
     return rc;
 }
 
@@ -431,44 +476,38 @@ int interp__chan_recv_c(interp_chan *ch, double timeout, interp__cancel *tok, in
     if ((rc = fired(tok)))
         return rc;
 
-    bool signal = false;
-    interp__mutex_lock(&ch->mu);
-    rc = try_recv_locked(ch, out, &signal);
-    interp__mutex_unlock(&ch->mu);
+    rc = ring_pop(ch, out);
     if (rc == INTERP_ERR_AGAIN && timeout != 0 && spin_wait(can_recv, &ch, 1, tok, dlp)) {
         if ((rc = fired(tok)))
             return rc;
-        interp__mutex_lock(&ch->mu);
-        rc = try_recv_locked(ch, out, &signal);
-        interp__mutex_unlock(&ch->mu);
+        rc = ring_pop(ch, out);
     }
     if (rc == INTERP_ERR_AGAIN && timeout != 0) {
-        bool timed_out = false, pass_on = false;
+        bool timed_out = false;
         if (tok)
             interp__cancel_arm(tok, &ch->mu, &ch->not_empty);
         interp__mutex_lock(&ch->mu);
         for (;;) {
-            rc = try_recv_locked(ch, out, &signal);
+            atomic_fetch_add_explicit(&ch->recv_interest, 1, memory_order_seq_cst);
+            rc = ring_pop(ch, out);
+            if (rc == INTERP_ERR_AGAIN && fired(tok))
+                rc = fired(tok);
+            else if (rc == INTERP_ERR_AGAIN && timed_out)
+                rc = INTERP_ERR_TIMEOUT;
+            if (rc == INTERP_ERR_AGAIN)
+                timed_out = !sleep_on(&ch->receivers, &ch->not_empty, &ch->mu, dlp);
+            atomic_fetch_sub_explicit(&ch->recv_interest, 1, memory_order_relaxed);
             if (rc != INTERP_ERR_AGAIN)
                 break;
-            if ((rc = fired(tok)))
-                break;
-            if (timed_out) {
-                rc = INTERP_ERR_TIMEOUT;
-                break;
-            }
-            timed_out = !sleep_on(&ch->receivers, &ch->not_empty, &ch->mu, dlp);
         }
-        if (rc != INTERP_OK && count_of(ch) > 0)
-            pass_on = claim(&ch->receivers);
         interp__mutex_unlock(&ch->mu);
         if (tok)
             interp__cancel_disarm(tok);
-        if (pass_on)
-            interp__cond_signal(&ch->not_empty);
+        if (rc != INTERP_OK && rc != INTERP_ERR_CLOSED && count_of(ch) > 0)
+            notify_receivers(ch); /* pass on a signal we may have consumed */
     }
-    if (signal)
-        interp__cond_signal(&ch->not_full);
+    if (rc == INTERP_OK)
+        notify_senders(ch);
     return rc;
 }
 
@@ -492,17 +531,13 @@ static int select_scan(interp_chan *const chans[], size_t n, size_t start, size_
     bool all_closed = true;
     for (size_t k = 0, i = start; k < n; k++, i = i + 1 == n ? 0 : i + 1) {
         interp_chan *ch = chans[i];
-        if (count_of(ch) == 0 && !closed_of(ch)) { /* open and empty: skip without locking */
+        if (count_of(ch) == 0 && !closed_of(ch)) { /* open and empty: skip it cheaply */
             all_closed = false;
             continue;
         }
-        bool signal = false;
-        interp__mutex_lock(&ch->mu);
-        int rc = try_recv_locked(ch, out, &signal);
-        interp__mutex_unlock(&ch->mu);
-        if (signal)
-            interp__cond_signal(&ch->not_full);
+        int rc = ring_pop(ch, out);
         if (rc == INTERP_OK) {
+            notify_senders(ch);
             *index = i;
             select_cursor = i + 1;
             return INTERP_OK;
@@ -514,11 +549,10 @@ static int select_scan(interp_chan *const chans[], size_t n, size_t start, size_
 }
 
 /* Register w on every channel; returns true if one already has a message or all are closed
- * (a send or close that happened before registration would otherwise be missed). */
+ * (a send or close that happened before registration would otherwise be missed: the
+ * registration counts in recv_interest, so a later send sees it and fires w). */
 static bool select_register(interp_chan *const chans[], size_t n, sel_node nodes[], sel_waiter *w)
 {
-    bool ready = false;
-    size_t closed = 0;
     for (size_t i = 0; i < n; i++) {
         interp_chan *ch = chans[i];
         nodes[i].w = w;
@@ -528,12 +562,10 @@ static bool select_register(interp_chan *const chans[], size_t n, sel_node nodes
         if (ch->selectors)
             ch->selectors->prev = &nodes[i];
         ch->selectors = &nodes[i];
-        if (count_of(ch) > 0)
-            ready = true;
-        closed += closed_of(ch);
+        atomic_fetch_add_explicit(&ch->recv_interest, 1, memory_order_seq_cst);
         interp__mutex_unlock(&ch->mu);
     }
-    return ready || closed == n;
+    return can_recv(chans, n);
 }
 
 static void select_unregister(interp_chan *const chans[], size_t n, sel_node nodes[])
@@ -547,6 +579,7 @@ static void select_unregister(interp_chan *const chans[], size_t n, sel_node nod
             ch->selectors = nodes[i].next;
         if (nodes[i].next)
             nodes[i].next->prev = nodes[i].prev;
+        atomic_fetch_sub_explicit(&ch->recv_interest, 1, memory_order_relaxed);
         interp__mutex_unlock(&ch->mu);
     }
 }

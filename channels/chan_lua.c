@@ -45,14 +45,16 @@ static const interp_msg_opts *opts_of(const interp__lua_ctx *ctx)
     return ctx ? &ctx->msg_opts : NULL;
 }
 
-/* The error the task dies with when its token fires while it waits in a channel. interp/
- * raises the same text from its hook, so a script sees one error whichever caught it. */
+/* The error the task dies with when its token fires while it waits in a channel: the same
+ * value interp/'s hook raises (interp/cancel.c, interp__irq_text): a plain string without a
+ * position, so a script sees one error whichever caught the interrupt. (channels/ cannot call
+ * interp/; the hook, installed by the same interrupt, raises again if this one is caught.) */
 static int raise_interrupted(lua_State *L, int reason)
 {
-    const char *why = reason == INTERP_ERR_TIMEOUT    ? "timed out"
-                      : reason == INTERP_ERR_SHUTDOWN ? "stopped by pool shutdown"
-                                                      : "cancelled";
-    return luaL_error(L, "interp: task %s", why);
+    lua_pushstring(L, reason == INTERP_ERR_TIMEOUT    ? "interp: task timed out"
+                      : reason == INTERP_ERR_SHUTDOWN ? "interp: task stopped by pool shutdown"
+                                                      : "interp: task cancelled");
+    return lua_error(L);
 }
 
 /* Turn a failed channel call into results or an error: nil, "timeout" (the call's own timeout,

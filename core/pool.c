@@ -205,8 +205,13 @@ int interp_pool_shutdown(interp_pool *pool, bool wait, bool cancel_pending)
         return INTERP_ERR_INVALID;
     interp__job *jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, cancel_pending);
     abort_chain(pool, jobs, INTERP_ERR_CANCELLED, "cancelled: the pool was shut down");
-    if (wait && !interp__on_pool_thread(pool))
+    if (wait && !interp__on_pool_thread(pool)) {
         join_workers(pool);
+        /* Every worker has exited: nothing queued may stay pending (only possible when the
+         * last workers were abandoned or could not be replaced). */
+        jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, true);
+        abort_chain(pool, jobs, INTERP_ERR_CANCELLED, "cancelled: the pool has no worker left");
+    }
     return INTERP_OK;
 }
 
@@ -239,8 +244,11 @@ static int shutdown_now(interp_pool *pool, bool wait)
             interp__worker_release(ws[i]);
         }
     }
-    if (wait && !interp__on_pool_thread(pool))
+    if (wait && !interp__on_pool_thread(pool)) {
         join_workers(pool);
+        jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, true);
+        abort_chain(pool, jobs, INTERP_ERR_CANCELLED, "cancelled: the pool has no worker left");
+    }
     return INTERP_OK;
 }
 

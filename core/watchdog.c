@@ -19,6 +19,9 @@
 
 #include "core_impl.h"
 
+/* How often an interrupt is repeated while its run has not ended. */
+#define INTERP__REFIRE_S 0.005
+
 static struct timespec ts_of(double t)
 {
     struct timespec ts;
@@ -108,8 +111,9 @@ static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *jo
         interp__chunk_abandoned(job, reason);
     }
     interp__worker_release(w); /* the slot's reference */
+    /* Replace it unless the pool is closed and has nothing left to run. */
     int rc = INTERP_OK;
-    if (!atomic_load(&pool->q.closed_flag))
+    if (!atomic_load(&pool->q.closed_flag) || interp__queue_count(&pool->q) > 0)
         rc = interp__worker_spawn(pool, slot, false);
     if (rc != INTERP_OK)
         interp__pool_break(pool, "a replacement for an abandoned worker could not be started");
@@ -148,6 +152,11 @@ static void *watchdog_main(void *arg)
             if (w->esc_id && w->esc_id != cur)
                 w->esc_id = 0;
             if (w->esc_id) {
+                /* interp__state_interrupt has no effect before the run has entered the
+                 * state (the worker publishes the run just before); repeat it until the run
+                 * ends. A fired state ignores the repeats. */
+                if (w->state)
+                    interp__state_interrupt(w->state, cur, w->esc_reason);
                 if (now >= w->escalate_at) {
                     uint64_t expect = cur;
                     if (atomic_compare_exchange_strong(&w->cur_task, &expect,
@@ -155,8 +164,11 @@ static void *watchdog_main(void *arg)
                         victim = w;
                         slot = i;
                     }
-                } else if (w->escalate_at < next) {
-                    next = w->escalate_at;
+                } else {
+                    double again = now + INTERP__REFIRE_S;
+                    double at = w->escalate_at < again ? w->escalate_at : again;
+                    if (at < next)
+                        next = at;
                 }
             }
         }
