@@ -132,13 +132,13 @@ static void add_object(dec *d)
     }
 }
 
-/* Push object number obj (0-based) of this message. */
-static void push_object(dec *d, uint64_t obj)
+/* Push the object begun `back` objects ago (1 = the most recent; msg_impl.h). */
+static void push_object(dec *d, uint64_t back)
 {
-    if (!d->refs || obj >= d->nobj)
-        dfail(d, INTERP_ERR_DECODE, "reference to object %llu, not opened before",
-              (unsigned long long)obj);
-    lua_rawgeti(d->L, d->refs, (lua_Integer)obj + 1);
+    if (!d->refs || back == 0 || back > d->nobj)
+        dfail(d, INTERP_ERR_DECODE, "reference %llu objects back, not begun before",
+              (unsigned long long)back);
+    lua_rawgeti(d->L, d->refs, (lua_Integer)(d->nobj - back) + 1);
 }
 
 /* ---- functions ---------------------------------------------------------------------------- */
@@ -173,8 +173,8 @@ static bool func_advance(dec *d, dframe *f)
             lua_setupvalue(L, f->idx, (int)f->i);
             continue;
         }
-        uint64_t fobj = mp_decode_uint(&d->p), up = mp_decode_uint(&d->p);
-        push_object(d, fobj);
+        uint64_t back = mp_decode_uint(&d->p), up = mp_decode_uint(&d->p);
+        push_object(d, back);
         if (lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1) || up >= 255 ||
             !lua_getupvalue(L, -1, (int)up + 1))
             dfail(d, INTERP_ERR_DECODE, "upvalue joined to a missing upvalue");
@@ -267,9 +267,9 @@ static bool read_value(dec *d)
         int8_t type;
         interp__msg_ext_header(&d->p, &type, &len);
         if (type == INTERP_MSG_EXT_REF) {
-            uint64_t obj = interp__msg_ref_index(d->p, len);
+            uint64_t back = interp__msg_ref_distance(d->p, len);
             d->p += len;
-            push_object(d, obj);
+            push_object(d, back);
             return true;
         }
         if (type == INTERP_MSG_EXT_FUNCTION)
