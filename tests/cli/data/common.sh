@@ -11,11 +11,13 @@ expect_file() {
   printf '%s' "$2" > "$TMP/expected"
   diff -u "$TMP/expected" "$3" >&2 || fail "$1: output differs"
 }
-# run_ip STDIN_FILE ARGS...: sets rc, out ($TMP/out), err ($TMP/err)
+# run_ip STDIN_FILE ARGS...: sets rc, out ($TMP/out), err ($TMP/err). A run that hangs is
+# killed after 60 s and fails the test (rc 124) rather than stalling ctest.
 run_ip() {
   local input=$1; shift
   set +e
-  "$IP" "$@" < "$input" > "$TMP/out" 2> "$TMP/err"
+  timeout 60 "$IP" "$@" < "$input" > "$TMP/out" 2> "$TMP/err"
   rc=$?
   set -e
+  [ "$rc" -ne 124 ] || fail "interp-pool $* did not end within 60 s"
 }
