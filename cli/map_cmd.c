@@ -38,7 +38,7 @@ static const char map_usage[] =
     "  -t, --timeout S         time limit of each line in seconds, enforced per task of K\n"
     "                          lines (K x S); a line over it fails\n"
     "  -s, --sandbox           run SCRIPT in the safe profile (no io, os.execute, require,\n"
-    "                          load of bytecode; fresh globals for every task)\n"
+    "                          debug, load of bytecode; read-only library tables)\n"
     "  -m, --memory-limit N    bytes of memory for each worker state (suffix K, M or G)\n"
     "  -j, --json              each input line is a JSON value; results are written as JSON\n"
     "  -h, --help              print this help\n"

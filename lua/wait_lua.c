@@ -7,23 +7,26 @@
 
 #include "lm.h"
 
-/* The futures of the list at idx, in order, into a new array userdata pushed on the stack
- * (borrowed pointers: the list keeps the future objects alive during the call). */
+/* The futures of the list at idx, in order, into a new array userdata pushed on the stack.
+ * The array's user value is a table holding the same future objects by index: it keeps them
+ * alive (the pointers are borrowed from them) whatever the list's metamethods do later. */
 static interp_future **collect(lua_State *L, int idx, const char *where, size_t *n)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
     lua_Integer len = luaL_len(L, idx);
-    if (len < 0 || (lua_Unsigned)len > (SIZE_MAX / sizeof(void *)) / 2)
+    if (len < 0 || (lua_Unsigned)len > (SIZE_MAX / sizeof(void *)) / 2 || len > 0x7fffffff)
         luaL_error(L, "%s: bad list length", where);
-    interp_future **fs = lua_newuserdatauv(L, (size_t)len * sizeof *fs + 1, 0);
+    interp_future **fs = lua_newuserdatauv(L, (size_t)len * sizeof *fs + 1, 1);
+    lua_createtable(L, (int)len, 0);
     for (lua_Integer i = 1; i <= len; i++) {
         lua_geti(L, idx, i);
         lm_future *lf = interp__lm_future_test(L, -1);
         if (!lf)
             luaL_error(L, "%s: futs[%I] is not a future (got %s)", where, i, luaL_typename(L, -1));
         fs[i - 1] = lf->f;
-        lua_pop(L, 1);
+        lua_rawseti(L, -2, i);
     }
+    lua_setiuservalue(L, -2, 1);
     *n = (size_t)len;
     return fs;
 }
@@ -39,6 +42,8 @@ int interp__lm_wait(lua_State *L)
     double timeout = interp__lm_opt_timeout(L, 3, where);
     size_t n;
     interp_future **fs = collect(L, 1, where, &n);
+    int objs = lua_gettop(L) + 1;
+    lua_getiuservalue(L, -1, 1); /* the future objects, by index */
     if (n > 0) {
         int rc = interp_futures_wait(fs, n, mode, timeout, NULL);
         if (rc != INTERP_OK && rc != INTERP_ERR_TIMEOUT)
@@ -49,7 +54,7 @@ int interp__lm_wait(lua_State *L)
     lua_newtable(L);
     lua_Integer nd = 0, nn = 0;
     for (size_t i = 0; i < n; i++) {
-        lua_geti(L, 1, (lua_Integer)i + 1);
+        lua_rawgeti(L, objs, (lua_Integer)i + 1);
         if (interp_future_done(fs[i]))
             lua_seti(L, done, ++nd);
         else
@@ -155,14 +160,12 @@ int interp__lm_as_completed(lua_State *L)
     ac->timeout = timeout;
     ac->deadline = timeout < 0 ? -1 : now() + timeout;
     luaL_setmetatable(L, LM_ASCOMPLETED_MT);
-    lua_createtable(L, (int)(n < 0x7fffffff ? n : 0), 0); /* the objects, by index */
+    lua_getiuservalue(L, 2, 1); /* the objects, by index (collect's anchor) */
+    lua_setiuservalue(L, 3, 1);
     for (size_t i = 0; i < n; i++) {
-        lua_geti(L, 1, (lua_Integer)i + 1);
-        lua_seti(L, -2, (lua_Integer)i + 1);
         ac->slots[i].f = all[i];
         ac->slots[i].idx = (lua_Integer)i + 1;
     }
-    lua_setiuservalue(L, 3, 1);
     /* Distinct futures only: one listed twice is yielded once (at its first index). */
     qsort(ac->slots, n, sizeof *ac->slots, slot_cmp);
     size_t m = 0;
