@@ -120,8 +120,10 @@ static void put_string(text *t, const char *s, size_t len)
     put(t, "\"", 1);
 }
 
-/* A float that reads back as the same double and looks like a float: the shortest of %.15g,
- * %.16g, %.17g that round-trips, with ".0" added when it would read as an integer. */
+/* A float that reads back as the same double and looks like a float, as Python's repr()
+ * writes it: the fewest significant digits that round-trip (0.1, not 0.10000000000000001),
+ * positional for exponents -4 .. 15 (100.0, 1234.5), scientific otherwise (1e+16, 5e-324),
+ * and ".0" added when the text would read as an integer. */
 static void put_float(text *t, double d)
 {
     char buf[40];
@@ -133,11 +135,17 @@ static void put_float(text *t, double d)
         puts_(t, d > 0 ? "inf" : "-inf");
         return;
     }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, d);
+    int prec = 1;
+    for (; prec < 17; prec++) { /* up to 17 tries: a printer for logs and tests */
+        snprintf(buf, sizeof buf, "%.*e", prec - 1, d);
         if (strtod(buf, NULL) == d)
             break;
     }
+    /* scientific (%e, not %g, which would go positional for 1.2345678901234568e+16) */
+    snprintf(buf, sizeof buf, "%.*e", prec - 1, d);
+    int exp10 = atoi(strchr(buf, 'e') + 1);
+    if (exp10 >= -4 && exp10 < 16) /* positional, every digit before the point written */
+        snprintf(buf, sizeof buf, "%.*g", prec > exp10 + 1 ? prec : exp10 + 1, d);
     puts_(t, buf);
     if (!strpbrk(buf, ".eE"))
         puts_(t, ".0");
