@@ -23,8 +23,29 @@ static interp__lua_ctx host_ctx = {
     .chan_lookup_ud = NULL,
 };
 
+/* Whether L is a worker state of some pool (the module loaded by a task, to run a pool of its
+ * own): interp/ installs its `interp` module there, as package.loaded.interp, and owns the
+ * extra space. */
+static bool is_worker_state(lua_State *L)
+{
+    bool worker = false;
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, "interp") == LUA_TTABLE) {
+        bool id = lua_getfield(L, -1, "worker_id") == LUA_TNUMBER && lua_isinteger(L, -1);
+        bool sleep = lua_getfield(L, -2, "sleep") == LUA_TFUNCTION && lua_iscfunction(L, -1);
+        worker = id && sleep;
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 2);
+    return worker;
+}
+
 void interp__lm_host_ctx(lua_State *L)
 {
+    /* A worker's extra space is its worker's: channel objects there use that context (and
+     * wake on the task's cancellation). */
+    if (is_worker_state(L))
+        return;
     /* A Lua thread copies its main thread's extra space when it is created; the main thread's
      * is never initialised by Lua itself, so set both the main thread's and the caller's. */
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
