@@ -72,4 +72,12 @@ run_ip "$TMP/crlf" map "$DATA/funcs.lua" upper
 expect_file "CRLF" "AB
 CD
 " "$TMP/out"
+# any bytes: a NUL inside a line, a line of 1 MB, no newline at the end
+printf 'a\0b\n' > "$TMP/nul"
+run_ip "$TMP/nul" map "$DATA/funcs.lua" upper
+cmp -s <(printf 'A\0B\n') "$TMP/out" || fail "NUL byte: $(od -c "$TMP/out" | head -2)"
+head -c 1048576 /dev/zero | tr '\0' 'x' > "$TMP/long"
+run_ip "$TMP/long" map "$DATA/funcs.lua" length
+expect_file "long line without newline" "1048576
+" "$TMP/out"
 echo "plain: ok"
