@@ -71,8 +71,8 @@ static double opt_seconds(lua_State *L, int t, const char *where, const char *ke
     return v;
 }
 
-/* The string option `key`, or NULL. The string stays valid while the options table is on the
- * stack (the table holds it). */
+/* The string option `key`, or NULL. The value is left on the stack, which keeps the string
+ * alive whatever metamethods of the options table do to the table later. */
 static const char *opt_string(lua_State *L, int t, const char *where, const char *key)
 {
     const char *s = NULL;
@@ -82,7 +82,6 @@ static const char *opt_string(lua_State *L, int t, const char *where, const char
     else if (ty != LUA_TNIL)
         luaL_error(L, "%s: option '%s' must be a string, got %s", where, key,
                    luaL_typename(L, -1));
-    lua_pop(L, 1);
     return s;
 }
 
