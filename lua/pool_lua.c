@@ -179,6 +179,15 @@ static lm_pool *check_open(lua_State *L, const char *where)
     return p;
 }
 
+/* p->pool again, right before it is used: Lua code that ran since check_open (a metamethod of
+ * the list, a finalizer run by an allocation) may have shut the pool down. */
+static interp_pool *live(lua_State *L, lm_pool *p, const char *where)
+{
+    if (!p->pool)
+        luaL_error(L, "%s: the pool is shut down", where);
+    return p->pool;
+}
+
 static int rc_error(lua_State *L, const char *where, int rc)
 {
     if (rc == INTERP_ERR_SHUTDOWN)
@@ -201,10 +210,11 @@ static int pool_submit(lua_State *L)
     lua_setiuservalue(L, -2, 1);
     /* Nothing below raises while the arguments are ours, except the encode, which raises
      * only when it failed (and then holds nothing). */
+    interp_pool *pool = live(L, p, where);
     interp_msg *args = NULL;
     interp__lm_encode(L, 3, nargs, where, "the arguments", &args);
     interp_task task = {.fn = fn, .args = args, .timeout = 0};
-    int rc = interp_pool_submit_task(p->pool, &task, INTERP_FOREVER, &lf->f);
+    int rc = interp_pool_submit_task(pool, &task, INTERP_FOREVER, &lf->f);
     if (rc != INTERP_OK) {
         lf->f = NULL;
         interp_msg_free(args); /* refused: still ours */
@@ -260,11 +270,12 @@ static int pool_map(lua_State *L)
     }
     mo.status = status;
     mo.errors = box->texts;
+    interp_pool *pool = live(L, p, where);
     int rc = fn.kind == INTERP_FN_NAME
-                 ? interp_pool_map(p->pool, fn.text, (size_t)n, (const interp_msg *const *)in,
-                                   out, &mo)
-                 : interp_pool_map_fn(p->pool, &fn, (size_t)n, (const interp_msg *const *)in,
-                                      out, &mo);
+                 ? interp_pool_map(pool, fn.text, (size_t)n, (const interp_msg *const *)in, out,
+                                   &mo)
+                 : interp_pool_map_fn(pool, &fn, (size_t)n, (const interp_msg *const *)in, out,
+                                      &mo);
     if (rc != INTERP_OK) {
         for (lua_Integer i = 0; i < n; i++) {
             if (status[i] == INTERP_OK)
@@ -318,7 +329,7 @@ static int pool_channel(lua_State *L)
         return luaL_error(L, "%s: capacity must be >= 1 (or nil for the default)", where);
     interp__lm_host_ctx(L); /* the calling Lua thread may predate the module */
     interp_chan *ch = NULL;
-    int rc = interp_pool_channel(p->pool, name, (size_t)cap, &ch);
+    int rc = interp_pool_channel(live(L, p, where), name, (size_t)cap, &ch);
     if (rc != INTERP_OK)
         return rc_error(L, where, rc);
     /* The object takes a reference of its own; ours is dropped whatever happens. */
