@@ -266,6 +266,8 @@ INTERP_API int luaopen_interp_pool(lua_State *L)
     luaL_newmetatable(L, LM_BOX_MT);
     lua_pushcfunction(L, box_gc);
     lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, LM_BOX_MT);
+    lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
     luaL_newlib(L, module_funcs);
     /* ip.select: the channels' own select (channels/chan_lua.c), the one the workers have */

@@ -197,5 +197,7 @@ void interp__lm_wait_register(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, ac_gc);
     lua_setfield(L, -2, "__close");
+    lua_pushliteral(L, LM_ASCOMPLETED_MT);
+    lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 }

@@ -4,6 +4,7 @@ local ip = require "interp_pool"
 
 local pool = ip.new{workers = 1, init = "function id(...) return ... end"}
 local fut = pool:submit("id", 1)
+assert(fut:result() == 1) -- ended: the cancel calls below cannot change it
 local chan = pool:channel("misuse")
 local co = coroutine.create(function() end)
 local bad = {nil, true, false, 0, -1, 1.5, 0 / 0, math.huge, -math.huge, math.mininteger,
@@ -64,18 +65,18 @@ assert(errors > 0 and returns > 0)
 
 -- methods of the wrong object
 for _, m in ipairs{"submit", "map", "channel", "stats", "shutdown"} do
-  assert(not pcall(getmetatable(pool).__index[m], fut))
+  assert(not pcall(pool[m], fut))
 end
 for _, m in ipairs{"result", "error", "wait", "done", "running", "cancelled", "cancel", "status"} do
-  assert(not pcall(getmetatable(fut).__index[m], pool))
+  assert(not pcall(fut[m], pool))
 end
--- finalizers called by hand, twice, then the objects used again
-getmetatable(fut).__gc(fut)
-getmetatable(fut).__gc(fut)
-assert(not pcall(fut.result, fut))
-getmetatable(pool).__gc(pool)
-getmetatable(pool).__close(pool)
-assert(not pcall(pool.submit, pool, "id"))
+-- the metatables are locked: no finalizer can be called by hand
+assert(getmetatable(pool) == "interp_pool.pool" and getmetatable(fut) == "interp_pool.future")
+assert(not pcall(setmetatable, pool, {}))
+-- the pool shut down, then used again
 pool:shutdown()
+pool:shutdown()
+assert(not pcall(pool.submit, pool, "id"))
+assert(fut:result() == 1, "futures outlive their pool")
 collectgarbage()
 print("misuse: ok (" .. errors .. " errors, " .. returns .. " returns)")
