@@ -7,9 +7,14 @@
  * costs heap, not C stack; depth and size limits bound both.
  *
  * Identity: every table and function gets an object number when first written (msg_impl.h);
- * a C hash map pointer -> number turns later encounters into REF (written as the distance
- * back), and upvalue cells (lua_upvalueid) already written into JOIN. The map is set up only when a message holds a
- * table or a function, so scalar messages cost one allocation (the message) and a few stores.
+ * a C map pointer -> number (msg_idmap.c) turns later encounters into REF (written as the
+ * distance back), and upvalue cells (lua_upvalueid) already written into JOIN. The map needs
+ * no setup while it holds a few entries, so scalar messages cost one allocation (the message)
+ * and a few stores, and small tables little more.
+ *
+ * Tables: a table with no key 1 is a map, counted while written (placeholder header fixed at
+ * the end); a table with a length n is first tried as an array in lua_next order, and only
+ * when its keys do not come as 1..n are they all checked (array iff exactly 1..n) first.
  */
 #include <msgpuck.h>
 
@@ -22,7 +27,9 @@
 #include "msg_impl.h"
 #include "msg_lua_impl.h"
 
-enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 16, LIST_MAX = 8, FIRST_HASH = 64 };
+enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 16 };
+
+typedef interp__idmap_slot slot;
 /* A map whose count is learnt while writing it gets a 5-byte placeholder header; when done, a
  * body up to this size is moved back so the header takes its shortest form (bounded, so that
  * nested maps never make the moves quadratic); larger bodies keep a map 32 header. */
@@ -44,11 +51,6 @@ typedef struct eframe {
     const char *upname; /* K_FUNC: name of the current upvalue */
 } eframe;
 
-typedef struct slot {
-    const void *key; /* NULL: empty */
-    uint64_t val;    /* object index; upvalue cells: (function object << 32) | upvalue index */
-} slot;
-
 typedef struct enc {
     lua_State *L;
     interp__msgbuf buf;
@@ -62,11 +64,10 @@ typedef struct enc {
     const void *globals;
     eframe *frames;
     size_t nframes, capframes;
-    slot *slots;        /* the hash table; NULL while the few objects fit in `list` */
-    size_t nslots, capslots;
+    interp__idmap ids;  /* table/function -> object number; upvalue cell -> (function
+                           object << 32) | upvalue index */
     interp_msg_error *err;
     eframe inline_frames[INLINE_FRAMES];
-    slot list[LIST_MAX]; /* the first objects: a linear scan beats hashing, and costs no setup */
 } enc;
 
 /* ---- errors ------------------------------------------------------------------------------- */
@@ -186,60 +187,15 @@ static void store_be32(char *at, uint32_t v)
         at[k] = (char)(v >> (24 - 8 * k));
 }
 
-/* ---- identity map: a short list, then open addressing (linear probing, load <= 1/2) ------ */
+/* ---- identity ---------------------------------------------------------------------------- */
 
-static size_t hash_ptr(const void *p, size_t cap)
-{
-    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15u;
-    return (size_t)(h >> 32) & (cap - 1);
-}
+static inline slot *lookup(enc *e, const void *key) { return interp__idmap_lookup(&e->ids, key); }
 
-/* The entry for key, or the empty entry where it would go (key NULL). */
-static slot *lookup(enc *e, const void *key)
-{
-    if (!e->slots) {
-        for (size_t k = 0; k < e->nslots; k++)
-            if (e->list[k].key == key)
-                return &e->list[k];
-        e->list[e->nslots].key = NULL; /* nslots < LIST_MAX in list mode */
-        return &e->list[e->nslots];
-    }
-    size_t i = hash_ptr(key, e->capslots);
-    while (e->slots[i].key && e->slots[i].key != key)
-        i = (i + 1) & (e->capslots - 1);
-    return &e->slots[i];
-}
-
-static int rehash(enc *e, const slot *from, size_t n, size_t cap)
-{
-    slot *t = calloc(cap, sizeof *t);
-    if (!t)
-        return fail(e, INTERP_ERR_NOMEM, "out of memory");
-    for (size_t k = 0; k < n; k++) {
-        if (!from[k].key)
-            continue;
-        size_t i = hash_ptr(from[k].key, cap);
-        while (t[i].key)
-            i = (i + 1) & (cap - 1);
-        t[i] = from[k];
-    }
-    free(e->slots);
-    e->slots = t;
-    e->capslots = cap;
-    return INTERP_OK;
-}
-
-/* Fill the empty entry s (from lookup) with key -> val, growing when needed. */
 static int insert(enc *e, slot *s, const void *key, uint64_t val)
 {
-    s->key = key;
-    s->val = val;
-    e->nslots++;
-    if (!e->slots)
-        return e->nslots < LIST_MAX ? INTERP_OK : rehash(e, e->list, e->nslots, FIRST_HASH);
-    if (e->nslots * 2 <= e->capslots)
-        return INTERP_OK;
-    return rehash(e, e->slots, e->capslots, e->capslots * 2);
+    if (interp__idmap_insert(&e->ids, s, key, val) != INTERP_OK)
+        return fail(e, INTERP_ERR_NOMEM, "out of memory");
+    return INTERP_OK;
 }
 
 /* ---- frames ------------------------------------------------------------------------------- */
@@ -289,6 +245,48 @@ static int check_open(enc *e)
 
 /* ---- tables ------------------------------------------------------------------------------- */
 
+static inline bool is_object(int type) { return type == LUA_TTABLE || type == LUA_TFUNCTION; }
+static int put_scalar(enc *e, int idx, int type);
+
+/* The array frame f (table at f->idx, length f->n, header written) was just opened: walk the
+ * table with lua_next while the keys come as 1, 2, 3...; write scalar elements on the way.
+ * At the first table or function element, check that the remaining keys keep coming in
+ * order, and leave that element and the rest to the frame (rawgeti from f->i + 1). Returns 0
+ * when the frame can go on (f->i elements written), 1 when the keys are not 1..n in order
+ * (nothing but scalars was written), or an error. The stack is as it was in every case. */
+static int array_run(enc *e, eframe *f)
+{
+    lua_State *L = e->L;
+    lua_Integer want = 1;
+    int isint, rc;
+    lua_pushnil(L);
+    while (lua_next(L, f->idx)) {
+        if (lua_tointegerx(L, -2, &isint) != want || !isint) {
+            lua_pop(L, 2);
+            return 1;
+        }
+        f->i = want; /* for error paths */
+        int t = lua_type(L, -1);
+        if (is_object(t)) {
+            f->i = want - 1;
+            lua_pop(L, 1);
+            while (lua_next(L, f->idx)) {
+                lua_pop(L, 1);
+                if (lua_tointegerx(L, -1, &isint) != ++want || !isint) {
+                    lua_pop(L, 1);
+                    return 1;
+                }
+            }
+            return want == f->n ? 0 : 1;
+        }
+        if ((rc = put_scalar(e, -1, t)))
+            return rc;
+        lua_pop(L, 1);
+        want++;
+    }
+    return want - 1 == f->n ? 0 : 1;
+}
+
 static int open_table(enc *e)
 {
     lua_State *L = e->L;
@@ -315,6 +313,20 @@ static int open_table(enc *e)
         e->buf.used += 5;
         lua_pushnil(L); /* the first key for lua_next */
         return push_frame(e, K_MAP, t, 0, true, at, 0);
+    }
+    if (n <= (lua_Integer)UINT32_MAX) {
+        /* Optimistic: most tables with a length are arrays whose elements lua_next yields in
+         * order 1..n; write them as they come. */
+        size_t at = e->buf.used;
+        wrote(e, w, mp_encode_array(w, (uint32_t)n));
+        if ((rc = push_frame(e, K_ARRAY, t, n, false, 0, 0)) ||
+            (rc = array_run(e, &e->frames[e->nframes - 1])) <= 0)
+            return rc;
+        /* not in order: undo (only scalars were written) and look at all the keys */
+        e->nframes--;
+        e->buf.used = at;
+        if (!(w = need(e, 5)))
+            return fail_write(e);
     }
     /* An array when its keys are exactly 1..n: all keys are integers in [1, n] and there
      * are n of them. */
@@ -509,8 +521,6 @@ static int put_scalar(enc *e, int idx, int type)
     }
 }
 
-static inline bool is_object(int type) { return type == LUA_TTABLE || type == LUA_TFUNCTION; }
-
 /* Write the table or function at the top of the stack, and everything inside it; pops it.
  * Scalar elements are written in place by tight loops; a nested table or function jumps back
  * to `open`, which pushes its frame (or writes a REF). */
@@ -611,8 +621,7 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
     e.frames = e.inline_frames;
     e.nframes = 0;
     e.capframes = INLINE_FRAMES;
-    e.slots = NULL;
-    e.nslots = e.capslots = 0;
+    interp__idmap_init(&e.ids);
     e.err = err;
     e.top = 0;
 
@@ -632,7 +641,7 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
     }
     if (e.frames != e.inline_frames)
         free(e.frames);
-    free(e.slots);
+    interp__idmap_free(&e.ids);
     lua_settop(L, base);
     if (rc == INTERP_OK) {
         *out = interp__msgbuf_finish(&e.buf, (uint32_t)count, e.flags);

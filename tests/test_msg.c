@@ -208,6 +208,11 @@ static void msg_array_vs_map_wire(void **state)
         {"{1, 2, x = 3}", 0x83},           /* mixed: map */
         {"{[1.5] = 1}", 0x81},             /* float key: map */
         {"{n = 1}", 0x81},
+        {"{1, {2}, 3, x = 4}", 0x84},      /* mixed, with a table element before the extra key */
+        {"{1, 2, {3}, [5] = 5}", 0x84},    /* a hole after a table element */
+        /* keys 1..3 inserted backwards (in the hash part, not in order): still an array */
+        {"(function() local t = {} t[3] = 3 t[2] = {2} t[1] = 1 return t end)()", 0x93},
+        {"(function() local t = {} for i = 20, 1, -1 do t[i] = i end return t end)()", 0xdc},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         assert_int_equal(encode_in(A, NULL, cases[i].expr, NULL, &m, NULL), INTERP_OK);
@@ -268,6 +273,36 @@ static void msg_sparse_and_mixed_tables(void **state)
               "assert(t[1] == 'a' and t[2] == nil and t[3] == 'c') "
               "assert(m[1] == 10 and m[2] == 20 and m.x == 'y' and m[-1] == 0 and m[0] == 0) "
               "assert(k[1.5] == 'f' and k[true] == false and k[false] == true) return true");
+}
+
+static void msg_repeated_keys(void **state)
+{
+    (void)state;
+    /* keys that look alike to the decoder's key cache (same length, first and last bytes),
+     * keys with NULs, long keys, numbers as keys, in many records */
+    roundtrip_opts("recs = {} for i = 1, 300 do recs[i] = {axb = i, ayb = -i, ['a\\0b'] = 'n' .. i, "
+                   "[string.rep('k', 41)] = i, [string.rep('k', 40)] = -i, [1.5] = i} end",
+                   "recs",
+                   "local r = ... assert(#r == 300) for i = 1, 300 do local t = r[i] "
+                   "assert(t.axb == i and t.ayb == -i and t['a\\0b'] == 'n' .. i) "
+                   "assert(t[string.rep('k', 41)] == i and t[string.rep('k', 40)] == -i) "
+                   "assert(t[1.5] == i) local n = 0 for _ in pairs(t) do n = n + 1 end "
+                   "assert(n == 6) end return true",
+                   NULL);
+}
+
+static void msg_arrays_in_any_key_order(void **state)
+{
+    (void)state;
+    roundtrip_opts("back = {} for i = 50, 1, -1 do back[i] = i % 2 == 0 and {i} or i end "
+                   "mixed = {1, {2}, 3, x = 4} holes = {1, 2, {3}, [5] = 5}",
+                   "back, mixed, holes",
+                   "local b, m, h = ... assert(#b == 50) for i = 1, 50 do "
+                   "if i % 2 == 0 then assert(b[i][1] == i) else assert(b[i] == i) end end "
+                   "assert(m[1] == 1 and m[2][1] == 2 and m[3] == 3 and m.x == 4) "
+                   "assert(h[1] == 1 and h[2] == 2 and h[3][1] == 3 and h[4] == nil and h[5] == 5) "
+                   "return true",
+                   NULL);
 }
 
 static void msg_empty_and_nested_tables(void **state)
@@ -383,6 +418,27 @@ static void msg_refs_survive_concatenation(void **state)
     free(bytes);
     interp_msg_free(first);
     interp_msg_free(second);
+    lua_close(A);
+    lua_close(B);
+}
+
+static void msg_many_values(void **state)
+{
+    (void)state;
+    /* more top-level values than the fast path takes, with strings (the protected path) and a
+     * message big enough for the decoder's helper slots: all of them need stack room */
+    lua_State *A = new_state(), *B = new_state();
+    interp_msg *m;
+    run(A, "vals = {} for i = 1, 3000 do vals[i] = i % 3 == 0 and ('s' .. i) or i end");
+    int top = lua_gettop(A);
+    assert_int_equal(eval(A, "table.unpack(vals)"), 3000);
+    assert_int_equal(interp_msg_from_lua(A, top + 1, 3000, NULL, &m, NULL), INTERP_OK);
+    assert_int_equal(interp_msg_to_lua(B, m, NULL, NULL), INTERP_OK);
+    assert_int_equal(lua_gettop(B), 3000);
+    assert_string_equal(lua_tostring(B, 3), "s3");
+    assert_int_equal(lua_tointeger(B, 2999), 2999);
+    lua_settop(B, 0);
+    interp_msg_free(m);
     lua_close(A);
     lua_close(B);
 }
@@ -531,6 +587,9 @@ static void msg_refused_paths(void **state)
     refused(NULL, "{f = function() end}", NULL, INTERP_ERR_ENCODE,
             "[1].f: cannot copy a function (functions are not allowed)");
     refused(NULL, "{[io.stdout] = 1}", NULL, INTERP_ERR_ENCODE, "[1]: key: cannot copy a userdata");
+    refused(NULL, "{1, io.stdout, x = 1}", NULL, INTERP_ERR_ENCODE, "[1][2]: cannot copy a userdata");
+    refused(NULL, "{1, {}, io.stdout, x = 1}", NULL, INTERP_ERR_ENCODE,
+            "[1][3]: cannot copy a userdata");
     refused(NULL, "{[{io.stdout}] = 1}", NULL, INTERP_ERR_ENCODE,
             "[1]: key[1]: cannot copy a userdata");
     refused(NULL, "{['a b'] = {x = io.stdout}}", NULL, INTERP_ERR_ENCODE,
@@ -779,6 +838,23 @@ static void msg_push_lua(void **state)
     assert_int_equal(lua_tointeger(B, 5), 3);
     lua_settop(B, 0);
     interp_msg_free(m);
+    /* a big message (helper slots: objects, key cache) leaves only its values */
+    assert_int_equal(encode_in(A, "big = {} for i = 1, 100 do big[i] = {id = i, name = 'n' .. i} end "
+                                  "big.again = big[7]",
+                               "big, 'end'", NULL, &m, NULL),
+                     INTERP_OK);
+    lua_pushcfunction(B, push_lua_cfn);
+    lua_pushlightuserdata(B, m);
+    assert_int_equal(lua_pcall(B, 1, LUA_MULTRET, 0), LUA_OK);
+    assert_int_equal(lua_gettop(B), 4); /* "below", big, 'end', count */
+    assert_string_equal(lua_tostring(B, 3), "end");
+    lua_getfield(B, 2, "again");
+    lua_rawgeti(B, 2, 7);
+    assert_true(lua_rawequal(B, -1, -2));
+    lua_getfield(B, -1, "name");
+    assert_string_equal(lua_tostring(B, -1), "n7");
+    lua_settop(B, 0);
+    interp_msg_free(m);
     /* errors are raised with the reason */
     assert_int_equal(encode_in(A, NULL, "{f = function() end}", &with_functions, &m, NULL), INTERP_OK);
     lua_pushcfunction(B, push_lua_cfn);
@@ -842,6 +918,8 @@ int main(void)
         cmocka_unit_test(msg_large_array),
         cmocka_unit_test(msg_array_vs_map_wire),
         cmocka_unit_test(msg_sparse_and_mixed_tables),
+        cmocka_unit_test(msg_repeated_keys),
+        cmocka_unit_test(msg_arrays_in_any_key_order),
         cmocka_unit_test(msg_empty_and_nested_tables),
         cmocka_unit_test(msg_table_keys),
         cmocka_unit_test(msg_metatables_not_copied),
@@ -849,6 +927,7 @@ int main(void)
         cmocka_unit_test(msg_cycles),
         cmocka_unit_test(msg_refs_flags_and_bytes),
         cmocka_unit_test(msg_refs_survive_concatenation),
+        cmocka_unit_test(msg_many_values),
         cmocka_unit_test(msg_zero_values),
         cmocka_unit_test(msg_depth_limit_encode),
         cmocka_unit_test(msg_depth_limit_decode),

@@ -74,8 +74,33 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Validate `len` bytes held in an allocation of exactly that size; when valid, decode them
- * (functions refused: a damaged function must never reach lua_load) and check the stack. */
+/* Walk every value of a valid message with the C reader: it must see all of them. */
+static void walk(const interp_msg *m)
+{
+    interp_msg_iter stack[256];
+    int depth = 0;
+    uint32_t top = 0;
+    stack[0] = interp_msg_iter_init(m);
+    for (;;) {
+        interp_msg_value v;
+        if (!interp_msg_next(&stack[depth], &v)) {
+            assert_int_equal(stack[depth].left, 0);
+            if (depth-- == 0)
+                break;
+            continue;
+        }
+        top += depth == 0;
+        if (v.type == INTERP_MSG_ARRAY || v.type == INTERP_MSG_MAP) {
+            assert_true(depth + 1 < 256);
+            stack[++depth] = v.as.seq.items;
+        }
+    }
+    assert_int_equal(top, interp_msg_count(m));
+}
+
+/* Validate `len` bytes held in an allocation of exactly that size; when valid, walk them with
+ * the C reader and decode them (functions refused: a damaged function must never reach
+ * lua_load) and check the stack. */
 static int try_bytes(lua_State *L, const char *bytes, size_t len, int max_depth)
 {
     char *exact = malloc(len ? len : 1);
@@ -90,6 +115,7 @@ static int try_bytes(lua_State *L, const char *bytes, size_t len, int max_depth)
         assert_null(m);
         return rc;
     }
+    walk(m);
     int top = lua_gettop(L);
     interp_msg_error err;
     int drc = interp_msg_to_lua(L, m, NULL, &err);

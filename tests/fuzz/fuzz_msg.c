@@ -1,13 +1,13 @@
 /* fuzz_msg.c - libFuzzer target for the message decoder.
  *
  * Each input is untrusted bytes: interp_msg_from_bytes validates them; a valid message is then
- * decoded into a fresh lua_State whose allocator fails past a small limit (functions refused:
- * bytecode from untrusted bytes must never reach lua_load), both through interp_msg_to_lua and
- * through interp_msg_push_lua inside a protected call; a value that decoded is encoded again,
- * and the encoder's output must itself validate. Any crash, over-read (ASan), undefined
- * behaviour (UBSan), leak, or broken invariant (abort) is a finding.
- * TODO: also walk the message with the C reader (interp_msg_iter_init/interp_msg_next) once
- * channels/msg_read.c is on main. */
+ * walked entirely with the C reader (interp_msg_iter_init/interp_msg_next) and printed
+ * (interp_msg_to_text), and decoded into a fresh lua_State whose allocator fails past a small
+ * limit (functions refused: bytecode from untrusted bytes must never reach lua_load), both
+ * through interp_msg_to_lua and through interp_msg_push_lua inside a protected call; a value
+ * that decoded is encoded again, and the encoder's output must itself validate. Any crash,
+ * over-read (ASan), undefined behaviour (UBSan), leak, or broken invariant (abort) is a
+ * finding. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +48,43 @@ static void check(bool ok, const char *what)
     }
 }
 
+/* Visit every value of m with the C reader (function payloads are opaque to it). */
+static void walk(const interp_msg *m)
+{
+    enum { MAX_NEST = 256 }; /* the validator's default depth is 200 */
+    interp_msg_iter stack[MAX_NEST];
+    int depth = 0;
+    uint32_t top = 0;
+    size_t bytes = 0;
+    stack[0] = interp_msg_iter_init(m);
+    for (;;) {
+        interp_msg_value v;
+        if (!interp_msg_next(&stack[depth], &v)) {
+            check(stack[depth].left == 0, "the reader stops before the end of a valid run");
+            if (depth-- == 0)
+                break;
+            continue;
+        }
+        if (depth == 0)
+            top++;
+        if (v.type == INTERP_MSG_STR)
+            bytes += v.as.str.len; /* the pointer and length must lie inside the message */
+        if (v.type == INTERP_MSG_STR && v.as.str.len)
+            check(v.as.str.ptr >= interp_msg_data(m) &&
+                      v.as.str.ptr + v.as.str.len <= interp_msg_data(m) + interp_msg_size(m),
+                  "string inside the message");
+        if (v.type == INTERP_MSG_ARRAY || v.type == INTERP_MSG_MAP) {
+            check(depth + 1 < MAX_NEST, "nesting within the validated depth");
+            stack[++depth] = v.as.seq.items;
+        }
+    }
+    check(top == interp_msg_count(m), "the reader sees every top-level value");
+    check(bytes <= interp_msg_size(m), "strings fit in the message");
+    char *text;
+    if (interp_msg_to_text(m, &text) == INTERP_OK)
+        free(text);
+}
+
 static int push_protected(lua_State *L)
 {
     const interp_msg *m = lua_touserdata(L, 1);
@@ -67,6 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     check(interp_msg_size(m) == size, "message size");
+    walk(m);
     budget b = {0};
     lua_State *L = lua_newstate(limited_alloc, &b);
     if (!L) {
