@@ -7,6 +7,7 @@ lm_future *interp__lm_future_new(lua_State *L)
 {
     lm_future *lf = lua_newuserdatauv(L, sizeof *lf, 1);
     lf->f = NULL;
+    lf->opts = &interp__lm_msg_opts;
     luaL_setmetatable(L, LM_FUTURE_MT);
     return lf;
 }
@@ -24,6 +25,11 @@ static interp_future *check_future(lua_State *L)
     return lf->f;
 }
 
+static const interp_msg_opts *opts_of(lua_State *L)
+{
+    return ((lm_future *)lua_touserdata(L, 1))->opts;
+}
+
 /* Wait up to the timeout at index 2; raise when the wait itself timed out. */
 static void wait_or_raise(lua_State *L, interp_future *f, const char *where)
 {
@@ -39,14 +45,14 @@ static void wait_or_raise(lua_State *L, interp_future *f, const char *where)
 /* Push the failure of an ended, failed future: a script error as the task raised it (its
  * error object when that was not a string, else its text with the worker's traceback); any
  * other failure as a text naming the reason. */
-static void push_failure(lua_State *L, interp_future *f, int status)
+static void push_failure(lua_State *L, interp_future *f, int status, const interp_msg_opts *opts)
 {
     const char *text = interp_future_error(f);
     if (status == INTERP_ERR_SCRIPT) {
         const interp_msg *ev = interp_future_error_value(f);
         if (ev && interp_msg_count(ev) > 0) {
             int top = lua_gettop(L);
-            interp_msg_push_lua(L, ev, &interp__lm_msg_opts);
+            interp_msg_push_lua(L, ev, opts);
             lua_settop(L, top + 1);
             return;
         }
@@ -68,11 +74,11 @@ static int future_result(lua_State *L)
     const interp_msg *res = NULL;
     int rc = interp_future_result(f, 0, &res);
     if (rc != INTERP_OK) {
-        push_failure(L, f, rc);
+        push_failure(L, f, rc, opts_of(L));
         return lua_error(L);
     }
     lua_settop(L, 1);
-    return res ? interp_msg_push_lua(L, res, &interp__lm_msg_opts) : 0;
+    return res ? interp_msg_push_lua(L, res, opts_of(L)) : 0;
 }
 
 /* f:error([timeout]) -> nil when the task succeeded, else its error (as result raises it) */
@@ -84,7 +90,7 @@ static int future_error(lua_State *L)
     if (rc == INTERP_OK)
         lua_pushnil(L);
     else
-        push_failure(L, f, rc);
+        push_failure(L, f, rc, opts_of(L));
     return 1;
 }
 

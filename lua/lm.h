@@ -24,6 +24,9 @@
 /* Message options of the host script's state: functions may travel both ways (the host is a
  * full Lua state of the user's own process); depth and size take the codec's defaults. */
 extern const interp_msg_opts interp__lm_msg_opts;
+/* For what comes back from a sandboxed pool, whose code is not trusted: no functions (Lua does
+ * not verify bytecode). */
+extern const interp_msg_opts interp__lm_msg_opts_untrusted;
 
 /* ---- module.c: shared helpers --------------------------------------------------------- */
 
@@ -79,6 +82,7 @@ void interp__lm_pool_register(lua_State *L);
 
 typedef struct lm_future {
     interp_future *f; /* one reference, released by __gc; NULL until submit succeeds */
+    const interp_msg_opts *opts; /* to decode its results: the untrusted ones for a sandbox */
 } lm_future;
 
 /* Push a new future object with f == NULL (the caller fills it once the submit succeeded, so

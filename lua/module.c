@@ -11,6 +11,7 @@
 #include "lua_ctx.h"
 
 const interp_msg_opts interp__lm_msg_opts = {.allow_functions = true};
+const interp_msg_opts interp__lm_msg_opts_untrusted = {.allow_functions = false};
 
 /* The host script's state has no worker: no cancellation token (its channel waits end only by
  * timeout or close) and no named-channel lookup (the host reaches channels through

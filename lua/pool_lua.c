@@ -206,6 +206,8 @@ static int pool_submit(lua_State *L)
     interp_fn fn;
     interp__lm_check_fn(L, 2, where, p->sandboxed, &fn);
     lm_future *lf = interp__lm_future_new(L);
+    if (p->sandboxed)
+        lf->opts = &interp__lm_msg_opts_untrusted;
     lua_pushvalue(L, 1); /* a future keeps its pool object alive: pending work is not dropped */
     lua_setiuservalue(L, -2, 1);
     /* Nothing below raises while the arguments are ours, except the encode, which raises
@@ -298,7 +300,8 @@ static int pool_map(lua_State *L)
     for (lua_Integer i = 0; i < n; i++) {
         if (out[i] && interp_msg_count(out[i]) > 0) {
             int top = lua_gettop(L);
-            interp_msg_push_lua(L, out[i], &interp__lm_msg_opts);
+            interp_msg_push_lua(L, out[i], p->sandboxed ? &interp__lm_msg_opts_untrusted
+                                                        : &interp__lm_msg_opts);
             lua_settop(L, top + 1); /* the first value; further results are dropped */
             lua_seti(L, -2, i + 1);
         }

@@ -27,7 +27,10 @@ do
     function has(name) return _ENV[name] ~= nil end
     function can_execute() return os.execute ~= nil end
     function patch_string() string.upper = nil end
+    function give_function() return function() end end
   ]]}
+  local g = pool:submit("give_function")
+  assert(not pcall(g.result, g), "no function leaves a sandbox")
   assert(pool:submit("has", "io"):result() == false)
   assert(pool:submit("has", "debug"):result() == false)
   assert(pool:submit("has", "string"):result() == true)
