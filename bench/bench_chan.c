@@ -1,6 +1,7 @@
 /* bench_chan.c - channel throughput and latency between two threads.
  *
- *   bench_chan [scale]     (scale multiplies the iteration counts; default 1)
+ *   bench_chan [scale [spin_ns]]   (scale multiplies the iteration counts; default 1;
+ *                                   spin_ns sets the channels' spin before sleeping)
  *
  * Pure C (interp_msg in and out) and through Lua (two threads, each owning a lua_State with
  * the channel binding: encode on one side, decode on the other, as two workers do):
@@ -263,6 +264,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1)
         scale = atol(argv[1]) > 0 ? atol(argv[1]) : 1;
+    if (argc > 2)
+        interp__chan_set_spin((unsigned)atol(argv[2]));
     big_src = malloc(BIG);
     big_dst = malloc(BIG);
     memset(big_src, 'x', BIG);

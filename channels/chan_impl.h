@@ -21,6 +21,11 @@
 
 int interp__chan_send_c(interp_chan *ch, interp_msg *m, double timeout, interp__cancel *tok);
 int interp__chan_recv_c(interp_chan *ch, double timeout, interp__cancel *tok, interp_msg **out);
+/* How long a caller about to block spins before it sleeps, for every channel of the process
+ * (default 20000 ns; 0: never spin). For tests, which use 0 to drive every wait through the
+ * sleep and wake-up path, and for benchmarks. */
+void interp__chan_set_spin(unsigned ns);
+
 int interp__chan_select_c(interp_chan *const chans[], size_t n, double timeout,
                           interp__cancel *tok, size_t *index, interp_msg **out);
 

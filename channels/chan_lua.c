@@ -272,7 +272,8 @@ static int l_channel(lua_State *L)
  *   interp.channel(name [, capacity]) -> the pool's channel `name` (created if new)
  * timeout: seconds; absent, nil or negative waits without limit; 0 only tries ("timeout" if it
  * would block). Raised errors: a value that cannot be copied (with its path), a message above
- * the channel's size limit, a received value this state refuses, and "interp: task cancelled"
+ * the channel's size limit, a received value this state refuses (a function in a sandboxed
+ * state, say: that message is consumed and dropped), and "interp: task cancelled"
  * / "timed out" / "stopped by pool shutdown" when the worker's task is interrupted while it
  * waits. */
 void interp__chan_lua_register(lua_State *L)

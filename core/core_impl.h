@@ -133,7 +133,6 @@ struct interp_pool {
     bool wd_started, wd_stop;    /* guarded by mu */
     double wd_next;              /* guarded by mu: when the watchdog wakes next */
     atomic_bool stop_now;        /* shutdown_now: interrupt running tasks, run nothing more */
-    bool started;                /* create finished: a failing state now breaks the pool */
     bool broken;                 /* guarded by mu */
     char *broken_reason;         /* guarded by mu, set once */
     interp_shared *shared;

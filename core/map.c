@@ -27,6 +27,13 @@ typedef struct map_ctx {
     bool waiting;        /* guarded by mu: the caller sleeps on cv */
     atomic_int stop;     /* written under mu (first wins): status for items not yet started */
     bool stop_on_error;  /* immutable */
+    /* map (not stream): the worker that ran a chunk moves its results straight into the
+     * caller's slots (immutable pointers; each chunk writes only its own items, before it is
+     * marked done under mu, which the caller takes before reading) */
+    bool direct;
+    interp_msg **out;
+    int *status;
+    char **errors;
     interp_fn fn;        /* owned copy */
     char data[];
 } map_ctx;
@@ -47,6 +54,9 @@ typedef struct map_chunk {
     interp__worker *worker; /* guarded by m->mu while RUNNING */
     uint64_t id;
     atomic_bool done;
+    /* direct delivery: what the worker delivered (read by the caller after done) */
+    size_t n_ok, n_failed, n_cancelled, n_timed_out;
+    int first_fail;      /* status of the chunk's first failed item, 0: none */
     struct map_chunk *next; /* the caller's window or free list */
 } map_chunk;
 
@@ -77,6 +87,10 @@ static map_ctx *ctx_new(const interp_fn *fn, bool stop_on_error)
     m->waiting = false;
     atomic_init(&m->stop, 0);
     m->stop_on_error = stop_on_error;
+    m->direct = false;
+    m->out = NULL;
+    m->status = NULL;
+    m->errors = NULL;
     m->fn = *fn;
     if (fn->kind == INTERP_FN_FUNCTION) {
         uintptr_t p = (uintptr_t)m->data;
@@ -159,6 +173,52 @@ void interp__chunk_abandoned(interp__job *job, int status)
     chunk_finish((map_chunk *)job, status, false);
 }
 
+static const char *stop_text(int status, bool skipped);
+static char *dup_text(const char *s);
+
+/* Worker, after a chunk ran (not abandoned): move every result into the caller's slots and
+ * summarise, so that the caller does no per-item work. The outcomes end zeroed. */
+static bool deliver_direct(map_chunk *c)
+{
+    map_ctx *m = c->m;
+    c->n_ok = c->n_failed = c->n_cancelled = c->n_timed_out = 0;
+    c->first_fail = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        interp_outcome *o = &c->outs[i];
+        size_t idx = c->first + i;
+        int st = o->status;
+        if (m->status)
+            m->status[idx] = st;
+        if (st == INTERP_OK) {
+            c->n_ok++;
+            if (m->out)
+                m->out[idx] = o->result;
+            else
+                interp_msg_free(o->result);
+            o->result = NULL;
+            if (m->errors)
+                m->errors[idx] = NULL;
+            continue;
+        }
+        if (!c->first_fail)
+            c->first_fail = st;
+        if (st == INTERP_ERR_CANCELLED)
+            c->n_cancelled++;
+        else
+            c->n_failed++;
+        c->n_timed_out += st == INTERP_ERR_TIMEOUT;
+        if (m->out)
+            m->out[idx] = NULL;
+        if (m->errors) {
+            m->errors[idx] = o->error ? o->error : dup_text(stop_text(st, false));
+            o->error = NULL;
+        }
+        interp__outcome_clear(o);
+    }
+    memset(c->outs, 0, c->n * sizeof *c->outs);
+    return c->first_fail != 0;
+}
+
 bool interp__chunk_run(interp__worker *w, interp__job *job)
 {
     map_chunk *c = (map_chunk *)job;
@@ -192,9 +252,15 @@ bool interp__chunk_run(interp__worker *w, interp__job *job)
     }
     w->tasks_on_state++;
     bool failed = false;
-    if (m->stop_on_error)
+    interp__mutex_lock(&m->mu);
+    bool ended = c->state == CH_DONE; /* ended early by shutdown_now */
+    interp__mutex_unlock(&m->mu);
+    if (m->direct && !ended) {
+        failed = deliver_direct(c);
+    } else if (m->stop_on_error) {
         for (size_t i = 0; i < c->n && !failed; i++)
             failed = c->outs[i].status != INTERP_OK;
+    }
     chunk_finish(c, 0, failed);
     chunk_release(c);
     return true;
@@ -389,7 +455,9 @@ static bool chunk_done(void *arg)
 
 static void wait_chunk(engine *e, map_chunk *c)
 {
-    if (interp__spin(chunk_done, c, INTERP__WAIT_SPIN_NS))
+    /* Spin only for small chunks: a big one takes far longer than a wake-up, and a spinning
+     * caller would take CPU time from the workers on a machine with few cores. */
+    if (interp__spin(chunk_done, c, c->n >= 64 ? 0 : INTERP__WAIT_SPIN_NS))
         return;
     map_ctx *m = e->m;
     interp__mutex_lock(&m->mu);
@@ -414,6 +482,20 @@ static void consume(engine *e, map_chunk *c)
     int end = c->end_status;
     bool skipped = c->skipped;
     interp__mutex_unlock(&e->m->mu);
+    if (e->m->direct && !end) {
+        /* the worker delivered every item */
+        e->n_done += c->n_ok;
+        e->n_failed += c->n_failed;
+        e->n_cancelled += c->n_cancelled;
+        e->n_timed_out += c->n_timed_out;
+        if (c->first_fail) {
+            if (!e->rc)
+                e->rc = c->first_fail;
+            if (e->m->stop_on_error)
+                stop(e, INTERP_ERR_CANCELLED);
+        }
+        return;
+    }
     for (size_t i = 0; i < c->n; i++) {
         size_t idx = c->first + i;
         if (end) {
@@ -569,6 +651,10 @@ int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t n,
     e.out = out;
     e.status = opts ? opts->status : NULL;
     e.errors = opts ? opts->errors : NULL;
+    e.m->direct = true;
+    e.m->out = e.out;
+    e.m->status = e.status;
+    e.m->errors = e.errors;
     rc = run(&e, opts);
     ctx_release(e.m);
     return rc;

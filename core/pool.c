@@ -342,8 +342,6 @@ int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char 
             }
         }
     }
-    if (rc == INTERP_OK)
-        pool->started = true;
     interp__mutex_unlock(&pool->mu);
     if (rc != INTERP_OK) {
         set_err(err, interp_strerror(rc));
@@ -366,7 +364,7 @@ int interp_pool_submit_task(interp_pool *pool, const interp_task *task, double q
 {
     if (out)
         *out = NULL;
-    if (!pool || !task || !out)
+    if (!pool || !task || !out || queue_timeout != queue_timeout)
         return INTERP_ERR_INVALID;
     interp_future *f;
     int rc = interp__future_new(pool, task, &f);

@@ -149,6 +149,7 @@ static int run_items(lua_State *L)
         int nargs = args ? interp_msg_push_lua(L, args, opts) : 0;
         c->phase = PH_RUN;
         lua_call(L, nargs, LUA_MULTRET);
+        interp__irq_check(L); /* it swallowed the interrupt and returned: still interrupted */
         int nres = lua_gettop(L) - fidx;
         interp_msg_error e;
         o->status = interp_msg_from_lua(L, fidx + 1, nres, opts, &o->result, &e);

@@ -11,10 +11,14 @@
  * thread under the same mutex. Either way the thread that runs next carries the hook.
  * lua_sethook is documented (ldebug.c) as safe to call asynchronously from another thread.
  *
- * Once fired, the hook raises the cancellation error every `count` instructions and never
- * disarms, so pcall cannot swallow it. During the grace (config cancel_grace) count is 1000,
- * which lets cleanup (<close> handlers, error handling) run; after it, count is 1: every
- * instruction raises, so `while true do pcall(function() while true do end end) end` dies.
+ * Once fired, the hook raises the cancellation error at the next instruction. Then comes the
+ * grace (config cancel_grace): the hook stays installed but quiet (it only looks at the clock
+ * every 1000 instructions), so cleanup runs to completion: <close> handlers, the task's own
+ * pcall error handling. After the grace it escalates for good: count 1, raising at every
+ * instruction of every Lua thread of the task, so nothing Lua code does can outlive it
+ * (`while true do pcall(function() while true do end end) end` dies at once). A task that
+ * swallows the first error and returns during the grace still ends with the interrupt's
+ * status (call.c checks the reason after each item).
  *
  * Hooks left on coroutines are not removed at the end of the task (a coroutine may have been
  * collected meanwhile): a hook that fires while no interrupt is pending removes itself, so a
@@ -46,11 +50,21 @@ const char *interp__irq_text(int reason)
 static void irq_hook(lua_State *L, lua_Debug *ar);
 
 /* Install the hook on L in the current mode (worker thread or, under irq_mu, the
- * interrupting thread). */
+ * interrupting thread): every instruction before the first raise and after the grace,
+ * every GRACE_COUNT instructions (a look at the clock) during the grace. */
 static void arm(interp_state *s, lua_State *L)
 {
-    bool every = atomic_load_explicit(&s->escalated, memory_order_relaxed);
-    lua_sethook(L, irq_hook, LUA_MASKCOUNT, every ? 1 : GRACE_COUNT);
+    bool quiet = atomic_load_explicit(&s->raised, memory_order_relaxed) &&
+                 !atomic_load_explicit(&s->escalated, memory_order_relaxed);
+    lua_sethook(L, irq_hook, LUA_MASKCOUNT, quiet ? GRACE_COUNT : 1);
+}
+
+static int raise_interrupt(lua_State *L, interp_state *s, int reason)
+{
+    atomic_store_explicit(&s->raised, true, memory_order_relaxed);
+    /* A plain string without position, so that it reads the same wherever it struck. */
+    lua_pushstring(L, interp__irq_text(reason));
+    return lua_error(L);
 }
 
 static void irq_hook(lua_State *L, lua_Debug *ar)
@@ -67,14 +81,18 @@ static void irq_hook(lua_State *L, lua_Debug *ar)
         interp__mutex_unlock(&s->irq_mu);
         return;
     }
-    if (!atomic_load_explicit(&s->escalated, memory_order_relaxed) &&
-        now_ns() >= atomic_load_explicit(&s->escalate_at, memory_order_relaxed))
+    if (!atomic_load_explicit(&s->raised, memory_order_relaxed)) {
+        lua_sethook(L, irq_hook, LUA_MASKCOUNT, GRACE_COUNT);
+        raise_interrupt(L, s, reason);
+    }
+    if (!atomic_load_explicit(&s->escalated, memory_order_relaxed)) {
+        if (now_ns() < atomic_load_explicit(&s->escalate_at, memory_order_relaxed))
+            return; /* grace: let cleanup run */
         atomic_store_explicit(&s->escalated, true, memory_order_relaxed);
-    if (atomic_load_explicit(&s->escalated, memory_order_relaxed) && lua_gethookcount(L) != 1)
+    }
+    if (lua_gethookcount(L) != 1)
         lua_sethook(L, irq_hook, LUA_MASKCOUNT, 1);
-    /* A plain string without position, so that it reads the same wherever it struck. */
-    lua_pushstring(L, interp__irq_text(reason));
-    lua_error(L);
+    raise_interrupt(L, s, reason);
 }
 
 void interp__irq_begin(interp_state *s, uint64_t task_id)
@@ -95,6 +113,7 @@ int interp__irq_end(interp_state *s)
         lua_sethook(s->L, NULL, 0, 0);
         interp__cancel_reset(&s->cancel);
         atomic_store_explicit(&s->escalated, false, memory_order_relaxed);
+        atomic_store_explicit(&s->raised, false, memory_order_relaxed);
     }
     interp__mutex_unlock(&s->irq_mu);
     return reason;
@@ -111,6 +130,7 @@ void interp__state_interrupt(interp_state *s, uint64_t task_id, int reason)
         long long grace = (long long)(s->sh->cancel_grace * 1e9);
         atomic_store_explicit(&s->escalate_at, now_ns() + grace, memory_order_relaxed);
         atomic_store_explicit(&s->escalated, false, memory_order_relaxed);
+        atomic_store_explicit(&s->raised, false, memory_order_relaxed);
         /* Fire first (wakes sleep and channel waits), then hook the running thread. */
         interp__cancel_fire(&s->cancel, reason);
         arm(s, s->current);
@@ -131,11 +151,10 @@ lua_State *interp__irq_switch(interp_state *s, lua_State *to)
 
 void interp__irq_check(lua_State *L)
 {
-    int reason = interp__cancel_reason(&interp__state_of(L)->cancel);
-    if (reason) {
-        lua_pushstring(L, interp__irq_text(reason));
-        lua_error(L);
-    }
+    interp_state *s = interp__state_of(L);
+    int reason = interp__cancel_reason(&s->cancel);
+    if (reason)
+        raise_interrupt(L, s, reason);
 }
 
 /* ---- coroutine.resume / wrap / close, tracking the running thread -------------------- */

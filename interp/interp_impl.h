@@ -47,8 +47,9 @@ struct interp_state {
     pthread_mutex_t irq_mu;
     uint64_t running_task;        /* 0: none */
     lua_State *current;           /* the Lua thread now running the task */
-    atomic_llong escalate_at;     /* monotonic ns after which the hook fires every instruction */
-    atomic_bool escalated;
+    atomic_llong escalate_at;     /* monotonic ns: end of the grace */
+    atomic_bool escalated;        /* the grace is over: raise at every instruction */
+    atomic_bool raised;           /* the cancellation error has been raised once */
 
     pthread_mutex_t sleep_mu;     /* interp.sleep waits here, armed on `cancel` */
     pthread_cond_t sleep_cv;

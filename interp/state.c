@@ -66,6 +66,7 @@ int interp__state_create(interp_shared *sh, int worker_id, interp_state **out, c
     atomic_init(&s->alloc.peak, 0);
     atomic_init(&s->escalate_at, 0);
     atomic_init(&s->escalated, false);
+    atomic_init(&s->raised, false);
     interp__cancel_init(&s->cancel);
     interp__mutex_init(&s->irq_mu);
     interp__mutex_init(&s->sleep_mu);

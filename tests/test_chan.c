@@ -675,9 +675,8 @@ static void *stress_consumer(void *p)
     return NULL;
 }
 
-static void chan_stress_mpmc(void **state)
+static void stress_mpmc(void)
 {
-    (void)state;
     interp_chan *c[2];
     assert_int_equal(interp_chan_create(8, 0, &c[0]), INTERP_OK);
     assert_int_equal(interp_chan_create(3, 0, &c[1]), INTERP_OK);
@@ -713,6 +712,76 @@ static void chan_stress_mpmc(void **state)
     interp_chan_release(c[1]);
 }
 
+static void chan_stress_mpmc(void **state)
+{
+    (void)state;
+    stress_mpmc();
+}
+
+/* The same without spinning: every wait goes through the sleep and wake-up handshake, so a
+ * lost wake-up would hang here. */
+static void chan_stress_mpmc_sleeping(void **state)
+{
+    (void)state;
+    interp__chan_set_spin(0);
+    stress_mpmc();
+    interp__chan_set_spin(20000);
+}
+
+/* Ping-pong over two channels of capacity 1, without spinning: each hop sleeps and is woken. */
+typedef struct {
+    interp_chan *in, *out;
+    long n;
+    int errors;
+} pong_arg;
+
+static void *ponger(void *p)
+{
+    pong_arg *a = p;
+    for (long i = 0; i < a->n; i++) {
+        interp_msg *m;
+        if (interp_chan_recv(a->in, INTERP_FOREVER, &m) != INTERP_OK) {
+            a->errors++;
+            break;
+        }
+        if (interp_chan_send(a->out, m, INTERP_FOREVER) != INTERP_OK) {
+            interp_msg_free(m);
+            a->errors++;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void chan_pingpong_sleeping(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    interp__chan_set_spin(0);
+    interp_chan *a, *b;
+    assert_int_equal(interp_chan_create(1, 0, &a), INTERP_OK);
+    assert_int_equal(interp_chan_create(1, 0, &b), INTERP_OK);
+    pong_arg pa = {a, b, N, 0};
+    pthread_t t = spawn(ponger, &pa);
+    for (long i = 0; i < N; i++) {
+        assert_int_equal(interp_chan_send(a, mk(i), INTERP_FOREVER), INTERP_OK);
+        /* half the time through select, to drive its waiter too */
+        interp_msg *m;
+        size_t idx;
+        if (i & 1)
+            assert_int_equal(interp_chan_recv(b, INTERP_FOREVER, &m), INTERP_OK);
+        else
+            assert_int_equal(interp_chan_select(&b, 1, INTERP_FOREVER, &idx, &m), INTERP_OK);
+        assert_int_equal(val(m), i);
+        interp_msg_free(m);
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(pa.errors, 0);
+    interp__chan_set_spin(20000);
+    interp_chan_release(a);
+    interp_chan_release(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,6 +801,8 @@ int main(void)
         cmocka_unit_test(chan_refcount),
         cmocka_unit_test(chan_cancel_wakes),
         cmocka_unit_test(chan_stress_mpmc),
+        cmocka_unit_test(chan_stress_mpmc_sleeping),
+        cmocka_unit_test(chan_pingpong_sleeping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "interp_msg_lua.h"
 
 #include "pool_util.h"
 
@@ -110,6 +114,52 @@ static void pool_submit_result(void **st)
     assert_int_equal(util_int(r), 42);
     interp_future_release(f);
     interp_pool_destroy(p);
+}
+
+/* A Lua function copied as bytecode (with an upvalue) runs in a worker; the sandbox refuses
+ * it. */
+static void pool_submit_function(void **st)
+{
+    (void)st;
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    assert_int_equal(luaL_dostring(L, "local k = 3 return function(x) return x * k end"), LUA_OK);
+    interp_msg_opts mo = {.allow_functions = true};
+    interp_msg *fnmsg = NULL;
+    assert_int_equal(interp_msg_from_lua(L, -1, 1, &mo, &fnmsg, NULL), INTERP_OK);
+    lua_close(L);
+    interp_pool *p = util_pool(1, NULL);
+    interp_task t = {.fn = {.kind = INTERP_FN_FUNCTION, .function = fnmsg},
+                     .args = interp_msg_int(14)};
+    interp_future *f;
+    assert_int_equal(interp_pool_submit_task(p, &t, INTERP_FOREVER, &f), INTERP_OK);
+    const interp_msg *r;
+    assert_int_equal(interp_future_result(f, INTERP_FOREVER, &r), INTERP_OK);
+    assert_int_equal(util_int(r), 42);
+    interp_future_release(f);
+    /* map with the same function */
+    const interp_msg *in[2] = {NULL, NULL};
+    interp_msg *a = interp_msg_int(1), *b = interp_msg_int(2), *out[2];
+    in[0] = a;
+    in[1] = b;
+    assert_int_equal(interp_pool_map_fn(p, &t.fn, 2, in, out, NULL), INTERP_OK);
+    assert_int_equal(util_int(out[1]), 6);
+    interp_msg_free(out[0]);
+    interp_msg_free(out[1]);
+    interp_msg_free(a);
+    interp_msg_free(b);
+    interp_pool_destroy(p);
+
+    interp_pool_options o = interp_pool_defaults();
+    o.workers = 1;
+    o.sandbox = INTERP_SANDBOX_SAFE;
+    assert_int_equal(interp_pool_create(&p, &o, NULL), INTERP_OK);
+    t.args = interp_msg_int(1);
+    assert_int_equal(interp_pool_submit_task(p, &t, INTERP_FOREVER, &f), INTERP_OK);
+    assert_int_not_equal(interp_future_result(f, INTERP_FOREVER, NULL), INTERP_OK);
+    interp_future_release(f);
+    interp_pool_destroy(p);
+    interp_msg_free(fnmsg); /* the pool copied it */
 }
 
 static void pool_submit_errors(void **st)
@@ -573,6 +623,7 @@ int main(void)
         cmocka_unit_test(pool_create_reports_initializer_error),
         cmocka_unit_test(pool_create_fails_when_memory_limit_too_small),
         cmocka_unit_test(pool_submit_result),
+        cmocka_unit_test(pool_submit_function),
         cmocka_unit_test(pool_submit_errors),
         cmocka_unit_test(pool_task_timeout_interrupts_and_worker_survives),
         cmocka_unit_test(pool_default_task_timeout),

@@ -27,6 +27,7 @@ typedef struct stress {
     interp_future **futures; /* HOSTS * per_thread, written once by their submitter */
     atomic_int *callbacks;   /* calls per future */
     atomic_size_t published; /* futures visible to the canceller */
+    atomic_size_t progress[HOSTS]; /* per host thread: futures submitted so far */
     atomic_bool submitting_done;
     atomic_int submit_errors;
     atomic_size_t random_cancels;
@@ -77,19 +78,20 @@ static void *host_main(void *arg)
             atomic_fetch_add(&s->submit_errors, 1);
         __atomic_store_n(&s->futures[idx], f, __ATOMIC_RELEASE);
         atomic_fetch_add(&s->published, 1);
+        atomic_store(&s->progress[h->id], i + 1);
         if (kind >= 91)
             (void)interp_future_cancel(f);
     }
     return NULL;
 }
 
-/* Cancels futures at random among those already published (a slot is stored with release
- * once its future is complete; NULL slots are skipped). */
+/* Cancels at random among the last 256 futures each host submitted (queued or running ones,
+ * mostly); a slot is stored with release once its future is complete; NULL slots are
+ * skipped. */
 static void *canceller_main(void *arg)
 {
     stress *s = arg;
     uint64_t rng = 12345;
-    size_t total = HOSTS * s->per_thread;
     while (!atomic_load(&s->submitting_done)) {
         if (atomic_load(&s->published) == 0) {
             sched_yield();
@@ -98,10 +100,19 @@ static void *canceller_main(void *arg)
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        size_t idx = (size_t)(rng % total);
+        int h = (int)(rng % HOSTS);
+        size_t made = atomic_load(&s->progress[h]);
+        size_t back = (size_t)((rng >> 8) % 256);
+        if (made <= back) {
+            sched_yield();
+            continue;
+        }
+        size_t idx = (size_t)h * s->per_thread + made - 1 - back;
         interp_future *f = __atomic_load_n(&s->futures[idx], __ATOMIC_ACQUIRE);
         if (f && interp_future_cancel(f) == INTERP_OK)
             atomic_fetch_add(&s->random_cancels, 1);
+        if ((rng & 7) == 0)
+            sched_yield(); /* steady cancels, not a lock storm on 2 cores */
     }
     return NULL;
 }
