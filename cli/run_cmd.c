@@ -109,6 +109,10 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "interp-pool run: cannot create a Lua state: out of memory\n");
         return CLI_EXIT_FAILED;
     }
+    /* Lua leaves the main thread's extra space uninitialised and every coroutine copies it;
+     * the module keeps its channel context there once required. NULL until then is a
+     * context channel code understands. */
+    memset(lua_getextraspace(L), 0, LUA_EXTRASPACE);
     lua_pushcfunction(L, run_main);
     lua_pushinteger(L, argc - first);
     lua_pushlightuserdata(L, argv + first);
