@@ -1,272 +1,16 @@
-/* map.c - interp_pool_map, interp_pool_map_fn and interp_pool_map_stream.
+/* map.c - interp_pool_map, interp_pool_map_fn and interp_pool_map_stream: the calling side.
  *
  * One engine serves all three. The calling thread cuts the inputs into chunks of `chunksize`
- * items and keeps a bounded window of chunks queued or running (max_in_flight items). A worker
- * runs a whole chunk with one interp__state_map call (one protected region, the function
- * looked up once, no allocation per item beyond the result message) into the chunk's outcome
- * array. The caller waits for the oldest chunk of the window only (results are delivered in
- * input order), moves each result straight into the caller's slot (or hands it to on_result),
- * and reuses the chunk's memory for the next inputs.
- *
- * Chunks are reference counted (caller, and the queue or the worker running it): a worker
- * abandoned inside a stuck C call may write its outcome array after the caller has returned.
- * Items of an abandoned chunk end with the abandon reason; its outcomes are freed with the
- * chunk. map() borrows its inputs: an abandoned worker must not read them after the interrupt
- * (interp__state_map gives the items it has not run the interrupt's status without decoding
- * them). */
+ * items and keeps a bounded window of chunks queued or running (max_in_flight items); workers
+ * run them (map_chunk.c). The caller waits for the oldest chunk of the window only, so results
+ * are delivered in input order: for map() the worker has already moved them into the caller's
+ * slots and the caller only sums up; for the stream form it hands each to on_result. Chunk
+ * memory is reused for the next inputs once the worker is done with it. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "core_impl.h"
-#include "msg_impl.h"
+#include "map_impl.h"
 
-typedef struct map_ctx {
-    atomic_int refs;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool waiting;        /* guarded by mu: the caller sleeps on cv */
-    atomic_int stop;     /* written under mu (first wins): status for items not yet started */
-    bool stop_on_error;  /* immutable */
-    /* map (not stream): the worker that ran a chunk moves its results straight into the
-     * caller's slots (immutable pointers; each chunk writes only its own items, before it is
-     * marked done under mu, which the caller takes before reading) */
-    bool direct;
-    interp_msg **out;
-    int *status;
-    char **errors;
-    interp_fn fn;        /* owned copy */
-    char data[];
-} map_ctx;
-
-enum { CH_QUEUED, CH_RUNNING, CH_DONE };
-
-typedef struct map_chunk {
-    interp__job job;     /* first */
-    atomic_int refs;
-    map_ctx *m;
-    size_t first, n, cap;
-    const interp_msg *const *args; /* n entries: into the caller's in[], or own */
-    interp_msg **own;    /* stream: cap owned argument messages, else NULL */
-    interp_outcome *outs; /* cap entries, zeroed when not in use */
-    int state;           /* guarded by m->mu */
-    int end_status;      /* guarded by m->mu: every item ended with this (not run) */
-    bool skipped;        /* guarded by m->mu: not run because an earlier item failed */
-    interp__worker *worker; /* guarded by m->mu while RUNNING */
-    uint64_t id;
-    atomic_bool done;
-    /* direct delivery: what the worker delivered (read by the caller after done) */
-    size_t n_ok, n_failed, n_cancelled, n_timed_out;
-    int first_fail;      /* status of the chunk's first failed item, 0: none */
-    struct map_chunk *next; /* the caller's window or free list */
-} map_chunk;
-
-static void ctx_release(map_ctx *m)
-{
-    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    interp__cond_destroy(&m->cv);
-    interp__mutex_destroy(&m->mu);
-    free(m);
-}
-
-static map_ctx *ctx_new(const interp_fn *fn, bool stop_on_error)
-{
-    size_t extra, tlen = 0;
-    if (fn->kind == INTERP_FN_FUNCTION) {
-        extra = sizeof(interp_msg) + fn->function->size + _Alignof(interp_msg);
-    } else {
-        tlen = fn->kind == INTERP_FN_SOURCE && fn->len ? fn->len : strlen(fn->text);
-        extra = tlen + 1;
-    }
-    map_ctx *m = malloc(sizeof *m + extra);
-    if (!m)
-        return NULL;
-    atomic_init(&m->refs, 1);
-    interp__mutex_init(&m->mu);
-    interp__cond_init(&m->cv);
-    m->waiting = false;
-    atomic_init(&m->stop, 0);
-    m->stop_on_error = stop_on_error;
-    m->direct = false;
-    m->out = NULL;
-    m->status = NULL;
-    m->errors = NULL;
-    m->fn = *fn;
-    if (fn->kind == INTERP_FN_FUNCTION) {
-        uintptr_t p = (uintptr_t)m->data;
-        p = (p + _Alignof(interp_msg) - 1) & ~(uintptr_t)(_Alignof(interp_msg) - 1);
-        memcpy((void *)p, fn->function, sizeof(interp_msg) + fn->function->size);
-        m->fn.function = (const interp_msg *)p;
-        m->fn.text = NULL;
-    } else {
-        memcpy(m->data, fn->text, tlen);
-        m->data[tlen] = '\0';
-        m->fn.text = m->data;
-        m->fn.len = fn->kind == INTERP_FN_SOURCE ? tlen : 0;
-    }
-    return m;
-}
-
-static void chunk_free(map_chunk *c)
-{
-    for (size_t i = 0; i < c->cap; i++)
-        interp__outcome_clear(&c->outs[i]);
-    if (c->own)
-        for (size_t i = 0; i < c->n; i++)
-            interp_msg_free(c->own[i]);
-    ctx_release(c->m);
-    free(c);
-}
-
-static void chunk_release(map_chunk *c)
-{
-    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
-        chunk_free(c);
-}
-
-static map_chunk *chunk_new(map_ctx *m, size_t cap, bool stream)
-{
-    size_t sz = sizeof(map_chunk) + cap * sizeof(interp_outcome) +
-                (stream ? cap * sizeof(interp_msg *) : 0);
-    map_chunk *c = calloc(1, sz);
-    if (!c)
-        return NULL;
-    c->job.kind = INTERP__JOB_CHUNK;
-    atomic_init(&c->refs, 1);
-    atomic_init(&c->done, false);
-    atomic_fetch_add(&m->refs, 1);
-    c->m = m;
-    c->cap = cap;
-    c->outs = (interp_outcome *)(c + 1);
-    if (stream)
-        c->own = (interp_msg **)(c->outs + cap);
-    return c;
-}
-
-/* The chunk ended (ran, or ended without running when status != 0). */
-static void chunk_finish(map_chunk *c, int status, bool failed)
-{
-    map_ctx *m = c->m;
-    interp__mutex_lock(&m->mu);
-    if (c->state != CH_DONE) {
-        c->state = CH_DONE;
-        c->end_status = status;
-        c->worker = NULL;
-        if (failed && m->stop_on_error && !atomic_load(&m->stop))
-            atomic_store(&m->stop, INTERP_ERR_CANCELLED);
-        atomic_store_explicit(&c->done, true, memory_order_release);
-        if (m->waiting)
-            interp__cond_signal(&m->cv);
-    }
-    interp__mutex_unlock(&m->mu);
-}
-
-void interp__chunk_abort(interp__job *job, int status)
-{
-    map_chunk *c = (map_chunk *)job;
-    chunk_finish(c, status, false);
-    chunk_release(c); /* the queue's reference */
-}
-
-void interp__chunk_abandoned(interp__job *job, int status)
-{
-    chunk_finish((map_chunk *)job, status, false);
-}
-
-static const char *stop_text(int status, bool skipped);
-static char *dup_text(const char *s);
-
-/* Worker, after a chunk ran (not abandoned): move every result into the caller's slots and
- * summarise, so that the caller does no per-item work. The outcomes end zeroed. */
-static bool deliver_direct(map_chunk *c)
-{
-    map_ctx *m = c->m;
-    c->n_ok = c->n_failed = c->n_cancelled = c->n_timed_out = 0;
-    c->first_fail = 0;
-    for (size_t i = 0; i < c->n; i++) {
-        interp_outcome *o = &c->outs[i];
-        size_t idx = c->first + i;
-        int st = o->status;
-        if (m->status)
-            m->status[idx] = st;
-        if (st == INTERP_OK) {
-            c->n_ok++;
-            if (m->out)
-                m->out[idx] = o->result;
-            else
-                interp_msg_free(o->result);
-            o->result = NULL;
-            if (m->errors)
-                m->errors[idx] = NULL;
-            continue;
-        }
-        if (!c->first_fail)
-            c->first_fail = st;
-        if (st == INTERP_ERR_CANCELLED)
-            c->n_cancelled++;
-        else
-            c->n_failed++;
-        c->n_timed_out += st == INTERP_ERR_TIMEOUT;
-        if (m->out)
-            m->out[idx] = NULL;
-        if (m->errors) {
-            m->errors[idx] = o->error ? o->error : dup_text(stop_text(st, false));
-            o->error = NULL;
-        }
-        interp__outcome_clear(o);
-    }
-    memset(c->outs, 0, c->n * sizeof *c->outs);
-    return c->first_fail != 0;
-}
-
-bool interp__chunk_run(interp__worker *w, interp__job *job)
-{
-    map_chunk *c = (map_chunk *)job;
-    map_ctx *m = c->m;
-    uint64_t id = interp__worker_begin(w, job);
-    interp__mutex_lock(&m->mu);
-    int skip = atomic_load(&m->stop);
-    if (!skip && c->state == CH_QUEUED) {
-        c->state = CH_RUNNING;
-        c->worker = w;
-        c->id = id;
-    } else if (!skip) {
-        skip = INTERP_ERR_CANCELLED;
-    } else if (skip == INTERP_ERR_CANCELLED) {
-        c->skipped = true;
-    }
-    interp__mutex_unlock(&m->mu);
-    if (skip) {
-        bool alive = interp__worker_end(w, id);
-        chunk_finish(c, skip, false);
-        chunk_release(c);
-        return alive;
-    }
-    if (atomic_load(&w->pool->stop_now))
-        chunk_finish(c, INTERP_ERR_SHUTDOWN, false);
-    else
-        interp__state_map(w->state, id, &m->fn, c->n, c->args, c->outs);
-    if (!interp__worker_end(w, id)) {
-        chunk_release(c); /* abandoned: the watchdog ended the chunk */
-        return false;
-    }
-    w->tasks_on_state++;
-    bool failed = false;
-    interp__mutex_lock(&m->mu);
-    bool ended = c->state == CH_DONE; /* ended early by shutdown_now */
-    interp__mutex_unlock(&m->mu);
-    if (m->direct && !ended) {
-        failed = deliver_direct(c);
-    } else if (m->stop_on_error) {
-        for (size_t i = 0; i < c->n && !failed; i++)
-            failed = c->outs[i].status != INTERP_OK;
-    }
-    chunk_finish(c, 0, failed);
-    chunk_release(c);
-    return true;
-}
-
-/* ---- the calling side ------------------------------------------------------------------- */
 
 typedef struct engine {
     interp_pool *pool;
@@ -293,27 +37,6 @@ typedef struct engine {
     int rc, rc_secondary;
     uint64_t n_done, n_failed, n_cancelled, n_timed_out, n_submitted;
 } engine;
-
-static const char *stop_text(int status, bool skipped)
-{
-    if (skipped)
-        return "cancelled: an earlier item failed (stop_on_error)";
-    switch (status) {
-    case INTERP_ERR_TIMEOUT: return "timed out: the map's timeout passed";
-    case INTERP_ERR_CANCELLED: return "cancelled: the pool was shut down";
-    case INTERP_ERR_SHUTDOWN: return "cancelled: the pool is shut down";
-    default: return interp_strerror(status);
-    }
-}
-
-static char *dup_text(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
-}
 
 /* Deliver item idx. result and error are owned (either may be NULL). */
 static void deliver(engine *e, size_t idx, int status, interp_msg *result, char *error,
@@ -393,7 +116,7 @@ static int submit_more(engine *e)
         if (c) {
             e->spare = c->next;
         } else {
-            c = chunk_new(e->m, e->chunksize, e->in == NULL && e->next != NULL);
+            c = interp__chunk_new(e->m, e->chunksize, e->in == NULL && e->next != NULL);
             if (!c)
                 return INTERP_ERR_NOMEM;
         }
@@ -419,7 +142,7 @@ static int submit_more(engine *e)
         int rc = interp__queue_push(&e->pool->q, &c->job, INTERP_FOREVER, false);
         if (rc != INTERP_OK) {
             atomic_store(&c->refs, 1);
-            chunk_finish(c, rc, false);
+            interp__chunk_finish(c, rc, false);
             stop(e, rc);
         }
     }
@@ -478,7 +201,7 @@ static void wait_chunk(engine *e, map_chunk *c)
 
 static void consume(engine *e, map_chunk *c)
 {
-    interp__mutex_lock(&e->m->mu); /* pairs with chunk_finish */
+    interp__mutex_lock(&e->m->mu); /* pairs with interp__chunk_finish */
     int end = c->end_status;
     bool skipped = c->skipped;
     interp__mutex_unlock(&e->m->mu);
@@ -499,14 +222,14 @@ static void consume(engine *e, map_chunk *c)
     for (size_t i = 0; i < c->n; i++) {
         size_t idx = c->first + i;
         if (end) {
-            deliver(e, idx, end, NULL, dup_text(stop_text(end, skipped)), skipped);
+            deliver(e, idx, end, NULL, interp__map_dup_text(interp__map_stop_text(end, skipped)), skipped);
             continue;
         }
         interp_outcome *o = &c->outs[i];
         int st = o->status;
         char *err = NULL;
         if (st != INTERP_OK)
-            err = o->error ? o->error : dup_text(stop_text(st, false));
+            err = o->error ? o->error : interp__map_dup_text(interp__map_stop_text(st, false));
         deliver(e, idx, st, st == INTERP_OK ? o->result : NULL, err, false);
         if (st == INTERP_OK)
             o->result = NULL;
@@ -543,7 +266,7 @@ static int run(engine *e, const interp_map_options *opts)
             c->next = e->spare; /* the worker is done with it: reuse */
             e->spare = c;
         } else {
-            chunk_release(c); /* an abandoned worker still holds it */
+            interp__chunk_release(c); /* an abandoned worker still holds it */
         }
         if (rc == INTERP_OK)
             rc = submit_more(e);
@@ -554,7 +277,7 @@ static int run(engine *e, const interp_map_options *opts)
         st = rc;
     if (e->in || !e->next) {
         for (size_t idx = e->next_index; idx < e->n; idx++)
-            deliver(e, idx, st, NULL, dup_text(stop_text(st, st == INTERP_ERR_CANCELLED &&
+            deliver(e, idx, st, NULL, interp__map_dup_text(interp__map_stop_text(st, st == INTERP_ERR_CANCELLED &&
                                                                   !e->timed_out)),
                     st == INTERP_ERR_CANCELLED);
         e->n_submitted += e->n - e->next_index;
@@ -562,7 +285,7 @@ static int run(engine *e, const interp_map_options *opts)
     while (e->spare) {
         map_chunk *c = e->spare;
         e->spare = c->next;
-        chunk_release(c);
+        interp__chunk_release(c);
     }
     interp_pool *p = e->pool;
     atomic_fetch_add_explicit(&p->st_submitted, e->n_submitted, memory_order_relaxed);
@@ -621,7 +344,7 @@ static int start(engine *e, interp_pool *pool, const interp_fn *fn, size_t n_hin
         cs = max_in_flight;
     e->chunksize = cs;
     e->max_chunks = max_in_flight / cs;
-    e->m = ctx_new(fn, opts && opts->stop_on_error);
+    e->m = interp__map_ctx_new(fn, opts && opts->stop_on_error);
     return e->m ? INTERP_OK : INTERP_ERR_NOMEM;
 }
 
@@ -642,7 +365,7 @@ int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t n,
             if (opts && opts->status)
                 opts->status[i] = rc;
             if (opts && opts->errors)
-                opts->errors[i] = dup_text(interp_strerror(rc));
+                opts->errors[i] = interp__map_dup_text(interp_strerror(rc));
         }
         return rc;
     }
@@ -656,7 +379,7 @@ int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t n,
     e.m->status = e.status;
     e.m->errors = e.errors;
     rc = run(&e, opts);
-    ctx_release(e.m);
+    interp__map_ctx_release(e.m);
     return rc;
 }
 
@@ -682,6 +405,6 @@ int interp_pool_map_stream(interp_pool *pool, const interp_fn *fn, interp_map_ne
     e.ud = ud;
     e.on_result = on_result;
     rc = run(&e, opts);
-    ctx_release(e.m);
+    interp__map_ctx_release(e.m);
     return rc;
 }

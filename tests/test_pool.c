@@ -1,5 +1,6 @@
 /* test_pool.c - the pool: options, create, submit, deadlines, memory limit, recycling,
  * bounded queue, channels, shutdown variants, broken pool, abandoned stuck workers, stats. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -346,6 +347,65 @@ static void pool_bounded_queue(void **st)
     interp_pool_destroy(p);
 }
 
+typedef struct blocked_submit {
+    interp_pool *pool;
+    interp_future *f;
+    int rc;
+} blocked_submit;
+
+static void *submit_forever(void *arg)
+{
+    blocked_submit *b = arg;
+    interp_task t = {.fn = {.kind = INTERP_FN_NAME, .text = "double"}, .args = interp_msg_int(21)};
+    b->rc = interp_pool_submit_task(b->pool, &t, INTERP_FOREVER, &b->f);
+    if (b->rc != INTERP_OK)
+        interp_msg_free(t.args); /* still ours on error */
+    return NULL;
+}
+
+/* A submit that waits without limit for queue space gets it once the queue drains, and one
+ * blocked at shutdown is released with INTERP_ERR_SHUTDOWN. */
+static void pool_bounded_queue_blocks_until_space(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(1, bounded_1);
+    interp_future *running, *queued;
+    assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &running), INTERP_OK);
+    util_recv(p, "started");
+    assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(1), &queued), INTERP_OK);
+    blocked_submit b = {.pool = p};
+    pthread_t th;
+    pthread_create(&th, NULL, submit_forever, &b);
+    util_send(p, "go", 1);
+    pthread_join(th, NULL);
+    assert_int_equal(b.rc, INTERP_OK);
+    const interp_msg *r;
+    assert_int_equal(interp_future_result(b.f, INTERP_FOREVER, &r), INTERP_OK);
+    assert_int_equal(util_int(r), 42);
+    interp_future_release(b.f);
+
+    /* full again, then shut down while a submitter waits */
+    interp_future *again, *full;
+    assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &again), INTERP_OK);
+    util_recv(p, "started");
+    assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(1), &full), INTERP_OK);
+    blocked_submit c = {.pool = p};
+    pthread_create(&th, NULL, submit_forever, &c);
+    interp_pool_shutdown(p, false, false);
+    pthread_join(th, NULL);
+    assert_true(c.rc == INTERP_ERR_SHUTDOWN || c.rc == INTERP_OK);
+    if (c.rc == INTERP_OK) /* it got in before the shutdown: it runs (drain) */
+        interp_future_release(c.f);
+    util_send(p, "go", 1);
+    interp_pool_shutdown(p, true, false);
+    assert_int_equal(interp_future_status(full), INTERP_OK);
+    interp_future_release(again);
+    interp_future_release(full);
+    interp_future_release(queued);
+    interp_future_release(running);
+    interp_pool_destroy(p);
+}
+
 static void pool_channels_connect_host_and_workers(void **st)
 {
     (void)st;
@@ -631,6 +691,7 @@ int main(void)
         cmocka_unit_test(pool_recycles_state_after_max_tasks),
         cmocka_unit_test(pool_initializer_args),
         cmocka_unit_test(pool_bounded_queue),
+        cmocka_unit_test(pool_bounded_queue_blocks_until_space),
         cmocka_unit_test(pool_channels_connect_host_and_workers),
         cmocka_unit_test(pool_shutdown_wait_drains_queue),
         cmocka_unit_test(pool_shutdown_cancel_pending),
