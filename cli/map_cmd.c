@@ -1,0 +1,451 @@
+/* map_cmd.c - `interp-pool map SCRIPT FUNC [OPTIONS]`: FUNC from SCRIPT applied to every line
+ * of stdin on a pool, results on stdout one per line in input order.
+ *
+ * Streaming: lines go to interp_pool_map_stream(), which keeps a bounded number of items in
+ * flight, so memory stays flat however long the input. Between reading a line and printing
+ * its result, the line lives in a queue of events in input order: an item sent to the pool,
+ * or a line that could not become one (invalid JSON), whose error is printed when its turn
+ * comes. Such bad lines are few in sane input; if many pile up behind a slow item the stream
+ * is ended early and restarted once everything before them is printed, to keep that queue
+ * bounded too. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+enum { BAD_LINES_QUEUED_MAX = 4096 };
+
+static const char map_usage[] =
+    "Usage: interp-pool map SCRIPT FUNC [OPTIONS] < INPUT > OUTPUT\n"
+    "\n"
+    "Call the global function FUNC, defined by the Lua script SCRIPT, on every line of\n"
+    "standard input, in parallel on a pool of isolated Lua states, and write the results to\n"
+    "standard output, one line per input line, in input order.\n"
+    "\n"
+    "  SCRIPT                  Lua file run once in every worker state; defines FUNC\n"
+    "  FUNC                    name of a global function of SCRIPT, called with one argument:\n"
+    "                          the line without its newline (a string), or with --json the\n"
+    "                          line's JSON value\n"
+    "  -w, --workers N         worker threads (default: the number of CPUs)\n"
+    "  -c, --chunksize K       lines per task (default: chosen by the pool; 1 with --timeout)\n"
+    "  -t, --timeout S         time limit of each line in seconds, enforced per task of K\n"
+    "                          lines (K x S); a line over it fails\n"
+    "  -s, --sandbox           run SCRIPT in the safe profile (no io, os.execute, require,\n"
+    "                          debug, load of bytecode; read-only library tables)\n"
+    "  -m, --memory-limit N    bytes of memory for each worker state (suffix K, M or G)\n"
+    "  -j, --json              each input line is a JSON value; results are written as JSON\n"
+    "  -h, --help              print this help\n"
+    "\n"
+    "Output: the values FUNC returns, as text: strings as they are, numbers as Lua\n"
+    "prints them, tables as JSON, several values separated by tabs. With\n"
+    "--json every value is JSON (several: a JSON array; none: null). A line that fails writes\n"
+    "an empty line (null with --json) so that output line N still answers input line N, and\n"
+    "its error, with the Lua traceback, goes to stderr as `line N: error`. print() in the\n"
+    "script writes to stderr. A progress line is drawn on stderr when it is a terminal.\n"
+    "\n"
+    "Exit status: 0 if every line succeeded, 1 if any failed, 2 on a usage error or when\n"
+    "SCRIPT cannot be loaded.\n";
+
+/* One input line on its way through the pool. */
+typedef struct event {
+    size_t line;
+    off_t end;   /* input bytes read up to the end of this line */
+    char *error; /* a line that could not become an item: why (malloc'd); NULL: an item */
+} event;
+
+typedef struct map_run {
+    bool json;
+    FILE *in;
+    char *buf;
+    size_t bufcap;
+    size_t line;   /* lines read */
+    off_t offset;  /* bytes read */
+    bool eof;
+    int read_errno;
+    int fatal;     /* INTERP_ERR_NOMEM when the event queue could not grow */
+    event *ev;     /* ring of events in input order */
+    size_t head, count, cap;
+    size_t bad_queued;
+    size_t done, failed;
+    off_t bytes_done;
+    cli_progress progress;
+    pthread_mutex_t err_mu; /* stderr: the progress line, errors, workers' print() */
+} map_run;
+
+static bool push_event(map_run *r, size_t line, off_t end, char *error)
+{
+    if (r->count == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 256;
+        event *ev = malloc(cap * sizeof *ev);
+        if (!ev)
+            return false;
+        for (size_t i = 0; i < r->count; i++)
+            ev[i] = r->ev[(r->head + i) % r->cap];
+        free(r->ev);
+        r->ev = ev;
+        r->head = 0;
+        r->cap = cap;
+    }
+    r->ev[(r->head + r->count) % r->cap] = (event){line, end, error};
+    r->count++;
+    return true;
+}
+
+static event pop_event(map_run *r)
+{
+    event e = r->ev[r->head];
+    r->head = (r->head + 1) % r->cap;
+    r->count--;
+    return e;
+}
+
+/* Report line `line` as failed: a placeholder on stdout, the reason on stderr. */
+static void report_failure(map_run *r, size_t line, off_t end, const char *reason,
+                           const char *detail)
+{
+    fputs(r->json ? "null\n" : "\n", stdout);
+    pthread_mutex_lock(&r->err_mu);
+    cli_progress_clear(&r->progress);
+    if (detail && reason)
+        fprintf(stderr, "line %zu: %s: %s\n", line, reason, detail);
+    else
+        fprintf(stderr, "line %zu: %s\n", line, detail ? detail : reason);
+    r->done++;
+    r->failed++;
+    r->bytes_done = end;
+    cli_progress_update(&r->progress, r->done, r->failed, r->bytes_done, false);
+    pthread_mutex_unlock(&r->err_mu);
+}
+
+/* Print the bad lines at the front of the queue (their turn has come). */
+static void flush_bad(map_run *r)
+{
+    while (r->count > 0 && r->ev[r->head].error) {
+        event e = pop_event(r);
+        report_failure(r, e.line, e.end, NULL, e.error);
+        free(e.error);
+        r->bad_queued--;
+    }
+}
+
+static bool next_input(void *ud, size_t index, interp_msg **args)
+{
+    map_run *r = ud;
+    (void)index;
+    while (!r->eof && !r->fatal && r->bad_queued < BAD_LINES_QUEUED_MAX) {
+        errno = 0;
+        ssize_t n = getline(&r->buf, &r->bufcap, r->in);
+        if (n < 0) {
+            if (ferror(r->in))
+                r->read_errno = errno ? errno : EIO;
+            r->eof = true;
+            break;
+        }
+        r->line++;
+        r->offset += n;
+        size_t len = (size_t)n;
+        if (len > 0 && r->buf[len - 1] == '\n')
+            len--;
+        if (len > 0 && r->buf[len - 1] == '\r')
+            len--;
+        interp_msg *m = NULL;
+        char why[200] = "out of memory";
+        int rc = INTERP_ERR_NOMEM;
+        if (r->json)
+            rc = cli_json_to_msg(r->buf, len, &m, why, sizeof why);
+        else if ((m = interp_msg_str(r->buf, len)) != NULL)
+            rc = INTERP_OK;
+        if (rc == INTERP_OK) {
+            if (!push_event(r, r->line, r->offset, NULL)) {
+                interp_msg_free(m);
+                r->fatal = INTERP_ERR_NOMEM;
+                break;
+            }
+            *args = m;
+            return true;
+        }
+        if (r->count == 0) { /* nothing before it is pending: its turn is now */
+            report_failure(r, r->line, r->offset, NULL, why);
+            continue;
+        }
+        char *copy = strdup(why);
+        if (!copy || !push_event(r, r->line, r->offset, copy)) {
+            free(copy);
+            r->fatal = INTERP_ERR_NOMEM;
+            break;
+        }
+        r->bad_queued++;
+    }
+    return false;
+}
+
+static void on_result(void *ud, size_t index, int status, interp_msg *result, const char *error)
+{
+    map_run *r = ud;
+    (void)index;
+    flush_bad(r);
+    if (r->count == 0) { /* cannot happen: every item was queued by next_input */
+        interp_msg_free(result);
+        return;
+    }
+    event e = pop_event(r);
+    if (status == INTERP_OK) {
+        char why[200];
+        int rc = cli_write_msg(stdout, result, r->json, why, sizeof why);
+        if (rc == INTERP_OK) {
+            fputc('\n', stdout);
+            pthread_mutex_lock(&r->err_mu);
+            r->done++;
+            r->bytes_done = e.end;
+            cli_progress_update(&r->progress, r->done, r->failed, r->bytes_done, false);
+            pthread_mutex_unlock(&r->err_mu);
+        } else {
+            report_failure(r, e.line, e.end, "cannot print the result", why);
+        }
+    } else if (status == INTERP_ERR_SCRIPT && error) {
+        report_failure(r, e.line, e.end, NULL, error);
+    } else {
+        report_failure(r, e.line, e.end, interp_strerror(status), error);
+    }
+    interp_msg_free(result);
+}
+
+/* Workers' print(): to stderr, whole lines, so that stdout holds only results. */
+static void on_print(void *ud, int worker_id, const char *line, size_t len)
+{
+    map_run *r = ud;
+    (void)worker_id;
+    pthread_mutex_lock(&r->err_mu);
+    cli_progress_clear(&r->progress);
+    fwrite(line, 1, len, stderr);
+    fputc('\n', stderr);
+    pthread_mutex_unlock(&r->err_mu);
+}
+
+/* ---- command line ------------------------------------------------------------------------ */
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "interp-pool map: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'interp-pool map --help'.\n");
+    return CLI_EXIT_USAGE;
+}
+
+static bool parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_seconds(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || isnan(v) || v <= 0 || isinf(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return false;
+    unsigned shift = 0;
+    if (*end == 'k' || *end == 'K')
+        shift = 10;
+    else if (*end == 'm' || *end == 'M')
+        shift = 20;
+    else if (*end == 'g' || *end == 'G')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end || v > (SIZE_MAX >> shift))
+        return false;
+    *out = (size_t)(v << shift);
+    return true;
+}
+
+/* Whether FUNC names nothing at all in a worker: one probe task. Any doubt (the probe
+ * itself failing) counts as "exists": the items would then report the real error. */
+static bool func_missing(interp_pool *pool, const char *func)
+{
+    static const char probe[] = "local name = ...\nreturn type(_ENV[name])";
+    interp_task t = {.fn = {.kind = INTERP_FN_SOURCE, .text = probe}};
+    t.args = interp_msg_cstr(func);
+    interp_future *f = NULL;
+    if (!t.args || interp_pool_submit_task(pool, &t, INTERP_FOREVER, &f) != INTERP_OK) {
+        interp_msg_free(t.args);
+        return false;
+    }
+    const interp_msg *res = NULL;
+    bool missing = false;
+    if (interp_future_result(f, INTERP_FOREVER, &res) == INTERP_OK && res) {
+        interp_msg_iter it = interp_msg_iter_init(res);
+        interp_msg_value v;
+        missing = interp_msg_next(&it, &v) && v.type == INTERP_MSG_STR && v.as.str.len == 3 &&
+                  memcmp(v.as.str.ptr, "nil", 3) == 0;
+    }
+    interp_future_release(f);
+    return missing;
+}
+
+int cli_map(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"workers", required_argument, NULL, 'w'},
+        {"chunksize", required_argument, NULL, 'c'},
+        {"timeout", required_argument, NULL, 't'},
+        {"sandbox", no_argument, NULL, 's'},
+        {"memory-limit", required_argument, NULL, 'm'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    interp_pool_options o = interp_pool_defaults();
+    long chunksize = 0, workers = 0;
+    double timeout = 0;
+    bool json = false;
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":w:c:t:sm:jh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'w':
+            if (!parse_long(optarg, 1, 1024, &workers))
+                return usage_error("--workers: expected an integer from 1 to 1024, got '%s'",
+                                   optarg);
+            break;
+        case 'c':
+            if (!parse_long(optarg, 1, 1 << 20, &chunksize))
+                return usage_error("--chunksize: expected a positive integer, got '%s'", optarg);
+            break;
+        case 't':
+            if (!parse_seconds(optarg, &timeout))
+                return usage_error("--timeout: expected a positive number of seconds, got '%s'",
+                                   optarg);
+            break;
+        case 's':
+            o.sandbox = INTERP_SANDBOX_SAFE;
+            break;
+        case 'm':
+            if (!parse_size(optarg, &o.memory_limit) || o.memory_limit == 0)
+                return usage_error("--memory-limit: expected a number of bytes (suffix K, M or "
+                                   "G), got '%s'", optarg);
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            fputs(map_usage, stdout);
+            return CLI_EXIT_OK;
+        case ':':
+            return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 2)
+        return usage_error("%s", argc - optind < 2 ? "expected SCRIPT and FUNC"
+                                                   : "too many arguments");
+    const char *script = argv[optind], *func = argv[optind + 1];
+    if (!*func)
+        return usage_error("%s", "FUNC is empty");
+    if (access(script, R_OK) != 0) {
+        fprintf(stderr, "interp-pool map: cannot read %s: %s\n", script, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    if (timeout > 0 && chunksize == 0)
+        chunksize = 1; /* a time limit per line is exact with one line per task */
+
+    map_run r = {.json = json, .in = stdin};
+    pthread_mutex_init(&r.err_mu, NULL);
+    cli_progress_init(&r.progress, fileno(stdin));
+    o.workers = (int)workers;
+    o.init_file = script;
+    o.task_timeout = timeout * (double)(chunksize ? chunksize : 1);
+    o.print = on_print;
+    o.print_ud = &r;
+
+    interp_pool *pool = NULL;
+    char *err = NULL;
+    int rc = interp_pool_create(&pool, &o, &err);
+    if (rc != INTERP_OK) {
+        fprintf(stderr, "interp-pool map: cannot load %s: %s\n", script,
+                err ? err : interp_strerror(rc));
+        free(err);
+        pthread_mutex_destroy(&r.err_mu);
+        return CLI_EXIT_USAGE;
+    }
+    if (func_missing(pool, func)) {
+        fprintf(stderr, "interp-pool map: %s defines no global function '%s'\n", script, func);
+        interp_pool_destroy(pool);
+        pthread_mutex_destroy(&r.err_mu);
+        return CLI_EXIT_USAGE;
+    }
+
+    static char outbuf[1 << 16];
+    setvbuf(stdout, outbuf, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, sizeof outbuf);
+    interp_fn fn = {.kind = INTERP_FN_NAME, .text = func};
+    interp_map_options mo = {.chunksize = (size_t)chunksize};
+    int status = CLI_EXIT_OK;
+    while (!r.eof && !r.fatal) {
+        size_t lines = r.line, done = r.done, failed = r.failed;
+        rc = interp_pool_map_stream(pool, &fn, next_input, on_result, &r, 0, &mo);
+        flush_bad(&r); /* every item is printed: the bad lines after them have their turn */
+        /* Item failures are reported per line; a failure of the pool itself (or a call that
+         * made no progress at all) ends the run. */
+        bool progressed = r.line != lines || r.done != done;
+        if (rc == INTERP_ERR_BROKEN || rc == INTERP_ERR_SHUTDOWN || rc == INTERP_ERR_INVALID ||
+            (rc != INTERP_OK && (!progressed || r.failed == failed))) {
+            pthread_mutex_lock(&r.err_mu);
+            cli_progress_clear(&r.progress);
+            fprintf(stderr, "interp-pool map: the pool failed: %s\n", interp_strerror(rc));
+            pthread_mutex_unlock(&r.err_mu);
+            status = CLI_EXIT_FAILED;
+            break;
+        }
+    }
+    pthread_mutex_lock(&r.err_mu);
+    if (r.progress.on)
+        cli_progress_finish(&r.progress);
+    pthread_mutex_unlock(&r.err_mu);
+    interp_pool_destroy(pool); /* joins the workers: no print callback runs after this */
+    if (r.fatal) {
+        fprintf(stderr, "interp-pool map: out of memory\n");
+        status = CLI_EXIT_FAILED;
+    }
+    if (r.read_errno) {
+        fprintf(stderr, "interp-pool map: reading stdin: %s\n", strerror(r.read_errno));
+        status = CLI_EXIT_FAILED;
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "interp-pool map: writing stdout: %s\n", strerror(errno));
+        status = CLI_EXIT_FAILED;
+    }
+    if (r.failed > 0 && status == CLI_EXIT_OK)
+        status = CLI_EXIT_FAILED;
+    while (r.count > 0)
+        free(pop_event(&r).error);
+    free(r.ev);
+    free(r.buf);
+    pthread_mutex_destroy(&r.err_mu);
+    return status;
+}

@@ -1,0 +1,101 @@
+/* alloc.c - the counting allocator of a worker state and interp/'s own checked allocations. */
+#include "alloc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+atomic_long interp__alloc_fail_after = -1;
+
+/* True when the fault-injection knob makes this allocation fail. Once the countdown has
+ * reached zero every later allocation fails too, so that a test sees the first failure and
+ * everything the error path does afterwards under the same pressure. */
+static bool inject_failure(void)
+{
+    long left = atomic_load_explicit(&interp__alloc_fail_after, memory_order_relaxed);
+    if (left < 0)
+        return false;
+    if (left == 0)
+        return true;
+    return atomic_fetch_sub_explicit(&interp__alloc_fail_after, 1, memory_order_relaxed) <= 1;
+}
+
+void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    interp__alloc *a = ud;
+    /* Lua passes the object type instead of a size when ptr is NULL. */
+    size_t old = ptr ? osize : 0;
+
+    if (nsize == 0) {
+        free(ptr);
+        atomic_fetch_sub_explicit(&a->in_use, old, memory_order_relaxed);
+        return NULL;
+    }
+    if (nsize > old) {
+        size_t grow = nsize - old;
+        size_t now = atomic_load_explicit(&a->in_use, memory_order_relaxed);
+        /* Only the owner thread allocates, so load-check-add cannot race with another
+         * allocation; other threads only read. */
+        if ((a->limit && (now + grow > a->limit || now + grow < now)) || inject_failure()) {
+            a->failed = true;
+            return NULL;
+        }
+        void *p = realloc(ptr, nsize);
+        if (!p) {
+            a->failed = true;
+            return NULL;
+        }
+        now += grow;
+        atomic_store_explicit(&a->in_use, now, memory_order_relaxed);
+        if (now > atomic_load_explicit(&a->peak, memory_order_relaxed))
+            atomic_store_explicit(&a->peak, now, memory_order_relaxed);
+        return p;
+    }
+    /* A shrink never fails: if realloc cannot shrink in place and fails, keep the block. */
+    void *p = realloc(ptr, nsize);
+    /* Lua now believes the block has nsize bytes and will free it as such. */
+    atomic_fetch_sub_explicit(&a->in_use, old - nsize, memory_order_relaxed);
+    return p ? p : ptr;
+}
+
+void *interp__malloc(size_t n)
+{
+    if (inject_failure())
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *interp__realloc(void *p, size_t n)
+{
+    if (inject_failure())
+        return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+char *interp__strndup(const char *s, size_t len)
+{
+    char *d = interp__malloc(len + 1);
+    if (d) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+char *interp__strdupf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *d = interp__malloc((size_t)n + 1);
+    if (!d)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(d, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return d;
+}

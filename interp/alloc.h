@@ -1,0 +1,37 @@
+/* alloc.h - internal: the counting allocator of a worker state (lua_Alloc), with a memory
+ * limit where only growth fails, and a fault-injection knob for tests. */
+#ifndef INTERP_ALLOC_H
+#define INTERP_ALLOC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct interp__alloc {
+    atomic_size_t in_use; /* bytes currently allocated by the state; any thread may read */
+    atomic_size_t peak;   /* highest in_use seen; any thread may read */
+    size_t limit;         /* 0: none; set before the state exists, then read-only */
+    bool failed;          /* an allocation was refused (limit or malloc); owner thread only,
+                             cleared by the caller when it starts a task */
+} interp__alloc;
+
+/* The lua_Alloc for lua_newstate(interp__alloc_fn, a). Frees and shrinks always succeed;
+ * growth fails (returns NULL) when it would pass a->limit, when malloc fails, or when the
+ * fault-injection knob says so. */
+void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* Fault injection, for tests only (process-wide, not thread-safe with other users of the
+ * knob): when > 0, it counts down at every growing allocation made through interp__alloc_fn
+ * or interp__malloc; the allocation that brings it to 0 fails, and so does every later one
+ * until the test resets it. -1 (the default): off. */
+extern atomic_long interp__alloc_fail_after;
+
+/* malloc/realloc for interp/'s own C-side allocations, honouring the fault-injection knob. */
+void *interp__malloc(size_t n);
+void *interp__realloc(void *p, size_t n);
+/* A malloc'd copy of s[0..len) plus a NUL; NULL when out of memory. */
+char *interp__strndup(const char *s, size_t len);
+/* A malloc'd printf; NULL when out of memory. */
+char *interp__strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

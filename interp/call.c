@@ -1,0 +1,313 @@
+/* call.c - run tasks on a state: resolve the function (global by name, cached source chunk,
+ * or a function message), decode the arguments, call, encode the results; errors with a
+ * traceback; memory errors leave the state usable.
+ *
+ * interp__state_call is interp__state_map with one item. A map runs all its items inside ONE
+ * lua_pcall of run_items, which lua_call's each item in turn; after an item's error the pcall
+ * has unwound, so the C loop records the error and enters a new pcall at the next item. */
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp_impl.h"
+
+enum phase { PH_RESOLVE, PH_ARGS, PH_RUN };
+enum { SOURCE_CACHE_MAX = 256 };
+
+static const char source_cache_key = 0; /* registry: source text -> compiled chunk */
+static const char trace_key = 0;        /* registry: traceback of a non-string error */
+
+typedef struct run_ctx {
+    interp_state *s;
+    const interp_fn *fn;
+    const interp_msg *const *args;
+    interp_outcome *outs;
+    size_t n;
+    size_t next;        /* the item being run */
+    enum phase phase;
+    int resolve_status; /* PH_RESOLVE error: INTERP_ERR_NOTFOUND, _SCRIPT or _DECODE */
+} run_ctx;
+
+void interp__outcome_clear(interp_outcome *o)
+{
+    if (!o)
+        return;
+    interp_msg_free(o->result);
+    free(o->error);
+    interp_msg_free(o->error_value);
+    memset(o, 0, sizeof *o);
+}
+
+/* Message handler: a string (or number) error gets the traceback appended; any other error
+ * object is kept as it is and its traceback is set aside in the registry. Calls no Lua code
+ * (no __tostring), since it may run with hooks disabled. */
+static int msgh(lua_State *L)
+{
+    int t = lua_type(L, 1);
+    if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+        luaL_traceback(L, L, lua_tostring(L, 1), 1);
+        return 1;
+    }
+    const char *what = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, what, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &trace_key);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* Push the function of a source task: the cached chunk, compiled on first use. */
+static void push_source_chunk(lua_State *L, run_ctx *c)
+{
+    const interp_fn *fn = c->fn;
+    size_t len = fn->len ? fn->len : strlen(fn->text);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &source_cache_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &source_cache_key);
+        c->s->src_cached = 0;
+    }
+    lua_pushlstring(L, fn->text, len);
+    if (lua_rawget(L, -2) == LUA_TFUNCTION) {
+        lua_remove(L, -2);
+        return;
+    }
+    lua_pop(L, 1);
+    if (luaL_loadbufferx(L, fn->text, len, "=task", "t") != LUA_OK) {
+        c->resolve_status = INTERP_ERR_SCRIPT;
+        lua_error(L); /* the syntax error, as the task's error */
+    }
+    if (c->s->src_cached >= SOURCE_CACHE_MAX) { /* bounded: start a new cache */
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &source_cache_key);
+        lua_replace(L, -3);
+        c->s->src_cached = 0;
+    }
+    lua_pushlstring(L, fn->text, len);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+    c->s->src_cached++;
+    lua_remove(L, -2);
+}
+
+/* Push the task's function. Raises with c->resolve_status set. */
+static void resolve(lua_State *L, run_ctx *c)
+{
+    const interp_fn *fn = c->fn;
+    c->phase = PH_RESOLVE;
+    switch (fn->kind) {
+    case INTERP_FN_NAME: {
+        /* Looked up at each call (one short-string lookup through Lua's string cache), so a
+         * global redefined by a task or the initializer is seen at once. */
+        int t = lua_getglobal(L, fn->text);
+        if (t != LUA_TFUNCTION && !(t == LUA_TTABLE || t == LUA_TUSERDATA
+                                    ? luaL_getmetafield(L, -1, "__call") != LUA_TNIL
+                                    : false)) {
+            c->resolve_status = INTERP_ERR_NOTFOUND;
+            luaL_error(L, "no global function '%s' in the worker state", fn->text);
+        }
+        if (t != LUA_TFUNCTION)
+            lua_pop(L, 1); /* the __call field */
+        break;
+    }
+    case INTERP_FN_SOURCE:
+        push_source_chunk(L, c);
+        break;
+    case INTERP_FN_FUNCTION: {
+        c->resolve_status = INTERP_ERR_DECODE;
+        int n = interp_msg_push_lua(L, fn->function, &c->s->sh->msg_opts);
+        if (n != 1 || lua_type(L, -1) != LUA_TFUNCTION)
+            luaL_error(L, "the function message must hold exactly one function");
+        break;
+    }
+    }
+    c->resolve_status = 0;
+}
+
+/* Protected: run items c->next .. n-1 with the function resolved here. */
+static int run_items(lua_State *L)
+{
+    run_ctx *c = lua_touserdata(L, 1);
+    interp_state *s = c->s;
+    const interp_msg_opts *opts = &s->sh->msg_opts;
+    bool fresh_env = s->sandbox && c->fn->kind == INTERP_FN_SOURCE;
+    resolve(L, c);
+    int fidx = lua_gettop(L);
+    for (; c->next < c->n; c->next++) {
+        interp__irq_check(L); /* interrupted: this item and the rest get the interrupt */
+        interp_outcome *o = &c->outs[c->next];
+        const interp_msg *args = c->args ? c->args[c->next] : NULL;
+        if (fresh_env) {
+            interp__push_task_env(L); /* also the default environment of `load` */
+            lua_setupvalue(L, fidx, 1); /* a main chunk's only upvalue is _ENV */
+        } else if (s->sandbox) {
+            interp__task_env_clear(L);
+        }
+        lua_pushvalue(L, fidx);
+        c->phase = PH_ARGS;
+        int nargs = args ? interp_msg_push_lua(L, args, opts) : 0;
+        c->phase = PH_RUN;
+        lua_call(L, nargs, LUA_MULTRET);
+        interp__irq_check(L); /* it swallowed the interrupt and returned: still interrupted */
+        int nres = lua_gettop(L) - fidx;
+        interp_msg_error e;
+        o->status = interp_msg_from_lua(L, fidx + 1, nres, opts, &o->result, &e);
+        if (o->status != INTERP_OK) {
+            if (o->status != INTERP_ERR_NOMEM)
+                o->status = INTERP_ERR_ENCODE;
+            o->error = interp__strdupf("cannot copy the results: %s", e.text);
+        }
+        lua_settop(L, fidx);
+    }
+    return 0;
+}
+
+/* Fill o from the error at the top of L after a failed pcall with status st. */
+static void record_error(interp_state *s, run_ctx *c, interp_outcome *o, int st)
+{
+    lua_State *L = s->L;
+    int reason = interp__cancel_reason(&s->cancel);
+    size_t len = 0;
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (reason) {
+        const char *irq = interp__irq_text(reason);
+        o->status = reason;
+        if (msg && strncmp(msg, irq, strlen(irq)) == 0)
+            o->error = interp__strndup(msg, len);
+        else
+            o->error = interp__strdupf("%s (%s)", irq, msg ? msg : "error object dropped");
+        return;
+    }
+    if (st == LUA_ERRMEM || (st == LUA_ERRERR && s->alloc.failed)) {
+        o->status = INTERP_ERR_NOMEM;
+        if (s->alloc.limit)
+            o->error = interp__strdupf("not enough memory (state memory limit %zu bytes)",
+                                       s->alloc.limit);
+        else
+            o->error = interp__strdupf("not enough memory");
+        return;
+    }
+    if (c->phase == PH_RESOLVE)
+        o->status = c->resolve_status ? c->resolve_status : INTERP_ERR_SCRIPT;
+    else if (c->phase == PH_ARGS)
+        o->status = INTERP_ERR_DECODE;
+    else
+        o->status = INTERP_ERR_SCRIPT;
+    if (msg) {
+        o->error = interp__strndup(msg, len);
+        return;
+    }
+    /* A non-string error object: copy it; the text is its traceback. */
+    if (c->phase == PH_RUN) {
+        interp_msg_error e;
+        if (interp_msg_from_lua(L, lua_gettop(L), 1, &s->sh->msg_opts, &o->error_value, &e) !=
+            INTERP_OK)
+            o->error_value = NULL;
+    }
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &trace_key);
+    const char *tb = lua_tolstring(L, -1, &len);
+    o->error = tb ? interp__strndup(tb, len) : interp__strdupf("(error object is not a string)");
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &trace_key);
+}
+
+/* Copy the outcome of item `from` into every item after it up to n (same status and text). */
+static void spread(interp_outcome outs[], size_t from, size_t n)
+{
+    for (size_t i = from + 1; i < n; i++) {
+        outs[i].status = outs[from].status;
+        if (outs[from].error)
+            outs[i].error = interp__strndup(outs[from].error, strlen(outs[from].error));
+    }
+}
+
+/* After a memory error: collect, and give up on the state if it cannot breathe any more. */
+static void recover_memory(interp_state *s)
+{
+    lua_gc(s->L, LUA_GCCOLLECT);
+    size_t used = atomic_load_explicit(&s->alloc.in_use, memory_order_relaxed);
+    if (s->alloc.limit && used > s->alloc.limit - s->alloc.limit / 8)
+        s->broken = true;
+}
+
+static bool precheck(interp_state *s, const interp_fn *fn, interp_outcome *o)
+{
+    const char *why = NULL;
+    o->status = INTERP_ERR_INVALID;
+    if (!fn)
+        why = "no function given";
+    else if (fn->kind == INTERP_FN_NAME && !fn->text)
+        why = "no function name given";
+    else if (fn->kind == INTERP_FN_SOURCE && !fn->text)
+        why = "no source chunk given";
+    else if (fn->kind == INTERP_FN_FUNCTION && !fn->function)
+        why = "no function message given";
+    else if (fn->kind != INTERP_FN_NAME && fn->kind != INTERP_FN_SOURCE &&
+             fn->kind != INTERP_FN_FUNCTION)
+        why = "unknown function kind";
+    else if (fn->kind == INTERP_FN_FUNCTION && s->sandbox) {
+        o->status = INTERP_ERR_DECODE;
+        why = "a sandboxed state does not accept functions as bytecode";
+    } else if (s->broken) {
+        o->status = INTERP_ERR_BROKEN;
+        why = "the state is broken and must be replaced";
+    }
+    if (!why) {
+        o->status = INTERP_OK;
+        return true;
+    }
+    o->error = interp__strdupf("%s", why);
+    return false;
+}
+
+void interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
+                       const interp_msg *const args[], interp_outcome outs[])
+{
+    if (n == 0)
+        return;
+    if (!precheck(s, fn, &outs[0])) {
+        spread(outs, 0, n);
+        return;
+    }
+    lua_State *L = s->L;
+    run_ctx c = {.s = s, .fn = fn, .args = args, .outs = outs, .n = n};
+    s->alloc.failed = false;
+    interp__irq_begin(s, task_id);
+    lua_settop(L, 0);
+    lua_pushcfunction(L, msgh);
+    while (c.next < n) {
+        lua_pushcfunction(L, run_items);
+        lua_pushlightuserdata(L, &c);
+        int st = lua_pcall(L, 1, 0, 1);
+        if (st == LUA_OK)
+            break;
+        interp_outcome *o = &outs[c.next];
+        interp__outcome_clear(o);
+        record_error(s, &c, o, st);
+        lua_settop(L, 1);
+        if (st == LUA_ERRMEM || s->alloc.failed) {
+            recover_memory(s);
+            s->alloc.failed = false;
+        }
+        if (o->status == INTERP_ERR_TIMEOUT || o->status == INTERP_ERR_CANCELLED ||
+            o->status == INTERP_ERR_SHUTDOWN || c.phase == PH_RESOLVE || s->broken) {
+            /* every item not yet run shares the fate of this one */
+            spread(outs, c.next, n);
+            break;
+        }
+        c.next++;
+    }
+    lua_settop(L, 0);
+    interp__irq_end(s);
+}
+
+int interp__state_call(interp_state *s, uint64_t task_id, const interp_fn *fn,
+                       const interp_msg *args, interp_outcome *out)
+{
+    const interp_msg *one[1] = {args};
+    memset(out, 0, sizeof *out);
+    interp__state_map(s, task_id, fn, 1, one, out);
+    return out->status;
+}

@@ -1,0 +1,103 @@
+/* interp_impl.h - internal to interp/: the bodies of interp_shared and interp_state and the
+ * functions the files of interp/ call on each other. Tests may include it. */
+#ifndef INTERP_IMPL_H
+#define INTERP_IMPL_H
+
+#include <lua.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alloc.h"
+#include "interp.h"
+#include "lua_ctx.h"
+#include "sync.h"
+
+/* Immutable after interp__shared_create; read by every worker at once. */
+struct interp_shared {
+    interp_sandbox sandbox;
+    size_t memory_limit;
+    interp_msg *init_args;     /* owned; NULL: none */
+    interp_msg_opts msg_opts;  /* allow_functions already forced off in the sandbox */
+    double cancel_grace;       /* seconds, > 0 */
+    interp_print_fn print;     /* never NULL (the default sink is filled in) */
+    void *print_ud;
+    int (*chan_lookup)(void *ud, const char *name, size_t capacity, interp_chan **out);
+    void *chan_lookup_ud;
+    char *init_code;           /* owned bytecode of the initializer (lua_dump); NULL: none */
+    size_t init_code_len;
+};
+
+/* The outcome classes of a protected run, before they become an interp_outcome. */
+struct interp_state {
+    lua_State *L;                 /* main thread; owned */
+    const interp_shared *sh;
+    interp__alloc alloc;          /* the allocator's counters (L's lua_Alloc ud) */
+    interp__lua_ctx ctx;          /* reachable from every thread of L (extra space) */
+    interp__cancel cancel;        /* fired by interp__state_interrupt */
+    int worker_id;
+    bool sandbox;
+    bool broken;
+    int src_cached;               /* entries in the source-chunk cache */
+
+    /* Interruption (cancel.c). irq_mu guards running_task and current; it is held only for a
+     * few instructions (never while Lua runs), by the worker when it switches Lua threads and
+     * by an interrupting thread while it installs the hook. */
+    pthread_mutex_t irq_mu;
+    uint64_t running_task;        /* 0: none */
+    lua_State *current;           /* the Lua thread now running the task */
+    atomic_llong escalate_at;     /* monotonic ns: end of the grace */
+    atomic_bool escalated;        /* the grace is over: raise at every instruction */
+    atomic_bool raised;           /* the cancellation error has been raised once */
+
+    pthread_mutex_t sleep_mu;     /* interp.sleep waits here, armed on `cancel` */
+    pthread_cond_t sleep_cv;
+};
+
+/* The state whose extra space L carries (any thread of the state). */
+static inline interp_state *interp__state_of(lua_State *L)
+{
+    interp__lua_ctx *ctx = interp__lua_ctx_get(L);
+    return (interp_state *)(void *)((char *)ctx - offsetof(interp_state, ctx));
+}
+
+/* ---- cancel.c ---- */
+/* Text of the error raised in an interrupted task ("interp: task cancelled", ...). */
+const char *interp__irq_text(int reason);
+/* Worker: task_id starts running on s's main thread / has ended. irq_end removes the hook from
+ * the main thread, forgets the interrupt and returns its reason (0: none). */
+void interp__irq_begin(interp_state *s, uint64_t task_id);
+int interp__irq_end(interp_state *s);
+/* Worker: the running Lua thread becomes `to` (before a resume or a close of `to`); returns
+ * the previous one to give back to interp__irq_switch afterwards. If the task is interrupted,
+ * installs the hook on `to` (the handshake: the interrupting thread installs the hook on the
+ * thread that was current under the same lock). */
+lua_State *interp__irq_switch(interp_state *s, lua_State *to);
+/* Raise the cancellation error in L if the running task is interrupted; returns otherwise. */
+void interp__irq_check(lua_State *L);
+
+/* ---- sandbox.c ---- */
+/* Open the libraries of the profile into L's globals (raises on memory error). */
+int interp__open_profile(lua_State *L);
+/* Sandbox: push a fresh environment table for one task (it becomes the task's environment,
+ * the default of `load`). */
+void interp__push_task_env(lua_State *L);
+/* Sandbox: forget the task environment (at the start of a task). Never allocates. */
+void interp__task_env_clear(lua_State *L);
+
+/* ---- module.c ---- */
+/* Push the `interp` module table (raises on memory error). */
+void interp__push_module(lua_State *L);
+/* Install print into the globals at index g and os.exit into the os table at index os. */
+void interp__install_io(lua_State *L, int g, int os);
+/* The default print sink: whole lines to stdout, never interleaved mid-line. */
+void interp__print_stdout(void *ud, int worker_id, const char *line, size_t len);
+
+/* ---- coroutine wrappers (cancel.c) ---- */
+/* Replace resume, wrap and close in the coroutine library table at the top of the stack. */
+void interp__wrap_coroutines(lua_State *L);
+/* Push the guarded xpcall (see cancel.c). */
+void interp__push_xpcall(lua_State *L);
+
+#endif

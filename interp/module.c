@@ -1,0 +1,97 @@
+/* module.c - the `interp` Lua module of every worker state, print to the pool's sink, and an
+ * os.exit that raises instead of ending the host process. */
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "interp_impl.h"
+
+/* interp.sleep(seconds): block this worker only (no other state is affected) until the time
+ * has passed or the task is interrupted; an interrupted sleep raises the cancellation error. */
+static int l_sleep(lua_State *L)
+{
+    double sec = luaL_checknumber(L, 1);
+    luaL_argcheck(L, sec >= 0 && !isnan(sec), 1, "expected a non-negative number of seconds");
+    interp_state *s = interp__state_of(L);
+    interp__irq_check(L);
+    if (sec > 0) {
+        struct timespec dl = interp__deadline_in(sec);
+        interp__cancel_arm(&s->cancel, &s->sleep_mu, &s->sleep_cv);
+        interp__mutex_lock(&s->sleep_mu);
+        while (!interp__cancel_reason(&s->cancel) &&
+               interp__cond_wait_until(&s->sleep_cv, &s->sleep_mu, &dl)) {
+        }
+        interp__mutex_unlock(&s->sleep_mu);
+        interp__cancel_disarm(&s->cancel);
+        interp__irq_check(L);
+    }
+    return 0;
+}
+
+void interp__push_module(lua_State *L)
+{
+    interp_state *s = interp__state_of(L);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, s->worker_id);
+    lua_setfield(L, -2, "worker_id");
+    lua_pushcfunction(L, l_sleep);
+    lua_setfield(L, -2, "sleep");
+    /* the channel binding (interp.channel, interp.select), channels/chan_lua.c */
+    interp__chan_lua_register(L);
+}
+
+/* print(...): tostring of each argument, tab-separated, handed to the sink line by line (a
+ * text with embedded newlines becomes several lines), each line whole. */
+static int l_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    interp_state *s = interp__state_of(L);
+    for (;;) {
+        const char *nl = memchr(text, '\n', len);
+        size_t line = nl ? (size_t)(nl - text) : len;
+        s->sh->print(s->sh->print_ud, s->worker_id, text, line);
+        if (!nl)
+            break;
+        text += line + 1;
+        len -= line + 1;
+    }
+    return 0;
+}
+
+void interp__print_stdout(void *ud, int worker_id, const char *line, size_t len)
+{
+    (void)ud;
+    (void)worker_id;
+    /* stdio's own lock keeps the line whole against other workers and the host's stdio. */
+    flockfile(stdout);
+    fwrite_unlocked(line, 1, len, stdout);
+    putc_unlocked('\n', stdout);
+    fflush_unlocked(stdout);
+    funlockfile(stdout);
+}
+
+static int l_exit(lua_State *L)
+{
+    return luaL_error(L, "os.exit is not allowed in a worker (end the task with return or "
+                         "error instead)");
+}
+
+void interp__install_io(lua_State *L, int g, int os)
+{
+    lua_pushcfunction(L, l_print);
+    lua_setfield(L, g, "print");
+    lua_pushcfunction(L, l_exit);
+    lua_setfield(L, os, "exit");
+}

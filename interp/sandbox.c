@@ -1,0 +1,413 @@
+/* sandbox.c - the library profiles of a worker state.
+ *
+ * Every profile: coroutine.resume/wrap/close track the running Lua thread (cancel.c), xpcall
+ * never runs its handler in an interrupted task (cancel.c), print goes to the pool's sink,
+ * os.exit raises an error, and the `interp` module is the global `interp`.
+ *
+ * INTERP_SANDBOX_NONE: every standard library (luaL_openlibs); globals persist from task to
+ * task on the same state.
+ *
+ * INTERP_SANDBOX_SAFE opens only what it keeps (luaL_requiref), never all-then-delete:
+ *   base:      assert error getmetatable ipairs next pairs pcall print rawequal rawget rawlen
+ *              rawset select setmetatable tonumber tostring type xpcall _VERSION _G, plus
+ *              load (text chunks only; default environment: the task's own) and
+ *              collectgarbage("count") only. Gone: dofile loadfile warn require.
+ *   string:    all but string.dump; find/match/gmatch/gsub refuse patterns whose worst-case
+ *              backtracking on the subject passes a budget (see pattern_cost below).
+ *   table, math, utf8, coroutine (wrapped as above).
+ *   os:        clock time date difftime, and exit (raises). Gone: execute getenv remove
+ *              rename tmpname setlocale.
+ *   interp:    the worker module.
+ *   No io, debug, package. setmetatable refuses a metatable with __gc (finalizers run with
+ *   hooks off, so no cancellation could stop one). rawset refuses the read-only tables.
+ * Read-only: every library table above is an empty proxy (__index the real table, __newindex
+ * raises, __pairs iterates the real table, __metatable false); the string metatable's
+ * __index is the string proxy and getmetatable("") answers a read-only proxy of it.
+ * Fresh environment: the state's real global table G (libraries, and whatever the trusted
+ * initializer defines) is never handed to task code. A source task runs in a new table whose
+ * metatable (shared, protected) reads through to G: its global writes die with it. Functions
+ * defined by the initializer keep the initializer's environment G. */
+#include <lauxlib.h>
+#include <lualib.h>
+#include <math.h>
+#include <string.h>
+
+#include "interp_impl.h"
+
+static const char ro_set_key = 0;  /* registry: set of read-only proxies */
+static const char env_mt_key = 0;  /* registry: metatable of task environments */
+static const char task_env_key = 0; /* registry: the running task's environment (or nil) */
+
+/* ---- read-only proxies ---------------------------------------------------------------- */
+
+static int ro_newindex(lua_State *L)
+{
+    return luaL_error(L, "attempt to modify a read-only table");
+}
+
+static int ro_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (!lua_getmetatable(L, 1) || lua_getfield(L, -1, "__index") != LUA_TTABLE)
+        return 0;
+    lua_pushvalue(L, 2);
+    if (lua_next(L, -2))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int ro_pairs(lua_State *L)
+{
+    lua_pushcfunction(L, ro_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* Replace the table at the top of the stack by a read-only proxy of it. */
+static void make_readonly(lua_State *L)
+{
+    lua_newtable(L); /* proxy */
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, ro_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, ro_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ro_set_key);
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_remove(L, -2);
+}
+
+static int sb_rawset(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    lua_settop(L, 3);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ro_set_key);
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) != LUA_TNIL)
+        return luaL_error(L, "attempt to modify a read-only table");
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+/* ---- guarded base functions ----------------------------------------------------------- */
+
+static int sb_setmetatable(lua_State *L)
+{
+    int t = lua_type(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    if (t == LUA_TTABLE && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+        return luaL_error(L, "setmetatable: __gc metamethods are not allowed in the sandbox");
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the standard setmetatable */
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+static int sb_collectgarbage(lua_State *L)
+{
+    const char *opt = luaL_optstring(L, 1, "collect");
+    if (strcmp(opt, "count") != 0)
+        return luaL_error(L, "collectgarbage: only \"count\" is allowed in the sandbox");
+    int kb = lua_gc(L, LUA_GCCOUNT);
+    int b = lua_gc(L, LUA_GCCOUNTB);
+    lua_pushnumber(L, (lua_Number)kb + (lua_Number)b / 1024);
+    return 1;
+}
+
+/* Push the running task's environment, creating it when the task has none yet. */
+static void push_current_env(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &task_env_key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        interp__push_task_env(L);
+    }
+}
+
+static int sb_load(lua_State *L)
+{
+    bool has_env = !lua_isnone(L, 4);
+    lua_settop(L, 4);
+    if (!lua_isnoneornil(L, 3) && !strchr(luaL_checkstring(L, 3), 't'))
+        return luaL_error(L, "load: only text chunks are allowed in the sandbox");
+    lua_pushliteral(L, "t");
+    lua_replace(L, 3);
+    if (!has_env) {
+        push_current_env(L);
+        lua_replace(L, 4);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the standard load */
+    lua_insert(L, 1);
+    lua_call(L, 4, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+void interp__push_task_env(lua_State *L)
+{
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "_G");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &env_mt_key);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key);
+}
+
+void interp__task_env_clear(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &task_env_key) != LUA_TNIL) {
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key); /* existing key: no allocation */
+    }
+    lua_pop(L, 1);
+}
+
+/* ---- bounded patterns ------------------------------------------------------------------
+ * Lua's matcher backtracks inside C, where no hook reaches. Worst case, each quantified item
+ * that is followed by more pattern (`*`, `+`, `-`, and the O(n) items %b and back-references)
+ * may try every position of the subject for every choice of the items before it, and an
+ * unanchored search repeats the whole at every start position: about n^(k+1) steps for a
+ * subject of n bytes (n^k when anchored with ^), times 2 for each non-final `?`. The sandbox
+ * refuses a call whose estimate passes 10^8.5 steps (a fraction of a second). A quantifier at
+ * the very end of the pattern never backtracks and is free, so ordinary patterns on ordinary
+ * subjects pass: e.g. "^(%w+)=(.*)$" on subjects up to ~17,000 bytes, "%s+" on any subject. */
+
+#define PATTERN_BUDGET_LOG10 8.5
+
+static size_t skip_class(const char *p, size_t i, size_t len)
+{
+    if (p[i] == '%')
+        return i + 2 <= len ? i + 2 : len;
+    if (p[i] == '[') {
+        i++;
+        if (i < len && p[i] == '^')
+            i++;
+        do { /* the first ']' of a set is literal */
+            if (i >= len)
+                return len;
+            if (p[i] == '%')
+                i++;
+            i++;
+        } while (i < len && p[i] != ']');
+        return i < len ? i + 1 : len;
+    }
+    return i + 1;
+}
+
+/* True when nothing but closing captures follow position i. */
+static bool only_closers(const char *p, size_t i, size_t len)
+{
+    for (; i < len; i++)
+        if (p[i] != ')')
+            return false;
+    return true;
+}
+
+static double pattern_cost_log10(size_t n, const char *p, size_t len, bool anchor_ok)
+{
+    double logn = log10((double)n + 1.0);
+    size_t i = 0;
+    int k = 0, opt = 0;
+    bool anchored = anchor_ok && len > 0 && p[0] == '^';
+    if (anchored)
+        i = 1;
+    while (i < len) {
+        char c = p[i];
+        if (c == '(' || c == ')') {
+            i++;
+            continue;
+        }
+        if (c == '$' && i + 1 == len)
+            break;
+        if (c == '%' && i + 1 < len) {
+            char d = p[i + 1];
+            if (d == 'b') { /* %bxy scans up to the end of the subject */
+                i = i + 4 <= len ? i + 4 : len;
+                if (!only_closers(p, i, len))
+                    k++;
+                continue;
+            }
+            if (d == 'f') { /* frontier: a set, no repetition */
+                i += 2;
+                if (i < len)
+                    i = skip_class(p, i, len);
+                continue;
+            }
+            if (d >= '0' && d <= '9') { /* back-reference: O(n) compare */
+                i += 2;
+                k++;
+                continue;
+            }
+        }
+        i = skip_class(p, i, len);
+        if (i < len && (p[i] == '*' || p[i] == '+' || p[i] == '-' || p[i] == '?')) {
+            char q = p[i++];
+            if (!only_closers(p, i, len)) {
+                if (q == '?')
+                    opt++;
+                else
+                    k++;
+            }
+        }
+    }
+    return (anchored ? 0.0 : logn) + k * logn + opt * log10(2.0);
+}
+
+/* string.find/match/gmatch/gsub: upvalue 1 the standard function, upvalue 2 the kind
+ * (1: find, honouring its `plain` argument; 2: gmatch, where ^ is no anchor; 0: others). */
+static int sb_pattern(lua_State *L)
+{
+    size_t n, plen;
+    luaL_checklstring(L, 1, &n);
+    const char *p = luaL_checklstring(L, 2, &plen);
+    int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
+    bool plain = kind == 1 && lua_toboolean(L, 4);
+    if (!plain && pattern_cost_log10(n, p, plen, kind != 2) > PATTERN_BUDGET_LOG10)
+        return luaL_error(L, "pattern too complex for a subject of %d bytes (the sandbox bounds "
+                             "backtracking; simplify the pattern or split the subject)", (int)n);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void wrap_pattern_fn(lua_State *L, const char *name, int kind)
+{
+    lua_getfield(L, -1, name);
+    lua_pushinteger(L, kind);
+    lua_pushcclosure(L, sb_pattern, 2);
+    lua_setfield(L, -2, name);
+}
+
+/* ---- profiles ------------------------------------------------------------------------- */
+
+/* Set G[name] to a read-only proxy of the library table at the top (popped). */
+static void set_library(lua_State *L, int g, const char *name)
+{
+    make_readonly(L);
+    lua_setfield(L, g, name);
+}
+
+static void open_sandbox(lua_State *L)
+{
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ro_set_key);
+
+    luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+    int g = lua_gettop(L);
+    static const char *const gone[] = {"dofile", "loadfile", "warn", "require", NULL};
+    for (int i = 0; gone[i]; i++) {
+        lua_pushnil(L);
+        lua_setfield(L, g, gone[i]);
+    }
+    lua_pushcfunction(L, sb_rawset);
+    lua_setfield(L, g, "rawset");
+    lua_pushcfunction(L, sb_collectgarbage);
+    lua_setfield(L, g, "collectgarbage");
+    lua_getfield(L, g, "setmetatable");
+    lua_pushcclosure(L, sb_setmetatable, 1);
+    lua_setfield(L, g, "setmetatable");
+    lua_getfield(L, g, "load");
+    lua_pushcclosure(L, sb_load, 1);
+    lua_setfield(L, g, "load");
+
+    luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 0);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    wrap_pattern_fn(L, "find", 1);
+    wrap_pattern_fn(L, "match", 0);
+    wrap_pattern_fn(L, "gmatch", 2);
+    wrap_pattern_fn(L, "gsub", 0);
+    set_library(L, g, LUA_STRLIBNAME);
+    /* The string metatable: __index the read-only string table, and what getmetatable("")
+     * returns is a read-only proxy of the metatable itself. */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_getfield(L, g, LUA_STRLIBNAME);
+    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, -1);
+    make_readonly(L);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+
+    luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 0);
+    set_library(L, g, LUA_TABLIBNAME);
+    luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 0);
+    set_library(L, g, LUA_MATHLIBNAME);
+    luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 0);
+    set_library(L, g, LUA_UTF8LIBNAME);
+    luaL_requiref(L, LUA_COLIBNAME, luaopen_coroutine, 0);
+    interp__wrap_coroutines(L);
+    set_library(L, g, LUA_COLIBNAME);
+
+    luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
+    lua_createtable(L, 0, 5);
+    static const char *const kept_os[] = {"clock", "time", "date", "difftime", NULL};
+    for (int i = 0; kept_os[i]; i++) {
+        lua_getfield(L, -2, kept_os[i]);
+        lua_setfield(L, -2, kept_os[i]);
+    }
+    lua_remove(L, -2);
+    interp__install_io(L, g, lua_gettop(L));
+    set_library(L, g, LUA_OSLIBNAME);
+
+    interp__push_module(L);
+    set_library(L, g, "interp");
+
+    interp__push_xpcall(L);
+    lua_setfield(L, g, "xpcall");
+
+    /* The metatable of every task environment: reads fall through to G; protected. */
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, g);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &env_mt_key);
+    lua_settop(L, g - 1);
+}
+
+static void open_full(lua_State *L)
+{
+    luaL_openlibs(L);
+    lua_pushglobaltable(L);
+    int g = lua_gettop(L);
+    lua_getfield(L, g, LUA_COLIBNAME);
+    interp__wrap_coroutines(L);
+    lua_pop(L, 1);
+    lua_getfield(L, g, LUA_OSLIBNAME);
+    interp__install_io(L, g, lua_gettop(L));
+    lua_pop(L, 1);
+    interp__push_xpcall(L);
+    lua_setfield(L, g, "xpcall");
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    interp__push_module(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, g, "interp");
+    lua_setfield(L, -2, "interp"); /* require "interp" works too */
+    lua_settop(L, g - 1);
+}
+
+int interp__open_profile(lua_State *L)
+{
+    if (interp__state_of(L)->sandbox)
+        open_sandbox(L);
+    else
+        open_full(L);
+    return 0;
+}

@@ -1,0 +1,193 @@
+/* shared.c - what every state of a pool shares: a copy of the configuration and the
+ * initializer compiled once to bytecode (each new state loads the bytecode; no state parses
+ * the initializer again). */
+#include <errno.h>
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp_impl.h"
+
+typedef struct dump_buf {
+    char *data;
+    size_t len, cap;
+    bool failed;
+} dump_buf;
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
+{
+    (void)L;
+    dump_buf *b = ud;
+    if (b->len + sz > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + sz)
+            cap *= 2;
+        char *d = interp__realloc(b->data, cap);
+        if (!d) {
+            b->failed = true;
+            return 1;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, sz);
+    b->len += sz;
+    return 0;
+}
+
+/* Read a whole file; INTERP_ERR_NOTFOUND / _SYSTEM / _NOMEM with *err set. */
+static int read_file(const char *path, char **data, size_t *len, char **err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        *err = interp__strdupf("initializer file '%s': %s", path, strerror(e));
+        return e == ENOENT ? INTERP_ERR_NOTFOUND : INTERP_ERR_SYSTEM;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = interp__malloc(cap);
+    int rc = INTERP_OK;
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+        if (n == cap) {
+            char *more = interp__realloc(buf, cap * 2);
+            if (!more) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = more;
+            cap *= 2;
+        }
+    }
+    if (!buf) {
+        rc = INTERP_ERR_NOMEM;
+        *err = interp__strdupf("initializer file '%s': out of memory", path);
+    } else if (ferror(f)) {
+        rc = INTERP_ERR_SYSTEM;
+        *err = interp__strdupf("initializer file '%s': read error", path);
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *data = buf;
+    *len = n;
+    return rc;
+}
+
+/* Compile src in a scratch state and dump its bytecode (debug info kept: tracebacks name the
+ * initializer's lines). */
+static int compile(interp_shared *sh, const char *src, size_t len, const char *chunkname,
+                   char **err)
+{
+    interp__alloc scratch = {0};
+    lua_State *L = lua_newstate(interp__alloc_fn, &scratch);
+    if (!L) {
+        *err = interp__strdupf("initializer: out of memory");
+        return INTERP_ERR_NOMEM;
+    }
+    int rc = INTERP_OK;
+    int st = luaL_loadbufferx(L, src, len, chunkname, "t");
+    if (st != LUA_OK) {
+        rc = st == LUA_ERRMEM ? INTERP_ERR_NOMEM : INTERP_ERR_SCRIPT;
+        const char *msg = lua_tostring(L, -1);
+        *err = interp__strdupf("initializer: %s", msg ? msg : "cannot compile");
+    } else {
+        dump_buf b = {0};
+        if (lua_dump(L, dump_writer, &b, 0) != 0 || b.failed) {
+            free(b.data);
+            rc = INTERP_ERR_NOMEM;
+            *err = interp__strdupf("initializer: out of memory");
+        } else {
+            sh->init_code = b.data;
+            sh->init_code_len = b.len;
+        }
+    }
+    lua_close(L);
+    return rc;
+}
+
+int interp__shared_create(const interp_config *cfg, interp_shared **out, char **err)
+{
+    *out = NULL;
+    *err = NULL;
+    if (!cfg) {
+        *err = interp__strdupf("no configuration");
+        return INTERP_ERR_INVALID;
+    }
+    if (cfg->sandbox != INTERP_SANDBOX_NONE && cfg->sandbox != INTERP_SANDBOX_SAFE) {
+        *err = interp__strdupf("unknown sandbox profile %d", (int)cfg->sandbox);
+        return INTERP_ERR_INVALID;
+    }
+    if (isnan(cfg->cancel_grace) || cfg->cancel_grace < 0 || cfg->cancel_grace > 3600) {
+        *err = interp__strdupf("cancel_grace must be between 0 and 3600 seconds");
+        return INTERP_ERR_INVALID;
+    }
+    if (cfg->init_source && cfg->init_file) {
+        *err = interp__strdupf("give init_source or init_file, not both");
+        return INTERP_ERR_INVALID;
+    }
+    interp_shared *sh = interp__malloc(sizeof *sh);
+    if (!sh)
+        goto err_nomem;
+    memset(sh, 0, sizeof *sh);
+    sh->sandbox = cfg->sandbox;
+    sh->memory_limit = cfg->memory_limit;
+    sh->msg_opts = cfg->msg_opts;
+    if (sh->sandbox == INTERP_SANDBOX_SAFE)
+        sh->msg_opts.allow_functions = false;
+    sh->cancel_grace = cfg->cancel_grace > 0 ? cfg->cancel_grace : 0.05;
+    sh->print = cfg->print ? cfg->print : interp__print_stdout;
+    sh->print_ud = cfg->print ? cfg->print_ud : NULL;
+    sh->chan_lookup = cfg->chan_lookup;
+    sh->chan_lookup_ud = cfg->chan_lookup_ud;
+    if (cfg->init_args) {
+        sh->init_args = interp_msg_dup(cfg->init_args);
+        if (!sh->init_args)
+            goto err_free_shared;
+    }
+    int rc = INTERP_OK;
+    if (cfg->init_source) {
+        size_t len = cfg->init_source_len ? cfg->init_source_len : strlen(cfg->init_source);
+        rc = compile(sh, cfg->init_source, len, "=init", err);
+    } else if (cfg->init_file) {
+        char *src;
+        size_t len;
+        rc = read_file(cfg->init_file, &src, &len, err);
+        if (rc == INTERP_OK) {
+            char *name = interp__strdupf("@%s", cfg->init_file);
+            if (!name)
+                rc = INTERP_ERR_NOMEM;
+            else
+                rc = compile(sh, src, len, name, err);
+            free(name);
+            free(src);
+        }
+    }
+    if (rc != INTERP_OK) {
+        interp__shared_destroy(sh);
+        return rc;
+    }
+    *out = sh;
+    return INTERP_OK;
+
+err_free_shared:
+    interp__shared_destroy(sh);
+err_nomem:
+    *err = interp__strdupf("out of memory");
+    return INTERP_ERR_NOMEM;
+}
+
+void interp__shared_destroy(interp_shared *sh)
+{
+    if (!sh)
+        return;
+    interp_msg_free(sh->init_args);
+    free(sh->init_code);
+    free(sh);
+}

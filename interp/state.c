@@ -1,0 +1,150 @@
+/* state.c - create and destroy a worker state: allocator, extra-space context, profile,
+ * initializer (from the pool's cached bytecode). */
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp_impl.h"
+
+/* Every call into a state is protected, so a panic is a bug of this library: say so loudly
+ * rather than let Lua call abort() silently. */
+static int on_panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "interp_pool: unprotected Lua error: %s\n", msg ? msg : "(not a string)");
+    fflush(stderr);
+    return 0; /* Lua aborts */
+}
+
+static int traceback_handler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg)
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* Protected: open the profile, load the initializer's bytecode and run it with its args. */
+static int setup(lua_State *L)
+{
+    interp_state *s = lua_touserdata(L, 1);
+    interp__open_profile(L);
+    if (s->sh->init_code) {
+        /* The bytecode was made by this library from the configured source: trusted, so it
+         * is loaded with mode "b" in every profile. */
+        if (luaL_loadbufferx(L, s->sh->init_code, s->sh->init_code_len, "=init", "b") != LUA_OK)
+            return lua_error(L);
+        int nargs = 0;
+        if (s->sh->init_args)
+            nargs = interp_msg_push_lua(L, s->sh->init_args, &s->sh->msg_opts);
+        lua_call(L, nargs, 0);
+    }
+    return 0;
+}
+
+int interp__state_create(interp_shared *sh, int worker_id, interp_state **out, char **err)
+{
+    *out = NULL;
+    *err = NULL;
+    if (!sh) {
+        *err = interp__strdupf("no shared configuration");
+        return INTERP_ERR_INVALID;
+    }
+    interp_state *s = interp__malloc(sizeof *s);
+    if (!s) {
+        *err = interp__strdupf("cannot create a state: out of memory");
+        return INTERP_ERR_NOMEM;
+    }
+    memset(s, 0, sizeof *s);
+    s->sh = sh;
+    s->worker_id = worker_id;
+    s->sandbox = sh->sandbox == INTERP_SANDBOX_SAFE;
+    s->alloc.limit = sh->memory_limit;
+    atomic_init(&s->alloc.in_use, 0);
+    atomic_init(&s->alloc.peak, 0);
+    atomic_init(&s->escalate_at, 0);
+    atomic_init(&s->escalated, false);
+    atomic_init(&s->raised, false);
+    interp__cancel_init(&s->cancel);
+    interp__mutex_init(&s->irq_mu);
+    interp__mutex_init(&s->sleep_mu);
+    interp__cond_init(&s->sleep_cv);
+    s->ctx.cancel = &s->cancel;
+    s->ctx.msg_opts = sh->msg_opts;
+    s->ctx.worker_id = worker_id;
+    s->ctx.chan_lookup = sh->chan_lookup;
+    s->ctx.chan_lookup_ud = sh->chan_lookup_ud;
+
+    int rc = INTERP_OK;
+    s->L = lua_newstate(interp__alloc_fn, &s->alloc);
+    if (!s->L) {
+        rc = INTERP_ERR_NOMEM;
+        *err = interp__strdupf("cannot create a state: out of memory");
+        goto err_free_state;
+    }
+    lua_atpanic(s->L, on_panic);
+    interp__lua_ctx_set(s->L, &s->ctx);
+
+    lua_State *L = s->L;
+    lua_pushcfunction(L, traceback_handler);
+    lua_pushcfunction(L, setup);
+    lua_pushlightuserdata(L, s);
+    int st = lua_pcall(L, 1, 0, 1);
+    if (st != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (st == LUA_ERRMEM || (st == LUA_ERRERR && s->alloc.failed) || s->alloc.failed) {
+            rc = INTERP_ERR_NOMEM;
+            *err = interp__strdupf("cannot create a state: out of memory (%s)",
+                                   msg ? msg : "no message");
+        } else {
+            rc = INTERP_ERR_SCRIPT;
+            *err = interp__strdupf("initializer failed: %s", msg ? msg : "(no message)");
+        }
+        goto err_close_lua;
+    }
+    lua_settop(L, 0);
+    *out = s;
+    return INTERP_OK;
+
+err_close_lua:
+    lua_close(s->L);
+err_free_state:
+    interp__cond_destroy(&s->sleep_cv);
+    interp__mutex_destroy(&s->sleep_mu);
+    interp__mutex_destroy(&s->irq_mu);
+    interp__cancel_destroy(&s->cancel);
+    free(s);
+    return rc;
+}
+
+void interp__state_destroy(interp_state *s)
+{
+    if (!s)
+        return;
+    lua_close(s->L);
+    interp__cond_destroy(&s->sleep_cv);
+    interp__mutex_destroy(&s->sleep_mu);
+    interp__mutex_destroy(&s->irq_mu);
+    interp__cancel_destroy(&s->cancel);
+    free(s);
+}
+
+bool interp__state_broken(const interp_state *s)
+{
+    return s->broken;
+}
+
+void interp__state_memory(const interp_state *s, size_t *in_use, size_t *peak)
+{
+    if (in_use)
+        *in_use = atomic_load_explicit(&((interp_state *)s)->alloc.in_use, memory_order_relaxed);
+    if (peak)
+        *peak = atomic_load_explicit(&((interp_state *)s)->alloc.peak, memory_order_relaxed);
+}
+
+struct lua_State *interp__state_lua(interp_state *s)
+{
+    return s->L;
+}

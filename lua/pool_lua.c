@@ -1,0 +1,461 @@
+/* pool_lua.c - the pool object of the Lua module: ip.new{...}, pool:submit, pool:map,
+ * pool:channel, pool:shutdown, pool:stats, and its __gc / __close. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lm.h"
+#include "lua_ctx.h"
+
+typedef struct lm_pool {
+    interp_pool *pool; /* NULL once destroyed (shutdown with wait, __close, __gc) */
+    bool sandboxed;    /* functions as bytecode are refused before they are sent */
+    int workers;
+} lm_pool;
+
+static const char *const new_keys[] = {
+    "workers", "init", "init_file", "init_args", "sandbox", "memory_limit", "timeout",
+    "max_tasks_per_worker", "max_queued", NULL,
+};
+static const char *const map_keys[] = {"chunksize", "timeout", NULL};
+
+/* Raise on a key of the options table at t that is not in `keys`: a typo must not be
+ * silently ignored. */
+static void check_keys(lua_State *L, int t, const char *where, const char *const keys[])
+{
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "%s: option names are strings, got a %s key", where,
+                       luaL_typename(L, -1));
+        const char *k = lua_tostring(L, -1);
+        bool known = false;
+        for (int i = 0; keys[i] && !known; i++)
+            known = strcmp(k, keys[i]) == 0;
+        if (!known)
+            luaL_error(L, "%s: unknown option '%s'", where, k);
+    }
+}
+
+/* The integer option `key` of the table at t, `def` when absent; raises outside [min, max]. */
+static lua_Integer opt_integer(lua_State *L, int t, const char *where, const char *key,
+                               lua_Integer def, lua_Integer min, lua_Integer max)
+{
+    lua_Integer v = def;
+    if (lua_getfield(L, t, key) != LUA_TNIL) {
+        int isint = 0;
+        v = lua_tointegerx(L, -1, &isint);
+        if (!isint || v < min || v > max)
+            luaL_error(L, "%s: option '%s' must be an integer from %I to %I, got %s", where, key,
+                       min, max, luaL_tolstring(L, -1, NULL));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* The seconds option `key` (>= 0, 0: none). */
+static double opt_seconds(lua_State *L, int t, const char *where, const char *key)
+{
+    double v = 0;
+    if (lua_getfield(L, t, key) != LUA_TNIL) {
+        int isnum = 0;
+        v = (double)lua_tonumberx(L, -1, &isnum);
+        if (!isnum || isnan(v) || v < 0)
+            luaL_error(L, "%s: option '%s' must be a number of seconds >= 0 (0: none), got %s",
+                       where, key, luaL_tolstring(L, -1, NULL));
+        if (v > 1e9) /* beyond ~30 years: none (no deadline arithmetic overflows) */
+            v = 0;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* The string option `key`, or NULL. The value is left on the stack, which keeps the string
+ * alive whatever metamethods of the options table do to the table later. */
+static const char *opt_string(lua_State *L, int t, const char *where, const char *key)
+{
+    const char *s = NULL;
+    int ty = lua_getfield(L, t, key);
+    if (ty == LUA_TSTRING)
+        s = lua_tostring(L, -1);
+    else if (ty != LUA_TNIL)
+        luaL_error(L, "%s: option '%s' must be a string, got %s", where, key,
+                   luaL_typename(L, -1));
+    return s;
+}
+
+static interp_sandbox opt_sandbox(lua_State *L, int t, const char *where)
+{
+    interp_sandbox sb = INTERP_SANDBOX_NONE;
+    int ty = lua_getfield(L, t, "sandbox");
+    if (ty == LUA_TBOOLEAN) {
+        sb = lua_toboolean(L, -1) ? INTERP_SANDBOX_SAFE : INTERP_SANDBOX_NONE;
+    } else if (ty == LUA_TSTRING && strcmp(lua_tostring(L, -1), "safe") == 0) {
+        sb = INTERP_SANDBOX_SAFE;
+    } else if (ty == LUA_TSTRING && strcmp(lua_tostring(L, -1), "none") == 0) {
+        sb = INTERP_SANDBOX_NONE;
+    } else if (ty != LUA_TNIL) {
+        luaL_error(L, "%s: option 'sandbox' must be true, false, \"safe\" or \"none\"", where);
+    }
+    lua_pop(L, 1);
+    return sb;
+}
+
+int interp__lm_pool_new(lua_State *L)
+{
+    const char *where = "interp_pool.new";
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    check_keys(L, 1, where, new_keys);
+
+    interp_pool_options o = interp_pool_defaults();
+    o.workers = (int)opt_integer(L, 1, where, "workers", 0, 1, 1024);
+    o.init_source = opt_string(L, 1, where, "init");
+    o.init_file = opt_string(L, 1, where, "init_file");
+    if (o.init_source && o.init_file)
+        luaL_error(L, "%s: give either option 'init' or option 'init_file', not both", where);
+    o.sandbox = opt_sandbox(L, 1, where);
+    o.memory_limit = (size_t)opt_integer(L, 1, where, "memory_limit", 0, 0, LUA_MAXINTEGER);
+    o.task_timeout = opt_seconds(L, 1, where, "timeout");
+    o.max_tasks_per_worker =
+        (unsigned)opt_integer(L, 1, where, "max_tasks_per_worker", 0, 0, 0xffffffffLL);
+    o.max_queued = (size_t)opt_integer(L, 1, where, "max_queued", 0, 0, LUA_MAXINTEGER);
+
+    /* The pool object exists before the pool, so that nothing allocated below can leak when
+     * a later push raises a memory error. */
+    lm_pool *p = lua_newuserdatauv(L, sizeof *p, 0);
+    p->pool = NULL;
+    p->sandboxed = o.sandbox == INTERP_SANDBOX_SAFE;
+    p->workers = 0;
+    luaL_setmetatable(L, LM_POOL_MT);
+    int obj = lua_gettop(L);
+
+    lm_box *box = interp__lm_box_new(L, 1, 1);
+    int ty = lua_getfield(L, 1, "init_args");
+    if (ty == LUA_TTABLE) {
+        lua_Integer n = luaL_len(L, -1);
+        if (n < 0 || n > 250)
+            luaL_error(L, "%s: option 'init_args' holds at most 250 values", where);
+        luaL_checkstack(L, (int)n, "init_args");
+        int first = lua_gettop(L) + 1;
+        for (lua_Integer i = 1; i <= n; i++)
+            lua_geti(L, first - 1, i);
+        interp__lm_encode(L, first, (int)n, where, "option 'init_args'", &box->msgs[0]);
+        lua_settop(L, first - 1);
+    } else if (ty != LUA_TNIL) {
+        luaL_error(L, "%s: option 'init_args' must be a list of values, got %s", where,
+                   luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    o.init_args = box->msgs[0];
+
+    int rc = interp_pool_create(&p->pool, &o, &box->texts[0]);
+    if (rc != INTERP_OK) {
+        p->pool = NULL;
+        char *text = box->texts[0];
+        box->texts[0] = NULL;
+        interp__lm_push_owned(L, text, interp_strerror(rc));
+        return luaL_error(L, "%s: cannot create the pool: %s", where, lua_tostring(L, -1));
+    }
+    interp__lm_box_clear(box);
+    interp_pool_stats st;
+    if (interp_pool_get_stats(p->pool, &st) == INTERP_OK)
+        p->workers = st.workers;
+    lua_settop(L, obj);
+    return 1;
+}
+
+/* The pool object at index 1, which must still have a pool. */
+static lm_pool *check_open(lua_State *L, const char *where)
+{
+    lm_pool *p = luaL_checkudata(L, 1, LM_POOL_MT);
+    if (!p->pool)
+        luaL_error(L, "%s: the pool is shut down", where);
+    return p;
+}
+
+/* p->pool again, right before it is used: Lua code that ran since check_open (a metamethod of
+ * the list, a finalizer run by an allocation) may have shut the pool down. */
+static interp_pool *live(lua_State *L, lm_pool *p, const char *where)
+{
+    if (!p->pool)
+        luaL_error(L, "%s: the pool is shut down", where);
+    return p->pool;
+}
+
+static int rc_error(lua_State *L, const char *where, int rc)
+{
+    if (rc == INTERP_ERR_SHUTDOWN)
+        return luaL_error(L, "%s: the pool is shut down", where);
+    return interp__lm_status_error(L, where, rc);
+}
+
+/* pool:submit(f, ...) -> future */
+static int pool_submit(lua_State *L)
+{
+    const char *where = "pool:submit";
+    lm_pool *p = check_open(L, where);
+    int nargs = lua_gettop(L) - 2;
+    if (nargs < 0)
+        return luaL_error(L, "%s: expected a function or a function name", where);
+    interp_fn fn;
+    interp__lm_check_fn(L, 2, where, p->sandboxed, &fn);
+    lm_future *lf = interp__lm_future_new(L);
+    if (p->sandboxed)
+        lf->opts = &interp__lm_msg_opts_untrusted;
+    lua_pushvalue(L, 1); /* a future keeps its pool object alive: pending work is not dropped */
+    lua_setiuservalue(L, -2, 1);
+    /* Nothing below raises while the arguments are ours, except the encode, which raises
+     * only when it failed (and then holds nothing). */
+    interp_pool *pool = live(L, p, where);
+    interp_msg *args = NULL;
+    interp__lm_encode(L, 3, nargs, where, "the arguments", &args);
+    interp_task task = {.fn = fn, .args = args, .timeout = 0};
+    int rc = interp_pool_submit_task(pool, &task, INTERP_FOREVER, &lf->f);
+    if (rc != INTERP_OK) {
+        lf->f = NULL;
+        interp_msg_free(args); /* refused: still ours */
+        return rc_error(L, where, rc);
+    }
+    return 1;
+}
+
+/* pool:map(f, list [, {chunksize=, timeout=}]) -> results */
+static int pool_map(lua_State *L)
+{
+    const char *where = "pool:map";
+    lm_pool *p = check_open(L, where);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    interp_map_options mo = {0};
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        check_keys(L, 4, where, map_keys);
+        mo.chunksize = (size_t)opt_integer(L, 4, where, "chunksize", 0, 0, 1 << 30);
+        mo.timeout = opt_seconds(L, 4, where, "timeout");
+    }
+    lua_settop(L, 3);
+    lua_Integer n = luaL_len(L, 3);
+    if (n < 0)
+        return luaL_error(L, "%s: the list has a negative length", where);
+
+    interp_fn fn;
+    interp__lm_check_fn(L, 2, where, p->sandboxed, &fn);
+    if (n == 0) {
+        lua_newtable(L);
+        return 1;
+    }
+    /* [0..n-1] inputs, [n..2n-1] outputs; texts: each item's error */
+    lm_box *box = interp__lm_box_new(L, 2 * (size_t)n, (size_t)n);
+    int *status = lua_newuserdatauv(L, (size_t)n * sizeof(int), 0);
+    interp_msg **in = box->msgs, **out = box->msgs + n;
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_geti(L, 3, i + 1);
+        interp_msg_error err;
+        int rc = interp_msg_from_lua(L, -1, 1, &interp__lm_msg_opts, &in[i], &err);
+        if (rc != INTERP_OK) {
+            in[i] = NULL;
+            /* the codec names the value "[1]"; name it after its place in the list */
+            const char *why = err.text;
+            if (strncmp(why, "[1]", 3) == 0)
+                why += 3;
+            return luaL_error(L, "%s: list[%I]%s%s", where, i + 1,
+                              (*why == '.' || *why == '[') ? "" : ": ",
+                              *why == ':' ? why + 2 : why);
+        }
+        lua_pop(L, 1);
+        status[i] = INTERP_OK;
+    }
+    mo.status = status;
+    mo.errors = box->texts;
+    interp_pool *pool = live(L, p, where);
+    int rc = fn.kind == INTERP_FN_NAME
+                 ? interp_pool_map(pool, fn.text, (size_t)n, (const interp_msg *const *)in, out,
+                                   &mo)
+                 : interp_pool_map_fn(pool, &fn, (size_t)n, (const interp_msg *const *)in, out,
+                                      &mo);
+    if (rc != INTERP_OK) {
+        for (lua_Integer i = 0; i < n; i++) {
+            if (status[i] == INTERP_OK)
+                continue;
+            const char *text = box->texts[i] ? box->texts[i] : interp_strerror(status[i]);
+            if (status[i] == INTERP_ERR_SCRIPT)
+                return luaL_error(L, "%s: item %I failed: %s", where, i + 1, text);
+            return luaL_error(L, "%s: item %I failed (%s): %s", where, i + 1,
+                              interp_strerror(status[i]), text);
+        }
+        return rc_error(L, where, rc);
+    }
+    /* Free the inputs now; each output is freed once converted. A memory error while
+     * converting leaves the rest to the box's __gc. */
+    for (lua_Integer i = 0; i < n; i++) {
+        interp_msg_free(box->msgs[i]);
+        box->msgs[i] = NULL;
+    }
+    lua_createtable(L, n <= 0x7fffffff ? (int)n : 0x7fffffff, 0);
+    for (lua_Integer i = 0; i < n; i++) {
+        if (out[i] && interp_msg_count(out[i]) > 0) {
+            int top = lua_gettop(L);
+            interp_msg_push_lua(L, out[i], p->sandboxed ? &interp__lm_msg_opts_untrusted
+                                                        : &interp__lm_msg_opts);
+            lua_settop(L, top + 1); /* the first value; further results are dropped */
+            lua_seti(L, -2, i + 1);
+        }
+        interp_msg_free(out[i]);
+        out[i] = NULL;
+    }
+    return 1;
+}
+
+static int push_chan_protected(lua_State *L)
+{
+    interp__chan_push(L, (interp_chan *)lua_touserdata(L, 1));
+    return 1;
+}
+
+/* pool:channel(name [, capacity]) -> channel object shared with the workers'
+ * interp.channel(name) */
+static int pool_channel(lua_State *L)
+{
+    const char *where = "pool:channel";
+    lm_pool *p = check_open(L, where);
+    size_t len;
+    const char *name = luaL_checklstring(L, 2, &len);
+    if (len == 0 || strlen(name) != len)
+        return luaL_error(L, "%s: the name must be a non-empty string without NUL bytes", where);
+    lua_Integer cap = luaL_optinteger(L, 3, 0);
+    if (cap < 0)
+        return luaL_error(L, "%s: capacity must be >= 1 (or nil for the default)", where);
+    interp__lm_host_ctx(L); /* the calling Lua thread may predate the module */
+    interp_chan *ch = NULL;
+    int rc = interp_pool_channel(live(L, p, where), name, (size_t)cap, &ch);
+    if (rc != INTERP_OK)
+        return rc_error(L, where, rc);
+    /* The object takes a reference of its own; ours is dropped whatever happens. */
+    lua_pushcfunction(L, push_chan_protected);
+    lua_pushlightuserdata(L, ch);
+    rc = lua_pcall(L, 1, 1, 0);
+    interp_chan_release(ch);
+    if (rc != LUA_OK)
+        return lua_error(L);
+    return 1;
+}
+
+static void destroy(lm_pool *p)
+{
+    interp_pool *pool = p->pool;
+    p->pool = NULL;
+    interp_pool_destroy(pool);
+}
+
+/* pool:shutdown([wait [, cancel_pending]]): wait (default true) blocks until every task has
+ * ended and frees the workers; cancel_pending (default false) cancels the queued tasks.
+ * Idempotent. */
+static int pool_shutdown(lua_State *L)
+{
+    lm_pool *p = luaL_checkudata(L, 1, LM_POOL_MT);
+    bool wait = lua_isnoneornil(L, 2) ? true : lua_toboolean(L, 2);
+    bool cancel = lua_toboolean(L, 3);
+    if (!p->pool)
+        return 0;
+    int rc = interp_pool_shutdown(p->pool, wait, cancel);
+    if (rc != INTERP_OK)
+        return interp__lm_status_error(L, "pool:shutdown", rc);
+    if (wait)
+        destroy(p);
+    return 0;
+}
+
+/* `local pool <close> = ip.new{...}`: wait for the tasks, as Python's `with` does; when the
+ * block is left by an error, queued tasks are cancelled rather than run for nobody. */
+static int pool_close(lua_State *L)
+{
+    lm_pool *p = luaL_checkudata(L, 1, LM_POOL_MT);
+    if (p->pool) {
+        interp_pool_shutdown(p->pool, true, !lua_isnoneornil(L, 2));
+        destroy(p);
+    }
+    return 0;
+}
+
+/* Collected (or the script ended) without a shutdown: cancel what is queued, interrupt what
+ * runs, join. Futures still referenced stay readable (each is done, failed or cancelled). */
+static int pool_gc(lua_State *L)
+{
+    lm_pool *p = luaL_checkudata(L, 1, LM_POOL_MT);
+    if (p->pool)
+        destroy(p);
+    return 0;
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* pool:stats() -> table of counters */
+static int pool_stats(lua_State *L)
+{
+    lm_pool *p = check_open(L, "pool:stats");
+    interp_pool_stats st;
+    int rc = interp_pool_get_stats(p->pool, &st);
+    if (rc != INTERP_OK)
+        return interp__lm_status_error(L, "pool:stats", rc);
+    lua_createtable(L, 0, 11);
+    set_int(L, "submitted", (lua_Integer)st.submitted);
+    set_int(L, "done", (lua_Integer)st.done);
+    set_int(L, "failed", (lua_Integer)st.failed);
+    set_int(L, "cancelled", (lua_Integer)st.cancelled);
+    set_int(L, "timed_out", (lua_Integer)st.timed_out);
+    set_int(L, "states_replaced", (lua_Integer)st.states_replaced);
+    set_int(L, "workers_abandoned", (lua_Integer)st.workers_abandoned);
+    set_int(L, "queued", (lua_Integer)st.queued);
+    set_int(L, "workers", st.workers);
+    set_int(L, "memory_in_use", (lua_Integer)st.memory_in_use);
+    set_int(L, "memory_peak", (lua_Integer)st.memory_peak);
+    return 1;
+}
+
+static int pool_tostring(lua_State *L)
+{
+    lm_pool *p = luaL_checkudata(L, 1, LM_POOL_MT);
+    if (p->pool)
+        lua_pushfstring(L, "interp_pool.pool (%d workers): %p", p->workers, (void *)p);
+    else
+        lua_pushfstring(L, "interp_pool.pool (shut down): %p", (void *)p);
+    return 1;
+}
+
+static const luaL_Reg pool_methods[] = {
+    {"submit", pool_submit},
+    {"map", pool_map},
+    {"channel", pool_channel},
+    {"shutdown", pool_shutdown},
+    {"stats", pool_stats},
+    {NULL, NULL},
+};
+
+static const luaL_Reg pool_meta[] = {
+    {"__gc", pool_gc},
+    {"__close", pool_close},
+    {"__tostring", pool_tostring},
+    {NULL, NULL},
+};
+
+void interp__lm_pool_register(lua_State *L)
+{
+    luaL_newmetatable(L, LM_POOL_MT);
+    luaL_setfuncs(L, pool_meta, 0);
+    luaL_newlib(L, pool_methods);
+    lua_setfield(L, -2, "__index");
+    /* getmetatable answers the name: a script cannot reach __gc and free what a running
+     * method still reads */
+    lua_pushliteral(L, LM_POOL_MT);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}
