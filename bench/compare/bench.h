@@ -47,9 +47,7 @@ typedef struct bench_exec {
 extern const bench_exec bench_exec_sequential;
 extern const bench_exec bench_exec_gil;
 extern const bench_exec bench_exec_process;
-#ifdef BENCH_HAVE_POOL
 extern const bench_exec bench_exec_interp;
-#endif
 
 /* ---- luahost.c: one plain lua_State as the baselines use it ------------------------------ */
 

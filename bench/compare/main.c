@@ -22,9 +22,7 @@ static const bench_exec *const all_execs[] = {
     &bench_exec_sequential,
     &bench_exec_gil,
     &bench_exec_process,
-#ifdef BENCH_HAVE_POOL
     &bench_exec_interp,
-#endif
 };
 enum { N_EXECS = sizeof all_execs / sizeof all_execs[0] };
 
@@ -237,9 +235,6 @@ int main(int argc, char **argv)
             }
         }
     }
-#ifndef BENCH_HAVE_POOL
-    printf("\nnote: the interp executor is not built: core/pool.c is not in this tree yet.\n");
-#endif
     int failed = report_checks(&rows);
     if (report_csv(&rows, c.csv) == 0)
         printf("\nCSV: %s\n", c.csv);
