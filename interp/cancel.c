@@ -56,16 +56,16 @@ static void arm(interp_state *s, lua_State *L)
 {
     bool quiet = atomic_load_explicit(&s->raised, memory_order_relaxed) &&
                  !atomic_load_explicit(&s->escalated, memory_order_relaxed);
-    lua_sethook(L, irq_hook, LUA_MASKCOUNT, quiet ? GRACE_COUNT : 1);
+    int count = quiet ? GRACE_COUNT : 1;
+    /* Re-arming resets the countdown: a loop that switches threads more often than every
+     * GRACE_COUNT instructions would never see its hook fire. Leave a matching hook alone. */
+    if (lua_gethook(L) == irq_hook && lua_gethookmask(L) == LUA_MASKCOUNT &&
+        lua_gethookcount(L) == count)
+        return;
+    lua_sethook(L, irq_hook, LUA_MASKCOUNT, count);
 }
 
-static int raise_interrupt(lua_State *L, interp_state *s, int reason)
-{
-    atomic_store_explicit(&s->raised, true, memory_order_relaxed);
-    /* A plain string without position, so that it reads the same wherever it struck. */
-    lua_pushstring(L, interp__irq_text(reason));
-    return lua_error(L);
-}
+#define raise_interrupt interp__irq_raise
 
 static void irq_hook(lua_State *L, lua_Debug *ar)
 {
@@ -149,13 +149,7 @@ lua_State *interp__irq_switch(interp_state *s, lua_State *to)
     return prev;
 }
 
-void interp__irq_check(lua_State *L)
-{
-    interp_state *s = interp__state_of(L);
-    int reason = interp__cancel_reason(&s->cancel);
-    if (reason)
-        raise_interrupt(L, s, reason);
-}
+
 
 /* ---- coroutine.resume / wrap / close, tracking the running thread -------------------- */
 

@@ -74,8 +74,24 @@ int interp__irq_end(interp_state *s);
  * installs the hook on `to` (the handshake: the interrupting thread installs the hook on the
  * thread that was current under the same lock). */
 lua_State *interp__irq_switch(interp_state *s, lua_State *to);
+/* Raise the cancellation error (a plain string without position, so that it reads the same
+ * wherever it struck) and remember that it was raised once. Inline, like interp__irq_check:
+ * under TSan every instrumented frame that a Lua error longjmps over stays on TSan's shadow
+ * stack (liblua is not instrumented), so the raising paths keep their frames few. */
+static inline int interp__irq_raise(lua_State *L, interp_state *s, int reason)
+{
+    atomic_store_explicit(&s->raised, true, memory_order_relaxed);
+    lua_pushstring(L, interp__irq_text(reason));
+    return lua_error(L);
+}
 /* Raise the cancellation error in L if the running task is interrupted; returns otherwise. */
-void interp__irq_check(lua_State *L);
+static inline void interp__irq_check(lua_State *L)
+{
+    interp_state *s = interp__state_of(L);
+    int reason = interp__cancel_reason(&s->cancel);
+    if (reason)
+        interp__irq_raise(L, s, reason);
+}
 
 /* ---- sandbox.c ---- */
 /* Open the libraries of the profile into L's globals (raises on memory error). */
