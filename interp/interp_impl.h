@@ -40,6 +40,7 @@ struct interp_state {
     bool sandbox;
     bool broken;
     int src_cached;               /* entries in the source-chunk cache */
+    bool env_set;                 /* sandbox: a task environment is recorded (sandbox.c) */
 
     /* Interruption (cancel.c). irq_mu guards running_task and current; it is held only for a
      * few instructions (never while Lua runs), by the worker when it switches Lua threads and

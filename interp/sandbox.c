@@ -166,15 +166,17 @@ void interp__push_task_env(lua_State *L)
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key);
+    interp__state_of(L)->env_set = true;
 }
 
 void interp__task_env_clear(lua_State *L)
 {
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &task_env_key) != LUA_TNIL) {
-        lua_pushnil(L);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key); /* existing key: no allocation */
-    }
-    lua_pop(L, 1);
+    interp_state *s = interp__state_of(L);
+    if (!s->env_set)
+        return; /* the common case on the hot path: nothing to forget */
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key); /* existing key: no allocation */
+    s->env_set = false;
 }
 
 /* ---- bounded patterns ------------------------------------------------------------------
