@@ -79,9 +79,15 @@ lua_State *interp__irq_switch(interp_state *s, lua_State *to);
  * wherever it struck) and remember that it was raised once. Inline, like interp__irq_check:
  * under TSan every instrumented frame that a Lua error longjmps over stays on TSan's shadow
  * stack (liblua is not instrumented), so the raising paths keep their frames few. */
+long long interp__irq_grace_end(const interp_state *s); /* now + the grace, monotonic ns */
 static inline int interp__irq_raise(lua_State *L, interp_state *s, int reason)
 {
-    atomic_store_explicit(&s->raised, true, memory_order_relaxed);
+    /* The grace starts when the error is first delivered, not when the interrupt was asked
+     * for: a worker that was not scheduled meanwhile still gets its whole grace. */
+    if (!atomic_load_explicit(&s->raised, memory_order_relaxed)) {
+        atomic_store_explicit(&s->escalate_at, interp__irq_grace_end(s), memory_order_relaxed);
+        atomic_store_explicit(&s->raised, true, memory_order_relaxed);
+    }
     lua_pushstring(L, interp__irq_text(reason));
     return lua_error(L);
 }
