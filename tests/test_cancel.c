@@ -102,6 +102,8 @@ static const char *const evasions[] = {
     "started() while true do pcall(interp.sleep, 100) end",
     "started() interp.sleep(1000)",
     "started() local s = '' while true do s = ('x'):rep(100) .. tostring(#s) end",
+    "started() while true do pcall(function() while true do end end) "
+    "  if debug then pcall(debug.sethook) end end",
 };
 
 static void cancel_deadline_ends_every_evasion(void **st)
