@@ -30,8 +30,10 @@ extern "C" {
 typedef struct interp_chan interp_chan;
 
 /* Create a channel holding at most `capacity` messages (>= 1) of at most `max_msg_size` bytes
- * each (0: no limit beyond the message's own). *out holds one reference.
- * INTERP_ERR_INVALID (capacity 0), INTERP_ERR_NOMEM. */
+ * each (0: no limit beyond the message's own). *out holds one reference. The ring of slots is
+ * allocated here (16 bytes per slot, capacity rounded up to a power of two), so a huge
+ * capacity costs memory up front. INTERP_ERR_INVALID (capacity 0, or too large to address),
+ * INTERP_ERR_NOMEM. */
 INTERP_API int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out);
 INTERP_API void interp_chan_retain(interp_chan *ch);
 /* Drop a reference. NULL-safe. */
@@ -45,8 +47,10 @@ INTERP_API int interp_chan_send(interp_chan *ch, interp_msg *m, double timeout);
  * timeout. INTERP_ERR_CLOSED (closed and drained), INTERP_ERR_TIMEOUT, INTERP_ERR_AGAIN. */
 INTERP_API int interp_chan_recv(interp_chan *ch, double timeout, interp_msg **out);
 /* Receive from whichever of n channels first has a message; *index says which. Fair: when
- * several are ready, the scan starts after the channel served last time, so a busy channel
- * cannot starve the others. INTERP_ERR_CLOSED once every channel is closed and drained. */
+ * several are ready, the scan starts after the channel served last time (remembered per
+ * calling thread), so a busy channel cannot starve the others. A closed and drained channel
+ * among open ones is skipped; INTERP_ERR_CLOSED once every channel is closed and drained.
+ * A channel may appear more than once. INTERP_ERR_INVALID for n 0 or a NULL channel. */
 INTERP_API int interp_chan_select(interp_chan *const chans[], size_t n, double timeout,
                                   size_t *index, interp_msg **out);
 /* Close: idempotent; wakes every blocked sender (they fail with INTERP_ERR_CLOSED) and

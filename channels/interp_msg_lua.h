@@ -33,7 +33,8 @@ typedef struct interp_msg_opts {
     size_t max_size;      /* encoded messages larger than this: INTERP_ERR_LIMIT (0: 256 MiB) */
     bool allow_functions; /* encode: copy Lua functions; decode: accept them (the receiving
                              state allows binary chunks). false: refuse with INTERP_ERR_ENCODE /
-                             INTERP_ERR_DECODE. */
+                             INTERP_ERR_DECODE. Lua does not verify bytecode: decode functions
+                             only from a sender you trust. */
 } interp_msg_opts;
 
 /* Error text of a failed encode or decode: the path and the reason. */
@@ -42,7 +43,8 @@ typedef struct interp_msg_error {
 } interp_msg_error;
 
 /* Encode the `count` values at stack positions first .. first+count-1 of L into a new message.
- * [-0, +0, -]: never raises a Lua error and does not allocate in L; leaves the stack as it was.
+ * [-0, +0, -]: never raises a Lua error and creates no Lua object (it may grow L's stack, as
+ * lua_checkstack does); reads tables raw (no metamethod runs); leaves the stack as it was.
  * Returns INTERP_OK and *out (owned by the caller); INTERP_ERR_ENCODE (uncopyable value),
  * INTERP_ERR_LIMIT (depth or size) or INTERP_ERR_NOMEM with err->text set (err may be NULL).
  * On error nothing is allocated or leaked. opts may be NULL (defaults). */

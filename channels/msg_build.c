@@ -279,8 +279,12 @@ int interp_msg_add_msg(interp_msg_builder *b, const interp_msg *m)
     if (rc)
         return rc;
     b->flags |= m->flags;
-    for (uint32_t i = 0; i < m->count && !b->err; i++)
+    uint32_t n = m->count;
+    for (; n > 0 && b->depth > 0; n--) /* paid into open containers one by one */
         value_done(b);
+    if (n > UINT32_MAX - b->count) /* the rest are top-level values: counted at once */
+        return b->err = INTERP_ERR_LIMIT;
+    b->count += n;
     return b->err;
 }
 

@@ -3,7 +3,7 @@
  * The validator walks the stream once, iteratively (an explicit stack of open containers,
  * never C recursion), and checks everything a decoder later relies on without re-checking:
  * every length stays inside the bytes, no reserved byte (0xc1), nesting within max_depth,
- * only interp_pool's extension types, REF indexes naming an object already opened, FUNCTION
+ * only interp_pool's extension types, REF distances naming an object already begun, FUNCTION
  * payloads laid out as msg_impl.h describes (JOINs naming an earlier function's upvalue).
  *
  * This is the one file that defines MP_SOURCE: msgpuck's out-of-line copies of its inline
@@ -276,11 +276,11 @@ static int value(vstate *s, const char **p, const char **lim)
         if (type == INTERP_MSG_EXT_REF) {
             if (len != 1 && len != 2 && len != 4 && len != 8)
                 return fail(s, INTERP_ERR_DECODE, at, "reference of %u bytes", (unsigned)len);
-            uint64_t ref = interp__msg_ref_index(q, len);
-            if (ref >= s->objects)
+            uint64_t back = interp__msg_ref_distance(q, len);
+            if (back == 0 || back > s->objects)
                 return fail(s, INTERP_ERR_DECODE, at,
-                            "reference to object %llu, only %llu opened so far",
-                            (unsigned long long)ref, (unsigned long long)s->objects);
+                            "reference %llu objects back, only %llu begun so far",
+                            (unsigned long long)back, (unsigned long long)s->objects);
             s->flags |= INTERP__MSG_HAS_REFS;
             *p = q + len;
             return INTERP_OK;
@@ -343,9 +343,10 @@ static int upvalue(vstate *s, const char **p, const char *lim, bool *want_value)
         if ((rc = read_uint(s, p, lim, &f, "joined function")) ||
             (rc = read_uint(s, p, lim, &u, "joined upvalue")))
             return rc;
-        const vfunc *vf = find_func(s, f);
+        const vfunc *vf = f >= 1 && f <= s->objects ? find_func(s, s->objects - f) : NULL;
         if (!vf)
-            return fail(s, INTERP_ERR_DECODE, at, "upvalue joined to object %llu, not a function seen before",
+            return fail(s, INTERP_ERR_DECODE, at,
+                        "upvalue joined to %llu objects back, not a function begun before",
                         (unsigned long long)f);
         if (u >= vf->nups)
             return fail(s, INTERP_ERR_DECODE, at, "upvalue joined to upvalue %llu of a function with %u",

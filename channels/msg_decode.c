@@ -29,6 +29,10 @@
 #include "msg_lua_impl.h"
 
 enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 64, FAST_VALUES = 32, MAX_VALUES = 1000000 };
+/* Map keys repeat (records): the last short keys seen are kept in stack slots, so a repeated
+ * key costs a memcmp and a lua_pushvalue instead of Lua's string interning. Only for messages
+ * big enough to repay reserving the slots. */
+enum { KEY_CACHE = 16, KEY_CACHE_MIN_SIZE = 256, SHORT_KEY = 40 };
 #define DEFAULT_SIZE ((size_t)256 << 20)
 
 enum { K_ARRAY, K_MAP, K_FUNC };
@@ -54,8 +58,14 @@ typedef struct dec {
     bool has_refs;
     int refs;           /* stack index of the object table (HAS_REFS), 0 if none */
     int frames_slot;    /* stack index reserved for a bigger frame array, 0 if none */
+    int keys_slot;      /* first of KEY_CACHE stack slots holding cached keys, 0 if none */
+    struct {
+        const char *s;  /* the bytes of the string in slot keys_slot + i (anchored there) */
+        size_t len;
+    } keys[KEY_CACHE];
     uint32_t nobj;
     size_t max_frames;  /* min(max_depth, message size): frames ever needed */
+    size_t size;        /* of the message */
     dframe *frames;
     size_t nframes, capframes;
     int status;
@@ -89,6 +99,7 @@ static _Noreturn void dfail(dec *d, int code, const char *fmt, ...)
     }
     interp__path_finish(&path, reason, d->why, sizeof d->why);
     d->status = code;
+    lua_checkstack(d->L, 1); /* room for the error object (the stack may be exactly full) */
     if (d->direct)
         lua_pushstring(d->L, d->why);
     else
@@ -132,13 +143,13 @@ static void add_object(dec *d)
     }
 }
 
-/* Push object number obj (0-based) of this message. */
-static void push_object(dec *d, uint64_t obj)
+/* Push the object begun `back` objects ago (1 = the most recent; msg_impl.h). */
+static void push_object(dec *d, uint64_t back)
 {
-    if (!d->refs || obj >= d->nobj)
-        dfail(d, INTERP_ERR_DECODE, "reference to object %llu, not opened before",
-              (unsigned long long)obj);
-    lua_rawgeti(d->L, d->refs, (lua_Integer)obj + 1);
+    if (!d->refs || back == 0 || back > d->nobj)
+        dfail(d, INTERP_ERR_DECODE, "reference %llu objects back, not begun before",
+              (unsigned long long)back);
+    lua_rawgeti(d->L, d->refs, (lua_Integer)(d->nobj - back) + 1);
 }
 
 /* ---- functions ---------------------------------------------------------------------------- */
@@ -173,8 +184,8 @@ static bool func_advance(dec *d, dframe *f)
             lua_setupvalue(L, f->idx, (int)f->i);
             continue;
         }
-        uint64_t fobj = mp_decode_uint(&d->p), up = mp_decode_uint(&d->p);
-        push_object(d, fobj);
+        uint64_t back = mp_decode_uint(&d->p), up = mp_decode_uint(&d->p);
+        push_object(d, back);
         if (lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1) || up >= 255 ||
             !lua_getupvalue(L, -1, (int)up + 1))
             dfail(d, INTERP_ERR_DECODE, "upvalue joined to a missing upvalue");
@@ -237,6 +248,21 @@ static bool open_table(dec *d, uint32_t n, bool map)
     return false;
 }
 
+/* Push the map key s (a short string), through the cache of recent keys. */
+static void push_key(dec *d, const char *s, size_t len)
+{
+    unsigned h = ((unsigned)len * 31u + (unsigned char)s[0] * 7u +
+                  (len ? (unsigned char)s[len - 1] : 0u)) % KEY_CACHE;
+    if (d->keys[h].len == len && d->keys[h].s && memcmp(d->keys[h].s, s, len) == 0) {
+        lua_pushvalue(d->L, d->keys_slot + (int)h);
+        return;
+    }
+    d->keys[h].s = lua_pushlstring(d->L, s, len);
+    d->keys[h].len = len;
+    lua_pushvalue(d->L, -1);
+    lua_replace(d->L, d->keys_slot + (int)h);
+}
+
 /* Read the value at d->p: push it (true), or open a container or function whose elements
  * follow (false; complete ones return true). */
 static bool read_value(dec *d)
@@ -259,7 +285,13 @@ static bool read_value(dec *d)
     case MP_INT: lua_pushinteger(L, (lua_Integer)mp_decode_int(&d->p)); return true;
     case MP_FLOAT: lua_pushnumber(L, (lua_Number)mp_decode_float(&d->p)); return true;
     case MP_DOUBLE: lua_pushnumber(L, (lua_Number)mp_decode_double(&d->p)); return true;
-    case MP_STR: s = mp_decode_str(&d->p, &len); lua_pushlstring(L, s, len); return true;
+    case MP_STR:
+        s = mp_decode_str(&d->p, &len);
+        if (d->keys_slot && len <= SHORT_KEY && d->nframes && d->frames[d->nframes - 1].in_key)
+            push_key(d, s, len);
+        else
+            lua_pushlstring(L, s, len);
+        return true;
     case MP_BIN: s = mp_decode_bin(&d->p, &len); lua_pushlstring(L, s, len); return true;
     case MP_ARRAY: return open_table(d, mp_decode_array(&d->p), false);
     case MP_MAP: return open_table(d, mp_decode_map(&d->p), true);
@@ -267,9 +299,9 @@ static bool read_value(dec *d)
         int8_t type;
         interp__msg_ext_header(&d->p, &type, &len);
         if (type == INTERP_MSG_EXT_REF) {
-            uint64_t obj = interp__msg_ref_index(d->p, len);
+            uint64_t back = interp__msg_ref_distance(d->p, len);
             d->p += len;
-            push_object(d, obj);
+            push_object(d, back);
             return true;
         }
         if (type == INTERP_MSG_EXT_FUNCTION)
@@ -335,9 +367,10 @@ static void dec_init(dec *d, lua_State *L, const interp_msg *m, const interp_msg
     d->allow_functions = opts && opts->allow_functions;
     d->direct = false;
     d->has_refs = (m->flags & INTERP__MSG_HAS_REFS) != 0;
-    d->refs = d->frames_slot = 0;
+    d->refs = d->frames_slot = d->keys_slot = 0;
     d->nobj = 0;
     d->max_frames = (size_t)d->max_depth < m->size ? (size_t)d->max_depth : m->size;
+    d->size = m->size;
     d->frames = d->inline_frames;
     d->nframes = 0;
     d->capframes = INLINE_FRAMES;
@@ -345,22 +378,31 @@ static void dec_init(dec *d, lua_State *L, const interp_msg *m, const interp_msg
     d->why[0] = '\0';
 }
 
-/* Push the helper slots (object table, room for deep frames); returns how many. */
+/* Push the helper slots (object table, room for deep frames, key cache) below the values;
+ * returns how many. Reserves stack room for all of them and for every top-level value: the
+ * values are pushed later without further checks (nested ones check as they open). */
 static int push_helpers(dec *d)
 {
     lua_State *L = d->L;
-    int n = 0;
-    if (d->left > MAX_VALUES || !lua_checkstack(L, (int)d->left + 8))
+    bool keys = d->size >= KEY_CACHE_MIN_SIZE;
+    int n = (d->has_refs ? 1 : 0) + (d->max_frames > INLINE_FRAMES ? 1 : 0) + (keys ? KEY_CACHE : 0);
+    if (d->left > MAX_VALUES || !lua_checkstack(L, (int)d->left + n + 8))
         dfail(d, INTERP_ERR_LIMIT, "%u values do not fit on the Lua stack", (unsigned)d->left);
     if (d->has_refs) {
         lua_newtable(L);
         d->refs = lua_gettop(L);
-        n++;
     }
     if (d->max_frames > INLINE_FRAMES) {
         lua_pushnil(L);
         d->frames_slot = lua_gettop(L);
-        n++;
+    }
+    if (keys) {
+        d->keys_slot = lua_gettop(L) + 1;
+        for (int i = 0; i < KEY_CACHE; i++) {
+            lua_pushnil(L);
+            d->keys[i].s = NULL;
+            d->keys[i].len = 0;
+        }
     }
     return n;
 }

@@ -6,10 +6,15 @@
  * Nesting is walked with an explicit stack of frames (never C recursion), so a deep value
  * costs heap, not C stack; depth and size limits bound both.
  *
- * Identity: every table and function gets an object index when first written (msg_impl.h);
- * a C hash map pointer -> index turns later encounters into REF, and upvalue cells
- * (lua_upvalueid) already written into JOIN. The map is set up only when a message holds a
- * table or a function, so scalar messages cost one allocation (the message) and a few stores.
+ * Identity: every table and function gets an object number when first written (msg_impl.h);
+ * a C map pointer -> number (msg_idmap.c) turns later encounters into REF (written as the
+ * distance back), and upvalue cells (lua_upvalueid) already written into JOIN. The map needs
+ * no setup while it holds a few entries, so scalar messages cost one allocation (the message)
+ * and a few stores, and small tables little more.
+ *
+ * Tables: a table with no key 1 is a map, counted while written (placeholder header fixed at
+ * the end); a table with a length n is first tried as an array in lua_next order, and only
+ * when its keys do not come as 1..n are they all checked (array iff exactly 1..n) first.
  */
 #include <msgpuck.h>
 
@@ -22,7 +27,13 @@
 #include "msg_impl.h"
 #include "msg_lua_impl.h"
 
-enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 16, INLINE_SLOTS = 32 };
+enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 16 };
+
+typedef interp__idmap_slot slot;
+/* A map whose count is learnt while writing it gets a 5-byte placeholder header; when done, a
+ * body up to this size is moved back so the header takes its shortest form (bounded, so that
+ * nested maps never make the moves quadratic); larger bodies keep a map 32 header. */
+enum { COMPACT_MAX = 4096 };
 #define DEFAULT_SIZE ((size_t)256 << 20)
 
 enum { K_ARRAY, K_MAP, K_FUNC };
@@ -31,16 +42,14 @@ typedef struct eframe {
     int kind;
     int idx;            /* stack index of the table or function */
     bool in_key;        /* K_MAP: the value being written is a key */
-    lua_Integer i, n;   /* K_ARRAY: last element pushed, length; K_FUNC: upvalue, count */
+    bool patch;         /* K_MAP: the header at `at` is a map 32 placeholder, count unknown */
+    lua_Integer i, n;   /* K_ARRAY: last element pushed, length; K_FUNC: upvalue, count;
+                           K_MAP: pairs written */
     uint32_t obj;       /* K_FUNC: the function's object index */
-    size_t ext_at;      /* K_FUNC: offset of its ext 32 header (length patched at the end) */
+    size_t at;          /* K_FUNC: offset of its ext 32 header (length patched at the end);
+                           K_MAP with patch: offset of its header */
     const char *upname; /* K_FUNC: name of the current upvalue */
 } eframe;
-
-typedef struct slot {
-    const void *key; /* NULL: empty */
-    uint64_t val;    /* object index; upvalue cells: (function object << 32) | upvalue index */
-} slot;
 
 typedef struct enc {
     lua_State *L;
@@ -55,11 +64,10 @@ typedef struct enc {
     const void *globals;
     eframe *frames;
     size_t nframes, capframes;
-    slot *slots;        /* NULL until the first table or function */
-    size_t nslots, capslots;
+    interp__idmap ids;  /* table/function -> object number; upvalue cell -> (function
+                           object << 32) | upvalue index */
     interp_msg_error *err;
     eframe inline_frames[INLINE_FRAMES];
-    slot inline_slots[INLINE_SLOTS];
 } enc;
 
 /* ---- errors ------------------------------------------------------------------------------- */
@@ -148,8 +156,10 @@ static int put_str(enc *e, const char *s, size_t len)
     return INTERP_OK;
 }
 
-static int put_ref(enc *e, uint64_t obj)
+/* A reference to object number obj: written as the distance back (msg_impl.h). */
+static int put_ref(enc *e, uint64_t target)
 {
+    uint64_t obj = e->nobj - target;
     char *w = need(e, 6);
     if (!w)
         return fail_write(e);
@@ -177,70 +187,49 @@ static void store_be32(char *at, uint32_t v)
         at[k] = (char)(v >> (24 - 8 * k));
 }
 
-/* ---- identity map: open addressing, linear probing, load <= 1/2 -------------------------- */
+/* ---- identity ---------------------------------------------------------------------------- */
 
-static size_t hash_ptr(const void *p, size_t cap)
-{
-    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15u;
-    return (size_t)(h >> 32) & (cap - 1);
-}
+static inline slot *lookup(enc *e, const void *key) { return interp__idmap_lookup(&e->ids, key); }
 
-/* The slot for key: its entry, or the empty slot where it would go. */
-static slot *lookup(enc *e, const void *key)
-{
-    if (!e->slots) {
-        memset(e->inline_slots, 0, sizeof e->inline_slots);
-        e->slots = e->inline_slots;
-        e->capslots = INLINE_SLOTS;
-    }
-    size_t i = hash_ptr(key, e->capslots);
-    while (e->slots[i].key && e->slots[i].key != key)
-        i = (i + 1) & (e->capslots - 1);
-    return &e->slots[i];
-}
-
-/* Fill the empty slot s (from lookup) with key -> val, growing the table when needed. */
 static int insert(enc *e, slot *s, const void *key, uint64_t val)
 {
-    s->key = key;
-    s->val = val;
-    if (++e->nslots * 2 <= e->capslots)
-        return INTERP_OK;
-    size_t cap = e->capslots * 2;
-    slot *n = calloc(cap, sizeof *n);
-    if (!n)
+    if (interp__idmap_insert(&e->ids, s, key, val) != INTERP_OK)
         return fail(e, INTERP_ERR_NOMEM, "out of memory");
-    for (size_t k = 0; k < e->capslots; k++) {
-        if (!e->slots[k].key)
-            continue;
-        size_t i = hash_ptr(e->slots[k].key, cap);
-        while (n[i].key)
-            i = (i + 1) & (cap - 1);
-        n[i] = e->slots[k];
-    }
-    if (e->slots != e->inline_slots)
-        free(e->slots);
-    e->slots = n;
-    e->capslots = cap;
     return INTERP_OK;
 }
 
 /* ---- frames ------------------------------------------------------------------------------- */
 
-static int push_frame(enc *e, eframe f)
+static int grow_frames(enc *e)
 {
-    if (e->nframes == e->capframes) {
-        size_t cap = e->capframes * 2;
-        eframe *n = malloc(cap * sizeof *n);
-        if (!n)
-            return fail(e, INTERP_ERR_NOMEM, "out of memory");
-        memcpy(n, e->frames, e->nframes * sizeof *n);
-        if (e->frames != e->inline_frames)
-            free(e->frames);
-        e->frames = n;
-        e->capframes = cap;
-    }
-    e->frames[e->nframes++] = f;
+    size_t cap = e->capframes * 2;
+    eframe *n = malloc(cap * sizeof *n);
+    if (!n)
+        return fail(e, INTERP_ERR_NOMEM, "out of memory");
+    memcpy(n, e->frames, e->nframes * sizeof *n);
+    if (e->frames != e->inline_frames)
+        free(e->frames);
+    e->frames = n;
+    e->capframes = cap;
+    return INTERP_OK;
+}
+
+/* Push a frame of the given kind for the object at stack index idx (fields stored one by one:
+ * a whole-struct copy here costs a store-forwarding stall on every table). */
+static int push_frame(enc *e, int kind, int idx, lua_Integer n, bool patch, size_t at, uint32_t obj)
+{
+    if (e->nframes == e->capframes && grow_frames(e))
+        return INTERP_ERR_NOMEM;
+    eframe *f = &e->frames[e->nframes++];
+    f->kind = kind;
+    f->idx = idx;
+    f->in_key = false;
+    f->patch = patch;
+    f->i = 0;
+    f->n = n;
+    f->obj = obj;
+    f->at = at;
+    f->upname = NULL;
     return INTERP_OK;
 }
 
@@ -256,6 +245,48 @@ static int check_open(enc *e)
 
 /* ---- tables ------------------------------------------------------------------------------- */
 
+static inline bool is_object(int type) { return type == LUA_TTABLE || type == LUA_TFUNCTION; }
+static int put_scalar(enc *e, int idx, int type);
+
+/* The array frame f (table at f->idx, length f->n, header written) was just opened: walk the
+ * table with lua_next while the keys come as 1, 2, 3...; write scalar elements on the way.
+ * At the first table or function element, check that the remaining keys keep coming in
+ * order, and leave that element and the rest to the frame (rawgeti from f->i + 1). Returns 0
+ * when the frame can go on (f->i elements written), 1 when the keys are not 1..n in order
+ * (nothing but scalars was written), or an error. The stack is as it was in every case. */
+static int array_run(enc *e, eframe *f)
+{
+    lua_State *L = e->L;
+    lua_Integer want = 1;
+    int isint, rc;
+    lua_pushnil(L);
+    while (lua_next(L, f->idx)) {
+        if (lua_tointegerx(L, -2, &isint) != want || !isint) {
+            lua_pop(L, 2);
+            return 1;
+        }
+        f->i = want; /* for error paths */
+        int t = lua_type(L, -1);
+        if (is_object(t)) {
+            f->i = want - 1;
+            lua_pop(L, 1);
+            while (lua_next(L, f->idx)) {
+                lua_pop(L, 1);
+                if (lua_tointegerx(L, -1, &isint) != ++want || !isint) {
+                    lua_pop(L, 1);
+                    return 1;
+                }
+            }
+            return want == f->n ? 0 : 1;
+        }
+        if ((rc = put_scalar(e, -1, t)))
+            return rc;
+        lua_pop(L, 1);
+        want++;
+    }
+    return want - 1 == f->n ? 0 : 1;
+}
+
 static int open_table(enc *e)
 {
     lua_State *L = e->L;
@@ -270,9 +301,36 @@ static int open_table(enc *e)
         return rc;
     e->nobj++;
     int t = lua_gettop(L);
-    /* A table is an array when its keys are exactly 1..n: all keys are integers in [1, n]
-     * and there are n of them (n = a border of the table). */
-    lua_Integer n = (lua_Integer)lua_rawlen(L, t), count = 0;
+    char *w = need(e, 5);
+    if (!w)
+        return fail_write(e);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, t);
+    if (n == 0) {
+        /* no key 1 (the length is a border): a map, or the empty table. One pass: the pairs
+         * are counted while written, the header is fixed when the map closes. */
+        size_t at = e->buf.used;
+        w[0] = (char)0xdf;
+        e->buf.used += 5;
+        lua_pushnil(L); /* the first key for lua_next */
+        return push_frame(e, K_MAP, t, 0, true, at, 0);
+    }
+    if (n <= (lua_Integer)UINT32_MAX) {
+        /* Optimistic: most tables with a length are arrays whose elements lua_next yields in
+         * order 1..n; write them as they come. */
+        size_t at = e->buf.used;
+        wrote(e, w, mp_encode_array(w, (uint32_t)n));
+        if ((rc = push_frame(e, K_ARRAY, t, n, false, 0, 0)) ||
+            (rc = array_run(e, &e->frames[e->nframes - 1])) <= 0)
+            return rc;
+        /* not in order: undo (only scalars were written) and look at all the keys */
+        e->nframes--;
+        e->buf.used = at;
+        if (!(w = need(e, 5)))
+            return fail_write(e);
+    }
+    /* An array when its keys are exactly 1..n: all keys are integers in [1, n] and there
+     * are n of them. */
+    lua_Integer count = 0;
     bool array = true;
     lua_pushnil(L);
     while (lua_next(L, t)) {
@@ -286,16 +344,39 @@ static int open_table(enc *e)
     }
     if (count > (lua_Integer)UINT32_MAX)
         return fail(e, INTERP_ERR_LIMIT, "table of %lld entries", (long long)count);
-    char *w = need(e, 5);
-    if (!w)
-        return fail_write(e);
     if (array && count == n) {
         wrote(e, w, mp_encode_array(w, (uint32_t)n));
-        return push_frame(e, (eframe){.kind = K_ARRAY, .idx = t, .i = 0, .n = n});
+        return push_frame(e, K_ARRAY, t, n, false, 0, 0);
     }
     wrote(e, w, mp_encode_map(w, (uint32_t)count));
-    lua_pushnil(L); /* the first key for lua_next */
-    return push_frame(e, (eframe){.kind = K_MAP, .idx = t});
+    lua_pushnil(L);
+    return push_frame(e, K_MAP, t, 0, false, 0, 0);
+}
+
+/* A map frame is complete: give a placeholder header its count, in its shortest form. */
+static void close_map(enc *e, const eframe *f)
+{
+    if (!f->patch)
+        return;
+    char *d = e->buf.msg->data + f->at;
+    size_t body = e->buf.used - f->at - 5;
+    uint32_t c = (uint32_t)f->n;
+    if (c == 0) { /* the empty table: an empty array */
+        d[0] = (char)0x90;
+        e->buf.used = f->at + 1;
+    } else if (c <= 15 && body <= COMPACT_MAX) {
+        memmove(d + 1, d + 5, body);
+        d[0] = (char)(0x80 | c);
+        e->buf.used -= 4;
+    } else if (c <= 0xffff && body <= COMPACT_MAX) {
+        memmove(d + 3, d + 5, body);
+        d[0] = (char)0xde;
+        d[1] = (char)(c >> 8);
+        d[2] = (char)c;
+        e->buf.used -= 2;
+    } else {
+        store_be32(d + 1, c);
+    }
 }
 
 /* ---- functions ---------------------------------------------------------------------------- */
@@ -339,16 +420,16 @@ static int open_function(enc *e)
     char *w = need(e, 11);
     if (!w)
         return fail_write(e);
-    size_t ext_at = e->buf.used;
+    size_t at = e->buf.used;
     memcpy(w, "\xc9\0\0\0\0\x02\xc6\0\0\0\0", 11);
     w[5] = INTERP_MSG_EXT_FUNCTION;
     e->buf.used += 11;
     if (lua_dump(L, dump_writer, e, 0) != 0)
         return e->status ? fail_write(e) : fail(e, INTERP_ERR_ENCODE, "cannot dump the function");
-    size_t code = e->buf.used - ext_at - 11;
+    size_t code = e->buf.used - at - 11;
     if (code > UINT32_MAX)
         return fail(e, INTERP_ERR_LIMIT, "function bytecode larger than 4 GiB");
-    store_be32(e->buf.msg->data + ext_at + 7, (uint32_t)code);
+    store_be32(e->buf.msg->data + at + 7, (uint32_t)code);
     int nups = 0;
     while (lua_getupvalue(L, -1, nups + 1)) {
         lua_pop(L, 1);
@@ -356,8 +437,7 @@ static int open_function(enc *e)
     }
     if ((rc = put_uint(e, (uint64_t)nups)))
         return rc;
-    return push_frame(e, (eframe){.kind = K_FUNC, .idx = lua_gettop(L), .n = nups, .obj = obj,
-                                  .ext_at = ext_at});
+    return push_frame(e, K_FUNC, lua_gettop(L), nups, false, at, obj);
 }
 
 /* Advance function frame f to its next upvalue that needs a value written: returns 1 with the
@@ -376,7 +456,7 @@ static int next_upvalue(enc *e, eframe *f)
         slot *s = lookup(e, cell);
         if (s->key) { /* a variable shared with an upvalue written before */
             lua_pop(L, 1);
-            if ((rc = put_uint(e, INTERP__MSG_UPV_JOIN)) || (rc = put_uint(e, s->val >> 32)) ||
+            if ((rc = put_uint(e, INTERP__MSG_UPV_JOIN)) || (rc = put_uint(e, e->nobj - (s->val >> 32))) ||
                 (rc = put_uint(e, s->val & 0xffffffffu)))
                 return rc;
             e->flags |= INTERP__MSG_HAS_REFS;
@@ -394,10 +474,10 @@ static int next_upvalue(enc *e, eframe *f)
             return rc;
         return 1;
     }
-    size_t len = e->buf.used - f->ext_at - 6;
+    size_t len = e->buf.used - f->at - 6;
     if (len > UINT32_MAX)
         return fail(e, INTERP_ERR_LIMIT, "function larger than 4 GiB");
-    store_be32(e->buf.msg->data + f->ext_at + 1, (uint32_t)len);
+    store_be32(e->buf.msg->data + f->at + 1, (uint32_t)len);
     return 0;
 }
 
@@ -441,51 +521,69 @@ static int put_scalar(enc *e, int idx, int type)
     }
 }
 
-/* Write the value at the top of the stack, and everything inside it; pops it. */
+/* Write the table or function at the top of the stack, and everything inside it; pops it.
+ * Scalar elements are written in place by tight loops; a nested table or function jumps back
+ * to `open`, which pushes its frame (or writes a REF). */
 static int put_nested(enc *e)
 {
     lua_State *L = e->L;
-    for (;;) {
-        /* the value at the top: write it, or open it */
-        int type = lua_type(L, -1), rc;
-        if (type == LUA_TTABLE)
-            rc = open_table(e);
-        else if (type == LUA_TFUNCTION)
-            rc = open_function(e);
-        else if (!(rc = put_scalar(e, -1, type)))
-            lua_pop(L, 1);
-        if (rc)
-            return rc;
-        /* find the next value to write: the next element of the innermost open frame */
-        for (;;) {
-            if (e->nframes == 0)
-                return INTERP_OK;
-            eframe *f = &e->frames[e->nframes - 1];
-            if (f->kind == K_ARRAY) {
-                if (f->i < f->n) {
-                    lua_rawgeti(L, f->idx, ++f->i);
-                    break;
-                }
-            } else if (f->kind == K_MAP) {
-                if (f->in_key) { /* the key is written; its value is at the top */
-                    f->in_key = false;
-                    break;
-                }
-                if (lua_next(L, f->idx)) { /* key, value pushed; write a copy of the key */
-                    lua_pushvalue(L, -2);
-                    f->in_key = true;
-                    break;
-                }
-            } else {
-                if ((rc = next_upvalue(e, f)) < 0)
+    int rc, t;
+open:
+    if ((rc = lua_type(L, -1) == LUA_TTABLE ? open_table(e) : open_function(e)))
+        return rc;
+    while (e->nframes > 0) {
+        eframe *f = &e->frames[e->nframes - 1];
+        if (f->kind == K_ARRAY) {
+            while (f->i < f->n) {
+                lua_rawgeti(L, f->idx, ++f->i);
+                if (is_object(t = lua_type(L, -1)))
+                    goto open;
+                if ((rc = put_scalar(e, -1, t)))
                     return rc;
-                if (rc == 1)
-                    break;
+                lua_pop(L, 1);
             }
-            e->nframes--; /* complete: drop it from the stack */
-            lua_pop(L, 1);
+        } else if (f->kind == K_MAP) {
+            if (f->in_key) { /* a table or function key is written; now its value */
+                f->in_key = false;
+                if (is_object(t = lua_type(L, -1)))
+                    goto open;
+                if ((rc = put_scalar(e, -1, t)))
+                    return rc;
+                lua_pop(L, 1);
+            }
+            while (lua_next(L, f->idx)) { /* key at -2, value at -1 */
+                if (++f->n > (lua_Integer)UINT32_MAX)
+                    return fail(e, INTERP_ERR_LIMIT, "table of more than %u entries", UINT32_MAX);
+                f->in_key = true;
+                if (is_object(t = lua_type(L, -2))) {
+                    lua_pushvalue(L, -2); /* written (and popped) as a value of its own */
+                    goto open;
+                }
+                if ((rc = put_scalar(e, -2, t)))
+                    return rc;
+                f->in_key = false;
+                if (is_object(t = lua_type(L, -1)))
+                    goto open;
+                if ((rc = put_scalar(e, -1, t)))
+                    return rc;
+                lua_pop(L, 1);
+            }
+            close_map(e, f);
+        } else {
+            while ((rc = next_upvalue(e, f)) == 1) {
+                if (is_object(t = lua_type(L, -1)))
+                    goto open;
+                if ((rc = put_scalar(e, -1, t)))
+                    return rc;
+                lua_pop(L, 1);
+            }
+            if (rc < 0)
+                return rc;
         }
+        e->nframes--; /* complete: drop it from the stack */
+        lua_pop(L, 1);
     }
+    return INTERP_OK;
 }
 
 int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opts *opts,
@@ -523,8 +621,7 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
     e.frames = e.inline_frames;
     e.nframes = 0;
     e.capframes = INLINE_FRAMES;
-    e.slots = NULL;
-    e.nslots = e.capslots = 0;
+    interp__idmap_init(&e.ids);
     e.err = err;
     e.top = 0;
 
@@ -533,7 +630,7 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
     for (int k = 0; k < count && rc == INTERP_OK; k++) {
         int idx = first + k, type = lua_type(L, idx);
         e.top = k + 1;
-        if (type != LUA_TTABLE && type != LUA_TFUNCTION) {
+        if (!is_object(type)) {
             rc = put_scalar(&e, idx, type);
         } else if (!lua_checkstack(L, 6)) {
             rc = fail(&e, INTERP_ERR_LIMIT, "no room on the Lua stack");
@@ -544,8 +641,7 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
     }
     if (e.frames != e.inline_frames)
         free(e.frames);
-    if (e.slots != e.inline_slots)
-        free(e.slots);
+    interp__idmap_free(&e.ids);
     lua_settop(L, base);
     if (rc == INTERP_OK) {
         *out = interp__msgbuf_finish(&e.buf, (uint32_t)count, e.flags);

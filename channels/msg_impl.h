@@ -10,16 +10,17 @@
 
 /* ---- the wire format of interp_pool's extension types ---------------------------------
  *
- * Object numbering. Every array, map and function (INTERP_MSG_EXT_FUNCTION) of a message gets
- * an object index: 0, 1, 2, ... in the order their first byte appears in the message bytes
- * (pre-order: a container is numbered when it opens, before its elements; the count runs on
- * across all top-level values). Refs and upvalue joins name objects by this index.
+ * Object numbering. Every array, map and function (INTERP_MSG_EXT_FUNCTION) of a message is
+ * an object; objects are counted in the order their encoding begins (their first byte; a
+ * container begins before its elements), across all top-level values. References name an
+ * object by its DISTANCE back (see the lead's note below): 1 = the object begun most recently
+ * before the reference, 2 = the one begun before it, ... A reference may name an object still
+ * open (a cycle). Distances make messages concatenation-safe.
  *
- * INTERP_MSG_EXT_REF (ext type 1): payload = the object index as a big-endian unsigned integer
- * of 1, 2, 4 or 8 bytes (encoders write the shortest: fixext 1, 2 or 4). It must name an
- * object already opened (index < number of objects opened so far; an object still open is
- * fine: that is a cycle). It stands for that same object: shared subtables, cycles, a
- * function reached twice (a recursive local function is its own upvalue).
+ * INTERP_MSG_EXT_REF (ext type 1): payload = the distance (>= 1, <= objects begun so far) as a
+ * big-endian unsigned integer of 1, 2, 4 or 8 bytes (encoders write the shortest: fixext 1, 2
+ * or 4). It stands for that same object: shared subtables, cycles, a function reached twice
+ * (a recursive local function is its own upvalue).
  *
  * INTERP_MSG_EXT_FUNCTION (ext type 2, any ext header size; encoders write ext 32): payload =
  * a sequence of plain MessagePack items, nothing after the last:
@@ -32,12 +33,17 @@
  *       0 (INTERP__MSG_UPV_VALUE)   followed by one value (any value: tables, refs, functions);
  *       1 (INTERP__MSG_UPV_GLOBALS) nothing follows: the sender's globals table (usually the
  *                                   `_ENV` upvalue); the receiver binds its own globals;
- *       2 (INTERP__MSG_UPV_JOIN)    followed by uint f (object index of an earlier, possibly
- *                                   still open, function) and uint u (0-based upvalue index,
- *                                   u < f's nups): this upvalue is the same variable as f's
- *                                   upvalue u (closures sharing a local stay sharing it).
- * The function itself is object index k when its ext header opens; its upvalue values are
- * nested one level deeper (they count for max_depth like table elements).
+ *       2 (INTERP__MSG_UPV_JOIN)    followed by uint f (the distance back, as for REF, to a
+ *                                   function begun earlier, possibly still open, this one
+ *                                   included) and uint u (0-based upvalue index, u < f's
+ *                                   nups): this upvalue is the same variable as f's upvalue u
+ *                                   (closures sharing a local keep sharing it).
+ * The function is an object begun at its ext header, before its upvalues; the upvalue values
+ * are nested one level deeper (they count for max_depth like table elements). Bytecode is not
+ * verified by Lua: only decode functions (allow_functions) from senders you trust.
+ *
+ * Map headers: the Lua encoder writes the shortest header, except for a map whose pairs are
+ * counted while it is written and whose body exceeds 4 KiB: that one keeps a map 32 header.
  *
  * Depth: arrays, maps and functions each add one nesting level; opening one at depth
  * max_depth is an error (max_depth nested tables are fine).
@@ -67,8 +73,8 @@ static inline void interp__msg_ext_header(const char **p, int8_t *type, uint32_t
     *p = (const char *)s + 1;
 }
 
-/* The object index held by a validated REF payload of `len` (1, 2, 4 or 8) bytes. */
-static inline uint64_t interp__msg_ref_index(const char *payload, uint32_t len)
+/* The distance held by a validated REF payload of `len` (1, 2, 4 or 8) bytes. */
+static inline uint64_t interp__msg_ref_distance(const char *payload, uint32_t len)
 {
     const unsigned char *s = (const unsigned char *)payload;
     uint64_t v = 0;

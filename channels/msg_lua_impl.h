@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <lua.h>
 
@@ -36,5 +37,56 @@ void interp__path_upvalue(interp__path *p, const char *name, size_t len);
 /* Write "path: reason" into out (outlen bytes, NUL-terminated, shortened in the middle of the
  * path if needed). An empty path gives the reason alone. */
 void interp__path_finish(const interp__path *p, const char *reason, char *out, size_t outlen);
+
+/* ---- identity map of the encoder (msg_idmap.c): pointer -> 64-bit value ------------------
+ * The first few entries live in a short inline list (a linear scan beats hashing and needs no
+ * setup, which keeps one-table messages cheap); beyond it, open addressing with linear probing
+ * at load <= 3/4. Keys are the addresses of live Lua objects (tables, closures, upvalue
+ * cells), never NULL. */
+enum { INTERP__IDMAP_LIST = 8 };
+
+typedef struct interp__idmap_slot {
+    const void *key; /* NULL: empty */
+    uint64_t val;
+} interp__idmap_slot;
+
+typedef struct interp__idmap {
+    interp__idmap_slot *slots; /* the hash table; NULL while the entries fit in `list` */
+    size_t n, cap;
+    interp__idmap_slot list[INTERP__IDMAP_LIST];
+} interp__idmap;
+
+static inline void interp__idmap_init(interp__idmap *m)
+{
+    m->slots = NULL;
+    m->n = m->cap = 0;
+}
+
+static inline size_t interp__idmap_hash(const void *p, size_t cap)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15u;
+    return (size_t)(h >> 32) & (cap - 1);
+}
+
+/* The entry for key, or the empty entry where it would go (its key is NULL). */
+static inline interp__idmap_slot *interp__idmap_lookup(interp__idmap *m, const void *key)
+{
+    if (!m->slots) {
+        for (size_t k = 0; k < m->n; k++)
+            if (m->list[k].key == key)
+                return &m->list[k];
+        m->list[m->n].key = NULL; /* n < INTERP__IDMAP_LIST while in list mode */
+        return &m->list[m->n];
+    }
+    size_t i = interp__idmap_hash(key, m->cap);
+    while (m->slots[i].key && m->slots[i].key != key)
+        i = (i + 1) & (m->cap - 1);
+    return &m->slots[i];
+}
+
+/* Fill the empty entry s (from lookup, with no call in between) with key -> val. INTERP_OK,
+ * or INTERP_ERR_NOMEM: growing failed, and the map may then only be freed. */
+int interp__idmap_insert(interp__idmap *m, interp__idmap_slot *s, const void *key, uint64_t val);
+void interp__idmap_free(interp__idmap *m);
 
 #endif

@@ -67,12 +67,16 @@ INTERP_API interp_pool_options interp_pool_defaults(void);
 INTERP_API int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char **err);
 
 /* Stop accepting tasks. wait: block until every worker has finished and exited.
- * cancel_pending: queued tasks end cancelled instead of running (running tasks run on unless
- * interrupt_running). Idempotent; later submits fail with INTERP_ERR_SHUTDOWN. Every submitted
- * task ends in exactly one of done, failed or cancelled. */
+ * cancel_pending: queued tasks end cancelled (status INTERP_ERR_CANCELLED, callbacks on the
+ * calling thread) instead of running; running tasks run on (see shutdown_now). Idempotent;
+ * later submits fail with INTERP_ERR_SHUTDOWN. Every submitted task ends in exactly one of
+ * done, failed or cancelled. Called from a callback running on one of this pool's own threads,
+ * wait is ignored (a worker cannot wait for itself). */
 INTERP_API int interp_pool_shutdown(interp_pool *pool, bool wait, bool cancel_pending);
-/* Also interrupt running tasks (they fail with INTERP_ERR_SHUTDOWN) and wake workers blocked
- * in sleep or channel calls. */
+/* shutdown(wait = true, cancel_pending = true) that also interrupts running tasks (they fail
+ * with INTERP_ERR_SHUTDOWN) and wakes workers blocked in sleep or channel calls. Returns once
+ * every worker has exited: within the cancel grace for Lua code; a task stuck in a C call is
+ * abandoned after stuck_grace (its thread exits on its own later). */
 INTERP_API int interp_pool_shutdown_now(interp_pool *pool);
 
 /* Shut down (waiting, queued tasks cancelled, running tasks interrupted), join and free the
@@ -128,14 +132,18 @@ INTERP_API bool interp_future_cancelled(interp_future *f);
 
 /* Cancel: a queued task never runs (returns INTERP_OK, the future is cancelled at once); a
  * running task is interrupted through the hook (returns INTERP_OK; it ends cancelled as soon
- * as the worker notices, within the cancel grace); a finished task: INTERP_ERR_BUSY (nothing
- * changes). Unlike Python, running tasks can be cancelled. */
+ * as the worker notices, within the cancel grace, even if it managed to return a result
+ * meanwhile: INTERP_OK always means the future ends cancelled; a task stuck in a C call is
+ * abandoned after stuck_grace); a finished task: INTERP_ERR_BUSY (nothing changes). Unlike
+ * Python, running tasks can be cancelled. */
 INTERP_API int interp_future_cancel(interp_future *f);
 
 /* Run cb(f, ud) exactly once when f ends (done, failed or cancelled). Runs at once on the
  * calling thread if f has already ended; otherwise on the thread that ends it (a worker
- * thread, or the thread calling cancel or shutdown), never under a pool lock, so cb may call
- * any function of this API (submit, result, cancel, shutdown; not destroy of its own pool). */
+ * thread; the thread calling cancel, shutdown or destroy; the pool's watchdog thread for a
+ * task abandoned in a stuck C call), never under a pool lock, so cb may call any function of
+ * this API (submit, result, cancel, shutdown; not destroy of its own pool). A callback that
+ * blocks delays the worker that runs it. INTERP_ERR_NOMEM: cb will not run. */
 typedef void (*interp_future_cb)(interp_future *f, void *ud);
 INTERP_API int interp_future_on_done(interp_future *f, interp_future_cb cb, void *ud);
 
@@ -164,7 +172,8 @@ INTERP_API void interp_as_completed_free(interp_as_completed *it);
 /* ---- map ------------------------------------------------------------------------------ */
 
 typedef struct interp_map_options {
-    size_t chunksize;     /* inputs per worker task; 0: chosen from n and the worker count */
+    size_t chunksize;     /* inputs per worker task; 0: chosen from n and the worker count
+                             (n / (8 x workers), within 1..4096) */
     double timeout;       /* overall, seconds; 0 or < 0: none. Items not finished by then
                              fail with INTERP_ERR_TIMEOUT */
     bool stop_on_error;   /* after the first failure, items not yet started end cancelled */
@@ -175,9 +184,12 @@ typedef struct interp_map_options {
 
 /* Apply fn to each of the n argument messages in[i] (borrowed; each message's values are the
  * arguments; NULL: no arguments), in parallel, chunked. Blocks until every item has ended.
- * out[i] receives item i's results (owned by the caller) or NULL if it failed. Returns
- * INTERP_OK when every item succeeded; otherwise the status of the lowest-numbered failed item,
- * and (when opts->status/errors are given) every item's outcome. opts may be NULL. */
+ * out[i] receives item i's results (owned by the caller) or NULL if it failed; out may be
+ * NULL when only the statuses matter (results are then freed). Returns
+ * INTERP_OK when every item succeeded; otherwise the status of the lowest-numbered failed item
+ * (items cancelled only because of stop_on_error count last), and (when opts->status/errors
+ * are given) every item's outcome. opts may be NULL. INTERP_ERR_SHUTDOWN / INTERP_ERR_BROKEN
+ * for items the pool refused. */
 INTERP_API int interp_pool_map(interp_pool *pool, const char *fn, size_t n,
                                const interp_msg *const in[], interp_msg *out[],
                                const interp_map_options *opts);
@@ -190,8 +202,9 @@ INTERP_API int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t
  * thread for item 0, 1, ... until it returns false; it hands over ownership of *args.
  * `on_result` is called on the calling thread in input order with each item's status and
  * results (ownership passes to the callee; NULL on failure) and error text (borrowed).
- * At most `max_in_flight` items (0: 4 x chunksize x workers) are queued or running at once, so
- * memory stays bounded. Returns INTERP_OK when every item succeeded, else as interp_pool_map. */
+ * At most `max_in_flight` items (0: 4 x chunksize x workers; chunksize 0: 16 here) are queued
+ * or running at once, so memory stays bounded. Once an item fails with stop_on_error, or the
+ * timeout passes, next_input is not called any more. Returns INTERP_OK when every item succeeded, else as interp_pool_map. */
 typedef bool (*interp_map_next_fn)(void *ud, size_t index, interp_msg **args);
 typedef void (*interp_map_result_fn)(void *ud, size_t index, int status, interp_msg *result,
                                      const char *error);

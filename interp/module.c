@@ -37,10 +37,8 @@ void interp__push_module(lua_State *L)
     lua_setfield(L, -2, "worker_id");
     lua_pushcfunction(L, l_sleep);
     lua_setfield(L, -2, "sleep");
-    /* CHANNELS: the channel binding (interp.channel, interp.select) registers here, into the
-     * module table at the top of the stack, once channels/chan_lua.c is on main:
-     *     interp__chan_lua_register(L);
-     * (declared in channels/lua_ctx.h; it reads interp__lua_ctx_get(L)). */
+    /* the channel binding (interp.channel, interp.select), channels/chan_lua.c */
+    interp__chan_lua_register(L);
 }
 
 /* print(...): tostring of each argument, tab-separated, handed to the sink line by line (a

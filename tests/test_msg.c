@@ -208,6 +208,11 @@ static void msg_array_vs_map_wire(void **state)
         {"{1, 2, x = 3}", 0x83},           /* mixed: map */
         {"{[1.5] = 1}", 0x81},             /* float key: map */
         {"{n = 1}", 0x81},
+        {"{1, {2}, 3, x = 4}", 0x84},      /* mixed, with a table element before the extra key */
+        {"{1, 2, {3}, [5] = 5}", 0x84},    /* a hole after a table element */
+        /* keys 1..3 inserted backwards (in the hash part, not in order): still an array */
+        {"(function() local t = {} t[3] = 3 t[2] = {2} t[1] = 1 return t end)()", 0x93},
+        {"(function() local t = {} for i = 20, 1, -1 do t[i] = i end return t end)()", 0xdc},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         assert_int_equal(encode_in(A, NULL, cases[i].expr, NULL, &m, NULL), INTERP_OK);
@@ -215,6 +220,38 @@ static void msg_array_vs_map_wire(void **state)
         assert_int_equal(interp_msg_count(m), 1);
         interp_msg_free(m);
     }
+    /* map headers: counts learnt while writing get their shortest form (16-bit from 16 pairs);
+     * a map whose body outgrows 4 KiB keeps a 32-bit header */
+    struct {
+        const char *setup;
+        unsigned char first;
+        unsigned pairs;
+    } maps[] = {
+        {"t = {} for i = 1, 15 do t['k' .. i] = i end", 0x8f, 15},
+        {"t = {} for i = 1, 16 do t['k' .. i] = i end", 0xde, 16},
+        {"t = {} for i = 1, 70000 do t['k' .. i] = i end", 0xdf, 70000},
+        {"t = {} for i = 1, 3 do t['k' .. i] = string.rep('v', 2000) end", 0xdf, 3},
+    };
+    lua_State *B = new_state();
+    for (size_t i = 0; i < sizeof maps / sizeof *maps; i++) {
+        assert_int_equal(encode_in(A, maps[i].setup, "t", NULL, &m, NULL), INTERP_OK);
+        assert_int_equal((unsigned char)interp_msg_data(m)[0], maps[i].first);
+        interp_msg *v;
+        assert_int_equal(interp_msg_from_bytes(interp_msg_data(m), interp_msg_size(m), 0, &v),
+                         INTERP_OK);
+        interp_msg_free(v);
+        assert_int_equal(interp_msg_to_lua(B, m, NULL, NULL), INTERP_OK);
+        lua_pushnil(B);
+        unsigned n = 0;
+        while (lua_next(B, -2)) {
+            lua_pop(B, 1);
+            n++;
+        }
+        assert_int_equal(n, maps[i].pairs);
+        lua_settop(B, 0);
+        interp_msg_free(m);
+    }
+    lua_close(B);
     /* exact bytes of a few values */
     assert_int_equal(encode_in(A, NULL, "3, 3.0, 'a', {7}, -1, true, nil", NULL, &m, NULL), INTERP_OK);
     static const unsigned char want[] = {0x03, 0xcb, 0x40, 0x08, 0, 0, 0, 0, 0, 0, 0xa1, 'a',
@@ -236,6 +273,36 @@ static void msg_sparse_and_mixed_tables(void **state)
               "assert(t[1] == 'a' and t[2] == nil and t[3] == 'c') "
               "assert(m[1] == 10 and m[2] == 20 and m.x == 'y' and m[-1] == 0 and m[0] == 0) "
               "assert(k[1.5] == 'f' and k[true] == false and k[false] == true) return true");
+}
+
+static void msg_repeated_keys(void **state)
+{
+    (void)state;
+    /* keys that look alike to the decoder's key cache (same length, first and last bytes),
+     * keys with NULs, long keys, numbers as keys, in many records */
+    roundtrip_opts("recs = {} for i = 1, 300 do recs[i] = {axb = i, ayb = -i, ['a\\0b'] = 'n' .. i, "
+                   "[string.rep('k', 41)] = i, [string.rep('k', 40)] = -i, [1.5] = i} end",
+                   "recs",
+                   "local r = ... assert(#r == 300) for i = 1, 300 do local t = r[i] "
+                   "assert(t.axb == i and t.ayb == -i and t['a\\0b'] == 'n' .. i) "
+                   "assert(t[string.rep('k', 41)] == i and t[string.rep('k', 40)] == -i) "
+                   "assert(t[1.5] == i) local n = 0 for _ in pairs(t) do n = n + 1 end "
+                   "assert(n == 6) end return true",
+                   NULL);
+}
+
+static void msg_arrays_in_any_key_order(void **state)
+{
+    (void)state;
+    roundtrip_opts("back = {} for i = 50, 1, -1 do back[i] = i % 2 == 0 and {i} or i end "
+                   "mixed = {1, {2}, 3, x = 4} holes = {1, 2, {3}, [5] = 5}",
+                   "back, mixed, holes",
+                   "local b, m, h = ... assert(#b == 50) for i = 1, 50 do "
+                   "if i % 2 == 0 then assert(b[i][1] == i) else assert(b[i] == i) end end "
+                   "assert(m[1] == 1 and m[2][1] == 2 and m[3] == 3 and m.x == 4) "
+                   "assert(h[1] == 1 and h[2] == 2 and h[3][1] == 3 and h[4] == nil and h[5] == 5) "
+                   "return true",
+                   NULL);
 }
 
 static void msg_empty_and_nested_tables(void **state)
@@ -291,11 +358,17 @@ static void msg_refs_flags_and_bytes(void **state)
     lua_State *A = new_state();
     interp_msg *m;
     assert_int_equal(encode_in(A, "t = {}", "{t, t}", NULL, &m, NULL), INTERP_OK);
-    /* object 0 is the outer array, object 1 is t; the second t is REF 1 */
+    /* the outer array and t begin; the second t is a REF 1 object back (to t) */
     static const unsigned char want[] = {0x92, 0x90, 0xd4, INTERP_MSG_EXT_REF, 0x01};
     assert_int_equal(interp_msg_size(m), sizeof want);
     assert_memory_equal(interp_msg_data(m), want, sizeof want);
     assert_int_equal(m->flags, INTERP__MSG_HAS_REFS);
+    interp_msg_free(m);
+    /* distances: {a, {b}, a} -> the third element is 3 objects back (a, {b} and b since) */
+    assert_int_equal(encode_in(A, "a = {} b = {}", "{a, {b}, a}", NULL, &m, NULL), INTERP_OK);
+    static const unsigned char want3[] = {0x93, 0x90, 0x91, 0x90, 0xd4, INTERP_MSG_EXT_REF, 0x03};
+    assert_int_equal(interp_msg_size(m), sizeof want3);
+    assert_memory_equal(interp_msg_data(m), want3, sizeof want3);
     interp_msg_free(m);
     assert_int_equal(encode_in(A, NULL, "{1, {2}}, 'x'", NULL, &m, NULL), INTERP_OK);
     assert_int_equal(m->flags, 0);
@@ -311,6 +384,60 @@ static void msg_refs_flags_and_bytes(void **state)
     lua_State *B = new_state();
     check_in(B, m, NULL, "local b = ... assert(#b == 70002 and b[70001] == b[300]) "
                          "assert(b[70002] == b[69999] and b[1] ~= b[2]) return true");
+    interp_msg_free(m);
+    lua_close(A);
+    lua_close(B);
+}
+
+static void msg_refs_survive_concatenation(void **state)
+{
+    (void)state;
+    /* refs are distances back: the bytes of a message keep their meaning when appended after
+     * other values, or wrapped into an array, without being rewritten */
+    lua_State *A = new_state(), *B = new_state();
+    interp_msg *first, *second, *m;
+    assert_int_equal(encode_in(A, "x = {{}, {}}", "x, {x}", NULL, &first, NULL), INTERP_OK);
+    assert_int_equal(encode_in(A, "t = {} t.self = t f = {a = t, b = {t}}", "f, t", &with_functions,
+                               &second, NULL),
+                     INTERP_OK);
+    size_t n1 = interp_msg_size(first), n2 = interp_msg_size(second);
+    char *bytes = malloc(1 + n1 + n2);
+    assert_non_null(bytes);
+    bytes[0] = (char)0x94; /* an array of the four values */
+    memcpy(bytes + 1, interp_msg_data(first), n1);
+    memcpy(bytes + 1 + n1, interp_msg_data(second), n2);
+    assert_int_equal(interp_msg_from_bytes(bytes + 1, n1 + n2, 0, &m), INTERP_OK);
+    assert_int_equal(interp_msg_count(m), 4);
+    check_in(B, m, NULL, "local x, wx, f, t = ... assert(wx[1] == x and #x == 2) "
+                         "assert(f.a == t and f.b[1] == t and t.self == t) return true");
+    interp_msg_free(m);
+    assert_int_equal(interp_msg_from_bytes(bytes, 1 + n1 + n2, 0, &m), INTERP_OK);
+    check_in(B, m, NULL, "local a = ... assert(a[2][1] == a[1] and a[3].a == a[4]) "
+                         "assert(a[4].self == a[4]) return true");
+    interp_msg_free(m);
+    free(bytes);
+    interp_msg_free(first);
+    interp_msg_free(second);
+    lua_close(A);
+    lua_close(B);
+}
+
+static void msg_many_values(void **state)
+{
+    (void)state;
+    /* more top-level values than the fast path takes, with strings (the protected path) and a
+     * message big enough for the decoder's helper slots: all of them need stack room */
+    lua_State *A = new_state(), *B = new_state();
+    interp_msg *m;
+    run(A, "vals = {} for i = 1, 3000 do vals[i] = i % 3 == 0 and ('s' .. i) or i end");
+    int top = lua_gettop(A);
+    assert_int_equal(eval(A, "table.unpack(vals)"), 3000);
+    assert_int_equal(interp_msg_from_lua(A, top + 1, 3000, NULL, &m, NULL), INTERP_OK);
+    assert_int_equal(interp_msg_to_lua(B, m, NULL, NULL), INTERP_OK);
+    assert_int_equal(lua_gettop(B), 3000);
+    assert_string_equal(lua_tostring(B, 3), "s3");
+    assert_int_equal(lua_tointeger(B, 2999), 2999);
+    lua_settop(B, 0);
     interp_msg_free(m);
     lua_close(A);
     lua_close(B);
@@ -460,6 +587,9 @@ static void msg_refused_paths(void **state)
     refused(NULL, "{f = function() end}", NULL, INTERP_ERR_ENCODE,
             "[1].f: cannot copy a function (functions are not allowed)");
     refused(NULL, "{[io.stdout] = 1}", NULL, INTERP_ERR_ENCODE, "[1]: key: cannot copy a userdata");
+    refused(NULL, "{1, io.stdout, x = 1}", NULL, INTERP_ERR_ENCODE, "[1][2]: cannot copy a userdata");
+    refused(NULL, "{1, {}, io.stdout, x = 1}", NULL, INTERP_ERR_ENCODE,
+            "[1][3]: cannot copy a userdata");
     refused(NULL, "{[{io.stdout}] = 1}", NULL, INTERP_ERR_ENCODE,
             "[1]: key[1]: cannot copy a userdata");
     refused(NULL, "{['a b'] = {x = io.stdout}}", NULL, INTERP_ERR_ENCODE,
@@ -516,6 +646,16 @@ static void msg_invalid_arguments(void **state)
     assert_int_equal(interp_msg_from_lua(A, -1, 1, NULL, &m, &err), INTERP_OK); /* relative */
     assert_int_equal(lua_gettop(A), 1);
     interp_msg_free(m);
+    /* values in the middle of the stack */
+    lua_pushstring(A, "two");
+    lua_pushboolean(A, 1);
+    lua_pushnil(A);
+    assert_int_equal(interp_msg_from_lua(A, 2, 2, NULL, &m, &err), INTERP_OK);
+    assert_int_equal(lua_gettop(A), 4);
+    static const unsigned char want[] = {0xa3, 't', 'w', 'o', 0xc3};
+    assert_int_equal(interp_msg_size(m), sizeof want);
+    assert_memory_equal(interp_msg_data(m), want, sizeof want);
+    interp_msg_free(m);
     lua_close(A);
 }
 
@@ -537,14 +677,18 @@ static void msg_function_env_rebound(void **state)
     lua_State *A = new_state(), *B = new_state();
     interp_msg *m;
     interp_msg_error err;
+    /* hello and set share their chunk's _ENV: the first carries the marker, the second a join */
     run(A, "greeting = 'sender' local G = _G "
-           "function hello(x) return greeting .. x, G.greeting, string.upper(x) end");
-    assert_int_equal(encode_in(A, NULL, "hello", &with_functions, &m, &err), INTERP_OK);
+           "function hello(x) return greeting .. x, G.greeting, string.upper(x) end "
+           "function set(v) greeting = v end");
+    assert_int_equal(encode_in(A, NULL, "hello, set", &with_functions, &m, &err), INTERP_OK);
+    assert_int_equal(m->flags, INTERP__MSG_HAS_FUNCTIONS | INTERP__MSG_HAS_REFS);
     run(B, "greeting = 'receiver'");
     check_in(B, m, &with_functions,
-             "local f = ... local a, b, c = f('!') assert(a == 'receiver!', a) "
+             "local f, set = ... local a, b, c = f('!') assert(a == 'receiver!', a) "
              "assert(b == 'receiver' and c == '!') "
-             "greeting = 'changed' assert(f('') == 'changed') return true");
+             "greeting = 'changed' assert(f('') == 'changed') "
+             "set('by set') assert(greeting == 'by set' and f('') == 'by set') return true");
     interp_msg_free(m);
     lua_close(A);
     lua_close(B);
@@ -694,6 +838,23 @@ static void msg_push_lua(void **state)
     assert_int_equal(lua_tointeger(B, 5), 3);
     lua_settop(B, 0);
     interp_msg_free(m);
+    /* a big message (helper slots: objects, key cache) leaves only its values */
+    assert_int_equal(encode_in(A, "big = {} for i = 1, 100 do big[i] = {id = i, name = 'n' .. i} end "
+                                  "big.again = big[7]",
+                               "big, 'end'", NULL, &m, NULL),
+                     INTERP_OK);
+    lua_pushcfunction(B, push_lua_cfn);
+    lua_pushlightuserdata(B, m);
+    assert_int_equal(lua_pcall(B, 1, LUA_MULTRET, 0), LUA_OK);
+    assert_int_equal(lua_gettop(B), 4); /* "below", big, 'end', count */
+    assert_string_equal(lua_tostring(B, 3), "end");
+    lua_getfield(B, 2, "again");
+    lua_rawgeti(B, 2, 7);
+    assert_true(lua_rawequal(B, -1, -2));
+    lua_getfield(B, -1, "name");
+    assert_string_equal(lua_tostring(B, -1), "n7");
+    lua_settop(B, 0);
+    interp_msg_free(m);
     /* errors are raised with the reason */
     assert_int_equal(encode_in(A, NULL, "{f = function() end}", &with_functions, &m, NULL), INTERP_OK);
     lua_pushcfunction(B, push_lua_cfn);
@@ -757,12 +918,16 @@ int main(void)
         cmocka_unit_test(msg_large_array),
         cmocka_unit_test(msg_array_vs_map_wire),
         cmocka_unit_test(msg_sparse_and_mixed_tables),
+        cmocka_unit_test(msg_repeated_keys),
+        cmocka_unit_test(msg_arrays_in_any_key_order),
         cmocka_unit_test(msg_empty_and_nested_tables),
         cmocka_unit_test(msg_table_keys),
         cmocka_unit_test(msg_metatables_not_copied),
         cmocka_unit_test(msg_shared_tables),
         cmocka_unit_test(msg_cycles),
         cmocka_unit_test(msg_refs_flags_and_bytes),
+        cmocka_unit_test(msg_refs_survive_concatenation),
+        cmocka_unit_test(msg_many_values),
         cmocka_unit_test(msg_zero_values),
         cmocka_unit_test(msg_depth_limit_encode),
         cmocka_unit_test(msg_depth_limit_decode),

@@ -10,7 +10,11 @@
 
 #include <cmocka.h>
 
+#include <lauxlib.h>
+#include <lualib.h>
+
 #include "interp_msg.h"
+#include "interp_msg_lua.h"
 #include "msg_impl.h"
 
 /* ---- allocation failure injection (see test_msg_c.cmake) ----------------------------- */
@@ -623,6 +627,59 @@ static void msg_c_add_msg_flags_and_refs(void **state)
     interp_msg_free(refs);
 }
 
+/* End to end with the Lua codec: a message holding a shared table and a cycle, appended by
+ * the builder behind other tables, still decodes to one table reached twice and to a table
+ * that holds itself (back-references are distances, msg_impl.h). */
+static void msg_c_add_msg_lua_refs(void **state)
+{
+    (void)state;
+    lua_State *L = luaL_newstate();
+    assert_non_null(L);
+    luaL_openlibs(L);
+    assert_int_equal(luaL_dostring(L, "local t = {} local c = {} c.self = c return {t, t}, c"),
+                     LUA_OK);
+    interp_msg *shared = NULL;
+    interp_msg_error err;
+    assert_int_equal(interp_msg_from_lua(L, 1, 2, NULL, &shared, &err), INTERP_OK);
+    lua_settop(L, 0);
+
+    interp_msg_builder *b = interp_msg_builder_new();
+    assert_int_equal(interp_msg_add_map(b, 1), INTERP_OK);
+    assert_int_equal(interp_msg_add_cstr(b, "k"), INTERP_OK);
+    assert_int_equal(interp_msg_add_array(b, 0), INTERP_OK);
+    assert_int_equal(interp_msg_add_array(b, 2), INTERP_OK);
+    assert_int_equal(interp_msg_add_msg(b, shared), INTERP_OK);
+    assert_int_equal(interp_msg_add_msg(b, shared), INTERP_OK);
+    interp_msg *m = finish(b);
+    assert_int_equal(interp_msg_count(m), 4); /* {k = {}}, {{t, t}, c}, {t, t}, c */
+    /* the copy is accepted by the validator of untrusted bytes */
+    interp_msg *copy = NULL;
+    assert_int_equal(interp_msg_from_bytes(interp_msg_data(m), interp_msg_size(m), 0, &copy),
+                     INTERP_OK);
+    interp_msg_free(copy);
+
+    assert_int_equal(interp_msg_to_lua(L, m, NULL, &err), INTERP_OK);
+    assert_int_equal(lua_gettop(L), 4);
+    lua_setglobal(L, "c2");
+    lua_setglobal(L, "s2");
+    lua_setglobal(L, "pair");
+    lua_setglobal(L, "first");
+    int rc = luaL_dostring(L,
+        "assert(type(first.k) == 'table' and next(first.k) == nil, 'first')\n"
+        "local s1, c1 = pair[1], pair[2]\n"
+        "assert(s1[1] == s1[2] and type(s1[1]) == 'table', 'shared table inside the array')\n"
+        "assert(c1.self == c1, 'cycle inside the array')\n"
+        "assert(s2[1] == s2[2] and s2[1] ~= s1[1], 'shared table at the top level')\n"
+        "assert(c2.self == c2 and c2 ~= c1, 'cycle at the top level')\n"
+        "return true");
+    if (rc != LUA_OK)
+        print_error("%s\n", lua_tostring(L, -1));
+    lua_close(L); /* freed before asserting: a failure leaks nothing */
+    interp_msg_free(m);
+    interp_msg_free(shared);
+    assert_int_equal(rc, LUA_OK);
+}
+
 /* ---- reader: foreign forms and robustness ---------------------------------------------- */
 
 static void msg_c_reader_forms(void **state)
@@ -733,6 +790,49 @@ static void msg_c_reader_refuses_garbage(void **state)
     assert_true(interp_msg_next(&it, &v));
     assert_false(interp_msg_next(&it, &v));
     interp_msg_free(m);
+}
+
+/* Random mutations of a valid message, read with the C reader and the printer straight
+ * (not validated first): they may fail, never read outside the bytes (ASan watches: each
+ * message is an allocation of exactly its size). */
+static void msg_c_reader_mutations(void **state)
+{
+    (void)state;
+    interp_msg_builder *b = interp_msg_builder_new();
+    interp_msg_add_map(b, 3);
+    interp_msg_add_cstr(b, "list");
+    interp_msg_add_array(b, 4);
+    interp_msg_add_int(b, -70000);
+    interp_msg_add_double(b, 0.25);
+    interp_msg_add_str(b, "bytes\0here", 10);
+    interp_msg_add_array(b, 0);
+    interp_msg_add_int(b, 300);
+    interp_msg_add_map(b, 1);
+    interp_msg_add_bool(b, true);
+    interp_msg_add_nil(b);
+    interp_msg_add_cstr(b, "tail");
+    interp_msg_add_int(b, INT64_MIN);
+    interp_msg *good = finish(b);
+    size_t n = interp_msg_size(good);
+    uint64_t x = 0x9e3779b97f4a7c15u; /* xorshift64: the same cases every run */
+    int readable = 0;
+    for (int round = 0; round < 5000; round++) {
+        interp_msg *m = raw(interp_msg_data(good), n, 1 + round % 3, 0);
+        for (int k = 0; k < 1 + round % 4; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            m->data[x % n] = (char)(x >> 32);
+        }
+        char *t = NULL;
+        int rc = interp_msg_to_text(m, &t);
+        assert_true(rc == INTERP_OK || rc == INTERP_ERR_DECODE);
+        assert_true(rc == INTERP_OK ? t != NULL : t == NULL);
+        free(t);
+        if (walk(interp_msg_iter_init(m), 0))
+            readable++;
+        interp_msg_free(m);
+    }
+    assert_true(readable > 0 && readable < 5000); /* both outcomes were exercised */
+    interp_msg_free(good);
 }
 
 /* ---- printer -------------------------------------------------------------------------- */
@@ -938,9 +1038,11 @@ int main(void)
         cmocka_unit_test(msg_c_big_array),
         cmocka_unit_test(msg_c_add_msg),
         cmocka_unit_test(msg_c_add_msg_flags_and_refs),
+        cmocka_unit_test(msg_c_add_msg_lua_refs),
         cmocka_unit_test(msg_c_reader_forms),
         cmocka_unit_test(msg_c_reader_truncated),
         cmocka_unit_test(msg_c_reader_refuses_garbage),
+        cmocka_unit_test(msg_c_reader_mutations),
         cmocka_unit_test(msg_c_print_types),
         cmocka_unit_test(msg_c_print_strings),
         cmocka_unit_test(msg_c_print_keys),

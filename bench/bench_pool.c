@@ -1,0 +1,313 @@
+/* bench_pool.c - the executor's figures, each printed against its target (issue 4):
+ *   1. seed workload, 8 tasks each summing 1..2,000,000 in Lua: speedup of 2 workers over 1
+ *   2. map of function(x) return x * 2 end over 10^6 integers on 2 workers: items/s and the
+ *      ratio to a bare lua_getglobal + lua_pcall loop on one lua_State
+ *   3. submit + result of individual tasks from one host thread: tasks/s
+ *   4. round-trip latency p50/p99 on an idle pool, beside a plain condvar ping-pong
+ *   5. pool creation (2 workers, initializer) to first result
+ *   6. resident memory added per worker (64 workers, /proc/self/statm)
+ * Usage: bench_pool [scale [sections]]  (scale < 1 shortens every run; default 1; sections:
+ * a list such as "map,seed" runs only those). */
+#include <lauxlib.h>
+#include <lualib.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "interp_pool.h"
+#include "sync.h"
+
+static double scale = 1.0;
+
+static const char *INIT = "function double(x) return x * 2 end\n"
+                          "function sum(n) local s = 0 for i = 1, n do s = s + i end return s end\n"
+                          "function nop() end\n";
+
+static interp_pool *make_pool(int workers)
+{
+    interp_pool_options o = interp_pool_defaults();
+    o.workers = workers;
+    o.init_source = INIT;
+    interp_pool *p;
+    char *err = NULL;
+    if (interp_pool_create(&p, &o, &err) != INTERP_OK) {
+        fprintf(stderr, "create: %s\n", err ? err : "?");
+        exit(1);
+    }
+    return p;
+}
+
+static void verdict(const char *what, double value, double target, bool higher_better,
+                    const char *unit)
+{
+    bool ok = higher_better ? value >= target : value <= target;
+    printf("%-52s %12.2f %-8s target %s %.2f  %s\n", what, value, unit, higher_better ? ">=" : "<=",
+           target, ok ? "MET" : "MISSED");
+}
+
+/* ---- 1. seed workload ------------------------------------------------------------------- */
+
+static double seed_run(int workers)
+{
+    interp_pool *p = make_pool(workers);
+    interp_future *fs[8];
+    double t0 = interp__now();
+    for (int i = 0; i < 8; i++)
+        interp_pool_submit(p, "sum", interp_msg_int(2000000), &fs[i]);
+    interp_futures_wait(fs, 8, INTERP_WAIT_ALL, INTERP_FOREVER, NULL);
+    double t = interp__now() - t0;
+    for (int i = 0; i < 8; i++) {
+        if (interp_future_status(fs[i]) != INTERP_OK)
+            fprintf(stderr, "seed task failed: %s\n", interp_future_error(fs[i]));
+        interp_future_release(fs[i]);
+    }
+    interp_pool_destroy(p);
+    return t;
+}
+
+static void bench_seed(void)
+{
+    double best1 = 1e9, best2 = 1e9;
+    for (int r = 0; r < 3; r++) {
+        double a = seed_run(1), b = seed_run(2);
+        best1 = a < best1 ? a : best1;
+        best2 = b < best2 ? b : best2;
+    }
+    printf("seed: 8 x sum(1..2e6): 1 worker %.1f ms, 2 workers %.1f ms\n", best1 * 1e3,
+           best2 * 1e3);
+    verdict("seed workload speedup, 2 vs 1 worker", best1 / best2, 1.9, true, "x");
+}
+
+/* ---- 2. fine-grained map ---------------------------------------------------------------- */
+
+static double bare_loop(long n)
+{
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    luaL_dostring(L, INIT);
+    double t0 = interp__now();
+    long long check = 0;
+    for (long i = 0; i < n; i++) {
+        lua_getglobal(L, "double");
+        lua_pushinteger(L, i);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+            abort();
+        check += lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    double t = interp__now() - t0;
+    lua_close(L);
+    if (check != (long long)n * (n - 1))
+        abort();
+    return t;
+}
+
+static void bench_map(void)
+{
+    long n = (long)(1000000 * scale);
+    interp_msg **in = malloc((size_t)n * sizeof *in);
+    interp_msg **out = malloc((size_t)n * sizeof *out);
+    for (long i = 0; i < n; i++)
+        in[i] = interp_msg_int(i);
+    interp_pool *p = make_pool(2);
+    double best = 1e9;
+    for (int r = 0; r < 3; r++) {
+        double t0 = interp__now();
+        int rc = interp_pool_map(p, "double", (size_t)n, (const interp_msg *const *)in, out, NULL);
+        double t = interp__now() - t0;
+        if (rc != INTERP_OK)
+            abort();
+        best = t < best ? t : best;
+        for (long i = 0; i < n; i++)
+            interp_msg_free(out[i]);
+    }
+    interp_pool_destroy(p);
+    for (long i = 0; i < n; i++)
+        interp_msg_free(in[i]);
+    free(in);
+    free(out);
+    double bare = 1e9;
+    for (int r = 0; r < 3; r++) {
+        double t = bare_loop(n);
+        bare = t < bare ? t : bare;
+    }
+    printf("map: %ld items on 2 workers %.1f ms (%.0f ns/item); bare loop %.1f ms (%.0f ns/call)\n",
+           n, best * 1e3, best * 1e9 / (double)n, bare * 1e3, bare * 1e9 / (double)n);
+    printf("%-52s %12.0f items/s\n", "map x*2 throughput", (double)n / best);
+    verdict("map x*2 on 2 workers vs bare lua_pcall loop", bare / best, 1.3, true, "x");
+}
+
+/* ---- 3. submit + result ----------------------------------------------------------------- */
+
+static void bench_submit(void)
+{
+    interp_pool *p = make_pool(2);
+    size_t n = (size_t)(200000 * scale);
+    interp_future **fs = malloc(n * sizeof *fs);
+    double best = 1e9;
+    for (int r = 0; r < 3; r++) {
+        double t0 = interp__now();
+        for (size_t i = 0; i < n; i++)
+            if (interp_pool_submit(p, "double", interp_msg_int((int64_t)i), &fs[i]) != INTERP_OK)
+                abort();
+        for (size_t i = 0; i < n; i++) {
+            const interp_msg *res;
+            if (interp_future_result(fs[i], INTERP_FOREVER, &res) != INTERP_OK)
+                abort();
+            interp_future_release(fs[i]);
+        }
+        double t = interp__now() - t0;
+        best = t < best ? t : best;
+    }
+    free(fs);
+    interp_pool_destroy(p);
+    verdict("submit + result, one host thread, 2 workers", (double)n / best / 1e3, 500, true,
+            "k/s");
+}
+
+/* ---- 4. latency ------------------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct pingpong {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int turn; /* 0: main's, 1: the other's */
+    int rounds;
+} pingpong;
+
+static void *pong(void *arg)
+{
+    pingpong *pp = arg;
+    pthread_mutex_lock(&pp->mu);
+    for (int i = 0; i < pp->rounds; i++) {
+        while (pp->turn != 1)
+            pthread_cond_wait(&pp->cv, &pp->mu);
+        pp->turn = 0;
+        pthread_cond_signal(&pp->cv);
+    }
+    pthread_mutex_unlock(&pp->mu);
+    return NULL;
+}
+
+static void bench_latency(void)
+{
+    int n = (int)(20000 * scale);
+    double *lat = malloc((size_t)n * sizeof *lat);
+    interp_pool *p = make_pool(2);
+    for (int i = 0; i < n; i++) {
+        double t0 = interp__now();
+        interp_future *f;
+        interp_pool_submit(p, "nop", NULL, &f);
+        interp_future_wait(f, INTERP_FOREVER);
+        lat[i] = interp__now() - t0;
+        interp_future_release(f);
+    }
+    interp_pool_destroy(p);
+    qsort(lat, (size_t)n, sizeof *lat, cmp_double);
+    double p50 = lat[n / 2] * 1e6, p99 = lat[n * 99 / 100] * 1e6;
+
+    pingpong pp = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .rounds = n};
+    pthread_t th;
+    pthread_create(&th, NULL, pong, &pp);
+    pthread_mutex_lock(&pp.mu);
+    for (int i = 0; i < n; i++) {
+        double t0 = interp__now();
+        pp.turn = 1;
+        pthread_cond_signal(&pp.cv);
+        while (pp.turn != 0)
+            pthread_cond_wait(&pp.cv, &pp.mu);
+        lat[i] = interp__now() - t0;
+    }
+    pthread_mutex_unlock(&pp.mu);
+    pthread_join(th, NULL);
+    qsort(lat, (size_t)n, sizeof *lat, cmp_double);
+    printf("round trip p50 %.1f us, p99 %.1f us; plain condvar ping-pong p50 %.1f us, p99 %.1f us\n",
+           p50, p99, lat[n / 2] * 1e6, lat[n * 99 / 100] * 1e6);
+    verdict("round-trip latency p50, idle pool", p50, 10, false, "us");
+    free(lat);
+}
+
+/* ---- 5. create to first result ---------------------------------------------------------- */
+
+static void bench_create(void)
+{
+    int n = 50;
+    double *t = malloc((size_t)n * sizeof *t);
+    for (int i = 0; i < n; i++) {
+        double t0 = interp__now();
+        interp_pool *p = make_pool(2);
+        interp_future *f;
+        interp_pool_submit(p, "double", interp_msg_int(1), &f);
+        interp_future_wait(f, INTERP_FOREVER);
+        t[i] = interp__now() - t0;
+        interp_future_release(f);
+        interp_pool_destroy(p);
+    }
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    verdict("create (2 workers + initializer) to first result, p50", t[n / 2] * 1e3, 1.0, false,
+            "ms");
+    free(t);
+}
+
+/* ---- 6. RSS per worker ------------------------------------------------------------------ */
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void bench_rss(void)
+{
+    enum { W = 64 };
+    /* warm the allocator with a small pool first, so its one-time costs are not counted */
+    interp_pool_destroy(make_pool(1));
+    long before = rss_kib();
+    interp_pool *p = make_pool(W);
+    /* one task per worker: every state has run something */
+    interp_future *fs[W];
+    for (int i = 0; i < W; i++)
+        interp_pool_submit(p, "double", interp_msg_int(i), &fs[i]);
+    interp_futures_wait(fs, W, INTERP_WAIT_ALL, INTERP_FOREVER, NULL);
+    for (int i = 0; i < W; i++)
+        interp_future_release(fs[i]);
+    long after = rss_kib();
+    interp_pool_stats st;
+    interp_pool_get_stats(p, &st);
+    interp_pool_destroy(p);
+    printf("rss: %ld KiB before, %ld KiB with %d workers (Lua heap %zu KiB per state)\n", before,
+           after, W, st.memory_in_use / 1024 / W);
+    verdict("resident memory added per worker", (double)(after - before) / W, 128, false, "KiB");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        scale = atof(argv[1]);
+    if (scale <= 0 || scale > 10)
+        scale = 1;
+    const char *only = argc > 2 ? argv[2] : ""; /* e.g. "map,seed": run only those */
+#define RUN(name)                                   \
+    if (!*only || strstr(only, #name))              \
+        bench_##name();
+    RUN(rss)
+    RUN(create)
+    RUN(latency)
+    RUN(submit)
+    RUN(map)
+    RUN(seed)
+    return 0;
+}

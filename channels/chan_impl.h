@@ -1,0 +1,32 @@
+/* chan_impl.h - internal: channel operations that a cancellation token can interrupt.
+ *
+ * Worker states block in channels through these, with the worker's token (interp/ fires it on
+ * cancel, deadline and shutdown). They behave exactly like interp_chan_send/recv/select (same
+ * ownership, same timeouts, same errors) with one addition: when `tok` (may be NULL: then they
+ * are the public functions) has fired, they fail with the token's reason
+ * (INTERP_ERR_CANCELLED, INTERP_ERR_TIMEOUT or INTERP_ERR_SHUTDOWN) instead of blocking, or as
+ * soon as it fires while they are blocked. A token already fired at entry fails the call at
+ * once, even if it could have completed: a cancelled task must not take messages it will never
+ * handle. Since a token reason INTERP_ERR_TIMEOUT looks like the call's own timeout, a caller
+ * that must tell them apart checks interp__cancel_reason(tok) after a failure.
+ *
+ * Not installed; channels/, interp/, core/ and the library's tests include it. */
+#ifndef INTERP_CHAN_IMPL_H
+#define INTERP_CHAN_IMPL_H
+
+#include <stddef.h>
+
+#include "interp_chan.h"
+#include "sync.h"
+
+int interp__chan_send_c(interp_chan *ch, interp_msg *m, double timeout, interp__cancel *tok);
+int interp__chan_recv_c(interp_chan *ch, double timeout, interp__cancel *tok, interp_msg **out);
+/* How long a caller about to block spins before it sleeps, for every channel of the process
+ * (default 20000 ns; 0: never spin). For tests, which use 0 to drive every wait through the
+ * sleep and wake-up path, and for benchmarks. */
+void interp__chan_set_spin(unsigned ns);
+
+int interp__chan_select_c(interp_chan *const chans[], size_t n, double timeout,
+                          interp__cancel *tok, size_t *index, interp_msg **out);
+
+#endif

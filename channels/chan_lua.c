@@ -1,0 +1,285 @@
+/* chan_lua.c - the Lua face of channels: channel objects (full userdata holding one reference),
+ * interp.select and interp.channel.
+ *
+ * Every blocking call goes through the cancellable variants (chan_impl.h) with the state's
+ * token, so cancelling the task, its deadline and pool shutdown wake it. No channel lock is
+ * ever held while Lua runs or allocates: encoding happens before the send, decoding after the
+ * receive, and the message in between belongs to this C function alone. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "chan_impl.h"
+#include "lua_ctx.h"
+
+#define CHAN_MT "interp.channel"
+enum { SELECT_STACK = 16 };
+
+typedef struct chan_ud {
+    interp_chan *ch; /* one reference; NULL before it is set and after __gc */
+} chan_ud;
+
+static interp_chan *check_chan(lua_State *L, int idx)
+{
+    chan_ud *u = luaL_checkudata(L, idx, CHAN_MT);
+    if (!u->ch)
+        luaL_argerror(L, idx, "channel already released");
+    return u->ch;
+}
+
+/* Seconds from argument idx: absent or nil waits forever; negative too (as in C). */
+static double opt_timeout(lua_State *L, int idx)
+{
+    if (lua_isnoneornil(L, idx))
+        return INTERP_FOREVER;
+    double t = (double)luaL_checknumber(L, idx);
+    if (isnan(t))
+        luaL_argerror(L, idx, "timeout is NaN");
+    return t;
+}
+
+static interp__cancel *token_of(const interp__lua_ctx *ctx) { return ctx ? ctx->cancel : NULL; }
+static const interp_msg_opts *opts_of(const interp__lua_ctx *ctx)
+{
+    return ctx ? &ctx->msg_opts : NULL;
+}
+
+/* The error the task dies with when its token fires while it waits in a channel: the same
+ * value interp/'s hook raises (interp/cancel.c, interp__irq_text): a plain string without a
+ * position, so a script sees one error whichever caught the interrupt. (channels/ cannot call
+ * interp/; the hook, installed by the same interrupt, raises again if this one is caught.) */
+static int raise_interrupted(lua_State *L, int reason)
+{
+    lua_pushstring(L, reason == INTERP_ERR_TIMEOUT    ? "interp: task timed out"
+                      : reason == INTERP_ERR_SHUTDOWN ? "interp: task stopped by pool shutdown"
+                                                      : "interp: task cancelled");
+    return lua_error(L);
+}
+
+/* Turn a failed channel call into results or an error: nil, "timeout" (the call's own timeout,
+ * 0 included); nil, "closed"; a raised error for an interrupted task and everything else. */
+static int fail(lua_State *L, const char *what, int rc, interp__lua_ctx *ctx)
+{
+    interp__cancel *tok = token_of(ctx);
+    int reason = tok ? interp__cancel_reason(tok) : 0;
+    if (reason)
+        return raise_interrupted(L, reason);
+    switch (rc) {
+    case INTERP_ERR_TIMEOUT:
+    case INTERP_ERR_AGAIN:
+        lua_pushnil(L);
+        lua_pushliteral(L, "timeout");
+        return 2;
+    case INTERP_ERR_CLOSED:
+        lua_pushnil(L);
+        lua_pushliteral(L, "closed");
+        return 2;
+    default:
+        return luaL_error(L, "%s: %s", what, interp_strerror(rc));
+    }
+}
+
+/* Push the values of m and free it; raises (after freeing) when they cannot be decoded here. */
+static int push_msg(lua_State *L, interp_msg *m, interp__lua_ctx *ctx, const char *what)
+{
+    int top = lua_gettop(L);
+    interp_msg_error err;
+    /* The protected decode, so that m is freed whatever happens (a raising decode would leak
+     * it, since nothing on the Lua side owns it). */
+    int rc = interp_msg_to_lua(L, m, opts_of(ctx), &err);
+    interp_msg_free(m);
+    if (rc != INTERP_OK)
+        return luaL_error(L, "%s: %s", what, err.text);
+    return lua_gettop(L) - top;
+}
+
+/* A new channel object without a channel yet (so that a memory error raised while making it
+ * leaks no reference). */
+static chan_ud *new_ud(lua_State *L)
+{
+    chan_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->ch = NULL;
+    luaL_setmetatable(L, CHAN_MT);
+    return u;
+}
+
+/* ---- methods ----------------------------------------------------------------------------- */
+
+static int l_send(lua_State *L)
+{
+    interp_chan *ch = check_chan(L, 1);
+    luaL_checkany(L, 2);
+    double timeout = opt_timeout(L, 3);
+    interp__lua_ctx *ctx = interp__lua_ctx_get(L);
+    interp_msg *m;
+    interp_msg_error err;
+    int rc = interp_msg_from_lua(L, 2, 1, opts_of(ctx), &m, &err);
+    if (rc != INTERP_OK)
+        return luaL_error(L, "send: %s", err.text);
+    size_t size = interp_msg_size(m);
+    rc = interp__chan_send_c(ch, m, timeout, token_of(ctx));
+    if (rc == INTERP_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    interp_msg_free(m); /* refused: still ours */
+    if (rc == INTERP_ERR_LIMIT)
+        return luaL_error(L, "send: message of %I bytes exceeds the channel's size limit",
+                          (lua_Integer)size);
+    return fail(L, "send", rc, ctx);
+}
+
+static int l_recv(lua_State *L)
+{
+    interp_chan *ch = check_chan(L, 1);
+    double timeout = opt_timeout(L, 2);
+    interp__lua_ctx *ctx = interp__lua_ctx_get(L);
+    interp_msg *m;
+    int rc = interp__chan_recv_c(ch, timeout, token_of(ctx), &m);
+    if (rc != INTERP_OK)
+        return fail(L, "recv", rc, ctx);
+    return push_msg(L, m, ctx, "recv");
+}
+
+static int l_close(lua_State *L)
+{
+    interp_chan_close(check_chan(L, 1));
+    return 0;
+}
+
+static int l_len(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)interp_chan_len(check_chan(L, 1)));
+    return 1;
+}
+
+static int l_gc(lua_State *L)
+{
+    chan_ud *u = luaL_checkudata(L, 1, CHAN_MT);
+    interp_chan_release(u->ch);
+    u->ch = NULL;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    chan_ud *u = luaL_checkudata(L, 1, CHAN_MT);
+    if (u->ch)
+        lua_pushfstring(L, "interp.channel (%p)", (void *)u->ch);
+    else
+        lua_pushliteral(L, "interp.channel (released)");
+    return 1;
+}
+
+/* Two objects for the same channel (interp.channel("x") twice) are equal. */
+static int l_eq(lua_State *L)
+{
+    chan_ud *a = luaL_testudata(L, 1, CHAN_MT), *b = luaL_testudata(L, 2, CHAN_MT);
+    lua_pushboolean(L, a && b && a->ch == b->ch);
+    return 1;
+}
+
+static void push_metatable(lua_State *L)
+{
+    if (luaL_newmetatable(L, CHAN_MT)) { /* sets __name */
+        static const luaL_Reg meta[] = {
+            {"__gc", l_gc}, {"__len", l_len}, {"__tostring", l_tostring}, {"__eq", l_eq},
+            {NULL, NULL}};
+        static const luaL_Reg methods[] = {
+            {"send", l_send}, {"recv", l_recv}, {"close", l_close}, {"len", l_len},
+            {NULL, NULL}};
+        luaL_setfuncs(L, meta, 0);
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushliteral(L, "locked");
+        lua_setfield(L, -2, "__metatable");
+    }
+}
+
+void interp__chan_push(lua_State *L, interp_chan *ch)
+{
+    push_metatable(L);
+    lua_pop(L, 1);
+    chan_ud *u = new_ud(L);
+    interp_chan_retain(ch);
+    u->ch = ch;
+}
+
+/* ---- interp.select, interp.channel ----------------------------------------------------------- */
+
+static int l_select(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    double timeout = opt_timeout(L, 2);
+    /* raw access: no metamethod (no Lua code) runs between reading the list and pushing the
+     * channel that answered, so the borrowed pointers below stay held by the list's objects */
+    lua_Unsigned n = lua_rawlen(L, 1);
+    if (n == 0)
+        return luaL_argerror(L, 1, "no channels to select from");
+    if (n > (lua_Unsigned)(SIZE_MAX / sizeof(interp_chan *)) || n > (lua_Unsigned)INT32_MAX)
+        return luaL_argerror(L, 1, "too many channels");
+    interp_chan *stack_chans[SELECT_STACK];
+    interp_chan **chans = stack_chans;
+    if (n > SELECT_STACK)
+        chans = lua_newuserdatauv(L, (size_t)n * sizeof *chans, 0);
+    for (lua_Unsigned i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (lua_Integer)i + 1);
+        chan_ud *u = luaL_testudata(L, -1, CHAN_MT);
+        if (!u || !u->ch)
+            return luaL_error(L, "select: element %I of the list is not a channel",
+                              (lua_Integer)i + 1);
+        chans[i] = u->ch;
+        lua_pop(L, 1);
+    }
+    interp__lua_ctx *ctx = interp__lua_ctx_get(L);
+    size_t idx;
+    interp_msg *m;
+    int rc = interp__chan_select_c(chans, (size_t)n, timeout, token_of(ctx), &idx, &m);
+    if (rc != INTERP_OK)
+        return fail(L, "select", rc, ctx);
+    lua_rawgeti(L, 1, (lua_Integer)idx + 1);
+    return 1 + push_msg(L, m, ctx, "select");
+}
+
+static int l_channel(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_Integer cap = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, cap >= 0, 2, "capacity must not be negative");
+    interp__lua_ctx *ctx = interp__lua_ctx_get(L);
+    if (!ctx || !ctx->chan_lookup)
+        return luaL_error(L, "interp.channel: this state belongs to no pool");
+    push_metatable(L);
+    lua_pop(L, 1);
+    chan_ud *u = new_ud(L);
+    interp_chan *ch;
+    int rc = ctx->chan_lookup(ctx->chan_lookup_ud, name, (size_t)cap, &ch);
+    if (rc != INTERP_OK)
+        return luaL_error(L, "interp.channel(\"%s\"): %s", name, interp_strerror(rc));
+    u->ch = ch; /* the lookup's new reference */
+    return 1;
+}
+
+/* Lua API (results convention):
+ *   ch:send(v [, timeout])  -> true; or nil, "timeout" | nil, "closed"
+ *   ch:recv([timeout])      -> the value (exactly the values of the message: one for a value
+ *                              sent from Lua); or nil, "timeout" | nil, "closed". A nil that
+ *                              was sent arrives as a single nil: test the second result.
+ *   ch:close(), ch:len(), #ch
+ *   interp.select({ch1, ch2, ...} [, timeout]) -> ch, value (ch is the list's own object); or
+ *                              nil, "timeout" | nil, "closed" (every channel closed and drained)
+ *   interp.channel(name [, capacity]) -> the pool's channel `name` (created if new)
+ * timeout: seconds; absent, nil or negative waits without limit; 0 only tries ("timeout" if it
+ * would block). Raised errors: a value that cannot be copied (with its path), a message above
+ * the channel's size limit, a received value this state refuses (a function in a sandboxed
+ * state, say: that message is consumed and dropped), and "interp: task cancelled"
+ * / "timed out" / "stopped by pool shutdown" when the worker's task is interrupted while it
+ * waits. */
+void interp__chan_lua_register(lua_State *L)
+{
+    lua_pushcfunction(L, l_select);
+    lua_setfield(L, -2, "select");
+    lua_pushcfunction(L, l_channel);
+    lua_setfield(L, -2, "channel");
+}

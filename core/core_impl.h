@@ -1,0 +1,270 @@
+/* core_impl.h - internal to core/: the pool, its workers, queue, futures and map chunks.
+ *
+ * Lock order (a thread holding one lock may only take locks further down this list):
+ *   1. interp_future.mu      (a future's state, result, callbacks, watchers)
+ *   2. interp__queue.mu      (the task queue; taken under a future's lock to unlink a
+ *                             cancelled task)
+ *   3. interp_pool.mu        (worker slots, their states, deadlines, watchdog, lifecycle)
+ *   4. interp__cancel.lock / channel locks (reached through interp__state_interrupt)
+ * Leaf locks, never held while taking another: map_ctx.mu, interp__watcher.mu (taken under a
+ * future's lock to fire a watcher), interp_pool.chan_mu.
+ * No lock is held while Lua runs or while a user callback runs.
+ *
+ * Lifetimes: the pool is reference counted (the host's handle, plus one per worker struct);
+ * worker structs are reference counted (their slot and their thread), so a thread abandoned
+ * in a stuck C call can finish on its own after interp_pool_destroy; futures and map chunks
+ * are reference counted separately from the pool. */
+#ifndef INTERP_CORE_IMPL_H
+#define INTERP_CORE_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "interp.h"
+#include "interp_pool.h"
+#include "sync.h"
+
+/* ---- jobs and the queue (queue.c) ------------------------------------------------------ */
+
+enum { INTERP__JOB_TASK = 1, INTERP__JOB_CHUNK = 2 };
+
+/* The queue link at the start of every queued object (a future, a map chunk). */
+typedef struct interp__job {
+    struct interp__job *prev, *next; /* guarded by the queue lock */
+    int kind;                        /* INTERP__JOB_*, immutable */
+    bool queued;                     /* guarded by the queue lock */
+} interp__job;
+
+typedef struct interp__queue {
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;  /* idle workers sleep here */
+    pthread_cond_t space_cv; /* submitters wait here while the queue is full */
+    interp__job *head, *tail;
+    size_t count;            /* queued jobs */
+    atomic_size_t len;       /* == count, readable without the lock (spinning workers) */
+    size_t max;              /* bound for bounded pushes; 0: none */
+    int n_sleep, n_spin, n_wake, n_space_wait;
+    bool closed;
+    atomic_bool closed_flag; /* == closed, lock-free */
+    int reason;              /* INTERP_ERR_SHUTDOWN or INTERP_ERR_BROKEN once closed */
+} interp__queue;
+
+void interp__queue_init(interp__queue *q, size_t max);
+void interp__queue_destroy(interp__queue *q);
+/* Append job. bounded: wait up to timeout (< 0: forever) while `max` jobs are queued.
+ * INTERP_OK, the close reason once closed, or INTERP_ERR_TIMEOUT. Wakes one idle worker
+ * unless enough workers are already awake. */
+int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool bounded);
+/* Take the oldest job (spinning briefly, then sleeping). NULL once closed and empty. */
+interp__job *interp__queue_pop(interp__queue *q);
+/* Unlink job if it is still queued; true if this call removed it. */
+bool interp__queue_remove(interp__queue *q, interp__job *job);
+/* Close (first reason wins); with take_all, also take every queued job (returned as a
+ * chain through ->next). Wakes everyone waiting. */
+interp__job *interp__queue_close(interp__queue *q, int reason, bool take_all);
+size_t interp__queue_count(interp__queue *q);
+
+/* Spin for up to `ns` nanoseconds (pause, then sched_yield) until ready(arg).
+ * Returns true once it holds, false after ns. */
+bool interp__spin(bool (*ready)(void *), void *arg, long ns);
+
+/* ---- workers (worker.c) ---------------------------------------------------------------- */
+
+#define INTERP__TASK_ABANDONED UINT64_MAX
+
+typedef struct interp__worker {
+    atomic_int refs;              /* its slot and its thread */
+    struct interp_pool *pool;     /* one pool reference, dropped with the last worker ref */
+    int slot;
+    pthread_t thread;
+    interp_state *state;          /* written by the worker under pool->mu; read by it freely */
+    /* the run in progress: cur_task is its id (0: none, INTERP__TASK_ABANDONED once the
+     * watchdog took it over); run_job/run_kind are written before cur_task is published and
+     * read by the watchdog only after it wins cur_task */
+    _Atomic uint64_t cur_task;
+    interp__job *run_job;
+    uint64_t next_id;             /* worker thread only */
+    unsigned tasks_on_state;      /* worker thread only */
+    /* guarded by pool->mu */
+    uint64_t dl_id;               /* task whose deadline is `deadline` (0: none) */
+    double deadline;
+    bool dl_fired;
+    uint64_t esc_id;              /* task to abandon at escalate_at unless it ends (0: none) */
+    double escalate_at;
+    int esc_reason;
+    bool abandoned, exited, joined, initial;
+    int start_rc;                 /* initial workers: state creation result */
+    char *start_err;
+} interp__worker;
+
+/* Start the worker of `slot` (a new thread; it creates its state). pool->mu NOT held.
+ * INTERP_OK or INTERP_ERR_NOMEM / INTERP_ERR_SYSTEM. */
+int interp__worker_spawn(struct interp_pool *pool, int slot, bool initial);
+void interp__worker_release(interp__worker *w);
+/* True on a worker or watchdog thread of pool (those must not wait for pool's workers). */
+bool interp__on_pool_thread(const struct interp_pool *pool);
+void interp__set_pool_thread(const struct interp_pool *pool);
+/* Worker: publish that it starts running job; returns the run id. */
+uint64_t interp__worker_begin(interp__worker *w, interp__job *job);
+/* Worker: the run ended. false if the watchdog abandoned it meanwhile (the watchdog has ended
+ * the job; the worker only drops its reference to it and exits). */
+bool interp__worker_end(interp__worker *w, uint64_t id);
+
+/* ---- pool (pool.c) ---------------------------------------------------------------------- */
+
+typedef struct interp__chan_entry {
+    struct interp__chan_entry *next;
+    interp_chan *ch;
+    char name[];
+} interp__chan_entry;
+
+struct interp_pool {
+    atomic_int refs;
+    interp__queue q;
+    pthread_mutex_t mu;          /* the pool lock (see the lock order above) */
+    pthread_cond_t threads_cv;   /* worker started / exited, spawn finished */
+    pthread_cond_t wd_cv;        /* wakes the watchdog */
+    interp__worker **slots;      /* guarded by mu */
+    int nworkers;
+    int spawning, joining;       /* guarded by mu */
+    pthread_t wd_thread;
+    bool wd_started, wd_stop;    /* guarded by mu */
+    double wd_next;              /* guarded by mu: when the watchdog wakes next */
+    atomic_bool stop_now;        /* shutdown_now: interrupt running tasks, run nothing more */
+    bool broken;                 /* guarded by mu */
+    char *broken_reason;         /* guarded by mu, set once */
+    interp_shared *shared;
+    /* resolved options */
+    double task_timeout, stuck_grace, cancel_grace;
+    unsigned max_tasks_per_worker;
+    size_t thread_stack;
+    size_t max_msg_size;
+    /* channels by name */
+    pthread_mutex_t chan_mu;
+    interp__chan_entry *chans;
+    /* stats */
+    atomic_uint_fast64_t st_submitted, st_done, st_failed, st_cancelled, st_timed_out,
+        st_replaced, st_abandoned;
+};
+
+void interp__pool_retain(interp_pool *pool);
+void interp__pool_release(interp_pool *pool);
+/* The pool cannot go on: fail every queued job with INTERP_ERR_BROKEN and `reason`.
+ * No lock held. */
+void interp__pool_break(interp_pool *pool, const char *reason);
+/* End a job taken out of the queue without running it (status: CANCELLED, SHUTDOWN,
+ * BROKEN), then drop the queue's reference. No lock held. */
+void interp__job_abort(interp_pool *pool, interp__job *job, int status, const char *text);
+/* Count one task outcome in the stats. */
+void interp__pool_count(interp_pool *pool, int status);
+
+/* ---- watchdog (watchdog.c) -------------------------------------------------------------- */
+
+int interp__watchdog_start(interp_pool *pool);
+void interp__watchdog_stop(interp_pool *pool); /* joins it; after every worker is joined */
+/* Worker: run `id` must end by `deadline` (monotonic seconds). */
+void interp__watchdog_deadline(interp__worker *w, uint64_t id, double deadline);
+/* Any thread: interrupt run `id` of w with reason (CANCELLED, TIMEOUT, SHUTDOWN) if it is
+ * still running, and abandon it after the stuck grace if it does not end. No lock held. */
+void interp__interrupt_run(interp__worker *w, uint64_t id, int reason);
+
+/* ---- futures (future.c) ---------------------------------------------------------------- */
+
+typedef struct interp__watcher interp__watcher;
+typedef struct interp__watch_node {
+    struct interp__watch_node *prev, *next; /* in the future's list, guarded by its lock */
+    struct interp__watch_node *ready_next;  /* in the watcher's ready list */
+    interp__watcher *w;
+    interp_future *f;
+    bool linked;                            /* guarded by the future's lock */
+} interp__watch_node;
+
+/* Sleeping side of waits over one or many futures. */
+struct interp__watcher {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t fired;                           /* guarded by mu */
+    interp__watch_node *ready_head, *ready_tail;
+};
+
+void interp__watcher_init(interp__watcher *w);
+void interp__watcher_destroy(interp__watcher *w);
+/* Link node (for future f) into f's watchers; if f has already ended, the node is fired at
+ * once. */
+void interp__watch(interp__watcher *w, interp__watch_node *node, interp_future *f);
+/* Unlink node if it has not fired. */
+void interp__unwatch(interp__watch_node *node);
+/* Pop the next fired node, or NULL (watcher lock NOT held). */
+interp__watch_node *interp__watcher_take(interp__watcher *w);
+/* Wait until at least `want` nodes have fired, or deadline (NULL: none). */
+bool interp__watcher_wait(interp__watcher *w, size_t want, const struct timespec *deadline);
+
+enum { INTERP__F_PENDING = 0, INTERP__F_RUNNING = 1, INTERP__F_ENDED = 2 };
+
+typedef struct interp__cb_node {
+    struct interp__cb_node *next;
+    interp_future_cb cb;
+    void *ud;
+} interp__cb_node;
+
+struct interp_future {
+    interp__job job;              /* first: the queue link */
+    atomic_int refs;
+    atomic_int state;             /* INTERP__F_*; ENDED is published after the outcome */
+    atomic_bool cancel_requested;
+    pthread_mutex_t mu;
+    interp_pool *pool;            /* valid while pending or running (see future.c) */
+    interp__worker *worker;       /* guarded by mu: the worker running it */
+    uint64_t task_id;             /* guarded by mu */
+    int status;                   /* final, written before ENDED */
+    interp_msg *result;
+    char *error;
+    interp_msg *error_value;
+    interp_future_cb cb0;         /* callbacks, guarded by mu */
+    void *ud0;
+    interp__cb_node *cbs, *cbs_tail;
+    interp__watch_node *watchers; /* guarded by mu */
+    /* the task */
+    interp_fn fn;
+    interp_msg *args;             /* owned; freed once the task has run */
+    double timeout;               /* resolved: > 0 seconds, or none */
+    char data[];                  /* fn text / function message */
+};
+
+/* Make a future for task (one allocation; fn copied). 2 references: caller and queue. */
+int interp__future_new(interp_pool *pool, const interp_task *task, interp_future **out);
+/* Free a future that was never published (submit failed); does not free args. */
+void interp__future_discard(interp_future *f);
+/* End f if its state is `from` (PENDING or RUNNING; -1: either) with the given outcome
+ * (ownership of result/error/error_value passes; freed if f had already ended). Fires
+ * watchers and runs callbacks on this thread. Returns true if this call ended f. No lock
+ * held. */
+bool interp__future_end(interp_future *f, int from, int status, interp_msg *result, char *error,
+                        interp_msg *error_value);
+
+/* ---- map (map.c) ------------------------------------------------------------------------ */
+
+/* Worker side of a map chunk (w's state is ready). Returns false if w was abandoned. */
+bool interp__chunk_run(interp__worker *w, interp__job *job);
+/* A chunk taken out of the queue without running: its items end with status. */
+void interp__chunk_abort(interp__job *job, int status);
+/* Watchdog: the worker running chunk `job` was abandoned: its items end with status (the
+ * worker keeps its reference until its call returns). */
+void interp__chunk_abandoned(interp__job *job, int status);
+
+/* ---- options (options.c) ---------------------------------------------------------------- */
+
+/* Validate o and fill the pool's resolved fields and the interpreter config (pointing into
+ * o). INTERP_ERR_INVALID with *why set. */
+int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, interp_config *cfg,
+                            const char **why);
+int interp__online_cpus(void);
+
+/* Spin budgets (nanoseconds) before sleeping. A condvar wake costs ~20-30 us on this kind of
+ * machine; spinning a little longer than a round trip keeps the latency in single us. */
+#define INTERP__WORKER_SPIN_NS 50000L
+#define INTERP__WAIT_SPIN_NS 50000L
+
+#endif

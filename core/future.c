@@ -1,0 +1,438 @@
+/* future.c - futures: one allocation per submitted task (the task rides in the future),
+ * reference counted apart from the pool, ended exactly once.
+ *
+ * States: PENDING (queued) -> RUNNING (a worker took it) -> ENDED (status says done, failed or
+ * cancelled); PENDING -> ENDED directly for a cancel, a shutdown or a broken pool. Every
+ * transition happens under f->mu; `state` is atomic so predicates and the waiters' spin read it
+ * without the lock, and ENDED is stored with release after the outcome is written.
+ *
+ * f->pool may be dereferenced only while f is PENDING or RUNNING and under f->mu (or by the
+ * worker running it): until f ends, some pool thread (a worker that popped it, or the thread
+ * draining the queue) still has to take f->mu, and the pool is not freed before that. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_impl.h"
+#include "msg_impl.h"
+
+static char *dup_text(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c)
+        memcpy(c, s, n);
+    return c;
+}
+
+/* ---- watchers --------------------------------------------------------------------------- */
+
+void interp__watcher_init(interp__watcher *w)
+{
+    interp__mutex_init(&w->mu);
+    interp__cond_init(&w->cv);
+    w->fired = 0;
+    w->ready_head = w->ready_tail = NULL;
+}
+
+void interp__watcher_destroy(interp__watcher *w)
+{
+    interp__cond_destroy(&w->cv);
+    interp__mutex_destroy(&w->mu);
+}
+
+/* Under the future's lock (or for a future that has ended). The node and the watcher may be
+ * freed by their owner as soon as w->mu is released: touch neither afterwards. */
+static void fire(interp__watch_node *node)
+{
+    interp__watcher *w = node->w;
+    interp__mutex_lock(&w->mu);
+    node->ready_next = NULL;
+    if (w->ready_tail)
+        w->ready_tail->ready_next = node;
+    else
+        w->ready_head = node;
+    w->ready_tail = node;
+    w->fired++;
+    interp__cond_signal(&w->cv);
+    interp__mutex_unlock(&w->mu);
+}
+
+void interp__watch(interp__watcher *w, interp__watch_node *node, interp_future *f)
+{
+    node->w = w;
+    node->f = f;
+    node->prev = NULL;
+    interp__mutex_lock(&f->mu);
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) == INTERP__F_ENDED) {
+        node->linked = false;
+        fire(node);
+    } else {
+        node->linked = true;
+        node->next = f->watchers;
+        if (f->watchers)
+            f->watchers->prev = node;
+        f->watchers = node;
+    }
+    interp__mutex_unlock(&f->mu);
+}
+
+void interp__unwatch(interp__watch_node *node)
+{
+    interp_future *f = node->f;
+    interp__mutex_lock(&f->mu);
+    if (node->linked) {
+        if (node->prev)
+            node->prev->next = node->next;
+        else
+            f->watchers = node->next;
+        if (node->next)
+            node->next->prev = node->prev;
+        node->linked = false;
+    }
+    interp__mutex_unlock(&f->mu);
+}
+
+interp__watch_node *interp__watcher_take(interp__watcher *w)
+{
+    interp__mutex_lock(&w->mu);
+    interp__watch_node *n = w->ready_head;
+    if (n) {
+        w->ready_head = n->ready_next;
+        if (!w->ready_head)
+            w->ready_tail = NULL;
+    }
+    interp__mutex_unlock(&w->mu);
+    return n;
+}
+
+bool interp__watcher_wait(interp__watcher *w, size_t want, const struct timespec *deadline)
+{
+    interp__mutex_lock(&w->mu);
+    bool ok = true;
+    while (w->fired < want && ok)
+        ok = interp__cond_wait_until(&w->cv, &w->mu, deadline);
+    ok = w->fired >= want;
+    interp__mutex_unlock(&w->mu);
+    return ok;
+}
+
+/* ---- creation and ending ---------------------------------------------------------------- */
+
+int interp__future_new(interp_pool *pool, const interp_task *task, interp_future **out)
+{
+    const interp_fn *fn = &task->fn;
+    size_t extra = 0, tlen = 0;
+    switch (fn->kind) {
+    case INTERP_FN_NAME:
+        if (!fn->text || !fn->text[0])
+            return INTERP_ERR_INVALID;
+        tlen = strlen(fn->text);
+        extra = tlen + 1;
+        break;
+    case INTERP_FN_SOURCE:
+        if (!fn->text)
+            return INTERP_ERR_INVALID;
+        tlen = fn->len ? fn->len : strlen(fn->text);
+        extra = tlen + 1;
+        break;
+    case INTERP_FN_FUNCTION:
+        if (!fn->function)
+            return INTERP_ERR_INVALID;
+        extra = sizeof(interp_msg) + fn->function->size + _Alignof(interp_msg);
+        break;
+    default:
+        return INTERP_ERR_INVALID;
+    }
+    if (task->timeout != task->timeout) /* NaN */
+        return INTERP_ERR_INVALID;
+    interp_future *f = malloc(sizeof *f + extra);
+    if (!f)
+        return INTERP_ERR_NOMEM;
+    f->job.prev = f->job.next = NULL;
+    f->job.kind = INTERP__JOB_TASK;
+    f->job.queued = false;
+    atomic_init(&f->refs, 2);
+    atomic_init(&f->state, INTERP__F_PENDING);
+    atomic_init(&f->cancel_requested, false);
+    interp__mutex_init(&f->mu);
+    f->pool = pool;
+    f->worker = NULL;
+    f->task_id = 0;
+    f->status = INTERP_ERR_AGAIN;
+    f->result = NULL;
+    f->error = NULL;
+    f->error_value = NULL;
+    f->cb0 = NULL;
+    f->ud0 = NULL;
+    f->cbs = f->cbs_tail = NULL;
+    f->watchers = NULL;
+    f->fn = *fn;
+    if (fn->kind == INTERP_FN_FUNCTION) {
+        uintptr_t p = (uintptr_t)f->data;
+        p = (p + _Alignof(interp_msg) - 1) & ~(uintptr_t)(_Alignof(interp_msg) - 1);
+        interp_msg *m = (interp_msg *)p;
+        memcpy(m, fn->function, sizeof(interp_msg) + fn->function->size);
+        f->fn.function = m;
+        f->fn.text = NULL;
+    } else {
+        memcpy(f->data, fn->text, tlen);
+        f->data[tlen] = '\0';
+        f->fn.text = f->data;
+        f->fn.len = fn->kind == INTERP_FN_SOURCE ? tlen : 0;
+    }
+    f->args = task->args;
+    double t = task->timeout == 0 ? pool->task_timeout : task->timeout;
+    f->timeout = t > 0 ? t : 0;
+    *out = f;
+    return INTERP_OK;
+}
+
+void interp__future_discard(interp_future *f)
+{
+    interp__mutex_destroy(&f->mu);
+    free(f);
+}
+
+static const char *default_text(int status)
+{
+    switch (status) {
+    case INTERP_ERR_CANCELLED: return "cancelled";
+    case INTERP_ERR_SHUTDOWN: return "cancelled: the pool was shut down";
+    case INTERP_ERR_TIMEOUT: return "timed out: the task passed its deadline";
+    default: return interp_strerror(status);
+    }
+}
+
+bool interp__future_end(interp_future *f, int from, int status, interp_msg *result, char *error,
+                        interp_msg *error_value)
+{
+    interp__mutex_lock(&f->mu);
+    int st = atomic_load_explicit(&f->state, memory_order_relaxed);
+    if (st == INTERP__F_ENDED || (from >= 0 && st != from)) {
+        interp__mutex_unlock(&f->mu);
+        interp_msg_free(result);
+        free(error);
+        interp_msg_free(error_value);
+        return false;
+    }
+    /* A cancel that returned INTERP_OK promised the task ends cancelled. */
+    if (atomic_load_explicit(&f->cancel_requested, memory_order_relaxed) &&
+        status != INTERP_ERR_CANCELLED) {
+        interp_msg_free(result);
+        interp_msg_free(error_value);
+        free(error);
+        result = error_value = NULL;
+        error = NULL;
+        status = INTERP_ERR_CANCELLED;
+    }
+    if (status != INTERP_OK) {
+        interp_msg_free(result);
+        result = NULL;
+        if (!error)
+            error = dup_text(default_text(status)); /* NULL only when out of memory */
+    }
+    f->status = status;
+    f->result = result;
+    f->error = error;
+    f->error_value = error_value;
+    f->worker = NULL;
+    interp__pool_count(f->pool, status);
+    f->pool = NULL;
+    interp__watch_node *watchers = f->watchers;
+    f->watchers = NULL;
+    interp_future_cb cb0 = f->cb0;
+    void *ud0 = f->ud0;
+    interp__cb_node *cbs = f->cbs;
+    f->cb0 = NULL;
+    f->cbs = f->cbs_tail = NULL;
+    atomic_store_explicit(&f->state, INTERP__F_ENDED, memory_order_release);
+    for (interp__watch_node *n = watchers, *next; n; n = next) {
+        next = n->next;
+        n->linked = false;
+        fire(n);
+    }
+    interp__mutex_unlock(&f->mu);
+    /* Callbacks run outside every lock, on this thread; they may release f's last host
+     * reference, so hold one until they are done. */
+    if (cb0 || cbs) {
+        interp_future_retain(f);
+        if (cb0)
+            cb0(f, ud0);
+        while (cbs) {
+            interp__cb_node *next = cbs->next;
+            cbs->cb(f, cbs->ud);
+            free(cbs);
+            cbs = next;
+        }
+        interp_future_release(f);
+    }
+    return true;
+}
+
+/* ---- public API ------------------------------------------------------------------------- */
+
+void interp_future_retain(interp_future *f)
+{
+    if (f)
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+}
+
+void interp_future_release(interp_future *f)
+{
+    if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    /* Last reference: the pool holds one until the future ends, so it has ended. */
+    interp_msg_free(f->result);
+    interp_msg_free(f->error_value);
+    interp_msg_free(f->args);
+    free(f->error);
+    interp__mutex_destroy(&f->mu);
+    free(f);
+}
+
+static bool ended(interp_future *f)
+{
+    return atomic_load_explicit(&f->state, memory_order_acquire) == INTERP__F_ENDED;
+}
+
+static bool f_ended(void *arg) { return ended(arg); }
+
+int interp_future_wait(interp_future *f, double timeout)
+{
+    if (!f)
+        return INTERP_ERR_INVALID;
+    if (ended(f))
+        return INTERP_OK;
+    if (timeout == 0)
+        return INTERP_ERR_TIMEOUT;
+    /* Spin briefly: short tasks end before a sleep/wake round trip would. */
+    long spin = INTERP__WAIT_SPIN_NS;
+    if (timeout > 0 && timeout * 1e9 < (double)spin)
+        spin = (long)(timeout * 1e9);
+    if (interp__spin(f_ended, f, spin))
+        return INTERP_OK;
+    struct timespec dl;
+    if (timeout > 0)
+        dl = interp__deadline_in(timeout);
+    interp__watcher w;
+    interp__watch_node node;
+    interp__watcher_init(&w);
+    interp__watch(&w, &node, f);
+    bool ok = interp__watcher_wait(&w, 1, timeout > 0 ? &dl : NULL);
+    if (!ok)
+        interp__unwatch(&node);
+    /* fire() may still be signalling: taking and releasing the lock waits it out */
+    interp__mutex_lock(&w.mu);
+    interp__mutex_unlock(&w.mu);
+    interp__watcher_destroy(&w);
+    return ok || ended(f) ? INTERP_OK : INTERP_ERR_TIMEOUT;
+}
+
+int interp_future_result(interp_future *f, double timeout, const interp_msg **result)
+{
+    if (result)
+        *result = NULL;
+    if (!f)
+        return INTERP_ERR_INVALID;
+    int rc = interp_future_wait(f, timeout);
+    if (rc != INTERP_OK)
+        return rc;
+    if (result && f->status == INTERP_OK)
+        *result = f->result;
+    return f->status;
+}
+
+const char *interp_future_error(interp_future *f)
+{
+    if (!f || !ended(f) || f->status == INTERP_OK)
+        return NULL;
+    return f->error ? f->error : interp_strerror(f->status);
+}
+
+const interp_msg *interp_future_error_value(interp_future *f)
+{
+    if (!f || !ended(f))
+        return NULL;
+    return f->error_value;
+}
+
+int interp_future_status(interp_future *f)
+{
+    if (!f)
+        return INTERP_ERR_INVALID;
+    return ended(f) ? f->status : INTERP_ERR_AGAIN;
+}
+
+bool interp_future_done(interp_future *f) { return f && ended(f); }
+
+bool interp_future_running(interp_future *f)
+{
+    return f && atomic_load_explicit(&f->state, memory_order_acquire) == INTERP__F_RUNNING;
+}
+
+bool interp_future_cancelled(interp_future *f)
+{
+    return f && ended(f) && f->status == INTERP_ERR_CANCELLED;
+}
+
+int interp_future_cancel(interp_future *f)
+{
+    if (!f)
+        return INTERP_ERR_INVALID;
+    interp__mutex_lock(&f->mu);
+    int st = atomic_load_explicit(&f->state, memory_order_relaxed);
+    if (st == INTERP__F_ENDED) {
+        interp__mutex_unlock(&f->mu);
+        return INTERP_ERR_BUSY;
+    }
+    atomic_store(&f->cancel_requested, true);
+    if (st == INTERP__F_PENDING) {
+        /* Lock order: future, then queue. If a worker already popped it, that worker will
+         * find it ended and drop it. */
+        bool removed = interp__queue_remove(&f->pool->q, &f->job);
+        interp__mutex_unlock(&f->mu);
+        interp__future_end(f, INTERP__F_PENDING, INTERP_ERR_CANCELLED, NULL, NULL, NULL);
+        if (removed)
+            interp_future_release(f); /* the queue's reference */
+        return INTERP_OK;
+    }
+    interp__worker *w = f->worker;
+    uint64_t id = f->task_id;
+    atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+    interp__mutex_unlock(&f->mu);
+    interp__interrupt_run(w, id, INTERP_ERR_CANCELLED);
+    interp__worker_release(w);
+    return INTERP_OK;
+}
+
+int interp_future_on_done(interp_future *f, interp_future_cb cb, void *ud)
+{
+    if (!f || !cb)
+        return INTERP_ERR_INVALID;
+    interp__mutex_lock(&f->mu);
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) == INTERP__F_ENDED) {
+        interp__mutex_unlock(&f->mu);
+        cb(f, ud);
+        return INTERP_OK;
+    }
+    if (!f->cb0) {
+        f->cb0 = cb;
+        f->ud0 = ud;
+    } else {
+        interp__cb_node *n = malloc(sizeof *n);
+        if (!n) {
+            interp__mutex_unlock(&f->mu);
+            return INTERP_ERR_NOMEM;
+        }
+        n->next = NULL;
+        n->cb = cb;
+        n->ud = ud;
+        if (f->cbs_tail)
+            f->cbs_tail->next = n;
+        else
+            f->cbs = n;
+        f->cbs_tail = n;
+    }
+    interp__mutex_unlock(&f->mu);
+    return INTERP_OK;
+}

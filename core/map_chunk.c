@@ -1,0 +1,242 @@
+/* map_chunk.c - the worker side of interp_pool_map: a chunk runs with one
+ * interp__state_map call (one protected region, the function looked up once, no allocation per
+ * item beyond the result message) into the chunk's outcome array; for map() (not the stream
+ * form) the worker then moves each result straight into the caller's slot.
+ *
+ * Chunks are reference counted (the caller, and the queue or the worker running it): a worker
+ * abandoned inside a stuck C call may write its outcome array after the caller has returned.
+ * Items of an abandoned chunk end with the abandon reason; its outcomes are freed with the
+ * chunk. map() borrows its inputs: an abandoned worker must not read them after the interrupt
+ * (interp__state_map gives the items it has not run the interrupt's status without decoding
+ * them). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "map_impl.h"
+#include "msg_impl.h"
+
+const char *interp__map_stop_text(int status, bool skipped)
+{
+    if (skipped)
+        return "cancelled: an earlier item failed (stop_on_error)";
+    switch (status) {
+    case INTERP_ERR_TIMEOUT: return "timed out: the map's timeout passed";
+    case INTERP_ERR_CANCELLED: return "cancelled: the pool was shut down";
+    case INTERP_ERR_SHUTDOWN: return "cancelled: the pool is shut down";
+    default: return interp_strerror(status);
+    }
+}
+
+char *interp__map_dup_text(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c)
+        memcpy(c, s, n);
+    return c;
+}
+
+void interp__map_ctx_release(map_ctx *m)
+{
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    interp__cond_destroy(&m->cv);
+    interp__mutex_destroy(&m->mu);
+    free(m);
+}
+
+map_ctx *interp__map_ctx_new(const interp_fn *fn, bool stop_on_error)
+{
+    size_t extra, tlen = 0;
+    if (fn->kind == INTERP_FN_FUNCTION) {
+        extra = sizeof(interp_msg) + fn->function->size + _Alignof(interp_msg);
+    } else {
+        tlen = fn->kind == INTERP_FN_SOURCE && fn->len ? fn->len : strlen(fn->text);
+        extra = tlen + 1;
+    }
+    map_ctx *m = malloc(sizeof *m + extra);
+    if (!m)
+        return NULL;
+    atomic_init(&m->refs, 1);
+    interp__mutex_init(&m->mu);
+    interp__cond_init(&m->cv);
+    m->waiting = false;
+    atomic_init(&m->stop, 0);
+    m->stop_on_error = stop_on_error;
+    m->direct = false;
+    m->out = NULL;
+    m->status = NULL;
+    m->errors = NULL;
+    m->fn = *fn;
+    if (fn->kind == INTERP_FN_FUNCTION) {
+        uintptr_t p = (uintptr_t)m->data;
+        p = (p + _Alignof(interp_msg) - 1) & ~(uintptr_t)(_Alignof(interp_msg) - 1);
+        memcpy((void *)p, fn->function, sizeof(interp_msg) + fn->function->size);
+        m->fn.function = (const interp_msg *)p;
+        m->fn.text = NULL;
+    } else {
+        memcpy(m->data, fn->text, tlen);
+        m->data[tlen] = '\0';
+        m->fn.text = m->data;
+        m->fn.len = fn->kind == INTERP_FN_SOURCE ? tlen : 0;
+    }
+    return m;
+}
+
+static void chunk_free(map_chunk *c)
+{
+    for (size_t i = 0; i < c->cap; i++)
+        interp__outcome_clear(&c->outs[i]);
+    if (c->own)
+        for (size_t i = 0; i < c->n; i++)
+            interp_msg_free(c->own[i]);
+    interp__map_ctx_release(c->m);
+    free(c);
+}
+
+void interp__chunk_release(map_chunk *c)
+{
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        chunk_free(c);
+}
+
+map_chunk *interp__chunk_new(map_ctx *m, size_t cap, bool stream)
+{
+    size_t sz = sizeof(map_chunk) + cap * sizeof(interp_outcome) +
+                (stream ? cap * sizeof(interp_msg *) : 0);
+    map_chunk *c = calloc(1, sz);
+    if (!c)
+        return NULL;
+    c->job.kind = INTERP__JOB_CHUNK;
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->done, false);
+    atomic_fetch_add(&m->refs, 1);
+    c->m = m;
+    c->cap = cap;
+    c->outs = (interp_outcome *)(c + 1);
+    if (stream)
+        c->own = (interp_msg **)(c->outs + cap);
+    return c;
+}
+
+/* The chunk ended (ran, or ended without running when status != 0). */
+void interp__chunk_finish(map_chunk *c, int status, bool failed)
+{
+    map_ctx *m = c->m;
+    interp__mutex_lock(&m->mu);
+    if (c->state != CH_DONE) {
+        c->state = CH_DONE;
+        c->end_status = status;
+        c->worker = NULL;
+        if (failed && m->stop_on_error && !atomic_load(&m->stop))
+            atomic_store(&m->stop, INTERP_ERR_CANCELLED);
+        atomic_store_explicit(&c->done, true, memory_order_release);
+        if (m->waiting)
+            interp__cond_signal(&m->cv);
+    }
+    interp__mutex_unlock(&m->mu);
+}
+
+void interp__chunk_abort(interp__job *job, int status)
+{
+    map_chunk *c = (map_chunk *)job;
+    interp__chunk_finish(c, status, false);
+    interp__chunk_release(c); /* the queue's reference */
+}
+
+void interp__chunk_abandoned(interp__job *job, int status)
+{
+    interp__chunk_finish((map_chunk *)job, status, false);
+}
+
+
+/* Worker, after a chunk ran (not abandoned): move every result into the caller's slots and
+ * summarise, so that the caller does no per-item work. The outcomes end zeroed. */
+static bool deliver_direct(map_chunk *c)
+{
+    map_ctx *m = c->m;
+    c->n_ok = c->n_failed = c->n_cancelled = c->n_timed_out = 0;
+    c->first_fail = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        interp_outcome *o = &c->outs[i];
+        size_t idx = c->first + i;
+        int st = o->status;
+        if (m->status)
+            m->status[idx] = st;
+        if (st == INTERP_OK) {
+            c->n_ok++;
+            if (m->out)
+                m->out[idx] = o->result;
+            else
+                interp_msg_free(o->result);
+            o->result = NULL;
+            if (m->errors)
+                m->errors[idx] = NULL;
+            continue;
+        }
+        if (!c->first_fail)
+            c->first_fail = st;
+        if (st == INTERP_ERR_CANCELLED)
+            c->n_cancelled++;
+        else
+            c->n_failed++;
+        c->n_timed_out += st == INTERP_ERR_TIMEOUT;
+        if (m->out)
+            m->out[idx] = NULL;
+        if (m->errors) {
+            m->errors[idx] = o->error ? o->error : interp__map_dup_text(interp__map_stop_text(st, false));
+            o->error = NULL;
+        }
+        interp__outcome_clear(o);
+    }
+    memset(c->outs, 0, c->n * sizeof *c->outs);
+    return c->first_fail != 0;
+}
+
+bool interp__chunk_run(interp__worker *w, interp__job *job)
+{
+    map_chunk *c = (map_chunk *)job;
+    map_ctx *m = c->m;
+    uint64_t id = interp__worker_begin(w, job);
+    interp__mutex_lock(&m->mu);
+    int skip = atomic_load(&m->stop);
+    if (!skip && c->state == CH_QUEUED) {
+        c->state = CH_RUNNING;
+        c->worker = w;
+        c->id = id;
+    } else if (!skip) {
+        skip = INTERP_ERR_CANCELLED;
+    } else if (skip == INTERP_ERR_CANCELLED) {
+        c->skipped = true;
+    }
+    interp__mutex_unlock(&m->mu);
+    if (skip) {
+        bool alive = interp__worker_end(w, id);
+        interp__chunk_finish(c, skip, false);
+        interp__chunk_release(c);
+        return alive;
+    }
+    if (atomic_load(&w->pool->stop_now))
+        interp__chunk_finish(c, INTERP_ERR_SHUTDOWN, false);
+    else
+        interp__state_map(w->state, id, &m->fn, c->n, c->args, c->outs);
+    if (!interp__worker_end(w, id)) {
+        interp__chunk_release(c); /* abandoned: the watchdog ended the chunk */
+        return false;
+    }
+    w->tasks_on_state++;
+    bool failed = false;
+    interp__mutex_lock(&m->mu);
+    bool ended = c->state == CH_DONE; /* ended early by shutdown_now */
+    interp__mutex_unlock(&m->mu);
+    if (m->direct && !ended) {
+        failed = deliver_direct(c);
+    } else if (m->stop_on_error) {
+        for (size_t i = 0; i < c->n && !failed; i++)
+            failed = c->outs[i].status != INTERP_OK;
+    }
+    interp__chunk_finish(c, 0, failed);
+    interp__chunk_release(c);
+    return true;
+}
+

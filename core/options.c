@@ -1,0 +1,88 @@
+/* options.c - the pool's options: defaults, validation, and their translation into the
+ * interpreter's configuration. */
+#include <math.h>
+#include <unistd.h>
+
+#include "core_impl.h"
+
+#define MAX_WORKERS 4096
+#define STACK_DEFAULT ((size_t)1 << 20)
+#define STACK_FLOOR ((size_t)256 << 10)
+
+int interp__online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > MAX_WORKERS ? MAX_WORKERS : (int)n;
+}
+
+interp_pool_options interp_pool_defaults(void)
+{
+    interp_pool_options o = {0};
+    o.workers = interp__online_cpus();
+    o.sandbox = INTERP_SANDBOX_NONE;
+    o.cancel_grace = 0.05;
+    o.stuck_grace = 1.0;
+    o.thread_stack_size = STACK_DEFAULT;
+    return o;
+}
+
+static bool bad_seconds(double s) { return isnan(s) || s < 0; }
+
+int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, interp_config *cfg,
+                            const char **why)
+{
+    *why = NULL;
+    if (o->workers > MAX_WORKERS) {
+        *why = "workers: more than 4096";
+        return INTERP_ERR_INVALID;
+    }
+    if (o->init_source && o->init_file) {
+        *why = "init_source and init_file are both set";
+        return INTERP_ERR_INVALID;
+    }
+    if (o->sandbox != INTERP_SANDBOX_NONE && o->sandbox != INTERP_SANDBOX_SAFE) {
+        *why = "sandbox: unknown profile";
+        return INTERP_ERR_INVALID;
+    }
+    if (bad_seconds(o->task_timeout)) {
+        *why = "task_timeout: negative or NaN";
+        return INTERP_ERR_INVALID;
+    }
+    if (bad_seconds(o->cancel_grace) || bad_seconds(o->stuck_grace)) {
+        *why = "cancel_grace / stuck_grace: negative or NaN";
+        return INTERP_ERR_INVALID;
+    }
+    if (o->max_depth < 0) {
+        *why = "max_depth: negative";
+        return INTERP_ERR_INVALID;
+    }
+    pool->nworkers = o->workers > 0 ? o->workers : interp__online_cpus();
+    pool->task_timeout = o->task_timeout;
+    pool->cancel_grace = o->cancel_grace > 0 ? o->cancel_grace : 0.05;
+    pool->stuck_grace = o->stuck_grace > 0 ? o->stuck_grace : 1.0;
+    pool->max_tasks_per_worker = o->max_tasks_per_worker;
+    size_t stack = o->thread_stack_size ? o->thread_stack_size : STACK_DEFAULT;
+    if (stack < STACK_FLOOR)
+        stack = STACK_FLOOR;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page > 0)
+        stack = (stack + (size_t)page - 1) / (size_t)page * (size_t)page;
+    pool->thread_stack = stack;
+    pool->max_msg_size = o->max_msg_size ? o->max_msg_size : (size_t)256 << 20;
+
+    *cfg = (interp_config){0};
+    cfg->sandbox = o->sandbox;
+    cfg->memory_limit = o->memory_limit;
+    cfg->init_source = o->init_source;
+    cfg->init_file = o->init_file;
+    cfg->init_args = o->init_args;
+    cfg->msg_opts.max_depth = o->max_depth;
+    cfg->msg_opts.max_size = pool->max_msg_size;
+    cfg->msg_opts.allow_functions = o->sandbox == INTERP_SANDBOX_NONE;
+    cfg->cancel_grace = pool->cancel_grace;
+    cfg->print = o->print;
+    cfg->print_ud = o->print_ud;
+    return INTERP_OK;
+}

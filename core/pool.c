@@ -1,0 +1,449 @@
+/* pool.c - the pool: create, submit, shutdown, destroy, named channels, stats.
+ *
+ * Shutdown: close the queue (flag under its lock, broadcast), cancel the queued jobs or let the
+ * workers drain them, join the workers; the watchdog stays up until every worker is joined so
+ * that a worker stuck in a C call is abandoned rather than waited for forever (shutdown_now
+ * and destroy). The pool struct is reference counted: abandoned worker threads keep it (and
+ * the shared interpreter data their state needs) alive until they exit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_impl.h"
+
+void interp__pool_retain(interp_pool *pool) { atomic_fetch_add(&pool->refs, 1); }
+
+static void pool_free(interp_pool *pool)
+{
+    for (interp__chan_entry *e = pool->chans, *next; e; e = next) {
+        next = e->next;
+        interp_chan_release(e->ch);
+        free(e);
+    }
+    interp__shared_destroy(pool->shared);
+    interp__queue_destroy(&pool->q);
+    interp__cond_destroy(&pool->wd_cv);
+    interp__cond_destroy(&pool->threads_cv);
+    interp__mutex_destroy(&pool->mu);
+    interp__mutex_destroy(&pool->chan_mu);
+    free(pool->broken_reason);
+    free(pool->slots);
+    free(pool);
+}
+
+void interp__pool_release(interp_pool *pool)
+{
+    if (pool && atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_acq_rel) == 1)
+        pool_free(pool);
+}
+
+void interp__pool_count(interp_pool *pool, int status)
+{
+    if (!pool)
+        return;
+    switch (status) {
+    case INTERP_OK:
+        atomic_fetch_add_explicit(&pool->st_done, 1, memory_order_relaxed);
+        break;
+    case INTERP_ERR_CANCELLED:
+        atomic_fetch_add_explicit(&pool->st_cancelled, 1, memory_order_relaxed);
+        break;
+    case INTERP_ERR_TIMEOUT:
+        atomic_fetch_add_explicit(&pool->st_timed_out, 1, memory_order_relaxed);
+        /* fall through */
+    default:
+        atomic_fetch_add_explicit(&pool->st_failed, 1, memory_order_relaxed);
+        break;
+    }
+}
+
+static char *dup_text(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c)
+        memcpy(c, s, n);
+    return c;
+}
+
+void interp__job_abort(interp_pool *pool, interp__job *job, int status, const char *text)
+{
+    (void)pool;
+    if (job->kind == INTERP__JOB_TASK) {
+        interp_future *f = (interp_future *)job;
+        interp__future_end(f, INTERP__F_PENDING, status, NULL, dup_text(text), NULL);
+        interp_future_release(f); /* the queue's reference */
+    } else {
+        interp__chunk_abort(job, status);
+    }
+}
+
+static void abort_chain(interp_pool *pool, interp__job *jobs, int status, const char *text)
+{
+    while (jobs) {
+        interp__job *next = jobs->next;
+        interp__job_abort(pool, jobs, status, text);
+        jobs = next;
+    }
+}
+
+void interp__pool_break(interp_pool *pool, const char *reason)
+{
+    size_t n = strlen(reason) + 32;
+    char *text = malloc(n);
+    if (text)
+        snprintf(text, n, "pool is broken: %s", reason);
+    interp__mutex_lock(&pool->mu);
+    if (pool->broken) {
+        interp__mutex_unlock(&pool->mu);
+        free(text);
+        return;
+    }
+    pool->broken = true;
+    pool->broken_reason = text;
+    interp__mutex_unlock(&pool->mu);
+    /* broken_reason is immutable from here on */
+    interp__job *jobs = interp__queue_close(&pool->q, INTERP_ERR_BROKEN, true);
+    abort_chain(pool, jobs, INTERP_ERR_BROKEN, text ? text : "pool is broken");
+}
+
+/* ---- channels by name ------------------------------------------------------------------- */
+
+static int chan_lookup(void *ud, const char *name, size_t capacity, interp_chan **out)
+{
+    interp_pool *pool = ud;
+    if (!name || !out)
+        return INTERP_ERR_INVALID;
+    interp__mutex_lock(&pool->chan_mu);
+    for (interp__chan_entry *e = pool->chans; e; e = e->next) {
+        if (strcmp(e->name, name) == 0) {
+            interp_chan_retain(e->ch);
+            *out = e->ch;
+            interp__mutex_unlock(&pool->chan_mu);
+            return INTERP_OK;
+        }
+    }
+    size_t len = strlen(name);
+    interp__chan_entry *e = malloc(sizeof *e + len + 1);
+    if (!e) {
+        interp__mutex_unlock(&pool->chan_mu);
+        return INTERP_ERR_NOMEM;
+    }
+    int rc = interp_chan_create(capacity ? capacity : 64, pool->max_msg_size, &e->ch);
+    if (rc != INTERP_OK) {
+        interp__mutex_unlock(&pool->chan_mu);
+        free(e);
+        return rc;
+    }
+    memcpy(e->name, name, len + 1);
+    e->next = pool->chans;
+    pool->chans = e;
+    interp_chan_retain(e->ch);
+    *out = e->ch;
+    interp__mutex_unlock(&pool->chan_mu);
+    return INTERP_OK;
+}
+
+int interp_pool_channel(interp_pool *pool, const char *name, size_t capacity, interp_chan **out)
+{
+    if (out)
+        *out = NULL;
+    if (!pool || !name || !name[0] || !out)
+        return INTERP_ERR_INVALID;
+    return chan_lookup(pool, name, capacity, out);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+static void set_err(char **err, const char *text)
+{
+    if (err && !*err)
+        *err = dup_text(text);
+}
+
+/* Join every worker that exits; returns once every slot's worker is joined (or its slot is
+ * empty) and no replacement is being started. Several threads may call it at once. */
+static void join_workers(interp_pool *pool)
+{
+    interp__mutex_lock(&pool->mu);
+    for (;;) {
+        bool pending = pool->spawning > 0 || pool->joining > 0;
+        interp__worker *claim = NULL;
+        for (int i = 0; i < pool->nworkers; i++) {
+            interp__worker *w = pool->slots[i];
+            if (!w || w->joined)
+                continue;
+            pending = true;
+            if (w->exited) {
+                claim = w;
+                break;
+            }
+        }
+        if (claim) {
+            claim->joined = true;
+            pool->joining++;
+            pthread_t t = claim->thread;
+            interp__mutex_unlock(&pool->mu);
+            pthread_join(t, NULL);
+            interp__mutex_lock(&pool->mu);
+            pool->joining--;
+            interp__cond_broadcast(&pool->threads_cv);
+            continue;
+        }
+        if (!pending)
+            break;
+        interp__cond_wait(&pool->threads_cv, &pool->mu);
+    }
+    interp__mutex_unlock(&pool->mu);
+}
+
+int interp_pool_shutdown(interp_pool *pool, bool wait, bool cancel_pending)
+{
+    if (!pool)
+        return INTERP_ERR_INVALID;
+    interp__job *jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, cancel_pending);
+    abort_chain(pool, jobs, INTERP_ERR_CANCELLED, "cancelled: the pool was shut down");
+    if (wait && !interp__on_pool_thread(pool)) {
+        join_workers(pool);
+        /* Every worker has exited: nothing queued may stay pending (only possible when the
+         * last workers were abandoned or could not be replaced). */
+        jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, true);
+        abort_chain(pool, jobs, INTERP_ERR_CANCELLED, "cancelled: the pool has no worker left");
+    }
+    return INTERP_OK;
+}
+
+static int shutdown_now(interp_pool *pool, bool wait)
+{
+    if (!pool)
+        return INTERP_ERR_INVALID;
+    atomic_store(&pool->stop_now, true); /* seq_cst: pairs with interp__worker_begin */
+    interp__job *jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, true);
+    abort_chain(pool, jobs, INTERP_ERR_CANCELLED, "cancelled: the pool was shut down");
+    interp__worker *ws[64];
+    uint64_t ids[64];
+    for (int base = 0; base < pool->nworkers; base += 64) {
+        int n = 0;
+        interp__mutex_lock(&pool->mu);
+        for (int i = base; i < pool->nworkers && i < base + 64; i++) {
+            interp__worker *w = pool->slots[i];
+            if (!w || w->abandoned)
+                continue;
+            uint64_t id = atomic_load(&w->cur_task);
+            if (id == 0 || id == INTERP__TASK_ABANDONED)
+                continue;
+            atomic_fetch_add(&w->refs, 1);
+            ws[n] = w;
+            ids[n++] = id;
+        }
+        interp__mutex_unlock(&pool->mu);
+        for (int i = 0; i < n; i++) {
+            interp__interrupt_run(ws[i], ids[i], INTERP_ERR_SHUTDOWN);
+            interp__worker_release(ws[i]);
+        }
+    }
+    if (wait && !interp__on_pool_thread(pool)) {
+        join_workers(pool);
+        jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, true);
+        abort_chain(pool, jobs, INTERP_ERR_CANCELLED, "cancelled: the pool has no worker left");
+    }
+    return INTERP_OK;
+}
+
+int interp_pool_shutdown_now(interp_pool *pool) { return shutdown_now(pool, true); }
+
+void interp_pool_destroy(interp_pool *pool)
+{
+    if (!pool)
+        return;
+    shutdown_now(pool, true);
+    interp__watchdog_stop(pool);
+    interp__mutex_lock(&pool->mu);
+    int n = pool->nworkers;
+    interp__worker **slots = pool->slots;
+    interp__mutex_unlock(&pool->mu);
+    for (int i = 0; i < n; i++) {
+        interp__worker *w = slots[i];
+        slots[i] = NULL; /* every thread that could touch slots is gone */
+        interp__worker_release(w);
+    }
+    interp__pool_release(pool);
+}
+
+int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char **err)
+{
+    if (err)
+        *err = NULL;
+    if (!out)
+        return INTERP_ERR_INVALID;
+    *out = NULL;
+    interp_pool_options o = opts ? *opts : interp_pool_defaults();
+    interp_pool *pool = calloc(1, sizeof *pool);
+    if (!pool) {
+        set_err(err, "out of memory");
+        return INTERP_ERR_NOMEM;
+    }
+    atomic_init(&pool->refs, 1);
+    interp__mutex_init(&pool->mu);
+    interp__mutex_init(&pool->chan_mu);
+    interp__cond_init(&pool->threads_cv);
+    interp__cond_init(&pool->wd_cv);
+    atomic_init(&pool->stop_now, false);
+    interp__queue_init(&pool->q, o.max_queued);
+    interp_config cfg;
+    const char *why;
+    int rc = interp__options_resolve(&o, pool, &cfg, &why);
+    if (rc != INTERP_OK) {
+        set_err(err, why);
+        goto err_free_pool;
+    }
+    cfg.chan_lookup = chan_lookup;
+    cfg.chan_lookup_ud = pool;
+    char *e = NULL;
+    rc = interp__shared_create(&cfg, &pool->shared, &e);
+    if (rc != INTERP_OK) {
+        if (err)
+            *err = e ? e : dup_text(interp_strerror(rc));
+        else
+            free(e);
+        goto err_free_pool;
+    }
+    pool->slots = calloc((size_t)pool->nworkers, sizeof *pool->slots);
+    if (!pool->slots) {
+        rc = INTERP_ERR_NOMEM;
+        set_err(err, "out of memory");
+        goto err_free_pool;
+    }
+    rc = interp__watchdog_start(pool);
+    if (rc != INTERP_OK) {
+        set_err(err, "cannot start the watchdog thread");
+        goto err_free_pool;
+    }
+    int spawned = 0;
+    for (; spawned < pool->nworkers; spawned++) {
+        rc = interp__worker_spawn(pool, spawned, true);
+        if (rc != INTERP_OK) {
+            set_err(err, "cannot start a worker thread");
+            break;
+        }
+    }
+    /* Wait until every started worker has its state (they build them in parallel). */
+    interp__mutex_lock(&pool->mu);
+    for (int i = 0; i < spawned; i++) {
+        while (pool->slots[i]->start_rc == 1)
+            interp__cond_wait(&pool->threads_cv, &pool->mu);
+        if (pool->slots[i]->start_rc != INTERP_OK && rc == INTERP_OK) {
+            rc = pool->slots[i]->start_rc;
+            if (err && !*err) {
+                *err = pool->slots[i]->start_err;
+                pool->slots[i]->start_err = NULL;
+            }
+        }
+    }
+    interp__mutex_unlock(&pool->mu);
+    if (rc != INTERP_OK) {
+        set_err(err, interp_strerror(rc));
+        interp_pool_destroy(pool); /* joins the workers that did start */
+        return rc;
+    }
+    *out = pool;
+    return INTERP_OK;
+
+err_free_pool:
+    interp__watchdog_stop(pool);
+    interp__pool_release(pool);
+    return rc;
+}
+
+/* ---- submit ----------------------------------------------------------------------------- */
+
+int interp_pool_submit_task(interp_pool *pool, const interp_task *task, double queue_timeout,
+                            interp_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!pool || !task || !out || queue_timeout != queue_timeout)
+        return INTERP_ERR_INVALID;
+    interp_future *f;
+    int rc = interp__future_new(pool, task, &f);
+    if (rc != INTERP_OK)
+        return rc;
+    atomic_fetch_add_explicit(&pool->st_submitted, 1, memory_order_relaxed);
+    rc = interp__queue_push(&pool->q, &f->job, queue_timeout, true);
+    if (rc != INTERP_OK) {
+        atomic_fetch_sub_explicit(&pool->st_submitted, 1, memory_order_relaxed);
+        interp__future_discard(f); /* args stay the caller's */
+        return rc;
+    }
+    *out = f;
+    return INTERP_OK;
+}
+
+int interp_pool_submit(interp_pool *pool, const char *fn, interp_msg *args, interp_future **out)
+{
+    interp_task t = {.fn = {.kind = INTERP_FN_NAME, .text = fn}, .args = args};
+    if (!fn) {
+        if (out)
+            *out = NULL;
+        return INTERP_ERR_INVALID;
+    }
+    return interp_pool_submit_task(pool, &t, INTERP_FOREVER, out);
+}
+
+/* ---- stats ------------------------------------------------------------------------------ */
+
+int interp_pool_get_stats(interp_pool *pool, interp_pool_stats *st)
+{
+    if (!pool || !st)
+        return INTERP_ERR_INVALID;
+    memset(st, 0, sizeof *st);
+    st->submitted = atomic_load_explicit(&pool->st_submitted, memory_order_relaxed);
+    st->done = atomic_load_explicit(&pool->st_done, memory_order_relaxed);
+    st->failed = atomic_load_explicit(&pool->st_failed, memory_order_relaxed);
+    st->cancelled = atomic_load_explicit(&pool->st_cancelled, memory_order_relaxed);
+    st->timed_out = atomic_load_explicit(&pool->st_timed_out, memory_order_relaxed);
+    st->states_replaced = atomic_load_explicit(&pool->st_replaced, memory_order_relaxed);
+    st->workers_abandoned = atomic_load_explicit(&pool->st_abandoned, memory_order_relaxed);
+    st->queued = interp__queue_count(&pool->q);
+    interp__mutex_lock(&pool->mu);
+    st->workers = 0;
+    for (int i = 0; i < pool->nworkers; i++) {
+        interp__worker *w = pool->slots[i];
+        if (!w || w->exited)
+            continue;
+        st->workers++;
+        if (w->state) {
+            size_t use = 0, peak = 0;
+            interp__state_memory(w->state, &use, &peak);
+            st->memory_in_use += use;
+            if (peak > st->memory_peak)
+                st->memory_peak = peak;
+        }
+    }
+    interp__mutex_unlock(&pool->mu);
+    return INTERP_OK;
+}
+
+int interp_pool_worker_memory(interp_pool *pool, int worker, size_t *in_use, size_t *peak)
+{
+    if (in_use)
+        *in_use = 0;
+    if (peak)
+        *peak = 0;
+    if (!pool || worker < 0 || worker >= pool->nworkers)
+        return INTERP_ERR_INVALID;
+    size_t u = 0, p = 0;
+    interp__mutex_lock(&pool->mu);
+    interp__worker *w = pool->slots[worker];
+    int rc = w && w->state ? INTERP_OK : INTERP_ERR_NOTFOUND;
+    if (rc == INTERP_OK)
+        interp__state_memory(w->state, &u, &p);
+    interp__mutex_unlock(&pool->mu);
+    if (in_use)
+        *in_use = u;
+    if (peak)
+        *peak = p;
+    return rc;
+}

@@ -1,0 +1,224 @@
+/* queue.c - the pool's task queue: FIFO, optionally bounded, one lock, wakes one worker per
+ * job and only when no awake worker will take it anyway.
+ *
+ * Waking a sleeping thread through a condition variable costs tens of microseconds, so a
+ * worker that finds the queue empty first spins (pause, then sched_yield) on the lock-free
+ * length for INTERP__WORKER_SPIN_NS, and a push signals only when the queued jobs outnumber
+ * the workers already spinning or already woken. */
+#include <sched.h>
+
+#include "core_impl.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+static long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* Spin helper: returns true once ready(arg) holds, false after ns. The first rounds use the
+ * pause instruction; later ones yield the CPU so that a spinner never starves the thread it
+ * waits for on a machine with fewer cores than threads. */
+bool interp__spin(bool (*ready)(void *), void *arg, long ns)
+{
+    long start = 0;
+    for (unsigned i = 0;; i++) {
+        if (ready(arg))
+            return true;
+        if (i < 64) {
+            cpu_relax();
+            continue;
+        }
+        if ((i & 7) == 0) {
+            long t = now_ns();
+            if (!start)
+                start = t;
+            else if (t - start >= ns)
+                return false;
+        }
+        if (i < 256)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+
+static bool queue_ready(void *arg)
+{
+    interp__queue *q = arg;
+    return atomic_load_explicit(&q->len, memory_order_relaxed) != 0 ||
+           atomic_load_explicit(&q->closed_flag, memory_order_relaxed);
+}
+
+void interp__queue_init(interp__queue *q, size_t max)
+{
+    interp__mutex_init(&q->mu);
+    interp__cond_init(&q->work_cv);
+    interp__cond_init(&q->space_cv);
+    q->head = q->tail = NULL;
+    q->count = 0;
+    atomic_init(&q->len, 0);
+    q->max = max;
+    q->n_sleep = q->n_spin = q->n_wake = q->n_space_wait = 0;
+    q->closed = false;
+    atomic_init(&q->closed_flag, false);
+    q->reason = 0;
+}
+
+void interp__queue_destroy(interp__queue *q)
+{
+    interp__cond_destroy(&q->space_cv);
+    interp__cond_destroy(&q->work_cv);
+    interp__mutex_destroy(&q->mu);
+}
+
+static void unlink_job(interp__queue *q, interp__job *job)
+{
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        q->head = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
+    else
+        q->tail = job->prev;
+    job->prev = job->next = NULL;
+    job->queued = false;
+    q->count--;
+    atomic_store_explicit(&q->len, q->count, memory_order_relaxed);
+}
+
+int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool bounded)
+{
+    struct timespec dl;
+    bool have_dl = false;
+    interp__mutex_lock(&q->mu);
+    for (;;) {
+        if (q->closed) {
+            int rc = q->reason;
+            interp__mutex_unlock(&q->mu);
+            return rc;
+        }
+        if (!bounded || !q->max || q->count < q->max)
+            break;
+        if (timeout == 0) {
+            interp__mutex_unlock(&q->mu);
+            return INTERP_ERR_TIMEOUT;
+        }
+        if (timeout > 0 && !have_dl) {
+            dl = interp__deadline_in(timeout);
+            have_dl = true;
+        }
+        q->n_space_wait++;
+        bool in_time = interp__cond_wait_until(&q->space_cv, &q->mu, have_dl ? &dl : NULL);
+        q->n_space_wait--;
+        if (!in_time && !q->closed && q->count >= q->max) {
+            interp__mutex_unlock(&q->mu);
+            return INTERP_ERR_TIMEOUT;
+        }
+    }
+    job->next = NULL;
+    job->prev = q->tail;
+    if (q->tail)
+        q->tail->next = job;
+    else
+        q->head = job;
+    q->tail = job;
+    job->queued = true;
+    q->count++;
+    atomic_store_explicit(&q->len, q->count, memory_order_relaxed);
+    /* Wake a sleeper only for jobs no spinning or already-woken worker will take. */
+    bool wake = q->n_sleep > q->n_wake && q->count > (size_t)(q->n_spin + q->n_wake);
+    if (wake)
+        q->n_wake++;
+    interp__mutex_unlock(&q->mu);
+    if (wake)
+        interp__cond_signal(&q->work_cv);
+    return INTERP_OK;
+}
+
+interp__job *interp__queue_pop(interp__queue *q)
+{
+    bool spun = false;
+    interp__mutex_lock(&q->mu);
+    for (;;) {
+        if (q->head) {
+            interp__job *job = q->head;
+            unlink_job(q, job);
+            bool space = q->n_space_wait > 0;
+            interp__mutex_unlock(&q->mu);
+            if (space)
+                interp__cond_signal(&q->space_cv);
+            return job;
+        }
+        if (q->closed) {
+            interp__mutex_unlock(&q->mu);
+            return NULL;
+        }
+        if (!spun) {
+            spun = true;
+            q->n_spin++;
+            interp__mutex_unlock(&q->mu);
+            interp__spin(queue_ready, q, INTERP__WORKER_SPIN_NS);
+            interp__mutex_lock(&q->mu);
+            q->n_spin--;
+            continue;
+        }
+        q->n_sleep++;
+        interp__cond_wait(&q->work_cv, &q->mu);
+        q->n_sleep--;
+        if (q->n_wake > 0)
+            q->n_wake--;
+    }
+}
+
+bool interp__queue_remove(interp__queue *q, interp__job *job)
+{
+    interp__mutex_lock(&q->mu);
+    bool removed = job->queued;
+    if (removed)
+        unlink_job(q, job);
+    bool space = removed && q->n_space_wait > 0;
+    interp__mutex_unlock(&q->mu);
+    if (space)
+        interp__cond_signal(&q->space_cv);
+    return removed;
+}
+
+interp__job *interp__queue_close(interp__queue *q, int reason, bool take_all)
+{
+    interp__job *taken = NULL;
+    interp__mutex_lock(&q->mu);
+    if (!q->closed) {
+        q->closed = true;
+        q->reason = reason;
+        atomic_store_explicit(&q->closed_flag, true, memory_order_relaxed);
+    }
+    if (take_all) {
+        taken = q->head;
+        for (interp__job *j = q->head; j; j = j->next)
+            j->queued = false;
+        q->head = q->tail = NULL;
+        q->count = 0;
+        atomic_store_explicit(&q->len, 0, memory_order_relaxed);
+    }
+    interp__mutex_unlock(&q->mu);
+    interp__cond_broadcast(&q->work_cv);
+    interp__cond_broadcast(&q->space_cv);
+    return taken;
+}
+
+size_t interp__queue_count(interp__queue *q)
+{
+    return atomic_load_explicit(&q->len, memory_order_relaxed);
+}

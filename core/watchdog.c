@@ -1,0 +1,229 @@
+/* watchdog.c - one thread per pool that sleeps until the earliest deadline of a running task.
+ *
+ * At a task's deadline it interrupts the task (interp__state_interrupt with
+ * INTERP_ERR_TIMEOUT: the count hook raises in Lua, blocking sleeps and channel waits wake).
+ * A task interrupted by its deadline, a cancel or shutdown_now that is still running
+ * stuck_grace later is stuck in C code no hook reaches: the watchdog abandons it. It takes the
+ * run over (a compare-and-swap on the worker's cur_task, so exactly one of the worker and the
+ * watchdog ends the job), fails the job, detaches the thread and starts a replacement worker
+ * with a fresh state so the pool keeps its capacity. Callbacks of futures failed this way run
+ * on the watchdog thread.
+ *
+ * Nothing here touches a worker's job unless the run it belongs to is still the worker's
+ * current one (cur_task), checked under the pool lock. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_impl.h"
+
+/* How often an interrupt is repeated while its run has not ended. */
+#define INTERP__REFIRE_S 0.005
+
+static struct timespec ts_of(double t)
+{
+    struct timespec ts;
+    if (t > 4e9)
+        t = 4e9;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Under pool->mu: run `id` of w is to be abandoned at `at` unless it ends. */
+static void escalate_locked(interp__worker *w, uint64_t id, double at, int reason)
+{
+    interp_pool *pool = w->pool;
+    if (w->esc_id != id) {
+        w->esc_id = id;
+        w->escalate_at = at;
+        w->esc_reason = reason;
+    } else if (at < w->escalate_at) {
+        w->escalate_at = at;
+    }
+    if (at < pool->wd_next) {
+        pool->wd_next = at;
+        interp__cond_signal(&pool->wd_cv);
+    }
+}
+
+void interp__watchdog_deadline(interp__worker *w, uint64_t id, double deadline)
+{
+    interp_pool *pool = w->pool;
+    interp__mutex_lock(&pool->mu);
+    w->dl_id = id;
+    w->deadline = deadline;
+    w->dl_fired = false;
+    if (deadline < pool->wd_next) {
+        pool->wd_next = deadline;
+        interp__cond_signal(&pool->wd_cv);
+    }
+    interp__mutex_unlock(&pool->mu);
+}
+
+void interp__interrupt_run(interp__worker *w, uint64_t id, int reason)
+{
+    interp_pool *pool = w->pool;
+    interp__mutex_lock(&pool->mu);
+    if (!w->abandoned && w->state && atomic_load(&w->cur_task) == id) {
+        interp__state_interrupt(w->state, id, reason);
+        escalate_locked(w, id, interp__now() + pool->cancel_grace + pool->stuck_grace, reason);
+    }
+    interp__mutex_unlock(&pool->mu);
+}
+
+static const char *abandon_text(int reason)
+{
+    switch (reason) {
+    case INTERP_ERR_TIMEOUT:
+        return "timed out: the task passed its deadline and did not return from a C call "
+               "within the stuck grace; its worker was abandoned and replaced";
+    case INTERP_ERR_CANCELLED:
+        return "cancelled: the task did not return from a C call within the stuck grace; its "
+               "worker was abandoned and replaced";
+    default:
+        return "interrupted by shutdown: the task did not return from a C call within the "
+               "stuck grace; its worker was abandoned";
+    }
+}
+
+/* No lock held: end the abandoned job, drop the slot's reference, start a replacement. */
+static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *job, int reason,
+                           int slot)
+{
+    atomic_fetch_add_explicit(&pool->st_abandoned, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pool->st_replaced, 1, memory_order_relaxed);
+    if (job->kind == INTERP__JOB_TASK) {
+        interp_future *f = (interp_future *)job;
+        const char *t = abandon_text(reason);
+        char *text = malloc(strlen(t) + 1);
+        if (text)
+            strcpy(text, t);
+        /* the worker keeps its reference and drops it when its call returns */
+        interp__future_end(f, -1, reason, NULL, text, NULL);
+    } else {
+        interp__chunk_abandoned(job, reason);
+    }
+    interp__worker_release(w); /* the slot's reference */
+    /* Replace it unless the pool is closed and has nothing left to run. */
+    int rc = INTERP_OK;
+    if (!atomic_load(&pool->q.closed_flag) || interp__queue_count(&pool->q) > 0)
+        rc = interp__worker_spawn(pool, slot, false);
+    if (rc != INTERP_OK)
+        interp__pool_break(pool, "a replacement for an abandoned worker could not be started");
+    interp__mutex_lock(&pool->mu);
+    pool->spawning--;
+    interp__cond_broadcast(&pool->threads_cv);
+    interp__mutex_unlock(&pool->mu);
+}
+
+static void *watchdog_main(void *arg)
+{
+    interp_pool *pool = arg;
+    interp__set_pool_thread(pool);
+    interp__mutex_lock(&pool->mu);
+    while (!pool->wd_stop) {
+        double now = interp__now(), next = INFINITY;
+        interp__worker *victim = NULL;
+        int slot = -1;
+        for (int i = 0; i < pool->nworkers && !victim; i++) {
+            interp__worker *w = pool->slots[i];
+            if (!w || w->abandoned)
+                continue;
+            uint64_t cur = atomic_load(&w->cur_task);
+            if (w->dl_id && w->dl_id != cur)
+                w->dl_id = 0; /* that run has ended */
+            if (w->dl_id && !w->dl_fired) {
+                if (now >= w->deadline) {
+                    w->dl_fired = true;
+                    if (w->state)
+                        interp__state_interrupt(w->state, cur, INTERP_ERR_TIMEOUT);
+                    escalate_locked(w, cur, w->deadline + pool->stuck_grace, INTERP_ERR_TIMEOUT);
+                } else if (w->deadline < next) {
+                    next = w->deadline;
+                }
+            }
+            if (w->esc_id && w->esc_id != cur)
+                w->esc_id = 0;
+            if (w->esc_id) {
+                /* interp__state_interrupt has no effect before the run has entered the
+                 * state (the worker publishes the run just before); repeat it until the run
+                 * ends. A fired state ignores the repeats. */
+                if (w->state)
+                    interp__state_interrupt(w->state, cur, w->esc_reason);
+                if (now >= w->escalate_at) {
+                    uint64_t expect = cur;
+                    if (atomic_compare_exchange_strong(&w->cur_task, &expect,
+                                                       INTERP__TASK_ABANDONED)) {
+                        victim = w;
+                        slot = i;
+                    }
+                } else {
+                    double again = now + INTERP__REFIRE_S;
+                    double at = w->escalate_at < again ? w->escalate_at : again;
+                    if (at < next)
+                        next = at;
+                }
+            }
+        }
+        if (victim) {
+            victim->abandoned = true;
+            pthread_detach(victim->thread);
+            pool->slots[slot] = NULL;
+            pool->spawning++;
+            interp__job *job = victim->run_job;
+            int reason = victim->esc_reason;
+            interp__mutex_unlock(&pool->mu);
+            finish_abandon(pool, victim, job, reason, slot);
+            interp__mutex_lock(&pool->mu);
+            continue;
+        }
+        pool->wd_next = next;
+        if (isinf(next)) {
+            interp__cond_wait(&pool->wd_cv, &pool->mu);
+        } else {
+            struct timespec ts = ts_of(next);
+            interp__cond_wait_until(&pool->wd_cv, &pool->mu, &ts);
+        }
+    }
+    interp__mutex_unlock(&pool->mu);
+    return NULL;
+}
+
+int interp__watchdog_start(interp_pool *pool)
+{
+    pthread_attr_t attr;
+    int rv = pthread_attr_init(&attr);
+    if (rv != 0)
+        return INTERP_ERR_SYSTEM;
+    pthread_attr_setstacksize(&attr, pool->thread_stack);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    interp__mutex_lock(&pool->mu);
+    pool->wd_next = INFINITY;
+    rv = pthread_create(&pool->wd_thread, &attr, watchdog_main, pool);
+    pool->wd_started = rv == 0;
+    interp__mutex_unlock(&pool->mu);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return rv == 0 ? INTERP_OK : INTERP_ERR_SYSTEM;
+}
+
+void interp__watchdog_stop(interp_pool *pool)
+{
+    interp__mutex_lock(&pool->mu);
+    bool started = pool->wd_started;
+    pool->wd_stop = true;
+    pool->wd_started = false;
+    interp__cond_signal(&pool->wd_cv);
+    interp__mutex_unlock(&pool->mu);
+    if (started)
+        pthread_join(pool->wd_thread, NULL);
+}

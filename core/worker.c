@@ -1,0 +1,229 @@
+/* worker.c - the worker thread: owns one interpreter state, takes jobs from the queue, runs
+ * them, recycles its state after max_tasks_per_worker tasks and replaces a state that an
+ * error left unusable. A worker the watchdog abandoned (stuck in a C call past its deadline)
+ * notices it when the call returns, destroys its state and exits on its own (detached). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_impl.h"
+
+/* Which pool's worker or watchdog runs on this thread (per thread, so several pools can live
+ * side by side): lets shutdown(wait) from a callback avoid waiting for its own thread. */
+static _Thread_local const interp_pool *tl_pool;
+
+bool interp__on_pool_thread(const interp_pool *pool) { return tl_pool == pool; }
+void interp__set_pool_thread(const interp_pool *pool) { tl_pool = pool; }
+
+void interp__worker_release(interp__worker *w)
+{
+    if (!w || atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    interp_pool *pool = w->pool;
+    free(w->start_err);
+    free(w);
+    interp__pool_release(pool);
+}
+
+uint64_t interp__worker_begin(interp__worker *w, interp__job *job)
+{
+    uint64_t id = ++w->next_id;
+    if (id == INTERP__TASK_ABANDONED)
+        id = w->next_id = 1;
+    w->run_job = job;
+    /* seq_cst: pairs with shutdown_now's store of stop_now and load of cur_task */
+    atomic_store(&w->cur_task, id);
+    return id;
+}
+
+bool interp__worker_end(interp__worker *w, uint64_t id)
+{
+    uint64_t expect = id;
+    return atomic_compare_exchange_strong(&w->cur_task, &expect, 0);
+}
+
+static int make_state(interp__worker *w, char **err)
+{
+    interp_state *st = NULL;
+    *err = NULL;
+    int rc = interp__state_create(w->pool->shared, w->slot, &st, err);
+    if (rc != INTERP_OK)
+        return rc;
+    interp__mutex_lock(&w->pool->mu);
+    w->state = st; /* under the pool lock: interrupters and stats read it */
+    interp__mutex_unlock(&w->pool->mu);
+    w->tasks_on_state = 0;
+    return INTERP_OK;
+}
+
+static void drop_state(interp__worker *w)
+{
+    interp__mutex_lock(&w->pool->mu);
+    interp_state *st = w->state;
+    w->state = NULL;
+    interp__mutex_unlock(&w->pool->mu);
+    interp__state_destroy(st);
+}
+
+/* Recycle or replace the state; false when no new state could be made (pool now broken). */
+static bool replace_state(interp__worker *w)
+{
+    interp_pool *pool = w->pool;
+    drop_state(w);
+    atomic_fetch_add_explicit(&pool->st_replaced, 1, memory_order_relaxed);
+    char *err = NULL;
+    int rc = make_state(w, &err);
+    if (rc == INTERP_OK)
+        return true;
+    size_t n = (err ? strlen(err) : 0) + 64;
+    char *why = malloc(n);
+    if (why)
+        snprintf(why, n, "a replacement state could not be created: %s",
+                 err ? err : interp_strerror(rc));
+    interp__pool_break(pool, why ? why : interp_strerror(rc));
+    free(why);
+    free(err);
+    return false;
+}
+
+/* Run one submitted task. false if the worker was abandoned meanwhile. */
+static bool run_task(interp__worker *w, interp_future *f)
+{
+    interp_pool *pool = w->pool;
+    uint64_t id = interp__worker_begin(w, &f->job);
+    interp__mutex_lock(&f->mu);
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) != INTERP__F_PENDING) {
+        /* cancelled (or failed by a broken pool) while queued */
+        interp__mutex_unlock(&f->mu);
+        bool alive = interp__worker_end(w, id);
+        interp_future_release(f);
+        return alive;
+    }
+    atomic_store_explicit(&f->state, INTERP__F_RUNNING, memory_order_release);
+    f->worker = w;
+    f->task_id = id;
+    interp__mutex_unlock(&f->mu);
+
+    interp_outcome out;
+    memset(&out, 0, sizeof out);
+    if (atomic_load(&pool->stop_now)) {
+        out.status = INTERP_ERR_SHUTDOWN;
+    } else {
+        if (f->timeout > 0)
+            interp__watchdog_deadline(w, id, interp__now() + f->timeout);
+        interp__state_call(w->state, id, &f->fn, f->args, &out);
+    }
+    /* The arguments are the runner's: freed here, after the call, even if abandoned. */
+    interp_msg_free(f->args);
+    f->args = NULL;
+    if (!interp__worker_end(w, id)) {
+        /* abandoned: the watchdog has ended f; only our reference is left to drop */
+        interp__outcome_clear(&out);
+        interp_future_release(f);
+        return false;
+    }
+    w->tasks_on_state++;
+    interp__future_end(f, INTERP__F_RUNNING, out.status, out.result, out.error, out.error_value);
+    interp_future_release(f);
+    return true;
+}
+
+static void *worker_main(void *arg)
+{
+    interp__worker *w = arg;
+    interp_pool *pool = w->pool;
+    interp__set_pool_thread(pool);
+    char *err = NULL;
+    int rc = make_state(w, &err);
+    if (w->initial) {
+        interp__mutex_lock(&pool->mu);
+        w->start_rc = rc;
+        w->start_err = err;
+        interp__cond_broadcast(&pool->threads_cv);
+        interp__mutex_unlock(&pool->mu);
+        if (rc != INTERP_OK)
+            goto exit_joinable;
+    } else if (rc != INTERP_OK) {
+        size_t n = (err ? strlen(err) : 0) + 64;
+        char *why = malloc(n);
+        if (why)
+            snprintf(why, n, "a replacement worker could not create its state: %s",
+                     err ? err : interp_strerror(rc));
+        interp__pool_break(pool, why ? why : interp_strerror(rc));
+        free(why);
+        free(err);
+        goto exit_joinable;
+    }
+
+    for (;;) {
+        interp__job *job = interp__queue_pop(&pool->q);
+        if (!job)
+            break;
+        bool alive = job->kind == INTERP__JOB_TASK ? run_task(w, (interp_future *)job)
+                                                   : interp__chunk_run(w, job);
+        if (!alive)
+            goto exit_abandoned;
+        if (interp__state_broken(w->state) ||
+            (pool->max_tasks_per_worker && w->tasks_on_state >= pool->max_tasks_per_worker)) {
+            if (!replace_state(w))
+                break;
+        }
+    }
+
+exit_joinable:
+    drop_state(w);
+    interp__mutex_lock(&pool->mu);
+    w->exited = true;
+    interp__cond_broadcast(&pool->threads_cv);
+    interp__mutex_unlock(&pool->mu);
+    interp__worker_release(w); /* the thread's reference; the slot keeps w until joined */
+    return NULL;
+
+exit_abandoned:
+    /* Detached by the watchdog, which already ended our job and started a replacement. Only
+     * reference-counted memory is touched from here on. */
+    drop_state(w);
+    interp__worker_release(w); /* may free the pool if it was destroyed meanwhile */
+    return NULL;
+}
+
+int interp__worker_spawn(interp_pool *pool, int slot, bool initial)
+{
+    interp__worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return INTERP_ERR_NOMEM;
+    atomic_init(&w->refs, 2); /* slot + thread */
+    atomic_init(&w->cur_task, 0);
+    interp__pool_retain(pool);
+    w->pool = pool;
+    w->slot = slot;
+    w->initial = initial;
+    w->start_rc = 1; /* not reported yet */
+
+    pthread_attr_t attr;
+    pthread_t tid;
+    int rv = pthread_attr_init(&attr);
+    if (rv == 0) {
+        rv = pthread_attr_setstacksize(&attr, pool->thread_stack);
+        /* Workers take no signals: the host's handlers run on the host's threads. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        if (rv == 0)
+            rv = pthread_create(&tid, &attr, worker_main, w);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    if (rv != 0) {
+        free(w);
+        interp__pool_release(pool);
+        return INTERP_ERR_SYSTEM;
+    }
+    interp__mutex_lock(&pool->mu);
+    w->thread = tid;
+    pool->slots[slot] = w;
+    interp__cond_broadcast(&pool->threads_cv);
+    interp__mutex_unlock(&pool->mu);
+    return INTERP_OK;
+}

@@ -1,0 +1,16 @@
+-- medic: keeps its own state between frames (the host passes back what it returned) and
+-- heals the weakest entity every 5th tick it has seen. Well behaved.
+function on_tick(world, state, frame)
+  state = state or {ticks = 0, healed = 0}
+  state.ticks = state.ticks + 1
+  local actions = {}
+  if state.ticks % 5 == 0 then
+    local weakest
+    for _, e in ipairs(world.entities) do
+      if not weakest or e.hp < weakest.hp then weakest = e end
+    end
+    actions[1] = {op = "heal", id = weakest.id, amount = 10}
+    state.healed = state.healed + 1
+  end
+  return actions, state
+end

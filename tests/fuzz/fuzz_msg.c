@@ -1,0 +1,146 @@
+/* fuzz_msg.c - libFuzzer target for the message decoder.
+ *
+ * Each input is untrusted bytes: interp_msg_from_bytes validates them; a valid message is then
+ * walked entirely with the C reader (interp_msg_iter_init/interp_msg_next) and printed
+ * (interp_msg_to_text), and decoded into a fresh lua_State whose allocator fails past a small
+ * limit (functions refused: bytecode from untrusted bytes must never reach lua_load), both
+ * through interp_msg_to_lua and through interp_msg_push_lua inside a protected call; a value
+ * that decoded is encoded again, and the encoder's output must itself validate. Any crash,
+ * over-read (ASan), undefined behaviour (UBSan), leak, or broken invariant (abort) is a
+ * finding. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <lauxlib.h>
+
+#include "interp_msg_lua.h"
+#include "msg_impl.h"
+
+enum { MEMORY_LIMIT = 16 << 20 };
+
+typedef struct budget {
+    size_t used;
+} budget;
+
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    budget *b = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        b->used -= old;
+        return NULL;
+    }
+    if (nsize > old && b->used + (nsize - old) > MEMORY_LIMIT)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p)
+        b->used = b->used - old + nsize;
+    return p;
+}
+
+static void check(bool ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "fuzz_msg: broken invariant: %s\n", what);
+        abort();
+    }
+}
+
+/* Visit every value of m with the C reader (function payloads are opaque to it). */
+static void walk(const interp_msg *m)
+{
+    enum { MAX_NEST = 256 }; /* the validator's default depth is 200 */
+    interp_msg_iter stack[MAX_NEST];
+    int depth = 0;
+    uint32_t top = 0;
+    size_t bytes = 0;
+    stack[0] = interp_msg_iter_init(m);
+    for (;;) {
+        interp_msg_value v;
+        if (!interp_msg_next(&stack[depth], &v)) {
+            check(stack[depth].left == 0, "the reader stops before the end of a valid run");
+            if (depth-- == 0)
+                break;
+            continue;
+        }
+        if (depth == 0)
+            top++;
+        if (v.type == INTERP_MSG_STR)
+            bytes += v.as.str.len; /* the pointer and length must lie inside the message */
+        if (v.type == INTERP_MSG_STR && v.as.str.len)
+            check(v.as.str.ptr >= interp_msg_data(m) &&
+                      v.as.str.ptr + v.as.str.len <= interp_msg_data(m) + interp_msg_size(m),
+                  "string inside the message");
+        if (v.type == INTERP_MSG_ARRAY || v.type == INTERP_MSG_MAP) {
+            check(depth + 1 < MAX_NEST, "nesting within the validated depth");
+            stack[++depth] = v.as.seq.items;
+        }
+    }
+    check(top == interp_msg_count(m), "the reader sees every top-level value");
+    check(bytes <= interp_msg_size(m), "strings fit in the message");
+    char *text;
+    if (interp_msg_to_text(m, &text) == INTERP_OK)
+        free(text);
+}
+
+static int push_protected(lua_State *L)
+{
+    const interp_msg *m = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    return interp_msg_push_lua(L, m, NULL);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    interp_msg *m;
+    int rc = interp_msg_from_bytes(data, size, 0, &m);
+    if (rc != INTERP_OK) {
+        check(rc == INTERP_ERR_DECODE || rc == INTERP_ERR_LIMIT || rc == INTERP_ERR_NOMEM,
+              "from_bytes status");
+        return 0;
+    }
+    check(interp_msg_size(m) == size, "message size");
+    walk(m);
+    budget b = {0};
+    lua_State *L = lua_newstate(limited_alloc, &b);
+    if (!L) {
+        interp_msg_free(m);
+        return 0;
+    }
+    interp_msg_error err;
+    lua_pushboolean(L, 1);
+    rc = interp_msg_to_lua(L, m, NULL, &err);
+    if (rc == INTERP_OK) {
+        check(lua_gettop(L) == 1 + (int)interp_msg_count(m), "values pushed");
+        /* what decoded can be encoded again, into valid bytes */
+        interp_msg *again;
+        int erc = interp_msg_from_lua(L, 2, (int)interp_msg_count(m), NULL, &again, &err);
+        check(erc == INTERP_OK || erc == INTERP_ERR_NOMEM || erc == INTERP_ERR_LIMIT, "re-encode");
+        if (erc == INTERP_OK) {
+            interp_msg *valid;
+            check(interp_msg_from_bytes(interp_msg_data(again), interp_msg_size(again), 0, &valid) ==
+                      INTERP_OK,
+                  "re-encoded bytes validate");
+            check(interp_msg_count(valid) == interp_msg_count(m), "re-encoded count");
+            interp_msg_free(valid);
+            interp_msg_free(again);
+        }
+    } else {
+        check(rc == INTERP_ERR_DECODE || rc == INTERP_ERR_LIMIT || rc == INTERP_ERR_NOMEM,
+              "to_lua status");
+        check(lua_gettop(L) == 1, "stack unchanged after a failed decode");
+    }
+    lua_settop(L, 0);
+    lua_pushcfunction(L, push_protected);
+    lua_pushlightuserdata(L, m);
+    int st = lua_pcall(L, 1, LUA_MULTRET, 0);
+    check(st == LUA_OK ? lua_gettop(L) == (int)interp_msg_count(m) : lua_gettop(L) == 1,
+          "push_lua stack");
+    lua_close(L);
+    interp_msg_free(m);
+    return 0;
+}

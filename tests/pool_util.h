@@ -1,0 +1,121 @@
+/* pool_util.h - helpers shared by the core/ tests (test_pool, test_future, test_map,
+ * test_pool_stress). Header-only; every function is static. */
+#ifndef POOL_UTIL_H
+#define POOL_UTIL_H
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp_pool.h"
+#include "sync.h"
+
+/* Functions every test pool knows. Ordering goes through channels: a task that must be seen
+ * running sends on "started" and then blocks on "go" (or loops) until the test says so. */
+static const char *const UTIL_INIT =
+    "function double(x) return x * 2 end\n"
+    "function add(a, b) return a + b end\n"
+    "function boom(msg) error(msg or 'boom') end\n"
+    "function boom_table() error({code = 42}) end\n"
+    "function spin() while true do end end\n"
+    "function started_then_spin() interp.channel('started'):send(true) while true do end end\n"
+    "function started_then_wait()\n"
+    "  interp.channel('started'):send(true)\n"
+    "  return interp.channel('go'):recv()\n"
+    "end\n"
+    "function wait_go() return interp.channel('go'):recv() end\n"
+    "function mark(i) interp.channel('ran'):send(i) return i end\n"
+    "function hog(n) local t = {} for i = 1, n do t[i] = string.rep('x', 1024) end return #t end\n"
+    "function many() return 1, 'two', {3} end\n"
+    "counter = 0\n"
+    "function count() counter = counter + 1 return counter end\n";
+
+static inline interp_pool *util_pool(int workers, void (*tweak)(interp_pool_options *))
+{
+    interp_pool_options o = interp_pool_defaults();
+    o.workers = workers;
+    o.init_source = UTIL_INIT;
+    if (tweak)
+        tweak(&o);
+    interp_pool *p = NULL;
+    char *err = NULL;
+    int rc = interp_pool_create(&p, &o, &err);
+    if (rc != INTERP_OK) {
+        fprintf(stderr, "pool create: %s: %s\n", interp_strerror(rc), err ? err : "");
+        free(err);
+        abort();
+    }
+    return p;
+}
+
+static inline int64_t util_int(const interp_msg *m)
+{
+    interp_msg_iter it = interp_msg_iter_init(m);
+    interp_msg_value v;
+    if (!interp_msg_next(&it, &v) || v.type != INTERP_MSG_INT)
+        return INT64_MIN;
+    return v.as.i;
+}
+
+/* A message of n integers. */
+static inline interp_msg *util_ints(int n, ...)
+{
+    interp_msg_builder *b = interp_msg_builder_new();
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++)
+        interp_msg_add_int(b, va_arg(ap, int64_t));
+    va_end(ap);
+    interp_msg *m = NULL;
+    interp_msg_builder_finish(b, &m);
+    return m;
+}
+
+/* Block until a worker has sent on the pool's channel `name`. */
+static inline void util_recv(interp_pool *p, const char *name)
+{
+    interp_chan *ch;
+    if (interp_pool_channel(p, name, 0, &ch) != INTERP_OK)
+        abort();
+    interp_msg *m = NULL;
+    if (interp_chan_recv(ch, INTERP_FOREVER, &m) != INTERP_OK)
+        abort();
+    interp_msg_free(m);
+    interp_chan_release(ch);
+}
+
+/* Send n `true` values on the pool's channel `name`. */
+static inline void util_send(interp_pool *p, const char *name, int n)
+{
+    interp_chan *ch;
+    if (interp_pool_channel(p, name, 0, &ch) != INTERP_OK)
+        abort();
+    for (int i = 0; i < n; i++)
+        if (interp_chan_send(ch, interp_msg_bool(true), INTERP_FOREVER) != INTERP_OK)
+            abort();
+    interp_chan_release(ch);
+}
+
+static inline int util_count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+static inline long util_env(const char *name, long dflt)
+{
+    const char *s = getenv(name);
+    return s && *s ? strtol(s, NULL, 10) : dflt;
+}
+
+#endif

@@ -1,0 +1,260 @@
+/* test_map.c - interp_pool_map, map_fn and map_stream: ordered results, chunk sizes, per-item
+ * status and errors, stop_on_error, overall timeout, bounded in-flight streaming, shutdown. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "pool_util.h"
+
+static interp_msg **ints_upto(size_t n)
+{
+    interp_msg **in = malloc(n * sizeof *in);
+    for (size_t i = 0; i < n; i++)
+        in[i] = interp_msg_int((int64_t)i);
+    return in;
+}
+
+static void free_msgs(interp_msg **m, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        interp_msg_free(m[i]);
+    free(m);
+}
+
+static void map_ordered_results_any_chunksize(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(2, NULL);
+    const size_t n = 1000;
+    interp_msg **in = ints_upto(n);
+    size_t sizes[] = {0, 1, 7, 1000, 5000};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        interp_msg **out = calloc(n, sizeof *out);
+        interp_map_options mo = {.chunksize = sizes[k]};
+        assert_int_equal(interp_pool_map(p, "double", n, (const interp_msg *const *)in, out, &mo),
+                         INTERP_OK);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(util_int(out[i]), 2 * (int64_t)i);
+        free_msgs(out, n);
+    }
+    interp_pool_stats s;
+    interp_pool_get_stats(p, &s);
+    assert_int_equal(s.done, 5 * n);
+    free_msgs(in, n);
+    interp_pool_destroy(p);
+}
+
+static void map_empty_and_invalid(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(1, NULL);
+    assert_int_equal(interp_pool_map(p, "double", 0, NULL, NULL, NULL), INTERP_OK);
+    interp_msg *out[1];
+    assert_int_equal(interp_pool_map(p, "double", 1, NULL, out, NULL), INTERP_ERR_INVALID);
+    assert_int_equal(interp_pool_map(NULL, "double", 0, NULL, out, NULL), INTERP_ERR_INVALID);
+    const interp_msg *in[1] = {NULL};
+    assert_int_equal(interp_pool_map(p, NULL, 1, in, out, NULL), INTERP_ERR_INVALID);
+    /* NULL input: no arguments */
+    interp_fn fn = {.kind = INTERP_FN_SOURCE, .text = "return select('#', ...)"};
+    assert_int_equal(interp_pool_map_fn(p, &fn, 1, in, out, NULL), INTERP_OK);
+    assert_int_equal(util_int(out[0]), 0);
+    interp_msg_free(out[0]);
+    interp_pool_destroy(p);
+}
+
+static void map_reports_each_item(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(2, NULL);
+    interp_fn fn = {.kind = INTERP_FN_SOURCE,
+                    .text = "local x = ... if x % 10 == 3 then error('bad item ' .. x) end "
+                            "return x + 1"};
+    const size_t n = 50;
+    interp_msg **in = ints_upto(n);
+    interp_msg **out = calloc(n, sizeof *out);
+    int status[50];
+    char *errors[50];
+    interp_map_options mo = {.chunksize = 4, .status = status, .errors = errors};
+    assert_int_equal(interp_pool_map_fn(p, &fn, n, (const interp_msg *const *)in, out, &mo),
+                     INTERP_ERR_SCRIPT);
+    for (size_t i = 0; i < n; i++) {
+        if (i % 10 == 3) {
+            assert_int_equal(status[i], INTERP_ERR_SCRIPT);
+            assert_null(out[i]);
+            char want[32];
+            snprintf(want, sizeof want, "bad item %zu", i);
+            assert_non_null(strstr(errors[i], want));
+        } else {
+            assert_int_equal(status[i], INTERP_OK);
+            assert_null(errors[i]);
+            assert_int_equal(util_int(out[i]), (int64_t)i + 1);
+        }
+        free(errors[i]);
+    }
+    free_msgs(out, n);
+    free_msgs(in, n);
+    interp_pool_destroy(p);
+}
+
+static void map_stop_on_error(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(1, NULL);
+    interp_fn fn = {.kind = INTERP_FN_SOURCE,
+                    .text = "local x = ... if x == 2 then error('stop here') end return x"};
+    const size_t n = 200;
+    interp_msg **in = ints_upto(n);
+    interp_msg **out = calloc(n, sizeof *out);
+    int *status = calloc(n, sizeof *status);
+    interp_map_options mo = {.chunksize = 1, .stop_on_error = true, .status = status};
+    assert_int_equal(interp_pool_map_fn(p, &fn, n, (const interp_msg *const *)in, out, &mo),
+                     INTERP_ERR_SCRIPT);
+    assert_int_equal(status[0], INTERP_OK);
+    assert_int_equal(status[1], INTERP_OK);
+    assert_int_equal(status[2], INTERP_ERR_SCRIPT);
+    /* the tail never started */
+    assert_int_equal(status[n - 1], INTERP_ERR_CANCELLED);
+    assert_null(out[n - 1]);
+    size_t cancelled = 0;
+    for (size_t i = 3; i < n; i++)
+        cancelled += status[i] == INTERP_ERR_CANCELLED;
+    assert_true(cancelled > n / 2);
+    free(status);
+    free_msgs(out, n);
+    free_msgs(in, n);
+    interp_pool_destroy(p);
+}
+
+static void map_overall_timeout(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(2, NULL);
+    interp_fn fn = {.kind = INTERP_FN_SOURCE,
+                    .text = "local x = ... if x >= 4 then while true do end end return x"};
+    const size_t n = 40;
+    interp_msg **in = ints_upto(n);
+    interp_msg **out = calloc(n, sizeof *out);
+    int status[40];
+    char *errors[40];
+    interp_map_options mo = {.chunksize = 2, .timeout = 0.5, .status = status, .errors = errors};
+    assert_int_equal(interp_pool_map_fn(p, &fn, n, (const interp_msg *const *)in, out, &mo),
+                     INTERP_ERR_TIMEOUT);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(status[i], INTERP_OK);
+        assert_int_equal(util_int(out[i]), (int64_t)i);
+    }
+    for (size_t i = 4; i < n; i++) {
+        assert_int_equal(status[i], INTERP_ERR_TIMEOUT);
+        assert_null(out[i]);
+        assert_non_null(errors[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(errors[i]);
+    /* the workers are free again */
+    interp_future *f;
+    assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(1), &f), INTERP_OK);
+    assert_int_equal(interp_future_result(f, INTERP_FOREVER, NULL), INTERP_OK);
+    interp_future_release(f);
+    free_msgs(out, n);
+    free_msgs(in, n);
+    interp_pool_destroy(p);
+}
+
+typedef struct stream_ctx {
+    size_t n, read, delivered, max_outstanding, limit;
+    int64_t sum;
+    bool in_order;
+    int failures;
+} stream_ctx;
+
+static bool next_in(void *ud, size_t index, interp_msg **args)
+{
+    stream_ctx *c = ud;
+    if (index != c->read)
+        c->in_order = false;
+    if (c->read == c->n)
+        return false;
+    *args = interp_msg_int((int64_t)c->read);
+    c->read++;
+    size_t outstanding = c->read - c->delivered;
+    if (outstanding > c->max_outstanding)
+        c->max_outstanding = outstanding;
+    return true;
+}
+
+static void on_res(void *ud, size_t index, int status, interp_msg *result, const char *error)
+{
+    stream_ctx *c = ud;
+    if (index != c->delivered)
+        c->in_order = false;
+    c->delivered++;
+    if (status == INTERP_OK)
+        c->sum += util_int(result);
+    else if (error)
+        c->failures++;
+    interp_msg_free(result);
+}
+
+static void map_stream_bounded_in_flight(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(2, NULL);
+    interp_fn fn = {.kind = INTERP_FN_NAME, .text = "double"};
+    stream_ctx c = {.n = 5000, .in_order = true};
+    interp_map_options mo = {.chunksize = 8};
+    assert_int_equal(interp_pool_map_stream(p, &fn, next_in, on_res, &c, 64, &mo), INTERP_OK);
+    assert_true(c.in_order);
+    assert_int_equal(c.delivered, c.n);
+    assert_int_equal(c.sum, (int64_t)c.n * (int64_t)(c.n - 1));
+    assert_true(c.max_outstanding <= 64);
+    /* default chunk size and window */
+    stream_ctx d = {.n = 777, .in_order = true};
+    assert_int_equal(interp_pool_map_stream(p, &fn, next_in, on_res, &d, 0, NULL), INTERP_OK);
+    assert_int_equal(d.delivered, 777);
+    assert_true(d.in_order);
+    /* errors are reported per item, in order */
+    interp_fn bad = {.kind = INTERP_FN_SOURCE,
+                     .text = "local x = ... if x % 2 == 1 then error('odd') end return x"};
+    stream_ctx e = {.n = 100, .in_order = true};
+    assert_int_equal(interp_pool_map_stream(p, &bad, next_in, on_res, &e, 16, NULL),
+                     INTERP_ERR_SCRIPT);
+    assert_int_equal(e.failures, 50);
+    assert_int_equal(e.delivered, 100);
+    assert_int_equal(interp_pool_map_stream(p, &fn, NULL, on_res, &e, 16, NULL),
+                     INTERP_ERR_INVALID);
+    interp_pool_destroy(p);
+}
+
+static void map_after_shutdown(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(1, NULL);
+    interp_pool_shutdown(p, true, false);
+    interp_msg **in = ints_upto(3);
+    interp_msg *out[3];
+    int status[3];
+    interp_map_options mo = {.status = status};
+    assert_int_equal(interp_pool_map(p, "double", 3, (const interp_msg *const *)in, out, &mo),
+                     INTERP_ERR_SHUTDOWN);
+    assert_int_equal(status[2], INTERP_ERR_SHUTDOWN);
+    assert_null(out[0]);
+    free_msgs(in, 3);
+    interp_pool_destroy(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(map_ordered_results_any_chunksize),
+        cmocka_unit_test(map_empty_and_invalid),
+        cmocka_unit_test(map_reports_each_item),
+        cmocka_unit_test(map_stop_on_error),
+        cmocka_unit_test(map_overall_timeout),
+        cmocka_unit_test(map_stream_bounded_in_flight),
+        cmocka_unit_test(map_after_shutdown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
