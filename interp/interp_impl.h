@@ -44,7 +44,9 @@ struct interp_state {
 
     /* Interruption (cancel.c). irq_mu guards running_task and current; it is held only for a
      * few instructions (never while Lua runs), by the worker when it switches Lua threads and
-     * by an interrupting thread while it installs the hook. */
+     * by an interrupting thread while it installs the hook. Lock order: irq_mu, then
+     * cancel.lock (interp__cancel_fire under irq_mu), then the mutex armed on the token
+     * (sleep_mu, or a channel's); nothing takes irq_mu while holding one of the others. */
     pthread_mutex_t irq_mu;
     uint64_t running_task;        /* 0: none */
     lua_State *current;           /* the Lua thread now running the task */
