@@ -5,7 +5,9 @@
  * os.exit raises an error, and the `interp` module is the global `interp`.
  *
  * INTERP_SANDBOX_NONE: every standard library (luaL_openlibs); globals persist from task to
- * task on the same state.
+ * task on the same state. debug.sethook raises in an interrupted task (it could remove the
+ * cancellation hook). Not closed here (trusted code): a looping __gc finalizer runs with hooks
+ * off and cannot be interrupted; debug.* can reach the registry.
  *
  * INTERP_SANDBOX_SAFE opens only what it keeps (luaL_requiref), never all-then-delete:
  *   base:      assert error getmetatable ipairs next pairs pcall print rawequal rawget rawlen
@@ -166,15 +168,17 @@ void interp__push_task_env(lua_State *L)
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key);
+    interp__state_of(L)->env_set = true;
 }
 
 void interp__task_env_clear(lua_State *L)
 {
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &task_env_key) != LUA_TNIL) {
-        lua_pushnil(L);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key); /* existing key: no allocation */
-    }
-    lua_pop(L, 1);
+    interp_state *s = interp__state_of(L);
+    if (!s->env_set)
+        return; /* the common case on the hot path: nothing to forget */
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key); /* existing key: no allocation */
+    s->env_set = false;
 }
 
 /* ---- bounded patterns ------------------------------------------------------------------
@@ -382,6 +386,17 @@ static void open_sandbox(lua_State *L)
     lua_settop(L, g - 1);
 }
 
+/* Full profile: debug.sethook would let a cancelled task take the cancellation hook off its
+ * own thread; once the task is interrupted it raises the cancellation error instead. */
+static int full_sethook(lua_State *L)
+{
+    interp__irq_check(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 0);
+    return 0;
+}
+
 static void open_full(lua_State *L)
 {
     luaL_openlibs(L);
@@ -395,6 +410,11 @@ static void open_full(lua_State *L)
     lua_pop(L, 1);
     interp__push_xpcall(L);
     lua_setfield(L, g, "xpcall");
+    lua_getfield(L, g, LUA_DBLIBNAME);
+    lua_getfield(L, -1, "sethook");
+    lua_pushcclosure(L, full_sethook, 1);
+    lua_setfield(L, -2, "sethook");
+    lua_pop(L, 1);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     interp__push_module(L);
     lua_pushvalue(L, -1);
