@@ -40,7 +40,6 @@ struct interp_state {
     bool sandbox;
     bool broken;
     int src_cached;               /* entries in the source-chunk cache */
-    bool env_set;                 /* sandbox: a task environment is recorded (sandbox.c) */
 
     /* Interruption (cancel.c). irq_mu guards running_task and current; it is held only for a
      * few instructions (never while Lua runs), by the worker when it switches Lua threads and
@@ -106,10 +105,11 @@ static inline void interp__irq_check(lua_State *L)
 /* Open the libraries of the profile into L's globals (raises on memory error). */
 int interp__open_profile(lua_State *L);
 /* Sandbox: push a fresh environment table for one task (it becomes the task's environment,
- * the default of `load`). */
+ * the default of `load`, and the environment of every function the initializer defined). */
 void interp__push_task_env(lua_State *L);
-/* Sandbox: forget the task environment (at the start of a task). Never allocates. */
-void interp__task_env_clear(lua_State *L);
+/* Sandbox: remember the initializer's main chunk (at idx), whose _ENV upvalue every function
+ * it defines shares, so that each task can point that shared upvalue at its own environment. */
+void interp__sandbox_keep_init(lua_State *L, int idx);
 
 /* ---- module.c ---- */
 /* Push the `interp` module table (raises on memory error). */

@@ -28,9 +28,10 @@ extern "C" {
  *   coroutine; os.clock, os.time, os.date, os.difftime (and os.exit, which raises); the
  *   `interp` module. No io, debug, package. setmetatable refuses a metatable with __gc; rawset
  *   refuses the read-only tables. Library tables and the string metatable are read-only, and
- *   every task given as source runs in a fresh global environment over them, so one task's
- *   globals never reach the next; functions defined by the (trusted) initializer keep the
- *   initializer's environment. Functions cannot arrive as bytecode. */
+ *   every task (by name or as source) runs in a fresh global environment over the globals,
+ *   which the functions the initializer defined also see during that task, so one task's
+ *   global writes never reach the next. Tables the initializer built are shared: changing
+ *   their contents is seen by later tasks. Functions cannot arrive as bytecode. */
 typedef enum interp_sandbox {
     INTERP_SANDBOX_NONE = 0,
     INTERP_SANDBOX_SAFE = 1,

@@ -39,6 +39,7 @@
 static const char ro_set_key = 0;  /* registry: set of read-only proxies */
 static const char env_mt_key = 0;  /* registry: metatable of task environments */
 static const char task_env_key = 0; /* registry: the running task's environment (or nil) */
+static const char init_chunk_key = 0; /* registry: the initializer's main chunk */
 
 /* ---- read-only proxies ---------------------------------------------------------------- */
 
@@ -132,12 +133,12 @@ static int sb_collectgarbage(lua_State *L)
     return 1;
 }
 
-/* Push the running task's environment, creating it when the task has none yet. */
+/* Push the running task's environment; outside a task (the initializer), the globals. */
 static void push_current_env(lua_State *L)
 {
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &task_env_key) == LUA_TNIL) {
         lua_pop(L, 1);
-        interp__push_task_env(L);
+        lua_pushglobaltable(L);
     }
 }
 
@@ -159,6 +160,17 @@ static int sb_load(lua_State *L)
     return lua_gettop(L);
 }
 
+void interp__sandbox_keep_init(lua_State *L, int idx)
+{
+    lua_pushvalue(L, idx);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &init_chunk_key);
+}
+
+/* Every task gets a fresh environment whose reads fall through to the shared, read-only-
+ * library globals G. The functions the initializer defined share one _ENV upvalue (that of the
+ * initializer's main chunk): it is pointed at the task's environment too, so a task called by
+ * name writes its globals there, and they are gone for the next task. (Tables the initializer
+ * built stay shared: a task that changes their contents changes them for later tasks.) */
 void interp__push_task_env(lua_State *L)
 {
     lua_createtable(L, 0, 1);
@@ -168,17 +180,12 @@ void interp__push_task_env(lua_State *L)
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key);
-    interp__state_of(L)->env_set = true;
-}
-
-void interp__task_env_clear(lua_State *L)
-{
-    interp_state *s = interp__state_of(L);
-    if (!s->env_set)
-        return; /* the common case on the hot path: nothing to forget */
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key); /* existing key: no allocation */
-    s->env_set = false;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &init_chunk_key) == LUA_TFUNCTION) {
+        lua_pushvalue(L, -2);
+        if (!lua_setupvalue(L, -2, 1)) /* a main chunk's only upvalue is _ENV */
+            lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
 }
 
 /* ---- bounded patterns ------------------------------------------------------------------

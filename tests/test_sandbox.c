@@ -146,6 +146,41 @@ static void sandbox_functions_defined_by_the_initializer_are_callable(void **st)
     fx_close(&f);
 }
 
+/* Globals written by a function the initializer defined (a task called by name) live in that
+ * task's environment only, as do those of source tasks calling such functions. */
+static void sandbox_named_tasks_do_not_leak_globals(void **st)
+{
+    (void)st;
+    fixture f;
+    fx_open(&f, INTERP_SANDBOX_SAFE, "function setg(v) g = v; return g end\n"
+                                     "function getg() return g end\n"
+                                     "function count() n = (n or 0) + 1; return n end");
+    interp_outcome o = {0};
+    interp_msg *five = interp_msg_int(5);
+    assert_int_equal(fx_name(&f, "setg", five, &o), INTERP_OK);
+    char *text = NULL;
+    assert_int_equal(interp_msg_to_text(o.result, &text), INTERP_OK);
+    assert_string_equal(text, "5");
+    free(text);
+    interp__outcome_clear(&o);
+    assert_int_equal(fx_name(&f, "getg", NULL, &o), INTERP_OK);
+    assert_int_equal(interp_msg_to_text(o.result, &text), INTERP_OK);
+    assert_string_equal(text, "nil");
+    free(text);
+    interp__outcome_clear(&o);
+    for (int i = 0; i < 3; i++) { /* a fresh count every time */
+        assert_int_equal(fx_name(&f, "count", NULL, &o), INTERP_OK);
+        assert_int_equal(interp_msg_to_text(o.result, &text), INTERP_OK);
+        assert_string_equal(text, "1");
+        free(text);
+        interp__outcome_clear(&o);
+    }
+    fx_expect(&f, "setg(7); return g, getg()", "7, 7");
+    fx_expect(&f, "return g, getg()", "nil, nil");
+    interp_msg_free(five);
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +188,7 @@ int main(void)
         cmocka_unit_test(sandbox_poison_does_not_reach_the_next_task),
         cmocka_unit_test(sandbox_bounded_patterns_still_match_ordinary_input),
         cmocka_unit_test(sandbox_functions_defined_by_the_initializer_are_callable),
+        cmocka_unit_test(sandbox_named_tasks_do_not_leak_globals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
