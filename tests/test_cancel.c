@@ -117,14 +117,6 @@ static void cancel_deadline_ends_every_evasion(void **st)
         for (size_t i = 0; i < n; i++) {
             interp_outcome o;
             double stop;
-#ifdef __SANITIZE_THREAD__
-            /* Under TSan, each Lua error raised by an instrumented C function leaves that
-             * function's frame on TSan's shadow stack (liblua is not instrumented, so the
-             * longjmp is not seen); this loop raises from interp.sleep tens of thousands of
-             * times during the grace and overflows TSan's 65536-frame stack depot. */
-            if (strstr(evasions[i], "pcall(interp.sleep"))
-                continue;
-#endif
             if (getenv("INTERP_TEST_VERBOSE"))
                 printf("# evasion %zu sandbox=%d\n", i, sb), fflush(stdout);
             int rc = run_interrupted(&f, evasions[i], INTERP_ERR_TIMEOUT, 0.02, &o, &stop);
