@@ -131,7 +131,7 @@ static int run_items(lua_State *L)
     run_ctx *c = lua_touserdata(L, 1);
     interp_state *s = c->s;
     const interp_msg_opts *opts = &s->sh->msg_opts;
-    bool fresh_env = s->sandbox && c->fn->kind == INTERP_FN_SOURCE;
+    bool fresh_env = s->sandbox; /* sandbox: every task in an environment of its own */
     resolve(L, c);
     int fidx = lua_gettop(L);
     for (; c->next < c->n; c->next++) {
@@ -140,9 +140,10 @@ static int run_items(lua_State *L)
         const interp_msg *args = c->args ? c->args[c->next] : NULL;
         if (fresh_env) {
             interp__push_task_env(L); /* also the default environment of `load` */
-            lua_setupvalue(L, fidx, 1); /* a main chunk's only upvalue is _ENV */
-        } else if (s->sandbox) {
-            interp__task_env_clear(L);
+            if (c->fn->kind == INTERP_FN_SOURCE)
+                lua_setupvalue(L, fidx, 1); /* a main chunk's only upvalue is _ENV */
+            else
+                lua_pop(L, 1);
         }
         lua_pushvalue(L, fidx);
         c->phase = PH_ARGS;

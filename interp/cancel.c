@@ -12,17 +12,18 @@
  * lua_sethook is documented (ldebug.c) as safe to call asynchronously from another thread.
  *
  * Once fired, the hook raises the cancellation error at the next instruction. Then comes the
- * grace (config cancel_grace): the hook stays installed but quiet (it only looks at the clock
- * every 1000 instructions), so cleanup runs to completion: <close> handlers, the task's own
- * pcall error handling. After the grace it escalates for good: count 1, raising at every
- * instruction of every Lua thread of the task, so nothing Lua code does can outlive it
- * (`while true do pcall(function() while true do end end) end` dies at once). A task that
- * swallows the first error and returns during the grace still ends with the interrupt's
- * status (call.c checks the reason after each item).
+ * grace (config cancel_grace, counted from that first raise): the hook stays installed but
+ * quiet (it only looks at the clock every 1000 instructions), so cleanup runs to completion:
+ * <close> handlers, the task's own pcall error handling. After the grace it escalates for
+ * good: count 1, raising at every instruction of every Lua thread of the task, so nothing Lua
+ * code does can outlive it (`while true do pcall(function() while true do end end) end` dies
+ * at once). A task that swallows the first error and returns during the grace still ends with
+ * the interrupt's status (call.c checks the reason after each item).
  *
  * Hooks left on coroutines are not removed at the end of the task (a coroutine may have been
  * collected meanwhile): a hook that fires while no interrupt is pending removes itself, so a
- * coroutine resumed by a later task runs hook-free after its first instruction. */
+ * coroutine resumed by a later task runs hook-free after its first hook check (at most 1000
+ * of its instructions). */
 #include <lauxlib.h>
 #include <lua.h>
 #include <time.h>
@@ -49,6 +50,11 @@ const char *interp__irq_text(int reason)
 
 static void irq_hook(lua_State *L, lua_Debug *ar);
 
+long long interp__irq_grace_end(const interp_state *s)
+{
+    return now_ns() + (long long)(s->sh->cancel_grace * 1e9);
+}
+
 /* Install the hook on L in the current mode (worker thread or, under irq_mu, the
  * interrupting thread): every instruction before the first raise and after the grace,
  * every GRACE_COUNT instructions (a look at the clock) during the grace. */
@@ -56,16 +62,16 @@ static void arm(interp_state *s, lua_State *L)
 {
     bool quiet = atomic_load_explicit(&s->raised, memory_order_relaxed) &&
                  !atomic_load_explicit(&s->escalated, memory_order_relaxed);
-    lua_sethook(L, irq_hook, LUA_MASKCOUNT, quiet ? GRACE_COUNT : 1);
+    int count = quiet ? GRACE_COUNT : 1;
+    /* Re-arming resets the countdown: a loop that switches threads more often than every
+     * GRACE_COUNT instructions would never see its hook fire. Leave a matching hook alone. */
+    if (lua_gethook(L) == irq_hook && lua_gethookmask(L) == LUA_MASKCOUNT &&
+        lua_gethookcount(L) == count)
+        return;
+    lua_sethook(L, irq_hook, LUA_MASKCOUNT, count);
 }
 
-static int raise_interrupt(lua_State *L, interp_state *s, int reason)
-{
-    atomic_store_explicit(&s->raised, true, memory_order_relaxed);
-    /* A plain string without position, so that it reads the same wherever it struck. */
-    lua_pushstring(L, interp__irq_text(reason));
-    return lua_error(L);
-}
+#define raise_interrupt interp__irq_raise
 
 static void irq_hook(lua_State *L, lua_Debug *ar)
 {
@@ -127,8 +133,7 @@ void interp__state_interrupt(interp_state *s, uint64_t task_id, int reason)
         reason = INTERP_ERR_CANCELLED;
     interp__mutex_lock(&s->irq_mu);
     if (s->running_task == task_id && !interp__cancel_reason(&s->cancel)) {
-        long long grace = (long long)(s->sh->cancel_grace * 1e9);
-        atomic_store_explicit(&s->escalate_at, now_ns() + grace, memory_order_relaxed);
+        atomic_store_explicit(&s->escalate_at, interp__irq_grace_end(s), memory_order_relaxed);
         atomic_store_explicit(&s->escalated, false, memory_order_relaxed);
         atomic_store_explicit(&s->raised, false, memory_order_relaxed);
         /* Fire first (wakes sleep and channel waits), then hook the running thread. */
@@ -149,13 +154,7 @@ lua_State *interp__irq_switch(interp_state *s, lua_State *to)
     return prev;
 }
 
-void interp__irq_check(lua_State *L)
-{
-    interp_state *s = interp__state_of(L);
-    int reason = interp__cancel_reason(&s->cancel);
-    if (reason)
-        raise_interrupt(L, s, reason);
-}
+
 
 /* ---- coroutine.resume / wrap / close, tracking the running thread -------------------- */
 

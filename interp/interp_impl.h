@@ -43,7 +43,9 @@ struct interp_state {
 
     /* Interruption (cancel.c). irq_mu guards running_task and current; it is held only for a
      * few instructions (never while Lua runs), by the worker when it switches Lua threads and
-     * by an interrupting thread while it installs the hook. */
+     * by an interrupting thread while it installs the hook. Lock order: irq_mu, then
+     * cancel.lock (interp__cancel_fire under irq_mu), then the mutex armed on the token
+     * (sleep_mu, or a channel's); nothing takes irq_mu while holding one of the others. */
     pthread_mutex_t irq_mu;
     uint64_t running_task;        /* 0: none */
     lua_State *current;           /* the Lua thread now running the task */
@@ -74,17 +76,40 @@ int interp__irq_end(interp_state *s);
  * installs the hook on `to` (the handshake: the interrupting thread installs the hook on the
  * thread that was current under the same lock). */
 lua_State *interp__irq_switch(interp_state *s, lua_State *to);
+/* Raise the cancellation error (a plain string without position, so that it reads the same
+ * wherever it struck) and remember that it was raised once. Inline, like interp__irq_check:
+ * under TSan every instrumented frame that a Lua error longjmps over stays on TSan's shadow
+ * stack (liblua is not instrumented), so the raising paths keep their frames few. */
+long long interp__irq_grace_end(const interp_state *s); /* now + the grace, monotonic ns */
+static inline int interp__irq_raise(lua_State *L, interp_state *s, int reason)
+{
+    /* The grace starts when the error is first delivered, not when the interrupt was asked
+     * for: a worker that was not scheduled meanwhile still gets its whole grace. */
+    if (!atomic_load_explicit(&s->raised, memory_order_relaxed)) {
+        atomic_store_explicit(&s->escalate_at, interp__irq_grace_end(s), memory_order_relaxed);
+        atomic_store_explicit(&s->raised, true, memory_order_relaxed);
+    }
+    lua_pushstring(L, interp__irq_text(reason));
+    return lua_error(L);
+}
 /* Raise the cancellation error in L if the running task is interrupted; returns otherwise. */
-void interp__irq_check(lua_State *L);
+static inline void interp__irq_check(lua_State *L)
+{
+    interp_state *s = interp__state_of(L);
+    int reason = interp__cancel_reason(&s->cancel);
+    if (reason)
+        interp__irq_raise(L, s, reason);
+}
 
 /* ---- sandbox.c ---- */
 /* Open the libraries of the profile into L's globals (raises on memory error). */
 int interp__open_profile(lua_State *L);
 /* Sandbox: push a fresh environment table for one task (it becomes the task's environment,
- * the default of `load`). */
+ * the default of `load`, and the environment of every function the initializer defined). */
 void interp__push_task_env(lua_State *L);
-/* Sandbox: forget the task environment (at the start of a task). Never allocates. */
-void interp__task_env_clear(lua_State *L);
+/* Sandbox: remember the initializer's main chunk (at idx), whose _ENV upvalue every function
+ * it defines shares, so that each task can point that shared upvalue at its own environment. */
+void interp__sandbox_keep_init(lua_State *L, int idx);
 
 /* ---- module.c ---- */
 /* Push the `interp` module table (raises on memory error). */

@@ -12,16 +12,26 @@ extern "C" {
 #endif
 
 /* Library profile of every worker state.
+ * Every profile: print goes to the pool's sink (whole lines); os.exit raises an error instead
+ *   of exiting the host; coroutine.resume/wrap/close are wrapped so that cancellation reaches
+ *   the running coroutine; an xpcall message handler is not called once the task has been
+ *   interrupted (Lua would run it with hooks off); the `interp` module is the global `interp`.
  * INTERP_SANDBOX_NONE: all standard libraries; globals persist from task to task on the same
- *   state (as module-level state persists in a Python executor's worker); `os.exit` raises an
- *   error instead of exiting the host.
- * INTERP_SANDBOX_SAFE: for untrusted scripts. Keeps: base functions without dofile, loadfile,
- *   collectgarbage (only "count"), load of text chunks only; string (no string.dump, patterns
- *   bounded), table, math, utf8, coroutine; os.clock, os.time, os.date, os.difftime; the
- *   `interp` module. No io, debug, package/require of files or C code. setmetatable refuses
- *   __gc. Library tables and the string metatable are read-only, and every task runs in a fresh
- *   global environment over them, so one task's globals never reach the next. Functions cannot
- *   arrive as bytecode. The exact list is in interp/sandbox.c and the README. */
+ *   state (as module-level state persists in a Python executor's worker).
+ * INTERP_SANDBOX_SAFE: for untrusted scripts. Opens only what it keeps: base functions
+ *   (assert error getmetatable ipairs next pairs pcall print rawequal rawget rawlen rawset
+ *   select setmetatable tonumber tostring type xpcall _G _VERSION) without dofile, loadfile,
+ *   require and warn; collectgarbage("count") only; load of text chunks only (its default
+ *   environment is the task's own); string without string.dump, its find/match/gmatch/gsub
+ *   refusing patterns whose worst-case backtracking on the subject passes ~10^8.5 steps (a
+ *   quantifier that ends the pattern is free; see interp/sandbox.c); table, math, utf8,
+ *   coroutine; os.clock, os.time, os.date, os.difftime (and os.exit, which raises); the
+ *   `interp` module. No io, debug, package. setmetatable refuses a metatable with __gc; rawset
+ *   refuses the read-only tables. Library tables and the string metatable are read-only, and
+ *   every task (by name or as source) runs in a fresh global environment over the globals,
+ *   which the functions the initializer defined also see during that task, so one task's
+ *   global writes never reach the next. Tables the initializer built are shared: changing
+ *   their contents is seen by later tasks. Functions cannot arrive as bytecode. */
 typedef enum interp_sandbox {
     INTERP_SANDBOX_NONE = 0,
     INTERP_SANDBOX_SAFE = 1,

@@ -5,7 +5,9 @@
  * os.exit raises an error, and the `interp` module is the global `interp`.
  *
  * INTERP_SANDBOX_NONE: every standard library (luaL_openlibs); globals persist from task to
- * task on the same state.
+ * task on the same state. debug.sethook raises in an interrupted task (it could remove the
+ * cancellation hook). Not closed here (trusted code): a looping __gc finalizer runs with hooks
+ * off and cannot be interrupted; debug.* can reach the registry.
  *
  * INTERP_SANDBOX_SAFE opens only what it keeps (luaL_requiref), never all-then-delete:
  *   base:      assert error getmetatable ipairs next pairs pcall print rawequal rawget rawlen
@@ -37,6 +39,7 @@
 static const char ro_set_key = 0;  /* registry: set of read-only proxies */
 static const char env_mt_key = 0;  /* registry: metatable of task environments */
 static const char task_env_key = 0; /* registry: the running task's environment (or nil) */
+static const char init_chunk_key = 0; /* registry: the initializer's main chunk */
 
 /* ---- read-only proxies ---------------------------------------------------------------- */
 
@@ -130,12 +133,12 @@ static int sb_collectgarbage(lua_State *L)
     return 1;
 }
 
-/* Push the running task's environment, creating it when the task has none yet. */
+/* Push the running task's environment; outside a task (the initializer), the globals. */
 static void push_current_env(lua_State *L)
 {
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &task_env_key) == LUA_TNIL) {
         lua_pop(L, 1);
-        interp__push_task_env(L);
+        lua_pushglobaltable(L);
     }
 }
 
@@ -157,6 +160,17 @@ static int sb_load(lua_State *L)
     return lua_gettop(L);
 }
 
+void interp__sandbox_keep_init(lua_State *L, int idx)
+{
+    lua_pushvalue(L, idx);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &init_chunk_key);
+}
+
+/* Every task gets a fresh environment whose reads fall through to the shared, read-only-
+ * library globals G. The functions the initializer defined share one _ENV upvalue (that of the
+ * initializer's main chunk): it is pointed at the task's environment too, so a task called by
+ * name writes its globals there, and they are gone for the next task. (Tables the initializer
+ * built stay shared: a task that changes their contents changes them for later tasks.) */
 void interp__push_task_env(lua_State *L)
 {
     lua_createtable(L, 0, 1);
@@ -166,13 +180,10 @@ void interp__push_task_env(lua_State *L)
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key);
-}
-
-void interp__task_env_clear(lua_State *L)
-{
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &task_env_key) != LUA_TNIL) {
-        lua_pushnil(L);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key); /* existing key: no allocation */
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &init_chunk_key) == LUA_TFUNCTION) {
+        lua_pushvalue(L, -2);
+        if (!lua_setupvalue(L, -2, 1)) /* a main chunk's only upvalue is _ENV */
+            lua_pop(L, 1);
     }
     lua_pop(L, 1);
 }
@@ -382,6 +393,17 @@ static void open_sandbox(lua_State *L)
     lua_settop(L, g - 1);
 }
 
+/* Full profile: debug.sethook would let a cancelled task take the cancellation hook off its
+ * own thread; once the task is interrupted it raises the cancellation error instead. */
+static int full_sethook(lua_State *L)
+{
+    interp__irq_check(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 0);
+    return 0;
+}
+
 static void open_full(lua_State *L)
 {
     luaL_openlibs(L);
@@ -395,6 +417,11 @@ static void open_full(lua_State *L)
     lua_pop(L, 1);
     interp__push_xpcall(L);
     lua_setfield(L, g, "xpcall");
+    lua_getfield(L, g, LUA_DBLIBNAME);
+    lua_getfield(L, -1, "sethook");
+    lua_pushcclosure(L, full_sethook, 1);
+    lua_setfield(L, -2, "sethook");
+    lua_pop(L, 1);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     interp__push_module(L);
     lua_pushvalue(L, -1);

@@ -36,6 +36,8 @@ static int setup(lua_State *L)
          * is loaded with mode "b" in every profile. */
         if (luaL_loadbufferx(L, s->sh->init_code, s->sh->init_code_len, "=init", "b") != LUA_OK)
             return lua_error(L);
+        if (s->sandbox)
+            interp__sandbox_keep_init(L, -1);
         int nargs = 0;
         if (s->sh->init_args)
             nargs = interp_msg_push_lua(L, s->sh->init_args, &s->sh->msg_opts);

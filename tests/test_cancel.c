@@ -102,6 +102,8 @@ static const char *const evasions[] = {
     "started() while true do pcall(interp.sleep, 100) end",
     "started() interp.sleep(1000)",
     "started() local s = '' while true do s = ('x'):rep(100) .. tostring(#s) end",
+    "started() while true do pcall(function() while true do end end) "
+    "  if debug then pcall(debug.sethook) end end",
 };
 
 static void cancel_deadline_ends_every_evasion(void **st)
@@ -115,6 +117,8 @@ static void cancel_deadline_ends_every_evasion(void **st)
         for (size_t i = 0; i < n; i++) {
             interp_outcome o;
             double stop;
+            if (getenv("INTERP_TEST_VERBOSE"))
+                printf("# evasion %zu sandbox=%d\n", i, sb), fflush(stdout);
             int rc = run_interrupted(&f, evasions[i], INTERP_ERR_TIMEOUT, 0.02, &o, &stop);
             if (rc != INTERP_ERR_TIMEOUT || !o.error || !strstr(o.error, "timed out"))
                 fail_msg("evasion %zu (%s) sandbox=%d: status %d, %s", i, evasions[i], sb, rc,
@@ -153,7 +157,10 @@ static void cancel_well_behaved_close_handler_completes(void **st)
 {
     (void)st;
     fixture f;
-    fx_open(&f, INTERP_SANDBOX_NONE, NULL);
+    /* a long grace: on a loaded machine (or under TSan) the worker may lose the CPU for tens
+     * of milliseconds in the middle of its cleanup */
+    interp_config cfg = {.cancel_grace = 1.0};
+    fx_open_cfg(&f, &cfg);
     interp_outcome o;
     double stop;
     int rc = run_interrupted(&f,
@@ -251,9 +258,12 @@ static void cancel_leaves_no_hook_on_coroutines(void **st)
                              INTERP_ERR_CANCELLED, 0, &o, &stop);
     assert_int_equal(rc, INTERP_ERR_CANCELLED);
     interp__outcome_clear(&o);
-    /* resuming it in a later task works, and its leftover hook removes itself */
-    fx_expect(&f, "local ok = coroutine.resume(keep) return ok, debug.gethook(keep) == nil",
-              "true, true");
+    /* if it survived (the first raise may have struck inside it instead), resuming it in a
+     * later task works, and its leftover hook removes itself at its first check (within 1000
+     * instructions of the coroutine) */
+    fx_expect(&f, "local alive = coroutine.status(keep) ~= 'dead' "
+                  "if alive then for i = 1, 500 do assert(coroutine.resume(keep)) end end "
+                  "return not alive or debug.gethook(keep) == nil", "true");
     fx_close(&f);
 }
 

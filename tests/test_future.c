@@ -171,6 +171,7 @@ typedef struct reentrant {
     int cancel_rc;
     int shutdown_rc;
     interp_future *other;
+    sem_t finished; /* waiters wake before callbacks run: the test waits for this instead */
 } reentrant;
 
 static void reentrant_cb(interp_future *f, void *ud)
@@ -181,6 +182,7 @@ static void reentrant_cb(interp_future *f, void *ud)
     (void)interp_future_result(f, 0, &res);
     r->cancel_rc = interp_future_cancel(r->other);
     r->shutdown_rc = interp_pool_shutdown(r->pool, true, false);
+    sem_post(&r->finished);
 }
 
 static void future_callback_may_call_the_api(void **st)
@@ -192,9 +194,12 @@ static void future_callback_may_call_the_api(void **st)
     util_recv(p, "started");
     assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(1), &other), INTERP_OK);
     reentrant r = {.pool = p, .other = other};
+    sem_init(&r.finished, 0, 0);
     interp_future_on_done(blocker, reentrant_cb, &r);
     util_send(p, "go", 1);
     assert_int_equal(interp_future_wait(blocker, INTERP_FOREVER), INTERP_OK);
+    sem_wait(&r.finished);
+    sem_destroy(&r.finished);
     interp_pool_shutdown(p, true, false);
     assert_int_equal(r.child_rc, INTERP_OK);
     assert_int_equal(r.cancel_rc, INTERP_OK);

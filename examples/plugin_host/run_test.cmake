@@ -2,7 +2,7 @@
 # misbehaving plugin, kept the well-behaved ones' state, and reloaded the fixed looper.
 file(REMOVE_RECURSE ${WORK})
 file(COPY ${SRC}/ DESTINATION ${WORK})
-execute_process(COMMAND ${HOST} ${WORK} --frames 40 --budget-ms 50 --fix-looper-at 20
+execute_process(COMMAND ${HOST} ${WORK} --frames 40 --budget-ms ${BUDGET} --fix-looper-at 20
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 message("${out}${err}")
 if(NOT rc EQUAL 0)
