@@ -464,16 +464,14 @@ static void chan_lua_host_state_garbage_extraspace(void **state)
               "if not (ok and r) then return false end\n"
               "assert(ch:send('main'))\n"
               "if ch:recv() ~= 'main' or ch:len() ~= 0 then return false end\n"
-              "local v, err = ch:recv(0.01)\n"
-              "if v ~= nil or err ~= 'timeout' then return false end\n"
-              "v, err = interp.select({ch, other}, 0)\n"
-              "if v ~= nil or err ~= 'timeout' then return false end\n"
+              "local function failed(want, v, err) return v == nil and err == want end\n"
+              "if not failed('timeout', ch:recv(0.01)) then return false end\n"
+              "if not failed('timeout', interp.select({ch, other}, 0)) then return false end\n"
               "local w = coroutine.wrap(function() return ch:send(2), ch:recv(), #ch end)\n"
               "local sent, got, n = w()\n"
               "if not sent or got ~= 2 or n ~= 0 then return false end\n"
               "ch:close()\n"
-              "v, err = ch:recv()\n"
-              "return v == nil and err == 'closed'");
+              "return failed('closed', ch:recv())");
     ls_err(&s, "return interp.channel('x')", "belongs to no pool");
     ls_err(&s, "return cancelled:recv()", "interp: task cancelled");
     assert_memory_equal(lua_getextraspace(s.L), garbage, LUA_EXTRASPACE);
