@@ -399,9 +399,7 @@ transfer(interp_chan *ch, int side, interp_msg **slot, double timeout, interp__c
 
 int interp__chan_send_c(interp_chan *ch, interp_msg *m, double timeout, interp__cancel *tok)
 {
-    if (!ch || !m)
-        return INTERP_ERR_INVALID;
-    if (isnan(timeout))
+    if (!ch || !m || isnan(timeout)) /* a NaN timeout before the size limit, as ever */
         return INTERP_ERR_INVALID;
     if (ch->max_msg_size && interp_msg_size(m) > ch->max_msg_size)
         return INTERP_ERR_LIMIT;
