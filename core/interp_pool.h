@@ -40,7 +40,12 @@ typedef struct interp_pool_options {
                                     by interp_pool_create) */
     size_t memory_limit;         /* bytes per worker state; 0: none */
     interp_sandbox sandbox;      /* INTERP_SANDBOX_NONE (default) or INTERP_SANDBOX_SAFE */
-    double task_timeout;         /* default deadline of every task, seconds; 0: none */
+    double task_timeout;         /* default deadline of every task, seconds; 0: none. Map
+                                    items each get it too (a chunk is not one task): an item
+                                    is interrupted once it has run between 1x and 2x
+                                    task_timeout (checked without a clock read per item); it
+                                    fails with INTERP_ERR_TIMEOUT and the items after it still
+                                    run */
     double cancel_grace;         /* cleanup time after a cancel before escalation; 0: 0.05 s */
     double stuck_grace;          /* a task still running this long after its deadline (stuck in
                                     C code no hook reaches) is abandoned and its worker replaced;

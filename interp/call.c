@@ -11,7 +11,9 @@
 
 #include "interp_impl.h"
 
-enum phase { PH_RESOLVE, PH_ARGS, PH_RUN };
+/* PH_START: an item is about to start (only the interrupt check can raise here: the item then
+ * counts as not started). */
+enum phase { PH_RESOLVE, PH_START, PH_ARGS, PH_RUN };
 enum { SOURCE_CACHE_MAX = 256 };
 
 static const char source_cache_key = 0; /* registry: source text -> compiled chunk */
@@ -135,7 +137,12 @@ static int run_items(lua_State *L)
     resolve(L, c);
     int fidx = lua_gettop(L);
     for (; c->next < c->n; c->next++) {
+        /* one relaxed store per item: the watchdog tells a new item from a long one by it */
+        atomic_store_explicit(&s->items, atomic_load_explicit(&s->items, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        c->phase = PH_START;
         interp__irq_check(L); /* interrupted: this item and the rest get the interrupt */
+        c->phase = PH_ARGS;
         interp_outcome *o = &c->outs[c->next];
         const interp_msg *args = c->args ? c->args[c->next] : NULL;
         if (fresh_env) {
@@ -146,7 +153,6 @@ static int run_items(lua_State *L)
                 lua_pop(L, 1);
         }
         lua_pushvalue(L, fidx);
-        c->phase = PH_ARGS;
         int nargs = args ? interp_msg_push_lua(L, args, opts) : 0;
         c->phase = PH_RUN;
         lua_call(L, nargs, LUA_MULTRET);
@@ -195,6 +201,12 @@ static void record_error(interp_state *s, run_ctx *c, interp_outcome *o, int st)
         o->status = INTERP_ERR_DECODE;
     else
         o->status = INTERP_ERR_SCRIPT;
+    if (msg && o->status == INTERP_ERR_NOTFOUND) {
+        /* raised by resolve itself: a traceback would only show "[C]: in ?" */
+        const char *tb = strstr(msg, "\nstack traceback:");
+        o->error = interp__strndup(msg, tb ? (size_t)(tb - msg) : len);
+        return;
+    }
     if (msg) {
         o->error = interp__strndup(msg, len);
         return;
@@ -263,15 +275,16 @@ static bool precheck(interp_state *s, const interp_fn *fn, interp_outcome *o)
     return false;
 }
 
-void interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
-                       const interp_msg *const args[], interp_outcome outs[])
+size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
+                         const interp_msg *const args[], interp_outcome outs[])
 {
     if (n == 0)
-        return;
+        return 0;
     if (!precheck(s, fn, &outs[0])) {
         spread(outs, 0, n);
-        return;
+        return 0;
     }
+    size_t ran = n;
     lua_State *L = s->L;
     run_ctx c = {.s = s, .fn = fn, .args = args, .outs = outs, .n = n};
     s->alloc.failed = false;
@@ -294,14 +307,17 @@ void interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, s
         }
         if (o->status == INTERP_ERR_TIMEOUT || o->status == INTERP_ERR_CANCELLED ||
             o->status == INTERP_ERR_SHUTDOWN || c.phase == PH_RESOLVE || s->broken) {
-            /* every item not yet run shares the fate of this one */
+            /* every item not yet run shares the fate of this one; this one counts as run
+             * unless it was stopped before it started */
             spread(outs, c.next, n);
+            ran = c.phase == PH_RESOLVE || c.phase == PH_START ? c.next : c.next + 1;
             break;
         }
         c.next++;
     }
     lua_settop(L, 0);
     interp__irq_end(s);
+    return ran;
 }
 
 int interp__state_call(interp_state *s, uint64_t task_id, const interp_fn *fn,
