@@ -170,7 +170,7 @@ static bool deliver_direct(map_chunk *c)
                 m->out[idx] = o->result;
             else
                 interp_msg_free(o->result);
-            o->result = NULL;
+            o->result = NULL; /* the outcome is zero again (OK holds nothing else) */
             if (m->errors)
                 m->errors[idx] = NULL;
             continue;
@@ -190,7 +190,6 @@ static bool deliver_direct(map_chunk *c)
         }
         interp__outcome_clear(o);
     }
-    memset(c->outs, 0, c->n * sizeof *c->outs);
     return c->first_fail != 0;
 }
 
