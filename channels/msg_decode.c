@@ -532,7 +532,9 @@ int interp__msg_push_small(lua_State *L, const interp_msg *m, size_t max_size)
 {
     uint32_t count = m->count;
     const unsigned char *u = (const unsigned char *)m->data;
-    if (count == 1 && m->size <= 9) { /* one number, the usual argument: no loop, no limit */
+    if (m->size > (max_size ? max_size : DEFAULT_SIZE))
+        return -1; /* interp_msg_push_lua says why */
+    if (count == 1 && m->size <= 9) { /* one number, the usual argument: no loop */
         unsigned char c = u[0];
         if (c <= 0x7f) {
             lua_pushinteger(L, c);
@@ -548,7 +550,7 @@ int interp__msg_push_small(lua_State *L, const interp_msg *m, size_t max_size)
         default: break;
         }
     }
-    if (count > INTERP__MSG_SMALL_VALUES || m->size > (max_size ? max_size : DEFAULT_SIZE))
+    if (count > INTERP__MSG_SMALL_VALUES)
         return -1;
     const char *p = m->data;
     uint32_t left = count;

@@ -1,6 +1,7 @@
-/* test_msg_slab.c - slabs (msg_impl.h): many small messages carved from one block. A member
- * reads, copies and frees like any message, from any thread and in any order; the block goes
- * back once its producer let go and its last member is freed (ASan checks both ways). */
+/* test_msg_slab.c - the fast paths of small messages. Slabs (msg_impl.h): many small messages
+ * carved from one block; a member reads, copies and frees like any message, from any thread and
+ * in any order; the block goes back once its producer let go and its last member is freed
+ * (ASan checks both ways). interp__msg_push_small: small argument lists without a decoder. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -213,6 +214,47 @@ static void msg_slab_members_freed_on_other_threads(void **st)
     free(ms);
 }
 
+/* interp__msg_push_small: small scalar messages are pushed as they are; anything else, or a
+ * message over the size limit, is left to interp_msg_push_lua (nothing pushed). */
+static void msg_small_push_fast_path(void **st)
+{
+    (void)st;
+    lua_State *L = new_state();
+    static const char *const small[] = {"0", "127", "200", "70000", "2^40 // 1", "-1", "-300",
+                                        "1.25", "nil", "true", "'abc'", "1, 'x', false", ""};
+    for (size_t i = 0; i < sizeof small / sizeof *small; i++) {
+        int k = eval(L, small[i]);
+        interp_msg *m;
+        assert_int_equal(interp_msg_from_lua(L, lua_gettop(L) - k + 1, k, NULL, &m, NULL),
+                         INTERP_OK);
+        int base = lua_gettop(L);
+        assert_int_equal(interp__msg_push_small(L, m, 0), k);
+        assert_int_equal(lua_gettop(L), base + k);
+        for (int j = 1; j <= k; j++) {
+            assert_int_equal(lua_type(L, base - k + j), lua_type(L, base + j));
+            assert_true(lua_rawequal(L, base - k + j, base + j));
+            if (lua_type(L, base + j) == LUA_TNUMBER)
+                assert_int_equal(lua_isinteger(L, base - k + j), lua_isinteger(L, base + j));
+        }
+        if (interp_msg_size(m) > 1) /* one byte over the limit (0 would mean the default) */
+            assert_int_equal(interp__msg_push_small(L, m, interp_msg_size(m) - 1), -1);
+        assert_int_equal(lua_gettop(L), base + k);
+        lua_settop(L, 0);
+        interp_msg_free(m);
+    }
+    static const char *const other[] = {"{}", "1, {2}", "1, 2, 3, 4, 5, 6, 7, 8, 9"};
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
+        int k = eval(L, other[i]);
+        interp_msg *m;
+        assert_int_equal(interp_msg_from_lua(L, 1, k, NULL, &m, NULL), INTERP_OK);
+        assert_int_equal(interp__msg_push_small(L, m, 0), -1);
+        assert_int_equal(lua_gettop(L), k);
+        lua_settop(L, 0);
+        interp_msg_free(m);
+    }
+    lua_close(L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +262,7 @@ int main(void)
         cmocka_unit_test(msg_slab_copies_are_ordinary),
         cmocka_unit_test(msg_slab_memory_returns_after_the_last_member),
         cmocka_unit_test(msg_slab_members_freed_on_other_threads),
+        cmocka_unit_test(msg_small_push_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
