@@ -189,8 +189,11 @@ typedef struct interp_map_options {
 
 /* Apply fn to each of the n argument messages in[i] (borrowed; each message's values are the
  * arguments; NULL: no arguments), in parallel, chunked. Blocks until every item has ended.
- * out[i] receives item i's results (owned by the caller) or NULL if it failed; out may be
- * NULL when only the statuses matter (results are then freed). Returns
+ * out[i] receives item i's results (owned by the caller: free each with interp_msg_free, in
+ * any order, on any thread) or NULL if it failed; out may be NULL when only the statuses
+ * matter (results are then freed). Small results (a few numbers, booleans, short strings)
+ * share blocks of up to 60 KiB, one malloc per block instead of one per result; a block's
+ * memory returns when its last result is freed. Returns
  * INTERP_OK when every item succeeded; otherwise the status of the lowest-numbered failed item
  * (items cancelled only because of stop_on_error count last), and (when opts->status/errors
  * are given) every item's outcome. opts may be NULL. INTERP_ERR_SHUTDOWN / INTERP_ERR_BROKEN
