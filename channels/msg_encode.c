@@ -637,12 +637,12 @@ static size_t small_encode(lua_State *L, int first, int count, char *buf)
 }
 
 int interp__msg_from_lua_slab(lua_State *L, int first, int count, const interp_msg_opts *opts,
-                              interp__slab **slab, size_t hint, interp_msg **out,
-                              interp_msg_error *err)
+                              interp__slab_cache *cache, interp__slab **slab, size_t hint,
+                              interp_msg **out, interp_msg_error *err)
 {
     /* encoded in place, in a member reserved at the end of the slab */
     interp_msg *m;
-    if (count <= SMALL_VALUES && (m = interp__slab_reserve(slab, hint, SMALL_BYTES + 9))) {
+    if (count <= SMALL_VALUES && (m = interp__slab_reserve(cache, slab, hint, SMALL_BYTES + 9))) {
         size_t size;
         if (count == 1 && lua_isinteger(L, first)) { /* the usual result */
             lua_Integer v = lua_tointegerx(L, first, NULL);

@@ -124,8 +124,9 @@ interp_msg *interp__msg_alloc(size_t size, uint32_t count, uint32_t flags);
  * order. Layout of a member: the slab's address (8 bytes), then the interp_msg header, then its
  * data, rounded up to 8 bytes; its flags carry INTERP__MSG_SLAB, which interp_msg_free reads
  * to drop one reference on the slab instead of freeing the member. The slab's memory goes back
- * when its last member is freed and its producer has let go (interp__slab_release): keeping one
- * member alive keeps the whole slab (at most INTERP__SLAB_MAX bytes). interp_msg_dup of a
+ * (to malloc, or to its producer's cache, below) when its last member is freed and its producer
+ * has let go (interp__slab_release): keeping one member alive keeps the whole slab (at most
+ * INTERP__SLAB_MAX bytes). interp_msg_dup of a
  * member is an ordinary message; copies and concatenations never inherit INTERP__MSG_SLAB.
  *
  * Reference count: it starts at a large bias held by the producer, which counts the members it
@@ -135,27 +136,43 @@ interp_msg *interp__msg_alloc(size_t size, uint32_t count, uint32_t flags);
 /* below glibc's mmap threshold (128 KiB): an mmap'd block would be unmapped at its free and
  * fault its pages in afresh at every new slab */
 enum { INTERP__SLAB_MAX = 60 << 10 };
+typedef struct interp__slab_cache interp__slab_cache;
 typedef struct interp__slab {
     atomic_size_t refs;   /* a bias while the producer holds it, minus the freed members */
+    interp__slab_cache *cache; /* where it goes when its last member is freed, or NULL */
     size_t members;       /* producer only: members made */
     size_t used, cap;     /* producer only: bytes of data[] */
     _Alignas(16) char data[];
 } interp__slab;
 #define INTERP__SLAB_HEAD sizeof(interp__slab *) /* before each member: the slab's address */
 
-/* A new slab of about `hint` bytes (clamped to INTERP__SLAB_MAX, at least `need`) replacing
- * *slab (released); NULL when out of memory (*slab unchanged). */
-interp__slab *interp__slab_grow(interp__slab **slab, size_t hint, size_t need);
+/* Slab cache of one producer: full-size slabs whose members have all been freed wait there
+ * (up to max_bytes) for the producer's next slabs, instead of going back to malloc. A map
+ * producing a million results per run, which the host frees before the next run, then works
+ * in memory already mapped: fresh pages cost a fault and a zeroing each (a fifth of the cost
+ * of a small result otherwise). Any thread may put a slab back (its last member's free); the
+ * producer takes them. NULL when out of memory. */
+interp__slab_cache *interp__slab_cache_new(size_t max_bytes);
+/* The producer is done with the cache: the slabs kept are freed, later ones are freed as
+ * usual; the cache itself goes with the last slab made from it. NULL-safe. */
+void interp__slab_cache_release(interp__slab_cache *cache);
+
+/* A new slab of about `hint` bytes (clamped to INTERP__SLAB_MAX, at least `need`; a kept one of
+ * `cache` when one fits, cache may be NULL) replacing *slab (released); NULL when out of
+ * memory (*slab unchanged). */
+interp__slab *interp__slab_grow(interp__slab_cache *cache, interp__slab **slab, size_t hint,
+                                size_t need);
 
 /* Room for a member of up to `size` data bytes at the end of *slab (a new slab if needed, see
  * interp__slab_grow): returns the message to fill (its data; header written by commit), or NULL
  * when out of memory. Nothing is taken until interp__slab_commit. Producer thread only. */
-static inline interp_msg *interp__slab_reserve(interp__slab **slab, size_t hint, size_t size)
+static inline interp_msg *interp__slab_reserve(interp__slab_cache *cache, interp__slab **slab,
+                                               size_t hint, size_t size)
 {
     size_t need = INTERP__SLAB_HEAD + sizeof(interp_msg) + size;
     interp__slab *sl = *slab;
     if (!sl || sl->cap - sl->used < need) {
-        if (size > INTERP__SLAB_MAX || !(sl = interp__slab_grow(slab, hint, need)))
+        if (size > INTERP__SLAB_MAX || !(sl = interp__slab_grow(cache, slab, hint, need)))
             return NULL;
     }
     return (interp_msg *)(void *)(sl->data + sl->used + INTERP__SLAB_HEAD);
@@ -184,11 +201,12 @@ struct interp_msg_error;
 
 /* interp_msg_from_lua for a producer with a slab (msg_encode.c): values that are all nil,
  * booleans, numbers or short strings (a small message) are written straight into *slab (see
- * interp__slab_reserve for hint); anything else, or a failure, goes the ordinary way. first
+ * interp__slab_reserve for cache and hint); anything else, or a failure, goes the ordinary way. first
  * must be an absolute index and count >= 0 (the caller's values are on the stack). */
 int interp__msg_from_lua_slab(struct lua_State *L, int first, int count,
-                              const struct interp_msg_opts *opts, interp__slab **slab,
-                              size_t hint, interp_msg **out, struct interp_msg_error *err);
+                              const struct interp_msg_opts *opts, interp__slab_cache *cache,
+                              interp__slab **slab, size_t hint, interp_msg **out,
+                              struct interp_msg_error *err);
 
 /* interp_msg_push_lua's fast path for a message of at most INTERP__MSG_SMALL_VALUES values that
  * are all nil, booleans, numbers or strings and of at most max_size bytes (0: the default

@@ -193,7 +193,9 @@ typedef struct interp_map_options {
  * any order, on any thread) or NULL if it failed; out may be NULL when only the statuses
  * matter (results are then freed). Small results (a few numbers, booleans, short strings)
  * share blocks of up to 60 KiB, one malloc per block instead of one per result; a block's
- * memory returns when its last result is freed. Returns
+ * memory returns when its last result is freed (to the worker that made it, which keeps up to
+ * 16 MiB of such blocks for its next maps until its state is recycled or the pool destroyed).
+ * Returns
  * INTERP_OK when every item succeeded; otherwise the status of the lowest-numbered failed item
  * (items cancelled only because of stop_on_error count last), and (when opts->status/errors
  * are given) every item's outcome. opts may be NULL. INTERP_ERR_SHUTDOWN / INTERP_ERR_BROKEN

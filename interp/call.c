@@ -25,6 +25,9 @@ enum { SOURCE_CACHE_MAX = 256 };
 /* Maps of at least this many items put small results in slabs (msg_impl.h): one allocation
  * for many results. SLAB_ITEM_GUESS: bytes a small result takes in a slab, to size the next. */
 enum { SLAB_MIN_ITEMS = 8, SLAB_ITEM_GUESS = 32 };
+/* Bytes of emptied result slabs a state keeps for its next maps (about 270 slabs: the results
+ * of half a million small items), so that repeated maps reuse mapped memory. */
+#define SLAB_CACHE_BYTES ((size_t)16 << 20)
 
 static const char source_cache_key = 0; /* registry: source text -> compiled chunk */
 static const char trace_key = 0;        /* registry: traceback of a non-string error */
@@ -176,7 +179,7 @@ static int run_items(lua_State *L)
         int nres = lua_gettop(L) - fidx;
         interp_msg_error e;
         if (c->n >= SLAB_MIN_ITEMS)
-            o->status = interp__msg_from_lua_slab(L, fidx + 1, nres, opts, &c->slab,
+            o->status = interp__msg_from_lua_slab(L, fidx + 1, nres, opts, s->slab_cache, &c->slab,
                                                   (c->n - c->next) * SLAB_ITEM_GUESS, &o->result, &e);
         else
             o->status = interp_msg_from_lua(L, fidx + 1, nres, opts, &o->result, &e);
@@ -307,6 +310,8 @@ size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn,
     size_t ran = n;
     lua_State *L = s->L;
     run_ctx c = {.s = s, .fn = fn, .args = args, .outs = outs, .n = n};
+    if (n >= SLAB_MIN_ITEMS && !s->slab_cache)
+        s->slab_cache = interp__slab_cache_new(SLAB_CACHE_BYTES); /* NULL: slabs uncached */
     s->alloc.failed = false;
     interp__irq_begin(s, task_id);
     lua_settop(L, 0);

@@ -302,9 +302,9 @@ static void cancel_leaves_no_hook_on_coroutines(void **st)
     interp_outcome o;
     double stop;
     /* a coroutine that was running when the hook was installed survives in a global */
-    int rc = run_interrupted(&f, "started() keep = coroutine.create(function() "
+    int rc = run_interrupted(&f, "keep = coroutine.create(function() "
                                  "while true do local ok = pcall(coroutine.yield) end end) "
-                                 "while true do coroutine.resume(keep) end",
+                                 "started() while true do coroutine.resume(keep) end",
                              INTERP_ERR_CANCELLED, 0, &o, &stop);
     assert_int_equal(rc, INTERP_ERR_CANCELLED);
     interp__outcome_clear(&o);

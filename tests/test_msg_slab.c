@@ -63,7 +63,7 @@ static void msg_slab_members_match_plain_messages(void **st)
         interp_msg *plain, *m;
         interp_msg_error e;
         assert_int_equal(interp_msg_from_lua(L, first, k, NULL, &plain, &e), INTERP_OK);
-        assert_int_equal(interp__msg_from_lua_slab(L, first, k, NULL, &slab, 4096, &m, &e),
+        assert_int_equal(interp__msg_from_lua_slab(L, first, k, NULL, NULL, &slab, 4096, &m, &e),
                          INTERP_OK);
         assert_int_equal(lua_gettop(L), first + k - 1); /* the values stay */
         assert_int_equal((m->flags & INTERP__MSG_SLAB) != 0, cases[i].small);
@@ -100,7 +100,7 @@ static void msg_slab_copies_are_ordinary(void **st)
     interp__slab *slab = NULL;
     eval(L, "7, 'seven'");
     interp_msg *m, *dup, *cat;
-    assert_int_equal(interp__msg_from_lua_slab(L, 1, 2, NULL, &slab, 256, &m, NULL), INTERP_OK);
+    assert_int_equal(interp__msg_from_lua_slab(L, 1, 2, NULL, NULL, &slab, 256, &m, NULL), INTERP_OK);
     assert_true(m->flags & INTERP__MSG_SLAB);
     interp__slab_release(slab); /* the member keeps the slab */
     dup = interp_msg_dup(m);
@@ -132,7 +132,7 @@ static void msg_slab_memory_returns_after_the_last_member(void **st)
     size_t slabs = 0;
     for (size_t i = 0; i < N; i++) {
         size_t size = i % 40; /* various sizes, 0 included */
-        interp_msg *m = interp__slab_reserve(&slab, 4000, size);
+        interp_msg *m = interp__slab_reserve(NULL, &slab, 4000, size);
         assert_non_null(m);
         memset(m->data, (int)(i & 0xff), size);
         interp__slab_commit(slab, m, size, 0, 0);
@@ -180,8 +180,10 @@ static void msg_slab_members_freed_on_other_threads(void **st)
     enum { N = 4000, MORE = 4000 };
     interp_msg **ms = malloc((N + MORE) * sizeof *ms);
     interp__slab *slab = NULL;
+    interp__slab_cache *cache = interp__slab_cache_new(1 << 20); /* emptied slabs come back */
+    assert_non_null(cache);
     for (size_t i = 0; i < N; i++) {
-        interp_msg *m = interp__slab_reserve(&slab, 1 << 20, 8);
+        interp_msg *m = interp__slab_reserve(cache, &slab, 1 << 20, 8);
         assert_non_null(m);
         memcpy(m->data, &i, sizeof i);
         interp__slab_commit(slab, m, sizeof i, 1, 0);
@@ -195,7 +197,7 @@ static void msg_slab_members_freed_on_other_threads(void **st)
         pthread_create(&th[k], NULL, free_range, &f[k]);
     pthread_barrier_wait(&go); /* the freers start; production goes on in the same slab */
     for (size_t i = N; i < N + MORE; i++) {
-        interp_msg *m = interp__slab_reserve(&slab, 1 << 20, 8);
+        interp_msg *m = interp__slab_reserve(cache, &slab, 1 << 20, 8);
         assert_non_null(m);
         memcpy(m->data, &i, sizeof i);
         interp__slab_commit(slab, m, sizeof i, 1, 0);
@@ -205,12 +207,57 @@ static void msg_slab_members_freed_on_other_threads(void **st)
     for (int k = 0; k < 2; k++)
         pthread_join(th[k], NULL);
     pthread_barrier_destroy(&go);
+    interp__slab_cache_release(cache); /* the members left are freed after it */
     for (size_t i = N; i < N + MORE; i++) {
         size_t v;
         memcpy(&v, ms[i]->data, sizeof v);
         assert_int_equal(v, i);
         interp_msg_free(ms[i]);
     }
+    free(ms);
+}
+
+/* A producer's cache: slabs whose members have all been freed are used again for its next
+ * members; the cache closes with members still alive, which are freed later. */
+static void msg_slab_cache_reuses_emptied_slabs(void **st)
+{
+    (void)st;
+    enum { N = 6000, MAXSLABS = 64 };
+    interp__slab_cache *cache = interp__slab_cache_new(4 << 20);
+    assert_non_null(cache);
+    interp_msg **ms = malloc(N * sizeof *ms);
+    interp__slab *slab = NULL, *seen[MAXSLABS];
+    size_t nseen = 0;
+    for (size_t i = 0; i < N; i++) {
+        ms[i] = interp__slab_reserve(cache, &slab, (size_t)1 << 20, 8);
+        assert_non_null(ms[i]);
+        interp__slab_commit(slab, ms[i], 8, 1, 0);
+        if (!nseen || seen[nseen - 1] != slab) {
+            assert_true(nseen < MAXSLABS);
+            seen[nseen++] = slab;
+        }
+    }
+    assert_true(nseen >= 3);
+    interp__slab_release(slab);
+    slab = NULL;
+    for (size_t i = 0; i < N; i++)
+        interp_msg_free(ms[i]);
+    /* every slab was emptied and kept: the next members land in them again */
+    size_t reused = 0;
+    for (size_t i = 0; i < N; i++) {
+        ms[i] = interp__slab_reserve(cache, &slab, (size_t)1 << 20, 8);
+        assert_non_null(ms[i]);
+        interp__slab_commit(slab, ms[i], 8, 1, 0);
+        if (i == 0 || (i > 0 && (char *)ms[i] - (char *)ms[i - 1] != 32)) {
+            for (size_t k = 0; k < nseen; k++)
+                reused += seen[k] == slab;
+        }
+    }
+    assert_true(reused >= nseen - 1);
+    interp__slab_release(slab);
+    interp__slab_cache_release(cache);
+    for (size_t i = 0; i < N; i++)
+        interp_msg_free(ms[i]);
     free(ms);
 }
 
@@ -262,6 +309,7 @@ int main(void)
         cmocka_unit_test(msg_slab_copies_are_ordinary),
         cmocka_unit_test(msg_slab_memory_returns_after_the_last_member),
         cmocka_unit_test(msg_slab_members_freed_on_other_threads),
+        cmocka_unit_test(msg_slab_cache_reuses_emptied_slabs),
         cmocka_unit_test(msg_small_push_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
