@@ -62,6 +62,7 @@ map_ctx *interp__map_ctx_new(const interp_fn *fn, bool stop_on_error)
     interp__mutex_init(&m->mu);
     interp__cond_init(&m->cv);
     m->waiting = false;
+    m->wait_for = NULL;
     atomic_init(&m->stop, 0);
     m->stop_on_error = stop_on_error;
     m->direct = false;
@@ -132,7 +133,7 @@ void interp__chunk_finish(map_chunk *c, int status, bool failed)
         if (failed && m->stop_on_error && !atomic_load(&m->stop))
             atomic_store(&m->stop, INTERP_ERR_CANCELLED);
         atomic_store_explicit(&c->done, true, memory_order_release);
-        if (m->waiting)
+        if (m->waiting && m->wait_for == c) /* the caller waits for the oldest chunk only */
             interp__cond_signal(&m->cv);
     }
     interp__mutex_unlock(&m->mu);
