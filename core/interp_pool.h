@@ -46,7 +46,7 @@ typedef struct interp_pool_options {
                                     task_timeout (checked without a clock read per item); it
                                     fails with INTERP_ERR_TIMEOUT and the items after it still
                                     run */
-    double cancel_grace;         /* cleanup time after a cancel before escalation; 0: 0.05 s */
+    double cancel_grace;         /* cleanup time after a cancel before escalation; 0: 0.01 s */
     double stuck_grace;          /* a task still running this long after its deadline (stuck in
                                     C code no hook reaches) is abandoned and its worker replaced;
                                     0: 1.0 s */

@@ -29,7 +29,7 @@ typedef struct interp_config {
                                      allow_functions is forced off in the sandbox */
     double cancel_grace;          /* seconds a cancelled task's cleanup (<close>, its own error
                                      handling) may run before the hook fires on every
-                                     instruction; 0: 0.05 */
+                                     instruction; 0: 0.01 */
     interp_print_fn print;        /* NULL: whole lines to stdout */
     void *print_ud;
     /* named channels of the pool (see lua_ctx.h); NULL: interp.channel raises */

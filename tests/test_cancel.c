@@ -130,7 +130,7 @@ static void cancel_deadline_ends_every_evasion(void **st)
             assert_clean_after(&f);
         }
         printf("# sandbox=%d: %zu evasions, slowest stop after its deadline: %.1f ms "
-               "(grace %.0f ms)\n", sb, n, worst * 1e3, 50.0);
+               "(default grace 10 ms)\n", sb, n, worst * 1e3);
         fx_close(&f);
     }
 }
