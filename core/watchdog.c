@@ -24,6 +24,8 @@
 
 #include "core_impl.h"
 
+static int ensure_started_locked(interp_pool *pool);
+
 static struct timespec ts_of(double t)
 {
     struct timespec ts;
@@ -49,6 +51,7 @@ static void escalate_locked(interp__worker *w, uint64_t id, double at, int reaso
     } else if (at < w->escalate_at) {
         w->escalate_at = at;
     }
+    ensure_started_locked(pool); /* on failure: retried at the next deadline or cancel */
     if (at < pool->wd_next) {
         pool->wd_next = at;
         interp__cond_signal(&pool->wd_cv);
@@ -67,6 +70,7 @@ void interp__watchdog_deadline(interp__worker *w, uint64_t id, double timeout)
     w->dl_len = timeout;
     w->dl_items = first_item;
     w->dl_fired = false;
+    ensure_started_locked(pool); /* on failure: retried at the next deadline or cancel */
     if (deadline < pool->wd_next) {
         pool->wd_next = deadline;
         interp__cond_signal(&pool->wd_cv);
@@ -202,24 +206,36 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-int interp__watchdog_start(interp_pool *pool)
+/* Under pool->mu: start the watchdog thread if it is not running. A pool with no deadline, no
+ * cancel of a running task and no shutdown_now never starts it: a short-lived pool then pays
+ * for no thread it does not use. */
+static int ensure_started_locked(interp_pool *pool)
 {
+    if (pool->wd_started || pool->wd_stop)
+        return INTERP_OK;
     pthread_attr_t attr;
-    int rv = pthread_attr_init(&attr);
-    if (rv != 0)
+    if (pthread_attr_init(&attr) != 0)
         return INTERP_ERR_SYSTEM;
     pthread_attr_setstacksize(&attr, pool->thread_stack);
     sigset_t all, old;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    interp__mutex_lock(&pool->mu);
-    pool->wd_next = INFINITY;
-    rv = pthread_create(&pool->wd_thread, &attr, watchdog_main, pool);
-    pool->wd_started = rv == 0;
-    interp__mutex_unlock(&pool->mu);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits: no signal lands on it */
+    int rv = pthread_create(&pool->wd_thread, &attr, watchdog_main, pool);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
+    pool->wd_started = rv == 0;
     return rv == 0 ? INTERP_OK : INTERP_ERR_SYSTEM;
+}
+
+int interp__watchdog_start(interp_pool *pool)
+{
+    interp__mutex_lock(&pool->mu);
+    pool->wd_next = INFINITY;
+    /* with a default task timeout every task needs it: start it now, so that a failure to
+     * start it is reported by interp_pool_create */
+    int rc = pool->task_timeout > 0 ? ensure_started_locked(pool) : INTERP_OK;
+    interp__mutex_unlock(&pool->mu);
+    return rc;
 }
 
 void interp__watchdog_stop(interp_pool *pool)
