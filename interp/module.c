@@ -29,6 +29,22 @@ static int l_sleep(lua_State *L)
     return 0;
 }
 
+/* ---- interrupt polls ------------------------------------------------------------------
+ * If the task is interrupted, call an empty Lua function: its one instruction meets the
+ * cancellation hook exactly as the task's own code would (the first raise, the quiet grace,
+ * then a raise at every poll), so C loops that poll behave like Lua loops. Costs one atomic
+ * load while no interrupt is pending. */
+
+static const char poll_fn_key = 0; /* registry: the empty Lua function */
+
+void interp__poll_irq(lua_State *L)
+{
+    if (!interp__cancel_reason(&interp__state_of(L)->cancel))
+        return;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &poll_fn_key);
+    lua_call(L, 0, 0);
+}
+
 void interp__push_module(lua_State *L)
 {
     interp_state *s = interp__state_of(L);
@@ -42,7 +58,9 @@ void interp__push_module(lua_State *L)
 }
 
 /* print(...): tostring of each argument, tab-separated, handed to the sink line by line (a
- * text with embedded newlines becomes several lines), each line whole. */
+ * text with embedded newlines becomes several lines), each line whole. The sink is C code
+ * (stdout: a write and a flush per line): a text of millions of newlines polls the interrupt
+ * between lines, or it would outlive the task's deadline. */
 static int l_print(lua_State *L)
 {
     int n = lua_gettop(L);
@@ -64,6 +82,7 @@ static int l_print(lua_State *L)
         s->sh->print(s->sh->print_ud, s->worker_id, text, line);
         if (!nl)
             break;
+        interp__poll_irq(L); /* balanced: the text stays anchored at the top */
         text += line + 1;
         len -= line + 1;
     }
@@ -90,6 +109,9 @@ static int l_exit(lua_State *L)
 
 void interp__install_io(lua_State *L, int g, int os)
 {
+    if (luaL_loadbufferx(L, "", 0, "=poll", "t") != LUA_OK)
+        lua_error(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &poll_fn_key);
     lua_pushcfunction(L, l_print);
     lua_setfield(L, g, "print");
     lua_pushcfunction(L, l_exit);

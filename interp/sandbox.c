@@ -32,7 +32,10 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "interp_impl.h"
 
@@ -48,9 +51,18 @@ static int ro_newindex(lua_State *L)
     return luaL_error(L, "attempt to modify a read-only table");
 }
 
+/* The `next` that pairs(proxy) returns. A script can call it on any table: it must iterate
+ * only a registered proxy's table (the environment's metatable reads through to the real
+ * globals, whose _G is the real global table: handing that out would let a task write the
+ * globals every later task sees). */
 static int ro_next(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ro_set_key);
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) == LUA_TNIL)
+        return luaL_argerror(L, 1, "not a read-only library table");
     lua_settop(L, 2);
     if (!lua_getmetatable(L, 1) || lua_getfield(L, -1, "__index") != LUA_TTABLE)
         return 0;
@@ -106,6 +118,44 @@ static int sb_rawset(lua_State *L)
     return 1;
 }
 
+/* ---- interrupt polls inside C loops ----------------------------------------------------
+ * The cancellation hook counts Lua instructions, so a loop inside a C function that runs no
+ * Lua code (table.move over a huge range, a sort or gsub calling C functions back) is out of
+ * its reach. Such loops poll (interp__poll_irq, module.c) every POLL_EVERY iterations. */
+
+#define POLL_EVERY 256
+
+#define poll_irq interp__poll_irq
+
+static inline void poll_at(lua_State *L, lua_Unsigned i)
+{
+    if ((i & (POLL_EVERY - 1)) == POLL_EVERY - 1)
+        poll_irq(L);
+}
+
+/* Upvalue 1: a C function, upvalue 2: calls so far. Calls it with every argument, polling. */
+static int polled_call(lua_State *L)
+{
+    lua_Unsigned k = (lua_Unsigned)lua_tointeger(L, lua_upvalueindex(2)) + 1u;
+    lua_pushinteger(L, (lua_Integer)k);
+    lua_replace(L, lua_upvalueindex(2));
+    poll_at(L, k);
+    int base = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, base, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* Replace the C function at idx by a polling closure around it. */
+static void wrap_polled(lua_State *L, int idx)
+{
+    lua_pushvalue(L, idx);
+    lua_pushinteger(L, 0);
+    lua_pushcclosure(L, polled_call, 2);
+    lua_replace(L, idx);
+}
+
 /* ---- guarded base functions ----------------------------------------------------------- */
 
 static int sb_setmetatable(lua_State *L)
@@ -113,7 +163,8 @@ static int sb_setmetatable(lua_State *L)
     int t = lua_type(L, 2);
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
-    if (t == LUA_TTABLE && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+    /* raw: a metatable's own __index must not run here (Lua itself reads __gc raw) */
+    if (t == LUA_TTABLE && (lua_pushliteral(L, "__gc"), lua_rawget(L, 2)) != LUA_TNIL)
         return luaL_error(L, "setmetatable: __gc metamethods are not allowed in the sandbox");
     lua_settop(L, 2);
     lua_pushvalue(L, lua_upvalueindex(1)); /* the standard setmetatable */
@@ -150,6 +201,8 @@ static int sb_load(lua_State *L)
         return luaL_error(L, "load: only text chunks are allowed in the sandbox");
     lua_pushliteral(L, "t");
     lua_replace(L, 3);
+    if (lua_iscfunction(L, 1))
+        wrap_polled(L, 1); /* a C reader runs inside the parser, out of the hook's reach */
     if (!has_env) {
         push_current_env(L);
         lua_replace(L, 4);
@@ -158,6 +211,35 @@ static int sb_load(lua_State *L)
     lua_insert(L, 1);
     lua_call(L, 4, LUA_MULTRET);
     return lua_gettop(L);
+}
+
+/* ---- the random generator, reseeded for every task --------------------------------------
+ * math.random's state belongs to the Lua state: a task could seed it (fixing the "random"
+ * numbers of the next task) or read it out (xoshiro256** can be run backwards: the numbers an
+ * earlier task drew). Each task starts from a fresh seed (clock, address and a counter mixed). */
+
+static const char randomseed_key = 0; /* registry: the standard math.randomseed */
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15u;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    return x ^ (x >> 31);
+}
+
+static void reseed_random(lua_State *L)
+{
+    static _Atomic uint64_t counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t c = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
+    uint64_t a = mix64((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+    uint64_t b = mix64(a ^ (uint64_t)(uintptr_t)L ^ mix64(c));
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &randomseed_key);
+    lua_pushinteger(L, (lua_Integer)a);
+    lua_pushinteger(L, (lua_Integer)b);
+    lua_call(L, 2, 0);
 }
 
 void interp__sandbox_keep_init(lua_State *L, int idx)
@@ -186,6 +268,7 @@ void interp__push_task_env(lua_State *L)
             lua_pop(L, 1);
     }
     lua_pop(L, 1);
+    reseed_random(L);
 }
 
 /* ---- bounded patterns ------------------------------------------------------------------
@@ -280,7 +363,8 @@ static double pattern_cost_log10(size_t n, const char *p, size_t len, bool ancho
 }
 
 /* string.find/match/gmatch/gsub: upvalue 1 the standard function, upvalue 2 the kind
- * (1: find, honouring its `plain` argument; 2: gmatch, where ^ is no anchor; 0: others). */
+ * (1: find, honouring its `plain` argument; 2: gmatch, where ^ is no anchor; 3: gsub, whose
+ * C-function replacement is polled; 0: match). */
 static int sb_pattern(lua_State *L)
 {
     size_t n, plen;
@@ -288,6 +372,8 @@ static int sb_pattern(lua_State *L)
     const char *p = luaL_checklstring(L, 2, &plen);
     int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
     bool plain = kind == 1 && lua_toboolean(L, 4);
+    if (kind == 3 && lua_iscfunction(L, 3))
+        wrap_polled(L, 3); /* called back once per match, inside the C matcher */
     if (!plain && pattern_cost_log10(n, p, plen, kind != 2) > PATTERN_BUDGET_LOG10)
         return luaL_error(L, "pattern too complex for a subject of %d bytes (the sandbox bounds "
                              "backtracking; simplify the pattern or split the subject)", (int)n);
@@ -302,6 +388,196 @@ static void wrap_pattern_fn(lua_State *L, const char *name, int kind)
     lua_getfield(L, -1, name);
     lua_pushinteger(L, kind);
     lua_pushcclosure(L, sb_pattern, 2);
+    lua_setfield(L, -2, name);
+}
+
+/* ---- loops bounded by the interrupt ---------------------------------------------------
+ * Loops whose length a script chooses with a number rather than with memory it owns: Lua's
+ * table.insert/remove/move/concat walk a range (#t may come from __len, and raw nils are
+ * free to read and write: `table.move({}, 1, 1e15, 1)` runs for days without allocating),
+ * and string.rep of an empty string copies nothing n times. The sandbox's versions keep
+ * Lua's behaviour and messages and poll the interrupt (above) in their loops. table.sort
+ * calls its comparator (or, without one, a C comparator doing `<`) through a polling
+ * closure unless it is a Lua function (which the hook reaches): comparisons outnumber the
+ * element moves, so the sort polls as often as it works. */
+
+enum { TAB_R = 1, TAB_W = 2, TAB_L = 4 };
+
+/* Lua's rule: a table, or a value with the metamethods the operation needs. */
+static void check_tab(lua_State *L, int arg, int what)
+{
+    if (lua_type(L, arg) == LUA_TTABLE)
+        return;
+    static const char *const ev[] = {"__index", "__newindex", "__len"};
+    for (int i = 0; i < 3; i++) {
+        if (!(what & (1 << i)))
+            continue;
+        if (luaL_getmetafield(L, arg, ev[i]) == LUA_TNIL)
+            luaL_checktype(L, arg, LUA_TTABLE); /* raises "table expected" */
+        lua_pop(L, 1);
+    }
+}
+
+static int sb_tinsert(lua_State *L)
+{
+    check_tab(L, 1, TAB_R | TAB_W | TAB_L);
+    lua_Integer e = (lua_Integer)((lua_Unsigned)luaL_len(L, 1) + 1u); /* first empty slot */
+    lua_Integer pos = e;
+    switch (lua_gettop(L)) {
+    case 2:
+        break;
+    case 3:
+        pos = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2, "position out of bounds");
+        for (lua_Integer i = e; i > pos; i--) { /* shift up */
+            poll_at(L, (lua_Unsigned)(e - i));
+            lua_geti(L, 1, i - 1);
+            lua_seti(L, 1, i);
+        }
+        break;
+    default:
+        return luaL_error(L, "wrong number of arguments to 'insert'");
+    }
+    lua_seti(L, 1, pos);
+    return 0;
+}
+
+static int sb_tremove(lua_State *L)
+{
+    check_tab(L, 1, TAB_R | TAB_W | TAB_L);
+    lua_Integer size = luaL_len(L, 1);
+    lua_Integer pos = luaL_optinteger(L, 2, size);
+    if (pos != size)
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2,
+                      "position out of bounds");
+    lua_geti(L, 1, pos); /* the result */
+    for (lua_Unsigned n = 0; pos < size; pos++, n++) { /* shift down */
+        poll_at(L, n);
+        lua_geti(L, 1, pos + 1);
+        lua_seti(L, 1, pos);
+    }
+    lua_pushnil(L);
+    lua_seti(L, 1, pos);
+    return 1;
+}
+
+static int sb_tmove(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2);
+    lua_Integer e = luaL_checkinteger(L, 3);
+    lua_Integer t = luaL_checkinteger(L, 4);
+    int tt = lua_isnoneornil(L, 5) ? 1 : 5;
+    check_tab(L, 1, TAB_R);
+    check_tab(L, tt, TAB_W);
+    if (e >= f) {
+        luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
+        lua_Integer n = e - f + 1; /* elements to move */
+        luaL_argcheck(L, t <= LUA_MAXINTEGER - n + 1, 4, "destination wrap around");
+        if (t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ))) {
+            for (lua_Integer i = 0; i < n; i++) {
+                poll_at(L, (lua_Unsigned)i);
+                lua_geti(L, 1, f + i);
+                lua_seti(L, tt, t + i);
+            }
+        } else { /* overlapping, destination after the source: copy backwards */
+            for (lua_Integer i = n - 1; i >= 0; i--) {
+                poll_at(L, (lua_Unsigned)(n - 1 - i));
+                lua_geti(L, 1, f + i);
+                lua_seti(L, tt, t + i);
+            }
+        }
+    }
+    lua_pushvalue(L, tt);
+    return 1;
+}
+
+static void concat_field(lua_State *L, luaL_Buffer *b, lua_Integer i)
+{
+    lua_geti(L, 1, i);
+    if (!lua_isstring(L, -1))
+        luaL_error(L, "invalid value (at index %I) in table for 'concat'", (LUAI_UACINT)i);
+    luaL_addvalue(b);
+}
+
+static int sb_tconcat(lua_State *L)
+{
+    check_tab(L, 1, TAB_R | TAB_L);
+    lua_Integer last = luaL_len(L, 1);
+    size_t lsep;
+    const char *sep = luaL_optlstring(L, 2, "", &lsep);
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    last = luaL_optinteger(L, 4, last);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (lua_Unsigned n = 0; i < last; i++, n++) {
+        poll_at(L, n); /* balanced: the buffer's use of the stack is undisturbed */
+        concat_field(L, &b, i);
+        luaL_addlstring(&b, sep, lsep);
+    }
+    if (i == last)
+        concat_field(L, &b, i);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* Upvalue 1: calls so far. `<` of its two arguments, polling. */
+static int sort_less(lua_State *L)
+{
+    lua_Unsigned k = (lua_Unsigned)lua_tointeger(L, lua_upvalueindex(1)) + 1u;
+    lua_pushinteger(L, (lua_Integer)k);
+    lua_replace(L, lua_upvalueindex(1));
+    poll_at(L, k);
+    lua_pushboolean(L, lua_compare(L, 1, 2, LUA_OPLT));
+    return 1;
+}
+
+/* Upvalue 1: the standard table.sort. */
+static int sb_tsort(lua_State *L)
+{
+    check_tab(L, 1, TAB_R | TAB_W | TAB_L); /* errors named after sort, not after the wrapper */
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_pushinteger(L, 0);
+        lua_pushcclosure(L, sort_less, 1);
+    } else if (lua_iscfunction(L, 2)) {
+        lua_settop(L, 2);
+        wrap_polled(L, 2);
+    } else {
+        luaL_checktype(L, 2, LUA_TFUNCTION); /* a Lua function: the hook reaches it */
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 0);
+    return 0;
+}
+
+/* Upvalue 1: the standard string.rep. An empty result is built without looping n times. */
+static int sb_srep(lua_State *L)
+{
+    size_t l, lsep;
+    luaL_checklstring(L, 1, &l);
+    luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &lsep);
+    if (l == 0 && lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static void wrap_std(lua_State *L, const char *name, lua_CFunction fn)
+{
+    lua_getfield(L, -1, name);
+    lua_pushcclosure(L, fn, 1);
+    lua_setfield(L, -2, name);
+}
+
+static void set_fn(lua_State *L, const char *name, lua_CFunction fn)
+{
+    lua_pushcfunction(L, fn);
     lua_setfield(L, -2, name);
 }
 
@@ -343,7 +619,8 @@ static void open_sandbox(lua_State *L)
     wrap_pattern_fn(L, "find", 1);
     wrap_pattern_fn(L, "match", 0);
     wrap_pattern_fn(L, "gmatch", 2);
-    wrap_pattern_fn(L, "gsub", 0);
+    wrap_pattern_fn(L, "gsub", 3);
+    wrap_std(L, "rep", sb_srep);
     set_library(L, g, LUA_STRLIBNAME);
     /* The string metatable: __index the read-only string table, and what getmetatable("")
      * returns is a read-only proxy of the metatable itself. */
@@ -357,8 +634,15 @@ static void open_sandbox(lua_State *L)
     lua_pop(L, 2);
 
     luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 0);
+    set_fn(L, "insert", sb_tinsert);
+    set_fn(L, "remove", sb_tremove);
+    set_fn(L, "move", sb_tmove);
+    set_fn(L, "concat", sb_tconcat);
+    wrap_std(L, "sort", sb_tsort);
     set_library(L, g, LUA_TABLIBNAME);
     luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 0);
+    lua_getfield(L, -1, "randomseed");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &randomseed_key);
     set_library(L, g, LUA_MATHLIBNAME);
     luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 0);
     set_library(L, g, LUA_UTF8LIBNAME);
