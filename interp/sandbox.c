@@ -255,6 +255,14 @@ void interp__sandbox_keep_init(lua_State *L, int idx)
  * built stay shared: a task that changes their contents changes them for later tasks.) */
 void interp__push_task_env(lua_State *L)
 {
+    /* G._G is G itself: a task that clears its own _G (`_G = nil`) would read G's through the
+     * environment's __index and could write every later task's globals. The initializer has
+     * run: G._G goes (a raw no-op after the first task). */
+    lua_pushglobaltable(L);
+    lua_pushliteral(L, "_G");
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
     lua_createtable(L, 0, 1);
     lua_pushvalue(L, -1);
     lua_setfield(L, -2, "_G");

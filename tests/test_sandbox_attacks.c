@@ -34,6 +34,7 @@ static const attack attacks[] = {
     {"local rn = pairs(string) return rn(setmetatable({}, {__index = {a = 1}}))", SCRIPT,
      "not a read-only library table"},
     {"local rn = pairs(math) local k, v = rn(math, 'pi') return type(k)", OK, "\"string\""},
+    {"_G = nil return _G, rawget(_ENV, '_G')", OK, "nil, nil"},
     /* string.rep: an empty result used to loop n times inside C */
     {"return #string.rep('', math.maxinteger)", OK, "0"},
     {"return #(''):rep(1e18, '')", OK, "0"},
@@ -277,6 +278,10 @@ static const poison poisons[] = {
     /* the real globals through ro_next on the environment (now refused) */
     {"local rn = pairs(string) local k, v repeat k, v = rn(_ENV, k) until k == nil or k == '_G' "
      "v.leaked = 'poison' v.print = nil", "return leaked, type(print)", "nil, \"function\""},
+    /* the real globals through the environment's __index once the task's own _G is gone */
+    {"_G = nil _G.leaked = 'poison'", "return leaked", "nil"},
+    {"_ENV._G = nil local G = _G G.print = nil", "return type(print)", "\"function\""},
+    {"_G = nil local t = {} for k in pairs(_G) do t[#t + 1] = k end", "return _G == _ENV", "true"},
     {"math.randomseed(42)", "return math.random(1 << 40) ~= (function() "
      "math.randomseed(42) return math.random(1 << 40) end)()", "true"},
     {"table.insert = nil", "return type(table.insert)", "\"function\""},
