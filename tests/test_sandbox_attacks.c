@@ -448,6 +448,8 @@ static void attacks_hangs_end_by_the_deadline(void **st)
         double took = interp__now() - t0;
         if (took > worst)
             worst = took;
+        if (getenv("INTERP_TEST_VERBOSE"))
+            printf("# %.3f s: %s\n", took, hangs[i]);
         if (rc != INTERP_ERR_TIMEOUT)
             fail_msg("hang `%s`: expected a timeout, got %d: %s", hangs[i], rc,
                      interp_future_error(fu) ? interp_future_error(fu) : "");
