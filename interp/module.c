@@ -45,6 +45,24 @@ void interp__poll_irq(lua_State *L)
     lua_call(L, 0, 0);
 }
 
+/* Sandbox: interp.channel(name [, capacity]) with a capacity of at most SANDBOX_CHAN_CAP.
+ * A new channel's ring is allocated (and written) at once by the host, outside the state's
+ * memory limit, under the pool's channel lock: `interp.channel('x', 2^28)` would take 4 GiB
+ * of host memory. Upvalue 1: the binding's interp.channel. */
+#define SANDBOX_CHAN_CAP 65536
+
+static int sb_channel(lua_State *L)
+{
+    lua_Integer cap = luaL_optinteger(L, 2, 0);
+    if (cap > SANDBOX_CHAN_CAP)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "capacity above %d in the sandbox",
+                                                   SANDBOX_CHAN_CAP));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 void interp__push_module(lua_State *L)
 {
     interp_state *s = interp__state_of(L);
@@ -55,6 +73,11 @@ void interp__push_module(lua_State *L)
     lua_setfield(L, -2, "sleep");
     /* the channel binding (interp.channel, interp.select), channels/chan_lua.c */
     interp__chan_lua_register(L);
+    if (s->sandbox) {
+        lua_getfield(L, -1, "channel");
+        lua_pushcclosure(L, sb_channel, 1);
+        lua_setfield(L, -2, "channel");
+    }
 }
 
 /* print(...): tostring of each argument, tab-separated, handed to the sink line by line (a

@@ -22,6 +22,10 @@
  *   interp:    the worker module.
  *   No io, debug, package. setmetatable refuses a metatable with __gc (finalizers run with
  *   hooks off, so no cancellation could stop one). rawset refuses the read-only tables.
+ *   C loops the hook cannot reach poll the interrupt (table.*, gsub and load C callbacks;
+ *   print in module.c); functions that call Lua back keep a C stack reserve; math.random is
+ *   reseeded for every task; the globals lose _G once tasks run. (interp_types.h lists the
+ *   rules and what stays open.)
  * Read-only: every library table above is an empty proxy (__index the real table, __newindex
  * raises, __pairs iterates the real table, __metatable false); the string metatable's
  * __index is the string proxy and getmetatable("") answers a read-only proxy of it.
@@ -32,6 +36,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -133,9 +138,59 @@ static inline void poll_at(lua_State *L, lua_Unsigned i)
         poll_irq(L);
 }
 
+/* ---- C stack reserve -------------------------------------------------------------------
+ * Lua stops C recursion after 200 levels, whatever each level costs. Library functions with a
+ * luaL_Buffer on the C stack (string.format, gsub, table.concat, print) take ~1.5 KiB a level
+ * (more under sanitizers), so `__tostring = function(o) return string.format('%s', o) end`
+ * needs ~400 KiB: beyond the pool's 256 KiB floor, a SIGSEGV. The sandbox's versions of the
+ * functions that call Lua code back refuse to start when less than STACK_RESERVE bytes of the
+ * thread's stack remain (the message handler and the unwinding run in that reserve). */
+
+#define STACK_RESERVE ((uintptr_t)96 << 10)
+
+static _Thread_local uintptr_t stack_floor_tl; /* 0: not known yet; 1: cannot be known */
+
+static uintptr_t stack_floor(void)
+{
+    if (!stack_floor_tl) {
+        uintptr_t floor = 1;
+        pthread_attr_t a;
+        void *addr;
+        size_t size;
+        if (pthread_getattr_np(pthread_self(), &a) == 0) {
+            if (pthread_attr_getstack(&a, &addr, &size) == 0 && size > 2 * STACK_RESERVE)
+                floor = (uintptr_t)addr + STACK_RESERVE;
+            pthread_attr_destroy(&a);
+        }
+        stack_floor_tl = floor;
+    }
+    return stack_floor_tl;
+}
+
+/* Raise "C stack overflow" when the running thread's stack is nearly used up. The frame
+ * address, not a local's: under ASan a local may live on a heap "fake stack". */
+static void check_c_stack(lua_State *L)
+{
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    if (here < stack_floor())
+        luaL_error(L, "C stack overflow (the sandbox keeps %d KiB of the thread's stack in "
+                      "reserve)", (int)(STACK_RESERVE >> 10));
+}
+
+/* Upvalue 1: the standard function. Checks the C stack, then calls it. */
+static int stack_checked(lua_State *L)
+{
+    check_c_stack(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 /* Upvalue 1: a C function, upvalue 2: calls so far. Calls it with every argument, polling. */
 static int polled_call(lua_State *L)
 {
+    check_c_stack(L);
     lua_Unsigned k = (lua_Unsigned)lua_tointeger(L, lua_upvalueindex(2)) + 1u;
     lua_pushinteger(L, (lua_Integer)k);
     lua_replace(L, lua_upvalueindex(2));
@@ -145,6 +200,20 @@ static int polled_call(lua_State *L)
     lua_insert(L, 1);
     lua_call(L, base, LUA_MULTRET);
     return lua_gettop(L);
+}
+
+/* Upvalue 1: a table, upvalue 2: lookups so far. t[first argument], polling: what gsub does
+ * with a table replacement (the first capture, or the whole match, is the key). */
+static int polled_index(lua_State *L)
+{
+    check_c_stack(L);
+    lua_Unsigned k = (lua_Unsigned)lua_tointeger(L, lua_upvalueindex(2)) + 1u;
+    lua_pushinteger(L, (lua_Integer)k);
+    lua_replace(L, lua_upvalueindex(2));
+    poll_at(L, k);
+    lua_settop(L, 1);
+    lua_gettable(L, lua_upvalueindex(1));
+    return 1;
 }
 
 /* Replace the C function at idx by a polling closure around it. */
@@ -195,6 +264,7 @@ static void push_current_env(lua_State *L)
 
 static int sb_load(lua_State *L)
 {
+    check_c_stack(L);
     bool has_env = !lua_isnone(L, 4);
     lua_settop(L, 4);
     if (!lua_isnoneornil(L, 3) && !strchr(luaL_checkstring(L, 3), 't'))
@@ -375,6 +445,7 @@ static double pattern_cost_log10(size_t n, const char *p, size_t len, bool ancho
  * C-function replacement is polled; 0: match). */
 static int sb_pattern(lua_State *L)
 {
+    check_c_stack(L);
     size_t n, plen;
     luaL_checklstring(L, 1, &n);
     const char *p = luaL_checklstring(L, 2, &plen);
@@ -382,6 +453,16 @@ static int sb_pattern(lua_State *L)
     bool plain = kind == 1 && lua_toboolean(L, 4);
     if (kind == 3 && lua_iscfunction(L, 3))
         wrap_polled(L, 3); /* called back once per match, inside the C matcher */
+    else if (kind == 3 && lua_type(L, 3) == LUA_TTABLE && lua_getmetatable(L, 3)) {
+        lua_pop(L, 1); /* its __index may be a C function, queried once per match */
+        lua_settop(L, 4);
+        lua_pushvalue(L, 3);
+        lua_pushinteger(L, 0);
+        lua_pushcclosure(L, polled_index, 2);
+        lua_replace(L, 3);
+        if (lua_isnil(L, 4))
+            lua_settop(L, 3);
+    }
     if (!plain && pattern_cost_log10(n, p, plen, kind != 2) > PATTERN_BUDGET_LOG10)
         return luaL_error(L, "pattern too complex for a subject of %d bytes (the sandbox bounds "
                              "backtracking; simplify the pattern or split the subject)", (int)n);
@@ -428,6 +509,7 @@ static void check_tab(lua_State *L, int arg, int what)
 
 static int sb_tinsert(lua_State *L)
 {
+    check_c_stack(L);
     check_tab(L, 1, TAB_R | TAB_W | TAB_L);
     lua_Integer e = (lua_Integer)((lua_Unsigned)luaL_len(L, 1) + 1u); /* first empty slot */
     lua_Integer pos = e;
@@ -452,6 +534,7 @@ static int sb_tinsert(lua_State *L)
 
 static int sb_tremove(lua_State *L)
 {
+    check_c_stack(L);
     check_tab(L, 1, TAB_R | TAB_W | TAB_L);
     lua_Integer size = luaL_len(L, 1);
     lua_Integer pos = luaL_optinteger(L, 2, size);
@@ -471,6 +554,7 @@ static int sb_tremove(lua_State *L)
 
 static int sb_tmove(lua_State *L)
 {
+    check_c_stack(L);
     lua_Integer f = luaL_checkinteger(L, 2);
     lua_Integer e = luaL_checkinteger(L, 3);
     lua_Integer t = luaL_checkinteger(L, 4);
@@ -509,6 +593,7 @@ static void concat_field(lua_State *L, luaL_Buffer *b, lua_Integer i)
 
 static int sb_tconcat(lua_State *L)
 {
+    check_c_stack(L);
     check_tab(L, 1, TAB_R | TAB_L);
     lua_Integer last = luaL_len(L, 1);
     size_t lsep;
@@ -531,6 +616,7 @@ static int sb_tconcat(lua_State *L)
 /* Upvalue 1: calls so far. `<` of its two arguments, polling. */
 static int sort_less(lua_State *L)
 {
+    check_c_stack(L);
     lua_Unsigned k = (lua_Unsigned)lua_tointeger(L, lua_upvalueindex(1)) + 1u;
     lua_pushinteger(L, (lua_Integer)k);
     lua_replace(L, lua_upvalueindex(1));
@@ -542,6 +628,7 @@ static int sort_less(lua_State *L)
 /* Upvalue 1: the standard table.sort. */
 static int sb_tsort(lua_State *L)
 {
+    check_c_stack(L);
     check_tab(L, 1, TAB_R | TAB_W | TAB_L); /* errors named after sort, not after the wrapper */
     if (lua_isnoneornil(L, 2)) {
         lua_settop(L, 1);
@@ -629,6 +716,7 @@ static void open_sandbox(lua_State *L)
     wrap_pattern_fn(L, "gmatch", 2);
     wrap_pattern_fn(L, "gsub", 3);
     wrap_std(L, "rep", sb_srep);
+    wrap_std(L, "format", stack_checked);
     set_library(L, g, LUA_STRLIBNAME);
     /* The string metatable: __index the read-only string table, and what getmetatable("")
      * returns is a read-only proxy of the metatable itself. */
@@ -668,6 +756,9 @@ static void open_sandbox(lua_State *L)
     lua_remove(L, -2);
     interp__install_io(L, g, lua_gettop(L));
     set_library(L, g, LUA_OSLIBNAME);
+    lua_getfield(L, g, "print");
+    lua_pushcclosure(L, stack_checked, 1);
+    lua_setfield(L, g, "print");
 
     interp__push_module(L);
     set_library(L, g, "interp");

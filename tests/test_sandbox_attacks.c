@@ -213,6 +213,13 @@ static const attack attacks[] = {
     {"return setmetatable({}, {__gc = false})", SCRIPT, "__gc metamethods are not allowed"},
     {"local w = setmetatable({}, {__mode = 'k'}) w[{}] = 1 return next(w) ~= nil", OK, "true"},
     {"return collectgarbage('step')", SCRIPT, "only \"count\""},
+    {"return ('abc'):gsub('%w', setmetatable({}, {__index = function(_, c) return c:upper() "
+     "end}))", OK, "\"ABC\", 3"},
+    {"return ('abc'):gsub('(%w)(%w)', setmetatable({a = 'X'}, {}), 1)", OK, "\"Xc\", 1"},
+    {"return ('abc'):gsub('%w', setmetatable({}, {__index = function() return {} end}))",
+     SCRIPT, "invalid replacement value (a table)"},
+    {"return interp.channel('x', 2^28)", SCRIPT, "capacity above 65536 in the sandbox"},
+    {"return interp.channel('x', 16)", SCRIPT, "this state belongs to no pool"},
     {"return interp.sleep(-1)", SCRIPT, "non-negative"},
     {"return interp.sleep(0/0)", SCRIPT, "non-negative"},
     {"return interp.sleep(0), interp.worker_id", OK, "nil, 7"},
@@ -360,6 +367,7 @@ static const char *const hangs[] = {
     "local mt = {__len = function() return 2^31 - 2 end, __lt = rawequal} "
     "mt.__index = assert table.sort(setmetatable({}, mt))",
     "string.gsub(('x'):rep(2^23), '', tonumber) while true do end",
+    "string.gsub(('x'):rep(2^23), '', setmetatable({}, {__index = rawlen})) while true do end",
     "print(('\\n'):rep(2^22)) while true do end", /* 4 M lines, a flushed write each */
     /* Lua callbacks inside C (the hook reaches them) */
     "load(function() while true do end end) while true do end",
@@ -405,10 +413,11 @@ static void tweak_attack_pool(interp_pool_options *o, captured *sink)
     o->print_ud = sink;
 }
 
-static interp_pool *attack_pool(captured *sink)
+static interp_pool *attack_pool(captured *sink, size_t stack)
 {
     interp_pool_options o = interp_pool_defaults();
     tweak_attack_pool(&o, sink);
+    o.thread_stack_size = stack;
     interp_pool *p = NULL;
     char *err = NULL;
     if (interp_pool_create(&p, &o, &err) != INTERP_OK)
@@ -459,8 +468,21 @@ static void attacks_hangs_end_by_the_deadline(void **st)
         if (s.workers_abandoned != 0)
             fail_msg("hang `%s`: its worker had to be abandoned (stuck in C)", hangs[i]);
     }
-    /* the workers still run ordinary tasks */
-    interp_future *fu = submit_src(p, "return 6 * 7");
+    /* the workers still run ordinary tasks; a channel of a sane capacity is there */
+    interp_future *fu = submit_src(p, "local c = interp.channel('sb', 100) c:send(41) "
+                                      "return c:recv() + 1");
+    const interp_msg *r41 = NULL;
+    assert_int_equal(interp_future_result(fu, INTERP_FOREVER, &r41), INTERP_OK);
+    char *t41 = NULL;
+    assert_int_equal(interp_msg_to_text(r41, &t41), INTERP_OK);
+    assert_string_equal(t41, "42");
+    free(t41);
+    interp_future_release(fu);
+    fu = submit_src(p, "return interp.channel('huge', 2^28)");
+    assert_int_equal(interp_future_result(fu, INTERP_FOREVER, NULL), INTERP_ERR_SCRIPT);
+    assert_non_null(strstr(interp_future_error(fu), "capacity above 65536"));
+    interp_future_release(fu);
+    fu = submit_src(p, "return 6 * 7");
     const interp_msg *res = NULL;
     assert_int_equal(interp_future_result(fu, INTERP_FOREVER, &res), INTERP_OK);
     char *text = NULL;
@@ -474,7 +496,10 @@ static void attacks_hangs_end_by_the_deadline(void **st)
     pthread_mutex_destroy(&sink.mu);
 }
 
-/* Deep C recursion on a worker thread's own stack (default size): clean errors, no SIGSEGV. */
+/* Deep C recursion on a worker thread's own stack, of the default size and of the pool's
+ * floor (256 KiB): clean errors, never SIGSEGV. Lua stops C recursion at 200 levels whatever
+ * they cost; string.format through __tostring needed ~400 KiB before the sandbox kept a
+ * reserve (interp/sandbox.c, check_c_stack). */
 static const char *const deep[] = {
     "local t = setmetatable({}, {__index = function(t, k) return t[k .. 'x'] end}) return t.a",
     "local mt = {} mt.__tostring = tostring return tostring(setmetatable({}, mt))",
@@ -495,13 +520,16 @@ static const char *const deep[] = {
     "function() return f() end}), 1, 2)) end return f()",
 };
 
-static void attacks_deep_recursion_on_worker_stacks(void **st)
+static void run_deep(size_t stack)
 {
-    (void)st;
     captured sink = {.n = 0};
     pthread_mutex_init(&sink.mu, NULL);
-    interp_pool *p = attack_pool(&sink);
+    interp_pool *p = attack_pool(&sink, stack);
     for (size_t i = 0; i < sizeof deep / sizeof deep[0]; i++) {
+        if (getenv("INTERP_TEST_VERBOSE")) {
+            printf("# deep (stack %zu): %s\n", stack, deep[i]);
+            fflush(stdout);
+        }
         interp_future *fu = submit_src(p, deep[i]);
         int rc = interp_future_result(fu, INTERP_FOREVER, NULL);
         const char *e = interp_future_error(fu);
@@ -514,6 +542,18 @@ static void attacks_deep_recursion_on_worker_stacks(void **st)
     pthread_mutex_destroy(&sink.mu);
 }
 
+static void attacks_deep_recursion_on_default_stacks(void **st)
+{
+    (void)st;
+    run_deep(0);
+}
+
+static void attacks_deep_recursion_on_the_smallest_stacks(void **st)
+{
+    (void)st;
+    run_deep((size_t)256 << 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -522,7 +562,8 @@ int main(void)
         cmocka_unit_test(attacks_random_is_reseeded_per_task),
         cmocka_unit_test(attacks_late_gc_field_never_runs),
         cmocka_unit_test(attacks_hangs_end_by_the_deadline),
-        cmocka_unit_test(attacks_deep_recursion_on_worker_stacks),
+        cmocka_unit_test(attacks_deep_recursion_on_default_stacks),
+        cmocka_unit_test(attacks_deep_recursion_on_the_smallest_stacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
