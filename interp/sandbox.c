@@ -37,7 +37,6 @@
 #include <lualib.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -300,10 +299,10 @@ static uint64_t mix64(uint64_t x)
 
 static void reseed_random(lua_State *L)
 {
-    static _Atomic uint64_t counter;
+    static _Thread_local uint64_t counter; /* per thread: no cache line shared by workers */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t c = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
+    uint64_t c = ++counter;
     uint64_t a = mix64((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
     uint64_t b = mix64(a ^ (uint64_t)(uintptr_t)L ^ mix64(c));
     lua_rawgetp(L, LUA_REGISTRYINDEX, &randomseed_key);
@@ -616,7 +615,6 @@ static int sb_tconcat(lua_State *L)
 /* Upvalue 1: calls so far. `<` of its two arguments, polling. */
 static int sort_less(lua_State *L)
 {
-    check_c_stack(L);
     lua_Unsigned k = (lua_Unsigned)lua_tointeger(L, lua_upvalueindex(1)) + 1u;
     lua_pushinteger(L, (lua_Integer)k);
     lua_replace(L, lua_upvalueindex(1));
@@ -625,12 +623,38 @@ static int sort_less(lua_State *L)
     return 1;
 }
 
+/* True when argument 1 is a table without metatable holding only numbers, or only strings,
+ * from 1 to its length: sorting it calls nothing (no comparator, no metamethod), and its
+ * length is memory the task owns. One raw pass, cheap next to the sort. */
+static bool plain_sortable(lua_State *L)
+{
+    if (lua_type(L, 1) != LUA_TTABLE || lua_getmetatable(L, 1)) {
+        if (lua_type(L, 1) == LUA_TTABLE)
+            lua_pop(L, 1);
+        return false;
+    }
+    lua_Unsigned n = lua_rawlen(L, 1);
+    int kind = LUA_TNONE;
+    for (lua_Unsigned i = 1; i <= n; i++) {
+        int t = lua_rawgeti(L, 1, (lua_Integer)i);
+        lua_pop(L, 1);
+        if (t != LUA_TNUMBER && t != LUA_TSTRING)
+            return false;
+        if (kind != LUA_TNONE && t != kind)
+            return false;
+        kind = t;
+    }
+    return true;
+}
+
 /* Upvalue 1: the standard table.sort. */
 static int sb_tsort(lua_State *L)
 {
     check_c_stack(L);
     check_tab(L, 1, TAB_R | TAB_W | TAB_L); /* errors named after sort, not after the wrapper */
-    if (lua_isnoneornil(L, 2)) {
+    if (lua_isnoneornil(L, 2) && plain_sortable(L)) {
+        lua_settop(L, 1); /* no call can happen: Lua's own sort, at full speed */
+    } else if (lua_isnoneornil(L, 2)) {
         lua_settop(L, 1);
         lua_pushinteger(L, 0);
         lua_pushcclosure(L, sort_less, 1);

@@ -84,6 +84,12 @@ static const attack attacks[] = {
     {"local p = setmetatable({}, {__index = function(_, i) return i * 10 end, __len = function() "
      "return 3 end}) return table.concat(p, ',')", OK, "\"10,20,30\""},
     {"local t = {5, 2, 9, 1} table.sort(t) return table.concat(t, ',')", OK, "\"1,2,5,9\""},
+    {"local t = {'b', 'a', 'c'} table.sort(t) return table.concat(t)", OK, "\"abc\""},
+    {"local mt = {__lt = function(a, b) return a.v < b.v end} local t = {} "
+     "for i = 1, 5 do t[i] = setmetatable({v = 6 - i}, mt) end table.sort(t) "
+     "return t[1].v, t[5].v", OK, "1, 5"},
+    {"local t = setmetatable({3, 1, 2}, {}) table.sort(t) return table.concat(t)", OK,
+     "\"123\""},
     {"local t = {5, 2, 9, 1} table.sort(t, function(a, b) return a > b end) "
      "return table.concat(t, ',')", OK, "\"9,5,2,1\""},
     {"local t = {3, 1, 2} table.sort(t, rawequal) return #t", OK, "3"},
