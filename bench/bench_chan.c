@@ -136,9 +136,9 @@ static void lstate_init(lstate *s, interp_chan *a, interp_chan *b)
     lua_newtable(s->L);
     interp__chan_lua_register(s->L);
     lua_setglobal(s->L, "interp");
-    interp__chan_push(s->L, a);
+    interp__chan_push(s->L, a, &s->ctx);
     lua_setglobal(s->L, "A");
-    interp__chan_push(s->L, b);
+    interp__chan_push(s->L, b, &s->ctx);
     lua_setglobal(s->L, "B");
 }
 

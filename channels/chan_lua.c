@@ -4,7 +4,18 @@
  * Every blocking call goes through the cancellable variants (chan_impl.h) with the state's
  * token, so cancelling the task, its deadline and pool shutdown wake it. No channel lock is
  * ever held while Lua runs or allocates: encoding happens before the send, decoding after the
- * receive, and the message in between belongs to this C function alone. */
+ * receive, and the message in between belongs to this C function alone.
+ *
+ * The worker context (token, message options, named-channel lookup) travels with the objects:
+ * each channel object keeps the context of the state that made it, and select and channel are
+ * closures over it. The state's extra space (lua_ctx.h) is read at one place only,
+ * interp__chan_lua_register, which interp/ calls in its own worker states after filling it; a
+ * host script's state (whose extra space Lua leaves uninitialised, and which an embedding
+ * program may use for its own ends) never has it read.
+ *
+ * References: each object holds one for its whole life (released by __gc), so a call running
+ * on it always holds a reference of its own (see interp_chan.h); select borrows the list's
+ * objects, which the list keeps alive for the call. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <math.h>
@@ -18,14 +29,24 @@ enum { SELECT_STACK = 16 };
 
 typedef struct chan_ud {
     interp_chan *ch; /* one reference; NULL before it is set and after __gc */
+    const interp__lua_ctx *ctx; /* of the state that made it; NULL: none (no token, defaults) */
 } chan_ud;
 
-static interp_chan *check_chan(lua_State *L, int idx)
+/* Registry key: the context interp__chan_lua_register recorded (a light userdata). */
+static const char CTX_KEY = 0;
+
+static chan_ud *check_chan(lua_State *L, int idx)
 {
     chan_ud *u = luaL_checkudata(L, idx, CHAN_MT);
     if (!u->ch)
         luaL_argerror(L, idx, "channel already released");
-    return u->ch;
+    return u;
+}
+
+/* The context select and channel close over. */
+static const interp__lua_ctx *upvalue_ctx(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
 }
 
 /* Seconds from argument idx: absent or nil waits forever; negative too (as in C). */
@@ -59,7 +80,7 @@ static int raise_interrupted(lua_State *L, int reason)
 
 /* Turn a failed channel call into results or an error: nil, "timeout" (the call's own timeout,
  * 0 included); nil, "closed"; a raised error for an interrupted task and everything else. */
-static int fail(lua_State *L, const char *what, int rc, interp__lua_ctx *ctx)
+static int fail(lua_State *L, const char *what, int rc, const interp__lua_ctx *ctx)
 {
     interp__cancel *tok = token_of(ctx);
     int reason = tok ? interp__cancel_reason(tok) : 0;
@@ -81,7 +102,7 @@ static int fail(lua_State *L, const char *what, int rc, interp__lua_ctx *ctx)
 }
 
 /* Push the values of m and free it; raises (after freeing) when they cannot be decoded here. */
-static int push_msg(lua_State *L, interp_msg *m, interp__lua_ctx *ctx, const char *what)
+static int push_msg(lua_State *L, interp_msg *m, const interp__lua_ctx *ctx, const char *what)
 {
     int top = lua_gettop(L);
     interp_msg_error err;
@@ -96,10 +117,11 @@ static int push_msg(lua_State *L, interp_msg *m, interp__lua_ctx *ctx, const cha
 
 /* A new channel object without a channel yet (so that a memory error raised while making it
  * leaks no reference). */
-static chan_ud *new_ud(lua_State *L)
+static chan_ud *new_ud(lua_State *L, const interp__lua_ctx *ctx)
 {
     chan_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->ch = NULL;
+    u->ctx = ctx;
     luaL_setmetatable(L, CHAN_MT);
     return u;
 }
@@ -108,17 +130,17 @@ static chan_ud *new_ud(lua_State *L)
 
 static int l_send(lua_State *L)
 {
-    interp_chan *ch = check_chan(L, 1);
+    chan_ud *u = check_chan(L, 1);
     luaL_checkany(L, 2);
     double timeout = opt_timeout(L, 3);
-    interp__lua_ctx *ctx = interp__lua_ctx_get(L);
+    const interp__lua_ctx *ctx = u->ctx;
     interp_msg *m;
     interp_msg_error err;
     int rc = interp_msg_from_lua(L, 2, 1, opts_of(ctx), &m, &err);
     if (rc != INTERP_OK)
         return luaL_error(L, "send: %s", err.text);
     size_t size = interp_msg_size(m);
-    rc = interp__chan_send_c(ch, m, timeout, token_of(ctx));
+    rc = interp__chan_send_c(u->ch, m, timeout, token_of(ctx));
     if (rc == INTERP_OK) {
         lua_pushboolean(L, 1);
         return 1;
@@ -132,11 +154,11 @@ static int l_send(lua_State *L)
 
 static int l_recv(lua_State *L)
 {
-    interp_chan *ch = check_chan(L, 1);
+    chan_ud *u = check_chan(L, 1);
     double timeout = opt_timeout(L, 2);
-    interp__lua_ctx *ctx = interp__lua_ctx_get(L);
+    const interp__lua_ctx *ctx = u->ctx;
     interp_msg *m;
-    int rc = interp__chan_recv_c(ch, timeout, token_of(ctx), &m);
+    int rc = interp__chan_recv_c(u->ch, timeout, token_of(ctx), &m);
     if (rc != INTERP_OK)
         return fail(L, "recv", rc, ctx);
     return push_msg(L, m, ctx, "recv");
@@ -144,13 +166,13 @@ static int l_recv(lua_State *L)
 
 static int l_close(lua_State *L)
 {
-    interp_chan_close(check_chan(L, 1));
+    interp_chan_close(check_chan(L, 1)->ch);
     return 0;
 }
 
 static int l_len(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)interp_chan_len(check_chan(L, 1)));
+    lua_pushinteger(L, (lua_Integer)interp_chan_len(check_chan(L, 1)->ch));
     return 1;
 }
 
@@ -197,11 +219,11 @@ static void push_metatable(lua_State *L)
     }
 }
 
-void interp__chan_push(lua_State *L, interp_chan *ch)
+void interp__chan_push(lua_State *L, interp_chan *ch, const interp__lua_ctx *ctx)
 {
     push_metatable(L);
     lua_pop(L, 1);
-    chan_ud *u = new_ud(L);
+    chan_ud *u = new_ud(L, ctx);
     interp_chan_retain(ch);
     u->ch = ch;
 }
@@ -232,7 +254,7 @@ static int l_select(lua_State *L)
         chans[i] = u->ch;
         lua_pop(L, 1);
     }
-    interp__lua_ctx *ctx = interp__lua_ctx_get(L);
+    const interp__lua_ctx *ctx = upvalue_ctx(L);
     size_t idx;
     interp_msg *m;
     int rc = interp__chan_select_c(chans, (size_t)n, timeout, token_of(ctx), &idx, &m);
@@ -247,12 +269,12 @@ static int l_channel(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     lua_Integer cap = luaL_optinteger(L, 2, 0);
     luaL_argcheck(L, cap >= 0, 2, "capacity must not be negative");
-    interp__lua_ctx *ctx = interp__lua_ctx_get(L);
+    const interp__lua_ctx *ctx = upvalue_ctx(L);
     if (!ctx || !ctx->chan_lookup)
         return luaL_error(L, "interp.channel: this state belongs to no pool");
     push_metatable(L);
     lua_pop(L, 1);
-    chan_ud *u = new_ud(L);
+    chan_ud *u = new_ud(L, ctx);
     interp_chan *ch;
     int rc = ctx->chan_lookup(ctx->chan_lookup_ud, name, (size_t)cap, &ch);
     if (rc != INTERP_OK)
@@ -276,10 +298,29 @@ static int l_channel(lua_State *L)
  * state, say: that message is consumed and dropped), and "interp: task cancelled"
  * / "timed out" / "stopped by pool shutdown" when the worker's task is interrupted while it
  * waits. */
+void interp__chan_lua_register_ctx(lua_State *L, const interp__lua_ctx *ctx)
+{
+    lua_pushlightuserdata(L, (void *)ctx);
+    lua_pushcclosure(L, l_select, 1);
+    lua_setfield(L, -2, "select");
+    lua_pushlightuserdata(L, (void *)ctx);
+    lua_pushcclosure(L, l_channel, 1);
+    lua_setfield(L, -2, "channel");
+}
+
 void interp__chan_lua_register(lua_State *L)
 {
-    lua_pushcfunction(L, l_select);
-    lua_setfield(L, -2, "select");
-    lua_pushcfunction(L, l_channel);
-    lua_setfield(L, -2, "channel");
+    const interp__lua_ctx *ctx = interp__lua_ctx_get(L);
+    lua_pushlightuserdata(L, (void *)ctx);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
+    interp__chan_lua_register_ctx(L, ctx);
+}
+
+const interp__lua_ctx *interp__chan_lua_ctx(lua_State *L)
+{
+    const interp__lua_ctx *ctx = NULL;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &CTX_KEY) == LUA_TLIGHTUSERDATA)
+        ctx = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return ctx;
 }

@@ -12,6 +12,14 @@
  * Lifetime: reference counted. The creator holds one reference; interp_chan_retain() adds one,
  * interp_chan_release() drops one and frees the channel (and any messages still queued) with
  * the last. All functions are thread-safe.
+ *
+ * The reference rule: every thread that calls a function on a channel must hold a reference
+ * of its own for the whole duration of the call (retain before handing the channel to another
+ * thread, not after). A borrowed pointer is not enough, even for a short call: a send touches
+ * the channel after its message is in (to wake a receiver), so a receiver that takes the
+ * message and drops the last reference at once would free the channel under the sender still
+ * inside send. The same holds for close (it wakes waiters after the flag is set) and for every
+ * waiter woken by it.
  */
 #ifndef INTERP_CHAN_H
 #define INTERP_CHAN_H

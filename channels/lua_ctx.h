@@ -1,9 +1,16 @@
 /* lua_ctx.h - internal: what C code running inside a worker's lua_State needs to know about
- * its worker, reachable from any Lua thread of that state through the state's extra space
- * (lua_getextraspace: a new coroutine gets a copy of its main thread's pointer).
+ * its worker (cancellation token for blocking waits, message options, the named-channel lookup
+ * of the pool).
  *
- * interp/ fills one per state; channels/'s Lua binding reads it (cancellation token for
- * blocking waits, message options, the named-channel lookup of the pool). */
+ * interp/ fills one per worker state and keeps a pointer to it in the state's extra space
+ * (lua_getextraspace: a new coroutine gets a copy of its main thread's pointer), for its own
+ * code. channels/'s Lua binding does not depend on the extra space: each channel object keeps
+ * the context it was made with, and select and channel are closures over theirs. It reads the
+ * extra space once, in interp__chan_lua_register, which only interp/ calls, in states it made.
+ * A host script's state (plain lua5.4 with the lua/ module, or any program embedding Lua) never
+ * has its extra space read or written by channels/ or lua/: Lua leaves the main thread's slot
+ * uninitialised, a coroutine created before `require` copies whatever was there, and the
+ * embedding program may use the slot for its own ends. */
 #ifndef INTERP_LUA_CTX_H
 #define INTERP_LUA_CTX_H
 
@@ -33,10 +40,23 @@ static inline void interp__lua_ctx_set(lua_State *L, interp__lua_ctx *ctx)
 }
 
 /* channels/chan_lua.c: push a Lua object for ch (a full userdata holding a new reference,
- * released by its __gc). Methods: send, recv, close, len, __len. Raises on memory error. */
-void interp__chan_push(lua_State *L, interp_chan *ch);
+ * released by its __gc). Methods: send, recv, close, len, __len. ctx is the context of L's
+ * state (NULL: none: waits end only by timeout or close, values use the codec's default
+ * options); the object keeps the pointer, so *ctx must outlive the object (and not change).
+ * Raises on memory error (then nothing is retained). */
+void interp__chan_push(lua_State *L, interp_chan *ch, const interp__lua_ctx *ctx);
 /* channels/chan_lua.c: add `select` (interp.select) and `channel` (interp.channel, through
- * ctx->chan_lookup) to the table at the top of the stack. */
+ * ctx->chan_lookup; raises in a state without one) to the table at the top of the stack, both
+ * bound to ctx (NULL: none; same lifetime rule as interp__chan_push). Never touches the extra
+ * space. */
+void interp__chan_lua_register_ctx(lua_State *L, const interp__lua_ctx *ctx);
+/* channels/chan_lua.c: for interp/'s worker states only, whose extra space holds the state's
+ * context (set before this call): interp__chan_lua_register_ctx with that context, which it
+ * also records in L's registry for interp__chan_lua_ctx. */
 void interp__chan_lua_register(lua_State *L);
+/* channels/chan_lua.c: the context interp__chan_lua_register recorded in L's state, or NULL
+ * when it was never called there (a host script's state). Reads the registry only, never the
+ * extra space: safe in any state. */
+const interp__lua_ctx *interp__chan_lua_ctx(lua_State *L);
 
 #endif

@@ -278,7 +278,7 @@ int interp_msg_add_msg(interp_msg_builder *b, const interp_msg *m)
     int rc = append(b, m->data, m->size);
     if (rc)
         return rc;
-    b->flags |= m->flags;
+    b->flags |= m->flags & INTERP__MSG_CONTENT;
     uint32_t n = m->count;
     for (; n > 0 && b->depth > 0; n--) /* paid into open containers one by one */
         value_done(b);

@@ -416,9 +416,59 @@ static int decode_protected(lua_State *L)
     return (int)count;
 }
 
-static bool plain_scalar(unsigned char c)
+/* Push leading nil/boolean/number values (and strings when `strings`: pushing one may raise a
+ * memory error) from *p, at most `max` of them, with the stack room already checked. Advances
+ * *p and decrements *left by the values pushed. */
+static inline void push_plain(lua_State *L, const char **pp, uint32_t *left, uint32_t max,
+                              bool strings)
 {
-    return c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3 || (c >= 0xca && c <= 0xd3);
+    const char *p = *pp;
+    uint32_t n = *left;
+    for (; n && max; n--, max--) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= 0x7f) {
+            lua_pushinteger(L, c);
+            p++;
+            continue;
+        }
+        if (c >= 0xe0) {
+            lua_pushinteger(L, (int8_t)c);
+            p++;
+            continue;
+        }
+        switch (c) {
+        case 0xcc: lua_pushinteger(L, (unsigned char)p[1]); p += 2; continue;
+        case 0xcd:
+        case 0xce: lua_pushinteger(L, (lua_Integer)mp_decode_uint(&p)); continue;
+        case 0xcf: {
+            uint64_t u = mp_decode_uint(&p);
+            if (u > (uint64_t)INT64_MAX)
+                lua_pushnumber(L, (lua_Number)u);
+            else
+                lua_pushinteger(L, (lua_Integer)u);
+            continue;
+        }
+        case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+            lua_pushinteger(L, (lua_Integer)mp_decode_int(&p));
+            continue;
+        case 0xc0: lua_pushnil(L); p++; continue;
+        case 0xc2: lua_pushboolean(L, 0); p++; continue;
+        case 0xc3: lua_pushboolean(L, 1); p++; continue;
+        case 0xca: lua_pushnumber(L, (lua_Number)mp_decode_float(&p)); continue;
+        case 0xcb: lua_pushnumber(L, (lua_Number)mp_decode_double(&p)); continue;
+        default:
+            if (strings && ((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb))) {
+                uint32_t len;
+                const char *str = mp_decode_str(&p, &len);
+                lua_pushlstring(L, str, len);
+                continue;
+            }
+            break;
+        }
+        break;
+    }
+    *pp = p;
+    *left = n;
 }
 
 static int set_error(interp_msg_error *err, int rc, const char *fmt, ...)
@@ -448,34 +498,7 @@ int interp_msg_to_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *
     const char *p = m->data;
     uint32_t left = m->count, fast = left < FAST_VALUES ? left : FAST_VALUES;
     if (fast && lua_checkstack(L, (int)fast)) {
-        while (left && plain_scalar((unsigned char)*p)) {
-            unsigned char c = (unsigned char)*p;
-            if (c <= 0x7f) {
-                lua_pushinteger(L, c);
-                p++;
-            } else if (c == 0xc0 || c == 0xc2 || c == 0xc3) {
-                if (c == 0xc0)
-                    lua_pushnil(L);
-                else
-                    lua_pushboolean(L, c == 0xc3);
-                p++;
-            } else if (c == 0xca) {
-                lua_pushnumber(L, (lua_Number)mp_decode_float(&p));
-            } else if (c == 0xcb) {
-                lua_pushnumber(L, (lua_Number)mp_decode_double(&p));
-            } else if (c >= 0xcc && c <= 0xcf) {
-                uint64_t u = mp_decode_uint(&p);
-                if (u > (uint64_t)INT64_MAX)
-                    lua_pushnumber(L, (lua_Number)u);
-                else
-                    lua_pushinteger(L, (lua_Integer)u);
-            } else {
-                lua_pushinteger(L, (lua_Integer)mp_decode_int(&p));
-            }
-            left--;
-            if (--fast == 0)
-                break;
-        }
+        push_plain(L, &p, &left, fast, false);
         if (left == 0)
             return INTERP_OK;
     }
@@ -505,8 +528,52 @@ int interp_msg_to_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *
     return rc;
 }
 
+int interp__msg_push_small(lua_State *L, const interp_msg *m, size_t max_size)
+{
+    uint32_t count = m->count;
+    const unsigned char *u = (const unsigned char *)m->data;
+    if (m->size > (max_size ? max_size : DEFAULT_SIZE))
+        return -1; /* interp_msg_push_lua says why */
+    if (count == 1 && m->size <= 9) { /* one number, the usual argument: no loop */
+        unsigned char c = u[0];
+        if (c <= 0x7f) {
+            lua_pushinteger(L, c);
+            return 1;
+        }
+        switch (c) {
+        case 0xcc: lua_pushinteger(L, u[1]); return 1;
+        case 0xcd: lua_pushinteger(L, (lua_Integer)u[1] << 8 | u[2]); return 1;
+        case 0xce:
+            lua_pushinteger(L, (lua_Integer)u[1] << 24 | (lua_Integer)u[2] << 16 |
+                                   (lua_Integer)u[3] << 8 | u[4]);
+            return 1;
+        default: break;
+        }
+    }
+    if (count > INTERP__MSG_SMALL_VALUES)
+        return -1;
+    const char *p = m->data;
+    uint32_t left = count;
+    push_plain(L, &p, &left, count, true);
+    if (left == 0)
+        return (int)count;
+    lua_pop(L, (int)(count - left));
+    return -1;
+}
+
 int interp_msg_push_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *opts)
 {
+    /* a few scalars (a task's usual arguments): pushed directly, no decoder set up */
+    uint32_t count = m->count;
+    if (count <= FAST_VALUES && m->size <= (opts && opts->max_size ? opts->max_size : DEFAULT_SIZE) &&
+        lua_checkstack(L, (int)count + 1)) {
+        const char *p = m->data;
+        uint32_t left = count;
+        push_plain(L, &p, &left, count, true);
+        if (left == 0)
+            return (int)count;
+        lua_pop(L, (int)(count - left)); /* something else follows: the whole way */
+    }
     dec d;
     dec_init(&d, L, m, opts);
     d.direct = true;
@@ -514,7 +581,7 @@ int interp_msg_push_lua(lua_State *L, const interp_msg *m, const interp_msg_opts
     if (m->size > max_size)
         dfail(&d, INTERP_ERR_LIMIT, "message of %zu bytes, larger than %zu", m->size, max_size);
     int base = lua_gettop(L);
-    uint32_t count = d.left;
+    count = d.left;
     int helpers = push_helpers(&d);
     decode_values(&d);
     if (helpers) { /* move the helper slots above the values, then drop them */

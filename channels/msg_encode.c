@@ -586,6 +586,82 @@ open:
     return INTERP_OK;
 }
 
+/* ---- small messages ------------------------------------------------------------------------
+ * Most results are a few scalars (a number, a short string, nothing at all). They skip the
+ * machinery above: they are written into a small buffer on the C stack, then copied into one
+ * allocation of exactly their size (or a slab's member). */
+enum { SMALL_VALUES = 8, SMALL_BYTES = 256 };
+#define NOT_SMALL SIZE_MAX
+
+/* Encode values first .. first + count - 1 into buf (room for SMALL_BYTES + 9 bytes) if they
+ * are all scalars and take at most SMALL_BYTES together: returns their size, or NOT_SMALL.
+ * One pass, integers tested first (the usual result). */
+static size_t small_encode(lua_State *L, int first, int count, char *buf)
+{
+    if (count > SMALL_VALUES)
+        return NOT_SMALL;
+    char *w = buf;
+    for (int idx = first; idx < first + count; idx++) {
+        if (lua_isinteger(L, idx)) {
+            lua_Integer v = lua_tointegerx(L, idx, NULL);
+            w = v >= 0 ? mp_encode_uint(w, (uint64_t)v) : mp_encode_int(w, v);
+        } else {
+            switch (lua_type(L, idx)) {
+            case LUA_TNIL:
+                *w++ = (char)0xc0;
+                break;
+            case LUA_TBOOLEAN:
+                *w++ = lua_toboolean(L, idx) ? (char)0xc3 : (char)0xc2;
+                break;
+            case LUA_TNUMBER:
+                w = mp_encode_double(w, lua_tonumber(L, idx));
+                break;
+            case LUA_TSTRING: {
+                size_t len;
+                const char *s = lua_tolstring(L, idx, &len);
+                if (len > SMALL_BYTES || (size_t)(w - buf) + 5 + len > SMALL_BYTES)
+                    return NOT_SMALL;
+                w = mp_encode_strl(w, (uint32_t)len);
+                memcpy(w, s, len);
+                w += len;
+                break;
+            }
+            default:
+                return NOT_SMALL;
+            }
+        }
+        if ((size_t)(w - buf) > SMALL_BYTES)
+            return NOT_SMALL;
+    }
+    return (size_t)(w - buf);
+}
+
+int interp__msg_from_lua_slab(lua_State *L, int first, int count, const interp_msg_opts *opts,
+                              interp__slab_cache *cache, interp__slab **slab, size_t hint,
+                              interp_msg **out, interp_msg_error *err)
+{
+    /* encoded in place, in a member reserved at the end of the slab */
+    interp_msg *m;
+    if (count <= SMALL_VALUES && (m = interp__slab_reserve(cache, slab, hint, SMALL_BYTES + 9))) {
+        size_t size;
+        if (count == 1 && lua_isinteger(L, first)) { /* the usual result */
+            lua_Integer v = lua_tointegerx(L, first, NULL);
+            char *w = m->data;
+            size = (size_t)((v >= 0 ? mp_encode_uint(w, (uint64_t)v) : mp_encode_int(w, v)) - w);
+        } else {
+            size = small_encode(L, first, count, m->data);
+        }
+        if (size != NOT_SMALL && (!opts || !opts->max_size || size <= opts->max_size)) {
+            interp__slab_commit(*slab, m, size, (uint32_t)count, 0);
+            *out = m;
+            if (err)
+                err->text[0] = '\0';
+            return INTERP_OK;
+        }
+    }
+    return interp_msg_from_lua(L, first, count, opts, out, err);
+}
+
 int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opts *opts,
                         interp_msg **out, interp_msg_error *err)
 {
@@ -606,6 +682,20 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
                          first, first + count - 1);
             return INTERP_ERR_INVALID;
         }
+    }
+    char small_buf[SMALL_BYTES + 9];
+    size_t small = small_encode(L, first, count, small_buf);
+    if (small != NOT_SMALL && (!opts || !opts->max_size || small <= opts->max_size)) {
+        /* one allocation of exactly the right size */
+        interp_msg *m = interp__msg_alloc(small, (uint32_t)count, 0);
+        if (!m) {
+            if (err)
+                snprintf(err->text, sizeof err->text, "out of memory");
+            return INTERP_ERR_NOMEM;
+        }
+        memcpy(m->data, small_buf, small);
+        *out = m;
+        return INTERP_OK;
     }
     enc e;
     e.L = L;

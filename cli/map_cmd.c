@@ -34,9 +34,9 @@ static const char map_usage[] =
     "                          the line without its newline (a string), or with --json the\n"
     "                          line's JSON value\n"
     "  -w, --workers N         worker threads (default: the number of CPUs)\n"
-    "  -c, --chunksize K       lines per task (default: chosen by the pool; 1 with --timeout)\n"
-    "  -t, --timeout S         time limit of each line in seconds, enforced per task of K\n"
-    "                          lines (K x S); a line over it fails\n"
+    "  -c, --chunksize K       lines per task (default: chosen by the pool)\n"
+    "  -t, --timeout S         time limit of each line in seconds (a line gets between S and\n"
+    "                          2 x S); a line over it fails, the others go on\n"
     "  -s, --sandbox           run SCRIPT in the safe profile (no io, os.execute, require,\n"
     "                          debug, load of bytecode; read-only library tables)\n"
     "  -m, --memory-limit N    bytes of memory for each worker state (suffix K, M or G)\n"
@@ -372,15 +372,12 @@ int cli_map(int argc, char **argv)
         fprintf(stderr, "interp-pool map: cannot read %s: %s\n", script, strerror(errno));
         return CLI_EXIT_USAGE;
     }
-    if (timeout > 0 && chunksize == 0)
-        chunksize = 1; /* a time limit per line is exact with one line per task */
-
     map_run r = {.json = json, .in = stdin};
     pthread_mutex_init(&r.err_mu, NULL);
     cli_progress_init(&r.progress, fileno(stdin));
     o.workers = (int)workers;
     o.init_file = script;
-    o.task_timeout = timeout * (double)(chunksize ? chunksize : 1);
+    o.task_timeout = timeout; /* the pool gives every map item its own deadline */
     o.print = on_print;
     o.print_ud = &r;
 

@@ -90,6 +90,10 @@ typedef struct interp__worker {
     /* guarded by pool->mu */
     uint64_t dl_id;               /* task whose deadline is `deadline` (0: none) */
     double deadline;
+    double dl_len;                /* the run's timeout: each item's allowance, seconds */
+    uint64_t dl_items;            /* interp__state_items when the item the deadline is for
+                                     runs: if another item has begun by the deadline, the
+                                     deadline moves to now + dl_len instead of firing */
     bool dl_fired;
     uint64_t esc_id;              /* task to abandon at escalate_at unless it ends (0: none) */
     double escalate_at;
@@ -164,8 +168,13 @@ void interp__pool_count(interp_pool *pool, int status);
 
 int interp__watchdog_start(interp_pool *pool);
 void interp__watchdog_stop(interp_pool *pool); /* joins it; after every worker is joined */
-/* Worker: run `id` must end by `deadline` (monotonic seconds). */
-void interp__watchdog_deadline(interp__worker *w, uint64_t id, double deadline);
+/* Worker, just before run `id` enters its state: every item of the run (a task is one item)
+ * must end within `timeout` seconds (> 0). The watchdog interrupts the run with
+ * INTERP_ERR_TIMEOUT when an item has run past its deadline; when, at a deadline, a newer item
+ * has begun (interp__state_items moved), the deadline moves to now + timeout instead. So each
+ * item gets between timeout and 2 x timeout, and the check costs the run one relaxed store per
+ * item. */
+void interp__watchdog_deadline(interp__worker *w, uint64_t id, double timeout);
 /* Any thread: interrupt run `id` of w with reason (CANCELLED, TIMEOUT, SHUTDOWN) if it is
  * still running, and abandon it after the stuck grace if it does not end. No lock held. */
 void interp__interrupt_run(interp__worker *w, uint64_t id, int reason);

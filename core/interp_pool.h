@@ -40,8 +40,13 @@ typedef struct interp_pool_options {
                                     by interp_pool_create) */
     size_t memory_limit;         /* bytes per worker state; 0: none */
     interp_sandbox sandbox;      /* INTERP_SANDBOX_NONE (default) or INTERP_SANDBOX_SAFE */
-    double task_timeout;         /* default deadline of every task, seconds; 0: none */
-    double cancel_grace;         /* cleanup time after a cancel before escalation; 0: 0.05 s */
+    double task_timeout;         /* default deadline of every task, seconds; 0: none. Map
+                                    items each get it too (a chunk is not one task): an item
+                                    is interrupted once it has run between 1x and 2x
+                                    task_timeout (checked without a clock read per item); it
+                                    fails with INTERP_ERR_TIMEOUT and the items after it still
+                                    run */
+    double cancel_grace;         /* cleanup time after a cancel before escalation; 0: 0.01 s */
     double stuck_grace;          /* a task still running this long after its deadline (stuck in
                                     C code no hook reaches) is abandoned and its worker replaced;
                                     0: 1.0 s */
@@ -184,8 +189,13 @@ typedef struct interp_map_options {
 
 /* Apply fn to each of the n argument messages in[i] (borrowed; each message's values are the
  * arguments; NULL: no arguments), in parallel, chunked. Blocks until every item has ended.
- * out[i] receives item i's results (owned by the caller) or NULL if it failed; out may be
- * NULL when only the statuses matter (results are then freed). Returns
+ * out[i] receives item i's results (owned by the caller: free each with interp_msg_free, in
+ * any order, on any thread) or NULL if it failed; out may be NULL when only the statuses
+ * matter (results are then freed). Small results (a few numbers, booleans, short strings)
+ * share blocks of up to 60 KiB, one malloc per block instead of one per result; a block's
+ * memory returns when its last result is freed (to the worker that made it, which keeps up to
+ * 16 MiB of such blocks for its next maps until its state is recycled or the pool destroyed).
+ * Returns
  * INTERP_OK when every item succeeded; otherwise the status of the lowest-numbered failed item
  * (items cancelled only because of stop_on_error count last), and (when opts->status/errors
  * are given) every item's outcome. opts may be NULL. INTERP_ERR_SHUTDOWN / INTERP_ERR_BROKEN

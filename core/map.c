@@ -186,6 +186,7 @@ static void wait_chunk(engine *e, map_chunk *c)
     interp__mutex_lock(&m->mu);
     while (!atomic_load_explicit(&c->done, memory_order_acquire)) {
         m->waiting = true;
+        m->wait_for = c;
         bool in_time = interp__cond_wait_until(&m->cv, &m->mu,
                                                e->has_deadline && !e->timed_out ? &e->deadline
                                                                                 : NULL);

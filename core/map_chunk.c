@@ -1,7 +1,8 @@
 /* map_chunk.c - the worker side of interp_pool_map: a chunk runs with one
  * interp__state_map call (one protected region, the function looked up once, no allocation per
  * item beyond the result message) into the chunk's outcome array; for map() (not the stream
- * form) the worker then moves each result straight into the caller's slot.
+ * form) the worker then moves each result straight into the caller's slot. Every item has the
+ * pool's task_timeout (run_items below, watchdog.c).
  *
  * Chunks are reference counted (the caller, and the queue or the worker running it): a worker
  * abandoned inside a stuck C call may write its outcome array after the caller has returned.
@@ -61,6 +62,7 @@ map_ctx *interp__map_ctx_new(const interp_fn *fn, bool stop_on_error)
     interp__mutex_init(&m->mu);
     interp__cond_init(&m->cv);
     m->waiting = false;
+    m->wait_for = NULL;
     atomic_init(&m->stop, 0);
     m->stop_on_error = stop_on_error;
     m->direct = false;
@@ -131,7 +133,7 @@ void interp__chunk_finish(map_chunk *c, int status, bool failed)
         if (failed && m->stop_on_error && !atomic_load(&m->stop))
             atomic_store(&m->stop, INTERP_ERR_CANCELLED);
         atomic_store_explicit(&c->done, true, memory_order_release);
-        if (m->waiting)
+        if (m->waiting && m->wait_for == c) /* the caller waits for the oldest chunk only */
             interp__cond_signal(&m->cv);
     }
     interp__mutex_unlock(&m->mu);
@@ -169,7 +171,7 @@ static bool deliver_direct(map_chunk *c)
                 m->out[idx] = o->result;
             else
                 interp_msg_free(o->result);
-            o->result = NULL;
+            o->result = NULL; /* the outcome is zero again (OK holds nothing else) */
             if (m->errors)
                 m->errors[idx] = NULL;
             continue;
@@ -189,8 +191,52 @@ static bool deliver_direct(map_chunk *c)
         }
         interp__outcome_clear(o);
     }
-    memset(c->outs, 0, c->n * sizeof *c->outs);
     return c->first_fail != 0;
+}
+
+/* Run the chunk's items. Each item has the pool's task_timeout: when one runs past it, the
+ * watchdog interrupts the run; the items after it, which never started, go on in a new run (a
+ * new run id, so that the interrupt stays with the run it was meant for, and a new deadline).
+ * *id is the current run id, published in c->id under the map lock (where the map's timeout
+ * reads it). false if the worker was abandoned. */
+static bool run_items(interp__worker *w, map_chunk *c, uint64_t *id)
+{
+    interp_pool *pool = w->pool;
+    map_ctx *m = c->m;
+    size_t from = 0;
+    for (;;) {
+        if (atomic_load(&pool->stop_now)) {
+            interp__chunk_finish(c, INTERP_ERR_SHUTDOWN, false);
+            break;
+        }
+        if (pool->task_timeout > 0)
+            interp__watchdog_deadline(w, *id, pool->task_timeout);
+        from += interp__state_map(w->state, *id, &m->fn, c->n - from, c->args + from,
+                                  c->outs + from);
+        if (from >= c->n || c->outs[from].status != INTERP_ERR_TIMEOUT || pool->task_timeout <= 0)
+            break;
+        /* stopped by a deadline: the item's own (go on), or the map's (stop is set first) */
+        if (!interp__worker_end(w, *id))
+            return false;
+        *id = interp__worker_begin(w, &c->job);
+        interp__mutex_lock(&m->mu);
+        int stop = atomic_load(&m->stop);
+        bool go = !stop && c->state == CH_RUNNING;
+        if (go)
+            c->id = *id;
+        interp__mutex_unlock(&m->mu);
+        for (size_t i = from; i < c->n; i++) {
+            interp__outcome_clear(&c->outs[i]);
+            if (!go) { /* the map is stopping: these items end as its other unstarted ones */
+                c->outs[i].status = stop ? stop : INTERP_ERR_CANCELLED;
+                c->outs[i].error = interp__map_dup_text(
+                    interp__map_stop_text(c->outs[i].status, stop == INTERP_ERR_CANCELLED));
+            }
+        }
+        if (!go)
+            break;
+    }
+    return interp__worker_end(w, *id);
 }
 
 bool interp__chunk_run(interp__worker *w, interp__job *job)
@@ -216,11 +262,7 @@ bool interp__chunk_run(interp__worker *w, interp__job *job)
         interp__chunk_release(c);
         return alive;
     }
-    if (atomic_load(&w->pool->stop_now))
-        interp__chunk_finish(c, INTERP_ERR_SHUTDOWN, false);
-    else
-        interp__state_map(w->state, id, &m->fn, c->n, c->args, c->outs);
-    if (!interp__worker_end(w, id)) {
+    if (!run_items(w, c, &id)) {
         interp__chunk_release(c); /* abandoned: the watchdog ended the chunk */
         return false;
     }

@@ -10,7 +10,8 @@ typedef struct map_ctx {
     atomic_int refs;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool waiting;        /* guarded by mu: the caller sleeps on cv */
+    bool waiting;        /* guarded by mu: the caller sleeps on cv ... */
+    const struct map_chunk *wait_for; /* ... until this chunk is done (others do not wake it) */
     atomic_int stop;     /* written under mu (first wins): status for items not yet started */
     bool stop_on_error;  /* immutable */
     /* map (not stream): the worker that ran a chunk moves its results straight into the

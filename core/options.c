@@ -22,7 +22,7 @@ interp_pool_options interp_pool_defaults(void)
     interp_pool_options o = {0};
     o.workers = interp__online_cpus();
     o.sandbox = INTERP_SANDBOX_NONE;
-    o.cancel_grace = 0.05;
+    o.cancel_grace = 0.01;
     o.stuck_grace = 1.0;
     o.thread_stack_size = STACK_DEFAULT;
     return o;
@@ -60,7 +60,7 @@ int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, int
     }
     pool->nworkers = o->workers > 0 ? o->workers : interp__online_cpus();
     pool->task_timeout = o->task_timeout;
-    pool->cancel_grace = o->cancel_grace > 0 ? o->cancel_grace : 0.05;
+    pool->cancel_grace = o->cancel_grace > 0 ? o->cancel_grace : 0.01;
     pool->stuck_grace = o->stuck_grace > 0 ? o->stuck_grace : 1.0;
     pool->max_tasks_per_worker = o->max_tasks_per_worker;
     size_t stack = o->thread_stack_size ? o->thread_stack_size : STACK_DEFAULT;

@@ -1,8 +1,13 @@
 /* watchdog.c - one thread per pool that sleeps until the earliest deadline of a running task.
  *
- * At a task's deadline it interrupts the task (interp__state_interrupt with
- * INTERP_ERR_TIMEOUT: the count hook raises in Lua, blocking sleeps and channel waits wake).
- * A task interrupted by its deadline, a cancel or shutdown_now that is still running
+ * Deadlines are per item: a map chunk runs many items in one run, so at a deadline the
+ * watchdog first looks whether a newer item has begun since the deadline was set
+ * (interp__state_items); if so it sets a new deadline, now + the timeout, for that item (each
+ * item thus gets between 1x and 2x the timeout, and the worker pays one relaxed store per
+ * item, no clock read). At the deadline of an item still running it interrupts the run
+ * (interp__state_interrupt with INTERP_ERR_TIMEOUT: the count hook raises in Lua, blocking
+ * sleeps and channel waits wake; an interrupt that arrives just before the run enters its
+ * state is remembered by the state, so one interrupt is always enough). A task interrupted by its deadline, a cancel or shutdown_now that is still running
  * stuck_grace later is stuck in C code no hook reaches: the watchdog abandons it. It takes the
  * run over (a compare-and-swap on the worker's cur_task, so exactly one of the worker and the
  * watchdog ends the job), fails the job, detaches the thread and starts a replacement worker
@@ -18,9 +23,6 @@
 #include <string.h>
 
 #include "core_impl.h"
-
-/* How often an interrupt is repeated while its run has not ended. */
-#define INTERP__REFIRE_S 0.005
 
 static struct timespec ts_of(double t)
 {
@@ -53,12 +55,17 @@ static void escalate_locked(interp__worker *w, uint64_t id, double at, int reaso
     }
 }
 
-void interp__watchdog_deadline(interp__worker *w, uint64_t id, double deadline)
+void interp__watchdog_deadline(interp__worker *w, uint64_t id, double timeout)
 {
     interp_pool *pool = w->pool;
+    /* the run has not begun its first item yet: that item makes the count one more */
+    uint64_t first_item = interp__state_items(w->state) + 1;
+    double deadline = interp__now() + timeout;
     interp__mutex_lock(&pool->mu);
     w->dl_id = id;
     w->deadline = deadline;
+    w->dl_len = timeout;
+    w->dl_items = first_item;
     w->dl_fired = false;
     if (deadline < pool->wd_next) {
         pool->wd_next = deadline;
@@ -139,6 +146,13 @@ static void *watchdog_main(void *arg)
             uint64_t cur = atomic_load(&w->cur_task);
             if (w->dl_id && w->dl_id != cur)
                 w->dl_id = 0; /* that run has ended */
+            if (w->dl_id && !w->dl_fired && now >= w->deadline && w->state) {
+                uint64_t items = interp__state_items(w->state);
+                if (items != w->dl_items) { /* a newer item: its own deadline */
+                    w->dl_items = items;
+                    w->deadline = now + w->dl_len;
+                }
+            }
             if (w->dl_id && !w->dl_fired) {
                 if (now >= w->deadline) {
                     w->dl_fired = true;
@@ -152,11 +166,6 @@ static void *watchdog_main(void *arg)
             if (w->esc_id && w->esc_id != cur)
                 w->esc_id = 0;
             if (w->esc_id) {
-                /* interp__state_interrupt has no effect before the run has entered the
-                 * state (the worker publishes the run just before); repeat it until the run
-                 * ends. A fired state ignores the repeats. */
-                if (w->state)
-                    interp__state_interrupt(w->state, cur, w->esc_reason);
                 if (now >= w->escalate_at) {
                     uint64_t expect = cur;
                     if (atomic_compare_exchange_strong(&w->cur_task, &expect,
@@ -164,11 +173,8 @@ static void *watchdog_main(void *arg)
                         victim = w;
                         slot = i;
                     }
-                } else {
-                    double again = now + INTERP__REFIRE_S;
-                    double at = w->escalate_at < again ? w->escalate_at : again;
-                    if (at < next)
-                        next = at;
+                } else if (w->escalate_at < next) {
+                    next = w->escalate_at;
                 }
             }
         }

@@ -111,7 +111,7 @@ static bool run_task(interp__worker *w, interp_future *f)
         out.status = INTERP_ERR_SHUTDOWN;
     } else {
         if (f->timeout > 0)
-            interp__watchdog_deadline(w, id, interp__now() + f->timeout);
+            interp__watchdog_deadline(w, id, f->timeout);
         interp__state_call(w->state, id, &f->fn, f->args, &out);
     }
     /* The arguments are the runner's: freed here, after the call, even if abandoned. */

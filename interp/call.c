@@ -4,15 +4,30 @@
  *
  * interp__state_call is interp__state_map with one item. A map runs all its items inside ONE
  * lua_pcall of run_items, which lua_call's each item in turn; after an item's error the pcall
- * has unwound, so the C loop records the error and enters a new pcall at the next item. */
+ * has unwound, so the C loop records the error and enters a new pcall at the next item.
+ *
+ * Per item, the usual case costs little beyond the Lua call itself: small argument messages
+ * are pushed without setting up a decoder (interp__msg_push_small), small results are encoded
+ * in place into a slab shared by the map's results (msg_impl.h: no malloc per result), the
+ * stack room is reserved once per protected region, and the watchdog's progress counter is
+ * one relaxed store. */
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "interp_impl.h"
+#include "msg_impl.h"
 
-enum phase { PH_RESOLVE, PH_ARGS, PH_RUN };
+/* PH_START: an item is about to start (only the interrupt check can raise here: the item then
+ * counts as not started). */
+enum phase { PH_RESOLVE, PH_START, PH_ARGS, PH_RUN };
 enum { SOURCE_CACHE_MAX = 256 };
+/* Maps of at least this many items put small results in slabs (msg_impl.h): one allocation
+ * for many results. SLAB_ITEM_GUESS: bytes a small result takes in a slab, to size the next. */
+enum { SLAB_MIN_ITEMS = 8, SLAB_ITEM_GUESS = 32 };
+/* Bytes of emptied result slabs a state keeps for its next maps (about 270 slabs: the results
+ * of half a million small items), so that repeated maps reuse mapped memory. */
+#define SLAB_CACHE_BYTES ((size_t)16 << 20)
 
 static const char source_cache_key = 0; /* registry: source text -> compiled chunk */
 static const char trace_key = 0;        /* registry: traceback of a non-string error */
@@ -24,6 +39,7 @@ typedef struct run_ctx {
     interp_outcome *outs;
     size_t n;
     size_t next;        /* the item being run */
+    interp__slab *slab; /* n >= SLAB_MIN_ITEMS: where small results go (released at the end) */
     enum phase phase;
     int resolve_status; /* PH_RESOLVE error: INTERP_ERR_NOTFOUND, _SCRIPT or _DECODE */
 } run_ctx;
@@ -134,8 +150,16 @@ static int run_items(lua_State *L)
     bool fresh_env = s->sandbox; /* sandbox: every task in an environment of its own */
     resolve(L, c);
     int fidx = lua_gettop(L);
+    /* room for the function and small argument lists, for every item (settop keeps it) */
+    if (!lua_checkstack(L, INTERP__MSG_SMALL_VALUES + 2))
+        luaL_error(L, "stack overflow");
     for (; c->next < c->n; c->next++) {
+        /* one relaxed store per item: the watchdog tells a new item from a long one by it */
+        atomic_store_explicit(&s->items, atomic_load_explicit(&s->items, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        c->phase = PH_START;
         interp__irq_check(L); /* interrupted: this item and the rest get the interrupt */
+        c->phase = PH_ARGS;
         interp_outcome *o = &c->outs[c->next];
         const interp_msg *args = c->args ? c->args[c->next] : NULL;
         if (fresh_env) {
@@ -146,14 +170,19 @@ static int run_items(lua_State *L)
                 lua_pop(L, 1);
         }
         lua_pushvalue(L, fidx);
-        c->phase = PH_ARGS;
-        int nargs = args ? interp_msg_push_lua(L, args, opts) : 0;
+        int nargs = 0;
+        if (args && (nargs = interp__msg_push_small(L, args, opts->max_size)) < 0)
+            nargs = interp_msg_push_lua(L, args, opts);
         c->phase = PH_RUN;
         lua_call(L, nargs, LUA_MULTRET);
         interp__irq_check(L); /* it swallowed the interrupt and returned: still interrupted */
         int nres = lua_gettop(L) - fidx;
         interp_msg_error e;
-        o->status = interp_msg_from_lua(L, fidx + 1, nres, opts, &o->result, &e);
+        if (c->n >= SLAB_MIN_ITEMS)
+            o->status = interp__msg_from_lua_slab(L, fidx + 1, nres, opts, s->slab_cache, &c->slab,
+                                                  (c->n - c->next) * SLAB_ITEM_GUESS, &o->result, &e);
+        else
+            o->status = interp_msg_from_lua(L, fidx + 1, nres, opts, &o->result, &e);
         if (o->status != INTERP_OK) {
             if (o->status != INTERP_ERR_NOMEM)
                 o->status = INTERP_ERR_ENCODE;
@@ -195,6 +224,12 @@ static void record_error(interp_state *s, run_ctx *c, interp_outcome *o, int st)
         o->status = INTERP_ERR_DECODE;
     else
         o->status = INTERP_ERR_SCRIPT;
+    if (msg && o->status == INTERP_ERR_NOTFOUND) {
+        /* raised by resolve itself: a traceback would only show "[C]: in ?" */
+        const char *tb = strstr(msg, "\nstack traceback:");
+        o->error = interp__strndup(msg, tb ? (size_t)(tb - msg) : len);
+        return;
+    }
     if (msg) {
         o->error = interp__strndup(msg, len);
         return;
@@ -263,17 +298,20 @@ static bool precheck(interp_state *s, const interp_fn *fn, interp_outcome *o)
     return false;
 }
 
-void interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
-                       const interp_msg *const args[], interp_outcome outs[])
+size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
+                         const interp_msg *const args[], interp_outcome outs[])
 {
     if (n == 0)
-        return;
+        return 0;
     if (!precheck(s, fn, &outs[0])) {
         spread(outs, 0, n);
-        return;
+        return 0;
     }
+    size_t ran = n;
     lua_State *L = s->L;
     run_ctx c = {.s = s, .fn = fn, .args = args, .outs = outs, .n = n};
+    if (n >= SLAB_MIN_ITEMS && !s->slab_cache)
+        s->slab_cache = interp__slab_cache_new(SLAB_CACHE_BYTES); /* NULL: slabs uncached */
     s->alloc.failed = false;
     interp__irq_begin(s, task_id);
     lua_settop(L, 0);
@@ -294,14 +332,18 @@ void interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, s
         }
         if (o->status == INTERP_ERR_TIMEOUT || o->status == INTERP_ERR_CANCELLED ||
             o->status == INTERP_ERR_SHUTDOWN || c.phase == PH_RESOLVE || s->broken) {
-            /* every item not yet run shares the fate of this one */
+            /* every item not yet run shares the fate of this one; this one counts as run
+             * unless it was stopped before it started */
             spread(outs, c.next, n);
+            ran = c.phase == PH_RESOLVE || c.phase == PH_START ? c.next : c.next + 1;
             break;
         }
         c.next++;
     }
     lua_settop(L, 0);
     interp__irq_end(s);
+    interp__slab_release(c.slab); /* the results keep it alive */
+    return ran;
 }
 
 int interp__state_call(interp_state *s, uint64_t task_id, const interp_fn *fn,

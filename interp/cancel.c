@@ -20,6 +20,11 @@
  * at once). A task that swallows the first error and returns during the grace still ends with
  * the interrupt's status (call.c checks the reason after each item).
  *
+ * An interrupt may arrive just before its run enters the state (core publishes a run id, then
+ * calls in): it is remembered for that id and applied by interp__irq_begin, so the first item
+ * of the run already sees it. One pending interrupt is kept; a run that begins with another
+ * id forgets it.
+ *
  * Hooks left on coroutines are not removed at the end of the task (a coroutine may have been
  * collected meanwhile): a hook that fires while no interrupt is pending removes itself, so a
  * coroutine resumed by a later task runs hook-free after its first hook check (at most 1000
@@ -101,11 +106,29 @@ static void irq_hook(lua_State *L, lua_Debug *ar)
     raise_interrupt(L, s, reason);
 }
 
+/* Under irq_mu: interrupt the running task (s->current is the Lua thread running it). */
+static void fire_locked(interp_state *s, int reason)
+{
+    atomic_store_explicit(&s->escalate_at, interp__irq_grace_end(s), memory_order_relaxed);
+    atomic_store_explicit(&s->escalated, false, memory_order_relaxed);
+    atomic_store_explicit(&s->raised, false, memory_order_relaxed);
+    /* Fire first (wakes sleep and channel waits), then hook the running thread. */
+    interp__cancel_fire(&s->cancel, reason);
+    arm(s, s->current);
+}
+
 void interp__irq_begin(interp_state *s, uint64_t task_id)
 {
     interp__mutex_lock(&s->irq_mu);
     s->running_task = task_id;
+    s->last_task = task_id;
     s->current = s->L;
+    /* An interrupt that arrived before the run entered the state applies now (the first item
+     * checks the reason before it starts); one meant for another run is forgotten. */
+    if (s->pending_task == task_id && s->pending_reason)
+        fire_locked(s, s->pending_reason);
+    s->pending_task = 0;
+    s->pending_reason = 0;
     interp__mutex_unlock(&s->irq_mu);
 }
 
@@ -132,15 +155,22 @@ void interp__state_interrupt(interp_state *s, uint64_t task_id, int reason)
     if (reason != INTERP_ERR_TIMEOUT && reason != INTERP_ERR_SHUTDOWN)
         reason = INTERP_ERR_CANCELLED;
     interp__mutex_lock(&s->irq_mu);
-    if (s->running_task == task_id && !interp__cancel_reason(&s->cancel)) {
-        atomic_store_explicit(&s->escalate_at, interp__irq_grace_end(s), memory_order_relaxed);
-        atomic_store_explicit(&s->escalated, false, memory_order_relaxed);
-        atomic_store_explicit(&s->raised, false, memory_order_relaxed);
-        /* Fire first (wakes sleep and channel waits), then hook the running thread. */
-        interp__cancel_fire(&s->cancel, reason);
-        arm(s, s->current);
+    if (s->running_task == task_id) {
+        if (!interp__cancel_reason(&s->cancel))
+            fire_locked(s, reason);
+    } else if (task_id != s->last_task && !(s->pending_task == task_id && s->pending_reason)) {
+        /* Not begun yet (the caller publishes a run just before it enters the state): remember
+         * it for interp__irq_begin. The first reason wins, as for a running task. A run that
+         * has ended (last_task) is not interrupted any more. */
+        s->pending_task = task_id;
+        s->pending_reason = reason;
     }
     interp__mutex_unlock(&s->irq_mu);
+}
+
+uint64_t interp__state_items(const interp_state *s)
+{
+    return atomic_load_explicit(&((interp_state *)s)->items, memory_order_relaxed);
 }
 
 lua_State *interp__irq_switch(interp_state *s, lua_State *to)

@@ -29,7 +29,7 @@ typedef struct interp_config {
                                      allow_functions is forced off in the sandbox */
     double cancel_grace;          /* seconds a cancelled task's cleanup (<close>, its own error
                                      handling) may run before the hook fires on every
-                                     instruction; 0: 0.05 */
+                                     instruction; 0: 0.01 */
     interp_print_fn print;        /* NULL: whole lines to stdout */
     void *print_ud;
     /* named channels of the pool (see lua_ctx.h); NULL: interp.channel raises */
@@ -75,14 +75,24 @@ int interp__state_call(interp_state *s, uint64_t task_id, const interp_fn *fn,
 
 /* Run fn once per argument message, in order, filling outs[i] (zeroed by the caller). Cheaper
  * per item than repeated calls (one protected region for many calls). An item's error does not
- * stop the others; an interrupt does: every item not yet run gets the interrupt's status. */
-void interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
-                       const interp_msg *const args[], interp_outcome outs[]);
+ * stop the others; an interrupt does: every item not yet run gets the interrupt's status.
+ * Returns how many items ran: outs[0 .. ret) are the items' own outcomes (an item interrupted
+ * while it ran included); outs[ret .. n) never started and carry a copy of the status that
+ * stopped the run (an interrupt, a function that could not be resolved, a broken state), so a
+ * caller may run them again. */
+size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
+                         const interp_msg *const args[], interp_outcome outs[]);
 
 /* Any thread: stop run task_id with `reason` (INTERP_ERR_TIMEOUT, _CANCELLED or _SHUTDOWN) if
- * it is still running on s; no effect once s runs another task or none. Installs the count hook
- * on the running Lua thread and wakes a blocked sleep or channel wait. */
+ * it is running on s, or as soon as it begins if it has not begun yet (the interrupt is
+ * remembered for the next run if that run has this id; the most recent such interrupt is
+ * kept). No effect on a run that has ended. Installs the count hook on the running Lua thread
+ * and wakes a blocked sleep or channel wait. */
 void interp__state_interrupt(interp_state *s, uint64_t task_id, int reason);
+
+/* Any thread: how many items (map items and calls) s has begun so far; grows by one as each
+ * item starts. Lets a watchdog tell a new item from one item that runs long. */
+uint64_t interp__state_items(const interp_state *s);
 
 /* True when the state must be replaced (an error left it unusable, or it is the state of a
  * task that timed out inside a C call). */

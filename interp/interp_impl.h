@@ -40,6 +40,12 @@ struct interp_state {
     bool sandbox;
     bool broken;
     int src_cached;               /* entries in the source-chunk cache */
+    /* Items begun on this state (each map item, each call): stored by the worker (relaxed, one
+     * store per item), read by any thread through interp__state_items. */
+    _Atomic uint64_t items;
+    /* Slabs of map results whose members the host has freed, for the next maps (msg_impl.h);
+     * made by the first map, released with the state (NULL: none). */
+    struct interp__slab_cache *slab_cache;
 
     /* Interruption (cancel.c). irq_mu guards running_task and current; it is held only for a
      * few instructions (never while Lua runs), by the worker when it switches Lua threads and
@@ -48,6 +54,9 @@ struct interp_state {
      * (sleep_mu, or a channel's); nothing takes irq_mu while holding one of the others. */
     pthread_mutex_t irq_mu;
     uint64_t running_task;        /* 0: none */
+    uint64_t last_task;           /* the run begun last (ended once running_task is 0) */
+    uint64_t pending_task;        /* an interrupt that arrived before its run began: the run's */
+    int pending_reason;           /* id and the reason, applied if that run is the next */
     lua_State *current;           /* the Lua thread now running the task */
     atomic_llong escalate_at;     /* monotonic ns: end of the grace */
     atomic_bool escalated;        /* the grace is over: raise at every instruction */

@@ -141,7 +141,7 @@ int interp__shared_create(const interp_config *cfg, interp_shared **out, char **
     sh->msg_opts = cfg->msg_opts;
     if (sh->sandbox == INTERP_SANDBOX_SAFE)
         sh->msg_opts.allow_functions = false;
-    sh->cancel_grace = cfg->cancel_grace > 0 ? cfg->cancel_grace : 0.05;
+    sh->cancel_grace = cfg->cancel_grace > 0 ? cfg->cancel_grace : 0.01;
     sh->print = cfg->print ? cfg->print : interp__print_stdout;
     sh->print_ud = cfg->print ? cfg->print_ud : NULL;
     sh->chan_lookup = cfg->chan_lookup;

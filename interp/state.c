@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "interp_impl.h"
+#include "msg_impl.h"
 
 /* Every call into a state is protected, so a panic is a bug of this library: say so loudly
  * rather than let Lua call abort() silently. */
@@ -126,6 +127,7 @@ void interp__state_destroy(interp_state *s)
     if (!s)
         return;
     lua_close(s->L);
+    interp__slab_cache_release(s->slab_cache);
     interp__cond_destroy(&s->sleep_cv);
     interp__mutex_destroy(&s->sleep_mu);
     interp__mutex_destroy(&s->irq_mu);

@@ -67,9 +67,11 @@ lm_box *interp__lm_box_new(lua_State *L, size_t nmsgs, size_t ntexts);
 /* Free what the slots hold now (the box stays usable, every slot NULL). */
 void interp__lm_box_clear(lm_box *b);
 
-/* Make the host state's lua_ctx (lua_ctx.h) reachable from L and every Lua thread created from
- * it later, so that channel objects work in the host script. */
-void interp__lm_host_ctx(lua_State *L);
+/* The context (lua_ctx.h) that channel objects and ip.select use in L's state: the worker's in
+ * a worker state of a pool, else a static one for host scripts (no token, functions allowed).
+ * Never reads the state's extra space. */
+struct interp__lua_ctx;
+const struct interp__lua_ctx *interp__lm_chan_ctx(lua_State *L);
 
 /* ---- pool_lua.c ----------------------------------------------------------------------- */
 

@@ -16,7 +16,7 @@ const interp_msg_opts interp__lm_msg_opts_untrusted = {.allow_functions = false}
 /* The host script's state has no worker: no cancellation token (its channel waits end only by
  * timeout or close) and no named-channel lookup (the host reaches channels through
  * pool:channel). Read-only, so one instance serves every host state of the process. */
-static interp__lua_ctx host_ctx = {
+static const interp__lua_ctx host_ctx = {
     .cancel = NULL,
     .msg_opts = {.allow_functions = true},
     .worker_id = -1,
@@ -24,37 +24,13 @@ static interp__lua_ctx host_ctx = {
     .chan_lookup_ud = NULL,
 };
 
-/* Whether L is a worker state of some pool (the module loaded by a task, to run a pool of its
- * own): interp/ installs its `interp` module there, as package.loaded.interp, and owns the
- * extra space. */
-static bool is_worker_state(lua_State *L)
+const interp__lua_ctx *interp__lm_chan_ctx(lua_State *L)
 {
-    bool worker = false;
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    if (lua_getfield(L, -1, "interp") == LUA_TTABLE) {
-        bool id = lua_getfield(L, -1, "worker_id") == LUA_TNUMBER && lua_isinteger(L, -1);
-        bool sleep = lua_getfield(L, -2, "sleep") == LUA_TFUNCTION && lua_iscfunction(L, -1);
-        worker = id && sleep;
-        lua_pop(L, 2);
-    }
-    lua_pop(L, 2);
-    return worker;
-}
-
-void interp__lm_host_ctx(lua_State *L)
-{
-    /* A worker's extra space is its worker's: channel objects there use that context (and
-     * wake on the task's cancellation). */
-    if (is_worker_state(L))
-        return;
-    /* A Lua thread copies its main thread's extra space when it is created; the main thread's
-     * is never initialised by Lua itself, so set both the main thread's and the caller's. */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-    lua_State *main = lua_tothread(L, -1);
-    lua_pop(L, 1);
-    if (main)
-        interp__lua_ctx_set(main, &host_ctx);
-    interp__lua_ctx_set(L, &host_ctx);
+    /* A worker state (the module loaded by a task, to run a pool of its own) has its worker's
+     * context recorded by interp/: channel objects there wake on the task's cancellation.
+     * Neither case reads the state's extra space (see lua_ctx.h). */
+    const interp__lua_ctx *worker = interp__chan_lua_ctx(L);
+    return worker ? worker : &host_ctx;
 }
 
 int interp__lm_status_error(lua_State *L, const char *where, int status)
@@ -254,7 +230,6 @@ static const luaL_Reg module_funcs[] = {
 INTERP_API int luaopen_interp_pool(lua_State *L)
 {
     luaL_checkversion(L);
-    interp__lm_host_ctx(L);
     interp__lm_pool_register(L);
     interp__lm_future_register(L);
     interp__lm_wait_register(L);
@@ -273,7 +248,7 @@ INTERP_API int luaopen_interp_pool(lua_State *L)
     luaL_newlib(L, module_funcs);
     /* ip.select: the channels' own select (channels/chan_lua.c), the one the workers have */
     lua_newtable(L);
-    interp__chan_lua_register(L);
+    interp__chan_lua_register_ctx(L, interp__lm_chan_ctx(L));
     lua_getfield(L, -1, "select");
     lua_setfield(L, -3, "select");
     lua_pop(L, 1);

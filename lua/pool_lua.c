@@ -313,7 +313,7 @@ static int pool_map(lua_State *L)
 
 static int push_chan_protected(lua_State *L)
 {
-    interp__chan_push(L, (interp_chan *)lua_touserdata(L, 1));
+    interp__chan_push(L, (interp_chan *)lua_touserdata(L, 1), lua_touserdata(L, 2));
     return 1;
 }
 
@@ -330,7 +330,7 @@ static int pool_channel(lua_State *L)
     lua_Integer cap = luaL_optinteger(L, 3, 0);
     if (cap < 0)
         return luaL_error(L, "%s: capacity must be >= 1 (or nil for the default)", where);
-    interp__lm_host_ctx(L); /* the calling Lua thread may predate the module */
+    const interp__lua_ctx *ctx = interp__lm_chan_ctx(L); /* before ch: may push */
     interp_chan *ch = NULL;
     int rc = interp_pool_channel(live(L, p, where), name, (size_t)cap, &ch);
     if (rc != INTERP_OK)
@@ -338,7 +338,8 @@ static int pool_channel(lua_State *L)
     /* The object takes a reference of its own; ours is dropped whatever happens. */
     lua_pushcfunction(L, push_chan_protected);
     lua_pushlightuserdata(L, ch);
-    rc = lua_pcall(L, 1, 1, 0);
+    lua_pushlightuserdata(L, (void *)ctx);
+    rc = lua_pcall(L, 2, 1, 0);
     interp_chan_release(ch);
     if (rc != LUA_OK)
         return lua_error(L);

@@ -130,7 +130,7 @@ static void cancel_deadline_ends_every_evasion(void **st)
             assert_clean_after(&f);
         }
         printf("# sandbox=%d: %zu evasions, slowest stop after its deadline: %.1f ms "
-               "(grace %.0f ms)\n", sb, n, worst * 1e3, 50.0);
+               "(default grace 10 ms)\n", sb, n, worst * 1e3);
         fx_close(&f);
     }
 }
@@ -195,6 +195,54 @@ static void cancel_wrong_task_or_idle_state_has_no_effect(void **st)
     fx_close(&f);
 }
 
+/* An interrupt that arrives before its run has begun is kept for that run, which stops before
+ * its first item; one meant for another id is forgotten once a run begins. */
+static void cancel_before_the_run_begins_is_kept(void **st)
+{
+    (void)st;
+    fixture f;
+    fx_open(&f, INTERP_SANDBOX_SAFE, "function dbl(x) return x * 2 end");
+    interp_fn fn = {.kind = INTERP_FN_SOURCE, .text = "return 1"};
+    interp_outcome o;
+    uint64_t id = ++f.task;
+    interp__state_interrupt(f.s, id, INTERP_ERR_TIMEOUT);
+    assert_int_equal(interp__state_call(f.s, id, &fn, NULL, &o), INTERP_ERR_TIMEOUT);
+    assert_non_null(strstr(o.error, "timed out"));
+    interp__outcome_clear(&o);
+    assert_null(lua_gethook(interp__state_lua(f.s)));
+
+    /* a map: no item starts; every item carries the interrupt */
+    enum { N = 4 };
+    interp_msg *args[N];
+    interp_outcome outs[N];
+    memset(outs, 0, sizeof outs);
+    for (int i = 0; i < N; i++)
+        args[i] = interp_msg_int(i);
+    interp_fn dbl = {.kind = INTERP_FN_NAME, .text = "dbl"};
+    id = ++f.task;
+    interp__state_interrupt(f.s, id, INTERP_ERR_CANCELLED);
+    interp__state_interrupt(f.s, id, INTERP_ERR_SHUTDOWN); /* the first reason wins */
+    uint64_t items = interp__state_items(f.s);
+    assert_int_equal(interp__state_map(f.s, id, &dbl, N, (const interp_msg *const *)args, outs),
+                     0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(outs[i].status, INTERP_ERR_CANCELLED);
+        interp__outcome_clear(&outs[i]);
+    }
+    assert_true(interp__state_items(f.s) - items <= 1); /* at most the first one began */
+
+    /* pending for another id: the run that begins forgets it, and it does not come back */
+    uint64_t other = f.task + 100;
+    interp__state_interrupt(f.s, other, INTERP_ERR_CANCELLED);
+    fx_expect(&f, "return 2", "2");
+    assert_int_equal(interp__state_call(f.s, other, &fn, NULL, &o), INTERP_OK);
+    interp__outcome_clear(&o);
+    for (int i = 0; i < N; i++)
+        interp_msg_free(args[i]);
+    assert_clean_after(&f);
+    fx_close(&f);
+}
+
 static void cancel_reasons_map_to_statuses(void **st)
 {
     (void)st;
@@ -232,7 +280,9 @@ static void cancel_stops_a_map_and_fails_the_rest(void **st)
     for (int i = 0; i < N; i++)
         args[i] = interp_msg_int(i + 1);
     interp_fn fn = {.kind = INTERP_FN_NAME, .text = "work"};
-    interp__state_map(f.s, in.task, &fn, N, (const interp_msg *const *)args, outs);
+    /* items 1 and 2 ran, item 3 was interrupted while it ran: 3 items ran */
+    assert_int_equal(interp__state_map(f.s, in.task, &fn, N, (const interp_msg *const *)args,
+                                       outs), 3);
     pthread_join(in.th, NULL);
     sem_destroy(&in.started);
     for (int i = 0; i < N; i++) {
@@ -252,9 +302,9 @@ static void cancel_leaves_no_hook_on_coroutines(void **st)
     interp_outcome o;
     double stop;
     /* a coroutine that was running when the hook was installed survives in a global */
-    int rc = run_interrupted(&f, "started() keep = coroutine.create(function() "
+    int rc = run_interrupted(&f, "keep = coroutine.create(function() "
                                  "while true do local ok = pcall(coroutine.yield) end end) "
-                                 "while true do coroutine.resume(keep) end",
+                                 "started() while true do coroutine.resume(keep) end",
                              INTERP_ERR_CANCELLED, 0, &o, &stop);
     assert_int_equal(rc, INTERP_ERR_CANCELLED);
     interp__outcome_clear(&o);
@@ -274,6 +324,7 @@ int main(void)
         cmocka_unit_test(cancel_deadline_ends_every_evasion),
         cmocka_unit_test(cancel_well_behaved_close_handler_completes),
         cmocka_unit_test(cancel_wrong_task_or_idle_state_has_no_effect),
+        cmocka_unit_test(cancel_before_the_run_begins_is_kept),
         cmocka_unit_test(cancel_reasons_map_to_statuses),
         cmocka_unit_test(cancel_stops_a_map_and_fails_the_rest),
         cmocka_unit_test(cancel_leaves_no_hook_on_coroutines),

@@ -92,7 +92,7 @@ static void ls_close(lstate *s)
 
 static void ls_set_chan(lstate *s, const char *name, interp_chan *ch)
 {
-    interp__chan_push(s->L, ch);
+    interp__chan_push(s->L, ch, &s->ctx);
     lua_setglobal(s->L, name);
 }
 
@@ -265,7 +265,7 @@ static void chan_lua_select(void **state)
     lua_newtable(s.L);
     for (int i = 0; i < 20; i++) {
         assert_int_equal(interp_chan_create(4, 0, &c[i]), INTERP_OK);
-        interp__chan_push(s.L, c[i]);
+        interp__chan_push(s.L, c[i], &s.ctx);
         lua_rawseti(s.L, -2, i + 1);
     }
     lua_setglobal(s.L, "all");
@@ -419,6 +419,68 @@ static void chan_lua_cancel(void **state)
     interp_chan_release(full);
 }
 
+/* A host state: never given a context, its extra space full of garbage (Lua leaves the main
+ * thread's slot uninitialised; an embedding program may use it), with a coroutine created
+ * before the binding is registered (it copies the slot). Channels work there, in the main
+ * thread and in the coroutine, and nothing reads or writes the slot; a channel object keeps the
+ * context it was made with (a fired token fails its wait), whatever the extra space holds. */
+static void chan_lua_host_state_garbage_extraspace(void **state)
+{
+    (void)state;
+    unsigned char garbage[LUA_EXTRASPACE];
+    memset(garbage, 0xa5, sizeof garbage);
+    lstate s;
+    memset(&s, 0, sizeof s);
+    s.L = luaL_newstate();
+    assert_non_null(s.L);
+    memcpy(lua_getextraspace(s.L), garbage, LUA_EXTRASPACE);
+    luaL_openlibs(s.L);
+    interp__cancel_init(&s.tok);
+    ls_ok(&s, "co = coroutine.create(function(ch, other)\n"
+              "  assert(ch:send({1, 'co'}))\n"
+              "  local got, v = interp.select({other, ch})\n"
+              "  return rawequal(got, ch) and v[2] == 'co' and #ch == 0\n"
+              "end)\n"
+              "return true");
+    lua_newtable(s.L);
+    interp__chan_lua_register_ctx(s.L, NULL);
+    lua_setglobal(s.L, "interp");
+    assert_null(interp__chan_lua_ctx(s.L));
+    interp_chan *ch, *other, *cancelled;
+    assert_int_equal(interp_chan_create(2, 0, &ch), INTERP_OK);
+    assert_int_equal(interp_chan_create(2, 0, &other), INTERP_OK);
+    assert_int_equal(interp_chan_create(2, 0, &cancelled), INTERP_OK);
+    interp__chan_push(s.L, ch, NULL);
+    lua_setglobal(s.L, "ch");
+    interp__chan_push(s.L, other, NULL);
+    lua_setglobal(s.L, "other");
+    /* an object made with a context whose token has fired */
+    interp__cancel_fire(&s.tok, INTERP_ERR_CANCELLED);
+    s.ctx.cancel = &s.tok;
+    interp__chan_push(s.L, cancelled, &s.ctx);
+    lua_setglobal(s.L, "cancelled");
+
+    ls_ok(&s, "local ok, r = coroutine.resume(co, ch, other)\n"
+              "if not (ok and r) then return false end\n"
+              "assert(ch:send('main'))\n"
+              "if ch:recv() ~= 'main' or ch:len() ~= 0 then return false end\n"
+              "local function failed(want, v, err) return v == nil and err == want end\n"
+              "if not failed('timeout', ch:recv(0.01)) then return false end\n"
+              "if not failed('timeout', interp.select({ch, other}, 0)) then return false end\n"
+              "local w = coroutine.wrap(function() return ch:send(2), ch:recv(), #ch end)\n"
+              "local sent, got, n = w()\n"
+              "if not sent or got ~= 2 or n ~= 0 then return false end\n"
+              "ch:close()\n"
+              "return failed('closed', ch:recv())");
+    ls_err(&s, "return interp.channel('x')", "belongs to no pool");
+    ls_err(&s, "return cancelled:recv()", "interp: task cancelled");
+    assert_memory_equal(lua_getextraspace(s.L), garbage, LUA_EXTRASPACE);
+    ls_close(&s);
+    interp_chan_release(ch);
+    interp_chan_release(other);
+    interp_chan_release(cancelled);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +493,7 @@ int main(void)
         cmocka_unit_test(chan_lua_errors),
         cmocka_unit_test(chan_lua_named),
         cmocka_unit_test(chan_lua_cancel),
+        cmocka_unit_test(chan_lua_host_state_garbage_extraspace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

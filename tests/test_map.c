@@ -163,6 +163,75 @@ static void map_overall_timeout(void **st)
     interp_pool_destroy(p);
 }
 
+static double g_task_timeout;
+static void with_task_timeout(interp_pool_options *o) { o->task_timeout = g_task_timeout; }
+
+/* task_timeout is each item's deadline: an item that loops forever times out, the others of
+ * its chunk (before and after it) run and succeed; a second looping item in the same chunk
+ * gets its own deadline too. */
+static void map_item_deadline_spares_the_rest_of_its_chunk(void **st)
+{
+    (void)st;
+    g_task_timeout = 0.2;
+    interp_pool *p = util_pool(2, with_task_timeout);
+    interp_fn fn = {.kind = INTERP_FN_SOURCE,
+                    .text = "local x = ... if x == 3 or x == 7 then while true do end end "
+                            "return x * 2"};
+    const size_t n = 10;
+    interp_msg **in = ints_upto(n);
+    interp_msg **out = calloc(n, sizeof *out);
+    int status[10];
+    char *errors[10];
+    size_t sizes[] = {10, 4}; /* all in one chunk; chunks of 4 */
+    for (size_t k = 0; k < 2; k++) {
+        interp_map_options mo = {.chunksize = sizes[k], .status = status, .errors = errors};
+        assert_int_equal(interp_pool_map_fn(p, &fn, n, (const interp_msg *const *)in, out, &mo),
+                         INTERP_ERR_TIMEOUT);
+        for (size_t i = 0; i < n; i++) {
+            if (i == 3 || i == 7) {
+                assert_int_equal(status[i], INTERP_ERR_TIMEOUT);
+                assert_null(out[i]);
+                assert_non_null(strstr(errors[i], "timed out"));
+            } else {
+                assert_int_equal(status[i], INTERP_OK);
+                assert_int_equal(util_int(out[i]), 2 * (int64_t)i);
+                assert_null(errors[i]);
+            }
+            free(errors[i]);
+            interp_msg_free(out[i]);
+            out[i] = NULL;
+        }
+    }
+    interp_pool_stats s;
+    interp_pool_get_stats(p, &s);
+    assert_int_equal(s.timed_out, 4);
+    assert_int_equal(s.done, 16);
+    free(out);
+    free_msgs(in, n);
+    interp_pool_destroy(p);
+}
+
+/* The deadline is per item, not per chunk: a chunk whose items together take several times
+ * task_timeout, each well within it, succeeds (items sleep a tenth of the timeout). */
+static void map_item_deadline_is_per_item_not_per_chunk(void **st)
+{
+    (void)st;
+    g_task_timeout = 0.4;
+    interp_pool *p = util_pool(1, with_task_timeout);
+    interp_fn fn = {.kind = INTERP_FN_SOURCE, .text = "interp.sleep(0.04) return (...)"};
+    const size_t n = 30; /* 1.2 s in one chunk: 3 x task_timeout */
+    interp_msg **in = ints_upto(n);
+    interp_msg **out = calloc(n, sizeof *out);
+    interp_map_options mo = {.chunksize = n};
+    assert_int_equal(interp_pool_map_fn(p, &fn, n, (const interp_msg *const *)in, out, &mo),
+                     INTERP_OK);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(util_int(out[i]), (int64_t)i);
+    free_msgs(out, n);
+    free_msgs(in, n);
+    interp_pool_destroy(p);
+}
+
 typedef struct stream_ctx {
     size_t n, read, delivered, max_outstanding, limit;
     int64_t sum;
@@ -228,6 +297,50 @@ static void map_stream_bounded_in_flight(void **st)
     interp_pool_destroy(p);
 }
 
+typedef struct deadline_stream {
+    size_t n, read;
+    int status[8];
+    int64_t value[8];
+} deadline_stream;
+
+static bool ds_next(void *ud, size_t index, interp_msg **args)
+{
+    deadline_stream *d = ud;
+    (void)index;
+    if (d->read == d->n)
+        return false;
+    *args = interp_msg_int((int64_t)d->read++);
+    return true;
+}
+
+static void ds_result(void *ud, size_t index, int status, interp_msg *result, const char *error)
+{
+    deadline_stream *d = ud;
+    (void)error;
+    d->status[index] = status;
+    d->value[index] = result ? util_int(result) : -1;
+    interp_msg_free(result);
+}
+
+/* The stream form (what the CLI uses) gets the same per-item deadlines. */
+static void map_stream_item_deadline(void **st)
+{
+    (void)st;
+    g_task_timeout = 0.2;
+    interp_pool *p = util_pool(2, with_task_timeout);
+    interp_fn fn = {.kind = INTERP_FN_SOURCE,
+                    .text = "local x = ... if x == 1 then while true do end end return x"};
+    deadline_stream d = {.n = 5};
+    interp_map_options mo = {.chunksize = 5};
+    assert_int_equal(interp_pool_map_stream(p, &fn, ds_next, ds_result, &d, 0, &mo),
+                     INTERP_ERR_TIMEOUT);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(d.status[i], i == 1 ? INTERP_ERR_TIMEOUT : INTERP_OK);
+        assert_int_equal(d.value[i], i == 1 ? -1 : (int64_t)i);
+    }
+    interp_pool_destroy(p);
+}
+
 static void map_after_shutdown(void **st)
 {
     (void)st;
@@ -255,6 +368,9 @@ int main(void)
         cmocka_unit_test(map_overall_timeout),
         cmocka_unit_test(map_stream_bounded_in_flight),
         cmocka_unit_test(map_after_shutdown),
+        cmocka_unit_test(map_item_deadline_spares_the_rest_of_its_chunk),
+        cmocka_unit_test(map_item_deadline_is_per_item_not_per_chunk),
+        cmocka_unit_test(map_stream_item_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

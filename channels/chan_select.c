@@ -1,0 +1,177 @@
+/* chan_select.c - receive from whichever of several channels first has a message.
+ *
+ * A select first scans its channels (fairly: from the one after the channel it served last),
+ * then spins like a receiver (chan.c), then blocks: it registers a waiter (its own mutex and
+ * condition variable) on every channel it watches, counted in that channel's receiver
+ * interest, so that a send to any of them, and close, fire it (chan.c calls
+ * interp__chan_fire_selectors_locked). Then it scans again.
+ *
+ * Lock order: token lock (sync.h) -> channel mutex -> select waiter mutex. A selector never
+ * holds its waiter's mutex while it takes a channel mutex, and unlinks its waiter from every
+ * channel (under that channel's mutex) before the waiter goes away, so a sender that found the
+ * waiter on the list may still touch it. */
+#include <stdlib.h>
+
+#include "chan_core.h"
+
+enum { SELECT_STACK = 16 };
+
+typedef struct sel_waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool fired; /* mu: a watched channel got a message or was closed */
+} sel_waiter;
+
+typedef struct chan_sel_node {
+    struct chan_sel_node *prev, *next; /* the channel's list, under the channel's mu */
+    sel_waiter *w;
+} sel_node;
+
+/* A select that served index i starts its next scan at i + 1 (per thread: a worker's selects
+ * over the same channels rotate exactly; different call sites on one thread still rotate). */
+static _Thread_local size_t select_cursor;
+
+void interp__chan_fire_selectors_locked(interp_chan *ch)
+{
+    for (sel_node *s = ch->selectors; s; s = s->next) {
+        interp__mutex_lock(&s->w->mu);
+        s->w->fired = true;
+        interp__cond_signal(&s->w->cv);
+        interp__mutex_unlock(&s->w->mu);
+    }
+}
+
+/* One pass over the channels starting at `start`: INTERP_OK (*index, *out set),
+ * INTERP_ERR_CLOSED (every channel closed and drained) or INTERP_ERR_AGAIN. */
+static int select_scan(interp_chan *const chans[], size_t n, size_t start, size_t *index,
+                       interp_msg **out)
+{
+    bool all_closed = true;
+    for (size_t k = 0, i = start; k < n; k++, i = i + 1 == n ? 0 : i + 1) {
+        interp_chan *ch = chans[i];
+        if (chan_count(ch) == 0 && !chan_closed(ch)) { /* open and empty: skip it cheaply */
+            all_closed = false;
+            continue;
+        }
+        int rc = interp__chan_try_take(ch, out);
+        if (rc == INTERP_OK) {
+            *index = i;
+            select_cursor = i + 1;
+            return INTERP_OK;
+        }
+        if (rc == INTERP_ERR_AGAIN)
+            all_closed = false;
+    }
+    return all_closed ? INTERP_ERR_CLOSED : INTERP_ERR_AGAIN;
+}
+
+/* Register w on every channel; returns true if one already has a message or all are closed
+ * (a send or close that happened before registration would otherwise be missed: the
+ * registration counts in the receiver interest, so a later send sees it and fires w). */
+static bool select_register(interp_chan *const chans[], size_t n, sel_node nodes[], sel_waiter *w)
+{
+    for (size_t i = 0; i < n; i++) {
+        interp_chan *ch = chans[i];
+        nodes[i].w = w;
+        nodes[i].prev = NULL;
+        interp__mutex_lock(&ch->mu);
+        nodes[i].next = ch->selectors;
+        if (ch->selectors)
+            ch->selectors->prev = &nodes[i];
+        ch->selectors = &nodes[i];
+        atomic_fetch_add_explicit(&ch->interest[CHAN_RECEIVER], 1, memory_order_seq_cst);
+        interp__mutex_unlock(&ch->mu);
+    }
+    return interp__chan_can_recv(chans, n);
+}
+
+static void select_unregister(interp_chan *const chans[], size_t n, sel_node nodes[])
+{
+    for (size_t i = 0; i < n; i++) {
+        interp_chan *ch = chans[i];
+        interp__mutex_lock(&ch->mu);
+        if (nodes[i].prev)
+            nodes[i].prev->next = nodes[i].next;
+        else
+            ch->selectors = nodes[i].next;
+        if (nodes[i].next)
+            nodes[i].next->prev = nodes[i].prev;
+        atomic_fetch_sub_explicit(&ch->interest[CHAN_RECEIVER], 1, memory_order_relaxed);
+        interp__mutex_unlock(&ch->mu);
+    }
+}
+
+/* Sleep until a watched channel fires w, the token fires, or the deadline passes. Returns the
+ * token's reason, INTERP_ERR_NOMEM, or INTERP_OK (scan again). */
+static int select_block(interp_chan *const chans[], size_t n, interp__cancel *tok,
+                        const struct timespec *dlp)
+{
+    sel_node stack_nodes[SELECT_STACK];
+    sel_node *nodes = stack_nodes;
+    if (n > SELECT_STACK && !(nodes = malloc(n * sizeof *nodes)))
+        return INTERP_ERR_NOMEM;
+    sel_waiter w;
+    interp__mutex_init(&w.mu);
+    interp__cond_init(&w.cv);
+    w.fired = false;
+
+    bool ready = select_register(chans, n, nodes, &w);
+    if (tok)
+        interp__cancel_arm(tok, &w.mu, &w.cv);
+    interp__mutex_lock(&w.mu);
+    while (!ready && !w.fired && !chan_fired(tok))
+        if (!interp__cond_wait_until(&w.cv, &w.mu, dlp))
+            break;
+    interp__mutex_unlock(&w.mu);
+    if (tok)
+        interp__cancel_disarm(tok);
+    select_unregister(chans, n, nodes);
+
+    interp__cond_destroy(&w.cv);
+    interp__mutex_destroy(&w.mu);
+    if (nodes != stack_nodes)
+        free(nodes);
+    return chan_fired(tok);
+}
+
+int interp__chan_select_c(interp_chan *const chans[], size_t n, double timeout,
+                          interp__cancel *tok, size_t *index, interp_msg **out)
+{
+    if (!out || !index)
+        return INTERP_ERR_INVALID;
+    *out = NULL;
+    if (!chans || n == 0)
+        return INTERP_ERR_INVALID;
+    for (size_t i = 0; i < n; i++)
+        if (!chans[i])
+            return INTERP_ERR_INVALID;
+    struct timespec dl;
+    const struct timespec *dlp;
+    int rc = chan_deadline(timeout, &dl, &dlp);
+    if (rc != INTERP_OK)
+        return rc;
+
+    bool spun = false;
+    for (;;) {
+        if ((rc = chan_fired(tok)))
+            return rc;
+        rc = select_scan(chans, n, select_cursor % n, index, out);
+        if (rc != INTERP_ERR_AGAIN || timeout == 0)
+            return rc;
+        if (dlp && interp__deadline_passed(dlp))
+            return INTERP_ERR_TIMEOUT;
+        if (!spun) {
+            spun = true;
+            if (interp__chan_spin_recv(chans, n, tok, dlp))
+                continue;
+        }
+        if ((rc = select_block(chans, n, tok, dlp)) != INTERP_OK)
+            return rc;
+    }
+}
+
+int interp_chan_select(interp_chan *const chans[], size_t n, double timeout, size_t *index,
+                       interp_msg **out)
+{
+    return interp__chan_select_c(chans, n, timeout, NULL, index, out);
+}
