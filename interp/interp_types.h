@@ -24,7 +24,7 @@ extern "C" {
  *   require and warn; collectgarbage("count") only; load of text chunks only (its default
  *   environment is the task's own); string without string.dump, its find/match/gmatch/gsub
  *   refusing patterns whose worst-case backtracking on the subject passes ~10^8.5 steps (a
- *   quantifier that ends the pattern is free; see interp/sandbox.c); table, math, utf8,
+ *   quantifier that ends the pattern is free; see interp/sandbox_bounds.c); table, math, utf8,
  *   coroutine; os.clock, os.time, os.date, os.difftime (and os.exit, which raises); the
  *   `interp` module (interp.channel creates channels of at most 65536 messages: their ring
  *   is host memory). No io, debug, package. setmetatable refuses a metatable with a (raw)

@@ -506,7 +506,7 @@ static void attacks_hangs_end_by_the_deadline(void **st)
 /* Deep C recursion on a worker thread's own stack, of the default size and of the pool's
  * floor (256 KiB): clean errors, never SIGSEGV. Lua stops C recursion at 200 levels whatever
  * they cost; string.format through __tostring needed ~400 KiB before the sandbox kept a
- * reserve (interp/sandbox.c, check_c_stack). */
+ * reserve (interp/sandbox_bounds.c, interp__sandbox_check_c_stack). */
 static const char *const deep[] = {
     "local t = setmetatable({}, {__index = function(t, k) return t[k .. 'x'] end}) return t.a",
     "local mt = {} mt.__tostring = tostring return tostring(setmetatable({}, mt))",
