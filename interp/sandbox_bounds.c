@@ -275,7 +275,6 @@ static void check_tab(lua_State *L, int arg, int what)
 
 static int sb_tinsert(lua_State *L)
 {
-    interp__sandbox_check_c_stack(L);
     check_tab(L, 1, TAB_R | TAB_W | TAB_L);
     lua_Integer e = (lua_Integer)((lua_Unsigned)luaL_len(L, 1) + 1u); /* first empty slot */
     lua_Integer pos = e;
@@ -300,7 +299,6 @@ static int sb_tinsert(lua_State *L)
 
 static int sb_tremove(lua_State *L)
 {
-    interp__sandbox_check_c_stack(L);
     check_tab(L, 1, TAB_R | TAB_W | TAB_L);
     lua_Integer size = luaL_len(L, 1);
     lua_Integer pos = luaL_optinteger(L, 2, size);
@@ -320,7 +318,6 @@ static int sb_tremove(lua_State *L)
 
 static int sb_tmove(lua_State *L)
 {
-    interp__sandbox_check_c_stack(L);
     lua_Integer f = luaL_checkinteger(L, 2);
     lua_Integer e = luaL_checkinteger(L, 3);
     lua_Integer t = luaL_checkinteger(L, 4);
