@@ -45,9 +45,9 @@ extern "C" {
  *   library loop is linear in memory the task owns (string.rep/format/pack, utf8,
  *   table.unpack up to Lua's stack limit), so a memory limit bounds it.
  *   Bounded C stack: Lua stops C recursion at 200 levels whatever each costs; the sandbox's
- *   functions that call Lua back (string.format, print, gsub/find/match/gmatch, table.concat/sort,
- *   load) raise "C stack overflow" when less than 96 KiB of the thread's stack remain, so
- *   recursion through them ends cleanly even on the pool's 256 KiB floor.
+ *   functions that call Lua back (string.format, print, gsub/find/match/gmatch,
+ *   table.concat/sort, load) raise "C stack overflow" when less than 96 KiB of the thread's
+ *   stack remain, so recursion through them ends cleanly even on the pool's 256 KiB floor.
  *   Not closed, by design or out of reach of a library: (1) without a memory limit nothing
  *   bounds memory (string.rep alone builds 2 GiB); always set one for untrusted code. (2) Two
  *   C loops inside the Lua core depend on metatables, which stay mutable after setmetatable:

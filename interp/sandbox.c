@@ -167,8 +167,8 @@ static int sb_load(lua_State *L)
         return luaL_error(L, "load: only text chunks are allowed in the sandbox");
     lua_pushliteral(L, "t");
     lua_replace(L, 3);
-    if (lua_iscfunction(L, 1))
-        interp__sandbox_wrap_polled(L, 1); /* a C reader runs inside the parser, out of the hook's reach */
+    if (lua_iscfunction(L, 1)) /* a C reader runs inside the parser, out of the hook's reach */
+        interp__sandbox_wrap_polled(L, 1);
     if (!has_env) {
         push_current_env(L);
         lua_replace(L, 4);
