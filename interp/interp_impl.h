@@ -125,6 +125,8 @@ void interp__sandbox_keep_init(lua_State *L, int idx);
 void interp__push_module(lua_State *L);
 /* Install print into the globals at index g and os.exit into the os table at index os. */
 void interp__install_io(lua_State *L, int g, int os);
+/* Inside a C loop: if the task is interrupted, meet the hook as Lua code would (may raise). */
+void interp__poll_irq(lua_State *L);
 /* The default print sink: whole lines to stdout, never interleaved mid-line. */
 void interp__print_stdout(void *ud, int worker_id, const char *line, size_t len);
 

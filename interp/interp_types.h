@@ -20,18 +20,48 @@ extern "C" {
  *   state (as module-level state persists in a Python executor's worker).
  * INTERP_SANDBOX_SAFE: for untrusted scripts. Opens only what it keeps: base functions
  *   (assert error getmetatable ipairs next pairs pcall print rawequal rawget rawlen rawset
- *   select setmetatable tonumber tostring type xpcall _G _VERSION) without dofile, loadfile,
+ *   select setmetatable tonumber tostring type xpcall _VERSION) without dofile, loadfile,
  *   require and warn; collectgarbage("count") only; load of text chunks only (its default
  *   environment is the task's own); string without string.dump, its find/match/gmatch/gsub
  *   refusing patterns whose worst-case backtracking on the subject passes ~10^8.5 steps (a
- *   quantifier that ends the pattern is free; see interp/sandbox.c); table, math, utf8,
+ *   quantifier that ends the pattern is free; see interp/sandbox_bounds.c); table, math, utf8,
  *   coroutine; os.clock, os.time, os.date, os.difftime (and os.exit, which raises); the
- *   `interp` module. No io, debug, package. setmetatable refuses a metatable with __gc; rawset
- *   refuses the read-only tables. Library tables and the string metatable are read-only, and
- *   every task (by name or as source) runs in a fresh global environment over the globals,
- *   which the functions the initializer defined also see during that task, so one task's
- *   global writes never reach the next. Tables the initializer built are shared: changing
- *   their contents is seen by later tasks. Functions cannot arrive as bytecode. */
+ *   `interp` module (interp.channel creates channels of at most 65536 messages: their ring
+ *   is host memory). No io, debug, package. setmetatable refuses a metatable with a (raw)
+ *   __gc field; a __gc added to the metatable later marks nothing, so no finalizer ever runs.
+ *   rawset refuses the read-only tables. Library tables and the string metatable are
+ *   read-only, and every task (by name or as source) runs in a fresh global environment over
+ *   the globals, which the functions the initializer defined also see during that task, so
+ *   one task's global writes never reach the next (the real global table loses its _G once
+ *   tasks run: the initializer sees _G, tasks see their own). Tables the initializer built
+ *   are shared: changing their contents is seen by later tasks. math.random is reseeded at
+ *   every task (no task can fix or read back another's numbers; it is no CSPRNG). Functions
+ *   cannot arrive as bytecode.
+ *   Bounded time: the cancellation hook counts Lua instructions, so C code that loops without
+ *   running Lua is made to poll the interrupt: table.insert/remove/move/concat (ranges from
+ *   arguments or __len), table.sort (through its comparator), gsub's C-function and
+ *   metatabled-table replacements, load's C reader (Lua callbacks are reached by the hook
+ *   anyway), print's lines, and string.rep of an empty string returns at once. Every other
+ *   library loop is linear in memory the task owns (string.rep/format/pack, utf8,
+ *   table.unpack up to Lua's stack limit), so a memory limit bounds it.
+ *   Bounded C stack: Lua stops C recursion at 200 levels whatever each costs; the sandbox's
+ *   functions that call Lua back (string.format, print, gsub/find/match/gmatch,
+ *   table.concat/sort, load) raise "C stack overflow" when less than 96 KiB of the thread's
+ *   stack remain, so recursion through them ends cleanly even on the pool's 256 KiB floor.
+ *   Not closed, by design or out of reach of a library: (1) without a memory limit nothing
+ *   bounds memory (string.rep alone builds 2 GiB); always set one for untrusted code. (2) Two
+ *   C loops inside the Lua core depend on metatables, which stay mutable after setmetatable:
+ *   a __call chain (`local t = {} setmetatable(t, {__call = t}) t()`) costs time quadratic
+ *   in the Lua stack (up to minutes), and the garbage collector's ephemeron pass (weak-key
+ *   tables whose values chain to other keys) is quadratic in the number of entries (16,000:
+ *   0.7 s, 64,000 in 5 MB: 21 s, in one GC step). Neither can be interrupted; the pool's
+ *   stuck_grace abandons such a worker (its thread ends when the loop does) and a small
+ *   memory limit bounds both. (3) Results and channel messages are copied outside the
+ *   state's memory limit, up to msg_opts.max_size each, and strings are not shared in a
+ *   message: a 1 MiB string referenced 256 times is a 256 MiB result; keep max_size small.
+ *   (4) interp.channel(name) creates a pool channel for any new name, and they live as long
+ *   as the pool: a task can create many (host memory, and a slower lookup by name).
+ *   (5) In INTERP_SANDBOX_NONE nothing here applies: a looping __gc, debug.*, os.execute. */
 typedef enum interp_sandbox {
     INTERP_SANDBOX_NONE = 0,
     INTERP_SANDBOX_SAFE = 1,

@@ -29,6 +29,40 @@ static int l_sleep(lua_State *L)
     return 0;
 }
 
+/* ---- interrupt polls ------------------------------------------------------------------
+ * If the task is interrupted, call an empty Lua function: its one instruction meets the
+ * cancellation hook exactly as the task's own code would (the first raise, the quiet grace,
+ * then a raise at every poll), so C loops that poll behave like Lua loops. Costs one atomic
+ * load while no interrupt is pending. */
+
+static const char poll_fn_key = 0; /* registry: the empty Lua function */
+
+void interp__poll_irq(lua_State *L)
+{
+    if (!interp__cancel_reason(&interp__state_of(L)->cancel))
+        return;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &poll_fn_key);
+    lua_call(L, 0, 0);
+}
+
+/* Sandbox: interp.channel(name [, capacity]) with a capacity of at most SANDBOX_CHAN_CAP.
+ * A new channel's ring is allocated (and written) at once by the host, outside the state's
+ * memory limit, under the pool's channel lock: `interp.channel('x', 2^28)` would take 4 GiB
+ * of host memory. Upvalue 1: the binding's interp.channel. */
+#define SANDBOX_CHAN_CAP 65536
+
+static int sb_channel(lua_State *L)
+{
+    lua_Integer cap = luaL_optinteger(L, 2, 0);
+    if (cap > SANDBOX_CHAN_CAP)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "capacity above %d in the sandbox",
+                                                   SANDBOX_CHAN_CAP));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 void interp__push_module(lua_State *L)
 {
     interp_state *s = interp__state_of(L);
@@ -39,10 +73,17 @@ void interp__push_module(lua_State *L)
     lua_setfield(L, -2, "sleep");
     /* the channel binding (interp.channel, interp.select), channels/chan_lua.c */
     interp__chan_lua_register(L);
+    if (s->sandbox) {
+        lua_getfield(L, -1, "channel");
+        lua_pushcclosure(L, sb_channel, 1);
+        lua_setfield(L, -2, "channel");
+    }
 }
 
 /* print(...): tostring of each argument, tab-separated, handed to the sink line by line (a
- * text with embedded newlines becomes several lines), each line whole. */
+ * text with embedded newlines becomes several lines), each line whole. The sink is C code
+ * (stdout: a write and a flush per line): a text of millions of newlines polls the interrupt
+ * between lines, or it would outlive the task's deadline. */
 static int l_print(lua_State *L)
 {
     int n = lua_gettop(L);
@@ -64,6 +105,7 @@ static int l_print(lua_State *L)
         s->sh->print(s->sh->print_ud, s->worker_id, text, line);
         if (!nl)
             break;
+        interp__poll_irq(L); /* balanced: the text stays anchored at the top */
         text += line + 1;
         len -= line + 1;
     }
@@ -90,6 +132,9 @@ static int l_exit(lua_State *L)
 
 void interp__install_io(lua_State *L, int g, int os)
 {
+    if (luaL_loadbufferx(L, "", 0, "=poll", "t") != LUA_OK)
+        lua_error(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &poll_fn_key);
     lua_pushcfunction(L, l_print);
     lua_setfield(L, g, "print");
     lua_pushcfunction(L, l_exit);

@@ -15,13 +15,17 @@
  *              load (text chunks only; default environment: the task's own) and
  *              collectgarbage("count") only. Gone: dofile loadfile warn require.
  *   string:    all but string.dump; find/match/gmatch/gsub refuse patterns whose worst-case
- *              backtracking on the subject passes a budget (see pattern_cost below).
+ *              backtracking on the subject passes a budget (sandbox_bounds.c).
  *   table, math, utf8, coroutine (wrapped as above).
  *   os:        clock time date difftime, and exit (raises). Gone: execute getenv remove
  *              rename tmpname setlocale.
  *   interp:    the worker module.
  *   No io, debug, package. setmetatable refuses a metatable with __gc (finalizers run with
  *   hooks off, so no cancellation could stop one). rawset refuses the read-only tables.
+ *   C loops the hook cannot reach poll the interrupt (table.*, gsub and load C callbacks;
+ *   print in module.c); functions that call Lua back keep a C stack reserve; math.random is
+ *   reseeded for every task; the globals lose _G once tasks run. (interp_types.h lists the
+ *   rules and what stays open.)
  * Read-only: every library table above is an empty proxy (__index the real table, __newindex
  * raises, __pairs iterates the real table, __metatable false); the string metatable's
  * __index is the string proxy and getmetatable("") answers a read-only proxy of it.
@@ -31,10 +35,12 @@
  * defined by the initializer keep the initializer's environment G. */
 #include <lauxlib.h>
 #include <lualib.h>
-#include <math.h>
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "interp_impl.h"
+#include "sandbox_impl.h"
 
 static const char ro_set_key = 0;  /* registry: set of read-only proxies */
 static const char env_mt_key = 0;  /* registry: metatable of task environments */
@@ -48,9 +54,18 @@ static int ro_newindex(lua_State *L)
     return luaL_error(L, "attempt to modify a read-only table");
 }
 
+/* The `next` that pairs(proxy) returns. A script can call it on any table: it must iterate
+ * only a registered proxy's table (the environment's metatable reads through to the real
+ * globals, whose _G is the real global table: handing that out would let a task write the
+ * globals every later task sees). */
 static int ro_next(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ro_set_key);
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) == LUA_TNIL)
+        return luaL_argerror(L, 1, "not a read-only library table");
     lua_settop(L, 2);
     if (!lua_getmetatable(L, 1) || lua_getfield(L, -1, "__index") != LUA_TTABLE)
         return 0;
@@ -113,7 +128,8 @@ static int sb_setmetatable(lua_State *L)
     int t = lua_type(L, 2);
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
-    if (t == LUA_TTABLE && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+    /* raw: a metatable's own __index must not run here (Lua itself reads __gc raw) */
+    if (t == LUA_TTABLE && (lua_pushliteral(L, "__gc"), lua_rawget(L, 2)) != LUA_TNIL)
         return luaL_error(L, "setmetatable: __gc metamethods are not allowed in the sandbox");
     lua_settop(L, 2);
     lua_pushvalue(L, lua_upvalueindex(1)); /* the standard setmetatable */
@@ -144,12 +160,15 @@ static void push_current_env(lua_State *L)
 
 static int sb_load(lua_State *L)
 {
+    interp__sandbox_check_c_stack(L);
     bool has_env = !lua_isnone(L, 4);
     lua_settop(L, 4);
     if (!lua_isnoneornil(L, 3) && !strchr(luaL_checkstring(L, 3), 't'))
         return luaL_error(L, "load: only text chunks are allowed in the sandbox");
     lua_pushliteral(L, "t");
     lua_replace(L, 3);
+    if (lua_iscfunction(L, 1)) /* a C reader runs inside the parser, out of the hook's reach */
+        interp__sandbox_wrap_polled(L, 1);
     if (!has_env) {
         push_current_env(L);
         lua_replace(L, 4);
@@ -158,6 +177,35 @@ static int sb_load(lua_State *L)
     lua_insert(L, 1);
     lua_call(L, 4, LUA_MULTRET);
     return lua_gettop(L);
+}
+
+/* ---- the random generator, reseeded for every task --------------------------------------
+ * math.random's state belongs to the Lua state: a task could seed it (fixing the "random"
+ * numbers of the next task) or read it out (xoshiro256** can be run backwards: the numbers an
+ * earlier task drew). Each task starts from a fresh seed (clock, address and a counter mixed). */
+
+static const char randomseed_key = 0; /* registry: the standard math.randomseed */
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15u;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    return x ^ (x >> 31);
+}
+
+static void reseed_random(lua_State *L)
+{
+    static _Thread_local uint64_t counter; /* per thread: no cache line shared by workers */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t c = ++counter;
+    uint64_t a = mix64((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+    uint64_t b = mix64(a ^ (uint64_t)(uintptr_t)L ^ mix64(c));
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &randomseed_key);
+    lua_pushinteger(L, (lua_Integer)a);
+    lua_pushinteger(L, (lua_Integer)b);
+    lua_call(L, 2, 0);
 }
 
 void interp__sandbox_keep_init(lua_State *L, int idx)
@@ -173,6 +221,14 @@ void interp__sandbox_keep_init(lua_State *L, int idx)
  * built stay shared: a task that changes their contents changes them for later tasks.) */
 void interp__push_task_env(lua_State *L)
 {
+    /* G._G is G itself: a task that clears its own _G (`_G = nil`) would read G's through the
+     * environment's __index and could write every later task's globals. The initializer has
+     * run: G._G goes (a raw no-op after the first task). */
+    lua_pushglobaltable(L);
+    lua_pushliteral(L, "_G");
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
     lua_createtable(L, 0, 1);
     lua_pushvalue(L, -1);
     lua_setfield(L, -2, "_G");
@@ -186,123 +242,7 @@ void interp__push_task_env(lua_State *L)
             lua_pop(L, 1);
     }
     lua_pop(L, 1);
-}
-
-/* ---- bounded patterns ------------------------------------------------------------------
- * Lua's matcher backtracks inside C, where no hook reaches. Worst case, each quantified item
- * that is followed by more pattern (`*`, `+`, `-`, and the O(n) items %b and back-references)
- * may try every position of the subject for every choice of the items before it, and an
- * unanchored search repeats the whole at every start position: about n^(k+1) steps for a
- * subject of n bytes (n^k when anchored with ^), times 2 for each non-final `?`. The sandbox
- * refuses a call whose estimate passes 10^8.5 steps (a fraction of a second). A quantifier at
- * the very end of the pattern never backtracks and is free, so ordinary patterns on ordinary
- * subjects pass: e.g. "^(%w+)=(.*)$" on subjects up to ~17,000 bytes, "%s+" on any subject. */
-
-#define PATTERN_BUDGET_LOG10 8.5
-
-static size_t skip_class(const char *p, size_t i, size_t len)
-{
-    if (p[i] == '%')
-        return i + 2 <= len ? i + 2 : len;
-    if (p[i] == '[') {
-        i++;
-        if (i < len && p[i] == '^')
-            i++;
-        do { /* the first ']' of a set is literal */
-            if (i >= len)
-                return len;
-            if (p[i] == '%')
-                i++;
-            i++;
-        } while (i < len && p[i] != ']');
-        return i < len ? i + 1 : len;
-    }
-    return i + 1;
-}
-
-/* True when nothing but closing captures follow position i. */
-static bool only_closers(const char *p, size_t i, size_t len)
-{
-    for (; i < len; i++)
-        if (p[i] != ')')
-            return false;
-    return true;
-}
-
-static double pattern_cost_log10(size_t n, const char *p, size_t len, bool anchor_ok)
-{
-    double logn = log10((double)n + 1.0);
-    size_t i = 0;
-    int k = 0, opt = 0;
-    bool anchored = anchor_ok && len > 0 && p[0] == '^';
-    if (anchored)
-        i = 1;
-    while (i < len) {
-        char c = p[i];
-        if (c == '(' || c == ')') {
-            i++;
-            continue;
-        }
-        if (c == '$' && i + 1 == len)
-            break;
-        if (c == '%' && i + 1 < len) {
-            char d = p[i + 1];
-            if (d == 'b') { /* %bxy scans up to the end of the subject */
-                i = i + 4 <= len ? i + 4 : len;
-                if (!only_closers(p, i, len))
-                    k++;
-                continue;
-            }
-            if (d == 'f') { /* frontier: a set, no repetition */
-                i += 2;
-                if (i < len)
-                    i = skip_class(p, i, len);
-                continue;
-            }
-            if (d >= '0' && d <= '9') { /* back-reference: O(n) compare */
-                i += 2;
-                k++;
-                continue;
-            }
-        }
-        i = skip_class(p, i, len);
-        if (i < len && (p[i] == '*' || p[i] == '+' || p[i] == '-' || p[i] == '?')) {
-            char q = p[i++];
-            if (!only_closers(p, i, len)) {
-                if (q == '?')
-                    opt++;
-                else
-                    k++;
-            }
-        }
-    }
-    return (anchored ? 0.0 : logn) + k * logn + opt * log10(2.0);
-}
-
-/* string.find/match/gmatch/gsub: upvalue 1 the standard function, upvalue 2 the kind
- * (1: find, honouring its `plain` argument; 2: gmatch, where ^ is no anchor; 0: others). */
-static int sb_pattern(lua_State *L)
-{
-    size_t n, plen;
-    luaL_checklstring(L, 1, &n);
-    const char *p = luaL_checklstring(L, 2, &plen);
-    int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
-    bool plain = kind == 1 && lua_toboolean(L, 4);
-    if (!plain && pattern_cost_log10(n, p, plen, kind != 2) > PATTERN_BUDGET_LOG10)
-        return luaL_error(L, "pattern too complex for a subject of %d bytes (the sandbox bounds "
-                             "backtracking; simplify the pattern or split the subject)", (int)n);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
-}
-
-static void wrap_pattern_fn(lua_State *L, const char *name, int kind)
-{
-    lua_getfield(L, -1, name);
-    lua_pushinteger(L, kind);
-    lua_pushcclosure(L, sb_pattern, 2);
-    lua_setfield(L, -2, name);
+    reseed_random(L);
 }
 
 /* ---- profiles ------------------------------------------------------------------------- */
@@ -340,10 +280,7 @@ static void open_sandbox(lua_State *L)
     luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 0);
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
-    wrap_pattern_fn(L, "find", 1);
-    wrap_pattern_fn(L, "match", 0);
-    wrap_pattern_fn(L, "gmatch", 2);
-    wrap_pattern_fn(L, "gsub", 0);
+    interp__sandbox_bound_string(L);
     set_library(L, g, LUA_STRLIBNAME);
     /* The string metatable: __index the read-only string table, and what getmetatable("")
      * returns is a read-only proxy of the metatable itself. */
@@ -357,8 +294,11 @@ static void open_sandbox(lua_State *L)
     lua_pop(L, 2);
 
     luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 0);
+    interp__sandbox_bound_table(L);
     set_library(L, g, LUA_TABLIBNAME);
     luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 0);
+    lua_getfield(L, -1, "randomseed");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &randomseed_key);
     set_library(L, g, LUA_MATHLIBNAME);
     luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 0);
     set_library(L, g, LUA_UTF8LIBNAME);
@@ -376,6 +316,9 @@ static void open_sandbox(lua_State *L)
     lua_remove(L, -2);
     interp__install_io(L, g, lua_gettop(L));
     set_library(L, g, LUA_OSLIBNAME);
+    lua_getfield(L, g, "print");
+    lua_pushcclosure(L, interp__sandbox_stack_checked, 1);
+    lua_setfield(L, g, "print");
 
     interp__push_module(L);
     set_library(L, g, "interp");

@@ -1,0 +1,486 @@
+/* sandbox_bounds.c - the safe profile's bounds on what runs inside C, where the cancellation
+ * hook (which counts Lua instructions) does not reach: pattern backtracking, loops over
+ * ranges a script chooses, C functions called back from C loops, and the C stack.
+ * Installed by sandbox.c (declarations in sandbox_impl.h); the rules are listed at
+ * INTERP_SANDBOX_SAFE in interp_types.h. */
+#include <lauxlib.h>
+#include <lualib.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "interp_impl.h"
+#include "sandbox_impl.h"
+
+/* ---- interrupt polls inside C loops ----------------------------------------------------
+ * The cancellation hook counts Lua instructions, so a loop inside a C function that runs no
+ * Lua code (table.move over a huge range, a sort or gsub calling C functions back) is out of
+ * its reach. Such loops poll (interp__poll_irq, module.c) every POLL_EVERY iterations. */
+
+#define POLL_EVERY 256
+
+#define poll_irq interp__poll_irq
+
+static inline void poll_at(lua_State *L, lua_Unsigned i)
+{
+    if ((i & (POLL_EVERY - 1)) == POLL_EVERY - 1)
+        poll_irq(L);
+}
+
+/* ---- C stack reserve -------------------------------------------------------------------
+ * Lua stops C recursion after 200 levels, whatever each level costs. Library functions with a
+ * luaL_Buffer on the C stack (string.format, gsub, table.concat, print) take ~1.5 KiB a level
+ * (more under sanitizers), so `__tostring = function(o) return string.format('%s', o) end`
+ * needs ~400 KiB: beyond the pool's 256 KiB floor, a SIGSEGV. The sandbox's versions of the
+ * functions that call Lua code back refuse to start when less than STACK_RESERVE bytes of the
+ * thread's stack remain (the message handler and the unwinding run in that reserve). */
+
+#define STACK_RESERVE ((uintptr_t)96 << 10)
+
+static _Thread_local uintptr_t stack_floor_tl; /* 0: not known yet; 1: cannot be known */
+
+static uintptr_t stack_floor(void)
+{
+    if (!stack_floor_tl) {
+        uintptr_t floor = 1;
+        pthread_attr_t a;
+        void *addr;
+        size_t size;
+        if (pthread_getattr_np(pthread_self(), &a) == 0) {
+            if (pthread_attr_getstack(&a, &addr, &size) == 0 && size > 2 * STACK_RESERVE)
+                floor = (uintptr_t)addr + STACK_RESERVE;
+            pthread_attr_destroy(&a);
+        }
+        stack_floor_tl = floor;
+    }
+    return stack_floor_tl;
+}
+
+/* Raise "C stack overflow" when the running thread's stack is nearly used up. The frame
+ * address, not a local's: under ASan a local may live on a heap "fake stack". */
+void interp__sandbox_check_c_stack(lua_State *L)
+{
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    if (here < stack_floor())
+        luaL_error(L, "C stack overflow (the sandbox keeps %d KiB of the thread's stack in "
+                      "reserve)", (int)(STACK_RESERVE >> 10));
+}
+
+/* Upvalue 1: the standard function. Checks the C stack, then calls it. */
+int interp__sandbox_stack_checked(lua_State *L)
+{
+    interp__sandbox_check_c_stack(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* Upvalue 1: a C function, upvalue 2: calls so far. Calls it with every argument, polling. */
+static int polled_call(lua_State *L)
+{
+    interp__sandbox_check_c_stack(L);
+    lua_Unsigned k = (lua_Unsigned)lua_tointeger(L, lua_upvalueindex(2)) + 1u;
+    lua_pushinteger(L, (lua_Integer)k);
+    lua_replace(L, lua_upvalueindex(2));
+    poll_at(L, k);
+    int base = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, base, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* Upvalue 1: a table, upvalue 2: lookups so far. t[first argument], polling: what gsub does
+ * with a table replacement (the first capture, or the whole match, is the key). */
+static int polled_index(lua_State *L)
+{
+    interp__sandbox_check_c_stack(L);
+    lua_Unsigned k = (lua_Unsigned)lua_tointeger(L, lua_upvalueindex(2)) + 1u;
+    lua_pushinteger(L, (lua_Integer)k);
+    lua_replace(L, lua_upvalueindex(2));
+    poll_at(L, k);
+    lua_settop(L, 1);
+    lua_gettable(L, lua_upvalueindex(1));
+    return 1;
+}
+
+/* Replace the C function at idx by a polling closure around it. */
+void interp__sandbox_wrap_polled(lua_State *L, int idx)
+{
+    lua_pushvalue(L, idx);
+    lua_pushinteger(L, 0);
+    lua_pushcclosure(L, polled_call, 2);
+    lua_replace(L, idx);
+}
+
+/* ---- bounded patterns ------------------------------------------------------------------
+ * Lua's matcher backtracks inside C, where no hook reaches. Worst case, each quantified item
+ * that is followed by more pattern (`*`, `+`, `-`, and the O(n) items %b and back-references)
+ * may try every position of the subject for every choice of the items before it, and an
+ * unanchored search repeats the whole at every start position: about n^(k+1) steps for a
+ * subject of n bytes (n^k when anchored with ^), times 2 for each non-final `?`. The sandbox
+ * refuses a call whose estimate passes 10^8.5 steps (a fraction of a second). A quantifier at
+ * the very end of the pattern never backtracks and is free, so ordinary patterns on ordinary
+ * subjects pass: e.g. "^(%w+)=(.*)$" on subjects up to ~17,000 bytes, "%s+" on any subject. */
+
+#define PATTERN_BUDGET_LOG10 8.5
+
+static size_t skip_class(const char *p, size_t i, size_t len)
+{
+    if (p[i] == '%')
+        return i + 2 <= len ? i + 2 : len;
+    if (p[i] == '[') {
+        i++;
+        if (i < len && p[i] == '^')
+            i++;
+        do { /* the first ']' of a set is literal */
+            if (i >= len)
+                return len;
+            if (p[i] == '%')
+                i++;
+            i++;
+        } while (i < len && p[i] != ']');
+        return i < len ? i + 1 : len;
+    }
+    return i + 1;
+}
+
+/* True when nothing but closing captures follow position i. */
+static bool only_closers(const char *p, size_t i, size_t len)
+{
+    for (; i < len; i++)
+        if (p[i] != ')')
+            return false;
+    return true;
+}
+
+static double pattern_cost_log10(size_t n, const char *p, size_t len, bool anchor_ok)
+{
+    double logn = log10((double)n + 1.0);
+    size_t i = 0;
+    int k = 0, opt = 0;
+    bool anchored = anchor_ok && len > 0 && p[0] == '^';
+    if (anchored)
+        i = 1;
+    while (i < len) {
+        char c = p[i];
+        if (c == '(' || c == ')') {
+            i++;
+            continue;
+        }
+        if (c == '$' && i + 1 == len)
+            break;
+        if (c == '%' && i + 1 < len) {
+            char d = p[i + 1];
+            if (d == 'b') { /* %bxy scans up to the end of the subject */
+                i = i + 4 <= len ? i + 4 : len;
+                if (!only_closers(p, i, len))
+                    k++;
+                continue;
+            }
+            if (d == 'f') { /* frontier: a set, no repetition */
+                i += 2;
+                if (i < len)
+                    i = skip_class(p, i, len);
+                continue;
+            }
+            if (d >= '0' && d <= '9') { /* back-reference: O(n) compare */
+                i += 2;
+                k++;
+                continue;
+            }
+        }
+        i = skip_class(p, i, len);
+        if (i < len && (p[i] == '*' || p[i] == '+' || p[i] == '-' || p[i] == '?')) {
+            char q = p[i++];
+            if (!only_closers(p, i, len)) {
+                if (q == '?')
+                    opt++;
+                else
+                    k++;
+            }
+        }
+    }
+    return (anchored ? 0.0 : logn) + k * logn + opt * log10(2.0);
+}
+
+/* string.find/match/gmatch/gsub: upvalue 1 the standard function, upvalue 2 the kind
+ * (1: find, honouring its `plain` argument; 2: gmatch, where ^ is no anchor; 3: gsub, whose
+ * C-function replacement is polled; 0: match). */
+static int sb_pattern(lua_State *L)
+{
+    interp__sandbox_check_c_stack(L);
+    size_t n, plen;
+    luaL_checklstring(L, 1, &n);
+    const char *p = luaL_checklstring(L, 2, &plen);
+    int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
+    bool plain = kind == 1 && lua_toboolean(L, 4);
+    if (kind == 3 && lua_iscfunction(L, 3))
+        interp__sandbox_wrap_polled(L, 3); /* called back once per match, inside the C matcher */
+    else if (kind == 3 && lua_type(L, 3) == LUA_TTABLE && lua_getmetatable(L, 3)) {
+        lua_pop(L, 1); /* its __index may be a C function, queried once per match */
+        lua_settop(L, 4);
+        lua_pushvalue(L, 3);
+        lua_pushinteger(L, 0);
+        lua_pushcclosure(L, polled_index, 2);
+        lua_replace(L, 3);
+        if (lua_isnil(L, 4))
+            lua_settop(L, 3);
+    }
+    if (!plain && pattern_cost_log10(n, p, plen, kind != 2) > PATTERN_BUDGET_LOG10)
+        return luaL_error(L, "pattern too complex for a subject of %d bytes (the sandbox bounds "
+                             "backtracking; simplify the pattern or split the subject)", (int)n);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void wrap_pattern_fn(lua_State *L, const char *name, int kind)
+{
+    lua_getfield(L, -1, name);
+    lua_pushinteger(L, kind);
+    lua_pushcclosure(L, sb_pattern, 2);
+    lua_setfield(L, -2, name);
+}
+
+/* ---- loops bounded by the interrupt ---------------------------------------------------
+ * Loops whose length a script chooses with a number rather than with memory it owns: Lua's
+ * table.insert/remove/move/concat walk a range (#t may come from __len, and raw nils are
+ * free to read and write: `table.move({}, 1, 1e15, 1)` runs for days without allocating),
+ * and string.rep of an empty string copies nothing n times. The sandbox's versions keep
+ * Lua's behaviour and messages and poll the interrupt (above) in their loops. table.sort
+ * calls its comparator (or, without one, a C comparator doing `<`) through a polling
+ * closure unless it is a Lua function (which the hook reaches): comparisons outnumber the
+ * element moves, so the sort polls as often as it works. */
+
+enum { TAB_R = 1, TAB_W = 2, TAB_L = 4 };
+
+/* Lua's rule: a table, or a value with the metamethods the operation needs. */
+static void check_tab(lua_State *L, int arg, int what)
+{
+    if (lua_type(L, arg) == LUA_TTABLE)
+        return;
+    static const char *const ev[] = {"__index", "__newindex", "__len"};
+    for (int i = 0; i < 3; i++) {
+        if (!(what & (1 << i)))
+            continue;
+        if (luaL_getmetafield(L, arg, ev[i]) == LUA_TNIL)
+            luaL_checktype(L, arg, LUA_TTABLE); /* raises "table expected" */
+        lua_pop(L, 1);
+    }
+}
+
+static int sb_tinsert(lua_State *L)
+{
+    check_tab(L, 1, TAB_R | TAB_W | TAB_L);
+    lua_Integer e = (lua_Integer)((lua_Unsigned)luaL_len(L, 1) + 1u); /* first empty slot */
+    lua_Integer pos = e;
+    switch (lua_gettop(L)) {
+    case 2:
+        break;
+    case 3:
+        pos = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2, "position out of bounds");
+        for (lua_Integer i = e; i > pos; i--) { /* shift up */
+            poll_at(L, (lua_Unsigned)(e - i));
+            lua_geti(L, 1, i - 1);
+            lua_seti(L, 1, i);
+        }
+        break;
+    default:
+        return luaL_error(L, "wrong number of arguments to 'insert'");
+    }
+    lua_seti(L, 1, pos);
+    return 0;
+}
+
+static int sb_tremove(lua_State *L)
+{
+    check_tab(L, 1, TAB_R | TAB_W | TAB_L);
+    lua_Integer size = luaL_len(L, 1);
+    lua_Integer pos = luaL_optinteger(L, 2, size);
+    if (pos != size)
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2,
+                      "position out of bounds");
+    lua_geti(L, 1, pos); /* the result */
+    for (lua_Unsigned n = 0; pos < size; pos++, n++) { /* shift down */
+        poll_at(L, n);
+        lua_geti(L, 1, pos + 1);
+        lua_seti(L, 1, pos);
+    }
+    lua_pushnil(L);
+    lua_seti(L, 1, pos);
+    return 1;
+}
+
+static int sb_tmove(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2);
+    lua_Integer e = luaL_checkinteger(L, 3);
+    lua_Integer t = luaL_checkinteger(L, 4);
+    int tt = lua_isnoneornil(L, 5) ? 1 : 5;
+    check_tab(L, 1, TAB_R);
+    check_tab(L, tt, TAB_W);
+    if (e >= f) {
+        luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
+        lua_Integer n = e - f + 1; /* elements to move */
+        luaL_argcheck(L, t <= LUA_MAXINTEGER - n + 1, 4, "destination wrap around");
+        if (t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ))) {
+            for (lua_Integer i = 0; i < n; i++) {
+                poll_at(L, (lua_Unsigned)i);
+                lua_geti(L, 1, f + i);
+                lua_seti(L, tt, t + i);
+            }
+        } else { /* overlapping, destination after the source: copy backwards */
+            for (lua_Integer i = n - 1; i >= 0; i--) {
+                poll_at(L, (lua_Unsigned)(n - 1 - i));
+                lua_geti(L, 1, f + i);
+                lua_seti(L, tt, t + i);
+            }
+        }
+    }
+    lua_pushvalue(L, tt);
+    return 1;
+}
+
+static void concat_field(lua_State *L, luaL_Buffer *b, lua_Integer i)
+{
+    lua_geti(L, 1, i);
+    if (!lua_isstring(L, -1))
+        luaL_error(L, "invalid value (at index %I) in table for 'concat'", (LUAI_UACINT)i);
+    luaL_addvalue(b);
+}
+
+static int sb_tconcat(lua_State *L)
+{
+    interp__sandbox_check_c_stack(L);
+    check_tab(L, 1, TAB_R | TAB_L);
+    lua_Integer last = luaL_len(L, 1);
+    size_t lsep;
+    const char *sep = luaL_optlstring(L, 2, "", &lsep);
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    last = luaL_optinteger(L, 4, last);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (lua_Unsigned n = 0; i < last; i++, n++) {
+        poll_at(L, n); /* balanced: the buffer's use of the stack is undisturbed */
+        concat_field(L, &b, i);
+        luaL_addlstring(&b, sep, lsep);
+    }
+    if (i == last)
+        concat_field(L, &b, i);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* Upvalue 1: calls so far. `<` of its two arguments, polling. */
+static int sort_less(lua_State *L)
+{
+    lua_Unsigned k = (lua_Unsigned)lua_tointeger(L, lua_upvalueindex(1)) + 1u;
+    lua_pushinteger(L, (lua_Integer)k);
+    lua_replace(L, lua_upvalueindex(1));
+    poll_at(L, k);
+    lua_pushboolean(L, lua_compare(L, 1, 2, LUA_OPLT));
+    return 1;
+}
+
+/* True when argument 1 is a table without metatable holding only numbers, or only strings,
+ * from 1 to its length: sorting it calls nothing (no comparator, no metamethod), and its
+ * length is memory the task owns. One raw pass, cheap next to the sort. */
+static bool plain_sortable(lua_State *L)
+{
+    if (lua_type(L, 1) != LUA_TTABLE || lua_getmetatable(L, 1)) {
+        if (lua_type(L, 1) == LUA_TTABLE)
+            lua_pop(L, 1);
+        return false;
+    }
+    lua_Unsigned n = lua_rawlen(L, 1);
+    int kind = LUA_TNONE;
+    for (lua_Unsigned i = 1; i <= n; i++) {
+        int t = lua_rawgeti(L, 1, (lua_Integer)i);
+        lua_pop(L, 1);
+        if (t != LUA_TNUMBER && t != LUA_TSTRING)
+            return false;
+        if (kind != LUA_TNONE && t != kind)
+            return false;
+        kind = t;
+    }
+    return true;
+}
+
+/* Upvalue 1: the standard table.sort. */
+static int sb_tsort(lua_State *L)
+{
+    interp__sandbox_check_c_stack(L);
+    check_tab(L, 1, TAB_R | TAB_W | TAB_L); /* errors named after sort, not after the wrapper */
+    if (lua_isnoneornil(L, 2) && plain_sortable(L)) {
+        lua_settop(L, 1); /* no call can happen: Lua's own sort, at full speed */
+    } else if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_pushinteger(L, 0);
+        lua_pushcclosure(L, sort_less, 1);
+    } else if (lua_iscfunction(L, 2)) {
+        lua_settop(L, 2);
+        interp__sandbox_wrap_polled(L, 2);
+    } else {
+        luaL_checktype(L, 2, LUA_TFUNCTION); /* a Lua function: the hook reaches it */
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 0);
+    return 0;
+}
+
+/* Upvalue 1: the standard string.rep. An empty result is built without looping n times. */
+static int sb_srep(lua_State *L)
+{
+    size_t l, lsep;
+    luaL_checklstring(L, 1, &l);
+    luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &lsep);
+    if (l == 0 && lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static void wrap_std(lua_State *L, const char *name, lua_CFunction fn)
+{
+    lua_getfield(L, -1, name);
+    lua_pushcclosure(L, fn, 1);
+    lua_setfield(L, -2, name);
+}
+
+static void set_fn(lua_State *L, const char *name, lua_CFunction fn)
+{
+    lua_pushcfunction(L, fn);
+    lua_setfield(L, -2, name);
+}
+
+/* ---- installation ---------------------------------------------------------------------- */
+
+void interp__sandbox_bound_string(lua_State *L)
+{
+    wrap_pattern_fn(L, "find", 1);
+    wrap_pattern_fn(L, "match", 0);
+    wrap_pattern_fn(L, "gmatch", 2);
+    wrap_pattern_fn(L, "gsub", 3);
+    wrap_std(L, "rep", sb_srep);
+    wrap_std(L, "format", interp__sandbox_stack_checked);
+}
+
+void interp__sandbox_bound_table(lua_State *L)
+{
+    set_fn(L, "insert", sb_tinsert);
+    set_fn(L, "remove", sb_tremove);
+    set_fn(L, "move", sb_tmove);
+    set_fn(L, "concat", sb_tconcat);
+    wrap_std(L, "sort", sb_tsort);
+}

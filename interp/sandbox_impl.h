@@ -1,0 +1,21 @@
+/* sandbox_impl.h - internal to interp/: what sandbox.c takes from sandbox_bounds.c. */
+#ifndef INTERP_SANDBOX_IMPL_H
+#define INTERP_SANDBOX_IMPL_H
+
+#include <lua.h>
+
+/* Replace, in the library table at the top of the stack, the functions whose C code would
+ * run unbounded: string (find, match, gmatch, gsub: pattern budget and polled callbacks; rep;
+ * format: C stack reserve) and table (insert, remove, move, concat: polled loops; sort:
+ * polled comparisons). The table stays at the top. Raise on memory error. */
+void interp__sandbox_bound_string(lua_State *L);
+void interp__sandbox_bound_table(lua_State *L);
+
+/* Raise "C stack overflow" when less than the reserve of the running thread's stack is left. */
+void interp__sandbox_check_c_stack(lua_State *L);
+/* A C closure: check the C stack, then call upvalue 1 with every argument. */
+int interp__sandbox_stack_checked(lua_State *L);
+/* Replace the C function at idx by a closure that polls the interrupt every few calls. */
+void interp__sandbox_wrap_polled(lua_State *L, int idx);
+
+#endif
