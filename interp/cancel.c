@@ -60,6 +60,11 @@ long long interp__irq_grace_end(const interp_state *s)
     return now_ns() + (long long)(s->sh->cancel_grace * 1e9);
 }
 
+/* The hook counts instructions and also sees every call: a C function looping over callbacks
+ * (table.sort with a C comparator, say) runs no Lua instruction, but each callback is a call.
+ * Neither costs anything until an interrupt installs the hook. */
+#define IRQ_MASK (LUA_MASKCOUNT | LUA_MASKCALL)
+
 /* Install the hook on L in the current mode (worker thread or, under irq_mu, the
  * interrupting thread): every instruction before the first raise and after the grace,
  * every GRACE_COUNT instructions (a look at the clock) during the grace. */
@@ -70,10 +75,10 @@ static void arm(interp_state *s, lua_State *L)
     int count = quiet ? GRACE_COUNT : 1;
     /* Re-arming resets the countdown: a loop that switches threads more often than every
      * GRACE_COUNT instructions would never see its hook fire. Leave a matching hook alone. */
-    if (lua_gethook(L) == irq_hook && lua_gethookmask(L) == LUA_MASKCOUNT &&
+    if (lua_gethook(L) == irq_hook && lua_gethookmask(L) == IRQ_MASK &&
         lua_gethookcount(L) == count)
         return;
-    lua_sethook(L, irq_hook, LUA_MASKCOUNT, count);
+    lua_sethook(L, irq_hook, IRQ_MASK, count);
 }
 
 #define raise_interrupt interp__irq_raise
@@ -93,7 +98,7 @@ static void irq_hook(lua_State *L, lua_Debug *ar)
         return;
     }
     if (!atomic_load_explicit(&s->raised, memory_order_relaxed)) {
-        lua_sethook(L, irq_hook, LUA_MASKCOUNT, GRACE_COUNT);
+        lua_sethook(L, irq_hook, IRQ_MASK, GRACE_COUNT);
         raise_interrupt(L, s, reason);
     }
     if (!atomic_load_explicit(&s->escalated, memory_order_relaxed)) {
@@ -102,7 +107,7 @@ static void irq_hook(lua_State *L, lua_Debug *ar)
         atomic_store_explicit(&s->escalated, true, memory_order_relaxed);
     }
     if (lua_gethookcount(L) != 1)
-        lua_sethook(L, irq_hook, LUA_MASKCOUNT, 1);
+        lua_sethook(L, irq_hook, IRQ_MASK, 1);
     raise_interrupt(L, s, reason);
 }
 

@@ -104,6 +104,8 @@ static const char *const evasions[] = {
     "started() local s = '' while true do s = ('x'):rep(100) .. tostring(#s) end",
     "started() while true do pcall(function() while true do end end) "
     "  if debug then pcall(debug.sethook) end end",
+    /* a C loop calling a C function: no Lua instruction runs, but every callback is a call */
+    "local s = ('x'):rep(5e7) started() while true do s:gsub('.', tostring) end",
 };
 
 static void cancel_deadline_ends_every_evasion(void **st)
