@@ -37,8 +37,9 @@ extern "C" {
  *   are shared: changing their contents is seen by later tasks. math.random is reseeded at
  *   every task (no task can fix or read back another's numbers; it is no CSPRNG). Functions
  *   cannot arrive as bytecode.
- *   Bounded time: the cancellation hook counts Lua instructions, so C code that loops without
- *   running Lua is made to poll the interrupt: table.insert/remove/move/concat (ranges from
+ *   Bounded time: the cancellation hook counts Lua instructions and sees every call (in every
+ *   profile), so a C loop calling anything back stops at its next callback; C code that loops
+ *   without calling back is made to poll the interrupt: table.insert/remove/move/concat (ranges from
  *   arguments or __len), table.sort (through its comparator), gsub's C-function and
  *   metatabled-table replacements, load's C reader (Lua callbacks are reached by the hook
  *   anyway), print's lines, and string.rep of an empty string returns at once. Every other
