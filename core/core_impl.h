@@ -118,6 +118,10 @@ bool interp__worker_end(interp__worker *w, uint64_t id);
 
 /* ---- pool (pool.c) ---------------------------------------------------------------------- */
 
+/* Named channels of one pool (interp_pool_channel, interp.channel): a bound, because a task
+ * can invent names without end and each channel is host memory that lives with the pool. */
+#define INTERP__MAX_NAMED_CHANNELS 4096
+
 typedef struct interp__chan_entry {
     struct interp__chan_entry *next;
     interp_chan *ch;
@@ -148,6 +152,7 @@ struct interp_pool {
     /* channels by name */
     pthread_mutex_t chan_mu;
     interp__chan_entry *chans;
+    size_t nchans;               /* guarded by chan_mu; at most INTERP__MAX_NAMED_CHANNELS */
     /* stats */
     atomic_uint_fast64_t st_submitted, st_done, st_failed, st_cancelled, st_timed_out,
         st_replaced, st_abandoned;

@@ -52,7 +52,8 @@ typedef struct interp_pool_options {
                                     0: 1.0 s */
     unsigned max_tasks_per_worker; /* recycle a worker's state after this many tasks; 0: never */
     size_t max_queued;           /* bound on queued tasks; submit blocks when full; 0: none */
-    size_t max_msg_size;         /* largest argument/result/channel message; 0: 256 MiB */
+    size_t max_msg_size;         /* largest argument/result/channel message; 0: 256 MiB, or
+                                    the memory limit in the sandbox when that is smaller */
     int max_depth;               /* deepest table nesting in a message; 0: 200 */
     size_t thread_stack_size;    /* worker thread stack, bytes; 0: 1 MiB; floor 256 KiB */
     interp_print_fn print;       /* where workers' print() lines go; NULL: stdout */
@@ -226,7 +227,8 @@ INTERP_API int interp_pool_map_stream(interp_pool *pool, const interp_fn *fn,
 /* ---- channels --------------------------------------------------------------------------- */
 
 /* The pool's channel `name`, created with `capacity` (0: 64) if it does not exist yet. Workers
- * reach the same channel with interp.channel(name). *out holds a new reference. */
+ * reach the same channel with interp.channel(name). *out holds a new reference.
+ * INTERP_ERR_LIMIT once the pool has 4096 named channels (host and workers together). */
 INTERP_API int interp_pool_channel(interp_pool *pool, const char *name, size_t capacity,
                                    interp_chan **out);
 

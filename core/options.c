@@ -71,6 +71,11 @@ int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, int
         stack = (stack + (size_t)page - 1) / (size_t)page * (size_t)page;
     pool->thread_stack = stack;
     pool->max_msg_size = o->max_msg_size ? o->max_msg_size : (size_t)256 << 20;
+    /* Untrusted code: a result or channel message is host memory outside the state's limit,
+     * and repeated strings are copied whole; by default keep it within the state's limit. */
+    if (!o->max_msg_size && o->sandbox == INTERP_SANDBOX_SAFE && o->memory_limit &&
+        o->memory_limit < pool->max_msg_size)
+        pool->max_msg_size = o->memory_limit;
 
     *cfg = (interp_config){0};
     cfg->sandbox = o->sandbox;

@@ -125,6 +125,10 @@ static int chan_lookup(void *ud, const char *name, size_t capacity, interp_chan 
             return INTERP_OK;
         }
     }
+    if (pool->nchans >= INTERP__MAX_NAMED_CHANNELS) {
+        interp__mutex_unlock(&pool->chan_mu);
+        return INTERP_ERR_LIMIT; /* a task creating names without end: host memory */
+    }
     size_t len = strlen(name);
     interp__chan_entry *e = malloc(sizeof *e + len + 1);
     if (!e) {
@@ -140,6 +144,7 @@ static int chan_lookup(void *ud, const char *name, size_t capacity, interp_chan 
     memcpy(e->name, name, len + 1);
     e->next = pool->chans;
     pool->chans = e;
+    pool->nchans++;
     interp_chan_retain(e->ch);
     *out = e->ch;
     interp__mutex_unlock(&pool->chan_mu);

@@ -58,10 +58,10 @@ extern "C" {
  *   0.7 s, 64,000 in 5 MB: 21 s, in one GC step). Neither can be interrupted; the pool's
  *   stuck_grace abandons such a worker (its thread ends when the loop does) and a small
  *   memory limit bounds both. (3) Results and channel messages are copied outside the
- *   state's memory limit, up to msg_opts.max_size each, and strings are not shared in a
- *   message: a 1 MiB string referenced 256 times is a 256 MiB result; keep max_size small.
- *   (4) interp.channel(name) creates a pool channel for any new name, and they live as long
- *   as the pool: a task can create many (host memory, and a slower lookup by name).
+ *   state's memory limit, and strings are not shared in a message (a 1 MiB string referenced
+ *   8 times is an 8 MiB result): a sandboxed pool's default max_msg_size is therefore its
+ *   memory limit. (4) interp.channel(name) creates a pool channel for any new name, living as
+ *   long as the pool: a pool holds at most 4096 named channels.
  *   (5) In INTERP_SANDBOX_NONE nothing here applies: a looping __gc, debug.*, os.execute. */
 typedef enum interp_sandbox {
     INTERP_SANDBOX_NONE = 0,
