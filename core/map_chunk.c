@@ -125,6 +125,7 @@ map_chunk *interp__chunk_new(map_ctx *m, size_t cap, bool stream)
 void interp__chunk_finish(map_chunk *c, int status, bool failed)
 {
     map_ctx *m = c->m;
+    bool wake = false;
     interp__mutex_lock(&m->mu);
     if (c->state != CH_DONE) {
         c->state = CH_DONE;
@@ -133,10 +134,15 @@ void interp__chunk_finish(map_chunk *c, int status, bool failed)
         if (failed && m->stop_on_error && !atomic_load(&m->stop))
             atomic_store(&m->stop, INTERP_ERR_CANCELLED);
         atomic_store_explicit(&c->done, true, memory_order_release);
-        if (m->waiting && m->wait_for == c) /* the caller waits for the oldest chunk only */
-            interp__cond_signal(&m->cv);
+        wake = m->waiting && m->wait_for == c; /* the caller waits for the oldest chunk only */
     }
     interp__mutex_unlock(&m->mu);
+    /* Signalled after the unlock: the woken caller's first act is to take m->mu, and on a
+     * machine with few cores it preempts this thread at the wake; were the lock still held, it
+     * would block on it at once and cost two more context switches per chunk. m lives on: the
+     * chunk holds a reference to it, and the caller (this thread's) holds the chunk. */
+    if (wake)
+        interp__cond_signal(&m->cv);
 }
 
 void interp__chunk_abort(interp__job *job, int status)
@@ -148,7 +154,12 @@ void interp__chunk_abort(interp__job *job, int status)
 
 void interp__chunk_abandoned(interp__job *job, int status)
 {
-    interp__chunk_finish((map_chunk *)job, status, false);
+    /* The abandoned worker may drop its reference at any moment: hold one across the finish,
+     * which touches the map context after its unlock. */
+    map_chunk *c = (map_chunk *)job;
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    interp__chunk_finish(c, status, false);
+    interp__chunk_release(c);
 }
 
 
