@@ -147,9 +147,13 @@ int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool 
     return INTERP_OK;
 }
 
-interp__job *interp__queue_pop(interp__queue *q)
+interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled)
 {
-    bool spun = false;
+    bool spun = false, dl_set = false;
+    struct timespec dl;
+    bool timed = idle > 0 && idled;
+    if (idled)
+        *idled = false;
     interp__mutex_lock(&q->mu);
     for (;;) {
         if (q->head) {
@@ -174,11 +178,20 @@ interp__job *interp__queue_pop(interp__queue *q)
             q->n_spin--;
             continue;
         }
+        if (timed && !dl_set) {
+            dl = interp__deadline_in(idle);
+            dl_set = true;
+        }
         q->n_sleep++;
-        interp__cond_wait(&q->work_cv, &q->mu);
+        bool in_time = interp__cond_wait_until(&q->work_cv, &q->mu, timed ? &dl : NULL);
         q->n_sleep--;
         if (q->n_wake > 0)
             q->n_wake--;
+        if (!in_time && !q->head && !q->closed) {
+            interp__mutex_unlock(&q->mu);
+            *idled = true;
+            return NULL;
+        }
     }
 }
 
