@@ -168,23 +168,28 @@ void interp__chunk_abandoned(interp__job *job, int status)
 static bool deliver_direct(map_chunk *c)
 {
     map_ctx *m = c->m;
+    /* read once: the stores through them could alias m and c for the compiler */
+    interp_msg **mout = m->out;
+    int *mstatus = m->status;
+    char **merrors = m->errors;
+    size_t n = c->n, first = c->first, n_ok = 0;
     c->n_ok = c->n_failed = c->n_cancelled = c->n_timed_out = 0;
     c->first_fail = 0;
-    for (size_t i = 0; i < c->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         interp_outcome *o = &c->outs[i];
-        size_t idx = c->first + i;
+        size_t idx = first + i;
         int st = o->status;
-        if (m->status)
-            m->status[idx] = st;
+        if (mstatus)
+            mstatus[idx] = st;
         if (st == INTERP_OK) {
-            c->n_ok++;
-            if (m->out)
-                m->out[idx] = o->result;
+            n_ok++;
+            if (mout)
+                mout[idx] = o->result;
             else
                 interp_msg_free(o->result);
             o->result = NULL; /* the outcome is zero again (OK holds nothing else) */
-            if (m->errors)
-                m->errors[idx] = NULL;
+            if (merrors)
+                merrors[idx] = NULL;
             continue;
         }
         if (!c->first_fail)
@@ -194,14 +199,15 @@ static bool deliver_direct(map_chunk *c)
         else
             c->n_failed++;
         c->n_timed_out += st == INTERP_ERR_TIMEOUT;
-        if (m->out)
-            m->out[idx] = NULL;
-        if (m->errors) {
-            m->errors[idx] = o->error ? o->error : interp__map_dup_text(interp__map_stop_text(st, false));
+        if (mout)
+            mout[idx] = NULL;
+        if (merrors) {
+            merrors[idx] = o->error ? o->error : interp__map_dup_text(interp__map_stop_text(st, false));
             o->error = NULL;
         }
         interp__outcome_clear(o);
     }
+    c->n_ok = n_ok;
     return c->first_fail != 0;
 }
 
