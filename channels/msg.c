@@ -41,7 +41,8 @@ struct interp__slab_cache {
     atomic_size_t refs;  /* the producer, and every slab (live or kept) made with the cache */
     pthread_mutex_t mu;  /* guards what follows */
     interp__slab *kept;  /* full-size slabs whose members are all freed, linked through data */
-    size_t nkept, max;
+    size_t nkept, max;   /* max: the limit now (busy_max, or idle_max while idle) */
+    size_t busy_max, idle_max;
     bool open;           /* false once the producer has released it */
 };
 
@@ -72,6 +73,7 @@ static bool cache_put(interp__slab_cache *c, interp__slab *sl)
 static interp__slab *cache_take(interp__slab_cache *c)
 {
     pthread_mutex_lock(&c->mu);
+    c->max = c->busy_max; /* the producer is busy again (interp__slab_cache_idle) */
     interp__slab *sl = c->kept;
     if (sl) {
         memcpy(&c->kept, sl->data, sizeof c->kept);
@@ -98,7 +100,7 @@ static void slab_unref(interp__slab *sl, size_t n)
     slab_free(sl);
 }
 
-interp__slab_cache *interp__slab_cache_new(size_t max_bytes)
+interp__slab_cache *interp__slab_cache_new(size_t max_bytes, size_t idle_bytes)
 {
     interp__slab_cache *c = malloc(sizeof *c);
     if (!c)
@@ -110,9 +112,55 @@ interp__slab_cache *interp__slab_cache_new(size_t max_bytes)
     atomic_init(&c->refs, 1);
     c->kept = NULL;
     c->nkept = 0;
-    c->max = max_bytes / (sizeof(interp__slab) + INTERP__SLAB_MAX);
+    c->busy_max = max_bytes / (sizeof(interp__slab) + INTERP__SLAB_MAX);
+    c->idle_max = idle_bytes / (sizeof(interp__slab) + INTERP__SLAB_MAX);
+    if (c->idle_max > c->busy_max)
+        c->idle_max = c->busy_max;
+    c->max = c->busy_max;
     c->open = true;
     return c;
+}
+
+/* Free the kept slabs in list sl (linked through data; no lock held). */
+static void free_kept(interp__slab *sl)
+{
+    while (sl) {
+        interp__slab *next;
+        memcpy(&next, sl->data, sizeof next);
+        slab_free(sl);
+        sl = next;
+    }
+}
+
+size_t interp__slab_cache_idle(interp__slab_cache *c)
+{
+    if (!c)
+        return 0;
+    size_t n = 0;
+    interp__slab *drop = NULL;
+    pthread_mutex_lock(&c->mu);
+    c->max = c->idle_max;
+    while (c->nkept > c->max) {
+        interp__slab *sl = c->kept;
+        memcpy(&c->kept, sl->data, sizeof c->kept);
+        c->nkept--;
+        memcpy(sl->data, &drop, sizeof drop);
+        drop = sl;
+        n++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    free_kept(drop);
+    return n;
+}
+
+size_t interp__slab_cache_kept(interp__slab_cache *c)
+{
+    if (!c)
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    size_t n = c->nkept;
+    pthread_mutex_unlock(&c->mu);
+    return n;
 }
 
 void interp__slab_cache_release(interp__slab_cache *c)
@@ -125,12 +173,7 @@ void interp__slab_cache_release(interp__slab_cache *c)
     c->kept = NULL;
     c->nkept = 0;
     pthread_mutex_unlock(&c->mu);
-    while (sl) {
-        interp__slab *next;
-        memcpy(&next, sl->data, sizeof next);
-        slab_free(sl);
-        sl = next;
-    }
+    free_kept(sl);
     cache_unref(c);
 }
 

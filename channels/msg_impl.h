@@ -147,12 +147,20 @@ typedef struct interp__slab {
 #define INTERP__SLAB_HEAD sizeof(interp__slab *) /* before each member: the slab's address */
 
 /* Slab cache of one producer: full-size slabs whose members have all been freed wait there
- * (up to max_bytes) for the producer's next slabs, instead of going back to malloc. A map
+ * (up to max_bytes while the producer is busy, idle_bytes while it is idle) for the producer's next slabs, instead of going back to malloc. A map
  * producing a million results per run, which the host frees before the next run, then works
  * in memory already mapped: fresh pages cost a fault and a zeroing each (a fifth of the cost
  * of a small result otherwise). Any thread may put a slab back (its last member's free); the
  * producer takes them. NULL when out of memory. */
-interp__slab_cache *interp__slab_cache_new(size_t max_bytes);
+interp__slab_cache *interp__slab_cache_new(size_t max_bytes, size_t idle_bytes);
+/* The producer has gone idle: the cache keeps at most idle_bytes (at most max_bytes) of slabs,
+ * those kept beyond it are freed now and later ones beyond it as they come back, until the
+ * producer's next full-size slab (interp__slab_grow) makes it busy again. So a burst of maps
+ * reuses its slabs, and an idle producer holds little. Returns the number of slabs freed now.
+ * Producer thread only. NULL-safe. */
+size_t interp__slab_cache_idle(interp__slab_cache *cache);
+/* Slabs kept now (each of INTERP__SLAB_MAX bytes), for tests. Any thread; NULL-safe. */
+size_t interp__slab_cache_kept(interp__slab_cache *cache);
 /* The producer is done with the cache: the slabs kept are freed, later ones are freed as
  * usual; the cache itself goes with the last slab made from it. NULL-safe. */
 void interp__slab_cache_release(interp__slab_cache *cache);

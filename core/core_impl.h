@@ -57,8 +57,10 @@ void interp__queue_destroy(interp__queue *q);
  * INTERP_OK, the close reason once closed, or INTERP_ERR_TIMEOUT. Wakes one idle worker
  * unless enough workers are already awake. */
 int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool bounded);
-/* Take the oldest job (spinning briefly, then sleeping). NULL once closed and empty. */
-interp__job *interp__queue_pop(interp__queue *q);
+/* Take the oldest job (spinning briefly, then sleeping). NULL once closed and empty. With
+ * idle > 0 (seconds) and idled non-NULL, a sleep with nothing to take ends after `idle`: then
+ * NULL with *idled set (the caller may tidy up, then pop again). */
+interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled);
 /* Unlink job if it is still queued; true if this call removed it. */
 bool interp__queue_remove(interp__queue *q, interp__job *job);
 /* Close (first reason wins); with take_all, also take every queued job (returned as a
@@ -280,5 +282,8 @@ int interp__online_cpus(void);
  * machine; spinning a little longer than a round trip keeps the latency in single us. */
 #define INTERP__WORKER_SPIN_NS 50000L
 #define INTERP__WAIT_SPIN_NS 50000L
+/* A worker with nothing to run for this long (seconds) lets its state drop the memory it keeps
+ * for the next tasks (interp__state_idle). */
+#define INTERP__WORKER_IDLE_S 0.1
 
 #endif

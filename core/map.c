@@ -257,6 +257,20 @@ static int run(engine *e, const interp_map_options *opts)
     int rc = submit_more(e);
     while (e->head) {
         map_chunk *c = e->head;
+        if (e->m->direct && c->n >= 64 && !chunk_done(c)) {
+            /* map(): the workers deliver the results, so the caller only keeps the window
+             * full. When the oldest chunk is still running, it sleeps until the chunk half a
+             * window ahead has ended (then the ones before it have too, nearly always: they
+             * were queued first), and then takes every ended chunk without sleeping: one
+             * wake-up per half window instead of one per chunk. On a machine with few cores
+             * every wake-up of the caller preempts a worker; the half window still queued or
+             * running keeps the workers busy meanwhile. */
+            size_t ahead = (e->in_window < e->max_chunks / 2 ? e->in_window : e->max_chunks / 2);
+            map_chunk *t = c;
+            for (size_t i = 1; i < ahead && t->next; i++)
+                t = t->next;
+            wait_chunk(e, t);
+        }
         wait_chunk(e, c);
         e->head = c->next;
         if (!e->head)

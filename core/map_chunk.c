@@ -125,6 +125,7 @@ map_chunk *interp__chunk_new(map_ctx *m, size_t cap, bool stream)
 void interp__chunk_finish(map_chunk *c, int status, bool failed)
 {
     map_ctx *m = c->m;
+    bool wake = false;
     interp__mutex_lock(&m->mu);
     if (c->state != CH_DONE) {
         c->state = CH_DONE;
@@ -133,10 +134,15 @@ void interp__chunk_finish(map_chunk *c, int status, bool failed)
         if (failed && m->stop_on_error && !atomic_load(&m->stop))
             atomic_store(&m->stop, INTERP_ERR_CANCELLED);
         atomic_store_explicit(&c->done, true, memory_order_release);
-        if (m->waiting && m->wait_for == c) /* the caller waits for the oldest chunk only */
-            interp__cond_signal(&m->cv);
+        wake = m->waiting && m->wait_for == c; /* the caller waits for the oldest chunk only */
     }
     interp__mutex_unlock(&m->mu);
+    /* Signalled after the unlock: the woken caller's first act is to take m->mu, and on a
+     * machine with few cores it preempts this thread at the wake; were the lock still held, it
+     * would block on it at once and cost two more context switches per chunk. m lives on: the
+     * chunk holds a reference to it, and the caller (this thread's) holds the chunk. */
+    if (wake)
+        interp__cond_signal(&m->cv);
 }
 
 void interp__chunk_abort(interp__job *job, int status)
@@ -148,7 +154,12 @@ void interp__chunk_abort(interp__job *job, int status)
 
 void interp__chunk_abandoned(interp__job *job, int status)
 {
-    interp__chunk_finish((map_chunk *)job, status, false);
+    /* The abandoned worker may drop its reference at any moment: hold one across the finish,
+     * which touches the map context after its unlock. */
+    map_chunk *c = (map_chunk *)job;
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    interp__chunk_finish(c, status, false);
+    interp__chunk_release(c);
 }
 
 
@@ -157,23 +168,28 @@ void interp__chunk_abandoned(interp__job *job, int status)
 static bool deliver_direct(map_chunk *c)
 {
     map_ctx *m = c->m;
+    /* read once: the stores through them could alias m and c for the compiler */
+    interp_msg **mout = m->out;
+    int *mstatus = m->status;
+    char **merrors = m->errors;
+    size_t n = c->n, first = c->first, n_ok = 0;
     c->n_ok = c->n_failed = c->n_cancelled = c->n_timed_out = 0;
     c->first_fail = 0;
-    for (size_t i = 0; i < c->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         interp_outcome *o = &c->outs[i];
-        size_t idx = c->first + i;
+        size_t idx = first + i;
         int st = o->status;
-        if (m->status)
-            m->status[idx] = st;
+        if (mstatus)
+            mstatus[idx] = st;
         if (st == INTERP_OK) {
-            c->n_ok++;
-            if (m->out)
-                m->out[idx] = o->result;
+            n_ok++;
+            if (mout)
+                mout[idx] = o->result;
             else
                 interp_msg_free(o->result);
             o->result = NULL; /* the outcome is zero again (OK holds nothing else) */
-            if (m->errors)
-                m->errors[idx] = NULL;
+            if (merrors)
+                merrors[idx] = NULL;
             continue;
         }
         if (!c->first_fail)
@@ -183,14 +199,15 @@ static bool deliver_direct(map_chunk *c)
         else
             c->n_failed++;
         c->n_timed_out += st == INTERP_ERR_TIMEOUT;
-        if (m->out)
-            m->out[idx] = NULL;
-        if (m->errors) {
-            m->errors[idx] = o->error ? o->error : interp__map_dup_text(interp__map_stop_text(st, false));
+        if (mout)
+            mout[idx] = NULL;
+        if (merrors) {
+            merrors[idx] = o->error ? o->error : interp__map_dup_text(interp__map_stop_text(st, false));
             o->error = NULL;
         }
         interp__outcome_clear(o);
     }
+    c->n_ok = n_ok;
     return c->first_fail != 0;
 }
 

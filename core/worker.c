@@ -156,10 +156,18 @@ static void *worker_main(void *arg)
         goto exit_joinable;
     }
 
+    bool busy = true; /* a task or chunk ran since the last interp__state_idle */
     for (;;) {
-        interp__job *job = interp__queue_pop(&pool->q);
+        bool idled;
+        interp__job *job = interp__queue_pop(&pool->q, busy ? INTERP__WORKER_IDLE_S : 0, &idled);
+        if (idled) { /* nothing to run for a while: let go of memory kept for the next tasks */
+            interp__state_idle(w->state);
+            busy = false;
+            continue;
+        }
         if (!job)
             break;
+        busy = true;
         bool alive = job->kind == INTERP__JOB_TASK ? run_task(w, (interp_future *)job)
                                                    : interp__chunk_run(w, job);
         if (!alive)

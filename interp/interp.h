@@ -94,6 +94,11 @@ void interp__state_interrupt(interp_state *s, uint64_t task_id, int reason);
  * item starts. Lets a watchdog tell a new item from one item that runs long. */
 uint64_t interp__state_items(const interp_state *s);
 
+/* The owner thread, when the state has had nothing to run for a while: it lets go of memory
+ * kept for the next tasks (result slabs beyond 2 MiB; they are kept again from its next big
+ * map on). */
+void interp__state_idle(interp_state *s);
+
 /* True when the state must be replaced (an error left it unusable, or it is the state of a
  * task that timed out inside a C call). */
 bool interp__state_broken(const interp_state *s);

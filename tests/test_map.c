@@ -7,6 +7,9 @@
 
 #include <cmocka.h>
 
+#include "core_impl.h"
+#include "interp_impl.h"
+#include "msg_impl.h"
 #include "pool_util.h"
 
 static interp_msg **ints_upto(size_t n)
@@ -358,6 +361,43 @@ static void map_after_shutdown(void **st)
     interp_pool_destroy(p);
 }
 
+/* Result slabs of the worker's state (kept for its next maps) beyond 2 MiB are let go once it
+ * has been idle for a while (INTERP__WORKER_IDLE_S); its next maps work as before. */
+static size_t kept_slabs(interp_pool *p)
+{
+    interp__mutex_lock(&p->mu);
+    interp_state *s = p->slots[0] ? p->slots[0]->state : NULL;
+    size_t n = s ? interp__slab_cache_kept(s->slab_cache) : 0;
+    interp__mutex_unlock(&p->mu);
+    return n;
+}
+
+static void map_idle_worker_keeps_few_result_slabs(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(1, NULL);
+    const size_t n = 100000; /* 32 bytes a result: about 3 MiB of slabs */
+    const size_t idle_max = ((size_t)2 << 20) / (sizeof(interp__slab) + INTERP__SLAB_MAX);
+    interp_msg **in = ints_upto(n);
+    for (int round = 0; round < 2; round++) {
+        interp_msg **out = calloc(n, sizeof *out);
+        assert_int_equal(interp_pool_map(p, "double", n, (const interp_msg *const *)in, out, NULL),
+                         INTERP_OK);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(util_int(out[i]), 2 * (int64_t)i);
+        free_msgs(out, n); /* the slabs go back to the worker's cache, or are freed */
+        /* the worker idles within INTERP__WORKER_IDLE_S; allow a loaded machine 20 s */
+        double until = interp__now() + 20;
+        while (kept_slabs(p) > idle_max && interp__now() < until) {
+            struct timespec ts = {0, 2000000};
+            nanosleep(&ts, NULL);
+        }
+        assert_true(kept_slabs(p) <= idle_max);
+    }
+    free_msgs(in, n);
+    interp_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +411,7 @@ int main(void)
         cmocka_unit_test(map_item_deadline_spares_the_rest_of_its_chunk),
         cmocka_unit_test(map_item_deadline_is_per_item_not_per_chunk),
         cmocka_unit_test(map_stream_item_deadline),
+        cmocka_unit_test(map_idle_worker_keeps_few_result_slabs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

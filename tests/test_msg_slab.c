@@ -180,7 +180,7 @@ static void msg_slab_members_freed_on_other_threads(void **st)
     enum { N = 4000, MORE = 4000 };
     interp_msg **ms = malloc((N + MORE) * sizeof *ms);
     interp__slab *slab = NULL;
-    interp__slab_cache *cache = interp__slab_cache_new(1 << 20); /* emptied slabs come back */
+    interp__slab_cache *cache = interp__slab_cache_new(1 << 20, 1 << 20); /* emptied slabs come back */
     assert_non_null(cache);
     for (size_t i = 0; i < N; i++) {
         interp_msg *m = interp__slab_reserve(cache, &slab, 1 << 20, 8);
@@ -223,7 +223,7 @@ static void msg_slab_cache_reuses_emptied_slabs(void **st)
 {
     (void)st;
     enum { N = 6000, MAXSLABS = 64 };
-    interp__slab_cache *cache = interp__slab_cache_new(4 << 20);
+    interp__slab_cache *cache = interp__slab_cache_new(4 << 20, 4 << 20);
     assert_non_null(cache);
     interp_msg **ms = malloc(N * sizeof *ms);
     interp__slab *slab = NULL, *seen[MAXSLABS];
@@ -302,6 +302,61 @@ static void msg_small_push_fast_path(void **st)
     lua_close(L);
 }
 
+/* Make n members of 8 bytes in full-size slabs; the producer lets go of its last slab. */
+static void produce(interp__slab_cache *cache, interp_msg **ms, size_t n)
+{
+    interp__slab *slab = NULL;
+    for (size_t i = 0; i < n; i++) {
+        ms[i] = interp__slab_reserve(cache, &slab, (size_t)1 << 20, 8);
+        assert_non_null(ms[i]);
+        memcpy(ms[i]->data, &i, sizeof i);
+        interp__slab_commit(slab, ms[i], 8, 1, 0);
+    }
+    interp__slab_release(slab);
+}
+
+static void free_all(interp_msg **ms, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t v;
+        memcpy(&v, ms[i]->data, sizeof v);
+        assert_int_equal(v, i);
+        interp_msg_free(ms[i]);
+    }
+}
+
+/* A busy producer's cache keeps up to max_bytes of emptied slabs; once idle, up to idle_bytes
+ * (the excess is freed at once, and slabs emptied later are freed beyond it); its next
+ * full-size slab makes it busy again. */
+static void msg_slab_cache_keeps_little_while_idle(void **st)
+{
+    (void)st;
+    enum { N = 12000 }; /* 32 bytes a member: more than 5 full slabs */
+    size_t one = sizeof(interp__slab) + INTERP__SLAB_MAX;
+    interp__slab_cache *cache = interp__slab_cache_new(16 * one, 2 * one);
+    assert_non_null(cache);
+    interp_msg **ms = malloc(N * sizeof *ms);
+    produce(cache, ms, N);
+    free_all(ms, N);
+    size_t busy = interp__slab_cache_kept(cache);
+    assert_true(busy >= 5);
+    assert_int_equal(interp__slab_cache_idle(cache), busy - 2); /* the excess goes now */
+    assert_int_equal(interp__slab_cache_kept(cache), 2);
+    produce(cache, ms, N); /* busy again: takes the 2 kept, makes the rest */
+    assert_int_equal(interp__slab_cache_kept(cache), 0);
+    free_all(ms, N);
+    assert_int_equal(interp__slab_cache_kept(cache), busy);
+    produce(cache, ms, N);
+    /* idle while the members live: nothing to free now, they come back later */
+    assert_int_equal(interp__slab_cache_idle(cache), 0);
+    free_all(ms, N);
+    assert_int_equal(interp__slab_cache_kept(cache), 2);
+    interp__slab_cache_release(cache);
+    assert_int_equal(interp__slab_cache_kept(NULL), 0);
+    assert_int_equal(interp__slab_cache_idle(NULL), 0);
+    free(ms);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +365,7 @@ int main(void)
         cmocka_unit_test(msg_slab_memory_returns_after_the_last_member),
         cmocka_unit_test(msg_slab_members_freed_on_other_threads),
         cmocka_unit_test(msg_slab_cache_reuses_emptied_slabs),
+        cmocka_unit_test(msg_slab_cache_keeps_little_while_idle),
         cmocka_unit_test(msg_small_push_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
