@@ -275,7 +275,7 @@ int main(void)
     bench_call_and_map();
     bench_deadline();
     bench_cancel("plain `while true do end`", "started() while true do end");
-    bench_cancel("pcall loop (ends after the 50 ms grace)",
+    bench_cancel("pcall loop (ends after the default 10 ms grace)",
                  "started() while true do pcall(function() while true do end end) end");
     return 0;
 }
