@@ -139,6 +139,7 @@ struct interp_pool {
     interp__worker **slots;      /* guarded by mu */
     int nworkers;
     int spawning, joining;       /* guarded by mu */
+    atomic_int n_started;        /* initial workers that reported start_rc (create spins on it) */
     pthread_t wd_thread;
     bool wd_started, wd_stop;    /* guarded by mu */
     double wd_next;              /* guarded by mu: when the watchdog wakes next */

@@ -140,6 +140,7 @@ static void *worker_main(void *arg)
         interp__mutex_lock(&pool->mu);
         w->start_rc = rc;
         w->start_err = err;
+        atomic_fetch_add_explicit(&pool->n_started, 1, memory_order_release);
         interp__cond_broadcast(&pool->threads_cv);
         interp__mutex_unlock(&pool->mu);
         if (rc != INTERP_OK)
