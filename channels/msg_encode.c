@@ -287,19 +287,32 @@ static int array_run(enc *e, eframe *f)
     return want - 1 == f->n ? 0 : 1;
 }
 
-static int open_table(enc *e)
+/* The object (table or function) at the top of the stack: if this message has met it
+ * before, write a back-reference, pop it and return 1; otherwise give it the next object number
+ * (*obj) and return 0. Negative: an error (depth or size limit, out of memory). */
+static int begin_object(enc *e, uint64_t *obj)
 {
-    lua_State *L = e->L;
-    const void *p = lua_topointer(L, -1);
+    const void *p = lua_topointer(e->L, -1);
     slot *s = lookup(e, p);
     if (s->key) {
-        lua_pop(L, 1);
-        return put_ref(e, s->val);
+        lua_pop(e->L, 1);
+        int rc = put_ref(e, s->val);
+        return rc ? rc : 1;
     }
     int rc = check_open(e);
     if (rc || (rc = insert(e, s, p, e->nobj)))
         return rc;
-    e->nobj++;
+    *obj = e->nobj++;
+    return 0;
+}
+
+static int open_table(enc *e)
+{
+    lua_State *L = e->L;
+    uint64_t obj;
+    int rc = begin_object(e, &obj);
+    if (rc)
+        return rc < 0 ? rc : 0;
     int t = lua_gettop(L);
     char *w = need(e, 5);
     if (!w)
@@ -400,16 +413,11 @@ static int open_function(enc *e)
         return fail(e, INTERP_ERR_ENCODE, "cannot copy a C function");
     if (!e->allow_functions)
         return fail(e, INTERP_ERR_ENCODE, "cannot copy a function (functions are not allowed)");
-    const void *p = lua_topointer(L, -1);
-    slot *s = lookup(e, p);
-    if (s->key) {
-        lua_pop(L, 1);
-        return put_ref(e, s->val);
-    }
-    int rc = check_open(e);
-    if (rc || (rc = insert(e, s, p, e->nobj)))
-        return rc;
-    uint32_t obj = e->nobj++;
+    uint64_t obj64;
+    int rc = begin_object(e, &obj64);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    uint32_t obj = (uint32_t)obj64;
     e->flags |= INTERP__MSG_HAS_FUNCTIONS;
     if (!e->globals) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
