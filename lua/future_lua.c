@@ -188,13 +188,5 @@ static const luaL_Reg future_meta[] = {
 
 void interp__lm_future_register(lua_State *L)
 {
-    luaL_newmetatable(L, LM_FUTURE_MT);
-    luaL_setfuncs(L, future_meta, 0);
-    luaL_newlib(L, future_methods);
-    lua_setfield(L, -2, "__index");
-    /* getmetatable answers the name: a script cannot reach __gc and free what a running
-     * method still reads */
-    lua_pushliteral(L, LM_FUTURE_MT);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
+    interp__lm_register_class(L, LM_FUTURE_MT, future_meta, future_methods);
 }

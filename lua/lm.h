@@ -30,6 +30,12 @@ extern const interp_msg_opts interp__lm_msg_opts_untrusted;
 
 /* ---- module.c: shared helpers --------------------------------------------------------- */
 
+/* Create the metatable `name` with the metamethods `meta` and, when `methods` is not NULL,
+ * an __index table of them; __metatable answers the name, so a script cannot reach __gc and
+ * free what a running method still reads. Leaves the stack as it was. */
+void interp__lm_register_class(lua_State *L, const char *name, const luaL_Reg *meta,
+                               const luaL_Reg *methods);
+
 /* Raise "<where>: <interp_strerror(status)>". Never returns. */
 int interp__lm_status_error(lua_State *L, const char *where, int status);
 

@@ -44,6 +44,21 @@ static int push_string_protected(lua_State *L)
     return 1;
 }
 
+void interp__lm_register_class(lua_State *L, const char *name, const luaL_Reg *meta,
+                               const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, meta, 0);
+    if (methods) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}
+
 void interp__lm_push_owned(lua_State *L, char *text, const char *fallback)
 {
     if (!text) {

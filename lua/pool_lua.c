@@ -450,13 +450,5 @@ static const luaL_Reg pool_meta[] = {
 
 void interp__lm_pool_register(lua_State *L)
 {
-    luaL_newmetatable(L, LM_POOL_MT);
-    luaL_setfuncs(L, pool_meta, 0);
-    luaL_newlib(L, pool_methods);
-    lua_setfield(L, -2, "__index");
-    /* getmetatable answers the name: a script cannot reach __gc and free what a running
-     * method still reads */
-    lua_pushliteral(L, LM_POOL_MT);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
+    interp__lm_register_class(L, LM_POOL_MT, pool_meta, pool_methods);
 }

@@ -192,12 +192,6 @@ int interp__lm_as_completed(lua_State *L)
 
 void interp__lm_wait_register(lua_State *L)
 {
-    luaL_newmetatable(L, LM_ASCOMPLETED_MT);
-    lua_pushcfunction(L, ac_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, ac_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushliteral(L, LM_ASCOMPLETED_MT);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {{"__gc", ac_gc}, {"__close", ac_gc}, {NULL, NULL}};
+    interp__lm_register_class(L, LM_ASCOMPLETED_MT, meta, NULL);
 }
