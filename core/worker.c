@@ -211,28 +211,33 @@ int interp__worker_spawn(interp_pool *pool, int slot, bool initial)
     w->start_rc = 1; /* not reported yet */
 
     pthread_attr_t attr;
-    pthread_t tid;
     int rv = pthread_attr_init(&attr);
-    if (rv == 0) {
+    bool have_attr = rv == 0;
+    if (rv == 0)
         rv = pthread_attr_setstacksize(&attr, pool->thread_stack);
+    /* The slot is filled under the pool lock in the same step as the thread starts: the new
+     * worker can take and finish a task at once, and whoever sees that result must also see
+     * the worker in its slot (stats, shutdown_now, join). */
+    interp__mutex_lock(&pool->mu);
+    if (rv == 0) {
         /* Workers take no signals: the host's handlers run on the host's threads. */
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
-        if (rv == 0)
-            rv = pthread_create(&tid, &attr, worker_main, w);
+        rv = pthread_create(&w->thread, &attr, worker_main, w);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pthread_attr_destroy(&attr);
     }
+    if (rv == 0) {
+        pool->slots[slot] = w;
+        interp__cond_broadcast(&pool->threads_cv);
+    }
+    interp__mutex_unlock(&pool->mu);
+    if (have_attr)
+        pthread_attr_destroy(&attr);
     if (rv != 0) {
         free(w);
         interp__pool_release(pool);
         return INTERP_ERR_SYSTEM;
     }
-    interp__mutex_lock(&pool->mu);
-    w->thread = tid;
-    pool->slots[slot] = w;
-    interp__cond_broadcast(&pool->threads_cv);
-    interp__mutex_unlock(&pool->mu);
     return INTERP_OK;
 }
