@@ -25,10 +25,12 @@ static const char *INIT = "function double(x) return x * 2 end\n"
                           "function sum(n) local s = 0 for i = 1, n do s = s + i end return s end\n"
                           "function nop() end\n";
 
-static interp_pool *make_pool(int workers)
+/* prestart: every worker starts in create (by default only the first; the others on demand) */
+static interp_pool *make_pool_started(int workers, bool prestart)
 {
     interp_pool_options o = interp_pool_defaults();
     o.workers = workers;
+    o.prestart = prestart;
     o.init_source = INIT;
     interp_pool *p;
     char *err = NULL;
@@ -38,6 +40,8 @@ static interp_pool *make_pool(int workers)
     }
     return p;
 }
+
+static interp_pool *make_pool(int workers) { return make_pool_started(workers, false); }
 
 static void verdict(const char *what, double value, double target, bool higher_better,
                     const char *unit)
@@ -236,24 +240,36 @@ static void bench_latency(void)
 
 /* ---- 5. create to first result ---------------------------------------------------------- */
 
-static void bench_create(void)
+/* Median of 50 cycles of create, first result (and with `destroy`, destroy), in seconds. */
+static double create_cycle(bool prestart, bool destroy)
 {
-    int n = 50;
-    double *t = malloc((size_t)n * sizeof *t);
-    for (int i = 0; i < n; i++) {
+    enum { N = 50 };
+    double t[N];
+    for (int i = 0; i < N; i++) {
         double t0 = interp__now();
-        interp_pool *p = make_pool(2);
+        interp_pool *p = make_pool_started(2, prestart);
         interp_future *f;
         interp_pool_submit(p, "double", interp_msg_int(1), &f);
         interp_future_wait(f, INTERP_FOREVER);
-        t[i] = interp__now() - t0;
+        double t1 = interp__now();
         interp_future_release(f);
         interp_pool_destroy(p);
+        t[i] = (destroy ? interp__now() : t1) - t0;
     }
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    verdict("create (2 workers + initializer) to first result, p50", t[n / 2] * 1e3, 1.0, false,
+    qsort(t, N, sizeof *t, cmp_double);
+    return t[N / 2];
+}
+
+static void bench_create(void)
+{
+    double lazy = create_cycle(false, false), lazy_all = create_cycle(false, true);
+    double pre = create_cycle(true, false), pre_all = create_cycle(true, true);
+    printf("create to first result: %.1f us (workers on demand), %.1f us (prestart); "
+           "with destroy: %.1f / %.1f us\n",
+           lazy * 1e6, pre * 1e6, lazy_all * 1e6, pre_all * 1e6);
+    verdict("create (2 workers + initializer) to first result, p50", lazy * 1e3, 1.0, false,
             "ms");
-    free(t);
+    verdict("the same with prestart (both workers ready), p50", pre * 1e3, 1.0, false, "ms");
 }
 
 /* ---- 6. RSS per worker ------------------------------------------------------------------ */
@@ -276,7 +292,7 @@ static void bench_rss(void)
     /* warm the allocator with a small pool first, so its one-time costs are not counted */
     interp_pool_destroy(make_pool(1));
     long before = rss_kib();
-    interp_pool *p = make_pool(W);
+    interp_pool *p = make_pool_started(W, true);
     /* one task per worker: every state has run something */
     interp_future *fs[W];
     for (int i = 0; i < W; i++)

@@ -46,6 +46,10 @@ typedef struct interp__queue {
     atomic_size_t len;       /* == count, readable without the lock (spinning workers) */
     size_t max;              /* bound for bounded pushes; 0: none */
     int n_sleep, n_spin, n_wake, n_space_wait;
+    /* Workers started on demand: to_start more may start; n_starting were started for a push
+     * that found no idle worker and have not asked for a job yet (they count as idle). */
+    int to_start;            /* guarded by mu */
+    atomic_int n_starting;   /* changed under mu; read without it by shutdown's join */
     bool closed;
     atomic_bool closed_flag; /* == closed, lock-free */
     int reason;              /* INTERP_ERR_SHUTDOWN or INTERP_ERR_BROKEN once closed */
@@ -55,8 +59,14 @@ void interp__queue_init(interp__queue *q, size_t max);
 void interp__queue_destroy(interp__queue *q);
 /* Append job. bounded: wait up to timeout (< 0: forever) while `max` jobs are queued.
  * INTERP_OK, the close reason once closed, or INTERP_ERR_TIMEOUT. Wakes one idle worker
- * unless enough workers are already awake. */
-int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool bounded);
+ * unless enough workers are already awake. *grow (on INTERP_OK) says that no idle or starting
+ * worker is left for the job and a worker may start: the caller must then call
+ * interp__worker_grow (one place in the count is reserved for it). */
+int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool bounded,
+                       bool *grow);
+/* A worker started by create or interp__worker_grow is ready to take jobs (or could not
+ * start). */
+void interp__queue_started(interp__queue *q);
 /* Take the oldest job (spinning briefly, then sleeping). NULL once closed and empty. With
  * idle > 0 (seconds) and idled non-NULL, a sleep with nothing to take ends after `idle`: then
  * NULL with *idled set (the caller may tidy up, then pop again). */
@@ -100,14 +110,21 @@ typedef struct interp__worker {
     uint64_t esc_id;              /* task to abandon at escalate_at unless it ends (0: none) */
     double escalate_at;
     int esc_reason;
-    bool abandoned, exited, joined, initial;
+    bool abandoned, exited, joined;
+    int kind;                     /* INTERP__SPAWN_*, immutable */
     int start_rc;                 /* initial workers: state creation result */
     char *start_err;
 } interp__worker;
 
+/* Why a worker starts: in interp_pool_create (it reports its state's creation through
+ * start_rc), on demand for a push that found no idle worker, or in place of an abandoned one. */
+enum { INTERP__SPAWN_INITIAL = 1, INTERP__SPAWN_GROW, INTERP__SPAWN_REPLACE };
 /* Start the worker of `slot` (a new thread; it creates its state). pool->mu NOT held.
  * INTERP_OK or INTERP_ERR_NOMEM / INTERP_ERR_SYSTEM. */
-int interp__worker_spawn(struct interp_pool *pool, int slot, bool initial);
+int interp__worker_spawn(struct interp_pool *pool, int slot, int kind);
+/* Start one more worker on demand, after interp__queue_push set *grow (on the pushing
+ * thread: a thread start costs ~20 us). A failure leaves the pool with the workers it has. */
+void interp__worker_grow(struct interp_pool *pool);
 void interp__worker_release(interp__worker *w);
 /* True on a worker or watchdog thread of pool (those must not wait for pool's workers). */
 bool interp__on_pool_thread(const struct interp_pool *pool);
@@ -139,7 +156,9 @@ struct interp_pool {
     interp__worker **slots;      /* guarded by mu */
     int nworkers;
     int spawning, joining;       /* guarded by mu */
+    int next_slot;               /* guarded by mu: the next slot a worker started on demand takes */
     atomic_int n_started;        /* initial workers that reported start_rc (create spins on it) */
+    atomic_int n_exits;          /* workers that exited (joins spin on it) */
     pthread_t wd_thread;
     bool wd_started, wd_stop;    /* guarded by mu */
     double wd_next;              /* guarded by mu: when the watchdog wakes next */

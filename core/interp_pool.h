@@ -33,7 +33,10 @@ typedef struct interp_future interp_future;
 /* ---- options ---------------------------------------------------------------------------- */
 
 typedef struct interp_pool_options {
-    int workers;                 /* worker threads; <= 0: the number of online CPUs */
+    int workers;                 /* most worker threads; <= 0: the number of online CPUs */
+    bool prestart;               /* start every worker (thread and state) in create; false:
+                                    the first starts in create, the others on demand, when
+                                    a task finds no idle worker (as Python's executors do) */
     const char *init_source;     /* initializer: a Lua chunk run once in every new state */
     const char *init_file;       /* ... or a file holding it (read once, at create) */
     const interp_msg *init_args; /* values passed to the initializer as `...` (borrowed: copied
@@ -65,7 +68,8 @@ INTERP_API interp_pool_options interp_pool_defaults(void);
 
 /* ---- pool ---------------------------------------------------------------------------- */
 
-/* Create a pool and start its workers; each runs the initializer before taking tasks.
+/* Create a pool and start its first worker (every worker with prestart; the others start on
+ * demand); each worker runs the initializer in its new state before taking tasks.
  * opts may be NULL (defaults). Returns INTERP_OK and *out; INTERP_ERR_SCRIPT when the
  * initializer fails to compile or run (text in *err), INTERP_ERR_NOTFOUND (init_file missing),
  * INTERP_ERR_NOMEM, INTERP_ERR_SYSTEM. err may be NULL; otherwise *err is set to a malloc'd
@@ -240,12 +244,14 @@ typedef struct interp_pool_stats {
     uint64_t states_replaced;    /* after memory errors, recycling, abandoned workers */
     uint64_t workers_abandoned;  /* stuck in a C call past deadline + stuck_grace */
     size_t queued;               /* now */
-    int workers;
+    int workers;                 /* worker threads running now */
+    int max_workers;             /* the most it may run (options.workers) */
     size_t memory_in_use;        /* all worker states, bytes */
     size_t memory_peak;          /* highest single-state peak, bytes */
 } interp_pool_stats;
 INTERP_API int interp_pool_get_stats(interp_pool *pool, interp_pool_stats *st);
-/* Per worker: memory in use and peak of worker i's current state. */
+/* Per worker: memory in use and peak of worker i's current state (0 <= i < max_workers;
+ * INTERP_ERR_NOTFOUND while worker i has not started or has no state). */
 INTERP_API int interp_pool_worker_memory(interp_pool *pool, int worker, size_t *in_use,
                                          size_t *peak);
 

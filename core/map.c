@@ -139,7 +139,10 @@ static int submit_more(engine *e)
         e->in_window++;
         e->n_submitted += c->n;
         /* map chunks are not bounded by max_queued: the window bounds them */
-        int rc = interp__queue_push(&e->pool->q, &c->job, INTERP_FOREVER, false);
+        bool grow;
+        int rc = interp__queue_push(&e->pool->q, &c->job, INTERP_FOREVER, false, &grow);
+        if (grow)
+            interp__worker_grow(e->pool);
         if (rc != INTERP_OK) {
             atomic_store(&c->refs, 1);
             interp__chunk_finish(c, rc, false);

@@ -184,13 +184,26 @@ static bool try_join(void *arg)
     return pthread_tryjoin_np(*(pthread_t *)arg, NULL) == 0;
 }
 
+struct exits_wait {
+    interp_pool *pool;
+    int seen;
+};
+
+static bool exits_moved(void *arg)
+{
+    struct exits_wait *ew = arg;
+    return atomic_load_explicit(&ew->pool->n_exits, memory_order_relaxed) != ew->seen;
+}
+
 /* Join every worker that exits; returns once every slot's worker is joined (or its slot is
  * empty) and no replacement is being started. Several threads may call it at once. */
 static void join_workers(interp_pool *pool)
 {
+    bool spun = false;
     interp__mutex_lock(&pool->mu);
     for (;;) {
-        bool pending = pool->spawning > 0 || pool->joining > 0;
+        bool pending = pool->spawning > 0 || pool->joining > 0 ||
+                       atomic_load_explicit(&pool->q.n_starting, memory_order_relaxed) > 0;
         interp__worker *claim = NULL;
         for (int i = 0; i < pool->nworkers; i++) {
             interp__worker *w = pool->slots[i];
@@ -213,10 +226,19 @@ static void join_workers(interp_pool *pool)
             interp__mutex_lock(&pool->mu);
             pool->joining--;
             interp__cond_broadcast(&pool->threads_cv);
+            spun = false;
             continue;
         }
         if (!pending)
             break;
+        if (!spun) { /* workers that were told to stop exit within microseconds: spin first */
+            spun = true;
+            struct exits_wait ew = {pool, atomic_load(&pool->n_exits)};
+            interp__mutex_unlock(&pool->mu);
+            interp__spin(exits_moved, &ew, INTERP__WAIT_SPIN_NS);
+            interp__mutex_lock(&pool->mu);
+            continue;
+        }
         interp__cond_wait(&pool->threads_cv, &pool->mu);
     }
     interp__mutex_unlock(&pool->mu);
@@ -315,6 +337,7 @@ int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char 
     interp__cond_init(&pool->wd_cv);
     atomic_init(&pool->stop_now, false);
     atomic_init(&pool->n_started, 0);
+    atomic_init(&pool->n_exits, 0);
     interp__queue_init(&pool->q, o.max_queued);
     interp_config cfg;
     const char *why;
@@ -345,11 +368,19 @@ int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char 
         set_err(err, "cannot start the watchdog thread");
         goto err_free_pool;
     }
+    /* Like Python's executors, workers start on demand (a push that finds no idle worker
+     * starts one); the first starts now, so that a failing initializer fails create. */
+    int initial = o.prestart ? pool->nworkers : 1;
+    pool->next_slot = initial;
+    pool->q.to_start = pool->nworkers - initial;
+    atomic_store(&pool->q.n_starting, initial); /* a task submitted right after create waits
+                                                   for them rather than starting another */
     int spawned = 0;
-    for (; spawned < pool->nworkers; spawned++) {
-        rc = interp__worker_spawn(pool, spawned, true);
+    for (; spawned < initial; spawned++) {
+        rc = interp__worker_spawn(pool, spawned, INTERP__SPAWN_INITIAL);
         if (rc != INTERP_OK) {
             set_err(err, "cannot start a worker thread");
+            atomic_fetch_sub(&pool->q.n_starting, initial - spawned); /* they never will */
             break;
         }
     }
@@ -398,7 +429,10 @@ int interp_pool_submit_task(interp_pool *pool, const interp_task *task, double q
     if (rc != INTERP_OK)
         return rc;
     atomic_fetch_add_explicit(&pool->st_submitted, 1, memory_order_relaxed);
-    rc = interp__queue_push(&pool->q, &f->job, queue_timeout, true);
+    bool grow;
+    rc = interp__queue_push(&pool->q, &f->job, queue_timeout, true, &grow);
+    if (grow)
+        interp__worker_grow(pool);
     if (rc != INTERP_OK) {
         atomic_fetch_sub_explicit(&pool->st_submitted, 1, memory_order_relaxed);
         interp__future_discard(f); /* args stay the caller's */
@@ -436,6 +470,7 @@ int interp_pool_get_stats(interp_pool *pool, interp_pool_stats *st)
     st->queued = interp__queue_count(&pool->q);
     interp__mutex_lock(&pool->mu);
     st->workers = 0;
+    st->max_workers = pool->nworkers;
     for (int i = 0; i < pool->nworkers; i++) {
         interp__worker *w = pool->slots[i];
         if (!w || w->exited)

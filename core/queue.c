@@ -74,6 +74,8 @@ void interp__queue_init(interp__queue *q, size_t max)
     atomic_init(&q->len, 0);
     q->max = max;
     q->n_sleep = q->n_spin = q->n_wake = q->n_space_wait = 0;
+    q->to_start = 0;
+    atomic_init(&q->n_starting, 0);
     q->closed = false;
     atomic_init(&q->closed_flag, false);
     q->reason = 0;
@@ -102,8 +104,10 @@ static void unlink_job(interp__queue *q, interp__job *job)
     atomic_store_explicit(&q->len, q->count, memory_order_relaxed);
 }
 
-int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool bounded)
+int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool bounded,
+                       bool *grow)
 {
+    *grow = false;
     struct timespec dl;
     bool have_dl = false;
     interp__mutex_lock(&q->mu);
@@ -145,10 +149,24 @@ int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool 
     bool wake = q->n_sleep > q->n_wake && q->count > (size_t)(q->n_spin + q->n_wake);
     if (wake)
         q->n_wake++;
+    /* Every waiting or starting worker will take one job: start one more for the rest. */
+    int starting = atomic_load_explicit(&q->n_starting, memory_order_relaxed);
+    if (q->to_start > 0 && q->count > (size_t)(q->n_spin + q->n_sleep + starting)) {
+        q->to_start--;
+        atomic_store_explicit(&q->n_starting, starting + 1, memory_order_relaxed);
+        *grow = true;
+    }
     interp__mutex_unlock(&q->mu);
     if (wake)
         interp__cond_signal(&q->work_cv);
     return INTERP_OK;
+}
+
+void interp__queue_started(interp__queue *q)
+{
+    interp__mutex_lock(&q->mu);
+    atomic_fetch_sub_explicit(&q->n_starting, 1, memory_order_relaxed);
+    interp__mutex_unlock(&q->mu);
 }
 
 interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled)

@@ -125,7 +125,7 @@ static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *jo
     /* Replace it unless the pool is closed and has nothing left to run. */
     int rc = INTERP_OK;
     if (!atomic_load(&pool->q.closed_flag) || interp__queue_count(&pool->q) > 0)
-        rc = interp__worker_spawn(pool, slot, false);
+        rc = interp__worker_spawn(pool, slot, INTERP__SPAWN_REPLACE);
     if (rc != INTERP_OK)
         interp__pool_break(pool, "a replacement for an abandoned worker could not be started");
     interp__mutex_lock(&pool->mu);

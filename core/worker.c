@@ -136,7 +136,9 @@ static void *worker_main(void *arg)
     interp__set_pool_thread(pool);
     char *err = NULL;
     int rc = make_state(w, &err);
-    if (w->initial) {
+    if (w->kind != INTERP__SPAWN_REPLACE)
+        interp__queue_started(&pool->q); /* ready to take jobs (or about to exit) */
+    if (w->kind == INTERP__SPAWN_INITIAL) {
         interp__mutex_lock(&pool->mu);
         w->start_rc = rc;
         w->start_err = err;
@@ -149,7 +151,8 @@ static void *worker_main(void *arg)
         size_t n = (err ? strlen(err) : 0) + 64;
         char *why = malloc(n);
         if (why)
-            snprintf(why, n, "a replacement worker could not create its state: %s",
+            snprintf(why, n, "a %s worker could not create its state: %s",
+                     w->kind == INTERP__SPAWN_GROW ? "new" : "replacement",
                      err ? err : interp_strerror(rc));
         interp__pool_break(pool, why ? why : interp_strerror(rc));
         free(why);
@@ -184,6 +187,7 @@ exit_joinable:
     drop_state(w);
     interp__mutex_lock(&pool->mu);
     w->exited = true;
+    atomic_fetch_add(&pool->n_exits, 1);
     interp__cond_broadcast(&pool->threads_cv);
     interp__mutex_unlock(&pool->mu);
     interp__worker_release(w); /* the thread's reference; the slot keeps w until joined */
@@ -197,7 +201,7 @@ exit_abandoned:
     return NULL;
 }
 
-int interp__worker_spawn(interp_pool *pool, int slot, bool initial)
+int interp__worker_spawn(interp_pool *pool, int slot, int kind)
 {
     interp__worker *w = calloc(1, sizeof *w);
     if (!w)
@@ -207,7 +211,7 @@ int interp__worker_spawn(interp_pool *pool, int slot, bool initial)
     interp__pool_retain(pool);
     w->pool = pool;
     w->slot = slot;
-    w->initial = initial;
+    w->kind = kind;
     w->start_rc = 1; /* not reported yet */
 
     pthread_attr_t attr;
@@ -240,4 +244,17 @@ int interp__worker_spawn(interp_pool *pool, int slot, bool initial)
         return INTERP_ERR_SYSTEM;
     }
     return INTERP_OK;
+}
+
+void interp__worker_grow(interp_pool *pool)
+{
+    interp__mutex_lock(&pool->mu);
+    int slot = pool->next_slot++; /* < nworkers: the queue's to_start bounds the calls */
+    interp__mutex_unlock(&pool->mu);
+    if (interp__worker_spawn(pool, slot, INTERP__SPAWN_GROW) == INTERP_OK)
+        return;
+    interp__queue_started(&pool->q);
+    interp__mutex_lock(&pool->mu);
+    interp__cond_broadcast(&pool->threads_cv); /* a join may wait for the start */
+    interp__mutex_unlock(&pool->mu);
 }

@@ -15,7 +15,7 @@ typedef struct lm_pool {
 
 static const char *const new_keys[] = {
     "workers", "init", "init_file", "init_args", "sandbox", "memory_limit", "timeout",
-    "max_tasks_per_worker", "max_queued", NULL,
+    "max_tasks_per_worker", "max_queued", "prestart", NULL,
 };
 static const char *const map_keys[] = {"chunksize", "timeout", NULL};
 
@@ -67,6 +67,18 @@ static double opt_seconds(lua_State *L, int t, const char *where, const char *ke
         if (v > 1e9) /* beyond ~30 years: none (no deadline arithmetic overflows) */
             v = 0;
     }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* The boolean option `key`, false when absent. */
+static bool opt_boolean(lua_State *L, int t, const char *where, const char *key)
+{
+    int ty = lua_getfield(L, t, key);
+    if (ty != LUA_TNIL && ty != LUA_TBOOLEAN)
+        luaL_error(L, "%s: option '%s' must be a boolean, got %s", where, key,
+                   luaL_typename(L, -1));
+    bool v = lua_toboolean(L, -1);
     lua_pop(L, 1);
     return v;
 }
@@ -125,6 +137,7 @@ int interp__lm_pool_new(lua_State *L)
     o.max_tasks_per_worker =
         (unsigned)opt_integer(L, 1, where, "max_tasks_per_worker", 0, 0, 0xffffffffLL);
     o.max_queued = (size_t)opt_integer(L, 1, where, "max_queued", 0, 0, LUA_MAXINTEGER);
+    o.prestart = opt_boolean(L, 1, where, "prestart");
 
     /* The pool object exists before the pool, so that nothing allocated below can leak when
      * a later push raises a memory error. */
@@ -165,7 +178,7 @@ int interp__lm_pool_new(lua_State *L)
     interp__lm_box_clear(box);
     interp_pool_stats st;
     if (interp_pool_get_stats(p->pool, &st) == INTERP_OK)
-        p->workers = st.workers;
+        p->workers = st.max_workers;
     lua_settop(L, obj);
     return 1;
 }
@@ -417,6 +430,7 @@ static int pool_stats(lua_State *L)
     set_int(L, "workers_abandoned", (lua_Integer)st.workers_abandoned);
     set_int(L, "queued", (lua_Integer)st.queued);
     set_int(L, "workers", st.workers);
+    set_int(L, "max_workers", st.max_workers);
     set_int(L, "memory_in_use", (lua_Integer)st.memory_in_use);
     set_int(L, "memory_peak", (lua_Integer)st.memory_peak);
     return 1;

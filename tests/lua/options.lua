@@ -1,4 +1,5 @@
--- ip.new options: init_file, sandbox, max_tasks_per_worker, max_queued, workers; pool:stats
+-- ip.new options: init_file, sandbox, max_tasks_per_worker, max_queued, workers, prestart;
+-- pool:stats
 local ip = require "interp_pool"
 
 -- init_file, and the default worker count
@@ -9,10 +10,18 @@ fh:close()
 do
   local pool <close> = ip.new{init_file = path}
   assert(pool:submit("from_file", 1):result() == "file:1")
-  assert(pool:stats().workers >= 1)
+  assert(pool:stats().workers == 1, "one worker starts in new, the others on demand")
+  assert(pool:stats().max_workers >= 1)
   assert(tostring(pool):find("interp_pool.pool (", 1, true))
 end
 os.remove(path)
+
+-- prestart: every worker starts in new
+do
+  local pool <close> = ip.new{workers = 3, prestart = true}
+  local st = pool:stats()
+  assert(st.workers == 3 and st.max_workers == 3, "prestart starts them all")
+end
 
 -- without the sandbox, globals persist from task to task on a worker
 do

@@ -1,0 +1,207 @@
+/* test_pool_growth.c - workers start on demand: create starts one (it validates the
+ * initializer), a task that finds no idle worker starts another, never more than `workers`;
+ * prestart starts them all; a new worker whose state cannot be made breaks the pool. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "pool_util.h"
+
+static interp_pool_stats stats(interp_pool *p)
+{
+    interp_pool_stats s;
+    assert_int_equal(interp_pool_get_stats(p, &s), INTERP_OK);
+    return s;
+}
+
+static void pool_starts_one_worker_then_grows_on_demand(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(3, NULL);
+    interp_pool_stats s = stats(p);
+    assert_int_equal(s.workers, 1);
+    assert_int_equal(s.max_workers, 3);
+    size_t use = 0;
+    assert_int_equal(interp_pool_worker_memory(p, 1, &use, NULL), INTERP_ERR_NOTFOUND);
+
+    /* Every task blocks until "go": each one that finds no idle worker starts one. */
+    enum { N = 5 };
+    interp_future *f[N];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &f[i]), INTERP_OK);
+        util_recv(p, "started");
+        assert_int_equal(stats(p).workers, i + 1);
+    }
+    assert_int_equal(interp_pool_worker_memory(p, 2, &use, NULL), INTERP_OK);
+    assert_true(use > 0);
+    /* All three are busy: more tasks queue, no fourth worker starts. */
+    for (int i = 3; i < N; i++)
+        assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &f[i]), INTERP_OK);
+    s = stats(p);
+    assert_int_equal(s.workers, 3);
+    assert_int_equal(s.queued, 2);
+    util_send(p, "go", N);
+    for (int i = 0; i < N; i++) {
+        const interp_msg *r = NULL;
+        assert_int_equal(interp_future_result(f[i], INTERP_FOREVER, &r), INTERP_OK);
+        interp_future_release(f[i]);
+    }
+    assert_int_equal(stats(p).workers, 3);
+    interp_pool_destroy(p);
+}
+
+/* An idle worker takes the next task: tasks one after another, each submitted well after the
+ * previous result, never start a second worker. */
+static void pool_reuses_an_idle_worker(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(4, NULL);
+    for (int i = 0; i < 5; i++) {
+        struct timespec pause = {0, 20 * 1000 * 1000}; /* the worker is back in the queue */
+        nanosleep(&pause, NULL);
+        interp_future *f;
+        assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(i), &f), INTERP_OK);
+        const interp_msg *r = NULL;
+        assert_int_equal(interp_future_result(f, INTERP_FOREVER, &r), INTERP_OK);
+        assert_int_equal(util_int(r), 2 * i);
+        interp_future_release(f);
+    }
+    assert_int_equal(stats(p).workers, 1);
+    interp_pool_destroy(p);
+}
+
+/* Releases the map's items once both have started (or after 10 s, saying so). */
+static void *release_when_both_started(void *arg)
+{
+    interp_pool *p = arg;
+    interp_chan *ch;
+    bool *both = malloc(sizeof *both);
+    *both = interp_pool_channel(p, "started", 0, &ch) == INTERP_OK;
+    for (int i = 0; i < 2 && *both; i++) {
+        interp_msg *m = NULL;
+        *both = interp_chan_recv(ch, 10.0, &m) == INTERP_OK;
+        interp_msg_free(m);
+    }
+    interp_chan_release(ch);
+    util_send(p, "go", 2);
+    return both;
+}
+
+/* map queues its chunks at once: each that finds no idle worker starts one. Both items block
+ * until both run, which only two workers can do. */
+static void pool_map_starts_the_workers(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(2, NULL);
+    pthread_t helper;
+    assert_int_equal(pthread_create(&helper, NULL, release_when_both_started, p), 0);
+    const interp_msg *in[2] = {NULL, NULL}; /* no arguments */
+    interp_msg *out[2];
+    interp_map_options mo = {.chunksize = 1};
+    assert_int_equal(interp_pool_map(p, "started_then_wait", 2, in, out, &mo), INTERP_OK);
+    void *both = NULL;
+    pthread_join(helper, &both);
+    assert_true(*(bool *)both);
+    free(both);
+    for (int i = 0; i < 2; i++)
+        interp_msg_free(out[i]);
+    assert_int_equal(stats(p).workers, 2);
+    interp_pool_destroy(p);
+}
+
+static void prestart(interp_pool_options *o) { o->prestart = true; }
+
+static void pool_prestart_starts_every_worker(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(3, prestart);
+    interp_pool_stats s = stats(p);
+    assert_int_equal(s.workers, 3);
+    for (int i = 0; i < 3; i++) {
+        size_t use = 0;
+        assert_int_equal(interp_pool_worker_memory(p, i, &use, NULL), INTERP_OK);
+        assert_true(use > 0);
+    }
+    interp_pool_destroy(p);
+}
+
+/* The initializer runs in the first state, then refuses in every later one: the task that
+ * needed a second worker fails with the initializer's error, the pool is broken, the running
+ * task still ends well. */
+static void pool_broken_when_a_new_worker_cannot_start(void **st)
+{
+    (void)st;
+    interp_pool_options o = interp_pool_defaults();
+    o.workers = 2;
+    o.init_source = "local ch = interp.channel('inits')\n"
+                    "if ch:len() > 0 then error('second initializer refused') end\n"
+                    "ch:send(true)\n"
+                    "function started_then_wait()\n"
+                    "  interp.channel('started'):send(true)\n"
+                    "  return interp.channel('go'):recv()\n"
+                    "end\n"
+                    "function double(x) return 2 * x end\n";
+    interp_pool *p;
+    assert_int_equal(interp_pool_create(&p, &o, NULL), INTERP_OK);
+    interp_future *first, *second;
+    assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &first), INTERP_OK);
+    util_recv(p, "started");
+    assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(1), &second), INTERP_OK);
+    assert_int_equal(interp_future_result(second, INTERP_FOREVER, NULL), INTERP_ERR_BROKEN);
+    const char *why = interp_future_error(second);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "a new worker could not create its state"));
+    assert_non_null(strstr(why, "second initializer refused"));
+    util_send(p, "go", 1);
+    assert_int_equal(interp_future_result(first, INTERP_FOREVER, NULL), INTERP_OK);
+    interp_msg *a = interp_msg_int(3);
+    interp_future *late = NULL;
+    assert_int_equal(interp_pool_submit(p, "double", a, &late), INTERP_ERR_BROKEN);
+    interp_msg_free(a);
+    interp_future_release(first);
+    interp_future_release(second);
+    interp_pool_destroy(p);
+}
+
+/* Shutdown right behind a burst of submits that start workers: every task ends, every started
+ * thread is joined (the thread count comes back). */
+static void pool_shutdown_while_workers_start(void **st)
+{
+    (void)st;
+    int threads_before = util_count_dir("/proc/self/task");
+    for (int round = 0; round < 50; round++) {
+        interp_pool *p = util_pool(4, NULL);
+        interp_future *f[8];
+        for (int i = 0; i < 8; i++)
+            assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(i), &f[i]),
+                             INTERP_OK);
+        assert_int_equal(interp_pool_shutdown(p, true, false), INTERP_OK);
+        for (int i = 0; i < 8; i++) {
+            const interp_msg *r = NULL;
+            assert_int_equal(interp_future_result(f[i], 0, &r), INTERP_OK);
+            assert_int_equal(util_int(r), 2 * i);
+            interp_future_release(f[i]);
+        }
+        assert_int_equal(stats(p).workers, 0);
+        interp_pool_destroy(p);
+    }
+    assert_int_equal(util_count_dir("/proc/self/task"), threads_before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(pool_starts_one_worker_then_grows_on_demand),
+        cmocka_unit_test(pool_reuses_an_idle_worker),
+        cmocka_unit_test(pool_map_starts_the_workers),
+        cmocka_unit_test(pool_prestart_starts_every_worker),
+        cmocka_unit_test(pool_broken_when_a_new_worker_cannot_start),
+        cmocka_unit_test(pool_shutdown_while_workers_start),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
