@@ -113,12 +113,16 @@ typedef struct interp__worker {
     bool abandoned, exited, joined;
     int kind;                     /* INTERP__SPAWN_*, immutable */
     int start_rc;                 /* initial workers: state creation result */
+    atomic_int handoff;           /* first worker: 0 until create sets state (1) or gives up
+                                     (-1); changed under the pool lock */
     char *start_err;
 } interp__worker;
 
-/* Why a worker starts: in interp_pool_create (it reports its state's creation through
- * start_rc), on demand for a push that found no idle worker, or in place of an abandoned one. */
-enum { INTERP__SPAWN_INITIAL = 1, INTERP__SPAWN_GROW, INTERP__SPAWN_REPLACE };
+/* Why a worker starts: as the first worker of interp_pool_create (create makes its state on
+ * the calling thread while the thread starts, and hands it over), with the others of create's
+ * prestart (each reports its state's creation through start_rc), on demand for a push that
+ * found no idle worker, or in place of an abandoned one. */
+enum { INTERP__SPAWN_FIRST = 1, INTERP__SPAWN_INITIAL, INTERP__SPAWN_GROW, INTERP__SPAWN_REPLACE };
 /* Start the worker of `slot` (a new thread; it creates its state). pool->mu NOT held.
  * INTERP_OK or INTERP_ERR_NOMEM / INTERP_ERR_SYSTEM. */
 int interp__worker_spawn(struct interp_pool *pool, int slot, int kind);
@@ -159,6 +163,9 @@ struct interp_pool {
     int next_slot;               /* guarded by mu: the next slot a worker started on demand takes */
     atomic_int n_started;        /* initial workers that reported start_rc (create spins on it) */
     atomic_int n_exits;          /* workers that exited (joins spin on it) */
+    atomic_int init_ready;       /* 0 while create compiles the initializer, then 1 (compiled)
+                                    or -1 (failed); changed under mu (waiters sleep on
+                                    threads_cv) */
     pthread_t wd_thread;
     bool wd_started, wd_stop;    /* guarded by mu */
     double wd_next;              /* guarded by mu: when the watchdog wakes next */

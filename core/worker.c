@@ -43,13 +43,39 @@ bool interp__worker_end(interp__worker *w, uint64_t id)
     return atomic_compare_exchange_strong(&w->cur_task, &expect, 0);
 }
 
+static bool init_published(void *arg)
+{
+    return atomic_load_explicit(&((interp_pool *)arg)->init_ready, memory_order_acquire) != 0;
+}
+
+/* The first workers open their states while create compiles the initializer: wait for it.
+ * 1: compiled; -1: it failed (create reports why). */
+static int wait_for_initializer(interp_pool *pool)
+{
+    if (!interp__spin(init_published, pool, INTERP__WAIT_SPIN_NS)) {
+        interp__mutex_lock(&pool->mu);
+        while (!init_published(pool))
+            interp__cond_wait(&pool->threads_cv, &pool->mu);
+        interp__mutex_unlock(&pool->mu);
+    }
+    return atomic_load_explicit(&pool->init_ready, memory_order_acquire);
+}
+
 static int make_state(interp__worker *w, char **err)
 {
     interp_state *st = NULL;
     *err = NULL;
-    int rc = interp__state_create(w->pool->shared, w->slot, &st, err);
+    int rc = interp__state_open(w->pool->shared, w->slot, &st, err);
     if (rc != INTERP_OK)
         return rc;
+    if (wait_for_initializer(w->pool) < 0)
+        rc = INTERP_ERR_CANCELLED; /* not reported: create has the compiler's error */
+    else
+        rc = interp__state_init(st, err);
+    if (rc != INTERP_OK) {
+        interp__state_destroy(st);
+        return rc;
+    }
     interp__mutex_lock(&w->pool->mu);
     w->state = st; /* under the pool lock: interrupters and stats read it */
     interp__mutex_unlock(&w->pool->mu);
@@ -129,16 +155,38 @@ static bool run_task(interp__worker *w, interp_future *f)
     return true;
 }
 
+static bool handed_over(void *arg)
+{
+    return atomic_load_explicit(&((interp__worker *)arg)->handoff, memory_order_acquire) != 0;
+}
+
+/* The first worker: wait for the state create makes for it. */
+static int take_state(interp__worker *w)
+{
+    if (!interp__spin(handed_over, w, INTERP__WAIT_SPIN_NS)) {
+        interp__mutex_lock(&w->pool->mu);
+        while (!handed_over(w))
+            interp__cond_wait(&w->pool->threads_cv, &w->pool->mu);
+        interp__mutex_unlock(&w->pool->mu);
+    }
+    /* create failed otherwise (and reports why) */
+    return atomic_load_explicit(&w->handoff, memory_order_acquire) > 0 ? INTERP_OK
+                                                                         : INTERP_ERR_CANCELLED;
+}
+
 static void *worker_main(void *arg)
 {
     interp__worker *w = arg;
     interp_pool *pool = w->pool;
     interp__set_pool_thread(pool);
     char *err = NULL;
-    int rc = make_state(w, &err);
+    int rc = w->kind == INTERP__SPAWN_FIRST ? take_state(w) : make_state(w, &err);
     if (w->kind != INTERP__SPAWN_REPLACE)
         interp__queue_started(&pool->q); /* ready to take jobs (or about to exit) */
-    if (w->kind == INTERP__SPAWN_INITIAL) {
+    if (w->kind == INTERP__SPAWN_FIRST) {
+        if (rc != INTERP_OK)
+            goto exit_joinable;
+    } else if (w->kind == INTERP__SPAWN_INITIAL) {
         interp__mutex_lock(&pool->mu);
         w->start_rc = rc;
         w->start_err = err;
@@ -208,6 +256,7 @@ int interp__worker_spawn(interp_pool *pool, int slot, int kind)
         return INTERP_ERR_NOMEM;
     atomic_init(&w->refs, 2); /* slot + thread */
     atomic_init(&w->cur_task, 0);
+    atomic_init(&w->handoff, 0);
     interp__pool_retain(pool);
     w->pool = pool;
     w->slot = slot;

@@ -44,11 +44,25 @@ typedef struct interp_state interp_state;
  * Copies everything it needs from cfg. On error returns INTERP_ERR_* with *err a malloc'd
  * text (syntax error, unreadable file). */
 int interp__shared_create(const interp_config *cfg, interp_shared **out, char **err);
+/* The same in two steps, so that states can be opened while the initializer compiles:
+ * shared_new validates and copies cfg; shared_compile (once, before any state_init) compiles
+ * cfg's initializer. Errors as interp__shared_create. */
+int interp__shared_new(const interp_config *cfg, interp_shared **out, char **err);
+int interp__shared_compile(interp_shared *sh, const interp_config *cfg, char **err);
+/* shared_compile in an opened state s of sh instead of a scratch state (one state fewer to
+ * make and close; the parse counts against s's memory limit). Then interp__state_init(s). */
+int interp__shared_compile_in(interp_shared *sh, const interp_config *cfg, interp_state *s,
+                              char **err);
 void interp__shared_destroy(interp_shared *sh); /* NULL-safe; after every state is gone */
 
 /* Create a state and run the initializer in it. On error (INTERP_ERR_NOMEM, INTERP_ERR_SCRIPT
  * for a failing initializer, ...) nothing is left allocated and *err is a malloc'd text. */
 int interp__state_create(interp_shared *sh, int worker_id, interp_state **out, char **err);
+/* The same in two steps: state_open makes the state with its library profile; state_init
+ * (after interp__shared_compile) runs the initializer in it. A state whose state_init failed
+ * must be destroyed. */
+int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, char **err);
+int interp__state_init(interp_state *s, char **err);
 void interp__state_destroy(interp_state *s); /* NULL-safe; runs pending finalizers */
 
 /* The outcome of one task. */

@@ -80,17 +80,11 @@ static int read_file(const char *path, char **data, size_t *len, char **err)
     return rc;
 }
 
-/* Compile src in a scratch state and dump its bytecode (debug info kept: tracebacks name the
- * initializer's lines). */
-static int compile(interp_shared *sh, const char *src, size_t len, const char *chunkname,
-                   char **err)
+/* Compile src in L and keep its bytecode in sh (debug info kept: tracebacks name the
+ * initializer's lines). L's stack is left as it was. */
+static int compile(lua_State *L, interp_shared *sh, const char *src, size_t len,
+                   const char *chunkname, char **err)
 {
-    interp__alloc scratch = {0};
-    lua_State *L = lua_newstate(interp__alloc_fn, &scratch);
-    if (!L) {
-        *err = interp__strdupf("initializer: out of memory");
-        return INTERP_ERR_NOMEM;
-    }
     int rc = INTERP_OK;
     int st = luaL_loadbufferx(L, src, len, chunkname, "t");
     if (st != LUA_OK) {
@@ -108,11 +102,11 @@ static int compile(interp_shared *sh, const char *src, size_t len, const char *c
             sh->init_code_len = b.len;
         }
     }
-    lua_close(L);
+    lua_pop(L, 1);
     return rc;
 }
 
-int interp__shared_create(const interp_config *cfg, interp_shared **out, char **err)
+int interp__shared_new(const interp_config *cfg, interp_shared **out, char **err)
 {
     *out = NULL;
     *err = NULL;
@@ -151,10 +145,32 @@ int interp__shared_create(const interp_config *cfg, interp_shared **out, char **
         if (!sh->init_args)
             goto err_free_shared;
     }
+    *out = sh;
+    return INTERP_OK;
+
+err_free_shared:
+    interp__shared_destroy(sh);
+err_nomem:
+    *err = interp__strdupf("out of memory");
+    return INTERP_ERR_NOMEM;
+}
+
+/* Compile cfg's initializer in L (NULL: a scratch state). */
+static int compile_cfg(interp_shared *sh, const interp_config *cfg, lua_State *L, char **err)
+{
+    *err = NULL;
+    if (!cfg->init_source && !cfg->init_file)
+        return INTERP_OK;
+    interp__alloc scratch = {0};
+    lua_State *own = L ? NULL : lua_newstate(interp__alloc_fn, &scratch);
+    if (!L && !(L = own)) {
+        *err = interp__strdupf("initializer: out of memory");
+        return INTERP_ERR_NOMEM;
+    }
     int rc = INTERP_OK;
     if (cfg->init_source) {
         size_t len = cfg->init_source_len ? cfg->init_source_len : strlen(cfg->init_source);
-        rc = compile(sh, cfg->init_source, len, "=init", err);
+        rc = compile(L, sh, cfg->init_source, len, "=init", err);
     } else if (cfg->init_file) {
         char *src;
         size_t len;
@@ -164,23 +180,35 @@ int interp__shared_create(const interp_config *cfg, interp_shared **out, char **
             if (!name)
                 rc = INTERP_ERR_NOMEM;
             else
-                rc = compile(sh, src, len, name, err);
+                rc = compile(L, sh, src, len, name, err);
             free(name);
             free(src);
         }
     }
-    if (rc != INTERP_OK) {
-        interp__shared_destroy(sh);
-        return rc;
-    }
-    *out = sh;
-    return INTERP_OK;
+    if (own)
+        lua_close(own);
+    return rc;
+}
 
-err_free_shared:
-    interp__shared_destroy(sh);
-err_nomem:
-    *err = interp__strdupf("out of memory");
-    return INTERP_ERR_NOMEM;
+int interp__shared_compile(interp_shared *sh, const interp_config *cfg, char **err)
+{
+    return compile_cfg(sh, cfg, NULL, err);
+}
+
+int interp__shared_compile_in(interp_shared *sh, const interp_config *cfg, interp_state *s,
+                              char **err)
+{
+    return compile_cfg(sh, cfg, interp__state_lua(s), err);
+}
+
+int interp__shared_create(const interp_config *cfg, interp_shared **out, char **err)
+{
+    int rc = interp__shared_new(cfg, out, err);
+    if (rc == INTERP_OK && (rc = interp__shared_compile(*out, cfg, err)) != INTERP_OK) {
+        interp__shared_destroy(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 void interp__shared_destroy(interp_shared *sh)

@@ -27,11 +27,17 @@ static int traceback_handler(lua_State *L)
     return 1;
 }
 
-/* Protected: open the profile, load the initializer's bytecode and run it with its args. */
-static int setup(lua_State *L)
+/* Protected: open the library profile. */
+static int open_libs(lua_State *L)
+{
+    interp__open_profile(L);
+    return 0;
+}
+
+/* Protected: load the initializer's bytecode and run it with its args. */
+static int run_init(lua_State *L)
 {
     interp_state *s = lua_touserdata(L, 1);
-    interp__open_profile(L);
     if (s->sh->init_code) {
         /* The bytecode was made by this library from the configured source: trusted, so it
          * is loaded with mode "b" in every profile. */
@@ -47,7 +53,47 @@ static int setup(lua_State *L)
     return 0;
 }
 
+/* Run step (open_libs or run_init) protected; on error set *err and return its status. */
+static int protected_step(interp_state *s, lua_CFunction step, char **err)
+{
+    lua_State *L = s->L;
+    lua_pushcfunction(L, traceback_handler);
+    lua_pushcfunction(L, step);
+    lua_pushlightuserdata(L, s);
+    int st = lua_pcall(L, 1, 0, 1);
+    int rc = INTERP_OK;
+    if (st != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (st == LUA_ERRMEM || (st == LUA_ERRERR && s->alloc.failed) || s->alloc.failed) {
+            rc = INTERP_ERR_NOMEM;
+            *err = interp__strdupf("cannot create a state: out of memory (%s)",
+                                   msg ? msg : "no message");
+        } else {
+            rc = INTERP_ERR_SCRIPT;
+            *err = interp__strdupf("initializer failed: %s", msg ? msg : "(no message)");
+        }
+    }
+    lua_settop(L, 0);
+    return rc;
+}
+
+int interp__state_init(interp_state *s, char **err)
+{
+    *err = NULL;
+    return protected_step(s, run_init, err);
+}
+
 int interp__state_create(interp_shared *sh, int worker_id, interp_state **out, char **err)
+{
+    int rc = interp__state_open(sh, worker_id, out, err);
+    if (rc == INTERP_OK && (rc = interp__state_init(*out, err)) != INTERP_OK) {
+        interp__state_destroy(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, char **err)
 {
     *out = NULL;
     *err = NULL;
@@ -90,24 +136,9 @@ int interp__state_create(interp_shared *sh, int worker_id, interp_state **out, c
     lua_atpanic(s->L, on_panic);
     interp__lua_ctx_set(s->L, &s->ctx);
 
-    lua_State *L = s->L;
-    lua_pushcfunction(L, traceback_handler);
-    lua_pushcfunction(L, setup);
-    lua_pushlightuserdata(L, s);
-    int st = lua_pcall(L, 1, 0, 1);
-    if (st != LUA_OK) {
-        const char *msg = lua_tostring(L, -1);
-        if (st == LUA_ERRMEM || (st == LUA_ERRERR && s->alloc.failed) || s->alloc.failed) {
-            rc = INTERP_ERR_NOMEM;
-            *err = interp__strdupf("cannot create a state: out of memory (%s)",
-                                   msg ? msg : "no message");
-        } else {
-            rc = INTERP_ERR_SCRIPT;
-            *err = interp__strdupf("initializer failed: %s", msg ? msg : "(no message)");
-        }
+    rc = protected_step(s, open_libs, err);
+    if (rc != INTERP_OK)
         goto err_close_lua;
-    }
-    lua_settop(L, 0);
     *out = s;
     return INTERP_OK;
 

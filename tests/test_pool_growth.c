@@ -130,6 +130,31 @@ static void pool_prestart_starts_every_worker(void **st)
     interp_pool_destroy(p);
 }
 
+/* create makes the first state itself while the prestarted workers open theirs and wait for
+ * the compiled initializer: a syntax error or a failing initializer fails create with its
+ * text, and every started thread is joined. */
+static void pool_prestart_initializer_errors(void **st)
+{
+    (void)st;
+    int threads_before = util_count_dir("/proc/self/task");
+    const char *bad[] = {"x = = 1", "error('init says no')"};
+    const char *want[] = {"unexpected symbol", "init says no"};
+    for (int i = 0; i < 2; i++) {
+        interp_pool_options o = interp_pool_defaults();
+        o.workers = 3;
+        o.prestart = true;
+        o.init_source = bad[i];
+        interp_pool *p = (interp_pool *)1;
+        char *err = NULL;
+        assert_int_equal(interp_pool_create(&p, &o, &err), INTERP_ERR_SCRIPT);
+        assert_null(p);
+        assert_non_null(err);
+        assert_non_null(strstr(err, want[i]));
+        free(err);
+    }
+    assert_int_equal(util_count_dir("/proc/self/task"), threads_before);
+}
+
 /* The initializer runs in the first state, then refuses in every later one: the task that
  * needed a second worker fails with the initializer's error, the pool is broken, the running
  * task still ends well. */
@@ -200,6 +225,7 @@ int main(void)
         cmocka_unit_test(pool_reuses_an_idle_worker),
         cmocka_unit_test(pool_map_starts_the_workers),
         cmocka_unit_test(pool_prestart_starts_every_worker),
+        cmocka_unit_test(pool_prestart_initializer_errors),
         cmocka_unit_test(pool_broken_when_a_new_worker_cannot_start),
         cmocka_unit_test(pool_shutdown_while_workers_start),
     };
