@@ -6,10 +6,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
+#include <sched.h>
 
 #include <cmocka.h>
 
+#include "core_impl.h"
 #include "pool_util.h"
 
 static interp_pool_stats stats(interp_pool *p)
@@ -55,15 +56,27 @@ static void pool_starts_one_worker_then_grows_on_demand(void **st)
     interp_pool_destroy(p);
 }
 
-/* An idle worker takes the next task: tasks one after another, each submitted well after the
- * previous result, never start a second worker. */
+/* Wait until n workers wait in the queue for a job (spinning or asleep). */
+static void wait_for_idle_workers(interp_pool *p, int n)
+{
+    for (;;) {
+        interp__mutex_lock(&p->q.mu);
+        int idle = p->q.n_spin + p->q.n_sleep;
+        interp__mutex_unlock(&p->q.mu);
+        if (idle >= n)
+            return;
+        sched_yield();
+    }
+}
+
+/* An idle worker takes the next task: tasks one after another, each submitted once the worker
+ * is back in the queue, never start a second worker. */
 static void pool_reuses_an_idle_worker(void **st)
 {
     (void)st;
     interp_pool *p = util_pool(4, NULL);
     for (int i = 0; i < 5; i++) {
-        struct timespec pause = {0, 20 * 1000 * 1000}; /* the worker is back in the queue */
-        nanosleep(&pause, NULL);
+        wait_for_idle_workers(p, 1);
         interp_future *f;
         assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(i), &f), INTERP_OK);
         const interp_msg *r = NULL;
