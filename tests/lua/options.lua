@@ -30,6 +30,16 @@ do
   assert(pool:submit("bump"):result() == 2)
 end
 
+-- in the sandbox, a task's global writes die with the task; tables of init are shared
+do
+  local pool <close> = ip.new{workers = 1, sandbox = true,
+                              init = "n = 0 seen = {} function bump() n = n + 1 seen[#seen + 1] = n return n, #seen end"}
+  local a, la = pool:submit("bump"):result()
+  local b, lb = pool:submit("bump"):result()
+  assert(a == 1 and b == 1, "each task starts from init's n")
+  assert(la == 1 and lb == 2, "init's table is shared")
+end
+
 -- the sandbox: no io, no os.execute, no bytecode; the library tables are read-only
 do
   local pool <close> = ip.new{workers = 1, sandbox = "safe", init = [[
