@@ -162,9 +162,11 @@ INTERP_API void interp_future_retain(interp_future *f);
 INTERP_API void interp_future_release(interp_future *f);
 
 /* Wait over n futures. mode INTERP_WAIT_ALL: until all have ended; INTERP_WAIT_FIRST: until
- * at least one has ended (Python's FIRST_COMPLETED). INTERP_OK, or INTERP_ERR_TIMEOUT.
- * *n_done (may be NULL) counts the ended ones. */
-enum { INTERP_WAIT_ALL = 0, INTERP_WAIT_FIRST = 1 };
+ * at least one has ended (Python's FIRST_COMPLETED); INTERP_WAIT_FIRST_FAILURE: until one has
+ * failed (any status but INTERP_OK and INTERP_ERR_CANCELLED), or else all have ended (Python's
+ * FIRST_EXCEPTION). INTERP_OK, or INTERP_ERR_TIMEOUT. *n_done (may be NULL) counts the ended
+ * ones. */
+enum { INTERP_WAIT_ALL = 0, INTERP_WAIT_FIRST = 1, INTERP_WAIT_FIRST_FAILURE = 2 };
 INTERP_API int interp_futures_wait(interp_future *const fs[], size_t n, int mode, double timeout,
                                    size_t *n_done);
 

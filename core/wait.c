@@ -1,4 +1,5 @@
-/* wait.c - waiting over many futures: interp_futures_wait (all / first completed) and the
+/* wait.c - waiting over many futures: interp_futures_wait (all / first completed / first
+ * failure) and the
  * as_completed iterator. Each registers one watch node per future with a shared watcher; a
  * future that ends fires its nodes (appending them to the watcher's ready list) under its own
  * lock, so the waiter sleeps on one condition variable whatever the number of futures. */
@@ -11,23 +12,51 @@ static bool is_ended(interp_future *f)
     return atomic_load_explicit(&f->state, memory_order_acquire) == INTERP__F_ENDED;
 }
 
+/* Ended by a failure: Python's "raised" (a cancelled future did not raise). */
+static bool is_failed(interp_future *f)
+{
+    int st = is_ended(f) ? interp_future_status(f) : INTERP_OK;
+    return st != INTERP_OK && st != INTERP_ERR_CANCELLED;
+}
+
+/* INTERP_WAIT_FIRST_FAILURE with w watching every future: take the ended ones as they fire
+ * until one failed or all n ended. false at the deadline. */
+static bool wait_first_failure(interp__watcher *w, size_t n, const struct timespec *dl)
+{
+    for (size_t seen = 0;;) {
+        interp__watch_node *node;
+        while ((node = interp__watcher_take(w))) {
+            seen++;
+            if (is_failed(node->f))
+                return true;
+        }
+        if (seen == n)
+            return true;
+        if (!interp__watcher_wait(w, seen + 1, dl))
+            return false;
+    }
+}
+
 int interp_futures_wait(interp_future *const fs[], size_t n, int mode, double timeout,
                         size_t *n_done)
 {
     if (n_done)
         *n_done = 0;
-    if ((n && !fs) || (mode != INTERP_WAIT_ALL && mode != INTERP_WAIT_FIRST) ||
+    if ((n && !fs) || mode < INTERP_WAIT_ALL || mode > INTERP_WAIT_FIRST_FAILURE ||
         timeout != timeout)
         return INTERP_ERR_INVALID;
     for (size_t i = 0; i < n; i++)
         if (!fs[i])
             return INTERP_ERR_INVALID;
-    size_t want = mode == INTERP_WAIT_ALL ? n : (n ? 1 : 0);
+    size_t want = mode == INTERP_WAIT_FIRST ? (n ? 1 : 0) : n;
     size_t done = 0;
-    for (size_t i = 0; i < n; i++)
+    bool failed = false;
+    for (size_t i = 0; i < n; i++) {
         done += is_ended(fs[i]);
+        failed = failed || (mode == INTERP_WAIT_FIRST_FAILURE && is_failed(fs[i]));
+    }
     int rc = INTERP_OK;
-    if (done < want) {
+    if (done < want && !failed) {
         if (timeout == 0) {
             rc = INTERP_ERR_TIMEOUT;
         } else {
@@ -42,7 +71,9 @@ int interp_futures_wait(interp_future *const fs[], size_t n, int mode, double ti
             interp__watcher_init(&w);
             for (size_t i = 0; i < n; i++)
                 interp__watch(&w, &nodes[i], fs[i]);
-            bool ok = interp__watcher_wait(&w, want, timeout > 0 ? &dl : NULL);
+            bool ok = mode == INTERP_WAIT_FIRST_FAILURE
+                          ? wait_first_failure(&w, n, timeout > 0 ? &dl : NULL)
+                          : interp__watcher_wait(&w, want, timeout > 0 ? &dl : NULL);
             for (size_t i = 0; i < n; i++)
                 interp__unwatch(&nodes[i]);
             /* every fire has finished: each ran under a future lock that unwatch took */

@@ -1,4 +1,4 @@
-/* wait_lua.c - waiting on many futures from Lua: ip.wait(futs, "all"|"first" [, timeout]) and
+/* wait_lua.c - waiting on many futures from Lua: ip.wait(futs, mode [, timeout]) and
  * ip.as_completed(futs [, timeout]), an iterator for a generic `for`. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,12 +33,14 @@ static interp_future **collect(lua_State *L, int idx, const char *where, size_t 
 
 /* ip.wait(futs [, mode [, timeout]]) -> done, not_done (lists of the future objects of futs,
  * in their order). mode "all" (default): until every future has ended; "first": until at
- * least one has. When the timeout passes first, not_done is simply not empty. */
+ * least one has; "first_failure": until one has failed, or else all have ended. When the
+ * timeout passes first, not_done is simply not empty. */
 int interp__lm_wait(lua_State *L)
 {
-    static const char *const modes[] = {"all", "first", NULL};
+    static const char *const modes[] = {"all", "first", "first_failure", NULL};
+    static const int mode_of[] = {INTERP_WAIT_ALL, INTERP_WAIT_FIRST, INTERP_WAIT_FIRST_FAILURE};
     const char *where = "interp_pool.wait";
-    int mode = luaL_checkoption(L, 2, "all", modes) == 0 ? INTERP_WAIT_ALL : INTERP_WAIT_FIRST;
+    int mode = mode_of[luaL_checkoption(L, 2, "all", modes)];
     double timeout = interp__lm_opt_timeout(L, 3, where);
     size_t n;
     interp_future **fs = collect(L, 1, where, &n);

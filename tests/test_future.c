@@ -1,6 +1,7 @@
 /* test_future.c - futures: wait with timeout, predicates, cancel (pending, running, blocked,
  * finished), callbacks (exactly once, on which thread, re-entrant use of the API), error
- * values, reference counting past the pool, futures_wait all/first and as_completed. */
+ * values, reference counting past the pool, futures_wait all/first/first failure and
+ * as_completed. */
 #include <pthread.h>
 #include <semaphore.h>
 #include <setjmp.h>
@@ -292,6 +293,46 @@ static void futures_wait_all_and_first(void **st)
     interp_pool_destroy(p);
 }
 
+/* FIRST_FAILURE: returns once one failed (a cancellation is not a failure), or else all ended. */
+static void futures_wait_first_failure(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(2, NULL);
+    interp_future *f[4];
+    assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &f[0]), INTERP_OK);
+    util_recv(p, "started");
+    assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(1), &f[1]), INTERP_OK);
+    assert_int_equal(interp_future_wait(f[1], INTERP_FOREVER), INTERP_OK);
+    size_t done = 99;
+    /* one succeeded, one runs on: nothing to return for */
+    assert_int_equal(interp_futures_wait(f, 2, INTERP_WAIT_FIRST_FAILURE, 0.02, &done),
+                     INTERP_ERR_TIMEOUT);
+    assert_int_equal(done, 1);
+    assert_int_equal(interp_pool_submit(p, "boom", NULL, &f[2]), INTERP_OK);
+    assert_int_equal(interp_futures_wait(f, 3, INTERP_WAIT_FIRST_FAILURE, INTERP_FOREVER, &done),
+                     INTERP_OK);
+    assert_int_equal(done, 2);
+    assert_false(interp_future_done(f[0]));
+    assert_int_equal(interp_future_status(f[2]), INTERP_ERR_SCRIPT);
+
+    assert_int_equal(interp_future_cancel(f[0]), INTERP_OK);
+    assert_int_equal(interp_future_wait(f[0], INTERP_FOREVER), INTERP_OK);
+    assert_true(interp_future_cancelled(f[0]));
+    assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &f[3]), INTERP_OK);
+    util_recv(p, "started");
+    interp_future *g[2] = {f[0], f[3]};
+    assert_int_equal(interp_futures_wait(g, 2, INTERP_WAIT_FIRST_FAILURE, 0.02, &done),
+                     INTERP_ERR_TIMEOUT);
+    assert_int_equal(done, 1);
+    util_send(p, "go", 1);
+    assert_int_equal(interp_futures_wait(g, 2, INTERP_WAIT_FIRST_FAILURE, INTERP_FOREVER, &done),
+                     INTERP_OK);
+    assert_int_equal(done, 2);
+    for (int i = 0; i < 4; i++)
+        interp_future_release(f[i]);
+    interp_pool_destroy(p);
+}
+
 /* Many futures (more than the on-stack node array) in one wait. */
 static void futures_wait_many(void **st)
 {
@@ -397,6 +438,7 @@ int main(void)
         cmocka_unit_test(future_error_value),
         cmocka_unit_test(future_outlives_pool),
         cmocka_unit_test(futures_wait_all_and_first),
+        cmocka_unit_test(futures_wait_first_failure),
         cmocka_unit_test(futures_wait_many),
         cmocka_unit_test(as_completed_yields_in_completion_order),
         cmocka_unit_test(future_many_waiters),

@@ -1,4 +1,4 @@
--- pool:submit, futures, ip.wait, ip.as_completed
+-- pool:submit, futures, ip.wait (all, first, first_failure), ip.as_completed
 local ip = require "interp_pool"
 
 local pool <close> = ip.new{workers = 2, init = [[
@@ -63,6 +63,12 @@ done, not_done = ip.wait({blocked, quick}, "first")
 assert(#done == 1 and done[1] == quick and #not_done == 1 and not_done[1] == blocked)
 done, not_done = ip.wait({blocked}, "all", 0.05)
 assert(#done == 0 and #not_done == 1)
+-- "first_failure": a success does not end the wait, a failure does
+done, not_done = ip.wait({blocked, quick}, "first_failure", 0.05)
+assert(#done == 1 and done[1] == quick and #not_done == 1, "no failure yet: timed out")
+local failing = pool:submit("add", 1, nil)
+done, not_done = ip.wait({blocked, quick, failing}, "first_failure")
+assert(#done == 2 and done[2] == failing and not_done[1] == blocked)
 local ok, err = pcall(blocked.result, blocked, 0.05)
 assert(not ok and err:find("timed out", 1, true), err)
 assert(not blocked:done() and blocked:wait(0.01) == false)
