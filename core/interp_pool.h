@@ -7,8 +7,10 @@
  * and a sandbox.
  *
  * Conventions: every function returns INTERP_OK or an INTERP_ERR_* code (interp_strerror());
- * objects come out through pointer arguments; timeouts are seconds (INTERP_FOREVER: no limit,
- * 0: do not wait). Ownership of each message is written at each declaration. All functions are
+ * objects come out through pointer arguments; timeouts of calls that wait are seconds
+ * (INTERP_FOREVER: no limit, 0: do not wait); fields of option structs, deadlines included,
+ * mean "the default" when 0 (so a zero-initialised struct asks for every default), as written
+ * at each field. Ownership of each message is written at each declaration. All functions are
  * thread-safe unless stated otherwise.
  */
 #ifndef INTERP_POOL_H
