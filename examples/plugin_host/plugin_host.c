@@ -319,6 +319,7 @@ int main(int argc, char **argv)
     o.memory_limit = memory_limit;
     o.task_timeout = budget_ms / 1000.0;
     o.cancel_grace = 0.002;
+    o.prestart = true; /* every worker ready before the first frame: no thread start in a frame */
     interp_pool *pool;
     char *err = NULL;
     if (interp_pool_create(&pool, &o, &err) != INTERP_OK) {
