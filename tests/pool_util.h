@@ -32,6 +32,18 @@ static const char *const UTIL_INIT =
     "counter = 0\n"
     "function count() counter = counter + 1 return counter end\n";
 
+/* An initializer that runs in the first state of a pool and fails in every later one
+ * ("second initializer refused"), with started_then_wait and double. */
+static const char *const UTIL_INIT_ONCE =
+    "local ch = interp.channel('inits')\n"
+    "if ch:len() > 0 then error('second initializer refused') end\n"
+    "ch:send(true)\n"
+    "function started_then_wait()\n"
+    "  interp.channel('started'):send(true)\n"
+    "  return interp.channel('go'):recv()\n"
+    "end\n"
+    "function double(x) return 2 * x end\n";
+
 static inline interp_pool *util_pool(int workers, void (*tweak)(interp_pool_options *))
 {
     interp_pool_options o = interp_pool_defaults();

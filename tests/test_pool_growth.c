@@ -176,14 +176,7 @@ static void pool_broken_when_a_new_worker_cannot_start(void **st)
     (void)st;
     interp_pool_options o = interp_pool_defaults();
     o.workers = 2;
-    o.init_source = "local ch = interp.channel('inits')\n"
-                    "if ch:len() > 0 then error('second initializer refused') end\n"
-                    "ch:send(true)\n"
-                    "function started_then_wait()\n"
-                    "  interp.channel('started'):send(true)\n"
-                    "  return interp.channel('go'):recv()\n"
-                    "end\n"
-                    "function double(x) return 2 * x end\n";
+    o.init_source = UTIL_INIT_ONCE;
     interp_pool *p;
     assert_int_equal(interp_pool_create(&p, &o, NULL), INTERP_OK);
     interp_future *first, *second;
