@@ -38,7 +38,8 @@ typedef struct interp_pool_options {
     int workers;                 /* most worker threads; <= 0: the number of online CPUs */
     bool prestart;               /* start every worker (thread and state) in create; false:
                                     the first starts in create, the others on demand, when
-                                    a task finds no idle worker (as Python's executors do) */
+                                    a task finds no idle worker (as Python's executors do;
+                                    one whose initializer fails then breaks the pool) */
     const char *init_source;     /* initializer: a Lua chunk run once in every new state */
     const char *init_file;       /* ... or a file holding it (read once, at create) */
     const interp_msg *init_args; /* values passed to the initializer as `...` (borrowed: copied
