@@ -1,8 +1,8 @@
 /* wait.c - waiting over many futures: interp_futures_wait (all / first completed / first
  * failure) and the as_completed iterator. Each registers one watch node per future with a
- * shared watcher; a
- * future that ends fires its nodes (appending them to the watcher's ready list) under its own
- * lock, so the waiter sleeps on one condition variable whatever the number of futures. */
+ * shared watcher; a future that ends fires its nodes (appending them to the watcher's ready
+ * list) under its own lock, so the waiter sleeps on one condition variable whatever the number
+ * of futures. */
 #include <stdlib.h>
 
 #include "core_impl.h"
