@@ -8,9 +8,10 @@
  *
  * Values: nil, boolean, integer (int64), float (double), string (binary-safe bytes, encoded
  * as MessagePack str; bin is accepted on input), array, map. Two extension types carry what
- * plain MessagePack cannot (see DESIGN.md): INTERP_MSG_EXT_REF (a back-reference to a table
- * seen earlier in the same message: shared subtables and cycles) and INTERP_MSG_EXT_FUNCTION
- * (a Lua function as bytecode with its upvalues).
+ * plain MessagePack cannot (see docs/DESIGN.md; the wire format is in channels/msg_impl.h):
+ * INTERP_MSG_EXT_REF (a back-reference to a table seen earlier in the same message: shared
+ * subtables and cycles) and INTERP_MSG_EXT_FUNCTION (a Lua function as bytecode with its
+ * upvalues).
  *
  * Ownership: a message has exactly one owner. Functions returning `interp_msg *` (or writing one
  * through an out-parameter) give the caller ownership; free it with interp_msg_free(). Functions
