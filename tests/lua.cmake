@@ -61,5 +61,12 @@ if(INTERP_LUA54 AND EXISTS ${PROJECT_SOURCE_DIR}/examples/lua/pi.lua)
   set_tests_properties(example_lua_pi PROPERTIES TIMEOUT 120 PASS_REGULAR_EXPRESSION "speedup"
     ENVIRONMENT "${lua_env};${lua_preload}")
 endif()
+
+# The Lua-side benchmark at 1% of its counts: every result it checks must hold.
+if(INTERP_LUA54)
+  add_test(NAME bench_lua_smoke COMMAND ${INTERP_LUA54} ${PROJECT_SOURCE_DIR}/bench/lua/bench_lua.lua 0.01)
+  set_tests_properties(bench_lua_smoke PROPERTIES TIMEOUT 120 PASS_REGULAR_EXPRESSION "bench_lua: ok"
+    ENVIRONMENT "${lua_env};${lua_preload}")
+endif()
 endfunction()
 cmake_language(DEFER DIRECTORY ${PROJECT_SOURCE_DIR} CALL interp_register_lua_tests)
