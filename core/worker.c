@@ -43,22 +43,22 @@ bool interp__worker_end(interp__worker *w, uint64_t id)
     return atomic_compare_exchange_strong(&w->cur_task, &expect, 0);
 }
 
-static bool init_published(void *arg)
+static bool flag_set(void *arg)
 {
-    return atomic_load_explicit(&((interp_pool *)arg)->init_ready, memory_order_acquire) != 0;
+    return atomic_load_explicit((atomic_int *)arg, memory_order_acquire) != 0;
 }
 
-/* The first workers open their states while create compiles the initializer: wait for it.
- * 1: compiled; -1: it failed (create reports why). */
-static int wait_for_initializer(interp_pool *pool)
+/* Wait until create sets *flag (under the pool lock, broadcasting threads_cv), spinning first:
+ * create is usually a few microseconds from it. Returns the flag. */
+static int await_create(interp_pool *pool, atomic_int *flag)
 {
-    if (!interp__spin(init_published, pool, INTERP__WAIT_SPIN_NS)) {
+    if (!interp__spin(flag_set, flag, INTERP__WAIT_SPIN_NS)) {
         interp__mutex_lock(&pool->mu);
-        while (!init_published(pool))
+        while (!flag_set(flag))
             interp__cond_wait(&pool->threads_cv, &pool->mu);
         interp__mutex_unlock(&pool->mu);
     }
-    return atomic_load_explicit(&pool->init_ready, memory_order_acquire);
+    return atomic_load_explicit(flag, memory_order_acquire);
 }
 
 static int make_state(interp__worker *w, char **err)
@@ -68,7 +68,8 @@ static int make_state(interp__worker *w, char **err)
     int rc = interp__state_open(w->pool->shared, w->slot, &st, err);
     if (rc != INTERP_OK)
         return rc;
-    if (wait_for_initializer(w->pool) < 0)
+    /* The first workers open their states while create compiles the initializer. */
+    if (await_create(w->pool, &w->pool->init_ready) < 0)
         rc = INTERP_ERR_CANCELLED; /* not reported: create has the compiler's error */
     else
         rc = interp__state_init(st, err);
@@ -155,23 +156,10 @@ static bool run_task(interp__worker *w, interp_future *f)
     return true;
 }
 
-static bool handed_over(void *arg)
-{
-    return atomic_load_explicit(&((interp__worker *)arg)->handoff, memory_order_acquire) != 0;
-}
-
-/* The first worker: wait for the state create makes for it. */
+/* The first worker: wait for the state create makes for it (create reports a failure). */
 static int take_state(interp__worker *w)
 {
-    if (!interp__spin(handed_over, w, INTERP__WAIT_SPIN_NS)) {
-        interp__mutex_lock(&w->pool->mu);
-        while (!handed_over(w))
-            interp__cond_wait(&w->pool->threads_cv, &w->pool->mu);
-        interp__mutex_unlock(&w->pool->mu);
-    }
-    /* create failed otherwise (and reports why) */
-    return atomic_load_explicit(&w->handoff, memory_order_acquire) > 0 ? INTERP_OK
-                                                                         : INTERP_ERR_CANCELLED;
+    return await_create(w->pool, &w->handoff) > 0 ? INTERP_OK : INTERP_ERR_CANCELLED;
 }
 
 static void *worker_main(void *arg)
