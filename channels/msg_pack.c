@@ -1,20 +1,14 @@
-/* msg_pack.c - format-driven messages for C hosts: interp_msg_pack builds a message from a
- * format string and arguments (like Py_BuildValue), interp_msg_unpack reads one into pointers
- * (like PyArg_ParseTuple). The format grammar is in interp_msg.h.
- *
- * Both sit on the public builder and reader (msg_build.c, msg_read.c) and encode or decode
- * nothing themselves. Each works in passes over its own copy of the va_list, so that every
- * check happens before anything is built or written:
- *   - check_format: the format alone (letters, brackets, depth, map parity where it is known)
- *     and, for unpack, that no destination pointer is NULL;
- *   - pack: a counting pass reads the arguments and works out every array's and map's element
- *     count (the builder needs it up front, and an `m` argument adds as many elements as it
- *     holds values), then a building pass appends;
- *   - unpack: a matching pass checks the message against the format without writing, then a
- *     writing pass, which can no longer fail (the message is immutable), fills the pointers. */
+/* msg_pack.c - format-driven messages for C hosts (interp_msg_pack, like Py_BuildValue;
+ * interp_msg_unpack, like PyArg_ParseTuple), on top of the public builder and reader: nothing
+ * is encoded or decoded here. Each call makes passes over its own copies of the va_list so
+ * that every check comes before anything is built or written: check_format looks at the
+ * format (and, for unpack, the pointers); pack then counts (the builder needs each array's
+ * and map's element count up front, and an `m` adds as many as it holds values) and builds;
+ * unpack matches the message without writing, then writes, which can no longer fail. */
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "interp_msg.h"
 
@@ -31,11 +25,6 @@ static const char *item(const char *p)
     while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n' || *p == '\r')
         p++;
     return p;
-}
-
-static int closer_of(char open)
-{
-    return open == '[' ? ']' : '}';
 }
 
 /* Consume the destination pointers of unpack letter c, each read as the type it is passed
@@ -60,82 +49,87 @@ static bool pointers_given(va_list *ap, char c)
 /* Check the format alone: every letter known to this direction, brackets balanced and at most
  * MAX_DEPTH deep, `*` only last in its level, an even number of items in every map without
  * `m` (with `m` the count is known only from the arguments: the counting pass checks it).
- * *containers is set to the number of arrays and maps. For unpack with `ap`, the destination
- * pointers are consumed and checked too: a NULL one is INTERP_ERR_INVALID. */
+ * *containers is set to the number of arrays and maps. For unpack, the destination pointers
+ * are consumed from ap and checked too: a NULL one is INTERP_ERR_INVALID. */
 static int check_format(const char *fmt, bool unpack, va_list *ap, size_t *containers)
 {
-    char open[MAX_DEPTH + 1] = {0};  /* bracket of each level; level 0 is the message */
-    uint64_t items[MAX_DEPTH + 1] = {0};
-    bool dynamic[MAX_DEPTH + 1] = {0}; /* holds an `m`: parity unknown yet */
+    /* level 0 is the message; `dynamic`: holds an `m`, so the parity is not known yet */
+    struct level { char open; bool dynamic; uint64_t items; } lvl[MAX_DEPTH + 1];
     int depth = 0;
-    size_t n = 0;
+    lvl[0] = (struct level){0, false, 0};
+    *containers = 0;
     for (const char *p = item(fmt); *p; p = item(p + 1)) {
         bool pointers = false; /* the item takes destination pointers (unpack) */
         switch (*p) {
-        case 'n':
-            items[depth]++;
-            break;
-        case 'b': case 'i': case 'l': case 'L': case 'I': case 'z': case 'd':
+        case 'n': case 'b': case 'i': case 'l': case 'L': case 'I': case 'z': case 'd':
         case 's': case 'S':
-            items[depth]++;
-            pointers = true;
+            lvl[depth].items++;
+            pointers = *p != 'n';
             break;
         case 'm':
             if (unpack)
                 return INTERP_ERR_INVALID;
-            dynamic[depth] = true;
+            lvl[depth].dynamic = true;
             break;
         case '?':
             if (!unpack)
                 return INTERP_ERR_INVALID;
-            items[depth]++;
+            lvl[depth].items++;
             break;
-        case '*': {
-            char next = *item(p + 1);
-            if (!unpack || (next != '\0' && next != ']' && next != '}'))
+        case '*': /* last in its level: followed by ']', '}' or the end (strchr finds '\0') */
+            if (!unpack || !strchr("]}", *item(p + 1)))
                 return INTERP_ERR_INVALID;
             break;
-        }
         case '[': case '{':
             if (depth == MAX_DEPTH)
                 return INTERP_ERR_LIMIT;
-            items[depth]++;
-            depth++;
-            open[depth] = *p;
-            items[depth] = 0;
-            dynamic[depth] = false;
-            n++;
+            lvl[depth].items++;
+            lvl[++depth] = (struct level){*p, false, 0};
+            (*containers)++;
             break;
         case ']': case '}':
-            if (depth == 0 || *p != closer_of(open[depth]))
+            if (depth == 0 || *p != (lvl[depth].open == '[' ? ']' : '}'))
                 return INTERP_ERR_INVALID;
-            if (*p == '}' && !dynamic[depth] && items[depth] % 2)
+            if (*p == '}' && !lvl[depth].dynamic && lvl[depth].items % 2)
                 return INTERP_ERR_INVALID;
             depth--;
             break;
         default:
             return INTERP_ERR_INVALID;
         }
-        if (unpack && ap && pointers && !pointers_given(ap, *p))
+        if (unpack && pointers && !pointers_given(ap, *p))
             return INTERP_ERR_INVALID;
     }
-    if (depth > 0)
-        return INTERP_ERR_INVALID;
-    *containers = n;
-    return INTERP_OK;
+    return depth > 0 ? INTERP_ERR_INVALID : INTERP_OK;
 }
 
 /* ---- pack ------------------------------------------------------------------------------ */
+
+/* Read the argument of pack letter i, l, L, I or z as the type it is passed as into *v;
+ * INTERP_ERR_LIMIT for a size_t above INT64_MAX (messages hold signed 64-bit integers). */
+static int int_arg(va_list *ap, char c, int64_t *v)
+{
+    size_t z;
+    switch (c) {
+    case 'i': *v = va_arg(*ap, int); return INTERP_OK;
+    case 'l': *v = va_arg(*ap, long); return INTERP_OK;
+    case 'L': *v = va_arg(*ap, long long); return INTERP_OK;
+    case 'I': *v = va_arg(*ap, int64_t); return INTERP_OK;
+    default:
+        z = va_arg(*ap, size_t);
+        *v = (int64_t)z;
+        return (uint64_t)z > (uint64_t)INT64_MAX ? INTERP_ERR_LIMIT : INTERP_OK;
+    }
+}
 
 /* One pass over a checked format. Without a builder (counting pass): read the arguments,
  * refuse bad ones, and store each container's count (pairs for maps) in counts[], in the
  * order the containers open. With a builder (building pass): append, taking the counts. */
 static int pack_pass(const char *fmt, va_list *ap, interp_msg_builder *b, uint32_t *counts)
 {
-    struct { uint64_t values; size_t slot; } lvl[MAX_DEPTH + 1];
+    struct { uint64_t values; size_t slot; } lvl[MAX_DEPTH + 1] = {{0}};
     int depth = 0;
     size_t slots = 0;
-    lvl[0].values = 0;
     for (const char *p = item(fmt); *p; p = item(p + 1)) {
         int rc = INTERP_OK;
         uint64_t added = 1; /* values this item adds to the current level */
@@ -150,36 +144,12 @@ static int pack_pass(const char *fmt, va_list *ap, interp_msg_builder *b, uint32
                 rc = interp_msg_add_bool(b, v != 0);
             break;
         }
-        case 'i': {
-            int v = va_arg(*ap, int);
+        case 'i': case 'l': case 'L': case 'I': case 'z': {
+            int64_t v;
+            if ((rc = int_arg(ap, *p, &v)))
+                return rc;
             if (b)
                 rc = interp_msg_add_int(b, v);
-            break;
-        }
-        case 'l': {
-            long v = va_arg(*ap, long);
-            if (b)
-                rc = interp_msg_add_int(b, v);
-            break;
-        }
-        case 'L': {
-            long long v = va_arg(*ap, long long);
-            if (b)
-                rc = interp_msg_add_int(b, v);
-            break;
-        }
-        case 'I': {
-            int64_t v = va_arg(*ap, int64_t);
-            if (b)
-                rc = interp_msg_add_int(b, v);
-            break;
-        }
-        case 'z': {
-            size_t v = va_arg(*ap, size_t);
-            if ((uint64_t)v > (uint64_t)INT64_MAX) /* messages hold signed 64-bit integers */
-                return INTERP_ERR_LIMIT;
-            if (b)
-                rc = interp_msg_add_int(b, (int64_t)v);
             break;
         }
         case 'd': {
@@ -220,11 +190,10 @@ static int pack_pass(const char *fmt, va_list *ap, interp_msg_builder *b, uint32
             if (b)
                 rc = *p == '[' ? interp_msg_add_array(b, counts[slots])
                                : interp_msg_add_map(b, counts[slots]);
-            lvl[depth].values++; /* the container is one value of its parent */
             depth++;
             lvl[depth].values = 0;
             lvl[depth].slot = slots++;
-            added = 0;
+            added = 0; /* the container counts in its parent once closed */
             break;
         default: { /* ']' or '}': check_format admits nothing else here */
             uint64_t n = lvl[depth].values;
@@ -239,7 +208,6 @@ static int pack_pass(const char *fmt, va_list *ap, interp_msg_builder *b, uint32
                 counts[lvl[depth].slot] = (uint32_t)n;
             }
             depth--;
-            added = 0;
             break;
         }
         }
@@ -264,8 +232,7 @@ int interp_msg_vpack(interp_msg **out, const char *fmt, va_list ap)
     uint32_t small[16];
     uint32_t *counts = small;
     if (containers > sizeof small / sizeof *small) {
-        counts = containers <= SIZE_MAX / sizeof *counts ? malloc(containers * sizeof *counts)
-                                                         : NULL;
+        counts = calloc(containers, sizeof *counts);
         if (!counts)
             return INTERP_ERR_NOMEM;
     }
@@ -273,19 +240,17 @@ int interp_msg_vpack(interp_msg **out, const char *fmt, va_list ap)
     va_copy(args, ap);
     rc = pack_pass(fmt, &args, NULL, counts);
     va_end(args);
-    if (!rc) {
-        interp_msg_builder *b = interp_msg_builder_new();
-        if (!b) {
-            rc = INTERP_ERR_NOMEM;
-        } else {
-            va_copy(args, ap);
-            rc = pack_pass(fmt, &args, b, counts);
-            va_end(args);
-            if (rc)
-                interp_msg_builder_free(b);
-            else
-                rc = interp_msg_builder_finish(b, out); /* frees b in every case */
-        }
+    interp_msg_builder *b = rc ? NULL : interp_msg_builder_new();
+    if (!rc && !b)
+        rc = INTERP_ERR_NOMEM;
+    if (b) {
+        va_copy(args, ap);
+        rc = pack_pass(fmt, &args, b, counts);
+        va_end(args);
+        if (rc)
+            interp_msg_builder_free(b);
+        else
+            rc = interp_msg_builder_finish(b, out); /* frees b in every case */
     }
     if (counts != small)
         free(counts);
@@ -303,16 +268,34 @@ int interp_msg_pack(interp_msg **out, const char *fmt, ...)
 
 /* ---- unpack ---------------------------------------------------------------------------- */
 
-/* The integer in v if it lies within [lo, hi]: INTERP_ERR_DECODE if v is not an integer,
- * INTERP_ERR_LIMIT if it does not fit. */
-static int integer(const interp_msg_value *v, int64_t lo, int64_t hi, int64_t *out)
+/* The integer in v if it fits the C type of unpack letter c: INTERP_ERR_DECODE if v is not
+ * an integer, INTERP_ERR_LIMIT if it does not fit. */
+static int integer(const interp_msg_value *v, char c, int64_t *out)
 {
     if (v->type != INTERP_MSG_INT)
         return INTERP_ERR_DECODE;
-    if (v->as.i < lo || v->as.i > hi)
+    int64_t i = v->as.i;
+    bool fits = c == 'i'   ? i >= INT_MIN && i <= INT_MAX
+                : c == 'l' ? i >= LONG_MIN && i <= LONG_MAX
+                : c == 'L' ? i >= LLONG_MIN && i <= LLONG_MAX
+                : c == 'z' ? i >= 0 && i <= SIZE_LIMIT
+                           : true; /* 'I' */
+    if (!fits)
         return INTERP_ERR_LIMIT;
-    *out = v->as.i;
+    *out = i;
     return INTERP_OK;
+}
+
+/* Store i (checked to fit) through the next pointer, of the type of unpack letter c. */
+static void store_int(va_list *ap, char c, int64_t i)
+{
+    switch (c) {
+    case 'i': *va_arg(*ap, int *) = (int)i; break;
+    case 'l': *va_arg(*ap, long *) = (long)i; break;
+    case 'L': *va_arg(*ap, long long *) = (long long)i; break;
+    case 'z': *va_arg(*ap, size_t *) = (size_t)i; break;
+    default: *va_arg(*ap, int64_t *) = i; break;
+    }
 }
 
 /* One pass over a checked format. Without `ap` (matching pass): check that m has the shape
@@ -321,10 +304,9 @@ static int integer(const interp_msg_value *v, int64_t lo, int64_t hi, int64_t *o
 static int unpack_pass(const interp_msg *m, const char *fmt, va_list *ap)
 {
     interp_msg_iter it[MAX_DEPTH + 1]; /* the run being read at each level */
-    bool rest[MAX_DEPTH + 1];          /* `*` seen: the level's remaining values are skipped */
+    bool rest[MAX_DEPTH + 1] = {0};    /* `*` seen: the level's remaining values are skipped */
     int depth = 0;
     it[0] = interp_msg_iter_init(m);
-    rest[0] = false;
     for (const char *p = item(fmt); *p; p = item(p + 1)) {
         if (*p == '*') {
             rest[depth] = true;
@@ -342,11 +324,9 @@ static int unpack_pass(const interp_msg *m, const char *fmt, va_list *ap)
         int64_t i = 0;
         int rc = INTERP_OK;
         switch (*p) {
-        case 'n':
-            if (v.type != INTERP_MSG_NIL)
+        case 'n': case '?':
+            if (*p == 'n' && v.type != INTERP_MSG_NIL)
                 return INTERP_ERR_DECODE;
-            break;
-        case '?':
             break;
         case 'b':
             if (v.type != INTERP_MSG_BOOL)
@@ -354,35 +334,11 @@ static int unpack_pass(const interp_msg *m, const char *fmt, va_list *ap)
             if (ap)
                 *va_arg(*ap, bool *) = v.as.b;
             break;
-        case 'i':
-            if ((rc = integer(&v, INT_MIN, INT_MAX, &i)))
+        case 'i': case 'l': case 'L': case 'I': case 'z':
+            if ((rc = integer(&v, *p, &i)))
                 return rc;
             if (ap)
-                *va_arg(*ap, int *) = (int)i;
-            break;
-        case 'l':
-            if ((rc = integer(&v, LONG_MIN, LONG_MAX, &i)))
-                return rc;
-            if (ap)
-                *va_arg(*ap, long *) = (long)i;
-            break;
-        case 'L':
-            if ((rc = integer(&v, LLONG_MIN, LLONG_MAX, &i)))
-                return rc;
-            if (ap)
-                *va_arg(*ap, long long *) = (long long)i;
-            break;
-        case 'I':
-            if ((rc = integer(&v, INT64_MIN, INT64_MAX, &i)))
-                return rc;
-            if (ap)
-                *va_arg(*ap, int64_t *) = i;
-            break;
-        case 'z':
-            if ((rc = integer(&v, 0, SIZE_LIMIT, &i)))
-                return rc;
-            if (ap)
-                *va_arg(*ap, size_t *) = (size_t)i;
+                store_int(ap, *p, i);
             break;
         case 'd':
             if (v.type != INTERP_MSG_FLOAT && v.type != INTERP_MSG_INT)
@@ -421,14 +377,13 @@ int interp_msg_vunpack(const interp_msg *m, const char *fmt, va_list ap)
     va_copy(args, ap);
     int rc = check_format(fmt, true, &args, &containers);
     va_end(args);
-    if (rc)
-        return rc;
-    rc = unpack_pass(m, fmt, NULL);
-    if (rc)
-        return rc;
-    va_copy(args, ap);
-    rc = unpack_pass(m, fmt, &args);
-    va_end(args);
+    if (!rc)
+        rc = unpack_pass(m, fmt, NULL);
+    if (!rc) {
+        va_copy(args, ap);
+        rc = unpack_pass(m, fmt, &args);
+        va_end(args);
+    }
     return rc;
 }
 
