@@ -190,13 +190,16 @@ INTERP_API int interp_msg_to_text(const interp_msg *m, char **text);
  * and for `S` unless the length is 0.
  * unpack: integer letters need a MessagePack integer that fits the C type (INTERP_ERR_LIMIT
  * if it does not); a float never matches them, not even 3.0: integers and floats stay
- * distinct in this library. A string is returned as a pointer to its bytes inside m and
+ * distinct in this library (an unsigned integer above INT64_MAX, which only a foreign
+ * encoder writes, is read as a float: only `d` takes it). Back-references and functions
+ * (INTERP_MSG_REF, INTERP_MSG_FUNCTION) match only `?` and `*`. A string is returned as a pointer to its bytes inside m and
  * their length: borrowed, valid as long as m is, NOT NUL-terminated. Every level (the
  * message, each array, each map) must have exactly as many values as items, unless its last
  * item is `*`, which accepts any number of further values (zero included): "[ii*]" takes an
  * array of two or more elements, "s*" a message whose first value is a string. A map is read
  * positionally, in its stored order (key, value, ...): this is not a lookup by key.
- * Nesting: at most INTERP_MSG_PACK_MAX_DEPTH brackets deep. */
+ * Nesting: at most INTERP_MSG_PACK_MAX_DEPTH brackets deep. The v variants take the
+ * arguments as a va_list, which they read through copies (va_copy): the caller va_ends it. */
 enum { INTERP_MSG_PACK_MAX_DEPTH = 32 };
 
 /* Build a message from a format: each item of fmt appends one top-level value (`m` appends
