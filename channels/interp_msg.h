@@ -23,6 +23,7 @@
 #ifndef INTERP_MSG_H
 #define INTERP_MSG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -160,6 +161,82 @@ INTERP_API bool interp_msg_next(interp_msg_iter *it, interp_msg_value *v);
  * INTERP_ERR_DECODE (bytes that are not a message of this library). Long strings and deep
  * structures are printed whole. */
 INTERP_API int interp_msg_to_text(const interp_msg *m, char **text);
+
+/* ---- format-driven building and reading (like Py_BuildValue / PyArg_ParseTuple) -------- */
+
+/* A format is a string of items, each standing for one value; spaces, tabs, newlines and
+ * commas between items are ignored ("i, s, d" is "isd"). The same letters serve both
+ * directions; the argument each takes:
+ *
+ *   item   value     pack argument(s)                  unpack argument(s)
+ *   n      nil       (none)                            (none): the value must be nil
+ *   b      boolean   int (nonzero = true)              bool *
+ *   i      integer   int                               int *
+ *   l      integer   long                              long *
+ *   L      integer   long long                         long long *
+ *   I      integer   int64_t                           int64_t *
+ *   z      integer   size_t (> INT64_MAX: LIMIT)       size_t *
+ *   d      float     double (a float promotes)         double * (an integer is converted)
+ *   s      string    const char * (NUL-terminated)     const char **, size_t *  (see below)
+ *   S      string    const char *, size_t (any bytes)  const char **, size_t *  (as s)
+ *   m      values    const interp_msg * (borrowed)     - (INVALID)
+ *   ?      any       - (INVALID)                       (none): skip one value of any type
+ *   *      rest      - (INVALID)                       (none): skip the level's other values
+ *   [...]  array     its elements are the items inside
+ *   {...}  map       items inside alternate key, value, key, value...
+ *
+ * pack: `m` appends every value of the message (through interp_msg_add_msg; inside an array
+ * or map each of its values is one element). A NULL string is INTERP_ERR_INVALID for `s`,
+ * and for `S` unless the length is 0.
+ * unpack: integer letters need a MessagePack integer that fits the C type (INTERP_ERR_LIMIT
+ * if it does not); a float never matches them, not even 3.0: integers and floats stay
+ * distinct in this library (an unsigned integer above INT64_MAX, which only a foreign
+ * encoder writes, is read as a float: only `d` takes it). Back-references and functions
+ * (INTERP_MSG_REF, INTERP_MSG_FUNCTION) match only `?` and `*`. A string is returned as a pointer to its bytes inside m and
+ * their length: borrowed, valid as long as m is, NOT NUL-terminated. Every level (the
+ * message, each array, each map) must have exactly as many values as items, unless its last
+ * item is `*`, which accepts any number of further values (zero included): "[ii*]" takes an
+ * array of two or more elements, "s*" a message whose first value is a string. A map is read
+ * positionally, in its stored order (key, value, ...): this is not a lookup by key.
+ * Nesting: at most INTERP_MSG_PACK_MAX_DEPTH brackets deep. The v variants take the
+ * arguments as a va_list, which they read through copies (va_copy): the caller va_ends it. */
+enum { INTERP_MSG_PACK_MAX_DEPTH = 32 };
+
+/* Build a message from a format: each item of fmt appends one top-level value (`m` appends
+ * as many as its message holds); an empty format makes an empty message (count 0).
+ * Returns INTERP_OK and *out, a new message owned by the caller. On error *out is NULL
+ * (when out is not NULL) and nothing is leaked:
+ *   INTERP_ERR_INVALID  NULL out or fmt; a bad format (unknown letter, `?` or `*`, unbalanced
+ *                       or mismatched brackets, a map with an odd number of items, counting
+ *                       each value of an `m`); a NULL string or message argument.
+ *   INTERP_ERR_LIMIT    brackets nested deeper than INTERP_MSG_PACK_MAX_DEPTH; a `z` above
+ *                       INT64_MAX; a string, array, map or message of more than UINT32_MAX
+ *                       bytes or elements.
+ *   INTERP_ERR_NOMEM    out of memory.
+ * The format is checked, and every argument read, before anything is built. Thread-safe. */
+INTERP_API int interp_msg_pack(interp_msg **out, const char *fmt, ...);
+INTERP_API int interp_msg_vpack(interp_msg **out, const char *fmt, va_list ap);
+
+/* Read the top-level values of m as fmt says into the pointers that follow (see the table
+ * above). All or nothing: the whole message is matched against the format first, and the
+ * pointers are written only when it matches; on any error none is written. Allocates
+ * nothing; m is only read (several threads may unpack one message at once).
+ * Returns INTERP_OK, or:
+ *   INTERP_ERR_INVALID  the call is wrong, whatever m holds: NULL m or fmt, a bad format
+ *                       (unknown letter, `m`, `*` that is not last in its level, unbalanced
+ *                       or mismatched brackets, a map with an odd number of items besides
+ *                       `*`), a NULL destination pointer.
+ *   INTERP_ERR_DECODE   m does not have the shape the format asks for: a value of another
+ *                       type (a float for `i`, a string for `d`, an integer for `b`, a map
+ *                       for `[`, ...), or a level with fewer or more values than its items
+ *                       (and no `*`).
+ *   INTERP_ERR_LIMIT    brackets nested deeper than INTERP_MSG_PACK_MAX_DEPTH; an integer
+ *                       that does not fit the C type (3000000000 for `i` with a 32-bit int,
+ *                       -1 for `z`).
+ * The format and the pointers are checked before m is looked at, so a wrong call is reported
+ * whatever m holds; otherwise the first mismatch reading left to right is reported. */
+INTERP_API int interp_msg_unpack(const interp_msg *m, const char *fmt, ...);
+INTERP_API int interp_msg_vunpack(const interp_msg *m, const char *fmt, va_list ap);
 
 #ifdef __cplusplus
 }
