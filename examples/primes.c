@@ -51,15 +51,10 @@ static long long count_on(int workers, long long limit, size_t blocks, double *s
     long long total = -1;
     if (!in || !out)
         goto done;
-    for (size_t i = 0; i < blocks; i++) { /* item i: the two arguments lo, hi */
-        interp_msg_builder *b = interp_msg_builder_new();
-        if (!b)
+    for (size_t i = 0; i < blocks; i++) /* item i: the two arguments lo, hi */
+        if (interp_msg_pack(&in[i], "L, L", (long long)(limit * i / blocks),
+                            (long long)(limit * (i + 1) / blocks)) != INTERP_OK)
             goto done;
-        interp_msg_add_int(b, (long long)(limit * i / blocks));
-        interp_msg_add_int(b, (long long)(limit * (i + 1) / blocks));
-        if (interp_msg_builder_finish(b, &in[i]) != INTERP_OK)
-            goto done;
-    }
     double t0 = now();
     char **errors = calloc(blocks, sizeof *errors);
     interp_map_options mo = {.chunksize = 1, .errors = errors};
@@ -74,13 +69,12 @@ static long long count_on(int workers, long long limit, size_t blocks, double *s
     } else {
         total = 0;
         for (size_t i = 0; i < blocks; i++) {
-            interp_msg_iter it = interp_msg_iter_init(out[i]);
-            interp_msg_value v;
-            if (!interp_msg_next(&it, &v) || v.type != INTERP_MSG_INT) {
+            long long count;
+            if (interp_msg_unpack(out[i], "L", &count) != INTERP_OK) {
                 total = -1;
                 break;
             }
-            total += v.as.i;
+            total += count;
         }
     }
     for (size_t i = 0; errors && i < blocks; i++)
