@@ -27,16 +27,17 @@ void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
     /* Lua passes the object type instead of a size when ptr is NULL. */
     size_t old = ptr ? osize : 0;
 
+    /* Only the thread that owns the state allocates, so plain loads and stores of the counters
+     * (no read-modify-write: no locked instruction per allocation) cannot race with another
+     * allocation; other threads only read them. */
+    size_t now = atomic_load_explicit(&a->in_use, memory_order_relaxed);
     if (nsize == 0) {
         free(ptr);
-        atomic_fetch_sub_explicit(&a->in_use, old, memory_order_relaxed);
+        atomic_store_explicit(&a->in_use, now - old, memory_order_relaxed);
         return NULL;
     }
     if (nsize > old) {
         size_t grow = nsize - old;
-        size_t now = atomic_load_explicit(&a->in_use, memory_order_relaxed);
-        /* Only the owner thread allocates, so load-check-add cannot race with another
-         * allocation; other threads only read. */
         if ((a->limit && (now + grow > a->limit || now + grow < now)) || inject_failure()) {
             a->failed = true;
             return NULL;
@@ -55,7 +56,7 @@ void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
     /* A shrink never fails: if realloc cannot shrink in place and fails, keep the block. */
     void *p = realloc(ptr, nsize);
     /* Lua now believes the block has nsize bytes and will free it as such. */
-    atomic_fetch_sub_explicit(&a->in_use, old - nsize, memory_order_relaxed);
+    atomic_store_explicit(&a->in_use, now - (old - nsize), memory_order_relaxed);
     return p ? p : ptr;
 }
 
