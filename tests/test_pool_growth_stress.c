@@ -10,19 +10,42 @@
  *  - initializers that fail in one state only, prestarted or started on demand;
  *  - map chunks while another thread submits; create/destroy loops on two threads at once;
  *    a worker abandoned by the watchdog while others start.
- * INTERP_STRESS_ROUNDS scales the rounds (default 1: a few seconds in Release). */
+ * INTERP_STRESS_ROUNDS scales the rounds (default 3: about a second in Release, a few under
+ * TSan). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sched.h>
+#include <errno.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "core_impl.h"
 #include "pool_util.h"
+
+/* Thread starts fail on demand (tests/pool_growth_stress.cmake links with
+ * --wrap=pthread_create): after `skip_thread_starts` more calls, the next `fail_thread_starts`
+ * calls fail with EAGAIN. */
+static atomic_int fail_thread_starts, skip_thread_starts;
+int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+    int skip = atomic_load(&skip_thread_starts);
+    while (skip > 0 && !atomic_compare_exchange_weak(&skip_thread_starts, &skip, skip - 1))
+        ;
+    if (skip > 0)
+        return __real_pthread_create(t, a, fn, arg);
+    int left = atomic_load(&fail_thread_starts);
+    while (left > 0 && !atomic_compare_exchange_weak(&fail_thread_starts, &left, left - 1))
+        ;
+    if (left > 0)
+        return EAGAIN;
+    return __real_pthread_create(t, a, fn, arg);
+}
 
 /* Functions of the pools here (besides UTIL_INIT's). chain(k, n, tag): task k waits for task
  * k + 1 (a message on channel tag..k), then lets task k - 1 go. */
@@ -41,7 +64,7 @@ static const char *const GROW_INIT =
 
 static long rounds(long base)
 {
-    long r = base * util_env("INTERP_STRESS_ROUNDS", 1);
+    long r = base * util_env("INTERP_STRESS_ROUNDS", 3);
     return r > 0 ? r : 1;
 }
 
@@ -76,6 +99,19 @@ static bool two_ints(const interp_msg *m, int64_t *a, int64_t *b)
         return false;
     *b = v.as.i;
     return true;
+}
+
+/* The number of this process's threads once it is back to `want`: a joined thread leaves
+ * /proc/self/task a moment after pthread_join returns (the kernel wakes the joiner before it
+ * finishes the exit), so give it a few thousand yields. */
+static int threads_settled(int want)
+{
+    int n = util_count_dir("/proc/self/task");
+    for (int i = 0; i < 100000 && n > want; i++) {
+        sched_yield();
+        n = util_count_dir("/proc/self/task");
+    }
+    return n;
 }
 
 /* ---- many submitters at once ------------------------------------------------------------ */
@@ -180,12 +216,12 @@ static void pool_growth_stress_concurrent_submits_to_a_fresh_pool(void **st)
         assert_int_equal(s.done, SUBMITTERS * PER_SUBMITTER);
         assert_int_equal(s.failed + s.cancelled, 0);
         /* at most the workers and the watchdog beside the threads of before */
-        assert_true(util_count_dir("/proc/self/task") <= threads_before + MAXW + 1);
+        assert_true(threads_settled(threads_before + MAXW + 1) <= threads_before + MAXW + 1);
         interp_pool_destroy(b->pool);
         pthread_barrier_destroy(&b->go);
         free(b);
     }
-    assert_int_equal(util_count_dir("/proc/self/task"), threads_before);
+    assert_int_equal(threads_settled(threads_before), threads_before);
 }
 
 /* ---- a burst of submits racing the end of the pool -------------------------------------- */
@@ -251,7 +287,7 @@ static void pool_growth_stress_burst_races_shutdown(void **st)
             }
         }
         interp_pool_destroy(b->pool);
-        assert_int_equal(util_count_dir("/proc/self/task"), threads_before);
+        assert_int_equal(threads_settled(threads_before), threads_before);
         pthread_barrier_destroy(&b->go);
         free(b);
     }
@@ -437,7 +473,7 @@ static void pool_growth_stress_prestart_initializer_fails_in_one_state(void **st
         if (!strstr(err, want))
             fail_msg("create error: %s", err);
         free(err);
-        assert_int_equal(util_count_dir("/proc/self/task"), threads_before);
+        assert_int_equal(threads_settled(threads_before), threads_before);
     }
 }
 
@@ -477,7 +513,7 @@ static void pool_growth_stress_new_worker_fails_in_one_state(void **st)
         }
         interp_future_release(bad);
         interp_pool_destroy(p);
-        assert_int_equal(util_count_dir("/proc/self/task"), threads_before);
+        assert_int_equal(threads_settled(threads_before), threads_before);
     }
 }
 
@@ -529,7 +565,7 @@ static void pool_growth_stress_burst_into_a_pool_that_breaks(void **st)
         interp_pool_destroy(b->pool);
         pthread_barrier_destroy(&b->go);
         free(b);
-        assert_int_equal(util_count_dir("/proc/self/task"), threads_before);
+        assert_int_equal(threads_settled(threads_before), threads_before);
     }
     printf("pools broken by a new worker: %d of %ld\n", broke, rounds(12));
 }
@@ -651,7 +687,7 @@ static void pool_growth_stress_create_destroy_on_two_threads(void **st)
     pthread_barrier_destroy(&go);
     assert_int_equal(c[0].failures, 0);
     assert_int_equal(c[1].failures, 0);
-    assert_int_equal(util_count_dir("/proc/self/task"), threads_before);
+    assert_int_equal(threads_settled(threads_before), threads_before);
 }
 
 /* ---- the watchdog abandons a worker while others start ---------------------------------- */
@@ -720,8 +756,63 @@ static void pool_growth_stress_abandon_while_growing(void **st)
     }
 }
 
+/* ---- a worker that cannot start --------------------------------------------------------- */
+
+/* A push whose new worker's thread cannot start: the task waits for a worker there is, the
+ * pool's start count comes back (shutdown(wait) returns, nothing leaks), and create fails
+ * cleanly when its own threads cannot start. */
+static void pool_growth_stress_thread_start_fails(void **st)
+{
+    (void)st;
+    int threads_before = threads_settled(util_count_dir("/proc/self/task"));
+    for (long round = 0; round < rounds(4); round++) {
+        interp_pool *p = grow_pool(MAXW, false, 0);
+        interp_future *busy, *f;
+        assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &busy), INTERP_OK);
+        util_recv(p, "started");
+        atomic_store(&fail_thread_starts, 1);
+        assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(21), &f), INTERP_OK);
+        assert_int_equal(atomic_load(&fail_thread_starts), 0); /* it tried */
+        interp_pool_stats s;
+        assert_int_equal(interp_pool_get_stats(p, &s), INTERP_OK);
+        assert_int_equal(s.workers, 1);
+        assert_int_equal(s.queued, 1);
+        assert_int_equal(atomic_load(&p->q.n_starting), 0);
+        util_send(p, "go", 1);
+        const interp_msg *r = NULL;
+        assert_int_equal(interp_future_result(f, 30.0, &r), INTERP_OK);
+        assert_int_equal(util_int(r), 42);
+        assert_int_equal(interp_future_result(busy, 30.0, NULL), INTERP_OK);
+        interp_future_release(f);
+        interp_future_release(busy);
+        if (round % 2)
+            assert_int_equal(interp_pool_shutdown(p, true, false), INTERP_OK);
+        interp_pool_destroy(p);
+        assert_int_equal(threads_settled(threads_before), threads_before);
+
+        /* create: the first worker's thread, or the second (prestarted) one's, cannot start */
+        interp_pool_options o = interp_pool_defaults();
+        o.workers = MAXW;
+        o.prestart = round % 2;
+        o.init_source = UTIL_INIT;
+        atomic_store(&skip_thread_starts, o.prestart ? 1 : 0);
+        atomic_store(&fail_thread_starts, 1);
+        interp_pool *q = (interp_pool *)1;
+        char *err = NULL;
+        assert_int_equal(interp_pool_create(&q, &o, &err), INTERP_ERR_SYSTEM);
+        assert_int_equal(atomic_load(&fail_thread_starts), 0);
+        assert_null(q);
+        assert_non_null(err);
+        free(err);
+        assert_int_equal(threads_settled(threads_before), threads_before);
+    }
+}
+
 int main(void)
 {
+    /* A pool made and destroyed once first: sanitizer runtimes start helper threads of their
+     * own on first need, which the thread counts below must not see. */
+    interp_pool_destroy(grow_pool(2, true, 0));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pool_growth_stress_concurrent_submits_to_a_fresh_pool),
         cmocka_unit_test(pool_growth_stress_burst_races_shutdown),
@@ -732,6 +823,7 @@ int main(void)
         cmocka_unit_test(pool_growth_stress_map_while_another_thread_submits),
         cmocka_unit_test(pool_growth_stress_create_destroy_on_two_threads),
         cmocka_unit_test(pool_growth_stress_abandon_while_growing),
+        cmocka_unit_test(pool_growth_stress_thread_start_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
