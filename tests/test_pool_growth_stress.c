@@ -765,19 +765,25 @@ static void pool_growth_stress_thread_start_fails(void **st)
 {
     (void)st;
     int threads_before = threads_settled(util_count_dir("/proc/self/task"));
+    int tried = 0;
     for (long round = 0; round < rounds(4); round++) {
         interp_pool *p = grow_pool(MAXW, false, 0);
         interp_future *busy, *f;
+        wait_idle(p, 1, false); /* the first worker waits for a job: it takes the next one */
         assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &busy), INTERP_OK);
         util_recv(p, "started");
         atomic_store(&fail_thread_starts, 1);
         assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(21), &f), INTERP_OK);
-        assert_int_equal(atomic_load(&fail_thread_starts), 0); /* it tried */
-        interp_pool_stats s;
-        assert_int_equal(interp_pool_get_stats(p, &s), INTERP_OK);
-        assert_int_equal(s.workers, 1);
-        assert_int_equal(s.queued, 1);
-        assert_int_equal(atomic_load(&p->q.n_starting), 0);
+        /* Did that submit start a worker? Not if the first one stepped out of the queue for
+         * a moment (its idle tidy-up) when the busy task came, so that one started then. */
+        if (atomic_exchange(&fail_thread_starts, 0) == 0) {
+            tried++;
+            interp_pool_stats s;
+            assert_int_equal(interp_pool_get_stats(p, &s), INTERP_OK);
+            assert_int_equal(s.workers, 1);
+            assert_int_equal(s.queued, 1);
+            assert_int_equal(atomic_load(&p->q.n_starting), 0);
+        }
         util_send(p, "go", 1);
         const interp_msg *r = NULL;
         assert_int_equal(interp_future_result(f, 30.0, &r), INTERP_OK);
@@ -806,6 +812,7 @@ static void pool_growth_stress_thread_start_fails(void **st)
         free(err);
         assert_int_equal(threads_settled(threads_before), threads_before);
     }
+    assert_true(tried > 0);
 }
 
 int main(void)
