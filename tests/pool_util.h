@@ -4,6 +4,7 @@
 #define POOL_UTIL_H
 
 #include <dirent.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,19 @@ static inline int util_count_dir(const char *path)
         if (e->d_name[0] != '.')
             n++;
     closedir(d);
+    return n;
+}
+
+/* The number of this process's threads once it is back to `want` (or after a bound): a joined
+ * thread leaves /proc/self/task a moment after pthread_join returns (the kernel wakes the
+ * joiner before it finishes the exit), so give it up to 100,000 yields. */
+static inline int util_threads_settled(int want)
+{
+    int n = util_count_dir("/proc/self/task");
+    for (int i = 0; i < 100000 && n > want; i++) {
+        sched_yield();
+        n = util_count_dir("/proc/self/task");
+    }
     return n;
 }
 

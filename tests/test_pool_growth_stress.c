@@ -101,19 +101,6 @@ static bool two_ints(const interp_msg *m, int64_t *a, int64_t *b)
     return true;
 }
 
-/* The number of this process's threads once it is back to `want`: a joined thread leaves
- * /proc/self/task a moment after pthread_join returns (the kernel wakes the joiner before it
- * finishes the exit), so give it a few thousand yields. */
-static int threads_settled(int want)
-{
-    int n = util_count_dir("/proc/self/task");
-    for (int i = 0; i < 100000 && n > want; i++) {
-        sched_yield();
-        n = util_count_dir("/proc/self/task");
-    }
-    return n;
-}
-
 /* ---- many submitters at once ------------------------------------------------------------ */
 
 enum { SUBMITTERS = 4, PER_SUBMITTER = 24, MAXW = 3 };
@@ -216,12 +203,12 @@ static void pool_growth_stress_concurrent_submits_to_a_fresh_pool(void **st)
         assert_int_equal(s.done, SUBMITTERS * PER_SUBMITTER);
         assert_int_equal(s.failed + s.cancelled, 0);
         /* at most the workers and the watchdog beside the threads of before */
-        assert_true(threads_settled(threads_before + MAXW + 1) <= threads_before + MAXW + 1);
+        assert_true(util_threads_settled(threads_before + MAXW + 1) <= threads_before + MAXW + 1);
         interp_pool_destroy(b->pool);
         pthread_barrier_destroy(&b->go);
         free(b);
     }
-    assert_int_equal(threads_settled(threads_before), threads_before);
+    assert_int_equal(util_threads_settled(threads_before), threads_before);
 }
 
 /* ---- a burst of submits racing the end of the pool -------------------------------------- */
@@ -287,7 +274,7 @@ static void pool_growth_stress_burst_races_shutdown(void **st)
             }
         }
         interp_pool_destroy(b->pool);
-        assert_int_equal(threads_settled(threads_before), threads_before);
+        assert_int_equal(util_threads_settled(threads_before), threads_before);
         pthread_barrier_destroy(&b->go);
         free(b);
     }
@@ -473,7 +460,7 @@ static void pool_growth_stress_prestart_initializer_fails_in_one_state(void **st
         if (!strstr(err, want))
             fail_msg("create error: %s", err);
         free(err);
-        assert_int_equal(threads_settled(threads_before), threads_before);
+        assert_int_equal(util_threads_settled(threads_before), threads_before);
     }
 }
 
@@ -513,7 +500,7 @@ static void pool_growth_stress_new_worker_fails_in_one_state(void **st)
         }
         interp_future_release(bad);
         interp_pool_destroy(p);
-        assert_int_equal(threads_settled(threads_before), threads_before);
+        assert_int_equal(util_threads_settled(threads_before), threads_before);
     }
 }
 
@@ -565,7 +552,7 @@ static void pool_growth_stress_burst_into_a_pool_that_breaks(void **st)
         interp_pool_destroy(b->pool);
         pthread_barrier_destroy(&b->go);
         free(b);
-        assert_int_equal(threads_settled(threads_before), threads_before);
+        assert_int_equal(util_threads_settled(threads_before), threads_before);
     }
     printf("pools broken by a new worker: %d of %ld\n", broke, rounds(12));
 }
@@ -687,7 +674,7 @@ static void pool_growth_stress_create_destroy_on_two_threads(void **st)
     pthread_barrier_destroy(&go);
     assert_int_equal(c[0].failures, 0);
     assert_int_equal(c[1].failures, 0);
-    assert_int_equal(threads_settled(threads_before), threads_before);
+    assert_int_equal(util_threads_settled(threads_before), threads_before);
 }
 
 /* ---- the watchdog abandons a worker while others start ---------------------------------- */
@@ -764,7 +751,7 @@ static void pool_growth_stress_abandon_while_growing(void **st)
 static void pool_growth_stress_thread_start_fails(void **st)
 {
     (void)st;
-    int threads_before = threads_settled(util_count_dir("/proc/self/task"));
+    int threads_before = util_threads_settled(util_count_dir("/proc/self/task"));
     int tried = 0;
     for (long round = 0; round < rounds(4); round++) {
         interp_pool *p = grow_pool(MAXW, false, 0);
@@ -794,7 +781,7 @@ static void pool_growth_stress_thread_start_fails(void **st)
         if (round % 2)
             assert_int_equal(interp_pool_shutdown(p, true, false), INTERP_OK);
         interp_pool_destroy(p);
-        assert_int_equal(threads_settled(threads_before), threads_before);
+        assert_int_equal(util_threads_settled(threads_before), threads_before);
 
         /* create: the first worker's thread, or the second (prestarted) one's, cannot start */
         interp_pool_options o = interp_pool_defaults();
@@ -810,7 +797,7 @@ static void pool_growth_stress_thread_start_fails(void **st)
         assert_null(q);
         assert_non_null(err);
         free(err);
-        assert_int_equal(threads_settled(threads_before), threads_before);
+        assert_int_equal(util_threads_settled(threads_before), threads_before);
     }
     assert_true(tried > 0);
 }
