@@ -65,8 +65,11 @@ void interp__queue_destroy(interp__queue *q);
 int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool bounded,
                        bool *grow);
 /* A worker started by create or interp__worker_grow is ready to take jobs (or could not
- * start). */
+ * make its state). */
 void interp__queue_started(interp__queue *q);
+/* The thread of a worker interp__worker_grow started could not be created: the start is
+ * given back, so a later push may try again. */
+void interp__queue_start_failed(interp__queue *q);
 /* Take the oldest job (spinning briefly, then sleeping). NULL once closed and empty. With
  * idle > 0 (seconds) and idled non-NULL, a sleep with nothing to take ends after `idle`: then
  * NULL with *idled set (the caller may tidy up, then pop again). */
@@ -127,7 +130,8 @@ enum { INTERP__SPAWN_FIRST = 1, INTERP__SPAWN_INITIAL, INTERP__SPAWN_GROW, INTER
  * INTERP_OK or INTERP_ERR_NOMEM / INTERP_ERR_SYSTEM. */
 int interp__worker_spawn(struct interp_pool *pool, int slot, int kind);
 /* Start one more worker on demand, after interp__queue_push set *grow (on the pushing
- * thread: a thread start costs ~20 us). A failure leaves the pool with the workers it has. */
+ * thread: a thread start costs ~20 us). When the thread cannot be created, the job waits for
+ * the workers there are and a later push tries again. */
 void interp__worker_grow(struct interp_pool *pool);
 void interp__worker_release(interp__worker *w);
 /* True on a worker or watchdog thread of pool (those must not wait for pool's workers). */
@@ -160,7 +164,8 @@ struct interp_pool {
     interp__worker **slots;      /* guarded by mu */
     int nworkers;
     int spawning, joining;       /* guarded by mu */
-    int next_slot;               /* guarded by mu: the next slot a worker started on demand takes */
+    bool *slot_taken;            /* guarded by mu: the slot has, or is getting, a worker (a
+                                    start that fails gives its slot back) */
     atomic_int n_started;        /* initial workers that reported start_rc (create spins on it) */
     atomic_int n_exits;          /* workers that exited (joins spin on it) */
     atomic_int init_ready;       /* 0 while create compiles the initializer, then 1 (compiled)

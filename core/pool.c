@@ -28,6 +28,7 @@ static void pool_free(interp_pool *pool)
     interp__mutex_destroy(&pool->chan_mu);
     free(pool->broken_reason);
     free(pool->slots);
+    free(pool->slot_taken);
     free(pool);
 }
 
@@ -359,7 +360,8 @@ int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char 
         goto err_free_pool;
     }
     pool->slots = calloc((size_t)pool->nworkers, sizeof *pool->slots);
-    if (!pool->slots) {
+    pool->slot_taken = calloc((size_t)pool->nworkers, sizeof *pool->slot_taken);
+    if (!pool->slots || !pool->slot_taken) {
         rc = INTERP_ERR_NOMEM;
         set_err(err, "out of memory");
         goto err_free_pool;
@@ -372,7 +374,8 @@ int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char 
     /* Like Python's executors, workers start on demand (a push that finds no idle worker
      * starts one); the first starts now, so that a failing initializer fails create. */
     int initial = o.prestart ? pool->nworkers : 1;
-    pool->next_slot = initial;
+    for (int i = 0; i < initial; i++)
+        pool->slot_taken[i] = true;
     pool->q.to_start = pool->nworkers - initial;
     atomic_store(&pool->q.n_starting, initial); /* a task submitted right after create waits
                                                    for them rather than starting another */

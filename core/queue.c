@@ -169,6 +169,14 @@ void interp__queue_started(interp__queue *q)
     interp__mutex_unlock(&q->mu);
 }
 
+void interp__queue_start_failed(interp__queue *q)
+{
+    interp__mutex_lock(&q->mu);
+    atomic_fetch_sub_explicit(&q->n_starting, 1, memory_order_relaxed);
+    q->to_start++;
+    interp__mutex_unlock(&q->mu);
+}
+
 interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled)
 {
     bool spun = false, dl_set = false;

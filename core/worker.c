@@ -285,12 +285,24 @@ int interp__worker_spawn(interp_pool *pool, int slot, int kind)
 
 void interp__worker_grow(interp_pool *pool)
 {
+    /* A free slot exists: the queue's to_start counts the slots not taken (a failed start
+     * frees its slot before it gives its start back). */
     interp__mutex_lock(&pool->mu);
-    int slot = pool->next_slot++; /* < nworkers: the queue's to_start bounds the calls */
+    int slot = 0;
+    while (slot < pool->nworkers && pool->slot_taken[slot])
+        slot++;
+    bool free_slot = slot < pool->nworkers;
+    if (free_slot)
+        pool->slot_taken[slot] = true;
     interp__mutex_unlock(&pool->mu);
-    if (interp__worker_spawn(pool, slot, INTERP__SPAWN_GROW) == INTERP_OK)
+    if (free_slot && interp__worker_spawn(pool, slot, INTERP__SPAWN_GROW) == INTERP_OK)
         return;
-    interp__queue_started(&pool->q);
+    if (free_slot) {
+        interp__mutex_lock(&pool->mu);
+        pool->slot_taken[slot] = false;
+        interp__mutex_unlock(&pool->mu);
+    }
+    interp__queue_start_failed(&pool->q);
     interp__mutex_lock(&pool->mu);
     interp__cond_broadcast(&pool->threads_cv); /* a join may wait for the start */
     interp__mutex_unlock(&pool->mu);
