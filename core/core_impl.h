@@ -136,6 +136,8 @@ void interp__worker_grow(struct interp_pool *pool);
 void interp__worker_release(interp__worker *w);
 /* True on a worker or watchdog thread of pool (those must not wait for pool's workers). */
 bool interp__on_pool_thread(const struct interp_pool *pool);
+/* Name the calling thread "<prefix>-<slot>" (slot < 0: "<prefix>-wd"). */
+void interp__name_thread(const struct interp_pool *pool, int slot);
 void interp__set_pool_thread(const struct interp_pool *pool);
 /* Worker: publish that it starts running job; returns the run id. */
 uint64_t interp__worker_begin(interp__worker *w, interp__job *job);
@@ -182,6 +184,7 @@ struct interp_pool {
     double task_timeout, stuck_grace, cancel_grace;
     unsigned max_tasks_per_worker;
     size_t thread_stack;
+    char thread_name[16];        /* the prefix, at most 9 bytes (room for "-4095" or "-wd") */
     size_t max_msg_size;
     /* channels by name */
     pthread_mutex_t chan_mu;

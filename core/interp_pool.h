@@ -66,6 +66,10 @@ typedef struct interp_pool_options {
                                     the memory limit in the sandbox when that is smaller */
     int max_depth;               /* deepest table nesting in a message; 0: 200 */
     size_t thread_stack_size;    /* worker thread stack, bytes; 0: 1 MiB; floor 256 KiB */
+    const char *thread_name;     /* name prefix of the pool's threads as top -H, ps and gdb show
+                                    them: "<prefix>-<worker>", "<prefix>-wd" for the watchdog
+                                    (cut to 15 bytes); NULL: "interp" (Python's
+                                    thread_name_prefix) */
     interp_print_fn print;       /* where workers' print() lines go; NULL: stdout */
     void *print_ud;
 } interp_pool_options;

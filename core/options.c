@@ -1,6 +1,7 @@
 /* options.c - the pool's options: defaults, validation, and their translation into the
  * interpreter's configuration. */
 #include <math.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "core_impl.h"
@@ -70,6 +71,8 @@ int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, int
     if (page > 0)
         stack = (stack + (size_t)page - 1) / (size_t)page * (size_t)page;
     pool->thread_stack = stack;
+    snprintf(pool->thread_name, sizeof pool->thread_name, "%.9s",
+             o->thread_name ? o->thread_name : "interp");
     pool->max_msg_size = o->max_msg_size ? o->max_msg_size : (size_t)256 << 20;
     /* Untrusted code: a result or channel message is host memory outside the state's limit,
      * and repeated strings are copied whole; by default keep it within the state's limit. */

@@ -138,6 +138,7 @@ static void *watchdog_main(void *arg)
 {
     interp_pool *pool = arg;
     interp__set_pool_thread(pool);
+    interp__name_thread(pool, -1);
     interp__mutex_lock(&pool->mu);
     while (!pool->wd_stop) {
         double now = interp__now(), next = INFINITY;

@@ -14,6 +14,17 @@
 static _Thread_local const interp_pool *tl_pool;
 
 bool interp__on_pool_thread(const interp_pool *pool) { return tl_pool == pool; }
+
+void interp__name_thread(const interp_pool *pool, int slot)
+{
+    char name[32];
+    if (slot >= 0)
+        snprintf(name, sizeof name, "%s-%d", pool->thread_name, slot);
+    else
+        snprintf(name, sizeof name, "%s-wd", pool->thread_name);
+    name[15] = '\0'; /* the kernel's limit */
+    pthread_setname_np(pthread_self(), name); /* only a debugging aid: a failure is harmless */
+}
 void interp__set_pool_thread(const interp_pool *pool) { tl_pool = pool; }
 
 void interp__worker_release(interp__worker *w)
@@ -167,6 +178,7 @@ static void *worker_main(void *arg)
     interp__worker *w = arg;
     interp_pool *pool = w->pool;
     interp__set_pool_thread(pool);
+    interp__name_thread(pool, w->slot);
     char *err = NULL;
     int rc = w->kind == INTERP__SPAWN_FIRST ? take_state(w) : make_state(w, &err);
     if (w->kind != INTERP__SPAWN_REPLACE)

@@ -15,7 +15,7 @@ typedef struct lm_pool {
 
 static const char *const new_keys[] = {
     "workers", "init", "init_file", "init_args", "sandbox", "memory_limit", "timeout",
-    "max_tasks_per_worker", "max_queued", "prestart", NULL,
+    "max_tasks_per_worker", "max_queued", "prestart", "thread_name", NULL,
 };
 static const char *const map_keys[] = {"chunksize", "timeout", NULL};
 
@@ -138,6 +138,7 @@ int interp__lm_pool_new(lua_State *L)
         (unsigned)opt_integer(L, 1, where, "max_tasks_per_worker", 0, 0, 0xffffffffLL);
     o.max_queued = (size_t)opt_integer(L, 1, where, "max_queued", 0, 0, LUA_MAXINTEGER);
     o.prestart = opt_boolean(L, 1, where, "prestart");
+    o.thread_name = opt_string(L, 1, where, "thread_name");
 
     /* The pool object exists before the pool, so that nothing allocated below can leak when
      * a later push raises a memory error. */

@@ -143,6 +143,62 @@ static void pool_prestart_starts_every_worker(void **st)
     interp_pool_destroy(p);
 }
 
+/* How many of this process's threads are named `name` (/proc/self/task/<tid>/comm). */
+static int count_named(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f && fgets(comm, sizeof comm, f))
+            comm[strcspn(comm, "\n")] = '\0';
+        if (f)
+            fclose(f);
+        n += strcmp(comm, name) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* count_named once every thread has had time to name itself: a worker names itself when it
+ * starts running, which may be after create has returned. */
+static int threads_named(const char *name, int want)
+{
+    int n = count_named(name);
+    for (int i = 0; i < 100000 && n < want; i++) {
+        sched_yield();
+        n = count_named(name);
+    }
+    return n;
+}
+
+static void render_names(interp_pool_options *o)
+{
+    o->prestart = true;
+    o->thread_name = "render-pool-long"; /* cut to 9 bytes */
+    o->task_timeout = 60;                /* starts the watchdog thread */
+}
+
+/* Worker threads are named "<prefix>-<worker>", the watchdog "<prefix>-wd" (top -H, gdb). */
+static void pool_threads_are_named(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(2, render_names);
+    assert_int_equal(threads_named("render-po-0", 1), 1);
+    assert_int_equal(threads_named("render-po-1", 1), 1);
+    assert_int_equal(threads_named("render-po-wd", 1), 1);
+    interp_pool_destroy(p);
+    p = util_pool(1, NULL);
+    assert_int_equal(threads_named("interp-0", 1), 1);
+    interp_pool_destroy(p);
+}
+
 /* create makes the first state itself while the prestarted workers open theirs and wait for
  * the compiled initializer: a syntax error or a failing initializer fails create with its
  * text, and every started thread is joined. */
@@ -232,6 +288,7 @@ int main(void)
         cmocka_unit_test(pool_map_starts_the_workers),
         cmocka_unit_test(pool_prestart_starts_every_worker),
         cmocka_unit_test(pool_prestart_initializer_errors),
+        cmocka_unit_test(pool_threads_are_named),
         cmocka_unit_test(pool_broken_when_a_new_worker_cannot_start),
         cmocka_unit_test(pool_shutdown_while_workers_start),
     };

@@ -16,9 +16,9 @@ do
 end
 os.remove(path)
 
--- prestart: every worker starts in new
+-- prestart: every worker starts in new; thread_name names their threads
 do
-  local pool <close> = ip.new{workers = 3, prestart = true}
+  local pool <close> = ip.new{workers = 3, prestart = true, thread_name = "luapool"}
   local st = pool:stats()
   assert(st.workers == 3 and st.max_workers == 3, "prestart starts them all")
 end
