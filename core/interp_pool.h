@@ -102,7 +102,8 @@ INTERP_API int interp_pool_shutdown_now(interp_pool *pool);
 
 /* Shut down (waiting, queued tasks cancelled, running tasks interrupted), join and free the
  * pool. Futures still held by the host stay valid (each is done, failed or cancelled) until
- * released. NULL-safe. */
+ * released. NULL-safe. Not in a child process after fork() (the pool's threads are not there):
+ * a child neither uses nor destroys its parent's pools. */
 INTERP_API void interp_pool_destroy(interp_pool *pool);
 
 /* ---- submit and futures --------------------------------------------------------------- */
