@@ -96,6 +96,10 @@ typedef struct bench_queue {
     bool closed;
 } bench_queue;
 
+/* A plain (default) pthread mutex for the baselines: the library's locks are tuned for its
+ * own use (glibc adaptive mutexes), which would change what the gil and process executors
+ * measure (an adaptive GIL spins while Lua runs). Aborts on failure like interp__mutex_init. */
+void bench_mutex_init(pthread_mutex_t *mu);
 void bench_queue_init(bench_queue *q);
 void bench_queue_destroy(bench_queue *q);
 /* Append; INTERP_ERR_SHUTDOWN after close. */

@@ -81,7 +81,7 @@ static int gil_create(void **out, int workers, const char *init, char err[BENCH_
     }
     g->w = w;
     g->workers = workers;
-    interp__mutex_init(&g->gil);
+    bench_mutex_init(&g->gil);
     bench_queue_init(&g->q);
     g->hooks = (bench_sleep_hooks){gil_release, gil_acquire, g};
     interp__mutex_lock(&g->gil); /* the initializer may call sleep, which drops the lock */

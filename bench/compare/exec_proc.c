@@ -310,7 +310,7 @@ static int proc_create(void **out, int workers, const char *init, char err[BENCH
         close(req[0]);
         close(res[1]);
         cs[i] = (proc_child){.p = p, .pid = pid, .to_fd = req[1], .from_fd = res[0]};
-        interp__mutex_init(&cs[i].mu);
+        bench_mutex_init(&cs[i].mu);
         interp__cond_init(&cs[i].cv);
         p->forked++;
     }

@@ -7,10 +7,19 @@
 #include "bench.h"
 #include "sync.h"
 
+void bench_mutex_init(pthread_mutex_t *mu)
+{
+    int rv = pthread_mutex_init(mu, NULL);
+    if (rv != 0) {
+        fprintf(stderr, "bench_compare: pthread_mutex_init: %s\n", strerror(rv));
+        abort();
+    }
+}
+
 void bench_queue_init(bench_queue *q)
 {
     memset(q, 0, sizeof *q);
-    interp__mutex_init(&q->mu);
+    bench_mutex_init(&q->mu);
     interp__cond_init(&q->work);
     interp__cond_init(&q->done);
 }
