@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "interp_pool.h"
 #include "sync.h"
@@ -135,6 +136,22 @@ static inline int util_threads_settled(int want)
         sched_yield();
         n = util_count_dir("/proc/self/task");
     }
+    return n;
+}
+
+/* A worker abandoned in a blocking read of the pipe fds: let the read return, close the pipe
+ * and wait (up to 30 s) for the thread to finish on its own. The thread count it then has. */
+static inline int util_unblock_abandoned(int fds[2], int want)
+{
+    if (write(fds[1], "x", 1) != 1)
+        return -1;
+    close(fds[1]);
+    int n = util_count_dir("/proc/self/task");
+    for (double end = interp__now() + 30; n > want && interp__now() < end;) {
+        sched_yield();
+        n = util_count_dir("/proc/self/task");
+    }
+    close(fds[0]);
     return n;
 }
 

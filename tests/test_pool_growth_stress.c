@@ -101,6 +101,15 @@ static bool two_ints(const interp_msg *m, int64_t *a, int64_t *b)
     return true;
 }
 
+/* r is the result of a task that doubled x on a worker whose id is below maxw. */
+static void assert_doubled(const interp_msg *r, int64_t x, int64_t maxw)
+{
+    int64_t v = 0, wid = -1;
+    assert_true(two_ints(r, &v, &wid));
+    assert_int_equal(v, 2 * x);
+    assert_true(wid >= 0 && wid < maxw);
+}
+
 /* ---- many submitters at once ------------------------------------------------------------ */
 
 enum { SUBMITTERS = 4, PER_SUBMITTER = 24, MAXW = 3 };
@@ -185,10 +194,7 @@ static void pool_growth_stress_concurrent_submits_to_a_fresh_pool(void **st)
             for (int k = 0; k < b->n[i]; k++) {
                 const interp_msg *r = NULL;
                 assert_int_equal(interp_future_result(b->f[i][k], 30.0, &r), INTERP_OK);
-                int64_t v = 0, wid = -1;
-                assert_true(two_ints(r, &v, &wid));
-                assert_int_equal(v, 2 * (i * 1000 + k));
-                assert_true(wid >= 0 && wid < MAXW);
+                assert_doubled(r, i * 1000 + k, MAXW);
                 interp_future_release(b->f[i][k]);
             }
         }
@@ -260,10 +266,7 @@ static void pool_growth_stress_burst_races_shutdown(void **st)
                 const interp_msg *r = NULL;
                 int rc = interp_future_result(f, 0, &r);
                 if (rc == INTERP_OK) {
-                    int64_t v = 0, wid = -1;
-                    assert_true(two_ints(r, &v, &wid));
-                    assert_int_equal(v, 2 * (i * 1000 + k));
-                    assert_true(wid >= 0 && wid <= MAXW);
+                    assert_doubled(r, i * 1000 + k, MAXW + 1);
                 } else if (mode == END_SHUTDOWN) {
                     fail_msg("task %d/%d: %s (%s)", i, k, interp_strerror(rc),
                              interp_future_error(f));
@@ -537,9 +540,7 @@ static void pool_growth_stress_burst_into_a_pool_that_breaks(void **st)
                 const interp_msg *r = NULL;
                 int rc = interp_future_result(b->f[i][k], 30.0, &r);
                 if (rc == INTERP_OK) {
-                    int64_t v = 0, wid = -1;
-                    assert_true(two_ints(r, &v, &wid));
-                    assert_int_equal(v, 2 * (i * 1000 + k));
+                    assert_doubled(r, i * 1000 + k, INT64_MAX);
                 } else {
                     assert_int_equal(rc, INTERP_ERR_BROKEN);
                     assert_non_null(strstr(interp_future_error(b->f[i][k]), "refused in"));
@@ -598,9 +599,7 @@ static void pool_growth_stress_map_while_another_thread_submits(void **st)
         for (int k = 0; k < b->n[0]; k++) {
             const interp_msg *r = NULL;
             assert_int_equal(interp_future_result(b->f[0][k], 30.0, &r), INTERP_OK);
-            int64_t v = 0, wid = -1;
-            assert_true(two_ints(r, &v, &wid));
-            assert_int_equal(v, 2 * k);
+            assert_doubled(r, k, INT64_MAX);
             interp_future_release(b->f[0][k]);
         }
         interp_pool_stats s;
@@ -719,9 +718,7 @@ static void pool_growth_stress_abandon_while_growing(void **st)
             for (int k = 0; k < b->n[i]; k++) {
                 const interp_msg *r = NULL;
                 assert_int_equal(interp_future_result(b->f[i][k], 30.0, &r), INTERP_OK);
-                int64_t v = 0, wid = -1;
-                assert_true(two_ints(r, &v, &wid));
-                assert_int_equal(v, 2 * (i * 1000 + k));
+                assert_doubled(r, i * 1000 + k, INT64_MAX);
                 interp_future_release(b->f[i][k]);
             }
         }
@@ -731,13 +728,7 @@ static void pool_growth_stress_abandon_while_growing(void **st)
         assert_true(s.workers >= 1 && s.workers <= MAXW);
         interp_pool_destroy(b->pool);
         interp_future_release(stuck);
-        assert_int_equal(write(fds[1], "x", 1), 1);
-        close(fds[1]);
-        int now;
-        while ((now = util_count_dir("/proc/self/task")) > threads_before)
-            sched_yield();
-        assert_int_equal(now, threads_before);
-        close(fds[0]);
+        assert_int_equal(util_unblock_abandoned(fds, threads_before), threads_before);
         pthread_barrier_destroy(&b->go);
         free(b);
     }
