@@ -41,10 +41,11 @@ typedef struct interp_pool_options {
                                     a task finds no idle worker (as Python's executors do;
                                     one whose initializer fails then breaks the pool) */
     const char *init_source;     /* initializer: a Lua chunk run once in every new state (also
-                                    in workers started later and in recycled states). Not a
-                                    task: no deadline or cancel reaches it, and shutdown waits
-                                    for it, so it must not block on what only a task or the
-                                    host sends later */
+                                    in workers started later and in recycled states; for the
+                                    first worker, on the thread calling create). Not a task:
+                                    no deadline or cancel reaches it, and shutdown waits for
+                                    it, so it must not block on what only a task or the host
+                                    sends later */
     const char *init_file;       /* ... or a file holding it (read once, at create) */
     const interp_msg *init_args; /* values passed to the initializer as `...` (borrowed: copied
                                     by interp_pool_create) */
