@@ -15,7 +15,8 @@ typedef struct lm_pool {
 
 static const char *const new_keys[] = {
     "workers", "init", "init_file", "init_args", "sandbox", "memory_limit", "timeout",
-    "max_tasks_per_worker", "max_queued", "prestart", "thread_name", NULL,
+    "max_tasks_per_worker", "max_queued", "prestart", "thread_name", "max_msg_size",
+    "max_depth", "cancel_grace", "stuck_grace", NULL,
 };
 static const char *const map_keys[] = {"chunksize", "timeout", NULL};
 
@@ -139,6 +140,10 @@ int interp__lm_pool_new(lua_State *L)
     o.max_queued = (size_t)opt_integer(L, 1, where, "max_queued", 0, 0, LUA_MAXINTEGER);
     o.prestart = opt_boolean(L, 1, where, "prestart");
     o.thread_name = opt_string(L, 1, where, "thread_name");
+    o.max_msg_size = (size_t)opt_integer(L, 1, where, "max_msg_size", 0, 0, LUA_MAXINTEGER);
+    o.max_depth = (int)opt_integer(L, 1, where, "max_depth", 0, 0, 100000);
+    o.cancel_grace = opt_seconds(L, 1, where, "cancel_grace");
+    o.stuck_grace = opt_seconds(L, 1, where, "stuck_grace");
 
     /* The pool object exists before the pool, so that nothing allocated below can leak when
      * a later push raises a memory error. */

@@ -1,5 +1,5 @@
--- ip.new options: init_file, sandbox, max_tasks_per_worker, max_queued, workers, prestart;
--- pool:stats
+-- ip.new options: init_file, sandbox, max_tasks_per_worker, max_queued, workers, prestart,
+-- thread_name, max_msg_size, max_depth, the graces; pool:stats
 local ip = require "interp_pool"
 
 -- init_file, and the default worker count
@@ -28,6 +28,22 @@ do
   local pool <close> = ip.new{workers = 1, init = "n = 0 function bump() n = n + 1 return n end"}
   assert(pool:submit("bump"):result() == 1)
   assert(pool:submit("bump"):result() == 2)
+end
+
+-- max_msg_size and max_depth bound every result
+do
+  local pool <close> = ip.new{workers = 1, max_msg_size = 100, max_depth = 3,
+                              cancel_grace = 0.005, stuck_grace = 0.5, init = [[
+    function big(n) return string.rep("x", n) end
+    function deep() return {{{{1}}}} end
+  ]]}
+  assert(#pool:submit("big", 50):result() == 50)
+  local f = pool:submit("big", 1000)
+  local ok, err = pcall(f.result, f)
+  assert(not ok and err:find("larger than 100 bytes", 1, true), err)
+  f = pool:submit("deep")
+  ok, err = pcall(f.result, f)
+  assert(not ok and err:find("nesting deeper than 3", 1, true), err)
 end
 
 -- in the sandbox, a task's global writes die with the task; tables of init are shared
