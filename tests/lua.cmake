@@ -62,6 +62,14 @@ if(INTERP_LUA54 AND EXISTS ${PROJECT_SOURCE_DIR}/examples/lua/pi.lua)
     ENVIRONMENT "${lua_env};${lua_preload}")
 endif()
 
+if(INTERP_LUA54 AND EXISTS ${PROJECT_SOURCE_DIR}/examples/lua/wordfreq.lua)
+  add_test(NAME example_lua_wordfreq
+    COMMAND ${INTERP_LUA54} ${PROJECT_SOURCE_DIR}/examples/lua/wordfreq.lua - 2 20000)
+  set_tests_properties(example_lua_wordfreq PROPERTIES TIMEOUT 120
+    PASS_REGULAR_EXPRESSION "20000 lines, 4 blocks, 17 distinct words"
+    ENVIRONMENT "${lua_env};${lua_preload}")
+endif()
+
 # The Lua-side benchmark at 1% of its counts: every result it checks must hold.
 if(INTERP_LUA54)
   add_test(NAME bench_lua_smoke COMMAND ${INTERP_LUA54} ${PROJECT_SOURCE_DIR}/bench/lua/bench_lua.lua 0.01)
