@@ -128,6 +128,11 @@ INTERP_API int interp_pool_submit_task(interp_pool *pool, const interp_task *tas
  * INTERP_OK, by the caller on error; may be NULL). Waits without limit for queue space. */
 INTERP_API int interp_pool_submit(interp_pool *pool, const char *fn, interp_msg *args,
                                   interp_future **out);
+/* The same with the arguments built from a format (interp_msg_pack's letters, interp_msg.h):
+ * interp_pool_submitf(pool, &f, "scaled", "i, d", 4, 0.5) calls scaled(4, 0.5). Errors of
+ * the format as interp_msg_pack (nothing is submitted), then as interp_pool_submit. */
+INTERP_API int interp_pool_submitf(interp_pool *pool, interp_future **out, const char *fn,
+                                   const char *fmt, ...);
 
 /* Wait until f is done, failed or cancelled. INTERP_OK when it is, INTERP_ERR_TIMEOUT when
  * timeout passed first. Does not say how the task ended: see interp_future_status(). */
@@ -139,6 +144,12 @@ INTERP_API int interp_future_wait(interp_future *f, double timeout);
  * not copyable), INTERP_ERR_DECODE, INTERP_ERR_NOTFOUND (no such function). If the wait itself
  * times out, returns INTERP_ERR_TIMEOUT and interp_future_done() stays false. */
 INTERP_API int interp_future_result(interp_future *f, double timeout, const interp_msg **result);
+/* interp_future_result, then the results read as interp_msg_unpack reads them:
+ * interp_future_resultf(f, 10.0, "i, s", &n, &text, &len). Returns the task's status when it
+ * failed (or the wait timed out), else interp_msg_unpack's (INTERP_ERR_DECODE: the results do
+ * not match the format; nothing is written then). Strings point into the result: valid until
+ * f is released. */
+INTERP_API int interp_future_resultf(interp_future *f, double timeout, const char *fmt, ...);
 /* Text of a failure: Lua's message plus "\nstack traceback:\n..." for script errors, a
  * reason for the others; NULL while pending or after success. Valid until f is released. */
 INTERP_API const char *interp_future_error(interp_future *f);

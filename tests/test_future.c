@@ -293,6 +293,56 @@ static void futures_wait_all_and_first(void **st)
     interp_pool_destroy(p);
 }
 
+/* submitf / resultf: one call each, arguments and results through format letters. */
+static void future_submitf_and_resultf(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(2, NULL);
+    interp_future *f;
+    assert_int_equal(interp_pool_submitf(p, &f, "add", "i, i", 2, 3), INTERP_OK);
+    int n = 0;
+    assert_int_equal(interp_future_resultf(f, INTERP_FOREVER, "i", &n), INTERP_OK);
+    assert_int_equal(n, 5);
+    interp_future_release(f);
+
+    assert_int_equal(interp_pool_submitf(p, &f, "many", ""), INTERP_OK);
+    long long one = 0, three = 0;
+    const char *two = NULL;
+    size_t len = 0;
+    double d = -1;
+    /* the results do not match: DECODE, nothing written */
+    assert_int_equal(interp_future_resultf(f, INTERP_FOREVER, "d", &d), INTERP_ERR_DECODE);
+    assert_true(d == -1);
+    assert_int_equal(interp_future_resultf(f, 0, "L, s, [L]", &one, &two, &len, &three),
+                     INTERP_OK);
+    assert_true(one == 1 && three == 3 && len == 3 && memcmp(two, "two", 3) == 0);
+    interp_future_release(f);
+
+    /* a failed task: its status */
+    assert_int_equal(interp_pool_submitf(p, &f, "boom", "s", "no"), INTERP_OK);
+    assert_int_equal(interp_future_resultf(f, INTERP_FOREVER, "*"), INTERP_ERR_SCRIPT);
+    interp_future_release(f);
+    /* the wait times out */
+    assert_int_equal(interp_pool_submitf(p, &f, "started_then_wait", ""), INTERP_OK);
+    util_recv(p, "started");
+    assert_int_equal(interp_future_resultf(f, 0.01, "*"), INTERP_ERR_TIMEOUT);
+    util_send(p, "go", 1);
+    assert_int_equal(interp_future_resultf(f, INTERP_FOREVER, "b", &(bool){false}), INTERP_OK);
+    interp_future_release(f);
+
+    /* a bad format submits nothing */
+    interp_pool_stats s0, s1;
+    assert_int_equal(interp_pool_get_stats(p, &s0), INTERP_OK);
+    f = (interp_future *)1;
+    assert_int_equal(interp_pool_submitf(p, &f, "add", "i, q", 1), INTERP_ERR_INVALID);
+    assert_null(f);
+    assert_int_equal(interp_pool_get_stats(p, &s1), INTERP_OK);
+    assert_int_equal(s1.submitted, s0.submitted);
+    assert_int_equal(interp_pool_submitf(NULL, &f, "add", ""), INTERP_ERR_INVALID);
+    assert_int_equal(interp_future_resultf(NULL, 0, ""), INTERP_ERR_INVALID);
+    interp_pool_destroy(p);
+}
+
 /* FIRST_FAILURE: returns once one failed (a cancellation is not a failure), or else all ended. */
 static void futures_wait_first_failure(void **st)
 {
@@ -439,6 +489,7 @@ int main(void)
         cmocka_unit_test(future_outlives_pool),
         cmocka_unit_test(futures_wait_all_and_first),
         cmocka_unit_test(futures_wait_first_failure),
+        cmocka_unit_test(future_submitf_and_resultf),
         cmocka_unit_test(futures_wait_many),
         cmocka_unit_test(as_completed_yields_in_completion_order),
         cmocka_unit_test(future_many_waiters),
