@@ -85,6 +85,8 @@ const struct interp__lua_ctx *interp__lm_chan_ctx(lua_State *L);
 int interp__lm_pool_new(lua_State *L);
 /* Create the pool metatable. */
 void interp__lm_pool_register(lua_State *L);
+/* pool:imap (imap_lua.c), added to the pool's methods; `now` is ip.now. */
+void interp__lm_imap_register(lua_State *L, lua_CFunction now);
 
 /* ---- future_lua.c --------------------------------------------------------------------- */
 

@@ -246,6 +246,7 @@ INTERP_API int luaopen_interp_pool(lua_State *L)
 {
     luaL_checkversion(L);
     interp__lm_pool_register(L);
+    interp__lm_imap_register(L, lm_now);
     interp__lm_future_register(L);
     interp__lm_wait_register(L);
     lua_newtable(L); /* the function cache: weak keys */
