@@ -15,6 +15,8 @@ static _Thread_local const interp_pool *tl_pool;
 
 bool interp__on_pool_thread(const interp_pool *pool) { return tl_pool == pool; }
 
+void interp__set_pool_thread(const interp_pool *pool) { tl_pool = pool; }
+
 void interp__name_thread(const interp_pool *pool, int slot)
 {
     char name[32];
@@ -25,7 +27,6 @@ void interp__name_thread(const interp_pool *pool, int slot)
     name[15] = '\0'; /* the kernel's limit */
     pthread_setname_np(pthread_self(), name); /* only a debugging aid: a failure is harmless */
 }
-void interp__set_pool_thread(const interp_pool *pool) { tl_pool = pool; }
 
 void interp__worker_release(interp__worker *w)
 {
