@@ -71,7 +71,9 @@ typedef struct interp_pool_options {
                                     them: "<prefix>-<worker>", "<prefix>-wd" for the watchdog
                                     (cut to 15 bytes); NULL: "interp" (Python's
                                     thread_name_prefix) */
-    interp_print_fn print;       /* where workers' print() lines go; NULL: stdout */
+    interp_print_fn print;       /* where workers' print() lines go, called on the printing
+                                    worker's thread (on the thread calling create while the
+                                    first worker's initializer runs); NULL: stdout */
     void *print_ud;
 } interp_pool_options;
 
