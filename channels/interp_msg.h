@@ -68,7 +68,8 @@ INTERP_API interp_msg *interp_msg_int(int64_t v);
 INTERP_API interp_msg *interp_msg_double(double v);
 INTERP_API interp_msg *interp_msg_str(const char *s, size_t len); /* binary-safe copy */
 INTERP_API interp_msg *interp_msg_cstr(const char *s);            /* NUL-terminated text */
-/* (interp_msg_str/cstr also return NULL for s == NULL with len > 0 and len > UINT32_MAX.)
+/* (interp_msg_str also returns NULL for s == NULL with len > 0, or len > UINT32_MAX;
+ * interp_msg_cstr for s == NULL.)
  * Integers take the smallest MessagePack form; doubles are always float64, so 3.0 stays a
  * float. */
 
@@ -192,12 +193,13 @@ INTERP_API int interp_msg_to_text(const interp_msg *m, char **text);
  * if it does not); a float never matches them, not even 3.0: integers and floats stay
  * distinct in this library (an unsigned integer above INT64_MAX, which only a foreign
  * encoder writes, is read as a float: only `d` takes it). Back-references and functions
- * (INTERP_MSG_REF, INTERP_MSG_FUNCTION) match only `?` and `*`. A string is returned as a pointer to its bytes inside m and
- * their length: borrowed, valid as long as m is, NOT NUL-terminated. Every level (the
- * message, each array, each map) must have exactly as many values as items, unless its last
- * item is `*`, which accepts any number of further values (zero included): "[ii*]" takes an
- * array of two or more elements, "s*" a message whose first value is a string. A map is read
- * positionally, in its stored order (key, value, ...): this is not a lookup by key.
+ * (INTERP_MSG_REF, INTERP_MSG_FUNCTION) match only `?` and `*`. A string is returned as a
+ * pointer to its bytes inside m and their length: borrowed, valid as long as m is, NOT
+ * NUL-terminated. Every level (the message, each array, each map) must have exactly as many
+ * values as items, unless its last item is `*`, which accepts any number of further values
+ * (zero included): "[ii*]" takes an array of two or more elements, "s*" a message whose first
+ * value is a string. A map is read positionally, in its stored order (key, value, ...): this
+ * is not a lookup by key.
  * Nesting: at most INTERP_MSG_PACK_MAX_DEPTH brackets deep. The v variants take the
  * arguments as a va_list, which they read through copies (va_copy): the caller va_ends it. */
 enum { INTERP_MSG_PACK_MAX_DEPTH = 32 };

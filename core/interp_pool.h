@@ -35,7 +35,8 @@ typedef struct interp_future interp_future;
 /* ---- options ---------------------------------------------------------------------------- */
 
 typedef struct interp_pool_options {
-    int workers;                 /* most worker threads; <= 0: the number of online CPUs */
+    int workers;                 /* most worker threads, at most 4096; <= 0: the number of
+                                    online CPUs */
     bool prestart;               /* start every worker (thread and state) in create; false:
                                     the first starts in create, the others on demand, when
                                     a task finds no idle worker (as Python's executors do;
@@ -58,9 +59,10 @@ typedef struct interp_pool_options {
                                     fails with INTERP_ERR_TIMEOUT and the items after it still
                                     run */
     double cancel_grace;         /* cleanup time after a cancel before escalation; 0: 0.01 s */
-    double stuck_grace;          /* a task still running this long after its deadline (stuck in
-                                    C code no hook reaches) is abandoned and its worker replaced;
-                                    0: 1.0 s */
+    double stuck_grace;          /* a task still running this long after its deadline, or
+                                    cancel_grace + this long after a cancel or shutdown_now
+                                    (stuck in C code no hook reaches), is abandoned and its
+                                    worker replaced; 0: 1.0 s */
     unsigned max_tasks_per_worker; /* recycle a worker's state after this many tasks; 0: never */
     size_t max_queued;           /* bound on queued tasks; submit blocks when full; 0: none */
     size_t max_msg_size;         /* largest argument/result/channel message; 0: 256 MiB, or
@@ -69,8 +71,8 @@ typedef struct interp_pool_options {
     size_t thread_stack_size;    /* worker thread stack, bytes; 0: 1 MiB; floor 256 KiB */
     const char *thread_name;     /* name prefix of the pool's threads as top -H, ps and gdb show
                                     them: "<prefix>-<worker>", "<prefix>-wd" for the watchdog
-                                    (cut to 15 bytes); NULL: "interp" (Python's
-                                    thread_name_prefix) */
+                                    (the prefix is cut to 9 bytes, the name to the kernel's
+                                    15); NULL: "interp" (Python's thread_name_prefix) */
     interp_print_fn print;       /* where workers' print() lines go, called on the printing
                                     worker's thread (on the thread calling create while the
                                     first worker's initializer runs); NULL: stdout */
@@ -86,8 +88,11 @@ INTERP_API interp_pool_options interp_pool_defaults(void);
  * demand); each worker runs the initializer in its new state before taking tasks.
  * opts may be NULL (defaults). Returns INTERP_OK and *out; INTERP_ERR_SCRIPT when the
  * initializer fails to compile or run (text in *err), INTERP_ERR_NOTFOUND (init_file missing),
- * INTERP_ERR_NOMEM, INTERP_ERR_SYSTEM. err may be NULL; otherwise *err is set to a malloc'd
- * text on error (the caller frees it) and to NULL on success. */
+ * INTERP_ERR_INVALID (NULL out, or a bad option: workers above 4096, both init_source and
+ * init_file, an unknown sandbox, negative or NaN seconds, a negative max_depth; the reason in
+ * *err), INTERP_ERR_NOMEM, INTERP_ERR_SYSTEM (a thread could not start). err may be NULL;
+ * otherwise *err is set to a malloc'd text on error (the caller frees it) and to NULL on
+ * success. */
 INTERP_API int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char **err);
 
 /* Stop accepting tasks. wait: block until every worker has finished and exited.
@@ -215,7 +220,8 @@ typedef struct interp_map_options {
     double timeout;       /* overall, seconds; 0 or < 0: none. Items not finished by then
                              fail with INTERP_ERR_TIMEOUT */
     bool stop_on_error;   /* after the first failure, items not yet started end cancelled */
-    int *status;          /* optional, n entries: each item's status */
+    int *status;          /* optional, n entries: each item's status (map and map_fn;
+                             map_stream hands both to on_result instead) */
     char **errors;        /* optional, n entries: each failed item's text (malloc'd, the
                              caller frees each), NULL for items that succeeded */
 } interp_map_options;
@@ -247,7 +253,8 @@ INTERP_API int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t
  * results (ownership passes to the callee; NULL on failure) and error text (borrowed).
  * At most `max_in_flight` items (0: 4 x chunksize x workers; chunksize 0: 16 here) are queued
  * or running at once, so memory stays bounded. Once an item fails with stop_on_error, or the
- * timeout passes, next_input is not called any more. Returns INTERP_OK when every item succeeded, else as interp_pool_map. */
+ * timeout passes, next_input is not called any more. Returns INTERP_OK when every item
+ * succeeded, else as interp_pool_map. */
 typedef bool (*interp_map_next_fn)(void *ud, size_t index, interp_msg **args);
 typedef void (*interp_map_result_fn)(void *ud, size_t index, int status, interp_msg *result,
                                      const char *error);
@@ -278,8 +285,8 @@ typedef struct interp_pool_stats {
     size_t memory_peak;          /* highest single-state peak, bytes */
 } interp_pool_stats;
 INTERP_API int interp_pool_get_stats(interp_pool *pool, interp_pool_stats *st);
-/* Per worker: memory in use and peak of worker i's current state (0 <= i < max_workers;
- * INTERP_ERR_NOTFOUND while worker i has not started or has no state). */
+/* Per worker: memory in use and peak of worker i's current state (0 <= i < max_workers, else
+ * INTERP_ERR_INVALID; INTERP_ERR_NOTFOUND while worker i has not started or has no state). */
 INTERP_API int interp_pool_worker_memory(interp_pool *pool, int worker, size_t *in_use,
                                          size_t *peak);
 

@@ -20,7 +20,7 @@ extern "C" {
  *   state (as module-level state persists in a Python executor's worker).
  * INTERP_SANDBOX_SAFE: for untrusted scripts. Opens only what it keeps: base functions
  *   (assert error getmetatable ipairs next pairs pcall print rawequal rawget rawlen rawset
- *   select setmetatable tonumber tostring type xpcall _VERSION) without dofile, loadfile,
+ *   select setmetatable tonumber tostring type xpcall _VERSION _G) without dofile, loadfile,
  *   require and warn; collectgarbage("count") only; load of text chunks only (its default
  *   environment is the task's own); string without string.dump, its find/match/gmatch/gsub
  *   refusing patterns whose worst-case backtracking on the subject passes ~10^8.5 steps (a
@@ -39,8 +39,8 @@ extern "C" {
  *   cannot arrive as bytecode.
  *   Bounded time: the cancellation hook counts Lua instructions and sees every call (in every
  *   profile), so a C loop calling anything back stops at its next callback; C code that loops
- *   without calling back is made to poll the interrupt: table.insert/remove/move/concat (ranges from
- *   arguments or __len), table.sort (through its comparator), gsub's C-function and
+ *   without calling back is made to poll the interrupt: table.insert/remove/move/concat
+ *   (ranges from arguments or __len), table.sort (through its comparator), gsub's C-function and
  *   metatabled-table replacements, load's C reader (Lua callbacks are reached by the hook
  *   anyway), print's lines, and string.rep of an empty string returns at once. Every other
  *   library loop is linear in memory the task owns (string.rep/format/pack, utf8,
@@ -86,7 +86,8 @@ typedef struct interp_fn {
 } interp_fn;
 
 /* Receives every line a worker prints (without its newline), whole. May be called from any
- * worker thread, concurrently with itself for different workers. */
+ * worker thread, concurrently with itself for different workers, and from the thread calling
+ * interp_pool_create while the first worker's initializer runs there. */
 typedef void (*interp_print_fn)(void *ud, int worker_id, const char *line, size_t len);
 
 #ifdef __cplusplus
