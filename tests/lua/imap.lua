@@ -66,6 +66,22 @@ ok, err = pcall(function()
 end)
 assert(not ok and err:find("pool:imap: timed out after 0.012 s", 1, true), err)
 
+-- an item that cannot be copied: submit's own error, and the loop's pending calls are cancelled
+ok, err = pcall(function() for _ in pool:imap("sq", {1, 2, io.stdout, 4}) do end end)
+assert(not ok and err:find("cannot copy", 1, true) and not err:find("attempt to", 1, true), err)
+
+-- the pool shut down under the loop (queued calls cancelled): said as such
+do
+  local p2 <close> = ip.new{workers = 1, init = "function slow(x) interp.sleep(0.005) return x end"}
+  ok, err = pcall(function()
+    for i in p2:imap("slow", {1, 2, 3, 4, 5, 6}, {window = 4}) do
+      if i == 1 then p2:shutdown(false, true) end
+    end
+  end)
+  assert(not ok and (err:find("was cancelled", 1, true) or err:find("shut down", 1, true))
+         and not err:find("bad argument", 1, true), err)
+end
+
 -- bad arguments
 ok, err = pcall(pool.imap, pool, "sq", 5)
 assert(not ok and err:find("a list or an iterator function", 1, true), err)
