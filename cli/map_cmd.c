@@ -329,8 +329,8 @@ int cli_map(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":w:c:t:sm:jh", longopts, NULL)) != -1) {
         switch (c) {
         case 'w':
-            if (!parse_long(optarg, 1, 1024, &workers))
-                return usage_error("--workers: expected an integer from 1 to 1024, got '%s'",
+            if (!parse_long(optarg, 1, 4096, &workers))
+                return usage_error("--workers: expected an integer from 1 to 4096, got '%s'",
                                    optarg);
             break;
         case 'c':
