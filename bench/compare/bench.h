@@ -48,6 +48,8 @@ extern const bench_exec bench_exec_sequential;
 extern const bench_exec bench_exec_gil;
 extern const bench_exec bench_exec_process;
 extern const bench_exec bench_exec_interp;
+/* interp's pools start every worker in create (the prestart option) instead of on demand. */
+extern bool bench_interp_prestart;
 
 /* ---- luahost.c: one plain lua_State as the baselines use it ------------------------------ */
 

@@ -6,10 +6,13 @@
 #include "bench.h"
 #include "interp_pool.h"
 
+bool bench_interp_prestart = false;
+
 static int ip_create(void **out, int workers, const char *init, char err[BENCH_ERRLEN])
 {
     interp_pool_options o = interp_pool_defaults();
     o.workers = workers;
+    o.prestart = bench_interp_prestart;
     o.init_source = init;
     interp_pool *pool = NULL;
     char *e = NULL;

@@ -33,7 +33,9 @@ void report_free(bench_rows *rows);
 void report_header(const wl_params *p, bool quick, int cpus, int runs);
 void report_row(const bench_row *r);
 /* Print the promised checks as PASS / FAIL / SKIP lines; returns the number of FAILs. */
-int report_checks(const bench_rows *rows);
+/* prestart_wall: the interp startup cycle on 2 workers with every worker started in create
+ * (seconds; 0: not measured), printed beside the startup check. */
+int report_checks(const bench_rows *rows, double prestart_wall);
 /* Write the CSV (creating its folder if missing). 0 or -1 (a message on stderr). */
 int report_csv(const bench_rows *rows, const char *path);
 /* When gnuplot is installed: a PNG (the CSV's path with .png) of the speedup of each
