@@ -255,17 +255,24 @@ static void future_outlives_pool(void **st)
     interp_future_release(NULL);
 }
 
-static void futures_wait_all_and_first(void **st)
+/* fs[0] and fs[2] run and wait for "go" (one per worker of a 2-worker pool); fs[1] has ended
+ * between them. */
+static void blocked_done_blocked(interp_pool *p, interp_future *fs[3])
 {
-    (void)st;
-    interp_pool *p = util_pool(2, NULL);
-    interp_future *fs[3];
     assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &fs[0]), INTERP_OK);
     util_recv(p, "started");
     assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(1), &fs[1]), INTERP_OK);
     assert_int_equal(interp_future_wait(fs[1], INTERP_FOREVER), INTERP_OK);
     assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &fs[2]), INTERP_OK);
     util_recv(p, "started");
+}
+
+static void futures_wait_all_and_first(void **st)
+{
+    (void)st;
+    interp_pool *p = util_pool(2, NULL);
+    interp_future *fs[3];
+    blocked_done_blocked(p, fs);
     size_t done = 99;
     assert_int_equal(interp_futures_wait(fs, 3, INTERP_WAIT_FIRST, INTERP_FOREVER, &done),
                      INTERP_OK);
@@ -405,12 +412,7 @@ static void as_completed_yields_in_completion_order(void **st)
     (void)st;
     interp_pool *p = util_pool(2, NULL);
     interp_future *fs[3];
-    assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &fs[0]), INTERP_OK);
-    util_recv(p, "started");
-    assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(1), &fs[1]), INTERP_OK);
-    assert_int_equal(interp_future_wait(fs[1], INTERP_FOREVER), INTERP_OK);
-    assert_int_equal(interp_pool_submit(p, "started_then_wait", NULL, &fs[2]), INTERP_OK);
-    util_recv(p, "started");
+    blocked_done_blocked(p, fs);
     interp_as_completed *it;
     assert_int_equal(interp_as_completed_new(fs, 3, &it), INTERP_OK);
     interp_future *f;
