@@ -77,6 +77,18 @@ typedef struct interp_pool_options {
                                     worker's thread (on the thread calling create while the
                                     first worker's initializer runs); NULL: stdout */
     void *print_ud;
+    /* Host C functions in every worker state (interp_types.h: interp_host_lib, with the
+     * contract they must keep). Borrowed: the list and the names are copied by create. */
+    const interp_host_lib *host_libs;
+    size_t n_host_libs;          /* entries in host_libs, at most 256 */
+    interp_state_fn on_state;    /* called in every new state before the initializer; NULL:
+                                    none (interp_types.h) */
+    void *on_state_ud;
+    const char *package_path;    /* package.path and package.cpath of every worker state in
+                                    INTERP_SANDBOX_NONE (copied), so that require in a task finds
+                                    what the host finds; NULL: Lua's defaults (LUA_PATH_5_4,
+                                    LUA_PATH...). Ignored by the sandbox, which has no package */
+    const char *package_cpath;
 } interp_pool_options;
 
 /* The defaults (workers = online CPUs, no limits, full profile). */
@@ -87,12 +99,16 @@ INTERP_API interp_pool_options interp_pool_defaults(void);
 /* Create a pool and start its first worker (every worker with prestart; the others start on
  * demand); each worker runs the initializer in its new state before taking tasks.
  * opts may be NULL (defaults). Returns INTERP_OK and *out; INTERP_ERR_SCRIPT when the
- * initializer fails to compile or run (text in *err), INTERP_ERR_NOTFOUND (init_file missing),
- * INTERP_ERR_INVALID (NULL out, or a bad option: workers above 4096, both init_source and
- * init_file, an unknown sandbox, negative or NaN seconds, a negative max_depth; the reason in
- * *err), INTERP_ERR_NOMEM, INTERP_ERR_SYSTEM (a thread could not start). err may be NULL;
+ * initializer fails to compile or run, or a host library's open or on_state raises (text in
+ * *err), INTERP_ERR_NOTFOUND (init_file missing), INTERP_ERR_INVALID (NULL out, or a bad
+ * option: workers above 4096, both init_source and init_file, an unknown sandbox, negative or
+ * NaN seconds, a negative max_depth, a host library without name or open, a name too long or
+ * given twice, more than 256 host libraries; the reason in *err), INTERP_ERR_NOMEM, INTERP_ERR_SYSTEM (a thread could not start). err may be NULL;
  * otherwise *err is set to a malloc'd text on error (the caller frees it) and to NULL on
- * success. */
+ * success. A state made after create (a worker started on demand, a recycled state, a
+ * replacement) whose initializer, host library or on_state fails breaks the pool: queued and
+ * later tasks fail with INTERP_ERR_BROKEN and a text naming that error; running tasks end
+ * normally, and no future stays pending. */
 INTERP_API int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char **err);
 
 /* Stop accepting tasks. wait: block until every worker has finished and exited.

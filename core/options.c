@@ -92,5 +92,11 @@ int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, int
     cfg->cancel_grace = pool->cancel_grace;
     cfg->print = o->print;
     cfg->print_ud = o->print_ud;
+    cfg->host_libs = o->host_libs;
+    cfg->n_host_libs = o->n_host_libs;
+    cfg->on_state = o->on_state;
+    cfg->on_state_ud = o->on_state_ud;
+    cfg->package_path = o->package_path;
+    cfg->package_cpath = o->package_cpath;
     return INTERP_OK;
 }

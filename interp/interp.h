@@ -35,6 +35,12 @@ typedef struct interp_config {
     /* named channels of the pool (see lua_ctx.h); NULL: interp.channel raises */
     int (*chan_lookup)(void *ud, const char *name, size_t capacity, interp_chan **out);
     void *chan_lookup_ud;
+    const interp_host_lib *host_libs; /* opened in every state (hostlib.c); copied */
+    size_t n_host_libs;
+    interp_state_fn on_state;     /* NULL: none */
+    void *on_state_ud;
+    const char *package_path;     /* full profile: package.path / cpath; NULL: Lua's */
+    const char *package_cpath;
 } interp_config;
 
 typedef struct interp_shared interp_shared;

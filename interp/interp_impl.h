@@ -14,6 +14,16 @@
 #include "lua_ctx.h"
 #include "sync.h"
 
+/* Limits of the host library list (interp_pool_options.host_libs). */
+#define INTERP__MAX_HOST_LIBS 256
+#define INTERP__MAX_HOST_LIB_NAME 64
+
+typedef struct interp__host_lib {
+    char *name;                   /* owned */
+    lua_CFunction open;
+    bool sandbox;
+} interp__host_lib;
+
 /* Immutable after interp__shared_create; read by every worker at once. */
 struct interp_shared {
     interp_sandbox sandbox;
@@ -27,6 +37,11 @@ struct interp_shared {
     void *chan_lookup_ud;
     char *init_code;           /* owned bytecode of the initializer (lua_dump); NULL: none */
     size_t init_code_len;
+    interp__host_lib *host_libs; /* owned copies (hostlib.c) */
+    size_t n_host_libs;
+    interp_state_fn on_state;
+    void *on_state_ud;
+    char *package_path, *package_cpath; /* owned; NULL: Lua's defaults */
 };
 
 /* The outcome classes of a protected run, before they become an interp_outcome. */
@@ -119,6 +134,18 @@ void interp__push_task_env(lua_State *L);
 /* Sandbox: remember the initializer's main chunk (at idx), whose _ENV upvalue every function
  * it defines shares, so that each task can point that shared upvalue at its own environment. */
 void interp__sandbox_keep_init(lua_State *L, int idx);
+
+/* ---- hostlib.c ---- */
+/* Validate and copy cfg's host libraries, on_state and package paths into sh (a failure
+ * leaves what was copied for interp__shared_destroy). INTERP_ERR_INVALID / _NOMEM, *err set. */
+int interp__hostlibs_copy(interp_shared *sh, const interp_config *cfg, char **err);
+void interp__hostlibs_free(interp_shared *sh);
+/* True when interp__open_hostlibs has something to do. */
+bool interp__hostlibs_wanted(const interp_shared *sh);
+/* Protected steps of state creation (light userdata 1: the interp_state): set the package
+ * paths and open the host libraries; call the host's on_state. */
+int interp__open_hostlibs(lua_State *L);
+int interp__run_on_state(lua_State *L);
 
 /* ---- module.c ---- */
 /* Push the `interp` module table (raises on memory error). */

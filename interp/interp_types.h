@@ -3,6 +3,7 @@
 #ifndef INTERP_TYPES_H
 #define INTERP_TYPES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "interp_msg.h"
@@ -84,6 +85,55 @@ typedef struct interp_fn {
     size_t len;                /* SOURCE: chunk length (0: strlen(text)) */
     const interp_msg *function; /* FUNCTION: the message holding the function */
 } interp_fn;
+
+struct lua_State;
+
+/* A host library: C functions of the host, opened in every state the pool creates.
+ *
+ * `open` is a lua_CFunction (a luaopen_* function, the same a C module exports: it is called
+ * with the name as its argument and returns one value, usually a table of functions). Every
+ * state the pool ever makes (the first worker's, those of workers started on demand, recycled
+ * states, replacements after a memory error or for an abandoned stuck worker) calls it once,
+ * after the standard libraries and before the initializer, on the thread that owns the state
+ * then (the thread calling interp_pool_create for the first worker, the worker's own thread
+ * otherwise). Its value becomes the global `name` and what `require(name)` returns: in
+ * INTERP_SANDBOX_NONE through package.loaded; in INTERP_SANDBOX_SAFE only if `sandbox` is true,
+ * as a read-only proxy (a table value), reachable as the global and through the sandbox's own
+ * `require`, which finds the allowed host libraries and nothing else (never package.cpath).
+ * A library not allowed in the sandbox is not opened there at all.
+ *
+ * The contract of the C functions a host library gives to scripts:
+ * - They run on worker threads, in several states at the same time: whatever host data they
+ *   reach must be thread-safe (behind the host's own lock, or read-only while the pool
+ *   lives). The safe pattern: an on_state callback (interp_pool_options) stores a light
+ *   userdata pointing at the host's object in the registry (lua_rawsetp under a static key);
+ *   the function reads it back (lua_rawgetp) and takes the object's mutex around every access;
+ *   nothing else is shared between states (tests/test_hostlib.c shows it, under TSan).
+ * - They may block. A deadline, cancel or shutdown_now reaches the task at the first Lua
+ *   instruction after the function returns; a function that never returns is the stuck-worker
+ *   case (the task is abandoned after stuck_grace and its worker replaced; its thread ends
+ *   when the call does, so it must end eventually and must not touch memory the host frees
+ *   after interp_pool_destroy).
+ * - They must not keep the lua_State * (or any value of it) beyond the call: the state may be
+ *   recycled or closed between two tasks, and is touched by one thread at a time.
+ * - Errors: raise with lua_error/luaL_error as usual (the task fails with INTERP_ERR_SCRIPT).
+ *   An error in `open` is an error of state creation: interp_pool_create fails with its text,
+ *   or, for a state made later, the pool breaks with it (interp_pool_create's doc). */
+typedef struct interp_host_lib {
+    const char *name;                  /* global and require name, 1..64 bytes, unique in the
+                                          list, not a global the profile already has */
+    int (*open)(struct lua_State *L);  /* its luaopen function (a lua_CFunction) */
+    bool sandbox;                      /* also opened in INTERP_SANDBOX_SAFE states */
+} interp_host_lib;
+
+/* Called in every new state after its libraries and host libraries are open and before the
+ * initializer (the same states, thread and moment as interp_host_lib's open), for a host that
+ * needs more than a library: registry values, a light userdata to its engine object, globals.
+ * It runs inside a protected call: report a failure by raising a Lua error (luaL_error); its
+ * text becomes the error of interp_pool_create (INTERP_ERR_SCRIPT) or, in a state made later,
+ * the reason the pool is broken. Must not keep L (see interp_host_lib). Runs concurrently with
+ * itself for different workers: ud must be safe to read from several threads. */
+typedef void (*interp_state_fn)(struct lua_State *L, void *ud);
 
 /* Receives every line a worker prints (without its newline), whole. May be called from any
  * worker thread, concurrently with itself for different workers, and from the thread calling

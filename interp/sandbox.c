@@ -106,6 +106,11 @@ static void make_readonly(lua_State *L)
     lua_remove(L, -2);
 }
 
+void interp__sandbox_readonly(lua_State *L)
+{
+    make_readonly(L);
+}
+
 static int sb_rawset(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);

@@ -15,6 +15,9 @@ void interp__sandbox_bound_table(lua_State *L);
 void interp__sandbox_check_c_stack(lua_State *L);
 /* A C closure: check the C stack, then call upvalue 1 with every argument. */
 int interp__sandbox_stack_checked(lua_State *L);
+/* Replace the table at the top of the stack by a read-only proxy of it (sandbox.c; for host
+ * libraries, hostlib.c). Only in a sandboxed state, after its profile is open. */
+void interp__sandbox_readonly(lua_State *L);
 /* Replace the C function at idx by a closure that polls the interrupt every few calls. */
 void interp__sandbox_wrap_polled(lua_State *L, int idx);
 

@@ -140,6 +140,11 @@ int interp__shared_new(const interp_config *cfg, interp_shared **out, char **err
     sh->print_ud = cfg->print ? cfg->print_ud : NULL;
     sh->chan_lookup = cfg->chan_lookup;
     sh->chan_lookup_ud = cfg->chan_lookup_ud;
+    int rc = interp__hostlibs_copy(sh, cfg, err);
+    if (rc != INTERP_OK) {
+        interp__shared_destroy(sh);
+        return rc;
+    }
     if (cfg->init_args) {
         sh->init_args = interp_msg_dup(cfg->init_args);
         if (!sh->init_args)
@@ -217,5 +222,6 @@ void interp__shared_destroy(interp_shared *sh)
         return;
     interp_msg_free(sh->init_args);
     free(sh->init_code);
+    interp__hostlibs_free(sh);
     free(sh);
 }

@@ -53,8 +53,9 @@ static int run_init(lua_State *L)
     return 0;
 }
 
-/* Run step (open_libs or run_init) protected; on error set *err and return its status. */
-static int protected_step(interp_state *s, lua_CFunction step, char **err)
+/* Run step (open_libs, the host's steps or run_init) protected; on error set *err to
+ * `what` and the message, and return its status. */
+static int protected_step(interp_state *s, lua_CFunction step, const char *what, char **err)
 {
     lua_State *L = s->L;
     lua_pushcfunction(L, traceback_handler);
@@ -70,7 +71,7 @@ static int protected_step(interp_state *s, lua_CFunction step, char **err)
                                    msg ? msg : "no message");
         } else {
             rc = INTERP_ERR_SCRIPT;
-            *err = interp__strdupf("initializer failed: %s", msg ? msg : "(no message)");
+            *err = interp__strdupf("%s%s", what, msg ? msg : "(no message)");
         }
     }
     lua_settop(L, 0);
@@ -80,7 +81,7 @@ static int protected_step(interp_state *s, lua_CFunction step, char **err)
 int interp__state_init(interp_state *s, char **err)
 {
     *err = NULL;
-    return protected_step(s, run_init, err);
+    return protected_step(s, run_init, "initializer failed: ", err);
 }
 
 int interp__state_create(interp_shared *sh, int worker_id, interp_state **out, char **err)
@@ -136,7 +137,13 @@ int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, cha
     lua_atpanic(s->L, on_panic);
     interp__lua_ctx_set(s->L, &s->ctx);
 
-    rc = protected_step(s, open_libs, err);
+    rc = protected_step(s, open_libs, "initializer failed: ", err);
+    /* The host's additions: steps of their own, skipped when not configured (a state per
+     * worker start; most pools have none). */
+    if (rc == INTERP_OK && interp__hostlibs_wanted(sh))
+        rc = protected_step(s, interp__open_hostlibs, "", err);
+    if (rc == INTERP_OK && sh->on_state)
+        rc = protected_step(s, interp__run_on_state, "on_state failed: ", err);
     if (rc != INTERP_OK)
         goto err_close_lua;
     *out = s;
