@@ -1,5 +1,6 @@
 /* pool_lua.c - the pool object of the Lua module: ip.new{...}, pool:submit, pool:map,
  * pool:channel, pool:shutdown, pool:stats, and its __gc / __close. */
+#include <lualib.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@ typedef struct lm_pool {
 static const char *const new_keys[] = {
     "workers", "init", "init_file", "init_args", "sandbox", "memory_limit", "timeout",
     "max_tasks_per_worker", "max_queued", "prestart", "thread_name", "max_msg_size",
-    "max_depth", "cancel_grace", "stuck_grace", NULL,
+    "max_depth", "cancel_grace", "stuck_grace", "libs", NULL,
 };
 static const char *const map_keys[] = {"chunksize", "timeout", NULL};
 
@@ -115,6 +116,120 @@ static interp_sandbox opt_sandbox(lua_State *L, int t, const char *where)
     return sb;
 }
 
+/* ---- libs: C modules of the script opened in every worker state ------------------------
+ * Each name is resolved here, in the script's state, as require's C searcher would: the file
+ * on package.cpath, then its luaopen_ function (dots as underscores; with a hyphen, the name
+ * up to it first, then the name after it). package.loadlib keeps the library loaded as long as
+ * the script's state: the pool, created later, is finalized before it (Lua runs finalizers in
+ * the reverse order of their marking). The functions become the pool's host libraries, all
+ * allowed in the sandbox: listing a module is the script marking it safe for its workers. */
+
+#define LM_MAX_LIBS 256
+#define LM_LIB_NAME 64
+
+typedef struct lm_libs {
+    interp_host_lib libs[LM_MAX_LIBS];
+    char names[LM_MAX_LIBS][LM_LIB_NAME + 1];
+} lm_libs;
+
+/* Try package.loadlib(path, sym) (package table at pkg); the C function or NULL. */
+static lua_CFunction try_loadlib(lua_State *L, int pkg, const char *path, const char *sym)
+{
+    lua_getfield(L, pkg, "loadlib");
+    lua_pushstring(L, path);
+    lua_pushstring(L, sym);
+    lua_call(L, 2, 2);
+    lua_CFunction fn = lua_tocfunction(L, -2);
+    if (!fn)
+        lua_replace(L, -2); /* keep the error text on top */
+    else
+        lua_pop(L, 1);
+    return fn;
+}
+
+static lua_CFunction resolve_lib(lua_State *L, int pkg, const char *where, const char *name)
+{
+    int top = lua_gettop(L);
+    if (lua_getfield(L, pkg, "searchpath") != LUA_TFUNCTION ||
+        lua_getfield(L, pkg, "cpath") != LUA_TSTRING)
+        luaL_error(L, "%s: option 'libs': package.searchpath or package.cpath is missing",
+                   where);
+    lua_pushstring(L, name);
+    lua_insert(L, -2);
+    lua_call(L, 2, 2);
+    if (lua_isnil(L, -2))
+        luaL_error(L, "%s: option 'libs': no C module '%s' on package.cpath:%s", where, name,
+                   lua_tostring(L, -1));
+    const char *path = lua_tostring(L, -2);
+    const char *sym = luaL_gsub(L, name, ".", "_");
+    const char *hyphen = strchr(sym, '-');
+    lua_CFunction fn;
+    if (hyphen) {
+        lua_pushfstring(L, "luaopen_%s", lua_pushlstring(L, sym, (size_t)(hyphen - sym)));
+        fn = try_loadlib(L, pkg, path, lua_tostring(L, -1));
+        if (!fn)
+            fn = try_loadlib(L, pkg, path, lua_pushfstring(L, "luaopen_%s", hyphen + 1));
+    } else {
+        fn = try_loadlib(L, pkg, path, lua_pushfstring(L, "luaopen_%s", sym));
+    }
+    if (!fn)
+        luaL_error(L, "%s: option 'libs': C module '%s' (%s): %s", where, name, path,
+                   lua_tostring(L, -1));
+    lua_settop(L, top);
+    return fn;
+}
+
+/* Option libs (a list of module names) into o; the buffer is a userdata left on the stack. */
+static void opt_libs(lua_State *L, int t, const char *where, interp_pool_options *o)
+{
+    int ty = lua_getfield(L, t, "libs");
+    if (ty == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (ty != LUA_TTABLE)
+        luaL_error(L, "%s: option 'libs' must be a list of module names, got %s", where,
+                   luaL_typename(L, -1));
+    int list = lua_gettop(L);
+    lua_Integer n = luaL_len(L, list);
+    if (n < 0 || n > LM_MAX_LIBS)
+        luaL_error(L, "%s: option 'libs' holds at most %d names", where, LM_MAX_LIBS);
+    if (n == 0)
+        return;
+    lm_libs *b = lua_newuserdatauv(L, sizeof *b, 0);
+    int pkg = lua_gettop(L) + 1;
+    if (lua_getglobal(L, LUA_LOADLIBNAME) != LUA_TTABLE)
+        luaL_error(L, "%s: option 'libs' needs the package library", where);
+    for (lua_Integer i = 1; i <= n; i++) {
+        size_t len = 0;
+        if (lua_geti(L, list, i) != LUA_TSTRING)
+            luaL_error(L, "%s: option 'libs': entry %I must be a module name, got %s", where, i,
+                       luaL_typename(L, -1));
+        const char *name = lua_tolstring(L, -1, &len);
+        if (len == 0 || len > LM_LIB_NAME || strlen(name) != len)
+            luaL_error(L, "%s: option 'libs': entry %I must be a name of 1..%d bytes", where,
+                       i, LM_LIB_NAME);
+        memcpy(b->names[i - 1], name, len + 1);
+        b->libs[i - 1].name = b->names[i - 1];
+        b->libs[i - 1].open = resolve_lib(L, pkg, where, b->names[i - 1]);
+        b->libs[i - 1].sandbox = true;
+        lua_pop(L, 1);
+    }
+    o->host_libs = b->libs;
+    o->n_host_libs = (size_t)n;
+}
+
+/* Workers start with the script's package.path and cpath (left on the stack). */
+static void script_paths(lua_State *L, interp_pool_options *o)
+{
+    if (lua_getglobal(L, LUA_LOADLIBNAME) != LUA_TTABLE)
+        return;
+    if (lua_getfield(L, -1, "path") == LUA_TSTRING)
+        o->package_path = lua_tostring(L, -1);
+    if (lua_getfield(L, -2, "cpath") == LUA_TSTRING)
+        o->package_cpath = lua_tostring(L, -1);
+}
+
 int interp__lm_pool_new(lua_State *L)
 {
     const char *where = "interp_pool.new";
@@ -144,6 +259,9 @@ int interp__lm_pool_new(lua_State *L)
     o.max_depth = (int)opt_integer(L, 1, where, "max_depth", 0, 0, 100000);
     o.cancel_grace = opt_seconds(L, 1, where, "cancel_grace");
     o.stuck_grace = opt_seconds(L, 1, where, "stuck_grace");
+    /* what these push stays on the stack until create returns */
+    opt_libs(L, 1, where, &o);
+    script_paths(L, &o);
 
     /* The pool object exists before the pool, so that nothing allocated below can leak when
      * a later push raises a memory error. */

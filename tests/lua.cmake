@@ -32,6 +32,13 @@ elseif(INTERP_SANITIZE MATCHES "thread")
   set(lua_preload "LD_PRELOAD=${rt}")
 endif()
 
+# A C module of the tests (ip.new{libs = ...}), next to interp_pool.so so that LUA_CPATH finds
+# it. Like interp_pool.so it does not link liblua: it uses the Lua of the process loading it.
+add_library(iptest_mod MODULE ${PROJECT_SOURCE_DIR}/tests/lua/cmod/iptest_mod.c)
+target_include_directories(iptest_mod PRIVATE ${LUA_INCLUDE_DIRS})
+set_target_properties(iptest_mod PROPERTIES PREFIX "" SUFFIX ".so"
+  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/lua)
+
 file(GLOB interp_lua_tests CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/lua/*.lua)
 foreach(script ${interp_lua_tests})
   get_filename_component(name ${script} NAME_WE)

@@ -5,6 +5,7 @@
  * documented pattern for host data (a light userdata in the registry and the host's lock)
  * with two workers calling at once (the TSan stage checks it). */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -20,6 +21,7 @@
 /* ---- a host library: host.add, host.fail, host.block ------------------------------------ */
 
 static int pipe_fds[2] = {-1, -1}; /* host.block reads one byte from pipe_fds[0] */
+static atomic_int block_returned;  /* set (release) once host.block's read returned */
 
 static int host_add(lua_State *L)
 {
@@ -36,7 +38,9 @@ static int host_fail(lua_State *L)
 static int host_block(lua_State *L)
 {
     char c;
-    lua_pushboolean(L, read(pipe_fds[0], &c, 1) == 1);
+    bool got = read(pipe_fds[0], &c, 1) == 1;
+    atomic_store_explicit(&block_returned, 1, memory_order_release);
+    lua_pushboolean(L, got);
     return 1;
 }
 
@@ -289,7 +293,21 @@ static void hostlib_after_stuck_worker_replacement(void **st)
     assert_int_equal(stats(p).workers_abandoned, 1);
     interp_future_release(stuck);
     interp_pool_destroy(p);
-    assert_int_equal(util_unblock_abandoned(pipe_fds, threads_before), threads_before);
+    /* unblock the abandoned call; its thread ends on its own. The pipe is closed only after
+     * the read has returned (acquire: ordered after it, for TSan too). */
+    assert_int_equal(write(pipe_fds[1], "x", 1), 1);
+    for (double end = interp__now() + 30;
+         !atomic_load_explicit(&block_returned, memory_order_acquire) && interp__now() < end;)
+        sched_yield();
+    assert_true(atomic_load_explicit(&block_returned, memory_order_acquire));
+    int n = util_count_dir("/proc/self/task");
+    for (double end = interp__now() + 30; n > threads_before && interp__now() < end;) {
+        sched_yield();
+        n = util_count_dir("/proc/self/task");
+    }
+    assert_int_equal(n, threads_before);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
 }
 
 /* ---- failures ----------------------------------------------------------------------------- */
