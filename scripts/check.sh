@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command (and CI's): build and run the whole test suite three times
 # (Release, ASan+UBSan, TSan; separate build folders), then fuzz the message decoder.
-# INTERP_FUZZ_SECONDS (default 60) sets the fuzzing time; INTERP_CHECK_ONLY=release|asan|tsan|fuzz
-# runs one stage.
+# After the Release stage, the same suite runs again with both cores kept busy (scripts/loaded.sh).
+# INTERP_FUZZ_SECONDS (default 60) sets the fuzzing time;
+# INTERP_CHECK_ONLY=release|loaded|asan|tsan|fuzz runs one stage (loaded builds release first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -19,6 +20,12 @@ stage() { # name cmake-args...
 }
 
 stage release -DCMAKE_BUILD_TYPE=Release
+if [ -z "$only" ] || [ "$only" = loaded ]; then
+  echo "=== loaded ==="
+  cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build/release -j"$jobs" >/dev/null
+  scripts/loaded.sh build/release
+fi
 stage asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINTERP_SANITIZE=address,undefined -DINTERP_BUILD_BENCH=OFF
 # TSan needs a fixed address-space layout on kernels with high mmap randomisation.
 TSAN_RUN=""

@@ -128,11 +128,13 @@ static inline int util_count_dir(const char *path)
 
 /* The number of this process's threads once it is back to `want` (or after a bound): a joined
  * thread leaves /proc/self/task a moment after pthread_join returns (the kernel wakes the
- * joiner before it finishes the exit), so give it up to 100,000 yields. */
+ * joiner before it finishes the exit), so give it up to 30 s. */
 static inline int util_threads_settled(int want)
 {
     int n = util_count_dir("/proc/self/task");
-    for (int i = 0; i < 100000 && n > want; i++) {
+    /* a time bound, not a count of yields: on a loaded machine the exiting thread may wait
+     * long for a core */
+    for (double end = interp__now() + 30; n > want && interp__now() < end;) {
         sched_yield();
         n = util_count_dir("/proc/self/task");
     }
