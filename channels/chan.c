@@ -257,7 +257,7 @@ int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out)
     if (!out)
         return INTERP_ERR_INVALID;
     *out = NULL;
-    if (capacity == 0 || capacity > (SIZE_MAX >> 2) / sizeof(chan_cell))
+    if (capacity == 0 || capacity > INTERP_CHAN_MAX_CAPACITY)
         return INTERP_ERR_INVALID;
     size_t cells = 2; /* with one cell, "full at pos" and "free at pos + 1" look the same */
     while (cells < capacity)

@@ -20,6 +20,7 @@
 #include <lua.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "chan_impl.h"
 #include "lua_ctx.h"
@@ -266,9 +267,16 @@ static int l_select(lua_State *L)
 
 static int l_channel(lua_State *L)
 {
-    const char *name = luaL_checkstring(L, 1);
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    /* "a\0b" must not be the channel "a", nor "" a channel the host cannot name */
+    if (len == 0 || len > INTERP_CHAN_MAX_NAME || memchr(name, '\0', len))
+        return luaL_argerror(L, 1, lua_pushfstring(L, "a channel name is 1 to %d bytes without "
+                                                      "NUL bytes", INTERP_CHAN_MAX_NAME));
     lua_Integer cap = luaL_optinteger(L, 2, 0);
-    luaL_argcheck(L, cap >= 0, 2, "capacity must not be negative");
+    if (cap < 0 || (lua_Unsigned)cap > INTERP_CHAN_MAX_CAPACITY)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "capacity must be from 1 to %d",
+                                                   (int)INTERP_CHAN_MAX_CAPACITY));
     const interp__lua_ctx *ctx = upvalue_ctx(L);
     if (!ctx || !ctx->chan_lookup)
         return luaL_error(L, "interp.channel: this state belongs to no pool");
@@ -276,7 +284,7 @@ static int l_channel(lua_State *L)
     lua_pop(L, 1);
     chan_ud *u = new_ud(L, ctx);
     interp_chan *ch;
-    int rc = ctx->chan_lookup(ctx->chan_lookup_ud, name, (size_t)cap, &ch);
+    int rc = ctx->chan_lookup(ctx->chan_lookup_ud, name, len, (size_t)cap, &ch);
     if (rc != INTERP_OK)
         return luaL_error(L, "interp.channel(\"%s\"): %s", name, interp_strerror(rc));
     u->ch = ch; /* the lookup's new reference */

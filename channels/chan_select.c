@@ -140,7 +140,7 @@ int interp__chan_select_c(interp_chan *const chans[], size_t n, double timeout,
     if (!out || !index)
         return INTERP_ERR_INVALID;
     *out = NULL;
-    if (!chans || n == 0)
+    if (!chans || n == 0 || n > INTERP_WAIT_MAX_FUTURES)
         return INTERP_ERR_INVALID;
     for (size_t i = 0; i < n; i++)
         if (!chans[i])

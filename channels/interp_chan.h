@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "interp_limits.h"
 #include "interp_msg.h"
 
 #ifdef __cplusplus
@@ -37,11 +38,11 @@ extern "C" {
 
 typedef struct interp_chan interp_chan;
 
-/* Create a channel holding at most `capacity` messages (>= 1) of at most `max_msg_size` bytes
- * each (0: no limit beyond the message's own). *out holds one reference. The ring of slots is
- * allocated here (16 bytes per slot, capacity rounded up to a power of two), so a huge
- * capacity costs memory up front. INTERP_ERR_INVALID (capacity 0, or too large to address),
- * INTERP_ERR_NOMEM. */
+/* Create a channel holding at most `capacity` messages (1 to INTERP_CHAN_MAX_CAPACITY) of at
+ * most `max_msg_size` bytes each (0: no limit beyond the message's own). *out holds one
+ * reference. The ring of slots is allocated here (16 bytes per slot, capacity rounded up to a
+ * power of two), so a large capacity costs memory up front (16 MiB at the bound).
+ * INTERP_ERR_INVALID (out NULL, capacity 0 or past the bound), INTERP_ERR_NOMEM. */
 INTERP_API int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out);
 INTERP_API void interp_chan_retain(interp_chan *ch);
 /* Drop a reference. NULL-safe. */
@@ -58,7 +59,8 @@ INTERP_API int interp_chan_recv(interp_chan *ch, double timeout, interp_msg **ou
  * several are ready, the scan starts after the channel served last time (remembered per
  * calling thread), so a busy channel cannot starve the others. A closed and drained channel
  * among open ones is skipped; INTERP_ERR_CLOSED once every channel is closed and drained.
- * A channel may appear more than once. INTERP_ERR_INVALID for n 0 or a NULL channel. */
+ * A channel may appear more than once. INTERP_ERR_INVALID for n 0 or past
+ * INTERP_WAIT_MAX_FUTURES, a NULL channel or a NaN timeout. */
 INTERP_API int interp_chan_select(interp_chan *const chans[], size_t n, double timeout,
                                   size_t *index, interp_msg **out);
 /* Close: idempotent; wakes every blocked sender (they fail with INTERP_ERR_CLOSED) and

@@ -50,9 +50,19 @@ INTERP_API size_t interp_msg_size(const interp_msg *m);
 
 /* Validate `len` untrusted bytes as a stream of MessagePack values (including interp_pool's
  * extension types) and copy them into a new message. Returns INTERP_OK and *out (owned by the
- * caller), INTERP_ERR_DECODE for malformed or truncated input, INTERP_ERR_LIMIT for nesting
- * deeper than max_depth (0 = the default, 200), INTERP_ERR_NOMEM. Never reads past len. */
+ * caller), INTERP_ERR_DECODE for malformed or truncated input, and for any function value
+ * (INTERP_MSG_EXT_FUNCTION: Lua bytecode, which Lua never verifies, so crafted bytecode can
+ * crash the process that loads it), INTERP_ERR_LIMIT for nesting deeper than max_depth (0 = the
+ * default, 200), INTERP_ERR_INVALID for out NULL or data NULL with len > 0, INTERP_ERR_NOMEM.
+ * Never reads past len. Thread-safe. */
 INTERP_API int interp_msg_from_bytes(const void *data, size_t len, int max_depth, interp_msg **out);
+
+/* interp_msg_from_bytes with flags. INTERP_MSG_TRUST_FUNCTIONS accepts function values: pass
+ * it only for bytes from a sender you trust as much as your own code (a process of your own
+ * over a pipe, say), never for bytes a tenant could have written. */
+enum { INTERP_MSG_TRUST_FUNCTIONS = 1u };
+INTERP_API int interp_msg_from_bytes_ex(const void *data, size_t len, int max_depth,
+                                        unsigned flags, interp_msg **out);
 
 /* A copy of m (owned by the caller), or NULL when out of memory. */
 INTERP_API interp_msg *interp_msg_dup(const interp_msg *m);

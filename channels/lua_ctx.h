@@ -24,9 +24,11 @@ typedef struct interp__lua_ctx {
     interp__cancel *cancel;  /* the worker's token; NULL in a state that has none */
     interp_msg_opts msg_opts; /* for values this state sends and receives */
     int worker_id;
-    /* Find or create the pool's channel `name` (capacity used only when creating; 0: the
-     * default). On INTERP_OK *out holds a new reference. NULL when the state has no pool. */
-    int (*chan_lookup)(void *ud, const char *name, size_t capacity, interp_chan **out);
+    /* Find or create the pool's channel `name` (len bytes; capacity used only when creating;
+     * 0: the default). On INTERP_OK *out holds a new reference. NULL when the state has no
+     * pool. */
+    int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
+                       interp_chan **out);
     void *chan_lookup_ud;
 } interp__lua_ctx;
 

@@ -430,20 +430,28 @@ int interp__msg_validate(const char *data, size_t len, int max_depth, uint32_t *
     return rc;
 }
 
-int interp_msg_from_bytes(const void *data, size_t len, int max_depth, interp_msg **out)
+int interp_msg_from_bytes_ex(const void *data, size_t len, int max_depth, unsigned flags,
+                             interp_msg **out)
 {
     if (!out || (!data && len))
         return INTERP_ERR_INVALID;
     *out = NULL;
-    uint32_t count, flags;
-    int rc = interp__msg_validate(data, len, max_depth, &count, &flags, NULL, 0);
+    uint32_t count, has;
+    int rc = interp__msg_validate(data, len, max_depth, &count, &has, NULL, 0);
     if (rc)
         return rc;
-    interp_msg *m = interp__msg_alloc(len, count, flags);
+    if ((has & INTERP__MSG_HAS_FUNCTIONS) && !(flags & INTERP_MSG_TRUST_FUNCTIONS))
+        return INTERP_ERR_DECODE; /* bytecode from untrusted bytes never reaches lua_load */
+    interp_msg *m = interp__msg_alloc(len, count, has);
     if (!m)
         return INTERP_ERR_NOMEM;
     if (len)
         memcpy(m->data, data, len);
     *out = m;
     return INTERP_OK;
+}
+
+int interp_msg_from_bytes(const void *data, size_t len, int max_depth, interp_msg **out)
+{
+    return interp_msg_from_bytes_ex(data, len, max_depth, 0, out);
 }

@@ -246,6 +246,16 @@ static int check_open(enc *e)
 /* ---- tables ------------------------------------------------------------------------------- */
 
 static inline bool is_object(int type) { return type == LUA_TTABLE || type == LUA_TFUNCTION; }
+
+/* The key at idx as an integer: *isint is set only for a key of integer subtype. Not
+ * lua_tointegerx alone, which also converts the string "2": a table {1, nil, 3, ["2"] = x}
+ * would pass for the array {1, nil, 3} and lose its string key. (A float key is never integral
+ * in a table: Lua normalises 2.0 to 2.) */
+static inline lua_Integer key_int(lua_State *L, int idx, int *isint)
+{
+    *isint = lua_isinteger(L, idx);
+    return *isint ? lua_tointegerx(L, idx, NULL) : 0;
+}
 static int put_scalar(enc *e, int idx, int type);
 
 /* The array frame f (table at f->idx, length f->n, header written) was just opened: walk the
@@ -261,7 +271,7 @@ static int array_run(enc *e, eframe *f)
     int isint, rc;
     lua_pushnil(L);
     while (lua_next(L, f->idx)) {
-        if (lua_tointegerx(L, -2, &isint) != want || !isint) {
+        if (key_int(L, -2, &isint) != want || !isint) {
             lua_pop(L, 2);
             return 1;
         }
@@ -272,7 +282,7 @@ static int array_run(enc *e, eframe *f)
             lua_pop(L, 1);
             while (lua_next(L, f->idx)) {
                 lua_pop(L, 1);
-                if (lua_tointegerx(L, -1, &isint) != ++want || !isint) {
+                if (key_int(L, -1, &isint) != ++want || !isint) {
                     lua_pop(L, 1);
                     return 1;
                 }
@@ -351,7 +361,7 @@ static int open_table(enc *e)
         count++;
         if (array) {
             int isint;
-            lua_Integer k = lua_tointegerx(L, -1, &isint);
+            lua_Integer k = key_int(L, -1, &isint);
             array = isint && k >= 1 && k <= n;
         }
     }

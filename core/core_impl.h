@@ -7,7 +7,7 @@
  *   3. interp_pool.mu        (worker slots, their states, deadlines, watchdog, lifecycle)
  *   4. interp__cancel.lock / channel locks (reached through interp__state_interrupt)
  * Leaf locks, never held while taking another: map_ctx.mu, interp__watcher.mu (taken under a
- * future's lock to fire a watcher), interp_pool.chan_mu.
+ * future's lock to fire a watcher), interp_pool.chans.mu.
  * No lock is held while Lua runs or while a user callback runs.
  *
  * Lifetimes: the pool is reference counted (the host's handle, plus one per worker struct);
@@ -147,15 +147,30 @@ bool interp__worker_end(interp__worker *w, uint64_t id);
 
 /* ---- pool (pool.c) ---------------------------------------------------------------------- */
 
-/* Named channels of one pool (interp_pool_channel, interp.channel): a bound, because a task
- * can invent names without end and each channel is host memory that lives with the pool. */
+/* Named channels of one pool (interp_pool_channel, interp.channel; chan_names.c): a bound,
+ * because a task can invent names without end and each channel is host memory that lives
+ * with the pool. */
 #define INTERP__MAX_NAMED_CHANNELS 4096
+#define INTERP__CHAN_BUCKETS 1024
 
-typedef struct interp__chan_entry {
-    struct interp__chan_entry *next;
-    interp_chan *ch;
-    char name[];
-} interp__chan_entry;
+typedef struct interp__chan_entry interp__chan_entry;
+typedef struct interp__chan_names {
+    pthread_mutex_t mu; /* a leaf lock */
+    interp__chan_entry *buckets[INTERP__CHAN_BUCKETS];
+    size_t n;           /* at most INTERP__MAX_NAMED_CHANNELS */
+    uint64_t seed;
+} interp__chan_names;
+
+void interp__chan_names_init(interp__chan_names *r);
+/* Release every channel (queued messages go with the last reference). */
+void interp__chan_names_destroy(interp__chan_names *r);
+/* INTERP_OK for a name of 1..INTERP_CHAN_MAX_NAME bytes without NUL, else INTERP_ERR_INVALID. */
+int interp__chan_name_check(const char *name, size_t len);
+/* The channel `name` (len bytes), created with `capacity` (0: 64) if new. *out: a new
+ * reference. INTERP_ERR_INVALID (bad name, capacity past INTERP_CHAN_MAX_CAPACITY),
+ * INTERP_ERR_LIMIT (INTERP__MAX_NAMED_CHANNELS names), INTERP_ERR_NOMEM. */
+int interp__chan_names_get(interp__chan_names *r, const char *name, size_t len, size_t capacity,
+                           size_t max_msg_size, interp_chan **out);
 
 struct interp_pool {
     atomic_int refs;
@@ -186,10 +201,7 @@ struct interp_pool {
     size_t thread_stack;
     char thread_name[16];        /* the prefix, at most 9 bytes (room for "-4095" or "-wd") */
     size_t max_msg_size;
-    /* channels by name */
-    pthread_mutex_t chan_mu;
-    interp__chan_entry *chans;
-    size_t nchans;               /* guarded by chan_mu; at most INTERP__MAX_NAMED_CHANNELS */
+    interp__chan_names chans;    /* channels by name */
     /* stats */
     atomic_uint_fast64_t st_submitted, st_done, st_failed, st_cancelled, st_timed_out,
         st_replaced, st_abandoned;

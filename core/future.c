@@ -299,7 +299,7 @@ static bool f_ended(void *arg) { return ended(arg); }
 
 int interp_future_wait(interp_future *f, double timeout)
 {
-    if (!f)
+    if (!f || timeout != timeout) /* NaN: neither a wait nor a try */
         return INTERP_ERR_INVALID;
     if (ended(f))
         return INTERP_OK;

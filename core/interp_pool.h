@@ -158,7 +158,8 @@ INTERP_API int interp_pool_submitf(interp_pool *pool, interp_future **out, const
                                    const char *fmt, ...);
 
 /* Wait until f is done, failed or cancelled. INTERP_OK when it is, INTERP_ERR_TIMEOUT when
- * timeout passed first. Does not say how the task ended: see interp_future_status(). */
+ * timeout passed first, INTERP_ERR_INVALID for a NaN timeout. Does not say how the task ended:
+ * see interp_future_status(). */
 INTERP_API int interp_future_wait(interp_future *f, double timeout);
 /* Wait, then report how the task ended: INTERP_OK and *result (borrowed: valid until f is
  * released; NULL-safe out) with every return value; or the failure: INTERP_ERR_SCRIPT,
@@ -212,13 +213,15 @@ INTERP_API void interp_future_release(interp_future *f);
  * at least one has ended (Python's FIRST_COMPLETED); INTERP_WAIT_FIRST_FAILURE: until one has
  * failed (any status but INTERP_OK and INTERP_ERR_CANCELLED), or else all have ended (Python's
  * FIRST_EXCEPTION). INTERP_OK, or INTERP_ERR_TIMEOUT. *n_done (may be NULL) counts the ended
- * ones. */
+ * ones. INTERP_ERR_INVALID for a NULL future, an unknown mode, a NaN timeout or n past
+ * INTERP_WAIT_MAX_FUTURES (interp_limits.h). */
 enum { INTERP_WAIT_ALL = 0, INTERP_WAIT_FIRST = 1, INTERP_WAIT_FIRST_FAILURE = 2 };
 INTERP_API int interp_futures_wait(interp_future *const fs[], size_t n, int mode, double timeout,
                                    size_t *n_done);
 
 /* as_completed: yields futures in the order they end. Not thread-safe (one thread uses one
- * iterator). Borrows fs, which must stay valid while the iterator lives. */
+ * iterator). Borrows fs, which must stay valid while the iterator lives. INTERP_ERR_INVALID
+ * for a NULL future or n past INTERP_WAIT_MAX_FUTURES. */
 typedef struct interp_as_completed interp_as_completed;
 INTERP_API int interp_as_completed_new(interp_future *const fs[], size_t n,
                                        interp_as_completed **out);
@@ -232,7 +235,9 @@ INTERP_API void interp_as_completed_free(interp_as_completed *it);
 
 typedef struct interp_map_options {
     size_t chunksize;     /* inputs per worker task; 0: chosen from n and the worker count
-                             (n / (8 x workers), within 1..4096) */
+                             (n / (8 x workers), within 1..4096); at most
+                             INTERP_MAP_MAX_CHUNKSIZE (2^20), else INTERP_ERR_INVALID (the
+                             reason in errors[i]); never more than n are reserved */
     double timeout;       /* overall, seconds; 0 or < 0: none. Items not finished by then
                              fail with INTERP_ERR_TIMEOUT */
     bool stop_on_error;   /* after the first failure, items not yet started end cancelled */
@@ -254,7 +259,8 @@ typedef struct interp_map_options {
  * INTERP_OK when every item succeeded; otherwise the status of the lowest-numbered failed item
  * (items cancelled only because of stop_on_error count last), and (when opts->status/errors
  * are given) every item's outcome. opts may be NULL. INTERP_ERR_SHUTDOWN / INTERP_ERR_BROKEN
- * for items the pool refused. */
+ * for items the pool refused; INTERP_ERR_INVALID for a NULL pool, in NULL with n > 0, a NaN
+ * timeout or a chunksize past its bound (every item then has that status and the reason). */
 INTERP_API int interp_pool_map(interp_pool *pool, const char *fn, size_t n,
                                const interp_msg *const in[], interp_msg *out[],
                                const interp_map_options *opts);
@@ -267,8 +273,9 @@ INTERP_API int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t
  * thread for item 0, 1, ... until it returns false; it hands over ownership of *args.
  * `on_result` is called on the calling thread in input order with each item's status and
  * results (ownership passes to the callee; NULL on failure) and error text (borrowed).
- * At most `max_in_flight` items (0: 4 x chunksize x workers; chunksize 0: 16 here) are queued
- * or running at once, so memory stays bounded. Once an item fails with stop_on_error, or the
+ * At most `max_in_flight` items (0: 4 x chunksize x workers; chunksize 0: 16 here; at most
+ * INTERP_MAP_MAX_IN_FLIGHT, else INTERP_ERR_INVALID) are queued or running at once, so memory
+ * stays bounded. Once an item fails with stop_on_error, or the
  * timeout passes, next_input is not called any more. Returns INTERP_OK when every item
  * succeeded, else as interp_pool_map. */
 typedef bool (*interp_map_next_fn)(void *ud, size_t index, interp_msg **args);

@@ -338,14 +338,27 @@ static int pool_usable(interp_pool *pool)
     return rc;
 }
 
+/* Check the sizes and set up the engine. *why: a static text saying what was invalid. */
 static int start(engine *e, interp_pool *pool, const interp_fn *fn, size_t n_hint,
-                 size_t max_in_flight, const interp_map_options *opts)
+                 size_t max_in_flight, const interp_map_options *opts, const char **why)
 {
+    *why = NULL;
     int rc = check_fn(fn);
     if (rc != INTERP_OK)
         return rc;
-    if (opts && (opts->timeout != opts->timeout))
+    if (opts && (opts->timeout != opts->timeout)) {
+        *why = "timeout is NaN";
         return INTERP_ERR_INVALID;
+    }
+    /* sizes first: no arithmetic below may wrap (a chunksize of 2^61 made 4 x cs x workers 0) */
+    if (opts && opts->chunksize > INTERP_MAP_MAX_CHUNKSIZE) {
+        *why = "chunksize larger than INTERP_MAP_MAX_CHUNKSIZE (1048576)";
+        return INTERP_ERR_INVALID;
+    }
+    if (max_in_flight > INTERP_MAP_MAX_IN_FLIGHT) {
+        *why = "max_in_flight larger than INTERP_MAP_MAX_IN_FLIGHT (16777216)";
+        return INTERP_ERR_INVALID;
+    }
     rc = pool_usable(pool);
     if (rc != INTERP_OK)
         return rc;
@@ -356,7 +369,10 @@ static int start(engine *e, interp_pool *pool, const interp_fn *fn, size_t n_hin
         cs = n_hint ? n_hint / (workers * 8) : 16;
         cs = cs < 1 ? 1 : cs > 4096 ? 4096 : cs;
     }
-    if (!max_in_flight)
+    /* a chunk's slots are allocated whole: never more of them than there are items */
+    if (n_hint && cs > n_hint)
+        cs = n_hint;
+    if (!max_in_flight) /* <= 4 x 2^20 x 4096 = 2^34: no wrap */
         max_in_flight = 4 * cs * workers;
     if (max_in_flight < cs)
         cs = max_in_flight;
@@ -377,13 +393,14 @@ int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t n,
     if (n == 0)
         return check_fn(fn);
     engine e = {0};
-    int rc = start(&e, pool, fn, n, 0, opts);
+    const char *why;
+    int rc = start(&e, pool, fn, n, 0, opts, &why);
     if (rc != INTERP_OK) {
         for (size_t i = 0; i < n; i++) {
             if (opts && opts->status)
                 opts->status[i] = rc;
             if (opts && opts->errors)
-                opts->errors[i] = interp__map_dup_text(interp_strerror(rc));
+                opts->errors[i] = interp__map_dup_text(why ? why : interp_strerror(rc));
         }
         return rc;
     }
@@ -415,7 +432,8 @@ int interp_pool_map_stream(interp_pool *pool, const interp_fn *fn, interp_map_ne
     if (!pool || !next_input || !on_result)
         return INTERP_ERR_INVALID;
     engine e = {0};
-    int rc = start(&e, pool, fn, 0, max_in_flight, opts);
+    const char *why;
+    int rc = start(&e, pool, fn, 0, max_in_flight, opts, &why);
     if (rc != INTERP_OK)
         return rc;
     e.n = SIZE_MAX;

@@ -15,17 +15,12 @@ void interp__pool_retain(interp_pool *pool) { atomic_fetch_add(&pool->refs, 1); 
 
 static void pool_free(interp_pool *pool)
 {
-    for (interp__chan_entry *e = pool->chans, *next; e; e = next) {
-        next = e->next;
-        interp_chan_release(e->ch);
-        free(e);
-    }
+    interp__chan_names_destroy(&pool->chans);
     interp__shared_destroy(pool->shared);
     interp__queue_destroy(&pool->q);
     interp__cond_destroy(&pool->wd_cv);
     interp__cond_destroy(&pool->threads_cv);
     interp__mutex_destroy(&pool->mu);
-    interp__mutex_destroy(&pool->chan_mu);
     free(pool->broken_reason);
     free(pool->slots);
     free(pool->slot_taken);
@@ -112,53 +107,21 @@ void interp__pool_break(interp_pool *pool, const char *reason)
 
 /* ---- channels by name ------------------------------------------------------------------- */
 
-static int chan_lookup(void *ud, const char *name, size_t capacity, interp_chan **out)
+static int chan_lookup(void *ud, const char *name, size_t len, size_t capacity,
+                       interp_chan **out)
 {
     interp_pool *pool = ud;
-    if (!name || !out)
-        return INTERP_ERR_INVALID;
-    interp__mutex_lock(&pool->chan_mu);
-    for (interp__chan_entry *e = pool->chans; e; e = e->next) {
-        if (strcmp(e->name, name) == 0) {
-            interp_chan_retain(e->ch);
-            *out = e->ch;
-            interp__mutex_unlock(&pool->chan_mu);
-            return INTERP_OK;
-        }
-    }
-    if (pool->nchans >= INTERP__MAX_NAMED_CHANNELS) {
-        interp__mutex_unlock(&pool->chan_mu);
-        return INTERP_ERR_LIMIT; /* a task creating names without end: host memory */
-    }
-    size_t len = strlen(name);
-    interp__chan_entry *e = malloc(sizeof *e + len + 1);
-    if (!e) {
-        interp__mutex_unlock(&pool->chan_mu);
-        return INTERP_ERR_NOMEM;
-    }
-    int rc = interp_chan_create(capacity ? capacity : 64, pool->max_msg_size, &e->ch);
-    if (rc != INTERP_OK) {
-        interp__mutex_unlock(&pool->chan_mu);
-        free(e);
-        return rc;
-    }
-    memcpy(e->name, name, len + 1);
-    e->next = pool->chans;
-    pool->chans = e;
-    pool->nchans++;
-    interp_chan_retain(e->ch);
-    *out = e->ch;
-    interp__mutex_unlock(&pool->chan_mu);
-    return INTERP_OK;
+    return interp__chan_names_get(&pool->chans, name, len, capacity, pool->max_msg_size, out);
 }
 
 int interp_pool_channel(interp_pool *pool, const char *name, size_t capacity, interp_chan **out)
 {
     if (out)
         *out = NULL;
-    if (!pool || !name || !name[0] || !out)
+    if (!pool || !name || !out)
         return INTERP_ERR_INVALID;
-    return chan_lookup(pool, name, capacity, out);
+    /* strnlen: a name past the bound is refused without reading all of it */
+    return chan_lookup(pool, name, strnlen(name, INTERP_CHAN_MAX_NAME + 1), capacity, out);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -333,7 +296,7 @@ int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char 
     }
     atomic_init(&pool->refs, 1);
     interp__mutex_init(&pool->mu);
-    interp__mutex_init(&pool->chan_mu);
+    interp__chan_names_init(&pool->chans);
     interp__cond_init(&pool->threads_cv);
     interp__cond_init(&pool->wd_cv);
     atomic_init(&pool->stop_now, false);

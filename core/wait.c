@@ -42,8 +42,8 @@ int interp_futures_wait(interp_future *const fs[], size_t n, int mode, double ti
 {
     if (n_done)
         *n_done = 0;
-    if ((n && !fs) || mode < INTERP_WAIT_ALL || mode > INTERP_WAIT_FIRST_FAILURE ||
-        timeout != timeout)
+    if ((n && !fs) || n > INTERP_WAIT_MAX_FUTURES || mode < INTERP_WAIT_ALL ||
+        mode > INTERP_WAIT_FIRST_FAILURE || timeout != timeout)
         return INTERP_ERR_INVALID;
     for (size_t i = 0; i < n; i++)
         if (!fs[i])
@@ -103,7 +103,7 @@ int interp_as_completed_new(interp_future *const fs[], size_t n, interp_as_compl
 {
     if (out)
         *out = NULL;
-    if (!out || (n && !fs))
+    if (!out || (n && !fs) || n > INTERP_WAIT_MAX_FUTURES)
         return INTERP_ERR_INVALID;
     for (size_t i = 0; i < n; i++)
         if (!fs[i])

@@ -33,7 +33,8 @@ typedef struct interp_config {
     interp_print_fn print;        /* NULL: whole lines to stdout */
     void *print_ud;
     /* named channels of the pool (see lua_ctx.h); NULL: interp.channel raises */
-    int (*chan_lookup)(void *ud, const char *name, size_t capacity, interp_chan **out);
+    int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
+                       interp_chan **out);
     void *chan_lookup_ud;
     const interp_host_lib *host_libs; /* opened in every state (hostlib.c); copied */
     size_t n_host_libs;

@@ -33,7 +33,8 @@ struct interp_shared {
     double cancel_grace;       /* seconds, > 0 */
     interp_print_fn print;     /* never NULL (the default sink is filled in) */
     void *print_ud;
-    int (*chan_lookup)(void *ud, const char *name, size_t capacity, interp_chan **out);
+    int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
+                       interp_chan **out);
     void *chan_lookup_ud;
     char *init_code;           /* owned bytecode of the initializer (lua_dump); NULL: none */
     size_t init_code_len;

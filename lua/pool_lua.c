@@ -372,13 +372,15 @@ static int pool_map(lua_State *L)
     if (!lua_isnoneornil(L, 4)) {
         luaL_checktype(L, 4, LUA_TTABLE);
         check_keys(L, 4, where, map_keys);
-        mo.chunksize = (size_t)opt_integer(L, 4, where, "chunksize", 0, 0, 1 << 30);
+        mo.chunksize = (size_t)opt_integer(L, 4, where, "chunksize", 0, 0,
+                                           (lua_Integer)INTERP_MAP_MAX_CHUNKSIZE);
         mo.timeout = opt_seconds(L, 4, where, "timeout");
     }
     lua_settop(L, 3);
     lua_Integer n = luaL_len(L, 3);
-    if (n < 0)
-        return luaL_error(L, "%s: the list has a negative length", where);
+    if (n < 0 || n > INT32_MAX) /* a __len may say anything: no size below may wrap */
+        return luaL_error(L, "%s: the list's length %I is not from 0 to %d", where, n,
+                          (int)INT32_MAX);
 
     interp_fn fn;
     interp__lm_check_fn(L, 2, where, p->sandboxed, &fn);
@@ -462,11 +464,13 @@ static int pool_channel(lua_State *L)
     lm_pool *p = check_open(L, where);
     size_t len;
     const char *name = luaL_checklstring(L, 2, &len);
-    if (len == 0 || strlen(name) != len)
-        return luaL_error(L, "%s: the name must be a non-empty string without NUL bytes", where);
+    if (len == 0 || len > INTERP_CHAN_MAX_NAME || strlen(name) != len)
+        return luaL_error(L, "%s: the name must be a string of 1 to %d bytes without NUL bytes",
+                          where, INTERP_CHAN_MAX_NAME);
     lua_Integer cap = luaL_optinteger(L, 3, 0);
-    if (cap < 0)
-        return luaL_error(L, "%s: capacity must be >= 1 (or nil for the default)", where);
+    if (cap < 0 || (lua_Unsigned)cap > INTERP_CHAN_MAX_CAPACITY)
+        return luaL_error(L, "%s: capacity must be from 1 to %d (or nil for the default)", where,
+                          (int)INTERP_CHAN_MAX_CAPACITY);
     const interp__lua_ctx *ctx = interp__lm_chan_ctx(L); /* before ch: may push */
     interp_chan *ch = NULL;
     int rc = interp_pool_channel(live(L, p, where), name, (size_t)cap, &ch);

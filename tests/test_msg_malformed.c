@@ -108,7 +108,9 @@ static int try_bytes(lua_State *L, const char *bytes, size_t len, int max_depth)
     if (len)
         memcpy(exact, bytes, len);
     interp_msg *m = NULL;
-    int rc = interp_msg_from_bytes(len ? exact : NULL, len, max_depth, &m);
+    /* functions trusted: their payloads' validation is under test too */
+    int rc = interp_msg_from_bytes_ex(len ? exact : NULL, len, max_depth,
+                                      INTERP_MSG_TRUST_FUNCTIONS, &m);
     free(exact);
     if (rc != INTERP_OK) {
         assert_true(rc == INTERP_ERR_DECODE || rc == INTERP_ERR_LIMIT);
@@ -135,8 +137,14 @@ static void malformed_valid_messages_pass(void **state)
     for (int i = 0; i < NSOURCES; i++) {
         const interp_msg *m = c->m[i];
         interp_msg *copy;
-        assert_int_equal(interp_msg_from_bytes(interp_msg_data(m), interp_msg_size(m), 0, &copy),
+        assert_int_equal(interp_msg_from_bytes_ex(interp_msg_data(m), interp_msg_size(m), 0,
+                                                  INTERP_MSG_TRUST_FUNCTIONS, &copy),
                          INTERP_OK);
+        interp_msg *plain;
+        int rc = interp_msg_from_bytes(interp_msg_data(m), interp_msg_size(m), 0, &plain);
+        /* untrusted bytes: functions refused (their bytecode would reach lua_load unverified) */
+        assert_int_equal(rc, (m->flags & INTERP__MSG_HAS_FUNCTIONS) ? INTERP_ERR_DECODE : INTERP_OK);
+        interp_msg_free(plain);
         assert_int_equal(interp_msg_count(copy), interp_msg_count(m));
         assert_int_equal(copy->flags, m->flags);
         interp_msg_free(copy);
@@ -281,7 +289,10 @@ static void malformed_hand_made(void **state)
                          INTERP_OK);
         assert_int_equal(flags, INTERP__MSG_HAS_FUNCTIONS | INTERP__MSG_HAS_REFS);
         interp_msg *m;
-        assert_int_equal(interp_msg_from_bytes(ok, sizeof ok, 0, &m), INTERP_OK);
+        assert_int_equal(interp_msg_from_bytes(ok, sizeof ok, 0, &m), INTERP_ERR_DECODE);
+        assert_null(m);
+        assert_int_equal(
+            interp_msg_from_bytes_ex(ok, sizeof ok, 0, INTERP_MSG_TRUST_FUNCTIONS, &m), INTERP_OK);
         lua_State *L = luaL_newstate();
         interp_msg_error err;
         /* refused without allow_functions; with it, the fake bytecode fails to load */

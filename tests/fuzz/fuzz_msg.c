@@ -97,7 +97,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     interp_msg *m;
-    int rc = interp_msg_from_bytes(data, size, 0, &m);
+    /* functions trusted here so that their payloads are validated too; the decoder below
+     * refuses them (allow_functions off): bytecode from untrusted bytes never loads */
+    int rc = interp_msg_from_bytes_ex(data, size, 0, INTERP_MSG_TRUST_FUNCTIONS, &m);
     if (rc != INTERP_OK) {
         check(rc == INTERP_ERR_DECODE || rc == INTERP_ERR_LIMIT || rc == INTERP_ERR_NOMEM,
               "from_bytes status");

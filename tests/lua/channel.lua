@@ -83,8 +83,21 @@ assert(not ok3 and err:find("userdata", 1, true), err)
 
 -- bad arguments
 local ok4, err4 = pcall(pool.channel, pool, "")
-assert(not ok4 and err4:find("non-empty", 1, true), err4)
+assert(not ok4 and err4:find("1 to 256 bytes", 1, true), err4)
+ok4, err4 = pcall(pool.channel, pool, "a\0b")
+assert(not ok4 and err4:find("without NUL", 1, true), err4)
+ok4, err4 = pcall(pool.channel, pool, ("n"):rep(257))
+assert(not ok4 and err4:find("1 to 256 bytes", 1, true), err4)
 ok4, err4 = pcall(pool.channel, pool, "y", -1)
 assert(not ok4 and err4:find("capacity", 1, true), err4)
+ok4, err4 = pcall(pool.channel, pool, "y", (1 << 20) + 1)
+assert(not ok4 and err4:find("from 1 to 1048576", 1, true), err4)
+-- sizes that used to wrap or ask for gigabytes
+ok4, err4 = pcall(pool.map, pool, function(x) return x end, {1, 2, 3}, {chunksize = 1 << 30})
+assert(not ok4 and err4:find("'chunksize' must be an integer from 0 to 1048576", 1, true), err4)
+local r = pool:map(function(x) return x end, {1, 2, 3}, {chunksize = 1 << 20})
+assert(r[1] == 1 and r[3] == 3)
+ok4, err4 = pcall(function() for _ in pool:imap(function(x) return x end, {1}, {window = 1 << 40}) do end end)
+assert(not ok4 and err4:find("from 1 to 16777216", 1, true), err4)
 
 print("channel: ok")

@@ -1,0 +1,106 @@
+/* chan_names.c - the named channels of one pool (interp_pool_channel, interp.channel).
+ *
+ * Names come from untrusted tasks: each is bounded (1..INTERP_CHAN_MAX_NAME bytes, no NUL), a
+ * pool holds at most INTERP__MAX_NAMED_CHANNELS of them, and a lookup costs one hash and a
+ * short chain, not a scan of every name under the lock. The hash is seeded per pool (from
+ * getrandom, else the clock and an address), so a task cannot pick names that share a chain;
+ * even if it did, a chain is at most 4096 names of at most 256 bytes. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core_impl.h"
+
+struct interp__chan_entry {
+    struct interp__chan_entry *next;
+    interp_chan *ch;
+    uint64_t hash;
+    size_t len;
+    char name[];
+};
+
+void interp__chan_names_init(interp__chan_names *r)
+{
+    interp__mutex_init(&r->mu);
+    memset(r->buckets, 0, sizeof r->buckets);
+    r->n = 0;
+    if (getrandom(&r->seed, sizeof r->seed, GRND_NONBLOCK) != (ssize_t)sizeof r->seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        r->seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)r;
+    }
+}
+
+void interp__chan_names_destroy(interp__chan_names *r)
+{
+    for (size_t b = 0; b < INTERP__CHAN_BUCKETS; b++) {
+        for (interp__chan_entry *e = r->buckets[b], *next; e; e = next) {
+            next = e->next;
+            interp_chan_release(e->ch);
+            free(e);
+        }
+    }
+    interp__mutex_destroy(&r->mu);
+}
+
+static uint64_t name_hash(uint64_t seed, const char *s, size_t len)
+{
+    uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15u);
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3u;
+        h ^= h >> 29;
+    }
+    h *= 0xbf58476d1ce4e5b9u;
+    return h ^ (h >> 31);
+}
+
+int interp__chan_name_check(const char *name, size_t len)
+{
+    if (!name || len == 0 || len > INTERP_CHAN_MAX_NAME || memchr(name, '\0', len))
+        return INTERP_ERR_INVALID;
+    return INTERP_OK;
+}
+
+int interp__chan_names_get(interp__chan_names *r, const char *name, size_t len, size_t capacity,
+                           size_t max_msg_size, interp_chan **out)
+{
+    *out = NULL;
+    if (interp__chan_name_check(name, len) != INTERP_OK || capacity > INTERP_CHAN_MAX_CAPACITY)
+        return INTERP_ERR_INVALID;
+    uint64_t h = name_hash(r->seed, name, len);
+    interp__chan_entry **bucket = &r->buckets[h & (INTERP__CHAN_BUCKETS - 1)];
+    interp__mutex_lock(&r->mu);
+    for (interp__chan_entry *e = *bucket; e; e = e->next) {
+        if (e->hash == h && e->len == len && memcmp(e->name, name, len) == 0) {
+            interp_chan_retain(e->ch);
+            *out = e->ch;
+            interp__mutex_unlock(&r->mu);
+            return INTERP_OK;
+        }
+    }
+    int rc = INTERP_ERR_LIMIT; /* a task creating names without end: host memory */
+    interp__chan_entry *e = NULL;
+    if (r->n >= INTERP__MAX_NAMED_CHANNELS)
+        goto err_unlock;
+    rc = INTERP_ERR_NOMEM;
+    if (!(e = malloc(sizeof *e + len + 1)))
+        goto err_unlock;
+    if ((rc = interp_chan_create(capacity ? capacity : 64, max_msg_size, &e->ch)) != INTERP_OK)
+        goto err_unlock;
+    memcpy(e->name, name, len);
+    e->name[len] = '\0';
+    e->len = len;
+    e->hash = h;
+    e->next = *bucket;
+    *bucket = e;
+    r->n++;
+    interp_chan_retain(e->ch);
+    *out = e->ch;
+    interp__mutex_unlock(&r->mu);
+    return INTERP_OK;
+err_unlock:
+    interp__mutex_unlock(&r->mu);
+    free(e);
+    return rc;
+}
