@@ -1,11 +1,20 @@
 /* plugin_host.c - a game host running untrusted plugin scripts in parallel, sandboxed.
  *
- *   plugin_host PLUGIN_DIR [--frames N] [--budget-ms MS] [--memory-limit BYTES] [--fix-looper-at F]
+ *   plugin_host PLUGIN_DIR [--frames N] [--budget-ms MS] [--memory-limit BYTES]
+ *               [--fix-looper-at F] [--seed S]
  *
- * Every *.lua file in PLUGIN_DIR is a plugin defining `on_tick(world, state, frame)` that
- * returns `actions, state`. Each frame the host sends the world (a table of entities) to every
- * enabled plugin at once, as one task each on a sandboxed pool with a memory limit and a
- * per-frame deadline, then applies the returned actions.
+ * Every *.lua file in PLUGIN_DIR is a plugin defining `on_tick(state, frame)` that returns
+ * `actions, state`. Each frame the host runs every enabled plugin at once, as one task each on
+ * a sandboxed pool with a memory limit and a per-frame deadline, then applies the returned
+ * actions (move, heal: all or nothing, so a plugin that fails mid-tick changes nothing).
+ *
+ * The game's C API (host_api.c): every worker state opens the host library `host` (a host
+ * library allowed in the sandbox), whose functions find the game through a light userdata
+ * that on_state put in the registry: host.world() reads the world (read-only while a frame
+ * runs), host.log(text) writes the game's log and host.rand(n) draws from the game's seeded
+ * generator (both under the game's lock), host.spawn(x, y) queues a request to the host
+ * through a channel, applied after the frame. The library is in every state the pool makes,
+ * replacements after a memory bomb included.
  *
  * Plugin state: the host keeps the `state` a plugin returned and passes it back with the next
  * frame. We chose this over pinning a plugin to one worker (affinity) because it keeps every
@@ -27,6 +36,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "host_api.h"
 #include "interp_pool.h"
 
 #define MAX_PLUGINS 64
@@ -44,10 +54,6 @@ typedef struct plugin {
     int ticks_ok;
     interp_future *pending;
 } plugin;
-
-typedef struct entity {
-    long long id, x, y, hp;
-} entity;
 
 static double now(void)
 {
@@ -133,39 +139,12 @@ static int load_plugins(const char *dir, plugin *ps)
     return n;
 }
 
-/* The world snapshot: {frame = f, entities = {{id=, x=, y=, hp=}, ...}}. */
-static interp_msg *world_message(const entity *es, int frame)
+/* The arguments of one plugin's task: its state (or nil), the frame number. */
+static interp_msg *task_args(const plugin *p, int frame)
 {
     interp_msg_builder *b = interp_msg_builder_new();
     if (!b)
         return NULL;
-    interp_msg_add_map(b, 2);
-    interp_msg_add_cstr(b, "frame");
-    interp_msg_add_int(b, frame);
-    interp_msg_add_cstr(b, "entities");
-    interp_msg_add_array(b, ENTITIES);
-    for (int i = 0; i < ENTITIES; i++) {
-        interp_msg_add_map(b, 4);
-        interp_msg_add_cstr(b, "id");
-        interp_msg_add_int(b, es[i].id);
-        interp_msg_add_cstr(b, "x");
-        interp_msg_add_int(b, es[i].x);
-        interp_msg_add_cstr(b, "y");
-        interp_msg_add_int(b, es[i].y);
-        interp_msg_add_cstr(b, "hp");
-        interp_msg_add_int(b, es[i].hp);
-    }
-    interp_msg *m = NULL;
-    return interp_msg_builder_finish(b, &m) == INTERP_OK ? m : NULL;
-}
-
-/* The arguments of one plugin's task: world, its state (or nil), the frame number. */
-static interp_msg *task_args(const interp_msg *world, const plugin *p, int frame)
-{
-    interp_msg_builder *b = interp_msg_builder_new();
-    if (!b)
-        return NULL;
-    interp_msg_add_msg(b, world);
     if (p->state)
         interp_msg_add_msg(b, p->state); /* back-references are relative: appending is safe */
     else
@@ -182,21 +161,17 @@ static bool key_is(const interp_msg_value *k, const char *s)
 }
 
 /* Apply one action table; malformed actions are ignored (and counted). */
-static bool apply_action(const plugin *p, interp_msg_value *action, entity *es)
+static bool apply_action(interp_msg_value *action, game *g)
 {
     if (action->type != INTERP_MSG_MAP)
         return false;
     char op[16] = "";
     long long id = -1, dx = 0, dy = 0, amount = 0;
-    const char *text = NULL;
-    size_t text_len = 0;
     interp_msg_iter it = action->as.seq.items;
     interp_msg_value k, v;
     while (interp_msg_next(&it, &k) && interp_msg_next(&it, &v)) {
         if (key_is(&k, "op") && v.type == INTERP_MSG_STR && v.as.str.len < sizeof op)
             memcpy(op, v.as.str.ptr, v.as.str.len), op[v.as.str.len] = 0;
-        else if (key_is(&k, "text") && v.type == INTERP_MSG_STR)
-            text = v.as.str.ptr, text_len = v.as.str.len;
         else if (v.type == INTERP_MSG_INT) {
             if (key_is(&k, "id")) id = v.as.i;
             if (key_is(&k, "dx")) dx = v.as.i;
@@ -204,13 +179,9 @@ static bool apply_action(const plugin *p, interp_msg_value *action, entity *es)
             if (key_is(&k, "amount")) amount = v.as.i;
         }
     }
-    if (!strcmp(op, "say") && text) {
-        printf("%s says: %.*s\n", p->name, (int)text_len, text);
-        return true;
-    }
-    if (id < 1 || id > ENTITIES)
+    if (id < 1 || id > g->n_entities)
         return false;
-    entity *e = &es[id - 1];
+    entity *e = &g->world[id - 1];
     if (!strcmp(op, "move") && dx >= -1 && dx <= 1 && dy >= -1 && dy <= 1) {
         e->x += dx;
         e->y += dy;
@@ -232,7 +203,7 @@ static void disable(plugin *p, const char *why)
 }
 
 /* Take a finished task's outcome: apply its actions, keep its state, or punish the plugin. */
-static void collect(plugin *p, entity *es, int *ignored)
+static void collect(plugin *p, game *g, int *ignored)
 {
     const interp_msg *res = NULL;
     int rc = interp_future_result(p->pending, INTERP_FOREVER, &res);
@@ -257,7 +228,7 @@ static void collect(plugin *p, entity *es, int *ignored)
             interp_msg_iter a = actions.as.seq.items;
             interp_msg_value action;
             while (interp_msg_next(&a, &action))
-                if (!apply_action(p, &action, es))
+                if (!apply_action(&action, g))
                     (*ignored)++;
         }
         /* The state is the second result: cut its bytes out as a message of its own. */
@@ -280,7 +251,7 @@ static int compare_doubles(const void *a, const void *b)
 
 static const char FIXED_LOOPER[] =
     "-- looper, fixed on disk while the game runs: now it returns promptly.\n"
-    "function on_tick(world, state, frame)\n"
+    "function on_tick(state, frame)\n"
     "  state = (state or 0) + 1\n"
     "  return {}, state\n"
     "end\n";
@@ -291,15 +262,17 @@ int main(int argc, char **argv)
     int frames = 60, fix_looper_at = -1;
     double budget_ms = 20;
     size_t memory_limit = 8u << 20;
+    unsigned long long seed = 42;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--frames") && i + 1 < argc) frames = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--budget-ms") && i + 1 < argc) budget_ms = atof(argv[++i]);
         else if (!strcmp(argv[i], "--memory-limit") && i + 1 < argc) memory_limit = (size_t)atoll(argv[++i]);
         else if (!strcmp(argv[i], "--fix-looper-at") && i + 1 < argc) fix_looper_at = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
         else if (argv[i][0] != '-' && !dir) dir = argv[i];
         else {
             fprintf(stderr, "usage: plugin_host PLUGIN_DIR [--frames N] [--budget-ms MS] "
-                            "[--memory-limit BYTES] [--fix-looper-at FRAME]\n");
+                            "[--memory-limit BYTES] [--fix-looper-at FRAME] [--seed S]\n");
             return 2;
         }
     }
@@ -314,7 +287,16 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    static game g; /* outlives the pool: its functions may run until interp_pool_destroy */
+    if (game_init(&g, ENTITIES, seed) != 0) {
+        fprintf(stderr, "plugin_host: cannot create the game\n");
+        return 1;
+    }
     interp_pool_options o = interp_pool_defaults();
+    o.host_libs = GAME_LIBS;
+    o.n_host_libs = 1;
+    o.on_state = game_on_state;
+    o.on_state_ud = &g;
     o.sandbox = INTERP_SANDBOX_SAFE;
     o.memory_limit = memory_limit;
     o.task_timeout = budget_ms / 1000.0;
@@ -328,9 +310,6 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    entity es[ENTITIES];
-    for (int i = 0; i < ENTITIES; i++)
-        es[i] = (entity){i + 1, (i * 7) % 21 - 10, (i * 13) % 21 - 10, 50 + i};
     double *frame_ms = calloc((size_t)frames, sizeof *frame_ms);
     int *offending = calloc((size_t)frames, sizeof *offending);
     int ignored = 0, failed_submits = 0;
@@ -349,26 +328,27 @@ int main(int argc, char **argv)
                 printf("reloaded %s at frame %d\n", ps[i].name, f);
 
         double t0 = now();
-        interp_msg *world = world_message(es, f);
-        for (int i = 0; i < n && world; i++) {
+        for (int i = 0; i < n; i++) {
             if (!ps[i].enabled)
                 continue;
             interp_task t = {.fn = {.kind = INTERP_FN_SOURCE, .text = ps[i].task_source},
-                             .args = task_args(world, &ps[i], f)};
+                             .args = task_args(&ps[i], f)};
             if (!t.args || interp_pool_submit_task(pool, &t, INTERP_FOREVER, &ps[i].pending) != INTERP_OK) {
                 interp_msg_free(t.args);
                 failed_submits++;
             }
         }
-        interp_msg_free(world);
         for (int i = 0; i < n; i++) {
             if (!ps[i].pending)
                 continue;
             bool was_enabled = ps[i].enabled;
-            collect(&ps[i], es, &ignored);
+            collect(&ps[i], &g, &ignored);
             if (was_enabled && !ps[i].enabled)
                 offending[f - 1] = 1;
         }
+        /* every task of the frame has ended: the host may change the world again */
+        game_flush_log(&g);
+        game_apply_spawns(&g);
         frame_ms[f - 1] = (now() - t0) * 1000.0;
     }
 
@@ -400,7 +380,10 @@ int main(int argc, char **argv)
            (unsigned long long)st.done, (unsigned long long)st.failed,
            (unsigned long long)st.timed_out, (unsigned long long)st.states_replaced, ignored,
            failed_submits);
+    printf("entities: %d (%lld spawned), log lines dropped: %ld\n", g.n_entities,
+           g.next_id - 1 - ENTITIES, g.dropped_log);
     interp_pool_destroy(pool);
+    game_free(&g);
     for (int i = 0; i < n; i++) {
         free(ps[i].task_source);
         interp_msg_free(ps[i].state);

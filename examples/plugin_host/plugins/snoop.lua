@@ -1,10 +1,11 @@
--- snoop: tries to reach the host's files, commands and other states. Every door it finds
--- open is reported in a "say" action; in the sandbox it should find none.
+-- snoop: tries to reach the host's files, commands and other states, and to tamper with the
+-- host's API. Every door it finds open is reported in the game's log; in the sandbox it
+-- should find none.
 local function try(name, f)
   local ok, res = pcall(f)
   if ok and res then return name end
 end
-function on_tick(world, state, frame)
+function on_tick(state, frame)
   if state then return {}, state end -- report once
   local open = {}
   local doors = {
@@ -19,8 +20,12 @@ function on_tick(world, state, frame)
     {"debug", function() return debug.getregistry() end},
     {"package.loadlib", function() return package.loadlib("libc.so.6", "system") end},
     {"string metatable", function() getmetatable("").__index = {}; return true end},
+    {"replace host.log", function() host.log = print; return true end},
+    {"rawset host", function() rawset(host, "spawn", print); return true end},
+    {"require a C module", function() return require("interp_pool") end},
   }
   for _, d in ipairs(doors) do open[#open + 1] = try(d[1], d[2]) end
   local text = #open == 0 and "none" or table.concat(open, ", ")
-  return {{op = "say", text = "doors open: " .. text}}, {reported = true}
+  host.log("snoop: doors open: " .. text)
+  return {}, {reported = true}
 end
