@@ -2,6 +2,9 @@
  *   1. seed workload, 8 tasks each summing 1..2,000,000 in Lua: speedup of 2 workers over 1
  *   2. map of function(x) return x * 2 end over 10^6 integers on 2 workers: items/s and the
  *      ratio to a bare lua_getglobal + lua_pcall loop on one lua_State
+ * The comparisons (1, 2) run their sides interleaved, alternating which goes first, and
+ * report the paired ratio: the median of the per-round ratios with its quartiles; a target
+ * inside the quartiles is "within noise" (bench/paired.h).
  *   3. submit + result of individual tasks from one host thread: tasks/s
  *   4. round-trip latency p50/p99 on an idle pool, beside a plain condvar ping-pong
  *   5. pool creation (2 workers, initializer) to first result
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include "interp_pool.h"
+#include "paired.h"
 #include "sync.h"
 
 static double scale = 1.0;
@@ -51,6 +55,17 @@ static void verdict(const char *what, double value, double target, bool higher_b
            target, ok ? "MET" : "MISSED");
 }
 
+/* A paired comparison against its target: MET / MISSED / NOISE (the quartiles of the
+ * per-round ratios straddle the target). */
+static void verdict_paired(const char *what, paired_stat s, double target, bool higher_better)
+{
+    paired_verdict v = paired_judge(s, target, higher_better);
+    printf("%-52s %12.2f %-8s target %s %.2f  %s  (paired, %d rounds: quartiles %.2f..%.2f)\n",
+           what, s.med, "x", higher_better ? ">=" : "<=", target,
+           v == PAIRED_PASS ? "MET" : v == PAIRED_FAIL ? "MISSED" : "WITHIN NOISE", s.n, s.q1,
+           s.q3);
+}
+
 /* ---- 1. seed workload ------------------------------------------------------------------- */
 
 static double seed_run(int workers)
@@ -73,15 +88,21 @@ static double seed_run(int workers)
 
 static void bench_seed(void)
 {
-    double best1 = 1e9, best2 = 1e9;
-    for (int r = 0; r < 3; r++) {
-        double a = seed_run(1), b = seed_run(2);
-        best1 = a < best1 ? a : best1;
-        best2 = b < best2 ? b : best2;
+    enum { R = 7 };
+    double t1[R], t2[R];
+    for (int r = 0; r < R; r++) {
+        if (r % 2) {
+            t2[r] = seed_run(2);
+            t1[r] = seed_run(1);
+        } else {
+            t1[r] = seed_run(1);
+            t2[r] = seed_run(2);
+        }
     }
-    printf("seed: 8 x sum(1..2e6): 1 worker %.1f ms, 2 workers %.1f ms\n", best1 * 1e3,
-           best2 * 1e3);
-    verdict("seed workload speedup, 2 vs 1 worker", best1 / best2, 1.9, true, "x");
+    printf("seed: 8 x sum(1..2e6), medians of %d interleaved rounds: 1 worker %.1f ms, 2 workers "
+           "%.1f ms\n",
+           R, paired_of(t1, R).med * 1e3, paired_of(t2, R).med * 1e3);
+    verdict_paired("seed workload speedup, 2 vs 1 worker", paired_ratio(t1, t2, R), 1.9, true);
 }
 
 /* ---- 2. fine-grained map ---------------------------------------------------------------- */
@@ -110,37 +131,39 @@ static double bare_loop(long n)
 
 static void bench_map(void)
 {
+    enum { R = 7 };
     long n = (long)(1000000 * scale);
     interp_msg **in = malloc((size_t)n * sizeof *in);
     interp_msg **out = malloc((size_t)n * sizeof *out);
     for (long i = 0; i < n; i++)
         in[i] = interp_msg_int(i);
-    interp_pool *p = make_pool(2);
-    double best = 1e9;
-    for (int r = 0; r < 3; r++) {
+    interp_pool *p = make_pool_started(2, true);
+    double tm[R], tb[R];
+    for (int r = 0; r < R; r++) {
+        if (r % 2)
+            tb[r] = bare_loop(n);
         double t0 = interp__now();
         int rc = interp_pool_map(p, "double", (size_t)n, (const interp_msg *const *)in, out, NULL);
-        double t = interp__now() - t0;
+        tm[r] = interp__now() - t0;
         if (rc != INTERP_OK)
             abort();
-        best = t < best ? t : best;
         for (long i = 0; i < n; i++)
             interp_msg_free(out[i]);
+        if (r % 2 == 0)
+            tb[r] = bare_loop(n);
     }
     interp_pool_destroy(p);
     for (long i = 0; i < n; i++)
         interp_msg_free(in[i]);
     free(in);
     free(out);
-    double bare = 1e9;
-    for (int r = 0; r < 3; r++) {
-        double t = bare_loop(n);
-        bare = t < bare ? t : bare;
-    }
-    printf("map: %ld items on 2 workers %.1f ms (%.0f ns/item); bare loop %.1f ms (%.0f ns/call)\n",
-           n, best * 1e3, best * 1e9 / (double)n, bare * 1e3, bare * 1e9 / (double)n);
+    double best = paired_of(tm, R).med, bare = paired_of(tb, R).med;
+    printf("map: %ld items on 2 workers %.1f ms (%.0f ns/item); bare loop %.1f ms (%.0f ns/call); "
+           "medians of %d interleaved rounds\n",
+           n, best * 1e3, best * 1e9 / (double)n, bare * 1e3, bare * 1e9 / (double)n, R);
     printf("%-52s %12.0f items/s\n", "map x*2 throughput", (double)n / best);
-    verdict("map x*2 on 2 workers vs bare lua_pcall loop", bare / best, 1.3, true, "x");
+    verdict_paired("map x*2 on 2 workers vs bare lua_pcall loop", paired_ratio(tb, tm, R), 1.8,
+                   true);
 }
 
 /* ---- 3. submit + result ----------------------------------------------------------------- */

@@ -8,7 +8,8 @@ set(BENCH_COMPARE_SOURCES
   ${BENCH_COMPARE_DIR}/exec_interp.c)
 add_executable(bench_compare ${BENCH_COMPARE_SOURCES})
 interp_target_setup(bench_compare)
-target_include_directories(bench_compare PRIVATE ${BENCH_COMPARE_DIR} ${MSGPUCK_INCLUDE_DIR})
+target_include_directories(bench_compare PRIVATE ${BENCH_COMPARE_DIR} ${CMAKE_CURRENT_SOURCE_DIR}
+  ${MSGPUCK_INCLUDE_DIR})
 target_compile_definitions(bench_compare PRIVATE
   BENCH_PLOT_GP="${BENCH_COMPARE_DIR}/plot.gp")
 target_link_libraries(bench_compare PRIVATE interp_pool m)

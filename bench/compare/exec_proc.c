@@ -235,6 +235,17 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+/* Close every descriptor from 3 up except a and b. */
+static void close_all_but(int a, int b)
+{
+    int lo = a < b ? a : b, hi = a < b ? b : a;
+    if (lo > 3)
+        close_range(3, (unsigned)lo - 1, 0);
+    if (hi > lo + 1)
+        close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+    close_range((unsigned)hi + 1, ~0U, 0);
+}
+
 /* Stop whatever create() got to: close the queue, join, close pipes, reap children. */
 static void proc_stop(proc_exec *p, long *child_rss_kib)
 {
@@ -301,12 +312,11 @@ static int proc_create(void **out, int workers, const char *init, char err[BENCH
             goto err_stop;
         }
         if (pid == 0) {
-            for (int k = 0; k < i; k++) { /* the parent ends of the earlier children */
-                close(cs[k].to_fd);
-                close(cs[k].from_fd);
-            }
-            close(req[1]);
-            close(res[0]);
+            /* Keep only its own two pipe ends: the parent ends of the earlier children, and
+             * those of any other process pool alive in the parent (bench_compare runs the
+             * executors of a workload side by side), would keep their pipes open and their
+             * children from seeing end of file. */
+            close_all_but(req[0], res[1]);
             pw_child_main(req[0], res[1], init);
         }
         close(req[0]);

@@ -1,7 +1,12 @@
 /* main.c - bench_compare: the headline comparison. Runs every workload (workloads.c) on every
  * executor (sequential, gil, process, interp) with 1, 2 and online-CPUs workers, prints a
  * table, writes a CSV (and a PNG chart when gnuplot is installed), then prints the checks the
- * project promises as PASS/FAIL lines.
+ * project promises as PASS/FAIL/NOISE lines.
+ *
+ * The executors of one workload run interleaved: round i runs every executor once, starting
+ * with a different one each round, so a drift of a shared machine hits them alike. Speedups
+ * and checks are paired ratios (the median of the per-round ratios, with their quartiles),
+ * never a ratio of two medians taken minutes apart (bench/paired.h).
  *
  * Exit status: 0 when every run returned the right results (checks may still FAIL, since a
  * loaded machine is not a wrong result; --strict turns a FAIL into exit status 3), 2 when a
@@ -26,12 +31,12 @@ static const bench_exec *const all_execs[] = {
 };
 enum { N_EXECS = sizeof all_execs / sizeof all_execs[0] };
 
-typedef struct config {
+typedef struct cmd_config {
     bool quick, strict;
     int runs;
     const char *csv, *python_csv, *only, *execs;
     wl_params p;
-} config;
+} cmd_config;
 
 /* ---- peak resident memory --------------------------------------------------------------- */
 
@@ -66,18 +71,6 @@ static long hwm_kib(void)
 
 /* ---- measuring ------------------------------------------------------------------------ */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static _Noreturn void run_failed(const bench_exec *e, const workload *w, int workers,
                                  const char *err)
 {
@@ -87,46 +80,88 @@ static _Noreturn void run_failed(const bench_exec *e, const workload *w, int wor
     exit(2);
 }
 
-/* Time `runs` runs of workload w on a fresh executor; fill r. */
-static void measure(const config *c, const bench_exec *e, const workload *w, int workers,
-                    bench_row *r)
+/* One row of a workload being measured: an executor with a number of workers. */
+typedef struct config {
+    const bench_exec *e;
+    int workers;
+    bool prestart; /* interp with every worker started in create (startup's INFO line) */
+    bench_row *r;
+    void *ex;      /* the running executor (not for startup) */
+    long child_max;
+} config;
+
+static int config_order(const config *c)
+{
+    /* fork the process pools before any other executor starts threads */
+    return c->e == &bench_exec_process ? 0 : 1;
+}
+
+/* One timed run of configuration k (round i): fills k->r->rounds[i]. */
+static void run_one(const cmd_config *c, const workload *w, config *k, int i)
 {
     char err[BENCH_ERRLEN] = "";
-    double t[64];
-    int runs = c->runs;
-    long child = 0, child_max = 0;
+    long child = 0;
+    double t = 0;
     hwm_reset();
     if (!w->run) { /* startup: each run is a whole create / task / destroy cycle */
-        runs = c->quick ? 7 : 21;
-        for (int i = 0; i < runs; i++) {
-            if (bench_startup_once(e, workers, &t[i], &child, err) != INTERP_OK)
-                run_failed(e, w, workers, err);
-            child_max = child > child_max ? child : child_max;
-        }
-        r->tasks = 1;
-    } else {
-        void *ex = NULL;
-        if (e->create(&ex, workers, bench_init_source, err) != INTERP_OK)
-            run_failed(e, w, workers, err);
-        if (w->warmup && w->run(e, ex, &c->p, &t[0], &r->tasks, err) != INTERP_OK) {
-            e->destroy(ex, &child);
-            run_failed(e, w, workers, err);
-        }
-        for (int i = 0; i < runs; i++)
-            if (w->run(e, ex, &c->p, &t[i], &r->tasks, err) != INTERP_OK) {
-                e->destroy(ex, &child);
-                run_failed(e, w, workers, err);
-            }
-        e->destroy(ex, &child_max);
+        bench_interp_prestart = k->prestart;
+        int rc = bench_startup_once(k->e, k->workers, &t, &child, err);
+        bench_interp_prestart = false;
+        if (rc != INTERP_OK)
+            run_failed(k->e, w, k->workers, err);
+        k->child_max = child > k->child_max ? child : k->child_max;
+        k->r->tasks = 1;
+    } else if (w->run(k->e, k->ex, &c->p, &t, &k->r->tasks, err) != INTERP_OK) {
+        k->e->destroy(k->ex, &child);
+        run_failed(k->e, w, k->workers, err);
     }
-    r->impl = "c";
-    r->executor = e->name;
-    r->workload = w->name;
-    r->workers = workers;
-    r->runs = runs;
-    r->wall = median(t, runs);
-    r->tasks_per_s = (double)r->tasks / r->wall;
-    r->rss_kib = hwm_kib() + child_max;
+    k->r->rounds[i] = t;
+    long hwm = hwm_kib();
+    k->r->rss_kib = hwm > k->r->rss_kib ? hwm : k->r->rss_kib;
+}
+
+/* Measure every configuration of workload w interleaved: all executors are created first,
+ * then round i runs each once, starting with configuration i mod n, so that a drift of the
+ * machine hits every executor alike and the per-round ratios stay fair. */
+static void measure_interleaved(const cmd_config *c, const workload *w, config *ks, int n)
+{
+    char err[BENCH_ERRLEN] = "";
+    int runs = w->run ? c->runs : c->quick ? 7 : 21;
+    for (int pass = 0; pass < 2 && w->run; pass++)
+        for (int j = 0; j < n; j++) {
+            config *k = &ks[j];
+            if (config_order(k) != pass)
+                continue;
+            bench_interp_prestart = k->prestart;
+            int rc = k->e->create(&k->ex, k->workers, bench_init_source, err);
+            bench_interp_prestart = false;
+            if (rc != INTERP_OK)
+                run_failed(k->e, w, k->workers, err);
+            if (w->warmup && w->run(k->e, k->ex, &c->p, &k->r->rounds[0], &k->r->tasks,
+                                    err) != INTERP_OK)
+                run_failed(k->e, w, k->workers, err);
+        }
+    for (int i = 0; i < runs; i++)
+        for (int j = 0; j < n; j++)
+            run_one(c, w, &ks[(i + j) % n], i);
+    for (int j = 0; j < n && w->run; j++)
+        ks[j].e->destroy(ks[j].ex, &ks[j].child_max);
+    const bench_row *seq = ks[0].r; /* configuration 0 is always sequential */
+    for (int j = 0; j < n; j++) {
+        bench_row *r = ks[j].r;
+        r->impl = "c";
+        r->executor = ks[j].e->name;
+        r->workload = w->name;
+        r->workers = ks[j].workers;
+        r->runs = runs;
+        r->wall = paired_of(r->rounds, runs).med;
+        r->tasks_per_s = (double)r->tasks / r->wall;
+        r->rss_kib += ks[j].child_max;
+        paired_stat s = paired_ratio(seq->rounds, r->rounds, runs);
+        r->speedup = s.med;
+        r->speedup_q1 = s.q1;
+        r->speedup_q3 = s.q3;
+    }
 }
 
 /* ---- options ---------------------------------------------------------------------------- */
@@ -137,7 +172,8 @@ static void usage(FILE *to)
             "usage: bench_compare [--quick] [--runs N] [--csv PATH] [--python-csv PATH]\n"
             "                     [--only WORKLOAD,...] [--exec EXECUTOR,...] [--strict]\n"
             "  --quick        small sizes, 5 runs each (under a minute on 2 cores)\n"
-            "  --runs N       timed runs per row, the median is reported (default 5; a noisy machine may want more)\n"
+            "  --runs N       rounds (default 5; a noisy machine may want more): each runs every\n"
+            "                 executor once, interleaved; medians and paired ratios are reported\n"
             "  --csv PATH     where to write the CSV (default build/compare.csv); the chart\n"
             "                 (when gnuplot is installed) goes beside it as .png\n"
             "  --python-csv PATH  put bench/python/compare.py's CSV into the chart too\n"
@@ -158,7 +194,7 @@ static bool in_list(const char *list, const char *name)
     return false;
 }
 
-static void parse(int argc, char **argv, config *c)
+static void parse(int argc, char **argv, cmd_config *c)
 {
     memset(c, 0, sizeof *c);
     c->csv = "build/compare.csv";
@@ -205,7 +241,7 @@ static void parse(int argc, char **argv, config *c)
 
 int main(int argc, char **argv)
 {
-    config c;
+    cmd_config c;
     parse(argc, argv, &c);
     signal(SIGPIPE, SIG_IGN);
 
@@ -214,42 +250,40 @@ int main(int argc, char **argv)
     int wl_list[3] = {1, 2, cpus}, n_w = cpus > 2 ? 3 : 2;
 
     bench_rows rows = {0};
+    bench_row prestart_row = {0};
+    bool have_prestart = false;
     report_header(&c.p, c.quick, cpus, c.runs);
     for (size_t wi = 0; wi < bench_n_workloads; wi++) {
         const workload *w = &bench_workloads[wi];
         if (!in_list(c.only, w->name))
             continue;
-        double seq_wall = 0;
+        config ks[3 * N_EXECS + 1];
+        int n = 0;
+        size_t first = rows.n;
         for (int ei = 0; ei < N_EXECS; ei++) {
             const bench_exec *e = all_execs[ei];
             bool seq = e == &bench_exec_sequential;
             if (!seq && !in_list(c.execs, e->name))
                 continue; /* sequential always runs: it is what speedups are measured against */
-            for (int k = 0; k < (seq ? 1 : n_w); k++) {
-                bench_row *r = report_add(&rows);
-                measure(&c, e, w, wl_list[k], r);
-                if (seq)
-                    seq_wall = r->wall;
-                r->speedup = seq_wall > 0 ? seq_wall / r->wall : 0;
-                report_row(r);
-            }
+            for (int k = 0; k < (seq ? 1 : n_w); k++)
+                ks[n++] = (config){.e = e, .workers = wl_list[k]};
         }
+        for (int j = 0; j < n; j++)
+            report_add(&rows);
+        for (int j = 0; j < n; j++)
+            ks[j].r = &rows.v[first + (size_t)j];
+        /* The startup cycle also with every worker started in create: interp's pools start
+         * their workers on demand by default, as Python's executors do. */
+        if (!w->run && in_list(c.execs, bench_exec_interp.name)) {
+            ks[n++] = (config){.e = &bench_exec_interp, .workers = 2, .prestart = true,
+                               .r = &prestart_row};
+            have_prestart = true;
+        }
+        measure_interleaved(&c, w, ks, n);
+        for (size_t j = first; j < rows.n; j++)
+            report_row(&rows.v[j]);
     }
-    /* The startup cycle again with every worker started in create: interp's pools start
-     * their workers on demand by default, as Python's executors do. */
-    double prestart_wall = 0;
-    for (size_t wi = 0; wi < bench_n_workloads; wi++) {
-        const workload *w = &bench_workloads[wi];
-        if (strcmp(w->name, "startup") != 0 || !in_list(c.only, w->name) ||
-            !in_list(c.execs, bench_exec_interp.name))
-            continue;
-        bench_row r = {0};
-        bench_interp_prestart = true;
-        measure(&c, &bench_exec_interp, w, 2, &r);
-        bench_interp_prestart = false;
-        prestart_wall = r.wall;
-    }
-    int failed = report_checks(&rows, prestart_wall);
+    int failed = report_checks(&rows, have_prestart ? &prestart_row : NULL);
     if (report_csv(&rows, c.csv) == 0)
         printf("\nCSV: %s\n", c.csv);
     report_plot(&rows, c.csv, c.python_csv, wl_list[n_w - 1]);

@@ -44,16 +44,19 @@ void report_header(const wl_params *p, bool quick, int cpus, int runs)
            " | data: %d tasks of %d floats | startup: create, 1 task, destroy\n",
            p->cpu_tasks, (long long)p->cpu_n, p->io_tasks, p->io_ms, p->tiny_tasks, p->data_tasks,
            p->data_len);
-    printf("  speedup: sequential's wall time / this wall time; peak RSS: this process plus its"
-           " worker processes\n\n");
-    printf("%-12s %-10s %7s %7s %11s %8s %12s %13s\n", "workload", "executor", "workers", "tasks",
-           "wall ms", "speedup", "tasks/s", "peak RSS MiB");
+    printf("  executors interleaved within each round (start rotated); speedup: median over the"
+           " rounds of\n  sequential's wall / this wall in the same round, [quartiles]; peak RSS:"
+           " this process plus its worker processes\n\n");
+    printf("%-12s %-10s %7s %7s %11s %8s %13s %12s %13s\n", "workload", "executor", "workers",
+           "tasks", "wall ms", "speedup", "spread", "tasks/s", "peak RSS MiB");
 }
 
 void report_row(const bench_row *r)
 {
-    printf("%-12s %-10s %7d %7zu %11.2f %8.2f %12.0f %13.1f\n", r->workload, r->executor,
-           r->workers, r->tasks, r->wall * 1e3, r->speedup, r->tasks_per_s,
+    char spread[32];
+    snprintf(spread, sizeof spread, "[%.2f..%.2f]", r->speedup_q1, r->speedup_q3);
+    printf("%-12s %-10s %7d %7zu %11.2f %8.2f %13s %12.0f %13.1f\n", r->workload, r->executor,
+           r->workers, r->tasks, r->wall * 1e3, r->speedup, spread, r->tasks_per_s,
            (double)r->rss_kib / 1024.0);
     fflush(stdout);
 }
@@ -69,84 +72,89 @@ static const bench_row *find(const bench_rows *rows, const char *workload, const
     return NULL;
 }
 
-/* Print one check line (PASS / FAIL, or SKIP when a row is missing); counts FAILs. */
-static void verdict(int *fails, bool have, bool ok, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void verdict(int *fails, bool have, bool ok, const char *name, const char *fmt, ...)
+/* One check from paired ratios: ratio_i = num->rounds[i] / den->rounds[i] (same round), its
+ * median against threshold (>= when higher_ok, else <=). Prints PASS / FAIL / NOISE (the
+ * quartiles straddle the threshold: within noise, no verdict) or SKIP; counts FAILs. */
+static void check(int *fails, const char *name, const bench_row *num, const bench_row *den,
+                  double threshold, bool higher_ok, const char *what)
 {
-    if (!have) {
+    if (!num || !den) {
         printf("SKIP  %s (not measured in this run)\n", name);
         return;
     }
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s  %s: ", ok ? "PASS" : "FAIL", name);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    if (!ok)
+    int n = num->runs < den->runs ? num->runs : den->runs;
+    paired_stat s = paired_ratio(num->rounds, den->rounds, n);
+    paired_verdict v = paired_judge(s, threshold, higher_ok);
+    char buf[64];
+    printf("%-5s %s: %s %s %s %.2f%s\n", paired_word(v), name, what,
+           paired_fmt(buf, sizeof buf, s), higher_ok ? ">=" : "<=", threshold,
+           v == PAIRED_NOISE ? " (within noise: the quartiles straddle it)" : "");
+    if (v == PAIRED_FAIL)
         (*fails)++;
 }
 
-int report_checks(const bench_rows *rows, double prestart_wall)
+int report_checks(const bench_rows *rows, const bench_row *prestart)
 {
     int fails = 0;
     char name[128];
-    printf("\nchecks (2 workers):\n");
-    const bench_row *g = find(rows, "cpu", "gil", 2);
-    verdict(&fails, g, g && g->speedup <= 1.1, "cpu, gil serialises",
-            "speedup %.2f <= 1.1", g ? g->speedup : 0);
+    printf("\nchecks (2 workers; paired ratio: median [quartiles] over the rounds):\n");
+    const bench_row *seq = find(rows, "cpu", "sequential", 1);
+    check(&fails, "cpu, gil serialises", find(rows, "cpu", "gil", 2) ? seq : NULL,
+          find(rows, "cpu", "gil", 2), 1.1, false, "speedup");
     const char *par[] = {"process", "interp"};
     for (int i = 0; i < 2; i++) {
-        const bench_row *r = find(rows, "cpu", par[i], 2);
         snprintf(name, sizeof name, "cpu, %s runs in parallel", par[i]);
-        verdict(&fails, r, r && r->speedup >= 1.8, name, "speedup %.2f >= 1.8",
-                r ? r->speedup : 0);
+        check(&fails, name, seq, find(rows, "cpu", par[i], 2), 1.8, true, "speedup");
     }
     const char *pools[] = {"gil", "process", "interp"};
+    seq = find(rows, "io", "sequential", 1);
     for (int i = 0; i < 3; i++) {
         bool any = false;
         for (size_t k = 0; k < rows->n; k++) {
             const bench_row *r = &rows->v[k];
             if (strcmp(r->workload, "io") || strcmp(r->executor, pools[i]) || r->workers < 2)
                 continue;
-            double want = 0.8 * r->workers;
             snprintf(name, sizeof name, "io, %s on %d workers overlaps the waits", pools[i],
                      r->workers);
-            verdict(&fails, true, r->speedup >= want, name, "speedup %.2f >= %.1f", r->speedup,
-                    want);
+            check(&fails, name, seq, r, 0.8 * r->workers, true, "speedup");
             any = true;
         }
         if (!any) {
             snprintf(name, sizeof name, "io, %s overlaps the waits", pools[i]);
-            verdict(&fails, false, false, name, "%s", "");
+            check(&fails, name, NULL, NULL, 0, true, "");
         }
     }
     const bench_row *ti = find(rows, "tiny-submit", "interp", 2);
     const bench_row *tp = find(rows, "tiny-submit", "process", 2);
-    verdict(&fails, ti && tp, ti && tp && ti->tasks_per_s >= 5 * tp->tasks_per_s,
-            "tiny (one by one), interp >= 5x process tasks/s", "%.0f vs %.0f tasks/s (%.1fx)",
-            ti ? ti->tasks_per_s : 0, tp ? tp->tasks_per_s : 0,
-            ti && tp ? ti->tasks_per_s / tp->tasks_per_s : 0);
+    check(&fails, "tiny (one by one), interp >= 5x process tasks/s", tp, ti, 5, true,
+          "interp/process tasks/s");
     ti = find(rows, "tiny-map", "interp", 2);
     tp = find(rows, "tiny-map", "process", 2);
-    if (ti && tp)
-        printf("INFO  tiny (map, both chunked), interp vs process: %.0f vs %.0f tasks/s (%.1fx)\n",
-               ti->tasks_per_s, tp->tasks_per_s, ti->tasks_per_s / tp->tasks_per_s);
+    if (ti && tp) {
+        char buf[64];
+        printf("INFO  tiny (map, both chunked), interp vs process: %.0f vs %.0f tasks/s, paired "
+               "%sx\n",
+               ti->tasks_per_s, tp->tasks_per_s,
+               paired_fmt(buf, sizeof buf, paired_ratio(tp->rounds, ti->rounds, ti->runs)));
+    }
     const bench_row *si = find(rows, "startup", "interp", 2);
     const bench_row *sp = find(rows, "startup", "process", 2);
-    verdict(&fails, si && sp, si && sp && sp->wall >= 10 * si->wall,
-            "startup, interp >= 10x faster than process", "%.3f vs %.3f ms (%.1fx)",
-            si ? si->wall * 1e3 : 0, sp ? sp->wall * 1e3 : 0, si && sp ? sp->wall / si->wall : 0);
-    if (sp && prestart_wall > 0)
-        printf("INFO  startup, interp with prestart (both workers started in create): %.3f ms "
-               "(%.1fx faster than process)\n",
-               prestart_wall * 1e3, sp->wall / prestart_wall);
+    check(&fails, "startup, interp >= 10x faster than process", sp, si, 10, true,
+          "process/interp wall");
+    if (si && sp)
+        printf("      (medians: interp %.3f ms, process %.3f ms)\n", si->wall * 1e3,
+               sp->wall * 1e3);
+    if (sp && prestart) {
+        char buf[64];
+        printf("INFO  startup, interp with prestart (both workers started in create): %.3f ms, "
+               "process/this %sx\n",
+               prestart->wall * 1e3,
+               paired_fmt(buf, sizeof buf, paired_ratio(sp->rounds, prestart->rounds, sp->runs)));
+    }
     const bench_row *di = find(rows, "data", "interp", 2);
     const bench_row *dp = find(rows, "data", "process", 2);
-    verdict(&fails, di && dp, di && dp && di->wall <= 1.5 * dp->wall,
-            "data, interp within 1.5x of process or better", "%.1f vs %.1f ms (%.2fx)",
-            di ? di->wall * 1e3 : 0, dp ? dp->wall * 1e3 : 0, di && dp ? di->wall / dp->wall : 0);
+    check(&fails, "data, interp within 1.5x of process or better", di, dp, 1.5, false,
+          "interp/process wall");
     printf("%d check(s) failed\n", fails);
     return fails;
 }

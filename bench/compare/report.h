@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "paired.h"
 #include "workloads.h"
 
 /* One measurement: an executor on a workload with a number of workers. */
@@ -16,7 +17,10 @@ typedef struct bench_row {
     size_t tasks;
     int runs;
     double wall;          /* median wall time of the runs, seconds */
-    double speedup;       /* sequential's wall / this wall */
+    double speedup;       /* median of the per-round ratios sequential's wall / this wall */
+    double speedup_q1, speedup_q3; /* their quartiles (the spread) */
+    double rounds[PAIRED_MAX]; /* wall time of each run; run i of every row of a workload
+                                * belongs to the same interleaved round */
     double tasks_per_s;
     long rss_kib;         /* peak resident memory, this process plus worker processes */
 } bench_row;
@@ -32,10 +36,11 @@ void report_free(bench_rows *rows);
 
 void report_header(const wl_params *p, bool quick, int cpus, int runs);
 void report_row(const bench_row *r);
-/* Print the promised checks as PASS / FAIL / SKIP lines; returns the number of FAILs. */
-/* prestart_wall: the interp startup cycle on 2 workers with every worker started in create
- * (seconds; 0: not measured), printed beside the startup check. */
-int report_checks(const bench_rows *rows, double prestart_wall);
+/* Print the promised checks as PASS / FAIL / NOISE / SKIP lines from paired, same-round
+ * ratios (NOISE: their quartiles straddle the threshold); returns the number of FAILs. */
+/* prestart: the interp startup cycle on 2 workers with every worker started in create
+ * (NULL: not measured), interleaved with the startup rows, printed beside the startup check. */
+int report_checks(const bench_rows *rows, const bench_row *prestart);
 /* Write the CSV (creating its folder if missing). 0 or -1 (a message on stderr). */
 int report_csv(const bench_rows *rows, const char *path);
 /* When gnuplot is installed: a PNG (the CSV's path with .png) of the speedup of each

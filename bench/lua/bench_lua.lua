@@ -1,5 +1,6 @@
--- bench_lua.lua - the pool as a Lua script sees it (require "interp_pool"), against the figures
--- of the Lua peers measured on the 2-core development machine (Lanes and luaproc pools).
+-- bench_lua.lua - the pool as a Lua script sees it (require "interp_pool"). Only this pool's
+-- figures, all from this run: the Lua peers (Lanes, luaproc) are measured beside it, in
+-- alternating rounds, by bench/peers/run.lua when they are installed.
 --
 --   LUA_CPATH="build/release/lua/?.so;;" lua5.4 bench/lua/bench_lua.lua [scale]
 --
@@ -37,8 +38,8 @@ local pool <close> = ip.new{workers = 2, prestart = true, init = [[
   end
 ]]}
 
-local function report(what, value, unit, peer)
-  print(string.format("%-42s %12.1f %-9s %s", what, value, unit, peer or ""))
+local function report(what, value, unit)
+  print(string.format("%-42s %12.1f %s", what, value, unit))
 end
 
 -- 1. many tasks in flight: submit them all, then collect
@@ -48,8 +49,7 @@ do
   local t0 = ip.now()
   for i = 1, n do fs[i] = pool:submit("dbl", i) end
   for i = 1, n do assert(fs[i]:result() == 2 * i) end
-  report("submit + result, many in flight", n / (ip.now() - t0) / 1e3, "k tasks/s",
-         "(Lanes pool ~270, luaproc ~340)")
+  report("submit + result, many in flight", n / (ip.now() - t0) / 1e3, "k tasks/s")
 end
 
 -- 2. one task at a time: the round trip
@@ -57,8 +57,7 @@ do
   local n = count(20000)
   local t0 = ip.now()
   for i = 1, n do assert(pool:submit("dbl", i):result() == 2 * i) end
-  report("submit + result, one at a time", (ip.now() - t0) / n * 1e6, "us each",
-         "(Lanes ping-pong ~8 us)")
+  report("submit + result, one at a time", (ip.now() - t0) / n * 1e6, "us each")
 end
 
 -- 3. map over a list
@@ -84,8 +83,7 @@ do
   local dt = ip.now() - t0
   p:result()
   assert(got == n and sum == n * (n + 1) // 2)
-  report("table messages {i, \"x\", 3.5}, worker to worker", n / dt / 1e3, "k msgs/s",
-         "(Lanes ~140)")
+  report("table messages {i, \"x\", 3.5}, worker to worker", n / dt / 1e3, "k msgs/s")
 end
 
 -- 5. ping-pong between the script and a worker
@@ -102,8 +100,7 @@ do
   pings:send(false)
   assert(pongs:recv() == false)
   f:result()
-  report("ping-pong, script <-> worker, round trip", dt / n * 1e6, "us",
-         "(Lanes ~8 us)")
+  report("ping-pong, script <-> worker, round trip", dt / n * 1e6, "us")
 end
 
-print("bench_lua: ok")
+print("bench_lua: ok (the Lua peers side by side: lua5.4 bench/peers/run.lua)")
