@@ -53,6 +53,8 @@ typedef struct interp__queue {
     bool closed;
     atomic_bool closed_flag; /* == closed, lock-free */
     int reason;              /* INTERP_ERR_SHUTDOWN or INTERP_ERR_BROKEN once closed */
+    void (*notify)(void *);  /* pools with a backend: called after each push (no lock held) */
+    void *notify_ud;
 } interp__queue;
 
 void interp__queue_init(interp__queue *q, size_t max);
@@ -74,6 +76,8 @@ void interp__queue_start_failed(interp__queue *q);
  * idle > 0 (seconds) and idled non-NULL, a sleep with nothing to take ends after `idle`: then
  * NULL with *idled set (the caller may tidy up, then pop again). */
 interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled);
+/* Take the oldest job without waiting; NULL when none is queued. */
+interp__job *interp__queue_try_pop(interp__queue *q);
 /* Unlink job if it is still queued; true if this call removed it. */
 bool interp__queue_remove(interp__queue *q, interp__job *job);
 /* Close (first reason wins); with take_all, also take every queued job (returned as a
@@ -202,6 +206,9 @@ struct interp_pool {
     char thread_name[16];        /* the prefix, at most 9 bytes (room for "-4095" or "-wd") */
     size_t max_msg_size;
     interp__chan_names chans;    /* channels by name */
+    /* an external executor instead of worker threads (backend.h); NULL for a local pool */
+    const struct interp__backend *backend;
+    void *backend_ud;
     /* stats */
     atomic_uint_fast64_t st_submitted, st_done, st_failed, st_cancelled, st_timed_out,
         st_replaced, st_abandoned;
@@ -316,6 +323,12 @@ void interp__chunk_abort(interp__job *job, int status);
 /* Watchdog: the worker running chunk `job` was abandoned: its items end with status (the
  * worker keeps its reference until its call returns). */
 void interp__chunk_abandoned(interp__job *job, int status);
+/* The chunk's items ran into its outcomes (by a worker or a backend): deliver them (map: into
+ * the caller's slots), end the chunk and drop the runner's reference. */
+void interp__chunk_complete(interp__job *job);
+/* Backend: take a queued chunk to run elsewhere: false when it must not run (it has been
+ * ended and released here). */
+bool interp__chunk_take(interp__job *job);
 
 /* ---- options (options.c) ---------------------------------------------------------------- */
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "core_impl.h"
 #include "msg_impl.h"
 
@@ -398,6 +399,14 @@ int interp_future_cancel(interp_future *f)
     }
     interp__worker *w = f->worker;
     uint64_t id = f->task_id;
+    if (!w) { /* a backend runs it (backend.h); the pool lives while f is running */
+        interp_pool *pool = f->pool;
+        interp__pool_retain(pool);
+        interp__mutex_unlock(&f->mu);
+        pool->backend->interrupt(pool->backend_ud, &f->job, INTERP_ERR_CANCELLED);
+        interp__pool_release(pool);
+        return INTERP_OK;
+    }
     atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
     interp__mutex_unlock(&f->mu);
     interp__interrupt_run(w, id, INTERP_ERR_CANCELLED);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "map_impl.h"
 
 
@@ -163,10 +164,13 @@ static void time_out(engine *e)
             interp__chunk_abort(&c->job, INTERP_ERR_TIMEOUT);
         interp__mutex_lock(&e->m->mu);
         interp__worker *w = c->state == CH_RUNNING ? c->worker : NULL;
+        bool remote = c->state == CH_RUNNING && e->pool->backend;
         uint64_t id = c->id;
         if (w)
             atomic_fetch_add(&w->refs, 1);
         interp__mutex_unlock(&e->m->mu);
+        if (remote) /* a backend holds it: it ends the chunk on its own thread */
+            e->pool->backend->interrupt(e->pool->backend_ud, &c->job, INTERP_ERR_TIMEOUT);
         if (w) {
             interp__interrupt_run(w, id, INTERP_ERR_TIMEOUT);
             interp__worker_release(w);

@@ -284,6 +284,14 @@ bool interp__chunk_run(interp__worker *w, interp__job *job)
         return false;
     }
     w->tasks_on_state++;
+    interp__chunk_complete(job);
+    return true;
+}
+
+void interp__chunk_complete(interp__job *job)
+{
+    map_chunk *c = (map_chunk *)job;
+    map_ctx *m = c->m;
     bool failed = false;
     interp__mutex_lock(&m->mu);
     bool ended = c->state == CH_DONE; /* ended early by shutdown_now */
@@ -296,6 +304,28 @@ bool interp__chunk_run(interp__worker *w, interp__job *job)
     }
     interp__chunk_finish(c, 0, failed);
     interp__chunk_release(c);
-    return true;
+}
+
+bool interp__chunk_take(interp__job *job)
+{
+    map_chunk *c = (map_chunk *)job;
+    map_ctx *m = c->m;
+    interp__mutex_lock(&m->mu);
+    int skip = atomic_load(&m->stop);
+    if (!skip && c->state == CH_QUEUED) {
+        c->state = CH_RUNNING;
+        c->worker = NULL;
+        c->id = 0;
+    } else if (!skip) {
+        skip = INTERP_ERR_CANCELLED;
+    } else if (skip == INTERP_ERR_CANCELLED) {
+        c->skipped = true;
+    }
+    interp__mutex_unlock(&m->mu);
+    if (!skip)
+        return true;
+    interp__chunk_finish(c, skip, false);
+    interp__chunk_release(c);
+    return false;
 }
 

@@ -9,12 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "core_impl.h"
 
 void interp__pool_retain(interp_pool *pool) { atomic_fetch_add(&pool->refs, 1); }
 
 static void pool_free(interp_pool *pool)
 {
+    if (pool->backend)
+        pool->backend->free(pool->backend_ud);
     interp__chan_names_destroy(&pool->chans);
     interp__shared_destroy(pool->shared);
     interp__queue_destroy(&pool->q);
@@ -120,6 +123,8 @@ int interp_pool_channel(interp_pool *pool, const char *name, size_t capacity, in
         *out = NULL;
     if (!pool || !name || !out)
         return INTERP_ERR_INVALID;
+    if (pool->backend)
+        return INTERP_ERR_INVALID; /* its tasks run in other processes: no channel spans them */
     /* strnlen: a name past the bound is refused without reading all of it */
     return chan_lookup(pool, name, strnlen(name, INTERP_CHAN_MAX_NAME + 1), capacity, out);
 }
@@ -214,6 +219,10 @@ int interp_pool_shutdown(interp_pool *pool, bool wait, bool cancel_pending)
         return INTERP_ERR_INVALID;
     interp__job *jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, cancel_pending);
     abort_chain(pool, jobs, INTERP_ERR_CANCELLED, "cancelled: the pool was shut down");
+    if (pool->backend) {
+        pool->backend->shutdown(pool->backend_ud, false, wait);
+        return INTERP_OK;
+    }
     if (wait && !interp__on_pool_thread(pool)) {
         join_workers(pool);
         /* Every worker has exited: nothing queued may stay pending (only possible when the
@@ -231,6 +240,10 @@ static int shutdown_now(interp_pool *pool, bool wait)
     atomic_store(&pool->stop_now, true); /* seq_cst: pairs with interp__worker_begin */
     interp__job *jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, true);
     abort_chain(pool, jobs, INTERP_ERR_CANCELLED, "cancelled: the pool was shut down");
+    if (pool->backend) {
+        pool->backend->shutdown(pool->backend_ud, true, wait);
+        return INTERP_OK;
+    }
     interp__worker *ws[64];
     uint64_t ids[64];
     for (int base = 0; base < pool->nworkers; base += 64) {
@@ -268,6 +281,8 @@ void interp_pool_destroy(interp_pool *pool)
     if (!pool)
         return;
     shutdown_now(pool, true);
+    if (pool->backend)
+        pool->backend->stop(pool->backend_ud);
     interp__watchdog_stop(pool);
     interp__mutex_lock(&pool->mu);
     int n = pool->nworkers;

@@ -79,6 +79,8 @@ void interp__queue_init(interp__queue *q, size_t max)
     q->closed = false;
     atomic_init(&q->closed_flag, false);
     q->reason = 0;
+    q->notify = NULL;
+    q->notify_ud = NULL;
 }
 
 void interp__queue_destroy(interp__queue *q)
@@ -159,7 +161,26 @@ int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool 
     interp__mutex_unlock(&q->mu);
     if (wake)
         interp__cond_signal(&q->work_cv);
+    if (q->notify)
+        q->notify(q->notify_ud);
     return INTERP_OK;
+}
+
+interp__job *interp__queue_try_pop(interp__queue *q)
+{
+    if (!atomic_load_explicit(&q->len, memory_order_relaxed))
+        return NULL;
+    interp__mutex_lock(&q->mu);
+    interp__job *job = q->head;
+    bool space = false;
+    if (job) {
+        unlink_job(q, job);
+        space = q->n_space_wait > 0;
+    }
+    interp__mutex_unlock(&q->mu);
+    if (space)
+        interp__cond_signal(&q->space_cv);
+    return job;
 }
 
 void interp__queue_started(interp__queue *q)
@@ -258,6 +279,8 @@ interp__job *interp__queue_close(interp__queue *q, int reason, bool take_all)
     interp__mutex_unlock(&q->mu);
     interp__cond_broadcast(&q->work_cv);
     interp__cond_broadcast(&q->space_cv);
+    if (q->notify)
+        q->notify(q->notify_ud);
     return taken;
 }
 

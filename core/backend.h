@@ -1,0 +1,74 @@
+/* backend.h - internal seam between the pool and an external executor (the MPI pool, mpi/).
+ *
+ * A pool created with a backend has no worker threads of its own. Its queue, futures, map
+ * engine, waits and shutdown are the ordinary ones; the backend's own thread takes queued jobs
+ * (interp__backend_take), runs them wherever it likes (other processes), and ends them
+ * (interp__backend_task_end, interp__backend_chunk_end). The pool calls the backend's hooks
+ * when a job is queued, when a job the backend holds must be interrupted (cancel, a map's
+ * timeout, shutdown_now), at shutdown and when the pool is freed.
+ *
+ * Only for libraries built with this one (mpi/): not part of the installed API. */
+#ifndef INTERP_BACKEND_H
+#define INTERP_BACKEND_H
+
+#include <stdbool.h>
+
+#include "interp.h"
+#include "interp_pool.h"
+
+typedef struct interp__job interp__job;
+
+typedef struct interp__backend {
+    /* A job was queued, or the queue closed. Any thread, no lock held; must not block. */
+    void (*wake)(void *ud);
+    /* A job the backend took must end soon with `reason` (INTERP_ERR_CANCELLED for a cancel,
+     * INTERP_ERR_TIMEOUT for a map's overall timeout). Any thread, no lock held; must not
+     * block, must not end the job on this thread (the backend's thread ends it). */
+    void (*interrupt)(void *ud, interp__job *job, int reason);
+    /* The pool shuts down: its queue is closed. now: interrupt every job the backend holds
+     * (they end with INTERP_ERR_SHUTDOWN). wait: return only once the queue is empty and every
+     * job taken has ended. Called from interp_pool_shutdown / _now / destroy. */
+    void (*shutdown)(void *ud, bool now, bool wait);
+    /* interp_pool_destroy, after shutdown(now, wait): stop the backend's thread and whatever it
+     * runs elsewhere. Then interrupt may still be called (must do nothing). */
+    void (*stop)(void *ud);
+    /* The pool is freed: free ud. */
+    void (*free)(void *ud);
+} interp__backend;
+
+/* Create a pool whose jobs `be` runs. opts as interp_pool_create's (validated the same way;
+ * init_source/init_file/init_args are not used here: the backend ships them), `workers` the
+ * total capacity (the map's chunk size and window follow it). The pool owns ud from here on,
+ * even on error (be->free is called). INTERP_OK and *out, else as interp_pool_create. */
+int interp__pool_create_backend(interp_pool **out, const interp_pool_options *opts, int workers,
+                                const interp__backend *be, void *ud, char **err);
+
+/* What a taken job asks for. Pointers stay valid until the job is ended. */
+typedef struct interp__backend_work {
+    int kind;                          /* INTERP__JOB_TASK or INTERP__JOB_CHUNK */
+    const interp_fn *fn;
+    double timeout;                    /* task: resolved deadline (> 0) or 0 for none */
+    const interp_msg *args;            /* task: its arguments (may be NULL) */
+    size_t n;                          /* chunk: its items ... */
+    const interp_msg *const *items;    /* ... (each may be NULL) */
+    size_t first;                      /* chunk: index of its first item in the map */
+    bool stop_on_error;                /* chunk: the map stops after a failure */
+} interp__backend_work;
+
+/* Backend's thread: take the oldest queued job that is still to run (cancelled ones and chunks
+ * of a stopping map are ended here), mark it running and describe it in *w. NULL when the
+ * queue is empty (closed or not). Never blocks. */
+interp__job *interp__backend_take(interp_pool *pool, interp__backend_work *w);
+/* True once the pool's queue is closed (shutdown) and empty. */
+bool interp__backend_drained(interp_pool *pool);
+/* End a task the backend took (ownership of result/error/error_value passes). */
+void interp__backend_task_end(interp__job *job, int status, interp_msg *result, char *error,
+                              interp_msg *error_value);
+/* End a chunk the backend took: outs[0..n) are its items' outcomes (moved out: zeroed
+ * here). With outs NULL every item ends with `status` and the text of the map's stop (a map
+ * timeout). */
+void interp__backend_chunk_end(interp__job *job, interp_outcome *outs, int status);
+/* A taken task's future: true if a cancel was requested (the backend may skip running it). */
+bool interp__backend_cancelled(interp__job *job);
+
+#endif
