@@ -3,7 +3,8 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
 pkgs=(cmake make gcc pkg-config liblua5.4-dev lua5.4 libmsgpuck-dev libcmocka-dev
-      python3 python3-msgpack clang libclang-rt-14-dev libcjson-dev time)
+      python3 python3-msgpack clang libclang-rt-14-dev libcjson-dev time
+      libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,456 @@
+/* create.c - the collective start of an MPI pool and the serving ranks' loop.
+ *
+ * Create: every rank duplicates the communicator; the root sends the options, the initializer
+ * source (read from init_file here) and init_args to all; every rank makes its local pool and
+ * answers with its status, worker count, pid and Lua bytecode header; the root tells everyone
+ * whether all went well (else every rank returns the error, naming the rank that failed). All
+ * of it with non-blocking collectives completed by polling with sleeps. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mpi_impl.h"
+
+#define HELLO_SIZE 512
+#define VERDICT_SIZE 512
+
+static char *dup_text(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c)
+        memcpy(c, s, n);
+    return c;
+}
+
+static void set_err(char **err, const char *text)
+{
+    if (err && !*err)
+        *err = dup_text(text);
+}
+
+int interp_mpi_init(int *argc, char ***argv, char **err)
+{
+    if (err)
+        *err = NULL;
+    int flag = 0, provided = 0;
+    MPI_Initialized(&flag);
+    if (!flag) {
+        if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
+            set_err(err, "MPI_Init_thread failed");
+            return INTERP_ERR_SYSTEM;
+        }
+    } else {
+        MPI_Query_thread(&provided);
+    }
+    if (provided < MPI_THREAD_SERIALIZED) {
+        set_err(err, "MPI gives less than MPI_THREAD_SERIALIZED");
+        return INTERP_ERR_SYSTEM;
+    }
+    return INTERP_OK;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    wbuf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        wb_put(&b, chunk, n);
+    fclose(f);
+    if (b.fail) {
+        free(b.p);
+        return NULL;
+    }
+    wb_u8(&b, 0);
+    *len = b.len - 1;
+    return b.p;
+}
+
+/* The root's configuration message: u32 status (INTERP_OK, or why create fails everywhere),
+ * text (the error), then the options. */
+static void put_config(wbuf *b, int status, const char *why, const interp_pool_options *o,
+                       const char *init, size_t init_len, const interp_mpi_options *mo)
+{
+    wb_u32(b, (uint32_t)status);
+    wb_text(b, why);
+    if (status != INTERP_OK)
+        return;
+    wb_u32(b, (uint32_t)o->workers);
+    wb_u8(b, o->prestart);
+    wb_blob(b, init, init_len);
+    wb_msg(b, o->init_args);
+    wb_u64(b, o->memory_limit);
+    wb_u32(b, (uint32_t)o->sandbox);
+    wb_f64(b, o->task_timeout);
+    wb_f64(b, o->cancel_grace);
+    wb_f64(b, o->stuck_grace);
+    wb_u32(b, o->max_tasks_per_worker);
+    wb_u64(b, o->max_msg_size);
+    wb_u32(b, (uint32_t)o->max_depth);
+    wb_u64(b, o->thread_stack_size);
+    wb_text(b, o->thread_name);
+    wb_f64(b, mo->heartbeat_timeout);
+}
+
+typedef struct config {
+    int status;
+    char *why;
+    interp_pool_options o;
+    char *init, *thread_name;
+    interp_msg *init_args;
+    double heartbeat;
+} config;
+
+static int get_config(const char *data, size_t len, config *c)
+{
+    rbuf b = {.p = data, .len = len};
+    memset(c, 0, sizeof *c);
+    c->status = (int32_t)rb_u32(&b);
+    c->why = rb_text(&b);
+    if (c->status != INTERP_OK)
+        return b.fail ? INTERP_ERR_DECODE : c->status;
+    c->o = interp_pool_defaults();
+    c->o.workers = (int32_t)rb_u32(&b);
+    c->o.prestart = rb_u8(&b) != 0;
+    c->init = rb_text(&b);
+    int rc = rb_msg(&b, 0, &c->init_args);
+    c->o.memory_limit = (size_t)rb_u64(&b);
+    c->o.sandbox = (interp_sandbox)rb_u32(&b);
+    c->o.task_timeout = rb_f64(&b);
+    c->o.cancel_grace = rb_f64(&b);
+    c->o.stuck_grace = rb_f64(&b);
+    c->o.max_tasks_per_worker = rb_u32(&b);
+    c->o.max_msg_size = (size_t)rb_u64(&b);
+    c->o.max_depth = (int32_t)rb_u32(&b);
+    c->o.thread_stack_size = (size_t)rb_u64(&b);
+    c->thread_name = rb_text(&b);
+    c->heartbeat = rb_f64(&b);
+    c->o.init_source = c->init;
+    c->o.init_args = c->init_args;
+    c->o.thread_name = c->thread_name;
+    if (b.fail || rc != INTERP_OK) {
+        c->status = INTERP_ERR_DECODE;
+        return INTERP_ERR_DECODE;
+    }
+    return INTERP_OK;
+}
+
+static void config_free(config *c)
+{
+    free(c->why);
+    free(c->init);
+    free(c->thread_name);
+    interp_msg_free(c->init_args);
+}
+
+/* Broadcast the root's bytes (len and data) to every rank, without spinning. */
+static int bcast_bytes(MPI_Comm comm, int root, wbuf *b)
+{
+    uint64_t len = b->len;
+    MPI_Request req;
+    if (MPI_Ibcast(&len, 1, MPI_UINT64_T, root, comm, &req) != MPI_SUCCESS ||
+        mpi__wait(&req, NULL) != INTERP_OK)
+        return INTERP_ERR_SYSTEM;
+    if (len > (uint64_t)INT32_MAX)
+        return INTERP_ERR_LIMIT;
+    if (b->len != len) { /* a receiver */
+        b->p = malloc(len ? (size_t)len : 1);
+        if (!b->p)
+            return INTERP_ERR_NOMEM; /* the others would hang: nothing better to do */
+        b->len = b->cap = (size_t)len;
+    }
+    if (MPI_Ibcast(b->p, (int)len, MPI_BYTE, root, comm, &req) != MPI_SUCCESS ||
+        mpi__wait(&req, NULL) != INTERP_OK)
+        return INTERP_ERR_SYSTEM;
+    return INTERP_OK;
+}
+
+static void put_hello(unsigned char out[HELLO_SIZE], int rc, int workers, const char *err)
+{
+    wbuf b = {0};
+    unsigned char bc[64];
+    size_t bc_len;
+    mpi__bytecode_header(bc, &bc_len);
+    wb_u32(&b, (uint32_t)rc);
+    wb_u32(&b, (uint32_t)workers);
+    wb_u32(&b, (uint32_t)getpid());
+    wb_u32(&b, (uint32_t)bc_len);
+    wb_put(&b, bc, 64);
+    char text[400] = "";
+    if (err)
+        snprintf(text, sizeof text, "%s", err);
+    wb_put(&b, text, sizeof text);
+    memset(out, 0, HELLO_SIZE);
+    if (!b.fail)
+        memcpy(out, b.p, b.len < HELLO_SIZE ? b.len : HELLO_SIZE);
+    free(b.p);
+}
+
+static void get_hello(const unsigned char in[HELLO_SIZE], mpi__rank_hello *h)
+{
+    rbuf b = {.p = (const char *)in, .len = HELLO_SIZE};
+    h->rc = (int32_t)rb_u32(&b);
+    h->workers = (int32_t)rb_u32(&b);
+    h->pid = (int32_t)rb_u32(&b);
+    h->bc_len = rb_u32(&b);
+    if (h->bc_len > 64)
+        h->bc_len = 0;
+    memcpy(h->bc, in + 16, 64);
+    memcpy(h->err, in + 80, sizeof h->err);
+    h->err[sizeof h->err - 1] = '\0';
+}
+
+/* The part every rank runs. On the root returns the pool in *out; elsewhere serves. */
+static int create(interp_pool **out, MPI_Comm comm, const interp_pool_options *opts,
+                  const interp_mpi_options *mo_in, bool must_root, char **err)
+{
+    if (err)
+        *err = NULL;
+    if (out)
+        *out = NULL;
+    interp_mpi_options mo = mo_in ? *mo_in : (interp_mpi_options){0};
+    int size, me, init = 0;
+    MPI_Initialized(&init);
+    if (!init) {
+        set_err(err, "MPI is not initialised (call interp_mpi_init first)");
+        return INTERP_ERR_INVALID;
+    }
+    MPI_Comm_size(comm, &size);
+    MPI_Comm_rank(comm, &me);
+    if (mo.root < 0 || mo.root >= size) {
+        set_err(err, "interp_mpi_options.root: not a rank of the communicator");
+        return INTERP_ERR_INVALID;
+    }
+    bool is_root = me == mo.root;
+    if (!must_root && is_root) {
+        /* interp_mpi_serve on the root would wait for itself */
+        set_err(err, "interp_mpi_serve called on the root rank");
+        return INTERP_ERR_INVALID;
+    }
+    MPI_Comm dup;
+    MPI_Request req;
+    if (MPI_Comm_idup(comm, &dup, &req) != MPI_SUCCESS || mpi__wait(&req, NULL) != INTERP_OK) {
+        set_err(err, "MPI_Comm_idup failed");
+        return INTERP_ERR_SYSTEM;
+    }
+    /* 1. the configuration, from the root */
+    wbuf cb = {0};
+    if (is_root) {
+        interp_pool_options o = opts ? *opts : interp_pool_defaults();
+        int provided = 0;
+        MPI_Query_thread(&provided);
+        char *file = NULL;
+        size_t file_len = 0;
+        int status = INTERP_OK;
+        const char *why = NULL;
+        if (provided < MPI_THREAD_SERIALIZED) {
+            status = INTERP_ERR_INVALID;
+            why = "the root needs MPI_THREAD_SERIALIZED (interp_mpi_init)";
+        } else if (o.init_source && o.init_file) {
+            status = INTERP_ERR_INVALID;
+            why = "init_source and init_file are both set";
+        } else if (o.init_file && !(file = read_file(o.init_file, &file_len))) {
+            status = INTERP_ERR_NOTFOUND;
+            why = "init_file: cannot read it";
+        } else if (mo.on_lost != INTERP_MPI_LOST_FAIL && mo.on_lost != INTERP_MPI_LOST_RESUBMIT) {
+            status = INTERP_ERR_INVALID;
+            why = "interp_mpi_options.on_lost: unknown";
+        } else if (mo.heartbeat_timeout != mo.heartbeat_timeout || mo.heartbeat_timeout < 0) {
+            status = INTERP_ERR_INVALID;
+            why = "interp_mpi_options.heartbeat_timeout: negative or NaN";
+        }
+        const char *src = file ? file : o.init_source;
+        put_config(&cb, status, why, &o, src, file ? file_len : src ? strlen(src) : 0, &mo);
+        free(file);
+    }
+    int rc = cb.fail ? INTERP_ERR_NOMEM : bcast_bytes(dup, mo.root, &cb);
+    config c;
+    if (rc == INTERP_OK)
+        rc = get_config(cb.p, cb.len, &c);
+    else
+        memset(&c, 0, sizeof c);
+    free(cb.p);
+    if (rc != INTERP_OK) {
+        set_err(err, c.why ? c.why : "the root's configuration did not arrive");
+        config_free(&c);
+        MPI_Comm_free(&dup);
+        return rc;
+    }
+    if (is_root && opts) { /* the root's own workers print where the host said */
+        c.o.print = opts->print;
+        c.o.print_ud = opts->print_ud;
+    }
+    double hb = c.heartbeat > 0 ? c.heartbeat : 10.0;
+    /* 2. every rank's local pool, and the answers */
+    waker *wk = malloc(sizeof *wk);
+    srv *s = NULL;
+    char *lerr = NULL;
+    int lrc = wk ? INTERP_OK : INTERP_ERR_NOMEM;
+    if (wk)
+        waker_init(wk);
+    if (lrc == INTERP_OK && !(is_root && mo.root_idle))
+        lrc = srv_new(&s, &c.o, wk, &lerr);
+    unsigned char hello[HELLO_SIZE];
+    put_hello(hello, lrc, s ? srv_workers(s) : 0, lerr);
+    free(lerr);
+    unsigned char *all = is_root ? malloc((size_t)size * HELLO_SIZE) : NULL;
+    if (is_root && !all) { /* cannot even collect: the job cannot go on */
+        fprintf(stderr, "interp_mpi: root: out of memory at create; aborting the job\n");
+        MPI_Abort(comm, 71);
+    }
+    if (MPI_Igather(hello, HELLO_SIZE, MPI_BYTE, all, HELLO_SIZE, MPI_BYTE, mo.root, dup,
+                    &req) != MPI_SUCCESS || mpi__wait(&req, NULL) != INTERP_OK) {
+        fprintf(stderr, "interp_mpi: rank %d: the create handshake failed; aborting the job\n",
+                me);
+        MPI_Abort(comm, 71);
+    }
+    /* 3. the verdict */
+    mpi__rank_hello *hellos = NULL;
+    wbuf vb = {0};
+    if (is_root) {
+        hellos = calloc((size_t)size, sizeof *hellos);
+        int vrc = hellos ? INTERP_OK : INTERP_ERR_NOMEM;
+        char text[600] = "out of memory";
+        for (int k = 0; hellos && k < size; k++) {
+            get_hello(all + (size_t)k * HELLO_SIZE, &hellos[k]);
+            if (hellos[k].rc != INTERP_OK && vrc == INTERP_OK) {
+                vrc = hellos[k].rc;
+                snprintf(text, sizeof text, "rank %d: %s", k, hellos[k].err);
+            }
+        }
+        wb_u32(&vb, (uint32_t)vrc);
+        wb_text(&vb, vrc == INTERP_OK ? "" : text);
+    }
+    free(all);
+    rc = vb.fail ? INTERP_ERR_NOMEM : bcast_bytes(dup, mo.root, &vb);
+    rbuf rv = {.p = vb.p, .len = vb.len};
+    int verdict = rc == INTERP_OK ? (int32_t)rb_u32(&rv) : rc;
+    char *vtext = rc == INTERP_OK ? rb_text(&rv) : NULL;
+    free(vb.p);
+    if (verdict != INTERP_OK) {
+        set_err(err, vtext ? vtext : "an MPI pool could not be created");
+        free(vtext);
+        free(hellos);
+        srv_free(s);
+        if (wk) {
+            waker_destroy(wk);
+            free(wk);
+        }
+        config_free(&c);
+        MPI_Comm_free(&dup);
+        return verdict;
+    }
+    free(vtext);
+    /* 4. run */
+    if (is_root) {
+        interp_mpi_options m2 = mo;
+        m2.heartbeat_timeout = hb;
+        rc = mpi__root_start(out, dup, &c.o, &m2, s, wk, hellos, err);
+        free(hellos);
+        config_free(&c);
+        return rc;
+    }
+    config_free(&c);
+    rc = mpi__serve_loop(dup, mo.root, s, wk, hb);
+    srv_free(s);
+    waker_destroy(wk);
+    free(wk);
+    MPI_Comm_free(&dup);
+    return rc;
+}
+
+int interp_mpi_pool_create(interp_pool **out, MPI_Comm comm, const interp_pool_options *opts,
+                           const interp_mpi_options *mo, char **err)
+{
+    if (!out) {
+        if (err)
+            *err = NULL;
+        return INTERP_ERR_INVALID;
+    }
+    return create(out, comm, opts, mo, true, err);
+}
+
+int interp_mpi_serve(MPI_Comm comm, const interp_mpi_options *mo, char **err)
+{
+    return create(NULL, comm, NULL, mo, false, err);
+}
+
+/* ---- the serving ranks' loop -------------------------------------------------------------- */
+
+int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, double hb)
+{
+    sendq sq = {0};
+    double last_sent = mpi__now(), nap = 20e-6;
+    bool stop = false;
+    while (!stop) {
+        bool busy = sendq_progress(&sq);
+        for (;;) {
+            int flag = 0;
+            MPI_Status st;
+            if (MPI_Iprobe(root, MPI_ANY_TAG, comm, &flag, &st) != MPI_SUCCESS) {
+                fprintf(stderr, "interp_mpi: a rank's MPI_Iprobe failed; it stops serving\n");
+                return INTERP_ERR_SYSTEM;
+            }
+            if (!flag)
+                break;
+            busy = true;
+            size_t len = 0;
+            char *buf = mpi__recv_probed(comm, &st, &len);
+            if (!buf)
+                continue;
+            if (st.MPI_TAG == TAG_WORK) {
+                srv_work(s, buf, len);
+            } else if (st.MPI_TAG == TAG_CANCEL) {
+                rbuf b = {.p = buf, .len = len};
+                uint64_t id = rb_u64(&b);
+                int reason = (int32_t)rb_u32(&b);
+                if (!b.fail)
+                    srv_cancel(s, id, reason);
+            } else if (st.MPI_TAG == TAG_STOP) {
+                stop = true;
+            }
+            free(buf);
+        }
+        for (reply *r = srv_replies(s), *next; r; r = next) {
+            next = r->next;
+            if (!r->buf.fail) {
+                sendq_post(&sq, comm, root, TAG_DONE, r->buf.p, r->buf.len);
+                r->buf.p = NULL;
+                last_sent = mpi__now();
+            }
+            reply_free(r);
+            busy = true;
+        }
+        if (mpi__now() - last_sent > hb / 4) {
+            char *beat = malloc(1);
+            if (beat) {
+                beat[0] = 0;
+                sendq_post(&sq, comm, root, TAG_BEAT, beat, 1);
+            }
+            last_sent = mpi__now();
+        }
+        if (busy) {
+            nap = 20e-6;
+            continue;
+        }
+        /* units here: the root's next ones arrive only by polling; idle: only a stop or new
+         * work can come, a few milliseconds late is nothing */
+        double cap = srv_busy(s) ? 500e-6 : 10e-3;
+        if (cap > hb / 8)
+            cap = hb / 8;
+        waker_sleep(wk, nap);
+        nap = nap * 2 < cap ? nap * 2 : cap;
+    }
+    char *bye = malloc(1);
+    if (bye) {
+        bye[0] = 0;
+        sendq_post(&sq, comm, root, TAG_BYE, bye, 1);
+    }
+    sendq_drain(&sq, hb);
+    return INTERP_OK;
+}

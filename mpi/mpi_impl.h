@@ -1,0 +1,163 @@
+/* mpi_impl.h - internal to mpi/: the wire format between ranks, the per-rank server (a local
+ * pool running what the root sends), the waker the communication loops sleep on, and the
+ * root's backend.
+ *
+ * Ranks talk only through the pool's own duplicate of the host's communicator, point to point,
+ * from one communication thread per rank (the root's backend thread; the thread calling
+ * interp_mpi_serve elsewhere). No blocking MPI call is made while waiting for work: Open MPI's
+ * blocking calls spin, so the loops poll (MPI_Iprobe / MPI_Test) and sleep between polls on a
+ * condition variable, backing off to a few milliseconds, woken early by local events. */
+#ifndef INTERP_MPI_IMPL_H
+#define INTERP_MPI_IMPL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mpi.h>
+
+#include "interp_mpi.h"
+
+/* Point-to-point tags of the pool's communicator. */
+enum {
+    TAG_WORK = 0x4950,  /* root -> rank: one task or chunk */
+    TAG_CANCEL,         /* root -> rank: u64 id (0: every unit), i32 reason */
+    TAG_STOP,           /* root -> rank: leave serve */
+    TAG_DONE,           /* rank -> root: one unit's outcome */
+    TAG_BEAT,           /* rank -> root: still here (sent when nothing else was for a while) */
+    TAG_BYE,            /* rank -> root: left serve (answer to STOP) */
+};
+
+/* Units in flight per worker of a rank: one running, one waiting there, so a worker never
+ * waits for a round trip to the root. */
+#define MPI__UNITS_PER_WORKER 2
+
+/* ---- growing write buffer and bounds-checked reader (wire.c) ---------------------------- */
+
+typedef struct wbuf {
+    char *p;
+    size_t len, cap;
+    bool fail; /* out of memory: the buffer is unusable */
+} wbuf;
+
+void wb_put(wbuf *b, const void *data, size_t n);
+void wb_u8(wbuf *b, uint8_t v);
+void wb_u32(wbuf *b, uint32_t v);
+void wb_u64(wbuf *b, uint64_t v);
+void wb_f64(wbuf *b, double v);
+/* A length-prefixed byte string; data NULL: the "absent" mark. */
+void wb_blob(wbuf *b, const void *data, size_t n);
+void wb_msg(wbuf *b, const interp_msg *m);
+void wb_text(wbuf *b, const char *s);
+
+typedef struct rbuf {
+    const char *p;
+    size_t len, at;
+    bool fail; /* read past the end or malformed: every later read gives 0 */
+} rbuf;
+
+uint8_t rb_u8(rbuf *b);
+uint32_t rb_u32(rbuf *b);
+uint64_t rb_u64(rbuf *b);
+double rb_f64(rbuf *b);
+/* *data NULL when the blob was marked absent. false on malformed input. */
+bool rb_blob(rbuf *b, const char **data, size_t *n);
+/* Decode a message blob (validated); *m NULL when absent. INTERP_OK or the decode error. */
+int rb_msg(rbuf *b, int max_depth, interp_msg **m);
+/* A text blob as a malloc'd NUL-terminated string (NULL when absent). */
+char *rb_text(rbuf *b);
+
+/* A unit of work on the wire: WORK = u64 id, u8 kind (1 task, 2 chunk), u8 fn kind,
+ * u8 stop_on_error, f64 timeout (task: seconds, <= 0 none), blob fn (name, source or function
+ * message), u64 n, n x message blob (items; a task has one, its arguments).
+ * DONE = u64 id, u64 n, n x (i32 status, result blob, error text blob, error value blob). */
+enum { UNIT_TASK = 1, UNIT_CHUNK = 2 };
+
+/* ---- waker (wire.c) -------------------------------------------------------------------- */
+
+typedef struct waker {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    bool kicked;
+} waker;
+
+void waker_init(waker *w);
+void waker_destroy(waker *w);
+void waker_kick(waker *w);
+/* Sleep up to secs unless kicked (since the last sleep); clears the kick. */
+void waker_sleep(waker *w, double secs);
+double mpi__now(void);
+
+/* ---- server: one rank's local pool running units (server.c) ---------------------------- */
+
+typedef struct reply {
+    struct reply *next;
+    uint64_t id;
+    wbuf buf; /* the whole DONE message */
+} reply;
+
+typedef struct srv srv;
+
+/* Create the rank's local pool with opts (print etc. as given). Replies are queued and wk
+ * kicked. INTERP_OK, or the pool's error (text in *err). */
+int srv_new(srv **out, const interp_pool_options *opts, waker *wk, char **err);
+int srv_workers(const srv *s);
+/* A WORK message (bytes borrowed). A unit that cannot be decoded is answered with its error. */
+void srv_work(srv *s, const char *data, size_t len);
+/* Interrupt unit id (0: every unit, and the local pool shuts down now: reason SHUTDOWN). */
+void srv_cancel(srv *s, uint64_t id, int reason);
+/* Take every finished reply (a chain, oldest first; the caller frees each with reply_free). */
+reply *srv_replies(srv *s);
+void reply_free(reply *r);
+/* Units received and not yet answered. */
+size_t srv_busy(srv *s);
+/* Shut the local pool down now, wait for every unit, free. */
+void srv_free(srv *s);
+
+/* Lua's bytecode header on this build (string.dump of an empty function, up to its first
+ * instruction count): *n bytes into buf (at most 64). */
+void mpi__bytecode_header(unsigned char buf[64], size_t *n);
+/* Compare two headers: NULL when equal, else a static text naming the first field that
+ * differs. */
+const char *mpi__bytecode_differs(const unsigned char *a, size_t na, const unsigned char *b,
+                                  size_t nb);
+
+/* ---- root (root.c) ---------------------------------------------------------------------- */
+
+/* What create learned from each rank at the handshake. */
+typedef struct mpi__rank_hello {
+    int32_t rc;          /* its local pool's creation status */
+    int32_t workers;     /* its local pool's workers (0: the root runs none) */
+    int32_t pid;
+    uint32_t bc_len;
+    unsigned char bc[64];
+    char err[400];       /* its creation error, cut */
+} mpi__rank_hello;
+
+/* Build the root's pool over comm (already the pool's own duplicate; ownership of comm, local
+ * and wk, the waker local kicks, passes). INTERP_OK and *out. */
+int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options *opts,
+                    const interp_mpi_options *mo, srv *local, waker *wk,
+                    const mpi__rank_hello *hello, char **err);
+
+/* Non-root: the communication loop until the root says stop. */
+int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, double heartbeat);
+
+/* Pending non-blocking sends of one communication thread. */
+typedef struct sendq {
+    struct sendq_item *head;
+    size_t n;
+} sendq;
+/* Send len bytes (ownership of buf passes) to dest with tag, without blocking. */
+int sendq_post(sendq *q, MPI_Comm comm, int dest, int tag, char *buf, size_t len);
+/* Complete finished sends; true if any did. */
+bool sendq_progress(sendq *q);
+/* Wait (polling with sleeps) until every send completed or `secs` passed. */
+void sendq_drain(sendq *q, double secs);
+/* Receive a probed message into a malloc'd buffer. */
+char *mpi__recv_probed(MPI_Comm comm, MPI_Status *st, size_t *len);
+/* Wait for a request, polling with backoff sleeps (never Open MPI's spinning wait). */
+int mpi__wait(MPI_Request *req, MPI_Status *st);
+
+#endif

@@ -1,0 +1,762 @@
+/* root.c - the root's backend (core/backend.h): one communication thread takes the pool's
+ * queued jobs, sends each as a unit to the rank with the most free capacity (the root's own
+ * server is called directly), matches replies to units, ends futures and chunks, watches the
+ * ranks' heartbeats and carries cancels and shutdown to the ranks.
+ *
+ * Units are kept in a table guarded by r->mu (the communication thread changes it; interrupt
+ * looks a job up in it from any thread). A unit ended at the root before its rank answered
+ * (a map's timeout) stays as a ghost until the answer comes, so the rank's capacity stays
+ * counted right. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "core_impl.h"
+#include "mpi_impl.h"
+
+typedef struct unit {
+    struct unit *next;      /* table chain / retry list */
+    uint64_t id;
+    interp__job *job;       /* NULL: a ghost (ended here, its rank still runs it) */
+    interp__backend_work w;
+    int rank;
+} unit;
+
+typedef struct rank_st {
+    int workers, cap, inflight;
+    double last_heard;
+    bool lost, bye, bc_ok;
+    const char *bc_why;
+    int pid;
+} rank_st;
+
+typedef struct ireq {
+    struct ireq *next;
+    uint64_t id;
+    int reason;
+} ireq;
+
+#define NBUCKETS 256
+
+typedef struct root {
+    interp_pool *pool;
+    MPI_Comm comm;
+    int size, me;
+    rank_st *ranks;
+    srv *local;
+    waker *wk;              /* the local server kicks it too */
+    pthread_t thread;
+    bool started;
+    double hb;
+    int on_lost, max_depth;
+    pthread_mutex_t mu;
+    pthread_cond_t idle_cv;
+    /* guarded by mu */
+    unit *table[NBUCKETS];
+    size_t live;            /* units with a job */
+    ireq *ireqs;
+    bool now_req, now_done, stop_req, stopped, idle;
+    /* communication thread only */
+    unit *retry_head, *retry_tail;
+    uint64_t next_id;
+    sendq sq;
+    unsigned char bc[64];
+    size_t bc_len;
+    int rr;                 /* where the search for a free rank starts */
+} root;
+
+/* ---- the unit table (r->mu held) ------------------------------------------------------ */
+
+static void table_put(root *r, unit *u)
+{
+    unit **b = &r->table[u->id % NBUCKETS];
+    u->next = *b;
+    *b = u;
+    if (u->job)
+        r->live++;
+}
+
+static unit *table_take(root *r, uint64_t id)
+{
+    for (unit **pp = &r->table[id % NBUCKETS]; *pp; pp = &(*pp)->next)
+        if ((*pp)->id == id) {
+            unit *u = *pp;
+            *pp = u->next;
+            if (u->job)
+                r->live--;
+            return u;
+        }
+    return NULL;
+}
+
+static unit *table_find(root *r, uint64_t id)
+{
+    for (unit *u = r->table[id % NBUCKETS]; u; u = u->next)
+        if (u->id == id)
+            return u;
+    return NULL;
+}
+
+/* ---- ending units ------------------------------------------------------------------------ */
+
+static char *dup_text(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c)
+        memcpy(c, s, n);
+    return c;
+}
+
+/* End u's job with every item failing with status and text; frees u. */
+static void fail_unit(unit *u, int status, const char *text)
+{
+    if (u->job && u->w.kind == INTERP__JOB_TASK) {
+        interp__backend_task_end(u->job, status, NULL, dup_text(text), NULL);
+    } else if (u->job) {
+        interp_outcome *outs = calloc(u->w.n ? u->w.n : 1, sizeof *outs);
+        if (!outs) {
+            interp__backend_chunk_end(u->job, NULL, status);
+        } else {
+            for (size_t i = 0; i < u->w.n; i++) {
+                outs[i].status = status;
+                outs[i].error = dup_text(text);
+            }
+            interp__backend_chunk_end(u->job, outs, 0);
+            free(outs);
+        }
+    }
+    free(u);
+}
+
+static void retry_push(root *r, unit *u)
+{
+    u->next = NULL;
+    if (r->retry_tail)
+        r->retry_tail->next = u;
+    else
+        r->retry_head = u;
+    r->retry_tail = u;
+}
+
+/* ---- sending ----------------------------------------------------------------------------- */
+
+static void post(root *r, int dest, int tag, wbuf *b)
+{
+    if (b->fail) {
+        free(b->p);
+        return;
+    }
+    if (sendq_post(&r->sq, r->comm, dest, tag, b->p, b->len) == INTERP_ERR_SYSTEM) {
+        fprintf(stderr, "interp_mpi: root: cannot send to rank %d; aborting the job\n", dest);
+        MPI_Abort(r->comm, 70);
+    }
+}
+
+static void send_cancel(root *r, int rank, uint64_t id, int reason)
+{
+    if (rank == r->me) {
+        if (r->local)
+            srv_cancel(r->local, id, reason);
+        return;
+    }
+    if (r->ranks[rank].lost)
+        return;
+    wbuf b = {0};
+    wb_u64(&b, id);
+    wb_u32(&b, (uint32_t)reason);
+    post(r, rank, TAG_CANCEL, &b);
+}
+
+static bool needs_bytecode(const interp__backend_work *w)
+{
+    return w->fn->kind == INTERP_FN_FUNCTION;
+}
+
+/* The rank with the most free places that can run w; -1 if none is free now; -2 if none
+ * ever could (*why then says why). */
+static int pick_rank(root *r, const interp__backend_work *w, const char **why)
+{
+    int best = -1, best_free = 0;
+    bool any = false;
+    *why = "no rank is left: every one was lost";
+    for (int i = 0; i < r->size; i++) {
+        int k = (r->rr + i) % r->size;
+        rank_st *s = &r->ranks[k];
+        if (s->lost || s->cap == 0)
+            continue;
+        if (needs_bytecode(w) && !s->bc_ok) {
+            *why = s->bc_why;
+            continue;
+        }
+        any = true;
+        int free_places = s->cap - s->inflight;
+        if (free_places > best_free) {
+            best = k;
+            best_free = free_places;
+        }
+    }
+    if (best >= 0)
+        r->rr = (best + 1) % r->size;
+    return best >= 0 ? best : any ? -1 : -2;
+}
+
+static void send_unit(root *r, unit *u)
+{
+    wbuf b = {0};
+    const interp__backend_work *w = &u->w;
+    wb_u64(&b, u->id);
+    wb_u8(&b, w->kind == INTERP__JOB_TASK ? UNIT_TASK : UNIT_CHUNK);
+    wb_u8(&b, (uint8_t)w->fn->kind);
+    wb_u8(&b, w->stop_on_error);
+    wb_f64(&b, w->timeout);
+    if (w->fn->kind == INTERP_FN_FUNCTION)
+        wb_msg(&b, w->fn->function);
+    else
+        wb_blob(&b, w->fn->text, w->fn->kind == INTERP_FN_SOURCE && w->fn->len
+                                     ? w->fn->len : strlen(w->fn->text));
+    if (w->kind == INTERP__JOB_TASK) {
+        wb_u64(&b, 1);
+        wb_msg(&b, w->args);
+    } else {
+        wb_u64(&b, w->n);
+        for (size_t i = 0; i < w->n; i++)
+            wb_msg(&b, w->items ? w->items[i] : NULL);
+    }
+    r->ranks[u->rank].inflight++;
+    if (u->rank == r->me) {
+        if (!b.fail)
+            srv_work(r->local, b.p, b.len);
+        free(b.p);
+    } else {
+        post(r, u->rank, TAG_WORK, &b);
+    }
+}
+
+/* Send what can go now: resubmitted units first, then queued jobs. */
+static bool dispatch(root *r)
+{
+    bool any = false;
+    for (;;) {
+        unit *u = r->retry_head;
+        interp__backend_work w;
+        if (u) {
+            w = u->w;
+        } else {
+            bool room = false;
+            for (int k = 0; k < r->size && !room; k++)
+                room = !r->ranks[k].lost && r->ranks[k].inflight < r->ranks[k].cap;
+            if (!room)
+                break;
+            interp__job *job = interp__backend_take(r->pool, &w);
+            if (!job)
+                break;
+            u = calloc(1, sizeof *u);
+            if (!u) {
+                unit tmp = {.job = job, .w = w};
+                unit *t = malloc(sizeof *t);
+                if (t) {
+                    *t = tmp;
+                    fail_unit(t, INTERP_ERR_NOMEM, "out of memory on the root");
+                } else if (w.kind == INTERP__JOB_TASK) {
+                    interp__backend_task_end(job, INTERP_ERR_NOMEM, NULL, NULL, NULL);
+                } else {
+                    interp__backend_chunk_end(job, NULL, INTERP_ERR_NOMEM);
+                }
+                continue;
+            }
+            u->job = job;
+            u->w = w;
+            retry_push(r, u);
+        }
+        const char *why;
+        int k = pick_rank(r, &w, &why);
+        if (k == -1)
+            break; /* wait for room */
+        r->retry_head = u->next;
+        if (!r->retry_head)
+            r->retry_tail = NULL;
+        any = true;
+        if (k == -2) {
+            char text[300];
+            if (needs_bytecode(&w))
+                snprintf(text, sizeof text, "no rank can load the function's bytecode (%s "
+                         "differs from the root's); pass it as source (INTERP_FN_SOURCE) or by "
+                         "name", why);
+            else
+                snprintf(text, sizeof text, "%s", why);
+            fail_unit(u, needs_bytecode(&w) ? INTERP_ERR_DECODE : INTERP_ERR_BROKEN, text);
+            continue;
+        }
+        u->id = ++r->next_id;
+        u->rank = k;
+        pthread_mutex_lock(&r->mu);
+        table_put(r, u);
+        pthread_mutex_unlock(&r->mu);
+        /* a cancel or a map timeout that came while it was being taken found no unit */
+        int st = interp__backend_stop_status(u->job);
+        if (st) {
+            pthread_mutex_lock(&r->mu);
+            table_take(r, u->id);
+            pthread_mutex_unlock(&r->mu);
+            if (w.kind == INTERP__JOB_TASK)
+                interp__backend_task_end(u->job, st, NULL, NULL, NULL);
+            else
+                interp__backend_chunk_end(u->job, NULL, st);
+            free(u);
+            continue;
+        }
+        send_unit(r, u);
+    }
+    return any;
+}
+
+/* ---- receiving --------------------------------------------------------------------------- */
+
+static void on_done(root *r, int src, const char *data, size_t len)
+{
+    rbuf b = {.p = data, .len = len};
+    uint64_t id = rb_u64(&b);
+    uint64_t n = rb_u64(&b);
+    pthread_mutex_lock(&r->mu);
+    unit *u = table_find(r, id);
+    if (u && u->rank == src)
+        table_take(r, id);
+    else
+        u = NULL; /* a late answer for a unit already failed or sent elsewhere */
+    pthread_mutex_unlock(&r->mu);
+    if (!u)
+        return;
+    r->ranks[src].inflight--;
+    if (!u->job) {
+        free(u);
+        return;
+    }
+    size_t want = u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n;
+    interp_outcome *outs = calloc(want, sizeof *outs);
+    bool bad = b.fail || n != want || !outs;
+    for (size_t i = 0; i < want && !bad; i++) {
+        interp_outcome *o = &outs[i];
+        o->status = (int32_t)rb_u32(&b);
+        int rc = rb_msg(&b, r->max_depth, &o->result);
+        o->error = rb_text(&b);
+        if (rc == INTERP_OK)
+            rc = rb_msg(&b, r->max_depth, &o->error_value);
+        if (b.fail) {
+            bad = true;
+        } else if (rc != INTERP_OK) { /* a result this root refuses (its limits) */
+            interp__outcome_clear(o);
+            o->status = rc;
+            o->error = dup_text("the result sent by the rank could not be decoded");
+        } else if (o->status != INTERP_OK && !o->error) {
+            o->error = dup_text(interp_strerror(o->status));
+        }
+    }
+    if (bad) {
+        for (size_t i = 0; outs && i < want; i++)
+            interp__outcome_clear(&outs[i]);
+        free(outs);
+        char text[120];
+        snprintf(text, sizeof text, "rank %d sent a malformed answer", src);
+        fail_unit(u, INTERP_ERR_DECODE, text);
+        return;
+    }
+    if (u->w.kind == INTERP__JOB_TASK)
+        interp__backend_task_end(u->job, outs[0].status, outs[0].result, outs[0].error,
+                                 outs[0].error_value);
+    else
+        interp__backend_chunk_end(u->job, outs, 0);
+    free(outs);
+    free(u);
+}
+
+static bool poll_incoming(root *r)
+{
+    bool any = false;
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        if (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, r->comm, &flag, &st) != MPI_SUCCESS) {
+            fprintf(stderr, "interp_mpi: root: MPI_Iprobe failed; aborting the job\n");
+            MPI_Abort(r->comm, 70);
+        }
+        if (!flag)
+            return any;
+        any = true;
+        size_t len = 0;
+        char *buf = mpi__recv_probed(r->comm, &st, &len);
+        int src = st.MPI_SOURCE;
+        if (src < 0 || src >= r->size || src == r->me) {
+            free(buf);
+            continue;
+        }
+        r->ranks[src].last_heard = mpi__now();
+        if (buf && st.MPI_TAG == TAG_DONE)
+            on_done(r, src, buf, len);
+        else if (st.MPI_TAG == TAG_BYE)
+            r->ranks[src].bye = true;
+        free(buf);
+    }
+}
+
+static bool local_replies(root *r)
+{
+    if (!r->local)
+        return false;
+    reply *rp = srv_replies(r->local);
+    bool any = rp != NULL;
+    while (rp) {
+        reply *next = rp->next;
+        on_done(r, r->me, rp->buf.p, rp->buf.len);
+        reply_free(rp);
+        rp = next;
+    }
+    return any;
+}
+
+/* ---- interrupts, shutdown, heartbeats ---------------------------------------------------- */
+
+static bool interrupts(root *r)
+{
+    pthread_mutex_lock(&r->mu);
+    ireq *q = r->ireqs;
+    r->ireqs = NULL;
+    bool now = r->now_req && !r->now_done;
+    r->now_done = r->now_req;
+    pthread_mutex_unlock(&r->mu);
+    bool any = q || now;
+    while (q) {
+        ireq *next = q->next;
+        pthread_mutex_lock(&r->mu);
+        unit *u = table_find(r, q->id);
+        int rank = u ? u->rank : -1;
+        interp__job *job = u ? u->job : NULL;
+        int kind = u ? u->w.kind : 0;
+        if (u && q->reason == INTERP_ERR_TIMEOUT && kind == INTERP__JOB_CHUNK) {
+            u->job = NULL; /* a ghost from here on */
+            r->live--;
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (job && q->reason == INTERP_ERR_TIMEOUT && kind == INTERP__JOB_CHUNK)
+            interp__backend_chunk_end(job, NULL, INTERP_ERR_TIMEOUT);
+        else if (job)
+            send_cancel(r, rank, q->id, q->reason);
+        free(q);
+        q = next;
+    }
+    if (now) {
+        for (int k = 0; k < r->size; k++)
+            if (r->ranks[k].cap > 0)
+                send_cancel(r, k, 0, INTERP_ERR_SHUTDOWN);
+        while (r->retry_head) {
+            unit *u = r->retry_head;
+            r->retry_head = u->next;
+            fail_unit(u, INTERP_ERR_SHUTDOWN, "cancelled: the pool was shut down");
+        }
+        r->retry_tail = NULL;
+    }
+    return any;
+}
+
+static void lose_rank(root *r, int k, double silent)
+{
+    rank_st *s = &r->ranks[k];
+    s->lost = true;
+    char text[300];
+    snprintf(text, sizeof text,
+             "rank %d (pid %d) stopped answering: nothing heard from it for %.1f s (heartbeat "
+             "timeout %.1f s); what it held is lost", k, s->pid, silent, r->hb);
+    unit *mine = NULL;
+    pthread_mutex_lock(&r->mu);
+    for (int b = 0; b < NBUCKETS; b++)
+        for (unit **pp = &r->table[b]; *pp;) {
+            unit *u = *pp;
+            if (u->rank != k) {
+                pp = &u->next;
+                continue;
+            }
+            *pp = u->next;
+            if (u->job)
+                r->live--;
+            u->next = mine;
+            mine = u;
+        }
+    pthread_mutex_unlock(&r->mu);
+    size_t n = 0, resent = 0;
+    while (mine) {
+        unit *u = mine;
+        mine = u->next;
+        s->inflight--;
+        if (!u->job) {
+            free(u);
+            continue;
+        }
+        n += u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n;
+        if (r->on_lost == INTERP_MPI_LOST_RESUBMIT && !r->now_done) {
+            resent += u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n;
+            retry_push(r, u);
+        } else {
+            fail_unit(u, INTERP_ERR_BROKEN, text);
+        }
+    }
+    fprintf(stderr, "interp_mpi: root: rank %d (pid %d) lost: silent for %.1f s; %zu item(s) it "
+            "held %s\n", k, s->pid, silent, n,
+            resent ? "sent to the other ranks" : "failed");
+}
+
+static void heartbeats(root *r)
+{
+    double now = mpi__now();
+    for (int k = 0; k < r->size; k++) {
+        rank_st *s = &r->ranks[k];
+        if (k == r->me || s->lost || s->bye)
+            continue;
+        if (now - s->last_heard > r->hb)
+            lose_rank(r, k, now - s->last_heard);
+    }
+}
+
+static void update_idle(root *r)
+{
+    bool idle = !r->retry_head && interp__backend_drained(r->pool);
+    pthread_mutex_lock(&r->mu);
+    idle = idle && r->live == 0;
+    if (idle != r->idle) {
+        r->idle = idle;
+        if (idle)
+            pthread_cond_broadcast(&r->idle_cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Tell every rank to leave serve and wait (bounded) for their goodbyes. */
+static void stop_ranks(root *r)
+{
+    for (int k = 0; k < r->size; k++) {
+        if (k == r->me)
+            continue;
+        wbuf b = {0};
+        wb_u8(&b, 0);
+        post(r, k, TAG_STOP, &b);
+    }
+    double end = mpi__now() + r->hb, nap = 20e-6;
+    for (;;) {
+        sendq_progress(&r->sq);
+        bool any = poll_incoming(r);
+        bool all = true;
+        for (int k = 0; k < r->size; k++)
+            if (k != r->me && !r->ranks[k].bye && !r->ranks[k].lost)
+                all = false;
+        if (all || mpi__now() > end)
+            break;
+        if (!any) {
+            waker_sleep(r->wk, nap);
+            nap = nap < 5e-3 ? nap * 2 : nap;
+        }
+    }
+    for (int k = 0; k < r->size; k++)
+        if (k != r->me && !r->ranks[k].bye)
+            fprintf(stderr, "interp_mpi: root: rank %d (pid %d) did not confirm the stop\n", k,
+                    r->ranks[k].pid);
+    sendq_drain(&r->sq, 1.0);
+}
+
+static void *root_main(void *arg)
+{
+    root *r = arg;
+    pthread_setname_np(pthread_self(), "interp-mpi");
+    double nap = 20e-6;
+    for (;;) {
+        bool busy = sendq_progress(&r->sq);
+        busy |= poll_incoming(r);
+        busy |= local_replies(r);
+        busy |= interrupts(r);
+        busy |= dispatch(r);
+        heartbeats(r);
+        update_idle(r);
+        pthread_mutex_lock(&r->mu);
+        bool stop = r->stop_req;
+        pthread_mutex_unlock(&r->mu);
+        if (stop)
+            break;
+        if (busy) {
+            nap = 20e-6;
+            continue;
+        }
+        /* remote units in flight: their answers come only by polling, so poll often; idle:
+         * only heartbeats arrive (the queue's pushes kick the waker) */
+        size_t remote = 0;
+        for (int k = 0; k < r->size; k++)
+            if (k != r->me)
+                remote += (size_t)r->ranks[k].inflight;
+        double cap = remote ? 500e-6 : r->hb / 8 < 0.05 ? r->hb / 8 : 0.05;
+        waker_sleep(r->wk, nap);
+        nap = nap * 2 < cap ? nap * 2 : cap;
+    }
+    stop_ranks(r);
+    MPI_Comm_free(&r->comm);
+    pthread_mutex_lock(&r->mu);
+    r->stopped = true;
+    pthread_cond_broadcast(&r->idle_cv);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* ---- backend hooks ----------------------------------------------------------------------- */
+
+static void be_wake(void *ud) { waker_kick(((root *)ud)->wk); }
+
+static void be_interrupt(void *ud, interp__job *job, int reason)
+{
+    root *r = ud;
+    ireq *q = malloc(sizeof *q);
+    pthread_mutex_lock(&r->mu);
+    uint64_t id = 0;
+    for (int b = 0; b < NBUCKETS && !id && !r->stopped; b++)
+        for (unit *u = r->table[b]; u; u = u->next)
+            if (u->job == job) {
+                id = u->id;
+                break;
+            }
+    if (id && q) {
+        q->id = id;
+        q->reason = reason;
+        q->next = r->ireqs;
+        r->ireqs = q;
+        q = NULL;
+    }
+    pthread_mutex_unlock(&r->mu);
+    free(q);
+    waker_kick(r->wk);
+}
+
+static void be_shutdown(void *ud, bool now, bool wait)
+{
+    root *r = ud;
+    pthread_mutex_lock(&r->mu);
+    if (now)
+        r->now_req = true;
+    pthread_mutex_unlock(&r->mu);
+    waker_kick(r->wk);
+    if (!wait)
+        return;
+    pthread_mutex_lock(&r->mu);
+    while (!r->idle && !r->stopped && r->started)
+        pthread_cond_wait(&r->idle_cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void be_stop(void *ud)
+{
+    root *r = ud;
+    pthread_mutex_lock(&r->mu);
+    bool started = r->started;
+    r->stop_req = true;
+    pthread_mutex_unlock(&r->mu);
+    waker_kick(r->wk);
+    if (started) {
+        pthread_join(r->thread, NULL);
+        r->started = false;
+    }
+    srv_free(r->local);
+    r->local = NULL;
+}
+
+static void be_free(void *ud)
+{
+    root *r = ud;
+    if (!r->stopped && !r->started) { /* never ran: the ranks still wait for their stop */
+        stop_ranks(r);
+        MPI_Comm_free(&r->comm);
+        r->stopped = true;
+    }
+    srv_free(r->local);
+    for (int b = 0; b < NBUCKETS; b++)
+        while (r->table[b]) {
+            unit *u = r->table[b];
+            r->table[b] = u->next;
+            free(u);
+        }
+    while (r->ireqs) {
+        ireq *q = r->ireqs;
+        r->ireqs = q->next;
+        free(q);
+    }
+    free(r->ranks);
+    waker_destroy(r->wk);
+    free(r->wk);
+    pthread_cond_destroy(&r->idle_cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static const interp__backend mpi_backend = {
+    .wake = be_wake,
+    .interrupt = be_interrupt,
+    .shutdown = be_shutdown,
+    .stop = be_stop,
+    .free = be_free,
+};
+
+int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options *opts,
+                    const interp_mpi_options *mo, srv *local, waker *wk,
+                    const mpi__rank_hello *hello, char **err)
+{
+    root *r = calloc(1, sizeof *r);
+    if (!r) {
+        fprintf(stderr, "interp_mpi: root: out of memory at create; aborting the job\n");
+        MPI_Abort(comm, 71); /* the ranks serve already: they would wait for ever */
+    }
+    r->wk = wk;
+    r->comm = comm;
+    MPI_Comm_size(comm, &r->size);
+    MPI_Comm_rank(comm, &r->me);
+    r->local = local;
+    r->hb = mo->heartbeat_timeout > 0 ? mo->heartbeat_timeout : 10.0;
+    r->on_lost = mo->on_lost;
+    r->max_depth = opts ? opts->max_depth : 0;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->idle_cv, NULL);
+    mpi__bytecode_header(r->bc, &r->bc_len);
+    r->ranks = calloc((size_t)r->size, sizeof *r->ranks);
+    int total = 0;
+    double now = mpi__now();
+    for (int k = 0; r->ranks && k < r->size; k++) {
+        rank_st *s = &r->ranks[k];
+        s->workers = hello[k].workers;
+        s->cap = s->workers * MPI__UNITS_PER_WORKER;
+        s->pid = hello[k].pid;
+        s->last_heard = now;
+        s->bc_why = mpi__bytecode_differs(hello[k].bc, hello[k].bc_len, r->bc, r->bc_len);
+        s->bc_ok = s->bc_why == NULL;
+        total += s->workers;
+    }
+    if (!r->ranks) {
+        be_free(r);
+        return INTERP_ERR_NOMEM;
+    }
+    if (total < 1) {
+        if (err)
+            *err = dup_text("no rank runs workers (root_idle with a single rank)");
+        be_free(r);
+        return INTERP_ERR_INVALID;
+    }
+    interp_pool *pool;
+    int rc = interp__pool_create_backend(&pool, opts, total, &mpi_backend, r, err);
+    if (rc != INTERP_OK)
+        return rc; /* r freed (ranks told to stop) */
+    r->pool = pool;
+    r->started = true;
+    if (pthread_create(&r->thread, NULL, root_main, r) != 0) {
+        r->started = false;
+        if (err)
+            *err = dup_text("cannot start the MPI communication thread");
+        interp_pool_destroy(pool);
+        return INTERP_ERR_SYSTEM;
+    }
+    *out = pool;
+    return INTERP_OK;
+}

@@ -1,0 +1,398 @@
+/* server.c - one rank's executor: a local interp_pool running the units the root sends.
+ *
+ * A task becomes a local future whose on_done callback encodes the reply; a chunk goes to a
+ * runner thread that runs it with interp_pool_map_fn (so it is cut and run exactly as a local
+ * map's items are) and encodes the reply. Replies queue here and kick the communication
+ * thread's waker; only that thread touches MPI and the list of units. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpi_impl.h"
+
+typedef struct unit {
+    struct unit *next;  /* in srv->units: the communication thread's own list */
+    struct unit *qnext; /* in the runners' queue */
+    struct srv *s;
+    uint64_t id;
+    int kind;
+    interp_future *f;   /* task */
+    interp_fn fn;       /* chunk */
+    interp_msg *fnmsg;
+    char *fntext;
+    size_t n;
+    interp_msg **items;
+    bool stop_on_error;
+} unit;
+
+struct srv {
+    interp_pool *pool;
+    waker *wk;
+    int workers, max_depth;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;          /* runners wait here for chunks */
+    unit *q_head, *q_tail;      /* guarded by mu */
+    int nrunners, idle_runners; /* guarded by mu */
+    bool stopping;              /* guarded by mu */
+    pthread_t *runners;
+    int max_runners;
+    reply *r_head, *r_tail;     /* guarded by mu */
+    unit *units;                /* communication thread only */
+    size_t busy;                /* communication thread only */
+};
+
+int srv_workers(const srv *s) { return s->workers; }
+size_t srv_busy(srv *s) { return s->busy; }
+
+void reply_free(reply *r)
+{
+    if (r) {
+        free(r->buf.p);
+        free(r);
+    }
+}
+
+static void push_reply(srv *s, reply *r)
+{
+    pthread_mutex_lock(&s->mu);
+    r->next = NULL;
+    if (s->r_tail)
+        s->r_tail->next = r;
+    else
+        s->r_head = r;
+    s->r_tail = r;
+    pthread_mutex_unlock(&s->mu);
+    waker_kick(s->wk);
+}
+
+reply *srv_replies(srv *s)
+{
+    pthread_mutex_lock(&s->mu);
+    reply *r = s->r_head;
+    s->r_head = s->r_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    /* the units answered are done with: forget them */
+    for (reply *x = r; x; x = x->next) {
+        for (unit **pp = &s->units; *pp; pp = &(*pp)->next) {
+            if ((*pp)->id != x->id)
+                continue;
+            unit *u = *pp;
+            *pp = u->next;
+            interp_future_release(u->f);
+            free(u);
+            s->busy--;
+            break;
+        }
+    }
+    return r;
+}
+
+static reply *reply_new(uint64_t id, size_t n)
+{
+    reply *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->id = id;
+    wb_u64(&r->buf, id);
+    wb_u64(&r->buf, n);
+    return r;
+}
+
+static void put_outcome(wbuf *b, int status, const interp_msg *result, const char *error,
+                        const interp_msg *error_value)
+{
+    wb_u32(b, (uint32_t)status);
+    wb_msg(b, status == INTERP_OK ? result : NULL);
+    wb_text(b, status == INTERP_OK ? NULL : error);
+    wb_msg(b, error_value);
+}
+
+/* Every item of unit id ends with status and text (a unit that could not be started). */
+static void answer_failed(srv *s, uint64_t id, size_t n, int status, const char *text)
+{
+    reply *r = reply_new(id, n);
+    if (!r)
+        return; /* out of memory: the root's heartbeat check cannot see this; nothing better */
+    for (size_t i = 0; i < n; i++)
+        put_outcome(&r->buf, status, NULL, text, NULL);
+    push_reply(s, r);
+}
+
+static void task_done(interp_future *f, void *ud)
+{
+    unit *u = ud;
+    reply *r = reply_new(u->id, 1);
+    if (!r)
+        return;
+    const interp_msg *res = NULL;
+    int st = interp_future_result(f, 0, &res);
+    put_outcome(&r->buf, st, res, interp_future_error(f), interp_future_error_value(f));
+    if (r->buf.fail) { /* out of memory for a large result: say so instead */
+        reply_free(r);
+        answer_failed(u->s, u->id, 1, INTERP_ERR_NOMEM, "out of memory encoding the result");
+        return;
+    }
+    push_reply(u->s, r);
+}
+
+static void run_chunk(srv *s, unit *u)
+{
+    size_t n = u->n;
+    interp_msg **out = calloc(n ? n : 1, sizeof *out);
+    int *status = calloc(n ? n : 1, sizeof *status);
+    char **errors = calloc(n ? n : 1, sizeof *errors);
+    reply *r = reply_new(u->id, n);
+    if (!out || !status || !errors || !r) {
+        free(out);
+        free(status);
+        free(errors);
+        reply_free(r);
+        answer_failed(s, u->id, n, INTERP_ERR_NOMEM, "out of memory on the rank");
+    } else {
+        interp_map_options mo = {.stop_on_error = u->stop_on_error, .status = status,
+                                 .errors = errors};
+        interp_pool_map_fn(s->pool, &u->fn, n, (const interp_msg *const *)u->items, out, &mo);
+        for (size_t i = 0; i < n; i++) {
+            put_outcome(&r->buf, status[i], out[i], errors[i], NULL);
+            interp_msg_free(out[i]);
+            free(errors[i]);
+        }
+        free(out);
+        free(status);
+        free(errors);
+        if (r->buf.fail) {
+            reply_free(r);
+            answer_failed(s, u->id, n, INTERP_ERR_NOMEM, "out of memory encoding the results");
+        } else {
+            push_reply(s, r);
+        }
+    }
+    for (size_t i = 0; i < u->n; i++)
+        interp_msg_free(u->items[i]);
+    free(u->items);
+    u->items = NULL;
+    interp_msg_free(u->fnmsg);
+    u->fnmsg = NULL;
+    free(u->fntext);
+    u->fntext = NULL;
+}
+
+static void *runner_main(void *arg)
+{
+    srv *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->q_head && !s->stopping) {
+            s->idle_runners++;
+            pthread_cond_wait(&s->cv, &s->mu);
+            s->idle_runners--;
+        }
+        unit *u = s->q_head;
+        if (!u)
+            break;
+        s->q_head = u->qnext;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+        run_chunk(s, u);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Queue a chunk for the runners, starting one more when none is idle. */
+static int queue_chunk(srv *s, unit *u)
+{
+    pthread_mutex_lock(&s->mu);
+    u->qnext = NULL;
+    if (s->q_tail)
+        s->q_tail->qnext = u;
+    else
+        s->q_head = u;
+    s->q_tail = u;
+    int rc = INTERP_OK;
+    if (s->idle_runners == 0 && s->nrunners < s->max_runners) {
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setstacksize(&a, 256 * 1024);
+        if (pthread_create(&s->runners[s->nrunners], &a, runner_main, s) == 0)
+            s->nrunners++;
+        else if (s->nrunners == 0)
+            rc = INTERP_ERR_SYSTEM;
+        pthread_attr_destroy(&a);
+    }
+    if (rc != INTERP_OK) { /* no runner at all: take it back */
+        s->q_head = s->q_tail = NULL;
+    } else {
+        pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+void srv_work(srv *s, const char *data, size_t len)
+{
+    rbuf b = {.p = data, .len = len};
+    uint64_t id = rb_u64(&b);
+    int kind = rb_u8(&b);
+    int fkind = rb_u8(&b);
+    bool stop_on_error = rb_u8(&b) != 0;
+    double timeout = rb_f64(&b);
+    const char *fd;
+    size_t fl;
+    rb_blob(&b, &fd, &fl);
+    uint64_t n = rb_u64(&b);
+    if (b.fail || !id || (kind != UNIT_TASK && kind != UNIT_CHUNK) || !fd ||
+        (kind == UNIT_TASK && n != 1) || n > len || fkind < INTERP_FN_NAME ||
+        fkind > INTERP_FN_FUNCTION) {
+        fprintf(stderr, "interp_mpi: a malformed unit from the root was dropped\n");
+        return;
+    }
+    unit *u = calloc(1, sizeof *u);
+    if (!u) {
+        answer_failed(s, id, (size_t)n, INTERP_ERR_NOMEM, "out of memory on the rank");
+        return;
+    }
+    u->s = s;
+    u->id = id;
+    u->kind = kind;
+    u->n = (size_t)n;
+    u->stop_on_error = stop_on_error;
+    u->fn.kind = (interp_fn_kind)fkind;
+    int rc = INTERP_OK;
+    char why[160] = "";
+    if (fkind == INTERP_FN_FUNCTION) {
+        rc = interp_msg_from_bytes(fd, fl, s->max_depth, &u->fnmsg);
+        u->fn.function = u->fnmsg;
+        if (rc != INTERP_OK)
+            snprintf(why, sizeof why, "the function could not be decoded on this rank: %s",
+                     interp_strerror(rc));
+    } else {
+        u->fntext = malloc(fl + 1);
+        if (u->fntext) {
+            memcpy(u->fntext, fd, fl);
+            u->fntext[fl] = '\0';
+        } else {
+            rc = INTERP_ERR_NOMEM;
+        }
+        u->fn.text = u->fntext;
+        u->fn.len = fkind == INTERP_FN_SOURCE ? fl : 0;
+    }
+    u->items = calloc(u->n ? u->n : 1, sizeof *u->items);
+    if (!u->items && rc == INTERP_OK)
+        rc = INTERP_ERR_NOMEM;
+    for (size_t i = 0; rc == INTERP_OK && i < u->n; i++) {
+        rc = rb_msg(&b, s->max_depth, &u->items[i]);
+        if (rc != INTERP_OK)
+            snprintf(why, sizeof why, "the arguments could not be decoded on this rank: %s",
+                     interp_strerror(rc));
+    }
+    u->next = s->units;
+    s->units = u;
+    s->busy++;
+    if (rc == INTERP_OK && kind == UNIT_TASK) {
+        interp_task t = {.fn = u->fn, .args = u->items[0], .timeout = timeout > 0 ? timeout : -1};
+        rc = interp_pool_submit_task(s->pool, &t, INTERP_FOREVER, &u->f);
+        if (rc == INTERP_OK) {
+            u->items[0] = NULL; /* the pool's now */
+            rc = interp_future_on_done(u->f, task_done, u);
+            if (rc != INTERP_OK) { /* cannot be told when it ends: cancel and answer now */
+                interp_future_cancel(u->f);
+                snprintf(why, sizeof why, "out of memory on the rank");
+            }
+        } else {
+            snprintf(why, sizeof why, "the rank's pool refused the task: %s",
+                     interp_strerror(rc));
+        }
+        if (!u->items[0]) { /* handed over (or never decoded): the array is done with */
+            free(u->items);
+            u->items = NULL;
+        }
+    } else if (rc == INTERP_OK) {
+        rc = queue_chunk(s, u);
+        if (rc != INTERP_OK)
+            snprintf(why, sizeof why, "the rank cannot start a thread for the chunk");
+    }
+    if (rc != INTERP_OK) {
+        if (u->items)
+            for (size_t i = 0; i < u->n; i++)
+                interp_msg_free(u->items[i]);
+        free(u->items);
+        u->items = NULL;
+        answer_failed(s, id, u->n, rc, why[0] ? why : interp_strerror(rc));
+    }
+}
+
+void srv_cancel(srv *s, uint64_t id, int reason)
+{
+    if (id == 0) {
+        interp_pool_shutdown_now(s->pool); /* running tasks end with INTERP_ERR_SHUTDOWN */
+        return;
+    }
+    (void)reason;
+    for (unit *u = s->units; u; u = u->next)
+        if (u->id == id && u->f) {
+            interp_future_cancel(u->f);
+            return;
+        }
+    /* a chunk: its map runs to its end (each item has the pool's task_timeout) */
+}
+
+int srv_new(srv **out, const interp_pool_options *opts, waker *wk, char **err)
+{
+    *out = NULL;
+    srv *s = calloc(1, sizeof *s);
+    if (!s)
+        return INTERP_ERR_NOMEM;
+    interp_pool_options o = *opts;
+    o.max_queued = 0; /* the root bounds what is in flight; a full queue must not block here */
+    int rc = interp_pool_create(&s->pool, &o, err);
+    if (rc != INTERP_OK) {
+        free(s);
+        return rc;
+    }
+    interp_pool_stats st;
+    interp_pool_get_stats(s->pool, &st);
+    s->workers = st.max_workers;
+    s->max_depth = opts->max_depth;
+    s->wk = wk;
+    s->max_runners = s->workers * MPI__UNITS_PER_WORKER;
+    s->runners = calloc((size_t)s->max_runners, sizeof *s->runners);
+    if (!s->runners) {
+        interp_pool_destroy(s->pool);
+        free(s);
+        return INTERP_ERR_NOMEM;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    *out = s;
+    return INTERP_OK;
+}
+
+void srv_free(srv *s)
+{
+    if (!s)
+        return;
+    interp_pool_shutdown_now(s->pool);
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->nrunners; i++)
+        pthread_join(s->runners[i], NULL);
+    interp_pool_destroy(s->pool);
+    for (reply *r = srv_replies(s), *next; r; r = next) {
+        next = r->next;
+        reply_free(r);
+    }
+    for (unit *u = s->units, *next; u; u = next) {
+        next = u->next;
+        interp_future_release(u->f);
+        free(u);
+    }
+    free(s->runners);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,366 @@
+/* wire.c - the byte format between ranks (little helpers to write and to read it back with
+ * bounds checks), the waker the communication loops sleep on, non-blocking sends, and Lua's
+ * bytecode header. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "mpi_impl.h"
+
+/* ---- write ------------------------------------------------------------------------------ */
+
+void wb_put(wbuf *b, const void *data, size_t n)
+{
+    if (b->fail)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->fail = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+void wb_u8(wbuf *b, uint8_t v) { wb_put(b, &v, 1); }
+/* integers little-endian whatever the rank's own order */
+void wb_u32(wbuf *b, uint32_t v)
+{
+    unsigned char c[4];
+    for (int i = 0; i < 4; i++)
+        c[i] = (unsigned char)(v >> (8 * i));
+    wb_put(b, c, 4);
+}
+
+void wb_u64(wbuf *b, uint64_t v)
+{
+    unsigned char c[8];
+    for (int i = 0; i < 8; i++)
+        c[i] = (unsigned char)(v >> (8 * i));
+    wb_put(b, c, 8);
+}
+
+void wb_f64(wbuf *b, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    wb_u64(b, u);
+}
+
+void wb_blob(wbuf *b, const void *data, size_t n)
+{
+    wb_u64(b, data ? (uint64_t)n : UINT64_MAX);
+    if (data)
+        wb_put(b, data, n);
+}
+
+void wb_msg(wbuf *b, const interp_msg *m)
+{
+    if (m)
+        wb_blob(b, interp_msg_data(m), interp_msg_size(m));
+    else
+        wb_blob(b, NULL, 0);
+}
+
+void wb_text(wbuf *b, const char *s) { wb_blob(b, s, s ? strlen(s) : 0); }
+
+/* ---- read ------------------------------------------------------------------------------- */
+
+static const char *take(rbuf *b, size_t n)
+{
+    if (b->fail || n > b->len - b->at) {
+        b->fail = true;
+        return NULL;
+    }
+    const char *p = b->p + b->at;
+    b->at += n;
+    return p;
+}
+
+uint8_t rb_u8(rbuf *b)
+{
+    const char *p = take(b, 1);
+    return p ? (uint8_t)*p : 0;
+}
+
+uint32_t rb_u32(rbuf *b)
+{
+    uint32_t v = 0;
+    const unsigned char *p = (const unsigned char *)take(b, 4);
+    for (int i = 0; p && i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+uint64_t rb_u64(rbuf *b)
+{
+    uint64_t v = 0;
+    const unsigned char *p = (const unsigned char *)take(b, 8);
+    for (int i = 0; p && i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+double rb_f64(rbuf *b)
+{
+    uint64_t u = rb_u64(b);
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+
+bool rb_blob(rbuf *b, const char **data, size_t *n)
+{
+    uint64_t len = rb_u64(b);
+    *data = NULL;
+    *n = 0;
+    if (b->fail)
+        return false;
+    if (len == UINT64_MAX)
+        return true;
+    const char *p = take(b, (size_t)len);
+    if (!p)
+        return false;
+    *data = p;
+    *n = (size_t)len;
+    return true;
+}
+
+int rb_msg(rbuf *b, int max_depth, interp_msg **m)
+{
+    const char *d;
+    size_t n;
+    *m = NULL;
+    if (!rb_blob(b, &d, &n))
+        return INTERP_ERR_DECODE;
+    if (!d)
+        return INTERP_OK;
+    return interp_msg_from_bytes(d, n, max_depth, m);
+}
+
+char *rb_text(rbuf *b)
+{
+    const char *d;
+    size_t n;
+    if (!rb_blob(b, &d, &n) || !d)
+        return NULL;
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, d, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+/* ---- waker ------------------------------------------------------------------------------ */
+
+double mpi__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void waker_init(waker *w)
+{
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &a);
+    pthread_condattr_destroy(&a);
+    w->kicked = false;
+}
+
+void waker_destroy(waker *w)
+{
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+}
+
+void waker_kick(waker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->kicked = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void waker_sleep(waker *w, double secs)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long ns = ts.tv_nsec + (long)(secs * 1e9);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    pthread_mutex_lock(&w->mu);
+    while (!w->kicked)
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0)
+            break;
+    w->kicked = false;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- sends ------------------------------------------------------------------------------ */
+
+struct sendq_item {
+    struct sendq_item *next;
+    MPI_Request req;
+    char *buf;
+};
+
+int sendq_post(sendq *q, MPI_Comm comm, int dest, int tag, char *buf, size_t len)
+{
+    struct sendq_item *it = malloc(sizeof *it);
+    if (!it || len > (size_t)INT32_MAX) {
+        free(it);
+        free(buf);
+        return INTERP_ERR_NOMEM;
+    }
+    if (MPI_Isend(buf, (int)len, MPI_BYTE, dest, tag, comm, &it->req) != MPI_SUCCESS) {
+        free(it);
+        free(buf);
+        return INTERP_ERR_SYSTEM;
+    }
+    it->buf = buf;
+    it->next = q->head;
+    q->head = it;
+    q->n++;
+    return INTERP_OK;
+}
+
+bool sendq_progress(sendq *q)
+{
+    bool any = false;
+    for (struct sendq_item **pp = &q->head; *pp;) {
+        struct sendq_item *it = *pp;
+        int done = 0;
+        MPI_Test(&it->req, &done, MPI_STATUS_IGNORE);
+        if (!done) {
+            pp = &it->next;
+            continue;
+        }
+        *pp = it->next;
+        free(it->buf);
+        free(it);
+        q->n--;
+        any = true;
+    }
+    return any;
+}
+
+void sendq_drain(sendq *q, double secs)
+{
+    double end = mpi__now() + secs, nap = 20e-6;
+    while (q->head && mpi__now() < end) {
+        if (!sendq_progress(q)) {
+            struct timespec ts = {0, (long)(nap * 1e9)};
+            nanosleep(&ts, NULL);
+            nap = nap < 5e-3 ? nap * 2 : nap;
+        }
+    }
+    while (q->head) { /* not completed in time: the peer is gone; forget the requests */
+        struct sendq_item *it = q->head;
+        q->head = it->next;
+        MPI_Request_free(&it->req); /* MPI may still read the buffer: it is left allocated */
+        free(it);
+        q->n--;
+    }
+}
+
+char *mpi__recv_probed(MPI_Comm comm, MPI_Status *st, size_t *len)
+{
+    int count = 0;
+    MPI_Get_count(st, MPI_BYTE, &count);
+    char *buf = malloc(count > 0 ? (size_t)count : 1);
+    if (!buf)
+        return NULL;
+    MPI_Recv(buf, count, MPI_BYTE, st->MPI_SOURCE, st->MPI_TAG, comm, MPI_STATUS_IGNORE);
+    *len = (size_t)count;
+    return buf;
+}
+
+int mpi__wait(MPI_Request *req, MPI_Status *st)
+{
+    double nap = 20e-6;
+    for (;;) {
+        int done = 0;
+        int rc = MPI_Test(req, &done, st ? st : MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS)
+            return INTERP_ERR_SYSTEM;
+        if (done)
+            return INTERP_OK;
+        struct timespec ts = {0, (long)(nap * 1e9)};
+        nanosleep(&ts, NULL);
+        nap = nap < 10e-3 ? nap * 2 : nap;
+    }
+}
+
+/* ---- Lua's bytecode header -------------------------------------------------------------- */
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
+{
+    (void)L;
+    wbuf *b = ud;
+    wb_put(b, p, sz);
+    return 0;
+}
+
+void mpi__bytecode_header(unsigned char buf[64], size_t *n)
+{
+    *n = 0;
+    lua_State *L = luaL_newstate();
+    if (!L)
+        return;
+    wbuf b = {0};
+    if (luaL_loadstring(L, "return") == LUA_OK)
+        lua_dump(L, dump_writer, &b, 1);
+    lua_close(L);
+    /* 5.4: signature 4, version 1, format 1, LUAC_DATA 6, sizes of Instruction, lua_Integer,
+     * lua_Number (1 each), LUAC_INT (lua_Integer bytes), LUAC_NUM (lua_Number bytes) */
+    size_t h = 15;
+    if (!b.fail && b.len >= h)
+        h += (size_t)(unsigned char)b.p[13] + (size_t)(unsigned char)b.p[14];
+    if (!b.fail && b.len >= h && h <= 64) {
+        memcpy(buf, b.p, h);
+        *n = h;
+    }
+    free(b.p);
+}
+
+const char *mpi__bytecode_differs(const unsigned char *a, size_t na, const unsigned char *b,
+                                  size_t nb)
+{
+    if (na < 15 || nb < 15)
+        return "no bytecode header";
+    if (memcmp(a, b, 4) != 0)
+        return "signature";
+    if (a[4] != b[4])
+        return "Lua version";
+    if (a[5] != b[5])
+        return "bytecode format";
+    if (memcmp(a + 6, b + 6, 6) != 0)
+        return "LUAC_DATA (a corrupted or converted chunk)";
+    if (a[12] != b[12])
+        return "size of Instruction";
+    if (a[13] != b[13])
+        return "size of lua_Integer";
+    if (a[14] != b[14])
+        return "size of lua_Number";
+    if (na != nb || memcmp(a + 15, b + 15, (size_t)a[13]) != 0)
+        return "integer format (byte order)";
+    if (memcmp(a + 15 + a[13], b + 15 + b[13], (size_t)a[14]) != 0)
+        return "float format";
+    return NULL;
+}

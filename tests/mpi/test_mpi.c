@@ -1,0 +1,424 @@
+/* test_mpi.c - the MPI pool under `mpiexec -n 3` (run by ctest, one case per run):
+ *   map       map/map_stream/submit results equal the local pool's (bench_compare's cpu, tiny,
+ *             data workloads), work reaches every rank, wait/as_completed, functions by value,
+ *             channels refused
+ *   errors    a script error, a deadline, a memory limit on remote ranks fail their future or
+ *             map item only
+ *   cancel    cancel reaches tasks running on remote ranks; the pool goes on
+ *   shutdown  shutdown with work in flight (waiting, and now)
+ *   lost      a rank stopped with SIGSTOP mid-map: its items fail naming it, within the
+ *             heartbeat timeout plus a margin
+ *   resubmit  the same with INTERP_MPI_LOST_RESUBMIT: every item succeeds
+ *   killed    a rank killed mid-map: the job ends (killed.cmake checks the message)
+ * Every case is bounded by alarm(). Rank 0 is the root and checks; the others serve. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "interp_mpi.h"
+
+static int failures;
+#define CHECK(cond, ...)                                                                   \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                \
+            fprintf(stderr, __VA_ARGS__);                                                  \
+            fprintf(stderr, "\n");                                                         \
+            failures++;                                                                    \
+        }                                                                                  \
+    } while (0)
+
+static const char init_src[] =
+    "function cpu_task(n) local s = 0 for i = 0, n - 1 do s = s + i end return s end\n"
+    "function tiny_task(x) return x * 2 end\n"
+    "function data_task(t) local s = 0.0 for i = 1, #t do s = s + t[i] end return s end\n"
+    "function whoami(x) return tonumber(os.getenv('OMPI_COMM_WORLD_RANK')), x end\n"
+    "function napping(s) interp.sleep(s) return tonumber(os.getenv('OMPI_COMM_WORLD_RANK')) end\n"
+    "function spin() local x = 0 while true do x = x + 1 end end\n"
+    "function fail(x) error('boom ' .. tostring(x)) end\n"
+    "function hog() local t = {} for i = 1, 1e8 do t[i] = {i} end return #t end\n"
+    "function maybe(x) if x % 5 == 0 then error('item ' .. x .. ' fails') end return x end\n"
+    "function slow_cpu(n) local s = 0 for i = 1, n do s = s + i % 7 end "
+    "  return tonumber(os.getenv('OMPI_COMM_WORLD_RANK')) end\n";
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static interp_pool *mpi_pool(interp_pool_options *o, interp_mpi_options *mo, int *served)
+{
+    char *err = NULL;
+    interp_pool *p = NULL;
+    int rc = interp_mpi_pool_create(&p, MPI_COMM_WORLD, o, mo, &err);
+    if (rc != INTERP_OK)
+        fprintf(stderr, "create: %s: %s\n", interp_strerror(rc), err ? err : "");
+    free(err);
+    if (!p && served)
+        (*served)++;
+    return p;
+}
+
+static bool same_msg(const interp_msg *a, const interp_msg *b)
+{
+    if (!a || !b)
+        return a == b;
+    return interp_msg_size(a) == interp_msg_size(b) &&
+           memcmp(interp_msg_data(a), interp_msg_data(b), interp_msg_size(a)) == 0;
+}
+
+/* ---- map -------------------------------------------------------------------------------- */
+
+static void compare_map(interp_pool *mp, interp_pool *lp, const char *fn, size_t n,
+                        interp_msg **in)
+{
+    interp_msg **a = calloc(n, sizeof *a), **b = calloc(n, sizeof *b);
+    int rca = interp_pool_map(mp, fn, n, (const interp_msg *const *)in, a, NULL);
+    int rcb = interp_pool_map(lp, fn, n, (const interp_msg *const *)in, b, NULL);
+    CHECK(rca == INTERP_OK && rcb == INTERP_OK, "%s: %d %d", fn, rca, rcb);
+    size_t diff = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff += !same_msg(a[i], b[i]);
+        interp_msg_free(a[i]);
+        interp_msg_free(b[i]);
+    }
+    CHECK(diff == 0, "%s: %zu of %zu results differ from the local pool's", fn, diff, n);
+    free(a);
+    free(b);
+}
+
+struct stream_ud {
+    size_t n, next_expected, bad;
+};
+
+static bool next_in(void *ud, size_t i, interp_msg **args)
+{
+    struct stream_ud *s = ud;
+    if (i >= s->n)
+        return false;
+    return interp_msg_pack(args, "I", (int64_t)i) == INTERP_OK;
+}
+
+static void on_res(void *ud, size_t i, int status, interp_msg *result, const char *error)
+{
+    (void)error;
+    struct stream_ud *s = ud;
+    int64_t v = -1;
+    if (status != INTERP_OK || i != s->next_expected ||
+        interp_msg_unpack(result, "I", &v) != INTERP_OK || v != (int64_t)(2 * i))
+        s->bad++;
+    s->next_expected++;
+    interp_msg_free(result);
+}
+
+static void case_map(interp_pool *p)
+{
+    interp_pool_options lo = interp_pool_defaults();
+    lo.workers = 2;
+    lo.init_source = init_src;
+    interp_pool *lp = NULL;
+    CHECK(interp_pool_create(&lp, &lo, NULL) == INTERP_OK, "local pool");
+    /* cpu: 64 tasks of 20000 steps; tiny: 20000 items; data: 16 tables of 4096 floats */
+    size_t n = 20000;
+    interp_msg **in = calloc(n, sizeof *in);
+    for (size_t i = 0; i < 64; i++)
+        interp_msg_pack(&in[i], "I", (int64_t)(20000 + i));
+    compare_map(p, lp, "cpu_task", 64, in);
+    for (size_t i = 0; i < 64; i++)
+        interp_msg_free(in[i]);
+    for (size_t i = 0; i < n; i++)
+        interp_msg_pack(&in[i], "I", (int64_t)i);
+    compare_map(p, lp, "tiny_task", n, in);
+    for (size_t i = 0; i < n; i++)
+        interp_msg_free(in[i]);
+    for (size_t i = 0; i < 16; i++) {
+        interp_msg_builder *b = interp_msg_builder_new();
+        interp_msg_add_array(b, 4096);
+        for (int k = 0; k < 4096; k++)
+            interp_msg_add_double(b, (double)((k + (int)i) % 1024) * 0.25 + 0.5);
+        interp_msg_builder_finish(b, &in[i]);
+    }
+    compare_map(p, lp, "data_task", 16, in);
+    for (size_t i = 0; i < 16; i++)
+        interp_msg_free(in[i]);
+    free(in);
+    interp_pool_destroy(lp);
+
+    /* map_stream: input order */
+    struct stream_ud su = {.n = 5000};
+    interp_fn tiny = {.kind = INTERP_FN_NAME, .text = "tiny_task"};
+    CHECK(interp_pool_map_stream(p, &tiny, next_in, on_res, &su, 0, NULL) == INTERP_OK, "stream");
+    CHECK(su.next_expected == 5000 && su.bad == 0, "stream: %zu delivered, %zu bad",
+          su.next_expected, su.bad);
+
+    /* submit reaches every rank; wait and as_completed work on the futures */
+    enum { NT = 12 };
+    interp_future *fs[NT];
+    for (int i = 0; i < NT; i++)
+        CHECK(interp_pool_submitf(p, &fs[i], "napping", "d", 0.2) == INTERP_OK, "submit");
+    size_t nd = 0;
+    CHECK(interp_futures_wait(fs, NT, INTERP_WAIT_ALL, 30, &nd) == INTERP_OK && nd == NT,
+          "wait all: %zu", nd);
+    interp_as_completed *it;
+    interp_as_completed_new(fs, NT, &it);
+    int seen[3] = {0}, got = 0;
+    interp_future *f;
+    while (interp_as_completed_next(it, 10, &f) == INTERP_OK) {
+        int64_t rank = -1;
+        CHECK(interp_future_resultf(f, 0, "I", &rank) == INTERP_OK, "napping result");
+        if (rank >= 0 && rank < 3)
+            seen[rank]++;
+        got++;
+    }
+    interp_as_completed_free(it);
+    CHECK(got == NT, "as_completed gave %d", got);
+    CHECK(seen[0] && seen[1] && seen[2], "tasks per rank: %d %d %d", seen[0], seen[1], seen[2]);
+    for (int i = 0; i < NT; i++)
+        interp_future_release(fs[i]);
+
+    /* a source chunk and a function by value */
+    interp_task t = {.fn = {.kind = INTERP_FN_SOURCE, .text = "local a, b = ... return a + b"}};
+    interp_msg_pack(&t.args, "I, I", (int64_t)40, (int64_t)2);
+    interp_future *sf;
+    CHECK(interp_pool_submit_task(p, &t, INTERP_FOREVER, &sf) == INTERP_OK, "source task");
+    int64_t sum = 0;
+    CHECK(interp_future_resultf(sf, 30, "I", &sum) == INTERP_OK && sum == 42, "source: %lld",
+          (long long)sum);
+    interp_future_release(sf);
+
+    /* channels do not span ranks: refused */
+    interp_chan *ch = NULL;
+    CHECK(interp_pool_channel(p, "c", 4, &ch) == INTERP_ERR_INVALID && !ch, "channel refused");
+    interp_pool_stats st;
+    interp_pool_get_stats(p, &st);
+    CHECK(st.max_workers == 3, "max_workers %d", st.max_workers);
+}
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+static void case_errors(interp_pool *p)
+{
+    enum { N = 6 };
+    interp_future *fe[N], *fd[N], *fm[N], *ok[N];
+    for (int i = 0; i < N; i++) {
+        interp_pool_submitf(p, &fe[i], "fail", "I", (int64_t)i);
+        interp_task t = {.fn = {.kind = INTERP_FN_NAME, .text = "spin"}, .timeout = 0.3};
+        interp_pool_submit_task(p, &t, INTERP_FOREVER, &fd[i]);
+        interp_pool_submitf(p, &fm[i], "hog", "");
+        interp_pool_submitf(p, &ok[i], "whoami", "I", (int64_t)i);
+    }
+    int ranks[3] = {0};
+    for (int i = 0; i < N; i++) {
+        CHECK(interp_future_result(fe[i], 60, NULL) == INTERP_ERR_SCRIPT, "error status");
+        const char *e = interp_future_error(fe[i]);
+        char want[32];
+        snprintf(want, sizeof want, "boom %d", i);
+        CHECK(e && strstr(e, want) && strstr(e, "stack traceback"), "error text: %s",
+              e ? e : "(none)");
+        CHECK(interp_future_result(fd[i], 60, NULL) == INTERP_ERR_TIMEOUT, "deadline: %d",
+              interp_future_status(fd[i]));
+        CHECK(interp_future_result(fm[i], 60, NULL) == INTERP_ERR_NOMEM, "memory: %d %s",
+              interp_future_status(fm[i]), interp_future_error(fm[i]) ? interp_future_error(fm[i]) : "");
+        int64_t r = -1, x = -1;
+        CHECK(interp_future_resultf(ok[i], 60, "I, I", &r, &x) == INTERP_OK && x == i,
+              "the others go on");
+        if (r >= 0 && r < 3)
+            ranks[r]++;
+        interp_future_release(fe[i]);
+        interp_future_release(fd[i]);
+        interp_future_release(fm[i]);
+        interp_future_release(ok[i]);
+    }
+    (void)ranks;
+    /* map: failing items fail alone, with their texts, on every rank */
+    enum { M = 300 };
+    interp_msg *in[M], *out[M];
+    int status[M];
+    char *errors[M];
+    for (int i = 0; i < M; i++)
+        interp_msg_pack(&in[i], "I", (int64_t)i);
+    interp_map_options mo = {.status = status, .errors = errors, .chunksize = 10};
+    int rc = interp_pool_map(p, "maybe", M, (const interp_msg *const *)in, out, &mo);
+    CHECK(rc == INTERP_ERR_SCRIPT, "map rc %d", rc);
+    int bad = 0;
+    for (int i = 0; i < M; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "item %d fails", i);
+        if (i % 5 == 0)
+            bad += !(status[i] == INTERP_ERR_SCRIPT && !out[i] && errors[i] &&
+                     strstr(errors[i], want));
+        else
+            bad += !(status[i] == INTERP_OK && out[i] && !errors[i]);
+        interp_msg_free(out[i]);
+        free(errors[i]);
+        interp_msg_free(in[i]);
+    }
+    CHECK(bad == 0, "%d map items wrong", bad);
+}
+
+/* ---- cancel ----------------------------------------------------------------------------- */
+
+static void case_cancel(interp_pool *p)
+{
+    enum { N = 6 }; /* 3 ranks x 1 worker x 2 places: every rank runs one and holds one */
+    interp_future *fs[N];
+    for (int i = 0; i < N; i++)
+        CHECK(interp_pool_submit(p, "spin", NULL, &fs[i]) == INTERP_OK, "submit");
+    usleep(500 * 1000); /* they run (spinning) on every rank */
+    for (int i = 0; i < N; i++)
+        CHECK(interp_future_running(fs[i]), "task %d held by a rank", i);
+    double t0 = now();
+    for (int i = 0; i < N; i++)
+        CHECK(interp_future_cancel(fs[i]) == INTERP_OK, "cancel %d", i);
+    for (int i = 0; i < N; i++) {
+        CHECK(interp_future_result(fs[i], 20, NULL) == INTERP_ERR_CANCELLED, "cancelled %d: %d",
+              i, interp_future_status(fs[i]));
+        interp_future_release(fs[i]);
+    }
+    CHECK(now() - t0 < 10, "cancel took %.2f s", now() - t0);
+    /* the ranks' workers are free again */
+    interp_future *f;
+    int seen[3] = {0};
+    for (int i = 0; i < 9; i++) {
+        interp_pool_submitf(p, &f, "napping", "d", 0.05);
+        int64_t r = -1;
+        CHECK(interp_future_resultf(f, 30, "I", &r) == INTERP_OK, "after cancel");
+        if (r >= 0 && r < 3)
+            seen[r]++;
+        interp_future_release(f);
+    }
+    CHECK(seen[0] + seen[1] + seen[2] == 9, "after cancel: %d %d %d", seen[0], seen[1], seen[2]);
+}
+
+/* ---- shutdown --------------------------------------------------------------------------- */
+
+static void case_shutdown(interp_pool *p, int round)
+{
+    enum { N = 12 };
+    interp_future *fs[N];
+    for (int i = 0; i < N; i++)
+        CHECK(interp_pool_submitf(p, &fs[i], round == 0 ? "napping" : "spin", round == 0 ? "d" : "",
+                                  0.2) == INTERP_OK, "submit");
+    usleep(100 * 1000);
+    double t0 = now();
+    if (round == 0) {
+        interp_pool_shutdown(p, true, false); /* every task runs to its end */
+        for (int i = 0; i < N; i++)
+            CHECK(interp_future_done(fs[i]) && interp_future_status(fs[i]) == INTERP_OK,
+                  "task %d after shutdown(wait): %d", i, interp_future_status(fs[i]));
+    } else {
+        interp_pool_shutdown_now(p); /* running ones interrupted, queued ones cancelled */
+        for (int i = 0; i < N; i++) {
+            int st = interp_future_status(fs[i]);
+            CHECK(st == INTERP_ERR_SHUTDOWN || st == INTERP_ERR_CANCELLED,
+                  "task %d after shutdown_now: %d", i, st);
+        }
+    }
+    CHECK(now() - t0 < 20, "shutdown took %.2f s", now() - t0);
+    interp_future *f = NULL;
+    CHECK(interp_pool_submit(p, "whoami", NULL, &f) == INTERP_ERR_SHUTDOWN, "submit after");
+    for (int i = 0; i < N; i++)
+        interp_future_release(fs[i]);
+}
+
+/* ---- a rank stopped or killed mid-map ---------------------------------------------------- */
+
+static void case_lost(interp_pool *p, const int *pids, bool resubmit, bool kill_it, double hb)
+{
+    enum { M = 60 };
+    interp_msg *in[M], *out[M];
+    int status[M];
+    char *errors[M];
+    for (int i = 0; i < M; i++)
+        interp_msg_pack(&in[i], "I", (int64_t)3000000);
+    pid_t child = fork(); /* stops (or kills) rank 2 once the map is under way */
+    if (child == 0) {
+        usleep(600 * 1000);
+        kill(pids[2], kill_it ? SIGKILL : SIGSTOP);
+        _exit(0);
+    }
+    interp_map_options mo = {.status = status, .errors = errors, .chunksize = 1};
+    double t0 = now();
+    int rc = interp_pool_map(p, "slow_cpu", M, (const interp_msg *const *)in, out, &mo);
+    double took = now() - t0;
+    kill(pids[2], SIGCONT);
+    int ok = 0, lost = 0, other = 0;
+    for (int i = 0; i < M; i++) {
+        if (status[i] == INTERP_OK)
+            ok++;
+        else if (status[i] == INTERP_ERR_BROKEN && errors[i] && strstr(errors[i], "rank 2") &&
+                 strstr(errors[i], "stopped answering"))
+            lost++;
+        else {
+            other++;
+            fprintf(stderr, "item %d: %d %s\n", i, status[i], errors[i] ? errors[i] : "");
+        }
+        interp_msg_free(out[i]);
+        free(errors[i]);
+        interp_msg_free(in[i]);
+    }
+    printf("lost case: rc %d, %d ok, %d lost, %d other, %.2f s\n", rc, ok, lost, other, took);
+    CHECK(other == 0, "items with other outcomes: %d", other);
+    if (resubmit)
+        CHECK(ok == M && rc == INTERP_OK, "resubmitted: %d ok", ok);
+    else
+        CHECK(lost > 0 && rc == INTERP_ERR_BROKEN, "lost items %d rc %d", lost, rc);
+    /* the map's own work takes a few seconds here; the stop adds at most the heartbeat
+     * timeout, plus a generous margin for a loaded machine */
+    CHECK(took < hb + 30, "map took %.2f s", took);
+}
+
+int main(int argc, char **argv)
+{
+    char *err = NULL;
+    if (interp_mpi_init(&argc, &argv, &err) != INTERP_OK) {
+        fprintf(stderr, "mpi init: %s\n", err);
+        return 2;
+    }
+    const char *which = argc > 1 ? argv[1] : "map";
+    alarm(100); /* every case is bounded; ctest's timeout is the second line */
+    int me, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &me);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int pid = getpid(), pids[16] = {0};
+    MPI_Gather(&pid, 1, MPI_INT, pids, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    interp_pool_options o = interp_pool_defaults();
+    o.workers = 1;
+    o.init_source = init_src;
+    interp_mpi_options mo = {0};
+    bool lost = !strcmp(which, "lost") || !strcmp(which, "resubmit") || !strcmp(which, "killed");
+    if (!strcmp(which, "errors"))
+        o.memory_limit = 32u << 20;
+    if (lost) {
+        mo.heartbeat_timeout = 1.5;
+        mo.on_lost = !strcmp(which, "resubmit") ? INTERP_MPI_LOST_RESUBMIT : INTERP_MPI_LOST_FAIL;
+    }
+    int rounds = !strcmp(which, "shutdown") ? 2 : 1, served = 0;
+    for (int round = 0; round < rounds; round++) {
+        interp_pool *p = mpi_pool(&o, &mo, &served);
+        if (!p)
+            continue; /* a serving rank: the root destroyed this pool */
+        if (!strcmp(which, "map"))
+            case_map(p);
+        else if (!strcmp(which, "errors"))
+            case_errors(p);
+        else if (!strcmp(which, "cancel"))
+            case_cancel(p);
+        else if (!strcmp(which, "shutdown"))
+            case_shutdown(p, round);
+        else if (lost)
+            case_lost(p, pids, !strcmp(which, "resubmit"), !strcmp(which, "killed"), 1.5);
+        double t0 = now();
+        interp_pool_destroy(p);
+        CHECK(now() - t0 < 20, "destroy took %.2f s", now() - t0);
+    }
+    if (me == 0)
+        printf("%s: %s (%d failures)\n", which, failures ? "FAILED" : "ok", failures);
+    MPI_Finalize();
+    return failures ? 1 : 0;
+}
