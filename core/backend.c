@@ -112,10 +112,12 @@ bool interp__backend_drained(interp_pool *pool)
     return atomic_load(&pool->q.closed_flag) && interp__queue_count(&pool->q) == 0;
 }
 
-bool interp__backend_cancelled(interp__job *job)
+int interp__backend_stop_status(interp__job *job)
 {
-    return job->kind == INTERP__JOB_TASK &&
-           atomic_load(&((interp_future *)job)->cancel_requested);
+    if (job->kind == INTERP__JOB_TASK)
+        return atomic_load(&((interp_future *)job)->cancel_requested) ? INTERP_ERR_CANCELLED : 0;
+    map_chunk *c = (map_chunk *)job;
+    return atomic_load(&c->m->stop) == INTERP_ERR_TIMEOUT ? INTERP_ERR_TIMEOUT : 0;
 }
 
 void interp__backend_task_end(interp__job *job, int status, interp_msg *result, char *error,

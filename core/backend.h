@@ -68,7 +68,9 @@ void interp__backend_task_end(interp__job *job, int status, interp_msg *result, 
  * here). With outs NULL every item ends with `status` and the text of the map's stop (a map
  * timeout). */
 void interp__backend_chunk_end(interp__job *job, interp_outcome *outs, int status);
-/* A taken task's future: true if a cancel was requested (the backend may skip running it). */
-bool interp__backend_cancelled(interp__job *job);
+/* A taken job that must not be sent after all: INTERP_ERR_CANCELLED for a task whose cancel
+ * was requested, INTERP_ERR_TIMEOUT for a chunk whose map has timed out; else 0. (An interrupt
+ * that came while the backend was taking the job may have found nothing to interrupt.) */
+int interp__backend_stop_status(interp__job *job);
 
 #endif

@@ -20,9 +20,8 @@
  * cut off) is lost: no more work goes to it, and each unit it held fails with
  * INTERP_ERR_BROKEN and a text naming the rank (INTERP_MPI_LOST_FAIL, the default), or is sent
  * to the other ranks (INTERP_MPI_LOST_RESUBMIT: tasks may then run twice). A rank that dies
- * ends the whole job under Open MPI 4.1 (no ULFM): mpiexec names it, and the root, when
- * terminated, prints what each rank held ("last words", stderr). MPI_Abort is called only when
- * the root cannot go on (its communication fails).
+ * ends the whole job under Open MPI 4.1 (no ULFM): mpiexec names it. MPI_Abort is called only
+ * when the root cannot go on (its communication fails).
  *
  * Not on an MPI pool: named channels (interp_pool_channel returns INTERP_ERR_INVALID: no channel
  * spans processes), per-worker memory (interp_pool_worker_memory: INTERP_ERR_NOTFOUND).
