@@ -63,7 +63,8 @@ uint64_t rb_u64(rbuf *b);
 double rb_f64(rbuf *b);
 /* *data NULL when the blob was marked absent. false on malformed input. */
 bool rb_blob(rbuf *b, const char **data, size_t *n);
-/* Decode a message blob (validated); *m NULL when absent. INTERP_OK or the decode error. */
+/* Decode a message blob (validated; functions accepted: the bytes come from a rank of this
+ * job); *m NULL when absent. INTERP_OK or the decode error. */
 int rb_msg(rbuf *b, int max_depth, interp_msg **m);
 /* A text blob as a malloc'd NUL-terminated string (NULL when absent). */
 char *rb_text(rbuf *b);

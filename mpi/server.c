@@ -263,7 +263,8 @@ void srv_work(srv *s, const char *data, size_t len)
     int rc = INTERP_OK;
     char why[160] = "";
     if (fkind == INTERP_FN_FUNCTION) {
-        rc = interp_msg_from_bytes(fd, fl, s->max_depth, &u->fnmsg);
+        rc = interp_msg_from_bytes_ex(fd, fl, s->max_depth, INTERP_MSG_TRUST_FUNCTIONS,
+                                      &u->fnmsg);
         u->fn.function = u->fnmsg;
         if (rc != INTERP_OK)
             snprintf(why, sizeof why, "the function could not be decoded on this rank: %s",

@@ -18,7 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <lauxlib.h>
+#include <lualib.h>
+
 #include "interp_mpi.h"
+#include "interp_msg_lua.h"
 
 static int failures;
 #define CHECK(cond, ...)                                                                   \
@@ -190,6 +194,31 @@ static void case_map(interp_pool *p)
     CHECK(interp_future_resultf(sf, 30, "I", &sum) == INTERP_OK && sum == 42, "source: %lld",
           (long long)sum);
     interp_future_release(sf);
+
+    /* a function by value (bytecode, checked against every rank's header at create) */
+    lua_State *L = luaL_newstate();
+    luaL_dostring(L, "local k = 3 return function(x) return x * k + 1 end");
+    interp_msg *fm = NULL;
+    interp_msg_opts mopt = {.allow_functions = true};
+    CHECK(interp_msg_from_lua(L, -1, 1, &mopt, &fm, NULL) == INTERP_OK, "dump function");
+    lua_close(L);
+    interp_fn byval = {.kind = INTERP_FN_FUNCTION, .function = fm};
+    enum { NF = 300 };
+    interp_msg *fin[NF], *fout[NF];
+    for (int i = 0; i < NF; i++)
+        interp_msg_pack(&fin[i], "I", (int64_t)i);
+    interp_map_options fo = {.chunksize = 7};
+    CHECK(interp_pool_map_fn(p, &byval, NF, (const interp_msg *const *)fin, fout, &fo) ==
+              INTERP_OK, "map of a function by value");
+    int fbad = 0;
+    for (int i = 0; i < NF; i++) {
+        int64_t v = -1;
+        fbad += !fout[i] || interp_msg_unpack(fout[i], "I", &v) != INTERP_OK || v != 3 * i + 1;
+        interp_msg_free(fout[i]);
+        interp_msg_free(fin[i]);
+    }
+    CHECK(fbad == 0, "%d results of the function by value wrong", fbad);
+    interp_msg_free(fm);
 
     /* channels do not span ranks: refused */
     interp_chan *ch = NULL;
