@@ -47,7 +47,7 @@ int main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "--version") == 0) {
-        puts("interp-pool 0.1.0");
+        printf("interp-pool %s\n", interp_pool_version());
         return CLI_EXIT_OK;
     }
     fprintf(stderr, "interp-pool: unknown command '%s'\nTry 'interp-pool --help'.\n", cmd);

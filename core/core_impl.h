@@ -330,6 +330,23 @@ void interp__chunk_complete(interp__job *job);
  * ended and released here). */
 bool interp__chunk_take(interp__job *job);
 
+/* ---- ABI (abi.c) ------------------------------------------------------------------------ */
+
+/* The sizes of the options structs of ABI 0, which struct_size 0 stands for. Every field is
+ * part of ABI 0 until release 0.1 ships with its SONAME; a field appended after that must
+ * turn these into the fixed byte counts of that release (offsetof the first new field). */
+#define INTERP__POOL_OPTIONS_SIZE_0 sizeof(interp_pool_options)
+#define INTERP__MAP_OPTIONS_SIZE_0 sizeof(interp_map_options)
+
+/* Copy a caller's struct of src_size bytes (0: abi0_size) into this library's of dst_size:
+ * fields the caller's struct lacks become 0; bytes past dst_size (a newer header) must be 0.
+ * INTERP_ERR_INVALID with *why set otherwise, or for a size below abi0_size. */
+int interp__struct_in(void *dst, size_t dst_size, const void *src, size_t src_size,
+                      size_t abi0_size, const char **why);
+/* Copy this library's struct (src_size bytes) into a caller's of dst_size: only the fields it
+ * has; fields this library does not know (a newer header) are zeroed. */
+void interp__struct_out(void *dst, size_t dst_size, const void *src, size_t src_size);
+
 /* ---- options (options.c) ---------------------------------------------------------------- */
 
 /* Validate o and fill the pool's resolved fields and the interpreter config (pointing into

@@ -32,9 +32,37 @@ extern "C" {
 typedef struct interp_pool interp_pool;
 typedef struct interp_future interp_future;
 
+/* ---- version ---------------------------------------------------------------------------- */
+
+/* The version of this header (CMakeLists.txt reads the project version from these lines).
+ * The shared library's SONAME carries the major version: libinterp_pool.so.0. */
+#define INTERP_POOL_VERSION_MAJOR 0
+#define INTERP_POOL_VERSION_MINOR 1
+#define INTERP_POOL_VERSION_PATCH 0
+#define INTERP_POOL_VERSION_STRING "0.1.0"
+/* One number to compare: MAJOR * 10000 + MINOR * 100 + PATCH. */
+#define INTERP_POOL_VERSION_NUMBER                                                            \
+    (INTERP_POOL_VERSION_MAJOR * 10000 + INTERP_POOL_VERSION_MINOR * 100 +                    \
+     INTERP_POOL_VERSION_PATCH)
+
+/* The version of the library actually linked, as "MAJOR.MINOR.PATCH" (static text), which may
+ * be newer than the header a program was built with (a shared library). Never fails. */
+INTERP_API const char *interp_pool_version(void);
+
 /* ---- options ---------------------------------------------------------------------------- */
 
+/* ABI: the options structs (interp_pool_options, interp_map_options) begin with
+ * `struct_size`, the size of the struct as the caller's header had it, so that a later
+ * library, whose struct has more fields at the end, reads only the fields the caller has
+ * (later ones take their defaults). interp_pool_defaults() and the INTERP_*_OPTIONS_INIT
+ * macros set it; 0 (a zero-initialised struct, `= {0}` or designated initialisers) means
+ * the fields of ABI 0, that is every field of release 0.1 (so such code keeps working, but a
+ * field added after 0.1 is read only when struct_size says the caller has it: set it with the
+ * macro to use those). A struct larger than the library knows (a newer header with an older
+ * library) is accepted when the bytes the library does not know are all zero, else refused
+ * with INTERP_ERR_INVALID. */
 typedef struct interp_pool_options {
+    size_t struct_size;          /* sizeof(interp_pool_options) or 0, see above */
     int workers;                 /* most worker threads, at most 4096; <= 0: the number of
                                     online CPUs */
     bool prestart;               /* start every worker (thread and state) in create; false:
@@ -91,8 +119,24 @@ typedef struct interp_pool_options {
     const char *package_cpath;
 } interp_pool_options;
 
-/* The defaults (workers = online CPUs, no limits, full profile). */
-INTERP_API interp_pool_options interp_pool_defaults(void);
+/* Options with struct_size set and every other field 0 (the defaults). */
+#define INTERP_POOL_OPTIONS_INIT {.struct_size = sizeof(interp_pool_options)}
+
+/* Fill the options o points at, a struct of struct_size bytes (the caller's sizeof), with the
+ * defaults: workers = online CPUs, cancel_grace 0.01, stuck_grace 1.0, thread_stack_size
+ * 1 MiB, every other field 0 (no limits, full profile); struct_size is set. INTERP_ERR_INVALID
+ * for a NULL o or a struct_size smaller than the first release's struct. Not thread-safe on
+ * the same o. Callers use interp_pool_defaults(), which passes the size. */
+INTERP_API int interp_pool_options_init(interp_pool_options *o, size_t struct_size);
+
+/* The defaults, as interp_pool_options_init gives them. Inline, so that the struct returned
+ * has the size of the caller's header whatever library version runs. */
+static inline interp_pool_options interp_pool_defaults(void)
+{
+    interp_pool_options o = INTERP_POOL_OPTIONS_INIT;
+    interp_pool_options_init(&o, sizeof o);
+    return o;
+}
 
 /* ---- pool ---------------------------------------------------------------------------- */
 
@@ -101,9 +145,10 @@ INTERP_API interp_pool_options interp_pool_defaults(void);
  * opts may be NULL (defaults). Returns INTERP_OK and *out; INTERP_ERR_SCRIPT when the
  * initializer fails to compile or run, or a host library's open or on_state raises (text in
  * *err), INTERP_ERR_NOTFOUND (init_file missing), INTERP_ERR_INVALID (NULL out, or a bad
- * option: workers above 4096, both init_source and init_file, an unknown sandbox, negative or
- * NaN seconds, a negative max_depth, a host library without name or open, a name too long or
- * given twice, more than 256 host libraries; the reason in *err), INTERP_ERR_NOMEM, INTERP_ERR_SYSTEM (a thread could not start). err may be NULL;
+ * option: a struct_size it cannot read, workers above 4096, both init_source and init_file,
+ * an unknown sandbox, negative or NaN seconds, a negative max_depth, a host library without
+ * name or open, a name too long or given twice, more than 256 host libraries; the reason in
+ * *err), INTERP_ERR_NOMEM, INTERP_ERR_SYSTEM (a thread could not start). err may be NULL;
  * otherwise *err is set to a malloc'd text on error (the caller frees it) and to NULL on
  * success. A state made after create (a worker started on demand, a recycled state, a
  * replacement) whose initializer, host library or on_state fails breaks the pool: queued and
@@ -234,6 +279,8 @@ INTERP_API void interp_as_completed_free(interp_as_completed *it);
 /* ---- map ------------------------------------------------------------------------------ */
 
 typedef struct interp_map_options {
+    size_t struct_size;   /* sizeof(interp_map_options) or 0 (ABI 0), as for the pool's
+                             options: INTERP_MAP_OPTIONS_INIT sets it */
     size_t chunksize;     /* inputs per worker task; 0: chosen from n and the worker count
                              (n / (8 x workers), within 1..4096); at most
                              INTERP_MAP_MAX_CHUNKSIZE (2^20), else INTERP_ERR_INVALID (the
@@ -246,6 +293,8 @@ typedef struct interp_map_options {
     char **errors;        /* optional, n entries: each failed item's text (malloc'd, the
                              caller frees each), NULL for items that succeeded */
 } interp_map_options;
+/* Map options with struct_size set and every other field 0 (the defaults). */
+#define INTERP_MAP_OPTIONS_INIT {.struct_size = sizeof(interp_map_options)}
 
 /* Apply fn to each of the n argument messages in[i] (borrowed; each message's values are the
  * arguments; NULL: no arguments), in parallel, chunked. Blocks until every item has ended.
@@ -260,7 +309,8 @@ typedef struct interp_map_options {
  * (items cancelled only because of stop_on_error count last), and (when opts->status/errors
  * are given) every item's outcome. opts may be NULL. INTERP_ERR_SHUTDOWN / INTERP_ERR_BROKEN
  * for items the pool refused; INTERP_ERR_INVALID for a NULL pool, in NULL with n > 0, a NaN
- * timeout or a chunksize past its bound (every item then has that status and the reason). */
+ * timeout or a chunksize past its bound (every item then has that status and the reason), or
+ * a struct_size it cannot read (then no field of opts is touched). */
 INTERP_API int interp_pool_map(interp_pool *pool, const char *fn, size_t n,
                                const interp_msg *const in[], interp_msg *out[],
                                const interp_map_options *opts);
@@ -307,7 +357,15 @@ typedef struct interp_pool_stats {
     size_t memory_in_use;        /* all worker states, bytes */
     size_t memory_peak;          /* highest single-state peak, bytes */
 } interp_pool_stats;
-INTERP_API int interp_pool_get_stats(interp_pool *pool, interp_pool_stats *st);
+/* Fill *st (the whole struct: no field needs setting first). INTERP_ERR_INVALID for a NULL
+ * pool or st. An inline wrapper passes the caller's sizeof, so that a later library whose
+ * stats have more fields writes only those the caller's struct has. */
+INTERP_API int interp_pool_get_stats_sized(interp_pool *pool, interp_pool_stats *st,
+                                           size_t struct_size);
+static inline int interp_pool_get_stats(interp_pool *pool, interp_pool_stats *st)
+{
+    return interp_pool_get_stats_sized(pool, st, sizeof *st);
+}
 /* Per worker: memory in use and peak of worker i's current state (0 <= i < max_workers, else
  * INTERP_ERR_INVALID; INTERP_ERR_NOTFOUND while worker i has not started or has no state). */
 INTERP_API int interp_pool_worker_memory(interp_pool *pool, int worker, size_t *in_use,

@@ -394,6 +394,12 @@ int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t n,
         return INTERP_ERR_INVALID;
     for (size_t i = 0; out && i < n; i++)
         out[i] = NULL;
+    interp_map_options copy;
+    const char *abi_why;
+    if (opts && interp__struct_in(&copy, sizeof copy, opts, opts->struct_size,
+                                  INTERP__MAP_OPTIONS_SIZE_0, &abi_why) != INTERP_OK)
+        return INTERP_ERR_INVALID;
+    opts = opts ? &copy : NULL;
     if (n == 0)
         return check_fn(fn);
     engine e = {0};
@@ -435,6 +441,12 @@ int interp_pool_map_stream(interp_pool *pool, const interp_fn *fn, interp_map_ne
 {
     if (!pool || !next_input || !on_result)
         return INTERP_ERR_INVALID;
+    interp_map_options copy;
+    const char *abi_why;
+    if (opts && interp__struct_in(&copy, sizeof copy, opts, opts->struct_size,
+                                  INTERP__MAP_OPTIONS_SIZE_0, &abi_why) != INTERP_OK)
+        return INTERP_ERR_INVALID;
+    opts = opts ? &copy : NULL;
     engine e = {0};
     const char *why;
     int rc = start(&e, pool, fn, 0, max_in_flight, opts, &why);

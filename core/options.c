@@ -18,15 +18,19 @@ int interp__online_cpus(void)
     return n > MAX_WORKERS ? MAX_WORKERS : (int)n;
 }
 
-interp_pool_options interp_pool_defaults(void)
+int interp_pool_options_init(interp_pool_options *out, size_t struct_size)
 {
+    if (!out || struct_size < INTERP__POOL_OPTIONS_SIZE_0)
+        return INTERP_ERR_INVALID;
     interp_pool_options o = {0};
+    o.struct_size = struct_size;
     o.workers = interp__online_cpus();
     o.sandbox = INTERP_SANDBOX_NONE;
     o.cancel_grace = 0.01;
     o.stuck_grace = 1.0;
     o.thread_stack_size = STACK_DEFAULT;
-    return o;
+    interp__struct_out(out, struct_size, &o, sizeof o);
+    return INTERP_OK;
 }
 
 static bool bad_seconds(double s) { return isnan(s) || s < 0; }

@@ -303,7 +303,16 @@ int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char 
     if (!out)
         return INTERP_ERR_INVALID;
     *out = NULL;
-    interp_pool_options o = opts ? *opts : interp_pool_defaults();
+    interp_pool_options o = interp_pool_defaults();
+    if (opts) {
+        const char *why = NULL;
+        int rc = interp__struct_in(&o, sizeof o, opts, opts->struct_size,
+                                   INTERP__POOL_OPTIONS_SIZE_0, &why);
+        if (rc != INTERP_OK) {
+            set_err(err, why);
+            return rc;
+        }
+    }
     interp_pool *pool = calloc(1, sizeof *pool);
     if (!pool) {
         set_err(err, "out of memory");
@@ -476,10 +485,11 @@ int interp_pool_submit(interp_pool *pool, const char *fn, interp_msg *args, inte
 
 /* ---- stats ------------------------------------------------------------------------------ */
 
-int interp_pool_get_stats(interp_pool *pool, interp_pool_stats *st)
+int interp_pool_get_stats_sized(interp_pool *pool, interp_pool_stats *out, size_t struct_size)
 {
-    if (!pool || !st)
+    if (!pool || !out)
         return INTERP_ERR_INVALID;
+    interp_pool_stats all, *st = &all;
     memset(st, 0, sizeof *st);
     st->submitted = atomic_load_explicit(&pool->st_submitted, memory_order_relaxed);
     st->done = atomic_load_explicit(&pool->st_done, memory_order_relaxed);
@@ -506,6 +516,7 @@ int interp_pool_get_stats(interp_pool *pool, interp_pool_stats *st)
         }
     }
     interp__mutex_unlock(&pool->mu);
+    interp__struct_out(out, struct_size, st, sizeof *st);
     return INTERP_OK;
 }
 

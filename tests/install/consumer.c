@@ -37,6 +37,7 @@ int main(void)
         fprintf(stderr, "consumer: map gave %s, sum %lld\n", interp_strerror(rc), (long long)sum);
         return 1;
     }
-    puts("consumer: ok");
+    printf("consumer: ok (interp_pool %s, built with %s)\n", interp_pool_version(),
+           INTERP_POOL_VERSION_STRING);
     return 0;
 }
