@@ -5,6 +5,12 @@
  * table keys that Lua refuses (nil, NaN), functions when they are not allowed, bytecode that
  * does not load, depth and Lua stack room.
  *
+ * Time: linear in the message size whatever its content. Every map of INTERP__PLAN_MIN pairs
+ * or more gets its hash size from the planner (msg_plan.h), run once over the rest of the
+ * message when the first such map opens, before it is made: numeric keys chosen to collide
+ * in Lua's hash get a table large enough to spread them, or are refused. Smaller maps take
+ * the size Lua would give them (their chains cannot pass 31 links).
+ *
  * Nesting is walked with an explicit stack of frames, never C recursion. Every table and
  * function is numbered as it opens (msg_impl.h); only a message flagged HAS_REFS keeps them, in
  * a Lua table, for REF and JOIN.
@@ -27,6 +33,7 @@
 #include "interp_msg_lua.h"
 #include "msg_impl.h"
 #include "msg_lua_impl.h"
+#include "msg_plan.h"
 
 enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 64, FAST_VALUES = 32, MAX_VALUES = 1000000 };
 /* Map keys repeat (records): the last short keys seen are kept in stack slots, so a repeated
@@ -59,6 +66,10 @@ typedef struct dec {
     int refs;           /* stack index of the object table (HAS_REFS), 0 if none */
     int frames_slot;    /* stack index reserved for a bigger frame array, 0 if none */
     int keys_slot;      /* first of KEY_CACHE stack slots holding cached keys, 0 if none */
+    int plan_slot;      /* stack index reserved for the plan's userdata, 0 if none */
+    bool planned;       /* the planner has run (from the first big map on) */
+    const uint8_t *plan; /* its decisions, one per big map in header order */
+    size_t plan_n, plan_next;
     struct {
         const char *s;  /* the bytes of the string in slot keys_slot + i (anchored there) */
         size_t len;
@@ -66,6 +77,7 @@ typedef struct dec {
     uint32_t nobj;
     size_t max_frames;  /* min(max_depth, message size): frames ever needed */
     size_t size;        /* of the message */
+    const char *base;   /* its first byte */
     dframe *frames;
     size_t nframes, capframes;
     int status;
@@ -207,6 +219,7 @@ static bool open_function(dec *d)
     chunk c;
     c.p = mp_decode_bin(&d->p, &blen);
     c.n = blen;
+    INTERP__STEPS(blen / 64);
     uint32_t nups = (uint32_t)mp_decode_uint(&d->p);
     int st = lua_load(L, chunk_reader, &c, "=(message)", "b");
     if (st != LUA_OK) {
@@ -235,10 +248,48 @@ static bool open_function(dec *d)
 
 /* ---- values ------------------------------------------------------------------------------- */
 
-static bool open_table(dec *d, uint32_t n, bool map)
+/* Run the planner over the values from `at` (the header of the first big map) to the end. */
+static void plan(dec *d, const char *at)
+{
+    lua_State *L = d->L;
+    size_t cap = interp__plan_cap(d->size - (size_t)(at - d->base));
+    uint8_t *out = lua_newuserdatauv(L, cap, 0); /* may raise a memory error: nothing leaks */
+    lua_replace(L, d->plan_slot);
+    uint64_t steps = 0;
+    long n = interp__plan_maps(L, at, d->base + d->size, d->allow_functions, out, cap, &steps);
+    INTERP__STEPS(steps);
+    if (n < 0) { /* reported as Lua's own memory errors are, without a path */
+        d->status = INTERP_ERR_NOMEM;
+        snprintf(d->why, sizeof d->why, "%s", d->direct ? "not enough memory" : "out of memory");
+        lua_pushlightuserdata(L, d);
+        if (d->direct)
+            lua_pushstring(L, d->why); /* may itself fail: a memory error either way */
+        lua_error(L);
+    }
+    d->planned = true;
+    d->plan = out;
+    d->plan_n = (size_t)n;
+    d->plan_next = 0;
+}
+
+static bool open_table(dec *d, uint32_t n, bool map, const char *at)
 {
     check_open(d);
     int size = n > INT_MAX ? INT_MAX : (int)n;
+    if (map && n >= INTERP__PLAN_MIN) {
+        if (!d->planned)
+            plan(d, at);
+        uint8_t l = d->plan_next < d->plan_n ? d->plan[d->plan_next++] : INTERP__PLAN_REFUSE;
+        if (l == INTERP__PLAN_REFUSE)
+            dfail(d, INTERP_ERR_DECODE,
+                  "table of %u keys refused: its number keys collide in Lua's hash (decoding "
+                  "it would take time quadratic in its size)",
+                  (unsigned)n);
+        size = 1 << l; /* l <= 30 */
+    } else if (map) {
+        INTERP__STEPS((uint64_t)n * n / 2); /* the longest chains a small map can have */
+    }
+    INTERP__STEPS(n);
     lua_createtable(d->L, map ? 0 : size, map ? size : 0);
     add_object(d);
     if (n == 0)
@@ -271,6 +322,7 @@ static bool read_value(dec *d)
     unsigned char c = (unsigned char)*d->p;
     uint32_t len;
     const char *s;
+    INTERP__STEPS(1);
     switch (mp_typeof((char)c)) {
     case MP_NIL: d->p++; lua_pushnil(L); return true;
     case MP_BOOL: d->p++; lua_pushboolean(L, c == 0xc3); return true;
@@ -287,14 +339,22 @@ static bool read_value(dec *d)
     case MP_DOUBLE: lua_pushnumber(L, (lua_Number)mp_decode_double(&d->p)); return true;
     case MP_STR:
         s = mp_decode_str(&d->p, &len);
+        INTERP__STEPS(len / 64);
         if (d->keys_slot && len <= SHORT_KEY && d->nframes && d->frames[d->nframes - 1].in_key)
             push_key(d, s, len);
         else
             lua_pushlstring(L, s, len);
         return true;
-    case MP_BIN: s = mp_decode_bin(&d->p, &len); lua_pushlstring(L, s, len); return true;
-    case MP_ARRAY: return open_table(d, mp_decode_array(&d->p), false);
-    case MP_MAP: return open_table(d, mp_decode_map(&d->p), true);
+    case MP_BIN:
+        s = mp_decode_bin(&d->p, &len);
+        INTERP__STEPS(len / 64);
+        lua_pushlstring(L, s, len);
+        return true;
+    case MP_ARRAY: return open_table(d, mp_decode_array(&d->p), false, NULL);
+    case MP_MAP: {
+        const char *at = d->p;
+        return open_table(d, mp_decode_map(&d->p), true, at);
+    }
     case MP_EXT: {
         int8_t type;
         interp__msg_ext_header(&d->p, &type, &len);
@@ -371,6 +431,11 @@ static void dec_init(dec *d, lua_State *L, const interp_msg *m, const interp_msg
     d->nobj = 0;
     d->max_frames = (size_t)d->max_depth < m->size ? (size_t)d->max_depth : m->size;
     d->size = m->size;
+    d->base = m->data;
+    d->plan_slot = 0;
+    d->planned = false;
+    d->plan = NULL;
+    d->plan_n = d->plan_next = 0;
     d->frames = d->inline_frames;
     d->nframes = 0;
     d->capframes = INLINE_FRAMES;
@@ -385,7 +450,9 @@ static int push_helpers(dec *d)
 {
     lua_State *L = d->L;
     bool keys = d->size >= KEY_CACHE_MIN_SIZE;
-    int n = (d->has_refs ? 1 : 0) + (d->max_frames > INLINE_FRAMES ? 1 : 0) + (keys ? KEY_CACHE : 0);
+    bool big = d->size > 2 * INTERP__PLAN_MIN; /* room for a map the planner sizes */
+    int n = (d->has_refs ? 1 : 0) + (d->max_frames > INLINE_FRAMES ? 1 : 0) + (big ? 1 : 0) +
+            (keys ? KEY_CACHE : 0);
     if (d->left > MAX_VALUES || !lua_checkstack(L, (int)d->left + n + 8))
         dfail(d, INTERP_ERR_LIMIT, "%u values do not fit on the Lua stack", (unsigned)d->left);
     if (d->has_refs) {
@@ -395,6 +462,10 @@ static int push_helpers(dec *d)
     if (d->max_frames > INLINE_FRAMES) {
         lua_pushnil(L);
         d->frames_slot = lua_gettop(L);
+    }
+    if (big) {
+        lua_pushnil(L);
+        d->plan_slot = lua_gettop(L);
     }
     if (keys) {
         d->keys_slot = lua_gettop(L) + 1;
@@ -426,6 +497,7 @@ static inline void push_plain(lua_State *L, const char **pp, uint32_t *left, uin
     uint32_t n = *left;
     for (; n && max; n--, max--) {
         unsigned char c = (unsigned char)*p;
+        INTERP__STEPS(1);
         if (c <= 0x7f) {
             lua_pushinteger(L, c);
             p++;
@@ -460,6 +532,7 @@ static inline void push_plain(lua_State *L, const char **pp, uint32_t *left, uin
             if (strings && ((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb))) {
                 uint32_t len;
                 const char *str = mp_decode_str(&p, &len);
+                INTERP__STEPS(len / 64);
                 lua_pushlstring(L, str, len);
                 continue;
             }

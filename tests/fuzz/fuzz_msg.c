@@ -7,7 +7,13 @@
  * through interp_msg_to_lua and through interp_msg_push_lua inside a protected call; a value
  * that decoded is encoded again, and the encoder's output must itself validate. Any crash,
  * over-read (ASan), undefined behaviour (UBSan), leak, or broken invariant (abort) is a
- * finding. */
+ * finding.
+ *
+ * Time: each decode counts its steps (INTERP_MSG_STEPS, msg_plan.h: a value, a hash chain link
+ * walked, 64 bytes copied); no input of S bytes may take more than STEPS_PER_BYTE * S +
+ * STEPS_BASE. The count includes the chain walks the planner's table sizes imply in Lua's own
+ * hash (and the worst case of every small map it does not plan), so keys crafted to collide
+ * fail here; run_fuzz.sh's -timeout catches what the count would not see. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +22,18 @@
 
 #include "interp_msg_lua.h"
 #include "msg_impl.h"
+#include "msg_plan.h"
 
-enum { MEMORY_LIMIT = 16 << 20 };
+enum { MEMORY_LIMIT = 16 << 20, STEPS_PER_BYTE = 32, STEPS_BASE = 256 };
+
+static void check_steps(size_t size)
+{
+    if (interp__msg_steps > (uint64_t)STEPS_PER_BYTE * size + STEPS_BASE) {
+        fprintf(stderr, "fuzz_msg: %llu decoder steps for %zu bytes\n",
+                (unsigned long long)interp__msg_steps, size);
+        abort();
+    }
+}
 
 typedef struct budget {
     size_t used;
@@ -115,7 +131,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     interp_msg_error err;
     lua_pushboolean(L, 1);
+    interp__msg_steps = 0;
     rc = interp_msg_to_lua(L, m, NULL, &err);
+    check_steps(size);
     if (rc == INTERP_OK) {
         check(lua_gettop(L) == 1 + (int)interp_msg_count(m), "values pushed");
         /* what decoded can be encoded again, into valid bytes */
@@ -139,7 +157,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lua_settop(L, 0);
     lua_pushcfunction(L, push_protected);
     lua_pushlightuserdata(L, m);
+    interp__msg_steps = 0;
     int st = lua_pcall(L, 1, LUA_MULTRET, 0);
+    check_steps(size);
     check(st == LUA_OK ? lua_gettop(L) == (int)interp_msg_count(m) : lua_gettop(L) == 1,
           "push_lua stack");
     lua_close(L);
