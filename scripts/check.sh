@@ -2,8 +2,10 @@
 # The README's second command (and CI's): build and run the whole test suite three times
 # (Release, ASan+UBSan, TSan; separate build folders), then fuzz the message decoder.
 # After the Release stage, the same suite runs again with both cores kept busy (scripts/loaded.sh).
+# The luarocks stage installs the rock into a scratch tree, uses it and removes it.
 # INTERP_FUZZ_SECONDS (default 60) sets the fuzzing time;
-# INTERP_CHECK_ONLY=release|loaded|asan|tsan|fuzz runs one stage (loaded builds release first).
+# INTERP_CHECK_ONLY=release|loaded|asan|tsan|luarocks|fuzz runs one stage (loaded builds
+# release first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -35,6 +37,10 @@ if [ -z "$only" ] || [ "$only" = tsan ]; then
   cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINTERP_SANITIZE=thread -DINTERP_BUILD_BENCH=OFF >/dev/null
   cmake --build build/tsan -j"$jobs" >/dev/null
   (cd build/tsan && $TSAN_RUN ctest --output-on-failure -j"$jobs")
+fi
+if [ -z "$only" ] || [ "$only" = luarocks ]; then
+  echo "=== luarocks ==="
+  scripts/rock_check.sh
 fi
 if [ -z "$only" ] || [ "$only" = fuzz ]; then
   echo "=== fuzz ==="
