@@ -11,7 +11,8 @@
  * plain MessagePack cannot (see docs/DESIGN.md; the wire format is in channels/msg_impl.h):
  * INTERP_MSG_EXT_REF (a back-reference to a table seen earlier in the same message: shared
  * subtables and cycles) and INTERP_MSG_EXT_FUNCTION (a Lua function as bytecode with its
- * upvalues).
+ * upvalues); a third, INTERP_MSG_EXT_FROZEN, a handle to a frozen value (interp_frozen.h),
+ * which only this process writes (interp_msg_from_bytes refuses it).
  *
  * Ownership: a message has exactly one owner. Functions returning `interp_msg *` (or writing one
  * through an out-parameter) give the caller ownership; free it with interp_msg_free(). Functions
@@ -35,9 +36,11 @@ extern "C" {
 #endif
 
 typedef struct interp_msg interp_msg;
+/* A frozen value (interp_frozen.h): shared, immutable, reference-counted. */
+typedef struct interp_frozen interp_frozen;
 
 /* MessagePack extension type numbers used by interp_pool. */
-enum { INTERP_MSG_EXT_REF = 1, INTERP_MSG_EXT_FUNCTION = 2 };
+enum { INTERP_MSG_EXT_REF = 1, INTERP_MSG_EXT_FUNCTION = 2, INTERP_MSG_EXT_FROZEN = 3 };
 
 /* ---- whole messages ------------------------------------------------------------------ */
 
@@ -130,6 +133,8 @@ typedef enum interp_msg_type {
     INTERP_MSG_REF,      /* back-reference: `ref` objects back (1 = the table or function
                             begun most recently; see msg_impl.h) */
     INTERP_MSG_FUNCTION, /* a Lua function (opaque to C readers) */
+    INTERP_MSG_FROZEN,   /* a handle to a frozen value (interp_frozen.h): as.frozen, borrowed
+                            (valid as long as the message is; interp_frozen_retain to keep) */
 } interp_msg_type;
 
 /* A cursor over a run of values. Plain data: copy it freely; it points into the message and
@@ -151,6 +156,7 @@ typedef struct interp_msg_value {
         struct { const char *ptr; size_t len; } str; /* not NUL-terminated */
         struct { uint32_t count; interp_msg_iter items; } seq; /* ARRAY and MAP */
         uint32_t ref;
+        const interp_frozen *frozen;
     } as;
 } interp_msg_value;
 

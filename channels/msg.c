@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frozen_impl.h"
 #include "msg_impl.h"
 
 interp_msg *interp__msg_alloc(size_t size, uint32_t count, uint32_t flags)
@@ -28,6 +29,8 @@ size_t interp_msg_size(const interp_msg *m) { return m->size; }
 interp_msg *interp_msg_dup(const interp_msg *m)
 {
     interp_msg *c = interp__msg_alloc(m->size, m->count, m->flags & INTERP__MSG_CONTENT);
+    if (c && (m->flags & INTERP__MSG_HAS_FROZEN))
+        interp__frozen_msg_refs(m->data, m->size, +1);
     if (c)
         memcpy(c->data, m->data, m->size);
     return c;
@@ -215,6 +218,8 @@ void interp_msg_free(interp_msg *m)
         slab_unref(sl, 1);
         return;
     }
+    if (m && (m->flags & INTERP__MSG_HAS_FROZEN))
+        interp__frozen_msg_refs(m->data, m->size, -1);
     free(m);
 }
 

@@ -14,6 +14,7 @@
 
 #include <msgpuck.h>
 
+#include "frozen_impl.h"
 #include "msg_impl.h"
 
 /* Longest MessagePack head we write: marker + 8 bytes (uint64, float64, str32 is 5). */
@@ -102,6 +103,8 @@ void interp_msg_builder_free(interp_msg_builder *b)
 {
     if (!b)
         return;
+    if (b->buf.msg && (b->flags & INTERP__MSG_HAS_FROZEN)) /* the handles appended so far */
+        interp__frozen_msg_refs(b->buf.msg->data, b->buf.used, -1);
     interp__msgbuf_free(&b->buf);
     free(b->open);
     free(b);
@@ -279,6 +282,8 @@ int interp_msg_add_msg(interp_msg_builder *b, const interp_msg *m)
     if (rc)
         return rc;
     b->flags |= m->flags & INTERP__MSG_CONTENT;
+    if (m->flags & INTERP__MSG_HAS_FROZEN)
+        interp__frozen_msg_refs(m->data, m->size, +1);
     uint32_t n = m->count;
     for (; n > 0 && b->depth > 0; n--) /* paid into open containers one by one */
         value_done(b);
@@ -305,4 +310,17 @@ int interp_msg_builder_finish(interp_msg_builder *b, interp_msg **out)
     }
     interp_msg_builder_free(b);
     return rc;
+}
+
+int interp__msg_add_raw(interp_msg_builder *b, const char *bytes, size_t n, uint32_t flags,
+                        const interp_frozen *f)
+{
+    CHECK(b);
+    int rc = append(b, bytes, n);
+    if (rc)
+        return rc;
+    interp_frozen_retain(f);
+    b->flags |= flags;
+    value_done(b);
+    return b->err;
 }

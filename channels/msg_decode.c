@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frozen_impl.h"
 #include "interp_msg_lua.h"
 #include "msg_impl.h"
 #include "msg_lua_impl.h"
@@ -366,6 +367,13 @@ static bool read_value(dec *d)
         }
         if (type == INTERP_MSG_EXT_FUNCTION)
             return open_function(d);
+        if (type == INTERP_MSG_EXT_FROZEN) { /* a view; the message keeps its own reference */
+            const interp_frozen *o;
+            memcpy(&o, d->p, sizeof o);
+            d->p += len;
+            interp__frozen_push(L, o);
+            return true;
+        }
         break;
     }
     default:

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frozen_impl.h"
 #include "interp_msg_lua.h"
 #include "msg_impl.h"
 #include "msg_lua_impl.h"
@@ -501,6 +502,24 @@ static int next_upvalue(enc *e, eframe *f)
 
 /* ---- values ------------------------------------------------------------------------------- */
 
+/* A handle to the frozen object o (a view's); its reference is taken when the message is
+ * complete (interp_msg_from_lua), while the view still holds o. */
+static int put_frozen(enc *e, const interp_frozen *o)
+{
+    for (size_t k = 0; k < e->nframes; k++)
+        if (e->frames[k].kind == K_FUNC)
+            return fail(e, INTERP_ERR_ENCODE, "cannot copy a frozen value inside a function");
+    char *w = need(e, 10);
+    if (!w)
+        return fail_write(e);
+    w[0] = (char)0xd7;
+    w[1] = INTERP_MSG_EXT_FROZEN;
+    memcpy(w + 2, &o, sizeof o);
+    e->buf.used += 10;
+    e->flags |= INTERP__MSG_HAS_FROZEN;
+    return INTERP_OK;
+}
+
 /* Write a value that is not a table or function (at stack index idx). */
 static int put_scalar(enc *e, int idx, int type)
 {
@@ -529,7 +548,12 @@ static int put_scalar(enc *e, int idx, int type)
         const char *s = lua_tolstring(L, idx, &len);
         return put_str(e, s, len);
     }
-    case LUA_TUSERDATA:
+    case LUA_TUSERDATA: {
+        const interp_frozen *o = interp__frozen_toobj(L, idx);
+        if (!o)
+            return fail(e, INTERP_ERR_ENCODE, "cannot copy a userdata");
+        return put_frozen(e, o);
+    }
     case LUA_TLIGHTUSERDATA:
         return fail(e, INTERP_ERR_ENCODE, "cannot copy a userdata");
     case LUA_TTHREAD:
@@ -757,6 +781,8 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
             rc = INTERP_ERR_NOMEM;
             if (err)
                 snprintf(err->text, sizeof err->text, "out of memory");
+        } else if (e.flags & INTERP__MSG_HAS_FROZEN) {
+            interp__frozen_msg_refs((*out)->data, (*out)->size, +1);
         }
     }
     interp__msgbuf_free(&e.buf);

@@ -43,6 +43,12 @@
  * are nested one level deeper (they count for max_depth like table elements). Bytecode is not
  * verified by Lua: only decode functions (allow_functions) from senders you trust.
  *
+ * INTERP_MSG_EXT_FROZEN (ext type 3, fixext 8): payload = the address of a frozen object
+ * (frozen_impl.h) in native byte order; the message owns one reference per handle, taken when
+ * the handle is written (encoder, builder, copy) and dropped by interp_msg_free. Handles are
+ * leaves (no object number) and never sit inside a function's upvalues. Bytes from outside
+ * (interp_msg_from_bytes) never hold one: the validator refuses the type.
+ *
  * Map headers: the Lua encoder writes the shortest header, except for a map whose pairs are
  * counted while it is written and whose body exceeds 4 KiB: that one keeps a map 32 header.
  *
@@ -88,8 +94,10 @@ static inline uint64_t interp__msg_ref_distance(const char *payload, uint32_t le
 enum {
     INTERP__MSG_HAS_REFS = 1u,      /* at least one INTERP_MSG_EXT_REF or upvalue JOIN */
     INTERP__MSG_HAS_FUNCTIONS = 2u, /* at least one INTERP_MSG_EXT_FUNCTION */
+    INTERP__MSG_HAS_FROZEN = 4u,    /* at least one INTERP_MSG_EXT_FROZEN: the message holds a
+                                       reference per handle (frozen_impl.h) */
     /* what the bytes hold (a copy or a concatenation keeps these, never the others) */
-    INTERP__MSG_CONTENT = INTERP__MSG_HAS_REFS | INTERP__MSG_HAS_FUNCTIONS,
+    INTERP__MSG_CONTENT = INTERP__MSG_HAS_REFS | INTERP__MSG_HAS_FUNCTIONS | INTERP__MSG_HAS_FROZEN,
     /* not about the bytes: the message lives inside a slab (see below) */
     INTERP__MSG_SLAB = 0x80000000u,
 };
@@ -240,6 +248,12 @@ char *interp__msgbuf_reserve(interp__msgbuf *b, size_t more);
 interp_msg *interp__msgbuf_finish(interp__msgbuf *b, uint32_t count, uint32_t flags);
 /* Free the buffer's memory. */
 void interp__msgbuf_free(interp__msgbuf *b);
+
+/* msg_build.c: append n bytes holding one complete value (a handle to f) to the builder, add
+ * flags, and take a reference to f; errors as interp_msg_add_*. */
+struct interp_msg_builder;
+int interp__msg_add_raw(struct interp_msg_builder *b, const char *bytes, size_t n, uint32_t flags,
+                        const interp_frozen *f);
 
 /* Validate `len` bytes as a stream of MessagePack values with interp_pool's extension types:
  * structure, lengths (no over-read), nesting depth <= max_depth, REF indexes that point at an

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "interp_frozen.h"
 #include "msg_impl.h"
 #include "msg_read.h"
 
@@ -188,6 +189,9 @@ static void put_scalar(text *t, const interp_msg_value *v)
         puts_(t, buf);
         break;
     case INTERP_MSG_FUNCTION: puts_(t, "<function>"); break;
+    case INTERP_MSG_FROZEN:
+        puts_(t, interp_frozen_is_buffer(v->as.frozen) ? "<frozen buffer>" : "<frozen table>");
+        break;
     case INTERP_MSG_ARRAY:
     case INTERP_MSG_MAP: break; /* not scalars */
     }

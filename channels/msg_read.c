@@ -185,6 +185,10 @@ static bool read_head(const char **pos, const char *end, head *h)
                 h->count = (uint32_t)ref;
             } else if (h->ext == INTERP_MSG_EXT_FUNCTION) {
                 h->type = INTERP_MSG_FUNCTION;
+            } else if (h->ext == INTERP_MSG_EXT_FROZEN) {
+                if (h->len != sizeof(void *))
+                    return false;
+                h->type = INTERP_MSG_FROZEN;
             } else {
                 return false;
             }
@@ -240,6 +244,7 @@ static bool value_of(const head *h, const char *after, const char *end, interp_m
     case INTERP_MSG_FLOAT: v->as.d = h->as.d; break;
     case INTERP_MSG_STR: v->as.str.ptr = h->ptr; v->as.str.len = h->len; break;
     case INTERP_MSG_REF: v->as.ref = h->count; break;
+    case INTERP_MSG_FROZEN: memcpy(&v->as.frozen, h->ptr, sizeof v->as.frozen); break;
     case INTERP_MSG_FUNCTION: break; /* the payload was stepped over by read_head */
     case INTERP_MSG_ARRAY:
     case INTERP_MSG_MAP:

@@ -246,6 +246,8 @@ static cJSON *node(walk *w, const interp_msg_value *v, size_t *replay, int depth
     }
     case INTERP_MSG_FUNCTION:
         return fail(w, "%s", "a function cannot be printed");
+    case INTERP_MSG_FROZEN:
+        return fail(w, "%s", "a frozen value cannot be printed (interp.thaw it first)");
     }
     return fail(w, "%s", "a value of unknown type");
 }

@@ -209,6 +209,9 @@ struct interp_pool {
     /* an external executor instead of worker threads (backend.h); NULL for a local pool */
     const struct interp__backend *backend;
     void *backend_ud;
+    /* frozen values: their accounting and the registry of names (frozen_impl.h); values the
+     * states froze keep it alive after the pool */
+    struct interp__frozen_space *frozen;
     /* stats */
     atomic_uint_fast64_t st_submitted, st_done, st_failed, st_cancelled, st_timed_out,
         st_replaced, st_abandoned;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "interp_chan.h"
+#include "interp_frozen.h"
 #include "interp_msg.h"
 #include "interp_status.h"
 #include "interp_types.h"
@@ -344,6 +345,18 @@ INTERP_API int interp_pool_map_stream(interp_pool *pool, const interp_fn *fn,
 INTERP_API int interp_pool_channel(interp_pool *pool, const char *name, size_t capacity,
                                    interp_chan **out);
 
+/* ---- shared (frozen) values by name ------------------------------------------------------ */
+
+/* Register f (interp_frozen.h) under `name` (1..255 bytes, NUL-terminated) in the pool's
+ * registry, replacing what was there (f NULL: remove the name). The registry keeps its own
+ * reference; the caller keeps its. Scripts read it with interp.shared(name) and may add names
+ * that are not taken yet (never replace). Non-blocking (a short lock), thread-safe.
+ * INTERP_ERR_INVALID, INTERP_ERR_LIMIT (4096 names), INTERP_ERR_NOMEM. */
+INTERP_API int interp_pool_share(interp_pool *pool, const char *name, const interp_frozen *f);
+/* The value registered under name: INTERP_OK with *out a new reference, or NULL when the name
+ * is unset. INTERP_ERR_INVALID for a bad argument. Thread-safe. */
+INTERP_API int interp_pool_shared(interp_pool *pool, const char *name, interp_frozen **out);
+
 /* ---- stats ------------------------------------------------------------------------------ */
 
 typedef struct interp_pool_stats {
@@ -356,6 +369,8 @@ typedef struct interp_pool_stats {
     int max_workers;             /* the most it may run (options.workers) */
     size_t memory_in_use;        /* all worker states, bytes */
     size_t memory_peak;          /* highest single-state peak, bytes */
+    size_t frozen_values;        /* frozen values made by this pool's states, alive now */
+    size_t frozen_bytes;         /* their bytes, outside every state (each counted once) */
 } interp_pool_stats;
 /* Fill *st (the whole struct: no field needs setting first). INTERP_ERR_INVALID for a NULL
  * pool or st. An inline wrapper passes the caller's sizeof, so that a later library whose

@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "core_impl.h"
+#include "frozen_impl.h"
 
 void interp__pool_retain(interp_pool *pool) { atomic_fetch_add(&pool->refs, 1); }
 
@@ -20,6 +21,8 @@ static void pool_free(interp_pool *pool)
         pool->backend->free(pool->backend_ud);
     interp__chan_names_destroy(&pool->chans);
     interp__shared_destroy(pool->shared);
+    interp__frozen_space_clear(pool->frozen);
+    interp__frozen_space_release(pool->frozen);
     interp__queue_destroy(&pool->q);
     interp__cond_destroy(&pool->wd_cv);
     interp__cond_destroy(&pool->threads_cv);
@@ -337,6 +340,12 @@ int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char 
     }
     cfg.chan_lookup = chan_lookup;
     cfg.chan_lookup_ud = pool;
+    if (!(pool->frozen = interp__frozen_space_new())) {
+        rc = INTERP_ERR_NOMEM;
+        set_err(err, "out of memory");
+        goto err_free_pool;
+    }
+    cfg.frozen_space = pool->frozen;
     char *e = NULL;
     rc = interp__shared_new(&cfg, &pool->shared, &e);
     if (rc != INTERP_OK) {
@@ -516,6 +525,7 @@ int interp_pool_get_stats_sized(interp_pool *pool, interp_pool_stats *out, size_
         }
     }
     interp__mutex_unlock(&pool->mu);
+    interp__frozen_space_totals(pool->frozen, &st->frozen_values, &st->frozen_bytes);
     interp__struct_out(out, struct_size, st, sizeof *st);
     return INTERP_OK;
 }
@@ -540,4 +550,20 @@ int interp_pool_worker_memory(interp_pool *pool, int worker, size_t *in_use, siz
     if (peak)
         *peak = p;
     return rc;
+}
+
+int interp_pool_share(interp_pool *pool, const char *name, const interp_frozen *f)
+{
+    if (!pool || !name)
+        return INTERP_ERR_INVALID;
+    return interp__frozen_space_set(pool->frozen, name, strlen(name), f, true);
+}
+
+int interp_pool_shared(interp_pool *pool, const char *name, interp_frozen **out)
+{
+    if (out)
+        *out = NULL;
+    if (!pool || !name || !out)
+        return INTERP_ERR_INVALID;
+    return interp__frozen_space_get(pool->frozen, name, strlen(name), out);
 }

@@ -42,6 +42,9 @@ typedef struct interp_config {
     void *on_state_ud;
     const char *package_path;     /* full profile: package.path / cpath; NULL: Lua's */
     const char *package_cpath;
+    /* where frozen values are charged and named (frozen_impl.h; the pool's, outliving every
+     * state); NULL: interp.shared raises */
+    struct interp__frozen_space *frozen_space;
 } interp_config;
 
 typedef struct interp_shared interp_shared;

@@ -36,6 +36,7 @@ struct interp_shared {
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
                        interp_chan **out);
     void *chan_lookup_ud;
+    struct interp__frozen_space *frozen_space; /* not owned */
     char *init_code;           /* owned bytecode of the initializer (lua_dump); NULL: none */
     size_t init_code_len;
     interp__host_lib *host_libs; /* owned copies (hostlib.c) */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "frozen_impl.h"
 #include "interp_impl.h"
 
 /* interp.sleep(seconds): block this worker only (no other state is affected) until the time
@@ -73,6 +74,14 @@ void interp__push_module(lua_State *L)
     lua_setfield(L, -2, "sleep");
     /* the channel binding (interp.channel, interp.select), channels/chan_lua.c */
     interp__chan_lua_register(L);
+    /* frozen values (channels/frozen_lua.c): freeze, thaw, isfrozen, buffer, next, shared;
+     * mapfile outside the sandbox. A freeze must fit under this state's memory limit. */
+    interp__frozen_lua_cfg fz = {.space = s->sh->frozen_space,
+                                 .mem_in_use = &s->alloc.in_use,
+                                 .mem_limit = s->alloc.limit,
+                                 .max_size = s->sandbox ? s->ctx.msg_opts.max_size : 0,
+                                 .allow_files = !s->sandbox};
+    interp__frozen_lua_register(L, &fz);
     if (s->sandbox) {
         lua_getfield(L, -1, "channel");
         lua_pushcclosure(L, sb_channel, 1);

@@ -145,6 +145,7 @@ int interp__shared_new(const interp_config *cfg, interp_shared **out, char **err
         interp__shared_destroy(sh);
         return rc;
     }
+    sh->frozen_space = cfg->frozen_space;
     if (cfg->init_args) {
         sh->init_args = interp_msg_dup(cfg->init_args);
         if (!sh->init_args)

@@ -8,6 +8,7 @@
 
 #include "interp_pool_lua.h"
 #include "lm.h"
+#include "frozen_impl.h"
 #include "lua_ctx.h"
 
 const interp_msg_opts interp__lm_msg_opts = {.allow_functions = true};
@@ -268,6 +269,10 @@ INTERP_API int luaopen_interp_pool(lua_State *L)
     lua_getfield(L, -1, "select");
     lua_setfield(L, -3, "select");
     lua_pop(L, 1);
+    /* ip.freeze, thaw, isfrozen, buffer, next, mapfile (channels/frozen_lua.c): values the host
+     * script freezes are charged to no pool and to no limit (the host's own memory) */
+    interp__frozen_lua_cfg fz = {.allow_files = true};
+    interp__frozen_lua_register(L, &fz);
     lua_pushliteral(L, "interp_pool 0.1.0");
     lua_setfield(L, -2, "_VERSION");
     return 1;

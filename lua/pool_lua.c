@@ -561,6 +561,8 @@ static int pool_stats(lua_State *L)
     set_int(L, "max_workers", st.max_workers);
     set_int(L, "memory_in_use", (lua_Integer)st.memory_in_use);
     set_int(L, "memory_peak", (lua_Integer)st.memory_peak);
+    set_int(L, "frozen_values", (lua_Integer)st.frozen_values);
+    set_int(L, "frozen_bytes", (lua_Integer)st.frozen_bytes);
     return 1;
 }
 

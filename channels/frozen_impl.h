@@ -1,0 +1,173 @@
+/* frozen_impl.h - internal: the layout of frozen values (interp_frozen.h), their accounting
+ * space, and the Lua views. Not installed.
+ *
+ * A frozen value is a tree (or graph) of objects allocated in one arena owned by a root. Every
+ * object starts with a header {kind, root}; `interp_frozen *` (the public type) is a pointer to
+ * such a header: the root's own table, a nested table of it, or a buffer. Retaining any object
+ * retains its root; the root frees the arena with its last reference. A table of one root may
+ * hold objects of other roots (values frozen earlier): the root keeps a reference to each.
+ *
+ * Message handle (ext type INTERP_MSG_EXT_FROZEN): fixext 8, payload the object's address in
+ * native byte order; the message holds one reference per handle (msg flag INTERP__MSG_HAS_FROZEN).
+ * Only this process's encoder and builder write it; the validator of untrusted bytes refuses it.
+ */
+#ifndef INTERP_FROZEN_IMPL_H
+#define INTERP_FROZEN_IMPL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+#include "interp_frozen.h"
+
+enum { FZ_TABLE = 0x7a6c6254, FZ_BUFFER = 0x7a667542 }; /* object kinds */
+enum { FZ_NIL, FZ_FALSE, FZ_TRUE, FZ_INT, FZ_FLOAT, FZ_STR, FZ_OBJ }; /* value types */
+
+typedef struct fz_root fz_root;
+
+struct interp_frozen { /* the header of every object */
+    uint32_t kind;
+    fz_root *root;
+};
+
+typedef struct fz_str {
+    size_t len;
+    char data[];
+} fz_str;
+
+typedef struct fz_val {
+    uint8_t type;
+    union {
+        int64_t i;
+        double d;
+        const fz_str *s;
+        const interp_frozen *o;
+    } u;
+} fz_val;
+
+typedef struct fz_slot {
+    fz_val key; /* FZ_NIL: empty */
+    fz_val val;
+} fz_slot;
+
+typedef struct fz_table {
+    interp_frozen h;
+    uint32_t asize;  /* keys 1..asize are in array[] (all non-nil); #t == asize */
+    uint32_t hcap;   /* power of two, or 0 */
+    uint32_t hcount;
+    const fz_val *array;
+    const fz_slot *hash;
+} fz_table;
+
+typedef struct fz_buffer {
+    interp_frozen h;
+    const char *data;
+    size_t len;
+} fz_buffer;
+
+/* ---- the space of a pool: accounting and the registry of names --------------------------- */
+typedef struct interp__frozen_space interp__frozen_space;
+
+/* A new space (one reference) or NULL when out of memory. */
+interp__frozen_space *interp__frozen_space_new(void);
+interp__frozen_space *interp__frozen_space_retain(interp__frozen_space *sp);
+/* Drop a reference; the last frees it (its names are dropped by interp__frozen_space_clear). */
+void interp__frozen_space_release(interp__frozen_space *sp);
+/* Drop every name (the owner, a pool, is going away). */
+void interp__frozen_space_clear(interp__frozen_space *sp);
+/* Values made in the space and alive now, and their bytes. NULL-safe (zeros). */
+/* Count a value of `bytes` made (> 0) or freed (< 0): the budget hook. */
+void interp__frozen_space_charge(interp__frozen_space *sp, long long bytes);
+void interp__frozen_space_totals(interp__frozen_space *sp, size_t *values, size_t *bytes);
+/* Name registry: set (f NULL removes; `replace` false refuses a name already set with
+ * INTERP_ERR_BUSY), get (a new reference in *out, NULL when unset). INTERP_ERR_INVALID for a
+ * name of 0 or more than 255 bytes, INTERP_ERR_LIMIT past 4096 names, INTERP_ERR_NOMEM. */
+int interp__frozen_space_set(interp__frozen_space *sp, const char *name, size_t len,
+                             const interp_frozen *f, bool replace);
+int interp__frozen_space_get(interp__frozen_space *sp, const char *name, size_t len,
+                             interp_frozen **out);
+
+/* ---- building (frozen_build.c) --------------------------------------------------------- */
+/* interp_frozen_from_msg, charging the value to space (may be NULL). */
+int interp__frozen_build(const interp_msg *m, int max_depth, interp__frozen_space *space,
+                         interp_frozen **out);
+
+/* A buffer holding a copy of data, charged to space (may be NULL). */
+int interp__frozen_buffer_copy(const void *data, size_t len, interp__frozen_space *space,
+                               interp_frozen **out);
+
+/* ---- core (frozen.c) ----------------------------------------------------------------------- */
+/* Seeded hash of a key value (never FZ_NIL), with the root's key. */
+uint64_t interp__fz_hash(const fz_root *r, const fz_val *key);
+/* The value under key in t (NULL when absent). key must be normalised (an integral float is an
+ * FZ_INT; never NaN). */
+const fz_val *interp__fz_get(const fz_table *t, const fz_val *key);
+/* The same for a string key (bytes need not live in a frozen value), and the hash slot of a
+ * key (NULL when absent or in the array part). */
+const fz_val *interp__fz_get_str(const fz_table *t, const char *s, size_t len);
+const fz_slot *interp__fz_find(const fz_table *t, const fz_val *key);
+/* Retain (delta +1) or release (-1) every handle in len bytes of messages: complete values, or
+ * a builder's partial buffer (heads are complete). */
+void interp__frozen_msg_refs(const char *data, size_t len, int delta);
+/* The root's seed and arena are private to frozen.c; these give builders what they need. */
+fz_root *interp__fz_root_new(uint32_t kind, interp__frozen_space *space);
+void *interp__fz_alloc(fz_root *r, size_t size);
+int interp__fz_root_dep(fz_root *r, const interp_frozen *dep); /* keep a reference */
+void interp__fz_root_done(fz_root *r, const interp_frozen *top); /* count its bytes */
+void interp__fz_root_free(fz_root *r); /* a root never handed out (build failed) */
+void interp__fz_table_hash_init(fz_root *r, fz_slot *slots, uint32_t cap, const fz_val *key,
+                                const fz_val *val, bool *dup);
+
+/* ---- Lua (frozen_lua.c, frozen_buf.c) ----------------------------------------------------- */
+/* The frozen object a full userdata at idx is a live view of, or NULL (any other value, a
+ * view already collected, a forged or foreign block). Reads no metatable. */
+const interp_frozen *interp__frozen_toobj(lua_State *L, int idx);
+/* Push the view of o (cached per state: the same object gives the same userdata while it
+ * lives); raises on memory error. */
+void interp__frozen_push(lua_State *L, const interp_frozen *o);
+/* Add freeze, thaw, isfrozen, buffer, next (and shared, mapfile when allowed) to the table at
+ * the top of the stack. space: where values frozen here are charged and names are found (may
+ * be NULL: no registry; interp.shared raises). mem_in_use/mem_limit: the freezing state's
+ * memory (a freeze must fit under its limit; NULL/0: none). allow_files: interp.mapfile. */
+typedef struct interp__frozen_lua_cfg {
+    interp__frozen_space *space;
+    const atomic_size_t *mem_in_use;
+    size_t mem_limit;
+    size_t max_size;   /* of the message a freeze goes through (0: no limit but memory) */
+    bool allow_files;
+} interp__frozen_lua_cfg;
+void interp__frozen_lua_register(lua_State *L, const interp__frozen_lua_cfg *cfg);
+/* frozen_buf.c: the buffer metatable's fields (methods) into the table at the top. */
+void interp__frozen_buf_methods(lua_State *L);
+/* frozen_buf.c: __len and __newindex into the buffer metatable at the top. */
+void interp__frozen_buf_meta(lua_State *L);
+/* The view block (both kinds): a tag proves the block is one of ours. */
+typedef struct fz_view {
+    uint64_t tag; /* interp__fz_tag(block) while live, 0 after __gc */
+    const interp_frozen *obj;
+} fz_view;
+/* Tags: the process's secret (random, set once by interp__fz_tag_init before the first view)
+ * mixed with the block's address, so a tag copied to another block is wrong there. */
+extern _Atomic uint64_t interp__fz_secret;
+void interp__fz_tag_init(void);
+static inline uint64_t interp__fz_tag(const void *block)
+{
+    return atomic_load_explicit(&interp__fz_secret, memory_order_relaxed) ^
+           ((uint64_t)(uintptr_t)block * 0x9E3779B97F4A7C15u);
+}
+/* The live view block at idx (any kind), or NULL. */
+static inline fz_view *interp__fz_view(lua_State *L, int idx)
+{
+    fz_view *v = (fz_view *)lua_touserdata(L, idx);
+    if (v && lua_type(L, idx) == LUA_TUSERDATA && lua_rawlen(L, idx) == sizeof *v &&
+        v->tag == interp__fz_tag(v))
+        return v;
+    return NULL;
+}
+/* The object of the view at idx if it is of `kind`, else raises "frozen <what> expected". */
+const interp_frozen *interp__frozen_check(lua_State *L, int idx, uint32_t kind);
+
+#endif

@@ -1,0 +1,502 @@
+/* frozen_lua.c - frozen tables in Lua: views, and the module functions (interp.freeze, thaw,
+ * isfrozen, buffer, next, shared, mapfile).
+ *
+ * A view is a full userdata of one fz_view block: a tag (frozen_impl.h) and the object, on
+ * which it holds one reference (dropped by __gc). Every function here finds its object through
+ * the tag in the block, never through the metatable, so a task that swaps metatables
+ * (debug.setmetatable in the full profile), calls a metamethod on a foreign value, or calls
+ * __gc by hand gets an error, never a wrong read: a buffer's methods refuse a table's view, a
+ * table's refuse a buffer's, both refuse anything that is not a live view.
+ *
+ * Views are cached per state in a weak table keyed by the object's address, so one object has
+ * one view while it lives: t.a == t.a and rawequal(t.a, t.a) hold, and a view works as a key.
+ * The metatables and the cache are reached through the metamethods' upvalues, or the registry
+ * (by the address of a static, never by a name a script could guess). */
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "frozen_impl.h"
+#include "interp_msg_lua.h"
+
+static const char STATE_KEY = 0; /* registry: {cache, table metatable, buffer metatable} */
+enum { S_CACHE = 1, S_TABLE_MT = 2, S_BUF_MT = 3, S_NEXT = 4 };
+
+const interp_frozen *interp__frozen_toobj(lua_State *L, int idx)
+{
+    fz_view *v = interp__fz_view(L, idx);
+    return v ? v->obj : NULL;
+}
+
+const interp_frozen *interp__frozen_check(lua_State *L, int idx, uint32_t kind)
+{
+    fz_view *v = interp__fz_view(L, idx);
+    if (!v || v->obj->kind != kind)
+        luaL_typeerror(L, idx, kind == FZ_TABLE ? "frozen table" : "frozen buffer");
+    return v->obj;
+}
+
+static inline const fz_table *check_table(lua_State *L, int idx)
+{
+    fz_view *v = interp__fz_view(L, idx);
+    if (v && v->obj->kind == FZ_TABLE)
+        return (const fz_table *)v->obj;
+    return (const fz_table *)interp__frozen_check(L, idx, FZ_TABLE);
+}
+
+/* ---- pushing values ----------------------------------------------------------------------- */
+
+static void push_state(lua_State *L);
+
+/* Push the view of o; the per-state table {cache, mts} is at index st. */
+static void push_view(lua_State *L, int st, const interp_frozen *o)
+{
+    lua_rawgeti(L, st, S_CACHE);
+    if (lua_rawgetp(L, -1, o) != LUA_TNIL) {
+        lua_remove(L, -2);
+        return;
+    }
+    lua_pop(L, 1);
+    fz_view *v = lua_newuserdatauv(L, sizeof *v, 0);
+    v->tag = 0;
+    v->obj = NULL;
+    lua_rawgeti(L, st, o->kind == FZ_TABLE ? S_TABLE_MT : S_BUF_MT);
+    lua_setmetatable(L, -2);
+    v->obj = interp_frozen_retain(o); /* from here __gc drops it */
+    v->tag = interp__fz_tag(v);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, -3, o);
+    lua_remove(L, -2);
+}
+
+void interp__frozen_push(lua_State *L, const interp_frozen *o)
+{
+    luaL_checkstack(L, 4, "frozen view");
+    push_state(L);
+    push_view(L, lua_gettop(L), o);
+    lua_remove(L, -2);
+}
+
+/* Push v; metamethods have the per-state table as upvalue 1. */
+static inline int push_val(lua_State *L, const fz_val *v)
+{
+    switch (v->type) {
+    case FZ_NIL: lua_pushnil(L); break;
+    case FZ_FALSE: lua_pushboolean(L, 0); break;
+    case FZ_TRUE: lua_pushboolean(L, 1); break;
+    case FZ_INT: lua_pushinteger(L, (lua_Integer)v->u.i); break;
+    case FZ_FLOAT: lua_pushnumber(L, (lua_Number)v->u.d); break;
+    case FZ_STR: lua_pushlstring(L, v->u.s->data, v->u.s->len); break;
+    default: push_view(L, lua_upvalueindex(1), v->u.o); break;
+    }
+    return 1;
+}
+
+/* The frozen key for the Lua value at idx; false when no frozen table can hold it (a
+ * function, a non-view userdata, NaN, nil). Strings are handled by the caller. */
+static bool to_key(lua_State *L, int idx, fz_val *k)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN: k->type = lua_toboolean(L, idx) ? FZ_TRUE : FZ_FALSE; return true;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            k->type = FZ_INT;
+            k->u.i = (int64_t)lua_tointeger(L, idx);
+            return true;
+        }
+        k->type = FZ_FLOAT;
+        k->u.d = (double)lua_tonumber(L, idx);
+        if (k->u.d != k->u.d)
+            return false;
+        if (k->u.d >= -0x1p63 && k->u.d < 0x1p63 && (double)(int64_t)k->u.d == k->u.d) {
+            k->type = FZ_INT;
+            k->u.i = (int64_t)k->u.d;
+        }
+        return true;
+    case LUA_TUSERDATA:
+        k->type = FZ_OBJ;
+        return (k->u.o = interp__frozen_toobj(L, idx)) != NULL;
+    default: return false;
+    }
+}
+
+/* ---- table metamethods -------------------------------------------------------------------- */
+
+static int t_index(lua_State *L)
+{
+    const fz_table *t = check_table(L, 1);
+    if (lua_isinteger(L, 2)) {
+        lua_Integer i = lua_tointeger(L, 2);
+        if ((lua_Unsigned)i - 1 < t->asize)
+            return push_val(L, &t->array[i - 1]);
+    }
+    const fz_val *v = NULL;
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, 2, &len);
+        v = interp__fz_get_str(t, s, len);
+    } else {
+        fz_val k;
+        if (to_key(L, 2, &k))
+            v = interp__fz_get(t, &k);
+    }
+    if (!v)
+        lua_pushnil(L);
+    else
+        push_val(L, v);
+    return 1;
+}
+
+static int t_newindex(lua_State *L)
+{
+    return luaL_error(L, "attempt to modify a frozen table");
+}
+
+static int t_len(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)check_table(L, 1)->asize);
+    return 1;
+}
+
+/* next(t, k) over a frozen table: the array part in order, then the hash slots in order. */
+static int t_next(lua_State *L)
+{
+    const fz_table *t = check_table(L, 1);
+    uint64_t pos = 0; /* first candidate: array index pos, then hash slot pos - asize */
+    lua_settop(L, 2);
+    if (!lua_isnil(L, 2)) {
+        fz_val k;
+        lua_Integer i;
+        if (lua_isinteger(L, 2) && (i = lua_tointeger(L, 2), (lua_Unsigned)i - 1 < t->asize)) {
+            pos = (uint64_t)i;
+        } else {
+            const fz_slot *s = NULL;
+            if (lua_type(L, 2) == LUA_TSTRING) {
+                size_t len;
+                const char *str = lua_tolstring(L, 2, &len);
+                const fz_val *v = interp__fz_get_str(t, str, len);
+                s = v ? (const fz_slot *)(const void *)((const char *)v - offsetof(fz_slot, val)) : NULL;
+            } else if (to_key(L, 2, &k)) {
+                s = interp__fz_find(t, &k);
+            }
+            if (!s)
+                return luaL_error(L, "invalid key to 'next'");
+            pos = t->asize + (uint64_t)(s - t->hash) + 1;
+        }
+    }
+    if (pos < t->asize) {
+        lua_pushinteger(L, (lua_Integer)pos + 1);
+        push_val(L, &t->array[pos]);
+        return 2;
+    }
+    for (uint64_t j = pos - t->asize; j < t->hcap; j++) {
+        const fz_slot *s = &t->hash[j];
+        if (s->key.type != FZ_NIL) {
+            push_val(L, &s->key);
+            push_val(L, &s->val);
+            return 2;
+        }
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+static int t_pairs(lua_State *L)
+{
+    check_table(L, 1);
+    lua_rawgeti(L, lua_upvalueindex(1), S_NEXT);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+static int v_tostring(lua_State *L)
+{
+    fz_view *v = interp__fz_view(L, 1);
+    if (!v)
+        return luaL_typeerror(L, 1, "frozen value");
+    lua_pushfstring(L, "frozen %s: %p", v->obj->kind == FZ_TABLE ? "table" : "buffer",
+                    (const void *)v->obj);
+    return 1;
+}
+
+static int v_gc(lua_State *L)
+{
+    fz_view *v = interp__fz_view(L, 1);
+    if (v) { /* a second call (by hand) finds no tag and does nothing */
+        v->tag = 0;
+        interp_frozen_release(v->obj);
+        v->obj = NULL;
+    }
+    return 0;
+}
+
+/* ---- per-state setup --------------------------------------------------------------------- */
+
+static void set_closure(lua_State *L, int st, lua_CFunction f, const char *name)
+{
+    lua_pushvalue(L, st);
+    lua_pushcclosure(L, f, 1);
+    lua_setfield(L, -2, name);
+}
+
+/* Push the per-state table, creating it (and the metatables) on first use. */
+static void push_state(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &STATE_KEY) == LUA_TTABLE)
+        return;
+    lua_pop(L, 1);
+    interp__fz_tag_init();
+    lua_createtable(L, 4, 0);
+    int st = lua_gettop(L);
+    lua_pushvalue(L, st);
+    lua_pushcclosure(L, t_next, 1);
+    lua_rawseti(L, st, S_NEXT);
+    lua_createtable(L, 0, 1); /* cache: weak values */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawseti(L, st, S_CACHE);
+
+    lua_createtable(L, 0, 10); /* tables */
+    set_closure(L, st, t_index, "__index");
+    lua_pushcfunction(L, t_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, t_len);
+    lua_setfield(L, -2, "__len");
+    set_closure(L, st, t_pairs, "__pairs");
+    lua_pushcfunction(L, v_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, v_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, "frozen table");
+    lua_setfield(L, -2, "__name");
+    lua_pushliteral(L, "frozen table");
+    lua_setfield(L, -2, "__metatable");
+    lua_rawseti(L, st, S_TABLE_MT);
+
+    lua_createtable(L, 0, 8); /* buffers */
+    lua_createtable(L, 0, 8); /* methods */
+    interp__frozen_buf_methods(L);
+    lua_setfield(L, -2, "__index");
+    interp__frozen_buf_meta(L);
+    lua_pushcfunction(L, v_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, v_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, "frozen buffer");
+    lua_setfield(L, -2, "__name");
+    lua_pushliteral(L, "frozen buffer");
+    lua_setfield(L, -2, "__metatable");
+    lua_rawseti(L, st, S_BUF_MT);
+
+    lua_pushvalue(L, st);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &STATE_KEY);
+}
+
+/* ---- module functions ---------------------------------------------------------------------- */
+
+static const interp__frozen_lua_cfg *cfg_of(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static int push_protected(lua_State *L)
+{
+    interp__frozen_push(L, lua_touserdata(L, 1));
+    return 1;
+}
+
+/* Push the view of f and drop the caller's reference (the view holds its own), also when
+ * making the view fails (a memory error, raised again after the release). */
+static void push_owned(lua_State *L, interp_frozen *f)
+{
+    lua_pushcfunction(L, push_protected);
+    lua_pushlightuserdata(L, f);
+    int rc = lua_pcall(L, 1, 1, 0);
+    interp_frozen_release(f);
+    if (rc != LUA_OK)
+        lua_error(L);
+}
+
+static int charge_check(lua_State *L, const interp__frozen_lua_cfg *cfg, interp_frozen *f)
+{
+    size_t bytes = interp_frozen_size(f);
+    if (cfg->mem_limit && cfg->mem_in_use &&
+        atomic_load(cfg->mem_in_use) + bytes > cfg->mem_limit) {
+        interp_frozen_release(f);
+        return luaL_error(L, "not enough memory to freeze (%d bytes, limit %d)", (int)bytes,
+                          (int)cfg->mem_limit);
+    }
+    return 0;
+}
+
+/* Freeze the value at idx; leaves the view (or the value itself) at the top. */
+static void freeze_at(lua_State *L, const interp__frozen_lua_cfg *cfg, int idx)
+{
+    idx = lua_absindex(L, idx);
+    int t = lua_type(L, idx);
+    interp_frozen *f = NULL;
+    int rc;
+    if (t == LUA_TTABLE) {
+        interp_msg_opts o = {.max_size = cfg->max_size ? cfg->max_size : SIZE_MAX / 4};
+        interp_msg_error err;
+        interp_msg *m;
+        if ((rc = interp_msg_from_lua(L, idx, 1, &o, &m, &err)))
+            luaL_error(L, "cannot freeze: %s", err.text);
+        rc = interp__frozen_build(m, 0, cfg->space, &f);
+        interp_msg_free(m);
+        if (rc)
+            luaL_error(L, "cannot freeze: %s", interp_strerror(rc));
+    } else if (t == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        if ((rc = interp__frozen_buffer_copy(s, len, cfg->space, &f)))
+            luaL_error(L, "cannot freeze: %s", interp_strerror(rc));
+    } else if (t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER || interp__frozen_toobj(L, idx)) {
+        lua_pushvalue(L, idx); /* already immutable */
+        return;
+    } else {
+        luaL_error(L, "cannot freeze a %s", luaL_typename(L, idx));
+    }
+    charge_check(L, cfg, f);
+    push_owned(L, f);
+}
+
+static int l_freeze(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    freeze_at(L, cfg_of(L), 1);
+    return 1;
+}
+
+static int l_isfrozen(lua_State *L)
+{
+    lua_pushboolean(L, interp__frozen_toobj(L, 1) != NULL);
+    return 1;
+}
+
+static int l_thaw(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    const interp_frozen *o = interp__frozen_toobj(L, 1);
+    if (!o) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    if (o->kind == FZ_BUFFER) {
+        const fz_buffer *b = (const fz_buffer *)o;
+        lua_pushlstring(L, b->data, b->len);
+        return 1;
+    }
+    interp_msg *m;
+    int rc = interp_frozen_to_msg(o, &m);
+    if (rc)
+        return luaL_error(L, "cannot thaw: %s", interp_strerror(rc));
+    interp_msg_opts opts = {.max_depth = 1000, .max_size = SIZE_MAX / 4};
+    interp_msg_error err;
+    rc = interp_msg_to_lua(L, m, &opts, &err);
+    interp_msg_free(m);
+    if (rc)
+        return luaL_error(L, "cannot thaw: %s", err.text);
+    return 1;
+}
+
+static int l_next(lua_State *L)
+{
+    check_table(L, 1);
+    push_state(L);
+    lua_rawgeti(L, -1, S_NEXT);
+    lua_replace(L, -2);
+    lua_insert(L, 1);
+    lua_settop(L, 3);
+    lua_call(L, 2, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static int l_buffer(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_typeerror(L, 1, "string");
+    freeze_at(L, cfg_of(L), 1);
+    return 1;
+}
+
+/* interp.shared(name) -> the value registered under name, or nil;
+ * interp.shared(name, v) -> freezes v (if needed) and registers it; a name is set once. */
+static int l_shared(lua_State *L)
+{
+    const interp__frozen_lua_cfg *cfg = cfg_of(L);
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    if (!cfg->space)
+        return luaL_error(L, "no registry of shared values here");
+    if (lua_gettop(L) < 2) {
+        interp_frozen *f;
+        int rc = interp__frozen_space_get(cfg->space, name, len, &f);
+        if (rc)
+            return luaL_argerror(L, 1, interp_strerror(rc));
+        if (!f)
+            return 0;
+        push_owned(L, f);
+        return 1;
+    }
+    freeze_at(L, cfg, 2);
+    const interp_frozen *o = interp__frozen_toobj(L, -1);
+    if (!o)
+        return luaL_argerror(L, 2, "a table, string or frozen value expected");
+    int rc = interp__frozen_space_set(cfg->space, name, len, o, false);
+    if (rc == INTERP_ERR_BUSY)
+        return luaL_error(L, "shared value '%s' already exists", name);
+    if (rc)
+        return luaL_error(L, "cannot share '%s': %s", name, interp_strerror(rc));
+    return 1;
+}
+
+static int l_mapfile(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    interp_frozen *f;
+    int rc = interp_frozen_map_file(path, &f);
+    if (rc) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, interp_strerror(rc));
+        return 2;
+    }
+    charge_check(L, cfg_of(L), f);
+    push_owned(L, f);
+    return 1;
+}
+
+void interp__frozen_lua_register(lua_State *L, const interp__frozen_lua_cfg *cfg)
+{
+    interp__frozen_lua_cfg *c = lua_newuserdatauv(L, sizeof *c, 0);
+    *c = *cfg;
+    int cu = lua_gettop(L);
+    push_state(L);
+    lua_pushvalue(L, cu);
+    lua_pushcclosure(L, l_freeze, 1);
+    lua_setfield(L, cu - 1, "freeze");
+    lua_pushcfunction(L, l_isfrozen);
+    lua_setfield(L, cu - 1, "isfrozen");
+    lua_pushcfunction(L, l_thaw);
+    lua_setfield(L, cu - 1, "thaw");
+    lua_pushcfunction(L, l_next);
+    lua_setfield(L, cu - 1, "next");
+    lua_pushvalue(L, cu);
+    lua_pushcclosure(L, l_buffer, 1);
+    lua_setfield(L, cu - 1, "buffer");
+    if (cfg->space) {
+        lua_pushvalue(L, cu);
+        lua_pushcclosure(L, l_shared, 1);
+        lua_setfield(L, cu - 1, "shared");
+    }
+    if (cfg->allow_files) {
+        lua_pushvalue(L, cu);
+        lua_pushcclosure(L, l_mapfile, 1);
+        lua_setfield(L, cu - 1, "mapfile");
+    }
+    lua_settop(L, cu - 1);
+}
