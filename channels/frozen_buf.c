@@ -51,7 +51,7 @@ static int b_byte(lua_State *L)
     const fz_buffer *b = check_buf(L, 1);
     lua_Integer pi = luaL_optinteger(L, 2, 1);
     size_t i = pos_start(pi, b->len);
-    size_t j = pos_end(luaL_optinteger(L, 3, (lua_Integer)i), b->len);
+    size_t j = pos_end(luaL_optinteger(L, 3, pi), b->len); /* default: pi as given */
     if (i > j)
         return 0;
     if (j - i >= (size_t)INT_MAX)
@@ -151,7 +151,7 @@ static int b_unpack(lua_State *L)
         if (unpack_window(L, top, b, base, end, pos) == LUA_OK)
             return lua_gettop(L) - top;
         why = lua_tostring(L, -1);
-        if (end == b->len || !why || !strstr(why, "too short"))
+        if (end == b->len || !why || (!strstr(why, "too short") && !strstr(why, "unfinished string")))
             return lua_error(L);
     }
 }

@@ -52,11 +52,11 @@ static void push_state(lua_State *L);
 static void push_view(lua_State *L, int st, const interp_frozen *o)
 {
     lua_rawgeti(L, st, S_CACHE);
-    if (lua_rawgetp(L, -1, o) != LUA_TNIL) {
+    if (lua_rawgetp(L, -1, o) != LUA_TNIL && interp__fz_view(L, -1)) {
         lua_remove(L, -2);
         return;
     }
-    lua_pop(L, 1);
+    lua_pop(L, 1); /* none, or one whose __gc a script called by hand: a new one */
     fz_view *v = lua_newuserdatauv(L, sizeof *v, 0);
     v->tag = 0;
     v->obj = NULL;
