@@ -178,7 +178,7 @@ static void usage(FILE *to)
             "                 (when gnuplot is installed) goes beside it as .png\n"
             "  --python-csv PATH  put bench/python/compare.py's CSV into the chart too\n"
             "                 (default: build/compare_python.csv when it exists)\n"
-            "  --only LIST    workloads among: cpu io tiny-submit tiny-map data startup\n"
+            "  --only LIST    workloads among: cpu io tiny-submit tiny-map data shared startup\n"
             "  --exec LIST    executors among: sequential gil process interp\n"
             "  --strict       exit status 3 when a check FAILs\n");
 }
@@ -265,6 +265,8 @@ int main(int argc, char **argv)
             bool seq = e == &bench_exec_sequential;
             if (!seq && !in_list(c.execs, e->name))
                 continue; /* sequential always runs: it is what speedups are measured against */
+            if (e == &bench_exec_process && strcmp(w->name, "shared") == 0)
+                continue; /* a frozen value's handle is an address: in-process executors only */
             for (int k = 0; k < (seq ? 1 : n_w); k++)
                 ks[n++] = (config){.e = e, .workers = wl_list[k]};
         }

@@ -155,6 +155,9 @@ int report_checks(const bench_rows *rows, const bench_row *prestart)
     const bench_row *dp = find(rows, "data", "process", 2);
     check(&fails, "data, interp within 1.5x of process or better", di, dp, 1.5, false,
           "interp/process wall");
+    check(&fails, "shared (data frozen once), interp speedup >= 1.9x",
+          find(rows, "shared", "sequential", 1), find(rows, "shared", "interp", 2), 1.9, true,
+          "speedup");
     printf("%d check(s) failed\n", fails);
     return fails;
 }

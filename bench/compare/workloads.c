@@ -7,6 +7,7 @@
 
 #include <lauxlib.h>
 
+#include "interp_frozen.h"
 #include "interp_msg_lua.h"
 #include "workloads.h"
 
@@ -283,6 +284,45 @@ static int wl_data(const bench_exec *e, void *ex, const wl_params *p, double *se
     return rc;
 }
 
+/* data, shared: the same table frozen once (before the clock starts, as a host would at
+ * load time); each task's argument is a handle to it, read in place by the task. */
+static int wl_shared(const bench_exec *e, void *ex, const wl_params *p, double *secs,
+                     size_t *tasks, char err[BENCH_ERRLEN])
+{
+    size_t n = *tasks = (size_t)p->data_tasks;
+    double sum;
+    interp_msg *table = NULL;
+    interp_frozen *fz = NULL;
+    int rc = msg_floats(p->data_len, &table, &sum);
+    if (rc == INTERP_OK)
+        rc = interp_frozen_from_msg(table, 0, &fz);
+    interp_msg_free(table);
+    interp_msg **args = rc == INTERP_OK ? calloc(n ? n : 1, sizeof *args) : NULL;
+    expect *want = args ? calloc(n ? n : 1, sizeof *want) : NULL;
+    for (size_t i = 0; want && i < n; i++) {
+        want[i] = (expect){.is_float = true, .d = sum};
+        interp_msg_builder *b = interp_msg_builder_new();
+        if (!b || interp_msg_add_frozen(b, fz) != INTERP_OK ||
+            interp_msg_builder_finish(b, &args[i]) != INTERP_OK) {
+            interp_msg_builder_free(b);
+            rc = INTERP_ERR_NOMEM;
+        }
+    }
+    if (!want || rc != INTERP_OK) {
+        snprintf(err, BENCH_ERRLEN, "shared: building the argument: %s",
+                 interp_strerror(rc != INTERP_OK ? rc : INTERP_ERR_NOMEM));
+        for (size_t i = 0; args && i < n; i++)
+            interp_msg_free(args[i]);
+        rc = rc != INTERP_OK ? rc : INTERP_ERR_NOMEM;
+    } else {
+        rc = run_submit(e, ex, "data_task", n, args, want, secs, err);
+    }
+    interp_frozen_release(fz);
+    free(args);
+    free(want);
+    return rc;
+}
+
 int bench_startup_once(const bench_exec *e, int workers, double *secs, long *child_rss_kib,
                        char err[BENCH_ERRLEN])
 {
@@ -325,6 +365,8 @@ const workload bench_workloads[] = {
     {"tiny-submit", "x * 2 tasks, submitted one by one", wl_tiny_submit, true},
     {"tiny-map", "x * 2 tasks, through map (chunked)", wl_tiny_map, true},
     {"data", "a 1 MiB table of numbers as argument, returns its sum", wl_data, true},
+    /* in-process executors only: a handle means nothing in a forked worker */
+    {"shared", "data's table frozen once, each task reads it in place", wl_shared, true},
     {"startup", "create the pool, get one result, destroy it", NULL, false},
 };
 const size_t bench_n_workloads = sizeof bench_workloads / sizeof bench_workloads[0];
