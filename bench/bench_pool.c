@@ -309,12 +309,60 @@ static long rss_kib(void)
     return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* Resident KiB of the thread-stack mappings (anonymous, thread_stack_size + guard) and of
+ * everything, from /proc/self/smaps. */
+static void smaps_kib(size_t stack_size, long *stacks, long *total)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    unsigned long lo, hi, size = 0;
+    bool anon = false;
+    *stacks = *total = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        long kb;
+        char name[8];
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && strchr(line, ' ') &&
+            strchr(line, '-') < strchr(line, ' ')) {
+            size = hi - lo;
+            anon = sscanf(line, "%*s %*s %*s %*s %*s %7s", name) != 1;
+        } else if (sscanf(line, "Rss: %ld kB", &kb) == 1) {
+            *total += kb;
+            if (anon && size >= stack_size && size <= stack_size + 65536)
+                *stacks += kb;
+        }
+    }
+    if (f)
+        fclose(f);
+}
+
 static void bench_rss(void)
 {
-    enum { W = 64 };
-    /* warm the allocator with a small pool first, so its one-time costs are not counted */
+    enum { W = 100 };
+    /* warm the allocator and the code pages first, so one-time costs are not counted */
     interp_pool_destroy(make_pool(1));
+    lua_State *warm = luaL_newstate();
+    luaL_openlibs(warm);
+    lua_close(warm);
+
+    /* a bare state, as a host would make one: luaL_newstate + luaL_openlibs */
     long before = rss_kib();
+    lua_State **bare = malloc(W * sizeof *bare);
+    for (int i = 0; i < W; i++) {
+        bare[i] = luaL_newstate();
+        luaL_openlibs(bare[i]);
+    }
+    long bare_kib = rss_kib() - before;
+    size_t bare_heap = 0;
+    for (int i = 0; i < W; i++) {
+        bare_heap += (size_t)lua_gc(bare[i], LUA_GCCOUNT, 0) * 1024 +
+                     (size_t)lua_gc(bare[i], LUA_GCCOUNTB, 0);
+        lua_close(bare[i]);
+    }
+    free(bare);
+
+    before = rss_kib();
+    long st0, tot0;
+    smaps_kib(1u << 20, &st0, &tot0);
     interp_pool *p = make_pool_started(W, true);
     /* one task per worker: every state has run something */
     interp_future *fs[W];
@@ -323,13 +371,19 @@ static void bench_rss(void)
     interp_futures_wait(fs, W, INTERP_WAIT_ALL, INTERP_FOREVER, NULL);
     for (int i = 0; i < W; i++)
         interp_future_release(fs[i]);
-    long after = rss_kib();
+    usleep(300000); /* idle: every worker has let go of what it keeps for the next tasks */
+    long after = rss_kib(), st1, tot1;
+    smaps_kib(1u << 20, &st1, &tot1);
     interp_pool_stats st;
     interp_pool_get_stats(p, &st);
     interp_pool_destroy(p);
-    printf("rss: %ld KiB before, %ld KiB with %d workers (Lua heap %zu KiB per state)\n", before,
-           after, W, st.memory_in_use / 1024 / W);
-    verdict("resident memory added per worker", (double)(after - before) / W, 128, false, "KiB");
+    double per = (double)(after - before) / W, bare_per = (double)bare_kib / W;
+    printf("rss, %d idle workers: %.1f KiB each (thread stack %.1f, Lua heap %.1f); a bare state "
+           "(luaL_newstate + luaL_openlibs, same run): %.1f KiB (Lua heap %.1f)\n",
+           W, per, (double)(st1 - st0) / W, (double)st.memory_in_use / 1024 / W, bare_per,
+           (double)bare_heap / 1024 / W);
+    verdict("resident memory added per worker", per, 128, false, "KiB");
+    verdict("the same minus a bare state (thread included)", per - bare_per, 8, false, "KiB");
 }
 
 int main(int argc, char **argv)

@@ -350,6 +350,16 @@ int interp__struct_in(void *dst, size_t dst_size, const void *src, size_t src_si
  * has; fields this library does not know (a newer header) are zeroed. */
 void interp__struct_out(void *dst, size_t dst_size, const void *src, size_t src_size);
 
+/* ---- stack_trim.c: an idle worker gives back the stack pages it does not use ------------ */
+
+/* The lowest usable address of the calling thread's stack (above its guard), or NULL where
+ * it cannot be known (then interp__stack_trim does nothing). */
+void interp__stack_bounds(void **lo);
+/* Drop the resident pages of the calling thread's stack from lo up to one page below the
+ * caller's frame (madvise MADV_DONTNEED). Call only at a shallow point: the frames above are
+ * kept, the pages below read back as zeroes. */
+void interp__stack_trim(void *lo);
+
 /* ---- options (options.c) ---------------------------------------------------------------- */
 
 /* Validate o and fill the pool's resolved fields and the interpreter config (pointing into
