@@ -26,4 +26,9 @@
 /* Futures one wait or as_completed watches, channels one select watches. */
 #define INTERP_WAIT_MAX_FUTURES ((size_t)1 << 24)
 
+/* Host libraries of one pool (interp_pool_options.host_libs, ip.new's libs), and the bytes of
+ * one's name (1 to this many). */
+#define INTERP_HOST_LIBS_MAX 256
+#define INTERP_HOST_LIB_MAX_NAME 64
+
 #endif

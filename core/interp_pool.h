@@ -109,7 +109,7 @@ typedef struct interp_pool_options {
     /* Host C functions in every worker state (interp_types.h: interp_host_lib, with the
      * contract they must keep). Borrowed: the list and the names are copied by create. */
     const interp_host_lib *host_libs;
-    size_t n_host_libs;          /* entries in host_libs, at most 256 */
+    size_t n_host_libs;          /* entries in host_libs, at most INTERP_HOST_LIBS_MAX (256) */
     interp_state_fn on_state;    /* called in every new state before the initializer; NULL:
                                     none (interp_types.h) */
     void *on_state_ud;

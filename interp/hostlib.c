@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "interp_impl.h"
+#include "interp_limits.h"
 #include "sandbox_impl.h"
 
 int interp__hostlibs_copy(interp_shared *sh, const interp_config *cfg, char **err)
@@ -22,15 +23,15 @@ int interp__hostlibs_copy(interp_shared *sh, const interp_config *cfg, char **er
         *err = interp__strdupf("n_host_libs is %zu but host_libs is NULL", cfg->n_host_libs);
         return INTERP_ERR_INVALID;
     }
-    if (cfg->n_host_libs > INTERP__MAX_HOST_LIBS) {
-        *err = interp__strdupf("at most %d host libraries", INTERP__MAX_HOST_LIBS);
+    if (cfg->n_host_libs > INTERP_HOST_LIBS_MAX) {
+        *err = interp__strdupf("at most %d host libraries", INTERP_HOST_LIBS_MAX);
         return INTERP_ERR_INVALID;
     }
     for (size_t i = 0; i < cfg->n_host_libs; i++) {
         const interp_host_lib *h = &cfg->host_libs[i];
-        if (!h->name || !h->name[0] || strlen(h->name) > INTERP__MAX_HOST_LIB_NAME) {
+        if (!h->name || !h->name[0] || strlen(h->name) > INTERP_HOST_LIB_MAX_NAME) {
             *err = interp__strdupf("host library %zu: the name must be 1..%d bytes", i,
-                                   INTERP__MAX_HOST_LIB_NAME);
+                                   INTERP_HOST_LIB_MAX_NAME);
             return INTERP_ERR_INVALID;
         }
         if (!h->open) {

@@ -14,10 +14,6 @@
 #include "lua_ctx.h"
 #include "sync.h"
 
-/* Limits of the host library list (interp_pool_options.host_libs). */
-#define INTERP__MAX_HOST_LIBS 256
-#define INTERP__MAX_HOST_LIB_NAME 64
-
 typedef struct interp__host_lib {
     char *name;                   /* owned */
     lua_CFunction open;

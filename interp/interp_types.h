@@ -120,8 +120,9 @@ struct lua_State;
  *   An error in `open` is an error of state creation: interp_pool_create fails with its text,
  *   or, for a state made later, the pool breaks with it (interp_pool_create's doc). */
 typedef struct interp_host_lib {
-    const char *name;                  /* global and require name, 1..64 bytes, unique in the
-                                          list, not a global the profile already has */
+    const char *name;                  /* global and require name, 1..INTERP_HOST_LIB_MAX_NAME
+                                          (64) bytes, unique in the list, not a global the
+                                          profile already has */
     int (*open)(struct lua_State *L);  /* its luaopen function (a lua_CFunction) */
     bool sandbox;                      /* also opened in INTERP_SANDBOX_SAFE states */
 } interp_host_lib;

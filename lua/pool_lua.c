@@ -124,8 +124,8 @@ static interp_sandbox opt_sandbox(lua_State *L, int t, const char *where)
  * the reverse order of their marking). The functions become the pool's host libraries, all
  * allowed in the sandbox: listing a module is the script marking it safe for its workers. */
 
-#define LM_MAX_LIBS 256
-#define LM_LIB_NAME 64
+#define LM_MAX_LIBS INTERP_HOST_LIBS_MAX
+#define LM_LIB_NAME INTERP_HOST_LIB_MAX_NAME
 
 typedef struct lm_libs {
     interp_host_lib libs[LM_MAX_LIBS];
