@@ -1,6 +1,7 @@
 /* bench_interp.c - figures of one interpreter state (interp/): creation, idle memory, the cost
  * of a task through interp__state_call and interp__state_map against a bare lua_pcall, the cost
- * of running under a deadline that never fires, and how fast a cancel stops a loop.
+ * of running under a deadline that never fires, how fast a cancel stops a loop, and the cost of
+ * a call from Lua to a host C function inside a task against a bare lua_State.
  * Run: build/rel/bench/bench_interp (Release build). Prints one line per figure. */
 #include <lauxlib.h>
 #include <lualib.h>
@@ -269,10 +270,108 @@ static void bench_cancel(const char *label, const char *src)
     interp__shared_destroy(sh);
 }
 
+/* ---- a call from Lua to a host C function ------------------------------------------------
+ * The same loop calling a host library's C function, in a bare lua_State (the library opened
+ * with luaL_requiref) and inside a task on a worker state (the library opened as a host
+ * library), in both profiles. Two forms: the function read once into a local, and `h.add(s, i)`
+ * looked up at every call (in the sandbox, `h` is read through the task's environment and the
+ * library's read-only proxy). */
+
+static int h_add(lua_State *L)
+{
+    lua_pushinteger(L, lua_tointeger(L, 1) + lua_tointeger(L, 2));
+    return 1;
+}
+
+static int open_h(lua_State *L)
+{
+    static const luaL_Reg fns[] = {{"add", h_add}, {NULL, NULL}};
+    luaL_newlib(L, fns);
+    return 1;
+}
+
+#define HOST_CALLS 4000000
+static const char *const HOST_LOOPS[2] = {
+    "local add, s = h.add, 0 for i = 1, 4000000 do s = add(s, i) end return s",
+    "local s = 0 for i = 1, 4000000 do s = h.add(s, i) end return s",
+};
+
+static double bare_host_ns(const char *src)
+{
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    luaL_requiref(L, "h", open_h, 1);
+    lua_pop(L, 1);
+    if (luaL_loadstring(L, src) != LUA_OK)
+        abort();
+    double t0 = interp__now();
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK || lua_tointeger(L, -1) != (lua_Integer)HOST_CALLS *
+                                                                      (HOST_CALLS + 1) / 2)
+        abort();
+    double ns = (interp__now() - t0) / HOST_CALLS * 1e9;
+    lua_close(L);
+    return ns;
+}
+
+static double task_host_ns(interp_state *s, uint64_t id, const char *src)
+{
+    interp_fn fn = {.kind = INTERP_FN_SOURCE, .text = src};
+    interp_outcome o;
+    double t0 = interp__now();
+    if (interp__state_call(s, id, &fn, NULL, &o) != INTERP_OK)
+        abort();
+    double ns = (interp__now() - t0) / HOST_CALLS * 1e9;
+    interp__outcome_clear(&o);
+    return ns;
+}
+
+static int cmp_ns(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void bench_host_call(void)
+{
+    interp_host_lib lib = {.name = "h", .open = open_h, .sandbox = true};
+    for (int form = 0; form < 2; form++) {
+        for (int sb = 0; sb <= 1; sb++) {
+            interp_config cfg = {.sandbox = (interp_sandbox)sb, .host_libs = &lib,
+                                 .n_host_libs = 1};
+            interp_shared *sh;
+            char *err;
+            if (interp__shared_create(&cfg, &sh, &err) != INTERP_OK) {
+                fprintf(stderr, "shared: %s\n", err);
+                exit(1);
+            }
+            interp_state *s = make(sh);
+            /* interleaved runs, medians: the machine's load drifts alike for both */
+            enum { R = 9 };
+            double bare[R], task[R];
+            for (int r = 0; r < R; r++) {
+                bare[r] = bare_host_ns(HOST_LOOPS[form]);
+                task[r] = task_host_ns(s, (uint64_t)r + 1, HOST_LOOPS[form]);
+            }
+            qsort(bare, R, sizeof *bare, cmp_ns);
+            qsort(task, R, sizeof *task, cmp_ns);
+            printf("host C function call, %s, %s: %.2f ns in a task vs %.2f ns in a bare "
+                   "lua_State, ratio %.3f (fastest of %d; medians %.2f / %.2f: %.3f): %s "
+                   "(target: within 10%%)\n",
+                   form ? "h.add(s, i) looked up per call" : "through a local",
+                   sb ? "sandbox" : "full", task[0], bare[0], task[0] / bare[0], R,
+                   task[R / 2], bare[R / 2], task[R / 2] / bare[R / 2],
+                   task[0] / bare[0] <= 1.10 ? "MET" : "MISSED");
+            interp__state_destroy(s);
+            interp__shared_destroy(sh);
+        }
+    }
+}
+
 int main(void)
 {
     bench_create();
     bench_call_and_map();
+    bench_host_call();
     bench_deadline();
     bench_cancel("plain `while true do end`", "started() while true do end");
     bench_cancel("pcall loop (ends after the default 10 ms grace)",
