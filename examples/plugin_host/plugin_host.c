@@ -338,6 +338,11 @@ int main(int argc, char **argv)
                 failed_submits++;
             }
         }
+        /* Every task of the frame ends before any action is applied: host.world reads the
+         * world without a lock, which holds only while no task runs and the host writes. */
+        for (int i = 0; i < n; i++)
+            if (ps[i].pending)
+                interp_future_wait(ps[i].pending, INTERP_FOREVER);
         for (int i = 0; i < n; i++) {
             if (!ps[i].pending)
                 continue;
@@ -346,7 +351,6 @@ int main(int argc, char **argv)
             if (was_enabled && !ps[i].enabled)
                 offending[f - 1] = 1;
         }
-        /* every task of the frame has ended: the host may change the world again */
         game_flush_log(&g);
         game_apply_spawns(&g);
         frame_ms[f - 1] = (now() - t0) * 1000.0;
