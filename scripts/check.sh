@@ -2,9 +2,10 @@
 # The README's second command (and CI's): build and run the whole test suite three times
 # (Release, ASan+UBSan, TSan; separate build folders), then fuzz the message decoder.
 # After the Release stage, the same suite runs again with both cores kept busy (scripts/loaded.sh).
-# The luarocks stage installs the rock into a scratch tree, uses it and removes it.
+# The luarocks stage installs the rock into a scratch tree, uses it and removes it; the deb
+# stage builds the Debian packages, unpacks them into a scratch root and builds against them.
 # INTERP_FUZZ_SECONDS (default 60) sets the fuzzing time;
-# INTERP_CHECK_ONLY=release|loaded|asan|tsan|luarocks|fuzz runs one stage (loaded builds
+# INTERP_CHECK_ONLY=release|loaded|asan|tsan|luarocks|deb|fuzz runs one stage (loaded builds
 # release first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,10 @@ fi
 if [ -z "$only" ] || [ "$only" = luarocks ]; then
   echo "=== luarocks ==="
   scripts/rock_check.sh
+fi
+if [ -z "$only" ] || [ "$only" = deb ]; then
+  echo "=== deb ==="
+  scripts/deb_check.sh
 fi
 if [ -z "$only" ] || [ "$only" = fuzz ]; then
   echo "=== fuzz ==="
