@@ -52,6 +52,8 @@ void reply_free(reply *r)
     }
 }
 
+static void drop_inputs(unit *u);
+
 static void push_reply(srv *s, reply *r)
 {
     pthread_mutex_lock(&s->mu);
@@ -79,6 +81,7 @@ reply *srv_replies(srv *s)
             unit *u = *pp;
             *pp = u->next;
             interp_future_release(u->f);
+            drop_inputs(u); /* a task's function text (a chunk's went before its reply) */
             free(u);
             s->busy--;
             break;
@@ -135,39 +138,10 @@ static void task_done(interp_future *f, void *ud)
     push_reply(u->s, r);
 }
 
-static void run_chunk(srv *s, unit *u)
+/* The unit's inputs are done with (before its reply goes: the reply's taker frees u). */
+static void drop_inputs(unit *u)
 {
-    size_t n = u->n;
-    interp_msg **out = calloc(n ? n : 1, sizeof *out);
-    int *status = calloc(n ? n : 1, sizeof *status);
-    char **errors = calloc(n ? n : 1, sizeof *errors);
-    reply *r = reply_new(u->id, n);
-    if (!out || !status || !errors || !r) {
-        free(out);
-        free(status);
-        free(errors);
-        reply_free(r);
-        answer_failed(s, u->id, n, INTERP_ERR_NOMEM, "out of memory on the rank");
-    } else {
-        interp_map_options mo = {.stop_on_error = u->stop_on_error, .status = status,
-                                 .errors = errors};
-        interp_pool_map_fn(s->pool, &u->fn, n, (const interp_msg *const *)u->items, out, &mo);
-        for (size_t i = 0; i < n; i++) {
-            put_outcome(&r->buf, status[i], out[i], errors[i], NULL);
-            interp_msg_free(out[i]);
-            free(errors[i]);
-        }
-        free(out);
-        free(status);
-        free(errors);
-        if (r->buf.fail) {
-            reply_free(r);
-            answer_failed(s, u->id, n, INTERP_ERR_NOMEM, "out of memory encoding the results");
-        } else {
-            push_reply(s, r);
-        }
-    }
-    for (size_t i = 0; i < u->n; i++)
+    for (size_t i = 0; u->items && i < u->n; i++)
         interp_msg_free(u->items[i]);
     free(u->items);
     u->items = NULL;
@@ -175,6 +149,43 @@ static void run_chunk(srv *s, unit *u)
     u->fnmsg = NULL;
     free(u->fntext);
     u->fntext = NULL;
+}
+
+static void run_chunk(srv *s, unit *u)
+{
+    size_t n = u->n;
+    uint64_t id = u->id;
+    interp_msg **out = calloc(n ? n : 1, sizeof *out);
+    int *status = calloc(n ? n : 1, sizeof *status);
+    char **errors = calloc(n ? n : 1, sizeof *errors);
+    reply *r = reply_new(id, n);
+    if (!out || !status || !errors || !r) {
+        free(out);
+        free(status);
+        free(errors);
+        reply_free(r);
+        drop_inputs(u);
+        answer_failed(s, id, n, INTERP_ERR_NOMEM, "out of memory on the rank");
+        return;
+    }
+    interp_map_options mo = {.stop_on_error = u->stop_on_error, .status = status,
+                             .errors = errors};
+    interp_pool_map_fn(s->pool, &u->fn, n, (const interp_msg *const *)u->items, out, &mo);
+    drop_inputs(u); /* u must not be touched once the reply is queued */
+    for (size_t i = 0; i < n; i++) {
+        put_outcome(&r->buf, status[i], out[i], errors[i], NULL);
+        interp_msg_free(out[i]);
+        free(errors[i]);
+    }
+    free(out);
+    free(status);
+    free(errors);
+    if (r->buf.fail) {
+        reply_free(r);
+        answer_failed(s, id, n, INTERP_ERR_NOMEM, "out of memory encoding the results");
+    } else {
+        push_reply(s, r);
+    }
 }
 
 static void *runner_main(void *arg)
@@ -390,6 +401,7 @@ void srv_free(srv *s)
     for (unit *u = s->units, *next; u; u = next) {
         next = u->next;
         interp_future_release(u->f);
+        drop_inputs(u);
         free(u);
     }
     free(s->runners);
