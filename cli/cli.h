@@ -21,6 +21,18 @@ enum {
 int cli_map(int argc, char **argv);
 int cli_run(int argc, char **argv);
 
+/* ---- pool_create.c: a local pool, or an MPI pool under mpiexec -------------------------- */
+
+/* interp_pool_create; under mpiexec with several ranks (a build with Open MPI) the collective
+ * interp_mpi_pool_create instead: on the other ranks it serves, then returns with *out NULL
+ * and *served true (the root reports a failed create). */
+int cli_pool_create(interp_pool **out, const interp_pool_options *o, char **err, bool *served);
+/* True unless this process is a rank other than 0 of an mpiexec job. */
+bool cli_mpi_root(void);
+/* Before exit: MPI_Finalize (or MPI_Abort when the ranks may still wait in create). Returns
+ * status. */
+int cli_mpi_end(int status);
+
 /* ---- json.c: JSON text <-> messages (cJSON) --------------------------------------------- */
 
 /* Parse one JSON text of len bytes (a whole line) into a message holding one value. Numbers

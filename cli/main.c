@@ -29,7 +29,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "map") == 0)
-        return cli_map(argc - 1, argv + 1);
+        return cli_mpi_end(cli_map(argc - 1, argv + 1));
     if (strcmp(cmd, "run") == 0)
         return cli_run(argc - 1, argv + 1);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {

@@ -368,7 +368,7 @@ int cli_map(int argc, char **argv)
     const char *script = argv[optind], *func = argv[optind + 1];
     if (!*func)
         return usage_error("%s", "FUNC is empty");
-    if (access(script, R_OK) != 0) {
+    if (cli_mpi_root() && access(script, R_OK) != 0) { /* MPI: the root sends it to all */
         fprintf(stderr, "interp-pool map: cannot read %s: %s\n", script, strerror(errno));
         return CLI_EXIT_USAGE;
     }
@@ -383,7 +383,12 @@ int cli_map(int argc, char **argv)
 
     interp_pool *pool = NULL;
     char *err = NULL;
-    int rc = interp_pool_create(&pool, &o, &err);
+    bool served;
+    int rc = cli_pool_create(&pool, &o, &err, &served);
+    if (served) { /* another rank of an mpiexec job: it computed; rank 0 wrote the results */
+        pthread_mutex_destroy(&r.err_mu);
+        return CLI_EXIT_OK;
+    }
     if (rc != INTERP_OK) {
         fprintf(stderr, "interp-pool map: cannot load %s: %s\n", script,
                 err ? err : interp_strerror(rc));

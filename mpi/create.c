@@ -281,7 +281,7 @@ static int create(interp_pool **out, MPI_Comm comm, const interp_pool_options *o
         MPI_Comm_free(&dup);
         return rc;
     }
-    if (is_root && opts) { /* the root's own workers print where the host said */
+    if (opts) { /* each rank's own workers print where its caller said */
         c.o.print = opts->print;
         c.o.print_ud = opts->print_ud;
     }

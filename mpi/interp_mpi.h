@@ -54,13 +54,14 @@ int interp_mpi_init(int *argc, char ***argv, char **err);
 
 /* Collective over comm: every rank calls it with the same mo->root. On the root: creates the
  * pool (*out; opts as interp_pool_create's: init source/file and init_args are read here and
- * sent to every rank, whose local pools take the same options; print and print_ud apply to
- * the root's own workers, the other ranks print to their stdout) and returns once every rank
+ * sent to every rank, whose local pools take the same options) and returns once every rank
  * has its local pool; INTERP_ERR_SCRIPT etc. as interp_pool_create when any rank fails to
  * create its local pool (the text names the rank), INTERP_ERR_SYSTEM for MPI or thread
  * failures, INTERP_ERR_INVALID for bad options. On the other ranks: serves (blocking: runs
  * what the root sends) until the root destroys the pool, then returns INTERP_OK with *out
- * NULL, or the creation error (then every rank returns it). err as interp_pool_create's. */
+ * NULL, or the creation error (then every rank returns it). On every rank, opts->print and
+ * print_ud (when opts is given) are where that rank's own workers print (NULL: its stdout);
+ * nothing else of a non-root rank's opts is used. err as interp_pool_create's. */
 int interp_mpi_pool_create(interp_pool **out, MPI_Comm comm, const interp_pool_options *opts,
                            const interp_mpi_options *mo, char **err);
 
