@@ -146,24 +146,34 @@ void interp__frozen_buf_methods(lua_State *L);
 void interp__frozen_buf_meta(lua_State *L);
 /* The view block (both kinds): a tag proves the block is one of ours. */
 typedef struct fz_view {
-    uint64_t tag; /* interp__fz_tag(block) while live, 0 after __gc */
+    uint64_t tag; /* interp__fz_tag(block, kind) while live, 0 after __gc */
     const interp_frozen *obj;
 } fz_view;
 /* Tags: the process's secret (random, set once by interp__fz_tag_init before the first view)
- * mixed with the block's address, so a tag copied to another block is wrong there. */
+ * mixed with the block's address and the object's kind, so a tag copied to another block is
+ * wrong there, and one compare checks both that the block is a live view and of which kind. */
 extern _Atomic uint64_t interp__fz_secret;
 void interp__fz_tag_init(void);
-static inline uint64_t interp__fz_tag(const void *block)
+static inline uint64_t interp__fz_tag(const void *block, uint32_t kind)
 {
     return atomic_load_explicit(&interp__fz_secret, memory_order_relaxed) ^
-           ((uint64_t)(uintptr_t)block * 0x9E3779B97F4A7C15u);
+           ((uint64_t)(uintptr_t)block * 0x9E3779B97F4A7C15u) ^ kind;
 }
-/* The live view block at idx (any kind), or NULL. */
+/* The live view block of `kind` at idx, or NULL. Two API calls: a userdata's block is read
+ * only once lua_rawlen says it is a full userdata of our size (0 for light userdata). */
+static inline fz_view *interp__fz_view_of(lua_State *L, int idx, uint32_t kind)
+{
+    fz_view *v = (fz_view *)lua_touserdata(L, idx);
+    if (v && lua_rawlen(L, idx) == sizeof *v && v->tag == interp__fz_tag(v, kind))
+        return v;
+    return NULL;
+}
+/* The live view block (either kind) at idx, or NULL. */
 static inline fz_view *interp__fz_view(lua_State *L, int idx)
 {
     fz_view *v = (fz_view *)lua_touserdata(L, idx);
-    if (v && lua_type(L, idx) == LUA_TUSERDATA && lua_rawlen(L, idx) == sizeof *v &&
-        v->tag == interp__fz_tag(v))
+    if (v && lua_rawlen(L, idx) == sizeof *v &&
+        (v->tag == interp__fz_tag(v, FZ_TABLE) || v->tag == interp__fz_tag(v, FZ_BUFFER)))
         return v;
     return NULL;
 }

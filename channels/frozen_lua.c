@@ -30,18 +30,18 @@ const interp_frozen *interp__frozen_toobj(lua_State *L, int idx)
 
 const interp_frozen *interp__frozen_check(lua_State *L, int idx, uint32_t kind)
 {
-    fz_view *v = interp__fz_view(L, idx);
-    if (!v || v->obj->kind != kind)
+    fz_view *v = interp__fz_view_of(L, idx, kind);
+    if (!v)
         luaL_typeerror(L, idx, kind == FZ_TABLE ? "frozen table" : "frozen buffer");
     return v->obj;
 }
 
 static inline const fz_table *check_table(lua_State *L, int idx)
 {
-    fz_view *v = interp__fz_view(L, idx);
-    if (v && v->obj->kind == FZ_TABLE)
+    fz_view *v = interp__fz_view_of(L, idx, FZ_TABLE);
+    if (v)
         return (const fz_table *)v->obj;
-    return (const fz_table *)interp__frozen_check(L, idx, FZ_TABLE);
+    return (const fz_table *)interp__frozen_check(L, idx, FZ_TABLE); /* raises */
 }
 
 /* ---- pushing values ----------------------------------------------------------------------- */
@@ -63,7 +63,7 @@ static void push_view(lua_State *L, int st, const interp_frozen *o)
     lua_rawgeti(L, st, o->kind == FZ_TABLE ? S_TABLE_MT : S_BUF_MT);
     lua_setmetatable(L, -2);
     v->obj = interp_frozen_retain(o); /* from here __gc drops it */
-    v->tag = interp__fz_tag(v);
+    v->tag = interp__fz_tag(v, o->kind);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, -3, o);
     lua_remove(L, -2);
@@ -122,13 +122,21 @@ static bool to_key(lua_State *L, int idx, fz_val *k)
 
 /* ---- table metamethods -------------------------------------------------------------------- */
 
+/* The hot path (t[i] in a loop) makes five API calls: touserdata, rawlen, isinteger,
+ * tointeger, push. */
 static int t_index(lua_State *L)
 {
     const fz_table *t = check_table(L, 1);
     if (lua_isinteger(L, 2)) {
         lua_Integer i = lua_tointeger(L, 2);
-        if ((lua_Unsigned)i - 1 < t->asize)
-            return push_val(L, &t->array[i - 1]);
+        if ((lua_Unsigned)i - 1 < t->asize) {
+            const fz_val *v = &t->array[i - 1];
+            if (v->type == FZ_FLOAT) { /* the common case first */
+                lua_pushnumber(L, (lua_Number)v->u.d);
+                return 1;
+            }
+            return push_val(L, v);
+        }
     }
     const fz_val *v = NULL;
     if (lua_type(L, 2) == LUA_TSTRING) {
