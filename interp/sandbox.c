@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "interp_impl.h"
+#include "lib_impl.h"
 #include "sandbox_impl.h"
 
 static const char ro_set_key = 0;  /* registry: set of read-only proxies */
@@ -359,6 +360,14 @@ static void open_full(lua_State *L)
     int g = lua_gettop(L);
     lua_getfield(L, g, LUA_COLIBNAME);
     interp__wrap_coroutines(L);
+    lua_pop(L, 1);
+    /* the interruptible pattern functions, rep and sort: a cancel or deadline reaches them in
+     * trusted code too (same results as Lua's; lib_string.c, lib_sort.c) */
+    lua_getfield(L, g, LUA_STRLIBNAME);
+    interp__lib_string(L);
+    lua_pop(L, 1);
+    lua_getfield(L, g, LUA_TABLIBNAME);
+    interp__lib_table(L);
     lua_pop(L, 1);
     lua_getfield(L, g, LUA_OSLIBNAME);
     interp__install_io(L, g, lua_gettop(L));

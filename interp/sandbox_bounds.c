@@ -1,16 +1,17 @@
 /* sandbox_bounds.c - the safe profile's bounds on what runs inside C, where the cancellation
- * hook (which counts Lua instructions) does not reach: pattern backtracking, loops over
- * ranges a script chooses, C functions called back from C loops, and the C stack.
+ * hook (which counts Lua instructions) does not reach: loops over ranges a script chooses,
+ * C functions called back from C loops, and the C stack. (The pattern functions, string.rep
+ * and table.sort are interruptible in every profile: lib_string.c, lib_sort.c.)
  * Installed by sandbox.c (declarations in sandbox_impl.h); the rules are listed at
  * INTERP_SANDBOX_SAFE in interp_types.h. */
 #include <lauxlib.h>
 #include <lualib.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "interp_impl.h"
+#include "lib_impl.h"
 #include "sandbox_impl.h"
 
 /* ---- interrupt polls inside C loops ----------------------------------------------------
@@ -92,20 +93,6 @@ static int polled_call(lua_State *L)
     return lua_gettop(L);
 }
 
-/* Upvalue 1: a table, upvalue 2: lookups so far. t[first argument], polling: what gsub does
- * with a table replacement (the first capture, or the whole match, is the key). */
-static int polled_index(lua_State *L)
-{
-    interp__sandbox_check_c_stack(L);
-    lua_Unsigned k = (lua_Unsigned)lua_tointeger(L, lua_upvalueindex(2)) + 1u;
-    lua_pushinteger(L, (lua_Integer)k);
-    lua_replace(L, lua_upvalueindex(2));
-    poll_at(L, k);
-    lua_settop(L, 1);
-    lua_gettable(L, lua_upvalueindex(1));
-    return 1;
-}
-
 /* Replace the C function at idx by a polling closure around it. */
 void interp__sandbox_wrap_polled(lua_State *L, int idx)
 {
@@ -115,146 +102,12 @@ void interp__sandbox_wrap_polled(lua_State *L, int idx)
     lua_replace(L, idx);
 }
 
-/* ---- bounded patterns ------------------------------------------------------------------
- * Lua's matcher backtracks inside C, where no hook reaches. Worst case, each quantified item
- * that is followed by more pattern (`*`, `+`, `-`, and the O(n) items %b and back-references)
- * may try every position of the subject for every choice of the items before it, and an
- * unanchored search repeats the whole at every start position: about n^(k+1) steps for a
- * subject of n bytes (n^k when anchored with ^), times 2 for each non-final `?`. The sandbox
- * refuses a call whose estimate passes 10^8.5 steps (a fraction of a second). A quantifier at
- * the very end of the pattern never backtracks and is free, so ordinary patterns on ordinary
- * subjects pass: e.g. "^(%w+)=(.*)$" on subjects up to ~17,000 bytes, "%s+" on any subject. */
-
-#define PATTERN_BUDGET_LOG10 8.5
-
-static size_t skip_class(const char *p, size_t i, size_t len)
-{
-    if (p[i] == '%')
-        return i + 2 <= len ? i + 2 : len;
-    if (p[i] == '[') {
-        i++;
-        if (i < len && p[i] == '^')
-            i++;
-        do { /* the first ']' of a set is literal */
-            if (i >= len)
-                return len;
-            if (p[i] == '%')
-                i++;
-            i++;
-        } while (i < len && p[i] != ']');
-        return i < len ? i + 1 : len;
-    }
-    return i + 1;
-}
-
-/* True when nothing but closing captures follow position i. */
-static bool only_closers(const char *p, size_t i, size_t len)
-{
-    for (; i < len; i++)
-        if (p[i] != ')')
-            return false;
-    return true;
-}
-
-static double pattern_cost_log10(size_t n, const char *p, size_t len, bool anchor_ok)
-{
-    double logn = log10((double)n + 1.0);
-    size_t i = 0;
-    int k = 0, opt = 0;
-    bool anchored = anchor_ok && len > 0 && p[0] == '^';
-    if (anchored)
-        i = 1;
-    while (i < len) {
-        char c = p[i];
-        if (c == '(' || c == ')') {
-            i++;
-            continue;
-        }
-        if (c == '$' && i + 1 == len)
-            break;
-        if (c == '%' && i + 1 < len) {
-            char d = p[i + 1];
-            if (d == 'b') { /* %bxy scans up to the end of the subject */
-                i = i + 4 <= len ? i + 4 : len;
-                if (!only_closers(p, i, len))
-                    k++;
-                continue;
-            }
-            if (d == 'f') { /* frontier: a set, no repetition */
-                i += 2;
-                if (i < len)
-                    i = skip_class(p, i, len);
-                continue;
-            }
-            if (d >= '0' && d <= '9') { /* back-reference: O(n) compare */
-                i += 2;
-                k++;
-                continue;
-            }
-        }
-        i = skip_class(p, i, len);
-        if (i < len && (p[i] == '*' || p[i] == '+' || p[i] == '-' || p[i] == '?')) {
-            char q = p[i++];
-            if (!only_closers(p, i, len)) {
-                if (q == '?')
-                    opt++;
-                else
-                    k++;
-            }
-        }
-    }
-    return (anchored ? 0.0 : logn) + k * logn + opt * log10(2.0);
-}
-
-/* string.find/match/gmatch/gsub: upvalue 1 the standard function, upvalue 2 the kind
- * (1: find, honouring its `plain` argument; 2: gmatch, where ^ is no anchor; 3: gsub, whose
- * C-function replacement is polled; 0: match). */
-static int sb_pattern(lua_State *L)
-{
-    interp__sandbox_check_c_stack(L);
-    size_t n, plen;
-    luaL_checklstring(L, 1, &n);
-    const char *p = luaL_checklstring(L, 2, &plen);
-    int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
-    bool plain = kind == 1 && lua_toboolean(L, 4);
-    if (kind == 3 && lua_iscfunction(L, 3))
-        interp__sandbox_wrap_polled(L, 3); /* called back once per match, inside the C matcher */
-    else if (kind == 3 && lua_type(L, 3) == LUA_TTABLE && lua_getmetatable(L, 3)) {
-        lua_pop(L, 1); /* its __index may be a C function, queried once per match */
-        lua_settop(L, 4);
-        lua_pushvalue(L, 3);
-        lua_pushinteger(L, 0);
-        lua_pushcclosure(L, polled_index, 2);
-        lua_replace(L, 3);
-        if (lua_isnil(L, 4))
-            lua_settop(L, 3);
-    }
-    if (!plain && pattern_cost_log10(n, p, plen, kind != 2) > PATTERN_BUDGET_LOG10)
-        return luaL_error(L, "pattern too complex for a subject of %d bytes (the sandbox bounds "
-                             "backtracking; simplify the pattern or split the subject)", (int)n);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
-}
-
-static void wrap_pattern_fn(lua_State *L, const char *name, int kind)
-{
-    lua_getfield(L, -1, name);
-    lua_pushinteger(L, kind);
-    lua_pushcclosure(L, sb_pattern, 2);
-    lua_setfield(L, -2, name);
-}
-
 /* ---- loops bounded by the interrupt ---------------------------------------------------
  * Loops whose length a script chooses with a number rather than with memory it owns: Lua's
  * table.insert/remove/move/concat walk a range (#t may come from __len, and raw nils are
- * free to read and write: `table.move({}, 1, 1e15, 1)` runs for days without allocating),
- * and string.rep of an empty string copies nothing n times. The sandbox's versions keep
- * Lua's behaviour and messages and poll the interrupt (above) in their loops. table.sort
- * calls its comparator (or, without one, a C comparator doing `<`) through a polling
- * closure unless it is a Lua function (which the hook reaches): comparisons outnumber the
- * element moves, so the sort polls as often as it works. */
+ * free to read and write: `table.move({}, 1, 1e15, 1)` runs for days without allocating).
+ * The sandbox's versions keep Lua's behaviour and messages and poll the interrupt (above) in
+ * their loops. */
 
 enum { TAB_R = 1, TAB_W = 2, TAB_L = 4 };
 
@@ -376,81 +229,6 @@ static int sb_tconcat(lua_State *L)
     return 1;
 }
 
-/* Upvalue 1: calls so far. `<` of its two arguments, polling. */
-static int sort_less(lua_State *L)
-{
-    lua_Unsigned k = (lua_Unsigned)lua_tointeger(L, lua_upvalueindex(1)) + 1u;
-    lua_pushinteger(L, (lua_Integer)k);
-    lua_replace(L, lua_upvalueindex(1));
-    poll_at(L, k);
-    lua_pushboolean(L, lua_compare(L, 1, 2, LUA_OPLT));
-    return 1;
-}
-
-/* True when argument 1 is a table without metatable holding only numbers, or only strings,
- * from 1 to its length: sorting it calls nothing (no comparator, no metamethod), and its
- * length is memory the task owns. One raw pass, cheap next to the sort. */
-static bool plain_sortable(lua_State *L)
-{
-    if (lua_type(L, 1) != LUA_TTABLE || lua_getmetatable(L, 1)) {
-        if (lua_type(L, 1) == LUA_TTABLE)
-            lua_pop(L, 1);
-        return false;
-    }
-    lua_Unsigned n = lua_rawlen(L, 1);
-    int kind = LUA_TNONE;
-    for (lua_Unsigned i = 1; i <= n; i++) {
-        int t = lua_rawgeti(L, 1, (lua_Integer)i);
-        lua_pop(L, 1);
-        if (t != LUA_TNUMBER && t != LUA_TSTRING)
-            return false;
-        if (kind != LUA_TNONE && t != kind)
-            return false;
-        kind = t;
-    }
-    return true;
-}
-
-/* Upvalue 1: the standard table.sort. */
-static int sb_tsort(lua_State *L)
-{
-    interp__sandbox_check_c_stack(L);
-    check_tab(L, 1, TAB_R | TAB_W | TAB_L); /* errors named after sort, not after the wrapper */
-    if (lua_isnoneornil(L, 2) && plain_sortable(L)) {
-        lua_settop(L, 1); /* no call can happen: Lua's own sort, at full speed */
-    } else if (lua_isnoneornil(L, 2)) {
-        lua_settop(L, 1);
-        lua_pushinteger(L, 0);
-        lua_pushcclosure(L, sort_less, 1);
-    } else if (lua_iscfunction(L, 2)) {
-        lua_settop(L, 2);
-        interp__sandbox_wrap_polled(L, 2);
-    } else {
-        luaL_checktype(L, 2, LUA_TFUNCTION); /* a Lua function: the hook reaches it */
-    }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 0);
-    return 0;
-}
-
-/* Upvalue 1: the standard string.rep. An empty result is built without looping n times. */
-static int sb_srep(lua_State *L)
-{
-    size_t l, lsep;
-    luaL_checklstring(L, 1, &l);
-    luaL_checkinteger(L, 2);
-    luaL_optlstring(L, 3, "", &lsep);
-    if (l == 0 && lsep == 0) {
-        lua_pushliteral(L, "");
-        return 1;
-    }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    return 1;
-}
-
 static void wrap_std(lua_State *L, const char *name, lua_CFunction fn)
 {
     lua_getfield(L, -1, name);
@@ -468,11 +246,7 @@ static void set_fn(lua_State *L, const char *name, lua_CFunction fn)
 
 void interp__sandbox_bound_string(lua_State *L)
 {
-    wrap_pattern_fn(L, "find", 1);
-    wrap_pattern_fn(L, "match", 0);
-    wrap_pattern_fn(L, "gmatch", 2);
-    wrap_pattern_fn(L, "gsub", 3);
-    wrap_std(L, "rep", sb_srep);
+    interp__lib_string(L); /* find/match/gmatch/gsub/rep: interruptible (lib_string.c) */
     wrap_std(L, "format", interp__sandbox_stack_checked);
 }
 
@@ -482,5 +256,5 @@ void interp__sandbox_bound_table(lua_State *L)
     set_fn(L, "remove", sb_tremove);
     set_fn(L, "move", sb_tmove);
     set_fn(L, "concat", sb_tconcat);
-    wrap_std(L, "sort", sb_tsort);
+    interp__lib_table(L); /* sort: interruptible (lib_sort.c) */
 }

@@ -55,10 +55,6 @@ static const attempt escapes[] = {
     {"return load('return _G')() == _G, load('return _ENV')() == _ENV", NULL, "true, true"},
     {"rawset(_ENV, 'mine', 1) return mine", NULL, "1"},
     {"local t = {} setmetatable(t, {__index = string}) return t.upper('x')", NULL, "\"X\""},
-    {"return string.find(('a'):rep(50), ('.-'):rep(6) .. 'b')", "pattern too complex", NULL},
-    {"for w in string.gmatch(('a'):rep(40), ('.-'):rep(8) .. 'b') do end", "pattern too complex",
-     NULL},
-    {"return (('a'):rep(3000)):gsub('a*a*a*b', '')", "pattern too complex", NULL},
     {"local s, n = (('a'):rep(3000)):gsub('(a*)%*b', '') return #s, n", NULL, "3000, 0"},
 };
 
@@ -133,6 +129,8 @@ static void sandbox_bounded_patterns_still_match_ordinary_input(void **st)
               "3");
     fx_expect(&f, "return ('f(a(b)c)'):match('%b()')", "\"(a(b)c)\"");
     fx_expect(&f, "return ('THE (quick) fox'):find('%f[%a]%a+', 5)", "6, 10");
+    /* refused by the old backtracking budget (above ~17,000 bytes), bounded by time now */
+    fx_expect(&f, "return #(('k'):rep(100000) .. '=v'):match('^(%w+)=(.*)$')", "100000");
     fx_close(&f);
 }
 
