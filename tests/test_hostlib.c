@@ -212,6 +212,31 @@ static void hostlib_sandbox_without_allowed_has_no_require(void **st)
     interp_pool_destroy(p);
 }
 
+/* The initializer runs after the libraries and on_state: it can use both, in each profile. */
+static void init_uses_host(interp_pool_options *o)
+{
+    o->init_source = "base = host.add(state_number, 100)";
+}
+
+static void init_uses_host_safe(interp_pool_options *o)
+{
+    init_uses_host(o);
+    o->sandbox = INTERP_SANDBOX_SAFE;
+}
+
+static void hostlib_initializer_sees_libraries(void **st)
+{
+    (void)st;
+    reset();
+    interp_pool *p = libs_pool(1, init_uses_host);
+    expect(p, "return tostring(base)", 0, "101");
+    interp_pool_destroy(p);
+    reset();
+    p = libs_pool(1, init_uses_host_safe);
+    expect(p, "return tostring(base)", 0, "101");
+    interp_pool_destroy(p);
+}
+
 /* ---- every state the pool makes --------------------------------------------------------- */
 
 static void hostlib_in_workers_started_on_demand(void **st)
@@ -541,6 +566,7 @@ int main(void)
         cmocka_unit_test(hostlib_full_profile_sees_every_library),
         cmocka_unit_test(hostlib_sandbox_sees_only_allowed),
         cmocka_unit_test(hostlib_sandbox_without_allowed_has_no_require),
+        cmocka_unit_test(hostlib_initializer_sees_libraries),
         cmocka_unit_test(hostlib_in_workers_started_on_demand),
         cmocka_unit_test(hostlib_in_recycled_states),
         cmocka_unit_test(hostlib_after_memory_limit_replacement),
