@@ -24,6 +24,7 @@
 
 #include "chan_impl.h"
 #include "lua_ctx.h"
+#include "lua_interrupt.h"
 
 #define CHAN_MT "interp.channel"
 enum { SELECT_STACK = 16 };
@@ -129,6 +130,39 @@ static chan_ud *new_ud(lua_State *L, const interp__lua_ctx *ctx)
 
 /* ---- methods ----------------------------------------------------------------------------- */
 
+/* Waits of a host script (no task token: a worker's task is woken by its cancel instead) go
+ * in slices that look for a Ctrl-C (lua_interrupt.h). */
+typedef struct chan_wait {
+    interp_chan *ch;
+    interp_chan *const *chans;
+    size_t n, *idx;
+    interp_msg *m, **out;
+} chan_wait;
+
+static int send_slice(void *ud, double slice)
+{
+    chan_wait *w = ud;
+    return interp__chan_send_c(w->ch, w->m, slice, NULL);
+}
+
+static int recv_slice(void *ud, double slice)
+{
+    chan_wait *w = ud;
+    return interp__chan_recv_c(w->ch, slice, NULL, w->out);
+}
+
+static int select_slice(void *ud, double slice)
+{
+    chan_wait *w = ud;
+    return interp__chan_select_c(w->chans, w->n, slice, NULL, w->idx, w->out);
+}
+
+static int host_wait(lua_State *L, double timeout, interp__lua_intr_wait_fn fn, chan_wait *w,
+                     bool *interrupted)
+{
+    return interp__lua_intr_wait(L, timeout, fn, w, interrupted);
+}
+
 static int l_send(lua_State *L)
 {
     chan_ud *u = check_chan(L, 1);
@@ -141,12 +175,20 @@ static int l_send(lua_State *L)
     if (rc != INTERP_OK)
         return luaL_error(L, "send: %s", err.text);
     size_t size = interp_msg_size(m);
-    rc = interp__chan_send_c(u->ch, m, timeout, token_of(ctx));
+    bool interrupted = false;
+    if (token_of(ctx)) {
+        rc = interp__chan_send_c(u->ch, m, timeout, token_of(ctx));
+    } else {
+        chan_wait w = {.ch = u->ch, .m = m};
+        rc = host_wait(L, timeout, send_slice, &w, &interrupted);
+    }
     if (rc == INTERP_OK) {
         lua_pushboolean(L, 1);
         return 1;
     }
     interp_msg_free(m); /* refused: still ours */
+    if (interrupted)
+        return interp__lua_intr_raise(L);
     if (rc == INTERP_ERR_LIMIT)
         return luaL_error(L, "send: message of %I bytes exceeds the channel's size limit",
                           (lua_Integer)size);
@@ -159,7 +201,16 @@ static int l_recv(lua_State *L)
     double timeout = opt_timeout(L, 2);
     const interp__lua_ctx *ctx = u->ctx;
     interp_msg *m;
-    int rc = interp__chan_recv_c(u->ch, timeout, token_of(ctx), &m);
+    int rc;
+    bool interrupted = false;
+    if (token_of(ctx)) {
+        rc = interp__chan_recv_c(u->ch, timeout, token_of(ctx), &m);
+    } else {
+        chan_wait w = {.ch = u->ch, .out = &m};
+        rc = host_wait(L, timeout, recv_slice, &w, &interrupted);
+    }
+    if (interrupted)
+        return interp__lua_intr_raise(L);
     if (rc != INTERP_OK)
         return fail(L, "recv", rc, ctx);
     return push_msg(L, m, ctx, "recv");
@@ -258,7 +309,16 @@ static int l_select(lua_State *L)
     const interp__lua_ctx *ctx = upvalue_ctx(L);
     size_t idx;
     interp_msg *m;
-    int rc = interp__chan_select_c(chans, (size_t)n, timeout, token_of(ctx), &idx, &m);
+    int rc;
+    bool interrupted = false;
+    if (token_of(ctx)) {
+        rc = interp__chan_select_c(chans, (size_t)n, timeout, token_of(ctx), &idx, &m);
+    } else {
+        chan_wait w = {.chans = chans, .n = (size_t)n, .idx = &idx, .out = &m};
+        rc = host_wait(L, timeout, select_slice, &w, &interrupted);
+    }
+    if (interrupted)
+        return interp__lua_intr_raise(L);
     if (rc != INTERP_OK)
         return fail(L, "select", rc, ctx);
     lua_rawgeti(L, 1, (lua_Integer)idx + 1);

@@ -293,7 +293,17 @@ typedef struct interp_map_options {
                              map_stream hands both to on_result instead) */
     char **errors;        /* optional, n entries: each failed item's text (malloc'd, the
                              caller frees each), NULL for items that succeeded */
+    /* Optional, for a Ctrl-C in a host: polled on the calling thread every
+       INTERP_MAP_INTERRUPT_POLL seconds while the map waits for results (and before each
+       input of a stream is read). Returning true stops the map as its timeout would: no
+       more inputs are read, queued items end at once, running ones are interrupted; every
+       item not done ends with INTERP_ERR_CANCELLED ("cancelled: interrupted") and the map
+       returns INTERP_ERR_CANCELLED. Called without any lock held. */
+    bool (*interrupted)(void *ud);
+    void *interrupted_ud;
 } interp_map_options;
+/* How often interp_map_options.interrupted is polled while a map waits, seconds. */
+#define INTERP_MAP_INTERRUPT_POLL 0.02
 /* Map options with struct_size set and every other field 0 (the defaults). */
 #define INTERP_MAP_OPTIONS_INIT {.struct_size = sizeof(interp_map_options)}
 

@@ -33,6 +33,9 @@ typedef struct engine {
     map_chunk *head, *tail, *spare;
     size_t in_window;
     bool has_deadline, timed_out;
+    bool (*interrupted)(void *ud); /* opts->interrupted, until it said true */
+    void *interrupted_ud;
+    bool was_interrupted;
     struct timespec deadline;
     /* outcome */
     int rc, rc_secondary;
@@ -84,6 +87,8 @@ static void stop(engine *e, int status)
     interp__mutex_unlock(&e->m->mu);
 }
 
+static bool poll_interrupt(engine *e);
+
 /* Fill c with the next inputs; false when there are none. */
 static bool fill(engine *e, map_chunk *c)
 {
@@ -98,7 +103,8 @@ static bool fill(engine *e, map_chunk *c)
     } else {
         while (c->n < e->chunksize) {
             interp_msg *a = NULL;
-            if (!e->next(e->ud, e->next_index + c->n, &a)) {
+            if ((e->interrupted && poll_interrupt(e)) ||
+                !e->next(e->ud, e->next_index + c->n, &a)) {
                 e->input_done = true;
                 break;
             }
@@ -153,15 +159,15 @@ static int submit_more(engine *e)
     return INTERP_OK;
 }
 
-/* The overall timeout passed: nothing more starts, queued chunks end at once, running ones
- * are interrupted (their unfinished items end with INTERP_ERR_TIMEOUT). */
-static void time_out(engine *e)
+/* The overall timeout passed (status INTERP_ERR_TIMEOUT) or the caller interrupted the map
+ * (INTERP_ERR_CANCELLED): nothing more starts, queued chunks end at once, running ones are
+ * interrupted (their unfinished items end with that status). */
+static void halt(engine *e, int status)
 {
-    e->timed_out = true;
-    stop(e, INTERP_ERR_TIMEOUT);
+    stop(e, status);
     for (map_chunk *c = e->head; c; c = c->next) {
         if (interp__queue_remove(&e->pool->q, &c->job))
-            interp__chunk_abort(&c->job, INTERP_ERR_TIMEOUT);
+            interp__chunk_abort(&c->job, status);
         interp__mutex_lock(&e->m->mu);
         interp__worker *w = c->state == CH_RUNNING ? c->worker : NULL;
         bool remote = c->state == CH_RUNNING && e->pool->backend;
@@ -170,12 +176,34 @@ static void time_out(engine *e)
             atomic_fetch_add(&w->refs, 1);
         interp__mutex_unlock(&e->m->mu);
         if (remote) /* a backend holds it: it ends the chunk on its own thread */
-            e->pool->backend->interrupt(e->pool->backend_ud, &c->job, INTERP_ERR_TIMEOUT);
+            e->pool->backend->interrupt(e->pool->backend_ud, &c->job, status);
         if (w) {
-            interp__interrupt_run(w, id, INTERP_ERR_TIMEOUT);
+            interp__interrupt_run(w, id, status);
             interp__worker_release(w);
         }
     }
+}
+
+static void time_out(engine *e)
+{
+    e->timed_out = true;
+    halt(e, INTERP_ERR_TIMEOUT);
+}
+
+/* Poll the caller's interrupt; once it said true, halt and stop polling. */
+static bool poll_interrupt(engine *e)
+{
+    if (!e->interrupted || !e->interrupted(e->interrupted_ud))
+        return false;
+    e->interrupted = NULL;
+    e->was_interrupted = true;
+    halt(e, INTERP_ERR_CANCELLED);
+    return true;
+}
+
+static bool ts_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
 static bool chunk_done(void *arg)
@@ -194,13 +222,24 @@ static void wait_chunk(engine *e, map_chunk *c)
     while (!atomic_load_explicit(&c->done, memory_order_acquire)) {
         m->waiting = true;
         m->wait_for = c;
-        bool in_time = interp__cond_wait_until(&m->cv, &m->mu,
-                                               e->has_deadline && !e->timed_out ? &e->deadline
-                                                                                : NULL);
+        const struct timespec *until = e->has_deadline && !e->timed_out ? &e->deadline : NULL;
+        struct timespec poll;
+        bool polling = false;
+        if (e->interrupted) {
+            poll = interp__deadline_in(INTERP_MAP_INTERRUPT_POLL);
+            if (!until || ts_before(&poll, until)) {
+                until = &poll;
+                polling = true;
+            }
+        }
+        bool in_time = interp__cond_wait_until(&m->cv, &m->mu, until);
         m->waiting = false;
         if (!in_time && !atomic_load(&c->done)) {
             interp__mutex_unlock(&m->mu);
-            time_out(e);
+            if (!polling)
+                time_out(e);
+            else
+                poll_interrupt(e);
             interp__mutex_lock(&m->mu);
         }
     }
@@ -261,6 +300,10 @@ static int run(engine *e, const interp_map_options *opts)
         e->has_deadline = true;
         e->deadline = interp__deadline_in(opts->timeout);
     }
+    if (opts && opts->interrupted) {
+        e->interrupted = opts->interrupted;
+        e->interrupted_ud = opts->interrupted_ud;
+    }
     int rc = submit_more(e);
     while (e->head) {
         map_chunk *c = e->head;
@@ -299,9 +342,12 @@ static int run(engine *e, const interp_map_options *opts)
         st = rc;
     if (e->in || !e->next) {
         for (size_t idx = e->next_index; idx < e->n; idx++)
-            deliver(e, idx, st, NULL, interp__map_dup_text(interp__map_stop_text(st, st == INTERP_ERR_CANCELLED &&
-                                                                  !e->timed_out)),
-                    st == INTERP_ERR_CANCELLED);
+            deliver(e, idx, st, NULL,
+                    interp__map_dup_text(e->was_interrupted
+                                             ? "cancelled: interrupted"
+                                             : interp__map_stop_text(st, st == INTERP_ERR_CANCELLED &&
+                                                                             !e->timed_out)),
+                    st == INTERP_ERR_CANCELLED && !e->was_interrupted);
         e->n_submitted += e->n - e->next_index;
     }
     while (e->spare) {
@@ -315,6 +361,8 @@ static int run(engine *e, const interp_map_options *opts)
     atomic_fetch_add_explicit(&p->st_failed, e->n_failed, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->st_cancelled, e->n_cancelled, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->st_timed_out, e->n_timed_out, memory_order_relaxed);
+    if (e->was_interrupted)
+        return INTERP_ERR_CANCELLED;
     if (rc != INTERP_OK && !e->rc)
         return rc;
     return e->rc ? e->rc : e->rc_secondary;

@@ -30,11 +30,29 @@ static const interp_msg_opts *opts_of(lua_State *L)
     return ((lm_future *)lua_touserdata(L, 1))->opts;
 }
 
+static int future_slice(void *ud, double slice)
+{
+    return interp_future_wait(ud, slice);
+}
+
+/* Wait for f up to timeout, looking for a Ctrl-C meanwhile: on one, cancel the task (as
+ * leaving a <close> block would) and raise "interrupted". */
+static int wait_interruptible(lua_State *L, interp_future *f, double timeout)
+{
+    bool interrupted;
+    int rc = interp__lua_intr_wait(L, timeout, future_slice, f, &interrupted);
+    if (interrupted) {
+        interp_future_cancel(f);
+        interp__lua_intr_raise(L);
+    }
+    return rc;
+}
+
 /* Wait up to the timeout at index 2; raise when the wait itself timed out. */
 static void wait_or_raise(lua_State *L, interp_future *f, const char *where)
 {
     double timeout = interp__lm_opt_timeout(L, 2, where);
-    int rc = interp_future_wait(f, timeout);
+    int rc = wait_interruptible(L, f, timeout);
     if (rc == INTERP_ERR_TIMEOUT)
         luaL_error(L, "%s: timed out after %f s waiting for the task (it is still %s)", where,
                    timeout, interp_future_running(f) ? "running" : "queued");
@@ -99,7 +117,7 @@ static int future_wait(lua_State *L)
 {
     interp_future *f = check_future(L);
     double timeout = interp__lm_opt_timeout(L, 2, "future:wait");
-    int rc = interp_future_wait(f, timeout);
+    int rc = wait_interruptible(L, f, timeout);
     if (rc != INTERP_OK && rc != INTERP_ERR_TIMEOUT)
         return interp__lm_status_error(L, "future:wait", rc);
     lua_pushboolean(L, rc == INTERP_OK);

@@ -52,6 +52,7 @@ static const char imap_source[] =
     "    fs[head], head, n = nil, head + 1, n + 1\n"
     "    local ok, r = pcall(fut.result, fut, deadline and math.max(0, deadline - now()) or nil)\n"
     "    if ok then return n, r end\n"
+    "    if r == 'interrupted' then error(r, 0) end -- Ctrl-C: fut is cancelled, <close> ends the rest\n"
     "    if not fut:done() then -- the wait timed out (there is a deadline)\n"
     "      fut:cancel()\n"
     "      error(string.format('pool:imap: timed out after %g s (item %d not finished)', timeout, n), 2)\n"

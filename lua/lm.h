@@ -14,6 +14,7 @@
 
 #include "interp_msg_lua.h"
 #include "interp_pool.h"
+#include "lua_interrupt.h"
 
 #define LM_POOL_MT "interp_pool.pool"
 #define LM_FUTURE_MT "interp_pool.future"

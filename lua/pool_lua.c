@@ -411,12 +411,20 @@ static int pool_map(lua_State *L)
     }
     mo.status = status;
     mo.errors = box->texts;
+    interp__lua_intr intr; /* Ctrl-C: the map cancels its items, then we raise */
+    interp__lua_intr_begin(L, &intr);
+    mo.interrupted = interp__lua_intr_poll;
+    mo.interrupted_ud = &intr;
     interp_pool *pool = live(L, p, where);
     int rc = fn.kind == INTERP_FN_NAME
                  ? interp_pool_map(pool, fn.text, (size_t)n, (const interp_msg *const *)in, out,
                                    &mo)
                  : interp_pool_map_fn(pool, &fn, (size_t)n, (const interp_msg *const *)in, out,
                                       &mo);
+    if (rc == INTERP_ERR_CANCELLED && interp__lua_intr_seen(&intr)) {
+        interp__lua_intr_consume(&intr);
+        return interp__lua_intr_raise(L); /* the box's __gc frees what the map made */
+    }
     if (rc != INTERP_OK) {
         for (lua_Integer i = 0; i < n; i++) {
             if (status[i] == INTERP_OK)

@@ -31,6 +31,18 @@ static interp_future **collect(lua_State *L, int idx, const char *where, size_t 
     return fs;
 }
 
+struct many {
+    interp_future **fs;
+    size_t n;
+    int mode;
+};
+
+static int many_slice(void *ud, double slice)
+{
+    struct many *w = ud;
+    return interp_futures_wait(w->fs, w->n, w->mode, slice, NULL);
+}
+
 /* ip.wait(futs [, mode [, timeout]]) -> done, not_done (lists of the future objects of futs,
  * in their order). mode "all" (default): until every future has ended; "first": until at
  * least one has; "first_failure": until one has failed, or else all have ended. When the
@@ -47,7 +59,14 @@ int interp__lm_wait(lua_State *L)
     int objs = lua_gettop(L) + 1;
     lua_getiuservalue(L, -1, 1); /* the future objects, by index */
     if (n > 0) {
-        int rc = interp_futures_wait(fs, n, mode, timeout, NULL);
+        struct many w = {fs, n, mode};
+        bool interrupted;
+        int rc = interp__lua_intr_wait(L, timeout, many_slice, &w, &interrupted);
+        if (interrupted) { /* Ctrl-C: cancel what it waited on, as leaving <close> would */
+            for (size_t i = 0; i < n; i++)
+                interp_future_cancel(fs[i]);
+            return interp__lua_intr_raise(L);
+        }
         if (rc != INTERP_OK && rc != INTERP_ERR_TIMEOUT)
             return interp__lm_status_error(L, where, rc);
     }
@@ -103,6 +122,17 @@ static int ac_gc(lua_State *L)
     return 0;
 }
 
+struct next {
+    interp_as_completed *it;
+    interp_future **f;
+};
+
+static int next_slice(void *ud, double slice)
+{
+    struct next *w = ud;
+    return interp_as_completed_next(w->it, slice, w->f);
+}
+
 /* The iterator: the next future to end, or nil after the last. */
 static int ac_next(lua_State *L)
 {
@@ -116,7 +146,14 @@ static int ac_next(lua_State *L)
             timeout = 0;
     }
     interp_future *f = NULL;
-    int rc = interp_as_completed_next(ac->it, timeout, &f);
+    struct next w = {ac->it, &f};
+    bool interrupted;
+    int rc = interp__lua_intr_wait(L, timeout, next_slice, &w, &interrupted);
+    if (interrupted) { /* Ctrl-C: cancel the futures still pending, as the closer would */
+        for (size_t i = 0; i < ac->n; i++)
+            interp_future_cancel(ac->fs[i]);
+        return interp__lua_intr_raise(L);
+    }
     if (rc == INTERP_ERR_CLOSED) {
         ac_free(ac);
         return 0;
