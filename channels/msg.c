@@ -13,7 +13,9 @@ interp_msg *interp__msg_alloc(size_t size, uint32_t count, uint32_t flags)
 {
     if (size > SIZE_MAX - sizeof(interp_msg))
         return NULL;
-    interp_msg *m = malloc(sizeof(interp_msg) + size);
+    interp_msg *m = interp__bigbuf_take(sizeof(interp_msg) + size);
+    if (!m)
+        m = malloc(sizeof(interp_msg) + size);
     if (!m)
         return NULL;
     m->size = size;
@@ -220,7 +222,10 @@ void interp_msg_free(interp_msg *m)
     }
     if (m && (m->flags & INTERP__MSG_HAS_FROZEN))
         interp__frozen_msg_refs(m->data, m->size, -1);
-    free(m);
+    if (m && m->size >= INTERP__BIGBUF_MIN / 2)
+        interp__bigbuf_put(m); /* kept for the next large message when it is large */
+    else
+        free(m);
 }
 
 char *interp__msgbuf_reserve(interp__msgbuf *b, size_t more)
@@ -232,8 +237,17 @@ char *interp__msgbuf_reserve(interp__msgbuf *b, size_t more)
     size_t cap = b->cap ? b->cap : 64;
     while (cap - b->used < more)
         cap *= 2;
-    /* realloc of a large block moves pages (mremap) rather than copying bytes */
-    interp_msg *m = realloc(b->msg, sizeof(interp_msg) + cap);
+    /* a large buffer: a kept block (msg_bigbuf.c) when one fits, its pages already mapped */
+    interp_msg *m = interp__bigbuf_take(sizeof(interp_msg) + cap);
+    if (m) {
+        if (b->msg) {
+            memcpy(m, b->msg, sizeof(interp_msg) + b->used);
+            free(b->msg);
+        }
+    } else {
+        /* realloc of a large block moves pages (mremap) rather than copying bytes */
+        m = realloc(b->msg, sizeof(interp_msg) + cap);
+    }
     if (!m)
         return NULL;
     b->msg = m;

@@ -232,6 +232,18 @@ int interp__msg_from_lua_slab(struct lua_State *L, int first, int count,
 enum { INTERP__MSG_SMALL_VALUES = 8 };
 int interp__msg_push_small(struct lua_State *L, const interp_msg *m, size_t max_size);
 
+/* ---- msg_bigbuf.c: blocks of freed large messages, kept for the next large message ------ */
+
+/* Messages of at least this many bytes (header included) go back to the cache at free. */
+#define INTERP__BIGBUF_MIN ((size_t)256 << 10)
+/* A kept block of at least `need` bytes (and at most 4x that), or NULL. Any thread. */
+void *interp__bigbuf_take(size_t need);
+/* Keep the malloc block p (from a message) for a later take, or free it (too small, too big,
+ * cache full). Any thread; NULL-safe. */
+void interp__bigbuf_put(void *p);
+/* Free every kept block (an idle worker calls it). Any thread. */
+void interp__bigbuf_trim(void);
+
 /* A growable byte buffer that is already laid out as a message: the header sits in front of
  * the bytes, so finishing hands the same allocation over without copying the data. */
 typedef struct interp__msgbuf {

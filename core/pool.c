@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "core_impl.h"
+#include "msg_impl.h"
 #include "frozen_impl.h"
 
 void interp__pool_retain(interp_pool *pool) { atomic_fetch_add(&pool->refs, 1); }
@@ -297,6 +298,7 @@ void interp_pool_destroy(interp_pool *pool)
         interp__worker_release(w);
     }
     interp__pool_release(pool);
+    interp__bigbuf_trim(); /* large message blocks kept for the pool's traffic */
 }
 
 int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char **err)

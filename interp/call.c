@@ -356,6 +356,7 @@ size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn,
 void interp__state_idle(interp_state *s)
 {
     size_t freed = interp__slab_cache_idle(s->slab_cache);
+    interp__bigbuf_trim(); /* large message blocks kept for the next ones (msg_bigbuf.c) */
 #ifdef __GLIBC__
     /* glibc keeps freed blocks in the worker's arena, where the host's frees put them back
      * scattered: without a trim the process would keep its resident size. Only after a big
