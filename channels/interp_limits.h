@@ -31,4 +31,18 @@
 #define INTERP_HOST_LIBS_MAX 256
 #define INTERP_HOST_LIB_MAX_NAME 64
 
+/* The sandbox's bound on one text chunk compiled by load or as a source task
+ * (interp_pool_options.max_chunk_size): Lua's parser runs where no hook reaches and some
+ * chunks parse in quadratic time (`return x or x or ... x`: 32 KiB in ~0.1 s, 64 KiB in
+ * ~0.3 s, 256 KiB in ~4 s here), so this default keeps the worst known chunk well under the
+ * default stuck_grace (1 s). A host may set up to INTERP_SANDBOX_CHUNK_MAX. */
+#define INTERP_SANDBOX_CHUNK_DEFAULT ((size_t)32 << 10)
+#define INTERP_SANDBOX_CHUNK_MAX ((size_t)64 << 20)
+
+/* Abandoned threads (stuck in C code past stuck_grace, demoted to SCHED_IDLE) one pool lets
+ * run at once (interp_pool_options.max_abandoned): the default, and the most a host may set.
+ * One more breaks the pool. */
+#define INTERP_ABANDONED_DEFAULT 4
+#define INTERP_ABANDONED_MAX 4096
+
 #endif

@@ -98,6 +98,7 @@ typedef struct interp__worker {
     struct interp_pool *pool;     /* one pool reference, dropped with the last worker ref */
     int slot;
     pthread_t thread;
+    atomic_int tid;               /* the thread's kernel id, stored by it when it starts */
     interp_state *state;          /* written by the worker under pool->mu; read by it freely */
     /* the run in progress: cur_task is its id (0: none, INTERP__TASK_ABANDONED once the
      * watchdog took it over); run_job/run_kind are written before cur_task is published and
@@ -202,6 +203,8 @@ struct interp_pool {
     /* resolved options */
     double task_timeout, stuck_grace, cancel_grace;
     unsigned max_tasks_per_worker;
+    int max_abandoned;           /* abandoned threads that may run at once (watchdog.c) */
+    atomic_int abandoned_running; /* abandoned workers whose thread has not exited yet */
     size_t thread_stack;
     char thread_name[16];        /* the prefix, at most 9 bytes (room for "-4095" or "-wd") */
     size_t max_msg_size;

@@ -118,6 +118,19 @@ typedef struct interp_pool_options {
                                     what the host finds; NULL: Lua's defaults (LUA_PATH_5_4,
                                     LUA_PATH...). Ignored by the sandbox, which has no package */
     const char *package_cpath;
+    /* CPU containment (README, "Containment"). */
+    int max_abandoned;           /* abandoned workers (stuck in C code past stuck_grace) whose
+                                  threads may still run at once: each is demoted to
+                                  SCHED_IDLE (or nice 19) and renamed "<prefix>-ab" when
+                                  abandoned; one more breaks the pool (INTERP_ERR_BROKEN for
+                                  queued and later tasks, with the reason): create a new one.
+                                  0: INTERP_ABANDONED_DEFAULT (4); at most
+                                  INTERP_ABANDONED_MAX; < 0: INTERP_ERR_INVALID */
+    size_t max_chunk_size;       /* sandbox: the largest text chunk a task compiles, by load
+                                  (load returns nil and the reason) or as a source task (it
+                                  fails with INTERP_ERR_SCRIPT): Lua's parser cannot be
+                                  interrupted. 0: INTERP_SANDBOX_CHUNK_DEFAULT (32 KiB); at
+                                  most INTERP_SANDBOX_CHUNK_MAX */
 } interp_pool_options;
 
 /* Options with struct_size set and every other field 0 (the defaults). */
@@ -381,6 +394,8 @@ typedef struct interp_pool_stats {
     size_t memory_peak;          /* highest single-state peak, bytes */
     size_t frozen_values;        /* frozen values made by this pool's states, alive now */
     size_t frozen_bytes;         /* their bytes, outside every state (each counted once) */
+    int abandoned_running;       /* abandoned workers whose threads still run (demoted), at
+                                    most max_abandoned */
 } interp_pool_stats;
 /* Fill *st (the whole struct: no field needs setting first). INTERP_ERR_INVALID for a NULL
  * pool or st. An inline wrapper passes the caller's sizeof, so that a later library whose

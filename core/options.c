@@ -59,6 +59,14 @@ int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, int
         *why = "cancel_grace / stuck_grace: negative or NaN";
         return INTERP_ERR_INVALID;
     }
+    if (o->max_abandoned < 0 || o->max_abandoned > INTERP_ABANDONED_MAX) {
+        *why = "max_abandoned: negative or above INTERP_ABANDONED_MAX";
+        return INTERP_ERR_INVALID;
+    }
+    if (o->max_chunk_size > INTERP_SANDBOX_CHUNK_MAX) {
+        *why = "max_chunk_size: above INTERP_SANDBOX_CHUNK_MAX";
+        return INTERP_ERR_INVALID;
+    }
     if (o->max_depth < 0) {
         *why = "max_depth: negative";
         return INTERP_ERR_INVALID;
@@ -68,6 +76,7 @@ int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, int
     pool->cancel_grace = o->cancel_grace > 0 ? o->cancel_grace : 0.01;
     pool->stuck_grace = o->stuck_grace > 0 ? o->stuck_grace : 1.0;
     pool->max_tasks_per_worker = o->max_tasks_per_worker;
+    pool->max_abandoned = o->max_abandoned ? o->max_abandoned : INTERP_ABANDONED_DEFAULT;
     size_t stack = o->thread_stack_size ? o->thread_stack_size : STACK_DEFAULT;
     if (stack < STACK_FLOOR)
         stack = STACK_FLOOR;
@@ -94,6 +103,7 @@ int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, int
     cfg->msg_opts.max_size = pool->max_msg_size;
     cfg->msg_opts.allow_functions = o->sandbox == INTERP_SANDBOX_NONE;
     cfg->cancel_grace = pool->cancel_grace;
+    cfg->max_chunk_size = o->max_chunk_size;
     cfg->print = o->print;
     cfg->print_ud = o->print_ud;
     cfg->host_libs = o->host_libs;

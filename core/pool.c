@@ -509,6 +509,7 @@ int interp_pool_get_stats_sized(interp_pool *pool, interp_pool_stats *out, size_
     st->timed_out = atomic_load_explicit(&pool->st_timed_out, memory_order_relaxed);
     st->states_replaced = atomic_load_explicit(&pool->st_replaced, memory_order_relaxed);
     st->workers_abandoned = atomic_load_explicit(&pool->st_abandoned, memory_order_relaxed);
+    st->abandoned_running = atomic_load_explicit(&pool->abandoned_running, memory_order_relaxed);
     st->queued = interp__queue_count(&pool->q);
     interp__mutex_lock(&pool->mu);
     st->workers = 0;

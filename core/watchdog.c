@@ -17,10 +17,13 @@
  * Nothing here touches a worker's job unless the run it belongs to is still the worker's
  * current one (cur_task), checked under the pool lock. */
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core_impl.h"
 
@@ -104,11 +107,34 @@ static const char *abandon_text(int reason)
     }
 }
 
-/* No lock held: end the abandoned job, drop the slot's reference, start a replacement. */
+/* Under pool->mu, before the thread is detached (its pthread_t is valid): the abandoned thread
+ * keeps running a C loop no hook reaches, so it must take no CPU that anything else wants.
+ * SCHED_IDLE runs it only on a core nothing else wants (allowed without privileges since
+ * Linux 2.6.39); where that is refused, the lowest priority (nice 19) for that thread alone.
+ * Renamed "<prefix>-ab" so that top -H and the tests tell it from the live workers. Never
+ * undone: the thread exits when its C call returns. */
+static void demote(interp_pool *pool, interp__worker *w)
+{
+    struct sched_param sp = {.sched_priority = 0};
+    if (pthread_setschedparam(w->thread, SCHED_IDLE, &sp) != 0) {
+        int tid = atomic_load_explicit(&w->tid, memory_order_relaxed);
+        if (tid > 0)
+            setpriority(PRIO_PROCESS, (id_t)tid, 19);
+    }
+    char name[16];
+    snprintf(name, sizeof name, "%.9s-ab", pool->thread_name);
+    pthread_setname_np(w->thread, name);
+}
+
+/* No lock held: end the abandoned job, drop the slot's reference, start a replacement. Past
+ * max_abandoned threads still running, the pool breaks instead of replacing: a hard bound of
+ * workers + max_abandoned threads per pool, each abandoned one demoted. */
 static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *job, int reason,
                            int slot)
 {
     atomic_fetch_add_explicit(&pool->st_abandoned, 1, memory_order_relaxed);
+    int running = atomic_fetch_add_explicit(&pool->abandoned_running, 1,
+                                            memory_order_relaxed) + 1;
     atomic_fetch_add_explicit(&pool->st_replaced, 1, memory_order_relaxed);
     if (job->kind == INTERP__JOB_TASK) {
         interp_future *f = (interp_future *)job;
@@ -124,8 +150,15 @@ static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *jo
     interp__worker_release(w); /* the slot's reference */
     /* Replace it unless the pool is closed and has nothing left to run. */
     int rc = INTERP_OK;
-    if (!atomic_load(&pool->q.closed_flag) || interp__queue_count(&pool->q) > 0)
+    if (running > pool->max_abandoned) {
+        char why[160];
+        snprintf(why, sizeof why, "%d abandoned workers still run C code no hook reaches "
+                 "(max_abandoned %d): the pool takes no more work; create a new one", running,
+                 pool->max_abandoned);
+        interp__pool_break(pool, why);
+    } else if (!atomic_load(&pool->q.closed_flag) || interp__queue_count(&pool->q) > 0) {
         rc = interp__worker_spawn(pool, slot, INTERP__SPAWN_REPLACE);
+    }
     if (rc != INTERP_OK)
         interp__pool_break(pool, "a replacement for an abandoned worker could not be started");
     interp__mutex_lock(&pool->mu);
@@ -185,6 +218,7 @@ static void *watchdog_main(void *arg)
         }
         if (victim) {
             victim->abandoned = true;
+            demote(pool, victim);
             pthread_detach(victim->thread);
             pool->slots[slot] = NULL;
             pool->spawning++;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "core_impl.h"
 
@@ -180,6 +182,7 @@ static void *worker_main(void *arg)
     interp_pool *pool = w->pool;
     interp__set_pool_thread(pool);
     interp__name_thread(pool, w->slot);
+    atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_relaxed);
     char *err = NULL;
     int rc = w->kind == INTERP__SPAWN_FIRST ? take_state(w) : make_state(w, &err);
     if (w->kind != INTERP__SPAWN_REPLACE)
@@ -249,6 +252,7 @@ exit_abandoned:
     /* Detached by the watchdog, which already ended our job and started a replacement. Only
      * reference-counted memory is touched from here on. */
     drop_state(w);
+    atomic_fetch_sub_explicit(&pool->abandoned_running, 1, memory_order_relaxed);
     interp__worker_release(w); /* may free the pool if it was destroyed meanwhile */
     return NULL;
 }

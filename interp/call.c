@@ -96,6 +96,12 @@ static void push_source_chunk(lua_State *L, run_ctx *c)
         return;
     }
     lua_pop(L, 1);
+    if (c->s->sandbox && len > c->s->sh->max_chunk) { /* the parser cannot be interrupted */
+        c->resolve_status = INTERP_ERR_SCRIPT;
+        luaL_error(L, "source chunk of %I bytes: the sandbox compiles at most %I bytes in one "
+                      "chunk (option max_chunk_size)", (LUAI_UACINT)len,
+                   (LUAI_UACINT)c->s->sh->max_chunk);
+    }
     if (luaL_loadbufferx(L, fn->text, len, "=task", "t") != LUA_OK) {
         c->resolve_status = INTERP_ERR_SCRIPT;
         lua_error(L); /* the syntax error, as the task's error */

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "interp_limits.h"
 #include "interp_msg_lua.h"
 #include "interp_types.h"
 
@@ -30,6 +31,8 @@ typedef struct interp_config {
     double cancel_grace;          /* seconds a cancelled task's cleanup (<close>, its own error
                                      handling) may run before the hook fires on every
                                      instruction; 0: 0.01 */
+    size_t max_chunk_size;        /* sandbox: largest text chunk compiled by load or as a
+                                     source task; 0: INTERP_SANDBOX_CHUNK_DEFAULT */
     interp_print_fn print;        /* NULL: whole lines to stdout */
     void *print_ud;
     /* named channels of the pool (see lua_ctx.h); NULL: interp.channel raises */

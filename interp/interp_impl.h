@@ -27,6 +27,8 @@ struct interp_shared {
     interp_msg *init_args;     /* owned; NULL: none */
     interp_msg_opts msg_opts;  /* allow_functions already forced off in the sandbox */
     double cancel_grace;       /* seconds, > 0 */
+    size_t max_chunk;          /* sandbox: the largest text chunk load or a source task
+                                  compiles (the parser runs where no hook reaches), > 0 */
     interp_print_fn print;     /* never NULL (the default sink is filled in) */
     void *print_ud;
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,

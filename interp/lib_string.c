@@ -169,7 +169,9 @@ static const char *match_greedy(matcher *m, const char *s, const char *p, const 
     ptrdiff_t n = 0;
     while (item_matches(m, s + n, p, ep)) {
         n++;
-        if ((n & 255) == 0)
+        if (width > 64) /* a long set: each test is slow, count each */
+            interp__tick(&m->tick, width);
+        else if ((n & 255) == 0)
             interp__tick(&m->tick, 256 * width);
     }
     for (; n >= 0; n--) {

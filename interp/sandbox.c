@@ -164,6 +164,29 @@ static void push_current_env(lua_State *L)
     }
 }
 
+/* Upvalue 1: the script's reader, upvalue 2: bytes read so far. Called by the parser: polls
+ * the interrupt (a C reader runs out of the hook's reach), calls the reader, and raises once
+ * the chunk passes the bound (load then returns nil and the message, as for a syntax error). */
+static int counted_reader(lua_State *L)
+{
+    interp__poll_irq(L);
+    lua_settop(L, 0);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_call(L, 0, 1);
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        size_t max = interp__state_of(L)->sh->max_chunk;
+        size_t total = (size_t)lua_tointeger(L, lua_upvalueindex(2)) + lua_rawlen(L, 1);
+        if (total > max)
+            return luaL_error(L, "chunk larger than %I bytes (the sandbox's max_chunk_size)",
+                              (LUAI_UACINT)max);
+        lua_pushinteger(L, (lua_Integer)total);
+        lua_replace(L, lua_upvalueindex(2));
+    }
+    return 1;
+}
+
+/* load in the sandbox: text only, the task's environment by default, and at most max_chunk
+ * bytes of source (Lua's parser cannot be interrupted and is quadratic on some chunks). */
 static int sb_load(lua_State *L)
 {
     interp__sandbox_check_c_stack(L);
@@ -173,8 +196,19 @@ static int sb_load(lua_State *L)
         return luaL_error(L, "load: only text chunks are allowed in the sandbox");
     lua_pushliteral(L, "t");
     lua_replace(L, 3);
-    if (lua_iscfunction(L, 1)) /* a C reader runs inside the parser, out of the hook's reach */
-        interp__sandbox_wrap_polled(L, 1);
+    size_t max = interp__state_of(L)->sh->max_chunk;
+    if (lua_type(L, 1) == LUA_TSTRING && lua_rawlen(L, 1) > max) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "chunk of %I bytes: larger than %I bytes (the sandbox's "
+                           "max_chunk_size)", (LUAI_UACINT)lua_rawlen(L, 1), (LUAI_UACINT)max);
+        return 2;
+    }
+    if (lua_type(L, 1) == LUA_TFUNCTION) {
+        lua_pushvalue(L, 1);
+        lua_pushinteger(L, 0);
+        lua_pushcclosure(L, counted_reader, 2);
+        lua_replace(L, 1);
+    }
     if (!has_env) {
         push_current_env(L);
         lua_replace(L, 4);

@@ -78,30 +78,6 @@ int interp__sandbox_stack_checked(lua_State *L)
     return lua_gettop(L);
 }
 
-/* Upvalue 1: a C function, upvalue 2: calls so far. Calls it with every argument, polling. */
-static int polled_call(lua_State *L)
-{
-    interp__sandbox_check_c_stack(L);
-    lua_Unsigned k = (lua_Unsigned)lua_tointeger(L, lua_upvalueindex(2)) + 1u;
-    lua_pushinteger(L, (lua_Integer)k);
-    lua_replace(L, lua_upvalueindex(2));
-    poll_at(L, k);
-    int base = lua_gettop(L);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, base, LUA_MULTRET);
-    return lua_gettop(L);
-}
-
-/* Replace the C function at idx by a polling closure around it. */
-void interp__sandbox_wrap_polled(lua_State *L, int idx)
-{
-    lua_pushvalue(L, idx);
-    lua_pushinteger(L, 0);
-    lua_pushcclosure(L, polled_call, 2);
-    lua_replace(L, idx);
-}
-
 /* ---- loops bounded by the interrupt ---------------------------------------------------
  * Loops whose length a script chooses with a number rather than with memory it owns: Lua's
  * table.insert/remove/move/concat walk a range (#t may come from __len, and raw nils are

@@ -5,9 +5,9 @@
 #include <lua.h>
 
 /* Replace, in the library table at the top of the stack, the functions whose C code would
- * run unbounded: string (find, match, gmatch, gsub: pattern budget and polled callbacks; rep;
- * format: C stack reserve) and table (insert, remove, move, concat: polled loops; sort:
- * polled comparisons). The table stays at the top. Raise on memory error. */
+ * run unbounded: string (find, match, gmatch, gsub, rep: the interruptible versions of
+ * lib_string.c; format: C stack reserve) and table (insert, remove, move, concat: polled
+ * loops; sort: lib_sort.c). The table stays at the top. Raise on memory error. */
 void interp__sandbox_bound_string(lua_State *L);
 void interp__sandbox_bound_table(lua_State *L);
 
@@ -18,7 +18,5 @@ int interp__sandbox_stack_checked(lua_State *L);
 /* Replace the table at the top of the stack by a read-only proxy of it (sandbox.c; for host
  * libraries, hostlib.c). Only in a sandboxed state, after its profile is open. */
 void interp__sandbox_readonly(lua_State *L);
-/* Replace the C function at idx by a closure that polls the interrupt every few calls. */
-void interp__sandbox_wrap_polled(lua_State *L, int idx);
 
 #endif

@@ -136,6 +136,7 @@ int interp__shared_new(const interp_config *cfg, interp_shared **out, char **err
     if (sh->sandbox == INTERP_SANDBOX_SAFE)
         sh->msg_opts.allow_functions = false;
     sh->cancel_grace = cfg->cancel_grace > 0 ? cfg->cancel_grace : 0.01;
+    sh->max_chunk = cfg->max_chunk_size ? cfg->max_chunk_size : INTERP_SANDBOX_CHUNK_DEFAULT;
     sh->print = cfg->print ? cfg->print : interp__print_stdout;
     sh->print_ud = cfg->print ? cfg->print_ud : NULL;
     sh->chan_lookup = cfg->chan_lookup;

@@ -378,7 +378,7 @@ static const char *const hangs[] = {
     "print(('\\n'):rep(2^22)) while true do end", /* 4 M lines, a flushed write each */
     /* Lua callbacks inside C (the hook reaches them) */
     "load(function() while true do end end) while true do end",
-    "load(function() return ' ' end)",
+    "while true do load(function() return ' ' end) end", /* each load ends at max_chunk_size */
     "os.time(setmetatable({}, {__index = function() while true do end end}))",
     "string.format('%s', setmetatable({}, {__tostring = function() while true do end end}))",
     "tostring(setmetatable({}, {__name = 'x', __tostring = function() while true do end end}))",
