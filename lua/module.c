@@ -8,6 +8,7 @@
 
 #include "interp_pool_lua.h"
 #include "lm.h"
+#include "msg_impl.h"
 #include "frozen_impl.h"
 #include "lua_ctx.h"
 
@@ -209,6 +210,8 @@ void interp__lm_box_clear(lm_box *b)
         free(b->texts[i]);
         b->texts[i] = NULL;
     }
+    interp__slab_release(b->slab);
+    b->slab = NULL;
 }
 
 static int box_gc(lua_State *L)

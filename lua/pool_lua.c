@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lm.h"
+#include "msg_impl.h"
 #include "lua_ctx.h"
 
 typedef struct lm_pool {
@@ -395,7 +396,9 @@ static int pool_map(lua_State *L)
     for (lua_Integer i = 0; i < n; i++) {
         lua_geti(L, 3, i + 1);
         interp_msg_error err;
-        int rc = interp_msg_from_lua(L, -1, 1, &interp__lm_msg_opts, &in[i], &err);
+        /* small items go into slabs: one allocation for thousands of inputs */
+        int rc = interp__msg_from_lua_slab(L, lua_gettop(L), 1, &interp__lm_msg_opts, NULL,
+                                           &box->slab, (size_t)(n - i) * 16, &in[i], &err);
         if (rc != INTERP_OK) {
             in[i] = NULL;
             /* the codec names the value "[1]"; name it after its place in the list */
@@ -443,12 +446,18 @@ static int pool_map(lua_State *L)
         interp_msg_free(box->msgs[i]);
         box->msgs[i] = NULL;
     }
+    interp__slab_release(box->slab); /* the inputs are gone: nothing more is made in it */
+    box->slab = NULL;
     lua_createtable(L, n <= 0x7fffffff ? (int)n : 0x7fffffff, 0);
+    const interp_msg_opts *oo = p->sandboxed ? &interp__lm_msg_opts_untrusted
+                                             : &interp__lm_msg_opts;
+    luaL_checkstack(L, INTERP__MSG_SMALL_VALUES + 2, where);
     for (lua_Integer i = 0; i < n; i++) {
         if (out[i] && interp_msg_count(out[i]) > 0) {
             int top = lua_gettop(L);
-            interp_msg_push_lua(L, out[i], p->sandboxed ? &interp__lm_msg_opts_untrusted
-                                                        : &interp__lm_msg_opts);
+            /* scalars and strings without a decoder's set-up (the usual result) */
+            if (interp__msg_push_small(L, out[i], oo->max_size) < 0)
+                interp_msg_push_lua(L, out[i], oo);
             lua_settop(L, top + 1); /* the first value; further results are dropped */
             lua_seti(L, -2, i + 1);
         }
