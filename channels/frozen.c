@@ -29,6 +29,7 @@ struct fz_root {
     fz_block *blocks;             /* the arena */
     size_t bytes;                 /* charged: arena + root */
     size_t chunk;                 /* size of the arena's next ordinary block */
+    size_t limit;                 /* while building: the most bytes it may take; 0: none */
     const interp_frozen **deps;   /* other roots' objects held (one reference each) */
     size_t ndeps, capdeps;
     interp__frozen_space *space;  /* charged there (one reference), or NULL */
@@ -145,12 +146,16 @@ const fz_slot *interp__fz_find(const fz_table *t, const fz_val *key)
     }
 }
 
-const fz_val *interp__fz_get(const fz_table *t, const fz_val *key)
+bool interp__fz_get(const fz_table *t, const fz_val *key, fz_val *out)
 {
-    if (key->type == FZ_INT && (uint64_t)key->u.i - 1 < t->asize)
-        return &t->array[key->u.i - 1];
+    if (key->type == FZ_INT && (uint64_t)key->u.i - 1 < t->asize) {
+        *out = interp__fz_at(t, (uint32_t)(key->u.i - 1));
+        return true;
+    }
     const fz_slot *s = interp__fz_find(t, key);
-    return s ? &s->val : NULL;
+    if (s)
+        *out = s->val;
+    return s != NULL;
 }
 
 const fz_val *interp__fz_get_str(const fz_table *t, const char *str, size_t len)
@@ -211,6 +216,8 @@ void *interp__fz_alloc(fz_root *r, size_t size)
     fz_block *b = r->blocks;
     if (!b || b->size - b->used < size) {
         size_t cap = size > BIG ? size : r->chunk - sizeof(fz_block);
+        if (r->limit && (cap > r->limit || r->bytes + sizeof(fz_block) + cap > r->limit))
+            return NULL; /* over the freezing state's memory limit */
         if (size <= BIG && r->chunk < CHUNK) /* small values stay small; big ones grow */
             r->chunk *= 2;
         fz_block *n = malloc(sizeof *n + cap);
@@ -233,6 +240,8 @@ void *interp__fz_alloc(fz_root *r, size_t size)
     return p;
 }
 
+void interp__fz_root_limit(fz_root *r, size_t limit) { r->limit = limit; }
+
 int interp__fz_root_dep(fz_root *r, const interp_frozen *dep)
 {
     for (size_t k = r->ndeps; k > 0 && k + 8 > r->ndeps; k--) /* the last few: repeats are common */
@@ -253,6 +262,7 @@ int interp__fz_root_dep(fz_root *r, const interp_frozen *dep)
 void interp__fz_root_done(fz_root *r, const interp_frozen *top)
 {
     (void)top;
+    r->limit = 0;
     atomic_fetch_add(&total_values, 1);
     atomic_fetch_add(&total_bytes, r->bytes);
     if (r->space)

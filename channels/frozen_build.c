@@ -79,8 +79,8 @@ static int layout(bld *b, fz_table *t, const fz_slot *scratch, uint32_t cap)
     for (;;) { /* the array part: 1..asize all present */
         fz_val k = {.type = FZ_INT, .u.i = (int64_t)asize + 1};
         fz_table probe = {.h = {FZ_TABLE, b->r}, .hcap = cap, .hash = scratch};
-        const fz_val *v = interp__fz_get(&probe, &k);
-        if (!v || v->type == FZ_NIL || asize == UINT32_MAX)
+        fz_val v;
+        if (!interp__fz_get(&probe, &k, &v) || v.type == FZ_NIL || asize == UINT32_MAX)
             break;
         asize++;
     }
@@ -115,6 +115,87 @@ static int layout(bld *b, fz_table *t, const fz_slot *scratch, uint32_t cap)
     return INTERP_OK;
 }
 
+/* FZ_ARR_FLOAT when the n values at p are all floats, FZ_ARR_INT when all are integers that
+ * fit int64, else FZ_ARR_VAL (0). A scan of the head bytes only (the message is valid). */
+static int typed_kind(const char *at, const char *end, uint32_t n)
+{
+    const unsigned char *p = (const unsigned char *)at, *e = (const unsigned char *)end;
+    uint32_t floats = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (p >= e)
+            return FZ_ARR_VAL;
+        unsigned c = *p;
+        if (c == 0xcb)
+            p += 9, floats++;
+        else if (c == 0xca)
+            p += 5, floats++;
+        else if (c <= 0x7f || c >= 0xe0)
+            p += 1;
+        else if (c == 0xcc || c == 0xd0)
+            p += 2;
+        else if (c == 0xcd || c == 0xd1)
+            p += 3;
+        else if (c == 0xce || c == 0xd2)
+            p += 5;
+        else if (c == 0xd3 || (c == 0xcf && p + 1 < e && p[1] < 0x80)) /* uint64 <= INT64_MAX */
+            p += 9;
+        else
+            return FZ_ARR_VAL;
+        if (floats && floats != i + 1)
+            return FZ_ARR_VAL;
+    }
+    return floats == n ? FZ_ARR_FLOAT : floats == 0 ? FZ_ARR_INT : FZ_ARR_VAL;
+}
+
+static uint64_t be(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int k = 0; k < n; k++)
+        v = v << 8 | p[k];
+    return v;
+}
+
+/* Read the n values typed_kind accepted into arr (doubles or int64s), advancing *at. */
+static void read_typed(const char **at, uint32_t n, int kind, void *arr)
+{
+    const unsigned char *p = (const unsigned char *)*at;
+    double *d = arr;
+    int64_t *q = arr;
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned c = *p;
+        if (kind == FZ_ARR_FLOAT) {
+            if (c == 0xcb) {
+                uint64_t bits = be(p + 1, 8);
+                memcpy(&d[i], &bits, 8);
+                p += 9;
+            } else {
+                uint32_t bits = (uint32_t)be(p + 1, 4);
+                float f;
+                memcpy(&f, &bits, 4);
+                d[i] = (double)f;
+                p += 5;
+            }
+            continue;
+        }
+        if (c <= 0x7f) {
+            q[i] = (int64_t)c;
+            p += 1;
+        } else if (c >= 0xe0) {
+            q[i] = (int64_t)(int8_t)c;
+            p += 1;
+        } else {
+            int w = c == 0xcc || c == 0xd0 ? 1 : c == 0xcd || c == 0xd1 ? 2 : c == 0xce || c == 0xd2 ? 4 : 8;
+            uint64_t u = be(p + 1, w);
+            if (c >= 0xd0) /* signed: sign-extend from w bytes */
+                q[i] = w == 8 ? (int64_t)u : (int64_t)(u << (64 - 8 * w)) >> (64 - 8 * w);
+            else
+                q[i] = (int64_t)u;
+            p += 1 + w;
+        }
+    }
+    *at = (const char *)p;
+}
+
 static int table(bld *b, const char **p, const interp_msg_value *v, fz_val *out, int depth)
 {
     if (depth >= b->max_depth)
@@ -129,6 +210,16 @@ static int table(bld *b, const char **p, const interp_msg_value *v, fz_val *out,
     out->u.o = &t->h;
     uint32_t n = v->as.seq.count;
     int rc = INTERP_OK;
+    if (v->type == INTERP_MSG_ARRAY && n > 0 && (t->akind = typed_kind(*p, b->end, n))) {
+        /* all floats or all integers: read straight into a bare array */
+        void *arr = interp__fz_alloc(b->r, (size_t)n * 8);
+        if (!arr)
+            return INTERP_ERR_NOMEM;
+        read_typed(p, n, t->akind, arr);
+        t->asize = n;
+        t->array = arr;
+        return INTERP_OK;
+    }
     if (v->type == INTERP_MSG_ARRAY) {
         fz_val *arr = n ? interp__fz_alloc(b->r, (size_t)n * sizeof *arr) : NULL;
         if (n && !arr)

@@ -53,14 +53,35 @@ typedef struct fz_slot {
     fz_val val;
 } fz_slot;
 
+/* Array parts: tagged values, or, when every element is a float (or every one an integer),
+ * bare doubles (int64s): half the memory, and t[i] reads without a type switch. */
+enum { FZ_ARR_VAL, FZ_ARR_FLOAT, FZ_ARR_INT };
+
 typedef struct fz_table {
     interp_frozen h;
-    uint32_t asize;  /* keys 1..asize are in array[] (all non-nil); #t == asize */
+    uint32_t asize;  /* keys 1..asize are in array (all non-nil); #t == asize */
     uint32_t hcap;   /* power of two, or 0 */
     uint32_t hcount;
-    const fz_val *array;
+    uint8_t akind;   /* FZ_ARR_*: what array points at */
+    const void *array;
     const fz_slot *hash;
 } fz_table;
+
+/* Element i (0-based, < asize) of t's array part. */
+static inline fz_val interp__fz_at(const fz_table *t, uint32_t i)
+{
+    fz_val v;
+    if (t->akind == FZ_ARR_FLOAT) {
+        v.type = FZ_FLOAT;
+        v.u.d = ((const double *)t->array)[i];
+    } else if (t->akind == FZ_ARR_INT) {
+        v.type = FZ_INT;
+        v.u.i = ((const int64_t *)t->array)[i];
+    } else {
+        v = ((const fz_val *)t->array)[i];
+    }
+    return v;
+}
 
 typedef struct fz_buffer {
     interp_frozen h;
@@ -102,9 +123,9 @@ int interp__frozen_buffer_copy(const void *data, size_t len, interp__frozen_spac
 /* ---- core (frozen.c) ----------------------------------------------------------------------- */
 /* Seeded hash of a key value (never FZ_NIL), with the root's key. */
 uint64_t interp__fz_hash(const fz_root *r, const fz_val *key);
-/* The value under key in t (NULL when absent). key must be normalised (an integral float is an
- * FZ_INT; never NaN). */
-const fz_val *interp__fz_get(const fz_table *t, const fz_val *key);
+/* The value under key in t into *out: false when absent. key must be normalised (an integral
+ * float is an FZ_INT; never NaN). */
+bool interp__fz_get(const fz_table *t, const fz_val *key, fz_val *out);
 /* The same for a string key (bytes need not live in a frozen value), and the hash slot of a
  * key (NULL when absent or in the array part). */
 const fz_val *interp__fz_get_str(const fz_table *t, const char *s, size_t len);
@@ -116,10 +137,18 @@ void interp__frozen_msg_refs(const char *data, size_t len, int delta);
 fz_root *interp__fz_root_new(uint32_t kind, interp__frozen_space *space);
 void *interp__fz_alloc(fz_root *r, size_t size);
 int interp__fz_root_dep(fz_root *r, const interp_frozen *dep); /* keep a reference */
+void interp__fz_root_limit(fz_root *r, size_t limit); /* allocations fail past it (0: none) */
 void interp__fz_root_done(fz_root *r, const interp_frozen *top); /* count its bytes */
 void interp__fz_root_free(fz_root *r); /* a root never handed out (build failed) */
 void interp__fz_table_hash_init(fz_root *r, fz_slot *slots, uint32_t cap, const fz_val *key,
                                 const fz_val *val, bool *dup);
+
+/* frozen_lua_build.c: freeze the Lua table at idx directly (no message). Nesting deeper than
+ * max_depth (clamped to 200; 0: 200) is INTERP_ERR_LIMIT; more than `limit` bytes (0: none)
+ * INTERP_ERR_NOMEM; a function, thread or foreign userdata INTERP_ERR_ENCODE. Never raises;
+ * why (>= 128 bytes) gets the reason. */
+int interp__frozen_from_lua(lua_State *L, int idx, int max_depth, size_t limit,
+                            interp__frozen_space *space, interp_frozen **out, char *why);
 
 /* ---- Lua (frozen_lua.c, frozen_buf.c) ----------------------------------------------------- */
 /* The frozen object a full userdata at idx is a live view of, or NULL (any other value, a
@@ -136,7 +165,7 @@ typedef struct interp__frozen_lua_cfg {
     interp__frozen_space *space;
     const atomic_size_t *mem_in_use;
     size_t mem_limit;
-    size_t max_size;   /* of the message a freeze goes through (0: no limit but memory) */
+    int max_depth;     /* nesting a freeze accepts (0: 200, at most 200) */
     bool allow_files;
 } interp__frozen_lua_cfg;
 void interp__frozen_lua_register(lua_State *L, const interp__frozen_lua_cfg *cfg);

@@ -13,6 +13,7 @@
  * The metatables and the cache are reached through the metamethods' upvalues, or the registry
  * (by the address of a static, never by a name a script could guess). */
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,6 +78,19 @@ void interp__frozen_push(lua_State *L, const interp_frozen *o)
     lua_remove(L, -2);
 }
 
+/* Push v, which is no table or buffer. */
+static inline void push_scalar(lua_State *L, const fz_val *v)
+{
+    switch (v->type) {
+    case FZ_FALSE: lua_pushboolean(L, 0); break;
+    case FZ_TRUE: lua_pushboolean(L, 1); break;
+    case FZ_INT: lua_pushinteger(L, (lua_Integer)v->u.i); break;
+    case FZ_FLOAT: lua_pushnumber(L, (lua_Number)v->u.d); break;
+    case FZ_STR: lua_pushlstring(L, v->u.s->data, v->u.s->len); break;
+    default: lua_pushnil(L); break;
+    }
+}
+
 /* Push v; metamethods have the per-state table as upvalue 1. */
 static inline int push_val(lua_State *L, const fz_val *v)
 {
@@ -130,23 +144,25 @@ static int t_index(lua_State *L)
     if (lua_isinteger(L, 2)) {
         lua_Integer i = lua_tointeger(L, 2);
         if ((lua_Unsigned)i - 1 < t->asize) {
-            const fz_val *v = &t->array[i - 1];
-            if (v->type == FZ_FLOAT) { /* the common case first */
-                lua_pushnumber(L, (lua_Number)v->u.d);
-                return 1;
-            }
-            return push_val(L, v);
+            if (t->akind == FZ_ARR_FLOAT)
+                lua_pushnumber(L, (lua_Number)((const double *)t->array)[i - 1]);
+            else if (t->akind == FZ_ARR_INT)
+                lua_pushinteger(L, (lua_Integer)((const int64_t *)t->array)[i - 1]);
+            else
+                push_val(L, &((const fz_val *)t->array)[i - 1]);
+            return 1;
         }
     }
     const fz_val *v = NULL;
+    fz_val found;
     if (lua_type(L, 2) == LUA_TSTRING) {
         size_t len;
         const char *s = lua_tolstring(L, 2, &len);
         v = interp__fz_get_str(t, s, len);
     } else {
         fz_val k;
-        if (to_key(L, 2, &k))
-            v = interp__fz_get(t, &k);
+        if (to_key(L, 2, &k) && interp__fz_get(t, &k, &found))
+            v = &found;
     }
     if (!v)
         lua_pushnil(L);
@@ -193,8 +209,9 @@ static int t_next(lua_State *L)
         }
     }
     if (pos < t->asize) {
+        fz_val v = interp__fz_at(t, (uint32_t)pos);
         lua_pushinteger(L, (lua_Integer)pos + 1);
-        push_val(L, &t->array[pos]);
+        push_val(L, &v);
         return 2;
     }
     for (uint64_t j = pos - t->asize; j < t->hcap; j++) {
@@ -348,18 +365,20 @@ static void freeze_at(lua_State *L, const interp__frozen_lua_cfg *cfg, int idx)
     interp_frozen *f = NULL;
     int rc;
     if (t == LUA_TTABLE) {
-        interp_msg_opts o = {.max_size = cfg->max_size ? cfg->max_size : SIZE_MAX / 4};
-        interp_msg_error err;
-        interp_msg *m;
-        if ((rc = interp_msg_from_lua(L, idx, 1, &o, &m, &err)))
-            luaL_error(L, "cannot freeze: %s", err.text);
-        rc = interp__frozen_build(m, 0, cfg->space, &f);
-        interp_msg_free(m);
-        if (rc)
-            luaL_error(L, "cannot freeze: %s", interp_strerror(rc));
+        char why[160];
+        size_t room = 0; /* what the freezing state's limit leaves */
+        if (cfg->mem_limit && cfg->mem_in_use) {
+            size_t used = atomic_load(cfg->mem_in_use);
+            room = used < cfg->mem_limit ? cfg->mem_limit - used : 1;
+        }
+        if ((rc = interp__frozen_from_lua(L, idx, cfg->max_depth, room, cfg->space, &f, why)))
+            luaL_error(L, "cannot freeze: %s", why);
     } else if (t == LUA_TSTRING) {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
+        if (cfg->mem_limit && cfg->mem_in_use &&
+            atomic_load(cfg->mem_in_use) + len > cfg->mem_limit)
+            luaL_error(L, "cannot freeze: not enough memory");
         if ((rc = interp__frozen_buffer_copy(s, len, cfg->space, &f)))
             luaL_error(L, "cannot freeze: %s", interp_strerror(rc));
     } else if (t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER || interp__frozen_toobj(L, idx)) {
@@ -421,6 +440,37 @@ static int l_next(lua_State *L)
     lua_settop(L, 3);
     lua_call(L, 2, LUA_MULTRET);
     return lua_gettop(L);
+}
+
+/* interp.unpack(t [, i [, j]]): table.unpack for a frozen table, reading the array part
+ * directly (no metamethod call per element): the bulk reader of big arrays. */
+static int l_unpack(lua_State *L)
+{
+    const fz_table *t = check_table(L, 1);
+    lua_Integer i = luaL_optinteger(L, 2, 1);
+    lua_Integer j = luaL_opt(L, luaL_checkinteger, 3, (lua_Integer)t->asize);
+    if (i > j)
+        return 0;
+    lua_Unsigned n = (lua_Unsigned)j - (lua_Unsigned)i;
+    if (n >= (lua_Unsigned)INT_MAX || !lua_checkstack(L, (int)(++n)))
+        return luaL_error(L, "too many results to unpack");
+    push_state(L);
+    int st = lua_gettop(L);
+    for (lua_Integer k = i;; k++) {
+        fz_val v, key = {.type = FZ_INT, .u.i = (int64_t)k};
+        if ((lua_Unsigned)k - 1 < t->asize)
+            v = interp__fz_at(t, (uint32_t)(k - 1));
+        else if (!interp__fz_get(t, &key, &v))
+            v.type = FZ_NIL;
+        if (v.type == FZ_OBJ)
+            push_view(L, st, v.u.o);
+        else
+            push_scalar(L, &v);
+        if (k == j)
+            break;
+    }
+    lua_remove(L, st);
+    return (int)n;
 }
 
 static int l_buffer(lua_State *L)
@@ -493,6 +543,8 @@ void interp__frozen_lua_register(lua_State *L, const interp__frozen_lua_cfg *cfg
     lua_setfield(L, cu - 1, "thaw");
     lua_pushcfunction(L, l_next);
     lua_setfield(L, cu - 1, "next");
+    lua_pushcfunction(L, l_unpack);
+    lua_setfield(L, cu - 1, "unpack");
     lua_pushvalue(L, cu);
     lua_pushcclosure(L, l_buffer, 1);
     lua_setfield(L, cu - 1, "buffer");

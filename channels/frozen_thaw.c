@@ -62,9 +62,11 @@ static int put_table(thaw *t, const fz_table *tb, int depth)
     if (tb->hcount == 0) {
         if ((rc = put(t, h, (size_t)(mp_encode_array(h, tb->asize) - h))))
             return rc;
-        for (uint32_t i = 0; i < tb->asize; i++)
-            if ((rc = put_value(t, &tb->array[i], depth + 1)))
+        for (uint32_t i = 0; i < tb->asize; i++) {
+            fz_val v = interp__fz_at(tb, i);
+            if ((rc = put_value(t, &v, depth + 1)))
                 return rc;
+        }
         return INTERP_OK;
     }
     uint64_t pairs = (uint64_t)tb->asize + tb->hcount;
@@ -73,8 +75,8 @@ static int put_table(thaw *t, const fz_table *tb, int depth)
     if ((rc = put(t, h, (size_t)(mp_encode_map(h, (uint32_t)pairs) - h))))
         return rc;
     for (uint32_t i = 0; i < tb->asize; i++) {
-        fz_val k = {.type = FZ_INT, .u.i = (int64_t)i + 1};
-        if ((rc = put_value(t, &k, depth + 1)) || (rc = put_value(t, &tb->array[i], depth + 1)))
+        fz_val k = {.type = FZ_INT, .u.i = (int64_t)i + 1}, v = interp__fz_at(tb, i);
+        if ((rc = put_value(t, &k, depth + 1)) || (rc = put_value(t, &v, depth + 1)))
             return rc;
     }
     for (uint32_t i = 0; i < tb->hcap; i++) {

@@ -79,7 +79,7 @@ void interp__push_module(lua_State *L)
     interp__frozen_lua_cfg fz = {.space = s->sh->frozen_space,
                                  .mem_in_use = &s->alloc.in_use,
                                  .mem_limit = s->alloc.limit,
-                                 .max_size = s->sandbox ? s->ctx.msg_opts.max_size : 0,
+                                 .max_depth = s->ctx.msg_opts.max_depth,
                                  .allow_files = !s->sandbox};
     interp__frozen_lua_register(L, &fz);
     if (s->sandbox) {

@@ -107,6 +107,36 @@ static void frozen_round_trip(void **state)
     assert_int_equal(live_values(), before);
 }
 
+/* Arrays of one type are stored bare: float32, uint64 above INT64_MAX (read as a float, so the
+ * array is mixed), every integer width. */
+static void frozen_typed_arrays(void **state)
+{
+    (void)state;
+    static const unsigned char f32[] = {0x92, 0xca, 0x3f, 0xc0, 0x00, 0x00,  /* 1.5f */
+                                        0xca, 0xc0, 0x20, 0x00, 0x00};       /* -2.5f */
+    static const unsigned char big[] = {0x92, 0x01, 0xcf, 0xff, 0xff, 0xff, 0xff,
+                                        0xff, 0xff, 0xff, 0xff};
+    static const unsigned char ints[] = {0x96, 0x7f, 0xe0, 0xcc, 0xff, 0xd1, 0x80, 0x00,
+                                         0xce, 0xff, 0xff, 0xff, 0xff, 0xd3, 0x80, 0, 0, 0,
+                                         0, 0, 0, 0};
+    const struct { const unsigned char *b; size_t n; const char *text; } cases[] = {
+        {f32, sizeof f32, "{1.5, -2.5}"},
+        {big, sizeof big, "{1, 1.8446744073709552e+19}"},
+        {ints, sizeof ints, "{127, -32, 255, -32768, 4294967295, -9223372036854775808}"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        interp_msg *m = NULL, *back = NULL;
+        assert_int_equal(interp_msg_from_bytes(cases[k].b, cases[k].n, 0, &m), INTERP_OK);
+        interp_frozen *f = NULL;
+        assert_int_equal(interp_frozen_from_msg(m, 0, &f), INTERP_OK);
+        assert_int_equal(interp_frozen_to_msg(f, &back), INTERP_OK);
+        assert_text(back, cases[k].text);
+        interp_msg_free(m);
+        interp_msg_free(back);
+        interp_frozen_release(f);
+    }
+}
+
 static void frozen_refuses_bad_input(void **state)
 {
     (void)state;
@@ -402,6 +432,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frozen_round_trip),
+        cmocka_unit_test(frozen_typed_arrays),
         cmocka_unit_test(frozen_refuses_bad_input),
         cmocka_unit_test(frozen_handles_hold_references),
         cmocka_unit_test(frozen_buffers),

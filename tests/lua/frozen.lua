@@ -94,6 +94,23 @@ for round = 1, 50 do
   local c = ip.thaw(fz)
   assert(type(c) == "table" and deep_eq(src, c) and c.self == c and c.shared == c.again)
 end
+-- arrays of one type (stored bare) and of mixed types, every integer width
+do
+  local ints = {0, 1, -1, 127, 128, -32, -33, 255, 256, -128, -129, 65535, 65536, -32768, -32769,
+                1 << 31, -(1 << 31) - 1, 1 << 32, math.maxinteger, math.mininteger}
+  local floats = {0.5, -0.0, 1 / 0, -1 / 0, 1e300, 3.0, 2^63, -2^63}
+  local mixed = {1, 2.5, 3}
+  for _, src in ipairs{ints, floats, mixed, {ints, floats}} do
+    local fz = ip.freeze(src)
+    assert(deep_eq(src, fz) and deep_eq(src, ip.thaw(fz)) and #fz == #src)
+    for i = 1, #src do assert(math.type(fz[i]) == math.type(src[i])) end
+    local n = 0
+    for i, v in ipairs(fz) do n = n + 1 assert(v == src[i] or type(v) == "userdata") end
+    assert(n == #src and fz[0] == nil and fz[#src + 1] == nil)
+  end
+  local nan = ip.freeze{0 / 0, 1.5}
+  assert(nan[1] ~= nan[1] and nan[2] == 1.5)
+end
 -- integer/float keys as Lua normalises them
 do
   local src = {[1] = "a", [2^53] = "big", [-0.0] = "zero", [math.maxinteger] = "max"}
@@ -119,6 +136,13 @@ do
   expect_error("table expected", setmetatable, fz, {})
   expect_error("attempt to modify a frozen table", table.insert, fz, 1)
   expect_error("cannot freeze a function", ip.freeze, print)
+  local deep, cur = {}, nil
+  cur = deep
+  for _ = 1, 300 do cur[1] = {} cur = cur[1] end
+  expect_error("nested too deeply", ip.freeze, deep)
+  local same = string.rep("s", 100)
+  local rep = ip.freeze{same, same, same, k = same}
+  assert(rep[1] == same and rep[3] == same and rep.k == same)
   expect_error("cannot freeze", ip.freeze, {f = print})
   assert(getmetatable(fz) == "frozen table")
   assert(fz[1] == 1 and fz.x.y == 1 and #fz == 2)
@@ -159,7 +183,7 @@ if debug and debug.setmetatable then
   tmt.__gc(keep)
   tmt.__gc(keep)
   expect_error("frozen table expected", function() return keep[1] end)
-  expect_error("cannot copy a userdata", ip.freeze, {keep}) -- a dead view is no value
+  expect_error("cannot freeze a userdata", ip.freeze, {keep}) -- a dead view is no value
   assert(ip.freeze{1, 2, 3}[3] == 3)
   p:shutdown()
 end
@@ -258,12 +282,12 @@ collectgarbage()
 assert(v.list[1] == 7 and v[1].nested.deep[1] == 4 and fz.name == "world")
 
 -- ---- the sandbox: views work, reach nothing else; a freeze fits under the limit ----------------
-local sb = ip.new{workers = 1, sandbox = true, memory_limit = 4 << 20, init = [[
+local sb = ip.new{workers = 1, sandbox = true, memory_limit = 8 << 20, init = [[
 function probe(t)
   local mt = getmetatable(t)
   local view = interp.freeze({a = {1, 2}})
   local big, s = {}, string.rep("x", 60)
-  for i = 1, 50000 do big[i] = s end -- one string in Lua, 50000 copies if frozen
+  for i = 1, 40000 do big[i] = s .. i end -- ~4.5 MB here, as much again frozen
   local ok = pcall(interp.freeze, big)
   return mt, t.nested.deep[1], view.a[2], ok, interp.mapfile == nil, pcall(rawset, t, 1, 2)
 end]]}
