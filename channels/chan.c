@@ -138,8 +138,9 @@ bool interp__chan_spin_recv(interp_chan *const *chans, size_t n, interp__cancel 
 
 /* ---- the lock-free ring ---------------------------------------------------------------- */
 
-/* INTERP_OK (m queued), INTERP_ERR_CLOSED, INTERP_ERR_AGAIN (full). */
-static int ring_push(interp_chan *ch, interp_msg *m)
+/* INTERP_OK (m queued, with the account that pays for it), INTERP_ERR_CLOSED,
+ * INTERP_ERR_AGAIN (full). */
+static int ring_push(interp_chan *ch, interp_msg *m, interp__account *acct)
 {
     size_t pos = atomic_load_explicit(&ch->tail, memory_order_relaxed);
     for (;;) {
@@ -157,6 +158,7 @@ static int ring_push(interp_chan *ch, interp_msg *m)
                                                       memory_order_seq_cst,
                                                       memory_order_relaxed)) {
                 c->m = m;
+                c->acct = acct;
                 atomic_store_explicit(&c->seq, pos + 1, memory_order_seq_cst);
                 return INTERP_OK;
             }
@@ -168,7 +170,8 @@ static int ring_push(interp_chan *ch, interp_msg *m)
     }
 }
 
-/* INTERP_OK (*out taken), INTERP_ERR_CLOSED (closed and drained), INTERP_ERR_AGAIN (empty). */
+/* INTERP_OK (*out taken, its sender refunded), INTERP_ERR_CLOSED (closed and drained),
+ * INTERP_ERR_AGAIN (empty). */
 static int ring_pop(interp_chan *ch, interp_msg **out)
 {
     size_t pos = atomic_load_explicit(&ch->head, memory_order_relaxed);
@@ -180,9 +183,16 @@ static int ring_pop(interp_chan *ch, interp_msg **out)
             if (atomic_compare_exchange_weak_explicit(&ch->head, &pos, pos + 1,
                                                       memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                *out = c->m;
+                interp_msg *m = c->m;
+                interp__account *acct = c->acct;
                 c->m = NULL;
+                c->acct = NULL;
                 atomic_store_explicit(&c->seq, pos + ch->mask + 1, memory_order_seq_cst);
+                if (acct) { /* received: the sender stops paying (an account's lock is a leaf) */
+                    interp__account_refund(acct, interp__msg_charge(m), true);
+                    interp__account_release(acct);
+                }
+                *out = m;
                 return INTERP_OK;
             }
         } else if (dif < 0) { /* nothing published at pos */
@@ -201,10 +211,11 @@ static int ring_pop(interp_chan *ch, interp_msg **out)
     }
 }
 
-/* One attempt of `side` without waiting: a sender pushes *slot, a receiver pops into *slot. */
-static inline int attempt(interp_chan *ch, int side, interp_msg **slot)
+/* One attempt of `side` without waiting: a sender pushes *slot (paid by acct), a receiver pops
+ * into *slot. */
+static inline int attempt(interp_chan *ch, int side, interp_msg **slot, interp__account *acct)
 {
-    return side == CHAN_SENDER ? ring_push(ch, *slot) : ring_pop(ch, slot);
+    return side == CHAN_SENDER ? ring_push(ch, *slot, acct) : ring_pop(ch, slot);
 }
 
 /* Whether `side` could go on now: room for a sender, a message for a receiver. */
@@ -252,6 +263,14 @@ static void wake(interp_chan *ch, int side)
 
 /* ---- lifetime -------------------------------------------------------------------------- */
 
+size_t interp__chan_footprint(size_t capacity)
+{
+    size_t cells = 2;
+    while (cells < capacity)
+        cells <<= 1;
+    return sizeof(interp_chan) + CHAN_CACHE_LINE + cells * sizeof(chan_cell);
+}
+
 int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out)
 {
     if (!out)
@@ -276,6 +295,7 @@ int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out)
     for (size_t i = 0; i < cells; i++) {
         atomic_init(&ch->ring[i].seq, i);
         ch->ring[i].m = NULL;
+        ch->ring[i].acct = NULL;
     }
     ch->mask = cells - 1;
     ch->capacity = capacity;
@@ -339,14 +359,14 @@ size_t interp_chan_capacity(const interp_chan *ch) { return ch ? ch->capacity : 
  * spin, then sleep until an attempt succeeds, the channel is closed (and, for a receiver,
  * drained), the token fires or the deadline passes. Returns the last attempt's result, the
  * token's reason or INTERP_ERR_TIMEOUT. */
-static int wait_and_retry(interp_chan *ch, int side, interp_msg **slot, interp__cancel *tok,
-                          const struct timespec *dlp)
+static int wait_and_retry(interp_chan *ch, int side, interp_msg **slot, interp__account *acct,
+                          interp__cancel *tok, const struct timespec *dlp)
 {
     int rc;
     if (spin_wait(side == CHAN_SENDER ? can_send : interp__chan_can_recv, &ch, 1, tok, dlp)) {
         if ((rc = chan_fired(tok)))
             return rc;
-        if ((rc = attempt(ch, side, slot)) != INTERP_ERR_AGAIN)
+        if ((rc = attempt(ch, side, slot, acct)) != INTERP_ERR_AGAIN)
             return rc;
     }
     chan_waiters *w = &ch->waiters[side];
@@ -356,7 +376,7 @@ static int wait_and_retry(interp_chan *ch, int side, interp_msg **slot, interp__
     interp__mutex_lock(&ch->mu);
     for (;;) {
         atomic_fetch_add_explicit(&ch->interest[side], 1, memory_order_seq_cst);
-        rc = attempt(ch, side, slot);
+        rc = attempt(ch, side, slot, acct);
         if (rc == INTERP_ERR_AGAIN && chan_fired(tok))
             rc = chan_fired(tok);
         else if (rc == INTERP_ERR_AGAIN && timed_out)
@@ -380,7 +400,8 @@ static int wait_and_retry(interp_chan *ch, int side, interp_msg **slot, interp__
  * arguments checked already; on success wake a waiter of the other side. Inlined into both
  * callers, so that `side` is a constant there. */
 static inline __attribute__((always_inline)) int
-transfer(interp_chan *ch, int side, interp_msg **slot, double timeout, interp__cancel *tok)
+transfer(interp_chan *ch, int side, interp_msg **slot, interp__account *acct, double timeout,
+         interp__cancel *tok)
 {
     struct timespec dl;
     const struct timespec *dlp;
@@ -389,21 +410,32 @@ transfer(interp_chan *ch, int side, interp_msg **slot, double timeout, interp__c
         return rc;
     if ((rc = chan_fired(tok)))
         return rc;
-    rc = attempt(ch, side, slot);
+    rc = attempt(ch, side, slot, acct);
     if (rc == INTERP_ERR_AGAIN && timeout != 0)
-        rc = wait_and_retry(ch, side, slot, tok, dlp);
+        rc = wait_and_retry(ch, side, slot, acct, tok, dlp);
     if (rc == INTERP_OK)
         wake(ch, side == CHAN_SENDER ? CHAN_RECEIVER : CHAN_SENDER);
     return rc;
 }
 
-int interp__chan_send_c(interp_chan *ch, interp_msg *m, double timeout, interp__cancel *tok)
+int interp__chan_send_paid(interp_chan *ch, interp_msg *m, double timeout, interp__cancel *tok,
+                           interp__account *acct)
 {
     if (!ch || !m || isnan(timeout)) /* a NaN timeout before the size limit, as ever */
         return INTERP_ERR_INVALID;
     if (ch->max_msg_size && interp_msg_size(m) > ch->max_msg_size)
         return INTERP_ERR_LIMIT;
-    return transfer(ch, CHAN_SENDER, &m, timeout, tok);
+    if (acct)
+        interp__account_retain(acct); /* the cell's, dropped when m is received */
+    int rc = transfer(ch, CHAN_SENDER, &m, acct, timeout, tok);
+    if (rc != INTERP_OK && acct)
+        interp__account_release(acct);
+    return rc;
+}
+
+int interp__chan_send_c(interp_chan *ch, interp_msg *m, double timeout, interp__cancel *tok)
+{
+    return interp__chan_send_paid(ch, m, timeout, tok, NULL);
 }
 
 int interp__chan_recv_c(interp_chan *ch, double timeout, interp__cancel *tok, interp_msg **out)
@@ -413,7 +445,7 @@ int interp__chan_recv_c(interp_chan *ch, double timeout, interp__cancel *tok, in
     *out = NULL;
     if (!ch)
         return INTERP_ERR_INVALID;
-    return transfer(ch, CHAN_RECEIVER, out, timeout, tok);
+    return transfer(ch, CHAN_RECEIVER, out, NULL, timeout, tok);
 }
 
 int interp__chan_try_take(interp_chan *ch, interp_msg **out)

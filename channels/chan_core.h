@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "budget.h"
 #include "chan_impl.h"
 
 enum { CHAN_CACHE_LINE = 64 };
@@ -46,6 +47,7 @@ typedef struct chan_waiters {
 typedef struct chan_cell {
     atomic_size_t seq; /* pos: free for the write at pos; pos + 1: holds the message of pos */
     interp_msg *m;
+    interp__account *acct; /* who pays for m while it is queued (budget.h); NULL: nobody */
 } chan_cell;
 
 struct chan_sel_node; /* chan_select.c */

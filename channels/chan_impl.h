@@ -20,11 +20,20 @@
 #include "sync.h"
 
 int interp__chan_send_c(interp_chan *ch, interp_msg *m, double timeout, interp__cancel *tok);
+/* interp__chan_send_c for a message whose charge, interp__msg_charge(m) bytes for the state
+ * (budget.h), the caller has put on acct (may be NULL): on INTERP_OK the channel carries the
+ * charge and refunds it when m is received or freed with the channel; on an error the caller
+ * still has it to refund. */
+struct interp__account;
+int interp__chan_send_paid(interp_chan *ch, interp_msg *m, double timeout, interp__cancel *tok,
+                           struct interp__account *acct);
 int interp__chan_recv_c(interp_chan *ch, double timeout, interp__cancel *tok, interp_msg **out);
 /* How long a caller about to block spins before it sleeps, for every channel of the process
  * (default 20000 ns; 0: never spin). For tests, which use 0 to drive every wait through the
  * sleep and wake-up path, and for benchmarks. */
 void interp__chan_set_spin(unsigned ns);
+/* The bytes a channel of `capacity` allocates (its ring and itself), for budgets. */
+size_t interp__chan_footprint(size_t capacity);
 
 int interp__chan_select_c(interp_chan *const chans[], size_t n, double timeout,
                           interp__cancel *tok, size_t *index, interp_msg **out);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "budget.h"
 #include "chan_impl.h"
 #include "lua_ctx.h"
 #include "lua_interrupt.h"
@@ -175,17 +176,31 @@ static int l_send(lua_State *L)
     if (rc != INTERP_OK)
         return luaL_error(L, "send: %s", err.text);
     size_t size = interp_msg_size(m);
+    /* the sender pays for what it queues until it is received (budget.h) */
+    interp__account *acct = ctx ? ctx->acct : NULL;
+    size_t charge = interp__msg_charge(m);
+    char why[256];
+    /* past the limit: collect the heap's garbage first, as Lua does before a memory error */
+    if (interp__account_charge(acct, charge, true, why, sizeof why) != INTERP_OK &&
+        (lua_gc(L, LUA_GCCOLLECT),
+         interp__account_charge(acct, charge, true, why, sizeof why) != INTERP_OK)) {
+        interp_msg_free(m);
+        return luaL_error(L, "send: %s", why);
+    }
     bool interrupted = false;
     if (token_of(ctx)) {
-        rc = interp__chan_send_c(u->ch, m, timeout, token_of(ctx));
-    } else {
+        rc = interp__chan_send_paid(u->ch, m, timeout, token_of(ctx), acct);
+    } else { /* a host state: nothing charged (it has no account), nothing carried */
         chan_wait w = {.ch = u->ch, .m = m};
         rc = host_wait(L, timeout, send_slice, &w, &interrupted);
+        if (rc == INTERP_OK)
+            interp__account_refund(acct, charge, true);
     }
     if (rc == INTERP_OK) {
         lua_pushboolean(L, 1);
         return 1;
     }
+    interp__account_refund(acct, charge, true);
     interp_msg_free(m); /* refused: still ours */
     if (interrupted)
         return interp__lua_intr_raise(L);
@@ -344,9 +359,17 @@ static int l_channel(lua_State *L)
     lua_pop(L, 1);
     chan_ud *u = new_ud(L, ctx);
     interp_chan *ch;
-    int rc = ctx->chan_lookup(ctx->chan_lookup_ud, name, len, (size_t)cap, &ch);
+    char why[256] = "";
+    int rc = ctx->chan_lookup(ctx->chan_lookup_ud, name, len, (size_t)cap, ctx->acct, why,
+                              sizeof why, &ch);
+    if (rc == INTERP_ERR_NOMEM) { /* collect the heap's garbage first, then try once more */
+        lua_gc(L, LUA_GCCOLLECT);
+        rc = ctx->chan_lookup(ctx->chan_lookup_ud, name, len, (size_t)cap, ctx->acct, why,
+                              sizeof why, &ch);
+    }
     if (rc != INTERP_OK)
-        return luaL_error(L, "interp.channel(\"%s\"): %s", name, interp_strerror(rc));
+        return luaL_error(L, "interp.channel(\"%s\"): %s", name,
+                          why[0] ? why : interp_strerror(rc));
     u->ch = ch; /* the lookup's new reference */
     return 1;
 }

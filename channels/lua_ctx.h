@@ -20,15 +20,21 @@
 #include "interp_msg_lua.h"
 #include "sync.h"
 
+struct interp__account;
+
 typedef struct interp__lua_ctx {
     interp__cancel *cancel;  /* the worker's token; NULL in a state that has none */
     interp_msg_opts msg_opts; /* for values this state sends and receives */
     int worker_id;
     /* Find or create the pool's channel `name` (len bytes; capacity used only when creating;
-     * 0: the default). On INTERP_OK *out holds a new reference. NULL when the state has no
-     * pool. */
+     * 0: the default; a new channel's ring and name are charged to acct). On INTERP_OK *out
+     * holds a new reference; otherwise why (whylen bytes) may say more. NULL when the state
+     * has no pool. */
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
+                       struct interp__account *acct, char *why, size_t whylen,
                        interp_chan **out);
+    /* Who pays for what this state makes the host hold (budget.h); NULL: nobody counts. */
+    struct interp__account *acct;
     void *chan_lookup_ud;
 } interp__lua_ctx;
 

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "interp.h"
 #include "interp_pool.h"
 #include "sync.h"
@@ -160,7 +161,8 @@ bool interp__worker_end(interp__worker *w, uint64_t id);
 
 typedef struct interp__chan_entry interp__chan_entry;
 typedef struct interp__chan_names {
-    pthread_mutex_t mu; /* a leaf lock */
+    pthread_mutex_t mu; /* a leaf lock (but for the accounts' locks, taken under it) */
+    interp__budget *budget; /* the pool's: pays for channels the host makes */
     interp__chan_entry *buckets[INTERP__CHAN_BUCKETS];
     size_t n;           /* at most INTERP__MAX_NAMED_CHANNELS */
     uint64_t seed;
@@ -171,11 +173,14 @@ void interp__chan_names_init(interp__chan_names *r);
 void interp__chan_names_destroy(interp__chan_names *r);
 /* INTERP_OK for a name of 1..INTERP_CHAN_MAX_NAME bytes without NUL, else INTERP_ERR_INVALID. */
 int interp__chan_name_check(const char *name, size_t len);
-/* The channel `name` (len bytes), created with `capacity` (0: 64) if new. *out: a new
- * reference. INTERP_ERR_INVALID (bad name, capacity past INTERP_CHAN_MAX_CAPACITY),
- * INTERP_ERR_LIMIT (INTERP__MAX_NAMED_CHANNELS names), INTERP_ERR_NOMEM. */
+/* The channel `name` (len bytes), created with `capacity` (0: 64) if new: its ring and name
+ * are charged to acct (a worker state's) or, for NULL, to the pool's budget, until the pool
+ * is destroyed. *out: a new reference. INTERP_ERR_INVALID (bad name, capacity past
+ * INTERP_CHAN_MAX_CAPACITY), INTERP_ERR_LIMIT (INTERP__MAX_NAMED_CHANNELS names),
+ * INTERP_ERR_NOMEM (the reason in why, whylen bytes, when a budget refused). */
 int interp__chan_names_get(interp__chan_names *r, const char *name, size_t len, size_t capacity,
-                           size_t max_msg_size, interp_chan **out);
+                           size_t max_msg_size, interp__account *acct, char *why,
+                           size_t whylen, interp_chan **out);
 
 struct interp_pool {
     atomic_int refs;
@@ -209,6 +214,7 @@ struct interp_pool {
     char thread_name[16];        /* the prefix, at most 9 bytes (room for "-4095" or "-wd") */
     size_t max_msg_size;
     interp__chan_names chans;    /* channels by name */
+    interp__budget *budget;      /* what tasks make the host hold (budget.h); never NULL */
     /* an external executor instead of worker threads (backend.h); NULL for a local pool */
     const struct interp__backend *backend;
     void *backend_ud;
@@ -298,6 +304,8 @@ struct interp_future {
     interp_msg *result;
     char *error;
     interp_msg *error_value;
+    interp__account *acct;        /* pays for result, error and error_value (retained), or NULL */
+    size_t charge;                /* bytes charged to acct */
     interp_future_cb cb0;         /* callbacks, guarded by mu */
     void *ud0;
     interp__cb_node *cbs, *cbs_tail;
@@ -319,6 +327,11 @@ void interp__future_discard(interp_future *f);
  * held. */
 bool interp__future_end(interp_future *f, int from, int status, interp_msg *result, char *error,
                         interp_msg *error_value);
+/* interp__future_end for a worker: the outcome is charged to acct (may be NULL) until f is
+ * released (budget.h); when the budget refuses, f fails with INTERP_ERR_NOMEM and the reason
+ * instead (the results are freed). */
+bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg *result,
+                             char *error, interp_msg *error_value, interp__account *acct);
 
 /* ---- map (map.c) ------------------------------------------------------------------------ */
 

@@ -9,6 +9,7 @@
  * f->pool may be dereferenced only while f is PENDING or RUNNING and under f->mu (or by the
  * worker running it): until f ends, some pool thread (a worker that popped it, or the thread
  * draining the queue) still has to take f->mu, and the pool is not freed before that. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,6 +164,8 @@ int interp__future_new(interp_pool *pool, const interp_task *task, interp_future
     f->result = NULL;
     f->error = NULL;
     f->error_value = NULL;
+    f->acct = NULL;
+    f->charge = 0;
     f->cb0 = NULL;
     f->ud0 = NULL;
     f->cbs = f->cbs_tail = NULL;
@@ -204,8 +207,21 @@ static const char *default_text(int status)
     }
 }
 
+static size_t outcome_charge(const interp_msg *result, const char *error,
+                             const interp_msg *error_value)
+{
+    return (result ? interp__msg_charge(result) : 0) + (error ? strlen(error) + 33 : 0) +
+           (error_value ? interp__msg_charge(error_value) : 0);
+}
+
 bool interp__future_end(interp_future *f, int from, int status, interp_msg *result, char *error,
                         interp_msg *error_value)
+{
+    return interp__future_end_paid(f, from, status, result, error, error_value, NULL);
+}
+
+bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg *result,
+                             char *error, interp_msg *error_value, interp__account *acct)
 {
     interp__mutex_lock(&f->mu);
     int st = atomic_load_explicit(&f->state, memory_order_relaxed);
@@ -231,6 +247,24 @@ bool interp__future_end(interp_future *f, int from, int status, interp_msg *resu
         result = NULL;
         if (!error)
             error = dup_text(default_text(status)); /* NULL only when out of memory */
+    }
+    size_t charge = acct ? outcome_charge(result, error, error_value) : 0;
+    if (charge) { /* the account's lock is a leaf */
+        char why[256];
+        if (interp__account_charge(acct, charge, false, why, sizeof why) == INTERP_OK) {
+            interp__account_retain(acct);
+            f->acct = acct;
+            f->charge = charge;
+        } else { /* the host would hold more than the budget: the results are not kept */
+            interp_msg_free(result);
+            interp_msg_free(error_value);
+            free(error);
+            result = error_value = NULL;
+            status = INTERP_ERR_NOMEM;
+            size_t n = strlen(why) + 40;
+            if ((error = malloc(n)))
+                snprintf(error, n, "cannot keep the task's outcome: %s", why);
+        }
     }
     f->status = status;
     f->result = result;
@@ -287,6 +321,8 @@ void interp_future_release(interp_future *f)
     interp_msg_free(f->error_value);
     interp_msg_free(f->args);
     free(f->error);
+    interp__account_refund(f->acct, f->charge, false);
+    interp__account_release(f->acct);
     interp__mutex_destroy(&f->mu);
     free(f);
 }

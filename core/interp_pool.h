@@ -131,6 +131,16 @@ typedef struct interp_pool_options {
                                   fails with INTERP_ERR_SCRIPT): Lua's parser cannot be
                                   interrupted. 0: INTERP_SANDBOX_CHUNK_DEFAULT (32 KiB); at
                                   most INTERP_SANDBOX_CHUNK_MAX */
+    size_t memory_budget;        /* the most the pool's tasks may make the host hold outside
+                                    their heaps, bytes: messages queued on channels (the
+                                    sender pays until they are received), the channels they
+                                    create (ring and name), results and error texts waiting in
+                                    futures. Past it, a send, interp.channel or a task's result
+                                    fails with INTERP_ERR_NOMEM and says so. 0: none, but
+                                    for a sandbox with a memory_limit: 4 x workers x
+                                    memory_limit + 64 MiB. In the sandbox each state's
+                                    memory_limit also covers what it queued and the channels
+                                    it made (not its results) */
 } interp_pool_options;
 
 /* Options with struct_size set and every other field 0 (the defaults). */
@@ -396,6 +406,10 @@ typedef struct interp_pool_stats {
     size_t frozen_bytes;         /* their bytes, outside every state (each counted once) */
     int abandoned_running;       /* abandoned workers whose threads still run (demoted), at
                                     most max_abandoned */
+    size_t budget_in_use;        /* bytes reserved from the memory budget (held by the host for
+                                    tasks: queued messages, channels, results), in batches of
+                                    256 KiB per state; 0 without accounting */
+    size_t budget_limit;         /* the memory budget in force; 0: none */
 } interp_pool_stats;
 /* Fill *st (the whole struct: no field needs setting first). INTERP_ERR_INVALID for a NULL
  * pool or st. An inline wrapper passes the caller's sizeof, so that a later library whose

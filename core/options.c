@@ -93,7 +93,22 @@ int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, int
         o->memory_limit < pool->max_msg_size)
         pool->max_msg_size = o->memory_limit;
 
+    /* the memory budget (budget.h): by default only for untrusted code with a limit */
+    size_t budget = o->memory_budget;
+    if (!budget && o->sandbox == INTERP_SANDBOX_SAFE && o->memory_limit) {
+        size_t per = o->memory_limit > SIZE_MAX / 4 / (size_t)pool->nworkers
+                         ? SIZE_MAX / 2
+                         : 4 * (size_t)pool->nworkers * o->memory_limit;
+        budget = per > SIZE_MAX / 2 ? SIZE_MAX / 2 : per + ((size_t)64 << 20);
+    }
+    if (!(pool->budget = interp__budget_new(budget))) {
+        *why = "out of memory";
+        return INTERP_ERR_NOMEM;
+    }
+    pool->chans.budget = pool->budget;
+
     *cfg = (interp_config){0};
+    cfg->budget = pool->budget;
     cfg->sandbox = o->sandbox;
     cfg->memory_limit = o->memory_limit;
     cfg->init_source = o->init_source;

@@ -21,6 +21,7 @@ static void pool_free(interp_pool *pool)
     if (pool->backend)
         pool->backend->free(pool->backend_ud);
     interp__chan_names_destroy(&pool->chans);
+    interp__budget_release(pool->budget);
     interp__shared_destroy(pool->shared);
     interp__frozen_space_clear(pool->frozen);
     interp__frozen_space_release(pool->frozen);
@@ -115,10 +116,11 @@ void interp__pool_break(interp_pool *pool, const char *reason)
 /* ---- channels by name ------------------------------------------------------------------- */
 
 static int chan_lookup(void *ud, const char *name, size_t len, size_t capacity,
-                       interp_chan **out)
+                       interp__account *acct, char *why, size_t whylen, interp_chan **out)
 {
     interp_pool *pool = ud;
-    return interp__chan_names_get(&pool->chans, name, len, capacity, pool->max_msg_size, out);
+    return interp__chan_names_get(&pool->chans, name, len, capacity, pool->max_msg_size, acct,
+                                  why, whylen, out);
 }
 
 int interp_pool_channel(interp_pool *pool, const char *name, size_t capacity, interp_chan **out)
@@ -130,7 +132,8 @@ int interp_pool_channel(interp_pool *pool, const char *name, size_t capacity, in
     if (pool->backend)
         return INTERP_ERR_INVALID; /* its tasks run in other processes: no channel spans them */
     /* strnlen: a name past the bound is refused without reading all of it */
-    return chan_lookup(pool, name, strnlen(name, INTERP_CHAN_MAX_NAME + 1), capacity, out);
+    return chan_lookup(pool, name, strnlen(name, INTERP_CHAN_MAX_NAME + 1), capacity, NULL, NULL,
+                       0, out);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -511,6 +514,8 @@ int interp_pool_get_stats_sized(interp_pool *pool, interp_pool_stats *out, size_
     st->workers_abandoned = atomic_load_explicit(&pool->st_abandoned, memory_order_relaxed);
     st->abandoned_running = atomic_load_explicit(&pool->abandoned_running, memory_order_relaxed);
     st->queued = interp__queue_count(&pool->q);
+    st->budget_in_use = interp__budget_used(pool->budget);
+    st->budget_limit = pool->budget->limit;
     interp__mutex_lock(&pool->mu);
     st->workers = 0;
     st->max_workers = pool->nworkers;

@@ -165,7 +165,9 @@ static bool run_task(interp__worker *w, interp_future *f)
         return false;
     }
     w->tasks_on_state++;
-    interp__future_end(f, INTERP__F_RUNNING, out.status, out.result, out.error, out.error_value);
+    /* what waits in the future for the host is charged to this state's account */
+    interp__future_end_paid(f, INTERP__F_RUNNING, out.status, out.result, out.error,
+                            out.error_value, interp__state_account(w->state));
     interp_future_release(f);
     return true;
 }

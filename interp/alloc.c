@@ -38,7 +38,10 @@ void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     if (nsize > old) {
         size_t grow = nsize - old;
-        if ((a->limit && (now + grow > a->limit || now + grow < now)) || inject_failure()) {
+        /* one relaxed load of the state's own account: no shared counter per allocation */
+        size_t held = a->held ? atomic_load_explicit(a->held, memory_order_relaxed) : 0;
+        if ((a->limit && (now + grow + held > a->limit || now + grow < now)) ||
+            inject_failure()) {
             a->failed = true;
             return NULL;
         }

@@ -11,6 +11,9 @@ typedef struct interp__alloc {
     atomic_size_t in_use; /* bytes currently allocated by the state; any thread may read */
     atomic_size_t peak;   /* highest in_use seen; any thread may read */
     size_t limit;         /* 0: none; set before the state exists, then read-only */
+    /* bytes the host holds for this state that its limit also covers (budget.h: what it
+     * queued on channels, the channels it made); NULL: none. Set before the state exists */
+    const atomic_size_t *held;
     bool failed;          /* an allocation was refused (limit or malloc); owner thread only,
                              cleared by the caller when it starts a task */
 } interp__alloc;

@@ -17,6 +17,8 @@
 #include "interp_types.h"
 
 typedef struct interp_chan interp_chan;
+struct interp__account;
+struct interp__budget;
 
 /* How every state of a pool is built. Zero-initialised fields take their defaults. */
 typedef struct interp_config {
@@ -37,6 +39,7 @@ typedef struct interp_config {
     void *print_ud;
     /* named channels of the pool (see lua_ctx.h); NULL: interp.channel raises */
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
+                       struct interp__account *acct, char *why, size_t whylen,
                        interp_chan **out);
     void *chan_lookup_ud;
     const interp_host_lib *host_libs; /* opened in every state (hostlib.c); copied */
@@ -48,6 +51,10 @@ typedef struct interp_config {
     /* where frozen values are charged and named (frozen_impl.h; the pool's, outliving every
      * state); NULL: interp.shared raises */
     struct interp__frozen_space *frozen_space;
+    /* the pool's memory budget (budget.h; retained by the shared data); NULL: none. A state
+     * gets an account on it when the budget has a limit or the state is sandboxed with a
+     * memory limit */
+    struct interp__budget *budget;
 } interp_config;
 
 typedef struct interp_shared interp_shared;
@@ -132,6 +139,8 @@ bool interp__state_broken(const interp_state *s);
 
 /* Any thread: bytes in use now and the peak, from the counting allocator. */
 void interp__state_memory(const interp_state *s, size_t *in_use, size_t *peak);
+/* The account that pays for what s makes the host hold (budget.h), or NULL (nothing counts). */
+struct interp__account *interp__state_account(interp_state *s);
 
 /* The raw Lua state, for tests and benchmarks only. */
 struct lua_State *interp__state_lua(interp_state *s);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "alloc.h"
+#include "budget.h"
 #include "interp.h"
 #include "lua_ctx.h"
 #include "sync.h"
@@ -32,6 +33,7 @@ struct interp_shared {
     interp_print_fn print;     /* never NULL (the default sink is filled in) */
     void *print_ud;
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
+                       struct interp__account *acct, char *why, size_t whylen,
                        interp_chan **out);
     void *chan_lookup_ud;
     struct interp__frozen_space *frozen_space; /* not owned */
@@ -42,6 +44,7 @@ struct interp_shared {
     interp_state_fn on_state;
     void *on_state_ud;
     char *package_path, *package_cpath; /* owned; NULL: Lua's defaults */
+    struct interp__budget *budget; /* retained; NULL: none */
 };
 
 /* The outcome classes of a protected run, before they become an interp_outcome. */

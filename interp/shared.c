@@ -141,6 +141,8 @@ int interp__shared_new(const interp_config *cfg, interp_shared **out, char **err
     sh->print_ud = cfg->print ? cfg->print_ud : NULL;
     sh->chan_lookup = cfg->chan_lookup;
     sh->chan_lookup_ud = cfg->chan_lookup_ud;
+    interp__budget_retain(cfg->budget);
+    sh->budget = cfg->budget;
     int rc = interp__hostlibs_copy(sh, cfg, err);
     if (rc != INTERP_OK) {
         interp__shared_destroy(sh);
@@ -225,5 +227,6 @@ void interp__shared_destroy(interp_shared *sh)
     interp_msg_free(sh->init_args);
     free(sh->init_code);
     interp__hostlibs_free(sh);
+    interp__budget_release(sh->budget);
     free(sh);
 }

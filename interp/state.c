@@ -126,6 +126,22 @@ int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, cha
     s->ctx.worker_id = worker_id;
     s->ctx.chan_lookup = sh->chan_lookup;
     s->ctx.chan_lookup_ud = sh->chan_lookup_ud;
+    /* an account when something would count: a pool total, or a sandbox's own limit */
+    size_t state_limit = s->sandbox ? sh->memory_limit : 0;
+    if (sh->budget && (sh->budget->limit || state_limit)) {
+        s->ctx.acct = interp__account_new(sh->budget, &s->alloc.in_use, state_limit);
+        if (!s->ctx.acct) {
+            *err = interp__strdupf("cannot create a state: out of memory");
+            interp__cancel_destroy(&s->cancel);
+            interp__cond_destroy(&s->sleep_cv);
+            interp__mutex_destroy(&s->sleep_mu);
+            interp__mutex_destroy(&s->irq_mu);
+            free(s);
+            return INTERP_ERR_NOMEM;
+        }
+        if (state_limit)
+            s->alloc.held = &s->ctx.acct->held_state;
+    }
 
     int rc = INTERP_OK;
     s->L = lua_newstate(interp__alloc_fn, &s->alloc);
@@ -152,6 +168,7 @@ int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, cha
 err_close_lua:
     lua_close(s->L);
 err_free_state:
+    interp__account_release(s->ctx.acct);
     interp__cond_destroy(&s->sleep_cv);
     interp__mutex_destroy(&s->sleep_mu);
     interp__mutex_destroy(&s->irq_mu);
@@ -165,12 +182,18 @@ void interp__state_destroy(interp_state *s)
     if (!s)
         return;
     lua_close(s->L);
+    interp__account_release(s->ctx.acct); /* what it charged stays until refunded */
     interp__slab_cache_release(s->slab_cache);
     interp__cond_destroy(&s->sleep_cv);
     interp__mutex_destroy(&s->sleep_mu);
     interp__mutex_destroy(&s->irq_mu);
     interp__cancel_destroy(&s->cancel);
     free(s);
+}
+
+struct interp__account *interp__state_account(interp_state *s)
+{
+    return s->ctx.acct;
 }
 
 bool interp__state_broken(const interp_state *s)

@@ -32,9 +32,11 @@ static struct {
     interp_chan *chans[REG_MAX];
 } reg = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static int reg_lookup(void *ud, const char *name, size_t len, size_t capacity, interp_chan **out)
+static int reg_lookup(void *ud, const char *name, size_t len, size_t capacity,
+                      struct interp__account *acct, char *why, size_t whylen, interp_chan **out)
 {
     (void)len; /* the binding checked it: no NUL inside */
+    (void)acct, (void)why, (void)whylen; /* no budget here */
     (void)ud;
     int rc = INTERP_ERR_NOMEM;
     pthread_mutex_lock(&reg.mu);
