@@ -40,8 +40,9 @@ typedef struct interp_chan interp_chan;
 
 /* Create a channel holding at most `capacity` messages (1 to INTERP_CHAN_MAX_CAPACITY) of at
  * most `max_msg_size` bytes each (0: no limit beyond the message's own). *out holds one
- * reference. The ring of slots is allocated here (16 bytes per slot, capacity rounded up to a
- * power of two), so a large capacity costs memory up front (16 MiB at the bound).
+ * reference. The ring of slots is allocated here (24 bytes per slot, capacity rounded up to a
+ * power of two), so a large capacity costs memory up front (24 MiB at the bound; a pool's
+ * named channels are charged to its memory budget).
  * INTERP_ERR_INVALID (out NULL, capacity 0 or past the bound), INTERP_ERR_NOMEM. */
 INTERP_API int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out);
 INTERP_API void interp_chan_retain(interp_chan *ch);

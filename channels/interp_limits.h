@@ -8,8 +8,8 @@
 #define INTERP_LIMITS_H
 
 /* Messages a channel may hold (interp_chan_create, interp_pool_channel, interp.channel). The
- * ring of slots is allocated when the channel is made (16 bytes a slot, rounded up to a power
- * of two): at most 16 MiB for one channel; a pool's channels are also charged to its memory
+ * ring of slots is allocated when the channel is made (24 bytes a slot, rounded up to a power
+ * of two): at most 24 MiB for one channel; a pool's channels are also charged to its memory
  * budget (interp_pool_options.memory_budget). */
 #define INTERP_CHAN_MAX_CAPACITY ((size_t)1 << 20)
 

@@ -18,7 +18,7 @@ typedef struct lm_pool {
 static const char *const new_keys[] = {
     "workers", "init", "init_file", "init_args", "sandbox", "memory_limit", "timeout",
     "max_tasks_per_worker", "max_queued", "prestart", "thread_name", "max_msg_size",
-    "max_depth", "cancel_grace", "stuck_grace", "libs", NULL,
+    "max_depth", "cancel_grace", "stuck_grace", "libs", "memory_budget", NULL,
 };
 static const char *const map_keys[] = {"chunksize", "timeout", NULL};
 
@@ -258,6 +258,8 @@ int interp__lm_pool_new(lua_State *L)
     o.thread_name = opt_string(L, 1, where, "thread_name");
     o.max_msg_size = (size_t)opt_integer(L, 1, where, "max_msg_size", 0, 0, LUA_MAXINTEGER);
     o.max_depth = (int)opt_integer(L, 1, where, "max_depth", 0, 0, 100000);
+    o.memory_budget =
+        (size_t)opt_integer(L, 1, where, "memory_budget", 0, 0, LUA_MAXINTEGER);
     o.cancel_grace = opt_seconds(L, 1, where, "cancel_grace");
     o.stuck_grace = opt_seconds(L, 1, where, "stuck_grace");
     /* what these push stays on the stack until create returns */
