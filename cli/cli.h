@@ -40,14 +40,19 @@ int cli_mpi_end(int status);
  * (owned by the caller); otherwise INTERP_ERR_DECODE (why: the reason) or INTERP_ERR_NOMEM. */
 int cli_json_to_msg(const char *text, size_t len, interp_msg **out, char *why, size_t whylen);
 
-/* Write the values of m to f as one output line (without the newline).
+/* Write the values of m to f as one output line (without the newline), of at most max_bytes.
  * json: every value as JSON text; no values print `null`, several a JSON array of them.
  * plain: strings as they are, numbers as Lua prints them, booleans and nil by name, tables as
- * JSON; several values separated by tabs (as Lua's print does).
- * Returns INTERP_OK, or INTERP_ERR_ENCODE with why set when a value has no text form (a
- * function, a table that contains itself, a table key that is a table), INTERP_ERR_NOMEM.
- * Nothing is written on error. */
-int cli_write_msg(FILE *f, const interp_msg *m, bool json, char *why, size_t whylen);
+ * JSON; several values separated by tabs (as Lua's print does). JSON strings escape quotes,
+ * backslashes and control characters (a NUL byte as \u0000); other bytes pass as they are.
+ * The text is built in memory first (at most max_bytes of it) and written with one fwrite.
+ * Returns INTERP_OK, or with why set: INTERP_ERR_ENCODE when a value has no text form (a
+ * function, a table that contains itself, a table key that is a table), INTERP_ERR_LIMIT when
+ * the text would pass max_bytes (shared tables are printed in full at each place),
+ * INTERP_ERR_NOMEM, INTERP_ERR_SYSTEM when fwrite failed. Nothing is written on the other
+ * errors. */
+int cli_write_msg(FILE *f, const interp_msg *m, bool json, size_t max_bytes, char *why,
+                  size_t whylen);
 
 /* ---- progress.c: the progress line on stderr -------------------------------------------- */
 

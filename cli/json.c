@@ -10,10 +10,7 @@
 #include "cli.h"
 
 enum {
-    JSON_MAX_DEPTH = 200,       /* as the pool's default message depth */
-    JSON_MAX_NODES = 16 << 20,  /* bound on values printed for one result: shared subtables are
-                                   printed in full at every place, which could otherwise grow
-                                   exponentially */
+    JSON_MAX_DEPTH = 200, /* as the pool's default message depth */
 };
 
 static void set_why(char *why, size_t whylen, const char *fmt, ...)
@@ -55,9 +52,33 @@ static int add_json(interp_msg_builder *b, const cJSON *j)
     return rc;
 }
 
+/* Whether a JSON string of the text holds the escape \u0000: cJSON keeps strings
+ * NUL-terminated and would cut it there, so such a line is refused rather than changed. */
+static bool has_nul_escape(const char *t, size_t len)
+{
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_str) {
+            in_str = t[i] == '"';
+        } else if (t[i] == '"') {
+            in_str = false;
+        } else if (t[i] == '\\' && i + 1 < len) {
+            if (t[i + 1] == 'u' && i + 5 < len && memcmp(t + i + 2, "0000", 4) == 0)
+                return true;
+            i++;
+        }
+    }
+    return false;
+}
+
 int cli_json_to_msg(const char *text, size_t len, interp_msg **out, char *why, size_t whylen)
 {
     *out = NULL;
+    if (has_nul_escape(text, len)) {
+        set_why(why, whylen, "a JSON string holding \\u0000 (a NUL byte) is not supported "
+                             "as input");
+        return INTERP_ERR_DECODE;
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!j) {
@@ -91,6 +112,73 @@ int cli_json_to_msg(const char *text, size_t len, interp_msg **out, char *why, s
 
 /* ---- message -> text ------------------------------------------------------------------- */
 
+/* The output line is built in a buffer that never grows past `max` bytes: a result whose text
+ * would be longer fails as a whole (nothing is written), however its tables are shared. */
+typedef struct outbuf {
+    char *p;
+    size_t len, cap, max;
+    bool over;  /* the text passed max */
+    bool nomem;
+} outbuf;
+
+static bool put(outbuf *b, const char *s, size_t n)
+{
+    if (b->over || b->nomem)
+        return false;
+    if (n > b->max - b->len) {
+        b->over = true;
+        return false;
+    }
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n)
+            cap = cap > b->max / 2 ? b->max : 2 * cap;
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->nomem = true;
+            return false;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return true;
+}
+
+static bool puts_(outbuf *b, const char *s) { return put(b, s, strlen(s)); }
+
+/* A JSON string: quotes, backslashes and control characters escaped (a NUL byte as \u0000);
+ * other bytes, UTF-8 or not, as they are. */
+static bool put_json_string(outbuf *b, const char *s, size_t n)
+{
+    if (!put(b, "\"", 1))
+        return false;
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (!put(b, s + run, i - run))
+            return false;
+        char esc[8];
+        switch (c) {
+        case '"': memcpy(esc, "\\\"", 3); break;
+        case '\\': memcpy(esc, "\\\\", 3); break;
+        case '\n': memcpy(esc, "\\n", 3); break;
+        case '\t': memcpy(esc, "\\t", 3); break;
+        case '\r': memcpy(esc, "\\r", 3); break;
+        case '\b': memcpy(esc, "\\b", 3); break;
+        case '\f': memcpy(esc, "\\f", 3); break;
+        default: snprintf(esc, sizeof esc, "\\u%04x", c); break;
+        }
+        if (!puts_(b, esc))
+            return false;
+        run = i + 1;
+    }
+    return put(b, s + run, n - run) && put(b, "\"", 1);
+}
+
 /* Lua's own text for a float (lua_Number2str, then ".0" when it looks like an integer). */
 static void fmt_float(char *buf, size_t n, double d)
 {
@@ -100,60 +188,65 @@ static void fmt_float(char *buf, size_t n, double d)
         memcpy(buf + len, ".0", 3);
 }
 
-/* The walk that turns values into cJSON nodes. Tables are numbered in the order they begin,
- * as the message's back-references count them (functions count too, but any function fails
- * the walk before a reference could count past it); a reference is printed as a copy of the
- * table it names (JSON has no sharing), and one that names a table still open (a cycle) fails.
- * A copy is walked again with `replay` counting the original numbers of the tables in it. */
+/* A float as JSON: NaN and infinities have no JSON form and print as null. */
+static bool put_json_float(outbuf *b, double d)
+{
+    if (isnan(d) || isinf(d))
+        return puts_(b, "null");
+    char buf[64]; /* the short form when it reads back exactly, else all 17 digits */
+    snprintf(buf, sizeof buf, "%.15g", d);
+    if (strtod(buf, NULL) != d)
+        snprintf(buf, sizeof buf, "%.17g", d);
+    return puts_(b, buf);
+}
+
+/* The walk that writes values as JSON. Tables are numbered in the order they begin, as the
+ * message's back-references count them (functions count too, but any function fails the walk
+ * before a reference could count past it); a reference is printed as a copy of the table it
+ * names (JSON has no sharing), and one that names a table still open (a cycle) fails. A copy
+ * is walked again with `replay` counting the original numbers of the tables in it. The output
+ * bound stops a result whose shared tables would expand past it. */
 typedef struct walk {
     struct tbl { interp_msg_value v; bool open; } *tables;
     size_t ntables, cap;
-    size_t nodes;
+    outbuf *out;
     char *why;
     size_t whylen;
 } walk;
 
-static cJSON *node(walk *w, const interp_msg_value *v, size_t *replay, int depth);
+static bool node(walk *w, const interp_msg_value *v, size_t *replay, int depth);
 
-static cJSON *fail(walk *w, const char *fmt, const char *arg)
+static bool fail(walk *w, const char *fmt, const char *arg)
 {
-    set_why(w->why, w->whylen, fmt, arg);
-    return NULL;
+    if (!w->why[0])
+        set_why(w->why, w->whylen, fmt, arg);
+    return false;
 }
 
-/* The text of a map key: JSON keys are strings, so numbers and booleans become their text. */
-static bool key_text(walk *w, const interp_msg_value *k, char *buf, size_t n, char **heap)
+/* A map key: JSON keys are strings, so numbers and booleans become their text. */
+static bool put_key(walk *w, const interp_msg_value *k)
 {
-    *heap = NULL;
+    char buf[64];
     switch (k->type) {
     case INTERP_MSG_STR:
-        if (k->as.str.len < n) {
-            memcpy(buf, k->as.str.ptr, k->as.str.len);
-            buf[k->as.str.len] = '\0';
-        } else {
-            *heap = malloc(k->as.str.len + 1);
-            if (!*heap)
-                return fail(w, "%s", "out of memory"), false;
-            memcpy(*heap, k->as.str.ptr, k->as.str.len);
-            (*heap)[k->as.str.len] = '\0';
-        }
-        return true;
+        return put_json_string(w->out, k->as.str.ptr, k->as.str.len);
     case INTERP_MSG_INT:
-        snprintf(buf, n, "%" PRId64, k->as.i);
-        return true;
+        snprintf(buf, sizeof buf, "%" PRId64, k->as.i);
+        break;
     case INTERP_MSG_FLOAT:
-        fmt_float(buf, n, k->as.d);
-        return true;
+        fmt_float(buf, sizeof buf, k->as.d);
+        break;
     case INTERP_MSG_BOOL:
-        snprintf(buf, n, "%s", k->as.b ? "true" : "false");
-        return true;
+        snprintf(buf, sizeof buf, "%s", k->as.b ? "true" : "false");
+        break;
     default:
-        fail(w, "%s", "a table key that is not a string, number or boolean cannot be printed");
-        return false;
+        return fail(w, "%s", "a table key that is not a string, number or boolean cannot be "
+                             "printed");
     }
+    return put_json_string(w->out, buf, strlen(buf));
 }
 
-static cJSON *table(walk *w, const interp_msg_value *v, size_t *replay, int depth)
+static bool table(walk *w, const interp_msg_value *v, size_t *replay, int depth)
 {
     size_t idx;
     if (replay) {
@@ -172,63 +265,42 @@ static cJSON *table(walk *w, const interp_msg_value *v, size_t *replay, int dept
     }
     w->tables[idx].open = true;
     bool is_map = v->type == INTERP_MSG_MAP;
-    cJSON *t = is_map ? cJSON_CreateObject() : cJSON_CreateArray();
+    bool ok = put(w->out, is_map ? "{" : "[", 1);
     interp_msg_iter it = v->as.seq.items;
     interp_msg_value k, e;
-    for (uint32_t i = 0; t && i < v->as.seq.count; i++) {
-        char buf[64], *heap = NULL;
-        if (is_map && (!interp_msg_next(&it, &k) || !key_text(w, &k, buf, sizeof buf, &heap))) {
-            cJSON_Delete(t);
-            t = NULL;
-            break;
-        }
-        cJSON *c = interp_msg_next(&it, &e) ? node(w, &e, replay, depth + 1) : NULL;
-        if (c && is_map)
-            cJSON_AddItemToObject(t, heap ? heap : buf, c);
-        else if (c)
-            cJSON_AddItemToArray(t, c);
-        free(heap);
-        if (!c) {
-            cJSON_Delete(t);
-            t = NULL;
-        }
+    for (uint32_t i = 0; ok && i < v->as.seq.count; i++) {
+        if (i > 0)
+            ok = put(w->out, ",", 1);
+        if (ok && is_map)
+            ok = interp_msg_next(&it, &k) ? put_key(w, &k) && put(w->out, ":", 1)
+                                          : fail(w, "%s", "a malformed result");
+        if (ok)
+            ok = interp_msg_next(&it, &e) ? node(w, &e, replay, depth + 1)
+                                          : fail(w, "%s", "a malformed result");
     }
-    if (!t && !w->why[0])
-        fail(w, "%s", "out of memory");
+    if (ok)
+        ok = put(w->out, is_map ? "}" : "]", 1);
     w->tables[idx].open = false;
-    return t;
+    return ok;
 }
 
-static cJSON *node(walk *w, const interp_msg_value *v, size_t *replay, int depth)
+static bool node(walk *w, const interp_msg_value *v, size_t *replay, int depth)
 {
     if (depth > JSON_MAX_DEPTH)
         return fail(w, "%s", "a result nested too deeply to be printed");
-    if (++w->nodes > JSON_MAX_NODES)
-        return fail(w, "%s", "a result too large to be printed (shared subtables expand)");
     char buf[64];
     switch (v->type) {
     case INTERP_MSG_NIL:
-        return cJSON_CreateNull();
+        return puts_(w->out, "null");
     case INTERP_MSG_BOOL:
-        return cJSON_CreateBool(v->as.b);
+        return puts_(w->out, v->as.b ? "true" : "false");
     case INTERP_MSG_INT:
-        /* raw text: cJSON's numbers are doubles, which would round integers above 2^53 */
-        snprintf(buf, sizeof buf, "%" PRId64, v->as.i);
-        return cJSON_CreateRaw(buf);
+        snprintf(buf, sizeof buf, "%" PRId64, v->as.i); /* exact, also above 2^53 */
+        return puts_(w->out, buf);
     case INTERP_MSG_FLOAT:
-        return cJSON_CreateNumber(v->as.d); /* NaN and infinities print as null */
-    case INTERP_MSG_STR: {
-        if (memchr(v->as.str.ptr, '\0', v->as.str.len))
-            return fail(w, "%s", "a string holding a NUL byte cannot be printed as JSON");
-        char *s = malloc(v->as.str.len + 1);
-        if (!s)
-            return fail(w, "%s", "out of memory");
-        memcpy(s, v->as.str.ptr, v->as.str.len);
-        s[v->as.str.len] = '\0';
-        cJSON *c = cJSON_CreateString(s);
-        free(s);
-        return c;
-    }
+        return put_json_float(w->out, v->as.d);
+    case INTERP_MSG_STR:
+        return put_json_string(w->out, v->as.str.ptr, v->as.str.len);
     case INTERP_MSG_ARRAY:
     case INTERP_MSG_MAP:
         return table(w, v, replay, depth);
@@ -252,101 +324,74 @@ static cJSON *node(walk *w, const interp_msg_value *v, size_t *replay, int depth
     return fail(w, "%s", "a value of unknown type");
 }
 
-/* One value as text into *text (malloc'd). */
-static int value_text(walk *w, const interp_msg_value *v, bool json, char **text)
+/* One value: plain text (strings as they are, numbers as Lua prints them, tables as JSON) or
+ * JSON. */
+static bool value_text(walk *w, const interp_msg_value *v, bool json)
 {
     char buf[64];
-    *text = NULL;
     if (!json) {
         switch (v->type) {
         case INTERP_MSG_NIL:
-            *text = strdup("nil");
-            break;
+            return puts_(w->out, "nil");
         case INTERP_MSG_BOOL:
-            *text = strdup(v->as.b ? "true" : "false");
-            break;
+            return puts_(w->out, v->as.b ? "true" : "false");
         case INTERP_MSG_INT:
             snprintf(buf, sizeof buf, "%" PRId64, v->as.i);
-            *text = strdup(buf);
-            break;
+            return puts_(w->out, buf);
         case INTERP_MSG_FLOAT:
             fmt_float(buf, sizeof buf, v->as.d);
-            *text = strdup(buf);
-            break;
-        case INTERP_MSG_STR:
-            *text = malloc(v->as.str.len + 1);
-            if (*text) {
-                memcpy(*text, v->as.str.ptr, v->as.str.len);
-                (*text)[v->as.str.len] = '\0';
-            }
-            break;
+            return puts_(w->out, buf);
+        case INTERP_MSG_STR: /* any bytes, a NUL included: written with their length */
+            return put(w->out, v->as.str.ptr, v->as.str.len);
         case INTERP_MSG_FUNCTION:
-            fail(w, "%s", "a function cannot be printed");
-            return INTERP_ERR_ENCODE;
+            return fail(w, "%s", "a function cannot be printed");
         default:
-            goto as_json;
+            break;
         }
-        if (!*text) {
-            fail(w, "%s", "out of memory");
-            return INTERP_ERR_NOMEM;
-        }
-        return INTERP_OK;
     }
-as_json:;
-    cJSON *c = node(w, v, NULL, 0);
-    if (!c)
-        return INTERP_ERR_ENCODE;
-    *text = cJSON_PrintUnformatted(c);
-    cJSON_Delete(c);
-    if (!*text) {
-        fail(w, "%s", "out of memory");
-        return INTERP_ERR_NOMEM;
-    }
-    return INTERP_OK;
+    return node(w, v, NULL, 0);
 }
 
-int cli_write_msg(FILE *f, const interp_msg *m, bool json, char *why, size_t whylen)
+int cli_write_msg(FILE *f, const interp_msg *m, bool json, size_t max_bytes, char *why,
+                  size_t whylen)
 {
-    walk w = {.why = why, .whylen = whylen};
+    outbuf out = {.max = max_bytes};
+    walk w = {.out = &out, .why = why, .whylen = whylen};
     why[0] = '\0';
     uint32_t n = interp_msg_count(m);
-    if (n == 0) {
-        fputs(json ? "null" : "", f);
-        return INTERP_OK;
-    }
-    /* Plain strings may hold any bytes (a NUL included): written with their length. */
     interp_msg_iter it = interp_msg_iter_init(m);
     interp_msg_value v;
-    char **texts = calloc(n, sizeof *texts);
-    size_t *lens = calloc(n, sizeof *lens);
-    int rc = texts && lens ? INTERP_OK : INTERP_ERR_NOMEM;
-    for (uint32_t i = 0; i < n && rc == INTERP_OK; i++) {
-        if (!interp_msg_next(&it, &v)) {
-            rc = INTERP_ERR_DECODE;
-            set_why(why, whylen, "a malformed result");
-            break;
-        }
-        rc = value_text(&w, &v, json, &texts[i]);
-        if (rc == INTERP_OK)
-            lens[i] = (!json && v.type == INTERP_MSG_STR) ? v.as.str.len : strlen(texts[i]);
+    bool ok = true;
+    if (n == 0)
+        ok = puts_(&out, json ? "null" : "");
+    if (ok && json && n > 1)
+        ok = put(&out, "[", 1);
+    for (uint32_t i = 0; ok && i < n; i++) {
+        if (i > 0)
+            ok = put(&out, json ? "," : "\t", 1);
+        if (ok)
+            ok = interp_msg_next(&it, &v) ? value_text(&w, &v, json)
+                                          : fail(&w, "%s", "a malformed result");
     }
-    if (rc == INTERP_OK) {
-        if (json && n > 1)
-            fputc('[', f);
-        for (uint32_t i = 0; i < n; i++) {
-            if (i > 0)
-                fputc(json ? ',' : '\t', f);
-            fwrite(texts[i], 1, lens[i], f);
+    if (ok && json && n > 1)
+        ok = put(&out, "]", 1);
+    int rc = INTERP_OK;
+    if (!ok) {
+        if (out.over) {
+            set_why(why, whylen, "the result's text is longer than %zu bytes (--max-output)",
+                    max_bytes);
+            rc = INTERP_ERR_LIMIT;
+        } else if (out.nomem) {
+            set_why(why, whylen, "out of memory");
+            rc = INTERP_ERR_NOMEM;
+        } else {
+            rc = INTERP_ERR_ENCODE;
         }
-        if (json && n > 1)
-            fputc(']', f);
-    } else if (rc == INTERP_ERR_NOMEM && !why[0]) {
-        set_why(why, whylen, "out of memory");
+    } else if (out.len > 0 && fwrite(out.p, 1, out.len, f) != out.len) {
+        rc = INTERP_ERR_SYSTEM;
+        set_why(why, whylen, "%s", "cannot write the result");
     }
-    for (uint32_t i = 0; texts && i < n; i++)
-        free(texts[i]);
-    free(texts);
-    free(lens);
+    free(out.p);
     free(w.tables);
     return rc;
 }

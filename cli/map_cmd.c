@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,6 +42,8 @@ static const char map_usage[] =
     "                          debug, load of bytecode; read-only library tables)\n"
     "  -m, --memory-limit N    bytes of memory for each worker state (suffix K, M or G)\n"
     "  -j, --json              each input line is a JSON value; results are written as JSON\n"
+    "  -o, --max-output N      bytes of one output line at most (suffix K, M or G); a longer\n"
+    "                          result fails its line (default: the memory limit, else 64M)\n"
     "  -h, --help              print this help\n"
     "\n"
     "Output: the values FUNC returns, as text: strings as they are, numbers as Lua\n"
@@ -50,8 +53,21 @@ static const char map_usage[] =
     "its error, with the Lua traceback, goes to stderr as `line N: error`. print() in the\n"
     "script writes to stderr. A progress line is drawn on stderr when it is a terminal.\n"
     "\n"
-    "Exit status: 0 if every line succeeded, 1 if any failed, 2 on a usage error or when\n"
-    "SCRIPT cannot be loaded.\n";
+    "Reading stops at the first read error and writing at the first failed write (exit 1).\n"
+    "SIGINT or SIGTERM stops the run: no more lines are read, the lines in progress are\n"
+    "cancelled, every output line is whole, and the count of lines done goes to stderr.\n"
+    "\n"
+    "Exit status: 0 if every line succeeded, 1 if any failed or reading or writing failed,\n"
+    "2 on a usage error or when SCRIPT cannot be loaded, 128 + the signal's number after\n"
+    "SIGINT (130) or SIGTERM (143).\n";
+
+/* The signal that stopped the run (SIGINT, SIGTERM), 0 while none came. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
 
 /* One input line on its way through the pool. */
 typedef struct event {
@@ -62,6 +78,8 @@ typedef struct event {
 
 typedef struct map_run {
     bool json;
+    size_t max_output; /* bytes of one output line */
+    int write_errno;   /* the first failed write to stdout; 0: none */
     FILE *in;
     char *buf;
     size_t bufcap;
@@ -106,11 +124,33 @@ static event pop_event(map_run *r)
     return e;
 }
 
+/* Whether the run stops: a signal came or a write failed. Nothing more is read or printed. */
+static bool stopping(const map_run *r)
+{
+    return stop_signal != 0 || r->write_errno != 0;
+}
+
+static bool map_interrupted(void *ud)
+{
+    return stopping(ud);
+}
+
+/* After writing to stdout: a failed write stops the run at once (with SIGPIPE ignored, a
+ * closed pipe would otherwise let the map compute every remaining line). */
+static void check_write(map_run *r)
+{
+    if (!r->write_errno && ferror(stdout))
+        r->write_errno = errno ? errno : EIO;
+}
+
 /* Report line `line` as failed: a placeholder on stdout, the reason on stderr. */
 static void report_failure(map_run *r, size_t line, off_t end, const char *reason,
                            const char *detail)
 {
+    if (stopping(r))
+        return;
     fputs(r->json ? "null\n" : "\n", stdout);
+    check_write(r);
     pthread_mutex_lock(&r->err_mu);
     cli_progress_clear(&r->progress);
     if (detail && reason)
@@ -139,12 +179,15 @@ static bool next_input(void *ud, size_t index, interp_msg **args)
 {
     map_run *r = ud;
     (void)index;
-    while (!r->eof && !r->fatal && r->bad_queued < BAD_LINES_QUEUED_MAX) {
+    while (!r->eof && !r->fatal && r->bad_queued < BAD_LINES_QUEUED_MAX && !stopping(r)) {
         errno = 0;
         ssize_t n = getline(&r->buf, &r->bufcap, r->in);
         if (n < 0) {
-            if (ferror(r->in))
-                r->read_errno = errno ? errno : EIO;
+            /* getline also fails without the stream's error flag (ENOMEM for a line too
+             * long to hold): anything but the end of the input is a read error */
+            int e = errno;
+            if (!(e == EINTR && stop_signal) && (ferror(r->in) || !feof(r->in)))
+                r->read_errno = e ? e : EIO;
             r->eof = true;
             break;
         }
@@ -196,11 +239,18 @@ static void on_result(void *ud, size_t index, int status, interp_msg *result, co
         return;
     }
     event e = pop_event(r);
-    if (status == INTERP_OK) {
+    if (stopping(r)) {
+        /* the run stops: lines still arriving (cancelled or not) are not written */
+    } else if (status == INTERP_OK) {
         char why[200];
-        int rc = cli_write_msg(stdout, result, r->json, why, sizeof why);
-        if (rc == INTERP_OK) {
+        int rc = cli_write_msg(stdout, result, r->json, r->max_output, why, sizeof why);
+        if (rc == INTERP_ERR_SYSTEM) {
+            check_write(r);
+            if (!r->write_errno)
+                r->write_errno = EIO;
+        } else if (rc == INTERP_OK) {
             fputc('\n', stdout);
+            check_write(r);
             pthread_mutex_lock(&r->err_mu);
             r->done++;
             r->bytes_done = e.end;
@@ -316,6 +366,7 @@ int cli_map(int argc, char **argv)
         {"sandbox", no_argument, NULL, 's'},
         {"memory-limit", required_argument, NULL, 'm'},
         {"json", no_argument, NULL, 'j'},
+        {"max-output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -323,10 +374,11 @@ int cli_map(int argc, char **argv)
     long chunksize = 0, workers = 0;
     double timeout = 0;
     bool json = false;
+    size_t max_output = 0;
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, ":w:c:t:sm:jh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":w:c:t:sm:jo:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'w':
             if (!parse_long(optarg, 1, 4096, &workers))
@@ -353,6 +405,11 @@ int cli_map(int argc, char **argv)
         case 'j':
             json = true;
             break;
+        case 'o':
+            if (!parse_size(optarg, &max_output) || max_output == 0)
+                return usage_error("--max-output: expected a number of bytes (suffix K, M or "
+                                   "G), got '%s'", optarg);
+            break;
         case 'h':
             fputs(map_usage, stdout);
             return CLI_EXIT_OK;
@@ -372,7 +429,9 @@ int cli_map(int argc, char **argv)
         fprintf(stderr, "interp-pool map: cannot read %s: %s\n", script, strerror(errno));
         return CLI_EXIT_USAGE;
     }
-    map_run r = {.json = json, .in = stdin};
+    if (!max_output) /* what one worker state may hold, or else a bound of its own */
+        max_output = o.memory_limit ? o.memory_limit : (size_t)64 << 20;
+    map_run r = {.json = json, .in = stdin, .max_output = max_output};
     pthread_mutex_init(&r.err_mu, NULL);
     cli_progress_init(&r.progress, fileno(stdin));
     o.workers = (int)workers;
@@ -406,12 +465,21 @@ int cli_map(int argc, char **argv)
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, sizeof outbuf);
     interp_fn fn = {.kind = INTERP_FN_NAME, .text = func};
-    interp_map_options mo = {.chunksize = (size_t)chunksize};
+    interp_map_options mo = {.chunksize = (size_t)chunksize,
+                             .interrupted = map_interrupted, .interrupted_ud = &r};
+    /* SIGINT, SIGTERM: stop between lines (no SA_RESTART: a blocked read returns) */
+    struct sigaction sa = {.sa_handler = on_stop_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     int status = CLI_EXIT_OK;
-    while (!r.eof && !r.fatal) {
+    while (!r.eof && !r.fatal && !stopping(&r)) {
         size_t lines = r.line, done = r.done, failed = r.failed;
         rc = interp_pool_map_stream(pool, &fn, next_input, on_result, &r, 0, &mo);
         flush_bad(&r); /* every item is printed: the bad lines after them have their turn */
+        if (stopping(&r))
+            break;
         /* Item failures are reported per line; a failure of the pool itself (or a call that
          * made no progress at all) ends the run. */
         bool progressed = r.line != lines || r.done != done;
@@ -430,6 +498,8 @@ int cli_map(int argc, char **argv)
         cli_progress_finish(&r.progress);
     pthread_mutex_unlock(&r.err_mu);
     interp_pool_destroy(pool); /* joins the workers: no print callback runs after this */
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     if (r.fatal) {
         fprintf(stderr, "interp-pool map: out of memory\n");
         status = CLI_EXIT_FAILED;
@@ -438,9 +508,18 @@ int cli_map(int argc, char **argv)
         fprintf(stderr, "interp-pool map: reading stdin: %s\n", strerror(r.read_errno));
         status = CLI_EXIT_FAILED;
     }
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "interp-pool map: writing stdout: %s\n", strerror(errno));
+    if (!r.write_errno && (fflush(stdout) != 0 || ferror(stdout)))
+        r.write_errno = errno ? errno : EIO;
+    if (r.write_errno) {
+        fprintf(stderr, "interp-pool map: writing stdout: %s; stopped after %zu lines\n",
+                strerror(r.write_errno), r.done);
         status = CLI_EXIT_FAILED;
+    }
+    if (stop_signal && !r.write_errno) {
+        fprintf(stderr, "interp-pool map: stopped by %s after %zu lines (%zu failed); every "
+                        "output line is whole\n",
+                stop_signal == SIGINT ? "SIGINT" : "SIGTERM", r.done, r.failed);
+        status = 128 + stop_signal;
     }
     if (r.failed > 0 && status == CLI_EXIT_OK)
         status = CLI_EXIT_FAILED;
