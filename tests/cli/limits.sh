@@ -38,7 +38,8 @@ expect_eq "raised bound: bytes of line 1" 12800 "$(sed -n 1p "$TMP/out" | tr -cd
 # the issue's case: a ~1 MiB table referenced 2^8 times (268 MB of text) fails at the default
 # bound (64 MiB without a memory limit) without building it
 printf '1000 256\n' > "$TMP/fan2"
-/usr/bin/time -f '%M' -o "$TMP/rss" "$IP" map "$TMP/f.lua" fan -w 1 < "$TMP/fan2" > "$TMP/out" 2> "$TMP/err" && rc=0 || rc=$?
+echo "limits: 268 MB case" >&2
+timeout 60 /usr/bin/time -f '%M' -o "$TMP/rss" "$IP" map "$TMP/f.lua" fan -w 1 < "$TMP/fan2" > "$TMP/out" 2> "$TMP/err" && rc=0 || rc=$?
 expect_eq "268 MB: exit" 1 "$rc"
 grep -q 'longer than 67108864 bytes' "$TMP/err" || fail "268 MB: $(cat "$TMP/err")"
 if [ -z "${INTERP_SANITIZE:-}" ]; then # peak RSS under the bound + the state + slack
@@ -50,7 +51,8 @@ expect_eq "bad --max-output" 2 "$rc"
 
 # --- read errors: exit 1 and said ---------------------------------------------------------
 set +e
-"$IP" map "$TMP/f.lua" echo < / > "$TMP/out" 2> "$TMP/err"
+echo "limits: read errors" >&2
+timeout 60 "$IP" map "$TMP/f.lua" echo < / > "$TMP/out" 2> "$TMP/err"
 rc=$?
 set -e
 expect_eq "stdin a directory: exit" 1 "$rc"
@@ -59,7 +61,7 @@ grep -q 'reading stdin: Is a directory' "$TMP/err" || fail "directory: $(cat "$T
 # sanitizers, which reserve terabytes of it)
 if [ -z "${INTERP_SANITIZE:-}" ]; then
   set +e
-  (ulimit -v 300000; head -c 400000000 /dev/zero | tr '\0' x | "$IP" map "$TMP/f.lua" echo -w 1 > "$TMP/out" 2> "$TMP/err")
+  (ulimit -v 300000; head -c 400000000 /dev/zero | tr '\0' x | timeout 60 "$IP" map "$TMP/f.lua" echo -w 1 > "$TMP/out" 2> "$TMP/err")
   rc=$?
   set -e
   expect_eq "ENOMEM: exit" 1 "$rc"
@@ -68,14 +70,18 @@ fi
 
 # --- SIGTERM and SIGINT: stop between lines, count what was done ------------------------
 for sig in TERM INT; do
+  echo "limits: SIG$sig" >&2
   "$IP" map "$TMP/f.lua" slow -w 2 < <(yes abcd) > "$TMP/out" 2> "$TMP/err" &
   pid=$!
+  { sleep 60; kill -KILL "$pid"; } >/dev/null 2>&1 & # a run that does not stop fails, not hangs
+  guard=$!
   for _ in $(seq 3000); do [ -s "$TMP/out" ] && break; sleep 0.01; done
   [ -s "$TMP/out" ] || fail "SIG$sig: no output within 30 s"
   kill -"$sig" "$pid"
   set +e
   wait "$pid"
   rc=$?
+  kill "$guard" 2>/dev/null
   set -e
   want=$((128 + $(kill -l "$sig")))
   expect_eq "SIG$sig: exit" "$want" "$rc"
@@ -89,7 +95,8 @@ done
 # --- stdout closed, SIGPIPE ignored: the first failed write stops the run ----------------
 seq 20000 > "$TMP/many"
 set +e
-(trap '' PIPE; "$IP" map "$TMP/f.lua" counted -w 2 < "$TMP/many" 2> "$TMP/err" | head -c 10 > /dev/null
+echo "limits: closed stdout" >&2
+(trap '' PIPE; timeout 60 "$IP" map "$TMP/f.lua" counted -w 2 < "$TMP/many" 2> "$TMP/err" | head -c 10 > /dev/null
  exit "${PIPESTATUS[0]}")
 rc=$?
 set -e
