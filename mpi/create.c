@@ -181,7 +181,10 @@ static void put_hello(unsigned char out[HELLO_SIZE], int rc, int workers, const 
     wb_u32(&b, (uint32_t)getpid());
     wb_u32(&b, (uint32_t)bc_len);
     wb_put(&b, bc, 64);
-    char text[400] = "";
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    wb_put(&b, host, sizeof host);
+    char text[336] = "";
     if (err)
         snprintf(text, sizeof text, "%s", err);
     wb_put(&b, text, sizeof text);
@@ -201,7 +204,9 @@ static void get_hello(const unsigned char in[HELLO_SIZE], mpi__rank_hello *h)
     if (h->bc_len > 64)
         h->bc_len = 0;
     memcpy(h->bc, in + 16, 64);
-    memcpy(h->err, in + 80, sizeof h->err);
+    memcpy(h->host, in + 80, sizeof h->host);
+    h->host[sizeof h->host - 1] = '\0';
+    memcpy(h->err, in + 144, sizeof h->err);
     h->err[sizeof h->err - 1] = '\0';
 }
 

@@ -133,7 +133,8 @@ typedef struct mpi__rank_hello {
     int32_t pid;
     uint32_t bc_len;
     unsigned char bc[64];
-    char err[400];       /* its creation error, cut */
+    char host[64];       /* its host name */
+    char err[336];       /* its creation error, cut */
 } mpi__rank_hello;
 
 /* Build the root's pool over comm (already the pool's own duplicate; ownership of comm, local
@@ -141,6 +142,20 @@ typedef struct mpi__rank_hello {
 int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options *opts,
                     const interp_mpi_options *mo, srv *local, waker *wk,
                     const mpi__rank_hello *hello, char **err);
+
+/* ---- the root's last words (lastwords.c) ------------------------------------------------
+ *
+ * Under Open MPI 4.1 a rank that dies ends the job: mpiexec terminates the others (SIGTERM).
+ * While an MPI pool lives, the root catches SIGTERM (only if nobody else handles it) and, in
+ * the handler, writes what each rank held and which of the ranks on its host has exited,
+ * then dies of the signal as it would have. */
+
+/* Install (ranks' pids and whether each runs on the root's host). false when not installed
+ * (a handler is already there, or another pool has it). */
+bool mpi__lastwords_install(int size, int me, const mpi__rank_hello *hello);
+/* The communication thread's view of rank k (async-signal-safe to read). */
+void mpi__lastwords_update(int k, int units, size_t items, double last_heard);
+void mpi__lastwords_remove(void);
 
 /* Non-root: the communication loop until the root says stop. */
 int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, double heartbeat);

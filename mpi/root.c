@@ -27,6 +27,7 @@ typedef struct unit {
 
 typedef struct rank_st {
     int workers, cap, inflight;
+    size_t items;           /* items of the units in flight */
     double last_heard;
     bool lost, bye, bc_ok;
     const char *bc_why;
@@ -66,7 +67,19 @@ typedef struct root {
     unsigned char bc[64];
     size_t bc_len;
     int rr;                 /* where the search for a free rank starts */
+    bool lastwords;         /* the SIGTERM handler is ours (lastwords.c) */
 } root;
+
+static size_t unit_items(const unit *u) { return u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n; }
+
+/* Rank k's in-flight count changed by delta units of `items` items. */
+static void count(root *r, int k, int delta, size_t items)
+{
+    rank_st *s = &r->ranks[k];
+    s->inflight += delta;
+    s->items = delta > 0 ? s->items + items : s->items - items;
+    mpi__lastwords_update(k, s->inflight, s->items, s->last_heard);
+}
 
 /* ---- the unit table (r->mu held) ------------------------------------------------------ */
 
@@ -226,7 +239,7 @@ static void send_unit(root *r, unit *u)
         for (size_t i = 0; i < w->n; i++)
             wb_msg(&b, w->items ? w->items[i] : NULL);
     }
-    r->ranks[u->rank].inflight++;
+    count(r, u->rank, 1, unit_items(u));
     if (u->rank == r->me) {
         if (!b.fail)
             srv_work(r->local, b.p, b.len);
@@ -330,7 +343,7 @@ static void on_done(root *r, int src, const char *data, size_t len)
     pthread_mutex_unlock(&r->mu);
     if (!u)
         return;
-    r->ranks[src].inflight--;
+    count(r, src, -1, unit_items(u));
     if (!u->job) {
         free(u);
         return;
@@ -394,6 +407,8 @@ static bool poll_incoming(root *r)
             continue;
         }
         r->ranks[src].last_heard = mpi__now();
+        mpi__lastwords_update(src, r->ranks[src].inflight, r->ranks[src].items,
+                              r->ranks[src].last_heard);
         if (buf && st.MPI_TAG == TAG_DONE)
             on_done(r, src, buf, len);
         else if (st.MPI_TAG == TAG_BYE)
@@ -489,7 +504,7 @@ static void lose_rank(root *r, int k, double silent)
     while (mine) {
         unit *u = mine;
         mine = u->next;
-        s->inflight--;
+        count(r, k, -1, unit_items(u));
         if (!u->job) {
             free(u);
             continue;
@@ -661,6 +676,9 @@ static void be_stop(void *ud)
         pthread_join(r->thread, NULL);
         r->started = false;
     }
+    if (r->lastwords)
+        mpi__lastwords_remove();
+    r->lastwords = false;
     srv_free(r->local);
     r->local = NULL;
 }
@@ -673,6 +691,8 @@ static void be_free(void *ud)
         MPI_Comm_free(&r->comm);
         r->stopped = true;
     }
+    if (r->lastwords)
+        mpi__lastwords_remove();
     srv_free(r->local);
     for (int b = 0; b < NBUCKETS; b++)
         while (r->table[b]) {
@@ -749,6 +769,7 @@ int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options 
     if (rc != INTERP_OK)
         return rc; /* r freed (ranks told to stop) */
     r->pool = pool;
+    r->lastwords = mpi__lastwords_install(r->size, r->me, hello);
     r->started = true;
     if (pthread_create(&r->thread, NULL, root_main, r) != 0) {
         r->started = false;

@@ -424,7 +424,8 @@ int main(int argc, char **argv)
     if (!strcmp(which, "errors"))
         o.memory_limit = 32u << 20;
     if (lost) {
-        mo.heartbeat_timeout = 1.5;
+        /* killed: mpiexec ends the job long before the root would call the rank lost */
+        mo.heartbeat_timeout = !strcmp(which, "killed") ? 30 : 1.5;
         mo.on_lost = !strcmp(which, "resubmit") ? INTERP_MPI_LOST_RESUBMIT : INTERP_MPI_LOST_FAIL;
     }
     int rounds = !strcmp(which, "shutdown") ? 2 : 1, served = 0;
