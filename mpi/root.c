@@ -16,6 +16,7 @@
 #include "backend.h"
 #include "core_impl.h"
 #include "mpi_impl.h"
+#include "msg_impl.h"
 
 typedef struct unit {
     struct unit *next;      /* table chain / retry list */
@@ -249,6 +250,50 @@ static void send_unit(root *r, unit *u)
     }
 }
 
+static bool frozen(const interp_msg *m)
+{
+    return m && (m->flags & INTERP__MSG_HAS_FROZEN);
+}
+
+/* A frozen value's handle is an address in this process: it cannot go to another rank. Fails
+ * (and frees) u when an argument holds one; true then. */
+static bool holds_frozen(unit *u)
+{
+    static const char text[] = "an argument holds a frozen value, which cannot travel to "
+                               "another MPI rank (its handle is an address in this process); "
+                               "pass a plain copy";
+    if (u->w.kind == INTERP__JOB_TASK) {
+        if (!frozen(u->w.args))
+            return false;
+        fail_unit(u, INTERP_ERR_ENCODE, text);
+        return true;
+    }
+    size_t bad = SIZE_MAX;
+    for (size_t i = 0; i < u->w.n && bad == SIZE_MAX; i++)
+        if (u->w.items && frozen(u->w.items[i]))
+            bad = i;
+    if (bad == SIZE_MAX)
+        return false;
+    interp_outcome *outs = calloc(u->w.n, sizeof *outs);
+    if (!outs) {
+        fail_unit(u, INTERP_ERR_ENCODE, text);
+        return true;
+    }
+    for (size_t i = 0; i < u->w.n; i++) {
+        char t[200];
+        bool mine = u->w.items && frozen(u->w.items[i]);
+        if (!mine)
+            snprintf(t, sizeof t, "not run: item %zu of the same chunk holds a frozen value, "
+                     "which cannot travel to another MPI rank", u->w.first + bad);
+        outs[i].status = mine ? INTERP_ERR_ENCODE : INTERP_ERR_CANCELLED;
+        outs[i].error = dup_text(mine ? text : t);
+    }
+    interp__backend_chunk_end(u->job, outs, 0);
+    free(outs);
+    free(u);
+    return true;
+}
+
 /* Send what can go now: resubmitted units first, then queued jobs. */
 static bool dispatch(root *r)
 {
@@ -304,6 +349,8 @@ static bool dispatch(root *r)
             fail_unit(u, needs_bytecode(&w) ? INTERP_ERR_DECODE : INTERP_ERR_BROKEN, text);
             continue;
         }
+        if (holds_frozen(u))
+            continue; /* failed there */
         u->id = ++r->next_id;
         u->rank = k;
         pthread_mutex_lock(&r->mu);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mpi_impl.h"
+#include "msg_impl.h"
 
 typedef struct unit {
     struct unit *next;  /* in srv->units: the communication thread's own list */
@@ -104,6 +105,14 @@ static reply *reply_new(uint64_t id, size_t n)
 static void put_outcome(wbuf *b, int status, const interp_msg *result, const char *error,
                         const interp_msg *error_value)
 {
+    if ((status == INTERP_OK && result && (result->flags & INTERP__MSG_HAS_FROZEN)) ||
+        (error_value && (error_value->flags & INTERP__MSG_HAS_FROZEN))) {
+        /* a frozen value's handle is an address in this process: it cannot go to the root */
+        status = INTERP_ERR_ENCODE;
+        error = "the result holds a frozen value, which cannot travel to another MPI rank "
+                "(its handle is an address in that process); return a plain copy";
+        result = error_value = NULL;
+    }
     wb_u32(b, (uint32_t)status);
     wb_msg(b, status == INTERP_OK ? result : NULL);
     wb_text(b, status == INTERP_OK ? NULL : error);

@@ -21,6 +21,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "interp_frozen.h"
 #include "interp_mpi.h"
 #include "interp_msg_lua.h"
 
@@ -264,6 +265,22 @@ static void case_errors(interp_pool *p)
         interp_future_release(ok[i]);
     }
     (void)ranks;
+    /* a frozen value (an address in this process) cannot go to another rank: refused, clearly */
+    interp_frozen *fz = NULL;
+    CHECK(interp_frozen_bytes("abc", 3, &fz) == INTERP_OK, "frozen");
+    interp_msg_builder *fb = interp_msg_builder_new();
+    interp_msg_add_frozen(fb, fz);
+    interp_msg *fa = NULL;
+    interp_msg_builder_finish(fb, &fa);
+    interp_frozen_release(fz);
+    interp_future *ff = NULL;
+    CHECK(interp_pool_submit(p, "whoami", fa, &ff) == INTERP_OK, "submit frozen");
+    CHECK(interp_future_result(ff, 30, NULL) == INTERP_ERR_ENCODE &&
+              strstr(interp_future_error(ff), "frozen value"),
+          "frozen argument: %d %s", interp_future_status(ff),
+          interp_future_error(ff) ? interp_future_error(ff) : "");
+    interp_future_release(ff);
+
     /* map: failing items fail alone, with their texts, on every rank */
     enum { M = 300 };
     interp_msg *in[M], *out[M];
