@@ -42,6 +42,8 @@ typedef struct wbuf {
 } wbuf;
 
 void wb_put(wbuf *b, const void *data, size_t n);
+/* Make room for n bytes in all (one allocation instead of doublings). */
+void wb_reserve(wbuf *b, size_t n);
 void wb_u8(wbuf *b, uint8_t v);
 void wb_u32(wbuf *b, uint32_t v);
 void wb_u64(wbuf *b, uint64_t v);
@@ -66,6 +68,11 @@ bool rb_blob(rbuf *b, const char **data, size_t *n);
 /* Decode a message blob (validated; functions accepted: the bytes come from a rank of this
  * job); *m NULL when absent. INTERP_OK or the decode error. */
 int rb_msg(rbuf *b, int max_depth, interp_msg **m);
+/* rb_msg for the many small messages of a chunk: those of up to 1 KiB are carved from *slab
+ * (one allocation for many; the caller releases the slab with interp__slab_release once done
+ * decoding; each message is still freed on its own with interp_msg_free). */
+struct interp__slab;
+int rb_msg_slab(rbuf *b, int max_depth, struct interp__slab **slab, interp_msg **m);
 /* A text blob as a malloc'd NUL-terminated string (NULL when absent). */
 char *rb_text(rbuf *b);
 

@@ -222,6 +222,14 @@ static void send_unit(root *r, unit *u)
 {
     wbuf b = {0};
     const interp__backend_work *w = &u->w;
+    size_t need = 64 + (w->fn->kind == INTERP_FN_FUNCTION ? interp_msg_size(w->fn->function)
+                                                          : strlen(w->fn->text));
+    if (w->kind == INTERP__JOB_TASK)
+        need += w->args ? interp_msg_size(w->args) : 0;
+    else
+        for (size_t i = 0; i < w->n; i++)
+            need += 8 + (w->items && w->items[i] ? interp_msg_size(w->items[i]) : 0);
+    wb_reserve(&b, need);
     wb_u64(&b, u->id);
     wb_u8(&b, w->kind == INTERP__JOB_TASK ? UNIT_TASK : UNIT_CHUNK);
     wb_u8(&b, (uint8_t)w->fn->kind);
@@ -398,10 +406,11 @@ static void on_done(root *r, int src, const char *data, size_t len)
     size_t want = u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n;
     interp_outcome *outs = calloc(want, sizeof *outs);
     bool bad = b.fail || n != want || !outs;
+    interp__slab *slab = NULL;
     for (size_t i = 0; i < want && !bad; i++) {
         interp_outcome *o = &outs[i];
         o->status = (int32_t)rb_u32(&b);
-        int rc = rb_msg(&b, r->max_depth, &o->result);
+        int rc = rb_msg_slab(&b, r->max_depth, &slab, &o->result);
         o->error = rb_text(&b);
         if (rc == INTERP_OK)
             rc = rb_msg(&b, r->max_depth, &o->error_value);
@@ -415,6 +424,7 @@ static void on_done(root *r, int src, const char *data, size_t len)
             o->error = dup_text(interp_strerror(o->status));
         }
     }
+    interp__slab_release(slab); /* its members live on in the outcomes */
     if (bad) {
         for (size_t i = 0; outs && i < want; i++)
             interp__outcome_clear(&outs[i]);

@@ -97,6 +97,7 @@ static reply *reply_new(uint64_t id, size_t n)
     if (!r)
         return NULL;
     r->id = id;
+    wb_reserve(&r->buf, 16 + n * 40); /* small results: one allocation */
     wb_u64(&r->buf, id);
     wb_u64(&r->buf, n);
     return r;
@@ -303,12 +304,14 @@ void srv_work(srv *s, const char *data, size_t len)
     u->items = calloc(u->n ? u->n : 1, sizeof *u->items);
     if (!u->items && rc == INTERP_OK)
         rc = INTERP_ERR_NOMEM;
+    interp__slab *slab = NULL;
     for (size_t i = 0; rc == INTERP_OK && i < u->n; i++) {
-        rc = rb_msg(&b, s->max_depth, &u->items[i]);
+        rc = rb_msg_slab(&b, s->max_depth, &slab, &u->items[i]);
         if (rc != INTERP_OK)
             snprintf(why, sizeof why, "the arguments could not be decoded on this rank: %s",
                      interp_strerror(rc));
     }
+    interp__slab_release(slab);
     u->next = s->units;
     s->units = u;
     s->busy++;

@@ -9,6 +9,7 @@
 #include <lua.h>
 
 #include "mpi_impl.h"
+#include "msg_impl.h"
 
 /* ---- write ------------------------------------------------------------------------------ */
 
@@ -18,6 +19,8 @@ void wb_put(wbuf *b, const void *data, size_t n)
         return;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
+        if (cap < b->len + n && b->len + n > 4096)
+            cap = b->len + n; /* wb_reserve's size, or a large blob: exactly */
         while (cap < b->len + n)
             cap *= 2;
         char *p = realloc(b->p, cap);
@@ -28,9 +31,18 @@ void wb_put(wbuf *b, const void *data, size_t n)
         b->p = p;
         b->cap = cap;
     }
-    if (n)
+    if (n && data)
         memcpy(b->p + b->len, data, n);
     b->len += n;
+}
+
+void wb_reserve(wbuf *b, size_t n)
+{
+    size_t len = b->len;
+    if (n > b->cap && !b->fail) {
+        wb_put(b, NULL, n - len); /* grows once to n */
+        b->len = len;
+    }
 }
 
 void wb_u8(wbuf *b, uint8_t v) { wb_put(b, &v, 1); }
@@ -149,6 +161,31 @@ int rb_msg(rbuf *b, int max_depth, interp_msg **m)
     /* the ranks of one job run one program: their bytes are as trusted as our own (a task's
      * values were encoded by the library on a rank, never written by a tenant) */
     return interp_msg_from_bytes_ex(d, n, max_depth, INTERP_MSG_TRUST_FUNCTIONS, m);
+}
+
+int rb_msg_slab(rbuf *b, int max_depth, interp__slab **slab, interp_msg **m)
+{
+    const char *d;
+    size_t n;
+    *m = NULL;
+    if (!rb_blob(b, &d, &n))
+        return INTERP_ERR_DECODE;
+    if (!d)
+        return INTERP_OK;
+    if (n > 1024) /* a large one is a malloc of its own anyway */
+        return interp_msg_from_bytes_ex(d, n, max_depth, INTERP_MSG_TRUST_FUNCTIONS, m);
+    uint32_t count, has;
+    int rc = interp__msg_validate(d, n, max_depth, &count, &has, NULL, 0);
+    if (rc)
+        return rc;
+    interp_msg *x = interp__slab_reserve(NULL, slab, INTERP__SLAB_MAX, n);
+    if (!x)
+        return interp_msg_from_bytes_ex(d, n, max_depth, INTERP_MSG_TRUST_FUNCTIONS, m);
+    if (n)
+        memcpy(x->data, d, n);
+    interp__slab_commit(*slab, x, n, count, has);
+    *m = x;
+    return INTERP_OK;
 }
 
 char *rb_text(rbuf *b)
