@@ -21,8 +21,8 @@ typedef struct interp__job interp__job;
 typedef struct interp__backend {
     /* A job was queued, or the queue closed. Any thread, no lock held; must not block. */
     void (*wake)(void *ud);
-    /* A job the backend took must end soon with `reason` (INTERP_ERR_CANCELLED for a cancel,
-     * INTERP_ERR_TIMEOUT for a map's overall timeout). Any thread, no lock held; must not
+    /* A job the backend took must end soon with `reason` (INTERP_ERR_CANCELLED for a cancel
+     * or an interrupted map, INTERP_ERR_TIMEOUT for a map's overall timeout). Any thread, no lock held; must not
      * block, must not end the job on this thread (the backend's thread ends it). */
     void (*interrupt)(void *ud, interp__job *job, int reason);
     /* The pool shuts down: its queue is closed. now: interrupt every job the backend holds

@@ -507,13 +507,15 @@ static bool interrupts(root *r)
         int rank = u ? u->rank : -1;
         interp__job *job = u ? u->job : NULL;
         int kind = u ? u->w.kind : 0;
-        if (u && q->reason == INTERP_ERR_TIMEOUT && kind == INTERP__JOB_CHUNK) {
+        /* a chunk (its map timed out or was interrupted) ends here at once: its rank's map
+         * runs on (each item bounded by task_timeout) and its late answer is dropped */
+        if (job && kind == INTERP__JOB_CHUNK) {
             u->job = NULL; /* a ghost from here on */
             r->live--;
         }
         pthread_mutex_unlock(&r->mu);
-        if (job && q->reason == INTERP_ERR_TIMEOUT && kind == INTERP__JOB_CHUNK)
-            interp__backend_chunk_end(job, NULL, INTERP_ERR_TIMEOUT);
+        if (job && kind == INTERP__JOB_CHUNK)
+            interp__backend_chunk_end(job, NULL, q->reason);
         else if (job)
             send_cancel(r, rank, q->id, q->reason);
         free(q);
