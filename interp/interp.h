@@ -78,7 +78,9 @@ void interp__shared_destroy(interp_shared *sh); /* NULL-safe; after every state 
 /* Create a state and run the initializer in it. On error (INTERP_ERR_NOMEM, INTERP_ERR_SCRIPT
  * for a failing initializer, ...) nothing is left allocated and *err is a malloc'd text. */
 int interp__state_create(interp_shared *sh, int worker_id, interp_state **out, char **err);
-/* The same in two steps: state_open makes the state with its library profile; state_init
+/* The same in two steps: state_open makes the state with its library profile, then the
+ * host's package paths, host libraries and on_state (hostlib.c; an error of those is
+ * INTERP_ERR_SCRIPT with its text, as an initializer's); state_init
  * (after interp__shared_compile) runs the initializer in it. A state whose state_init failed
  * must be destroyed. */
 int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, char **err);
