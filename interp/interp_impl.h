@@ -58,6 +58,8 @@ struct interp_state {
     bool sandbox;
     bool broken;
     int src_cached;               /* entries in the source-chunk cache */
+    lua_Integer next_object_id;   /* sandbox: the last number shown for an object (ids.c) */
+    size_t task_mem_base;         /* sandbox: heap bytes when the running task began */
     /* Items begun on this state (each map item, each call): stored by the worker (relaxed, one
      * store per item), read by any thread through interp__state_items. */
     _Atomic uint64_t items;

@@ -7,6 +7,7 @@
 
 #include "frozen_impl.h"
 #include "interp_impl.h"
+#include "sandbox_impl.h"
 
 /* interp.sleep(seconds): block this worker only (no other state is affected) until the time
  * has passed or the task is interrupted; an interrupted sleep raises the cancellation error. */
@@ -101,7 +102,10 @@ static int l_print(lua_State *L)
     for (int i = 1; i <= n; i++) {
         if (i > 1)
             luaL_addchar(&b, '\t');
-        luaL_tolstring(L, i, NULL);
+        if (interp__state_of(L)->sandbox) /* no heap addresses (sandbox_ids.c) */
+            interp__sandbox_tolstring(L, i, NULL);
+        else
+            luaL_tolstring(L, i, NULL);
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);

@@ -149,9 +149,11 @@ static int sb_collectgarbage(lua_State *L)
     const char *opt = luaL_optstring(L, 1, "collect");
     if (strcmp(opt, "count") != 0)
         return luaL_error(L, "collectgarbage: only \"count\" is allowed in the sandbox");
-    int kb = lua_gc(L, LUA_GCCOUNT);
-    int b = lua_gc(L, LUA_GCCOUNTB);
-    lua_pushnumber(L, (lua_Number)kb + (lua_Number)b / 1024);
+    /* what the task holds: the heap now less the heap when the task began (garbage that
+     * earlier tasks left, collected meanwhile, may make it 0; never below) */
+    size_t now = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
+    size_t base = interp__state_of(L)->task_mem_base;
+    lua_pushnumber(L, now > base ? (lua_Number)(now - base) / 1024 : 0.0);
     return 1;
 }
 
@@ -283,6 +285,8 @@ void interp__push_task_env(lua_State *L)
     }
     lua_pop(L, 1);
     reseed_random(L);
+    interp__state_of(L)->task_mem_base =
+        (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
 }
 
 /* ---- profiles ------------------------------------------------------------------------- */
@@ -321,6 +325,7 @@ static void open_sandbox(lua_State *L)
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
     interp__sandbox_bound_string(L);
+    interp__sandbox_ids_install(L, g, lua_gettop(L));
     set_library(L, g, LUA_STRLIBNAME);
     /* The string metatable: __index the read-only string table, and what getmetatable("")
      * returns is a read-only proxy of the metatable itself. */

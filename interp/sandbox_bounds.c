@@ -205,13 +205,6 @@ static int sb_tconcat(lua_State *L)
     return 1;
 }
 
-static void wrap_std(lua_State *L, const char *name, lua_CFunction fn)
-{
-    lua_getfield(L, -1, name);
-    lua_pushcclosure(L, fn, 1);
-    lua_setfield(L, -2, name);
-}
-
 static void set_fn(lua_State *L, const char *name, lua_CFunction fn)
 {
     lua_pushcfunction(L, fn);
@@ -223,7 +216,7 @@ static void set_fn(lua_State *L, const char *name, lua_CFunction fn)
 void interp__sandbox_bound_string(lua_State *L)
 {
     interp__lib_string(L); /* find/match/gmatch/gsub/rep: interruptible (lib_string.c) */
-    wrap_std(L, "format", interp__sandbox_stack_checked);
+    /* format: the C stack reserve is checked by sandbox_ids.c's wrapper */
 }
 
 void interp__sandbox_bound_table(lua_State *L)

@@ -19,4 +19,11 @@ int interp__sandbox_stack_checked(lua_State *L);
  * libraries, hostlib.c). Only in a sandboxed state, after its profile is open. */
 void interp__sandbox_readonly(lua_State *L);
 
+/* sandbox_ids.c: tostring of tables, functions, coroutines and userdata with a per-state
+ * counter in place of the address (pushes the text, returns it); and the installation of
+ * tostring into the globals at g and of string.format's wrapper into the string table at
+ * string (whose format must already be there). */
+const char *interp__sandbox_tolstring(lua_State *L, int idx, size_t *len);
+void interp__sandbox_ids_install(lua_State *L, int g, int string);
+
 #endif

@@ -168,7 +168,7 @@ static void hostile_sort(void **st)
         "local big = ('x'):rep(2^20) local t = {} for i = 1, 2^14 do t[i] = big end "
         "table.sort(t)",
         /* a C comparator and a metatable making every access a C call */
-        "local t = {} for i = 1, 2^19 do t[i] = ('x'):rep(i % 64) end "
+        "local t = {} for i = 1, 2^18 do t[i] = ('x'):rep(i % 64) end "
         "while true do pcall(table.sort, t, rawequal) end",
     };
     run_interruptible("hsort", srcs, sizeof srcs / sizeof srcs[0]);

@@ -56,6 +56,25 @@ static const attempt escapes[] = {
     {"rawset(_ENV, 'mine', 1) return mine", NULL, "1"},
     {"local t = {} setmetatable(t, {__index = string}) return t.upper('x')", NULL, "\"X\""},
     {"local s, n = (('a'):rep(3000)):gsub('(a*)%*b', '') return #s, n", NULL, "3000, 0"},
+    /* no heap addresses: a per-state counter (sandbox_ids.c) */
+    {"return tostring({}):match('^table: 0x%x+$') ~= nil", NULL, "true"},
+    {"return tostring(print):match('^function: 0x000') ~= nil", NULL, "true"},
+    {"local t = {} return tostring(t) == tostring(t), tostring(t) ~= tostring({})", NULL,
+     "true, true"},
+    {"local t = {} return ('%p'):format(t) == tostring(t):sub(8)", NULL, "true"},
+    {"local t = {} return ('%s'):format(t) == tostring(t)", NULL, "true"},
+    {"return ('%p|%5p|%%p'):format(1, 'x')", NULL, "\"(null)|(null)|%p\""},
+    {"return tostring(setmetatable({}, {__name = 'Obj'})):match('^Obj: 0x%x+$') ~= nil", NULL,
+     "true"},
+    {"return tostring(setmetatable({}, {__tostring = function() return 'me' end}))", NULL,
+     "\"me\""},
+    {"return tostring(coroutine.create(print)):match('^thread: 0x%x+$') ~= nil", NULL, "true"},
+    {"return ('%d %s %5.1f'):format(3, 'x', 2.25)", NULL, "\"3 x   2.2\""},
+    {"return ('%s'):format()", "bad argument #1 to 'format' (no value)", NULL},
+    /* collectgarbage("count"): what this task holds */
+    {"return collectgarbage('count') < 4", NULL, "true"},
+    {"local b = collectgarbage('count') local t = {} for i = 1, 1e5 do t[i] = i end "
+     "return collectgarbage('count') - b > 500", NULL, "true"},
 };
 
 static void sandbox_escape_attempts_fail(void **st)
