@@ -22,10 +22,11 @@ extern "C" {
  * INTERP_SANDBOX_SAFE: for untrusted scripts. Opens only what it keeps: base functions
  *   (assert error getmetatable ipairs next pairs pcall print rawequal rawget rawlen rawset
  *   select setmetatable tonumber tostring type xpcall _VERSION _G) without dofile, loadfile,
- *   require and warn; collectgarbage("count") only; load of text chunks only (its default
- *   environment is the task's own); string without string.dump, its find/match/gmatch/gsub
- *   refusing patterns whose worst-case backtracking on the subject passes ~10^8.5 steps (a
- *   quantifier that ends the pattern is free; see interp/sandbox_bounds.c); table, math, utf8,
+ *   require and warn; collectgarbage("count") only, counting what the running task holds (the
+ *   heap now less the heap when it began); tostring, print and string.format's %s/%p show
+ *   tables, functions, coroutines and userdata with a per-state counter, never an address;
+ *   load of text chunks only, at most max_chunk_size bytes each (its default environment is
+ *   the task's own); string without string.dump; table, math, utf8,
  *   coroutine; os.clock, os.time, os.date, os.difftime (and os.exit, which raises); the
  *   `interp` module (interp.channel creates channels of at most 65536 messages: their ring
  *   is host memory). No io, debug, package. setmetatable refuses a metatable with a (raw)
@@ -39,15 +40,16 @@ extern "C" {
  *   every task (no task can fix or read back another's numbers; it is no CSPRNG). Functions
  *   cannot arrive as bytecode.
  *   Bounded time: the cancellation hook counts Lua instructions and sees every call (in every
- *   profile), so a C loop calling anything back stops at its next callback; C code that loops
- *   without calling back is made to poll the interrupt: table.insert/remove/move/concat
- *   (ranges from arguments or __len), table.sort (through its comparator), gsub's C-function and
- *   metatabled-table replacements, load's C reader (Lua callbacks are reached by the hook
- *   anyway), print's lines, and string.rep of an empty string returns at once. Every other
- *   library loop is linear in memory the task owns (string.rep/format/pack, utf8,
- *   table.unpack up to Lua's stack limit), so a memory limit bounds it.
+ *   profile), so a C loop calling anything back stops at its next callback; the library
+ *   functions that loop in C look at the interrupt as they work: string.find/match/gmatch/
+ *   gsub/rep and table.sort (interp/lib_string.c, lib_sort.c, in every profile), and in the
+ *   sandbox table.insert/remove/move/concat (ranges from arguments or __len), load's reader
+ *   and print's lines. Every other library loop is linear in memory the task owns
+ *   (string.format/pack, utf8, table.unpack up to Lua's stack limit), so a memory limit bounds
+ *   it. The parser cannot be interrupted: the sandbox compiles at most max_chunk_size bytes
+ *   per chunk (load, source tasks).
  *   Bounded C stack: Lua stops C recursion at 200 levels whatever each costs; the sandbox's
- *   functions that call Lua back (string.format, print, gsub/find/match/gmatch,
+ *   functions that call Lua back (string.format, print, gsub,
  *   table.concat/sort, load) raise "C stack overflow" when less than 96 KiB of the thread's
  *   stack remain, so recursion through them ends cleanly even on the pool's 256 KiB floor.
  *   Not closed, by design or out of reach of a library: (1) without a memory limit nothing
@@ -56,9 +58,10 @@ extern "C" {
  *   a __call chain (`local t = {} setmetatable(t, {__call = t}) t()`) costs time quadratic
  *   in the Lua stack (up to minutes), and the garbage collector's ephemeron pass (weak-key
  *   tables whose values chain to other keys) is quadratic in the number of entries (16,000:
- *   0.7 s, 64,000 in 5 MB: 21 s, in one GC step). Neither can be interrupted; the pool's
- *   stuck_grace abandons such a worker (its thread ends when the loop does) and a small
- *   memory limit bounds both. (3) Results and channel messages are copied outside the
+ *   0.7 s, 64,000 in 5 MB: 21 s, in one GC step), as is a rehash of integer keys that all
+ *   collide. None can be interrupted; the pool's stuck_grace abandons such a worker (its
+ *   thread, demoted to SCHED_IDLE, ends when the loop does; at most max_abandoned per pool)
+ *   and a small memory limit bounds them. (3) Results and channel messages are copied outside the
  *   state's memory limit, and strings are not shared in a message (a 1 MiB string referenced
  *   8 times is an 8 MiB result): a sandboxed pool's default max_msg_size is therefore its
  *   memory limit. (4) interp.channel(name) creates a pool channel for any new name, living as
