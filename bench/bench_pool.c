@@ -3,8 +3,8 @@
  *   2. map of function(x) return x * 2 end over 10^6 integers on 2 workers: items/s and the
  *      ratio to a bare lua_getglobal + lua_pcall loop on one lua_State
  * The comparisons (1, 2) run their sides interleaved, alternating which goes first, and
- * report the paired ratio: the median of the per-round ratios with its quartiles; a target
- * inside the quartiles is "within noise" (bench/paired.h).
+ * report the paired ratio: the median of the per-round ratios with its range; a target
+ * inside the range is "within noise" (bench/paired.h).
  *   3. submit + result of individual tasks from one host thread: tasks/s
  *   4. round-trip latency p50/p99 on an idle pool, beside a plain condvar ping-pong
  *   5. pool creation (2 workers, initializer) to first result
@@ -55,15 +55,15 @@ static void verdict(const char *what, double value, double target, bool higher_b
            target, ok ? "MET" : "MISSED");
 }
 
-/* A paired comparison against its target: MET / MISSED / NOISE (the quartiles of the
+/* A paired comparison against its target: MET / MISSED / NOISE (the range of the
  * per-round ratios straddle the target). */
 static void verdict_paired(const char *what, paired_stat s, double target, bool higher_better)
 {
     paired_verdict v = paired_judge(s, target, higher_better);
-    printf("%-52s %12.2f %-8s target %s %.2f  %s  (paired, %d rounds: quartiles %.2f..%.2f)\n",
+    printf("%-52s %12.2f %-8s target %s %.2f  %s  (paired, %d rounds: range %.2f..%.2f)\n",
            what, s.med, "x", higher_better ? ">=" : "<=", target,
-           v == PAIRED_PASS ? "MET" : v == PAIRED_FAIL ? "MISSED" : "WITHIN NOISE", s.n, s.q1,
-           s.q3);
+           v == PAIRED_PASS ? "MET" : v == PAIRED_FAIL ? "MISSED" : "WITHIN NOISE", s.n, s.lo,
+           s.hi);
 }
 
 /* ---- 1. seed workload ------------------------------------------------------------------- */

@@ -3,8 +3,11 @@
  * Two things measured back to back (A's runs, then B's) see different machines when other
  * work comes and goes: the drift decides a comparison. The benchmarks here interleave them
  * instead (round i runs A, B, C, ... with the start rotated by i) and compare per round:
- * ratio_i = a_i / b_i. The figure is the median of those ratios, the spread their quartiles.
- * A check whose spread straddles its threshold says "within noise" instead of a verdict.
+ * ratio_i = a_i / b_i. The figure is the median of those ratios, the spread their range (the
+ * lowest and the highest round). A check whose spread straddles its threshold says "within
+ * noise" instead of a verdict: a verdict needs every round on the same side. (Quartiles were
+ * too narrow: on a 2-core VM shared with other builds, five runs of five rounds gave PASS in
+ * one run and FAIL in another with quartiles clear of the threshold in both.)
  * Header only (static functions), shared by bench_compare, bench_pool and bench/peers. */
 #ifndef BENCH_PAIRED_H
 #define BENCH_PAIRED_H
@@ -16,7 +19,8 @@
 enum { PAIRED_MAX = 64 };
 
 typedef struct paired_stat {
-    double med, q1, q3; /* median and quartiles (linear interpolation) */
+    double med;    /* median (linear interpolation between the middle two) */
+    double lo, hi; /* the spread: lowest and highest */
     int n;
 } paired_stat;
 
@@ -26,7 +30,7 @@ static inline int paired__cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median and quartiles of v[0..n) (n <= PAIRED_MAX; v is left unchanged). */
+/* Median and range of v[0..n) (n <= PAIRED_MAX; v is left unchanged). */
 static inline paired_stat paired_of(const double *v, int n)
 {
     double s[PAIRED_MAX];
@@ -37,14 +41,9 @@ static inline paired_stat paired_of(const double *v, int n)
     for (int i = 0; i < n; i++)
         s[i] = v[i];
     qsort(s, (size_t)n, sizeof s[0], paired__cmp);
-    double q[3] = {0.25, 0.5, 0.75}, out[3];
-    for (int k = 0; k < 3; k++) {
-        double pos = q[k] * (n - 1);
-        int lo = (int)pos;
-        double f = pos - lo;
-        out[k] = lo + 1 < n ? s[lo] * (1 - f) + s[lo + 1] * f : s[lo];
-    }
-    r.q1 = out[0], r.med = out[1], r.q3 = out[2];
+    r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    r.lo = s[0];
+    r.hi = s[n - 1];
     return r;
 }
 
@@ -60,12 +59,12 @@ static inline paired_stat paired_ratio(const double *num, const double *den, int
 
 typedef enum { PAIRED_PASS, PAIRED_FAIL, PAIRED_NOISE } paired_verdict;
 
-/* PASS when the median is on the right side of threshold (>= when higher_ok, else <=) and
- * the quartiles do not straddle it, FAIL when the median is on the wrong side and they do
- * not straddle it, NOISE (within noise of the threshold) otherwise. */
+/* PASS when every round is on the right side of threshold (>= when higher_ok, else <=),
+ * FAIL when every round is on the wrong side, NOISE (within noise of the threshold)
+ * otherwise: the range straddles it. */
 static inline paired_verdict paired_judge(paired_stat s, double threshold, bool higher_ok)
 {
-    bool straddle = s.q1 < threshold && s.q3 > threshold;
+    bool straddle = s.lo < threshold && s.hi > threshold;
     if (straddle)
         return PAIRED_NOISE;
     bool ok = higher_ok ? s.med >= threshold : s.med <= threshold;
@@ -80,7 +79,7 @@ static inline const char *paired_word(paired_verdict v)
 /* "1.91 [1.85..1.96]" into buf. */
 static inline const char *paired_fmt(char *buf, size_t len, paired_stat s)
 {
-    snprintf(buf, len, "%.2f [%.2f..%.2f]", s.med, s.q1, s.q3);
+    snprintf(buf, len, "%.2f [%.2f..%.2f]", s.med, s.lo, s.hi);
     return buf;
 }
 

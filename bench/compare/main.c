@@ -5,7 +5,7 @@
  *
  * The executors of one workload run interleaved: round i runs every executor once, starting
  * with a different one each round, so a drift of a shared machine hits them alike. Speedups
- * and checks are paired ratios (the median of the per-round ratios, with their quartiles),
+ * and checks are paired ratios (the median of the per-round ratios, with their range),
  * never a ratio of two medians taken minutes apart (bench/paired.h).
  *
  * Exit status: 0 when every run returned the right results (checks may still FAIL, since a
@@ -159,8 +159,8 @@ static void measure_interleaved(const cmd_config *c, const workload *w, config *
         r->rss_kib += ks[j].child_max;
         paired_stat s = paired_ratio(seq->rounds, r->rounds, runs);
         r->speedup = s.med;
-        r->speedup_q1 = s.q1;
-        r->speedup_q3 = s.q3;
+        r->speedup_lo = s.lo;
+        r->speedup_hi = s.hi;
     }
 }
 

@@ -45,7 +45,7 @@ void report_header(const wl_params *p, bool quick, int cpus, int runs)
            p->cpu_tasks, (long long)p->cpu_n, p->io_tasks, p->io_ms, p->tiny_tasks, p->data_tasks,
            p->data_len);
     printf("  executors interleaved within each round (start rotated); speedup: median over the"
-           " rounds of\n  sequential's wall / this wall in the same round, [quartiles]; peak RSS:"
+           " rounds of\n  sequential's wall / this wall in the same round, [range]; peak RSS:"
            " this process plus its worker processes\n\n");
     printf("%-12s %-10s %7s %7s %11s %8s %13s %12s %13s\n", "workload", "executor", "workers",
            "tasks", "wall ms", "speedup", "spread", "tasks/s", "peak RSS MiB");
@@ -54,7 +54,7 @@ void report_header(const wl_params *p, bool quick, int cpus, int runs)
 void report_row(const bench_row *r)
 {
     char spread[32];
-    snprintf(spread, sizeof spread, "[%.2f..%.2f]", r->speedup_q1, r->speedup_q3);
+    snprintf(spread, sizeof spread, "[%.2f..%.2f]", r->speedup_lo, r->speedup_hi);
     printf("%-12s %-10s %7d %7zu %11.2f %8.2f %13s %12.0f %13.1f\n", r->workload, r->executor,
            r->workers, r->tasks, r->wall * 1e3, r->speedup, spread, r->tasks_per_s,
            (double)r->rss_kib / 1024.0);
@@ -74,7 +74,7 @@ static const bench_row *find(const bench_rows *rows, const char *workload, const
 
 /* One check from paired ratios: ratio_i = num->rounds[i] / den->rounds[i] (same round), its
  * median against threshold (>= when higher_ok, else <=). Prints PASS / FAIL / NOISE (the
- * quartiles straddle the threshold: within noise, no verdict) or SKIP; counts FAILs. */
+ * rounds straddle the threshold: within noise, no verdict) or SKIP; counts FAILs. */
 static void check(int *fails, const char *name, const bench_row *num, const bench_row *den,
                   double threshold, bool higher_ok, const char *what)
 {
@@ -88,7 +88,7 @@ static void check(int *fails, const char *name, const bench_row *num, const benc
     char buf[64];
     printf("%-5s %s: %s %s %s %.2f%s\n", paired_word(v), name, what,
            paired_fmt(buf, sizeof buf, s), higher_ok ? ">=" : "<=", threshold,
-           v == PAIRED_NOISE ? " (within noise: the quartiles straddle it)" : "");
+           v == PAIRED_NOISE ? " (within noise: the rounds straddle it)" : "");
     if (v == PAIRED_FAIL)
         (*fails)++;
 }
@@ -97,7 +97,7 @@ int report_checks(const bench_rows *rows, const bench_row *prestart)
 {
     int fails = 0;
     char name[128];
-    printf("\nchecks (2 workers; paired ratio: median [quartiles] over the rounds):\n");
+    printf("\nchecks (2 workers; paired ratio: median [lowest..highest round] over the rounds):\n");
     const bench_row *seq = find(rows, "cpu", "sequential", 1);
     check(&fails, "cpu, gil serialises", find(rows, "cpu", "gil", 2) ? seq : NULL,
           find(rows, "cpu", "gil", 2), 1.1, false, "speedup");

@@ -18,7 +18,7 @@ typedef struct bench_row {
     int runs;
     double wall;          /* median wall time of the runs, seconds */
     double speedup;       /* median of the per-round ratios sequential's wall / this wall */
-    double speedup_q1, speedup_q3; /* their quartiles (the spread) */
+    double speedup_lo, speedup_hi; /* their range over the rounds (the spread) */
     double rounds[PAIRED_MAX]; /* wall time of each run; run i of every row of a workload
                                 * belongs to the same interleaved round */
     double tasks_per_s;
@@ -37,7 +37,7 @@ void report_free(bench_rows *rows);
 void report_header(const wl_params *p, bool quick, int cpus, int runs);
 void report_row(const bench_row *r);
 /* Print the promised checks as PASS / FAIL / NOISE / SKIP lines from paired, same-round
- * ratios (NOISE: their quartiles straddle the threshold); returns the number of FAILs. */
+ * ratios (NOISE: their range straddle the threshold); returns the number of FAILs. */
 /* prestart: the interp startup cycle on 2 workers with every worker started in create
  * (NULL: not measured), interleaved with the startup rows, printed beside the startup check. */
 int report_checks(const bench_rows *rows, const bench_row *prestart);

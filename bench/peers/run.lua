@@ -7,8 +7,8 @@
 -- rounds (default 5): every round runs every implementation of every row once, the start
 -- rotated from round to round, so a drifting machine hits them alike. A row's figure is the
 -- median over the rounds; the comparison is a paired ratio: per round, this pool against the
--- best peer of that round, then the median of those ratios with their quartiles. AHEAD /
--- BEHIND when the quartiles are on one side of 1, WITHIN NOISE when they straddle it.
+-- best peer of that round, then the median of those ratios with their range. AHEAD / BEHIND
+-- when every round is on one side of 1, WITHIN NOISE when the rounds straddle it.
 -- A peer that is not installed is skipped with a note (bench/README.md says how to build them).
 local rounds = tonumber(arg[1]) or 5
 local scale = tonumber(arg[2]) or 1
@@ -54,17 +54,14 @@ local function measure(impl, shape)
   return tonumber(v), tonumber(n)
 end
 
-local function quartiles(v)
+-- median, lowest, highest
+local function spread(v)
   local s = {}
   for i, x in ipairs(v) do s[i] = x end
   table.sort(s)
-  local function q(p)
-    local pos = p * (#s - 1) + 1
-    local lo = math.floor(pos)
-    local f = pos - lo
-    return s[lo + 1] and s[lo] * (1 - f) + s[lo + 1] * f or s[lo]
-  end
-  return q(0.5), q(0.25), q(0.75)
+  local n = #s
+  local med = n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
+  return med, s[1], s[n]
 end
 
 -- figures[row][label][round]
@@ -105,7 +102,7 @@ for ri, row in ipairs(rows) do
     end
   end
   local ptxt = {}
-  for _, p in ipairs(peers) do ptxt[#ptxt + 1] = string.format("%s %.4g", p[1], (quartiles(p[2]))) end
+  for _, p in ipairs(peers) do ptxt[#ptxt + 1] = string.format("%s %.4g", p[1], (spread(p[2]))) end
   for _, m in ipairs(mine) do
     local verdict = "(no peer installed)"
     if #peers > 0 then
@@ -118,12 +115,12 @@ for ri, row in ipairs(rows) do
         end
         ratios[r] = row.higher and m[2][r] / best or best / m[2][r]
       end
-      local med, q1, q3 = quartiles(ratios)
-      verdict = string.format("%.2fx [%.2f..%.2f] %s", med, q1, q3,
-        q1 > 1 and "AHEAD" or q3 < 1 and "BEHIND" or (med >= 1 and "WITHIN NOISE (>= 1)" or "WITHIN NOISE (< 1)"))
+      local med, lo, hi = spread(ratios)
+      verdict = string.format("%.2fx [%.2f..%.2f] %s", med, lo, hi,
+        lo > 1 and "AHEAD" or hi < 1 and "BEHIND" or (med >= 1 and "WITHIN NOISE (>= 1)" or "WITHIN NOISE (< 1)"))
     end
     print(string.format("%-48s %-24s %-30s %s", #mine > 1 and m[1]:match("%((.*)%)") .. ": " .. row.name or row.name,
-      string.format("%.4g %s", (quartiles(m[2])), row.unit), table.concat(ptxt, ", "), verdict))
+      string.format("%.4g %s", (spread(m[2])), row.unit), table.concat(ptxt, ", "), verdict))
   end
 end
 print("(ratio > 1: this pool better; for memory, the peer's KiB over ours)")
