@@ -9,10 +9,11 @@ scripts/deps.sh
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/release -j"$(nproc)" --target bench_compare >/dev/null
 mkdir -p build/chart
+load=$(cut -d' ' -f1 /proc/loadavg) # before the run: the run itself loads the cores
 build/release/bench/bench_compare --quick --csv build/chart/compare.csv > build/chart/run.txt
 csv=build/chart/compare.csv
 # the largest worker count of the run, and from it: speedups per workload, tiny-task rates
-awk -F, -v which=speed -f /dev/stdin "$csv" > build/chart/speed.dat <<'AWK'
+awk -F, -f /dev/stdin "$csv" > build/chart/speed.dat <<'AWK'
 $1 == "c" && $4 > max { max = $4 }
 { rows[NR] = $0 }
 END {
@@ -50,6 +51,7 @@ END {
 }
 AWK
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-label="interp_pool vs. a locked state (gil) and forked processes: bench_compare --quick, $(nproc) cores ($cpu), $(date -u +%Y-%m-%d)"
-gnuplot -e "speedfile='build/chart/speed.dat'; ratefile='build/chart/rates.dat'; outfile='$out'; label='$label'" docs/chart.gp
+label="interp_pool vs. one locked state (gil) and forked processes (process): bench_compare --quick"
+machine="$(hostname), $(nproc) cores ($cpu), load average $load before the run, $(date -u '+%Y-%m-%d %H:%M') UTC"
+gnuplot -e "speedfile='build/chart/speed.dat'; ratefile='build/chart/rates.dat'; outfile='$out'; label='$label'; machine='$machine'" docs/chart.gp
 echo "chart: $out (run: build/chart/run.txt)"

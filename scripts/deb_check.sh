@@ -27,6 +27,7 @@ needs libinterp-pool0 liblua5.4-0 libc6
 needs libinterp-pool-dev libinterp-pool0 liblua5.4-dev
 needs lua-interp-pool lua5.4
 needs interp-pool liblua5.4-0 libcjson1 libc6
+dpkg-deb -c "$(deb interp-pool)" | grep -q '/man1/interp-pool.1' || fail "interp-pool has no manual page"
 if dpkg-deb -f "$(deb lua-interp-pool)" Depends | grep -q liblua; then
   fail "lua-interp-pool depends on liblua: the module must take Lua from the interpreter"
 fi
