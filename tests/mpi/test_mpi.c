@@ -23,6 +23,7 @@
 
 #include "interp_frozen.h"
 #include "interp_mpi.h"
+#include "mpi_impl.h" /* the bytecode header check */
 #include "interp_msg_lua.h"
 
 static int failures;
@@ -419,6 +420,36 @@ static void case_lost(interp_pool *p, const int *pids, bool resubmit, bool kill_
     CHECK(took < hb + 30, "map took %.2f s", took);
 }
 
+/* ---- the bytecode header check (no ranks needed) ----------------------------------------- */
+
+static void case_bytecode(void)
+{
+    unsigned char h[64], o[64];
+    size_t n = 0;
+    mpi__bytecode_header(h, &n);
+    CHECK(n == 31 && memcmp(h, "\x1bLua", 4) == 0 && h[4] == 0x54, "header of %zu bytes", n);
+    CHECK(mpi__bytecode_differs(h, n, h, n) == NULL, "equal headers");
+    struct {
+        int at;
+        const char *want;
+    } flips[] = {{4, "Lua version"}, {5, "bytecode format"}, {8, "LUAC_DATA"},
+                 {12, "size of Instruction"}, {13, "size of lua_Integer"},
+                 {14, "size of lua_Number"}, {15, "integer format"}, {23, "float format"}};
+    for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+        memcpy(o, h, n);
+        o[flips[i].at] ^= 1;
+        const char *why = mpi__bytecode_differs(o, n, h, n);
+        CHECK(why && strstr(why, flips[i].want), "byte %d: %s", flips[i].at, why ? why : "(equal)");
+    }
+    /* the other byte order: LUAC_INT 0x5678 written big-endian */
+    memcpy(o, h, n);
+    for (int k = 0; k < 8; k++)
+        o[15 + k] = h[15 + 7 - k];
+    const char *why = mpi__bytecode_differs(o, n, h, n);
+    CHECK(why && strstr(why, "byte order"), "byte order: %s", why ? why : "(equal)");
+    CHECK(mpi__bytecode_differs(h, 3, h, n) != NULL, "a short header");
+}
+
 int main(int argc, char **argv)
 {
     char *err = NULL;
@@ -444,6 +475,14 @@ int main(int argc, char **argv)
         /* killed: mpiexec ends the job long before the root would call the rank lost */
         mo.heartbeat_timeout = !strcmp(which, "killed") ? 30 : 1.5;
         mo.on_lost = !strcmp(which, "resubmit") ? INTERP_MPI_LOST_RESUBMIT : INTERP_MPI_LOST_FAIL;
+    }
+    if (!strcmp(which, "bytecode")) {
+        if (me == 0)
+            case_bytecode();
+        if (me == 0)
+            printf("%s: %s (%d failures)\n", which, failures ? "FAILED" : "ok", failures);
+        MPI_Finalize();
+        return failures ? 1 : 0;
     }
     int rounds = !strcmp(which, "shutdown") ? 2 : 1, served = 0;
     for (int round = 0; round < rounds; round++) {
