@@ -390,7 +390,7 @@ int interp_mpi_serve(MPI_Comm comm, const interp_mpi_options *mo, char **err)
 int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, double hb)
 {
     sendq sq = {0};
-    double last_sent = mpi__now(), nap = 20e-6;
+    double last_sent = mpi__now(), last_busy = last_sent, nap = 20e-6;
     bool stop = false;
     while (!stop) {
         bool busy = sendq_progress(&sq);
@@ -441,11 +441,12 @@ int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, double hb)
         }
         if (busy) {
             nap = 20e-6;
+            last_busy = mpi__now();
             continue;
         }
         /* units here: the root's next ones arrive only by polling; idle: only a stop or new
          * work can come, a few milliseconds late is nothing */
-        double cap = srv_busy(s) ? 500e-6 : 10e-3;
+        double cap = srv_busy(s) ? busy_cap(mpi__now() - last_busy) : MPI__IDLE_NAP;
         if (cap > hb / 8)
             cap = hb / 8;
         waker_sleep(wk, nap);

@@ -96,6 +96,17 @@ void waker_kick(waker *w);
 /* Sleep up to secs unless kicked (since the last sleep); clears the kick. */
 void waker_sleep(waker *w, double secs);
 double mpi__now(void);
+/* The longest sleep between polls while units are out, `quiet` seconds after the loop last
+ * had something to do: 0.5 ms, growing to 5 ms as quiet/16 (units that run long are answered
+ * at most ~6% of their time late; their ranks' and the root's polls cost less while they run). */
+static inline double busy_cap(double quiet)
+{
+    double c = quiet / 16;
+    return c < 500e-6 ? 500e-6 : c > 5e-3 ? 5e-3 : c;
+}
+/* The longest sleep between polls of a rank with nothing to do: work that comes after a pause
+ * starts at most this late. */
+#define MPI__IDLE_NAP 0.025
 
 /* ---- server: one rank's local pool running units (server.c) ---------------------------- */
 

@@ -69,6 +69,7 @@ typedef struct root {
     size_t bc_len;
     int rr;                 /* where the search for a free rank starts */
     bool lastwords;         /* the SIGTERM handler is ours (lastwords.c) */
+    double last_answer;     /* when the loop last had something to do */
 } root;
 
 static size_t unit_items(const unit *u) { return u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n; }
@@ -642,6 +643,7 @@ static void *root_main(void *arg)
 {
     root *r = arg;
     pthread_setname_np(pthread_self(), "interp-mpi");
+    r->last_answer = mpi__now();
     double nap = 20e-6;
     for (;;) {
         bool busy = sendq_progress(&r->sq);
@@ -658,6 +660,7 @@ static void *root_main(void *arg)
             break;
         if (busy) {
             nap = 20e-6;
+            r->last_answer = mpi__now();
             continue;
         }
         /* remote units in flight: their answers come only by polling, so poll often; idle:
@@ -666,7 +669,8 @@ static void *root_main(void *arg)
         for (int k = 0; k < r->size; k++)
             if (k != r->me)
                 remote += (size_t)r->ranks[k].inflight;
-        double cap = remote ? 500e-6 : r->hb / 8 < 0.05 ? r->hb / 8 : 0.05;
+        double cap = remote ? busy_cap(mpi__now() - r->last_answer)
+                            : r->hb / 8 < 0.05 ? r->hb / 8 : 0.05;
         waker_sleep(r->wk, nap);
         nap = nap * 2 < cap ? nap * 2 : cap;
     }
