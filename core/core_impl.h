@@ -118,6 +118,7 @@ typedef struct interp__worker {
     bool dl_fired;
     uint64_t esc_id;              /* task to abandon at escalate_at unless it ends (0: none) */
     double escalate_at;
+    double rearm_at;              /* next interp__state_rearm of esc_id (the hook taken back) */
     int esc_reason;
     bool abandoned, exited, joined;
     int kind;                     /* INTERP__SPAWN_*, immutable */

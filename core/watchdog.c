@@ -50,6 +50,7 @@ static void escalate_locked(interp__worker *w, uint64_t id, double at, int reaso
     if (w->esc_id != id) {
         w->esc_id = id;
         w->escalate_at = at;
+        w->rearm_at = interp__now() + INTERP__IRQ_REARM_S;
         w->esc_reason = reason;
     } else if (at < w->escalate_at) {
         w->escalate_at = at;
@@ -203,6 +204,16 @@ static void *watchdog_main(void *arg)
             }
             if (w->esc_id && w->esc_id != cur)
                 w->esc_id = 0;
+            if (w->esc_id && now < w->escalate_at && w->state) {
+                /* interrupted and still running: install the hook again on every thread
+                 * that may run (a coroutine resumed as the interrupt came, a hook removed) */
+                if (now >= w->rearm_at) {
+                    interp__state_rearm(w->state, w->esc_id);
+                    w->rearm_at = now + INTERP__IRQ_REARM_S;
+                }
+                if (w->rearm_at < next)
+                    next = w->rearm_at;
+            }
             if (w->esc_id) {
                 if (now >= w->escalate_at) {
                     uint64_t expect = cur;

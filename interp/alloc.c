@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lua.h>
+
+#include "threads.h"
+
 atomic_long interp__alloc_fail_after = -1;
 
 /* True when the fault-injection knob makes this allocation fail. Once the countdown has
@@ -21,6 +25,37 @@ static bool inject_failure(void)
     return atomic_fetch_sub_explicit(&interp__alloc_fail_after, 1, memory_order_relaxed) <= 1;
 }
 
+static void note_peak(interp__alloc *a, size_t now)
+{
+    atomic_store_explicit(&a->in_use, now, memory_order_relaxed);
+    if (now > atomic_load_explicit(&a->peak, memory_order_relaxed))
+        atomic_store_explicit(&a->peak, now, memory_order_relaxed);
+}
+
+/* A new coroutine: its block, and its place in the set (whose growth counts too). */
+static void *new_thread(interp__alloc *a, size_t now, size_t nsize)
+{
+    size_t before = interp__threads_bytes(a->threads);
+    size_t grow = nsize + (interp__threads_bytes_after_add(a->threads) - before);
+    size_t held = a->held ? atomic_load_explicit(a->held, memory_order_relaxed) : 0;
+    if ((a->limit && (now + grow + held > a->limit || now + grow < now)) || inject_failure()) {
+        a->failed = true;
+        return NULL;
+    }
+    void *p = malloc(nsize);
+    if (!p) {
+        a->failed = true;
+        return NULL;
+    }
+    if (!interp__threads_add(a->threads, p, nsize)) {
+        free(p);
+        a->failed = true;
+        return NULL;
+    }
+    note_peak(a, now + nsize + (interp__threads_bytes(a->threads) - before));
+    return p;
+}
+
 void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     interp__alloc *a = ud;
@@ -32,10 +67,18 @@ void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
      * allocation; other threads only read them. */
     size_t now = atomic_load_explicit(&a->in_use, memory_order_relaxed);
     if (nsize == 0) {
+        if (a->threads && ptr) {
+            /* a collected coroutine leaves the set (which may shrink its array) */
+            size_t before = interp__threads_bytes(a->threads);
+            interp__threads_forget(a->threads, ptr, osize);
+            now -= before - interp__threads_bytes(a->threads);
+        }
         free(ptr);
         atomic_store_explicit(&a->in_use, now - old, memory_order_relaxed);
         return NULL;
     }
+    if (!ptr && osize == LUA_TTHREAD && a->threads)
+        return new_thread(a, now, nsize);
     if (nsize > old) {
         size_t grow = nsize - old;
         /* one relaxed load of the state's own account: no shared counter per allocation */

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct interp__threads;
+
 typedef struct interp__alloc {
     atomic_size_t in_use; /* bytes currently allocated by the state; any thread may read */
     atomic_size_t peak;   /* highest in_use seen; any thread may read */
@@ -16,6 +18,8 @@ typedef struct interp__alloc {
     const atomic_size_t *held;
     bool failed;          /* an allocation was refused (limit or malloc); owner thread only,
                              cleared by the caller when it starts a task */
+    struct interp__threads *threads; /* NULL: none; else the coroutines of the state are kept
+                                        there (threads.h), its array counted in in_use */
 } interp__alloc;
 
 /* The lua_Alloc for lua_newstate(interp__alloc_fn, a). Frees and shrinks always succeed;

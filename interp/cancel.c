@@ -1,34 +1,57 @@
 /* cancel.c - interrupting a running task: the count hook, installed only when a task is
- * cancelled or times out, on whichever Lua thread (main thread or coroutine) is running it.
+ * cancelled or times out, on every Lua thread of the state that may run it. Nothing of it is
+ * visible to Lua code while no interrupt is pending: coroutine.*, xpcall and debug.sethook are
+ * Lua's own, and no hook is installed (in Lua 5.4 any count hook slows every instruction).
  *
- * Cost while nothing fires: none inside the VM (no hook is installed; in Lua 5.4 any count hook
- * slows every instruction); a coroutine switch takes irq_mu once before and once after.
+ * Finding the thread that runs. Hooks are per Lua thread, and the running one may be any
+ * coroutine. The allocator keeps the set of the state's coroutines (threads.c: Lua announces
+ * each thread it allocates), so the interrupting thread installs the hook on the main thread
+ * and on every coroutine that may be running (status LUA_OK: running, normal, not started or
+ * finished) under the set's lock, which no free of a coroutine passes. lua_sethook only sets a
+ * few fields (ldebug.c documents it as safe from a signal handler); a running thread picks
+ * them up at its next instruction. Suspended and dead coroutines are left alone from another
+ * thread (their fields belong to whoever resumes or closes them): the first hook that fires
+ * runs on the worker and arms every coroutine of the set, so any that is resumed or closed
+ * later runs hooked, and coroutines created meanwhile inherit the hook from their creator
+ * (lua_newthread copies it). One window stays: a coroutine resumed between the interrupt's
+ * pass and the first hook. The pool's watchdog closes it by re-arming the threads that may run
+ * every INTERP__IRQ_REARM_S while the interrupted task has not ended
+ * (interp__state_rearm), which also takes back a hook that the task removed or replaced with
+ * debug.sethook.
  *
- * The race between a coroutine switch (worker thread) and the installation (another thread) is
- * closed by one mutex, as skynet's service_snlua.c does: the worker publishes the thread it is
- * about to run under irq_mu and, if the task is already interrupted, installs the hook on it
- * itself; the interrupting thread sets the reason and installs the hook on the published
- * thread under the same mutex. Either way the thread that runs next carries the hook.
- * lua_sethook is documented (ldebug.c) as safe to call asynchronously from another thread.
+ * What the hook does. Once fired it raises the cancellation error at the next instruction.
+ * Then comes the grace (config cancel_grace, counted from that first raise): the hook stays
+ * installed but quiet (it only looks at the clock every GRACE_COUNT instructions), so cleanup
+ * runs to completion: <close> handlers, the task's own pcall error handling. After the grace
+ * it escalates for good: count 1, striking at every instruction of every Lua thread of the
+ * task, so nothing Lua code does can outlive it (`while true do pcall(function() while true
+ * do end end) end` dies at once). A task that swallows the error and returns during the grace
+ * still ends with the interrupt's status (call.c checks the reason after each item).
  *
- * Once fired, the hook raises the cancellation error at the next instruction. Then comes the
- * grace (config cancel_grace, counted from that first raise): the hook stays installed but
- * quiet (it only looks at the clock every 1000 instructions), so cleanup runs to completion:
- * <close> handlers, the task's own pcall error handling. After the grace it escalates for
- * good: count 1, raising at every instruction of every Lua thread of the task, so nothing Lua
- * code does can outlive it (`while true do pcall(function() while true do end end) end` dies
- * at once). A task that swallows the first error and returns during the grace still ends with
- * the interrupt's status (call.c checks the reason after each item).
+ * Striking the run's base thread (the main thread of a pool task) raises the error; its
+ * protected call gives hooks back on the way out. Striking another coroutine yields it
+ * instead, where Lua allows that (a count event, no C call boundary below): its resumer
+ * continues at once and meets its own hook. Raising there would kill the coroutine with hooks
+ * disabled for good (Lua turns them off while a hook runs and only a protected call inside
+ * the thread turns them back on), so its <close> handlers, run by whoever closes it later,
+ * could never be stopped. Where a coroutine cannot yield (inside table.sort's comparator, a
+ * gsub callback, ...) the error is raised; if nothing inside the coroutine can catch it, its
+ * pending <close> values are defused first (their slots get a value whose __close does
+ * nothing), since no hook could stop them. Lua also calls an xpcall message handler with
+ * hooks disabled when the error comes out of a hook: before raising, the nearest handler on
+ * the thread's stack (the error goes there) is swapped for one that returns the error as it
+ * is. Each of these acts only in an interrupted task.
+ *
+ * What a task leaves: at its end every hook of the interrupt is taken off every coroutine and
+ * the main thread's hook is set back to what the initializer left (none, or the initializer's
+ * own: a coverage hook installed by the initializer sees every task). A hook a task installed
+ * on a coroutine stays with that coroutine, as in Lua; one that an interrupt displaced is
+ * gone.
  *
  * An interrupt may arrive just before its run enters the state (core publishes a run id, then
  * calls in): it is remembered for that id and applied by interp__irq_begin, so the first item
  * of the run already sees it. One pending interrupt is kept; a run that begins with another
- * id forgets it.
- *
- * Hooks left on coroutines are not removed at the end of the task (a coroutine may have been
- * collected meanwhile): a hook that fires while no interrupt is pending removes itself, so a
- * coroutine resumed by a later task runs hook-free after its first hook check (at most 1000
- * of its instructions). */
+ * id forgets it. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <time.h>
@@ -36,6 +59,13 @@
 #include "interp_impl.h"
 
 enum { GRACE_COUNT = 1000 };
+
+/* The hook counts instructions and also sees every call: a C function looping over callbacks
+ * (table.sort with a C comparator, say) runs no Lua instruction, but each callback is a call.
+ * Neither costs anything until an interrupt installs the hook. */
+#define IRQ_MASK (LUA_MASKCOUNT | LUA_MASKCALL)
+
+static const char defused_key = 0; /* registry: the value a defused <close> slot gets */
 
 static long long now_ns(void)
 {
@@ -53,73 +83,179 @@ const char *interp__irq_text(int reason)
     }
 }
 
-static void irq_hook(lua_State *L, lua_Debug *ar);
-
 long long interp__irq_grace_end(const interp_state *s)
 {
     return now_ns() + (long long)(s->sh->cancel_grace * 1e9);
 }
 
-/* The hook counts instructions and also sees every call: a C function looping over callbacks
- * (table.sort with a C comparator, say) runs no Lua instruction, but each callback is a call.
- * Neither costs anything until an interrupt installs the hook. */
-#define IRQ_MASK (LUA_MASKCOUNT | LUA_MASKCALL)
+static void irq_hook(lua_State *L, lua_Debug *ar);
 
-/* Install the hook on L in the current mode (worker thread or, under irq_mu, the
- * interrupting thread): every instruction before the first raise and after the grace,
- * every GRACE_COUNT instructions (a look at the clock) during the grace. */
-static void arm(interp_state *s, lua_State *L)
+/* Every instruction before the first raise and after the grace; every GRACE_COUNT
+ * instructions (a look at the clock) during the grace. */
+static int hook_count(const interp_state *s)
 {
     bool quiet = atomic_load_explicit(&s->raised, memory_order_relaxed) &&
                  !atomic_load_explicit(&s->escalated, memory_order_relaxed);
-    int count = quiet ? GRACE_COUNT : 1;
-    /* Re-arming resets the countdown: a loop that switches threads more often than every
-     * GRACE_COUNT instructions would never see its hook fire. Leave a matching hook alone. */
-    if (lua_gethook(L) == irq_hook && lua_gethookmask(L) == IRQ_MASK &&
-        lua_gethookcount(L) == count)
-        return;
-    lua_sethook(L, irq_hook, IRQ_MASK, count);
+    return quiet ? GRACE_COUNT : 1;
 }
 
-#define raise_interrupt interp__irq_raise
+static void arm(lua_State *T, int count)
+{
+    /* Re-arming resets the countdown: a loop that switches threads more often than every
+     * GRACE_COUNT instructions would never see its hook fire. Leave a matching hook alone. */
+    if (lua_gethook(T) == irq_hook && lua_gethookmask(T) == IRQ_MASK &&
+        lua_gethookcount(T) == count)
+        return;
+    lua_sethook(T, irq_hook, IRQ_MASK, count);
+}
+
+typedef struct arm_pass {
+    int count;
+    bool all; /* the worker itself: every coroutine; another thread: those that may run */
+} arm_pass;
+
+static void arm_one(lua_State *co, void *ud)
+{
+    const arm_pass *p = ud;
+    if (p->all || lua_status(co) == LUA_OK)
+        arm(co, p->count);
+}
+
+static void arm_threads(interp_state *s, bool all)
+{
+    arm_pass p = {.count = hook_count(s), .all = all};
+    arm(s->L, p.count);
+    interp__threads_each(&s->threads, arm_one, &p);
+}
+
+static void disarm_one(lua_State *co, void *ud)
+{
+    (void)ud;
+    if (lua_gethook(co) == irq_hook)
+        lua_sethook(co, NULL, 0, 0);
+}
+
+/* ---- what a strike does besides raising ----------------------------------------------- */
+
+static int pass_error(lua_State *L)
+{
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int close_nothing(lua_State *L)
+{
+    (void)L;
+    return 0;
+}
+
+/* The level of the nearest pcall or xpcall frame on L's stack (where an error raised now
+ * goes), -1 when none; *is_xpcall says which. */
+static int nearest_protection(lua_State *L, interp_state *s, bool *is_xpcall, lua_Debug *at)
+{
+    for (int level = 0; lua_getstack(L, level, at); level++) {
+        if (!lua_getinfo(L, "f", at))
+            continue;
+        lua_CFunction f = lua_tocfunction(L, -1);
+        lua_pop(L, 1);
+        if (f && (f == s->pcall_fn || f == s->xpcall_fn)) {
+            *is_xpcall = f == s->xpcall_fn;
+            return level;
+        }
+    }
+    return -1;
+}
+
+/* Give every local of L's stack that holds a value with a __close metamethod a value whose
+ * __close does nothing. Only for a coroutine about to die of the error: nothing of it runs
+ * again but its <close> handlers, with hooks disabled. */
+static void defuse_closers(lua_State *L)
+{
+    lua_Debug ar;
+    for (int level = 0; lua_getstack(L, level, &ar); level++) {
+        const char *name;
+        for (int i = 1; (name = lua_getlocal(L, &ar, i)) != NULL; i++) {
+            if (luaL_getmetafield(L, -1, "__close") != LUA_TNIL) {
+                lua_pop(L, 2);
+                lua_rawgetp(L, LUA_REGISTRYINDEX, &defused_key);
+                if (!lua_setlocal(L, &ar, i))
+                    lua_pop(L, 1);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
+    }
+}
+
+/* Raise the cancellation error on L from the hook. */
+static void strike_raise(lua_State *L, interp_state *s, int reason, bool coroutine)
+{
+    lua_Debug at;
+    bool is_xpcall = false;
+    int level = nearest_protection(L, s, &is_xpcall, &at);
+    if (level >= 0 && is_xpcall) {
+        /* the handler sits in xpcall's second slot; the error handler index points there */
+        lua_pushcfunction(L, pass_error);
+        if (!lua_setlocal(L, &at, 2))
+            lua_pop(L, 1);
+    } else if (level < 0 && coroutine) {
+        defuse_closers(L);
+    }
+    if (!atomic_load_explicit(&s->raised, memory_order_relaxed)) {
+        /* the grace starts now: every thread goes quiet (count GRACE_COUNT) */
+        atomic_store_explicit(&s->escalate_at, interp__irq_grace_end(s), memory_order_relaxed);
+        atomic_store_explicit(&s->raised, true, memory_order_relaxed);
+        arm_threads(s, true);
+    }
+    interp__irq_raise(L, s, reason);
+}
 
 static void irq_hook(lua_State *L, lua_Debug *ar)
 {
-    (void)ar;
     interp_state *s = interp__state_of(L);
     int reason = interp__cancel_reason(&s->cancel);
     if (!reason) {
-        /* A hook left from an earlier task on a coroutine. Remove it, unless an interrupt is
-         * being installed right now (then keep it: it is armed again). */
-        interp__mutex_lock(&s->irq_mu);
-        if (!interp__cancel_reason(&s->cancel))
-            lua_sethook(L, NULL, 0, 0);
-        interp__mutex_unlock(&s->irq_mu);
+        /* Not reached: the task's end takes every hook off before it forgets the reason. */
+        lua_sethook(L, NULL, 0, 0);
         return;
     }
-    if (!atomic_load_explicit(&s->raised, memory_order_relaxed)) {
-        lua_sethook(L, irq_hook, IRQ_MASK, GRACE_COUNT);
-        raise_interrupt(L, s, reason);
+    if (!s->armed_all) { /* first hook of this interrupt on the worker: arm every coroutine */
+        s->armed_all = true;
+        arm_threads(s, true);
     }
-    if (!atomic_load_explicit(&s->escalated, memory_order_relaxed)) {
-        if (now_ns() < atomic_load_explicit(&s->escalate_at, memory_order_relaxed))
-            return; /* grace: let cleanup run */
+    if (atomic_load_explicit(&s->raised, memory_order_relaxed) &&
+        !atomic_load_explicit(&s->escalated, memory_order_relaxed)) {
+        if (now_ns() < atomic_load_explicit(&s->escalate_at, memory_order_relaxed)) {
+            arm(L, GRACE_COUNT); /* grace: let cleanup run */
+            return;
+        }
         atomic_store_explicit(&s->escalated, true, memory_order_relaxed);
+        arm_threads(s, true);
     }
-    if (lua_gethookcount(L) != 1)
-        lua_sethook(L, irq_hook, IRQ_MASK, 1);
-    raise_interrupt(L, s, reason);
+    if (L == s->base) {
+        strike_raise(L, s, reason, false);
+        return;
+    }
+    if (lua_isyieldable(L)) {
+        /* Only count and line events may yield; a call event waits for the next count. */
+        if (ar->event == LUA_HOOKCOUNT || ar->event == LUA_HOOKLINE)
+            lua_yield(L, 0);
+        return;
+    }
+    strike_raise(L, s, reason, true);
 }
 
-/* Under irq_mu: interrupt the running task (s->current is the Lua thread running it). */
+/* ---- the interrupt's life ------------------------------------------------------------- */
+
+/* Under irq_mu: interrupt the running task. */
 static void fire_locked(interp_state *s, int reason)
 {
     atomic_store_explicit(&s->escalate_at, interp__irq_grace_end(s), memory_order_relaxed);
     atomic_store_explicit(&s->escalated, false, memory_order_relaxed);
     atomic_store_explicit(&s->raised, false, memory_order_relaxed);
-    /* Fire first (wakes sleep and channel waits), then hook the running thread. */
+    /* Fire first (wakes sleep and channel waits), then hook the threads. */
     interp__cancel_fire(&s->cancel, reason);
-    arm(s, s->current);
+    arm_threads(s, false);
 }
 
 void interp__irq_begin(interp_state *s, uint64_t task_id)
@@ -127,7 +263,8 @@ void interp__irq_begin(interp_state *s, uint64_t task_id)
     interp__mutex_lock(&s->irq_mu);
     s->running_task = task_id;
     s->last_task = task_id;
-    s->current = s->L;
+    s->base = s->L;
+    s->armed_all = false;
     /* An interrupt that arrived before the run entered the state applies now (the first item
      * checks the reason before it starts); one meant for another run is forgotten. */
     if (s->pending_task == task_id && s->pending_reason)
@@ -141,16 +278,28 @@ int interp__irq_end(interp_state *s)
 {
     interp__mutex_lock(&s->irq_mu);
     s->running_task = 0;
-    s->current = NULL;
     int reason = interp__cancel_reason(&s->cancel);
     if (reason) {
-        lua_sethook(s->L, NULL, 0, 0);
+        /* no interrupting thread arms anything any more (running_task is 0): take every hook
+         * of the interrupt off, then forget it */
+        interp__threads_each(&s->threads, disarm_one, NULL);
         interp__cancel_reset(&s->cancel);
         atomic_store_explicit(&s->escalated, false, memory_order_relaxed);
         atomic_store_explicit(&s->raised, false, memory_order_relaxed);
     }
     interp__mutex_unlock(&s->irq_mu);
+    lua_State *L = s->L;
+    if (lua_gethook(L) != s->init_hook || lua_gethookmask(L) != s->init_hook_mask ||
+        lua_gethookcount(L) != s->init_hook_count)
+        lua_sethook(L, s->init_hook, s->init_hook_mask, s->init_hook_count);
     return reason;
+}
+
+void interp__irq_keep_init_hook(interp_state *s)
+{
+    s->init_hook = lua_gethook(s->L);
+    s->init_hook_mask = lua_gethookmask(s->L);
+    s->init_hook_count = lua_gethookcount(s->L);
 }
 
 void interp__state_interrupt(interp_state *s, uint64_t task_id, int reason)
@@ -173,197 +322,36 @@ void interp__state_interrupt(interp_state *s, uint64_t task_id, int reason)
     interp__mutex_unlock(&s->irq_mu);
 }
 
+void interp__state_rearm(interp_state *s, uint64_t task_id)
+{
+    if (!s || task_id == 0)
+        return;
+    interp__mutex_lock(&s->irq_mu);
+    if (s->running_task == task_id && interp__cancel_reason(&s->cancel))
+        arm_threads(s, false);
+    interp__mutex_unlock(&s->irq_mu);
+}
+
 uint64_t interp__state_items(const interp_state *s)
 {
     return atomic_load_explicit(&((interp_state *)s)->items, memory_order_relaxed);
 }
 
-lua_State *interp__irq_switch(interp_state *s, lua_State *to)
-{
-    interp__mutex_lock(&s->irq_mu);
-    lua_State *prev = s->current;
-    s->current = to;
-    if (to && interp__cancel_reason(&s->cancel))
-        arm(s, to);
-    interp__mutex_unlock(&s->irq_mu);
-    return prev;
-}
-
-
-
-/* ---- coroutine.resume / wrap / close, tracking the running thread -------------------- */
-
-/* Resume co with the narg values on top of L. Returns the number of results moved to L, or -1
- * with an error value on top of L. */
-static int resume_tracked(lua_State *L, lua_State *co, int narg)
-{
-    if (!lua_checkstack(co, narg)) {
-        lua_pushliteral(L, "too many arguments to resume");
-        return -1;
-    }
-    lua_xmove(L, co, narg);
-    interp_state *s = interp__state_of(L);
-    lua_State *prev = interp__irq_switch(s, co);
-    int nres = 0;
-    int st = lua_resume(co, L, narg, &nres);
-    interp__irq_switch(s, prev);
-    if (st == LUA_OK || st == LUA_YIELD) {
-        if (!lua_checkstack(L, nres + 1)) {
-            lua_pop(co, nres);
-            lua_pushliteral(L, "too many results to resume");
-            return -1;
-        }
-        lua_xmove(co, L, nres);
-        return nres;
-    }
-    lua_xmove(co, L, 1);
-    return -1;
-}
-
-/* Close the to-be-closed variables of a dead or suspended coroutine, with co marked as the
- * running thread (its __close handlers are Lua code the hook must reach). Returns the status
- * of lua_resetthread; on error its error value is pushed on L. A coroutine that died from the
- * cancellation error is not closed while the task is interrupted: Lua left hooks disabled on
- * it (the error came out of a hook), so its handlers could not be stopped. */
-static int close_tracked(lua_State *L, lua_State *co)
+/* Protected, after the profile is open: what the hook needs of the state. */
+void interp__irq_open(lua_State *L)
 {
     interp_state *s = interp__state_of(L);
-    int st = lua_status(co);
-    int reason = interp__cancel_reason(&s->cancel);
-    if (st != LUA_OK && st != LUA_YIELD && reason) {
-        lua_pushstring(L, interp__irq_text(reason));
-        return st;
-    }
-    lua_State *prev = interp__irq_switch(s, co);
-    st = lua_resetthread(co);
-    interp__irq_switch(s, prev);
-    if (st != LUA_OK)
-        lua_xmove(co, L, 1);
-    return st;
-}
-
-static lua_State *check_co(lua_State *L, int arg)
-{
-    lua_State *co = lua_tothread(L, arg);
-    luaL_argexpected(L, co != NULL, arg, "coroutine");
-    return co;
-}
-
-static int co_resume(lua_State *L)
-{
-    lua_State *co = check_co(L, 1);
-    int n = resume_tracked(L, co, lua_gettop(L) - 1);
-    if (n < 0) {
-        lua_pushboolean(L, 0);
-        lua_insert(L, -2);
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    lua_insert(L, -(n + 1));
-    return n + 1;
-}
-
-static int co_wrapped(lua_State *L)
-{
-    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
-    int n = resume_tracked(L, co, lua_gettop(L));
-    if (n >= 0)
-        return n;
-    int st = lua_status(co);
-    if (st != LUA_OK && st != LUA_YIELD) {
-        /* The coroutine died: close its variables, report the error they end with. */
-        st = close_tracked(L, co);
-        if (st != LUA_OK)
-            lua_remove(L, -2); /* the error the closing ended with replaces the first */
-    }
-    if (st != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING &&
-        !interp__cancel_reason(&interp__state_of(L)->cancel)) {
-        luaL_where(L, 1);
-        lua_insert(L, -2);
-        lua_concat(L, 2);
-    }
-    return lua_error(L);
-}
-
-static int co_wrap(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    lua_State *co = lua_newthread(L);
-    lua_pushvalue(L, 1);
-    lua_xmove(L, co, 1);
-    lua_pushcclosure(L, co_wrapped, 1);
-    return 1;
-}
-
-static int co_close(lua_State *L)
-{
-    lua_State *co = check_co(L, 1);
-    int st = lua_status(co);
-    lua_Debug ar;
-    bool closable;
-    if (co == L)
-        closable = false; /* running */
-    else if (st == LUA_YIELD)
-        closable = true;
-    else if (st == LUA_OK)
-        closable = !lua_getstack(co, 0, &ar); /* not "normal" (it resumed another) */
-    else
-        closable = true; /* dead with an error */
-    if (!closable)
-        return luaL_error(L, "cannot close a %s coroutine", co == L ? "running" : "normal");
-    st = close_tracked(L, co);
-    if (st == LUA_OK) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
+    lua_getglobal(L, "pcall");
+    s->pcall_fn = lua_tocfunction(L, -1);
+    lua_getglobal(L, "xpcall");
+    s->xpcall_fn = lua_tocfunction(L, -1);
+    lua_pop(L, 2);
+    lua_newtable(L);
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, close_nothing);
+    lua_setfield(L, -2, "__close");
     lua_pushboolean(L, 0);
-    lua_insert(L, -2);
-    return 2;
-}
-
-void interp__wrap_coroutines(lua_State *L)
-{
-    static const luaL_Reg fns[] = {
-        {"resume", co_resume}, {"wrap", co_wrap}, {"close", co_close}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
-}
-
-/* ---- xpcall whose message handler never runs in an interrupted task -------------------
- * Lua calls a message handler with hooks disabled when the error came out of a hook (the
- * cancellation error does), so a looping handler could not be stopped. This xpcall calls the
- * user's handler only while the task is not interrupted; otherwise the error passes through
- * unchanged. Tracebacks taken by a handler of an ordinary error stay exact. */
-
-static int xpcall_handler(lua_State *L)
-{
-    if (interp__cancel_reason(&interp__state_of(L)->cancel))
-        return 1;
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    return 1;
-}
-
-static int xpcall_guarded(lua_State *L)
-{
-    int n = lua_gettop(L);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_pushboolean(L, 1);       /* first result if no error */
-    lua_pushvalue(L, 1);         /* function */
-    lua_rotate(L, 3, 2);         /* move both below the arguments */
-    lua_pushvalue(L, 2);
-    lua_pushcclosure(L, xpcall_handler, 1);
-    lua_replace(L, 2);           /* the guarded handler takes the user's place */
-    int st = lua_pcall(L, n - 2, LUA_MULTRET, 2);
-    if (st != LUA_OK) {
-        lua_pushboolean(L, 0);
-        lua_insert(L, -2);
-        return 2;
-    }
-    return lua_gettop(L) - 2;
-}
-
-void interp__push_xpcall(lua_State *L)
-{
-    lua_pushcfunction(L, xpcall_guarded);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &defused_key);
 }

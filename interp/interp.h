@@ -126,6 +126,13 @@ size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn,
  * and wakes a blocked sleep or channel wait. */
 void interp__state_interrupt(interp_state *s, uint64_t task_id, int reason);
 
+/* Any thread: while run task_id is interrupted and has not ended, install the hook again on
+ * every Lua thread of s that may be running (a coroutine resumed just as the interrupt came,
+ * or a hook the task removed or replaced with debug.sethook). The pool's watchdog calls it
+ * every INTERP__IRQ_REARM_S seconds until the run ends. No effect otherwise. */
+void interp__state_rearm(interp_state *s, uint64_t task_id);
+#define INTERP__IRQ_REARM_S 0.02
+
 /* Any thread: how many items (map items and calls) s has begun so far; grows by one as each
  * item starts. Lets a watchdog tell a new item from one item that runs long. */
 uint64_t interp__state_items(const interp_state *s);

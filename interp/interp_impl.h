@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "budget.h"
 #include "interp.h"
+#include "threads.h"
 #include "lua_ctx.h"
 #include "sync.h"
 
@@ -67,20 +68,28 @@ struct interp_state {
      * made by the first map, released with the state (NULL: none). */
     struct interp__slab_cache *slab_cache;
 
-    /* Interruption (cancel.c). irq_mu guards running_task and current; it is held only for a
-     * few instructions (never while Lua runs), by the worker when it switches Lua threads and
-     * by an interrupting thread while it installs the hook. Lock order: irq_mu, then
-     * cancel.lock (interp__cancel_fire under irq_mu), then the mutex armed on the token
-     * (sleep_mu, or a channel's); nothing takes irq_mu while holding one of the others. */
+    /* Interruption (cancel.c). irq_mu guards running_task, last_task and the pending pair; it
+     * is held only for a few instructions (never while Lua runs), by the worker when a run
+     * begins or ends and by an interrupting thread while it installs the hook. Lock order:
+     * irq_mu, then cancel.lock (interp__cancel_fire under irq_mu), then the mutex armed on the
+     * token (sleep_mu, or a channel's); threads.mu is taken last and alone (the allocator takes
+     * it with nothing else held by interp/); nothing takes irq_mu while holding another. */
     pthread_mutex_t irq_mu;
     uint64_t running_task;        /* 0: none */
     uint64_t last_task;           /* the run begun last (ended once running_task is 0) */
     uint64_t pending_task;        /* an interrupt that arrived before its run began: the run's */
     int pending_reason;           /* id and the reason, applied if that run is the next */
-    lua_State *current;           /* the Lua thread now running the task */
+    lua_State *base;              /* the thread the run began on (the main thread for tasks) */
+    bool armed_all;               /* worker only: the hook has armed every coroutine */
     atomic_llong escalate_at;     /* monotonic ns: end of the grace */
-    atomic_bool escalated;        /* the grace is over: raise at every instruction */
+    atomic_bool escalated;        /* the grace is over: strike at every instruction */
     atomic_bool raised;           /* the cancellation error has been raised once */
+    interp__threads threads;      /* the state's coroutines, kept by the allocator */
+    lua_CFunction pcall_fn;       /* the base library's pcall and xpcall (a strike looks for */
+    lua_CFunction xpcall_fn;      /* their frames) */
+    lua_Hook init_hook;           /* the main thread's hook after the initializer: every task */
+    int init_hook_mask;           /* ends with it again */
+    int init_hook_count;
 
     pthread_mutex_t sleep_mu;     /* interp.sleep waits here, armed on `cancel` */
     pthread_cond_t sleep_cv;
@@ -100,11 +109,11 @@ const char *interp__irq_text(int reason);
  * the main thread, forgets the interrupt and returns its reason (0: none). */
 void interp__irq_begin(interp_state *s, uint64_t task_id);
 int interp__irq_end(interp_state *s);
-/* Worker: the running Lua thread becomes `to` (before a resume or a close of `to`); returns
- * the previous one to give back to interp__irq_switch afterwards. If the task is interrupted,
- * installs the hook on `to` (the handshake: the interrupting thread installs the hook on the
- * thread that was current under the same lock). */
-lua_State *interp__irq_switch(interp_state *s, lua_State *to);
+/* Protected, once the profile is open: record what the hook needs (pcall, xpcall, the value
+ * a defused <close> slot gets). */
+void interp__irq_open(lua_State *L);
+/* After the initializer: the main thread's hook now is the one every task ends with. */
+void interp__irq_keep_init_hook(interp_state *s);
 /* Raise the cancellation error (a plain string without position, so that it reads the same
  * wherever it struck) and remember that it was raised once. Inline, like interp__irq_check:
  * under TSan every instrumented frame that a Lua error longjmps over stays on TSan's shadow
@@ -161,11 +170,5 @@ void interp__install_io(lua_State *L, int g, int os);
 void interp__poll_irq(lua_State *L);
 /* The default print sink: whole lines to stdout, never interleaved mid-line. */
 void interp__print_stdout(void *ud, int worker_id, const char *line, size_t len);
-
-/* ---- coroutine wrappers (cancel.c) ---- */
-/* Replace resume, wrap and close in the coroutine library table at the top of the stack. */
-void interp__wrap_coroutines(lua_State *L);
-/* Push the guarded xpcall (see cancel.c). */
-void interp__push_xpcall(lua_State *L);
 
 #endif

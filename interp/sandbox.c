@@ -1,13 +1,14 @@
 /* sandbox.c - the library profiles of a worker state.
  *
- * Every profile: coroutine.resume/wrap/close track the running Lua thread (cancel.c), xpcall
- * never runs its handler in an interrupted task (cancel.c), print goes to the pool's sink,
- * os.exit raises an error, and the `interp` module is the global `interp`.
+ * Every profile: print goes to the pool's sink, os.exit raises an error, the `interp` module
+ * is the global `interp`, and string's pattern functions and rep and table.sort are the
+ * interruptible versions (lib_string.c, lib_sort.c: Lua's results). coroutine.*, xpcall and
+ * debug.sethook are Lua's own (cancellation reaches coroutines without wrappers, cancel.c).
  *
  * INTERP_SANDBOX_NONE: every standard library (luaL_openlibs); globals persist from task to
- * task on the same state. debug.sethook raises in an interrupted task (it could remove the
- * cancellation hook). Not closed here (trusted code): a looping __gc finalizer runs with hooks
- * off and cannot be interrupted; debug.* can reach the registry.
+ * task on the same state. Not closed here (trusted code): a looping __gc finalizer or a looping
+ * debug hook function runs with hooks off and cannot be interrupted; debug.* can reach the
+ * registry.
  *
  * INTERP_SANDBOX_SAFE opens only what it keeps (luaL_requiref), never all-then-delete:
  *   base:      assert error getmetatable ipairs next pairs pcall print rawequal rawget rawlen
@@ -16,7 +17,7 @@
  *              collectgarbage("count") only. Gone: dofile loadfile warn require.
  *   string:    all but string.dump; find/match/gmatch/gsub refuse patterns whose worst-case
  *              backtracking on the subject passes a budget (sandbox_bounds.c).
- *   table, math, utf8, coroutine (wrapped as above).
+ *   table, math, utf8, coroutine.
  *   os:        clock time date difftime, and exit (raises). Gone: execute getenv remove
  *              rename tmpname setlocale.
  *   interp:    the worker module.
@@ -348,7 +349,6 @@ static void open_sandbox(lua_State *L)
     luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 0);
     set_library(L, g, LUA_UTF8LIBNAME);
     luaL_requiref(L, LUA_COLIBNAME, luaopen_coroutine, 0);
-    interp__wrap_coroutines(L);
     set_library(L, g, LUA_COLIBNAME);
 
     luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
@@ -368,9 +368,6 @@ static void open_sandbox(lua_State *L)
     interp__push_module(L);
     set_library(L, g, "interp");
 
-    interp__push_xpcall(L);
-    lua_setfield(L, g, "xpcall");
-
     /* The metatable of every task environment: reads fall through to G; protected. */
     lua_createtable(L, 0, 2);
     lua_pushvalue(L, g);
@@ -381,25 +378,11 @@ static void open_sandbox(lua_State *L)
     lua_settop(L, g - 1);
 }
 
-/* Full profile: debug.sethook would let a cancelled task take the cancellation hook off its
- * own thread; once the task is interrupted it raises the cancellation error instead. */
-static int full_sethook(lua_State *L)
-{
-    interp__irq_check(L);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 0);
-    return 0;
-}
-
 static void open_full(lua_State *L)
 {
     luaL_openlibs(L);
     lua_pushglobaltable(L);
     int g = lua_gettop(L);
-    lua_getfield(L, g, LUA_COLIBNAME);
-    interp__wrap_coroutines(L);
-    lua_pop(L, 1);
     /* the interruptible pattern functions, rep and sort: a cancel or deadline reaches them in
      * trusted code too (same results as Lua's; lib_string.c, lib_sort.c) */
     lua_getfield(L, g, LUA_STRLIBNAME);
@@ -410,13 +393,6 @@ static void open_full(lua_State *L)
     lua_pop(L, 1);
     lua_getfield(L, g, LUA_OSLIBNAME);
     interp__install_io(L, g, lua_gettop(L));
-    lua_pop(L, 1);
-    interp__push_xpcall(L);
-    lua_setfield(L, g, "xpcall");
-    lua_getfield(L, g, LUA_DBLIBNAME);
-    lua_getfield(L, -1, "sethook");
-    lua_pushcclosure(L, full_sethook, 1);
-    lua_setfield(L, -2, "sethook");
     lua_pop(L, 1);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     interp__push_module(L);

@@ -31,6 +31,19 @@ static int traceback_handler(lua_State *L)
 static int open_libs(lua_State *L)
 {
     interp__open_profile(L);
+    interp__irq_open(L);
+    return 0;
+}
+
+/* Protected: the allocator sees coroutines where lua_getextraspace says they are (threads.h);
+ * a Lua built otherwise cannot be interrupted inside coroutines, so it is refused. */
+static int check_threads(lua_State *L)
+{
+    interp_state *s = lua_touserdata(L, 1);
+    lua_State *co = lua_newthread(L);
+    if (!interp__threads_has(&s->threads, co))
+        return luaL_error(L, "this Lua build does not allocate threads as Lua 5.4 does "
+                             "(lua_getextraspace): coroutines could not be interrupted");
     return 0;
 }
 
@@ -81,7 +94,9 @@ static int protected_step(interp_state *s, lua_CFunction step, const char *what,
 int interp__state_init(interp_state *s, char **err)
 {
     *err = NULL;
-    return protected_step(s, run_init, "initializer failed: ", err);
+    int rc = protected_step(s, run_init, "initializer failed: ", err);
+    interp__irq_keep_init_hook(s);
+    return rc;
 }
 
 int interp__state_create(interp_shared *sh, int worker_id, interp_state **out, char **err)
@@ -119,6 +134,7 @@ int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, cha
     atomic_init(&s->raised, false);
     interp__cancel_init(&s->cancel);
     interp__mutex_init(&s->irq_mu);
+    interp__threads_init(&s->threads);
     interp__mutex_init(&s->sleep_mu);
     interp__cond_init(&s->sleep_cv);
     s->ctx.cancel = &s->cancel;
@@ -152,8 +168,11 @@ int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, cha
     }
     lua_atpanic(s->L, on_panic);
     interp__lua_ctx_set(s->L, &s->ctx);
+    s->alloc.threads = &s->threads; /* from now on: every coroutine is kept in the set */
 
-    rc = protected_step(s, open_libs, "initializer failed: ", err);
+    rc = protected_step(s, check_threads, "", err);
+    if (rc == INTERP_OK)
+        rc = protected_step(s, open_libs, "initializer failed: ", err);
     /* The host's additions: steps of their own, skipped when not configured (a state per
      * worker start; most pools have none). */
     if (rc == INTERP_OK && interp__hostlibs_wanted(sh))
@@ -171,6 +190,7 @@ err_free_state:
     interp__account_release(s->ctx.acct);
     interp__cond_destroy(&s->sleep_cv);
     interp__mutex_destroy(&s->sleep_mu);
+    interp__threads_destroy(&s->threads);
     interp__mutex_destroy(&s->irq_mu);
     interp__cancel_destroy(&s->cancel);
     free(s);
@@ -181,9 +201,10 @@ void interp__state_destroy(interp_state *s)
 {
     if (!s)
         return;
-    lua_close(s->L);
+    lua_close(s->L); /* frees the coroutines through the allocator and the set */
     interp__account_release(s->ctx.acct); /* what it charged stays until refunded */
     interp__slab_cache_release(s->slab_cache);
+    interp__threads_destroy(&s->threads);
     interp__cond_destroy(&s->sleep_cv);
     interp__mutex_destroy(&s->sleep_mu);
     interp__mutex_destroy(&s->irq_mu);

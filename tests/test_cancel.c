@@ -9,6 +9,7 @@
 #include "interp_test_util.h"
 
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <time.h>
 
 typedef struct interrupter {
@@ -18,6 +19,7 @@ typedef struct interrupter {
     double delay; /* seconds after started() */
     sem_t started;
     double fired_at;
+    atomic_bool done; /* the call has returned: stop re-arming */
     pthread_t th;
 } interrupter;
 
@@ -39,6 +41,12 @@ static void *interrupter_main(void *p)
     }
     in->fired_at = interp__now();
     interp__state_interrupt(in->s, in->task, in->reason);
+    /* as the pool's watchdog does: re-arm until the run ends (a task may take the hook off) */
+    while (!atomic_load(&in->done)) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(INTERP__IRQ_REARM_S * 1e9)};
+        nanosleep(&ts, NULL);
+        interp__state_rearm(in->s, in->task);
+    }
     return NULL;
 }
 
@@ -57,6 +65,7 @@ static int run_interrupted(fixture *f, const char *src, int reason, double delay
     interp_fn fn = {.kind = INTERP_FN_SOURCE, .text = src};
     int rc = interp__state_call(f->s, in.task, &fn, NULL, o);
     double end = interp__now();
+    atomic_store(&in.done, true);
     pthread_join(in.th, NULL);
     sem_destroy(&in.started);
     *stop_s = end - in.fired_at;
@@ -285,6 +294,7 @@ static void cancel_stops_a_map_and_fails_the_rest(void **st)
     /* items 1 and 2 ran, item 3 was interrupted while it ran: 3 items ran */
     assert_int_equal(interp__state_map(f.s, in.task, &fn, N, (const interp_msg *const *)args,
                                        outs), 3);
+    atomic_store(&in.done, true);
     pthread_join(in.th, NULL);
     sem_destroy(&in.started);
     for (int i = 0; i < N; i++) {
