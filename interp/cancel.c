@@ -58,7 +58,7 @@
 
 #include "interp_impl.h"
 
-enum { GRACE_COUNT = 1000 };
+enum { GRACE_COUNT = 1000, REARM_BURST = 1000 };
 
 /* The hook counts instructions and also sees every call: a C function looping over callbacks
  * (table.sort with a C comparator, say) runs no Lua instruction, but each callback is a call.
@@ -114,17 +114,24 @@ typedef struct arm_pass {
     bool all; /* the worker itself: every coroutine; another thread: those that may run */
 } arm_pass;
 
+/* From another thread the hook is always set again, even when it looks installed: the
+ * worker's own stores race with ours (its countdown runs on while we reset it, a
+ * debug.sethook of the task lands between our fields), and a torn result (the countdown
+ * below zero, or the mask without the function) would never fire. Every re-arm is a fresh
+ * start. */
 static void arm_one(lua_State *co, void *ud)
 {
     const arm_pass *p = ud;
-    if (p->all || lua_status(co) == LUA_OK)
+    if (p->all)
         arm(co, p->count);
+    else if (lua_status(co) == LUA_OK)
+        lua_sethook(co, irq_hook, IRQ_MASK, p->count);
 }
 
 static void arm_threads(interp_state *s, bool all)
 {
     arm_pass p = {.count = hook_count(s), .all = all};
-    arm(s->L, p.count);
+    arm_one(s->L, &p);
     interp__threads_each(&s->threads, arm_one, &p);
 }
 
@@ -219,6 +226,16 @@ static void irq_hook(lua_State *L, lua_Debug *ar)
         lua_sethook(L, NULL, 0, 0);
         return;
     }
+    if (L != s->base && lua_isyieldable(L) && ar->event == LUA_HOOKCALL) {
+        /* A coroutine that can yield is yielded at its next count event, unless the function
+         * it calls now is C code: that may take the hook off or loop, so strike now. */
+        if (!lua_getinfo(L, "S", ar) || ar->what[0] != 'C')
+            return;
+    }
+    /* seen by interp__state_rearm: the hook is in control now */
+    atomic_store_explicit(&s->hook_fires,
+                          atomic_load_explicit(&s->hook_fires, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     if (!s->armed_all) { /* first hook of this interrupt on the worker: arm every coroutine */
         s->armed_all = true;
         arm_threads(s, true);
@@ -236,10 +253,8 @@ static void irq_hook(lua_State *L, lua_Debug *ar)
         strike_raise(L, s, reason, false);
         return;
     }
-    if (lua_isyieldable(L)) {
-        /* Only count and line events may yield; a call event waits for the next count. */
-        if (ar->event == LUA_HOOKCOUNT || ar->event == LUA_HOOKLINE)
-            lua_yield(L, 0);
+    if (lua_isyieldable(L) && (ar->event == LUA_HOOKCOUNT || ar->event == LUA_HOOKLINE)) {
+        lua_yield(L, 0); /* only count and line events may yield */
         return;
     }
     strike_raise(L, s, reason, true);
@@ -327,8 +342,17 @@ void interp__state_rearm(interp_state *s, uint64_t task_id)
     if (!s || task_id == 0)
         return;
     interp__mutex_lock(&s->irq_mu);
-    if (s->running_task == task_id && interp__cancel_reason(&s->cancel))
-        arm_threads(s, false);
+    if (s->running_task == task_id && interp__cancel_reason(&s->cancel)) {
+        /* A task that keeps taking the hook off (debug.sethook in a loop) spends most of its
+         * time in that C function, where our hook is installed only to be removed: arm again
+         * until the hook has been seen to fire, a few hundred times at most (microseconds). */
+        unsigned seen = atomic_load_explicit(&s->hook_fires, memory_order_relaxed);
+        for (int i = 0; i < REARM_BURST; i++) {
+            arm_threads(s, false);
+            if (atomic_load_explicit(&s->hook_fires, memory_order_relaxed) != seen)
+                break;
+        }
+    }
     interp__mutex_unlock(&s->irq_mu);
 }
 

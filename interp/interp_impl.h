@@ -84,6 +84,7 @@ struct interp_state {
     atomic_llong escalate_at;     /* monotonic ns: end of the grace */
     atomic_bool escalated;        /* the grace is over: strike at every instruction */
     atomic_bool raised;           /* the cancellation error has been raised once */
+    atomic_uint hook_fires;       /* the hook has run (stored by the worker only) */
     interp__threads threads;      /* the state's coroutines, kept by the allocator */
     lua_CFunction pcall_fn;       /* the base library's pcall and xpcall (a strike looks for */
     lua_CFunction xpcall_fn;      /* their frames) */

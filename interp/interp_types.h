@@ -14,9 +14,12 @@ extern "C" {
 
 /* Library profile of every worker state.
  * Every profile: print goes to the pool's sink (whole lines); os.exit raises an error instead
- *   of exiting the host; coroutine.resume/wrap/close are wrapped so that cancellation reaches
- *   the running coroutine; an xpcall message handler is not called once the task has been
- *   interrupted (Lua would run it with hooks off); the `interp` module is the global `interp`.
+ *   of exiting the host; the `interp` module is the global `interp`. Everything else is Lua's
+ *   own (coroutine.*, xpcall, debug.sethook): cancellation reaches coroutines without
+ *   wrappers (interp/cancel.c). Only in an interrupted task: a struck coroutine yields where
+ *   it can, an xpcall message handler is not called for the cancellation error (Lua would run
+ *   it with hooks off), and a coroutine killed inside a C call boundary loses its pending
+ *   <close> handlers (they could not be stopped).
  * INTERP_SANDBOX_NONE: all standard libraries; globals persist from task to task on the same
  *   state (as module-level state persists in a Python executor's worker).
  * INTERP_SANDBOX_SAFE: for untrusted scripts. Opens only what it keeps: base functions

@@ -132,6 +132,7 @@ int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, cha
     atomic_init(&s->escalate_at, 0);
     atomic_init(&s->escalated, false);
     atomic_init(&s->raised, false);
+    atomic_init(&s->hook_fires, 0);
     interp__cancel_init(&s->cancel);
     interp__mutex_init(&s->irq_mu);
     interp__threads_init(&s->threads);

@@ -113,6 +113,9 @@ static const char *const evasions[] = {
     "started() local s = '' while true do s = ('x'):rep(100) .. tostring(#s) end",
     "started() while true do pcall(function() while true do end end) "
     "  if debug then pcall(debug.sethook) end end",
+    /* hooks taken off from inside a coroutine, again and again */
+    "started() coroutine.wrap(function() if debug then debug.sethook(function() end, 'l') "
+    "  while true do debug.sethook() end else while true do end end end)()",
     /* a C loop calling a C function: no Lua instruction runs, but every callback is a call */
     "local s = ('x'):rep(5e7) started() while true do s:gsub('.', tostring) end",
 };

@@ -1,0 +1,25 @@
+local gen = coroutine.wrap(function(n)
+  for i = 1, n do coroutine.yield(i) end
+  return "end"
+end)
+print(gen(3), gen(), gen(), gen())
+print(pcall(gen))
+local bad = coroutine.wrap(function() error("boom") end)
+print(pcall(bad))
+local bad2 = coroutine.wrap(function() error({code = 7}) end)
+local ok, e = pcall(bad2)
+print(ok, type(e), e.code)
+local bad3 = coroutine.wrap(function() error("lvl0", 0) end)
+print(pcall(bad3))
+local bad4 = coroutine.wrap(function() local x = nil; return x.y end)
+print(pcall(bad4))
+local nested = coroutine.wrap(function()
+  local w = coroutine.wrap(function() coroutine.yield("a") coroutine.yield("b") end)
+  coroutine.yield(w() .. w())
+end)
+print(nested())
+for v in coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i * i) end end) do
+  io.stdout:flush()
+  print("sq", v)
+end
+print(pcall(coroutine.wrap, 1))

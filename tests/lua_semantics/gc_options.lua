@@ -1,0 +1,21 @@
+print(type(collectgarbage("count")), collectgarbage("count") > 0)
+print(collectgarbage("isrunning"))
+print(collectgarbage("stop"), collectgarbage("isrunning"))
+print(collectgarbage("restart"), collectgarbage("isrunning"))
+print(collectgarbage(), collectgarbage("collect"))
+print(math.type(collectgarbage("step")), type(collectgarbage("step", 0)))
+print(collectgarbage("incremental"), collectgarbage("incremental"))
+print(collectgarbage("generational"), collectgarbage("generational"))
+print(collectgarbage("incremental", 100, 200, 13))
+print(collectgarbage("incremental", 200, 100, 13))
+print(collectgarbage("setpause", 200), collectgarbage("setstepmul", 100))
+print(collectgarbage("setpause"), collectgarbage("setstepmul"))
+print(collectgarbage("setpause", 200), collectgarbage("setstepmul", 100))
+print(pcall(collectgarbage, "bogus"))
+local before = collectgarbage("count")
+local big = {}
+for i = 1, 100000 do big[i] = {} end
+local mid = collectgarbage("count")
+big = nil
+collectgarbage()
+print(mid > before, collectgarbage("count") < mid)

@@ -1,0 +1,28 @@
+local ev = {}
+local co = coroutine.create(function()
+  local function f() return 1 end
+  f()
+  coroutine.yield()
+  f()
+end)
+debug.sethook(co, function(e) ev[#ev+1] = "co " .. e .. " " .. tostring(debug.getinfo(2, "n").name) end, "cr")
+print(debug.gethook(co) ~= nil, debug.gethook() == nil)
+coroutine.resume(co)
+coroutine.resume(co)
+print(table.concat(ev, ", "))
+ev = {}
+debug.sethook(function(e) ev[#ev+1] = e end, "c")
+local inherited = coroutine.create(function() return 1 end)
+local h = debug.gethook(inherited)
+debug.sethook()
+print("inherited", h ~= nil, select(2, debug.gethook(inherited)))
+print(#ev > 0)
+local co3 = coroutine.create(function() coroutine.yield(debug.gethook()) end)
+print(select("#", coroutine.resume(co3)))
+local counts = 0
+local co4 = coroutine.wrap(function() for i = 1, 100 do end coroutine.yield() for i = 1, 100 do end end)
+debug.sethook(function() counts = counts + 1 end, "", 10)
+co4()
+co4()
+debug.sethook()
+print("count in main only", counts)

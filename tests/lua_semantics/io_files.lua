@@ -1,0 +1,18 @@
+local name = os.tmpname()
+local f = assert(io.open(name, "w"))
+f:write("line one\n", 2, "\n", 3.5, "\nlast")
+f:close()
+for l in io.lines(name) do print("line", l) end
+local g = io.open(name)
+print(g:read("l"), g:read("n"), g:read("n"), g:read("a"), g:read("a"), g:read("l"))
+g:close()
+print(pcall(g.read, g))
+print(io.type(g), io.type(io.stdout), io.type(42))
+local h = io.open(name, "rb")
+print(h:seek("end"), h:seek("set", 5), h:read(3))
+h:close()
+print(io.open("/no/such/dir/file"))
+for a, b in io.lines(name, 1, "l") do print(a, b) break end
+os.remove(name)
+print(select(3, os.remove(name)))
+print((pcall(io.lines, name)))

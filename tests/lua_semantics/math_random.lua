@@ -1,0 +1,16 @@
+math.randomseed(42)
+local a = {} for i = 1, 5 do a[i] = math.random(1, 100) end
+print(table.concat(a, " "))
+math.randomseed(42)
+local b = {} for i = 1, 5 do b[i] = math.random(1, 100) end
+print(table.concat(a, " ") == table.concat(b, " "))
+math.randomseed(7, 11)
+print(math.random(10), math.random(5, 6), math.random(0) ~= nil, math.type(math.random()))
+print(pcall(math.random, 2, 1))
+print(pcall(math.random, 1, 2, 3))
+print(math.random(math.mininteger, math.maxinteger) ~= nil, math.random(3, 3))
+math.randomseed(1)
+print(string.format("%.10f", math.random()))
+print(math.pi, math.huge, -math.huge, math.sqrt(16), math.exp(0), math.log(8, 2), math.log(100, 10), math.log(1))
+print(math.sin(0), math.cos(0), math.atan(1, 1) * 4 == math.pi, math.abs(-3), math.abs(-3.5))
+print(math.floor(3.7), math.ceil(3.2), math.tointeger(2^31), 7 // 0.5)
