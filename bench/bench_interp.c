@@ -13,6 +13,7 @@
 
 #include "interp.h"
 #include "interp_impl.h"
+#include "interp_pool.h"
 
 static interp_state *make(interp_shared *sh)
 {
@@ -204,6 +205,99 @@ static void bench_deadline(void)
     interp__shared_destroy(sh);
 }
 
+/* ---- through a pool: a deadline that never fires, one that fires under a user hook -------- */
+
+static double pool_task(interp_pool *pool, const char *src, double timeout, int *status)
+{
+    interp_task t = {.fn = {.kind = INTERP_FN_SOURCE, .text = src}, .timeout = timeout};
+    interp_future *f = NULL;
+    double t0 = interp__now();
+    if (interp_pool_submit_task(pool, &t, INTERP_FOREVER, &f) != INTERP_OK)
+        exit(1);
+    *status = interp_future_result(f, INTERP_FOREVER, NULL);
+    double took = interp__now() - t0;
+    interp_future_release(f);
+    return took;
+}
+
+static void bench_pool_deadline(void)
+{
+    interp_pool_options o = interp_pool_defaults();
+    o.workers = 1;
+    interp_pool *pool;
+    char *err;
+    if (interp_pool_create(&pool, &o, &err) != INTERP_OK)
+        exit(1);
+    const char *spin = "local s = 0 for i = 1, 2e7 do s = s + i end return s";
+    double none = 1e9, armed = 1e9;
+    int st;
+    for (int r = 0; r < 5; r++) { /* interleaved, best of 5 each */
+        double t = pool_task(pool, spin, -1, &st);
+        none = t < none ? t : none;
+        t = pool_task(pool, spin, 3600, &st);
+        armed = t < armed ? t : armed;
+    }
+    printf("pool task, Lua loop of 2*10^7 additions: %.1f ms without a deadline, %.1f ms with a "
+           "deadline that never fires (%+.1f%%, best of 5 each, interleaved)\n",
+           none * 1e3, armed * 1e3, (armed / none - 1) * 100);
+    static const char *const loops[] = {
+        "debug.sethook(function() end, 'l') while true do end",
+        "while true do debug.sethook() end",
+        "coroutine.wrap(function() while true do debug.sethook() end end)()",
+    };
+    for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) {
+        double worst = 0, sum = 0;
+        enum { N = 10 };
+        for (int r = 0; r < N; r++) {
+            double t = pool_task(pool, loops[i], 0.05, &st) - 0.05;
+            if (st != INTERP_ERR_TIMEOUT)
+                fprintf(stderr, "unexpected status %d\n", st);
+            worst = t > worst ? t : worst;
+            sum += t;
+        }
+        printf("deadline 50 ms, then stopped after (mean / max of %d): %.2f / %.2f ms: %s\n", N,
+               sum / N * 1e3, worst * 1e3, loops[i]);
+    }
+    interp_pool_destroy(pool);
+}
+
+/* ---- coroutine switches against lua5.4's ------------------------------------------------- */
+
+#define PINGPONG                                                                          \
+    "local n = 4000000 local co = coroutine.wrap(function() while true do "                \
+    "coroutine.yield() end end) local t0 = os.clock() for i = 1, n do co() end "           \
+    "return (os.clock() - t0) / n * 1e9"
+
+static void bench_coroutines(void)
+{
+    interp_shared *sh = shared(INTERP_SANDBOX_NONE, NULL);
+    interp_state *s = make(sh);
+    double worker = 1e9, lua = 1e9;
+    for (int r = 0; r < 5; r++) { /* interleaved, best of 5 each */
+        interp_fn fn = {.kind = INTERP_FN_SOURCE, .text = PINGPONG};
+        interp_outcome o;
+        interp__state_call(s, (uint64_t)r + 1, &fn, NULL, &o);
+        double ns;
+        if (o.status == INTERP_OK && interp_msg_unpack(o.result, "d", &ns) == INTERP_OK)
+            worker = ns < worker ? ns : worker;
+        interp__outcome_clear(&o);
+        FILE *p = popen("lua5.4 -e 'print((function() " PINGPONG " end)())' 2>/dev/null", "r");
+        if (p && fscanf(p, "%lf", &ns) == 1)
+            lua = ns < lua ? ns : lua;
+        if (p)
+            pclose(p);
+    }
+    if (lua < 1e9)
+        printf("coroutine.wrap ping-pong (resume + yield): %.1f ns in a worker, %.1f ns under "
+               "lua5.4 (%+.1f%%, best of 5 each, interleaved)\n", worker, lua,
+               (worker / lua - 1) * 100);
+    else
+        printf("coroutine.wrap ping-pong (resume + yield): %.1f ns in a worker (no lua5.4 found)\n",
+               worker);
+    interp__state_destroy(s);
+    interp__shared_destroy(sh);
+}
+
 /* ---- cancel latency -------------------------------------------------------------------- */
 
 typedef struct canceller {
@@ -373,6 +467,8 @@ int main(void)
     bench_call_and_map();
     bench_host_call();
     bench_deadline();
+    bench_pool_deadline();
+    bench_coroutines();
     bench_cancel("plain `while true do end`", "started() while true do end");
     bench_cancel("pcall loop (ends after the default 10 ms grace)",
                  "started() while true do pcall(function() while true do end end) end");

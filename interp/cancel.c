@@ -89,6 +89,7 @@ long long interp__irq_grace_end(const interp_state *s)
 }
 
 static void irq_hook(lua_State *L, lua_Debug *ar);
+static int restore_init_hook(lua_State *L);
 
 /* Every instruction before the first raise and after the grace; every GRACE_COUNT
  * instructions (a look at the clock) during the grace. */
@@ -304,17 +305,56 @@ int interp__irq_end(interp_state *s)
     }
     interp__mutex_unlock(&s->irq_mu);
     lua_State *L = s->L;
-    if (lua_gethook(L) != s->init_hook || lua_gethookmask(L) != s->init_hook_mask ||
-        lua_gethookcount(L) != s->init_hook_count)
-        lua_sethook(L, s->init_hook, s->init_hook_mask, s->init_hook_count);
+    if (lua_gethook(L) || s->init_hook) { /* nothing to do (no Lua call) in the usual case */
+        lua_pushcfunction(L, restore_init_hook);
+        lua_pushlightuserdata(L, s);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+            lua_pop(L, 1);
+            lua_sethook(L, NULL, 0, 0); /* out of memory: at least no stale hook */
+        }
+    }
     return reason;
+}
+
+/* The debug library keeps the Lua function of a hook in its registry table _HOOKKEY, by
+ * thread (the C hook it installs is always the same): both go back to the initializer's. */
+static const char init_hook_fn_key = 0; /* registry: that function after the initializer */
+
+static int restore_init_hook(lua_State *L)
+{
+    interp_state *s = lua_touserdata(L, 1);
+    lua_sethook(L, s->init_hook, s->init_hook_mask, s->init_hook_count);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "_HOOKKEY") == LUA_TTABLE) {
+        lua_pushthread(L);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &init_hook_fn_key);
+        lua_rawset(L, -3);
+    }
+    return 0;
+}
+
+static int keep_init_hook(lua_State *L)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "_HOOKKEY") == LUA_TTABLE) {
+        lua_pushthread(L);
+        lua_rawget(L, -2);
+    } else {
+        lua_pushnil(L);
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &init_hook_fn_key);
+    return 0;
 }
 
 void interp__irq_keep_init_hook(interp_state *s)
 {
-    s->init_hook = lua_gethook(s->L);
-    s->init_hook_mask = lua_gethookmask(s->L);
-    s->init_hook_count = lua_gethookcount(s->L);
+    lua_State *L = s->L;
+    s->init_hook = lua_gethook(L);
+    s->init_hook_mask = lua_gethookmask(L);
+    s->init_hook_count = lua_gethookcount(L);
+    if (s->init_hook) {
+        lua_pushcfunction(L, keep_init_hook);
+        if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+            lua_pop(L, 1);
+    }
 }
 
 void interp__state_interrupt(interp_state *s, uint64_t task_id, int reason)

@@ -332,6 +332,64 @@ static void cancel_leaves_no_hook_on_coroutines(void **st)
     fx_close(&f);
 }
 
+/* Issue 12, item 5: a coroutine stopped by a cancel, kept in a table of the initializer and
+ * closed by a later task, runs its looping __close handler where the hook reaches it (or not
+ * at all): that later task ends within its own deadline. Once while the coroutine runs Lua
+ * code (it is yielded: its hooks stay on), once inside table.sort's comparator (it cannot
+ * yield: its pending <close> values are defused before the raise). */
+static void cancel_killed_coroutine_closed_later_stays_reachable(void **st)
+{
+    (void)st;
+    static const char *const bodies[] = {
+        "started() while true do end",
+        "started() table.sort({3, 2, 1}, function() while true do end end)",
+    };
+    for (int sb = 0; sb <= 1; sb++) {
+        for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+            fixture f;
+            fx_open(&f, (interp_sandbox)sb, "keep = {}");
+            char src[512];
+            snprintf(src, sizeof src,
+                     "keep.co = coroutine.create(function() local x <close> = setmetatable({}, "
+                     "{__close = function() while true do end end}) %s end) "
+                     "coroutine.resume(keep.co) while true do end", bodies[i]);
+            interp_outcome o;
+            double stop;
+            assert_int_equal(run_interrupted(&f, src, INTERP_ERR_TIMEOUT, 0.02, &o, &stop),
+                             INTERP_ERR_TIMEOUT);
+            interp__outcome_clear(&o);
+            int rc = run_interrupted(&f, "started() local ok, e = coroutine.close(keep.co) "
+                                         "while true do end", INTERP_ERR_TIMEOUT, 0.02, &o, &stop);
+            printf("# sandbox=%d body %zu: the later close ended %.1f ms after its deadline\n",
+                   sb, i, stop * 1e3);
+            assert_int_equal(rc, INTERP_ERR_TIMEOUT);
+            assert_true(stop < 1.0);
+            interp__outcome_clear(&o);
+            assert_clean_after(&f);
+            fx_close(&f);
+        }
+    }
+}
+
+/* What a task leaves for the next ones: a hook it set on the main thread ends with it (one
+ * that fails every event would otherwise fail every later task), the initializer's hook stays
+ * for every task, a hook set on a coroutine stays with the coroutine (as in Lua). */
+static void cancel_hooks_left_by_a_task(void **st)
+{
+    (void)st;
+    fixture f;
+    fx_open(&f, INTERP_SANDBOX_NONE, "calls = 0 debug.sethook(function() calls = calls + 1 end, "
+                                     "'', 100)");
+    fx_expect_err(&f, "debug.sethook(function() error('stale hook') end, 'l')\nlocal x = 1",
+                  INTERP_ERR_SCRIPT, "stale hook");
+    fx_expect(&f, "local h, m, n = debug.gethook() return m .. n", "\"100\"");
+    fx_expect(&f, "local before = calls for i = 1, 1e4 do end return calls > before", "true");
+    fx_expect(&f, "keep = coroutine.create(function() coroutine.yield() end) "
+                  "debug.sethook(keep, print, 'l') return true", "true");
+    fx_expect(&f, "return debug.gethook(keep) == print", "true");
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +401,8 @@ int main(void)
         cmocka_unit_test(cancel_reasons_map_to_statuses),
         cmocka_unit_test(cancel_stops_a_map_and_fails_the_rest),
         cmocka_unit_test(cancel_leaves_no_hook_on_coroutines),
+        cmocka_unit_test(cancel_killed_coroutine_closed_later_stays_reachable),
+        cmocka_unit_test(cancel_hooks_left_by_a_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
