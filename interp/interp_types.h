@@ -31,8 +31,9 @@ extern "C" {
  *   load of text chunks only, at most max_chunk_size bytes each (its default environment is
  *   the task's own); string without string.dump; table, math, utf8,
  *   coroutine; os.clock, os.time, os.date, os.difftime (and os.exit, which raises); the
- *   `interp` module (interp.channel creates channels of at most 65536 messages: their ring
- *   is host memory). No io, debug, package. setmetatable refuses a metatable with a (raw)
+ *   `interp` module (interp.channel creates channels of at most 65536 messages, names of 1 to
+ *   256 bytes: their ring and name are host memory, charged to the state as below). No io,
+ *   debug, package. setmetatable refuses a metatable with a (raw)
  *   __gc field; a __gc added to the metatable later marks nothing, so no finalizer ever runs.
  *   rawset refuses the read-only tables. Library tables and the string metatable are
  *   read-only, and every task (by name or as source) runs in a fresh global environment over
@@ -64,11 +65,14 @@ extern "C" {
  *   0.7 s, 64,000 in 5 MB: 21 s, in one GC step), as is a rehash of integer keys that all
  *   collide. None can be interrupted; the pool's stuck_grace abandons such a worker (its
  *   thread, demoted to SCHED_IDLE, ends when the loop does; at most max_abandoned per pool)
- *   and a small memory limit bounds them. (3) Results and channel messages are copied outside the
- *   state's memory limit, and strings are not shared in a message (a 1 MiB string referenced
- *   8 times is an 8 MiB result): a sandboxed pool's default max_msg_size is therefore its
- *   memory limit. (4) interp.channel(name) creates a pool channel for any new name, living as
- *   long as the pool: a pool holds at most 4096 named channels.
+ *   and a small memory limit bounds them. (3) Results and channel messages are copied outside
+ *   the state's heap, and strings are not shared in a message (a 1 MiB string referenced 8
+ *   times is an 8 MiB result): a sandboxed pool's default max_msg_size is therefore its
+ *   memory limit. What the host holds for a task is charged (channels/budget.h): messages it
+ *   queued on channels and the channels it made count against its state's memory limit until
+ *   they are received (or the pool goes), and with its results and errors against the pool's
+ *   memory_budget. (4) interp.channel(name) creates a pool channel for any new name, living
+ *   as long as the pool: a pool holds at most 4096 named channels.
  *   (5) In INTERP_SANDBOX_NONE nothing here applies: a looping __gc, debug.*, os.execute. */
 typedef enum interp_sandbox {
     INTERP_SANDBOX_NONE = 0,
