@@ -17,12 +17,14 @@ if(INTERP_SANITIZE MATCHES "thread")
 endif()
 
 set(INTERP_FUZZ_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g)
-target_compile_options(interp_pool PRIVATE -fsanitize=fuzzer-no-link)
+# the library's sources are compiled once, in interp_pool_objs (the static and shared
+# libraries are made of its objects): instrument them there
+target_compile_options(interp_pool_objs PRIVATE -fsanitize=fuzzer-no-link)
 # the decoder counts its steps (msg_plan.h) so that fuzz_msg can assert linear time
-target_compile_definitions(interp_pool PRIVATE INTERP_MSG_STEPS)
+target_compile_definitions(interp_pool_objs PRIVATE INTERP_MSG_STEPS)
 if(NOT INTERP_SANITIZE MATCHES "address")
   # the library was not set up with sanitizers: add them, and their runtimes for whatever links it
-  target_compile_options(interp_pool PRIVATE ${INTERP_FUZZ_FLAGS})
+  target_compile_options(interp_pool_objs PRIVATE ${INTERP_FUZZ_FLAGS})
   target_link_options(interp_pool INTERFACE -fsanitize=address,undefined)
 endif()
 
