@@ -125,6 +125,8 @@ static bool put(outbuf *b, const char *s, size_t n)
 {
     if (b->over || b->nomem)
         return false;
+    if (n == 0)
+        return true;
     if (n > b->max - b->len) {
         b->over = true;
         return false;
