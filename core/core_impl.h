@@ -2,6 +2,7 @@
  *
  * Lock order (a thread holding one lock may only take locks further down this list):
  *   1. interp_future.mu      (a future's state, result, callbacks, watchers)
+ *   1b. interp_ctx.mu        (a context's calls and phase; ctx.c)
  *   2. interp__queue.mu      (the task queue; taken under a future's lock to unlink a
  *                             cancelled task)
  *   3. interp_pool.mu        (worker slots, their states, deadlines, watchdog, lifecycle)
@@ -29,7 +30,7 @@
 
 /* ---- jobs and the queue (queue.c) ------------------------------------------------------ */
 
-enum { INTERP__JOB_TASK = 1, INTERP__JOB_CHUNK = 2 };
+enum { INTERP__JOB_TASK = 1, INTERP__JOB_CHUNK = 2, INTERP__JOB_CTX = 3 /* ctx.c */ };
 
 /* The queue link at the start of every queued object (a future, a map chunk). */
 typedef struct interp__job {
@@ -315,6 +316,7 @@ struct interp_future {
     interp_fn fn;
     interp_msg *args;             /* owned; freed once the task has run */
     double timeout;               /* resolved: > 0 seconds, or none */
+    bool ctx_post;                /* a context's posted call (ctx.c): failures reported */
     char data[];                  /* fn text / function message */
 };
 
@@ -333,6 +335,21 @@ bool interp__future_end(interp_future *f, int from, int status, interp_msg *resu
  * instead (the results are freed). */
 bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg *result,
                              char *error, interp_msg *error_value, interp__account *acct);
+
+/* ---- contexts (ctx.c) ------------------------------------------------------------------ */
+
+/* Calls a worker runs from one context before it gives its thread to the next job. */
+#define INTERP__CTX_BATCH 8
+
+/* Worker: run a batch of the context queued as job on w (its state stands in w's slot
+ * meanwhile), then requeue it if calls are left. false if w was abandoned meanwhile. */
+bool interp__ctx_run(interp__worker *w, interp__job *job);
+/* A context taken out of the queue without running (shutdown, a broken pool): its pending
+ * calls end with status and text; then the queue's reference is dropped. */
+void interp__ctx_abort(interp__job *job, int status, const char *text);
+/* worker.c: run one task future f on w's current state (the queue's reference to f is
+ * dropped). false if w was abandoned meanwhile. */
+bool interp__worker_run_task(interp__worker *w, interp_future *f);
 
 /* ---- map (map.c) ------------------------------------------------------------------------ */
 

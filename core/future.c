@@ -170,6 +170,7 @@ int interp__future_new(interp_pool *pool, const interp_task *task, interp_future
     f->ud0 = NULL;
     f->cbs = f->cbs_tail = NULL;
     f->watchers = NULL;
+    f->ctx_post = false;
     f->fn = *fn;
     if (fn->kind == INTERP_FN_FUNCTION) {
         uintptr_t p = (uintptr_t)f->data;

@@ -79,6 +79,8 @@ void interp__job_abort(interp_pool *pool, interp__job *job, int status, const ch
         interp_future *f = (interp_future *)job;
         interp__future_end(f, INTERP__F_PENDING, status, NULL, dup_text(text), NULL);
         interp_future_release(f); /* the queue's reference */
+    } else if (job->kind == INTERP__JOB_CTX) {
+        interp__ctx_abort(job, status, text);
     } else {
         interp__chunk_abort(job, status);
     }

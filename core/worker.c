@@ -129,7 +129,7 @@ static bool replace_state(interp__worker *w)
 }
 
 /* Run one submitted task. false if the worker was abandoned meanwhile. */
-static bool run_task(interp__worker *w, interp_future *f)
+bool interp__worker_run_task(interp__worker *w, interp_future *f)
 {
     interp_pool *pool = w->pool;
     uint64_t id = interp__worker_begin(w, &f->job);
@@ -229,8 +229,13 @@ static void *worker_main(void *arg)
         if (!job)
             break;
         busy = true;
-        bool alive = job->kind == INTERP__JOB_TASK ? run_task(w, (interp_future *)job)
-                                                   : interp__chunk_run(w, job);
+        bool alive;
+        if (job->kind == INTERP__JOB_TASK)
+            alive = interp__worker_run_task(w, (interp_future *)job);
+        else if (job->kind == INTERP__JOB_CTX)
+            alive = interp__ctx_run(w, job);
+        else
+            alive = interp__chunk_run(w, job);
         if (!alive)
             goto exit_abandoned;
         if (interp__state_broken(w->state) ||

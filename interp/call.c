@@ -176,7 +176,10 @@ static int run_items(lua_State *L)
         interp_outcome *o = &c->outs[c->next];
         const interp_msg *args = c->args ? c->args[c->next] : NULL;
         if (fresh_env) {
-            interp__push_task_env(L); /* also the default environment of `load` */
+            if (s->persistent) /* a context: its globals stay from call to call */
+                interp__push_persistent_env(L);
+            else
+                interp__push_task_env(L); /* also the default environment of `load` */
             if (c->fn->kind == INTERP_FN_SOURCE)
                 lua_setupvalue(L, fidx, 1); /* a main chunk's only upvalue is _ENV */
             else

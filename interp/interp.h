@@ -74,6 +74,15 @@ int interp__shared_compile(interp_shared *sh, const interp_config *cfg, char **e
 int interp__shared_compile_in(interp_shared *sh, const interp_config *cfg, interp_state *s,
                               char **err);
 void interp__shared_destroy(interp_shared *sh); /* NULL-safe; after every state is gone */
+/* A context's configuration (core/ctx.c): base's (host libraries, on_state, package paths,
+ * channels, print, budget, frozen space, message limits) with its own sandbox and memory limit
+ * (NONE / 0: base's) and no initializer. Errors as interp__shared_new. */
+int interp__shared_derive(const interp_shared *base, interp_sandbox sandbox, size_t memory_limit,
+                          interp_shared **out, char **err);
+/* Compile src (len bytes) as sh's initializer in the opened state s of sh (once, before
+ * interp__state_init(s)). Errors as interp__shared_compile. */
+int interp__shared_compile_source(interp_shared *sh, const char *src, size_t len,
+                                  interp_state *s, char **err);
 
 /* Create a state and run the initializer in it. On error (INTERP_ERR_NOMEM, INTERP_ERR_SCRIPT
  * for a failing initializer, ...) nothing is left allocated and *err is a malloc'd text. */
@@ -141,6 +150,10 @@ uint64_t interp__state_items(const interp_state *s);
  * kept for the next tasks (result slabs beyond 2 MiB; they are kept again from its next big
  * map on). */
 void interp__state_idle(interp_state *s);
+
+/* The owner thread, before the first call: s is a context's (core/ctx.c): in the sandbox,
+ * globals a call sets persist for the later calls (one environment instead of one per call). */
+void interp__state_set_persistent(interp_state *s);
 
 /* True when the state must be replaced (an error left it unusable, or it is the state of a
  * task that timed out inside a C call). */

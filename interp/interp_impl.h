@@ -58,6 +58,8 @@ struct interp_state {
     int worker_id;
     bool sandbox;
     bool broken;
+    bool persistent;              /* a context's state: in the sandbox, one environment for
+                                     every call (interp__state_set_persistent) */
     int src_cached;               /* entries in the source-chunk cache */
     lua_Integer next_object_id;   /* sandbox: the last number shown for an object (ids.c) */
     size_t task_mem_base;         /* sandbox: heap bytes when the running task began */
@@ -146,6 +148,9 @@ int interp__open_profile(lua_State *L);
 /* Sandbox: push a fresh environment table for one task (it becomes the task's environment,
  * the default of `load`, and the environment of every function the initializer defined). */
 void interp__push_task_env(lua_State *L);
+/* The same for a context's state: the environment made for its first call is kept (in the
+ * registry) and pushed again for every later call, so its globals persist. */
+void interp__push_persistent_env(lua_State *L);
 /* Sandbox: remember the initializer's main chunk (at idx), whose _ENV upvalue every function
  * it defines shares, so that each task can point that shared upvalue at its own environment. */
 void interp__sandbox_keep_init(lua_State *L, int idx);

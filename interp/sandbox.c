@@ -290,6 +290,22 @@ void interp__push_task_env(lua_State *L)
         (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
 }
 
+static const char ctx_env_key = 0; /* registry: a context's one environment (or nil) */
+
+void interp__push_persistent_env(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_env_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        interp__push_task_env(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_env_key);
+        return;
+    }
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &task_env_key);
+    reseed_random(L);
+}
+
 /* ---- profiles ------------------------------------------------------------------------- */
 
 /* Set G[name] to a read-only proxy of the library table at the top (popped). */

@@ -230,3 +230,57 @@ void interp__shared_destroy(interp_shared *sh)
     interp__budget_release(sh->budget);
     free(sh);
 }
+
+int interp__shared_derive(const interp_shared *base, interp_sandbox sandbox, size_t memory_limit,
+                          interp_shared **out, char **err)
+{
+    *out = NULL;
+    *err = NULL;
+    interp_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.sandbox = sandbox != INTERP_SANDBOX_NONE ? sandbox : base->sandbox;
+    cfg.memory_limit = memory_limit ? memory_limit : base->memory_limit;
+    cfg.msg_opts = base->msg_opts;
+    cfg.cancel_grace = base->cancel_grace;
+    cfg.max_chunk_size = base->max_chunk;
+    cfg.print = base->print;
+    cfg.print_ud = base->print_ud;
+    cfg.chan_lookup = base->chan_lookup;
+    cfg.chan_lookup_ud = base->chan_lookup_ud;
+    cfg.on_state = base->on_state;
+    cfg.on_state_ud = base->on_state_ud;
+    cfg.package_path = base->package_path;
+    cfg.package_cpath = base->package_cpath;
+    cfg.frozen_space = base->frozen_space;
+    cfg.budget = base->budget;
+    interp_host_lib *libs = NULL;
+    if (base->n_host_libs) {
+        libs = interp__malloc(base->n_host_libs * sizeof *libs);
+        if (!libs) {
+            *err = interp__strdupf("out of memory");
+            return INTERP_ERR_NOMEM;
+        }
+        memset(libs, 0, base->n_host_libs * sizeof *libs);
+        for (size_t i = 0; i < base->n_host_libs; i++) {
+            libs[i].name = base->host_libs[i].name;
+            libs[i].open = base->host_libs[i].open;
+            libs[i].sandbox = base->host_libs[i].sandbox;
+        }
+    }
+    cfg.host_libs = libs;
+    cfg.n_host_libs = base->n_host_libs;
+    int rc = interp__shared_new(&cfg, out, err);
+    free(libs);
+    return rc;
+}
+
+int interp__shared_compile_source(interp_shared *sh, const char *src, size_t len,
+                                  interp_state *s, char **err)
+{
+    interp_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.sandbox = sh->sandbox;
+    cfg.init_source = src;
+    cfg.init_source_len = len;
+    return compile_cfg(sh, &cfg, interp__state_lua(s), err);
+}

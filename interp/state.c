@@ -218,6 +218,11 @@ struct interp__account *interp__state_account(interp_state *s)
     return s->ctx.acct;
 }
 
+void interp__state_set_persistent(interp_state *s)
+{
+    s->persistent = true;
+}
+
 bool interp__state_broken(const interp_state *s)
 {
     return s->broken;

@@ -1,0 +1,440 @@
+/* ctx.c - contexts (interp_ctx.h): persistent states run by the pool's workers.
+ *
+ * A context is a job of kind INTERP__JOB_CTX in the pool's queue while it has calls waiting
+ * (at most one entry per context). Its calls are futures in its own FIFO, linked through
+ * their queue link (job.next; job.queued stays false, so interp_future_cancel's queue removal
+ * leaves them alone and only ends them: the runner then skips them). A worker that pops the
+ * context puts its state in the worker's slot and runs up to INTERP__CTX_BATCH calls with the
+ * ordinary task path (deadlines, cancel, shutdown_now, abandonment unchanged), then requeues
+ * the context at the tail if calls are left. docs/DESIGN.md, "Contexts".
+ *
+ * Phases (under mu): IDLE (no calls, not queued: the next call queues it, taking a reference
+ * for the queue) and ACTIVE (queued or being run: that reference is held; only the worker that
+ * popped it touches the state). Lock order: ctx.mu is taken after a future's lock is released
+ * and before the queue's and the pool's locks (core_impl.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_impl.h"
+#include "interp_ctx.h"
+
+#define CTX_MAX_NAME 64
+
+enum { CTX_IDLE = 0, CTX_ACTIVE = 1 };
+
+struct interp_ctx {
+    interp__job job;           /* first: the pool queue's link (kind INTERP__JOB_CTX) */
+    atomic_int refs;           /* the host's handle, plus one while ACTIVE */
+    interp_pool *pool;         /* retained */
+    pthread_mutex_t mu;
+    /* guarded by mu */
+    interp_future *head, *tail; /* calls not begun, linked through job.next */
+    size_t n_queued;
+    int phase;
+    bool closed;
+    bool broken;
+    char *broken_reason;       /* set once, with broken; freed with the context */
+    interp_future *running;    /* the call a worker is running now, or NULL */
+    /* immutable after create (the state itself is touched by its runner only) */
+    interp_state *state;
+    interp_shared *shared;
+    double timeout;            /* default deadline of a call (interp_task's convention) */
+    interp_ctx_error_fn on_error;
+    void *on_error_ud;
+    char name[CTX_MAX_NAME + 1];
+    atomic_uint_fast64_t st_calls, st_done, st_failed, st_posts_failed;
+};
+
+static char *dup_text(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+static void ctx_release(interp_ctx *ctx)
+{
+    if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    interp__state_destroy(ctx->state);
+    interp__shared_destroy(ctx->shared);
+    free(ctx->broken_reason);
+    interp__mutex_destroy(&ctx->mu);
+    interp_pool *pool = ctx->pool;
+    free(ctx);
+    interp__pool_release(pool);
+}
+
+/* Count the outcome of a call that has ended (f holds a reference). */
+static void count_outcome(interp_ctx *ctx, interp_future *f)
+{
+    int status = interp_future_status(f);
+    if (status == INTERP_OK) {
+        atomic_fetch_add_explicit(&ctx->st_done, 1, memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_add_explicit(&ctx->st_failed, 1, memory_order_relaxed);
+    if (f->ctx_post) {
+        atomic_fetch_add_explicit(&ctx->st_posts_failed, 1, memory_order_relaxed);
+        if (ctx->on_error)
+            ctx->on_error(ctx, status, interp_future_error(f), ctx->on_error_ud);
+    }
+}
+
+/* End every call of the chain (taken out of the context) with status and text, and drop the
+ * context's reference to each. No lock held. */
+static void end_chain(interp_ctx *ctx, interp_future *f, int status, const char *text)
+{
+    while (f) {
+        interp_future *next = (interp_future *)f->job.next;
+        f->job.next = NULL;
+        interp__future_end(f, INTERP__F_PENDING, status, NULL, dup_text(text), NULL);
+        count_outcome(ctx, f);
+        interp_future_release(f);
+        f = next;
+    }
+}
+
+int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_ctx **out,
+                      char **err)
+{
+    if (err)
+        *err = NULL;
+    if (!out)
+        return INTERP_ERR_INVALID;
+    *out = NULL;
+    interp_ctx_options o;
+    memset(&o, 0, sizeof o);
+    if (opts)
+        o = *opts;
+    const char *why = NULL;
+    int rc = INTERP_ERR_INVALID;
+    if (!pool)
+        why = "no pool";
+    else if (pool->backend)
+        why = "contexts need a pool with worker threads (this one has an external backend)";
+    else if (o.name && strlen(o.name) > CTX_MAX_NAME)
+        why = "a context's name is at most 64 bytes";
+    else if (o.sandbox != INTERP_SANDBOX_NONE && o.sandbox != INTERP_SANDBOX_SAFE)
+        why = "unknown sandbox profile";
+    else if (o.timeout != o.timeout)
+        why = "timeout is NaN";
+    else if (o.init_source_len && !o.init_source)
+        why = "init_source_len without init_source";
+    else if (atomic_load(&pool->q.closed_flag)) {
+        why = "the pool is shut down";
+        rc = INTERP_ERR_SHUTDOWN;
+    }
+    if (why) {
+        if (err)
+            *err = dup_text(why);
+        return rc;
+    }
+
+    char *e = NULL;
+    interp_shared *sh = NULL;
+    interp_state *st = NULL;
+    rc = interp__shared_derive(pool->shared, o.sandbox, o.memory_limit, &sh, &e);
+    if (rc == INTERP_OK)
+        rc = interp__state_open(sh, -1, &st, &e);
+    if (rc == INTERP_OK && o.init_source) {
+        size_t len = o.init_source_len ? o.init_source_len : strlen(o.init_source);
+        rc = interp__shared_compile_source(sh, o.init_source, len, st, &e);
+    }
+    if (rc == INTERP_OK)
+        rc = interp__state_init(st, &e);
+    if (rc == INTERP_OK)
+        interp__state_set_persistent(st);
+    interp_ctx *ctx = NULL;
+    if (rc == INTERP_OK && !(ctx = calloc(1, sizeof *ctx))) {
+        rc = INTERP_ERR_NOMEM;
+        e = dup_text("out of memory");
+    }
+    if (rc != INTERP_OK) {
+        interp__state_destroy(st);
+        interp__shared_destroy(sh);
+        if (err)
+            *err = e;
+        else
+            free(e);
+        return rc;
+    }
+    ctx->job.kind = INTERP__JOB_CTX;
+    atomic_init(&ctx->refs, 1);
+    interp__pool_retain(pool);
+    ctx->pool = pool;
+    interp__mutex_init(&ctx->mu);
+    ctx->phase = CTX_IDLE;
+    ctx->state = st;
+    ctx->shared = sh;
+    ctx->timeout = o.timeout;
+    ctx->on_error = o.on_error;
+    ctx->on_error_ud = o.on_error_ud;
+    if (o.name)
+        memcpy(ctx->name, o.name, strlen(o.name) + 1);
+    atomic_init(&ctx->st_calls, 0);
+    atomic_init(&ctx->st_done, 0);
+    atomic_init(&ctx->st_failed, 0);
+    atomic_init(&ctx->st_posts_failed, 0);
+    *out = ctx;
+    return INTERP_OK;
+}
+
+const char *interp_ctx_name(const interp_ctx *ctx)
+{
+    return ctx ? ctx->name : NULL;
+}
+
+/* Append a call; queue the context when it was idle. */
+static int enqueue(interp_ctx *ctx, const interp_task *task, bool post, interp_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!ctx || !task || (!post && !out))
+        return INTERP_ERR_INVALID;
+    interp_task t = *task;
+    if (t.timeout == 0)
+        t.timeout = ctx->timeout;
+    interp_pool *pool = ctx->pool;
+    interp_future *f;
+    int rc = interp__future_new(pool, &t, &f);
+    if (rc != INTERP_OK)
+        return rc;
+    f->ctx_post = post;
+    bool grow = false;
+    interp__mutex_lock(&ctx->mu);
+    if (ctx->closed) {
+        interp__mutex_unlock(&ctx->mu);
+        interp__future_discard(f);
+        return INTERP_ERR_CANCELLED;
+    }
+    if (ctx->tail)
+        ctx->tail->job.next = &f->job;
+    else
+        ctx->head = f;
+    ctx->tail = f;
+    ctx->n_queued++;
+    if (ctx->phase == CTX_IDLE) {
+        /* idle means no calls were waiting: f is the only one */
+        ctx->phase = CTX_ACTIVE;
+        atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+        rc = interp__queue_push(&pool->q, &ctx->job, -1, false, &grow);
+        if (rc != INTERP_OK) {
+            ctx->head = ctx->tail = NULL;
+            ctx->n_queued = 0;
+            ctx->phase = CTX_IDLE;
+            atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_relaxed); /* host's is left */
+        }
+    }
+    interp__mutex_unlock(&ctx->mu);
+    if (grow)
+        interp__worker_grow(pool);
+    if (rc != INTERP_OK) {
+        interp__future_discard(f); /* args stay the caller's */
+        return rc;
+    }
+    atomic_fetch_add_explicit(&pool->st_submitted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ctx->st_calls, 1, memory_order_relaxed);
+    if (post)
+        interp_future_release(f); /* the caller's reference: the context keeps its own */
+    else
+        *out = f;
+    return INTERP_OK;
+}
+
+int interp_ctx_call_task(interp_ctx *ctx, const interp_task *task, interp_future **out)
+{
+    return enqueue(ctx, task, false, out);
+}
+
+int interp_ctx_post(interp_ctx *ctx, const interp_task *task)
+{
+    return enqueue(ctx, task, true, NULL);
+}
+
+int interp_ctx_call(interp_ctx *ctx, const char *fn, interp_msg *args, interp_future **out)
+{
+    if (!fn) {
+        if (out)
+            *out = NULL;
+        return INTERP_ERR_INVALID;
+    }
+    interp_task t = {.fn = {.kind = INTERP_FN_NAME, .text = fn}, .args = args};
+    return enqueue(ctx, &t, false, out);
+}
+
+int interp_ctx_exec(interp_ctx *ctx, const char *src, size_t len, interp_future **out)
+{
+    if (!src) {
+        if (out)
+            *out = NULL;
+        return INTERP_ERR_INVALID;
+    }
+    interp_task t = {.fn = {.kind = INTERP_FN_SOURCE, .text = src, .len = len}};
+    return enqueue(ctx, &t, false, out);
+}
+
+/* Under ctx->mu: the context cannot go on (the first reason stays). */
+static void mark_broken_locked(interp_ctx *ctx, const char *why)
+{
+    if (ctx->broken)
+        return;
+    ctx->broken = true;
+    size_t n = strlen(why) + strlen(ctx->name) + 32;
+    ctx->broken_reason = malloc(n);
+    if (ctx->broken_reason)
+        snprintf(ctx->broken_reason, n, "context '%s' is broken: %s", ctx->name, why);
+}
+
+bool interp__ctx_run(interp__worker *w, interp__job *job)
+{
+    interp_ctx *ctx = (interp_ctx *)job;
+    interp_pool *pool = w->pool;
+    interp__mutex_lock(&pool->mu);
+    interp_state *own = w->state;
+    w->state = ctx->state; /* under the pool lock: interrupters and stats read it */
+    interp__mutex_unlock(&pool->mu);
+    unsigned saved_tasks = w->tasks_on_state;
+
+    bool alive = true;
+    for (int n = 0;; n++) {
+        interp__mutex_lock(&ctx->mu);
+        interp_future *f = ctx->closed ? NULL : ctx->head;
+        /* a bounded batch, unless the queue is closed (a graceful shutdown drains) */
+        if (f && n >= INTERP__CTX_BATCH &&
+            !atomic_load_explicit(&pool->q.closed_flag, memory_order_relaxed))
+            f = NULL;
+        bool broken = ctx->broken;
+        if (f) {
+            ctx->head = (interp_future *)f->job.next;
+            if (!ctx->head)
+                ctx->tail = NULL;
+            f->job.next = NULL;
+            ctx->n_queued--;
+            ctx->running = f;
+            interp_future_retain(f);
+        }
+        interp__mutex_unlock(&ctx->mu);
+        if (!f)
+            break;
+        if (broken) {
+            const char *why = ctx->broken_reason ? ctx->broken_reason : "context is broken";
+            interp__future_end(f, INTERP__F_PENDING, INTERP_ERR_BROKEN, NULL, dup_text(why),
+                               NULL);
+            interp_future_release(f); /* the context's reference */
+        } else {
+            alive = interp__worker_run_task(w, f); /* drops the context's reference */
+        }
+        const char *why = NULL;
+        if (!alive)
+            why = "a call was stuck in a C function past its deadline or cancel and was "
+                  "abandoned with its worker";
+        else if (!broken && interp__state_broken(ctx->state))
+            why = "its state cannot go on after an error (re-create the context)";
+        interp__mutex_lock(&ctx->mu);
+        ctx->running = NULL;
+        if (why)
+            mark_broken_locked(ctx, why);
+        interp__mutex_unlock(&ctx->mu);
+        count_outcome(ctx, f);
+        interp_future_release(f);
+        if (!alive)
+            break;
+    }
+
+    w->tasks_on_state = saved_tasks;
+    interp__mutex_lock(&pool->mu);
+    w->state = own;
+    interp__mutex_unlock(&pool->mu);
+
+    /* Requeue at the tail when calls are left, else go idle. */
+    bool grow = false, keep = false;
+    interp_future *left = NULL;
+    int rc = INTERP_OK;
+    interp__mutex_lock(&ctx->mu);
+    if (ctx->head && !ctx->closed) {
+        rc = interp__queue_push(&pool->q, &ctx->job, -1, false, &grow);
+        keep = rc == INTERP_OK;
+        if (!keep) {
+            left = ctx->head;
+            ctx->head = ctx->tail = NULL;
+            ctx->n_queued = 0;
+        }
+    }
+    if (!keep)
+        ctx->phase = CTX_IDLE;
+    interp__mutex_unlock(&ctx->mu);
+    if (grow)
+        interp__worker_grow(pool);
+    end_chain(ctx, left, rc, "the pool is shut down");
+    if (!keep)
+        ctx_release(ctx); /* the queue's reference */
+    return alive;
+}
+
+void interp__ctx_abort(interp__job *job, int status, const char *text)
+{
+    interp_ctx *ctx = (interp_ctx *)job;
+    interp__mutex_lock(&ctx->mu);
+    interp_future *left = ctx->head;
+    ctx->head = ctx->tail = NULL;
+    ctx->n_queued = 0;
+    ctx->phase = CTX_IDLE;
+    interp__mutex_unlock(&ctx->mu);
+    end_chain(ctx, left, status, text);
+    ctx_release(ctx); /* the queue's reference */
+}
+
+void interp_ctx_close(interp_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    interp__mutex_lock(&ctx->mu);
+    if (ctx->closed) { /* a second close is a caller's bug: the handle is already gone */
+        interp__mutex_unlock(&ctx->mu);
+        return;
+    }
+    ctx->closed = true;
+    interp_future *left = ctx->head;
+    ctx->head = ctx->tail = NULL;
+    ctx->n_queued = 0;
+    interp_future *running = ctx->running;
+    if (running)
+        interp_future_retain(running);
+    bool dequeued = false;
+    if (ctx->phase == CTX_ACTIVE && interp__queue_remove(&ctx->pool->q, &ctx->job)) {
+        dequeued = true;
+        ctx->phase = CTX_IDLE;
+    }
+    interp__mutex_unlock(&ctx->mu);
+    end_chain(ctx, left, INTERP_ERR_CANCELLED, "cancelled: the context was closed");
+    if (running) {
+        interp_future_cancel(running);
+        interp_future_release(running);
+    }
+    if (dequeued)
+        ctx_release(ctx); /* the queue's reference */
+    ctx_release(ctx);     /* the host's */
+}
+
+int interp_ctx_stats_get(interp_ctx *ctx, interp_ctx_stats *out)
+{
+    if (!ctx || !out)
+        return INTERP_ERR_INVALID;
+    memset(out, 0, sizeof *out);
+    out->calls = atomic_load_explicit(&ctx->st_calls, memory_order_relaxed);
+    out->done = atomic_load_explicit(&ctx->st_done, memory_order_relaxed);
+    out->failed = atomic_load_explicit(&ctx->st_failed, memory_order_relaxed);
+    out->posts_failed = atomic_load_explicit(&ctx->st_posts_failed, memory_order_relaxed);
+    interp__mutex_lock(&ctx->mu);
+    out->queued = ctx->n_queued;
+    out->broken = ctx->broken;
+    interp__mutex_unlock(&ctx->mu);
+    interp__state_memory(ctx->state, &out->memory_in_use, &out->memory_peak);
+    return INTERP_OK;
+}

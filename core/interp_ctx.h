@@ -1,0 +1,102 @@
+/* interp_ctx.h - contexts: persistent, isolated interpreters run by a pool's threads.
+ *
+ * A context is one lua_State the host can address: its globals, loaded code, memory limit and
+ * default deadline persist from call to call (in the sandbox too: it is one plugin's own
+ * world). Contexts are many; they run on the pool's worker threads (M:N), sharing them and
+ * the pool's queue with anonymous tasks. Calls on one context run one at a time, in the order
+ * they were made (an actor); different contexts run in parallel. A context with queued calls
+ * runs a bounded batch of them, then gives its thread to the next job in the pool's queue.
+ *
+ * Not yet: parking of waits (a call blocked in channel recv or interp.sleep holds its
+ * thread, bounded by its deadline), preemption of a long call without a deadline, names of
+ * contexts reachable from Lua (docs/DESIGN.md, "Contexts": the plan).
+ *
+ * Thread-safety: every function may be called from any thread at once, including from
+ * future callbacks, except that interp_ctx_close must be the last use of the handle. */
+#ifndef INTERP_CTX_H
+#define INTERP_CTX_H
+
+#include "interp_pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct interp_ctx interp_ctx;
+
+/* Called on a worker thread when a call made by interp_ctx_post fails: status, the error
+ * text (borrowed for the call; may be NULL). Must not block for long; must not close ctx. */
+typedef void (*interp_ctx_error_fn)(interp_ctx *ctx, int status, const char *error, void *ud);
+
+/* How a context is made. Zero-initialise; every zero field takes its default. */
+typedef struct interp_ctx_options {
+    const char *name;            /* a label for errors (copied, at most 64 bytes); NULL: "" */
+    const char *init_source;     /* a chunk run once in the new state (its globals stay);
+                                    NULL: none. The pool's own initializer does not run in a
+                                    context; its host libraries and on_state do */
+    size_t init_source_len;      /* 0: strlen(init_source) */
+    interp_sandbox sandbox;      /* 0: the pool's profile. INTERP_SANDBOX_SAFE in a pool
+                                    without sandbox gives this context the sandbox; a context
+                                    of a sandboxed pool is always sandboxed */
+    size_t memory_limit;         /* bytes for this context's state; 0: the pool's */
+    double timeout;              /* default deadline of each call, seconds from its start;
+                                    0: the pool's task_timeout; < 0: none */
+    interp_ctx_error_fn on_error; /* failures of posted calls; NULL: only counted */
+    void *on_error_ud;
+} interp_ctx_options;
+
+/* Create a context of pool (a local pool: not one made with a backend such as MPI). Makes and
+ * initialises its state on the calling thread (blocking: microseconds, plus init_source).
+ * opts may be NULL. INTERP_OK and *out (the caller closes it with interp_ctx_close);
+ * INTERP_ERR_INVALID (NULL pool or out, a name too long, an unknown sandbox, a NaN or negative
+ * memory setting, a pool with a backend), INTERP_ERR_SCRIPT (init_source, a host library or
+ * on_state failed: text in *err), INTERP_ERR_NOMEM, INTERP_ERR_SHUTDOWN (the pool is shut
+ * down). err (may be NULL) receives a malloc'd text on error, freed by the caller. */
+INTERP_API int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts,
+                                 interp_ctx **out, char **err);
+
+/* Queue a call of task->fn (a global function by name, a chunk, or a function message) with
+ * task->args in ctx; *out: its future (the same as interp_pool_submit_task's: result, wait,
+ * cancel, callbacks, as_completed; the caller releases it). task->timeout: 0 takes the
+ * context's default. Never blocks (a context's queue is unbounded). Ownership of task->args
+ * as interp_pool_submit_task. INTERP_ERR_INVALID (bad arguments), INTERP_ERR_CANCELLED (the
+ * context is closing), INTERP_ERR_SHUTDOWN / INTERP_ERR_BROKEN (the pool's), INTERP_ERR_NOMEM.
+ * A broken context accepts the call; its future fails with INTERP_ERR_BROKEN and the reason. */
+INTERP_API int interp_ctx_call_task(interp_ctx *ctx, const interp_task *task, interp_future **out);
+/* Shorthand: call the global function fn of ctx with args (ownership as above). */
+INTERP_API int interp_ctx_call(interp_ctx *ctx, const char *fn, interp_msg *args,
+                               interp_future **out);
+/* Shorthand: run the chunk src (len bytes; 0: strlen) in ctx; its globals stay. */
+INTERP_API int interp_ctx_exec(interp_ctx *ctx, const char *src, size_t len, interp_future **out);
+/* Fire and forget: as interp_ctx_call_task without a future. A failure of the call is counted
+ * (interp_ctx_stats) and passed to the options' on_error. Errors as interp_ctx_call_task. */
+INTERP_API int interp_ctx_post(interp_ctx *ctx, const interp_task *task);
+
+/* Close ctx and let go of the handle: its pending calls end with INTERP_ERR_CANCELLED, a
+ * running call is interrupted (it ends INTERP_ERR_CANCELLED, or stuck in C, as a cancel of a
+ * task), and the state is freed (by the worker running it, once its call returns; else here).
+ * Does not wait for the running call. Futures held by the host stay valid. NULL-safe. */
+INTERP_API void interp_ctx_close(interp_ctx *ctx);
+
+typedef struct interp_ctx_stats {
+    uint64_t calls;              /* calls and posts made */
+    uint64_t done;               /* ended with INTERP_OK */
+    uint64_t failed;             /* ended otherwise (cancelled, timed out, broken included) */
+    uint64_t posts_failed;       /* of failed: posted calls */
+    uint64_t queued;             /* made, not yet begun */
+    size_t memory_in_use;        /* bytes of the context's state now */
+    size_t memory_peak;          /* and its peak */
+    bool broken;                 /* later calls fail with INTERP_ERR_BROKEN */
+} interp_ctx_stats;
+
+/* Snapshot of ctx's counters. Never blocks for long. INTERP_ERR_INVALID for NULL. */
+INTERP_API int interp_ctx_stats_get(interp_ctx *ctx, interp_ctx_stats *out);
+
+/* The name given at creation ("" when none); valid until close. */
+INTERP_API const char *interp_ctx_name(const interp_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,508 @@
+/* test_ctx.c - contexts (interp_ctx.h): persistent states on the pool's threads. Ordering per
+ * context, parallelism across contexts (barriers through channels, never timings), globals
+ * that persist, memory limit / deadline / cancel per context, close with pending and running
+ * calls, posts and their error callback, stats, many contexts on few threads, shutdown. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "interp_ctx.h"
+#include "pool_util.h"
+
+static const char *const CTX_INIT =
+    "n = 0\n"
+    "function inc() n = n + 1 return n end\n"
+    "function get() return n end\n"
+    "last = {}\n"
+    "seq = 0\n"
+    "function rec(t, i)\n"
+    "  if i ~= (last[t] or 0) + 1 then error('out of order: ' .. t .. ' ' .. i) end\n"
+    "  last[t] = i seq = seq + 1 return seq\n"
+    "end\n"
+    "function hog(n) local t = {} for i = 1, n do t[i] = string.rep('x', 1024) end return #t end\n"
+    "function spin() while true do end end\n"
+    "function started_then_spin() interp.channel('started'):send(true) while true do end end\n"
+    "function meet(mine, other)\n"
+    "  interp.channel(mine):send(true)\n"
+    "  local v, why = interp.channel(other):recv(30)\n"
+    "  return v == true\n"
+    "end\n"
+    "function boom() error('boom') end\n";
+
+static interp_ctx *make_ctx(interp_pool *p, const char *name, void (*tweak)(interp_ctx_options *))
+{
+    interp_ctx_options o;
+    memset(&o, 0, sizeof o);
+    o.name = name;
+    o.init_source = CTX_INIT;
+    if (tweak)
+        tweak(&o);
+    interp_ctx *c = NULL;
+    char *err = NULL;
+    int rc = interp_ctx_create(p, &o, &c, &err);
+    if (rc != INTERP_OK)
+        fprintf(stderr, "ctx create: %s: %s\n", interp_strerror(rc), err ? err : "");
+    free(err);
+    assert_int_equal(rc, INTERP_OK);
+    return c;
+}
+
+/* Call fn with args in c and return its first integer result (the call must succeed). */
+static int64_t call_int(interp_ctx *c, const char *fn, interp_msg *args)
+{
+    interp_future *f = NULL;
+    assert_int_equal(interp_ctx_call(c, fn, args, &f), INTERP_OK);
+    const interp_msg *r = NULL;
+    int rc = interp_future_result(f, 30, &r);
+    if (rc != INTERP_OK)
+        fprintf(stderr, "%s: %s\n", fn, interp_future_error(f));
+    assert_int_equal(rc, INTERP_OK);
+    int64_t v = util_int(r);
+    interp_future_release(f);
+    return v;
+}
+
+static int call_status(interp_ctx *c, const char *fn, interp_msg *args)
+{
+    interp_future *f = NULL;
+    assert_int_equal(interp_ctx_call(c, fn, args, &f), INTERP_OK);
+    int rc = interp_future_result(f, 30, NULL);
+    interp_future_release(f);
+    return rc;
+}
+
+static void test_persistence(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(2, NULL);
+    interp_ctx *c = make_ctx(p, "persist", NULL);
+    assert_string_equal(interp_ctx_name(c), "persist");
+    for (int i = 1; i <= 3; i++)
+        assert_int_equal(call_int(c, "inc", NULL), i);
+    interp_future *f;
+    assert_int_equal(interp_ctx_exec(c, "n = 100 function twice(x) return 2 * x end", 0, &f),
+                     INTERP_OK);
+    assert_int_equal(interp_future_result(f, 30, NULL), INTERP_OK);
+    interp_future_release(f);
+    assert_int_equal(call_int(c, "inc", NULL), 101);
+    assert_int_equal(call_int(c, "twice", util_ints(1, 21)), 42);
+    /* an anonymous task of the pool does not see the context's globals */
+    assert_int_equal(interp_pool_submit(p, "count", NULL, &f), INTERP_OK);
+    const interp_msg *r;
+    assert_int_equal(interp_future_result(f, 30, &r), INTERP_OK);
+    assert_int_equal(util_int(r), 1);
+    interp_future_release(f);
+    /* nor does a second context */
+    interp_ctx *c2 = make_ctx(p, "other", NULL);
+    assert_int_equal(call_int(c2, "get", NULL), 0);
+    assert_int_equal(call_status(c2, "twice", util_ints(1, 1)), INTERP_ERR_NOTFOUND);
+    interp_ctx_close(c2);
+    interp_ctx_close(c);
+    interp_pool_destroy(p);
+}
+
+typedef struct {
+    interp_ctx *c;
+    int t;
+    int n;
+    interp_future **fs;
+} caller_arg;
+
+static void *caller(void *arg)
+{
+    caller_arg *a = arg;
+    for (int i = 0; i < a->n; i++) {
+        if (interp_ctx_call(a->c, "rec", util_ints(2, a->t, i + 1), &a->fs[i]) != INTERP_OK)
+            a->fs[i] = NULL;
+    }
+    return NULL;
+}
+
+static void test_order_four_callers(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(4, NULL);
+    interp_ctx *c = make_ctx(p, "order", NULL);
+    enum { CALLERS = 4, N = 300 };
+    pthread_t th[CALLERS];
+    caller_arg a[CALLERS];
+    for (int t = 0; t < CALLERS; t++) {
+        a[t] = (caller_arg){.c = c, .t = t + 1, .n = N, .fs = calloc(N, sizeof(interp_future *))};
+        assert_int_equal(pthread_create(&th[t], NULL, caller, &a[t]), 0);
+    }
+    for (int t = 0; t < CALLERS; t++)
+        pthread_join(th[t], NULL);
+    bool seen[CALLERS * N + 1];
+    memset(seen, 0, sizeof seen);
+    for (int t = 0; t < CALLERS; t++) {
+        int64_t prev = 0;
+        for (int i = 0; i < N; i++) {
+            interp_future *f = a[t].fs[i];
+            assert_non_null(f);
+            const interp_msg *r;
+            int rc = interp_future_result(f, 30, &r);
+            if (rc != INTERP_OK)
+                fprintf(stderr, "%s\n", interp_future_error(f));
+            assert_int_equal(rc, INTERP_OK);
+            int64_t seq = util_int(r);
+            /* one caller's calls ran in the order it made them, each exactly once */
+            assert_true(seq > prev && seq <= CALLERS * N);
+            assert_false(seen[seq]);
+            seen[seq] = true;
+            prev = seq;
+            interp_future_release(f);
+        }
+        free(a[t].fs);
+    }
+    interp_ctx_stats st;
+    assert_int_equal(interp_ctx_stats_get(c, &st), INTERP_OK);
+    assert_int_equal(st.calls, CALLERS * N);
+    assert_int_equal(st.done, CALLERS * N);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(st.queued, 0);
+    interp_ctx_close(c);
+    interp_pool_destroy(p);
+}
+
+static void test_two_run_at_once(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(2, NULL);
+    interp_ctx *a = make_ctx(p, "a", NULL);
+    interp_ctx *b = make_ctx(p, "b", NULL);
+    /* each sends on its channel, then waits for the other's: both return true only if both
+     * ran at the same time (one after the other, the first would wait 30 s and fail) */
+    interp_msg_builder *m1 = interp_msg_builder_new();
+    interp_msg_add_str(m1, "meet_a", 6);
+    interp_msg_add_str(m1, "meet_b", 6);
+    interp_msg_builder *m2 = interp_msg_builder_new();
+    interp_msg_add_str(m2, "meet_b", 6);
+    interp_msg_add_str(m2, "meet_a", 6);
+    interp_msg *args1 = NULL, *args2 = NULL;
+    assert_int_equal(interp_msg_builder_finish(m1, &args1), INTERP_OK);
+    assert_int_equal(interp_msg_builder_finish(m2, &args2), INTERP_OK);
+    interp_future *fa, *fb;
+    assert_int_equal(interp_ctx_call(a, "meet", args1, &fa), INTERP_OK);
+    assert_int_equal(interp_ctx_call(b, "meet", args2, &fb), INTERP_OK);
+    const interp_msg *r;
+    assert_int_equal(interp_future_result(fa, 60, &r), INTERP_OK);
+    interp_msg_iter it = interp_msg_iter_init(r);
+    interp_msg_value v;
+    assert_true(interp_msg_next(&it, &v) && v.type == INTERP_MSG_BOOL && v.as.b);
+    assert_int_equal(interp_future_result(fb, 60, &r), INTERP_OK);
+    it = interp_msg_iter_init(r);
+    assert_true(interp_msg_next(&it, &v) && v.type == INTERP_MSG_BOOL && v.as.b);
+    interp_future_release(fa);
+    interp_future_release(fb);
+    interp_ctx_close(a);
+    interp_ctx_close(b);
+    interp_pool_destroy(p);
+}
+
+static void small_limit(interp_ctx_options *o) { o->memory_limit = 2u << 20; }
+
+static void test_memory_limit(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(2, NULL);
+    interp_ctx *c = make_ctx(p, "small", small_limit);
+    interp_ctx *big = make_ctx(p, "big", NULL);
+    assert_int_equal(call_int(c, "inc", NULL), 1);
+    interp_future *f;
+    assert_int_equal(interp_ctx_call(c, "hog", util_ints(1, 8192), &f), INTERP_OK);
+    assert_int_equal(interp_future_result(f, 30, NULL), INTERP_ERR_NOMEM);
+    interp_future_release(f);
+    /* the context goes on, with its globals */
+    assert_int_equal(call_int(c, "inc", NULL), 2);
+    /* the limit is the context's: another context of the pool is not bound by it */
+    assert_int_equal(call_int(big, "hog", util_ints(1, 8192)), 8192);
+    interp_ctx_stats st;
+    assert_int_equal(interp_ctx_stats_get(c, &st), INTERP_OK);
+    assert_true(st.memory_in_use > 0 && st.memory_in_use <= 2u << 20);
+    assert_true(st.memory_peak >= st.memory_in_use && st.memory_peak <= 2u << 20);
+    assert_int_equal(st.failed, 1);
+    assert_false(st.broken);
+    interp_ctx_close(c);
+    interp_ctx_close(big);
+    interp_pool_destroy(p);
+}
+
+static void short_deadline(interp_ctx_options *o) { o->timeout = 0.2; }
+
+static void test_deadline(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(2, NULL);
+    interp_ctx *c = make_ctx(p, "dl", short_deadline);
+    assert_int_equal(call_status(c, "spin", NULL), INTERP_ERR_TIMEOUT);
+    assert_int_equal(call_int(c, "inc", NULL), 1);
+    /* a call's own timeout overrides the context's default */
+    interp_task t = {.fn = {.kind = INTERP_FN_SOURCE, .text = "local i = 0 while i < 2e6 do "
+                                                              "i = i + 1 end return 7"},
+                     .timeout = -1};
+    interp_future *f;
+    assert_int_equal(interp_ctx_call_task(c, &t, &f), INTERP_OK);
+    const interp_msg *r;
+    assert_int_equal(interp_future_result(f, 60, &r), INTERP_OK);
+    assert_int_equal(util_int(r), 7);
+    interp_future_release(f);
+    assert_int_equal(call_int(c, "inc", NULL), 2);
+    interp_ctx_close(c);
+    interp_pool_destroy(p);
+}
+
+static void test_cancel(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(2, NULL);
+    interp_ctx *c = make_ctx(p, "cancel", NULL);
+    interp_future *run, *pend;
+    assert_int_equal(interp_ctx_call(c, "started_then_spin", NULL, &run), INTERP_OK);
+    assert_int_equal(interp_ctx_call(c, "inc", NULL, &pend), INTERP_OK);
+    util_recv(p, "started");
+    /* the pending call is cancelled without running; then the running one */
+    assert_int_equal(interp_future_cancel(pend), INTERP_OK);
+    assert_int_equal(interp_future_cancel(run), INTERP_OK);
+    assert_int_equal(interp_future_result(run, 30, NULL), INTERP_ERR_CANCELLED);
+    assert_int_equal(interp_future_result(pend, 30, NULL), INTERP_ERR_CANCELLED);
+    interp_future_release(run);
+    interp_future_release(pend);
+    /* the context goes on; the cancelled inc never ran */
+    assert_int_equal(call_int(c, "inc", NULL), 1);
+    interp_ctx_stats st;
+    assert_int_equal(interp_ctx_stats_get(c, &st), INTERP_OK);
+    assert_int_equal(st.calls, 3);
+    assert_int_equal(st.done, 1);
+    assert_int_equal(st.failed, 2);
+    interp_ctx_close(c);
+    interp_pool_destroy(p);
+}
+
+static void test_close_pending_running(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(2, NULL);
+    interp_ctx *c = make_ctx(p, "closing", NULL);
+    interp_future *run, *pend[5];
+    assert_int_equal(interp_ctx_call(c, "started_then_spin", NULL, &run), INTERP_OK);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(interp_ctx_call(c, "inc", NULL, &pend[i]), INTERP_OK);
+    util_recv(p, "started");
+    interp_ctx_close(c);
+    assert_int_equal(interp_future_result(run, 30, NULL), INTERP_ERR_CANCELLED);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(interp_future_result(pend[i], 30, NULL), INTERP_ERR_CANCELLED);
+        assert_non_null(strstr(interp_future_error(pend[i]), "closed"));
+        interp_future_release(pend[i]);
+    }
+    interp_future_release(run);
+    /* the pool goes on */
+    interp_future *f;
+    assert_int_equal(interp_pool_submit(p, "double", util_ints(1, 4), &f), INTERP_OK);
+    const interp_msg *r;
+    assert_int_equal(interp_future_result(f, 30, &r), INTERP_OK);
+    assert_int_equal(util_int(r), 8);
+    interp_future_release(f);
+    /* a context closed while idle, and one closed with calls queued behind a busy pool */
+    interp_ctx *idle = make_ctx(p, "idle", NULL);
+    assert_int_equal(call_int(idle, "inc", NULL), 1);
+    interp_ctx_close(idle);
+    interp_ctx_close(NULL);
+    interp_pool_destroy(p);
+}
+
+static atomic_int g_errors;
+static void on_err(interp_ctx *c, int status, const char *error, void *ud)
+{
+    (void)c;
+    if (status == INTERP_ERR_SCRIPT && error && strstr(error, "boom") && ud == &g_errors)
+        atomic_fetch_add(&g_errors, 1);
+}
+static void with_on_error(interp_ctx_options *o)
+{
+    o->on_error = on_err;
+    o->on_error_ud = &g_errors;
+}
+
+static void test_post_and_stats(void **state)
+{
+    (void)state;
+    atomic_store(&g_errors, 0);
+    interp_pool *p = util_pool(2, NULL);
+    interp_ctx *c = make_ctx(p, "post", with_on_error);
+    interp_task inc = {.fn = {.kind = INTERP_FN_NAME, .text = "inc"}};
+    interp_task boom = {.fn = {.kind = INTERP_FN_NAME, .text = "boom"}};
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(interp_ctx_post(c, &inc), INTERP_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(interp_ctx_post(c, &boom), INTERP_OK);
+    /* a call after the posts runs after them (one order for calls and posts) */
+    assert_int_equal(call_int(c, "get", NULL), 10);
+    assert_int_equal(atomic_load(&g_errors), 3);
+    interp_ctx_stats st;
+    assert_int_equal(interp_ctx_stats_get(c, &st), INTERP_OK);
+    assert_int_equal(st.calls, 14);
+    assert_int_equal(st.done, 11);
+    assert_int_equal(st.failed, 3);
+    assert_int_equal(st.posts_failed, 3);
+    assert_true(st.memory_in_use > 0 && st.memory_peak >= st.memory_in_use);
+    /* bad input */
+    interp_future *f = (interp_future *)1;
+    assert_int_equal(interp_ctx_call(c, NULL, NULL, &f), INTERP_ERR_INVALID);
+    assert_null(f);
+    assert_int_equal(interp_ctx_call(NULL, "inc", NULL, &f), INTERP_ERR_INVALID);
+    assert_int_equal(interp_ctx_post(c, NULL), INTERP_ERR_INVALID);
+    assert_int_equal(interp_ctx_stats_get(c, NULL), INTERP_ERR_INVALID);
+    interp_ctx_close(c);
+    interp_pool_destroy(p);
+}
+
+static void test_create_errors(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(1, NULL);
+    interp_ctx *c = NULL;
+    char *err = NULL;
+    interp_ctx_options o;
+    memset(&o, 0, sizeof o);
+    o.init_source = "this is not lua";
+    assert_int_equal(interp_ctx_create(p, &o, &c, &err), INTERP_ERR_SCRIPT);
+    assert_null(c);
+    assert_non_null(err);
+    free(err);
+    o.init_source = "error('init refused')";
+    assert_int_equal(interp_ctx_create(p, &o, &c, &err), INTERP_ERR_SCRIPT);
+    assert_non_null(strstr(err, "init refused"));
+    free(err);
+    o.init_source = NULL;
+    o.sandbox = (interp_sandbox)77;
+    assert_int_equal(interp_ctx_create(p, &o, &c, &err), INTERP_ERR_INVALID);
+    free(err);
+    o.sandbox = INTERP_SANDBOX_NONE;
+    o.name = "a name that is much too long for a context: more than sixty-four bytes in all";
+    assert_int_equal(interp_ctx_create(p, &o, &c, NULL), INTERP_ERR_INVALID);
+    assert_int_equal(interp_ctx_create(NULL, NULL, &c, NULL), INTERP_ERR_INVALID);
+    assert_int_equal(interp_ctx_create(p, NULL, NULL, NULL), INTERP_ERR_INVALID);
+    /* defaults: no options at all */
+    assert_int_equal(interp_ctx_create(p, NULL, &c, NULL), INTERP_OK);
+    assert_string_equal(interp_ctx_name(c), "");
+    interp_ctx_close(c);
+    interp_pool_destroy(p);
+}
+
+static void sandboxed(interp_ctx_options *o) { o->sandbox = INTERP_SANDBOX_SAFE; }
+
+static void test_sandbox_persists(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(1, NULL);
+    interp_ctx *c = make_ctx(p, "sb", sandboxed);
+    assert_int_equal(call_int(c, "inc", NULL), 1);
+    assert_int_equal(call_int(c, "inc", NULL), 2);
+    interp_future *f;
+    assert_int_equal(interp_ctx_exec(c, "return os.execute == nil and io == nil and 1 or 0", 0,
+                                     &f),
+                     INTERP_OK);
+    const interp_msg *r;
+    assert_int_equal(interp_future_result(f, 30, &r), INTERP_OK);
+    assert_int_equal(util_int(r), 1);
+    interp_future_release(f);
+    /* a chunk's globals stay too, and are this context's only */
+    assert_int_equal(interp_ctx_exec(c, "secret = 5", 0, &f), INTERP_OK);
+    assert_int_equal(interp_future_result(f, 30, NULL), INTERP_OK);
+    interp_future_release(f);
+    interp_ctx *other = make_ctx(p, "sb2", sandboxed);
+    const char *probe = "return secret == nil and 1 or secret";
+    assert_int_equal(interp_ctx_exec(c, probe, 0, &f), INTERP_OK);
+    assert_int_equal(interp_future_result(f, 30, &r), INTERP_OK);
+    assert_int_equal(util_int(r), 5);
+    interp_future_release(f);
+    assert_int_equal(interp_ctx_exec(other, probe, 0, &f), INTERP_OK);
+    assert_int_equal(interp_future_result(f, 30, &r), INTERP_OK);
+    assert_int_equal(util_int(r), 1);
+    interp_future_release(f);
+    assert_int_equal(call_int(other, "inc", NULL), 1);
+    interp_ctx_close(other);
+    interp_ctx_close(c);
+    interp_pool_destroy(p);
+}
+
+/* Many contexts, each with several calls, on two threads: every call runs, in order per
+ * context (batches interleave contexts). */
+static void test_many_contexts(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(2, NULL);
+    enum { NC = 64, CALLS = 20 };
+    interp_ctx *cs[NC];
+    interp_future *fs[NC][CALLS];
+    for (int i = 0; i < NC; i++)
+        cs[i] = make_ctx(p, NULL, NULL);
+    for (int k = 0; k < CALLS; k++)
+        for (int i = 0; i < NC; i++)
+            assert_int_equal(interp_ctx_call(cs[i], "inc", NULL, &fs[i][k]), INTERP_OK);
+    for (int i = 0; i < NC; i++) {
+        for (int k = 0; k < CALLS; k++) {
+            const interp_msg *r;
+            assert_int_equal(interp_future_result(fs[i][k], 30, &r), INTERP_OK);
+            assert_int_equal(util_int(r), k + 1);
+            interp_future_release(fs[i][k]);
+        }
+        interp_ctx_close(cs[i]);
+    }
+    interp_pool_destroy(p);
+}
+
+/* Shutdown of the pool with contexts holding queued calls: the calls end, later calls fail
+ * with INTERP_ERR_SHUTDOWN, close after destroy is fine. */
+static void test_pool_shutdown(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(1, NULL);
+    interp_ctx *busy = make_ctx(p, "busy", NULL);
+    interp_ctx *c = make_ctx(p, "queued", NULL);
+    interp_future *run, *q[4];
+    assert_int_equal(interp_ctx_call(busy, "started_then_spin", NULL, &run), INTERP_OK);
+    util_recv(p, "started");
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(interp_ctx_call(c, "inc", NULL, &q[i]), INTERP_OK);
+    assert_int_equal(interp_pool_shutdown_now(p), INTERP_OK);
+    assert_int_equal(interp_future_result(run, 30, NULL), INTERP_ERR_SHUTDOWN);
+    for (int i = 0; i < 4; i++) {
+        int rc = interp_future_result(q[i], 30, NULL);
+        assert_true(rc == INTERP_ERR_SHUTDOWN || rc == INTERP_ERR_CANCELLED);
+        interp_future_release(q[i]);
+    }
+    interp_future_release(run);
+    interp_future *f = (interp_future *)1;
+    assert_int_equal(interp_ctx_call(c, "inc", NULL, &f), INTERP_ERR_SHUTDOWN);
+    assert_null(f);
+    interp_ctx *late = NULL;
+    assert_int_equal(interp_ctx_create(p, NULL, &late, NULL), INTERP_ERR_SHUTDOWN);
+    interp_pool_destroy(p);
+    interp_ctx_close(c);
+    interp_ctx_close(busy);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_persistence),
+        cmocka_unit_test(test_order_four_callers),
+        cmocka_unit_test(test_two_run_at_once),
+        cmocka_unit_test(test_memory_limit),
+        cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_close_pending_running),
+        cmocka_unit_test(test_post_and_stats),
+        cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_sandbox_persists),
+        cmocka_unit_test(test_many_contexts),
+        cmocka_unit_test(test_pool_shutdown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
