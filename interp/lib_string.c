@@ -5,8 +5,9 @@
  * Same results and error messages as Lua 5.4's own functions (the pattern language of the
  * manual, section 6.4.1: the matcher below explores the same alternatives in the same order,
  * so the first match found is the same). Differences: none visible to scripts, apart from the
- * interrupt. Ticks: every call of the matcher, every pattern byte an item takes (a set of a
- * million bytes costs a million at every subject byte it is tried on), every subject byte a
+ * interrupt. Ticks: every call of the matcher, every pattern byte it goes through (counted
+ * when the call returns: one call is linear in the pattern), each test of a long set by a
+ * greedy item (its length), every subject byte a
  * greedy item or %b scans (times the item's length), 1/16 of the bytes a back-reference or a
  * plain find compares. So the time between two looks at the token is bounded whatever the
  * pattern, the subject or the backtracking.
@@ -243,7 +244,7 @@ static const char *match(matcher *m, const char *s, const char *p)
 {
     if (m->depth-- == 0)
         luaL_error(m->L, "pattern too complex");
-    interp__tick(&m->tick, 1);
+    const char *p0 = p; /* the pattern bytes taken by this call are its ticks (at done) */
     for (;;) {
         if (p == m->pat_end)
             break;
@@ -297,7 +298,6 @@ static const char *match(matcher *m, const char *s, const char *p)
         default:
         single:
             ep = item_end(m, p);
-            interp__tick(&m->tick, (long)(ep - p)); /* a long literal or set costs its length */
             if (!item_matches(m, s, p, ep)) {
                 if (*ep == '*' || *ep == '?' || *ep == '-') { /* zero repetitions will do */
                     p = ep + 1;
@@ -324,6 +324,9 @@ static const char *match(matcher *m, const char *s, const char *p)
         }
     }
 done:
+    /* one tick per call, plus the pattern bytes it went through: a long literal or set costs
+     * its length (linear in the pattern, so a call between two ticks is bounded by it) */
+    interp__tick(&m->tick, 1 + (long)(p - p0));
     m->depth++;
     return s;
 }
