@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frozen_impl.h"
 #include "lm.h"
 #include "msg_impl.h"
 #include "lua_ctx.h"
@@ -506,6 +507,75 @@ static int pool_channel(lua_State *L)
     return 1;
 }
 
+/* pool:share(name, v): register v (a frozen value, or a table or string frozen now) in the
+ * pool's registry under name, replacing what was there (nil removes it); returns the view.
+ * pool:shared(name): the view registered under name, or nil. */
+static int push_frozen_protected(lua_State *L)
+{
+    interp__frozen_push(L, lua_touserdata(L, 1));
+    return 1;
+}
+
+static int pool_share(lua_State *L)
+{
+    const char *where = "pool:share";
+    lm_pool *p = check_open(L, where);
+    const char *name = luaL_checkstring(L, 2);
+    lua_settop(L, 3);
+    interp_frozen *made = NULL; /* our reference to a value frozen here */
+    const interp_frozen *f = interp__frozen_toobj(L, 3);
+    int rc = INTERP_OK;
+    char why[160] = "a table, string or frozen value expected";
+    if (!f && lua_type(L, 3) == LUA_TTABLE)
+        rc = interp__frozen_from_lua(L, 3, 0, 0, NULL, &made, why);
+    else if (!f && lua_type(L, 3) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, 3, &len);
+        rc = interp__frozen_buffer_copy(s, len, NULL, &made);
+        snprintf(why, sizeof why, "%s", interp_strerror(rc));
+    } else if (!f && !lua_isnil(L, 3)) {
+        rc = INTERP_ERR_INVALID;
+    }
+    if (rc != INTERP_OK)
+        return luaL_error(L, "%s: cannot freeze: %s", where, why);
+    if (made)
+        f = made;
+    rc = interp_pool_share(live(L, p, where), name, f);
+    if (rc != INTERP_OK) {
+        interp_frozen_release(made);
+        return rc_error(L, where, rc);
+    }
+    if (!f)
+        return 0;
+    lua_pushcfunction(L, push_frozen_protected);
+    lua_pushlightuserdata(L, (void *)f);
+    rc = lua_pcall(L, 1, 1, 0);
+    interp_frozen_release(made);
+    if (rc != LUA_OK)
+        return lua_error(L);
+    return 1;
+}
+
+static int pool_shared(lua_State *L)
+{
+    const char *where = "pool:shared";
+    lm_pool *p = check_open(L, where);
+    const char *name = luaL_checkstring(L, 2);
+    interp_frozen *f = NULL;
+    int rc = interp_pool_shared(live(L, p, where), name, &f);
+    if (rc != INTERP_OK)
+        return rc_error(L, where, rc);
+    if (!f)
+        return 0;
+    lua_pushcfunction(L, push_frozen_protected); /* the view takes its own reference */
+    lua_pushlightuserdata(L, f);
+    rc = lua_pcall(L, 1, 1, 0);
+    interp_frozen_release(f);
+    if (rc != LUA_OK)
+        return lua_error(L);
+    return 1;
+}
+
 static void destroy(lm_pool *p)
 {
     interp_pool *pool = p->pool;
@@ -599,6 +669,8 @@ static const luaL_Reg pool_methods[] = {
     {"submit", pool_submit},
     {"map", pool_map},
     {"channel", pool_channel},
+    {"share", pool_share},
+    {"shared", pool_shared},
     {"shutdown", pool_shutdown},
     {"stats", pool_stats},
     {NULL, NULL},

@@ -268,6 +268,15 @@ local got = pool:submit(function()
   return t.nested.deep[2] + s.list[1], interp.shared("nothing")
 end):result()
 assert(got == 12)
+-- the host script's side of the registry
+local hv = pool:share("from-host", {answer = 42})
+assert(ip.isfrozen(hv) and hv.answer == 42 and pool:shared("from-host") == hv)
+assert(pool:shared("made-by-task").list[2] == 8 and pool:shared("nothing") == nil)
+assert(pool:submit(function() return interp.shared("from-host").answer end):result() == 42)
+pool:share("from-host", "now a buffer")
+assert(pool:submit(function() return interp.shared("from-host"):sub(1, 3) end):result() == "now")
+assert(pool:share("from-host", nil) == nil and pool:shared("from-host") == nil)
+assert(not pcall(pool.share, pool, "bad", print))
 -- views kept in a worker's globals outlive the task that made them
 pool:submit(function() KEEP = interp.freeze({kept = "yes"}) end):result()
 local kept = {}
