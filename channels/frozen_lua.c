@@ -452,7 +452,8 @@ static int l_unpack(lua_State *L)
     if (i > j)
         return 0;
     lua_Unsigned n = (lua_Unsigned)j - (lua_Unsigned)i;
-    if (n >= (lua_Unsigned)INT_MAX || !lua_checkstack(L, (int)(++n)))
+    /* n values, the state table, and what push_view pushes for a moment */
+    if (n >= (lua_Unsigned)INT_MAX - 8 || !lua_checkstack(L, (int)(++n) + 4))
         return luaL_error(L, "too many results to unpack");
     push_state(L);
     int st = lua_gettop(L);

@@ -129,7 +129,8 @@ int interp__frozen_space_set(interp__frozen_space *sp, const char *name, size_t 
         } else {
             *at = n->next;
             sp->nnames--;
-            fresh = n; /* freed below */
+            n->value = NULL; /* released below as `old` */
+            fresh = n;       /* freed below */
         }
     } else if (fresh && sp->nnames >= MAX_NAMES) {
         rc = INTERP_ERR_LIMIT;

@@ -298,6 +298,15 @@ static void frozen_in_pool(void **state)
     assert_int_equal(interp_pool_shared(pool, "absent", &back), INTERP_OK);
     assert_null(back);
     interp_frozen_release(cfg); /* the registry keeps it */
+    interp_frozen *tmp = freeze_fmt("[i]", 1);
+    assert_int_equal(interp_pool_share(pool, "tmp", tmp), INTERP_OK);
+    assert_int_equal(interp_pool_share(pool, "tmp", tmp), INTERP_OK); /* replaced by itself */
+    assert_int_equal(interp_pool_share(pool, "tmp", NULL), INTERP_OK); /* removed */
+    assert_int_equal(interp_pool_shared(pool, "tmp", &back), INTERP_OK);
+    assert_null(back);
+    assert_int_equal(live_values(), before + 2);
+    interp_frozen_release(tmp);
+    assert_int_equal(live_values(), before + 1);
 
     interp_future *f = NULL;
     long long n = 0;

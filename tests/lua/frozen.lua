@@ -90,6 +90,13 @@ for round = 1, 50 do
     assert(deep_eq(src[key], fz[key]), tostring(key))
   end
   assert(deep_eq(src[1.0], fz[1.0]) and fz[2.5] == "float key")
+  -- unpack: table.unpack's results, read in bulk
+  local u1, u2 = table.pack(ip.unpack(fz)), table.pack(table.unpack(src))
+  assert(u1.n == u2.n)
+  for i = 1, u1.n do assert(deep_eq(u2[i], u1[i])) end
+  local w1, w2 = table.pack(ip.unpack(fz, -1, #src + 2)), table.pack(table.unpack(src, -1, #src + 2))
+  assert(w1.n == w2.n)
+  for i = 1, w1.n do assert(deep_eq(w2[i], w1[i])) end
   -- thaw: an ordinary deep copy, identities kept
   local c = ip.thaw(fz)
   assert(type(c) == "table" and deep_eq(src, c) and c.self == c and c.shared == c.again)
@@ -108,6 +115,12 @@ do
     for i, v in ipairs(fz) do n = n + 1 assert(v == src[i] or type(v) == "userdata") end
     assert(n == #src and fz[0] == nil and fz[#src + 1] == nil)
   end
+  local many = {}
+  for i = 1, 200000 do many[i] = i * 0.5 end
+  local fm = ip.freeze(many)
+  local got = table.pack(ip.unpack(fm))
+  assert(got.n == 200000 and got[200000] == 100000.0)
+  assert(select("#", ip.unpack(fm, 5, 4)) == 0)
   local nan = ip.freeze{0 / 0, 1.5}
   assert(nan[1] ~= nan[1] and nan[2] == 1.5)
 end
@@ -268,6 +281,9 @@ local got = pool:submit(function()
   return t.nested.deep[2] + s.list[1], interp.shared("nothing")
 end):result()
 assert(got == 12)
+-- a view captured by a function cannot travel inside it (the function's upvalues are copies)
+local caught, why = pcall(function() return pool:submit(function(x) return function() return x end end, fz):result() end)
+assert(not caught and tostring(why):find("cannot copy a frozen value inside a function", 1, true))
 -- the host script's side of the registry
 local hv = pool:share("from-host", {answer = 42})
 assert(ip.isfrozen(hv) and hv.answer == 42 and pool:shared("from-host") == hv)
