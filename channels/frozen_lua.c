@@ -235,16 +235,6 @@ static int t_pairs(lua_State *L)
     return 3;
 }
 
-static int v_tostring(lua_State *L)
-{
-    fz_view *v = interp__fz_view(L, 1);
-    if (!v)
-        return luaL_typeerror(L, 1, "frozen value");
-    lua_pushfstring(L, "frozen %s: %p", v->obj->kind == FZ_TABLE ? "table" : "buffer",
-                    (const void *)v->obj);
-    return 1;
-}
-
 static int v_gc(lua_State *L)
 {
     fz_view *v = interp__fz_view(L, 1);
@@ -291,11 +281,10 @@ static void push_state(lua_State *L)
     lua_pushcfunction(L, t_len);
     lua_setfield(L, -2, "__len");
     set_closure(L, st, t_pairs, "__pairs");
-    lua_pushcfunction(L, v_tostring);
-    lua_setfield(L, -2, "__tostring");
     lua_pushcfunction(L, v_gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushliteral(L, "frozen table");
+    lua_pushliteral(L, "frozen table"); /* tostring: "frozen table: 0x..." (no __tostring: the
+                                           sandbox's tostring then shows no heap address) */
     lua_setfield(L, -2, "__name");
     lua_pushliteral(L, "frozen table");
     lua_setfield(L, -2, "__metatable");
@@ -306,8 +295,6 @@ static void push_state(lua_State *L)
     interp__frozen_buf_methods(L);
     lua_setfield(L, -2, "__index");
     interp__frozen_buf_meta(L);
-    lua_pushcfunction(L, v_tostring);
-    lua_setfield(L, -2, "__tostring");
     lua_pushcfunction(L, v_gc);
     lua_setfield(L, -2, "__gc");
     lua_pushliteral(L, "frozen buffer");
