@@ -96,6 +96,12 @@ struct interp_state {
 
     pthread_mutex_t sleep_mu;     /* interp.sleep waits here, armed on `cancel` */
     pthread_cond_t sleep_cv;
+
+    /* warn() (module.c): as lua5.4's, off until "@on"; a message is gathered from its pieces
+     * (at most WARN_MAX bytes) and goes to the print sink as "Lua warning: ..." */
+    int warn_mode;                /* 0 off, 1 on, 2 inside a message of several pieces */
+    char *warn_buf;               /* malloc'd; NULL: none yet */
+    size_t warn_len;
 };
 
 /* The state whose extra space L carries (any thread of the state). */
@@ -172,6 +178,10 @@ int interp__run_on_state(lua_State *L);
 void interp__push_module(lua_State *L);
 /* Install print into the globals at index g and os.exit into the os table at index os. */
 void interp__install_io(lua_State *L, int g, int os);
+/* Set the state's warning function (any profile; the sandbox has no warn, Lua's own warnings
+ * such as an error in a __gc finalizer still arrive). Free its buffer at state destruction. */
+void interp__install_warn(interp_state *s);
+void interp__free_warn(interp_state *s);
 /* Inside a C loop: if the task is interrupted, meet the hook as Lua code would (may raise). */
 void interp__poll_irq(lua_State *L);
 /* The default print sink: whole lines to stdout, never interleaved mid-line. */

@@ -3,6 +3,7 @@
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "frozen_impl.h"
@@ -141,6 +142,68 @@ static int l_exit(lua_State *L)
 {
     return luaL_error(L, "os.exit is not allowed in a worker (end the task with return or "
                          "error instead)");
+}
+
+/* ---- warn ---------------------------------------------------------------------------------
+ * As lua5.4's (lauxlib's warning function, stderr there): off until the control message
+ * "@on", "@off" turns it off again; a message may come in pieces (tocont); each whole message
+ * becomes "Lua warning: <message>" on the print sink, split at newlines like print. */
+
+enum { WARN_OFF = 0, WARN_ON = 1, WARN_CONT = 2, WARN_MAX = 4096 };
+
+static void warn_add(interp_state *s, const char *p, size_t n)
+{
+    if (!s->warn_buf && !(s->warn_buf = malloc(WARN_MAX)))
+        return;
+    if (n > WARN_MAX - s->warn_len)
+        n = WARN_MAX - s->warn_len; /* a longer message is cut */
+    memcpy(s->warn_buf + s->warn_len, p, n);
+    s->warn_len += n;
+}
+
+static void warn_fn(void *ud, const char *msg, int tocont)
+{
+    interp_state *s = ud;
+    if (s->warn_mode != WARN_CONT && !tocont && msg[0] == '@') { /* a control message */
+        if (strcmp(msg, "@on") == 0)
+            s->warn_mode = WARN_ON;
+        else if (strcmp(msg, "@off") == 0)
+            s->warn_mode = WARN_OFF;
+        return;
+    }
+    if (s->warn_mode == WARN_OFF)
+        return;
+    if (s->warn_mode == WARN_ON) {
+        s->warn_len = 0;
+        warn_add(s, "Lua warning: ", 13);
+    }
+    warn_add(s, msg, strlen(msg));
+    s->warn_mode = tocont ? WARN_CONT : WARN_ON;
+    if (tocont || !s->warn_buf)
+        return;
+    const char *text = s->warn_buf;
+    size_t len = s->warn_len;
+    for (;;) {
+        const char *nl = memchr(text, '\n', len);
+        size_t line = nl ? (size_t)(nl - text) : len;
+        s->sh->print(s->sh->print_ud, s->worker_id, text, line);
+        if (!nl)
+            break;
+        text += line + 1;
+        len -= line + 1;
+    }
+    s->warn_len = 0;
+}
+
+void interp__install_warn(interp_state *s)
+{
+    lua_setwarnf(s->L, warn_fn, s);
+}
+
+void interp__free_warn(interp_state *s)
+{
+    free(s->warn_buf);
+    s->warn_buf = NULL;
 }
 
 void interp__install_io(lua_State *L, int g, int os)

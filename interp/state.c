@@ -168,6 +168,7 @@ int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, cha
         goto err_free_state;
     }
     lua_atpanic(s->L, on_panic);
+    interp__install_warn(s);
     interp__lua_ctx_set(s->L, &s->ctx);
     s->alloc.threads = &s->threads; /* from now on: every coroutine is kept in the set */
 
@@ -187,6 +188,7 @@ int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, cha
 
 err_close_lua:
     lua_close(s->L);
+    interp__free_warn(s);
 err_free_state:
     interp__account_release(s->ctx.acct);
     interp__cond_destroy(&s->sleep_cv);
@@ -203,6 +205,7 @@ void interp__state_destroy(interp_state *s)
     if (!s)
         return;
     lua_close(s->L); /* frees the coroutines through the allocator and the set */
+    interp__free_warn(s);
     interp__account_release(s->ctx.acct); /* what it charged stays until refunded */
     interp__slab_cache_release(s->slab_cache);
     interp__threads_destroy(&s->threads);

@@ -1,0 +1,16 @@
+warn("not shown: warnings start off")
+warn("@on")
+warn("shown ", "in ", "pieces")
+warn("@off")
+warn("hidden")
+warn("@on")
+warn("two\nlines")
+warn("@unknown control")
+do setmetatable({}, {__gc = function() error("gc fails") end}) end
+collectgarbage()
+do setmetatable({}, {__gc = function() error({}) end}) end
+collectgarbage()
+print(pcall(warn))
+print(pcall(warn, "a", {}))
+warn("@off")
+print("end")
