@@ -36,6 +36,9 @@ typedef struct interp__backend {
     void (*free)(void *ud);
 } interp__backend;
 
+/* The backend's thread calls interp__set_pool_thread(pool) (core_impl.h) first: futures end
+ * there, so callbacks run there, and a shutdown from such a callback must not wait. */
+
 /* Create a pool whose jobs `be` runs. opts as interp_pool_create's (validated the same way;
  * init_source/init_file/init_args are not used here: the backend ships them), `workers` the
  * total capacity (the map's chunk size and window follow it). The pool owns ud from here on,

@@ -228,8 +228,8 @@ int interp_pool_shutdown(interp_pool *pool, bool wait, bool cancel_pending)
         return INTERP_ERR_INVALID;
     interp__job *jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, cancel_pending);
     abort_chain(pool, jobs, INTERP_ERR_CANCELLED, "cancelled: the pool was shut down");
-    if (pool->backend) {
-        pool->backend->shutdown(pool->backend_ud, false, wait);
+    if (pool->backend) { /* its thread (running a callback) cannot wait for itself */
+        pool->backend->shutdown(pool->backend_ud, false, wait && !interp__on_pool_thread(pool));
         return INTERP_OK;
     }
     if (wait && !interp__on_pool_thread(pool)) {
@@ -250,7 +250,7 @@ static int shutdown_now(interp_pool *pool, bool wait)
     interp__job *jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, true);
     abort_chain(pool, jobs, INTERP_ERR_CANCELLED, "cancelled: the pool was shut down");
     if (pool->backend) {
-        pool->backend->shutdown(pool->backend_ud, true, wait);
+        pool->backend->shutdown(pool->backend_ud, true, wait && !interp__on_pool_thread(pool));
         return INTERP_OK;
     }
     interp__worker *ws[64];

@@ -23,6 +23,10 @@
  * ends the whole job under Open MPI 4.1 (no ULFM): mpiexec names it. MPI_Abort is called only
  * when the root cannot go on (its communication fails).
  *
+ * Callbacks (interp_future_on_done) of an MPI pool's futures run on its communication thread:
+ * they must not block, nor wait for the same pool (a map, a result of one of its futures);
+ * interp_pool_shutdown from one does not wait, as from a local pool's worker.
+ *
  * Not on an MPI pool: named channels (interp_pool_channel returns INTERP_ERR_INVALID: no channel
  * spans processes), per-worker memory (interp_pool_worker_memory: INTERP_ERR_NOTFOUND).
  */

@@ -644,6 +644,7 @@ static void *root_main(void *arg)
     root *r = arg;
     pthread_setname_np(pthread_self(), "interp-mpi");
     r->last_answer = mpi__now();
+    interp__set_pool_thread(r->pool); /* callbacks run here: shutdown from one must not wait */
     double nap = 20e-6;
     for (;;) {
         bool busy = sendq_progress(&r->sq);

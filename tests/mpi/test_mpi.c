@@ -344,6 +344,17 @@ static void case_cancel(interp_pool *p)
 
 /* ---- shutdown --------------------------------------------------------------------------- */
 
+static int cb_ran;
+
+/* A callback runs on the pool's communication thread: a waiting shutdown from it must not wait
+ * for that thread (it would never return). */
+static void shutdown_from_callback(interp_future *f, void *ud)
+{
+    (void)f;
+    interp_pool_shutdown(ud, true, false);
+    cb_ran++;
+}
+
 static void case_shutdown(interp_pool *p, int round)
 {
     enum { N = 12 };
@@ -351,6 +362,8 @@ static void case_shutdown(interp_pool *p, int round)
     for (int i = 0; i < N; i++)
         CHECK(interp_pool_submitf(p, &fs[i], round == 0 ? "napping" : "spin", round == 0 ? "d" : "",
                                   0.2) == INTERP_OK, "submit");
+    if (round == 1)
+        CHECK(interp_future_on_done(fs[0], shutdown_from_callback, p) == INTERP_OK, "on_done");
     usleep(100 * 1000);
     double t0 = now();
     if (round == 0) {
@@ -360,6 +373,7 @@ static void case_shutdown(interp_pool *p, int round)
                   "task %d after shutdown(wait): %d", i, interp_future_status(fs[i]));
     } else {
         interp_pool_shutdown_now(p); /* running ones interrupted, queued ones cancelled */
+        CHECK(cb_ran == 1, "the callback that shut down ran: %d", cb_ran);
         for (int i = 0; i < N; i++) {
             int st = interp_future_status(fs[i]);
             CHECK(st == INTERP_ERR_SHUTDOWN || st == INTERP_ERR_CANCELLED,
