@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget.h"
+
 #include "frozen_impl.h"
 #include "msg_impl.h"
 #include "msg_read.h"
@@ -33,6 +35,8 @@ struct fz_root {
     const interp_frozen **deps;   /* other roots' objects held (one reference each) */
     size_t ndeps, capdeps;
     interp__frozen_space *space;  /* charged there (one reference), or NULL */
+    interp__account *payer;       /* the freezing state's account, charged `bytes` (budget.h;
+                                     one reference), or NULL */
     /* buffers */
     fz_buffer buf;
     void (*release)(void *ud, const void *data, size_t len);
@@ -303,7 +307,25 @@ void interp_frozen_release(const interp_frozen *f)
     atomic_fetch_sub(&total_bytes, r->bytes);
     if (r->space)
         interp__frozen_space_charge(r->space, -(long long)r->bytes);
+    if (r->payer) { /* the freezing state stops paying (budget.h) */
+        interp__account_refund(r->payer, r->bytes, true);
+        interp__account_release(r->payer);
+    }
     interp__fz_root_free(r);
+}
+
+int interp__frozen_charge(const interp_frozen *f, interp__account *acct, char *why,
+                          size_t whylen)
+{
+    fz_root *r = f->root;
+    if (!acct || r->payer)
+        return INTERP_OK;
+    int rc = interp__account_charge(acct, r->bytes, true, why, whylen);
+    if (rc == INTERP_OK) {
+        interp__account_retain(acct);
+        r->payer = acct;
+    }
+    return rc;
 }
 
 bool interp_frozen_is_buffer(const interp_frozen *f) { return f && f->kind == FZ_BUFFER; }

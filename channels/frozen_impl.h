@@ -23,6 +23,8 @@
 
 #include "interp_frozen.h"
 
+struct interp__account; /* budget.h */
+
 enum { FZ_TABLE = 0x7a6c6254, FZ_BUFFER = 0x7a667542 }; /* object kinds */
 enum { FZ_NIL, FZ_FALSE, FZ_TRUE, FZ_INT, FZ_FLOAT, FZ_STR, FZ_OBJ }; /* value types */
 
@@ -161,7 +163,13 @@ void interp__frozen_push(lua_State *L, const interp_frozen *o);
  * the top of the stack. space: where values frozen here are charged and names are found (may
  * be NULL: no registry; interp.shared raises). mem_in_use/mem_limit: the freezing state's
  * memory (a freeze must fit under its limit; NULL/0: none). allow_files: interp.mapfile. */
+/* frozen.c: charge f's bytes to acct (the state that froze it, budget.h) until its last
+ * reference goes: its memory limit and the pool's budget count it. INTERP_OK (also for a
+ * NULL acct, or a value already paid for), or INTERP_ERR_NOMEM with the reason in why. */
+int interp__frozen_charge(const interp_frozen *f, struct interp__account *acct, char *why,
+                          size_t whylen);
 typedef struct interp__frozen_lua_cfg {
+    struct interp__account *acct; /* pays for what this state freezes (budget.h); NULL: none */
     interp__frozen_space *space;
     const atomic_size_t *mem_in_use;
     size_t mem_limit;

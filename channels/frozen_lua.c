@@ -335,6 +335,14 @@ static void push_owned(lua_State *L, interp_frozen *f)
 static int charge_check(lua_State *L, const interp__frozen_lua_cfg *cfg, interp_frozen *f)
 {
     size_t bytes = interp_frozen_size(f);
+    /* held by the host outside the heap: charged to this state until the value goes */
+    char why[256];
+    if (interp__frozen_charge(f, cfg->acct, why, sizeof why) != INTERP_OK &&
+        (lua_gc(L, LUA_GCCOLLECT), interp__frozen_charge(f, cfg->acct, why, sizeof why)) !=
+            INTERP_OK) {
+        interp_frozen_release(f);
+        return luaL_error(L, "cannot freeze: %s", why);
+    }
     if (cfg->mem_limit && cfg->mem_in_use &&
         atomic_load(cfg->mem_in_use) + bytes > cfg->mem_limit) {
         interp_frozen_release(f);

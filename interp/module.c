@@ -78,7 +78,8 @@ void interp__push_module(lua_State *L)
     interp__chan_lua_register(L);
     /* frozen values (channels/frozen_lua.c): freeze, thaw, isfrozen, buffer, next, shared;
      * mapfile outside the sandbox. A freeze must fit under this state's memory limit. */
-    interp__frozen_lua_cfg fz = {.space = s->sh->frozen_space,
+    interp__frozen_lua_cfg fz = {.acct = s->ctx.acct,
+                                 .space = s->sh->frozen_space,
                                  .mem_in_use = &s->alloc.in_use,
                                  .mem_limit = s->alloc.limit,
                                  .max_depth = s->ctx.msg_opts.max_depth,

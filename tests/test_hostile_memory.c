@@ -217,6 +217,29 @@ static void memory_results_waiting(void **state)
     interp_pool_destroy(p);
 }
 
+/* Frozen values live outside every heap: the state that froze them pays until they go. 1000
+ * frozen copies of 1 MiB kept by one task under an 8 MiB limit stop at the limit. */
+static void memory_frozen_values(void **state)
+{
+    (void)state;
+    interp_pool *p = make_pool(1, 0, 0);
+    size_t rss0 = rss_bytes();
+    char why[512];
+    int rc = run(p, "local keep = {} for i = 1, 1000 do "
+                    "keep[i] = interp.freeze(('x'):rep(1 << 20) .. i) end",
+                 why, sizeof why);
+    printf("1000 frozen MiB: %s\n", why);
+    assert_true(rc == INTERP_ERR_NOMEM || rc == INTERP_ERR_SCRIPT);
+    assert_non_null(strstr(why, "not enough memory"));
+    check_rss(rss0, LIMIT, "1000 frozen copies of 1 MiB");
+    /* the task's values went with its garbage: the next task can freeze again */
+    assert_int_equal(run(p, "local keep = {} for i = 1, 3 do "
+                            "keep[i] = interp.freeze(('y'):rep(1 << 20) .. i) end",
+                         why, sizeof why),
+                     INTERP_OK);
+    interp_pool_destroy(p);
+}
+
 /* Without a sandbox or a budget nothing is refused (the pool's channels are still counted). */
 static void memory_trusted_pool_uncounted(void **state)
 {
@@ -242,6 +265,7 @@ int main(void)
         cmocka_unit_test(memory_channel_rings),
         cmocka_unit_test(memory_pool_budget),
         cmocka_unit_test(memory_results_waiting),
+        cmocka_unit_test(memory_frozen_values),
         cmocka_unit_test(memory_trusted_pool_uncounted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
