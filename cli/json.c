@@ -143,7 +143,8 @@ static bool put(outbuf *b, const char *s, size_t n)
         b->p = q;
         b->cap = cap;
     }
-    memcpy(b->p + b->len, s, n);
+    if (n) /* s may be NULL for an empty piece: memcpy's arguments must not be */
+        memcpy(b->p + b->len, s, n);
     b->len += n;
     return true;
 }
