@@ -404,8 +404,10 @@ typedef struct interp_pool_stats {
     size_t memory_peak;          /* highest single-state peak, bytes */
     size_t frozen_values;        /* frozen values made by this pool's states, alive now */
     size_t frozen_bytes;         /* their bytes, outside every state (each counted once) */
-    int abandoned_running;       /* abandoned workers whose threads still run (demoted), at
-                                    most max_abandoned */
+    int abandoned_running;       /* abandoned workers whose threads still run (demoted): at
+                                    most max_abandoned while the pool takes work; the one
+                                    past it breaks the pool (workers + max_abandoned threads
+                                    in all) */
     size_t budget_in_use;        /* bytes reserved from the memory budget (held by the host for
                                     tasks: queued messages, channels, results), in batches of
                                     256 KiB per state; 0 without accounting */
