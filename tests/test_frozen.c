@@ -19,6 +19,7 @@
 
 #include "interp_frozen.h"
 #include "interp_msg_lua.h"
+#include "interp_ctx.h"
 #include "interp_pool.h"
 
 /* ---- helpers ----------------------------------------------------------------------------- */
@@ -370,6 +371,39 @@ static void frozen_in_pool(void **state)
     assert_int_equal(live_values(), before);
 }
 
+/* A context keeps a view in its globals from one call to the next; the value outlives the
+ * context and the pool. */
+static void frozen_to_a_context(void **state)
+{
+    (void)state;
+    size_t before = live_values();
+    interp_pool_options o = interp_pool_defaults();
+    o.workers = 1;
+    interp_pool *pool = NULL;
+    assert_int_equal(interp_pool_create(&pool, &o, NULL), INTERP_OK);
+    interp_ctx_options co = {.name = "keeper",
+                             .init_source = "function keep(t) KEPT = t return #t end\n"
+                                            "function read(i) return KEPT[i] end\n"};
+    interp_ctx *ctx = NULL;
+    assert_int_equal(interp_ctx_create(pool, &co, &ctx, NULL), INTERP_OK);
+    interp_frozen *f = freeze_fmt("[i i i]", 10, 20, 30);
+    interp_future *fu = NULL;
+    long long n = 0;
+    assert_int_equal(interp_ctx_call(ctx, "keep", handle_msg(f), &fu), INTERP_OK);
+    interp_frozen_release(f); /* the context's view keeps it */
+    assert_int_equal(interp_future_resultf(fu, 10.0, "L", &n), INTERP_OK);
+    assert_int_equal(n, 3);
+    interp_future_release(fu);
+    assert_int_equal(interp_ctx_call(ctx, "read", packed("i", 2), &fu), INTERP_OK);
+    assert_int_equal(interp_future_resultf(fu, 10.0, "L", &n), INTERP_OK);
+    assert_int_equal(n, 20);
+    interp_future_release(fu);
+    assert_int_equal(live_values(), before + 1);
+    interp_ctx_close(ctx);
+    interp_pool_destroy(pool); /* the context's state goes, and with it the last reference */
+    assert_int_equal(live_values(), before);
+}
+
 /* ---- concurrent readers --------------------------------------------------------------------- */
 
 typedef struct reader {
@@ -446,6 +480,7 @@ int main(void)
         cmocka_unit_test(frozen_handles_hold_references),
         cmocka_unit_test(frozen_buffers),
         cmocka_unit_test(frozen_in_pool),
+        cmocka_unit_test(frozen_to_a_context),
         cmocka_unit_test(frozen_concurrent_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
