@@ -143,8 +143,7 @@ static bool put(outbuf *b, const char *s, size_t n)
         b->p = q;
         b->cap = cap;
     }
-    if (n) /* s may be NULL for an empty piece: memcpy's arguments must not be */
-        memcpy(b->p + b->len, s, n);
+    memcpy(b->p + b->len, s, n);
     b->len += n;
     return true;
 }
