@@ -91,6 +91,15 @@ void interp__lm_pool_register(lua_State *L);
 /* pool:imap (imap_lua.c), added to the pool's methods; `now` is ip.now. */
 void interp__lm_imap_register(lua_State *L, lua_CFunction now);
 
+/* ---- ctx_lua.c ------------------------------------------------------------------------ */
+
+struct interp_ctx_options;
+/* Push a new context object of pool (whose object is at pool_idx: kept alive by it), created
+ * with o; sandboxed: the pool's sandbox. Raises "pool:context: <reason>" on failure. */
+int interp__lm_ctx_new(lua_State *L, int pool_idx, interp_pool *pool,
+                       const struct interp_ctx_options *o, bool sandboxed);
+void interp__lm_ctx_register(lua_State *L);
+
 /* ---- future_lua.c --------------------------------------------------------------------- */
 
 typedef struct lm_future {

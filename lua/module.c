@@ -250,6 +250,7 @@ INTERP_API int luaopen_interp_pool(lua_State *L)
 {
     luaL_checkversion(L);
     interp__lm_pool_register(L);
+    interp__lm_ctx_register(L);
     interp__lm_imap_register(L, lm_now);
     interp__lm_future_register(L);
     interp__lm_wait_register(L);

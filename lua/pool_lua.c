@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "frozen_impl.h"
+#include "interp_ctx.h"
 #include "lm.h"
 #include "msg_impl.h"
 #include "lua_ctx.h"
@@ -22,6 +23,7 @@ static const char *const new_keys[] = {
     "max_depth", "cancel_grace", "stuck_grace", "libs", "memory_budget", NULL,
 };
 static const char *const map_keys[] = {"chunksize", "timeout", NULL};
+static const char *const ctx_keys[] = {"name", "init", "sandbox", "memory_limit", "timeout", NULL};
 
 /* Raise on a key of the options table at t that is not in `keys`: a typo must not be
  * silently ignored. */
@@ -665,7 +667,34 @@ static int pool_tostring(lua_State *L)
     return 1;
 }
 
+/* pool:context{name=, init=, sandbox=, memory_limit=, timeout=} -> context */
+static int pool_context(lua_State *L)
+{
+    const char *where = "pool:context";
+    lm_pool *p = check_open(L, where);
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    check_keys(L, 2, where, ctx_keys);
+    interp_ctx_options o;
+    memset(&o, 0, sizeof o);
+    o.name = opt_string(L, 2, where, "name");  /* left on the stack: kept alive */
+    o.init_source = opt_string(L, 2, where, "init");
+    if (o.init_source)
+        o.init_source_len = lua_rawlen(L, -1);
+    o.sandbox = opt_sandbox(L, 2, where);
+    o.memory_limit = (size_t)opt_integer(L, 2, where, "memory_limit", 0, 0, INT64_MAX);
+    o.timeout = opt_seconds(L, 2, where, "timeout");
+    if (o.init_source && o.init_source_len == 0)
+        o.init_source = NULL;
+    return interp__lm_ctx_new(L, 1, live(L, p, where), &o, p->sandboxed);
+}
+
 static const luaL_Reg pool_methods[] = {
+    {"context", pool_context},
     {"submit", pool_submit},
     {"map", pool_map},
     {"channel", pool_channel},

@@ -23,6 +23,7 @@ PROLOGUE = """\
 #include <stdlib.h>
 #include <string.h>
 
+#include "interp_ctx.h"
 #include "interp_pool.h"
 """
 
