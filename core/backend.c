@@ -7,15 +7,6 @@
 #include "backend.h"
 #include "map_impl.h"
 
-static char *dup_text(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
-}
-
 int interp__pool_create_backend(interp_pool **out, const interp_pool_options *opts, int workers,
                                 const interp__backend *be, void *ud, char **err)
 {
@@ -32,7 +23,7 @@ int interp__pool_create_backend(interp_pool **out, const interp_pool_options *op
     if (!pool) {
         be->free(ud);
         if (err)
-            *err = dup_text("out of memory");
+            *err = interp__dup_text("out of memory");
         return INTERP_ERR_NOMEM;
     }
     atomic_init(&pool->refs, 1);
@@ -61,7 +52,7 @@ int interp__pool_create_backend(interp_pool **out, const interp_pool_options *op
     }
     if (rc != INTERP_OK) {
         if (err)
-            *err = dup_text(why);
+            *err = interp__dup_text(why);
         interp__pool_release(pool); /* frees ud through be->free */
         return rc;
     }

@@ -320,6 +320,10 @@ struct interp_future {
     char data[];                  /* fn text / function message */
 };
 
+/* A malloc'd copy of the NUL-terminated s (plain malloc: error texts of futures and of
+ * create, freed by their owner); NULL for NULL or when out of memory. */
+char *interp__dup_text(const char *s);
+
 /* Make a future for task (one allocation; fn copied). 2 references: caller and queue. */
 int interp__future_new(interp_pool *pool, const interp_task *task, interp_future **out);
 /* Free a future that was never published (submit failed); does not free args. */

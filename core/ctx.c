@@ -46,17 +46,6 @@ struct interp_ctx {
     atomic_uint_fast64_t st_calls, st_done, st_failed, st_posts_failed;
 };
 
-static char *dup_text(const char *s)
-{
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 static void ctx_release(interp_ctx *ctx)
 {
     if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1)
@@ -93,7 +82,7 @@ static void end_chain(interp_ctx *ctx, interp_future *f, int status, const char 
     while (f) {
         interp_future *next = (interp_future *)f->job.next;
         f->job.next = NULL;
-        interp__future_end(f, INTERP__F_PENDING, status, NULL, dup_text(text), NULL);
+        interp__future_end(f, INTERP__F_PENDING, status, NULL, interp__dup_text(text), NULL);
         count_outcome(ctx, f);
         interp_future_release(f);
         f = next;
@@ -132,7 +121,7 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
     }
     if (why) {
         if (err)
-            *err = dup_text(why);
+            *err = interp__dup_text(why);
         return rc;
     }
 
@@ -153,7 +142,7 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
     interp_ctx *ctx = NULL;
     if (rc == INTERP_OK && !(ctx = calloc(1, sizeof *ctx))) {
         rc = INTERP_ERR_NOMEM;
-        e = dup_text("out of memory");
+        e = interp__dup_text("out of memory");
     }
     if (rc != INTERP_OK) {
         interp__state_destroy(st);
@@ -324,7 +313,7 @@ bool interp__ctx_run(interp__worker *w, interp__job *job)
             break;
         if (broken) {
             const char *why = ctx->broken_reason ? ctx->broken_reason : "context is broken";
-            interp__future_end(f, INTERP__F_PENDING, INTERP_ERR_BROKEN, NULL, dup_text(why),
+            interp__future_end(f, INTERP__F_PENDING, INTERP_ERR_BROKEN, NULL, interp__dup_text(why),
                                NULL);
             interp_future_release(f); /* the context's reference */
         } else {

@@ -17,8 +17,10 @@
 #include "core_impl.h"
 #include "msg_impl.h"
 
-static char *dup_text(const char *s)
+char *interp__dup_text(const char *s)
 {
+    if (!s)
+        return NULL;
     size_t n = strlen(s) + 1;
     char *c = malloc(n);
     if (c)
@@ -247,7 +249,7 @@ bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg 
         interp_msg_free(result);
         result = NULL;
         if (!error)
-            error = dup_text(default_text(status)); /* NULL only when out of memory */
+            error = interp__dup_text(default_text(status)); /* NULL only when out of memory */
     }
     size_t charge = acct ? outcome_charge(result, error, error_value) : 0;
     if (charge) { /* the account's lock is a leaf */

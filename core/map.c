@@ -269,14 +269,14 @@ static void consume(engine *e, map_chunk *c)
     for (size_t i = 0; i < c->n; i++) {
         size_t idx = c->first + i;
         if (end) {
-            deliver(e, idx, end, NULL, interp__map_dup_text(interp__map_stop_text(end, skipped)), skipped);
+            deliver(e, idx, end, NULL, interp__dup_text(interp__map_stop_text(end, skipped)), skipped);
             continue;
         }
         interp_outcome *o = &c->outs[i];
         int st = o->status;
         char *err = NULL;
         if (st != INTERP_OK)
-            err = o->error ? o->error : interp__map_dup_text(interp__map_stop_text(st, false));
+            err = o->error ? o->error : interp__dup_text(interp__map_stop_text(st, false));
         deliver(e, idx, st, st == INTERP_OK ? o->result : NULL, err, false);
         if (st == INTERP_OK)
             o->result = NULL;
@@ -343,7 +343,7 @@ static int run(engine *e, const interp_map_options *opts)
     if (e->in || !e->next) {
         for (size_t idx = e->next_index; idx < e->n; idx++)
             deliver(e, idx, st, NULL,
-                    interp__map_dup_text(e->was_interrupted
+                    interp__dup_text(e->was_interrupted
                                              ? "cancelled: interrupted"
                                              : interp__map_stop_text(st, st == INTERP_ERR_CANCELLED &&
                                                                              !e->timed_out)),
@@ -458,7 +458,7 @@ int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t n,
             if (opts && opts->status)
                 opts->status[i] = rc;
             if (opts && opts->errors)
-                opts->errors[i] = interp__map_dup_text(why ? why : interp_strerror(rc));
+                opts->errors[i] = interp__dup_text(why ? why : interp_strerror(rc));
         }
         return rc;
     }

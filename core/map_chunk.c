@@ -28,15 +28,6 @@ const char *interp__map_stop_text(int status, bool skipped)
     }
 }
 
-char *interp__map_dup_text(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
-}
-
 void interp__map_ctx_release(map_ctx *m)
 {
     if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
@@ -202,7 +193,7 @@ static bool deliver_direct(map_chunk *c)
         if (mout)
             mout[idx] = NULL;
         if (merrors) {
-            merrors[idx] = o->error ? o->error : interp__map_dup_text(interp__map_stop_text(st, false));
+            merrors[idx] = o->error ? o->error : interp__dup_text(interp__map_stop_text(st, false));
             o->error = NULL;
         }
         interp__outcome_clear(o);
@@ -246,7 +237,7 @@ static bool run_items(interp__worker *w, map_chunk *c, uint64_t *id)
             interp__outcome_clear(&c->outs[i]);
             if (!go) { /* the map is stopping: these items end as its other unstarted ones */
                 c->outs[i].status = stop ? stop : INTERP_ERR_CANCELLED;
-                c->outs[i].error = interp__map_dup_text(
+                c->outs[i].error = interp__dup_text(
                     interp__map_stop_text(c->outs[i].status, stop == INTERP_ERR_CANCELLED));
             }
         }

@@ -57,6 +57,5 @@ void interp__chunk_release(map_chunk *c);
 void interp__chunk_finish(map_chunk *c, int status, bool failed);
 /* Text for items that ended without running (skipped: because of stop_on_error). */
 const char *interp__map_stop_text(int status, bool skipped);
-char *interp__map_dup_text(const char *s);
 
 #endif

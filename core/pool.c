@@ -61,23 +61,12 @@ void interp__pool_count(interp_pool *pool, int status)
     }
 }
 
-static char *dup_text(const char *s)
-{
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
-}
-
 void interp__job_abort(interp_pool *pool, interp__job *job, int status, const char *text)
 {
     (void)pool;
     if (job->kind == INTERP__JOB_TASK) {
         interp_future *f = (interp_future *)job;
-        interp__future_end(f, INTERP__F_PENDING, status, NULL, dup_text(text), NULL);
+        interp__future_end(f, INTERP__F_PENDING, status, NULL, interp__dup_text(text), NULL);
         interp_future_release(f); /* the queue's reference */
     } else if (job->kind == INTERP__JOB_CTX) {
         interp__ctx_abort(job, status, text);
@@ -143,7 +132,7 @@ int interp_pool_channel(interp_pool *pool, const char *name, size_t capacity, in
 static void set_err(char **err, const char *text)
 {
     if (err && !*err)
-        *err = dup_text(text);
+        *err = interp__dup_text(text);
 }
 
 struct started_wait {
@@ -357,7 +346,7 @@ int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char 
     rc = interp__shared_new(&cfg, &pool->shared, &e);
     if (rc != INTERP_OK) {
         if (err)
-            *err = e ? e : dup_text(interp_strerror(rc));
+            *err = e ? e : interp__dup_text(interp_strerror(rc));
         else
             free(e);
         goto err_free_pool;
@@ -424,7 +413,7 @@ int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char 
     if (crc != INTERP_OK && rc == INTERP_OK) {
         rc = crc;
         if (err)
-            *err = ce ? ce : dup_text(interp_strerror(rc));
+            *err = ce ? ce : interp__dup_text(interp_strerror(rc));
         else
             free(ce);
     } else {

@@ -10,24 +10,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core_impl.h"
 #include "mpi_impl.h"
 
 #define HELLO_SIZE 512
 #define VERDICT_SIZE 512
 
-static char *dup_text(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
-}
-
 static void set_err(char **err, const char *text)
 {
     if (err && !*err)
-        *err = dup_text(text);
+        *err = interp__dup_text(text);
 }
 
 int interp_mpi_init(int *argc, char ***argv, char **err)

@@ -117,20 +117,11 @@ static unit *table_find(root *r, uint64_t id)
 
 /* ---- ending units ------------------------------------------------------------------------ */
 
-static char *dup_text(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
-}
-
 /* End u's job with every item failing with status and text; frees u. */
 static void fail_unit(unit *u, int status, const char *text)
 {
     if (u->job && u->w.kind == INTERP__JOB_TASK) {
-        interp__backend_task_end(u->job, status, NULL, dup_text(text), NULL);
+        interp__backend_task_end(u->job, status, NULL, interp__dup_text(text), NULL);
     } else if (u->job) {
         interp_outcome *outs = calloc(u->w.n ? u->w.n : 1, sizeof *outs);
         if (!outs) {
@@ -138,7 +129,7 @@ static void fail_unit(unit *u, int status, const char *text)
         } else {
             for (size_t i = 0; i < u->w.n; i++) {
                 outs[i].status = status;
-                outs[i].error = dup_text(text);
+                outs[i].error = interp__dup_text(text);
             }
             interp__backend_chunk_end(u->job, outs, 0);
             free(outs);
@@ -295,7 +286,7 @@ static bool holds_frozen(unit *u)
             snprintf(t, sizeof t, "not run: item %zu of the same chunk holds a frozen value, "
                      "which cannot travel to another MPI rank", u->w.first + bad);
         outs[i].status = mine ? INTERP_ERR_ENCODE : INTERP_ERR_CANCELLED;
-        outs[i].error = dup_text(mine ? text : t);
+        outs[i].error = interp__dup_text(mine ? text : t);
     }
     interp__backend_chunk_end(u->job, outs, 0);
     free(outs);
@@ -420,9 +411,9 @@ static void on_done(root *r, int src, const char *data, size_t len)
         } else if (rc != INTERP_OK) { /* a result this root refuses (its limits) */
             interp__outcome_clear(o);
             o->status = rc;
-            o->error = dup_text("the result sent by the rank could not be decoded");
+            o->error = interp__dup_text("the result sent by the rank could not be decoded");
         } else if (o->status != INTERP_OK && !o->error) {
-            o->error = dup_text(interp_strerror(o->status));
+            o->error = interp__dup_text(interp_strerror(o->status));
         }
     }
     interp__slab_release(slab); /* its members live on in the outcomes */
@@ -824,7 +815,7 @@ int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options 
     }
     if (total < 1) {
         if (err)
-            *err = dup_text("no rank runs workers (root_idle with a single rank)");
+            *err = interp__dup_text("no rank runs workers (root_idle with a single rank)");
         be_free(r);
         return INTERP_ERR_INVALID;
     }
@@ -838,7 +829,7 @@ int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options 
     if (pthread_create(&r->thread, NULL, root_main, r) != 0) {
         r->started = false;
         if (err)
-            *err = dup_text("cannot start the MPI communication thread");
+            *err = interp__dup_text("cannot start the MPI communication thread");
         interp_pool_destroy(pool);
         return INTERP_ERR_SYSTEM;
     }
