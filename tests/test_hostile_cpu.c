@@ -205,18 +205,21 @@ static void hostile_load(void **st)
     big[40000] = 0;
     attack(p, big, INTERP_ERR_SCRIPT, "max_chunk_size");
     free(big);
-    /* just under the bound: parses (slowly, out of the hook's reach) without abandonment */
+    /* just under the bound: parses (slowly, out of the hook's reach). No deadline for this
+     * one: on a loaded machine the parse alone may outlast deadline + graces, and what is
+     * shown here is that the bound lets the chunk through, not how fast it parses. */
     double t0 = interp__now();
     interp_task t = {.fn = {.kind = INTERP_FN_SOURCE,
                             .text = "local f = assert(load('return ' .. ('x or '):rep(6500) "
-                                    ".. 'x')) return f ~= nil"}};
+                                    ".. 'x')) return f ~= nil"},
+                     .timeout = -1};
     interp_future *fu = NULL;
     assert_int_equal(interp_pool_submit_task(p, &t, INTERP_FOREVER, &fu), INTERP_OK);
     int rc = interp_future_result(fu, INTERP_FOREVER, NULL);
     double took = interp__now() - t0;
     printf("# the longest `x or x ...` chunk under the bound: %s after %.3f s\n",
            interp_strerror(rc), took);
-    assert_true(rc == INTERP_OK || rc == INTERP_ERR_TIMEOUT);
+    assert_int_equal(rc, INTERP_OK);
     interp_future_release(fu);
     assert_int_equal(stats_of(p).workers_abandoned, 0);
     next_task_succeeds(p);
