@@ -126,9 +126,10 @@ static inline int util_count_dir(const char *path)
     return n;
 }
 
-/* The number of this process's threads once it is back to `want` (or after a bound): a joined
+/* The number of this process's threads once it is at most `want` (or after 30 s): a joined
  * thread leaves /proc/self/task a moment after pthread_join returns (the kernel wakes the
- * joiner before it finishes the exit), so give it up to 30 s. */
+ * joiner before it finishes the exit). Callers assert "at most": a thread of an earlier test
+ * still leaving when `want` was counted may be gone by now; only a count above is a leak. */
 static inline int util_threads_settled(int want)
 {
     int n = util_count_dir("/proc/self/task");

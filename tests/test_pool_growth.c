@@ -221,7 +221,7 @@ static void pool_prestart_initializer_errors(void **st)
         assert_non_null(strstr(err, want[i]));
         free(err);
     }
-    assert_int_equal(util_threads_settled(threads_before), threads_before);
+    assert_true(util_threads_settled(threads_before) <= threads_before);
 }
 
 /* The initializer runs in the first state, then refuses in every later one: the task that
@@ -277,7 +277,7 @@ static void pool_shutdown_while_workers_start(void **st)
         assert_int_equal(stats(p).workers, 0);
         interp_pool_destroy(p);
     }
-    assert_int_equal(util_threads_settled(threads_before), threads_before);
+    assert_true(util_threads_settled(threads_before) <= threads_before);
 }
 
 int main(void)

@@ -214,7 +214,7 @@ static void pool_growth_stress_concurrent_submits_to_a_fresh_pool(void **st)
         pthread_barrier_destroy(&b->go);
         free(b);
     }
-    assert_int_equal(util_threads_settled(threads_before), threads_before);
+    assert_true(util_threads_settled(threads_before) <= threads_before);
 }
 
 /* ---- a burst of submits racing the end of the pool -------------------------------------- */
@@ -277,7 +277,7 @@ static void pool_growth_stress_burst_races_shutdown(void **st)
             }
         }
         interp_pool_destroy(b->pool);
-        assert_int_equal(util_threads_settled(threads_before), threads_before);
+        assert_true(util_threads_settled(threads_before) <= threads_before);
         pthread_barrier_destroy(&b->go);
         free(b);
     }
@@ -463,7 +463,7 @@ static void pool_growth_stress_prestart_initializer_fails_in_one_state(void **st
         if (!strstr(err, want))
             fail_msg("create error: %s", err);
         free(err);
-        assert_int_equal(util_threads_settled(threads_before), threads_before);
+        assert_true(util_threads_settled(threads_before) <= threads_before);
     }
 }
 
@@ -503,7 +503,7 @@ static void pool_growth_stress_new_worker_fails_in_one_state(void **st)
         }
         interp_future_release(bad);
         interp_pool_destroy(p);
-        assert_int_equal(util_threads_settled(threads_before), threads_before);
+        assert_true(util_threads_settled(threads_before) <= threads_before);
     }
 }
 
@@ -553,7 +553,7 @@ static void pool_growth_stress_burst_into_a_pool_that_breaks(void **st)
         interp_pool_destroy(b->pool);
         pthread_barrier_destroy(&b->go);
         free(b);
-        assert_int_equal(util_threads_settled(threads_before), threads_before);
+        assert_true(util_threads_settled(threads_before) <= threads_before);
     }
     printf("pools broken by a new worker: %d of %ld\n", broke, rounds(12));
 }
@@ -673,7 +673,7 @@ static void pool_growth_stress_create_destroy_on_two_threads(void **st)
     pthread_barrier_destroy(&go);
     assert_int_equal(c[0].failures, 0);
     assert_int_equal(c[1].failures, 0);
-    assert_int_equal(util_threads_settled(threads_before), threads_before);
+    assert_true(util_threads_settled(threads_before) <= threads_before);
 }
 
 /* ---- the watchdog abandons a worker while others start ---------------------------------- */
@@ -784,7 +784,7 @@ static void pool_growth_stress_thread_start_fails(void **st)
         if (round % 2)
             assert_int_equal(interp_pool_shutdown(p, true, false), INTERP_OK);
         interp_pool_destroy(p);
-        assert_int_equal(util_threads_settled(threads_before), threads_before);
+        assert_true(util_threads_settled(threads_before) <= threads_before);
 
         /* create: the first worker's thread, or the second (prestarted) one's, cannot start */
         interp_pool_options o = interp_pool_defaults();
@@ -800,7 +800,7 @@ static void pool_growth_stress_thread_start_fails(void **st)
         assert_null(q);
         assert_non_null(err);
         free(err);
-        assert_int_equal(util_threads_settled(threads_before), threads_before);
+        assert_true(util_threads_settled(threads_before) <= threads_before);
     }
     assert_true(tried > 0);
 }

@@ -313,7 +313,7 @@ static void stress_create_destroy_cycles_leak_nothing(void **st)
     }
     double t1 = interp__now();
     printf("%ld create/destroy cycles: %.2f s\n", cycles, t1 - t0);
-    assert_int_equal(util_threads_settled(threads0), threads0);
+    assert_true(util_threads_settled(threads0) <= threads0);
     assert_int_equal(util_count_dir("/proc/self/fd"), fds0);
 }
 
