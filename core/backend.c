@@ -19,23 +19,13 @@ int interp__pool_create_backend(interp_pool **out, const interp_pool_options *op
     }
     *out = NULL;
     interp_pool_options o = opts ? *opts : interp_pool_defaults();
-    interp_pool *pool = calloc(1, sizeof *pool);
+    interp_pool *pool = interp__pool_alloc(o.max_queued, 1);
     if (!pool) {
         be->free(ud);
         if (err)
             *err = interp__dup_text("out of memory");
         return INTERP_ERR_NOMEM;
     }
-    atomic_init(&pool->refs, 1);
-    interp__mutex_init(&pool->mu);
-    interp__chan_names_init(&pool->chans);
-    interp__cond_init(&pool->threads_cv);
-    interp__cond_init(&pool->wd_cv);
-    atomic_init(&pool->stop_now, false);
-    atomic_init(&pool->n_started, 0);
-    atomic_init(&pool->n_exits, 0);
-    atomic_init(&pool->init_ready, 1);
-    interp__queue_init(&pool->q, o.max_queued);
     pool->backend = be;
     pool->backend_ud = ud;
     interp_config cfg;

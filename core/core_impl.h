@@ -320,6 +320,11 @@ struct interp_future {
     char data[];                  /* fn text / function message */
 };
 
+/* A zeroed pool with its locks, condition variables, channel names and queue set up, one
+ * reference, no workers (local pools start with init_ready 0, backend pools with 1); NULL
+ * when out of memory. Released by interp__pool_release. */
+interp_pool *interp__pool_alloc(size_t max_queued, int init_ready);
+
 /* A malloc'd copy of the NUL-terminated s (plain malloc: error texts of futures and of
  * create, freed by their owner); NULL for NULL or when out of memory. */
 char *interp__dup_text(const char *s);

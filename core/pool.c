@@ -295,6 +295,24 @@ void interp_pool_destroy(interp_pool *pool)
     interp__bigbuf_trim(); /* large message blocks kept for the pool's traffic */
 }
 
+interp_pool *interp__pool_alloc(size_t max_queued, int init_ready)
+{
+    interp_pool *pool = calloc(1, sizeof *pool);
+    if (!pool)
+        return NULL;
+    atomic_init(&pool->refs, 1);
+    interp__mutex_init(&pool->mu);
+    interp__chan_names_init(&pool->chans);
+    interp__cond_init(&pool->threads_cv);
+    interp__cond_init(&pool->wd_cv);
+    atomic_init(&pool->stop_now, false);
+    atomic_init(&pool->n_started, 0);
+    atomic_init(&pool->n_exits, 0);
+    atomic_init(&pool->init_ready, init_ready);
+    interp__queue_init(&pool->q, max_queued);
+    return pool;
+}
+
 int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char **err)
 {
     if (err)
@@ -312,21 +330,11 @@ int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char 
             return rc;
         }
     }
-    interp_pool *pool = calloc(1, sizeof *pool);
+    interp_pool *pool = interp__pool_alloc(o.max_queued, 0);
     if (!pool) {
         set_err(err, "out of memory");
         return INTERP_ERR_NOMEM;
     }
-    atomic_init(&pool->refs, 1);
-    interp__mutex_init(&pool->mu);
-    interp__chan_names_init(&pool->chans);
-    interp__cond_init(&pool->threads_cv);
-    interp__cond_init(&pool->wd_cv);
-    atomic_init(&pool->stop_now, false);
-    atomic_init(&pool->n_started, 0);
-    atomic_init(&pool->n_exits, 0);
-    atomic_init(&pool->init_ready, 0);
-    interp__queue_init(&pool->q, o.max_queued);
     interp_config cfg;
     const char *why;
     int rc = interp__options_resolve(&o, pool, &cfg, &why);
