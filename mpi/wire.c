@@ -106,22 +106,24 @@ uint8_t rb_u8(rbuf *b)
     return p ? (uint8_t)*p : 0;
 }
 
+/* n little-endian bytes; 0 past the end (take marks the buffer bad). */
+static uint64_t take_le(rbuf *b, int n)
+{
+    uint64_t v = 0;
+    const unsigned char *p = (const unsigned char *)take(b, (size_t)n);
+    for (int i = 0; p && i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 uint32_t rb_u32(rbuf *b)
 {
-    uint32_t v = 0;
-    const unsigned char *p = (const unsigned char *)take(b, 4);
-    for (int i = 0; p && i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
+    return (uint32_t)take_le(b, 4);
 }
 
 uint64_t rb_u64(rbuf *b)
 {
-    uint64_t v = 0;
-    const unsigned char *p = (const unsigned char *)take(b, 8);
-    for (int i = 0; p && i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
+    return take_le(b, 8);
 }
 
 double rb_f64(rbuf *b)
