@@ -11,33 +11,11 @@
 #include <string.h>
 
 #include "frozen_impl.h"
+#include "lua_pos.h"
 
 static const fz_buffer *check_buf(lua_State *L, int idx)
 {
     return (const fz_buffer *)interp__frozen_check(L, idx, FZ_BUFFER);
-}
-
-/* string.byte/sub's relative positions (Lua 5.4 lstrlib's rules). */
-static size_t pos_start(lua_Integer pos, size_t len)
-{
-    if (pos > 0)
-        return (size_t)pos;
-    if (pos == 0)
-        return 1;
-    if (pos < -(lua_Integer)len)
-        return 1;
-    return len + (size_t)pos + 1;
-}
-
-static size_t pos_end(lua_Integer pos, size_t len)
-{
-    if (pos > (lua_Integer)len)
-        return len;
-    if (pos >= 0)
-        return (size_t)pos;
-    if (pos < -(lua_Integer)len)
-        return 0;
-    return len + (size_t)pos + 1;
 }
 
 static int b_len(lua_State *L)
@@ -50,8 +28,8 @@ static int b_byte(lua_State *L)
 {
     const fz_buffer *b = check_buf(L, 1);
     lua_Integer pi = luaL_optinteger(L, 2, 1);
-    size_t i = pos_start(pi, b->len);
-    size_t j = pos_end(luaL_optinteger(L, 3, pi), b->len); /* default: pi as given */
+    size_t i = interp__lua_pos_start(pi, b->len);
+    size_t j = interp__lua_pos_end(luaL_optinteger(L, 3, pi), b->len); /* default: pi as given */
     if (i > j)
         return 0;
     if (j - i >= (size_t)INT_MAX)
@@ -67,8 +45,8 @@ static int b_byte(lua_State *L)
 static int b_sub(lua_State *L)
 {
     const fz_buffer *b = check_buf(L, 1);
-    size_t i = pos_start(luaL_checkinteger(L, 2), b->len);
-    size_t j = pos_end(luaL_optinteger(L, 3, -1), b->len);
+    size_t i = interp__lua_pos_start(luaL_checkinteger(L, 2), b->len);
+    size_t j = interp__lua_pos_end(luaL_optinteger(L, 3, -1), b->len);
     if (i > j)
         lua_pushliteral(L, "");
     else
@@ -81,7 +59,7 @@ static int b_find(lua_State *L)
     const fz_buffer *b = check_buf(L, 1);
     size_t plen;
     const char *pat = luaL_checklstring(L, 2, &plen);
-    size_t init = pos_start(luaL_optinteger(L, 3, 1), b->len);
+    size_t init = interp__lua_pos_start(luaL_optinteger(L, 3, 1), b->len);
     if (init > b->len + 1) {
         lua_pushnil(L);
         return 1;
@@ -126,7 +104,7 @@ static int b_unpack(lua_State *L)
 {
     const fz_buffer *b = check_buf(L, 1);
     luaL_checkstring(L, 2);
-    size_t pos = pos_start(luaL_optinteger(L, 3, 1), b->len) - 1;
+    size_t pos = interp__lua_pos_start(luaL_optinteger(L, 3, 1), b->len) - 1;
     luaL_argcheck(L, pos <= b->len, 3, "initial position out of string");
     if (lua_isnil(L, lua_upvalueindex(1)))
         return luaL_error(L, "string.unpack is not available in this state");

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "lib_impl.h"
+#include "lua_pos.h"
 #include "sandbox_impl.h"
 
 #define ESC '%'
@@ -388,18 +389,6 @@ static inline void matcher_reset(matcher *m)
 
 /* ---- find and match ------------------------------------------------------------------- */
 
-/* A start position as Lua reads it: negative counts from the end, 0 is 1; 1-based. */
-static size_t start_of(lua_Integer pos, size_t len)
-{
-    if (pos > 0)
-        return (size_t)pos;
-    if (pos == 0)
-        return 1;
-    if (pos < -(lua_Integer)len)
-        return 1;
-    return len + (size_t)pos + 1;
-}
-
 static int has_specials(const char *p, size_t lp)
 {
     for (size_t i = 0; i < lp; i++) {
@@ -443,7 +432,7 @@ static int find_or_match(lua_State *L, int find)
     size_t ls, lp;
     const char *s = luaL_checklstring(L, 1, &ls);
     const char *p = luaL_checklstring(L, 2, &lp);
-    size_t init = start_of(luaL_optinteger(L, 3, 1), ls) - 1;
+    size_t init = interp__lua_pos_start(luaL_optinteger(L, 3, 1), ls) - 1;
     if (init > ls) {
         lua_pushnil(L);
         return 1;
@@ -524,7 +513,7 @@ static int lib_gmatch(lua_State *L)
     size_t ls, lp;
     const char *s = luaL_checklstring(L, 1, &ls);
     const char *p = luaL_checklstring(L, 2, &lp);
-    size_t init = start_of(luaL_optinteger(L, 3, 1), ls) - 1;
+    size_t init = interp__lua_pos_start(luaL_optinteger(L, 3, 1), ls) - 1;
     if (init > ls)
         init = ls + 1; /* past the end: no match */
     lua_settop(L, 2); /* the subject and the pattern stay alive as upvalues */
