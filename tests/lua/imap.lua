@@ -8,6 +8,7 @@ local pool <close> = ip.new{workers = 2, init = [[
   function slow(x) interp.sleep(0.005) return x end
   function first_last(x) if x == 1 then interp.sleep(0.02) end return x end
   function none() end
+  function gated(x) if x > 2 then interp.channel("imap_gate"):recv() end return x end
 ]]}
 
 -- a list, by name; input order whatever the finishing order
@@ -47,9 +48,11 @@ local order = {}
 for _, r in pool:imap("first_last", {1, 2, 3}, {window = 3}) do order[#order + 1] = r end
 assert(table.concat(order, ",") == "1,2,3", table.concat(order, ","))
 
--- leaving the loop early cancels what is still queued or running
+-- leaving the loop early cancels what is still queued or running: items past 2 wait on a
+-- channel nobody sends to, so they cannot have ended by themselves however late the loop runs
+local gate = pool:channel("imap_gate")
 local before = pool:stats()
-for i in pool:imap("slow", {1, 2, 3, 4, 5, 6, 7, 8}, {window = 4}) do
+for i in pool:imap("gated", {1, 2, 3, 4, 5, 6, 7, 8}, {window = 4}) do
   if i == 2 then break end
 end
 local after = pool:stats()
