@@ -28,7 +28,6 @@
  *
  * Lock order: token lock (sync.h) -> channel mutex -> select waiter mutex (chan_select.c). */
 #include <math.h>
-#include <math.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,6 +36,7 @@
 #include <unistd.h>
 
 #include "chan_core.h"
+#include "msg_charge.h"
 #include "msg_impl.h"
 
 /* How long a caller about to block spins first. Long enough to cover the other side's work

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "budget.h"
+#include "msg_charge.h"
 #include "chan_impl.h"
 #include "lua_ctx.h"
 #include "lua_interrupt.h"

@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "core_impl.h"
+#include "msg_charge.h"
 #include "msg_impl.h"
 
 char *interp__dup_text(const char *s)

@@ -68,7 +68,7 @@ extern "C" {
  *   and a small memory limit bounds them. (3) Results and channel messages are copied outside
  *   the state's heap, and strings are not shared in a message (a 1 MiB string referenced 8
  *   times is an 8 MiB result): a sandboxed pool's default max_msg_size is therefore its
- *   memory limit. What the host holds for a task is charged (channels/budget.h): messages it
+ *   memory limit. What the host holds for a task is charged (base/budget.h): messages it
  *   queued on channels and the channels it made count against its state's memory limit until
  *   they are received (or the pool goes), and with its results and errors against the pool's
  *   memory_budget. (4) interp.channel(name) creates a pool channel for any new name, living

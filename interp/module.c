@@ -76,7 +76,7 @@ void interp__push_module(lua_State *L)
     lua_setfield(L, -2, "sleep");
     /* the channel binding (interp.channel, interp.select), channels/chan_lua.c */
     interp__chan_lua_register(L);
-    /* frozen values (channels/frozen_lua.c): freeze, thaw, isfrozen, buffer, next, shared;
+    /* frozen values (msg/frozen_lua.c): freeze, thaw, isfrozen, buffer, next, shared;
      * mapfile outside the sandbox. A freeze must fit under this state's memory limit. */
     interp__frozen_lua_cfg fz = {.acct = s->ctx.acct,
                                  .space = s->sh->frozen_space,

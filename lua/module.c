@@ -273,7 +273,7 @@ INTERP_API int luaopen_interp_pool(lua_State *L)
     lua_getfield(L, -1, "select");
     lua_setfield(L, -3, "select");
     lua_pop(L, 1);
-    /* ip.freeze, thaw, isfrozen, buffer, next, mapfile (channels/frozen_lua.c): values the host
+    /* ip.freeze, thaw, isfrozen, buffer, next, mapfile (msg/frozen_lua.c): values the host
      * script freezes are charged to no pool and to no limit (the host's own memory) */
     interp__frozen_lua_cfg fz = {.allow_files = true};
     interp__frozen_lua_register(L, &fz);

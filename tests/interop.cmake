@@ -8,7 +8,7 @@ target_include_directories(msg_interop PRIVATE ${MSGPUCK_INCLUDE_DIR})
 target_link_libraries(msg_interop PRIVATE interp_pool)
 # The Lua half (interp_msg_from_lua / interp_msg_to_lua) is built once the Lua codec exists
 # in the library (found by its definition, whatever file holds it).
-file(GLOB interop_channel_sources ${PROJECT_SOURCE_DIR}/channels/*.c)
+file(GLOB interop_channel_sources ${PROJECT_SOURCE_DIR}/msg/*.c)
 foreach(src ${interop_channel_sources})
   file(STRINGS ${src} interop_lua_codec REGEX "^int interp_msg_from_lua\\(")
   if(interop_lua_codec)

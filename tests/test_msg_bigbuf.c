@@ -1,5 +1,5 @@
 /* test_msg_bigbuf.c - the block of a freed large message is kept for the next large message
- * (channels/msg_bigbuf.c); small ones are not; a trim lets every kept block go. */
+ * (msg/msg_bigbuf.c); small ones are not; a trim lets every kept block go. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

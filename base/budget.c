@@ -1,5 +1,6 @@
 /* budget.c - the pool's memory budget and the accounts of its states (see budget.h). */
 #include "budget.h"
+#include "interp_status.h"
 
 #include <stdio.h>
 #include <stdlib.h>

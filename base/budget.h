@@ -35,7 +35,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "interp_msg.h"
 
 #define INTERP__BUDGET_BATCH ((size_t)256 << 10)
 
@@ -81,11 +80,5 @@ int interp__account_charge(interp__account *a, size_t n, bool for_state, char *w
                            size_t whylen);
 /* Give back n bytes charged with the same for_state. NULL-safe. Any thread. */
 void interp__account_refund(interp__account *a, size_t n, bool for_state);
-
-/* What a message costs the host while it is held: its allocation. */
-static inline size_t interp__msg_charge(const interp_msg *m)
-{
-    return interp_msg_size(m) + 32;
-}
 
 #endif

@@ -8,7 +8,7 @@
  *
  * Values: nil, boolean, integer (int64), float (double), string (binary-safe bytes, encoded
  * as MessagePack str; bin is accepted on input), array, map. Two extension types carry what
- * plain MessagePack cannot (see docs/DESIGN.md; the wire format is in channels/msg_impl.h):
+ * plain MessagePack cannot (see docs/DESIGN.md; the wire format is in msg/msg_impl.h):
  * INTERP_MSG_EXT_REF (a back-reference to a table seen earlier in the same message: shared
  * subtables and cycles) and INTERP_MSG_EXT_FUNCTION (a Lua function as bytecode with its
  * upvalues); a third, INTERP_MSG_EXT_FROZEN, a handle to a frozen value (interp_frozen.h),
