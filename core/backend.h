@@ -46,6 +46,13 @@ typedef struct interp__backend {
 int interp__pool_create_backend(interp_pool **out, const interp_pool_options *opts, int workers,
                                 const interp__backend *be, void *ud, char **err);
 
+/* interp_pool_create for a rank's local pool serving a pool that spans processes: named
+ * channels (interp_pool_channel, interp.channel in its tasks and initializer) and contexts
+ * (interp_ctx_create) are refused with INTERP_ERR_INVALID and the text `refusal` (static, kept
+ * by the pool), since neither would reach the other processes. */
+int interp__pool_create_rank(interp_pool **out, const interp_pool_options *opts,
+                             const char *refusal, char **err);
+
 /* What a taken job asks for. Pointers stay valid until the job is ended. */
 typedef struct interp__backend_work {
     int kind;                          /* INTERP__JOB_TASK or INTERP__JOB_CHUNK */

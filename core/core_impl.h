@@ -220,6 +220,9 @@ struct interp_pool {
     /* an external executor instead of worker threads (backend.h); NULL for a local pool */
     const struct interp__backend *backend;
     void *backend_ud;
+    /* Why named channels and contexts are refused (a rank's local pool serving an MPI pool:
+     * neither would span the processes); NULL: allowed. Set at create, before any Lua runs. */
+    const char *span_refusal;
     /* frozen values: their accounting and the registry of names (frozen_impl.h); values the
      * states froze keep it alive after the pool */
     struct interp__frozen_space *frozen;

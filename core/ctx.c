@@ -107,6 +107,8 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
         why = "no pool";
     else if (pool->backend)
         why = "contexts need a pool with worker threads (this one has an external backend)";
+    else if (pool->span_refusal)
+        why = pool->span_refusal;
     else if (o.name && strlen(o.name) > CTX_MAX_NAME)
         why = "a context's name is at most 64 bytes";
     else if (o.sandbox != INTERP_SANDBOX_NONE && o.sandbox != INTERP_SANDBOX_SAFE)

@@ -110,6 +110,11 @@ static int chan_lookup(void *ud, const char *name, size_t len, size_t capacity,
                        interp__account *acct, char *why, size_t whylen, interp_chan **out)
 {
     interp_pool *pool = ud;
+    if (pool->span_refusal) {
+        if (why && whylen)
+            snprintf(why, whylen, "%s", pool->span_refusal);
+        return INTERP_ERR_INVALID;
+    }
     return interp__chan_names_get(&pool->chans, name, len, capacity, pool->max_msg_size, acct,
                                   why, whylen, out);
 }
@@ -313,7 +318,22 @@ interp_pool *interp__pool_alloc(size_t max_queued, int init_ready)
     return pool;
 }
 
+static int pool_create(interp_pool **out, const interp_pool_options *opts,
+                       const char *span_refusal, char **err);
+
 int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char **err)
+{
+    return pool_create(out, opts, NULL, err);
+}
+
+int interp__pool_create_rank(interp_pool **out, const interp_pool_options *opts,
+                             const char *refusal, char **err)
+{
+    return pool_create(out, opts, refusal, err);
+}
+
+static int pool_create(interp_pool **out, const interp_pool_options *opts,
+                       const char *span_refusal, char **err)
 {
     if (err)
         *err = NULL;
@@ -335,6 +355,7 @@ int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char 
         set_err(err, "out of memory");
         return INTERP_ERR_NOMEM;
     }
+    pool->span_refusal = span_refusal;
     interp_config cfg;
     const char *why;
     int rc = interp__options_resolve(&o, pool, &cfg, &why);

@@ -16,8 +16,8 @@
  *
  * Faults: a task's error, deadline or memory limit on a remote rank fails that future (or map
  * item) only, with the same status and text as on a local pool. Cancel reaches a task running
- * on a remote rank. A rank that sends nothing for heartbeat_timeout seconds (stopped, hung,
- * cut off) is lost: no more work goes to it, and each unit it held fails with
+ * on a remote rank, and so do a map's timeout and interrupt (its chunks stop there). A rank
+ * that sends nothing for heartbeat_timeout seconds (stopped, hung, cut off) is lost: no more work goes to it, and each unit it held fails with
  * INTERP_ERR_BROKEN and a text naming the rank (INTERP_MPI_LOST_FAIL, the default), or is sent
  * to the other ranks (INTERP_MPI_LOST_RESUBMIT: tasks may then run twice). A rank that dies
  * ends the whole job under Open MPI 4.1 (no ULFM): mpiexec names it. MPI_Abort is called only
@@ -27,8 +27,10 @@
  * they must not block, nor wait for the same pool (a map, a result of one of its futures);
  * interp_pool_shutdown from one does not wait, as from a local pool's worker.
  *
- * Not on an MPI pool: named channels (interp_pool_channel returns INTERP_ERR_INVALID: no channel
- * spans processes), per-worker memory (interp_pool_worker_memory: INTERP_ERR_NOTFOUND).
+ * Not on an MPI pool (neither spans processes): named channels (interp_pool_channel returns
+ * INTERP_ERR_INVALID, and interp.channel in a task on any rank raises "named channels and
+ * contexts do not span the ranks of an MPI pool ..."), contexts (interp_ctx_create:
+ * INTERP_ERR_INVALID), per-worker memory (interp_pool_worker_memory: INTERP_ERR_NOTFOUND).
  */
 #ifndef INTERP_MPI_H
 #define INTERP_MPI_H

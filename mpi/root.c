@@ -499,8 +499,8 @@ static bool interrupts(root *r)
         int rank = u ? u->rank : -1;
         interp__job *job = u ? u->job : NULL;
         int kind = u ? u->w.kind : 0;
-        /* a chunk (its map timed out or was interrupted) ends here at once: its rank's map
-         * runs on (each item bounded by task_timeout) and its late answer is dropped */
+        /* a chunk (its map timed out or was interrupted) ends here at once: its rank is told
+         * to stop it too, and its late answer is dropped */
         if (job && kind == INTERP__JOB_CHUNK) {
             u->job = NULL; /* a ghost from here on */
             r->live--;
@@ -508,7 +508,7 @@ static bool interrupts(root *r)
         pthread_mutex_unlock(&r->mu);
         if (job && kind == INTERP__JOB_CHUNK)
             interp__backend_chunk_end(job, NULL, q->reason);
-        else if (job)
+        if (job) /* a task ends when its rank answers; a chunk's rank stops it early */
             send_cancel(r, rank, q->id, q->reason);
         free(q);
         q = next;

@@ -4,10 +4,12 @@
  * runner thread that runs it with interp_pool_map_fn (so it is cut and run exactly as a local
  * map's items are) and encodes the reply. Replies queue here and kick the communication
  * thread's waker; only that thread touches MPI and the list of units. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "mpi_impl.h"
 #include "msg_impl.h"
 
@@ -24,6 +26,7 @@ typedef struct unit {
     size_t n;
     interp_msg **items;
     bool stop_on_error;
+    atomic_bool stop;   /* chunk: the root cancelled it (its map's interrupt polls this) */
 } unit;
 
 struct srv {
@@ -161,6 +164,13 @@ static void drop_inputs(unit *u)
     u->fntext = NULL;
 }
 
+/* The chunk's map polls this (every INTERP_MAP_INTERRUPT_POLL s): once the root cancels the
+ * chunk, its running items are interrupted and the rest end cancelled. */
+static bool chunk_stopped(void *ud)
+{
+    return atomic_load_explicit(&((unit *)ud)->stop, memory_order_relaxed);
+}
+
 static void run_chunk(srv *s, unit *u)
 {
     size_t n = u->n;
@@ -179,7 +189,8 @@ static void run_chunk(srv *s, unit *u)
         return;
     }
     interp_map_options mo = {.stop_on_error = u->stop_on_error, .status = status,
-                             .errors = errors};
+                             .errors = errors, .interrupted = chunk_stopped,
+                             .interrupted_ud = u};
     interp_pool_map_fn(s->pool, &u->fn, n, (const interp_msg *const *)u->items, out, &mo);
     drop_inputs(u); /* u must not be touched once the reply is queued */
     for (size_t i = 0; i < n; i++) {
@@ -355,12 +366,15 @@ void srv_cancel(srv *s, uint64_t id, int reason)
         return;
     }
     (void)reason;
-    for (unit *u = s->units; u; u = u->next)
-        if (u->id == id && u->f) {
+    for (unit *u = s->units; u; u = u->next) {
+        if (u->id != id)
+            continue;
+        if (u->f)
             interp_future_cancel(u->f);
-            return;
-        }
-    /* a chunk: its map runs to its end (each item has the pool's task_timeout) */
+        else /* a chunk: its map stops at its next poll (its runner still answers) */
+            atomic_store_explicit(&u->stop, true, memory_order_relaxed);
+        return;
+    }
 }
 
 int srv_new(srv **out, const interp_pool_options *opts, waker *wk, char **err)
@@ -371,7 +385,9 @@ int srv_new(srv **out, const interp_pool_options *opts, waker *wk, char **err)
         return INTERP_ERR_NOMEM;
     interp_pool_options o = *opts;
     o.max_queued = 0; /* the root bounds what is in flight; a full queue must not block here */
-    int rc = interp_pool_create(&s->pool, &o, err);
+    int rc = interp__pool_create_rank(&s->pool, &o,
+                                      "named channels and contexts do not span the ranks of an "
+                                      "MPI pool (this pool runs on one rank of one)", err);
     if (rc != INTERP_OK) {
         free(s);
         return rc;

@@ -1,10 +1,11 @@
 /* test_mpi.c - the MPI pool under `mpiexec -n 3` (run by ctest, one case per run):
  *   map       map/map_stream/submit results equal the local pool's (bench_compare's cpu, tiny,
  *             data workloads), work reaches every rank, wait/as_completed, functions by value,
- *             channels refused
+ *             channels and contexts refused (from the host and in tasks on every rank)
  *   errors    a script error, a deadline, a memory limit on remote ranks fail their future or
  *             map item only
- *   cancel    cancel reaches tasks running on remote ranks; the pool goes on
+ *   cancel    cancel reaches tasks running on remote ranks, a map's timeout and interrupt
+ *             reach its chunks running there; the pool goes on
  *   shutdown  shutdown with work in flight (waiting, and now)
  *   lost      a rank stopped with SIGSTOP mid-map: its items fail naming it, within the
  *             heartbeat timeout plus a margin
@@ -21,6 +22,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "interp_ctx.h"
 #include "interp_frozen.h"
 #include "interp_mpi.h"
 #include "mpi_impl.h" /* the bytecode header check */
@@ -44,6 +46,8 @@ static const char init_src[] =
     "function whoami(x) return tonumber(os.getenv('OMPI_COMM_WORLD_RANK')), x end\n"
     "function napping(s) interp.sleep(s) return tonumber(os.getenv('OMPI_COMM_WORLD_RANK')) end\n"
     "function spin() local x = 0 while true do x = x + 1 end end\n"
+    "function try_channel(s) interp.sleep(s) local ok, e = pcall(interp.channel, 'c') "
+    "  return tonumber(os.getenv('OMPI_COMM_WORLD_RANK')), ok, tostring(e) end\n"
     "function fail(x) error('boom ' .. tostring(x)) end\n"
     "function hog() local t = {} for i = 1, 1e8 do t[i] = {i} end return #t end\n"
     "function maybe(x) if x % 5 == 0 then error('item ' .. x .. ' fails') end return x end\n"
@@ -222,9 +226,34 @@ static void case_map(interp_pool *p)
     CHECK(fbad == 0, "%d results of the function by value wrong", fbad);
     interp_msg_free(fm);
 
-    /* channels do not span ranks: refused */
+    /* channels and contexts do not span ranks: refused, from the host and from tasks */
     interp_chan *ch = NULL;
     CHECK(interp_pool_channel(p, "c", 4, &ch) == INTERP_ERR_INVALID && !ch, "channel refused");
+    interp_ctx *ctx = NULL;
+    char *cerr = NULL;
+    CHECK(interp_ctx_create(p, NULL, &ctx, &cerr) == INTERP_ERR_INVALID && !ctx && cerr &&
+              strstr(cerr, "backend"), "context refused: %s", cerr ? cerr : "(no text)");
+    free(cerr);
+    enum { NC = 9 };
+    interp_future *cf[NC];
+    for (int i = 0; i < NC; i++)
+        CHECK(interp_pool_submitf(p, &cf[i], "try_channel", "d", 0.1) == INTERP_OK, "submit");
+    int crank[3] = {0};
+    for (int i = 0; i < NC; i++) {
+        int64_t rank = -1;
+        bool ok = true;
+        const char *text = NULL;
+        size_t tlen = 0;
+        CHECK(interp_future_resultf(cf[i], 30, "I, b, s", &rank, &ok, &text, &tlen) == INTERP_OK,
+              "try_channel %d: %s", i, interp_future_error(cf[i]) ? interp_future_error(cf[i]) : "");
+        CHECK(!ok && text && strstr(text, "do not span the ranks of an MPI pool"),
+              "interp.channel in a task on rank %lld: %s", (long long)rank, text ? text : "");
+        if (rank >= 0 && rank < 3)
+            crank[rank]++;
+        interp_future_release(cf[i]);
+    }
+    CHECK(crank[0] && crank[1] && crank[2], "channel tries per rank: %d %d %d", crank[0],
+          crank[1], crank[2]);
     interp_pool_stats st;
     interp_pool_get_stats(p, &st);
     CHECK(st.max_workers == 3, "max_workers %d", st.max_workers);
@@ -310,6 +339,11 @@ static void case_errors(interp_pool *p)
 
 /* ---- cancel ----------------------------------------------------------------------------- */
 
+static bool past(void *ud)
+{
+    return now() > *(double *)ud;
+}
+
 static void case_cancel(interp_pool *p)
 {
     enum { N = 6 }; /* 3 ranks x 1 worker x 2 places: every rank runs one and holds one */
@@ -340,6 +374,42 @@ static void case_cancel(interp_pool *p)
         interp_future_release(f);
     }
     CHECK(seen[0] + seen[1] + seen[2] == 9, "after cancel: %d %d %d", seen[0], seen[1], seen[2]);
+
+    /* a map that times out, then one interrupted by its caller, while every rank runs its
+     * chunks (spinning, no deadline of their own): the ranks stop them, their workers serve
+     * the next tasks (else these would wait for ever behind the spinning chunks) */
+    for (int round = 0; round < 2; round++) {
+        enum { M = 6 };
+        interp_msg *in[M] = {0};
+        int status[M];
+        interp_map_options mo = {.chunksize = 1, .status = status};
+        double stop_at = now() + 0.5;
+        if (round == 0)
+            mo.timeout = 0.5;
+        else {
+            mo.interrupted = past;
+            mo.interrupted_ud = &stop_at;
+        }
+        t0 = now();
+        int rc = interp_pool_map(p, "spin", M, (const interp_msg *const *)in, NULL, &mo);
+        CHECK(rc == (round == 0 ? INTERP_ERR_TIMEOUT : INTERP_ERR_CANCELLED), "spin map: %d", rc);
+        CHECK(now() - t0 < 10, "the map took %.2f s", now() - t0);
+        int seen2[3] = {0};
+        interp_future *fs2[9];
+        for (int i = 0; i < 9; i++)
+            interp_pool_submitf(p, &fs2[i], "napping", "d", 0.1);
+        for (int i = 0; i < 9; i++) {
+            int64_t r = -1;
+            CHECK(interp_future_resultf(fs2[i], 30, "I", &r) == INTERP_OK,
+                  "round %d: a task after the stopped map: %d", round,
+                  interp_future_status(fs2[i]));
+            if (r >= 0 && r < 3)
+                seen2[r]++;
+            interp_future_release(fs2[i]);
+        }
+        CHECK(seen2[0] && seen2[1] && seen2[2], "round %d: tasks per rank after the map: %d %d %d",
+              round, seen2[0], seen2[1], seen2[2]);
+    }
 }
 
 /* ---- shutdown --------------------------------------------------------------------------- */
