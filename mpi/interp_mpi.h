@@ -18,8 +18,8 @@
  * item) only, with the same status and text as on a local pool. Cancel reaches a task running
  * on a remote rank, and so do a map's timeout and interrupt (its chunks stop there). A rank
  * that sends nothing for heartbeat_timeout seconds (stopped, hung, cut off) is lost: no more
- * work goes to it, and each unit it held fails with INTERP_ERR_BROKEN and a text naming the rank (INTERP_MPI_LOST_FAIL, the default), or is sent
- * to the other ranks (INTERP_MPI_LOST_RESUBMIT: tasks may then run twice). A rank that dies
+ * work goes to it, and each unit it held fails with INTERP_ERR_BROKEN and a text naming the
+ * rank (INTERP_MPI_LOST_FAIL, the default), or is sent to the other ranks (INTERP_MPI_LOST_RESUBMIT: tasks may then run twice). A rank that dies
  * ends the whole job under Open MPI 4.1 (no ULFM): mpiexec names it. MPI_Abort is called only
  * when the root cannot go on (its communication fails).
  *
