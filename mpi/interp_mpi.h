@@ -19,9 +19,10 @@
  * on a remote rank, and so do a map's timeout and interrupt (its chunks stop there). A rank
  * that sends nothing for heartbeat_timeout seconds (stopped, hung, cut off) is lost: no more
  * work goes to it, and each unit it held fails with INTERP_ERR_BROKEN and a text naming the
- * rank (INTERP_MPI_LOST_FAIL, the default), or is sent to the other ranks (INTERP_MPI_LOST_RESUBMIT: tasks may then run twice). A rank that dies
- * ends the whole job under Open MPI 4.1 (no ULFM): mpiexec names it. MPI_Abort is called only
- * when the root cannot go on (its communication fails).
+ * rank (INTERP_MPI_LOST_FAIL, the default), or is sent to the other ranks
+ * (INTERP_MPI_LOST_RESUBMIT: tasks may then run twice). A rank that dies ends the whole job
+ * under Open MPI 4.1 (no ULFM): mpiexec names it. MPI_Abort is called only when the root
+ * cannot go on (its communication fails).
  *
  * Callbacks (interp_future_on_done) of an MPI pool's futures run on its communication thread:
  * they must not block, nor wait for the same pool (a map, a result of one of its futures);
