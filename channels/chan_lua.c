@@ -27,6 +27,7 @@
 #include "chan_impl.h"
 #include "lua_ctx.h"
 #include "lua_interrupt.h"
+#include "status_text.h"
 
 #define CHAN_MT "interp.channel"
 enum { SELECT_STACK = 16 };
@@ -71,14 +72,12 @@ static const interp_msg_opts *opts_of(const interp__lua_ctx *ctx)
 }
 
 /* The error the task dies with when its token fires while it waits in a channel: the same
- * value interp/'s hook raises (interp/cancel.c, interp__irq_text): a plain string without a
- * position, so a script sees one error whichever caught the interrupt. (channels/ cannot call
- * interp/; the hook, installed by the same interrupt, raises again if this one is caught.) */
+ * value interp/'s hook raises (interp__irq_text): a plain string without a position, so a
+ * script sees one error whichever caught the interrupt. (The hook, installed by the same
+ * interrupt, raises again if this one is caught.) */
 static int raise_interrupted(lua_State *L, int reason)
 {
-    lua_pushstring(L, reason == INTERP_ERR_TIMEOUT    ? "interp: task timed out"
-                      : reason == INTERP_ERR_SHUTDOWN ? "interp: task stopped by pool shutdown"
-                                                      : "interp: task cancelled");
+    lua_pushstring(L, interp__irq_text(reason));
     return lua_error(L);
 }
 

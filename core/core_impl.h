@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "budget.h"
+#include "status_text.h"
 #include "interp.h"
 #include "interp_pool.h"
 #include "sync.h"

@@ -201,16 +201,6 @@ void interp__future_discard(interp_future *f)
     free(f);
 }
 
-static const char *default_text(int status)
-{
-    switch (status) {
-    case INTERP_ERR_CANCELLED: return "cancelled";
-    case INTERP_ERR_SHUTDOWN: return "cancelled: the pool was shut down";
-    case INTERP_ERR_TIMEOUT: return "timed out: the task passed its deadline";
-    default: return interp_strerror(status);
-    }
-}
-
 static size_t outcome_charge(const interp_msg *result, const char *error,
                              const interp_msg *error_value)
 {
@@ -250,7 +240,7 @@ bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg 
         interp_msg_free(result);
         result = NULL;
         if (!error)
-            error = interp__dup_text(default_text(status)); /* NULL only when out of memory */
+            error = interp__dup_text(interp__status_end_text(status)); /* NULL only when out of memory */
     }
     size_t charge = acct ? outcome_charge(result, error, error_value) : 0;
     if (charge) { /* the account's lock is a leaf */

@@ -22,9 +22,10 @@ const char *interp__map_stop_text(int status, bool skipped)
         return "cancelled: an earlier item failed (stop_on_error)";
     switch (status) {
     case INTERP_ERR_TIMEOUT: return "timed out: the map's timeout passed";
+    /* not skipped: the only other cancel of an item is the shutdown dropping its chunk from
+     * the queue (base/status.c says why that is CANCELLED) */
     case INTERP_ERR_CANCELLED: return "cancelled: the pool was shut down";
-    case INTERP_ERR_SHUTDOWN: return "cancelled: the pool is shut down";
-    default: return interp_strerror(status);
+    default: return interp__status_end_text(status);
     }
 }
 

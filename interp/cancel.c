@@ -74,15 +74,6 @@ static long long now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-const char *interp__irq_text(int reason)
-{
-    switch (reason) {
-    case INTERP_ERR_TIMEOUT: return "interp: task timed out";
-    case INTERP_ERR_SHUTDOWN: return "interp: task stopped by pool shutdown";
-    default: return "interp: task cancelled";
-    }
-}
-
 long long interp__irq_grace_end(const interp_state *s)
 {
     return now_ns() + (long long)(s->sh->cancel_grace * 1e9);

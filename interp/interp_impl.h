@@ -14,6 +14,7 @@
 #include "interp.h"
 #include "threads.h"
 #include "lua_ctx.h"
+#include "status_text.h"
 #include "sync.h"
 
 typedef struct interp__host_lib {
@@ -112,8 +113,6 @@ static inline interp_state *interp__state_of(lua_State *L)
 }
 
 /* ---- cancel.c ---- */
-/* Text of the error raised in an interrupted task ("interp: task cancelled", ...). */
-const char *interp__irq_text(int reason);
 /* Worker: task_id starts running on s's main thread / has ended. irq_end removes the hook from
  * the main thread, forgets the interrupt and returns its reason (0: none). */
 void interp__irq_begin(interp_state *s, uint64_t task_id);

@@ -520,7 +520,7 @@ static bool interrupts(root *r)
         while (r->retry_head) {
             unit *u = r->retry_head;
             r->retry_head = u->next;
-            fail_unit(u, INTERP_ERR_SHUTDOWN, "cancelled: the pool was shut down");
+            fail_unit(u, INTERP_ERR_SHUTDOWN, interp__status_end_text(INTERP_ERR_SHUTDOWN));
         }
         r->retry_tail = NULL;
     }
