@@ -237,6 +237,12 @@ static int l_close(lua_State *L)
     return 0;
 }
 
+interp_chan *interp__chan_lua_test(lua_State *L, int idx)
+{
+    chan_ud *u = luaL_testudata(L, idx, CHAN_MT);
+    return u ? u->ch : NULL;
+}
+
 static int l_len(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)interp_chan_len(check_chan(L, 1)->ch));

@@ -26,6 +26,7 @@
 #include "budget.h"
 #include "status_text.h"
 #include "interp.h"
+#include "interp_ctx.h"
 #include "interp_pool.h"
 #include "sync.h"
 
@@ -185,6 +186,14 @@ int interp__chan_names_get(interp__chan_names *r, const char *name, size_t len, 
                            size_t max_msg_size, interp__account *acct, char *why,
                            size_t whylen, interp_chan **out);
 
+/* Contexts by name (ctx_names.c): the pool-wide names of its named contexts. A leaf lock. */
+typedef struct interp__ctx_entry interp__ctx_entry;
+typedef struct interp__ctx_names {
+    pthread_mutex_t mu;
+    interp__ctx_entry **buckets; /* nb buckets (a power of two), grown as names come */
+    size_t nb, n;
+} interp__ctx_names;
+
 struct interp_pool {
     atomic_int refs;
     interp__queue q;
@@ -217,6 +226,7 @@ struct interp_pool {
     char thread_name[16];        /* the prefix, at most 9 bytes (room for "-4095" or "-wd") */
     size_t max_msg_size;
     interp__chan_names chans;    /* channels by name */
+    interp__ctx_names ctxs;      /* named contexts (ctx_names.c) */
     interp__budget *budget;      /* what tasks make the host hold (budget.h); never NULL */
     /* an external executor instead of worker threads (backend.h); NULL for a local pool */
     const struct interp__backend *backend;
@@ -363,6 +373,65 @@ void interp__ctx_abort(interp__job *job, int status, const char *text);
 /* worker.c: run one task future f on w's current state (the queue's reference to f is
  * dropped). false if w was abandoned meanwhile. */
 bool interp__worker_run_task(interp__worker *w, interp_future *f);
+
+/* The one wait of Lua code (a task's or a context call's, in L) on a future: until f ends,
+ * `timeout` seconds pass (< 0: no limit) or the run's token tok (NULL: none) fires. INTERP_OK
+ * (ended), INTERP_ERR_TIMEOUT, or the token's reason (the caller then raises it with
+ * interp__lua_check_interrupt). Blocks the thread (spinning briefly first). Parking a
+ * context's call instead of its thread belongs here. ctx_lua_state.c. */
+int interp__lua_wait_future(struct lua_State *L, interp__cancel *tok, interp_future *f,
+                            double timeout);
+
+/* A context's struct lives while referenced (the host's handle, the queue, Lua handles in
+ * states, grants); its state lives until it is closed and no worker runs it, so handles held
+ * by states in a cycle free each other once their contexts are closed. */
+void interp__ctx_retain(interp_ctx *ctx);
+void interp__ctx_release(interp_ctx *ctx);
+interp_pool *interp__ctx_pool(const interp_ctx *ctx);
+/* The context's state runs the sandbox profile: it reaches only what was granted to it. */
+bool interp__ctx_sandboxed(const interp_ctx *ctx);
+
+/* ---- names and grants of contexts (ctx_names.c) ------------------------------------- */
+
+void interp__ctx_names_init(interp__ctx_names *r);
+void interp__ctx_names_destroy(interp__ctx_names *r); /* after every context is unnamed */
+/* Register ctx under its name (interp_ctx_name). INTERP_ERR_INVALID when the name is taken,
+ * INTERP_ERR_NOMEM. */
+int interp__ctx_names_add(interp__ctx_names *r, interp_ctx *ctx);
+void interp__ctx_names_remove(interp__ctx_names *r, interp_ctx *ctx);
+/* The context named name (len bytes), retained, or NULL. */
+interp_ctx *interp__ctx_names_find(interp__ctx_names *r, const char *name, size_t len);
+
+/* What the host granted one context (interp_ctx_grant_*): names local to that context,
+ * each a channel or a context, one reference held per grant. Its own leaf lock. */
+typedef struct interp__grant interp__grant;
+typedef struct interp__grants {
+    pthread_mutex_t mu;
+    interp__grant *v; /* guarded by mu */
+    size_t n, cap;
+    bool closed;      /* cleared for good: later grants are refused */
+} interp__grants;
+void interp__grants_init(interp__grants *g);
+/* Release every grant and refuse later ones (the context is closed). */
+void interp__grants_clear(interp__grants *g);
+void interp__grants_destroy(interp__grants *g);
+/* The granted channel / context `name`, retained, or NULL. */
+interp_chan *interp__grants_chan(interp__grants *g, const char *name, size_t len);
+interp_ctx *interp__grants_ctx(interp__grants *g, const char *name, size_t len);
+interp__grants *interp__ctx_grants(interp_ctx *ctx);
+/* The channel lookup of a context's state (lua_ctx.h's chan_lookup, ud: the context): its
+ * grants, then, in the full profile only, the pool's names. */
+int interp__ctx_chan_lookup(void *ud, const char *name, size_t len, size_t capacity,
+                            interp__account *acct, char *why, size_t whylen, interp_chan **out);
+/* The context `name` (len bytes) as seen from a state: `from` is the context running there
+ * (NULL: an anonymous task of pool; sandboxed: that task's profile). Retained, or NULL. */
+interp_ctx *interp__ctx_reach(interp_pool *pool, interp_ctx *from, bool sandboxed,
+                              const char *name, size_t len);
+
+/* ctx_lua_state.c: the module extensions (interp_config.module_ext) that give `interp.context`
+ * and `interp.self` to a pool's worker states (ud: the pool) and a context's state (ud: it). */
+void interp__ctx_lua_open_pool(struct lua_State *L, void *ud);
+void interp__ctx_lua_open_ctx(struct lua_State *L, void *ud);
 
 /* ---- map (map.c) ------------------------------------------------------------------------ */
 

@@ -42,6 +42,9 @@ struct interp_ctx {
     double timeout;            /* default deadline of a call (interp_task's convention) */
     interp_ctx_error_fn on_error;
     void *on_error_ud;
+    bool sandboxed;            /* reaches only its grants (ctx_names.c) */
+    bool named;                /* registered in the pool's names until closed */
+    interp__grants grants;
     char name[CTX_MAX_NAME + 1];
     atomic_uint_fast64_t st_calls, st_done, st_failed, st_posts_failed;
 };
@@ -52,11 +55,38 @@ static void ctx_release(interp_ctx *ctx)
         return;
     interp__state_destroy(ctx->state);
     interp__shared_destroy(ctx->shared);
+    interp__grants_destroy(&ctx->grants);
     free(ctx->broken_reason);
     interp__mutex_destroy(&ctx->mu);
     interp_pool *pool = ctx->pool;
     free(ctx);
     interp__pool_release(pool);
+}
+
+void interp__ctx_retain(interp_ctx *ctx)
+{
+    atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+}
+
+void interp__ctx_release(interp_ctx *ctx) { ctx_release(ctx); }
+interp_pool *interp__ctx_pool(const interp_ctx *ctx) { return ctx->pool; }
+bool interp__ctx_sandboxed(const interp_ctx *ctx) { return ctx->sandboxed; }
+interp__grants *interp__ctx_grants(interp_ctx *ctx) { return &ctx->grants; }
+
+/* A closed context that no worker runs lets its state go now (its finalizers run on this
+ * thread), not with the last reference: Lua handles held by states (interp.context,
+ * interp.self) keep contexts' structs, and states that hold each other's handles free each
+ * other this way. */
+static void drop_state(interp_ctx *ctx)
+{
+    interp__mutex_lock(&ctx->mu);
+    interp_state *st = NULL;
+    if (ctx->closed && ctx->phase == CTX_IDLE) {
+        st = ctx->state;
+        ctx->state = NULL;
+    }
+    interp__mutex_unlock(&ctx->mu);
+    interp__state_destroy(st);
 }
 
 /* Count the outcome of a call that has ended (f holds a reference). */
@@ -127,42 +157,23 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
         return rc;
     }
 
-    char *e = NULL;
-    interp_shared *sh = NULL;
-    interp_state *st = NULL;
-    rc = interp__shared_derive(pool->shared, o.sandbox, o.memory_limit, &sh, &e);
-    if (rc == INTERP_OK)
-        rc = interp__state_open(sh, -1, &st, &e);
-    if (rc == INTERP_OK && o.init_source) {
-        size_t len = o.init_source_len ? o.init_source_len : strlen(o.init_source);
-        rc = interp__shared_compile_source(sh, o.init_source, len, st, &e);
-    }
-    if (rc == INTERP_OK)
-        rc = interp__state_init(st, &e);
-    if (rc == INTERP_OK)
-        interp__state_set_persistent(st);
-    interp_ctx *ctx = NULL;
-    if (rc == INTERP_OK && !(ctx = calloc(1, sizeof *ctx))) {
-        rc = INTERP_ERR_NOMEM;
-        e = interp__dup_text("out of memory");
-    }
-    if (rc != INTERP_OK) {
-        interp__state_destroy(st);
-        interp__shared_destroy(sh);
+    interp_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
         if (err)
-            *err = e;
-        else
-            free(e);
-        return rc;
+            *err = interp__dup_text("out of memory");
+        return INTERP_ERR_NOMEM;
     }
+    /* Complete but for its state before the state is made: its bindings keep a pointer to
+     * the context and an initializer may take interp.self(). Closed until create ends, so
+     * that nothing queues a call while this thread still runs the initializer. */
     ctx->job.kind = INTERP__JOB_CTX;
     atomic_init(&ctx->refs, 1);
     interp__pool_retain(pool);
     ctx->pool = pool;
     interp__mutex_init(&ctx->mu);
+    interp__grants_init(&ctx->grants);
     ctx->phase = CTX_IDLE;
-    ctx->state = st;
-    ctx->shared = sh;
+    ctx->closed = true;
     ctx->timeout = o.timeout;
     ctx->on_error = o.on_error;
     ctx->on_error_ud = o.on_error_ud;
@@ -172,6 +183,51 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
     atomic_init(&ctx->st_done, 0);
     atomic_init(&ctx->st_failed, 0);
     atomic_init(&ctx->st_posts_failed, 0);
+
+    char *e = NULL;
+    interp_derive d = {.sandbox = o.sandbox,
+                       .memory_limit = o.memory_limit,
+                       .chan_lookup = interp__ctx_chan_lookup,
+                       .chan_lookup_ud = ctx,
+                       .module_ext = interp__ctx_lua_open_ctx,
+                       .module_ext_ud = ctx,
+                       .host_libs = o.host_libs,
+                       .n_host_libs = o.n_host_libs};
+    rc = interp__shared_derive(pool->shared, &d, &ctx->shared, &e);
+    if (rc == INTERP_OK) {
+        ctx->sandboxed = interp__shared_sandboxed(ctx->shared);
+        rc = interp__state_open(ctx->shared, -1, &ctx->state, &e);
+    }
+    if (rc == INTERP_OK && o.init_source) {
+        size_t len = o.init_source_len ? o.init_source_len : strlen(o.init_source);
+        rc = interp__shared_compile_source(ctx->shared, o.init_source, len, ctx->state, &e);
+    }
+    if (rc == INTERP_OK)
+        rc = interp__state_init(ctx->state, &e);
+    if (rc == INTERP_OK) {
+        interp__state_set_persistent(ctx->state);
+        interp__mutex_lock(&ctx->mu);
+        ctx->closed = false;
+        interp__mutex_unlock(&ctx->mu);
+    }
+    if (rc == INTERP_OK && ctx->name[0]) { /* last: from here on other threads may find it */
+        rc = interp__ctx_names_add(&pool->ctxs, ctx);
+        ctx->named = rc == INTERP_OK;
+        if (rc != INTERP_OK)
+            e = interp__dup_text(rc == INTERP_ERR_INVALID
+                                     ? "a context of that name is open in this pool"
+                                     : "out of memory");
+    }
+    if (rc != INTERP_OK) {
+        if (err)
+            *err = e ? e : interp__dup_text(interp_strerror(rc));
+        else
+            free(e);
+        ctx->closed = true;
+        drop_state(ctx); /* first: handles its state holds may reference ctx */
+        ctx_release(ctx);
+        return rc;
+    }
     *out = ctx;
     return INTERP_OK;
 }
@@ -363,8 +419,10 @@ bool interp__ctx_run(interp__worker *w, interp__job *job)
     if (grow)
         interp__worker_grow(pool);
     end_chain(ctx, left, rc, "the pool is shut down");
-    if (!keep)
+    if (!keep) {
+        drop_state(ctx);  /* closed while it ran */
         ctx_release(ctx); /* the queue's reference */
+    }
     return alive;
 }
 
@@ -378,6 +436,7 @@ void interp__ctx_abort(interp__job *job, int status, const char *text)
     ctx->phase = CTX_IDLE;
     interp__mutex_unlock(&ctx->mu);
     end_chain(ctx, left, status, text);
+    drop_state(ctx);
     ctx_release(ctx); /* the queue's reference */
 }
 
@@ -403,11 +462,15 @@ void interp_ctx_close(interp_ctx *ctx)
         ctx->phase = CTX_IDLE;
     }
     interp__mutex_unlock(&ctx->mu);
+    if (ctx->named)
+        interp__ctx_names_remove(&ctx->pool->ctxs, ctx); /* the name is free again */
     end_chain(ctx, left, INTERP_ERR_CANCELLED, "cancelled: the context was closed");
     if (running) {
         interp_future_cancel(running);
         interp_future_release(running);
     }
+    interp__grants_clear(&ctx->grants);
+    drop_state(ctx); /* unless a worker runs it: then that worker does */
     if (dequeued)
         ctx_release(ctx); /* the queue's reference */
     ctx_release(ctx);     /* the host's */
@@ -425,7 +488,8 @@ int interp_ctx_stats_get(interp_ctx *ctx, interp_ctx_stats *out)
     interp__mutex_lock(&ctx->mu);
     out->queued = ctx->n_queued;
     out->broken = ctx->broken;
+    if (ctx->state) /* gone once closed */
+        interp__state_memory(ctx->state, &out->memory_in_use, &out->memory_peak);
     interp__mutex_unlock(&ctx->mu);
-    interp__state_memory(ctx->state, &out->memory_in_use, &out->memory_peak);
     return INTERP_OK;
 }

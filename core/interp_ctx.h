@@ -7,9 +7,15 @@
  * they were made (an actor); different contexts run in parallel. A context with queued calls
  * runs a bounded batch of them, then gives its thread to the next job in the pool's queue.
  *
- * Not yet: parking of waits (a call blocked in channel recv or interp.sleep holds its
- * thread, bounded by its deadline), preemption of a long call without a deadline, names of
- * contexts reachable from Lua (docs/DESIGN.md, "Contexts": the plan).
+ * Names: a context created with a name is registered pool-wide while it is open (a second
+ * open context of the same name is refused); Lua code of the pool's full-profile states
+ * reaches it with interp.context(name). A sandboxed context reaches only what its host
+ * granted it (interp_ctx_grant_channel, interp_ctx_grant_context): names local to it, so a
+ * plugin cannot reach another plugin's channels or contexts by guessing names.
+ *
+ * Not yet: parking of waits (a call blocked in channel recv, interp.sleep or the result of
+ * another context's call holds its thread, bounded by its deadline), preemption of a long
+ * call without a deadline (docs/DESIGN.md, "Contexts": the plan).
  *
  * Thread-safety: every function may be called from any thread at once, including from
  * future callbacks, except that interp_ctx_close must be the last use of the handle. */
@@ -30,7 +36,9 @@ typedef void (*interp_ctx_error_fn)(interp_ctx *ctx, int status, const char *err
 
 /* How a context is made. Zero-initialise; every zero field takes its default. */
 typedef struct interp_ctx_options {
-    const char *name;            /* a label for errors (copied, at most 64 bytes); NULL: "" */
+    const char *name;            /* the context's pool-wide name (copied, at most 64 bytes;
+                                    unique among the pool's open contexts) and its label in
+                                    errors; NULL or "": none (reached by handle or grant) */
     const char *init_source;     /* a chunk run once in the new state (its globals stay);
                                     NULL: none. The pool's own initializer does not run in a
                                     context; its host libraries and on_state do */
@@ -43,6 +51,10 @@ typedef struct interp_ctx_options {
                                     0: the pool's task_timeout; < 0: none */
     interp_ctx_error_fn on_error; /* failures of posted calls; NULL: only counted */
     void *on_error_ud;
+    const interp_host_lib *host_libs; /* this context's own host libraries (copied), opened
+                                    after the pool's (one of the same name replaces the
+                                    pool's); same rules as interp_pool_options.host_libs */
+    size_t n_host_libs;
 } interp_ctx_options;
 
 /* Create a context of pool (a local pool: not one made with a backend such as MPI). Makes and
@@ -88,6 +100,18 @@ typedef struct interp_ctx_stats {
     size_t memory_peak;          /* and its peak */
     bool broken;                 /* later calls fail with INTERP_ERR_BROKEN */
 } interp_ctx_stats;
+
+/* Grant ctx the channel ch under `name` (1..256 bytes; local to ctx; a grant of the same name
+ * is replaced): Lua code in ctx gets it from interp.channel(name). A sandboxed context reaches
+ * only the channels granted to it; a full-profile one looks at its grants first, then at the
+ * pool's names. ch is retained until ctx is closed. Any thread, at any time (a call running
+ * in ctx sees the grant from its next lookup). INTERP_ERR_INVALID (NULL, a bad name),
+ * INTERP_ERR_NOMEM, INTERP_ERR_CANCELLED (ctx is closed). */
+INTERP_API int interp_ctx_grant_channel(interp_ctx *ctx, const char *name, interp_chan *ch);
+/* Grant ctx the context target (of the same pool) under `name`, for interp.context(name) in
+ * ctx; as interp_ctx_grant_channel otherwise. target's struct is kept until ctx is closed (a
+ * closed target refuses calls with INTERP_ERR_CANCELLED). */
+INTERP_API int interp_ctx_grant_context(interp_ctx *ctx, const char *name, interp_ctx *target);
 
 /* Snapshot of ctx's counters. Never blocks for long. INTERP_ERR_INVALID for NULL. */
 INTERP_API int interp_ctx_stats_get(interp_ctx *ctx, interp_ctx_stats *out);

@@ -21,6 +21,7 @@ static void pool_free(interp_pool *pool)
     if (pool->backend)
         pool->backend->free(pool->backend_ud);
     interp__chan_names_destroy(&pool->chans);
+    interp__ctx_names_destroy(&pool->ctxs);
     interp__budget_release(pool->budget);
     interp__shared_destroy(pool->shared);
     interp__frozen_space_clear(pool->frozen);
@@ -308,6 +309,7 @@ interp_pool *interp__pool_alloc(size_t max_queued, int init_ready)
     atomic_init(&pool->refs, 1);
     interp__mutex_init(&pool->mu);
     interp__chan_names_init(&pool->chans);
+    interp__ctx_names_init(&pool->ctxs);
     interp__cond_init(&pool->threads_cv);
     interp__cond_init(&pool->wd_cv);
     atomic_init(&pool->stop_now, false);
@@ -365,6 +367,8 @@ static int pool_create(interp_pool **out, const interp_pool_options *opts,
     }
     cfg.chan_lookup = chan_lookup;
     cfg.chan_lookup_ud = pool;
+    cfg.module_ext = interp__ctx_lua_open_pool; /* interp.context, interp.self */
+    cfg.module_ext_ud = pool;
     if (!(pool->frozen = interp__frozen_space_new())) {
         rc = INTERP_ERR_NOMEM;
         set_err(err, "out of memory");

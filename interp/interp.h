@@ -55,6 +55,10 @@ typedef struct interp_config {
      * gets an account on it when the budget has a limit or the state is sandboxed with a
      * memory limit */
     struct interp__budget *budget;
+    /* core/: adds its names to the `interp` table of every state (interp.context, interp.self;
+     * the table is at the top of L's stack; may raise a memory error); NULL: none */
+    void (*module_ext)(lua_State *L, void *ud);
+    void *module_ext_ud;
 } interp_config;
 
 typedef struct interp_shared interp_shared;
@@ -74,11 +78,29 @@ int interp__shared_compile(interp_shared *sh, const interp_config *cfg, char **e
 int interp__shared_compile_in(interp_shared *sh, const interp_config *cfg, interp_state *s,
                               char **err);
 void interp__shared_destroy(interp_shared *sh); /* NULL-safe; after every state is gone */
+/* sh's states run the sandbox profile. */
+bool interp__shared_sandboxed(const interp_shared *sh);
+/* What a context changes in its pool's configuration (interp__shared_derive). */
+typedef struct interp_derive {
+    interp_sandbox sandbox;       /* NONE: base's */
+    size_t memory_limit;          /* 0: base's */
+    /* the context's own channel lookup (grants, core/ctx_names.c) and module extension ud;
+     * NULL lookup / ud: base's */
+    int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
+                       struct interp__account *acct, char *why, size_t whylen,
+                       interp_chan **out);
+    void *chan_lookup_ud;
+    void (*module_ext)(lua_State *L, void *ud);
+    void *module_ext_ud;
+    const interp_host_lib *host_libs; /* added to base's (one of the same name replaces it) */
+    size_t n_host_libs;
+} interp_derive;
+
 /* A context's configuration (core/ctx.c): base's (host libraries, on_state, package paths,
- * channels, print, budget, frozen space, message limits) with its own sandbox and memory limit
- * (NONE / 0: base's) and no initializer. Errors as interp__shared_new. */
-int interp__shared_derive(const interp_shared *base, interp_sandbox sandbox, size_t memory_limit,
-                          interp_shared **out, char **err);
+ * channels, print, budget, frozen space, message limits) changed by d, and no initializer.
+ * Errors as interp__shared_new (a bad host library of d included). */
+int interp__shared_derive(const interp_shared *base, const interp_derive *d, interp_shared **out,
+                          char **err);
 /* Compile src (len bytes) as sh's initializer in the opened state s of sh (once, before
  * interp__state_init(s)). Errors as interp__shared_compile. */
 int interp__shared_compile_source(interp_shared *sh, const char *src, size_t len,
@@ -154,6 +176,11 @@ void interp__state_idle(interp_state *s);
 /* The owner thread, before the first call: s is a context's (core/ctx.c): in the sandbox,
  * globals a call sets persist for the later calls (one environment instead of one per call). */
 void interp__state_set_persistent(interp_state *s);
+
+/* Inside a C function called from L (a state of interp/): raise the interruption error if the
+ * running call is cancelled, timed out or stopped by shutdown, as the hook would; returns
+ * otherwise. For core/'s waits, which end early when the state's token fires. */
+void interp__lua_check_interrupt(struct lua_State *L);
 
 /* True when the state must be replaced (an error left it unusable, or it is the state of a
  * task that timed out inside a C call). */

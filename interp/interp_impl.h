@@ -38,6 +38,8 @@ struct interp_shared {
                        struct interp__account *acct, char *why, size_t whylen,
                        interp_chan **out);
     void *chan_lookup_ud;
+    void (*module_ext)(lua_State *L, void *ud); /* core/'s names in `interp` (interp.h) */
+    void *module_ext_ud;
     struct interp__frozen_space *frozen_space; /* not owned */
     char *init_code;           /* owned bytecode of the initializer (lua_dump); NULL: none */
     size_t init_code_len;

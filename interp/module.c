@@ -90,6 +90,13 @@ void interp__push_module(lua_State *L)
         lua_pushcclosure(L, sb_channel, 1);
         lua_setfield(L, -2, "channel");
     }
+    if (s->sh->module_ext)
+        s->sh->module_ext(L, s->sh->module_ext_ud);
+}
+
+void interp__lua_check_interrupt(lua_State *L)
+{
+    interp__irq_check(L);
 }
 
 /* print(...): tostring of each argument, tab-separated, handed to the sink line by line (a

@@ -141,6 +141,8 @@ int interp__shared_new(const interp_config *cfg, interp_shared **out, char **err
     sh->print_ud = cfg->print ? cfg->print_ud : NULL;
     sh->chan_lookup = cfg->chan_lookup;
     sh->chan_lookup_ud = cfg->chan_lookup_ud;
+    sh->module_ext = cfg->module_ext;
+    sh->module_ext_ud = cfg->module_ext_ud;
     interp__budget_retain(cfg->budget);
     sh->budget = cfg->budget;
     int rc = interp__hostlibs_copy(sh, cfg, err);
@@ -231,46 +233,67 @@ void interp__shared_destroy(interp_shared *sh)
     free(sh);
 }
 
-int interp__shared_derive(const interp_shared *base, interp_sandbox sandbox, size_t memory_limit,
-                          interp_shared **out, char **err)
+bool interp__shared_sandboxed(const interp_shared *sh)
+{
+    return sh->sandbox != INTERP_SANDBOX_NONE;
+}
+
+int interp__shared_derive(const interp_shared *base, const interp_derive *d, interp_shared **out,
+                          char **err)
 {
     *out = NULL;
     *err = NULL;
     interp_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.sandbox = sandbox != INTERP_SANDBOX_NONE ? sandbox : base->sandbox;
-    cfg.memory_limit = memory_limit ? memory_limit : base->memory_limit;
+    cfg.sandbox = d->sandbox != INTERP_SANDBOX_NONE ? d->sandbox : base->sandbox;
+    cfg.memory_limit = d->memory_limit ? d->memory_limit : base->memory_limit;
     cfg.msg_opts = base->msg_opts;
     cfg.cancel_grace = base->cancel_grace;
     cfg.max_chunk_size = base->max_chunk;
     cfg.print = base->print;
     cfg.print_ud = base->print_ud;
-    cfg.chan_lookup = base->chan_lookup;
-    cfg.chan_lookup_ud = base->chan_lookup_ud;
+    cfg.chan_lookup = d->chan_lookup ? d->chan_lookup : base->chan_lookup;
+    cfg.chan_lookup_ud = d->chan_lookup ? d->chan_lookup_ud : base->chan_lookup_ud;
+    cfg.module_ext = base->module_ext;
+    cfg.module_ext_ud = d->module_ext_ud ? d->module_ext_ud : base->module_ext_ud;
+    if (d->module_ext)
+        cfg.module_ext = d->module_ext;
     cfg.on_state = base->on_state;
     cfg.on_state_ud = base->on_state_ud;
     cfg.package_path = base->package_path;
     cfg.package_cpath = base->package_cpath;
     cfg.frozen_space = base->frozen_space;
     cfg.budget = base->budget;
-    interp_host_lib *libs = NULL;
-    if (base->n_host_libs) {
-        libs = interp__malloc(base->n_host_libs * sizeof *libs);
-        if (!libs) {
-            *err = interp__strdupf("out of memory");
-            return INTERP_ERR_NOMEM;
-        }
-        memset(libs, 0, base->n_host_libs * sizeof *libs);
-        for (size_t i = 0; i < base->n_host_libs; i++) {
-            libs[i].name = base->host_libs[i].name;
-            libs[i].open = base->host_libs[i].open;
-            libs[i].sandbox = base->host_libs[i].sandbox;
-        }
+    if (d->n_host_libs && !d->host_libs) {
+        *err = interp__strdupf("n_host_libs is %zu but host_libs is NULL", d->n_host_libs);
+        return INTERP_ERR_INVALID;
     }
+    /* the pool's libraries, but those the context gives again, then the context's: the copy
+     * (interp__hostlibs_copy) checks the names and the count */
+    size_t n = 0, cap = base->n_host_libs + d->n_host_libs;
+    interp_host_lib stack_libs[8];
+    interp_host_lib *libs = cap <= 8 ? stack_libs : interp__malloc(cap * sizeof *libs);
+    if (!libs) {
+        *err = interp__strdupf("out of memory");
+        return INTERP_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < base->n_host_libs; i++) {
+        bool replaced = false;
+        for (size_t j = 0; j < d->n_host_libs && !replaced; j++)
+            replaced = d->host_libs[j].name && strcmp(d->host_libs[j].name,
+                                                      base->host_libs[i].name) == 0;
+        if (!replaced)
+            libs[n++] = (interp_host_lib){.name = base->host_libs[i].name,
+                                          .open = base->host_libs[i].open,
+                                          .sandbox = base->host_libs[i].sandbox};
+    }
+    for (size_t j = 0; j < d->n_host_libs; j++)
+        libs[n++] = d->host_libs[j];
     cfg.host_libs = libs;
-    cfg.n_host_libs = base->n_host_libs;
+    cfg.n_host_libs = n;
     int rc = interp__shared_new(&cfg, out, err);
-    free(libs);
+    if (libs != stack_libs)
+        free(libs);
     return rc;
 }
 

@@ -1,12 +1,13 @@
 /* ctx_lua.c - the context object of the Lua module (interp_ctx.h): pool:context{...} ->
- * ctx with ctx:call(f, ...), ctx:exec(src), ctx:post(f, ...), ctx:stats(), ctx:close() (also
- * <close> and __gc). A context object keeps its pool object alive; its futures keep it
- * alive. */
+ * ctx with ctx:call(f, ...), ctx:exec(src), ctx:post(f, ...), ctx:grant(name, obj),
+ * ctx:stats(), ctx:name(), ctx:close() (also <close> and __gc). A context object keeps its
+ * pool object alive; its futures keep it alive. ip.channel(): a channel with no name. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "interp_ctx.h"
 #include "lm.h"
+#include "lua_ctx.h"
 
 #define LM_CTX_MT "interp_pool.context"
 
@@ -104,6 +105,73 @@ static int ctx_exec(lua_State *L)
     return 1;
 }
 
+/* ctx:grant(name, obj): obj (a context object of the same pool, or a channel object) becomes
+ * reachable in ctx under name: interp.context(name) / interp.channel(name) there. The only
+ * way a sandboxed context reaches anything. Returns ctx. */
+static int ctx_grant(lua_State *L)
+{
+    const char *where = "ctx:grant";
+    lm_ctx *c = check_open(L, where);
+    size_t len;
+    const char *name = luaL_checklstring(L, 2, &len);
+    if (len == 0 || len > INTERP_CHAN_MAX_NAME || strlen(name) != len)
+        return luaL_error(L, "%s: the name must be a string of 1 to %d bytes without NUL bytes",
+                          where, INTERP_CHAN_MAX_NAME);
+    int rc;
+    lm_ctx *other = luaL_testudata(L, 3, LM_CTX_MT);
+    interp_chan *ch = interp__chan_lua_test(L, 3);
+    if (other) {
+        if (!other->ctx)
+            return luaL_error(L, "%s: the context to grant is closed", where);
+        rc = interp_ctx_grant_context(c->ctx, name, other->ctx);
+        if (rc == INTERP_ERR_INVALID)
+            return luaL_error(L, "%s: the context to grant belongs to another pool", where);
+    } else if (ch) {
+        rc = interp_ctx_grant_channel(c->ctx, name, ch);
+    } else {
+        return luaL_error(L, "%s: expected a context or a channel object, got %s", where,
+                          luaL_typename(L, 3));
+    }
+    if (rc != INTERP_OK)
+        return interp__lm_status_error(L, where, rc);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int ctx_name(lua_State *L)
+{
+    lua_pushstring(L, interp_ctx_name(check_open(L, "ctx:name")->ctx));
+    return 1;
+}
+
+static int push_chan_protected(lua_State *L)
+{
+    interp__chan_push(L, (interp_chan *)lua_touserdata(L, 1), lua_touserdata(L, 2));
+    return 1;
+}
+
+int interp__lm_channel_new(lua_State *L)
+{
+    lua_Integer cap = luaL_optinteger(L, 1, 0);
+    if (cap < 0 || (lua_Unsigned)cap > INTERP_CHAN_MAX_CAPACITY)
+        return luaL_error(L, "ip.channel: capacity must be from 1 to %d (or nil for the "
+                             "default)", (int)INTERP_CHAN_MAX_CAPACITY);
+    const struct interp__lua_ctx *lc = interp__lm_chan_ctx(L); /* before ch: may push */
+    interp_chan *ch = NULL;
+    int rc = interp_chan_create(cap ? (size_t)cap : 64, 0, &ch);
+    if (rc != INTERP_OK)
+        return interp__lm_status_error(L, "ip.channel", rc);
+    /* the object takes a reference of its own; ours is dropped whatever happens */
+    lua_pushcfunction(L, push_chan_protected);
+    lua_pushlightuserdata(L, ch);
+    lua_pushlightuserdata(L, (void *)lc);
+    rc = lua_pcall(L, 2, 1, 0);
+    interp_chan_release(ch);
+    if (rc != LUA_OK)
+        return lua_error(L);
+    return 1;
+}
+
 static void set_int(lua_State *L, const char *k, lua_Integer v)
 {
     lua_pushinteger(L, v);
@@ -153,8 +221,8 @@ static int ctx_tostring(lua_State *L)
 }
 
 static const luaL_Reg ctx_methods[] = {
-    {"call", ctx_call}, {"post", ctx_post},   {"exec", ctx_exec},
-    {"stats", ctx_stats}, {"close", ctx_close}, {NULL, NULL},
+    {"call", ctx_call},   {"post", ctx_post},   {"exec", ctx_exec},   {"grant", ctx_grant},
+    {"stats", ctx_stats}, {"name", ctx_name},   {"close", ctx_close}, {NULL, NULL},
 };
 
 static const luaL_Reg ctx_meta[] = {

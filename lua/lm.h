@@ -99,6 +99,9 @@ struct interp_ctx_options;
 int interp__lm_ctx_new(lua_State *L, int pool_idx, interp_pool *pool,
                        const struct interp_ctx_options *o, bool sandboxed);
 void interp__lm_ctx_register(lua_State *L);
+/* ip.channel([capacity]) -> a channel of no pool and no name: reached only by the objects
+ * holding it (ctx:grant gives it to a context). */
+int interp__lm_channel_new(lua_State *L);
 
 /* ---- future_lua.c --------------------------------------------------------------------- */
 

@@ -243,6 +243,7 @@ static const luaL_Reg module_funcs[] = {
     {"as_completed", interp__lm_as_completed},
     {"now", lm_now},
     {"strerror", lm_strerror},
+    {"channel", interp__lm_channel_new},
     {NULL, NULL},
 };
 

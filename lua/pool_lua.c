@@ -23,7 +23,8 @@ static const char *const new_keys[] = {
     "max_depth", "cancel_grace", "stuck_grace", "libs", "memory_budget", NULL,
 };
 static const char *const map_keys[] = {"chunksize", "timeout", NULL};
-static const char *const ctx_keys[] = {"name", "init", "sandbox", "memory_limit", "timeout", NULL};
+static const char *const ctx_keys[] = {"name",    "init", "sandbox", "memory_limit",
+                                       "timeout", "libs", NULL};
 
 /* Raise on a key of the options table at t that is not in `keys`: a typo must not be
  * silently ignored. */
@@ -183,8 +184,10 @@ static lua_CFunction resolve_lib(lua_State *L, int pkg, const char *where, const
     return fn;
 }
 
-/* Option libs (a list of module names) into o; the buffer is a userdata left on the stack. */
-static void opt_libs(lua_State *L, int t, const char *where, interp_pool_options *o)
+/* Option libs (a list of module names) into *libs and *n (left as they are when absent); the
+ * buffer is a userdata left on the stack. */
+static void opt_libs(lua_State *L, int t, const char *where, const interp_host_lib **libs,
+                     size_t *nlibs)
 {
     int ty = lua_getfield(L, t, "libs");
     if (ty == LUA_TNIL) {
@@ -219,8 +222,8 @@ static void opt_libs(lua_State *L, int t, const char *where, interp_pool_options
         b->libs[i - 1].sandbox = true;
         lua_pop(L, 1);
     }
-    o->host_libs = b->libs;
-    o->n_host_libs = (size_t)n;
+    *libs = b->libs;
+    *nlibs = (size_t)n;
 }
 
 /* Workers start with the script's package.path and cpath (left on the stack). */
@@ -266,7 +269,7 @@ int interp__lm_pool_new(lua_State *L)
     o.cancel_grace = opt_seconds(L, 1, where, "cancel_grace");
     o.stuck_grace = opt_seconds(L, 1, where, "stuck_grace");
     /* what these push stays on the stack until create returns */
-    opt_libs(L, 1, where, &o);
+    opt_libs(L, 1, where, &o.host_libs, &o.n_host_libs);
     script_paths(L, &o);
 
     /* The pool object exists before the pool, so that nothing allocated below can leak when
@@ -667,7 +670,7 @@ static int pool_tostring(lua_State *L)
     return 1;
 }
 
-/* pool:context{name=, init=, sandbox=, memory_limit=, timeout=} -> context */
+/* pool:context{name=, init=, sandbox=, memory_limit=, timeout=, libs=} -> context */
 static int pool_context(lua_State *L)
 {
     const char *where = "pool:context";
@@ -688,6 +691,7 @@ static int pool_context(lua_State *L)
     o.sandbox = opt_sandbox(L, 2, where);
     o.memory_limit = (size_t)opt_integer(L, 2, where, "memory_limit", 0, 0, INT64_MAX);
     o.timeout = opt_seconds(L, 2, where, "timeout");
+    opt_libs(L, 2, where, &o.host_libs, &o.n_host_libs);
     if (o.init_source && o.init_source_len == 0)
         o.init_source = NULL;
     return interp__lm_ctx_new(L, 1, live(L, p, where), &o, p->sandboxed);
