@@ -7,7 +7,8 @@
  *                             cancelled task)
  *   3. interp_pool.mu        (worker slots, their states, deadlines, watchdog, lifecycle)
  *   4. interp__cancel.lock / channel locks (reached through interp__state_interrupt)
- * Leaf locks, never held while taking another: map_ctx.mu, interp__watcher.mu (taken under a
+ * Leaf locks, never held while taking another: map_ctx.mu, interp__ctx_names.mu and
+ * interp__grants.mu (ctx_names.c), interp__watcher.mu (taken under a
  * future's lock to fire a watcher), interp_pool.chans.mu.
  * No lock is held while Lua runs or while a user callback runs.
  *
