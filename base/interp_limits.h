@@ -7,6 +7,22 @@
 #ifndef INTERP_LIMITS_H
 #define INTERP_LIMITS_H
 
+/* The text of a limit's number, for messages: INTERP_LIMIT_TEXT(INTERP_POOL_MAX_WORKERS) is
+ * "4096". */
+#define INTERP_LIMIT_TEXT_(x) #x
+#define INTERP_LIMIT_TEXT(x) INTERP_LIMIT_TEXT_(x)
+
+/* The timeout that waits without limit (any negative timeout does the same). */
+#define INTERP_FOREVER (-1.0)
+
+/* Worker threads of one pool (interp_pool_options.workers, ip.new's workers, the CLI's
+ * --workers): 1 to this many; the default (the online CPUs) is capped here too. */
+#define INTERP_POOL_MAX_WORKERS 4096
+
+/* Named channels of one pool, host and workers together (interp_pool_channel, interp.channel);
+ * one more fails with INTERP_ERR_LIMIT. */
+#define INTERP_POOL_MAX_CHANNELS 4096
+
 /* Messages a channel may hold (interp_chan_create, interp_pool_channel, interp.channel). The
  * ring of slots is allocated when the channel is made (24 bytes a slot, rounded up to a power
  * of two): at most 24 MiB for one channel; a pool's channels are also charged to its memory
@@ -19,6 +35,10 @@
 
 /* Items of one map chunk (interp_map_options.chunksize). */
 #define INTERP_MAP_MAX_CHUNKSIZE ((size_t)1 << 20)
+
+/* The largest chunk size map picks by itself (chunksize 0: items / (8 x workers), within 1 to
+ * this many). */
+#define INTERP_MAP_AUTO_CHUNKSIZE_MAX ((size_t)4096)
 
 /* Items a map_stream keeps queued or running (max_in_flight), and pool:imap's window. */
 #define INTERP_MAP_MAX_IN_FLIGHT ((size_t)1 << 24)

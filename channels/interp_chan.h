@@ -34,8 +34,6 @@
 extern "C" {
 #endif
 
-#define INTERP_FOREVER (-1.0)
-
 typedef struct interp_chan interp_chan;
 
 /* Create a channel holding at most `capacity` messages (1 to INTERP_CHAN_MAX_CAPACITY) of at

@@ -381,12 +381,13 @@ int cli_map(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":w:c:t:sm:jo:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'w':
-            if (!parse_long(optarg, 1, 4096, &workers))
-                return usage_error("--workers: expected an integer from 1 to 4096, got '%s'",
+            if (!parse_long(optarg, 1, INTERP_POOL_MAX_WORKERS, &workers))
+                return usage_error("--workers: expected an integer from 1 to " INTERP_LIMIT_TEXT(
+                                       INTERP_POOL_MAX_WORKERS) ", got '%s'",
                                    optarg);
             break;
         case 'c':
-            if (!parse_long(optarg, 1, 1 << 20, &chunksize))
+            if (!parse_long(optarg, 1, (long)INTERP_MAP_MAX_CHUNKSIZE, &chunksize))
                 return usage_error("--chunksize: expected a positive integer, got '%s'", optarg);
             break;
         case 't':

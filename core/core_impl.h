@@ -161,7 +161,7 @@ bool interp__worker_end(interp__worker *w, uint64_t id);
 /* Named channels of one pool (interp_pool_channel, interp.channel; chan_names.c): a bound,
  * because a task can invent names without end and each channel is host memory that lives
  * with the pool. */
-#define INTERP__MAX_NAMED_CHANNELS 4096
+#define INTERP__MAX_NAMED_CHANNELS INTERP_POOL_MAX_CHANNELS
 #define INTERP__CHAN_BUCKETS 1024
 
 typedef struct interp__chan_entry interp__chan_entry;

@@ -419,12 +419,12 @@ static int start(engine *e, interp_pool *pool, const interp_fn *fn, size_t n_hin
     size_t cs = opts ? opts->chunksize : 0;
     if (!cs) {
         cs = n_hint ? n_hint / (workers * 8) : 16;
-        cs = cs < 1 ? 1 : cs > 4096 ? 4096 : cs;
+        cs = cs < 1 ? 1 : cs > INTERP_MAP_AUTO_CHUNKSIZE_MAX ? INTERP_MAP_AUTO_CHUNKSIZE_MAX : cs;
     }
     /* a chunk's slots are allocated whole: never more of them than there are items */
     if (n_hint && cs > n_hint)
         cs = n_hint;
-    if (!max_in_flight) /* <= 4 x 2^20 x 4096 = 2^34: no wrap */
+    if (!max_in_flight) /* <= 4 x 2^20 x 4096 = 2^34 (chunksize, workers bounds): no wrap */
         max_in_flight = 4 * cs * workers;
     if (max_in_flight < cs)
         cs = max_in_flight;

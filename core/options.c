@@ -6,7 +6,6 @@
 
 #include "core_impl.h"
 
-#define MAX_WORKERS 4096
 #define STACK_DEFAULT ((size_t)1 << 20)
 #define STACK_FLOOR ((size_t)256 << 10)
 
@@ -15,7 +14,7 @@ int interp__online_cpus(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1)
         return 1;
-    return n > MAX_WORKERS ? MAX_WORKERS : (int)n;
+    return n > INTERP_POOL_MAX_WORKERS ? INTERP_POOL_MAX_WORKERS : (int)n;
 }
 
 int interp_pool_options_init(interp_pool_options *out, size_t struct_size)
@@ -39,8 +38,8 @@ int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, int
                             const char **why)
 {
     *why = NULL;
-    if (o->workers > MAX_WORKERS) {
-        *why = "workers: more than 4096";
+    if (o->workers > INTERP_POOL_MAX_WORKERS) {
+        *why = "workers: more than " INTERP_LIMIT_TEXT(INTERP_POOL_MAX_WORKERS);
         return INTERP_ERR_INVALID;
     }
     if (o->init_source && o->init_file) {

@@ -249,7 +249,7 @@ int interp__lm_pool_new(lua_State *L)
     check_keys(L, 1, where, new_keys);
 
     interp_pool_options o = interp_pool_defaults();
-    o.workers = (int)opt_integer(L, 1, where, "workers", 0, 1, 4096);
+    o.workers = (int)opt_integer(L, 1, where, "workers", 0, 1, INTERP_POOL_MAX_WORKERS);
     o.init_source = opt_string(L, 1, where, "init");
     o.init_file = opt_string(L, 1, where, "init_file");
     if (o.init_source && o.init_file)
