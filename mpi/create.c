@@ -408,6 +408,13 @@ int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, double hb)
                 int reason = (int32_t)rb_u32(&b);
                 if (!b.fail)
                     srv_cancel(s, id, reason);
+            } else if (st.MPI_TAG == TAG_FROZEN) {
+                srv_frozen(s, buf, len);
+            } else if (st.MPI_TAG == TAG_FORGET) {
+                rbuf b = {.p = buf, .len = len};
+                uint64_t id = rb_u64(&b);
+                if (!b.fail)
+                    srv_forget(s, id);
             } else if (st.MPI_TAG == TAG_STOP) {
                 stop = true;
             }

@@ -24,6 +24,10 @@
  * under Open MPI 4.1 (no ULFM): mpiexec names it. MPI_Abort is called only when the root
  * cannot go on (its communication fails).
  *
+ * Frozen values (interp_frozen.h) in a task's or map item's arguments are sent once to each
+ * rank that runs one (then shared by every task there) and dropped there once the root's host
+ * holds no more reference to them; a result holding one fails with INTERP_ERR_ENCODE.
+ *
  * Callbacks (interp_future_on_done) of an MPI pool's futures run on its communication thread:
  * they must not block, nor wait for the same pool (a map, a result of one of its futures);
  * interp_pool_shutdown from one does not wait, as from a local pool's worker.

@@ -27,6 +27,8 @@ enum {
     TAG_DONE,           /* rank -> root: one unit's outcome */
     TAG_BEAT,           /* rank -> root: still here (sent when nothing else was for a while) */
     TAG_BYE,            /* rank -> root: left serve (answer to STOP) */
+    TAG_FROZEN,         /* root -> rank: a frozen value (frozen_send.c), before its first use */
+    TAG_FORGET,         /* root -> rank: u64 id: the root let the value go */
 };
 
 /* Units in flight per worker of a rank: one running, one waiting there, so a worker never
@@ -77,10 +79,62 @@ int rb_msg_slab(rbuf *b, int max_depth, struct interp__slab **slab, interp_msg *
 char *rb_text(rbuf *b);
 
 /* A unit of work on the wire: WORK = u64 id, u8 kind (1 task, 2 chunk), u8 fn kind,
- * u8 stop_on_error, f64 timeout (task: seconds, <= 0 none), blob fn (name, source or function
+ * u8 stop_on_error, u8 frozen (1: each item is followed by its placeholder list, see
+ * fzs_put_msg), f64 timeout (task: seconds, <= 0 none), blob fn (name, source or function
  * message), u64 n, n x message blob (items; a task has one, its arguments).
  * DONE = u64 id, u64 n, n x (i32 status, result blob, error text blob, error value blob). */
 enum { UNIT_TASK = 1, UNIT_CHUNK = 2 };
+
+/* ---- frozen values sent once to each rank (frozen_send.c) --------------------------------- */
+
+/* The root's cache: each frozen object sent to a rank, its id, and which ranks have it. */
+typedef struct fzsend {
+    struct fz_entry **b;
+    size_t n;
+    uint64_t next_id;
+    int size, me; /* ranks; the rank whose server shares the root's objects (-1: none) */
+} fzsend;
+
+/* Where fzs_put_msg sends a value a rank does not have yet, and fzs_sweep its forgetting. */
+typedef struct fzs_target {
+    /* the root's own server: hand it obj itself (a new reference). NULL for a remote rank */
+    int (*local)(void *ud, uint64_t id, const interp_frozen *obj);
+    /* post TAG_FROZEN bytes (ownership of buf passes) to rank */
+    int (*send)(void *ud, int rank, char *buf, size_t len);
+    /* rank k may drop value id */
+    void (*forget)(void *ud, int rank, uint64_t id);
+    void *ud;
+} fzs_target;
+
+void fzs_init(fzsend *c, int size, int me);
+/* Release every value (the ranks drop theirs at their end). */
+void fzs_free(fzsend *c);
+/* m holds frozen handles. */
+bool fzs_holds(const interp_msg *m);
+/* Write m (may be NULL) for `rank` as a blob, its handles as placeholders, then the list of
+ * them (u32 count, count x (u64 offset, u64 id)); values rank lacks go first through t.
+ * INTERP_OK, INTERP_ERR_NOMEM, or the error of a send. */
+int fzs_put_msg(fzsend *c, wbuf *b, const interp_msg *m, int rank, const fzs_target *t);
+/* Drop the values only the cache still holds, telling the ranks that have them. */
+void fzs_sweep(fzsend *c, const fzs_target *t);
+
+/* A rank's values by the root's ids (its communication thread only). */
+typedef struct fzrecv {
+    struct fz_have **b;
+} fzrecv;
+
+void fzr_init(fzrecv *r);
+void fzr_free(fzrecv *r);
+/* Keep obj (its reference passes; NULL: it could not be built, `why` says why) as value id. */
+void fzr_put(fzrecv *r, uint64_t id, interp_frozen *obj, const char *why);
+/* TAG_FROZEN: rebuild the value here. */
+void fzr_recv(fzrecv *r, const char *data, size_t len, int max_depth);
+/* TAG_FORGET. */
+void fzr_forget(fzrecv *r, uint64_t id);
+/* Read a message's placeholder list from b and turn the placeholders in m (validated, owned,
+ * may be NULL when the list is empty) into handles to this rank's values. INTERP_OK, or
+ * INTERP_ERR_DECODE with the reason in why (m then holds no reference). */
+int fzr_patch(fzrecv *r, rbuf *b, interp_msg *m, char *why, size_t whylen);
 
 /* ---- waker (wire.c) -------------------------------------------------------------------- */
 
@@ -124,6 +178,12 @@ int srv_new(srv **out, const interp_pool_options *opts, waker *wk, char **err);
 int srv_workers(const srv *s);
 /* A WORK message (bytes borrowed). A unit that cannot be decoded is answered with its error. */
 void srv_work(srv *s, const char *data, size_t len);
+/* TAG_FROZEN's bytes (borrowed): keep the value for the units that use it. */
+void srv_frozen(srv *s, const char *data, size_t len);
+/* The root's own server: value id is obj itself (the reference passes). */
+void srv_frozen_put(srv *s, uint64_t id, interp_frozen *obj);
+/* TAG_FORGET. */
+void srv_forget(srv *s, uint64_t id);
 /* Interrupt unit id (0: every unit, and the local pool shuts down now: reason SHUTDOWN). */
 void srv_cancel(srv *s, uint64_t id, int reason);
 /* Take every finished reply (a chain, oldest first; the caller frees each with reply_free). */

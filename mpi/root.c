@@ -70,6 +70,9 @@ typedef struct root {
     int rr;                 /* where the search for a free rank starts */
     bool lastwords;         /* the SIGTERM handler is ours (lastwords.c) */
     double last_answer;     /* when the loop last had something to do */
+    fzsend fz;              /* frozen values sent to the ranks (frozen_send.c) */
+    fzs_target fz_remote, fz_local;
+    double fz_swept;        /* when the cache was last swept */
 } root;
 
 static size_t unit_items(const unit *u) { return u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n; }
@@ -210,88 +213,90 @@ static int pick_rank(root *r, const interp__backend_work *w, const char **why)
     return best >= 0 ? best : any ? -1 : -2;
 }
 
-static void send_unit(root *r, unit *u)
+/* Write u's WORK and send it to u->rank (its frozen values first, where that rank lacks
+ * them). INTERP_OK, or why it cannot go (nothing was sent for it then). */
+static int send_unit(root *r, unit *u)
 {
     wbuf b = {0};
     const interp__backend_work *w = &u->w;
+    size_t n = w->kind == INTERP__JOB_TASK ? 1 : w->n;
+    const interp_msg *const *items = w->kind == INTERP__JOB_TASK ? &w->args : w->items;
+    bool frozen = false;
     size_t need = 64 + (w->fn->kind == INTERP_FN_FUNCTION ? interp_msg_size(w->fn->function)
                                                           : strlen(w->fn->text));
-    if (w->kind == INTERP__JOB_TASK)
-        need += w->args ? interp_msg_size(w->args) : 0;
-    else
-        for (size_t i = 0; i < w->n; i++)
-            need += 8 + (w->items && w->items[i] ? interp_msg_size(w->items[i]) : 0);
-    wb_reserve(&b, need);
+    for (size_t i = 0; i < n; i++) {
+        const interp_msg *m = items ? items[i] : NULL;
+        need += 8 + (m ? interp_msg_size(m) : 0);
+        frozen |= fzs_holds(m);
+    }
+    wb_reserve(&b, need + (frozen ? 4 * n : 0));
     wb_u64(&b, u->id);
     wb_u8(&b, w->kind == INTERP__JOB_TASK ? UNIT_TASK : UNIT_CHUNK);
     wb_u8(&b, (uint8_t)w->fn->kind);
     wb_u8(&b, w->stop_on_error);
+    wb_u8(&b, frozen);
     wb_f64(&b, w->timeout);
     if (w->fn->kind == INTERP_FN_FUNCTION)
         wb_msg(&b, w->fn->function);
     else
         wb_blob(&b, w->fn->text, w->fn->kind == INTERP_FN_SOURCE && w->fn->len
                                      ? w->fn->len : strlen(w->fn->text));
-    if (w->kind == INTERP__JOB_TASK) {
-        wb_u64(&b, 1);
-        wb_msg(&b, w->args);
-    } else {
-        wb_u64(&b, w->n);
-        for (size_t i = 0; i < w->n; i++)
-            wb_msg(&b, w->items ? w->items[i] : NULL);
+    wb_u64(&b, n);
+    const fzs_target *t = u->rank == r->me ? &r->fz_local : &r->fz_remote;
+    int rc = INTERP_OK;
+    for (size_t i = 0; i < n && rc == INTERP_OK; i++) {
+        const interp_msg *m = items ? items[i] : NULL;
+        if (frozen)
+            rc = fzs_put_msg(&r->fz, &b, m, u->rank, t);
+        else
+            wb_msg(&b, m);
+    }
+    if (rc == INTERP_OK && b.fail)
+        rc = INTERP_ERR_NOMEM;
+    if (rc != INTERP_OK) {
+        free(b.p);
+        return rc;
     }
     count(r, u->rank, 1, unit_items(u));
     if (u->rank == r->me) {
-        if (!b.fail)
-            srv_work(r->local, b.p, b.len);
+        srv_work(r->local, b.p, b.len);
         free(b.p);
     } else {
         post(r, u->rank, TAG_WORK, &b);
     }
+    return INTERP_OK;
 }
 
-static bool frozen(const interp_msg *m)
+/* ---- frozen values to the ranks (frozen_send.c) ------------------------------------------- */
+
+static int fz_local(void *ud, uint64_t id, const interp_frozen *obj)
 {
-    return m && (m->flags & INTERP__MSG_HAS_FROZEN);
+    root *r = ud;
+    srv_frozen_put(r->local, id, interp_frozen_retain(obj));
+    return INTERP_OK;
 }
 
-/* A frozen value's handle is an address in this process: it cannot go to another rank. Fails
- * (and frees) u when an argument holds one; true then. */
-static bool holds_frozen(unit *u)
+static int fz_send(void *ud, int rank, char *buf, size_t len)
 {
-    static const char text[] = "an argument holds a frozen value, which cannot travel to "
-                               "another MPI rank (its handle is an address in this process); "
-                               "pass a plain copy";
-    if (u->w.kind == INTERP__JOB_TASK) {
-        if (!frozen(u->w.args))
-            return false;
-        fail_unit(u, INTERP_ERR_ENCODE, text);
-        return true;
+    root *r = ud;
+    wbuf b = {.p = buf, .len = len, .cap = len};
+    post(r, rank, TAG_FROZEN, &b);
+    return INTERP_OK;
+}
+
+static void fz_forget(void *ud, int rank, uint64_t id)
+{
+    root *r = ud;
+    if (rank == r->me) {
+        if (r->local)
+            srv_forget(r->local, id);
+        return;
     }
-    size_t bad = SIZE_MAX;
-    for (size_t i = 0; i < u->w.n && bad == SIZE_MAX; i++)
-        if (u->w.items && frozen(u->w.items[i]))
-            bad = i;
-    if (bad == SIZE_MAX)
-        return false;
-    interp_outcome *outs = calloc(u->w.n, sizeof *outs);
-    if (!outs) {
-        fail_unit(u, INTERP_ERR_ENCODE, text);
-        return true;
-    }
-    for (size_t i = 0; i < u->w.n; i++) {
-        char t[200];
-        bool mine = u->w.items && frozen(u->w.items[i]);
-        if (!mine)
-            snprintf(t, sizeof t, "not run: item %zu of the same chunk holds a frozen value, "
-                     "which cannot travel to another MPI rank", u->w.first + bad);
-        outs[i].status = mine ? INTERP_ERR_ENCODE : INTERP_ERR_CANCELLED;
-        outs[i].error = interp__dup_text(mine ? text : t);
-    }
-    interp__backend_chunk_end(u->job, outs, 0);
-    free(outs);
-    free(u);
-    return true;
+    if (r->ranks[rank].lost)
+        return;
+    wbuf b = {0};
+    wb_u64(&b, id);
+    post(r, rank, TAG_FORGET, &b);
 }
 
 /* Send what can go now: resubmitted units first, then queued jobs. */
@@ -349,8 +354,6 @@ static bool dispatch(root *r)
             fail_unit(u, needs_bytecode(&w) ? INTERP_ERR_DECODE : INTERP_ERR_BROKEN, text);
             continue;
         }
-        if (holds_frozen(u))
-            continue; /* failed there */
         u->id = ++r->next_id;
         u->rank = k;
         pthread_mutex_lock(&r->mu);
@@ -369,7 +372,14 @@ static bool dispatch(root *r)
             free(u);
             continue;
         }
-        send_unit(r, u);
+        int rc = send_unit(r, u);
+        if (rc != INTERP_OK) {
+            pthread_mutex_lock(&r->mu);
+            table_take(r, u->id);
+            pthread_mutex_unlock(&r->mu);
+            fail_unit(u, rc, "out of memory on the root sending the unit (or a frozen value "
+                             "of its arguments)");
+        }
     }
     return any;
 }
@@ -644,6 +654,10 @@ static void *root_main(void *arg)
         busy |= interrupts(r);
         busy |= dispatch(r);
         heartbeats(r);
+        if (r->fz.n && mpi__now() - r->fz_swept > 0.05) {
+            fzs_sweep(&r->fz, &r->fz_remote);
+            r->fz_swept = mpi__now();
+        }
         update_idle(r);
         pthread_mutex_lock(&r->mu);
         bool stop = r->stop_req;
@@ -734,6 +748,7 @@ static void be_stop(void *ud)
     if (r->lastwords)
         mpi__lastwords_remove();
     r->lastwords = false;
+    fzs_free(&r->fz);
     srv_free(r->local);
     r->local = NULL;
 }
@@ -748,6 +763,7 @@ static void be_free(void *ud)
     }
     if (r->lastwords)
         mpi__lastwords_remove();
+    fzs_free(&r->fz);
     srv_free(r->local);
     for (int b = 0; b < NBUCKETS; b++)
         while (r->table[b]) {
@@ -797,6 +813,9 @@ int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options 
     pthread_cond_init(&r->idle_cv, NULL);
     mpi__bytecode_header(r->bc, &r->bc_len);
     r->ranks = calloc((size_t)r->size, sizeof *r->ranks);
+    fzs_init(&r->fz, r->size, local ? r->me : -1);
+    r->fz_remote = (fzs_target){.send = fz_send, .forget = fz_forget, .ud = r};
+    r->fz_local = (fzs_target){.local = fz_local, .forget = fz_forget, .ud = r};
     int total = 0;
     double now = mpi__now();
     for (int k = 0; r->ranks && k < r->size; k++) {

@@ -43,7 +43,12 @@ struct srv {
     reply *r_head, *r_tail;     /* guarded by mu */
     unit *units;                /* communication thread only */
     size_t busy;                /* communication thread only */
+    fzrecv fz;                  /* communication thread only: frozen values by the root's id */
 };
+
+void srv_frozen(srv *s, const char *data, size_t len) { fzr_recv(&s->fz, data, len, s->max_depth); }
+void srv_frozen_put(srv *s, uint64_t id, interp_frozen *obj) { fzr_put(&s->fz, id, obj, NULL); }
+void srv_forget(srv *s, uint64_t id) { fzr_forget(&s->fz, id); }
 
 int srv_workers(const srv *s) { return s->workers; }
 size_t srv_busy(srv *s) { return s->busy; }
@@ -270,6 +275,7 @@ void srv_work(srv *s, const char *data, size_t len)
     int kind = rb_u8(&b);
     int fkind = rb_u8(&b);
     bool stop_on_error = rb_u8(&b) != 0;
+    bool frozen = rb_u8(&b) != 0;
     double timeout = rb_f64(&b);
     const char *fd;
     size_t fl;
@@ -317,10 +323,15 @@ void srv_work(srv *s, const char *data, size_t len)
         rc = INTERP_ERR_NOMEM;
     interp__slab *slab = NULL;
     for (size_t i = 0; rc == INTERP_OK && i < u->n; i++) {
-        rc = rb_msg_slab(&b, s->max_depth, &slab, &u->items[i]);
+        /* an item that will hold handles is a message of its own (a slab's members never
+         * release handles) */
+        rc = frozen ? rb_msg(&b, s->max_depth, &u->items[i])
+                    : rb_msg_slab(&b, s->max_depth, &slab, &u->items[i]);
         if (rc != INTERP_OK)
             snprintf(why, sizeof why, "the arguments could not be decoded on this rank: %s",
                      interp_strerror(rc));
+        else if (frozen)
+            rc = fzr_patch(&s->fz, &b, u->items[i], why, sizeof why);
     }
     interp__slab_release(slab);
     u->next = s->units;
@@ -406,6 +417,7 @@ int srv_new(srv **out, const interp_pool_options *opts, waker *wk, char **err)
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    fzr_init(&s->fz);
     *out = s;
     return INTERP_OK;
 }
@@ -432,6 +444,7 @@ void srv_free(srv *s)
         drop_inputs(u);
         free(u);
     }
+    fzr_free(&s->fz);
     free(s->runners);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);

@@ -296,6 +296,11 @@ interp_frozen *interp_frozen_retain(const interp_frozen *f)
     return (interp_frozen *)f;
 }
 
+size_t interp__frozen_refs(const interp_frozen *f)
+{
+    return atomic_load_explicit(&f->root->refs, memory_order_acquire);
+}
+
 void interp_frozen_release(const interp_frozen *f)
 {
     if (!f)

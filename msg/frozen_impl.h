@@ -135,6 +135,9 @@ const fz_slot *interp__fz_find(const fz_table *t, const fz_val *key);
 /* Retain (delta +1) or release (-1) every handle in len bytes of messages: complete values, or
  * a builder's partial buffer (heads are complete). */
 void interp__frozen_msg_refs(const char *data, size_t len, int delta);
+/* References held now to f's root (by any of its objects): a snapshot (mpi/ frees what only
+ * its own cache still holds). */
+size_t interp__frozen_refs(const interp_frozen *f);
 /* The root's seed and arena are private to frozen.c; these give builders what they need. */
 fz_root *interp__fz_root_new(uint32_t kind, interp__frozen_space *space);
 void *interp__fz_alloc(fz_root *r, size_t size);

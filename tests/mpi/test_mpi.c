@@ -11,6 +11,8 @@
  *             heartbeat timeout plus a margin
  *   resubmit  the same with INTERP_MPI_LOST_RESUBMIT: every item succeeds
  *   killed    a rank killed mid-map: the job ends (killed.cmake checks the message)
+ *   frozen    frozen tables and buffers as task and map arguments: sent once to each rank,
+ *             shared by the tasks there, dropped by the root once the host lets go
  * Every case is bounded by alarm(). Rank 0 is the root and checks; the others serve. */
 #include <signal.h>
 #include <stdio.h>
@@ -46,6 +48,13 @@ static const char init_src[] =
     "function whoami(x) return tonumber(os.getenv('OMPI_COMM_WORLD_RANK')), x end\n"
     "function napping(s) interp.sleep(s) return tonumber(os.getenv('OMPI_COMM_WORLD_RANK')) end\n"
     "function spin() local x = 0 while true do x = x + 1 end end\n"
+    "function fz_sum(t) local s = 0 for i = 1, #t do s = s + t[i] end "
+    "  return s + t.extra.n, tonumber(os.getenv('OMPI_COMM_WORLD_RANK')), interp.isfrozen(t) end\n"
+    "function fz_same(t) interp.sleep(0.02) local same = seen == t seen = t "
+    "  return tonumber(os.getenv('OMPI_COMM_WORLD_RANK')), same end\n"
+    "function fz_item(t, i) return t[i] + t.extra.n end\n"
+    "function fz_buf(b) return #b, b:sub(2, 4) end\n"
+    "function fz_back() return interp.freeze({1, 2}) end\n"
     "function try_channel(s) interp.sleep(s) local ok, e = pcall(interp.channel, 'c') "
     "  return tonumber(os.getenv('OMPI_COMM_WORLD_RANK')), ok, tostring(e) end\n"
     "function fail(x) error('boom ' .. tostring(x)) end\n"
@@ -295,19 +304,12 @@ static void case_errors(interp_pool *p)
         interp_future_release(ok[i]);
     }
     (void)ranks;
-    /* a frozen value (an address in this process) cannot go to another rank: refused, clearly */
-    interp_frozen *fz = NULL;
-    CHECK(interp_frozen_bytes("abc", 3, &fz) == INTERP_OK, "frozen");
-    interp_msg_builder *fb = interp_msg_builder_new();
-    interp_msg_add_frozen(fb, fz);
-    interp_msg *fa = NULL;
-    interp_msg_builder_finish(fb, &fa);
-    interp_frozen_release(fz);
+    /* a value a rank froze cannot come back to the root: refused, clearly */
     interp_future *ff = NULL;
-    CHECK(interp_pool_submit(p, "whoami", fa, &ff) == INTERP_OK, "submit frozen");
+    CHECK(interp_pool_submitf(p, &ff, "fz_back", "") == INTERP_OK, "submit fz_back");
     CHECK(interp_future_result(ff, 30, NULL) == INTERP_ERR_ENCODE &&
               strstr(interp_future_error(ff), "frozen value"),
-          "frozen argument: %d %s", interp_future_status(ff),
+          "frozen result: %d %s", interp_future_status(ff),
           interp_future_error(ff) ? interp_future_error(ff) : "");
     interp_future_release(ff);
 
@@ -457,6 +459,129 @@ static void case_shutdown(interp_pool *p, int round)
         interp_future_release(fs[i]);
 }
 
+/* ---- frozen values: sent once to each rank, shared there, released with the root's ------- */
+
+/* {1, 2, ..., n, extra = {n = 7}} frozen */
+static interp_frozen *make_frozen(int n)
+{
+    interp_msg_builder *b = interp_msg_builder_new();
+    interp_msg_add_map(b, (uint32_t)n + 1);
+    for (int i = 1; i <= n; i++) {
+        interp_msg_add_int(b, i);
+        interp_msg_add_int(b, i);
+    }
+    interp_msg_add_cstr(b, "extra");
+    interp_msg_add_map(b, 1);
+    interp_msg_add_cstr(b, "n");
+    interp_msg_add_int(b, 7);
+    interp_msg *m = NULL;
+    interp_frozen *f = NULL;
+    CHECK(interp_msg_builder_finish(b, &m) == INTERP_OK, "build");
+    CHECK(interp_frozen_from_msg(m, 0, &f) == INTERP_OK, "freeze");
+    interp_msg_free(m);
+    return f;
+}
+
+static interp_msg *with_frozen(const interp_frozen *f, int64_t i)
+{
+    interp_msg_builder *b = interp_msg_builder_new();
+    interp_msg_add_frozen(b, f);
+    if (i >= 0)
+        interp_msg_add_int(b, i);
+    interp_msg *m = NULL;
+    interp_msg_builder_finish(b, &m);
+    return m;
+}
+
+static void case_frozen(interp_pool *p, bool root_idle, size_t values0)
+{
+    enum { N = 1000, NT = 12, M = 300 };
+    interp_frozen *t = make_frozen(N);
+    interp_msg *arg = with_frozen(t, -1);
+    /* tasks: every rank reads the same table, as a frozen view */
+    interp_future *fs[NT];
+    for (int i = 0; i < NT; i++)
+        CHECK(interp_pool_submit(p, "fz_sum", interp_msg_dup(arg), &fs[i]) == INTERP_OK, "submit");
+    int seen[3] = {0};
+    for (int i = 0; i < NT; i++) {
+        int64_t sum = 0, rank = -1;
+        bool isf = false;
+        CHECK(interp_future_resultf(fs[i], 30, "I, I, b", &sum, &rank, &isf) == INTERP_OK,
+              "fz_sum: %d %s", interp_future_status(fs[i]),
+              interp_future_error(fs[i]) ? interp_future_error(fs[i]) : "");
+        CHECK(sum == (int64_t)N * (N + 1) / 2 + 7 && isf, "fz_sum gave %lld (frozen: %d)",
+              (long long)sum, isf);
+        if (rank >= 0 && rank < 3)
+            seen[rank]++;
+        interp_future_release(fs[i]);
+    }
+    CHECK(seen[1] && seen[2] && (root_idle ? !seen[0] : seen[0] > 0),
+          "fz_sum per rank: %d %d %d", seen[0], seen[1], seen[2]);
+    /* sent once: every task on a rank's (single) state gets the very same object, so the view
+     * a task kept in a global is the one the next task gets (a copy per unit would differ) */
+    int firsts[3] = {0}, runs[3] = {0};
+    for (int i = 0; i < NT; i++)
+        CHECK(interp_pool_submit(p, "fz_same", interp_msg_dup(arg), &fs[i]) == INTERP_OK, "submit");
+    for (int i = 0; i < NT; i++) {
+        int64_t rank = -1;
+        bool same = false;
+        CHECK(interp_future_resultf(fs[i], 30, "I, b", &rank, &same) == INTERP_OK, "fz_same");
+        if (rank >= 0 && rank < 3) {
+            runs[rank]++;
+            firsts[rank] += !same;
+        }
+        interp_future_release(fs[i]);
+    }
+    for (int k = 0; k < 3; k++)
+        CHECK(firsts[k] == (runs[k] > 0), "rank %d: %d of %d tasks saw a new object", k,
+              firsts[k], runs[k]);
+    /* a map whose every item holds the table */
+    interp_msg *in[M], *out[M];
+    for (int i = 0; i < M; i++)
+        in[i] = with_frozen(t, i % N + 1);
+    interp_map_options mo = {.chunksize = 10};
+    CHECK(interp_pool_map(p, "fz_item", M, (const interp_msg *const *)in, out, &mo) ==
+              INTERP_OK, "map with frozen items");
+    int bad = 0;
+    for (int i = 0; i < M; i++) {
+        int64_t v = -1;
+        bad += !out[i] || interp_msg_unpack(out[i], "I", &v) != INTERP_OK || v != i % N + 1 + 7;
+        interp_msg_free(out[i]);
+        interp_msg_free(in[i]);
+    }
+    CHECK(bad == 0, "%d map items wrong", bad);
+    /* a buffer */
+    interp_frozen *buf = NULL;
+    CHECK(interp_frozen_bytes("abcde", 5, &buf) == INTERP_OK, "buffer");
+    interp_msg *barg = with_frozen(buf, -1);
+    interp_frozen_release(buf);
+    for (int i = 0; i < 6; i++) {
+        interp_future *f = NULL;
+        CHECK(interp_pool_submit(p, "fz_buf", interp_msg_dup(barg), &f) == INTERP_OK, "submit");
+        int64_t len = 0;
+        const char *sub = NULL;
+        size_t sublen = 0;
+        CHECK(interp_future_resultf(f, 30, "I, s", &len, &sub, &sublen) == INTERP_OK &&
+                  len == 5 && sublen == 3 && !memcmp(sub, "bcd", 3), "fz_buf");
+        interp_future_release(f);
+    }
+    interp_msg_free(barg);
+    /* the root lets go: its cache drops the values within a sweep (the root computes nothing
+     * when root_idle, so then nothing else of this process holds them) */
+    interp_msg_free(arg);
+    interp_frozen_release(t);
+    if (root_idle) {
+        size_t values = 0, bytes = 0;
+        double t0 = now();
+        do {
+            usleep(20 * 1000);
+            interp_frozen_totals(&values, &bytes);
+        } while (values > values0 && now() - t0 < 10);
+        CHECK(values == values0, "frozen values alive on the root: %zu, before: %zu", values,
+              values0);
+    }
+}
+
 /* ---- a rank stopped or killed mid-map ---------------------------------------------------- */
 
 static void case_lost(interp_pool *p, const int *pids, bool resubmit, bool kill_it, double hb)
@@ -568,8 +693,11 @@ int main(int argc, char **argv)
         MPI_Finalize();
         return failures ? 1 : 0;
     }
-    int rounds = !strcmp(which, "shutdown") ? 2 : 1, served = 0;
+    int rounds = !strcmp(which, "shutdown") || !strcmp(which, "frozen") ? 2 : 1, served = 0;
+    size_t values0 = 0, bytes0 = 0;
+    interp_frozen_totals(&values0, &bytes0);
     for (int round = 0; round < rounds; round++) {
+        mo.root_idle = !strcmp(which, "frozen") && round == 1;
         interp_pool *p = mpi_pool(&o, &mo, &served);
         if (!p)
             continue; /* a serving rank: the root destroyed this pool */
@@ -581,6 +709,8 @@ int main(int argc, char **argv)
             case_cancel(p);
         else if (!strcmp(which, "shutdown"))
             case_shutdown(p, round);
+        else if (!strcmp(which, "frozen"))
+            case_frozen(p, mo.root_idle, values0);
         else if (lost)
             case_lost(p, pids, !strcmp(which, "resubmit"), !strcmp(which, "killed"), 1.5);
         double t0 = now();
