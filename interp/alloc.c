@@ -8,6 +8,7 @@
 
 #include <lua.h>
 
+#include "msg_shstr.h"
 #include "threads.h"
 
 atomic_long interp__alloc_fail_after = -1;
@@ -73,7 +74,10 @@ void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
             interp__threads_forget(a->threads, ptr, osize);
             now -= before - interp__threads_bytes(a->threads);
         }
-        free(ptr);
+        if (old >= INTERP__SHBLOCK_MIN)
+            interp__shblock_free(ptr); /* a message may still share it (msg_shstr.h) */
+        else
+            free(ptr);
         atomic_store_explicit(&a->in_use, now - old, memory_order_relaxed);
         return NULL;
     }
@@ -88,7 +92,9 @@ void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
             a->failed = true;
             return NULL;
         }
-        void *p = realloc(ptr, nsize);
+        void *p = nsize >= INTERP__SHBLOCK_MIN || old >= INTERP__SHBLOCK_MIN
+                      ? interp__shblock_realloc(ptr, old, nsize)
+                      : realloc(ptr, nsize);
         if (!p) {
             a->failed = true;
             return NULL;
@@ -100,7 +106,8 @@ void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
         return p;
     }
     /* A shrink never fails: if realloc cannot shrink in place and fails, keep the block. */
-    void *p = realloc(ptr, nsize);
+    void *p = old >= INTERP__SHBLOCK_MIN ? interp__shblock_realloc(ptr, old, nsize)
+                                         : realloc(ptr, nsize);
     /* Lua now believes the block has nsize bytes and will free it as such. */
     atomic_store_explicit(&a->in_use, now - (old - nsize), memory_order_relaxed);
     return p ? p : ptr;

@@ -7,6 +7,7 @@
 
 #include "interp_impl.h"
 #include "msg_impl.h"
+#include "msg_shstr.h"
 
 /* Every call into a state is protected, so a panic is a bug of this library: say so loudly
  * rather than let Lua call abort() silently. */
@@ -161,6 +162,7 @@ int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, cha
     }
 
     int rc = INTERP_OK;
+    interp__shstr_enable(interp__alloc_fn); /* its large strings can cross without a copy */
     s->L = lua_newstate(interp__alloc_fn, &s->alloc);
     if (!s->L) {
         rc = INTERP_ERR_NOMEM;

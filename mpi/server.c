@@ -122,6 +122,13 @@ static void put_outcome(wbuf *b, int status, const interp_msg *result, const cha
                 "(its handle is an address in that process); return a plain copy";
         result = error_value = NULL;
     }
+    /* shared strings (msg_shstr.h) travel in their plain form, built here once */
+    if ((status == INTERP_OK && result && !interp_msg_data(result)) ||
+        (error_value && !interp_msg_data(error_value))) {
+        status = INTERP_ERR_NOMEM;
+        error = "out of memory";
+        result = error_value = NULL;
+    }
     wb_u32(b, (uint32_t)status);
     wb_msg(b, status == INTERP_OK ? result : NULL);
     wb_text(b, status == INTERP_OK ? NULL : error);

@@ -8,6 +8,7 @@
 
 #include "frozen_impl.h"
 #include "msg_impl.h"
+#include "msg_shstr.h"
 
 interp_msg *interp__msg_alloc(size_t size, uint32_t count, uint32_t flags)
 {
@@ -26,16 +27,36 @@ interp_msg *interp__msg_alloc(size_t size, uint32_t count, uint32_t flags)
 }
 
 uint32_t interp_msg_count(const interp_msg *m) { return m->count; }
-const char *interp_msg_data(const interp_msg *m) { return m->data; }
-size_t interp_msg_size(const interp_msg *m) { return m->size; }
+/* a message holding shared strings (msg_shstr.h) shows its plain form */
+const char *interp_msg_data(const interp_msg *m)
+{
+    return m->flags & INTERP__MSG_HAS_SHARED ? interp__shstr_plain(m) : m->data;
+}
+size_t interp_msg_size(const interp_msg *m)
+{
+    return m->flags & INTERP__MSG_HAS_SHARED ? interp__shstr_tail_of(m)->plain_size : m->size;
+}
 
 interp_msg *interp_msg_dup(const interp_msg *m)
 {
-    interp_msg *c = interp__msg_alloc(m->size, m->count, m->flags & INTERP__MSG_CONTENT);
-    if (c && (m->flags & INTERP__MSG_HAS_FROZEN))
+    bool shared = m->flags & INTERP__MSG_HAS_SHARED;
+    size_t room = shared ? interp__shstr_tail_room(m->size) : 0;
+    if (m->size > SIZE_MAX - sizeof(interp_msg) - room)
+        return NULL;
+    interp_msg *c = interp__msg_alloc(m->size + room, m->count,
+                                      m->flags & (INTERP__MSG_CONTENT | INTERP__MSG_HAS_SHARED));
+    if (!c)
+        return NULL;
+    c->size = m->size;
+    if (m->flags & INTERP__MSG_HAS_FROZEN)
         interp__frozen_msg_refs(m->data, m->size, +1);
-    if (c)
-        memcpy(c->data, m->data, m->size);
+    memcpy(c->data, m->data, m->size);
+    if (shared) {
+        interp__shstr_msg_refs(m->data, m->size, +1);
+        interp__shstr_tail *t = interp__shstr_tail_of(c);
+        t->plain_size = interp__shstr_tail_of(m)->plain_size;
+        atomic_init(&t->plain, NULL);
+    }
     return c;
 }
 
@@ -223,6 +244,8 @@ void interp_msg_free(interp_msg *m)
     }
     if (m && (m->flags & INTERP__MSG_HAS_FROZEN))
         interp__frozen_msg_refs(m->data, m->size, -1);
+    if (m && (m->flags & INTERP__MSG_HAS_SHARED))
+        interp__shstr_msg_release(m);
     if (m && m->size >= INTERP__BIGBUF_MIN / 2)
         interp__bigbuf_put(m); /* kept for the next large message when it is large */
     else

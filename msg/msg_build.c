@@ -278,7 +278,10 @@ int interp_msg_add_msg(interp_msg_builder *b, const interp_msg *m)
         return INTERP_ERR_INVALID;
     /* Back-references are distances back to an earlier object (msg_impl.h), so m's bytes
      * mean the same after other values: copied as they are. */
-    int rc = append(b, m->data, m->size);
+    const char *bytes = interp_msg_data(m); /* shared strings: their plain form (msg_shstr.h) */
+    if (!bytes)
+        return b->err = INTERP_ERR_NOMEM;
+    int rc = append(b, bytes, interp_msg_size(m));
     if (rc)
         return rc;
     b->flags |= m->flags & INTERP__MSG_CONTENT;

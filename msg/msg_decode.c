@@ -35,6 +35,7 @@
 #include "msg_impl.h"
 #include "msg_lua_impl.h"
 #include "msg_plan.h"
+#include "msg_shstr.h"
 
 enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 64, FAST_VALUES = 32, MAX_VALUES = 1000000 };
 /* Map keys repeat (records): the last short keys seen are kept in stack slots, so a repeated
@@ -367,6 +368,14 @@ static bool read_value(dec *d)
         }
         if (type == INTERP_MSG_EXT_FUNCTION)
             return open_function(d);
+        if (type == INTERP__MSG_EXT_SHARED) { /* a shared string: its one copy is this push */
+            size_t n;
+            s = interp__shstr_bytes(d->p, &n);
+            d->p += len;
+            INTERP__STEPS(n / 64);
+            lua_pushlstring(L, s, n);
+            return true;
+        }
         if (type == INTERP_MSG_EXT_FROZEN) { /* a view; the message keeps its own reference */
             const interp_frozen *o;
             memcpy(&o, d->p, sizeof o);
@@ -571,9 +580,9 @@ int interp_msg_to_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *
     if (!L || !m)
         return set_error(err, INTERP_ERR_INVALID, "invalid arguments");
     size_t max_size = opts && opts->max_size ? opts->max_size : DEFAULT_SIZE;
-    if (m->size > max_size)
-        return set_error(err, INTERP_ERR_LIMIT, "message of %zu bytes, larger than %zu", m->size,
-                         max_size);
+    if (interp_msg_size(m) > max_size) /* shared strings counted in full (msg_shstr.h) */
+        return set_error(err, INTERP_ERR_LIMIT, "message of %zu bytes, larger than %zu",
+                         interp_msg_size(m), max_size);
     int base = lua_gettop(L);
     /* leading nil/boolean/number values: pushed directly, no pcall */
     const char *p = m->data;
@@ -659,8 +668,9 @@ int interp_msg_push_lua(lua_State *L, const interp_msg *m, const interp_msg_opts
     dec_init(&d, L, m, opts);
     d.direct = true;
     size_t max_size = opts && opts->max_size ? opts->max_size : DEFAULT_SIZE;
-    if (m->size > max_size)
-        dfail(&d, INTERP_ERR_LIMIT, "message of %zu bytes, larger than %zu", m->size, max_size);
+    if (interp_msg_size(m) > max_size)
+        dfail(&d, INTERP_ERR_LIMIT, "message of %zu bytes, larger than %zu", interp_msg_size(m),
+              max_size);
     int base = lua_gettop(L);
     count = d.left;
     int helpers = push_helpers(&d);

@@ -27,6 +27,7 @@
 #include "interp_msg_lua.h"
 #include "msg_impl.h"
 #include "msg_lua_impl.h"
+#include "msg_shstr.h"
 
 enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 16 };
 
@@ -55,7 +56,8 @@ typedef struct eframe {
 typedef struct enc {
     lua_State *L;
     interp__msgbuf buf;
-    size_t max_size, lim; /* lim = min(buf.cap, max_size): the fast-path bound of writes */
+    size_t max_size, lim; /* lim = min(buf.cap, room): the fast-path bound of writes */
+    size_t room;          /* max_size less what shared strings add to the plain form */
     int max_depth;
     bool allow_functions;
     uint32_t flags;
@@ -112,7 +114,7 @@ static int fail_write(enc *e)
 
 static char *need_slow(enc *e, size_t n)
 {
-    if (n > e->max_size - e->buf.used) {
+    if (n > e->room - e->buf.used) {
         e->status = INTERP_ERR_LIMIT;
         return NULL;
     }
@@ -121,7 +123,7 @@ static char *need_slow(enc *e, size_t n)
         e->status = INTERP_ERR_NOMEM;
         return NULL;
     }
-    e->lim = e->buf.cap < e->max_size ? e->buf.cap : e->max_size;
+    e->lim = e->buf.cap < e->room ? e->buf.cap : e->room;
     return w;
 }
 
@@ -520,6 +522,34 @@ static int put_frozen(enc *e, const interp_frozen *o)
     return INTERP_OK;
 }
 
+/* A handle to the shared block blk of a string of len bytes (msg_shstr.h); its reference is
+ * taken when the message is complete, while the string still lives. Inside a function's
+ * upvalues the string is copied (handles are only looked for outside function payloads). */
+static int put_shared(enc *e, const char *s, const void *blk, size_t len)
+{
+    for (size_t k = 0; k < e->nframes; k++)
+        if (e->frames[k].kind == K_FUNC)
+            return put_str(e, s, len);
+    if (len > UINT32_MAX)
+        return fail(e, INTERP_ERR_LIMIT, "string of %zu bytes (MessagePack's limit is 4 GiB)", len);
+    size_t extra = 5 + len - 10; /* its plain form (str 32) against the handle */
+    char *w = need(e, 10);
+    if (!w || extra > e->room - e->buf.used - 10) {
+        if (w)
+            e->status = INTERP_ERR_LIMIT;
+        return fail_write(e);
+    }
+    w[0] = (char)0xd7;
+    w[1] = INTERP__MSG_EXT_SHARED;
+    memcpy(w + 2, &blk, sizeof blk);
+    e->buf.used += 10;
+    e->room -= extra;
+    if (e->lim > e->room)
+        e->lim = e->room;
+    e->flags |= INTERP__MSG_HAS_SHARED;
+    return INTERP_OK;
+}
+
 /* Write a value that is not a table or function (at stack index idx). */
 static int put_scalar(enc *e, int idx, int type)
 {
@@ -546,7 +576,8 @@ static int put_scalar(enc *e, int idx, int type)
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
-        return put_str(e, s, len);
+        const void *blk = interp__shstr_block(L, s, len);
+        return blk ? put_shared(e, s, blk, len) : put_str(e, s, len);
     }
     case LUA_TUSERDATA: {
         const interp_frozen *o = interp__frozen_toobj(L, idx);
@@ -743,6 +774,7 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
     e.L = L;
     e.buf = (interp__msgbuf){0};
     e.max_size = opts && opts->max_size ? opts->max_size : DEFAULT_SIZE;
+    e.room = e.max_size;
     e.lim = 0;
     e.max_depth = opts && opts->max_depth > 0 ? opts->max_depth : DEFAULT_DEPTH;
     e.allow_functions = opts && opts->allow_functions;
@@ -775,8 +807,18 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
         free(e.frames);
     interp__idmap_free(&e.ids);
     lua_settop(L, base);
+    size_t used = e.buf.used;
+    if (rc == INTERP_OK && (e.flags & INTERP__MSG_HAS_SHARED) &&
+        !interp__msgbuf_reserve(&e.buf, interp__shstr_tail_room(used)))
+        rc = fail(&e, INTERP_ERR_NOMEM, "out of memory");
     if (rc == INTERP_OK) {
         *out = interp__msgbuf_finish(&e.buf, (uint32_t)count, e.flags);
+        if (*out && (e.flags & INTERP__MSG_HAS_SHARED)) {
+            interp__shstr_tail *t = interp__shstr_tail_of(*out);
+            t->plain_size = used + (e.max_size - e.room);
+            atomic_init(&t->plain, NULL);
+            interp__shstr_msg_refs((*out)->data, used, +1);
+        }
         if (!*out) {
             rc = INTERP_ERR_NOMEM;
             if (err)

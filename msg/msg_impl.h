@@ -49,6 +49,9 @@
  * leaves (no object number) and never sit inside a function's upvalues. Bytes from outside
  * (interp_msg_from_bytes) never hold one: the validator refuses the type.
  *
+ * Ext type 4 (INTERP__MSG_EXT_SHARED, msg_shstr.h): a large string this process shares with
+ * the state that made it; never in interp_msg_data's bytes (the plain form has the string).
+ *
  * Map headers: the Lua encoder writes the shortest header, except for a map whose pairs are
  * counted while it is written and whose body exceeds 4 KiB: that one keeps a map 32 header.
  *
@@ -96,6 +99,9 @@ enum {
     INTERP__MSG_HAS_FUNCTIONS = 2u, /* at least one INTERP_MSG_EXT_FUNCTION */
     INTERP__MSG_HAS_FROZEN = 4u,    /* at least one INTERP_MSG_EXT_FROZEN: the message holds a
                                        reference per handle (frozen_impl.h) */
+    INTERP__MSG_HAS_SHARED = 8u,    /* at least one shared string's handle (msg_shstr.h): one
+                                       reference each, and a trailer after the data; a copy
+                                       keeps it, a concatenation takes the plain form */
     /* what the bytes hold (a copy or a concatenation keeps these, never the others) */
     INTERP__MSG_CONTENT = INTERP__MSG_HAS_REFS | INTERP__MSG_HAS_FUNCTIONS | INTERP__MSG_HAS_FROZEN,
     /* not about the bytes: the message lives inside a slab (see below) */

@@ -9,6 +9,7 @@
 
 #include "msg_impl.h"
 #include "msg_read.h"
+#include "msg_shstr.h"
 
 /* Big-endian loads of n bytes (the caller has checked that they exist). */
 static uint64_t load_be(const char *p, int n)
@@ -189,6 +190,9 @@ static bool read_head(const char **pos, const char *end, head *h)
                 if (h->len != sizeof(void *))
                     return false;
                 h->type = INTERP_MSG_FROZEN;
+            } else if (h->ext == INTERP__MSG_EXT_SHARED && h->len == sizeof(void *)) {
+                h->type = INTERP_MSG_STR; /* a shared string reads as the string */
+                h->ptr = interp__shstr_bytes(h->ptr, &h->len);
             } else {
                 return false;
             }
