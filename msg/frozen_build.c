@@ -309,7 +309,8 @@ int interp__frozen_build(const interp_msg *m, int max_depth, interp__frozen_spac
 {
     if (!m || !out || interp_msg_count(m) != 1)
         return INTERP_ERR_INVALID;
-    const char *p = interp_msg_data(m), *end = p + interp_msg_size(m);
+    /* the bytes as they are: a shared string's handle reads as the string (msg_shstr.h) */
+    const char *p = m->data, *end = p + m->size;
     interp_msg_value top;
     const char *q = p;
     if (!interp__msg_read_head(&q, end, &top))

@@ -47,7 +47,11 @@ enum { INTERP_MSG_EXT_REF = 1, INTERP_MSG_EXT_FUNCTION = 2, INTERP_MSG_EXT_FROZE
 /* Number of top-level values in m. */
 INTERP_API uint32_t interp_msg_count(const interp_msg *m);
 /* The encoded MessagePack bytes of m (count values back to back) and their length.
- * The pointer is valid as long as m is. */
+ * The pointer is valid as long as m is. A message made in a worker may share a large string
+ * with the worker's state instead of holding a copy (docs/DESIGN.md, Messages): its bytes are
+ * then written out on the first call (later calls return the same pointer; thread-safe), and
+ * that call returns NULL when memory runs out. interp_msg_size is always the size of these
+ * bytes. */
 INTERP_API const char *interp_msg_data(const interp_msg *m);
 INTERP_API size_t interp_msg_size(const interp_msg *m);
 
