@@ -1,33 +1,37 @@
-/* plugin_host.c - a game host running untrusted plugin scripts in parallel, sandboxed.
+/* plugin_host.c - a game host running untrusted plugin scripts in parallel, sandboxed, one
+ * context per plugin.
  *
  *   plugin_host PLUGIN_DIR [--frames N] [--budget-ms MS] [--memory-limit BYTES]
  *               [--fix-looper-at F] [--seed S]
  *
  * Every *.lua file in PLUGIN_DIR is a plugin defining `on_tick(state, frame)` that returns
- * `actions, state`. Each frame the host runs every enabled plugin at once, as one task each on
- * a sandboxed pool with a memory limit and a per-frame deadline, then applies the returned
- * actions (move, heal: all or nothing, so a plugin that fails mid-tick changes nothing).
+ * `actions, state`. Each plugin lives in a context of its own (core/interp_ctx.h), named after
+ * it: its file is loaded once, when the context is made; its state stays inside the context
+ * (a driver appended to the file keeps what on_tick returned and passes it back next frame:
+ * nothing is copied to the host and back); it has its own memory limit (--memory-limit, per
+ * plugin: a memory bomb hits its own limit, not a worker's shared one) and its own deadline
+ * (the frame budget). Each frame the host calls every enabled plugin's context at once; the
+ * pool's threads run them in parallel; then the host applies the returned actions (move, heal:
+ * all or nothing, so a plugin that fails mid-tick changes nothing).
  *
- * The game's C API (host_api.c): every worker state opens the host library `host` (a host
- * library allowed in the sandbox), whose functions find the game through a light userdata
- * that on_state put in the registry: host.world() reads the world (read-only while a frame
- * runs), host.log(text) writes the game's log and host.rand(n) draws from the game's seeded
- * generator (both under the game's lock), host.spawn(x, y) queues a request to the host
- * through a channel, applied after the frame. The library is in every state the pool makes,
- * replacements after a memory bomb included.
+ * The game's C API (host_api.c): every state opens the host library `host` (allowed in the
+ * sandbox), whose functions find the game through a light userdata that on_state put in the
+ * registry: host.world() reads the world (read-only while a frame runs), host.log(text) writes
+ * the game's log and host.rand(n) draws from the game's seeded generator (both under the
+ * game's lock), host.spawn(x, y) queues a request to the host through a channel, applied after
+ * the frame. Contexts get the pool's host libraries and on_state.
  *
- * Plugin state: the host keeps the `state` a plugin returned and passes it back with the next
- * frame. We chose this over pinning a plugin to one worker (affinity) because it keeps every
- * worker interchangeable: any worker can run any plugin, a worker whose state is replaced after
- * a memory error loses nothing, the sandbox can start every task in a fresh environment, and
- * the host can restart a plugin from a clean state simply by dropping what it kept. The cost
- * is copying the state each frame, which for plugin-sized state is a few microseconds.
+ * Isolation: a sandboxed context reaches only what its host granted it; this host grants
+ * nothing, so a plugin cannot call another plugin's context or open a channel, even knowing
+ * the names (snoop tries).
  *
- * Offenders: a plugin that misses the frame deadline (an infinite loop) or hits the memory
- * limit is disabled at once; a plugin that raises is restarted with a fresh state, and disabled
- * after 3 errors in a row. A changed plugin file is reloaded (and re-enabled) at the next frame:
- * hot reload. --fix-looper-at F rewrites looper.lua in PLUGIN_DIR at frame F with a well-behaved
- * version, to show a disabled plugin coming back after a fix on disk. */
+ * Offenders: a plugin that misses the frame deadline (an infinite loop) or hits its memory
+ * limit is disabled at once and its context closed (its state freed); a plugin that raises
+ * keeps its context but restarts from a fresh state, and is disabled after 3 errors in a row.
+ * Hot reload: a changed plugin file is run in the plugin's context (`exec`: new code, the
+ * state kept) when the plugin is enabled, or gets a fresh context when it was disabled.
+ * --fix-looper-at F rewrites looper.lua in PLUGIN_DIR at frame F with a well-behaved version,
+ * to show a disabled plugin coming back after a fix on disk. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -37,6 +41,7 @@
 #include <time.h>
 
 #include "host_api.h"
+#include "interp_ctx.h"
 #include "interp_pool.h"
 
 #define MAX_PLUGINS 64
@@ -47,8 +52,8 @@ typedef struct plugin {
     char name[64];
     char path[512];
     struct timespec mtime;
-    char *task_source;  /* the plugin's file followed by the call of on_tick */
-    interp_msg *state;  /* what on_tick returned last as its state (NULL: none yet) */
+    char *source;       /* the plugin's file followed by the driver */
+    interp_ctx *ctx;    /* its context while enabled (NULL: none) */
     bool enabled;
     int strikes;        /* errors in a row */
     int ticks_ok;
@@ -70,7 +75,16 @@ static char *read_file(const char *path)
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
-    static const char call[] = "\nreturn on_tick(...)\n";
+    /* The driver: the state stays in the context, in a local of this chunk's closures. */
+    static const char call[] =
+        "\nlocal state\n"
+        "function __host_tick(frame)\n"
+        "  local actions\n"
+        "  actions, state = on_tick(state, frame)\n"
+        "  return actions\n"
+        "end\n"
+        "function __host_reset() state = nil end\n"
+        "function __host_state() return state end\n";
     char *s = n >= 0 ? malloc((size_t)n + sizeof call) : NULL;
     if (s && fread(s, 1, (size_t)n, f) == (size_t)n)
         memcpy(s + n, call, sizeof call);
@@ -82,7 +96,33 @@ static char *read_file(const char *path)
     return s;
 }
 
-/* (Re)load a plugin's file: new code, fresh state, enabled again. */
+static interp_pool *the_pool;
+static size_t plugin_memory_limit;
+static double plugin_timeout;
+
+/* A fresh context for p, its file loaded. */
+static bool plugin_start(plugin *p)
+{
+    interp_ctx_options o;
+    memset(&o, 0, sizeof o);
+    o.name = p->name;
+    o.init_source = p->source;
+    o.sandbox = INTERP_SANDBOX_SAFE;
+    o.memory_limit = plugin_memory_limit; /* this plugin's own */
+    o.timeout = plugin_timeout;           /* each call: the frame budget */
+    char *err = NULL;
+    if (interp_ctx_create(the_pool, &o, &p->ctx, &err) != INTERP_OK) {
+        int line_len = err ? (int)strcspn(err, "\n") : 0;
+        printf("error in %s: %.*s\n", p->name, line_len, err ? err : "cannot load");
+        free(err);
+        p->ctx = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* (Re)load a plugin's file: in its context when it runs (new code, its state kept), else in
+ * a fresh context; enabled again. */
 static bool plugin_load(plugin *p)
 {
     struct stat st;
@@ -91,14 +131,26 @@ static bool plugin_load(plugin *p)
         fprintf(stderr, "plugin %s: cannot read %s: %s\n", p->name, p->path, strerror(errno));
         return false;
     }
-    free(p->task_source);
-    p->task_source = src;
+    free(p->source);
+    p->source = src;
     p->mtime = st.st_mtim;
-    interp_msg_free(p->state);
-    p->state = NULL;
-    p->enabled = true;
     p->strikes = 0;
-    return true;
+    if (p->ctx && p->enabled) {
+        interp_future *f = NULL;
+        int rc = interp_ctx_exec(p->ctx, p->source, 0, &f);
+        if (rc == INTERP_OK)
+            rc = interp_future_wait(f, INTERP_FOREVER) == INTERP_OK ? interp_future_status(f)
+                                                                     : rc;
+        if (rc != INTERP_OK)
+            printf("error in %s: the new file failed: %s\n", p->name,
+                   f && interp_future_error(f) ? interp_future_error(f) : interp_strerror(rc));
+        interp_future_release(f);
+        return rc == INTERP_OK;
+    }
+    interp_ctx_close(p->ctx);
+    p->ctx = NULL;
+    p->enabled = plugin_start(p);
+    return p->enabled;
 }
 
 static bool plugin_changed(const plugin *p)
@@ -133,25 +185,7 @@ static int load_plugins(const char *dir, plugin *ps)
     }
     closedir(d);
     qsort(ps, (size_t)n, sizeof *ps, compare_names);
-    for (int i = 0; i < n; i++)
-        if (!plugin_load(&ps[i]))
-            ps[i].enabled = false;
     return n;
-}
-
-/* The arguments of one plugin's task: its state (or nil), the frame number. */
-static interp_msg *task_args(const plugin *p, int frame)
-{
-    interp_msg_builder *b = interp_msg_builder_new();
-    if (!b)
-        return NULL;
-    if (p->state)
-        interp_msg_add_msg(b, p->state); /* back-references are relative: appending is safe */
-    else
-        interp_msg_add_nil(b);
-    interp_msg_add_int(b, frame);
-    interp_msg *m = NULL;
-    return interp_msg_builder_finish(b, &m) == INTERP_OK ? m : NULL;
 }
 
 static bool key_is(const interp_msg_value *k, const char *s)
@@ -197,9 +231,12 @@ static bool apply_action(interp_msg_value *action, game *g)
 static void disable(plugin *p, const char *why)
 {
     p->enabled = false;
-    interp_msg_free(p->state);
-    p->state = NULL;
-    printf("disabled %s: %s\n", p->name, why);
+    interp_ctx_stats st;
+    if (interp_ctx_stats_get(p->ctx, &st) == INTERP_OK)
+        printf("disabled %s: %s (its context: peak %zu KiB of its own %zu KiB)\n", p->name, why,
+               st.memory_peak / 1024, plugin_memory_limit / 1024);
+    interp_ctx_close(p->ctx); /* its state is freed */
+    p->ctx = NULL;
 }
 
 /* Take a finished task's outcome: apply its actions, keep its state, or punish the plugin. */
@@ -215,15 +252,16 @@ static void collect(plugin *p, game *g, int *ignored)
         const char *err = interp_future_error(p->pending);
         int line_len = err ? (int)strcspn(err, "\n") : 0;
         printf("error in %s: %.*s\n", p->name, line_len, err ? err : interp_strerror(rc));
-        interp_msg_free(p->state); /* restart: the next frame starts from a fresh state */
-        p->state = NULL;
+        /* restart: the next frame starts from a fresh state (a post runs before it) */
+        interp_task reset = {.fn = {.kind = INTERP_FN_NAME, .text = "__host_reset"}};
+        interp_ctx_post(p->ctx, &reset);
         if (++p->strikes >= MAX_STRIKES)
             disable(p, "3 errors in a row");
     } else {
         p->strikes = 0;
         p->ticks_ok++;
         interp_msg_iter it = interp_msg_iter_init(res);
-        interp_msg_value actions, state;
+        interp_msg_value actions;
         if (interp_msg_next(&it, &actions) && actions.type == INTERP_MSG_ARRAY) {
             interp_msg_iter a = actions.as.seq.items;
             interp_msg_value action;
@@ -231,13 +269,6 @@ static void collect(plugin *p, game *g, int *ignored)
                 if (!apply_action(&action, g))
                     (*ignored)++;
         }
-        /* The state is the second result: cut its bytes out as a message of its own. */
-        const char *start = it.pos;
-        interp_msg_free(p->state);
-        p->state = NULL;
-        if (interp_msg_next(&it, &state) && state.type != INTERP_MSG_NIL &&
-            interp_msg_from_bytes(start, (size_t)(it.pos - start), 0, &p->state) != INTERP_OK)
-            printf("error in %s: its state shares tables with its actions; dropped\n", p->name);
     }
     interp_future_release(p->pending);
     p->pending = NULL;
@@ -309,6 +340,11 @@ int main(int argc, char **argv)
         free(err);
         return 1;
     }
+    the_pool = pool;
+    plugin_memory_limit = memory_limit;
+    plugin_timeout = budget_ms / 1000.0;
+    for (int i = 0; i < n; i++)
+        plugin_load(&ps[i]); /* one context each, its file loaded once */
 
     double *frame_ms = calloc((size_t)frames, sizeof *frame_ms);
     int *offending = calloc((size_t)frames, sizeof *offending);
@@ -331,10 +367,10 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++) {
             if (!ps[i].enabled)
                 continue;
-            interp_task t = {.fn = {.kind = INTERP_FN_SOURCE, .text = ps[i].task_source},
-                             .args = task_args(&ps[i], f)};
-            if (!t.args || interp_pool_submit_task(pool, &t, INTERP_FOREVER, &ps[i].pending) != INTERP_OK) {
-                interp_msg_free(t.args);
+            interp_msg *args = interp_msg_int(f);
+            if (!args || interp_ctx_call(ps[i].ctx, "__host_tick", args, &ps[i].pending) !=
+                             INTERP_OK) {
+                interp_msg_free(args);
                 failed_submits++;
             }
         }
@@ -365,12 +401,18 @@ int main(int argc, char **argv)
     qsort(clean, (size_t)nclean, sizeof *clean, compare_doubles);
     for (int i = 0; i < n; i++) {
         char *text = NULL;
-        if (ps[i].state && interp_msg_to_text(ps[i].state, &text) == INTERP_OK)
-            printf("%s: %s, %d good ticks, state %s\n", ps[i].name,
-                   ps[i].enabled ? "enabled" : "disabled", ps[i].ticks_ok, text);
-        else
-            printf("%s: %s, %d good ticks\n", ps[i].name, ps[i].enabled ? "enabled" : "disabled",
-                   ps[i].ticks_ok);
+        const interp_msg *state = NULL;
+        interp_future *f = NULL;
+        interp_ctx_stats cs = {0};
+        if (ps[i].ctx && interp_ctx_call(ps[i].ctx, "__host_state", NULL, &f) == INTERP_OK &&
+            interp_future_result(f, INTERP_FOREVER, &state) == INTERP_OK && state &&
+            interp_msg_count(state) > 0)
+            interp_msg_to_text(state, &text);
+        interp_future_release(f);
+        interp_ctx_stats_get(ps[i].ctx, &cs);
+        printf("%s: %s, %d good ticks, memory %zu KiB (peak %zu)%s%s\n", ps[i].name,
+               ps[i].enabled ? "enabled" : "disabled", ps[i].ticks_ok, cs.memory_in_use / 1024,
+               cs.memory_peak / 1024, text ? ", state " : "", text ? text : "");
         free(text);
     }
     interp_pool_stats st;
@@ -379,19 +421,19 @@ int main(int argc, char **argv)
            "p95 %.3f ms, max %.3f ms\n", frames, budget_ms, nclean,
            nclean ? clean[nclean / 2] : 0.0, nclean ? clean[nclean * 95 / 100] : 0.0,
            nclean ? clean[nclean - 1] : 0.0);
-    printf("tasks: %llu done, %llu failed (%llu timed out), states replaced %llu; "
-           "ignored actions %d, failed submits %d\n",
+    printf("calls: %llu done, %llu failed (%llu timed out), states replaced %llu; "
+           "ignored actions %d, failed calls %d\n",
            (unsigned long long)st.done, (unsigned long long)st.failed,
            (unsigned long long)st.timed_out, (unsigned long long)st.states_replaced, ignored,
            failed_submits);
     printf("entities: %d (%lld spawned), log lines dropped: %ld\n", g.n_entities,
            g.next_id - 1 - ENTITIES, g.dropped_log);
+    for (int i = 0; i < n; i++) {
+        interp_ctx_close(ps[i].ctx);
+        free(ps[i].source);
+    }
     interp_pool_destroy(pool);
     game_free(&g);
-    for (int i = 0; i < n; i++) {
-        free(ps[i].task_source);
-        interp_msg_free(ps[i].state);
-    }
     free(frame_ms);
     free(offending);
     free(clean);

@@ -21,7 +21,9 @@ foreach(expect
     "error in raiser: .*refusing frame 3"
     "reloaded looper at frame 20"
     "looper: enabled, 21 good ticks"
-    "medic: enabled, 40 good ticks, state [^\n]*ticks = 40"
+    "medic: enabled, 40 good ticks[^\n]*state [^\n]*ticks = 40"
+    "disabled bomb: hit its memory limit \\(its context: peak [0-9]+ KiB of its own [0-9]+ KiB\\)"
+    "states replaced 0"
     "medic: enabled[^\n]*healed = 8"
     "mover: enabled, 40 good ticks"
     "raiser: enabled")

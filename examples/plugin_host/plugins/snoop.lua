@@ -1,6 +1,6 @@
--- snoop: tries to reach the host's files, commands and other states, and to tamper with the
--- host's API. Every door it finds open is reported in the game's log; in the sandbox it
--- should find none.
+-- snoop: tries to reach the host's files, commands, other plugins' contexts and channels, and
+-- to tamper with the host's API. Every door it finds open is reported in the game's log; in
+-- the sandbox it should find none.
 local function try(name, f)
   local ok, res = pcall(f)
   if ok and res then return name end
@@ -23,6 +23,9 @@ function on_tick(state, frame)
     {"replace host.log", function() host.log = print; return true end},
     {"rawset host", function() rawset(host, "spawn", print); return true end},
     {"require a C module", function() return require("interp_pool") end},
+    {"call another plugin", function() return interp.context("medic") end},
+    {"reach itself by name", function() return interp.context("snoop") end},
+    {"open a channel", function() return interp.channel("spawns") end},
   }
   for _, d in ipairs(doors) do open[#open + 1] = try(d[1], d[2]) end
   local text = #open == 0 and "none" or table.concat(open, ", ")
