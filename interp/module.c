@@ -83,7 +83,8 @@ void interp__push_module(lua_State *L)
                                  .mem_in_use = &s->alloc.in_use,
                                  .mem_limit = s->alloc.limit,
                                  .max_depth = s->ctx.msg_opts.max_depth,
-                                 .allow_files = !s->sandbox};
+                                 .allow_files = !s->sandbox,
+                                 .poll = interp__poll_irq};
     interp__frozen_lua_register(L, &fz);
     if (s->sandbox) {
         lua_getfield(L, -1, "channel");

@@ -1,8 +1,11 @@
 /* frozen_buf.c - frozen buffers in Lua: #b and string-like readers that never copy the whole
- * buffer. b:len(), b:byte(i [, j]), b:sub(i [, j]) and b:find(s [, init [, plain]]) follow
- * string.byte/sub/find (same index rules); find takes plain substrings only (a pattern with
- * magic characters and plain not true raises: a pattern match would need the bytes as a Lua
- * string). b:unpack(fmt [, pos]) is string.unpack run on a window of the buffer: the bytes
+ * buffer. b:len(), b:byte(i [, j]), b:sub(i [, j]), b:find(pat [, init [, plain]]),
+ * b:match(pat [, init]) and b:gmatch(pat [, init]) follow the string functions of the same
+ * names (same index rules, same results, same errors): the patterns are matched in place in
+ * the buffer's bytes by the matcher of the interruptible string library (base/lua_match.c:
+ * its recursion bounded as Lua's, its work counted in ticks that poll the state's
+ * cancellation, interp__frozen_lua_cfg.poll). Only captures and sub's result are copied out.
+ * b:unpack(fmt [, pos]) is string.unpack run on a window of the buffer: the bytes
  * the format needs (string.packsize), or, for variable-length formats, a window that grows 4x
  * until the values fit; the window starts 16-aligned below pos, so alignment options ('!',
  * 'X') give what they would on the whole string. */
@@ -11,6 +14,7 @@
 #include <string.h>
 
 #include "frozen_impl.h"
+#include "lua_match.h"
 #include "lua_pos.h"
 
 static const fz_buffer *check_buf(lua_State *L, int idx)
@@ -54,31 +58,54 @@ static int b_sub(lua_State *L)
     return 1;
 }
 
+/* find, match and gmatch have the per-state table (frozen_lua.c) as upvalue 1: where the
+ * state's poll is found. */
+static void (*buf_poll(lua_State *L))(lua_State *)
+{
+    const interp__frozen_lua_cfg *cfg = interp__frozen_cfg(L, lua_upvalueindex(1));
+    return cfg ? cfg->poll : NULL;
+}
+
 static int b_find(lua_State *L)
 {
     const fz_buffer *b = check_buf(L, 1);
-    size_t plen;
-    const char *pat = luaL_checklstring(L, 2, &plen);
-    size_t init = interp__lua_pos_start(luaL_optinteger(L, 3, 1), b->len);
-    if (init > b->len + 1) {
-        lua_pushnil(L);
-        return 1;
-    }
-    if (!lua_toboolean(L, 4))
-        for (size_t k = 0; k < plen; k++)
-            if (pat[k] && strchr("^$*+?.([%-", pat[k]))
-                return luaL_argerror(L, 2, "patterns are not supported on a frozen buffer "
-                                           "(pass plain = true)");
-    const char *hay = b->data + init - 1;
-    const char *at = memmem(hay, b->len - (init - 1), pat, plen);
-    if (!at) {
-        lua_pushnil(L);
-        return 1;
-    }
-    lua_Integer s = (lua_Integer)(at - b->data) + 1;
-    lua_pushinteger(L, s);
-    lua_pushinteger(L, s + (lua_Integer)plen - 1);
-    return 2;
+    return interp__lua_find(L, b->data, b->len, 1, buf_poll(L));
+}
+
+static int b_match(lua_State *L)
+{
+    const fz_buffer *b = check_buf(L, 1);
+    return interp__lua_find(L, b->data, b->len, 0, buf_poll(L));
+}
+
+typedef struct buf_gmatch {
+    interp__gmatch g;
+    const interp_frozen *obj; /* the buffer the view (upvalue 1) held when made */
+} buf_gmatch;
+
+/* Upvalues: the view, the pattern, the state. The view holds the bytes alive; it is checked
+ * again at every step (a hand-called __gc or a debug.setupvalue gives an error, never a read
+ * of freed bytes). */
+static int b_gmatch_step(lua_State *L)
+{
+    buf_gmatch *bg = lua_touserdata(L, lua_upvalueindex(3));
+    fz_view *v = interp__fz_view_of(L, lua_upvalueindex(1), FZ_BUFFER);
+    if (!v || v->obj != bg->obj || lua_tostring(L, lua_upvalueindex(2)) != bg->g.p)
+        return luaL_error(L, "the frozen buffer of this gmatch is gone");
+    return interp__gmatch_step(&bg->g, L);
+}
+
+static int b_gmatch(lua_State *L)
+{
+    const fz_buffer *b = check_buf(L, 1);
+    luaL_checkstring(L, 2);
+    lua_settop(L, 3);
+    buf_gmatch *bg = lua_newuserdatauv(L, sizeof *bg, 0);
+    bg->obj = &b->h;
+    interp__gmatch_init(&bg->g, L, b->data, b->len, buf_poll(L));
+    lua_remove(L, 3);
+    lua_pushcclosure(L, b_gmatch_step, 3);
+    return 1;
 }
 
 /* Call string.unpack(fmt, b[base .. end), pos - base + 1) protected; on success the results
@@ -139,11 +166,14 @@ static int b_newindex(lua_State *L)
     return luaL_error(L, "attempt to modify a frozen buffer");
 }
 
-void interp__frozen_buf_methods(lua_State *L)
+void interp__frozen_buf_methods(lua_State *L, int st)
 {
-    static const luaL_Reg methods[] = {
-        {"len", b_len}, {"byte", b_byte}, {"sub", b_sub}, {"find", b_find}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"len", b_len}, {"byte", b_byte}, {"sub", b_sub}, {NULL, NULL}};
+    static const luaL_Reg matching[] = {
+        {"find", b_find}, {"match", b_match}, {"gmatch", b_gmatch}, {NULL, NULL}};
     luaL_setfuncs(L, methods, 0);
+    lua_pushvalue(L, st);
+    luaL_setfuncs(L, matching, 1);
     /* string.unpack and string.packsize as they are now (a later change by a script does not
      * reach the buffers) */
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);

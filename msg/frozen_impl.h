@@ -178,10 +178,17 @@ typedef struct interp__frozen_lua_cfg {
     size_t mem_limit;
     int max_depth;     /* nesting a freeze accepts (0: 200, at most 200) */
     bool allow_files;
+    /* Called every few thousand steps of work a buffer's find/match/gmatch does inside C (the
+     * interrupt poll of interp/, which may raise); NULL: none. */
+    void (*poll)(lua_State *L);
 } interp__frozen_lua_cfg;
 void interp__frozen_lua_register(lua_State *L, const interp__frozen_lua_cfg *cfg);
-/* frozen_buf.c: the buffer metatable's fields (methods) into the table at the top. */
-void interp__frozen_buf_methods(lua_State *L);
+/* frozen_lua.c: the configuration the last interp__frozen_lua_register gave L's state, found
+ * through the per-state table at index st; NULL when none was given (views only). */
+const interp__frozen_lua_cfg *interp__frozen_cfg(lua_State *L, int st);
+/* frozen_buf.c: the buffer metatable's fields (methods) into the table at the top; st: the
+ * index of the per-state table (an upvalue of the pattern methods). */
+void interp__frozen_buf_methods(lua_State *L, int st);
 /* frozen_buf.c: __len and __newindex into the buffer metatable at the top. */
 void interp__frozen_buf_meta(lua_State *L);
 /* The view block (both kinds): a tag proves the block is one of ours. */

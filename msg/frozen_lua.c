@@ -20,8 +20,8 @@
 #include "frozen_impl.h"
 #include "interp_msg_lua.h"
 
-static const char STATE_KEY = 0; /* registry: {cache, table metatable, buffer metatable} */
-enum { S_CACHE = 1, S_TABLE_MT = 2, S_BUF_MT = 3, S_NEXT = 4 };
+static const char STATE_KEY = 0; /* registry: {cache, table and buffer metatables, next, cfg} */
+enum { S_CACHE = 1, S_TABLE_MT = 2, S_BUF_MT = 3, S_NEXT = 4, S_CFG = 5 };
 
 const interp_frozen *interp__frozen_toobj(lua_State *L, int idx)
 {
@@ -43,6 +43,25 @@ static inline const fz_table *check_table(lua_State *L, int idx)
     if (v)
         return (const fz_table *)v->obj;
     return (const fz_table *)interp__frozen_check(L, idx, FZ_TABLE); /* raises */
+}
+
+/* The module's configuration, as the upvalue of its functions and in the per-state table. The
+ * tag (as a view's, of a kind of its own) proves a block found in the per-state table is one
+ * (the full profile's debug.getregistry reaches that table). */
+typedef struct cfg_block {
+    interp__frozen_lua_cfg cfg;
+    uint64_t tag;
+} cfg_block;
+enum { FZ_CFG = 0x7a636667 };
+
+const interp__frozen_lua_cfg *interp__frozen_cfg(lua_State *L, int st)
+{
+    lua_rawgeti(L, st, S_CFG);
+    const cfg_block *c = lua_touserdata(L, -1);
+    if (c && (lua_rawlen(L, -1) != sizeof *c || c->tag != interp__fz_tag(c, FZ_CFG)))
+        c = NULL;
+    lua_pop(L, 1);
+    return c ? &c->cfg : NULL;
 }
 
 /* ---- pushing values ----------------------------------------------------------------------- */
@@ -262,7 +281,7 @@ static void push_state(lua_State *L)
         return;
     lua_pop(L, 1);
     interp__fz_tag_init();
-    lua_createtable(L, 4, 0);
+    lua_createtable(L, 5, 0);
     int st = lua_gettop(L);
     lua_pushvalue(L, st);
     lua_pushcclosure(L, t_next, 1);
@@ -292,7 +311,7 @@ static void push_state(lua_State *L)
 
     lua_createtable(L, 0, 8); /* buffers */
     lua_createtable(L, 0, 8); /* methods */
-    interp__frozen_buf_methods(L);
+    interp__frozen_buf_methods(L, st);
     lua_setfield(L, -2, "__index");
     interp__frozen_buf_meta(L);
     lua_pushcfunction(L, v_gc);
@@ -526,10 +545,13 @@ static int l_mapfile(lua_State *L)
 
 void interp__frozen_lua_register(lua_State *L, const interp__frozen_lua_cfg *cfg)
 {
-    interp__frozen_lua_cfg *c = lua_newuserdatauv(L, sizeof *c, 0);
-    *c = *cfg;
+    cfg_block *c = lua_newuserdatauv(L, sizeof *c, 0);
+    c->cfg = *cfg;
     int cu = lua_gettop(L);
-    push_state(L);
+    push_state(L); /* sets the tags' secret */
+    c->tag = interp__fz_tag(c, FZ_CFG);
+    lua_pushvalue(L, cu);
+    lua_rawseti(L, cu + 1, S_CFG);
     lua_pushvalue(L, cu);
     lua_pushcclosure(L, l_freeze, 1);
     lua_setfield(L, cu - 1, "freeze");

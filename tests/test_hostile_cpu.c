@@ -156,6 +156,12 @@ static void hostile_patterns(void **st)
         "for w in (('a'):rep(2^12)):gmatch(('.-'):rep(8) .. 'b') do end",
         "return (('a'):rep(2^12)):gsub(('a-'):rep(8) .. 'b', '')",
         "return (('a'):rep(2^13)):match('(a*)%1%1%1%1c')",
+        /* the same matcher on frozen buffers (matching in place) */
+        "return interp.buffer(('a'):rep(2^12)):match(('a*'):rep(8) .. 'b')",
+        "return interp.buffer(('a'):rep(2^12)):find(('.-'):rep(8) .. 'b')",
+        "for w in interp.buffer(('a'):rep(2^12)):gmatch(('a-'):rep(8) .. 'b') do end",
+        "return interp.buffer(('('):rep(2^20)):find('%b()')",
+        "return interp.buffer(('a'):rep(2^22)):find(('a'):rep(2^14) .. 'b', 1, true)",
     };
     run_interruptible("hpat", srcs, sizeof srcs / sizeof srcs[0]);
 }

@@ -234,7 +234,7 @@ do
   end
   assert(b:find("needle") == s:find("needle") and b:find("") == s:find(""))
   assert(b:find("", #s + 1) == s:find("", #s + 1) and b:find("", #s + 2) == s:find("", #s + 2))
-  expect_error("patterns are not supported", b.find, b, "n.edle")
+  assert(b:find("n.edle") == s:find("n.edle") and b:match("%z(%a+)%z") == "zero")
   local pos = #s - #string.pack("<i4>I8dzs1", -5, 2^40, 3.25, "cstr", "pfx") + 1
   for _, fmt in ipairs{"<i4", "<i4>I8", "<i4>I8d", "<i4>I8dz", "<i4>I8dzs1", "!4 i3 Xi4 d", "c5",
                        "B", "<h", "j", "n"} do
@@ -253,6 +253,97 @@ do
   expect_error("data string too short", big.unpack, big, "s4", 4990)
   expect_error("attempt to modify a frozen buffer", function() b.x = 1 end)
   assert(ip.thaw(b) == s and ip.freeze(b) == b)
+end
+
+-- ---- buffers: patterns (find, match, gmatch) against the string functions -----------------------
+do
+  local function same(x, y, what)
+    assert(x.n == y.n, what .. ": " .. x.n .. " results vs " .. y.n)
+    for k = 1, x.n do
+      assert(x[k] == y[k] and math.type(x[k]) == math.type(y[k]),
+             what .. ": result " .. k .. " " .. tostring(x[k]) .. " vs " .. tostring(y[k]))
+    end
+  end
+  local function check(s, pat, init, plain)
+    local b = ip.buffer(s)
+    local what = ("%q:find(%q, %s, %s)"):format(s, pat, tostring(init), tostring(plain))
+    same(table.pack(pcall(b.find, b, pat, init, plain)), table.pack(pcall(s.find, s, pat, init, plain)), what)
+    same(table.pack(pcall(b.match, b, pat, init)), table.pack(pcall(s.match, s, pat, init)), what .. " match")
+    local ok1, it1 = pcall(b.gmatch, b, pat, init)
+    local ok2, it2 = pcall(s.gmatch, s, pat, init)
+    assert(ok1 == ok2, what .. " gmatch")
+    if not ok1 then return end
+    for n = 1, 100 do
+      local x, y = table.pack(pcall(it1)), table.pack(pcall(it2))
+      same(x, y, what .. " gmatch step " .. n)
+      if not x[1] or x[2] == nil then break end
+    end
+  end
+  local subjects = {"", "a", "hello world", "  key = value ; other=2 ", "THE (quick) [brown] {fox}",
+                    "f(a(b)c)d((e)", "x\0y\0\0z", "aaaaaaaaab", "abcabcabc", "3.14 -2 0x1F 1e10",
+                    "\255\1\128 bytes", "line1\nline2\n", "%%%", "[]^$", "word"}
+  local patterns = {
+    -- literals, classes, sets
+    "", "a", "o w", "%a+", "%d+", "%D+", "%s*", "%S+", "%w+", "%W", "%l+", "%u+", "%p", "%c",
+    "%x+", "%g+", "%z", "%%", "%.", ".", "..", "[aeiou]+", "[^aeiou ]+", "[a-f]+", "[%a_][%w_]*",
+    "[%]]", "[]]", "[^]]+", "[a-]", "[-a]", "[%-%%]+", "[\0-\31]", "[\128-\255]+",
+    -- quantifiers
+    "a*", "a+", "a-", "a?", "a-b", "a*b", ".-b", ".*", ".-", "x*y?z+", "a?a?a?aaa", "[ab]-c",
+    -- anchors
+    "^", "$", "^$", "^a", "a$", "^h.*d$", "^%s*(.-)%s*$", "b$", "^(%a+)", "o$", "$a", "a^",
+    -- captures and position captures
+    "(%a+)", "(%a+) (%a+)", "()", "()a()", "(a)(b)(c)", "((a)(b))", "(h)(e)(l)(l)(o)", "(.-)=(.*)",
+    "(%w+)%s*=%s*(%w+)", "()(%d+)()", "(a*(.)%w(%s*))",
+    -- back-references
+    "(a)%1", "(%a)%1", "(.)%1", "(a*)%1", "(%a+) %1", "(.)(.)%2%1", "()%1",
+    -- %b and %f
+    "%b()", "%b[]", "%b{}", "%bxy", "%b((", "%f[%a]%a+", "%f[%A]", "%f[%w]%w+%f[%W]", "%f[^\0]",
+    "%f[\0]", "%f[%z]", "%f[%l]%u", "%f[a-z]",
+    -- malformed and errors (same messages)
+    "%", "a%", "[a", "[", "[^", "[%", "(", "(()", ")", "a)", "%1", "(a)%2", "%b", "%ba", "%f", "%fa",
+    "%f[a", "(((((((((((((((((((((((((((((((((a)))))))))))))))))))))))))))))))))",
+    ("a?"):rep(300), ("(a)"):rep(33), ("a*"):rep(50) .. "b",
+  }
+  local inits = {nil, 1, 2, 0, -1, -3, 5, 100, -100, math.mininteger, math.maxinteger}
+  for _, sbj in ipairs(subjects) do
+    for _, pat in ipairs(patterns) do
+      for k = 1, 11 do check(sbj, pat, inits[k]) end
+      check(sbj, pat, 1, true)
+      check(sbj, pat, -4, 1)
+    end
+  end
+  -- random patterns over a small alphabet, random subjects
+  local alphabet = {"a", "b", "(", ")", "%a", "%d", ".", "*", "+", "-", "?", "[ab]", "[^a]", "^",
+                    "$", "%1", "%b()", "%f[a]", "()", "%", "[", "]"}
+  for _ = 1, 3000 do
+    local p, sb = {}, {}
+    for _ = 1, math.random(0, 7) do p[#p + 1] = alphabet[math.random(#alphabet)] end
+    for _ = 1, math.random(0, 12) do sb[#sb + 1] = ("ab()1 x"):sub(math.random(7), nil):sub(1, 1) end
+    check(table.concat(sb), table.concat(p), math.random(-3, 14))
+  end
+  -- recursion bounded exactly as string.find's ("pattern too complex" from 200 nested items)
+  for _, n in ipairs{199, 200, 201, 400} do
+    check(("a"):rep(300), ("a?"):rep(n))
+    check(("a"):rep(300), ("(a?)"):rep(n))
+  end
+  -- a match in a big buffer, far from the start, and the frontier at its very end
+  local big = string.rep("x", 1 << 20) .. "key=val" .. string.rep("y", 100)
+  local bb = ip.buffer(big)
+  assert(bb:find("(%a+)=(%a+)") == big:find("(%a+)=(%a+)"))
+  assert(select(4, bb:find("(%a+)=(%a+)", -200)) == "valyyyy" .. string.rep("y", 96))
+  assert(bb:find("%f[%z]") == #big + 1 and bb:find("y%f[%z]") == #big)
+  -- gmatch keeps its buffer; its view killed by hand (full profile) gives an error, not a read
+  local it = ip.buffer("a1 b2 c3"):gmatch("(%a)(%d)")
+  collectgarbage()
+  assert(select(2, it()) == "1" and select(2, it()) == "2")
+  local buf2 = ip.buffer("k1 k2")
+  local it2 = buf2:gmatch("k%d")
+  debug.getmetatable(buf2).__gc(buf2)
+  expect_error("the frozen buffer of this gmatch is gone", it2)
+  expect_error("frozen buffer expected", buf2.find, buf2, "k")
+  local it3 = ip.buffer("k1 k2"):gmatch("k%d")
+  debug.setupvalue(it3, 1, ip.buffer("other"))
+  expect_error("the frozen buffer of this gmatch is gone", it3)
 end
 
 -- ---- across states: tasks, results, channels, the registry -----------------------------------
