@@ -10,6 +10,9 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Parallel isolated Lua 5.4 interpreters in
 set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
 set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
 set(CPACK_COMPONENTS_ALL lib dev lua cli)
+if(TARGET interp_pool_mpi) # built when MPI is found (mpi/)
+  list(APPEND CPACK_COMPONENTS_ALL mpi)
+endif()
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
@@ -27,6 +30,13 @@ set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
   "libinterp-pool0 (= ${PROJECT_VERSION}-1), liblua5.4-dev, pkg-config")
 set(CPACK_COMPONENT_DEV_DESCRIPTION
   "Parallel isolated Lua 5.4 interpreters for C hosts (development files)\n Headers, the static library, the CMake package and the pkg-config files.")
+
+set(CPACK_DEBIAN_MPI_PACKAGE_NAME libinterp-pool-mpi-dev)
+set(CPACK_DEBIAN_MPI_PACKAGE_SECTION libdevel)
+set(CPACK_DEBIAN_MPI_PACKAGE_DEPENDS
+  "libinterp-pool-dev (= ${PROJECT_VERSION}-1), libopenmpi-dev, pkg-config")
+set(CPACK_COMPONENT_MPI_DESCRIPTION
+  "interp_pool across the ranks of an MPI job (development files)\n The interp_pool_mpi static library and header: the same submit, futures and map over\n the ranks of an Open MPI job (mpiexec), with its CMake package and pkg-config file.")
 
 set(CPACK_DEBIAN_LUA_PACKAGE_NAME lua-interp-pool)
 set(CPACK_DEBIAN_LUA_PACKAGE_SECTION interpreters)

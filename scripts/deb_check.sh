@@ -2,8 +2,9 @@
 # CI stage "deb": build the Debian packages with CPack (build/deb, prefix /usr, no tests), check
 # their dependencies, unpack them with dpkg -x into a scratch root (no root rights, nothing
 # installed on this machine), then use what was unpacked: the C consumer built against the
-# packaged library four ways (tests/install/run_test.cmake with PREFIX), the Lua module from
-# lua5.4, and the interp-pool command.
+# packaged library four ways and the MPI library two ways under mpiexec
+# (tests/install/run_test.cmake with PREFIX), the Lua module from lua5.4, and the interp-pool
+# command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -27,6 +28,8 @@ needs libinterp-pool0 liblua5.4-0 libc6
 needs libinterp-pool-dev libinterp-pool0 liblua5.4-dev
 needs lua-interp-pool lua5.4
 needs interp-pool liblua5.4-0 libcjson1 libc6
+needs libinterp-pool-mpi-dev libinterp-pool-dev libopenmpi-dev
+dpkg-deb -c "$(deb libinterp-pool-mpi-dev)" | grep '/libinterp_pool_mpi.a$' >/dev/null || fail "libinterp-pool-mpi-dev has no library"
 dpkg-deb -c "$(deb interp-pool)" | grep -q '/man1/interp-pool.1' || fail "interp-pool has no manual page"
 if dpkg-deb -f "$(deb lua-interp-pool)" Depends | grep -q liblua; then
   fail "lua-interp-pool depends on liblua: the module must take Lua from the interpreter"
@@ -34,7 +37,7 @@ fi
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-for p in libinterp-pool0 libinterp-pool-dev lua-interp-pool interp-pool; do
+for p in libinterp-pool0 libinterp-pool-dev libinterp-pool-mpi-dev lua-interp-pool interp-pool; do
   dpkg -x "$(deb $p)" "$root"
 done
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)

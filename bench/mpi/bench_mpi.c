@@ -1,5 +1,6 @@
 /* bench_mpi - the MPI pool against a local pool on the same cores:
- *   mpiexec --oversubscribe -n 2 bench_mpi [cpu_n] [repeats]
+ *   mpiexec --oversubscribe -n 2 bench_mpi [cpu_n] [repeats] [workloads]
+ * (workloads: a comma-separated subset of cpu,tiny,submit,data,idle; default all)
  * The MPI pool has 1 worker per rank (2 ranks); the local pool, made on rank 0 beside it, has 2
  * workers. Workloads as bench_compare's: cpu (15 x cpu_task(cpu_n), with a sequential run in
  * one lua_State as the base), tiny (map of 100000 x*2 items), data (16 tasks, each a 1 MiB
@@ -162,6 +163,7 @@ int main(int argc, char **argv)
     }
     int64_t cpu_n = argc > 1 ? atoll(argv[1]) : 5000000;
     int reps = argc > 2 ? atoi(argv[2]) : 3;
+    const char *only = argc > 3 ? argv[3] : "cpu,tiny,submit,data,idle";
     int me, size, pid = getpid(), pids[64] = {0};
     MPI_Comm_rank(MPI_COMM_WORLD, &me);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -186,7 +188,7 @@ int main(int argc, char **argv)
            size, lo.workers, reps);
 
     double seq = 1e9, cl = 1e9, cm = 1e9;
-    for (int r = 0; r < reps; r++) {
+    for (int r = 0; r < reps && strstr(only, "cpu"); r++) {
         double t = run_seq(cpu_n);
         seq = t < seq ? t : seq;
         t = run_cpu(lp, cpu_n);
@@ -194,7 +196,8 @@ int main(int argc, char **argv)
         t = run_cpu(mp, cpu_n);
         cm = t < cm ? t : cm;
     }
-    printf("cpu   15 x cpu_task(%lld): sequential %.3f s, local %.3f s (%.2fx), mpi %.3f s "
+    if (strstr(only, "cpu"))
+        printf("cpu   15 x cpu_task(%lld): sequential %.3f s, local %.3f s (%.2fx), mpi %.3f s "
            "(%.2fx; target >= 1.85x)\n", (long long)cpu_n, seq, cl, seq / cl, cm, seq / cm);
 
     size_t n = 100000;
@@ -202,13 +205,14 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n; i++)
         interp_msg_pack(&in[i], "I", (int64_t)i);
     double tl = 1e9, tm = 1e9;
-    for (int r = 0; r < reps; r++) {
+    for (int r = 0; r < reps && strstr(only, "tiny"); r++) {
         double t = run_tiny(lp, n, in);
         tl = t < tl ? t : tl;
         t = run_tiny(mp, n, in);
         tm = t < tm ? t : tm;
     }
-    printf("tiny  map of %zu x*2: local %.0f items/s, mpi %.0f items/s (%.0f%% of local; "
+    if (strstr(only, "tiny"))
+        printf("tiny  map of %zu x*2: local %.0f items/s, mpi %.0f items/s (%.0f%% of local; "
            "target >= 50%%)\n", n, (double)n / tl, (double)n / tm, 100.0 * tl / tm);
     for (size_t i = 0; i < n; i++)
         interp_msg_free(in[i]);
@@ -216,13 +220,14 @@ int main(int argc, char **argv)
 
     size_t ns = 20000;
     double sl = 1e9, sm = 1e9;
-    for (int r = 0; r < reps; r++) {
+    for (int r = 0; r < reps && strstr(only, "submit"); r++) {
         double t = run_submit(lp, ns);
         sl = t < sl ? t : sl;
         t = run_submit(mp, ns);
         sm = t < sm ? t : sm;
     }
-    printf("submit %zu x*2 tasks one by one: local %.0f tasks/s, mpi %.0f tasks/s (%.0f%%): "
+    if (strstr(only, "submit"))
+        printf("submit %zu x*2 tasks one by one: local %.0f tasks/s, mpi %.0f tasks/s (%.0f%%): "
            "the root's unit rate\n", ns, (double)ns / sl, (double)ns / sm, 100.0 * sl / sm);
 
     interp_msg_builder *b = interp_msg_builder_new();
@@ -236,19 +241,25 @@ int main(int argc, char **argv)
     interp_msg *table = NULL;
     interp_msg_builder_finish(b, &table);
     double dl = 1e9, dm = 1e9;
-    for (int r = 0; r < reps; r++) {
+    for (int r = 0; r < reps && strstr(only, "data"); r++) {
         double t = run_data(lp, table, sum);
         dl = t < dl ? t : dl;
         t = run_data(mp, table, sum);
         dm = t < dm ? t : dm;
     }
     double mib = (double)interp_msg_size(table) / 1048576.0;
-    printf("data  16 tasks of a %.2f MiB table: local %.3f s, mpi %.3f s (%.2fx local's time; "
+    if (strstr(only, "data"))
+        printf("data  16 tasks of a %.2f MiB table: local %.3f s, mpi %.3f s (%.2fx local's time; "
            "target <= 1.5x); %.0f MiB/s through the root\n", mib, dl, dm, dm / dl,
            16 * mib / dm);
     interp_msg_free(table);
 
     interp_pool_destroy(lp);
+    if (!strstr(only, "idle")) {
+        interp_pool_destroy(mp);
+        MPI_Finalize();
+        return 0;
+    }
     /* idle: nothing submitted for 3 s; rank 1 waits in serve, the root's thread polls */
     usleep(300 * 1000);
     double c1 = size > 1 ? proc_cpu(pids[1]) : 0;

@@ -3,6 +3,8 @@
 # consumer.c against it four ways, as C hosts would: find_package(interp_pool) with the shared
 # and with the static library, pkg-config interp_pool (shared) and interp_pool-static. Checks
 # that the shared library has its SONAME and exports nothing but the public interp_* API.
+# Where interp_pool_mpi is installed (or was built), an MPI host too (find_package and
+# pkg-config), run under mpiexec.
 if(NOT PREFIX)
   file(REMOVE_RECURSE ${WORK})
   set(PREFIX ${WORK}/prefix)
@@ -86,5 +88,39 @@ foreach(module interp_pool interp_pool-static)
       ${WORK}/consumer_${module})
   expect_ok("the ${module} pkg-config consumer")
 endforeach()
+# The MPI pool's library (built where MPI was found; the Debian package libinterp-pool-mpi-dev):
+# an MPI host built with find_package(interp_pool_mpi) and with pkg-config interp_pool_mpi, each
+# run under `mpiexec -n 2`.
+set(mpi_note "")
+file(GLOB_RECURSE mpilib ${PREFIX}/*/libinterp_pool_mpi.a)
+if(NOT mpilib AND BUILD_DIR AND EXISTS ${BUILD_DIR}/mpi/libinterp_pool_mpi.a)
+  message(FATAL_ERROR "interp_pool_mpi was built but not installed under ${PREFIX}")
+endif()
+find_program(MPIEXEC NAMES mpiexec mpirun)
+if(mpilib AND NOT MPIEXEC)
+  message(FATAL_ERROR "interp_pool_mpi is installed but there is no mpiexec to run its consumer")
+endif()
+if(mpilib)
+  set(mpirun ${CMAKE_COMMAND} -E env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+      OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1 LD_LIBRARY_PATH=${libdir}
+      ${MPIEXEC} --oversubscribe -n 2)
+  run("configure the MPI consumer" ${CMAKE_COMMAND} -S ${SRC}/mpi -B ${WORK}/build_mpi
+      -DCMAKE_PREFIX_PATH=${PREFIX} -DCMAKE_C_COMPILER=${CC})
+  run("build the MPI consumer" ${CMAKE_COMMAND} --build ${WORK}/build_mpi)
+  run("run the CMake MPI consumer" ${mpirun} ${WORK}/build_mpi/mpi_consumer)
+  if(NOT last_out MATCHES "mpi consumer: ok \\(2 ranks\\)")
+    message(FATAL_ERROR "the CMake MPI consumer said: ${last_out}")
+  endif()
+  run("pkg-config interp_pool_mpi" pkg-config --cflags --libs interp_pool_mpi)
+  string(STRIP "${last_out}" flags)
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  run("compile with pkg-config interp_pool_mpi" ${CC} ${SRC}/mpi_consumer.c
+      -o ${WORK}/mpi_consumer_pc ${flags})
+  run("run the pkg-config MPI consumer" ${mpirun} ${WORK}/mpi_consumer_pc)
+  if(NOT last_out MATCHES "mpi consumer: ok \\(2 ranks\\)")
+    message(FATAL_ERROR "the pkg-config MPI consumer said: ${last_out}")
+  endif()
+  set(mpi_note "; the MPI consumers (CMake and pkg-config, mpiexec -n 2) ok")
+endif()
 message("installed library in ${PREFIX}: SONAME ok, ${nsyms} public symbols; "
-        "CMake and pkg-config consumers, shared and static, ok")
+        "CMake and pkg-config consumers, shared and static, ok${mpi_note}")
