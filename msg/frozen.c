@@ -179,6 +179,28 @@ const fz_val *interp__fz_get_str(const fz_table *t, const char *str, size_t len)
     }
 }
 
+bool interp__fz_next(const fz_table *t, uint64_t *pos, fz_val *key, fz_val *val)
+{
+    uint64_t p = *pos;
+    if (p < t->asize) {
+        key->type = FZ_INT;
+        key->u.i = (int64_t)p + 1;
+        *val = interp__fz_at(t, (uint32_t)p);
+        *pos = p + 1;
+        return true;
+    }
+    for (uint64_t j = p - t->asize; j < t->hcap; j++) {
+        if (t->hash[j].key.type != FZ_NIL) {
+            *key = t->hash[j].key;
+            *val = t->hash[j].val;
+            *pos = t->asize + j + 1;
+            return true;
+        }
+    }
+    *pos = (uint64_t)t->asize + t->hcap;
+    return false;
+}
+
 void interp__fz_table_hash_init(fz_root *r, fz_slot *slots, uint32_t cap, const fz_val *key,
                                 const fz_val *val, bool *dup)
 {

@@ -12,7 +12,6 @@
  * integer); a nil or NaN key, or a function anywhere, is refused. A map's pairs are first
  * gathered in a scratch hash (a repeated key: the last wins; a nil value removes it, as a
  * decode into Lua would), then laid out. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,18 +56,7 @@ static uint32_t pow2_at_least(uint64_t n)
 /* A key as Lua would store it: INTERP_OK, or DECODE for nil and NaN. */
 static int normalise_key(fz_val *k)
 {
-    if (k->type == FZ_NIL)
-        return INTERP_ERR_DECODE;
-    if (k->type == FZ_FLOAT) {
-        double d = k->u.d;
-        if (isnan(d))
-            return INTERP_ERR_DECODE;
-        if (d >= -0x1p63 && d < 0x1p63 && floor(d) == d) {
-            k->type = FZ_INT;
-            k->u.i = (int64_t)d;
-        }
-    }
-    return INTERP_OK;
+    return interp__fz_key_normalise(k) ? INTERP_OK : INTERP_ERR_DECODE;
 }
 
 /* Lay out t from `n` gathered entries (slots of a scratch hash of capacity cap, empty ones

@@ -91,6 +91,24 @@ typedef struct fz_buffer {
     size_t len;
 } fz_buffer;
 
+/* A key as Lua stores it: an integral float in int64's range is that integer. False for nil
+ * and NaN, which no table holds. */
+static inline bool interp__fz_key_normalise(fz_val *k)
+{
+    if (k->type == FZ_NIL)
+        return false;
+    if (k->type == FZ_FLOAT) {
+        double d = k->u.d;
+        if (d != d)
+            return false;
+        if (d >= -0x1p63 && d < 0x1p63 && (double)(int64_t)d == d) {
+            k->type = FZ_INT;
+            k->u.i = (int64_t)d;
+        }
+    }
+    return true;
+}
+
 /* ---- the space of a pool: accounting and the registry of names --------------------------- */
 typedef struct interp__frozen_space interp__frozen_space;
 
@@ -132,6 +150,9 @@ bool interp__fz_get(const fz_table *t, const fz_val *key, fz_val *out);
  * key (NULL when absent or in the array part). */
 const fz_val *interp__fz_get_str(const fz_table *t, const char *s, size_t len);
 const fz_slot *interp__fz_find(const fz_table *t, const fz_val *key);
+/* The entry of t at cursor *pos (0: the first; array part 1..asize, then the hash slots in
+ * order): its key and value, and *pos moved past it; false at the end. */
+bool interp__fz_next(const fz_table *t, uint64_t *pos, fz_val *key, fz_val *val);
 /* Retain (delta +1) or release (-1) every handle in len bytes of messages: complete values, or
  * a builder's partial buffer (heads are complete). */
 void interp__frozen_msg_refs(const char *data, size_t len, int delta);

@@ -139,13 +139,7 @@ static bool to_key(lua_State *L, int idx, fz_val *k)
         }
         k->type = FZ_FLOAT;
         k->u.d = (double)lua_tonumber(L, idx);
-        if (k->u.d != k->u.d)
-            return false;
-        if (k->u.d >= -0x1p63 && k->u.d < 0x1p63 && (double)(int64_t)k->u.d == k->u.d) {
-            k->type = FZ_INT;
-            k->u.i = (int64_t)k->u.d;
-        }
-        return true;
+        return interp__fz_key_normalise(k);
     case LUA_TUSERDATA:
         k->type = FZ_OBJ;
         return (k->u.o = interp__frozen_toobj(L, idx)) != NULL;
@@ -227,22 +221,14 @@ static int t_next(lua_State *L)
             pos = t->asize + (uint64_t)(s - t->hash) + 1;
         }
     }
-    if (pos < t->asize) {
-        fz_val v = interp__fz_at(t, (uint32_t)pos);
-        lua_pushinteger(L, (lua_Integer)pos + 1);
-        push_val(L, &v);
-        return 2;
+    fz_val k, v;
+    if (!interp__fz_next(t, &pos, &k, &v)) {
+        lua_pushnil(L);
+        return 1;
     }
-    for (uint64_t j = pos - t->asize; j < t->hcap; j++) {
-        const fz_slot *s = &t->hash[j];
-        if (s->key.type != FZ_NIL) {
-            push_val(L, &s->key);
-            push_val(L, &s->val);
-            return 2;
-        }
-    }
-    lua_pushnil(L);
-    return 1;
+    push_val(L, &k);
+    push_val(L, &v);
+    return 2;
 }
 
 static int t_pairs(lua_State *L)

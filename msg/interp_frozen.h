@@ -87,6 +87,65 @@ INTERP_API int interp_frozen_to_msg(const interp_frozen *f, interp_msg **out);
  * interp_msg_next gives it as INTERP_MSG_FROZEN with a borrowed pointer. */
 INTERP_API int interp_msg_add_frozen(interp_msg_builder *b, const interp_frozen *f);
 
+/* ---- reading frozen tables from C --------------------------------------------------------
+ * Values come out as interp_msg_value (interp_msg.h) of type INTERP_MSG_NIL, _BOOL, _INT,
+ * _FLOAT, _STR or _FROZEN (a nested table or a buffer: as.frozen, readable with these same
+ * functions). What a value points at (a string's bytes, as.frozen) is borrowed: valid while the
+ * caller holds a reference to the value it was read from (any object of the same value keeps
+ * all of it); interp_frozen_retain(as.frozen) keeps a nested object on its own.
+ * Every reader checks its arguments: NULL, a buffer where a table is expected, an absent key or
+ * an index out of range read as nil (the function returns false), never outside the value.
+ * None blocks; any thread may read at once (the values never change). */
+
+/* True for a table (false for a buffer and for NULL). */
+INTERP_API bool interp_frozen_is_table(const interp_frozen *f);
+
+/* #t of a table: n, its array part holding the keys 1..n (n + 1 is absent, a border as Lua's
+ * # gives); the byte length of a buffer; 0 for NULL. */
+INTERP_API size_t interp_frozen_len(const interp_frozen *f);
+
+/* How many keys a table has (its array part and its other keys); 0 for a buffer or NULL. */
+INTERP_API size_t interp_frozen_count(const interp_frozen *f);
+
+/* t[i]: true with the value in *out when t is a table holding the key i; false with *out nil
+ * otherwise. O(1) for i in 1..#t, a hash lookup for other integers. out must not be NULL. */
+INTERP_API bool interp_frozen_geti(const interp_frozen *t, int64_t i, interp_msg_value *out);
+
+/* t[key] for a string key of len bytes (any bytes; key may be NULL when len is 0). As
+ * interp_frozen_geti otherwise. */
+INTERP_API bool interp_frozen_getfield(const interp_frozen *t, const char *key, size_t len,
+                                       interp_msg_value *out);
+
+/* t[key] for a key of any type a table can hold: BOOL, INT, FLOAT (an integral float finds the
+ * integer key, as in Lua), STR, FROZEN (by identity). A NIL or NaN key, or a type no frozen
+ * table holds (ARRAY, MAP, REF, FUNCTION), finds nothing. As interp_frozen_geti otherwise. */
+INTERP_API bool interp_frozen_get(const interp_frozen *t, const interp_msg_value *key,
+                                  interp_msg_value *out);
+
+/* A cursor over every key and value of a table: the array part 1..#t in order, then the other
+ * keys in the table's (fixed, unspecified) order, the order Lua's pairs gives on a view. Plain
+ * data: copy it freely; valid while the caller holds a reference to the table's value. */
+typedef struct interp_frozen_iter {
+    const interp_frozen *t;
+    uint64_t pos;
+} interp_frozen_iter;
+
+/* A cursor at the first entry of t (a buffer or NULL gives an empty run). */
+INTERP_API interp_frozen_iter interp_frozen_iter_init(const interp_frozen *t);
+
+/* The next entry into *key and *val (either may be NULL when not wanted); false at the end
+ * (then the cursor stays there). */
+INTERP_API bool interp_frozen_iter_next(interp_frozen_iter *it, interp_msg_value *key,
+                                        interp_msg_value *val);
+
+/* Bulk read of numbers: t[first], t[first + 1], ... (first >= 1) of the array part as doubles
+ * into out[0..n), integers converted (rounded beyond 2^53). Returns how many were written:
+ * it stops at n, at the end of the array part (#t), and before the first value that is not a
+ * number; 0 for a buffer, NULL, or first outside 1..#t. One call reads millions of elements
+ * (a memcpy when the array holds only floats). */
+INTERP_API size_t interp_frozen_read_numbers(const interp_frozen *t, int64_t first, size_t n,
+                                             double *out);
+
 /* Process-wide totals of frozen values alive now: how many, and their bytes. */
 INTERP_API void interp_frozen_totals(size_t *values, size_t *bytes);
 

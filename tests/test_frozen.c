@@ -170,6 +170,176 @@ static void frozen_refuses_bad_input(void **state)
     lua_close(L);
 }
 
+/* ---- reading from C ------------------------------------------------------------------------ */
+
+static void assert_str_value(const interp_msg_value *v, const char *want)
+{
+    assert_int_equal(v->type, INTERP_MSG_STR);
+    assert_int_equal(v->as.str.len, strlen(want));
+    assert_memory_equal(v->as.str.ptr, want, strlen(want));
+}
+
+static void frozen_c_reader(void **state)
+{
+    (void)state;
+    size_t before = live_values();
+    interp_frozen *f = freeze_fmt("{i s i d i i s [s i] s s b i d s}", 1, "one", 2, 2.5, 3, 30,
+                                  "sub", "x", 4, "name", "val", 1, 7, 1.5, "half");
+    interp_msg_value v, k;
+    assert_true(interp_frozen_is_table(f));
+    assert_false(interp_frozen_is_buffer(f));
+    assert_int_equal(interp_frozen_len(f), 3);
+    assert_int_equal(interp_frozen_count(f), 7);
+    /* by integer: the array part, and every index outside it */
+    assert_true(interp_frozen_geti(f, 1, &v));
+    assert_str_value(&v, "one");
+    assert_true(interp_frozen_geti(f, 2, &v));
+    assert_int_equal(v.type, INTERP_MSG_FLOAT);
+    assert_true(v.as.d == 2.5);
+    assert_true(interp_frozen_geti(f, 3, &v));
+    assert_int_equal(v.type, INTERP_MSG_INT);
+    assert_int_equal(v.as.i, 30);
+    const int64_t outside[] = {0, 4, -1, INT64_MIN, INT64_MAX};
+    for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+        v.type = INTERP_MSG_INT;
+        assert_false(interp_frozen_geti(f, outside[i], &v));
+        assert_int_equal(v.type, INTERP_MSG_NIL);
+    }
+    /* by string */
+    assert_true(interp_frozen_getfield(f, "name", 4, &v));
+    assert_str_value(&v, "val");
+    assert_false(interp_frozen_getfield(f, "nam", 3, &v));
+    assert_false(interp_frozen_getfield(f, "name\0", 5, &v));
+    assert_false(interp_frozen_getfield(f, NULL, 0, &v));
+    assert_false(interp_frozen_getfield(f, NULL, 4, &v));
+    assert_int_equal(v.type, INTERP_MSG_NIL);
+    /* nested: a table read with the same functions */
+    assert_true(interp_frozen_getfield(f, "sub", 3, &v));
+    assert_int_equal(v.type, INTERP_MSG_FROZEN);
+    const interp_frozen *sub = v.as.frozen;
+    assert_true(interp_frozen_is_table(sub));
+    assert_int_equal(interp_frozen_len(sub), 2);
+    assert_true(interp_frozen_geti(sub, 1, &v));
+    assert_str_value(&v, "x");
+    assert_true(interp_frozen_geti(sub, 2, &v) && v.type == INTERP_MSG_INT && v.as.i == 4);
+    /* by any key: Lua's normalisation, identity of objects, keys no table holds */
+    k.type = INTERP_MSG_BOOL;
+    k.as.b = true;
+    assert_true(interp_frozen_get(f, &k, &v) && v.type == INTERP_MSG_INT && v.as.i == 7);
+    k.as.b = false;
+    assert_false(interp_frozen_get(f, &k, &v));
+    k.type = INTERP_MSG_FLOAT;
+    k.as.d = 1.5;
+    assert_true(interp_frozen_get(f, &k, &v));
+    assert_str_value(&v, "half");
+    k.as.d = 2.0; /* an integral float finds the integer key */
+    assert_true(interp_frozen_get(f, &k, &v) && v.type == INTERP_MSG_FLOAT && v.as.d == 2.5);
+    k.as.d = NAN;
+    assert_false(interp_frozen_get(f, &k, &v));
+    k.type = INTERP_MSG_STR;
+    k.as.str.ptr = "sub";
+    k.as.str.len = 3;
+    assert_true(interp_frozen_get(f, &k, &v) && v.type == INTERP_MSG_FROZEN && v.as.frozen == sub);
+    k.type = INTERP_MSG_FROZEN;
+    k.as.frozen = sub;
+    assert_false(interp_frozen_get(f, &k, &v));
+    k.as.frozen = NULL;
+    assert_false(interp_frozen_get(f, &k, &v));
+    k.type = INTERP_MSG_NIL;
+    assert_false(interp_frozen_get(f, &k, &v));
+    k.type = INTERP_MSG_MAP;
+    assert_false(interp_frozen_get(f, &k, &v));
+    assert_false(interp_frozen_get(f, NULL, &v));
+    /* iteration: the array part in order, then every other key once, each value as get gives */
+    interp_frozen_iter it = interp_frozen_iter_init(f);
+    int n = 0, seen_name = 0;
+    while (interp_frozen_iter_next(&it, &k, &v)) {
+        n++;
+        if (n <= 3)
+            assert_true(k.type == INTERP_MSG_INT && k.as.i == n);
+        interp_msg_value again;
+        assert_true(interp_frozen_get(f, &k, &again));
+        assert_int_equal(again.type, v.type);
+        switch (v.type) {
+        case INTERP_MSG_INT: assert_true(again.as.i == v.as.i); break;
+        case INTERP_MSG_FLOAT: assert_true(again.as.d == v.as.d); break;
+        case INTERP_MSG_STR: assert_ptr_equal(again.as.str.ptr, v.as.str.ptr); break;
+        case INTERP_MSG_FROZEN: assert_ptr_equal(again.as.frozen, v.as.frozen); break;
+        default: fail_msg("unexpected type %d", (int)v.type);
+        }
+        seen_name += k.type == INTERP_MSG_STR && k.as.str.len == 4;
+    }
+    assert_int_equal(n, 7);
+    assert_int_equal(seen_name, 1);
+    assert_false(interp_frozen_iter_next(&it, &k, &v)); /* stays at the end */
+    it = interp_frozen_iter_init(f);
+    for (n = 0; interp_frozen_iter_next(&it, NULL, NULL);)
+        n++;
+    assert_int_equal(n, 7);
+    /* a nested object outlives the reference it was read through once retained */
+    interp_frozen *kept = interp_frozen_retain(sub);
+    interp_frozen_release(f);
+    assert_true(interp_frozen_geti(kept, 1, &v));
+    assert_str_value(&v, "x");
+    interp_frozen_release(kept);
+    assert_int_equal(live_values(), before);
+
+    /* NULL and buffers: nil everywhere, nothing read outside */
+    interp_frozen *b = NULL;
+    assert_int_equal(interp_frozen_bytes("12345", 5, &b), INTERP_OK);
+    const interp_frozen *wrong[] = {NULL, b};
+    for (int w = 0; w < 2; w++) {
+        assert_false(interp_frozen_is_table(wrong[w]));
+        assert_int_equal(interp_frozen_count(wrong[w]), 0);
+        assert_false(interp_frozen_geti(wrong[w], 1, &v));
+        assert_false(interp_frozen_getfield(wrong[w], "a", 1, &v));
+        k.type = INTERP_MSG_INT;
+        k.as.i = 1;
+        assert_false(interp_frozen_get(wrong[w], &k, &v));
+        it = interp_frozen_iter_init(wrong[w]);
+        assert_false(interp_frozen_iter_next(&it, &k, &v));
+        double d[2];
+        assert_int_equal(interp_frozen_read_numbers(wrong[w], 1, 2, d), 0);
+    }
+    assert_int_equal(interp_frozen_len(NULL), 0);
+    assert_int_equal(interp_frozen_len(b), 5);
+    assert_false(interp_frozen_iter_next(NULL, &k, &v));
+    interp_frozen_release(b);
+}
+
+/* interp_frozen_read_numbers over each kind of array part, at its bounds. */
+static void frozen_c_read_numbers(void **state)
+{
+    (void)state;
+    double out[8];
+    interp_frozen *fl = freeze_fmt("[d d d d]", 0.5, 1.5, 2.5, 3.5);
+    interp_frozen *in = freeze_fmt("[i i i]", 7, -8, 9);
+    interp_frozen *mix = freeze_fmt("[d i s d]", 0.25, 4, "no", 1.0);
+    assert_int_equal(interp_frozen_read_numbers(fl, 1, 8, out), 4);
+    assert_true(out[0] == 0.5 && out[3] == 3.5);
+    assert_int_equal(interp_frozen_read_numbers(fl, 3, 8, out), 2);
+    assert_true(out[0] == 2.5 && out[1] == 3.5);
+    assert_int_equal(interp_frozen_read_numbers(fl, 2, 1, out), 1);
+    assert_true(out[0] == 1.5);
+    out[0] = -1;
+    assert_int_equal(interp_frozen_read_numbers(fl, 5, 1, out), 0);
+    assert_int_equal(interp_frozen_read_numbers(fl, 0, 1, out), 0);
+    assert_int_equal(interp_frozen_read_numbers(fl, INT64_MIN, 1, out), 0);
+    assert_int_equal(interp_frozen_read_numbers(fl, INT64_MAX, 1, out), 0);
+    assert_int_equal(interp_frozen_read_numbers(fl, 1, 0, out), 0);
+    assert_int_equal(interp_frozen_read_numbers(fl, 1, 3, NULL), 0);
+    assert_true(out[0] == -1); /* nothing written past what was returned */
+    assert_int_equal(interp_frozen_read_numbers(in, 1, 8, out), 3);
+    assert_true(out[0] == 7.0 && out[1] == -8.0 && out[2] == 9.0);
+    assert_int_equal(interp_frozen_read_numbers(mix, 1, 8, out), 2); /* stops before "no" */
+    assert_true(out[0] == 0.25 && out[1] == 4.0);
+    assert_int_equal(interp_frozen_read_numbers(mix, 4, 8, out), 1);
+    assert_true(out[0] == 1.0);
+    interp_frozen_release(fl);
+    interp_frozen_release(in);
+    interp_frozen_release(mix);
+}
+
 /* ---- handles in messages ------------------------------------------------------------------- */
 
 static void frozen_handles_hold_references(void **state)
@@ -476,6 +646,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frozen_round_trip),
         cmocka_unit_test(frozen_typed_arrays),
+        cmocka_unit_test(frozen_c_reader),
+        cmocka_unit_test(frozen_c_read_numbers),
         cmocka_unit_test(frozen_refuses_bad_input),
         cmocka_unit_test(frozen_handles_hold_references),
         cmocka_unit_test(frozen_buffers),
