@@ -33,12 +33,9 @@ int interp__pool_create_backend(interp_pool **out, const interp_pool_options *op
     int rc = interp__options_resolve(&o, pool, &cfg, &why);
     if (rc == INTERP_OK) {
         pool->nworkers = workers;
-        pool->slots = calloc((size_t)workers, sizeof *pool->slots);
-        pool->slot_taken = calloc((size_t)workers, sizeof *pool->slot_taken);
-        if (!pool->slots || !pool->slot_taken) {
-            rc = INTERP_ERR_NOMEM;
+        rc = interp__start_alloc_slots(pool);
+        if (rc != INTERP_OK)
             why = "out of memory";
-        }
     }
     if (rc != INTERP_OK) {
         if (err)

@@ -29,6 +29,7 @@
 #include "interp.h"
 #include "interp_ctx.h"
 #include "interp_pool.h"
+#include "start.h"
 #include "sync.h"
 
 /* ---- jobs and the queue (queue.c) ------------------------------------------------------ */
@@ -51,10 +52,7 @@ typedef struct interp__queue {
     atomic_size_t len;       /* == count, readable without the lock (spinning workers) */
     size_t max;              /* bound for bounded pushes; 0: none */
     int n_sleep, n_spin, n_wake, n_space_wait;
-    /* Workers started on demand: to_start more may start; n_starting were started for a push
-     * that found no idle worker and have not asked for a job yet (they count as idle). */
-    int to_start;            /* guarded by mu */
-    atomic_int n_starting;   /* changed under mu; read without it by shutdown's join */
+    interp__start *start;    /* the pool's worker start: its growth counts are guarded by mu */
     bool closed;
     atomic_bool closed_flag; /* == closed, lock-free */
     int reason;              /* INTERP_ERR_SHUTDOWN or INTERP_ERR_BROKEN once closed */
@@ -62,21 +60,15 @@ typedef struct interp__queue {
     void *notify_ud;
 } interp__queue;
 
-void interp__queue_init(interp__queue *q, size_t max);
+void interp__queue_init(interp__queue *q, size_t max, interp__start *start);
 void interp__queue_destroy(interp__queue *q);
 /* Append job. bounded: wait up to timeout (< 0: forever) while `max` jobs are queued.
  * INTERP_OK, the close reason once closed, or INTERP_ERR_TIMEOUT. Wakes one idle worker
  * unless enough workers are already awake. *grow (on INTERP_OK) says that no idle or starting
  * worker is left for the job and a worker may start: the caller must then call
- * interp__worker_grow (one place in the count is reserved for it). */
+ * interp__start_grow (the start is reserved for it, interp__start_want). */
 int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool bounded,
                        bool *grow);
-/* A worker started by create or interp__worker_grow is ready to take jobs (or could not
- * make its state). */
-void interp__queue_started(interp__queue *q);
-/* The thread of a worker interp__worker_grow started could not be created: the start is
- * given back, so a later push may try again. */
-void interp__queue_start_failed(interp__queue *q);
 /* Take the oldest job (spinning briefly, then sleeping). NULL once closed and empty. With
  * idle > 0 (seconds) and idled non-NULL, a sleep with nothing to take ends after `idle`: then
  * NULL with *idled set (the caller may tidy up, then pop again). */
@@ -125,25 +117,13 @@ typedef struct interp__worker {
     double rearm_at;              /* next interp__state_rearm of esc_id (the hook taken back) */
     int esc_reason;
     bool abandoned, exited, joined;
-    int kind;                     /* INTERP__SPAWN_*, immutable */
-    int start_rc;                 /* initial workers: state creation result */
-    atomic_int handoff;           /* first worker: 0 until create sets state (1) or gives up
-                                     (-1); changed under the pool lock */
-    char *start_err;
+    int kind;                     /* INTERP__SPAWN_* (start.h): why it started; immutable */
 } interp__worker;
 
-/* Why a worker starts: as the first worker of interp_pool_create (create makes its state on
- * the calling thread while the thread starts, and hands it over), with the others of create's
- * prestart (each reports its state's creation through start_rc), on demand for a push that
- * found no idle worker, or in place of an abandoned one. */
-enum { INTERP__SPAWN_FIRST = 1, INTERP__SPAWN_INITIAL, INTERP__SPAWN_GROW, INTERP__SPAWN_REPLACE };
-/* Start the worker of `slot` (a new thread; it creates its state). pool->mu NOT held.
- * INTERP_OK or INTERP_ERR_NOMEM / INTERP_ERR_SYSTEM. */
+/* Start the worker of `slot` (a new thread; it gets its state as `kind` says, start.h), for
+ * the worker start (start.c). pool->mu NOT held. INTERP_OK or INTERP_ERR_NOMEM /
+ * INTERP_ERR_SYSTEM. */
 int interp__worker_spawn(struct interp_pool *pool, int slot, int kind);
-/* Start one more worker on demand, after interp__queue_push set *grow (on the pushing
- * thread: a thread start costs ~20 us). When the thread cannot be created, the job waits for
- * the workers there are and a later push tries again. */
-void interp__worker_grow(struct interp_pool *pool);
 void interp__worker_release(interp__worker *w);
 /* True on a worker or watchdog thread of pool (those must not wait for pool's workers). */
 bool interp__on_pool_thread(const struct interp_pool *pool);
@@ -199,18 +179,10 @@ struct interp_pool {
     atomic_int refs;
     interp__queue q;
     pthread_mutex_t mu;          /* the pool lock (see the lock order above) */
-    pthread_cond_t threads_cv;   /* worker started / exited, spawn finished */
     pthread_cond_t wd_cv;        /* wakes the watchdog */
     interp__worker **slots;      /* guarded by mu */
     int nworkers;
-    int spawning, joining;       /* guarded by mu */
-    bool *slot_taken;            /* guarded by mu: the slot has, or is getting, a worker (a
-                                    start that fails gives its slot back) */
-    atomic_int n_started;        /* initial workers that reported start_rc (create spins on it) */
-    atomic_int n_exits;          /* workers that exited (joins spin on it) */
-    atomic_int init_ready;       /* 0 while create compiles the initializer, then 1 (compiled)
-                                    or -1 (failed); changed under mu (waiters sleep on
-                                    threads_cv) */
+    interp__start start;         /* how workers start, report and are joined (start.h) */
     pthread_t wd_thread;
     bool wd_started, wd_stop;    /* guarded by mu */
     double wd_next;              /* guarded by mu: when the watchdog wakes next */
@@ -335,9 +307,9 @@ struct interp_future {
     char data[];                  /* fn text / function message */
 };
 
-/* A zeroed pool with its locks, condition variables, channel names and queue set up, one
- * reference, no workers (local pools start with init_ready 0, backend pools with 1); NULL
- * when out of memory. Released by interp__pool_release. */
+/* A zeroed pool with its locks, condition variables, channel names, queue and worker start set
+ * up, one reference, no workers (init_ready: interp__start_init's); NULL when out of memory.
+ * Released by interp__pool_release. */
 interp_pool *interp__pool_alloc(size_t max_queued, int init_ready);
 
 /* A malloc'd copy of the NUL-terminated s (plain malloc: error texts of futures and of

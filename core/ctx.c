@@ -280,7 +280,7 @@ static int enqueue(interp_ctx *ctx, const interp_task *task, bool post, interp_f
     }
     interp__mutex_unlock(&ctx->mu);
     if (grow)
-        interp__worker_grow(pool);
+        interp__start_grow(pool);
     if (rc != INTERP_OK) {
         interp__future_discard(f); /* args stay the caller's */
         return rc;
@@ -417,7 +417,7 @@ bool interp__ctx_run(interp__worker *w, interp__job *job)
         ctx->phase = CTX_IDLE;
     interp__mutex_unlock(&ctx->mu);
     if (grow)
-        interp__worker_grow(pool);
+        interp__start_grow(pool);
     end_chain(ctx, left, rc, "the pool is shut down");
     if (!keep) {
         drop_state(ctx);  /* closed while it ran */

@@ -149,7 +149,7 @@ static int submit_more(engine *e)
         bool grow;
         int rc = interp__queue_push(&e->pool->q, &c->job, INTERP_FOREVER, false, &grow);
         if (grow)
-            interp__worker_grow(e->pool);
+            interp__start_grow(e->pool);
         if (rc != INTERP_OK) {
             atomic_store(&c->refs, 1);
             interp__chunk_finish(c, rc, false);

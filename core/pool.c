@@ -28,11 +28,10 @@ static void pool_free(interp_pool *pool)
     interp__frozen_space_release(pool->frozen);
     interp__queue_destroy(&pool->q);
     interp__cond_destroy(&pool->wd_cv);
-    interp__cond_destroy(&pool->threads_cv);
+    interp__start_destroy(&pool->start);
     interp__mutex_destroy(&pool->mu);
     free(pool->broken_reason);
     free(pool->slots);
-    free(pool->slot_taken);
     free(pool);
 }
 
@@ -141,82 +140,6 @@ static void set_err(char **err, const char *text)
         *err = interp__dup_text(text);
 }
 
-struct started_wait {
-    interp_pool *pool;
-    int want;
-};
-
-static bool all_started(void *arg)
-{
-    struct started_wait *sw = arg;
-    return atomic_load_explicit(&sw->pool->n_started, memory_order_acquire) >= sw->want;
-}
-
-static bool try_join(void *arg)
-{
-    return pthread_tryjoin_np(*(pthread_t *)arg, NULL) == 0;
-}
-
-struct exits_wait {
-    interp_pool *pool;
-    int seen;
-};
-
-static bool exits_moved(void *arg)
-{
-    struct exits_wait *ew = arg;
-    return atomic_load_explicit(&ew->pool->n_exits, memory_order_relaxed) != ew->seen;
-}
-
-/* Join every worker that exits; returns once every slot's worker is joined (or its slot is
- * empty) and no replacement is being started. Several threads may call it at once. */
-static void join_workers(interp_pool *pool)
-{
-    bool spun = false;
-    interp__mutex_lock(&pool->mu);
-    for (;;) {
-        bool pending = pool->spawning > 0 || pool->joining > 0 ||
-                       atomic_load_explicit(&pool->q.n_starting, memory_order_relaxed) > 0;
-        interp__worker *claim = NULL;
-        for (int i = 0; i < pool->nworkers; i++) {
-            interp__worker *w = pool->slots[i];
-            if (!w || w->joined)
-                continue;
-            pending = true;
-            if (w->exited) {
-                claim = w;
-                break;
-            }
-        }
-        if (claim) {
-            claim->joined = true;
-            pool->joining++;
-            pthread_t t = claim->thread;
-            interp__mutex_unlock(&pool->mu);
-            /* it is exiting: a short spin usually joins it without a futex sleep and wake */
-            if (!interp__spin(try_join, &t, INTERP__WAIT_SPIN_NS))
-                pthread_join(t, NULL);
-            interp__mutex_lock(&pool->mu);
-            pool->joining--;
-            interp__cond_broadcast(&pool->threads_cv);
-            spun = false;
-            continue;
-        }
-        if (!pending)
-            break;
-        if (!spun) { /* workers that were told to stop exit within microseconds: spin first */
-            spun = true;
-            struct exits_wait ew = {pool, atomic_load(&pool->n_exits)};
-            interp__mutex_unlock(&pool->mu);
-            interp__spin(exits_moved, &ew, INTERP__WAIT_SPIN_NS);
-            interp__mutex_lock(&pool->mu);
-            continue;
-        }
-        interp__cond_wait(&pool->threads_cv, &pool->mu);
-    }
-    interp__mutex_unlock(&pool->mu);
-}
-
 int interp_pool_shutdown(interp_pool *pool, bool wait, bool cancel_pending)
 {
     if (!pool)
@@ -228,7 +151,7 @@ int interp_pool_shutdown(interp_pool *pool, bool wait, bool cancel_pending)
         return INTERP_OK;
     }
     if (wait && !interp__on_pool_thread(pool)) {
-        join_workers(pool);
+        interp__start_join_all(pool);
         /* Every worker has exited: nothing queued may stay pending (only possible when the
          * last workers were abandoned or could not be replaced). */
         jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, true);
@@ -271,7 +194,7 @@ static int shutdown_now(interp_pool *pool, bool wait)
         }
     }
     if (wait && !interp__on_pool_thread(pool)) {
-        join_workers(pool);
+        interp__start_join_all(pool);
         jobs = interp__queue_close(&pool->q, INTERP_ERR_SHUTDOWN, true);
         abort_chain(pool, jobs, INTERP_ERR_CANCELLED, "cancelled: the pool has no worker left");
     }
@@ -310,13 +233,10 @@ interp_pool *interp__pool_alloc(size_t max_queued, int init_ready)
     interp__mutex_init(&pool->mu);
     interp__chan_names_init(&pool->chans);
     interp__ctx_names_init(&pool->ctxs);
-    interp__cond_init(&pool->threads_cv);
     interp__cond_init(&pool->wd_cv);
     atomic_init(&pool->stop_now, false);
-    atomic_init(&pool->n_started, 0);
-    atomic_init(&pool->n_exits, 0);
-    atomic_init(&pool->init_ready, init_ready);
-    interp__queue_init(&pool->q, max_queued);
+    interp__start_init(&pool->start, init_ready);
+    interp__queue_init(&pool->q, max_queued, &pool->start);
     return pool;
 }
 
@@ -384,10 +304,8 @@ static int pool_create(interp_pool **out, const interp_pool_options *opts,
             free(e);
         goto err_free_pool;
     }
-    pool->slots = calloc((size_t)pool->nworkers, sizeof *pool->slots);
-    pool->slot_taken = calloc((size_t)pool->nworkers, sizeof *pool->slot_taken);
-    if (!pool->slots || !pool->slot_taken) {
-        rc = INTERP_ERR_NOMEM;
+    rc = interp__start_alloc_slots(pool);
+    if (rc != INTERP_OK) {
         set_err(err, "out of memory");
         goto err_free_pool;
     }
@@ -398,22 +316,9 @@ static int pool_create(interp_pool **out, const interp_pool_options *opts,
     }
     /* Like Python's executors, workers start on demand (a push that finds no idle worker
      * starts one); the first starts now, so that a failing initializer fails create. */
-    int initial = o.prestart ? pool->nworkers : 1;
-    for (int i = 0; i < initial; i++)
-        pool->slot_taken[i] = true;
-    pool->q.to_start = pool->nworkers - initial;
-    atomic_store(&pool->q.n_starting, initial); /* a task submitted right after create waits
-                                                   for them rather than starting another */
-    int spawned = 0;
-    for (; spawned < initial; spawned++) {
-        rc = interp__worker_spawn(pool, spawned,
-                                  spawned == 0 ? INTERP__SPAWN_FIRST : INTERP__SPAWN_INITIAL);
-        if (rc != INTERP_OK) {
-            set_err(err, "cannot start a worker thread");
-            atomic_fetch_sub(&pool->q.n_starting, initial - spawned); /* they never will */
-            break;
-        }
-    }
+    int spawned = interp__start_initial(pool, o.prestart ? pool->nworkers : 1, &rc);
+    if (rc != INTERP_OK)
+        set_err(err, "cannot start a worker thread");
     /* The first worker's state is made here while its thread starts (~35 us): opened, the
      * initializer compiled in it (its bytecode kept for the next states), then run in it.
      * Prestarted workers open theirs meanwhile and wait for the bytecode. */
@@ -424,25 +329,14 @@ static int pool_create(interp_pool **out, const interp_pool_options *opts,
         crc = interp__state_open(pool->shared, 0, &first, &ce);
     if (crc == INTERP_OK)
         crc = interp__shared_compile_in(pool->shared, &cfg, first, &ce);
-    interp__mutex_lock(&pool->mu);
-    atomic_store_explicit(&pool->init_ready, crc == INTERP_OK ? 1 : -1, memory_order_release);
-    interp__cond_broadcast(&pool->threads_cv);
-    interp__mutex_unlock(&pool->mu);
+    interp__start_compiled(pool, crc == INTERP_OK);
     if (crc == INTERP_OK)
         crc = interp__state_init(first, &ce);
     if (crc != INTERP_OK) {
         interp__state_destroy(first);
         first = NULL;
     }
-    if (spawned > 0) {
-        interp__mutex_lock(&pool->mu);
-        pool->slots[0]->state = first;
-        atomic_store_explicit(&pool->slots[0]->handoff, first ? 1 : -1, memory_order_release);
-        interp__cond_broadcast(&pool->threads_cv);
-        interp__mutex_unlock(&pool->mu);
-    } else {
-        interp__state_destroy(first);
-    }
+    interp__start_hand_over(pool, spawned, first);
     if (crc != INTERP_OK && rc == INTERP_OK) {
         rc = crc;
         if (err)
@@ -452,23 +346,10 @@ static int pool_create(interp_pool **out, const interp_pool_options *opts,
     } else {
         free(ce);
     }
-    /* Wait until every prestarted worker has its state (they build them in parallel, in about
-     * 30 us: spin first, since a condvar wake-up can cost as much again). */
-    struct started_wait sw = {pool, spawned > 1 ? spawned - 1 : 0};
-    interp__spin(all_started, &sw, INTERP__WAIT_SPIN_NS);
-    interp__mutex_lock(&pool->mu);
-    for (int i = 1; i < spawned; i++) {
-        while (pool->slots[i]->start_rc == 1)
-            interp__cond_wait(&pool->threads_cv, &pool->mu);
-        if (pool->slots[i]->start_rc != INTERP_OK && rc == INTERP_OK) {
-            rc = pool->slots[i]->start_rc;
-            if (err && !*err) {
-                *err = pool->slots[i]->start_err;
-                pool->slots[i]->start_err = NULL;
-            }
-        }
-    }
-    interp__mutex_unlock(&pool->mu);
+    /* Wait until every prestarted worker has its state. */
+    int prc = interp__start_await(pool, spawned, rc == INTERP_OK ? err : NULL);
+    if (rc == INTERP_OK)
+        rc = prc;
     if (rc != INTERP_OK) {
         set_err(err, interp_strerror(rc));
         interp_pool_destroy(pool); /* joins the workers that did start */
@@ -500,7 +381,7 @@ int interp_pool_submit_task(interp_pool *pool, const interp_task *task, double q
     bool grow;
     rc = interp__queue_push(&pool->q, &f->job, queue_timeout, true, &grow);
     if (grow)
-        interp__worker_grow(pool);
+        interp__start_grow(pool);
     if (rc != INTERP_OK) {
         atomic_fetch_sub_explicit(&pool->st_submitted, 1, memory_order_relaxed);
         interp__future_discard(f); /* args stay the caller's */

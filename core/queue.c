@@ -64,7 +64,7 @@ static bool queue_ready(void *arg)
            atomic_load_explicit(&q->closed_flag, memory_order_relaxed);
 }
 
-void interp__queue_init(interp__queue *q, size_t max)
+void interp__queue_init(interp__queue *q, size_t max, interp__start *start)
 {
     interp__mutex_init(&q->mu);
     interp__cond_init(&q->work_cv);
@@ -74,8 +74,7 @@ void interp__queue_init(interp__queue *q, size_t max)
     atomic_init(&q->len, 0);
     q->max = max;
     q->n_sleep = q->n_spin = q->n_wake = q->n_space_wait = 0;
-    q->to_start = 0;
-    atomic_init(&q->n_starting, 0);
+    q->start = start;
     q->closed = false;
     atomic_init(&q->closed_flag, false);
     q->reason = 0;
@@ -152,12 +151,7 @@ int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool 
     if (wake)
         q->n_wake++;
     /* Every waiting or starting worker will take one job: start one more for the rest. */
-    int starting = atomic_load_explicit(&q->n_starting, memory_order_relaxed);
-    if (q->to_start > 0 && q->count > (size_t)(q->n_spin + q->n_sleep + starting)) {
-        q->to_start--;
-        atomic_store_explicit(&q->n_starting, starting + 1, memory_order_relaxed);
-        *grow = true;
-    }
+    *grow = interp__start_want(q->start, q->count, q->n_spin + q->n_sleep);
     interp__mutex_unlock(&q->mu);
     if (wake)
         interp__cond_signal(&q->work_cv);
@@ -181,21 +175,6 @@ interp__job *interp__queue_try_pop(interp__queue *q)
     if (space)
         interp__cond_signal(&q->space_cv);
     return job;
-}
-
-void interp__queue_started(interp__queue *q)
-{
-    interp__mutex_lock(&q->mu);
-    atomic_fetch_sub_explicit(&q->n_starting, 1, memory_order_relaxed);
-    interp__mutex_unlock(&q->mu);
-}
-
-void interp__queue_start_failed(interp__queue *q)
-{
-    interp__mutex_lock(&q->mu);
-    atomic_fetch_sub_explicit(&q->n_starting, 1, memory_order_relaxed);
-    q->to_start++;
-    interp__mutex_unlock(&q->mu);
 }
 
 interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled)

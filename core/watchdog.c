@@ -150,7 +150,7 @@ static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *jo
     }
     interp__worker_release(w); /* the slot's reference */
     /* Replace it unless the pool is closed and has nothing left to run. */
-    int rc = INTERP_OK;
+    bool spawn = false;
     if (running > pool->max_abandoned) {
         char why[160];
         snprintf(why, sizeof why, "%d abandoned workers still run C code no hook reaches "
@@ -158,14 +158,9 @@ static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *jo
                  pool->max_abandoned);
         interp__pool_break(pool, why);
     } else if (!atomic_load(&pool->q.closed_flag) || interp__queue_count(&pool->q) > 0) {
-        rc = interp__worker_spawn(pool, slot, INTERP__SPAWN_REPLACE);
+        spawn = true;
     }
-    if (rc != INTERP_OK)
-        interp__pool_break(pool, "a replacement for an abandoned worker could not be started");
-    interp__mutex_lock(&pool->mu);
-    pool->spawning--;
-    interp__cond_broadcast(&pool->threads_cv);
-    interp__mutex_unlock(&pool->mu);
+    interp__start_replace(pool, slot, spawn);
 }
 
 static void *watchdog_main(void *arg)
@@ -232,7 +227,7 @@ static void *watchdog_main(void *arg)
             demote(pool, victim);
             pthread_detach(victim->thread);
             pool->slots[slot] = NULL;
-            pool->spawning++;
+            interp__start_replace_locked(pool);
             interp__job *job = victim->run_job;
             int reason = victim->esc_reason;
             interp__mutex_unlock(&pool->mu);

@@ -35,7 +35,6 @@ void interp__worker_release(interp__worker *w)
     if (!w || atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1)
         return;
     interp_pool *pool = w->pool;
-    free(w->start_err);
     free(w);
     interp__pool_release(pool);
 }
@@ -57,24 +56,6 @@ bool interp__worker_end(interp__worker *w, uint64_t id)
     return atomic_compare_exchange_strong(&w->cur_task, &expect, 0);
 }
 
-static bool flag_set(void *arg)
-{
-    return atomic_load_explicit((atomic_int *)arg, memory_order_acquire) != 0;
-}
-
-/* Wait until create sets *flag (under the pool lock, broadcasting threads_cv), spinning first:
- * create is usually a few microseconds from it. Returns the flag. */
-static int await_create(interp_pool *pool, atomic_int *flag)
-{
-    if (!interp__spin(flag_set, flag, INTERP__WAIT_SPIN_NS)) {
-        interp__mutex_lock(&pool->mu);
-        while (!flag_set(flag))
-            interp__cond_wait(&pool->threads_cv, &pool->mu);
-        interp__mutex_unlock(&pool->mu);
-    }
-    return atomic_load_explicit(flag, memory_order_acquire);
-}
-
 static int make_state(interp__worker *w, char **err)
 {
     interp_state *st = NULL;
@@ -83,7 +64,7 @@ static int make_state(interp__worker *w, char **err)
     if (rc != INTERP_OK)
         return rc;
     /* The first workers open their states while create compiles the initializer. */
-    if (await_create(w->pool, &w->pool->init_ready) < 0)
+    if (interp__start_await_init(w->pool) < 0)
         rc = INTERP_ERR_CANCELLED; /* not reported: create has the compiler's error */
     else
         rc = interp__state_init(st, err);
@@ -172,12 +153,6 @@ bool interp__worker_run_task(interp__worker *w, interp_future *f)
     return true;
 }
 
-/* The first worker: wait for the state create makes for it (create reports a failure). */
-static int take_state(interp__worker *w)
-{
-    return await_create(w->pool, &w->handoff) > 0 ? INTERP_OK : INTERP_ERR_CANCELLED;
-}
-
 static void *worker_main(void *arg)
 {
     interp__worker *w = arg;
@@ -186,33 +161,10 @@ static void *worker_main(void *arg)
     interp__name_thread(pool, w->slot);
     atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_relaxed);
     char *err = NULL;
-    int rc = w->kind == INTERP__SPAWN_FIRST ? take_state(w) : make_state(w, &err);
-    if (w->kind != INTERP__SPAWN_REPLACE)
-        interp__queue_started(&pool->q); /* ready to take jobs (or about to exit) */
-    if (w->kind == INTERP__SPAWN_FIRST) {
-        if (rc != INTERP_OK)
-            goto exit_joinable;
-    } else if (w->kind == INTERP__SPAWN_INITIAL) {
-        interp__mutex_lock(&pool->mu);
-        w->start_rc = rc;
-        w->start_err = err;
-        atomic_fetch_add_explicit(&pool->n_started, 1, memory_order_release);
-        interp__cond_broadcast(&pool->threads_cv);
-        interp__mutex_unlock(&pool->mu);
-        if (rc != INTERP_OK)
-            goto exit_joinable;
-    } else if (rc != INTERP_OK) {
-        size_t n = (err ? strlen(err) : 0) + 64;
-        char *why = malloc(n);
-        if (why)
-            snprintf(why, n, "a %s worker could not create its state: %s",
-                     w->kind == INTERP__SPAWN_GROW ? "new" : "replacement",
-                     err ? err : interp_strerror(rc));
-        interp__pool_break(pool, why ? why : interp_strerror(rc));
-        free(why);
-        free(err);
+    int rc = w->kind == INTERP__SPAWN_FIRST ? interp__start_await_first(pool)
+                                            : make_state(w, &err);
+    if (!interp__start_report(w, rc, err))
         goto exit_joinable;
-    }
 
     void *stack_lo;
     interp__stack_bounds(&stack_lo);
@@ -247,11 +199,7 @@ static void *worker_main(void *arg)
 
 exit_joinable:
     drop_state(w);
-    interp__mutex_lock(&pool->mu);
-    w->exited = true;
-    atomic_fetch_add(&pool->n_exits, 1);
-    interp__cond_broadcast(&pool->threads_cv);
-    interp__mutex_unlock(&pool->mu);
+    interp__start_exited(w);
     interp__worker_release(w); /* the thread's reference; the slot keeps w until joined */
     return NULL;
 
@@ -271,12 +219,10 @@ int interp__worker_spawn(interp_pool *pool, int slot, int kind)
         return INTERP_ERR_NOMEM;
     atomic_init(&w->refs, 2); /* slot + thread */
     atomic_init(&w->cur_task, 0);
-    atomic_init(&w->handoff, 0);
     interp__pool_retain(pool);
     w->pool = pool;
     w->slot = slot;
     w->kind = kind;
-    w->start_rc = 1; /* not reported yet */
 
     pthread_attr_t attr;
     int rv = pthread_attr_init(&attr);
@@ -297,7 +243,7 @@ int interp__worker_spawn(interp_pool *pool, int slot, int kind)
     }
     if (rv == 0) {
         pool->slots[slot] = w;
-        interp__cond_broadcast(&pool->threads_cv);
+        interp__cond_broadcast(&pool->start.cv);
     }
     interp__mutex_unlock(&pool->mu);
     if (have_attr)
@@ -308,29 +254,4 @@ int interp__worker_spawn(interp_pool *pool, int slot, int kind)
         return INTERP_ERR_SYSTEM;
     }
     return INTERP_OK;
-}
-
-void interp__worker_grow(interp_pool *pool)
-{
-    /* A free slot exists: the queue's to_start counts the slots not taken (a failed start
-     * frees its slot before it gives its start back). */
-    interp__mutex_lock(&pool->mu);
-    int slot = 0;
-    while (slot < pool->nworkers && pool->slot_taken[slot])
-        slot++;
-    bool free_slot = slot < pool->nworkers;
-    if (free_slot)
-        pool->slot_taken[slot] = true;
-    interp__mutex_unlock(&pool->mu);
-    if (free_slot && interp__worker_spawn(pool, slot, INTERP__SPAWN_GROW) == INTERP_OK)
-        return;
-    if (free_slot) {
-        interp__mutex_lock(&pool->mu);
-        pool->slot_taken[slot] = false;
-        interp__mutex_unlock(&pool->mu);
-    }
-    interp__queue_start_failed(&pool->q);
-    interp__mutex_lock(&pool->mu);
-    interp__cond_broadcast(&pool->threads_cv); /* a join may wait for the start */
-    interp__mutex_unlock(&pool->mu);
 }

@@ -760,7 +760,7 @@ static void pool_growth_stress_thread_start_fails(void **st)
             assert_int_equal(interp_pool_get_stats(p, &s), INTERP_OK);
             assert_int_equal(s.workers, 1);
             assert_int_equal(s.queued, 1);
-            assert_int_equal(atomic_load(&p->q.n_starting), 0);
+            assert_int_equal(atomic_load(&p->start.n_starting), 0);
             /* The start was given back: the next push starts a worker, which runs both
              * queued tasks while the busy one still waits. */
             interp_future *g;
