@@ -56,32 +56,9 @@ interp__job *interp__backend_take(interp_pool *pool, interp__backend_work *w)
         if (!job)
             return NULL;
         memset(w, 0, sizeof *w);
-        w->kind = job->kind;
-        if (job->kind == INTERP__JOB_CHUNK) {
-            if (!interp__chunk_take(job))
-                continue;
-            map_chunk *c = (map_chunk *)job;
-            w->fn = &c->m->fn;
-            w->n = c->n;
-            w->items = c->args;
-            w->first = c->first;
-            w->stop_on_error = c->m->stop_on_error;
+        w->kind = job->ops->kind;
+        if (job->ops->take(job, w)) /* else: ended while queued (cancel, a stopped map) */
             return job;
-        }
-        interp_future *f = (interp_future *)job;
-        interp__mutex_lock(&f->mu);
-        if (atomic_load_explicit(&f->state, memory_order_relaxed) != INTERP__F_PENDING) {
-            interp__mutex_unlock(&f->mu); /* cancelled (or failed) while queued */
-            interp_future_release(f);
-            continue;
-        }
-        atomic_store_explicit(&f->state, INTERP__F_RUNNING, memory_order_release);
-        f->worker = NULL;
-        interp__mutex_unlock(&f->mu);
-        w->fn = &f->fn;
-        w->timeout = f->timeout;
-        w->args = f->args;
-        return job;
     }
 }
 
@@ -92,10 +69,7 @@ bool interp__backend_drained(interp_pool *pool)
 
 int interp__backend_stop_status(interp__job *job)
 {
-    if (job->kind == INTERP__JOB_TASK)
-        return atomic_load(&((interp_future *)job)->cancel_requested) ? INTERP_ERR_CANCELLED : 0;
-    map_chunk *c = (map_chunk *)job;
-    return atomic_load(&c->m->stop) == INTERP_ERR_TIMEOUT ? INTERP_ERR_TIMEOUT : 0;
+    return job->ops->stop_status(job);
 }
 
 void interp__backend_task_end(interp__job *job, int status, interp_msg *result, char *error,

@@ -34,14 +34,44 @@
 
 /* ---- jobs and the queue (queue.c) ------------------------------------------------------ */
 
-enum { INTERP__JOB_TASK = 1, INTERP__JOB_CHUNK = 2, INTERP__JOB_CTX = 3 /* ctx.c */ };
+/* What a backend is told a job is (backend.h). */
+enum { INTERP__JOB_TASK = 1, INTERP__JOB_CHUNK = 2, INTERP__JOB_CTX = 3 };
 
-/* The queue link at the start of every queued object (a future, a map chunk). */
-typedef struct interp__job {
+typedef struct interp__job interp__job;
+struct interp__worker;
+struct interp__backend_work;
+
+/* What each kind of job does; one table per kind, in the file that owns the kind: a task
+ * (task.c, interp__task_ops), a map chunk (map_chunk.c), a context (ctx.c). */
+typedef struct interp__job_ops {
+    int kind; /* INTERP__JOB_* */
+    /* Worker: run the job on w (the queue's reference passes). false if the watchdog
+     * abandoned w meanwhile (it has ended the job). */
+    bool (*run)(struct interp__worker *w, interp__job *job);
+    /* Taken out of the queue without running (shutdown, a broken pool, a cancel): end it with
+     * status (CANCELLED, SHUTDOWN, BROKEN) and text, then drop the queue's reference. No lock
+     * held. */
+    void (*abort)(interp__job *job, int status, const char *text);
+    /* Watchdog: the worker running the job was abandoned: end it with reason (TIMEOUT,
+     * CANCELLED, SHUTDOWN); the worker keeps its reference until its call returns. NULL for a
+     * kind that is never a run's job (a context runs its calls as tasks). */
+    void (*abandoned)(interp__job *job, int reason);
+    /* Backend: mark a queued job running and describe it in *w (zeroed, kind set); false when
+     * it must not run (it has been ended and released here). NULL for a kind a backend pool
+     * never queues (contexts). */
+    bool (*take)(interp__job *job, struct interp__backend_work *w);
+    /* Backend: why a taken job must not be sent after all, or 0 (interp__backend_stop_status). */
+    int (*stop_status)(interp__job *job);
+} interp__job_ops;
+
+extern const interp__job_ops interp__task_ops, interp__chunk_ops, interp__ctx_ops;
+
+/* The queue link at the start of every queued object (a future, a map chunk, a context). */
+struct interp__job {
     struct interp__job *prev, *next; /* guarded by the queue lock */
-    int kind;                        /* INTERP__JOB_*, immutable */
+    const interp__job_ops *ops;      /* its kind's operations, immutable */
     bool queued;                     /* guarded by the queue lock */
-} interp__job;
+};
 
 typedef struct interp__queue {
     pthread_mutex_t mu;
@@ -220,9 +250,6 @@ void interp__pool_release(interp_pool *pool);
 /* The pool cannot go on: fail every queued job with INTERP_ERR_BROKEN and `reason`.
  * No lock held. */
 void interp__pool_break(interp_pool *pool, const char *reason);
-/* End a job taken out of the queue without running it (status: CANCELLED, SHUTDOWN,
- * BROKEN), then drop the queue's reference. No lock held. */
-void interp__job_abort(interp_pool *pool, interp__job *job, int status, const char *text);
 /* Count one task outcome in the stats. */
 void interp__pool_count(interp_pool *pool, int status);
 
@@ -337,13 +364,11 @@ bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg 
 /* Calls a worker runs from one context before it gives its thread to the next job. */
 #define INTERP__CTX_BATCH 8
 
-/* Worker: run a batch of the context queued as job on w (its state stands in w's slot
- * meanwhile), then requeue it if calls are left. false if w was abandoned meanwhile. */
-bool interp__ctx_run(interp__worker *w, interp__job *job);
-/* A context taken out of the queue without running (shutdown, a broken pool): its pending
- * calls end with status and text; then the queue's reference is dropped. */
-void interp__ctx_abort(interp__job *job, int status, const char *text);
-/* worker.c: run one task future f on w's current state (the queue's reference to f is
+/* A context's job (interp__ctx_ops) runs a batch of its calls on the worker that popped it
+ * (its state stands in w's slot meanwhile), then requeues it if calls are left; aborted, its
+ * pending calls end with the status and text. */
+
+/* task.c: run one task future f on w's current state (the queue's reference to f is
  * dropped). false if w was abandoned meanwhile. */
 bool interp__worker_run_task(interp__worker *w, interp_future *f);
 
@@ -408,19 +433,12 @@ void interp__ctx_lua_open_ctx(struct lua_State *L, void *ud);
 
 /* ---- map (map.c) ------------------------------------------------------------------------ */
 
-/* Worker side of a map chunk (w's state is ready). Returns false if w was abandoned. */
-bool interp__chunk_run(interp__worker *w, interp__job *job);
+/* A map chunk's job is interp__chunk_ops (map_chunk.c). */
 /* A chunk taken out of the queue without running: its items end with status. */
 void interp__chunk_abort(interp__job *job, int status);
-/* Watchdog: the worker running chunk `job` was abandoned: its items end with status (the
- * worker keeps its reference until its call returns). */
-void interp__chunk_abandoned(interp__job *job, int status);
 /* The chunk's items ran into its outcomes (by a worker or a backend): deliver them (map: into
  * the caller's slots), end the chunk and drop the runner's reference. */
 void interp__chunk_complete(interp__job *job);
-/* Backend: take a queued chunk to run elsewhere: false when it must not run (it has been
- * ended and released here). */
-bool interp__chunk_take(interp__job *job);
 
 /* ---- ABI (abi.c) ------------------------------------------------------------------------ */
 

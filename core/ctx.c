@@ -1,6 +1,6 @@
 /* ctx.c - contexts (interp_ctx.h): persistent states run by the pool's workers.
  *
- * A context is a job of kind INTERP__JOB_CTX in the pool's queue while it has calls waiting
+ * A context is a job (interp__ctx_ops) in the pool's queue while it has calls waiting
  * (at most one entry per context). Its calls are futures in its own FIFO, linked through
  * their queue link (job.next; job.queued stays false, so interp_future_cancel's queue removal
  * leaves them alone and only ends them: the runner then skips them). A worker that pops the
@@ -24,7 +24,7 @@
 enum { CTX_IDLE = 0, CTX_ACTIVE = 1 };
 
 struct interp_ctx {
-    interp__job job;           /* first: the pool queue's link (kind INTERP__JOB_CTX) */
+    interp__job job;           /* first: the pool queue's link (interp__ctx_ops) */
     atomic_int refs;           /* the host's handle, plus one while ACTIVE */
     interp_pool *pool;         /* retained */
     pthread_mutex_t mu;
@@ -166,7 +166,7 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
     /* Complete but for its state before the state is made: its bindings keep a pointer to
      * the context and an initializer may take interp.self(). Closed until create ends, so
      * that nothing queues a call while this thread still runs the initializer. */
-    ctx->job.kind = INTERP__JOB_CTX;
+    ctx->job.ops = &interp__ctx_ops;
     atomic_init(&ctx->refs, 1);
     interp__pool_retain(pool);
     ctx->pool = pool;
@@ -338,7 +338,7 @@ static void mark_broken_locked(interp_ctx *ctx, const char *why)
         snprintf(ctx->broken_reason, n, "context '%s' is broken: %s", ctx->name, why);
 }
 
-bool interp__ctx_run(interp__worker *w, interp__job *job)
+static bool ctx_run(interp__worker *w, interp__job *job)
 {
     interp_ctx *ctx = (interp_ctx *)job;
     interp_pool *pool = w->pool;
@@ -426,7 +426,7 @@ bool interp__ctx_run(interp__worker *w, interp__job *job)
     return alive;
 }
 
-void interp__ctx_abort(interp__job *job, int status, const char *text)
+static void ctx_abort(interp__job *job, int status, const char *text)
 {
     interp_ctx *ctx = (interp_ctx *)job;
     interp__mutex_lock(&ctx->mu);
@@ -493,3 +493,12 @@ int interp_ctx_stats_get(interp_ctx *ctx, interp_ctx_stats *out)
     interp__mutex_unlock(&ctx->mu);
     return INTERP_OK;
 }
+
+const interp__job_ops interp__ctx_ops = {
+    .kind = INTERP__JOB_CTX,
+    .run = ctx_run,
+    .abort = ctx_abort,
+    .abandoned = NULL, /* a run's job is one of its calls (a task) */
+    .take = NULL,      /* refused on backend pools (interp_ctx_create) */
+    .stop_status = NULL,
+};

@@ -154,7 +154,7 @@ int interp__future_new(interp_pool *pool, const interp_task *task, interp_future
     if (!f)
         return INTERP_ERR_NOMEM;
     f->job.prev = f->job.next = NULL;
-    f->job.kind = INTERP__JOB_TASK;
+    f->job.ops = &interp__task_ops;
     f->job.queued = false;
     atomic_init(&f->refs, 2);
     atomic_init(&f->state, INTERP__F_PENDING);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "map_impl.h"
 #include "msg_impl.h"
 
@@ -101,7 +102,7 @@ map_chunk *interp__chunk_new(map_ctx *m, size_t cap, bool stream)
     map_chunk *c = calloc(1, sz);
     if (!c)
         return NULL;
-    c->job.kind = INTERP__JOB_CHUNK;
+    c->job.ops = &interp__chunk_ops;
     atomic_init(&c->refs, 1);
     atomic_init(&c->done, false);
     atomic_fetch_add(&m->refs, 1);
@@ -144,7 +145,13 @@ void interp__chunk_abort(interp__job *job, int status)
     interp__chunk_release(c); /* the queue's reference */
 }
 
-void interp__chunk_abandoned(interp__job *job, int status)
+static void chunk_abort(interp__job *job, int status, const char *text)
+{
+    (void)text; /* each item's text says why (interp__map_stop_text) */
+    interp__chunk_abort(job, status);
+}
+
+static void chunk_abandoned(interp__job *job, int status)
 {
     /* The abandoned worker may drop its reference at any moment: hold one across the finish,
      * which touches the map context after its unlock. */
@@ -248,11 +255,11 @@ static bool run_items(interp__worker *w, map_chunk *c, uint64_t *id)
     return interp__worker_end(w, *id);
 }
 
-bool interp__chunk_run(interp__worker *w, interp__job *job)
+/* Mark c running (w: its worker, NULL for a backend; id: the run). 0, or the status its
+ * items end with instead when its map stopped or it was ended while queued. */
+static int claim(map_chunk *c, interp__worker *w, uint64_t id)
 {
-    map_chunk *c = (map_chunk *)job;
     map_ctx *m = c->m;
-    uint64_t id = interp__worker_begin(w, job);
     interp__mutex_lock(&m->mu);
     int skip = atomic_load(&m->stop);
     if (!skip && c->state == CH_QUEUED) {
@@ -265,6 +272,14 @@ bool interp__chunk_run(interp__worker *w, interp__job *job)
         c->skipped = true;
     }
     interp__mutex_unlock(&m->mu);
+    return skip;
+}
+
+static bool chunk_run(interp__worker *w, interp__job *job)
+{
+    map_chunk *c = (map_chunk *)job;
+    uint64_t id = interp__worker_begin(w, job);
+    int skip = claim(c, w, id);
     if (skip) {
         bool alive = interp__worker_end(w, id);
         interp__chunk_finish(c, skip, false);
@@ -298,26 +313,35 @@ void interp__chunk_complete(interp__job *job)
     interp__chunk_release(c);
 }
 
-bool interp__chunk_take(interp__job *job)
+static bool chunk_take(interp__job *job, interp__backend_work *w)
 {
     map_chunk *c = (map_chunk *)job;
-    map_ctx *m = c->m;
-    interp__mutex_lock(&m->mu);
-    int skip = atomic_load(&m->stop);
-    if (!skip && c->state == CH_QUEUED) {
-        c->state = CH_RUNNING;
-        c->worker = NULL;
-        c->id = 0;
-    } else if (!skip) {
-        skip = INTERP_ERR_CANCELLED;
-    } else if (skip == INTERP_ERR_CANCELLED) {
-        c->skipped = true;
+    int skip = claim(c, NULL, 0);
+    if (skip) {
+        interp__chunk_finish(c, skip, false);
+        interp__chunk_release(c);
+        return false;
     }
-    interp__mutex_unlock(&m->mu);
-    if (!skip)
-        return true;
-    interp__chunk_finish(c, skip, false);
-    interp__chunk_release(c);
-    return false;
+    w->fn = &c->m->fn;
+    w->n = c->n;
+    w->items = c->args;
+    w->first = c->first;
+    w->stop_on_error = c->m->stop_on_error;
+    return true;
 }
+
+static int chunk_stop_status(interp__job *job)
+{
+    map_chunk *c = (map_chunk *)job;
+    return atomic_load(&c->m->stop) == INTERP_ERR_TIMEOUT ? INTERP_ERR_TIMEOUT : 0;
+}
+
+const interp__job_ops interp__chunk_ops = {
+    .kind = INTERP__JOB_CHUNK,
+    .run = chunk_run,
+    .abort = chunk_abort,
+    .abandoned = chunk_abandoned,
+    .take = chunk_take,
+    .stop_status = chunk_stop_status,
+};
 

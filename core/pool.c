@@ -61,25 +61,12 @@ void interp__pool_count(interp_pool *pool, int status)
     }
 }
 
-void interp__job_abort(interp_pool *pool, interp__job *job, int status, const char *text)
-{
-    (void)pool;
-    if (job->kind == INTERP__JOB_TASK) {
-        interp_future *f = (interp_future *)job;
-        interp__future_end(f, INTERP__F_PENDING, status, NULL, interp__dup_text(text), NULL);
-        interp_future_release(f); /* the queue's reference */
-    } else if (job->kind == INTERP__JOB_CTX) {
-        interp__ctx_abort(job, status, text);
-    } else {
-        interp__chunk_abort(job, status);
-    }
-}
-
 static void abort_chain(interp_pool *pool, interp__job *jobs, int status, const char *text)
 {
+    (void)pool;
     while (jobs) {
         interp__job *next = jobs->next;
-        interp__job_abort(pool, jobs, status, text);
+        jobs->ops->abort(jobs, status, text);
         jobs = next;
     }
 }

@@ -93,21 +93,6 @@ void interp__interrupt_run(interp__worker *w, uint64_t id, int reason)
     interp__mutex_unlock(&pool->mu);
 }
 
-static const char *abandon_text(int reason)
-{
-    switch (reason) {
-    case INTERP_ERR_TIMEOUT:
-        return "timed out: the task passed its deadline and did not return from a C call "
-               "within the stuck grace; its worker was abandoned and replaced";
-    case INTERP_ERR_CANCELLED:
-        return "cancelled: the task did not return from a C call within the stuck grace; its "
-               "worker was abandoned and replaced";
-    default:
-        return "interrupted by shutdown: the task did not return from a C call within the "
-               "stuck grace; its worker was abandoned";
-    }
-}
-
 /* Under pool->mu, before the thread is detached (its pthread_t is valid): the abandoned thread
  * keeps running a C loop no hook reaches, so it must take no CPU that anything else wants.
  * SCHED_IDLE runs it only on a core nothing else wants (allowed without privileges since
@@ -137,17 +122,7 @@ static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *jo
     int running = atomic_fetch_add_explicit(&pool->abandoned_running, 1,
                                             memory_order_relaxed) + 1;
     atomic_fetch_add_explicit(&pool->st_replaced, 1, memory_order_relaxed);
-    if (job->kind == INTERP__JOB_TASK) {
-        interp_future *f = (interp_future *)job;
-        const char *t = abandon_text(reason);
-        char *text = malloc(strlen(t) + 1);
-        if (text)
-            strcpy(text, t);
-        /* the worker keeps its reference and drops it when its call returns */
-        interp__future_end(f, -1, reason, NULL, text, NULL);
-    } else {
-        interp__chunk_abandoned(job, reason);
-    }
+    job->ops->abandoned(job, reason); /* the worker keeps its reference to the job */
     interp__worker_release(w); /* the slot's reference */
     /* Replace it unless the pool is closed and has nothing left to run. */
     bool spawn = false;

@@ -109,50 +109,6 @@ static bool replace_state(interp__worker *w)
     return false;
 }
 
-/* Run one submitted task. false if the worker was abandoned meanwhile. */
-bool interp__worker_run_task(interp__worker *w, interp_future *f)
-{
-    interp_pool *pool = w->pool;
-    uint64_t id = interp__worker_begin(w, &f->job);
-    interp__mutex_lock(&f->mu);
-    if (atomic_load_explicit(&f->state, memory_order_relaxed) != INTERP__F_PENDING) {
-        /* cancelled (or failed by a broken pool) while queued */
-        interp__mutex_unlock(&f->mu);
-        bool alive = interp__worker_end(w, id);
-        interp_future_release(f);
-        return alive;
-    }
-    atomic_store_explicit(&f->state, INTERP__F_RUNNING, memory_order_release);
-    f->worker = w;
-    f->task_id = id;
-    interp__mutex_unlock(&f->mu);
-
-    interp_outcome out;
-    memset(&out, 0, sizeof out);
-    if (atomic_load(&pool->stop_now)) {
-        out.status = INTERP_ERR_SHUTDOWN;
-    } else {
-        if (f->timeout > 0)
-            interp__watchdog_deadline(w, id, f->timeout);
-        interp__state_call(w->state, id, &f->fn, f->args, &out);
-    }
-    /* The arguments are the runner's: freed here, after the call, even if abandoned. */
-    interp_msg_free(f->args);
-    f->args = NULL;
-    if (!interp__worker_end(w, id)) {
-        /* abandoned: the watchdog has ended f; only our reference is left to drop */
-        interp__outcome_clear(&out);
-        interp_future_release(f);
-        return false;
-    }
-    w->tasks_on_state++;
-    /* what waits in the future for the host is charged to this state's account */
-    interp__future_end_paid(f, INTERP__F_RUNNING, out.status, out.result, out.error,
-                            out.error_value, interp__state_account(w->state));
-    interp_future_release(f);
-    return true;
-}
-
 static void *worker_main(void *arg)
 {
     interp__worker *w = arg;
@@ -181,14 +137,7 @@ static void *worker_main(void *arg)
         if (!job)
             break;
         busy = true;
-        bool alive;
-        if (job->kind == INTERP__JOB_TASK)
-            alive = interp__worker_run_task(w, (interp_future *)job);
-        else if (job->kind == INTERP__JOB_CTX)
-            alive = interp__ctx_run(w, job);
-        else
-            alive = interp__chunk_run(w, job);
-        if (!alive)
+        if (!job->ops->run(w, job))
             goto exit_abandoned;
         if (interp__state_broken(w->state) ||
             (pool->max_tasks_per_worker && w->tasks_on_state >= pool->max_tasks_per_worker)) {
