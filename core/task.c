@@ -88,9 +88,12 @@ static const char *abandon_text(int reason)
 
 static void task_abandoned(interp__job *job, int reason)
 {
-    /* the worker keeps its reference and drops it when its call returns */
-    interp__future_end((interp_future *)job, -1, reason, NULL,
-                       interp__dup_text(abandon_text(reason)), NULL);
+    /* The abandoned worker keeps its reference and may drop it at any moment, the host its
+     * own: hold one across the end, which touches f after it publishes the outcome. */
+    interp_future *f = (interp_future *)job;
+    interp_future_retain(f);
+    interp__future_end(f, -1, reason, NULL, interp__dup_text(abandon_text(reason)), NULL);
+    interp_future_release(f);
 }
 
 static bool task_take(interp__job *job, interp__backend_work *w)
