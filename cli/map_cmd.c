@@ -357,7 +357,18 @@ static bool func_missing(interp_pool *pool, const char *func)
     return missing;
 }
 
-int cli_map(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct map_args {
+    interp_pool_options o; /* workers, sandbox, memory limit */
+    long chunksize;        /* 0: the pool's choice */
+    double timeout;        /* of each line; 0: none */
+    bool json;
+    size_t max_output;     /* 0: the default */
+    const char *script, *func;
+} map_args;
+
+/* Parse argv into *a: -1 to go on, else the exit status (help printed, or a usage error). */
+static int parse_args(int argc, char **argv, map_args *a)
 {
     static const struct option longopts[] = {
         {"workers", required_argument, NULL, 'w'},
@@ -370,11 +381,8 @@ int cli_map(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    interp_pool_options o = interp_pool_defaults();
-    long chunksize = 0, workers = 0;
-    double timeout = 0;
-    bool json = false;
-    size_t max_output = 0;
+    *a = (map_args){.o = interp_pool_defaults()};
+    long workers = 0;
     opterr = 0;
     optind = 1;
     int c;
@@ -387,27 +395,27 @@ int cli_map(int argc, char **argv)
                                    optarg);
             break;
         case 'c':
-            if (!parse_long(optarg, 1, (long)INTERP_MAP_MAX_CHUNKSIZE, &chunksize))
+            if (!parse_long(optarg, 1, (long)INTERP_MAP_MAX_CHUNKSIZE, &a->chunksize))
                 return usage_error("--chunksize: expected a positive integer, got '%s'", optarg);
             break;
         case 't':
-            if (!parse_seconds(optarg, &timeout))
+            if (!parse_seconds(optarg, &a->timeout))
                 return usage_error("--timeout: expected a positive number of seconds, got '%s'",
                                    optarg);
             break;
         case 's':
-            o.sandbox = INTERP_SANDBOX_SAFE;
+            a->o.sandbox = INTERP_SANDBOX_SAFE;
             break;
         case 'm':
-            if (!parse_size(optarg, &o.memory_limit) || o.memory_limit == 0)
+            if (!parse_size(optarg, &a->o.memory_limit) || a->o.memory_limit == 0)
                 return usage_error("--memory-limit: expected a number of bytes (suffix K, M or "
                                    "G), got '%s'", optarg);
             break;
         case 'j':
-            json = true;
+            a->json = true;
             break;
         case 'o':
-            if (!parse_size(optarg, &max_output) || max_output == 0)
+            if (!parse_size(optarg, &a->max_output) || a->max_output == 0)
                 return usage_error("--max-output: expected a number of bytes (suffix K, M or "
                                    "G), got '%s'", optarg);
             break;
@@ -423,107 +431,136 @@ int cli_map(int argc, char **argv)
     if (argc - optind != 2)
         return usage_error("%s", argc - optind < 2 ? "expected SCRIPT and FUNC"
                                                    : "too many arguments");
-    const char *script = argv[optind], *func = argv[optind + 1];
-    if (!*func)
+    a->o.workers = (int)workers; /* 0: the pool's choice */
+    a->script = argv[optind];
+    a->func = argv[optind + 1];
+    if (!*a->func)
         return usage_error("%s", "FUNC is empty");
-    if (cli_mpi_root() && access(script, R_OK) != 0) { /* MPI: the root sends it to all */
-        fprintf(stderr, "interp-pool map: cannot read %s: %s\n", script, strerror(errno));
-        return CLI_EXIT_USAGE;
-    }
-    if (!max_output) /* what one worker state may hold, or else a bound of its own */
-        max_output = o.memory_limit ? o.memory_limit : (size_t)64 << 20;
-    map_run r = {.json = json, .in = stdin, .max_output = max_output};
-    pthread_mutex_init(&r.err_mu, NULL);
-    cli_progress_init(&r.progress, fileno(stdin));
-    o.workers = (int)workers;
-    o.init_file = script;
-    o.task_timeout = timeout; /* the pool gives every map item its own deadline */
-    o.print = on_print;
-    o.print_ud = &r;
+    return -1;
+}
 
-    interp_pool *pool = NULL;
+/* The pool that runs SCRIPT, with FUNC checked. -1 with *pool set to go on, else the exit
+ * status (CLI_EXIT_OK on a rank of an mpiexec job other than the root: it has computed). */
+static int open_pool(map_args *a, map_run *r, interp_pool **pool)
+{
+    a->o.init_file = a->script;
+    a->o.task_timeout = a->timeout; /* the pool gives every map item its own deadline */
+    a->o.print = on_print;
+    a->o.print_ud = r;
     char *err = NULL;
     bool served;
-    int rc = cli_pool_create(&pool, &o, &err, &served);
-    if (served) { /* another rank of an mpiexec job: it computed; rank 0 wrote the results */
-        pthread_mutex_destroy(&r.err_mu);
+    int rc = cli_pool_create(pool, &a->o, &err, &served);
+    if (served) /* another rank of an mpiexec job: it computed; rank 0 wrote the results */
         return CLI_EXIT_OK;
-    }
     if (rc != INTERP_OK) {
-        fprintf(stderr, "interp-pool map: cannot load %s: %s\n", script,
+        fprintf(stderr, "interp-pool map: cannot load %s: %s\n", a->script,
                 err ? err : interp_strerror(rc));
         free(err);
-        pthread_mutex_destroy(&r.err_mu);
         return CLI_EXIT_USAGE;
     }
-    if (func_missing(pool, func)) {
-        fprintf(stderr, "interp-pool map: %s defines no global function '%s'\n", script, func);
-        interp_pool_destroy(pool);
-        pthread_mutex_destroy(&r.err_mu);
+    if (func_missing(*pool, a->func)) {
+        fprintf(stderr, "interp-pool map: %s defines no global function '%s'\n", a->script,
+                a->func);
+        interp_pool_destroy(*pool);
         return CLI_EXIT_USAGE;
     }
+    return -1;
+}
 
+/* Stream stdin through the pool until the input ends, a signal stops it or the pool fails
+ * (SIGINT, SIGTERM: stop between lines; no SA_RESTART, so a blocked read returns). The pool
+ * is destroyed on return. The exit status so far. */
+static int run_stream(interp_pool *pool, const map_args *a, map_run *r)
+{
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, sizeof outbuf);
-    interp_fn fn = {.kind = INTERP_FN_NAME, .text = func};
-    interp_map_options mo = {.chunksize = (size_t)chunksize,
-                             .interrupted = map_interrupted, .interrupted_ud = &r};
-    /* SIGINT, SIGTERM: stop between lines (no SA_RESTART: a blocked read returns) */
+    interp_fn fn = {.kind = INTERP_FN_NAME, .text = a->func};
+    interp_map_options mo = {.chunksize = (size_t)a->chunksize,
+                             .interrupted = map_interrupted, .interrupted_ud = r};
     struct sigaction sa = {.sa_handler = on_stop_signal}, old_int, old_term;
     sigemptyset(&sa.sa_mask);
     stop_signal = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     int status = CLI_EXIT_OK;
-    while (!r.eof && !r.fatal && !stopping(&r)) {
-        size_t lines = r.line, done = r.done, failed = r.failed;
-        rc = interp_pool_map_stream(pool, &fn, next_input, on_result, &r, 0, &mo);
-        flush_bad(&r); /* every item is printed: the bad lines after them have their turn */
-        if (stopping(&r))
+    while (!r->eof && !r->fatal && !stopping(r)) {
+        size_t lines = r->line, done = r->done, failed = r->failed;
+        int rc = interp_pool_map_stream(pool, &fn, next_input, on_result, r, 0, &mo);
+        flush_bad(r); /* every item is printed: the bad lines after them have their turn */
+        if (stopping(r))
             break;
         /* Item failures are reported per line; a failure of the pool itself (or a call that
          * made no progress at all) ends the run. */
-        bool progressed = r.line != lines || r.done != done;
+        bool progressed = r->line != lines || r->done != done;
         if (rc == INTERP_ERR_BROKEN || rc == INTERP_ERR_SHUTDOWN || rc == INTERP_ERR_INVALID ||
-            (rc != INTERP_OK && (!progressed || r.failed == failed))) {
-            pthread_mutex_lock(&r.err_mu);
-            cli_progress_clear(&r.progress);
+            (rc != INTERP_OK && (!progressed || r->failed == failed))) {
+            pthread_mutex_lock(&r->err_mu);
+            cli_progress_clear(&r->progress);
             fprintf(stderr, "interp-pool map: the pool failed: %s\n", interp_strerror(rc));
-            pthread_mutex_unlock(&r.err_mu);
+            pthread_mutex_unlock(&r->err_mu);
             status = CLI_EXIT_FAILED;
             break;
         }
     }
-    pthread_mutex_lock(&r.err_mu);
-    if (r.progress.on)
-        cli_progress_finish(&r.progress);
-    pthread_mutex_unlock(&r.err_mu);
+    pthread_mutex_lock(&r->err_mu);
+    if (r->progress.on)
+        cli_progress_finish(&r->progress);
+    pthread_mutex_unlock(&r->err_mu);
     interp_pool_destroy(pool); /* joins the workers: no print callback runs after this */
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (r.fatal) {
+    return status;
+}
+
+/* Report how the run ended (out of memory, read and write errors, a signal, failed lines) on
+ * stderr; the exit status. */
+static int report_end(map_run *r, int status)
+{
+    if (r->fatal) {
         fprintf(stderr, "interp-pool map: out of memory\n");
         status = CLI_EXIT_FAILED;
     }
-    if (r.read_errno) {
-        fprintf(stderr, "interp-pool map: reading stdin: %s\n", strerror(r.read_errno));
+    if (r->read_errno) {
+        fprintf(stderr, "interp-pool map: reading stdin: %s\n", strerror(r->read_errno));
         status = CLI_EXIT_FAILED;
     }
-    if (!r.write_errno && (fflush(stdout) != 0 || ferror(stdout)))
-        r.write_errno = errno ? errno : EIO;
-    if (r.write_errno) {
+    if (!r->write_errno && (fflush(stdout) != 0 || ferror(stdout)))
+        r->write_errno = errno ? errno : EIO;
+    if (r->write_errno) {
         fprintf(stderr, "interp-pool map: writing stdout: %s; stopped after %zu lines\n",
-                strerror(r.write_errno), r.done);
+                strerror(r->write_errno), r->done);
         status = CLI_EXIT_FAILED;
     }
-    if (stop_signal && !r.write_errno) {
+    if (stop_signal && !r->write_errno) {
         fprintf(stderr, "interp-pool map: stopped by %s after %zu lines (%zu failed); every "
                         "output line is whole\n",
-                stop_signal == SIGINT ? "SIGINT" : "SIGTERM", r.done, r.failed);
+                stop_signal == SIGINT ? "SIGINT" : "SIGTERM", r->done, r->failed);
         status = 128 + stop_signal;
     }
-    if (r.failed > 0 && status == CLI_EXIT_OK)
+    if (r->failed > 0 && status == CLI_EXIT_OK)
         status = CLI_EXIT_FAILED;
+    return status;
+}
+
+int cli_map(int argc, char **argv)
+{
+    map_args a;
+    int status = parse_args(argc, argv, &a);
+    if (status >= 0)
+        return status;
+    if (cli_mpi_root() && access(a.script, R_OK) != 0) { /* MPI: the root sends it to all */
+        fprintf(stderr, "interp-pool map: cannot read %s: %s\n", a.script, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    if (!a.max_output) /* what one worker state may hold, or else a bound of its own */
+        a.max_output = a.o.memory_limit ? a.o.memory_limit : (size_t)64 << 20;
+    map_run r = {.json = a.json, .in = stdin, .max_output = a.max_output};
+    pthread_mutex_init(&r.err_mu, NULL);
+    cli_progress_init(&r.progress, fileno(stdin));
+    interp_pool *pool = NULL;
+    status = open_pool(&a, &r, &pool);
+    if (status < 0)
+        status = report_end(&r, run_stream(pool, &a, &r));
     while (r.count > 0)
         free(pop_event(&r).error);
     free(r.ev);

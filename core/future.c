@@ -214,6 +214,67 @@ bool interp__future_end(interp_future *f, int from, int status, interp_msg *resu
     return interp__future_end_paid(f, from, status, result, error, error_value, NULL);
 }
 
+/* The outcome a future keeps, under its lock: a cancel that returned INTERP_OK promised the
+ * task ends cancelled; a failure keeps no result and always a text; with acct the outcome is
+ * charged to it, or dropped for INTERP_ERR_NOMEM and the reason when the budget refuses.
+ * Returns the status; the outcome's pieces are replaced in place (the old ones freed). */
+static int settle_outcome(interp_future *f, int status, interp_msg **result, char **error,
+                          interp_msg **error_value, interp__account *acct)
+{
+    if (atomic_load_explicit(&f->cancel_requested, memory_order_relaxed) &&
+        status != INTERP_ERR_CANCELLED) {
+        interp_msg_free(*result);
+        interp_msg_free(*error_value);
+        free(*error);
+        *result = *error_value = NULL;
+        *error = NULL;
+        status = INTERP_ERR_CANCELLED;
+    }
+    if (status != INTERP_OK) {
+        interp_msg_free(*result);
+        *result = NULL;
+        if (!*error)
+            *error = interp__dup_text(interp__status_end_text(status)); /* NULL: out of memory */
+    }
+    size_t charge = acct ? outcome_charge(*result, *error, *error_value) : 0;
+    if (!charge) /* the account's lock is a leaf */
+        return status;
+    char why[256];
+    if (interp__account_charge(acct, charge, false, why, sizeof why) == INTERP_OK) {
+        interp__account_retain(acct);
+        f->acct = acct;
+        f->charge = charge;
+        return status;
+    }
+    /* the host would hold more than the budget: the results are not kept */
+    interp_msg_free(*result);
+    interp_msg_free(*error_value);
+    free(*error);
+    *result = *error_value = NULL;
+    size_t n = strlen(why) + 40;
+    if ((*error = malloc(n)))
+        snprintf(*error, n, "cannot keep the task's outcome: %s", why);
+    return INTERP_ERR_NOMEM;
+}
+
+/* Callbacks run outside every lock, on this thread; they may release f's last host
+ * reference, so hold one until they are done. */
+static void run_callbacks(interp_future *f, interp_future_cb cb0, void *ud0, interp__cb_node *cbs)
+{
+    if (!cb0 && !cbs)
+        return;
+    interp_future_retain(f);
+    if (cb0)
+        cb0(f, ud0);
+    while (cbs) {
+        interp__cb_node *next = cbs->next;
+        cbs->cb(f, cbs->ud);
+        free(cbs);
+        cbs = next;
+    }
+    interp_future_release(f);
+}
+
 bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg *result,
                              char *error, interp_msg *error_value, interp__account *acct)
 {
@@ -226,40 +287,7 @@ bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg 
         interp_msg_free(error_value);
         return false;
     }
-    /* A cancel that returned INTERP_OK promised the task ends cancelled. */
-    if (atomic_load_explicit(&f->cancel_requested, memory_order_relaxed) &&
-        status != INTERP_ERR_CANCELLED) {
-        interp_msg_free(result);
-        interp_msg_free(error_value);
-        free(error);
-        result = error_value = NULL;
-        error = NULL;
-        status = INTERP_ERR_CANCELLED;
-    }
-    if (status != INTERP_OK) {
-        interp_msg_free(result);
-        result = NULL;
-        if (!error)
-            error = interp__dup_text(interp__status_end_text(status)); /* NULL only when out of memory */
-    }
-    size_t charge = acct ? outcome_charge(result, error, error_value) : 0;
-    if (charge) { /* the account's lock is a leaf */
-        char why[256];
-        if (interp__account_charge(acct, charge, false, why, sizeof why) == INTERP_OK) {
-            interp__account_retain(acct);
-            f->acct = acct;
-            f->charge = charge;
-        } else { /* the host would hold more than the budget: the results are not kept */
-            interp_msg_free(result);
-            interp_msg_free(error_value);
-            free(error);
-            result = error_value = NULL;
-            status = INTERP_ERR_NOMEM;
-            size_t n = strlen(why) + 40;
-            if ((error = malloc(n)))
-                snprintf(error, n, "cannot keep the task's outcome: %s", why);
-        }
-    }
+    status = settle_outcome(f, status, &result, &error, &error_value, acct);
     f->status = status;
     f->result = result;
     f->error = error;
@@ -281,20 +309,7 @@ bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg 
         fire(n);
     }
     interp__mutex_unlock(&f->mu);
-    /* Callbacks run outside every lock, on this thread; they may release f's last host
-     * reference, so hold one until they are done. */
-    if (cb0 || cbs) {
-        interp_future_retain(f);
-        if (cb0)
-            cb0(f, ud0);
-        while (cbs) {
-            interp__cb_node *next = cbs->next;
-            cbs->cb(f, cbs->ud);
-            free(cbs);
-            cbs = next;
-        }
-        interp_future_release(f);
-    }
+    run_callbacks(f, cb0, ud0, cbs);
     return true;
 }
 

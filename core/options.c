@@ -34,42 +34,31 @@ int interp_pool_options_init(interp_pool_options *out, size_t struct_size)
 
 static bool bad_seconds(double s) { return isnan(s) || s < 0; }
 
-int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, interp_config *cfg,
-                            const char **why)
+/* The ranges of the options: INTERP_OK, or INTERP_ERR_INVALID with *why. */
+static int check_options(const interp_pool_options *o, const char **why)
 {
-    *why = NULL;
-    if (o->workers > INTERP_POOL_MAX_WORKERS) {
+    if (o->workers > INTERP_POOL_MAX_WORKERS)
         *why = "workers: more than " INTERP_LIMIT_TEXT(INTERP_POOL_MAX_WORKERS);
-        return INTERP_ERR_INVALID;
-    }
-    if (o->init_source && o->init_file) {
+    else if (o->init_source && o->init_file)
         *why = "init_source and init_file are both set";
-        return INTERP_ERR_INVALID;
-    }
-    if (o->sandbox != INTERP_SANDBOX_NONE && o->sandbox != INTERP_SANDBOX_SAFE) {
+    else if (o->sandbox != INTERP_SANDBOX_NONE && o->sandbox != INTERP_SANDBOX_SAFE)
         *why = "sandbox: unknown profile";
-        return INTERP_ERR_INVALID;
-    }
-    if (bad_seconds(o->task_timeout)) {
+    else if (bad_seconds(o->task_timeout))
         *why = "task_timeout: negative or NaN";
-        return INTERP_ERR_INVALID;
-    }
-    if (bad_seconds(o->cancel_grace) || bad_seconds(o->stuck_grace)) {
+    else if (bad_seconds(o->cancel_grace) || bad_seconds(o->stuck_grace))
         *why = "cancel_grace / stuck_grace: negative or NaN";
-        return INTERP_ERR_INVALID;
-    }
-    if (o->max_abandoned < 0 || o->max_abandoned > INTERP_ABANDONED_MAX) {
+    else if (o->max_abandoned < 0 || o->max_abandoned > INTERP_ABANDONED_MAX)
         *why = "max_abandoned: negative or above INTERP_ABANDONED_MAX";
-        return INTERP_ERR_INVALID;
-    }
-    if (o->max_chunk_size > INTERP_SANDBOX_CHUNK_MAX) {
+    else if (o->max_chunk_size > INTERP_SANDBOX_CHUNK_MAX)
         *why = "max_chunk_size: above INTERP_SANDBOX_CHUNK_MAX";
-        return INTERP_ERR_INVALID;
-    }
-    if (o->max_depth < 0) {
+    else if (o->max_depth < 0)
         *why = "max_depth: negative";
-        return INTERP_ERR_INVALID;
-    }
+    return *why ? INTERP_ERR_INVALID : INTERP_OK;
+}
+
+/* The pool's own resolved fields: workers, times, thread stack and name, message size. */
+static void resolve_pool(const interp_pool_options *o, interp_pool *pool)
+{
     pool->nworkers = o->workers > 0 ? o->workers : interp__online_cpus();
     pool->task_timeout = o->task_timeout;
     pool->cancel_grace = o->cancel_grace > 0 ? o->cancel_grace : 0.01;
@@ -91,21 +80,23 @@ int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, int
     if (!o->max_msg_size && o->sandbox == INTERP_SANDBOX_SAFE && o->memory_limit &&
         o->memory_limit < pool->max_msg_size)
         pool->max_msg_size = o->memory_limit;
+}
 
-    /* the memory budget (budget.h): by default only for untrusted code with a limit */
-    size_t budget = o->memory_budget;
-    if (!budget && o->sandbox == INTERP_SANDBOX_SAFE && o->memory_limit) {
-        size_t per = o->memory_limit > SIZE_MAX / 4 / (size_t)pool->nworkers
-                         ? SIZE_MAX / 2
-                         : 4 * (size_t)pool->nworkers * o->memory_limit;
-        budget = per > SIZE_MAX / 2 ? SIZE_MAX / 2 : per + ((size_t)64 << 20);
-    }
-    if (!(pool->budget = interp__budget_new(budget))) {
-        *why = "out of memory";
-        return INTERP_ERR_NOMEM;
-    }
-    pool->chans.budget = pool->budget;
+/* The memory budget (budget.h) in bytes, 0: none. By default only for untrusted code with a
+ * limit. */
+static size_t budget_of(const interp_pool_options *o, int nworkers)
+{
+    if (o->memory_budget || o->sandbox != INTERP_SANDBOX_SAFE || !o->memory_limit)
+        return o->memory_budget;
+    size_t per = o->memory_limit > SIZE_MAX / 4 / (size_t)nworkers
+                     ? SIZE_MAX / 2
+                     : 4 * (size_t)nworkers * o->memory_limit;
+    return per > SIZE_MAX / 2 ? SIZE_MAX / 2 : per + ((size_t)64 << 20);
+}
 
+/* The interpreter's configuration (pointing into o). */
+static void fill_config(const interp_pool_options *o, const interp_pool *pool, interp_config *cfg)
+{
     *cfg = (interp_config){0};
     cfg->budget = pool->budget;
     cfg->sandbox = o->sandbox;
@@ -126,5 +117,21 @@ int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, int
     cfg->on_state_ud = o->on_state_ud;
     cfg->package_path = o->package_path;
     cfg->package_cpath = o->package_cpath;
+}
+
+int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, interp_config *cfg,
+                            const char **why)
+{
+    *why = NULL;
+    int rc = check_options(o, why);
+    if (rc != INTERP_OK)
+        return rc;
+    resolve_pool(o, pool);
+    if (!(pool->budget = interp__budget_new(budget_of(o, pool->nworkers)))) {
+        *why = "out of memory";
+        return INTERP_ERR_NOMEM;
+    }
+    pool->chans.budget = pool->budget;
+    fill_config(o, pool, cfg);
     return INTERP_OK;
 }

@@ -227,6 +227,114 @@ interp_pool *interp__pool_alloc(size_t max_queued, int init_ready)
     return pool;
 }
 
+/* Give *err (when asked and not set yet) the text e, or rc's when e is NULL; e is taken. */
+static void give_err(char **err, char *e, int rc)
+{
+    if (err && !*err)
+        *err = e ? e : interp__dup_text(interp_strerror(rc));
+    else
+        free(e);
+}
+
+/* The caller's options (of any ABI size) over the defaults. */
+static int read_options(interp_pool_options *o, const interp_pool_options *opts, char **err)
+{
+    *o = interp_pool_defaults();
+    if (!opts)
+        return INTERP_OK;
+    const char *why = NULL;
+    int rc = interp__struct_in(o, sizeof *o, opts, opts->struct_size,
+                               INTERP__POOL_OPTIONS_SIZE_0, &why);
+    if (rc != INTERP_OK)
+        set_err(err, why);
+    return rc;
+}
+
+/* What the pool needs before its first worker: the resolved options, the space of frozen
+ * values, the data every state shares, the worker slots and (with a default task timeout) the
+ * watchdog. cfg points into o. */
+static int set_up(interp_pool *pool, const interp_pool_options *o, interp_config *cfg,
+                  char **err)
+{
+    const char *why;
+    int rc = interp__options_resolve(o, pool, cfg, &why);
+    if (rc != INTERP_OK) {
+        set_err(err, why);
+        return rc;
+    }
+    cfg->chan_lookup = chan_lookup;
+    cfg->chan_lookup_ud = pool;
+    cfg->module_ext = interp__ctx_lua_open_pool; /* interp.context, interp.self */
+    cfg->module_ext_ud = pool;
+    if (!(pool->frozen = interp__frozen_space_new())) {
+        set_err(err, "out of memory");
+        return INTERP_ERR_NOMEM;
+    }
+    cfg->frozen_space = pool->frozen;
+    char *e = NULL;
+    rc = interp__shared_new(cfg, &pool->shared, &e);
+    if (rc != INTERP_OK) {
+        give_err(err, e, rc);
+        return rc;
+    }
+    rc = interp__start_alloc_slots(pool);
+    if (rc != INTERP_OK) {
+        set_err(err, "out of memory");
+        return rc;
+    }
+    rc = interp__watchdog_start(pool);
+    if (rc != INTERP_OK)
+        set_err(err, "cannot start the watchdog thread");
+    return rc;
+}
+
+/* The first worker's state, made here while its thread starts (~35 us): opened, the
+ * initializer compiled in it (its bytecode kept for the next states: prestarted workers open
+ * theirs meanwhile and wait for it), then run in it. *rc: INTERP_OK to make it, else it is
+ * not tried; NULL with *rc and *why (malloc'd or NULL) set when it cannot be made. */
+static interp_state *first_state(interp_pool *pool, const interp_config *cfg, int *rc,
+                                 char **why)
+{
+    interp_state *first = NULL;
+    int r = *rc;
+    if (r == INTERP_OK)
+        r = interp__state_open(pool->shared, 0, &first, why);
+    if (r == INTERP_OK)
+        r = interp__shared_compile_in(pool->shared, cfg, first, why);
+    interp__start_compiled(pool, r == INTERP_OK);
+    if (r == INTERP_OK)
+        r = interp__state_init(first, why);
+    if (r != INTERP_OK) {
+        interp__state_destroy(first);
+        first = NULL;
+    }
+    *rc = r;
+    return first;
+}
+
+/* Like Python's executors, workers start on demand (a push that finds no idle worker starts
+ * one); the first starts now, so that a failing initializer fails create, and with prestart
+ * all of them. Returns once each has its state or failed. */
+static int start_workers(interp_pool *pool, const interp_pool_options *o,
+                         const interp_config *cfg, char **err)
+{
+    int rc = INTERP_OK;
+    int spawned = interp__start_initial(pool, o->prestart ? pool->nworkers : 1, &rc);
+    if (rc != INTERP_OK)
+        set_err(err, "cannot start a worker thread");
+    int frc = rc;
+    char *why = NULL;
+    interp__start_hand_over(pool, spawned, first_state(pool, cfg, &frc, &why));
+    if (frc != INTERP_OK && rc == INTERP_OK) {
+        rc = frc;
+        give_err(err, why, rc);
+    } else {
+        free(why);
+    }
+    int prc = interp__start_await(pool, spawned, rc == INTERP_OK ? err : NULL);
+    return rc == INTERP_OK ? prc : rc;
+}
+
 static int pool_create(interp_pool **out, const interp_pool_options *opts,
                        const char *span_refusal, char **err);
 
@@ -249,16 +357,10 @@ static int pool_create(interp_pool **out, const interp_pool_options *opts,
     if (!out)
         return INTERP_ERR_INVALID;
     *out = NULL;
-    interp_pool_options o = interp_pool_defaults();
-    if (opts) {
-        const char *why = NULL;
-        int rc = interp__struct_in(&o, sizeof o, opts, opts->struct_size,
-                                   INTERP__POOL_OPTIONS_SIZE_0, &why);
-        if (rc != INTERP_OK) {
-            set_err(err, why);
-            return rc;
-        }
-    }
+    interp_pool_options o;
+    int rc = read_options(&o, opts, err);
+    if (rc != INTERP_OK)
+        return rc;
     interp_pool *pool = interp__pool_alloc(o.max_queued, 0);
     if (!pool) {
         set_err(err, "out of memory");
@@ -266,77 +368,13 @@ static int pool_create(interp_pool **out, const interp_pool_options *opts,
     }
     pool->span_refusal = span_refusal;
     interp_config cfg;
-    const char *why;
-    int rc = interp__options_resolve(&o, pool, &cfg, &why);
+    rc = set_up(pool, &o, &cfg, err);
     if (rc != INTERP_OK) {
-        set_err(err, why);
-        goto err_free_pool;
+        interp__watchdog_stop(pool);
+        interp__pool_release(pool);
+        return rc;
     }
-    cfg.chan_lookup = chan_lookup;
-    cfg.chan_lookup_ud = pool;
-    cfg.module_ext = interp__ctx_lua_open_pool; /* interp.context, interp.self */
-    cfg.module_ext_ud = pool;
-    if (!(pool->frozen = interp__frozen_space_new())) {
-        rc = INTERP_ERR_NOMEM;
-        set_err(err, "out of memory");
-        goto err_free_pool;
-    }
-    cfg.frozen_space = pool->frozen;
-    char *e = NULL;
-    rc = interp__shared_new(&cfg, &pool->shared, &e);
-    if (rc != INTERP_OK) {
-        if (err)
-            *err = e ? e : interp__dup_text(interp_strerror(rc));
-        else
-            free(e);
-        goto err_free_pool;
-    }
-    rc = interp__start_alloc_slots(pool);
-    if (rc != INTERP_OK) {
-        set_err(err, "out of memory");
-        goto err_free_pool;
-    }
-    rc = interp__watchdog_start(pool);
-    if (rc != INTERP_OK) {
-        set_err(err, "cannot start the watchdog thread");
-        goto err_free_pool;
-    }
-    /* Like Python's executors, workers start on demand (a push that finds no idle worker
-     * starts one); the first starts now, so that a failing initializer fails create. */
-    int spawned = interp__start_initial(pool, o.prestart ? pool->nworkers : 1, &rc);
-    if (rc != INTERP_OK)
-        set_err(err, "cannot start a worker thread");
-    /* The first worker's state is made here while its thread starts (~35 us): opened, the
-     * initializer compiled in it (its bytecode kept for the next states), then run in it.
-     * Prestarted workers open theirs meanwhile and wait for the bytecode. */
-    interp_state *first = NULL;
-    char *ce = NULL;
-    int crc = rc;
-    if (crc == INTERP_OK)
-        crc = interp__state_open(pool->shared, 0, &first, &ce);
-    if (crc == INTERP_OK)
-        crc = interp__shared_compile_in(pool->shared, &cfg, first, &ce);
-    interp__start_compiled(pool, crc == INTERP_OK);
-    if (crc == INTERP_OK)
-        crc = interp__state_init(first, &ce);
-    if (crc != INTERP_OK) {
-        interp__state_destroy(first);
-        first = NULL;
-    }
-    interp__start_hand_over(pool, spawned, first);
-    if (crc != INTERP_OK && rc == INTERP_OK) {
-        rc = crc;
-        if (err)
-            *err = ce ? ce : interp__dup_text(interp_strerror(rc));
-        else
-            free(ce);
-    } else {
-        free(ce);
-    }
-    /* Wait until every prestarted worker has its state. */
-    int prc = interp__start_await(pool, spawned, rc == INTERP_OK ? err : NULL);
-    if (rc == INTERP_OK)
-        rc = prc;
+    rc = start_workers(pool, &o, &cfg, err);
     if (rc != INTERP_OK) {
         set_err(err, interp_strerror(rc));
         interp_pool_destroy(pool); /* joins the workers that did start */
@@ -344,11 +382,6 @@ static int pool_create(interp_pool **out, const interp_pool_options *opts,
     }
     *out = pool;
     return INTERP_OK;
-
-err_free_pool:
-    interp__watchdog_stop(pool);
-    interp__pool_release(pool);
-    return rc;
 }
 
 /* ---- submit ----------------------------------------------------------------------------- */

@@ -138,6 +138,78 @@ static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *jo
     interp__start_replace(pool, slot, spawn);
 }
 
+/* Under pool->mu: the deadline of w's run `cur`: moved on for a newer item, or fired (the
+ * run interrupted, to be abandoned after the stuck grace). Lowers *next to when to look
+ * again. */
+static void check_deadline_locked(interp_pool *pool, interp__worker *w, uint64_t cur,
+                                  double now, double *next)
+{
+    if (w->dl_id && w->dl_id != cur)
+        w->dl_id = 0; /* that run has ended */
+    if (!w->dl_id || w->dl_fired)
+        return;
+    if (now >= w->deadline && w->state) {
+        uint64_t items = interp__state_items(w->state);
+        if (items != w->dl_items) { /* a newer item: its own deadline */
+            w->dl_items = items;
+            w->deadline = now + w->dl_len;
+        }
+    }
+    if (now >= w->deadline) {
+        w->dl_fired = true;
+        if (w->state)
+            interp__state_interrupt(w->state, cur, INTERP_ERR_TIMEOUT);
+        escalate_locked(w, cur, w->deadline + pool->stuck_grace, INTERP_ERR_TIMEOUT);
+    } else if (w->deadline < *next) {
+        *next = w->deadline;
+    }
+}
+
+/* Under pool->mu: w's run `cur` was interrupted and has not ended: install the hook again
+ * now and then, and at its escalation time take the run over. true when the watchdog took it
+ * (w is to be abandoned). Lowers *next to when to look again. */
+static bool check_escalation_locked(interp__worker *w, uint64_t cur, double now, double *next)
+{
+    if (w->esc_id && w->esc_id != cur)
+        w->esc_id = 0;
+    if (!w->esc_id)
+        return false;
+    if (now < w->escalate_at && w->state) {
+        /* interrupted and still running: install the hook again on every thread that may
+         * run (a coroutine resumed as the interrupt came, a hook removed) */
+        if (now >= w->rearm_at) {
+            interp__state_rearm(w->state, w->esc_id);
+            w->rearm_at = now + INTERP__IRQ_REARM_S;
+        }
+        if (w->rearm_at < *next)
+            *next = w->rearm_at;
+    }
+    if (now < w->escalate_at) {
+        if (w->escalate_at < *next)
+            *next = w->escalate_at;
+        return false;
+    }
+    uint64_t expect = cur;
+    return atomic_compare_exchange_strong(&w->cur_task, &expect, INTERP__TASK_ABANDONED);
+}
+
+/* Under pool->mu (released meanwhile): abandon the worker of slot, whose run the watchdog
+ * took over. */
+static void abandon_locked(interp_pool *pool, int slot)
+{
+    interp__worker *victim = pool->slots[slot];
+    victim->abandoned = true;
+    demote(pool, victim);
+    pthread_detach(victim->thread);
+    pool->slots[slot] = NULL;
+    interp__start_replace_locked(pool);
+    interp__job *job = victim->run_job;
+    int reason = victim->esc_reason;
+    interp__mutex_unlock(&pool->mu);
+    finish_abandon(pool, victim, job, reason, slot);
+    interp__mutex_lock(&pool->mu);
+}
+
 static void *watchdog_main(void *arg)
 {
     interp_pool *pool = arg;
@@ -146,68 +218,18 @@ static void *watchdog_main(void *arg)
     interp__mutex_lock(&pool->mu);
     while (!pool->wd_stop) {
         double now = interp__now(), next = INFINITY;
-        interp__worker *victim = NULL;
-        int slot = -1;
-        for (int i = 0; i < pool->nworkers && !victim; i++) {
+        int victim = -1;
+        for (int i = 0; i < pool->nworkers && victim < 0; i++) {
             interp__worker *w = pool->slots[i];
             if (!w || w->abandoned)
                 continue;
             uint64_t cur = atomic_load(&w->cur_task);
-            if (w->dl_id && w->dl_id != cur)
-                w->dl_id = 0; /* that run has ended */
-            if (w->dl_id && !w->dl_fired && now >= w->deadline && w->state) {
-                uint64_t items = interp__state_items(w->state);
-                if (items != w->dl_items) { /* a newer item: its own deadline */
-                    w->dl_items = items;
-                    w->deadline = now + w->dl_len;
-                }
-            }
-            if (w->dl_id && !w->dl_fired) {
-                if (now >= w->deadline) {
-                    w->dl_fired = true;
-                    if (w->state)
-                        interp__state_interrupt(w->state, cur, INTERP_ERR_TIMEOUT);
-                    escalate_locked(w, cur, w->deadline + pool->stuck_grace, INTERP_ERR_TIMEOUT);
-                } else if (w->deadline < next) {
-                    next = w->deadline;
-                }
-            }
-            if (w->esc_id && w->esc_id != cur)
-                w->esc_id = 0;
-            if (w->esc_id && now < w->escalate_at && w->state) {
-                /* interrupted and still running: install the hook again on every thread
-                 * that may run (a coroutine resumed as the interrupt came, a hook removed) */
-                if (now >= w->rearm_at) {
-                    interp__state_rearm(w->state, w->esc_id);
-                    w->rearm_at = now + INTERP__IRQ_REARM_S;
-                }
-                if (w->rearm_at < next)
-                    next = w->rearm_at;
-            }
-            if (w->esc_id) {
-                if (now >= w->escalate_at) {
-                    uint64_t expect = cur;
-                    if (atomic_compare_exchange_strong(&w->cur_task, &expect,
-                                                       INTERP__TASK_ABANDONED)) {
-                        victim = w;
-                        slot = i;
-                    }
-                } else if (w->escalate_at < next) {
-                    next = w->escalate_at;
-                }
-            }
+            check_deadline_locked(pool, w, cur, now, &next);
+            if (check_escalation_locked(w, cur, now, &next))
+                victim = i;
         }
-        if (victim) {
-            victim->abandoned = true;
-            demote(pool, victim);
-            pthread_detach(victim->thread);
-            pool->slots[slot] = NULL;
-            interp__start_replace_locked(pool);
-            interp__job *job = victim->run_job;
-            int reason = victim->esc_reason;
-            interp__mutex_unlock(&pool->mu);
-            finish_abandon(pool, victim, job, reason, slot);
-            interp__mutex_lock(&pool->mu);
+        if (victim >= 0) {
+            abandon_locked(pool, victim);
             continue;
         }
         pool->wd_next = next;
