@@ -110,19 +110,25 @@ int interp__state_create(interp_shared *sh, int worker_id, interp_state **out, c
     return rc;
 }
 
-int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, char **err)
+/* The parts of a state around its lua_State, made and freed together. */
+static void free_parts(interp_state *s)
 {
-    *out = NULL;
-    *err = NULL;
-    if (!sh) {
-        *err = interp__strdupf("no shared configuration");
-        return INTERP_ERR_INVALID;
-    }
+    interp__account_release(s->ctx.acct);
+    interp__cond_destroy(&s->sleep_cv);
+    interp__mutex_destroy(&s->sleep_mu);
+    interp__threads_destroy(&s->threads);
+    interp__mutex_destroy(&s->irq_mu);
+    interp__cancel_destroy(&s->cancel);
+    free(s);
+}
+
+/* A state without its lua_State yet: its allocator, locks, interrupt and the context its Lua
+ * bindings reach. NULL when out of memory. */
+static interp_state *new_parts(interp_shared *sh, int worker_id)
+{
     interp_state *s = interp__malloc(sizeof *s);
-    if (!s) {
-        *err = interp__strdupf("cannot create a state: out of memory");
-        return INTERP_ERR_NOMEM;
-    }
+    if (!s)
+        return NULL;
     memset(s, 0, sizeof *s);
     s->sh = sh;
     s->worker_id = worker_id;
@@ -149,57 +155,64 @@ int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, cha
     if (sh->budget && (sh->budget->limit || state_limit)) {
         s->ctx.acct = interp__account_new(sh->budget, &s->alloc.in_use, state_limit);
         if (!s->ctx.acct) {
-            *err = interp__strdupf("cannot create a state: out of memory");
-            interp__cancel_destroy(&s->cancel);
-            interp__cond_destroy(&s->sleep_cv);
-            interp__mutex_destroy(&s->sleep_mu);
-            interp__mutex_destroy(&s->irq_mu);
-            free(s);
-            return INTERP_ERR_NOMEM;
+            free_parts(s);
+            return NULL;
         }
         if (state_limit)
             s->alloc.held = &s->ctx.acct->held_state;
     }
+    return s;
+}
 
-    int rc = INTERP_OK;
+/* Open s's lua_State: the libraries of its profile, then the host's additions (steps of their
+ * own, skipped when not configured: a state per worker start; most pools have none). */
+static int open_lua(interp_state *s, char **err)
+{
     interp__shstr_enable(interp__alloc_fn); /* its large strings can cross without a copy */
     s->L = lua_newstate(interp__alloc_fn, &s->alloc);
     if (!s->L) {
-        rc = INTERP_ERR_NOMEM;
         *err = interp__strdupf("cannot create a state: out of memory");
-        goto err_free_state;
+        return INTERP_ERR_NOMEM;
     }
     lua_atpanic(s->L, on_panic);
     interp__install_warn(s);
     interp__lua_ctx_set(s->L, &s->ctx);
     s->alloc.threads = &s->threads; /* from now on: every coroutine is kept in the set */
 
-    rc = protected_step(s, check_threads, "", err);
+    int rc = protected_step(s, check_threads, "", err);
     if (rc == INTERP_OK)
         rc = protected_step(s, open_libs, "initializer failed: ", err);
-    /* The host's additions: steps of their own, skipped when not configured (a state per
-     * worker start; most pools have none). */
-    if (rc == INTERP_OK && interp__hostlibs_wanted(sh))
+    if (rc == INTERP_OK && interp__hostlibs_wanted(s->sh))
         rc = protected_step(s, interp__open_hostlibs, "", err);
-    if (rc == INTERP_OK && sh->on_state)
+    if (rc == INTERP_OK && s->sh->on_state)
         rc = protected_step(s, interp__run_on_state, "on_state failed: ", err);
-    if (rc != INTERP_OK)
-        goto err_close_lua;
+    if (rc != INTERP_OK) {
+        lua_close(s->L);
+        interp__free_warn(s);
+    }
+    return rc;
+}
+
+int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, char **err)
+{
+    *out = NULL;
+    *err = NULL;
+    if (!sh) {
+        *err = interp__strdupf("no shared configuration");
+        return INTERP_ERR_INVALID;
+    }
+    interp_state *s = new_parts(sh, worker_id);
+    if (!s) {
+        *err = interp__strdupf("cannot create a state: out of memory");
+        return INTERP_ERR_NOMEM;
+    }
+    int rc = open_lua(s, err);
+    if (rc != INTERP_OK) {
+        free_parts(s);
+        return rc;
+    }
     *out = s;
     return INTERP_OK;
-
-err_close_lua:
-    lua_close(s->L);
-    interp__free_warn(s);
-err_free_state:
-    interp__account_release(s->ctx.acct);
-    interp__cond_destroy(&s->sleep_cv);
-    interp__mutex_destroy(&s->sleep_mu);
-    interp__threads_destroy(&s->threads);
-    interp__mutex_destroy(&s->irq_mu);
-    interp__cancel_destroy(&s->cancel);
-    free(s);
-    return rc;
 }
 
 void interp__state_destroy(interp_state *s)

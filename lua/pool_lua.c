@@ -371,6 +371,76 @@ static int pool_submit(lua_State *L)
     return 1;
 }
 
+/* pool:map's inputs: list[1..n] (at index 3) encoded into in[] (small items into the box's
+ * slab: one allocation for thousands); raises naming the item that cannot be copied. */
+static void map_inputs(lua_State *L, const char *where, lua_Integer n, lm_box *box,
+                       interp_msg **in, int *status)
+{
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_geti(L, 3, i + 1);
+        interp_msg_error err;
+        int rc = interp__msg_from_lua_slab(L, lua_gettop(L), 1, &interp__lm_msg_opts, NULL,
+                                           &box->slab, (size_t)(n - i) * 16, &in[i], &err);
+        if (rc != INTERP_OK) {
+            in[i] = NULL;
+            /* the codec names the value "[1]"; name it after its place in the list */
+            const char *why = err.text;
+            if (strncmp(why, "[1]", 3) == 0)
+                why += 3;
+            luaL_error(L, "%s: list[%I]%s%s", where, i + 1,
+                       (*why == '.' || *why == '[') ? "" : ": ", *why == ':' ? why + 2 : why);
+        }
+        lua_pop(L, 1);
+        status[i] = INTERP_OK;
+    }
+}
+
+/* pool:map failed with rc: raise with the first failed item's error, or rc's. */
+static int map_failed(lua_State *L, const char *where, lua_Integer n, const int *status,
+                      char *const *texts, int rc)
+{
+    for (lua_Integer i = 0; i < n; i++) {
+        if (status[i] == INTERP_OK)
+            continue;
+        const char *text = texts[i] ? texts[i] : interp_strerror(status[i]);
+        if (status[i] == INTERP_ERR_SCRIPT)
+            return luaL_error(L, "%s: item %I failed: %s", where, i + 1, text);
+        return luaL_error(L, "%s: item %I failed (%s): %s", where, i + 1,
+                          interp_strerror(status[i]), text);
+    }
+    return rc_error(L, where, rc);
+}
+
+/* pool:map's results: a new list of each output's first value. The inputs are freed first;
+ * each output is freed once converted (a memory error while converting leaves the rest to
+ * the box's __gc). */
+static void map_results(lua_State *L, const char *where, const lm_pool *p, lua_Integer n,
+                        lm_box *box, interp_msg **out)
+{
+    for (lua_Integer i = 0; i < n; i++) {
+        interp_msg_free(box->msgs[i]);
+        box->msgs[i] = NULL;
+    }
+    interp__slab_release(box->slab); /* the inputs are gone: nothing more is made in it */
+    box->slab = NULL;
+    lua_createtable(L, n <= 0x7fffffff ? (int)n : 0x7fffffff, 0);
+    const interp_msg_opts *oo = p->sandboxed ? &interp__lm_msg_opts_untrusted
+                                             : &interp__lm_msg_opts;
+    luaL_checkstack(L, INTERP__MSG_SMALL_VALUES + 2, where);
+    for (lua_Integer i = 0; i < n; i++) {
+        if (out[i] && interp_msg_count(out[i]) > 0) {
+            int top = lua_gettop(L);
+            /* scalars and strings without a decoder's set-up (the usual result) */
+            if (interp__msg_push_small(L, out[i], oo->max_size) < 0)
+                interp_msg_push_lua(L, out[i], oo);
+            lua_settop(L, top + 1); /* the first value; further results are dropped */
+            lua_seti(L, -2, i + 1);
+        }
+        interp_msg_free(out[i]);
+        out[i] = NULL;
+    }
+}
+
 /* pool:map(f, list [, {chunksize=, timeout=}]) -> results */
 static int pool_map(lua_State *L)
 {
@@ -401,25 +471,7 @@ static int pool_map(lua_State *L)
     lm_box *box = interp__lm_box_new(L, 2 * (size_t)n, (size_t)n);
     int *status = lua_newuserdatauv(L, (size_t)n * sizeof(int), 0);
     interp_msg **in = box->msgs, **out = box->msgs + n;
-    for (lua_Integer i = 0; i < n; i++) {
-        lua_geti(L, 3, i + 1);
-        interp_msg_error err;
-        /* small items go into slabs: one allocation for thousands of inputs */
-        int rc = interp__msg_from_lua_slab(L, lua_gettop(L), 1, &interp__lm_msg_opts, NULL,
-                                           &box->slab, (size_t)(n - i) * 16, &in[i], &err);
-        if (rc != INTERP_OK) {
-            in[i] = NULL;
-            /* the codec names the value "[1]"; name it after its place in the list */
-            const char *why = err.text;
-            if (strncmp(why, "[1]", 3) == 0)
-                why += 3;
-            return luaL_error(L, "%s: list[%I]%s%s", where, i + 1,
-                              (*why == '.' || *why == '[') ? "" : ": ",
-                              *why == ':' ? why + 2 : why);
-        }
-        lua_pop(L, 1);
-        status[i] = INTERP_OK;
-    }
+    map_inputs(L, where, n, box, in, status);
     mo.status = status;
     mo.errors = box->texts;
     interp__lua_intr intr; /* Ctrl-C: the map cancels its items, then we raise */
@@ -436,42 +488,9 @@ static int pool_map(lua_State *L)
         interp__lua_intr_consume(&intr);
         return interp__lua_intr_raise(L); /* the box's __gc frees what the map made */
     }
-    if (rc != INTERP_OK) {
-        for (lua_Integer i = 0; i < n; i++) {
-            if (status[i] == INTERP_OK)
-                continue;
-            const char *text = box->texts[i] ? box->texts[i] : interp_strerror(status[i]);
-            if (status[i] == INTERP_ERR_SCRIPT)
-                return luaL_error(L, "%s: item %I failed: %s", where, i + 1, text);
-            return luaL_error(L, "%s: item %I failed (%s): %s", where, i + 1,
-                              interp_strerror(status[i]), text);
-        }
-        return rc_error(L, where, rc);
-    }
-    /* Free the inputs now; each output is freed once converted. A memory error while
-     * converting leaves the rest to the box's __gc. */
-    for (lua_Integer i = 0; i < n; i++) {
-        interp_msg_free(box->msgs[i]);
-        box->msgs[i] = NULL;
-    }
-    interp__slab_release(box->slab); /* the inputs are gone: nothing more is made in it */
-    box->slab = NULL;
-    lua_createtable(L, n <= 0x7fffffff ? (int)n : 0x7fffffff, 0);
-    const interp_msg_opts *oo = p->sandboxed ? &interp__lm_msg_opts_untrusted
-                                             : &interp__lm_msg_opts;
-    luaL_checkstack(L, INTERP__MSG_SMALL_VALUES + 2, where);
-    for (lua_Integer i = 0; i < n; i++) {
-        if (out[i] && interp_msg_count(out[i]) > 0) {
-            int top = lua_gettop(L);
-            /* scalars and strings without a decoder's set-up (the usual result) */
-            if (interp__msg_push_small(L, out[i], oo->max_size) < 0)
-                interp_msg_push_lua(L, out[i], oo);
-            lua_settop(L, top + 1); /* the first value; further results are dropped */
-            lua_seti(L, -2, i + 1);
-        }
-        interp_msg_free(out[i]);
-        out[i] = NULL;
-    }
+    if (rc != INTERP_OK)
+        return map_failed(L, where, n, status, box->texts, rc);
+    map_results(L, where, p, n, box, out);
     return 1;
 }
 

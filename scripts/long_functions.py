@@ -23,6 +23,8 @@ ALLOWED = {
         "the MessagePack tag switch: one case per tag, each a bounds-checked step",
     ("msg/msg_check.c", "value"):
         "the validator's MessagePack tag switch (issue 15: to walk with the reader's step)",
+    ("interp/lib_string.c", "match"):
+        "the pattern interpreter: one switch over the pattern items, as lstrlib.c's match",
 }
 
 SIG_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
