@@ -1,0 +1,64 @@
+-- imap.lua - pool:imap(f, input [, {window =, timeout =}]), embedded in the Lua module at
+-- build time (lua/CMakeLists.txt makes imap_lua.h from it; lua/imap_lua.c loads it once and
+-- sets the result as the pool's method). A lazy map for inputs too long to hold (io.lines, a
+-- generator), like Python's Executor.map, on top of pool:submit and the futures. Loaded with
+-- one argument: a function returning the monotonic time in seconds.
+local now = ...
+local function bad(what) error('pool:imap: ' .. what, 3) end
+return function(pool, f, input, opts)
+  local window, timeout
+  if opts ~= nil then
+    if type(opts) ~= 'table' then bad('options must be a table') end
+    for k in pairs(opts) do
+      if k ~= 'window' and k ~= 'timeout' then bad("unknown option '" .. tostring(k) .. "'") end
+    end
+    window, timeout = opts.window, opts.timeout
+  end
+  window = window or 4 * pool:stats().max_workers
+  if math.type(window) ~= 'integer' or window < 1 or window > (1 << 24) then
+    bad("option 'window' must be an integer from 1 to 16777216")
+  end
+  if timeout ~= nil and (type(timeout) ~= 'number' or timeout ~= timeout or timeout < 0) then
+    bad("option 'timeout' must be a number of seconds >= 0 (0: none)")
+  end
+  local nextin
+  if type(input) == 'table' then
+    local i = 0
+    nextin = function() i = i + 1 return input[i] end
+  elseif type(input) == 'function' then
+    nextin = input
+  else
+    bad('the input must be a list or an iterator function')
+  end
+  local deadline = timeout and timeout > 0 and now() + timeout
+  local fs, head, tail, ended, n = {}, 1, 0, false, 0
+  local function step()
+    while not ended and tail - head + 1 < window do
+      local v = nextin()
+      if v == nil then ended = true
+      else
+        local fut = pool:submit(f, v) -- may raise: the queue stays whole
+        tail = tail + 1
+        fs[tail] = fut
+      end
+    end
+    if head > tail then return nil end
+    local fut = fs[head]
+    fs[head], head, n = nil, head + 1, n + 1
+    local ok, r = pcall(fut.result, fut, deadline and math.max(0, deadline - now()) or nil)
+    if ok then return n, r end
+    if r == 'interrupted' then error(r, 0) end -- Ctrl-C: fut is cancelled, <close> ends the rest
+    if not fut:done() then -- the wait timed out (there is a deadline)
+      fut:cancel()
+      error(string.format('pool:imap: timed out after %g s (item %d not finished)', timeout, n), 2)
+    end
+    if fut:cancelled() then error('pool:imap: item ' .. n .. ' was cancelled', 2) end
+    if type(r) == 'string' then r = 'pool:imap: item ' .. n .. ' failed: ' .. r end
+    error(r, 0)
+  end
+  local pending = setmetatable({}, {__close = function()
+    for k = head, tail do fs[k]:cancel() end
+    head = tail + 1
+  end})
+  return step, nil, nil, pending
+end
