@@ -1,12 +1,6 @@
 # test_chan_host links the `interp_pool` Lua module's objects (lua/), as `interp-pool run`
 # does. tests/ is configured before lua/, so adding them is deferred to the end of the top
-# directory. Where lua/ will be skipped (see lua/CMakeLists.txt), the test is built only on
-# demand and reported as disabled.
-if(TARGET test_chan_host AND NOT (EXISTS ${PROJECT_SOURCE_DIR}/core/pool.c AND
-                                  EXISTS ${PROJECT_SOURCE_DIR}/lua/CMakeLists.txt))
-  set_target_properties(test_chan_host PROPERTIES EXCLUDE_FROM_ALL TRUE)
-  set_tests_properties(test_chan_host PROPERTIES DISABLED TRUE)
-endif()
+# directory.
 function(interp_setup_chan_host_test)
   if(TARGET test_chan_host AND TARGET interp_pool_luamod_objs)
     target_sources(test_chan_host PRIVATE $<TARGET_OBJECTS:interp_pool_luamod_objs>)

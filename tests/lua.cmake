@@ -63,13 +63,13 @@ if(TARGET interp-pool AND INTERP_BASH)
   endforeach()
 endif()
 
-if(INTERP_LUA54 AND EXISTS ${PROJECT_SOURCE_DIR}/examples/lua/pi.lua)
+if(INTERP_LUA54)
   add_test(NAME example_lua_pi COMMAND ${INTERP_LUA54} ${PROJECT_SOURCE_DIR}/examples/lua/pi.lua 50000 4)
   set_tests_properties(example_lua_pi PROPERTIES TIMEOUT 120 PASS_REGULAR_EXPRESSION "speedup"
     ENVIRONMENT "${lua_env};${lua_preload}")
 endif()
 
-if(INTERP_LUA54 AND EXISTS ${PROJECT_SOURCE_DIR}/examples/lua/wordfreq.lua)
+if(INTERP_LUA54)
   add_test(NAME example_lua_wordfreq
     COMMAND ${INTERP_LUA54} ${PROJECT_SOURCE_DIR}/examples/lua/wordfreq.lua - 2 20000)
   set_tests_properties(example_lua_wordfreq PROPERTIES TIMEOUT 120
