@@ -17,6 +17,7 @@
 
 #include <mpi.h>
 
+#include "interp.h"
 #include "interp_mpi.h"
 
 /* Point-to-point tags of the pool's communicator. */
@@ -167,7 +168,9 @@ static inline double busy_cap(double quiet)
 typedef struct reply {
     struct reply *next;
     uint64_t id;
-    wbuf buf; /* the whole DONE message */
+    wbuf buf;              /* the whole DONE message */
+    interp_outcome *outs;  /* instead, a direct chunk's outcomes (srv_chunk_direct) */
+    size_t n;
 } reply;
 
 typedef struct srv srv;
@@ -184,6 +187,10 @@ void srv_frozen(srv *s, const char *data, size_t len);
 void srv_frozen_put(srv *s, uint64_t id, interp_frozen *obj);
 /* TAG_FORGET. */
 void srv_forget(srv *s, uint64_t id);
+/* The root's own server: run a chunk without the wire. fn and items are borrowed until its
+ * reply (outs, not buf) is taken; the reply's outcomes are the local map's own results. */
+void srv_chunk_direct(srv *s, uint64_t id, const interp_fn *fn, size_t n,
+                      const interp_msg *const *items, bool stop_on_error);
 /* Interrupt unit id (0: every unit, and the local pool shuts down now: reason SHUTDOWN). */
 void srv_cancel(srv *s, uint64_t id, int reason);
 /* Take every finished reply (a chain, oldest first; the caller frees each with reply_free). */

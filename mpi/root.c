@@ -24,6 +24,7 @@ typedef struct unit {
     interp__job *job;       /* NULL: a ghost (ended here, its rank still runs it) */
     interp__backend_work w;
     int rank;
+    int stop_reason;        /* a direct chunk (the root's own) interrupted: how it ends */
 } unit;
 
 typedef struct rank_st {
@@ -217,8 +218,14 @@ static int pick_rank(root *r, const interp__backend_work *w, const char **why)
  * them). INTERP_OK, or why it cannot go (nothing was sent for it then). */
 static int send_unit(root *r, unit *u)
 {
-    wbuf b = {0};
     const interp__backend_work *w = &u->w;
+    if (u->rank == r->me && w->kind == INTERP__JOB_CHUNK) {
+        /* the root's own share of a map: its local pool maps the job's items as they are */
+        count(r, u->rank, 1, unit_items(u));
+        srv_chunk_direct(r->local, u->id, w->fn, w->n, w->items, w->stop_on_error);
+        return INTERP_OK;
+    }
+    wbuf b = {0};
     size_t n = w->kind == INTERP__JOB_TASK ? 1 : w->n;
     const interp_msg *const *items = w->kind == INTERP__JOB_TASK ? &w->args : w->items;
     bool frozen = false;
@@ -476,6 +483,28 @@ static bool poll_incoming(root *r)
     }
 }
 
+/* A direct chunk's outcomes (moved out of rp). */
+static void on_direct(root *r, reply *rp)
+{
+    pthread_mutex_lock(&r->mu);
+    unit *u = table_find(r, rp->id);
+    if (u && u->rank == r->me)
+        table_take(r, rp->id);
+    else
+        u = NULL;
+    pthread_mutex_unlock(&r->mu);
+    if (!u)
+        return;
+    count(r, r->me, -1, unit_items(u));
+    if (u->job && u->stop_reason) /* ends as a remote chunk stopped at the root does */
+        interp__backend_chunk_end(u->job, NULL, u->stop_reason);
+    else if (u->job && rp->n == u->w.n)
+        interp__backend_chunk_end(u->job, rp->outs, 0);
+    else if (u->job)
+        interp__backend_chunk_end(u->job, NULL, INTERP_ERR_BROKEN);
+    free(u);
+}
+
 static bool local_replies(root *r)
 {
     if (!r->local)
@@ -484,7 +513,10 @@ static bool local_replies(root *r)
     bool any = rp != NULL;
     while (rp) {
         reply *next = rp->next;
-        on_done(r, r->me, rp->buf.p, rp->buf.len);
+        if (rp->outs)
+            on_direct(r, rp);
+        else
+            on_done(r, r->me, rp->buf.p, rp->buf.len);
         reply_free(rp);
         rp = next;
     }
@@ -511,12 +543,17 @@ static bool interrupts(root *r)
         int kind = u ? u->w.kind : 0;
         /* a chunk (its map timed out or was interrupted) ends here at once: its rank is told
          * to stop it too, and its late answer is dropped */
-        if (job && kind == INTERP__JOB_CHUNK) {
+        bool ghost = job && kind == INTERP__JOB_CHUNK && rank != r->me;
+        if (ghost) {
             u->job = NULL; /* a ghost from here on */
             r->live--;
+        } else if (job && kind == INTERP__JOB_CHUNK) {
+            /* the root's own (direct) chunk maps the job's items: it must end before they
+             * can go, so it ends when its map stops (within a poll, ~20 ms) */
+            u->stop_reason = q->reason;
         }
         pthread_mutex_unlock(&r->mu);
-        if (job && kind == INTERP__JOB_CHUNK)
+        if (ghost)
             interp__backend_chunk_end(job, NULL, q->reason);
         if (job) /* a task ends when its rank answers; a chunk's rank stops it early */
             send_cancel(r, rank, q->id, q->reason);

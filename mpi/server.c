@@ -25,6 +25,8 @@ typedef struct unit {
     char *fntext;
     size_t n;
     interp_msg **items;
+    const interp_msg *const *borrowed; /* a direct chunk's items (the root's own) */
+    bool direct;
     bool stop_on_error;
     atomic_bool stop;   /* chunk: the root cancelled it (its map's interrupt polls this) */
 } unit;
@@ -56,6 +58,9 @@ size_t srv_busy(srv *s) { return s->busy; }
 void reply_free(reply *r)
 {
     if (r) {
+        for (size_t i = 0; r->outs && i < r->n; i++)
+            interp__outcome_clear(&r->outs[i]);
+        free(r->outs);
         free(r->buf.p);
         free(r);
     }
@@ -183,8 +188,49 @@ static bool chunk_stopped(void *ud)
     return atomic_load_explicit(&((unit *)ud)->stop, memory_order_relaxed);
 }
 
+/* A direct chunk: the local map's outcomes go to the root as they are (no copy). */
+static void run_direct(srv *s, unit *u)
+{
+    size_t n = u->n;
+    reply *r = calloc(1, sizeof *r);
+    interp_msg **out = calloc(n ? n : 1, sizeof *out);
+    int *status = calloc(n ? n : 1, sizeof *status);
+    char **errors = calloc(n ? n : 1, sizeof *errors);
+    if (r)
+        r->outs = calloc(n ? n : 1, sizeof *r->outs);
+    if (!r || !r->outs || !out || !status || !errors) {
+        if (r)
+            free(r->outs);
+        free(r);
+        free(out);
+        free(status);
+        free(errors);
+        answer_failed(s, u->id, n, INTERP_ERR_NOMEM, "out of memory on the root");
+        return;
+    }
+    r->id = u->id;
+    r->n = n;
+    interp_map_options mo = {.stop_on_error = u->stop_on_error, .status = status,
+                             .errors = errors, .interrupted = chunk_stopped,
+                             .interrupted_ud = u};
+    interp_pool_map_fn(s->pool, &u->fn, n, u->borrowed, out, &mo);
+    for (size_t i = 0; i < n; i++) {
+        r->outs[i].status = status[i];
+        r->outs[i].result = out[i];
+        r->outs[i].error = errors[i];
+    }
+    free(out);
+    free(status);
+    free(errors);
+    push_reply(s, r); /* u must not be touched from here on */
+}
+
 static void run_chunk(srv *s, unit *u)
 {
+    if (u->direct) {
+        run_direct(s, u);
+        return;
+    }
     size_t n = u->n;
     uint64_t id = u->id;
     interp_msg **out = calloc(n ? n : 1, sizeof *out);
@@ -375,6 +421,29 @@ void srv_work(srv *s, const char *data, size_t len)
         u->items = NULL;
         answer_failed(s, id, u->n, rc, why[0] ? why : interp_strerror(rc));
     }
+}
+
+void srv_chunk_direct(srv *s, uint64_t id, const interp_fn *fn, size_t n,
+                      const interp_msg *const *items, bool stop_on_error)
+{
+    unit *u = calloc(1, sizeof *u);
+    if (!u) {
+        answer_failed(s, id, n, INTERP_ERR_NOMEM, "out of memory on the root");
+        return;
+    }
+    u->s = s;
+    u->id = id;
+    u->kind = UNIT_CHUNK;
+    u->direct = true;
+    u->fn = *fn;
+    u->n = n;
+    u->borrowed = items;
+    u->stop_on_error = stop_on_error;
+    u->next = s->units;
+    s->units = u;
+    s->busy++;
+    if (queue_chunk(s, u) != INTERP_OK)
+        answer_failed(s, id, n, INTERP_ERR_SYSTEM, "the root cannot start a thread for the chunk");
 }
 
 void srv_cancel(srv *s, uint64_t id, int reason)
