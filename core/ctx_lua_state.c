@@ -320,6 +320,11 @@ static int l_context(lua_State *L)
     handle_ud *h = lua_newuserdatauv(L, sizeof *h, 0);
     h->ctx = NULL;
     set_class(L, HANDLE_MT);
+    if (pool->span_refusal) { /* a rank of a pool spanning processes: none reach them */
+        lua_pushnil(L);
+        lua_pushfstring(L, "interp.context: %s", pool->span_refusal);
+        return 2;
+    }
     interp_ctx *c = NULL;
     if (len > 0 && len <= 64 && !memchr(name, '\0', len))
         c = interp__ctx_reach(pool, from, sandboxed, name, len);

@@ -56,7 +56,8 @@ static const char init_src[] =
     "function fz_buf(b) return #b, b:sub(2, 4) end\n"
     "function fz_back() return interp.freeze({1, 2}) end\n"
     "function try_channel(s) interp.sleep(s) local ok, e = pcall(interp.channel, 'c') "
-    "  return tonumber(os.getenv('OMPI_COMM_WORLD_RANK')), ok, tostring(e) end\n"
+    "  local h, why = interp.context('c') "
+    "  return tonumber(os.getenv('OMPI_COMM_WORLD_RANK')), ok, tostring(e), h == nil, why end\n"
     "function fail(x) error('boom ' .. tostring(x)) end\n"
     "function hog() local t = {} for i = 1, 1e8 do t[i] = {i} end return #t end\n"
     "function maybe(x) if x % 5 == 0 then error('item ' .. x .. ' fails') end return x end\n"
@@ -251,12 +252,16 @@ static void case_map(interp_pool *p)
     for (int i = 0; i < NC; i++) {
         int64_t rank = -1;
         bool ok = true;
-        const char *text = NULL;
-        size_t tlen = 0;
-        CHECK(interp_future_resultf(cf[i], 30, "I, b, s", &rank, &ok, &text, &tlen) == INTERP_OK,
+        const char *text = NULL, *ctext = NULL;
+        size_t tlen = 0, ctlen = 0;
+        bool cnil = false;
+        CHECK(interp_future_resultf(cf[i], 30, "I, b, s, b, s", &rank, &ok, &text, &tlen, &cnil,
+                                    &ctext, &ctlen) == INTERP_OK,
               "try_channel %d: %s", i, interp_future_error(cf[i]) ? interp_future_error(cf[i]) : "");
         CHECK(!ok && text && strstr(text, "do not span the ranks of an MPI pool"),
               "interp.channel in a task on rank %lld: %s", (long long)rank, text ? text : "");
+        CHECK(cnil && ctext && strstr(ctext, "do not span the ranks of an MPI pool"),
+              "interp.context in a task on rank %lld: %s", (long long)rank, ctext ? ctext : "");
         if (rank >= 0 && rank < 3)
             crank[rank]++;
         interp_future_release(cf[i]);
