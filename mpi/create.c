@@ -254,6 +254,11 @@ static int create(interp_pool **out, MPI_Comm comm, const interp_pool_options *o
         } else if (o.init_file && !(file = read_file(o.init_file, &file_len))) {
             status = INTERP_ERR_NOTFOUND;
             why = "init_file: cannot read it";
+        } else if (fzs_holds(o.init_args)) {
+            status = INTERP_ERR_INVALID;
+            why = "init_args holds a frozen value, which cannot go to the other ranks at create "
+                  "(its handle is an address in this process); pass it in tasks' arguments "
+                  "(sent once to each rank) or a plain copy in init_args";
         } else if (mo.on_lost != INTERP_MPI_LOST_FAIL && mo.on_lost != INTERP_MPI_LOST_RESUBMIT) {
             status = INTERP_ERR_INVALID;
             why = "interp_mpi_options.on_lost: unknown";

@@ -698,6 +698,20 @@ int main(int argc, char **argv)
         MPI_Finalize();
         return failures ? 1 : 0;
     }
+    if (!strcmp(which, "frozen")) { /* a frozen value in init_args: refused on every rank */
+        interp_frozen *f = make_frozen(3);
+        interp_pool_options fo = o;
+        interp_msg *fargs = with_frozen(f, -1);
+        fo.init_args = fargs;
+        interp_frozen_release(f);
+        interp_pool *p = NULL;
+        char *ferr = NULL;
+        int rc = interp_mpi_pool_create(&p, MPI_COMM_WORLD, &fo, &mo, &ferr);
+        CHECK(rc == INTERP_ERR_INVALID && !p && (me != 0 || (ferr && strstr(ferr, "init_args"))),
+              "a frozen init_args: %d %s", rc, ferr ? ferr : "");
+        free(ferr);
+        interp_msg_free(fargs);
+    }
     int rounds = !strcmp(which, "shutdown") || !strcmp(which, "frozen") ? 2 : 1, served = 0;
     size_t values0 = 0, bytes0 = 0;
     interp_frozen_totals(&values0, &bytes0);
