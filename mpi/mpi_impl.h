@@ -83,7 +83,8 @@ char *rb_text(rbuf *b);
  * u8 stop_on_error, u8 frozen (1: each item is followed by its placeholder list, see
  * fzs_put_msg), f64 timeout (task: seconds, <= 0 none), blob fn (name, source or function
  * message), u64 n, n x message blob (items; a task has one, its arguments).
- * DONE = u64 id, u64 n, n x (i32 status, result blob, error text blob, error value blob). */
+ * DONE = u64 id, u64 n, n x (i32 status, then INTERP_OK: result blob; else error text blob,
+ * error value blob). */
 enum { UNIT_TASK = 1, UNIT_CHUNK = 2 };
 
 /* ---- frozen values sent once to each rank (frozen_send.c) --------------------------------- */

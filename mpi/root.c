@@ -419,10 +419,13 @@ static void on_done(root *r, int src, const char *data, size_t len)
     for (size_t i = 0; i < want && !bad; i++) {
         interp_outcome *o = &outs[i];
         o->status = (int32_t)rb_u32(&b);
-        int rc = rb_msg_slab(&b, r->max_depth, &slab, &o->result);
-        o->error = rb_text(&b);
-        if (rc == INTERP_OK)
+        int rc = INTERP_OK;
+        if (o->status == INTERP_OK) {
+            rc = rb_msg_slab(&b, r->max_depth, &slab, &o->result);
+        } else {
+            o->error = rb_text(&b);
             rc = rb_msg(&b, r->max_depth, &o->error_value);
+        }
         if (b.fail) {
             bad = true;
         } else if (rc != INTERP_OK) { /* a result this root refuses (its limits) */

@@ -135,8 +135,11 @@ static void put_outcome(wbuf *b, int status, const interp_msg *result, const cha
         result = error_value = NULL;
     }
     wb_u32(b, (uint32_t)status);
-    wb_msg(b, status == INTERP_OK ? result : NULL);
-    wb_text(b, status == INTERP_OK ? NULL : error);
+    if (status == INTERP_OK) {
+        wb_msg(b, result);
+        return;
+    }
+    wb_text(b, error);
     wb_msg(b, error_value);
 }
 
