@@ -125,14 +125,20 @@ static double bare_batch(lua_State **keep, int k)
     return interp__now() - t0;
 }
 
+static double call_part; /* of the contexts' time: the first calls */
+
 static double ctx_batch(interp_pool *p, interp_ctx **keep, int k)
 {
-    double t0 = interp__now();
+    double t0 = interp__now(), calls = 0;
     for (int i = 0; i < k; i++) {
         keep[i] = make_ctx(p, NULL, CHUNK);
+        double t1 = interp__now();
         call_ok(keep[i], "nop");
+        calls += interp__now() - t1;
     }
-    return interp__now() - t0;
+    double dt = interp__now() - t0;
+    call_part += calls / dt;
+    return dt;
 }
 
 static void bench_create(void)
@@ -158,9 +164,10 @@ static void bench_create(void)
             interp_ctx_close(ctxs[i]);
         }
     }
-    printf("create + first call: context %.2f us, bare newstate+openlibs+pcall %.2f us "
-           "(medians of %d rounds of %d)\n",
-           paired_of(tc, R).med * 1e6 / k, paired_of(tb, R).med * 1e6 / k, R, k);
+    printf("create + first call: context %.2f us (the call %.0f%% of it), bare newstate + "
+           "openlibs + pcall %.2f us (medians of %d rounds of %d)\n",
+           paired_of(tc, R).med * 1e6 / k, call_part * 100 / R, paired_of(tb, R).med * 1e6 / k,
+           R, k);
     verdict_paired("create + first call, context / bare state", paired_ratio(tc, tb, R), 1.3,
                    false);
     free(bare);
@@ -190,6 +197,8 @@ static void bench_many(void)
             exit(1);
     }
     double bare_per = (double)(rss_kib() - before) / nb;
+    double bare_heap = (lua_gc(bare[0], LUA_GCCOUNT, 0) * 1024.0 +
+                        lua_gc(bare[0], LUA_GCCOUNTB, 0)) / 1024;
     for (int i = 0; i < nb; i++)
         lua_close(bare[i]);
     free(bare);
@@ -226,9 +235,9 @@ static void bench_many(void)
     double per = (double)(after - before) / n;
     printf("%d contexts on %d workers: created + called in %.2f s (%.1f us each), closed in "
            "%.2f s; %.1f KiB resident each (Lua heap %.1f); a bare state (newstate + openlibs "
-           "+ pcall, same run, %d of them): %.1f KiB\n",
+           "+ pcall, same run, %d of them): %.1f KiB (Lua heap %.1f)\n",
            n, W, dt, dt * 1e6 / n, close_dt, per, (double)st.memory_in_use / 1024, nb,
-           bare_per);
+           bare_per, bare_heap);
     verdict("resident memory per idle context minus a bare state", per - bare_per, 4, false,
             "KiB");
     /* this thread, the workers, the watchdog (started on first need) */

@@ -105,6 +105,10 @@ int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool 
 interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled);
 /* Take the oldest job without waiting; NULL when none is queued. */
 interp__job *interp__queue_try_pop(interp__queue *q);
+/* A job is about to be pushed (in tens of microseconds: a context being made, its first call
+ * next): wake one sleeping worker unless one spins or is being woken, so that its wake-up
+ * (20-60 us here) overlaps the work before the push and it spins when the job comes. */
+void interp__queue_prewake(interp__queue *q);
 /* Unlink job if it is still queued; true if this call removed it. */
 bool interp__queue_remove(interp__queue *q, interp__job *job);
 /* Close (first reason wins); with take_all, also take every queued job (returned as a

@@ -157,6 +157,8 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
         return rc;
     }
 
+    /* a first call usually follows: a sleeping worker wakes while the state is made */
+    interp__queue_prewake(&pool->q);
     interp_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
         if (err)
@@ -198,6 +200,8 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
         ctx->sandboxed = interp__shared_sandboxed(ctx->shared);
         rc = interp__state_open(ctx->shared, -1, &ctx->state, &e);
     }
+    if (rc == INTERP_OK)
+        interp__queue_prewake(&pool->q); /* again, if the worker went back to sleep */
     if (rc == INTERP_OK && o.init_source) {
         size_t len = o.init_source_len ? o.init_source_len : strlen(o.init_source);
         rc = interp__shared_compile_source(ctx->shared, o.init_source, len, ctx->state, &e);

@@ -215,14 +215,27 @@ interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled)
         q->n_sleep++;
         bool in_time = interp__cond_wait_until(&q->work_cv, &q->mu, timed ? &dl : NULL);
         q->n_sleep--;
-        if (q->n_wake > 0)
+        if (q->n_wake > 0) {
             q->n_wake--;
+            spun = false; /* woken for a job (perhaps one still coming: prewake): spin again */
+        }
         if (!in_time && !q->head && !q->closed) {
             interp__mutex_unlock(&q->mu);
             *idled = true;
             return NULL;
         }
     }
+}
+
+void interp__queue_prewake(interp__queue *q)
+{
+    interp__mutex_lock(&q->mu);
+    bool wake = !q->closed && q->n_spin == 0 && q->n_wake == 0 && q->n_sleep > 0;
+    if (wake)
+        q->n_wake++;
+    interp__mutex_unlock(&q->mu);
+    if (wake)
+        interp__cond_signal(&q->work_cv);
 }
 
 bool interp__queue_remove(interp__queue *q, interp__job *job)
