@@ -80,6 +80,8 @@ typedef struct interp__queue {
     interp__job *head, *tail;
     size_t count;            /* queued jobs */
     atomic_size_t len;       /* == count, readable without the lock (spinning workers) */
+    atomic_long hot_until;   /* monotonic ns: idle workers keep spinning until then (a job is
+                                coming: interp__queue_prewake) */
     size_t max;              /* bound for bounded pushes; 0: none */
     int n_sleep, n_spin, n_wake, n_space_wait;
     interp__start *start;    /* the pool's worker start: its growth counts are guarded by mu */
@@ -105,10 +107,10 @@ int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool 
 interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled);
 /* Take the oldest job without waiting; NULL when none is queued. */
 interp__job *interp__queue_try_pop(interp__queue *q);
-/* A job is about to be pushed (in tens of microseconds: a context being made, its first call
- * next): wake one sleeping worker unless one spins or is being woken, so that its wake-up
- * (20-60 us here) overlaps the work before the push and it spins when the job comes. */
-void interp__queue_prewake(interp__queue *q);
+/* A job is likely to be pushed within `ns` nanoseconds (a context being made, its first call
+ * next): idle workers keep spinning until then, and one sleeping worker is woken unless one
+ * spins or is being woken, so that a wake-up (20-60 us here) is not paid after the push. */
+void interp__queue_prewake(interp__queue *q, long ns);
 /* Unlink job if it is still queued; true if this call removed it. */
 bool interp__queue_remove(interp__queue *q, interp__job *job);
 /* Close (first reason wins); with take_all, also take every queued job (returned as a

@@ -23,6 +23,10 @@
 
 enum { CTX_IDLE = 0, CTX_ACTIVE = 1 };
 
+/* How long a context's creation keeps an idle worker spinning for its first call: a state is
+ * made in 30-100 us here. */
+#define CTX_HOT_NS 200000L
+
 struct interp_ctx {
     interp__job job;           /* first: the pool queue's link (interp__ctx_ops) */
     atomic_int refs;           /* the host's handle, plus one while ACTIVE */
@@ -157,8 +161,9 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
         return rc;
     }
 
-    /* a first call usually follows: a sleeping worker wakes while the state is made */
-    interp__queue_prewake(&pool->q);
+    /* a first call usually follows: a worker wakes (or keeps spinning) while the state is
+     * made, instead of paying its wake-up after the call is queued */
+    interp__queue_prewake(&pool->q, CTX_HOT_NS);
     interp_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
         if (err)
@@ -201,7 +206,7 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
         rc = interp__state_open(ctx->shared, -1, &ctx->state, &e);
     }
     if (rc == INTERP_OK)
-        interp__queue_prewake(&pool->q); /* again, if the worker went back to sleep */
+        interp__queue_prewake(&pool->q, CTX_HOT_NS); /* the rest: initializer, first call */
     if (rc == INTERP_OK && o.init_source) {
         size_t len = o.init_source_len ? o.init_source_len : strlen(o.init_source);
         rc = interp__shared_compile_source(ctx->shared, o.init_source, len, ctx->state, &e);

@@ -72,6 +72,7 @@ void interp__queue_init(interp__queue *q, size_t max, interp__start *start)
     q->head = q->tail = NULL;
     q->count = 0;
     atomic_init(&q->len, 0);
+    atomic_init(&q->hot_until, 0);
     q->max = max;
     q->n_sleep = q->n_spin = q->n_wake = q->n_space_wait = 0;
     q->start = start;
@@ -208,6 +209,10 @@ interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled)
             q->n_spin--;
             continue;
         }
+        if (atomic_load_explicit(&q->hot_until, memory_order_relaxed) > now_ns()) {
+            spun = false; /* a job is coming (prewake): spin on */
+            continue;
+        }
         if (timed && !dl_set) {
             dl = interp__deadline_in(idle);
             dl_set = true;
@@ -227,8 +232,9 @@ interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled)
     }
 }
 
-void interp__queue_prewake(interp__queue *q)
+void interp__queue_prewake(interp__queue *q, long ns)
 {
+    atomic_store_explicit(&q->hot_until, now_ns() + ns, memory_order_relaxed);
     interp__mutex_lock(&q->mu);
     bool wake = !q->closed && q->n_spin == 0 && q->n_wake == 0 && q->n_sleep > 0;
     if (wake)
