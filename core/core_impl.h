@@ -337,6 +337,9 @@ struct interp_future {
     interp_msg *args;             /* owned; freed once the task has run */
     double timeout;               /* resolved: > 0 seconds, or none */
     bool ctx_post;                /* a context's posted call (ctx.c): failures reported */
+    interp__account *args_acct;   /* a call made from a state (ctx_lua_state.c) pays for its
+                                     future and arguments until released (retained), or NULL */
+    size_t args_charge;
     char data[];                  /* fn text / function message */
 };
 
@@ -373,6 +376,13 @@ bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg 
 /* A context's job (interp__ctx_ops) runs a batch of its calls on the worker that popped it
  * (its state stands in w's slot meanwhile), then requeues it if calls are left; aborted, its
  * pending calls end with the status and text. */
+
+/* interp_ctx_call_task / interp_ctx_post for Lua code in a state: the future and its
+ * arguments are charged to payer (the calling state's account, against its limit; NULL: no
+ * one) until the future is released. INTERP_ERR_NOMEM with the reason in why when refused. */
+int interp__ctx_call_paid(interp_ctx *ctx, const interp_task *task, bool post,
+                          interp_future **out, interp__account *payer, char *why,
+                          size_t whylen);
 
 /* task.c: run one task future f on w's current state (the queue's reference to f is
  * dropped). false if w was abandoned meanwhile. */

@@ -18,6 +18,7 @@
 
 #include "core_impl.h"
 #include "interp_ctx.h"
+#include "msg_charge.h"
 
 #define CTX_MAX_NAME 64
 
@@ -247,7 +248,8 @@ const char *interp_ctx_name(const interp_ctx *ctx)
 }
 
 /* Append a call; queue the context when it was idle. */
-static int enqueue(interp_ctx *ctx, const interp_task *task, bool post, interp_future **out)
+static int enqueue(interp_ctx *ctx, const interp_task *task, bool post, interp_future **out,
+                   interp__account *payer, char *why, size_t whylen)
 {
     if (out)
         *out = NULL;
@@ -262,6 +264,19 @@ static int enqueue(interp_ctx *ctx, const interp_task *task, bool post, interp_f
     if (rc != INTERP_OK)
         return rc;
     f->ctx_post = post;
+    if (payer) { /* a state's call: its future and arguments count against the caller */
+        size_t charge = sizeof *f + 64 + (t.args ? interp__msg_charge(t.args) : 0) +
+                        (t.fn.kind == INTERP_FN_FUNCTION ? interp__msg_charge(t.fn.function)
+                                                         : strlen(f->fn.text));
+        rc = interp__account_charge(payer, charge, true, why, whylen);
+        if (rc != INTERP_OK) {
+            interp__future_discard(f);
+            return rc;
+        }
+        interp__account_retain(payer);
+        f->args_acct = payer;
+        f->args_charge = charge;
+    }
     bool grow = false;
     interp__mutex_lock(&ctx->mu);
     if (ctx->closed) {
@@ -305,12 +320,19 @@ static int enqueue(interp_ctx *ctx, const interp_task *task, bool post, interp_f
 
 int interp_ctx_call_task(interp_ctx *ctx, const interp_task *task, interp_future **out)
 {
-    return enqueue(ctx, task, false, out);
+    return enqueue(ctx, task, false, out, NULL, NULL, 0);
 }
 
 int interp_ctx_post(interp_ctx *ctx, const interp_task *task)
 {
-    return enqueue(ctx, task, true, NULL);
+    return enqueue(ctx, task, true, NULL, NULL, NULL, 0);
+}
+
+int interp__ctx_call_paid(interp_ctx *ctx, const interp_task *task, bool post,
+                          interp_future **out, interp__account *payer, char *why,
+                          size_t whylen)
+{
+    return enqueue(ctx, task, post, out, payer, why, whylen);
 }
 
 int interp_ctx_call(interp_ctx *ctx, const char *fn, interp_msg *args, interp_future **out)
@@ -321,7 +343,7 @@ int interp_ctx_call(interp_ctx *ctx, const char *fn, interp_msg *args, interp_fu
         return INTERP_ERR_INVALID;
     }
     interp_task t = {.fn = {.kind = INTERP_FN_NAME, .text = fn}, .args = args};
-    return enqueue(ctx, &t, false, out);
+    return enqueue(ctx, &t, false, out, NULL, NULL, 0);
 }
 
 int interp_ctx_exec(interp_ctx *ctx, const char *src, size_t len, interp_future **out)
@@ -332,7 +354,7 @@ int interp_ctx_exec(interp_ctx *ctx, const char *src, size_t len, interp_future 
         return INTERP_ERR_INVALID;
     }
     interp_task t = {.fn = {.kind = INTERP_FN_SOURCE, .text = src, .len = len}};
-    return enqueue(ctx, &t, false, out);
+    return enqueue(ctx, &t, false, out, NULL, NULL, 0);
 }
 
 /* Under ctx->mu: the context cannot go on (the first reason stays). */

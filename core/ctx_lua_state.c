@@ -183,11 +183,16 @@ static int queue_call(lua_State *L, int kind)
         }
     }
     task.args = args;
-    int rc = kind == 1 ? interp_ctx_post(h->ctx, &task)
-                       : interp_ctx_call_task(h->ctx, &task, &fu->f);
+    char why[256] = "";
+    /* the caller pays for what it queues (its limit, the pool's budget): a plugin cannot make
+     * the host hold calls without bound */
+    int rc = interp__ctx_call_paid(h->ctx, &task, kind == 1, kind == 1 ? NULL : &fu->f,
+                                   lc->acct, why, sizeof why);
     interp_msg_free(fnmsg); /* the future holds its own copy */
     if (rc != INTERP_OK) {
         interp_msg_free(args); /* refused: still ours */
+        if (rc == INTERP_ERR_NOMEM && why[0])
+            return luaL_error(L, "%s: %s", where, why);
         return queue_failed(L, where, h->ctx, rc);
     }
     if (kind == 1)

@@ -174,6 +174,8 @@ int interp__future_new(interp_pool *pool, const interp_task *task, interp_future
     f->cbs = f->cbs_tail = NULL;
     f->watchers = NULL;
     f->ctx_post = false;
+    f->args_acct = NULL;
+    f->args_charge = 0;
     f->fn = *fn;
     if (fn->kind == INTERP_FN_FUNCTION) {
         uintptr_t p = (uintptr_t)f->data;
@@ -197,6 +199,8 @@ int interp__future_new(interp_pool *pool, const interp_task *task, interp_future
 
 void interp__future_discard(interp_future *f)
 {
+    interp__account_refund(f->args_acct, f->args_charge, true);
+    interp__account_release(f->args_acct);
     interp__mutex_destroy(&f->mu);
     free(f);
 }
@@ -332,6 +336,8 @@ void interp_future_release(interp_future *f)
     free(f->error);
     interp__account_refund(f->acct, f->charge, false);
     interp__account_release(f->acct);
+    interp__account_refund(f->args_acct, f->args_charge, true);
+    interp__account_release(f->args_acct);
     interp__mutex_destroy(&f->mu);
     free(f);
 }

@@ -18,6 +18,7 @@ static const char *const SVC_INIT =
     "n = 0\n"
     "function inc(k) n = n + (k or 1) return n end\n"
     "function get() return n end\n"
+    "function take() n = n + 1 end\n"
     "function fail() error({code = 7, why = 'bad'}) end\n"
     "function block() interp.channel('started'):send(true) "
     "  return interp.channel('never'):recv() end\n";
@@ -257,6 +258,54 @@ static void test_sandbox_reaches_only_grants(void **state)
     interp_pool_destroy(p);
 }
 
+/* A sandboxed plugin cannot make the host hold calls without bound: what it queues on another
+ * context counts against its own memory limit until the calls end. */
+static void test_queued_calls_count_against_caller(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(2, NULL);
+    interp_ctx *svc = ctx_new(p, "svc", INTERP_SANDBOX_NONE, NULL);
+    interp_ctx_options o = {.name = "plugin", .sandbox = INTERP_SANDBOX_SAFE,
+                            .memory_limit = 1 << 20, .init_source = "x = 0"};
+    interp_ctx *pl = NULL;
+    assert_int_equal(interp_ctx_create(p, &o, &pl, NULL), INTERP_OK);
+    assert_int_equal(interp_ctx_grant_context(pl, "svc", svc), INTERP_OK);
+    /* the service is busy: every post waits in its queue */
+    interp_future *busy = NULL;
+    assert_int_equal(interp_ctx_call(svc, "block", NULL, &busy), INTERP_OK);
+    util_recv(p, "started");
+    int64_t r = 0;
+    assert_int_equal(run_in(pl,
+                            "local h, s = interp.context('svc'), string.rep('x', 4096)\n"
+                            "local n = 0\n"
+                            "while true do\n"
+                            "  local ok, e = pcall(h.post, h, 'take', s)\n"
+                            "  if not ok then\n"
+                            "    assert(e:find('memory'), e) return n\n"
+                            "  end\n"
+                            "  n = n + 1\n"
+                            "end",
+                            &r),
+                     INTERP_OK);
+    assert_true(r > 10 && r < 256); /* 1 MiB of 4 KiB calls */
+    interp_ctx_stats st;
+    assert_int_equal(interp_ctx_stats_get(svc, &st), INTERP_OK);
+    assert_int_equal(st.queued, (uint64_t)r);
+    /* the calls end (cancelled with the service): the plugin may queue again */
+    interp_ctx_close(svc);
+    assert_int_equal(interp_future_wait(busy, 60), INTERP_OK);
+    interp_future_release(busy);
+    interp_ctx *svc2 = ctx_new(p, "svc2", INTERP_SANDBOX_NONE, NULL);
+    assert_int_equal(interp_ctx_grant_context(pl, "svc", svc2), INTERP_OK);
+    assert_int_equal(run_int(pl, "local h = interp.context('svc') "
+                                 "for i = 1, 100 do h:post('take', string.rep('x', 4096)) end "
+                                 "return h:call('get'):result()"),
+                     100);
+    interp_ctx_close(pl);
+    interp_ctx_close(svc2);
+    interp_pool_destroy(p);
+}
+
 static void test_full_context_grants_first(void **state)
 {
     (void)state;
@@ -382,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_task_reaches_context),
         cmocka_unit_test(test_context_to_context_and_self),
         cmocka_unit_test(test_sandbox_reaches_only_grants),
+        cmocka_unit_test(test_queued_calls_count_against_caller),
         cmocka_unit_test(test_full_context_grants_first),
         cmocka_unit_test(test_context_host_libs),
         cmocka_unit_test(test_wait_ends_with_cancel_and_deadline),
