@@ -376,8 +376,14 @@ static int pool_submit(lua_State *L)
 static void map_inputs(lua_State *L, const char *where, lua_Integer n, lm_box *box,
                        interp_msg **in, int *status)
 {
+    bool raw = !lua_getmetatable(L, 3); /* no __index to run: raw reads, a third cheaper */
+    if (!raw)
+        lua_pop(L, 1);
     for (lua_Integer i = 0; i < n; i++) {
-        lua_geti(L, 3, i + 1);
+        if (raw)
+            lua_rawgeti(L, 3, i + 1);
+        else
+            lua_geti(L, 3, i + 1);
         interp_msg_error err;
         int rc = interp__msg_from_lua_slab(L, lua_gettop(L), 1, &interp__lm_msg_opts, NULL,
                                            &box->slab, (size_t)(n - i) * 16, &in[i], &err);
@@ -417,10 +423,7 @@ static int map_failed(lua_State *L, const char *where, lua_Integer n, const int 
 static void map_results(lua_State *L, const char *where, const lm_pool *p, lua_Integer n,
                         lm_box *box, interp_msg **out)
 {
-    for (lua_Integer i = 0; i < n; i++) {
-        interp_msg_free(box->msgs[i]);
-        box->msgs[i] = NULL;
-    }
+    interp__msg_free_many(box->msgs, (size_t)n);
     interp__slab_release(box->slab); /* the inputs are gone: nothing more is made in it */
     box->slab = NULL;
     lua_createtable(L, n <= 0x7fffffff ? (int)n : 0x7fffffff, 0);
@@ -429,16 +432,17 @@ static void map_results(lua_State *L, const char *where, const lm_pool *p, lua_I
     luaL_checkstack(L, INTERP__MSG_SMALL_VALUES + 2, where);
     for (lua_Integer i = 0; i < n; i++) {
         if (out[i] && interp_msg_count(out[i]) > 0) {
-            int top = lua_gettop(L);
             /* scalars and strings without a decoder's set-up (the usual result) */
-            if (interp__msg_push_small(L, out[i], oo->max_size) < 0)
-                interp_msg_push_lua(L, out[i], oo);
-            lua_settop(L, top + 1); /* the first value; further results are dropped */
-            lua_seti(L, -2, i + 1);
+            int got = interp__msg_push_small(L, out[i], oo->max_size);
+            if (got < 0)
+                got = interp_msg_push_lua(L, out[i], oo);
+            if (got != 1)
+                lua_pop(L, got - 1); /* the first value; further results are dropped */
+            lua_rawseti(L, -2, i + 1); /* a fresh table: no metamethod to honour */
         }
-        interp_msg_free(out[i]);
-        out[i] = NULL;
     }
+    interp__msg_free_many(out, (size_t)n); /* kept until here: a memory error leaves them to
+                                              the box's __gc */
 }
 
 /* pool:map(f, list [, {chunksize=, timeout=}]) -> results */

@@ -252,6 +252,33 @@ void interp_msg_free(interp_msg *m)
         free(m);
 }
 
+void interp__msg_free_many(interp_msg **ms, size_t n)
+{
+    interp__slab *run = NULL; /* members of one slab in a row: one reference drop for all */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        interp_msg *m = ms[i];
+        if (!m)
+            continue;
+        ms[i] = NULL;
+        if (!(m->flags & INTERP__MSG_SLAB)) {
+            interp_msg_free(m);
+            continue;
+        }
+        interp__slab *sl;
+        memcpy(&sl, (char *)m - INTERP__SLAB_HEAD, sizeof sl);
+        if (sl != run) {
+            if (run)
+                slab_unref(run, k);
+            run = sl;
+            k = 0;
+        }
+        k++;
+    }
+    if (run)
+        slab_unref(run, k);
+}
+
 char *interp__msgbuf_reserve(interp__msgbuf *b, size_t more)
 {
     if (b->msg && more <= b->cap - b->used)

@@ -214,6 +214,10 @@ static inline void interp__slab_commit(interp__slab *sl, interp_msg *m, size_t s
     sl->members++;
 }
 
+/* interp_msg_free of ms[0..n) (NULL entries skipped), each entry set to NULL; members of one
+ * slab next to each other drop their references in one step (a map's results and inputs). */
+void interp__msg_free_many(interp_msg **ms, size_t n);
+
 /* The producer is done with slab (its members live on). NULL-safe. */
 void interp__slab_release(interp__slab *slab);
 

@@ -325,6 +325,31 @@ static void free_all(interp_msg **ms, size_t n)
     }
 }
 
+/* interp__msg_free_many: members of several slabs, interleaved with plain messages and NULLs,
+ * all go (one reference drop per run of one slab); every slab comes back to the cache. */
+static void msg_free_many_drops_runs(void **st)
+{
+    (void)st;
+    enum { N = 6000 };
+    interp__slab_cache *cache = interp__slab_cache_new(4 << 20, 4 << 20);
+    assert_non_null(cache);
+    interp_msg **ms = malloc((N + 3) * sizeof *ms);
+    assert_non_null(ms);
+    produce(cache, ms, N);
+    ms[N] = interp_msg_int(7); /* plain ones, and a hole */
+    ms[N + 1] = NULL;
+    ms[N + 2] = interp_msg_str("x", 1);
+    interp_msg *tmp = ms[10]; /* out of order: a run is broken and resumed */
+    ms[10] = ms[N];
+    ms[N] = tmp;
+    interp__msg_free_many(ms, N + 3);
+    for (size_t i = 0; i < N + 3; i++)
+        assert_null(ms[i]);
+    assert_true(interp__slab_cache_kept(cache) >= N * 32 / INTERP__SLAB_MAX);
+    interp__slab_cache_release(cache);
+    free(ms);
+}
+
 /* A busy producer's cache keeps up to max_bytes of emptied slabs; once idle, up to idle_bytes
  * (the excess is freed at once, and slabs emptied later are freed beyond it); its next
  * full-size slab makes it busy again. */
@@ -367,6 +392,7 @@ int main(void)
         cmocka_unit_test(msg_slab_cache_reuses_emptied_slabs),
         cmocka_unit_test(msg_slab_cache_keeps_little_while_idle),
         cmocka_unit_test(msg_small_push_fast_path),
+        cmocka_unit_test(msg_free_many_drops_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

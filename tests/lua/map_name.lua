@@ -24,6 +24,15 @@ assert(out2[3] == 9)
 local out3 = pool:map("pair", {5, 6})
 assert(out3[1] == 5 and out3[2] == 6)
 
+-- a list read through its metamethods (__len, __index) as lua_geti reads it; a plain list
+-- is read raw: the same items either way
+local proxy = setmetatable({}, {__len = function() return 3 end,
+                                __index = function(_, i) return i * 10 end})
+local out5 = pool:map("square", proxy)
+assert(#out5 == 3 and out5[1] == 100 and out5[3] == 900)
+local out6 = pool:map(function(x) return x, 0 end, {"a", 1.5, true})
+assert(out6[1] == "a" and out6[2] == 1.5 and out6[3] == true, "first values only, any type")
+
 -- tables go in as arguments
 local out4 = pool:map("describe", {{name = "a", items = {1, 2}}, {name = "b", items = {}}})
 assert(out4[1] == "a=2" and out4[2] == "b=0")
