@@ -255,6 +255,40 @@ do
   assert(ip.thaw(b) == s and ip.freeze(b) == b)
 end
 
+-- ---- array parts whatever the order lua_next gives their keys in ----------------------------------
+do
+  local cases = {}
+  local t = {} t[3] = "c" t[2] = "b" t[1] = "a" cases[#cases + 1] = t       -- all in the hash
+  t = {1, 2, 3} t[5] = 5 t[4] = 4 cases[#cases + 1] = t                    -- a tail in the hash
+  t = {1, 2, 3, x = 1} t[4] = 4.5 cases[#cases + 1] = t                    -- mixed kinds
+  t = {nil, nil, 3} cases[#cases + 1] = t                                  -- a border, no key 1
+  t = {} for i = 100, 1, -1 do t[i] = i * 0.5 end cases[#cases + 1] = t    -- filled backwards
+  t = {1.5, 2.5, "s", {4}, 5} cases[#cases + 1] = t                        -- bare, then tagged
+  t = {} for i = 1, 50 do t[i] = i end t[25] = nil cases[#cases + 1] = t   -- a hole
+  t = {} for i = 1, 100 do t[i] = i end t.k = "v" t[200] = 1 cases[#cases + 1] = t -- big arrays:
+  t = {} for i = 1, 64 do t[i] = i * 0.5 end cases[#cases + 1] = t         -- array part full
+  t = {} for i = 1, 300 do t[i] = i end for i = 150, 300, 7 do t[i] = nil end
+  t[1000] = "far" t[true] = 1 cases[#cases + 1] = t                        -- holes, by index
+  t = {} for i = 1, 100 do t[i] = {i} end t[50] = t[1] cases[#cases + 1] = t -- shared subtables
+  t = table.move({}, 1, 0, 1, {}) for i = 1, 70 do t[i] = "s" .. i end cases[#cases + 1] = t
+  for n, c in ipairs(cases) do
+    local f = ip.freeze(c)
+    -- # of a table with holes is any border: the view's is the first one, compared below
+    local b = 0 while c[b + 1] ~= nil do b = b + 1 end
+    if #c == b then assert(deep_eq(c, f), "case " .. n) end
+    for k, v in pairs(c) do
+      assert(f[k] == v or (type(v) == "table" and deep_eq(v, f[k])), "case " .. n .. " key " .. tostring(k))
+    end
+    assert(#f == b, "case " .. n .. ": #f " .. #f .. " vs " .. b)
+    local k, cnt = nil, 0
+    repeat k = ip.next(f, k) cnt = cnt + 1 until k == nil
+    local want = 0 for _ in pairs(c) do want = want + 1 end
+    assert(cnt - 1 == want, "case " .. n .. ": keys")
+    for i = 1, #f do assert(f[i] ~= nil, "case " .. n .. ": #f " .. #f) end
+    assert(f[#f + 1] == nil, "case " .. n .. ": border")
+  end
+end
+
 -- ---- buffers: patterns (find, match, gmatch) against the string functions -----------------------
 do
   local function same(x, y, what)
