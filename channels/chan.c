@@ -255,6 +255,8 @@ static void wake(interp_chan *ch, int side)
     interp__mutex_lock(&ch->mu);
     if (side == CHAN_RECEIVER && ch->selectors)
         interp__chan_fire_selectors_locked(ch);
+    if (side == CHAN_SENDER && ch->send_watch)
+        interp__chan_fire_senders_locked(ch);
     bool signal = claim(&ch->waiters[side].s);
     interp__mutex_unlock(&ch->mu);
     if (signal)
@@ -343,6 +345,7 @@ void interp_chan_close(interp_chan *ch)
     /* a waiter checks closed under mu before it sleeps: taking mu orders this after it */
     interp__mutex_lock(&ch->mu);
     interp__chan_fire_selectors_locked(ch);
+    interp__chan_fire_senders_locked(ch);
     for (int side = 0; side < 2; side++)
         if (ch->waiters[side].s.waiting)
             interp__cond_broadcast(&ch->waiters[side].cv);

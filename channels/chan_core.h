@@ -65,7 +65,8 @@ struct interp_chan {
     size_t max_msg_size;
     pthread_mutex_t mu;
     chan_waiters waiters[2];          /* [CHAN_SENDER], [CHAN_RECEIVER] */
-    struct chan_sel_node *selectors;  /* mu: blocked selects watching this channel */
+    struct chan_sel_node *selectors;  /* mu: blocked selects and parked receivers (park.h) */
+    struct chan_sel_node *send_watch; /* mu: parked senders waiting for room */
 };
 
 /* Messages queued (a snapshot; a send or receive in progress may count already). */
@@ -118,7 +119,10 @@ int interp__chan_try_take(interp_chan *ch, interp_msg **out);
 
 /* ---- chan_select.c ----------------------------------------------------------------------- */
 
-/* Fire every blocked select on ch (a message went in, or ch was closed). ch->mu held. */
+/* Fire every blocked select and parked receiver on ch (a message went in, or ch was closed).
+ * ch->mu held. */
 void interp__chan_fire_selectors_locked(interp_chan *ch);
+/* Fire every parked sender on ch (a message went out, or ch was closed). ch->mu held. */
+void interp__chan_fire_senders_locked(interp_chan *ch);
 
 #endif

@@ -14,6 +14,7 @@
 #ifndef INTERP_CHAN_IMPL_H
 #define INTERP_CHAN_IMPL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "interp_chan.h"
@@ -37,5 +38,14 @@ size_t interp__chan_footprint(size_t capacity);
 
 int interp__chan_select_c(interp_chan *const chans[], size_t n, double timeout,
                           interp__cancel *tok, size_t *index, interp_msg **out);
+
+/* Parked waits (park.h): register p on chans (receiver: a message or a close on any fires
+ * p; sender, n == 1: room or a close). Returns the registration, NULL when out of memory;
+ * *ready: the condition holds already (then unwatch and try again rather than park). The
+ * registration holds a reference to each channel until interp__chan_unwatch (NULL-safe). */
+struct interp__park;
+void *interp__chan_watch(interp_chan *const chans[], size_t n, bool sender,
+                         struct interp__park *p, bool *ready);
+void interp__chan_unwatch(void *reg);
 
 #endif

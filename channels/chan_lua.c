@@ -27,6 +27,7 @@
 #include "chan_impl.h"
 #include "lua_ctx.h"
 #include "lua_interrupt.h"
+#include "park.h"
 #include "status_text.h"
 
 #define CHAN_MT "interp.channel"
@@ -210,6 +211,77 @@ static int l_send(lua_State *L)
     return fail(L, "send", rc, ctx);
 }
 
+/* ---- parked waits (park.h): a context's call lets go of its thread while it waits ------ */
+
+/* The park of L's state if the C function running on L may park now, else NULL. */
+static interp__park *park_here(lua_State *L, const interp__lua_ctx *ctx)
+{
+    interp__park *p = ctx ? ctx->park : NULL;
+    return interp__park_can(p, L) ? p : NULL;
+}
+
+/* The monotonic time a wait of `timeout` seconds ends (negative: never). */
+static double until_of(double timeout)
+{
+    return timeout < 0 ? INFINITY : interp__now() + timeout;
+}
+
+/* What is left of a wait that ends at until, as a timeout argument (-1: none). */
+static double left_of(double until)
+{
+    if (until == INFINITY)
+        return INTERP_FOREVER;
+    double left = until - interp__now();
+    return left > 0 ? left : 0;
+}
+
+/* Watch chans (one for a sender) and yield to park with continuation k; when the registration
+ * cannot be made (out of memory), returns 0 and the caller blocks instead. When the channel is
+ * ready already, returns 1 (try again at once). */
+static int park_on(lua_State *L, interp__park *p, interp_chan *const *chans, size_t n,
+                   bool sender, double until, lua_KFunction k)
+{
+    bool ready;
+    void *reg = interp__chan_watch(chans, n, sender, p, &ready);
+    if (!reg)
+        return 0;
+    if (ready) {
+        interp__chan_unwatch(reg);
+        return 1;
+    }
+    return interp__park_yield(L, p, until, interp__chan_unwatch, reg, 0, k);
+}
+
+static int recv_parked(lua_State *L, chan_ud *u, interp__park *p, double until);
+
+static int recv_k(lua_State *L, int status, lua_KContext kc)
+{
+    (void)status;
+    (void)kc;
+    chan_ud *u = check_chan(L, 1);
+    interp__park *p = u->ctx->park;
+    double until = p->until;
+    interp__park_resumed(p);
+    return recv_parked(L, u, p, until);
+}
+
+static int recv_parked(lua_State *L, chan_ud *u, interp__park *p, double until)
+{
+    const interp__lua_ctx *ctx = u->ctx;
+    for (;;) {
+        interp_msg *m;
+        int rc = interp__chan_recv_c(u->ch, 0, token_of(ctx), &m);
+        if (rc == INTERP_ERR_AGAIN && interp__now() < until &&
+            park_on(L, p, &u->ch, 1, false, until, recv_k))
+            continue; /* ready already: try again */
+        if (rc == INTERP_ERR_AGAIN && interp__now() < until) /* no memory to park: block */
+            rc = interp__chan_recv_c(u->ch, left_of(until), token_of(ctx), &m);
+        if (rc != INTERP_OK)
+            return fail(L, "recv", rc, ctx);
+        return push_msg(L, m, ctx, "recv");
+    }
+}
+
 static int l_recv(lua_State *L)
 {
     chan_ud *u = check_chan(L, 1);
@@ -218,6 +290,9 @@ static int l_recv(lua_State *L)
     interp_msg *m;
     int rc;
     bool interrupted = false;
+    interp__park *p = timeout != 0 ? park_here(L, ctx) : NULL;
+    if (p)
+        return recv_parked(L, u, p, until_of(timeout));
     if (token_of(ctx)) {
         rc = interp__chan_recv_c(u->ch, timeout, token_of(ctx), &m);
     } else {
@@ -303,10 +378,27 @@ void interp__chan_push(lua_State *L, interp_chan *ch, const interp__lua_ctx *ctx
 
 /* ---- interp.select, interp.channel ----------------------------------------------------------- */
 
+static int select_body(lua_State *L, bool resumed);
+
+static int select_k(lua_State *L, int status, lua_KContext kc)
+{
+    (void)status;
+    (void)kc;
+    return select_body(L, true);
+}
+
 static int l_select(lua_State *L)
 {
+    return select_body(L, false);
+}
+
+/* interp.select, first called (resumed false) or resumed after a park (the list and the
+ * timeout are still arguments 1 and 2). */
+static int select_body(lua_State *L, bool resumed)
+{
+    lua_settop(L, 2); /* a resumed select drops what its last pass left */
     luaL_checktype(L, 1, LUA_TTABLE);
-    double timeout = opt_timeout(L, 2);
+    double timeout = resumed ? 0 : opt_timeout(L, 2);
     /* raw access: no metamethod (no Lua code) runs between reading the list and pushing the
      * channel that answered, so the borrowed pointers below stay held by the list's objects */
     lua_Unsigned n = lua_rawlen(L, 1);
@@ -332,7 +424,22 @@ static int l_select(lua_State *L)
     interp_msg *m;
     int rc;
     bool interrupted = false;
-    if (token_of(ctx)) {
+    interp__park *p = resumed ? ctx->park : timeout != 0 ? park_here(L, ctx) : NULL;
+    if (p) {
+        double until = resumed ? p->until : until_of(timeout);
+        if (resumed)
+            interp__park_resumed(p);
+        for (;;) {
+            rc = interp__chan_select_c(chans, (size_t)n, 0, token_of(ctx), &idx, &m);
+            if (rc != INTERP_ERR_AGAIN || interp__now() >= until)
+                break;
+            if (!park_on(L, p, chans, (size_t)n, false, until, select_k)) {
+                rc = interp__chan_select_c(chans, (size_t)n, left_of(until), token_of(ctx),
+                                           &idx, &m);
+                break;
+            }
+        }
+    } else if (token_of(ctx)) {
         rc = interp__chan_select_c(chans, (size_t)n, timeout, token_of(ctx), &idx, &m);
     } else {
         chan_wait w = {.chans = chans, .n = (size_t)n, .idx = &idx, .out = &m};

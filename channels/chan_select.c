@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "chan_core.h"
+#include "park.h"
 
 enum { SELECT_STACK = 16 };
 
@@ -24,7 +25,8 @@ typedef struct sel_waiter {
 
 typedef struct chan_sel_node {
     struct chan_sel_node *prev, *next; /* the channel's list, under the channel's mu */
-    sel_waiter *w;
+    sel_waiter *w;                     /* a blocked select's, or NULL for: */
+    interp__park *park;                /* a parked wait's (park.h) */
 } sel_node;
 
 /* A select that served index i starts its next scan at i + 1 (per thread: a worker's selects
@@ -34,11 +36,21 @@ static _Thread_local size_t select_cursor;
 void interp__chan_fire_selectors_locked(interp_chan *ch)
 {
     for (sel_node *s = ch->selectors; s; s = s->next) {
+        if (s->park) { /* makes the context runnable: takes only the queue's lock */
+            interp__park_fire(s->park);
+            continue;
+        }
         interp__mutex_lock(&s->w->mu);
         s->w->fired = true;
         interp__cond_signal(&s->w->cv);
         interp__mutex_unlock(&s->w->mu);
     }
+}
+
+void interp__chan_fire_senders_locked(interp_chan *ch)
+{
+    for (sel_node *s = ch->send_watch; s; s = s->next)
+        interp__park_fire(s->park);
 }
 
 /* One pass over the channels starting at `start`: INTERP_OK (*index, *out set),
@@ -73,6 +85,7 @@ static bool select_register(interp_chan *const chans[], size_t n, sel_node nodes
     for (size_t i = 0; i < n; i++) {
         interp_chan *ch = chans[i];
         nodes[i].w = w;
+        nodes[i].park = NULL;
         nodes[i].prev = NULL;
         interp__mutex_lock(&ch->mu);
         nodes[i].next = ch->selectors;
@@ -174,4 +187,77 @@ int interp_chan_select(interp_chan *const chans[], size_t n, double timeout, siz
                        interp_msg **out)
 {
     return interp__chan_select_c(chans, n, timeout, NULL, index, out);
+}
+
+/* ---- parked waits (park.h) ------------------------------------------------------------- */
+
+typedef struct chan_watch {
+    size_t n;
+    int side;
+    interp_chan **chans; /* retained */
+    sel_node nodes[];
+} chan_watch;
+
+static sel_node **watch_list(interp_chan *ch, int side)
+{
+    return side == CHAN_SENDER ? &ch->send_watch : &ch->selectors;
+}
+
+void *interp__chan_watch(interp_chan *const chans[], size_t n, bool sender, interp__park *p,
+                         bool *ready)
+{
+    int side = sender ? CHAN_SENDER : CHAN_RECEIVER;
+    chan_watch *cw = malloc(sizeof *cw + n * sizeof(sel_node) + n * sizeof(interp_chan *));
+    if (!cw)
+        return NULL;
+    cw->n = n;
+    cw->side = side;
+    cw->chans = (interp_chan **)(void *)&cw->nodes[n];
+    for (size_t i = 0; i < n; i++) {
+        interp_chan *ch = chans[i];
+        interp_chan_retain(ch);
+        cw->chans[i] = ch;
+        sel_node *node = &cw->nodes[i];
+        node->w = NULL;
+        node->park = p;
+        node->prev = NULL;
+        interp__mutex_lock(&ch->mu);
+        sel_node **head = watch_list(ch, side);
+        node->next = *head;
+        if (*head)
+            (*head)->prev = node;
+        *head = node;
+        /* counted as a waiter of its side: a send (or receive) then takes the lock and fires */
+        atomic_fetch_add_explicit(&ch->interest[side], 1, memory_order_seq_cst);
+        interp__mutex_unlock(&ch->mu);
+    }
+    /* after registering (Dekker, as the blocking waits): a change made before it is seen
+     * here, one made after it fires p */
+    if (sender)
+        *ready = chan_count(chans[0]) < chans[0]->capacity || chan_closed(chans[0]);
+    else
+        *ready = interp__chan_can_recv(chans, n);
+    return cw;
+}
+
+void interp__chan_unwatch(void *reg)
+{
+    chan_watch *cw = reg;
+    if (!cw)
+        return;
+    for (size_t i = 0; i < cw->n; i++) {
+        interp_chan *ch = cw->chans[i];
+        sel_node *node = &cw->nodes[i];
+        interp__mutex_lock(&ch->mu);
+        if (node->prev)
+            node->prev->next = node->next;
+        else
+            *watch_list(ch, cw->side) = node->next;
+        if (node->next)
+            node->next->prev = node->prev;
+        atomic_fetch_sub_explicit(&ch->interest[cw->side], 1, memory_order_relaxed);
+        interp__mutex_unlock(&ch->mu);
+        interp_chan_release(ch);
+    }
+    free(cw);
 }

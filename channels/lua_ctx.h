@@ -36,6 +36,9 @@ typedef struct interp__lua_ctx {
     /* Who pays for what this state makes the host hold (budget.h); NULL: nobody counts. */
     struct interp__account *acct;
     void *chan_lookup_ud;
+    /* A context's state (core/ctx.c): its waits park the call instead of blocking the thread
+     * where they can (park.h). NULL: a pool worker's state (waits block). */
+    struct interp__park *park;
 } interp__lua_ctx;
 
 static inline interp__lua_ctx *interp__lua_ctx_get(lua_State *L)

@@ -90,6 +90,10 @@ typedef struct interp__queue {
     int reason;              /* INTERP_ERR_SHUTDOWN or INTERP_ERR_BROKEN once closed */
     void (*notify)(void *);  /* pools with a backend: called after each push (no lock held) */
     void *notify_ud;
+    /* Contexts whose call is parked (ctx.c): not queued, linked through prev/next; while any
+     * is parked, workers stay (one comes back to the queue when its wait fires). */
+    interp__job *parked;
+    int n_parked;
 } interp__queue;
 
 void interp__queue_init(interp__queue *q, size_t max, interp__start *start);
@@ -117,6 +121,18 @@ bool interp__queue_remove(interp__queue *q, interp__job *job);
  * chain through ->next). Wakes everyone waiting. */
 interp__job *interp__queue_close(interp__queue *q, int reason, bool take_all);
 size_t interp__queue_count(interp__queue *q);
+/* Parking (ctx.c). The queue's lock is a leaf for these: a wake takes it under a channel's,
+ * the pool's or a context's lock. park: under the lock, commit(job) (the context's RUNNING ->
+ * PARKED) and, if it holds, keep job on the parked list; false if commit refused (a wake came
+ * first: the caller goes on running it). push_ready: append job even when the queue is closed
+ * (a context with work in progress: workers stay while it exists), taking it off the parked
+ * list first if unpark; grow as interp__queue_push, or NULL: never start a worker (a caller
+ * holding locks). wake_parked: move every parked job for which claim(job, ud) (under the
+ * queue's lock) holds to the run queue (shutdown_now). */
+bool interp__queue_park(interp__queue *q, interp__job *job, bool (*commit)(interp__job *job));
+void interp__queue_push_ready(interp__queue *q, interp__job *job, bool unpark, bool *grow);
+void interp__queue_wake_parked(interp__queue *q, bool (*claim)(interp__job *job, void *ud),
+                               void *ud);
 
 /* Spin for up to `ns` nanoseconds (pause, then sched_yield) until ready(arg).
  * Returns true once it holds, false after ns. */
@@ -171,6 +187,31 @@ uint64_t interp__worker_begin(interp__worker *w, interp__job *job);
 /* Worker: the run ended. false if the watchdog abandoned it meanwhile (the watchdog has ended
  * the job; the worker only drops its reference to it and exits). */
 bool interp__worker_end(interp__worker *w, uint64_t id);
+
+/* ---- timers (timers.c): one-shot wake-ups run by the watchdog thread --------------------- */
+
+typedef struct interp__timer {
+    double at;      /* monotonic seconds */
+    size_t idx;     /* its place in the heap + 1; 0: not armed */
+    /* On the watchdog thread, pool->mu held, once `at` has passed (the timer is disarmed
+     * first); may take only leaf locks (the queue's). */
+    void (*fire)(struct interp__timer *t, double now);
+} interp__timer;
+
+typedef struct interp__timers {
+    interp__timer **heap; /* a binary min-heap on `at` */
+    size_t n, cap;
+} interp__timers;
+
+/* Arm t for `at` (re-arm if armed); starts the watchdog if need be. INTERP_ERR_NOMEM. */
+int interp__timer_arm(struct interp_pool *pool, interp__timer *t, double at);
+/* Disarm t if armed (its fire does not run after this returns). */
+void interp__timer_disarm(struct interp_pool *pool, interp__timer *t);
+/* Watchdog, pool->mu held: fire every timer due at now; returns when the next is due
+ * (INFINITY: none). */
+double interp__timers_run_locked(interp__timers *ts, double now);
+int interp__timers_add_locked(interp__timers *ts, interp__timer *t, double at);
+void interp__timers_free(interp__timers *ts);
 
 /* ---- pool (pool.c) ---------------------------------------------------------------------- */
 
@@ -246,6 +287,7 @@ struct interp_pool {
     /* frozen values: their accounting and the registry of names (frozen_impl.h); values the
      * states froze keep it alive after the pool */
     struct interp__frozen_space *frozen;
+    interp__timers timers;       /* guarded by mu: parked waits' wake-ups (timers.c) */
     /* stats */
     atomic_uint_fast64_t st_submitted, st_done, st_failed, st_cancelled, st_timed_out,
         st_replaced, st_abandoned;
@@ -340,6 +382,7 @@ struct interp_future {
     interp__account *args_acct;   /* a call made from a state (ctx_lua_state.c) pays for its
                                      future and arguments until released (retained), or NULL */
     size_t args_charge;
+    struct interp_ctx *ctx;       /* a context's call: its context (ctx.c), else NULL */
     char data[];                  /* fn text / function message */
 };
 
@@ -376,6 +419,11 @@ bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg 
 /* A context's job (interp__ctx_ops) runs a batch of its calls on the worker that popped it
  * (its state stands in w's slot meanwhile), then requeues it if calls are left; aborted, its
  * pending calls end with the status and text. */
+/* Interrupt f, a call of ctx that is running or parked (any thread, no lock held; called by
+ * interp_future_cancel with a reference to ctx). */
+void interp__ctx_interrupt_call(struct interp_ctx *ctx, interp_future *f, int reason);
+/* shutdown_now: every parked call of pool is woken and ends with INTERP_ERR_SHUTDOWN. */
+void interp__ctx_wake_parked(interp_pool *pool, int reason);
 
 /* interp_ctx_call_task / interp_ctx_post for Lua code in a state: the future and its
  * arguments are charged to payer (the calling state's account, against its limit; NULL: no

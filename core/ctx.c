@@ -9,9 +9,18 @@
  * the context at the tail if calls are left. docs/DESIGN.md, "Contexts".
  *
  * Phases (under mu): IDLE (no calls, not queued: the next call queues it, taking a reference
- * for the queue) and ACTIVE (queued or being run: that reference is held; only the worker that
- * popped it touches the state). Lock order: ctx.mu is taken after a future's lock is released
- * and before the queue's and the pool's locks (core_impl.h). */
+ * for the queue) and ACTIVE (queued, being run, or parked: that reference is held; only the
+ * worker that popped it touches the state). Lock order: ctx.mu is taken after a future's lock
+ * is released and before the queue's and the pool's locks (core_impl.h).
+ *
+ * Each call runs as a coroutine of the state, in slices (interp__state_call_begin/resume): a
+ * slice ends when the call ends, when a wait inside it parks (channels/park.h), or when its
+ * time slice ends. A parked context is on the queue's parked list, holding the queue's
+ * reference, until a fire (its channel, its timer, a cancel) makes it runnable: the queue's
+ * push, then a worker's pop, hands the state over. The call in progress (`running`) goes on
+ * before any later call; interrupts that reach it while no worker runs it wait in the park's
+ * `reason` for its next slice. docs/DESIGN.md, "Contexts". */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +28,7 @@
 #include "core_impl.h"
 #include "interp_ctx.h"
 #include "msg_charge.h"
+#include "park.h"
 
 #define CTX_MAX_NAME 64
 
@@ -40,7 +50,14 @@ struct interp_ctx {
     bool closed;
     bool broken;
     char *broken_reason;       /* set once, with broken; freed with the context */
-    interp_future *running;    /* the call a worker is running now, or NULL */
+    interp_future *running;    /* the call in progress (running, parked or between slices) */
+    interp__worker *slice_w;   /* the worker running a slice of it now (NULL: none) and */
+    uint64_t slice_id;         /* that run's id */
+    /* the call in progress, touched by the worker holding the context only */
+    double deadline;           /* monotonic; INFINITY: none */
+    uint64_t last_id;          /* the id of its last slice: slice ids grow on the state */
+    interp__park park;         /* its waits (park.h) */
+    interp__timer timer;       /* parked: wakes it at min(deadline, the wait's own end) */
     /* immutable after create (the state itself is touched by its runner only) */
     interp_state *state;
     interp_shared *shared;
@@ -58,6 +75,8 @@ static void ctx_release(interp_ctx *ctx)
 {
     if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (ctx->timer.idx)
+        interp__timer_disarm(ctx->pool, &ctx->timer);
     interp__state_destroy(ctx->state);
     interp__shared_destroy(ctx->shared);
     interp__grants_destroy(&ctx->grants);
@@ -92,6 +111,25 @@ static void drop_state(interp_ctx *ctx)
     }
     interp__mutex_unlock(&ctx->mu);
     interp__state_destroy(st);
+}
+
+/* A fire found the context parked: back into the run queue (any thread; maybe under a
+ * channel's, the pool's or this context's lock: the queue's lock is a leaf here). */
+static void ctx_runnable(interp__park *p)
+{
+    interp_ctx *ctx = (interp_ctx *)(void *)((char *)p - offsetof(interp_ctx, park));
+    interp__queue_push_ready(&ctx->pool->q, &ctx->job, true, NULL);
+}
+
+/* The parked call's timer: its deadline (a TIMEOUT for the next slice) or its wait's end. */
+static void ctx_timer_fire(interp__timer *t, double now)
+{
+    interp_ctx *ctx = (interp_ctx *)(void *)((char *)t - offsetof(interp_ctx, timer));
+    if (now >= ctx->deadline) {
+        int none = 0;
+        atomic_compare_exchange_strong(&ctx->park.reason, &none, INTERP_ERR_TIMEOUT);
+    }
+    interp__park_fire(&ctx->park);
 }
 
 /* Count the outcome of a call that has ended (f holds a reference). */
@@ -175,6 +213,11 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
      * the context and an initializer may take interp.self(). Closed until create ends, so
      * that nothing queues a call while this thread still runs the initializer. */
     ctx->job.ops = &interp__ctx_ops;
+    ctx->park.runnable = ctx_runnable;
+    atomic_init(&ctx->park.st, INTERP__PARK_RUNNING);
+    atomic_init(&ctx->park.reason, 0);
+    ctx->timer.fire = ctx_timer_fire;
+    ctx->deadline = INFINITY;
     atomic_init(&ctx->refs, 1);
     interp__pool_retain(pool);
     ctx->pool = pool;
@@ -206,8 +249,10 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
         ctx->sandboxed = interp__shared_sandboxed(ctx->shared);
         rc = interp__state_open(ctx->shared, -1, &ctx->state, &e);
     }
-    if (rc == INTERP_OK)
+    if (rc == INTERP_OK) {
         interp__queue_prewake(&pool->q, CTX_HOT_NS); /* the rest: initializer, first call */
+        interp__state_set_park(ctx->state, &ctx->park);
+    }
     if (rc == INTERP_OK && o.init_source) {
         size_t len = o.init_source_len ? o.init_source_len : strlen(o.init_source);
         rc = interp__shared_compile_source(ctx->shared, o.init_source, len, ctx->state, &e);
@@ -277,6 +322,7 @@ static int enqueue(interp_ctx *ctx, const interp_task *task, bool post, interp_f
         f->args_acct = payer;
         f->args_charge = charge;
     }
+    f->ctx = ctx;
     bool grow = false;
     interp__mutex_lock(&ctx->mu);
     if (ctx->closed) {
@@ -369,6 +415,141 @@ static void mark_broken_locked(interp_ctx *ctx, const char *why)
         snprintf(ctx->broken_reason, n, "context '%s' is broken: %s", ctx->name, why);
 }
 
+enum { SLICE_DONE, SLICE_PARK, SLICE_YIELD, SLICE_SKIPPED, SLICE_ABANDONED };
+
+/* Run one slice of f, the context's call in progress, on w (first: f has not begun). The
+ * interrupt that reached f while no worker ran it, and its deadline, apply to this slice.
+ * SLICE_DONE: f has ended (its outcome delivered; the context's reference is still held);
+ * SLICE_PARK / SLICE_YIELD: it waits / its time slice ended; SLICE_SKIPPED: f had ended before
+ * it began (cancelled); SLICE_ABANDONED: the watchdog took the run over (f ended by it). */
+static int run_slice(interp__worker *w, interp_ctx *ctx, interp_future *f, bool first)
+{
+    interp_pool *pool = w->pool;
+    /* ids of a state's runs must grow (interp__state_interrupt tells runs apart by them), and
+     * this state's slices run on several workers, each counting its own */
+    if (w->next_id < ctx->last_id)
+        w->next_id = ctx->last_id;
+    uint64_t id = interp__worker_begin(w, &f->job);
+    ctx->last_id = id;
+    interp__mutex_lock(&f->mu);
+    if (first && atomic_load_explicit(&f->state, memory_order_relaxed) != INTERP__F_PENDING) {
+        interp__mutex_unlock(&f->mu); /* cancelled (or failed by a broken pool) while queued */
+        return interp__worker_end(w, id) ? SLICE_SKIPPED : SLICE_ABANDONED;
+    }
+    if (first)
+        atomic_store_explicit(&f->state, INTERP__F_RUNNING, memory_order_release);
+    f->worker = w;
+    f->task_id = id;
+    interp__mutex_unlock(&f->mu);
+
+    interp__mutex_lock(&ctx->mu);
+    ctx->slice_w = w;
+    ctx->slice_id = id;
+    int reason = atomic_exchange(&ctx->park.reason, 0);
+    interp__mutex_unlock(&ctx->mu);
+    atomic_store(&ctx->park.st, INTERP__PARK_RUNNING);
+    if (ctx->timer.idx)
+        interp__timer_disarm(pool, &ctx->timer);
+    bool stop = atomic_load(&pool->stop_now);
+    double now = interp__now();
+    if (first) {
+        reason = 0; /* one meant for the call before this one */
+        ctx->deadline = f->timeout > 0 ? now + f->timeout : INFINITY;
+    }
+    interp_outcome out;
+    memset(&out, 0, sizeof out);
+    int irq = 0, step = INTERP__STEP_DONE;
+    if (first && stop) {
+        out.status = INTERP_ERR_SHUTDOWN;
+    } else {
+        if (stop && !reason)
+            reason = INTERP_ERR_SHUTDOWN;
+        if (isfinite(ctx->deadline)) {
+            if (now >= ctx->deadline)
+                reason = reason ? reason : INTERP_ERR_TIMEOUT;
+            else
+                interp__watchdog_deadline(w, id, ctx->deadline - now);
+        }
+        if (reason) /* remembered by the state for this run, which begins below */
+            interp__interrupt_run(w, id, reason);
+        if (first)
+            step = interp__state_call_begin(ctx->state, id, &f->fn, f->args, &out, &irq);
+        else
+            step = interp__state_call_resume(ctx->state, id, &out, &irq);
+    }
+    if (first) { /* the arguments are the runner's: freed after the first slice */
+        interp_msg_free(f->args);
+        f->args = NULL;
+    }
+    interp__mutex_lock(&ctx->mu);
+    ctx->slice_w = NULL;
+    interp__mutex_unlock(&ctx->mu);
+    if (!interp__worker_end(w, id)) {
+        /* abandoned: the watchdog has ended f */
+        interp__outcome_clear(&out);
+        return SLICE_ABANDONED;
+    }
+    if (step != INTERP__STEP_DONE) {
+        if (irq) { /* for the next slice: the slice's end forgot it */
+            int none = 0;
+            atomic_compare_exchange_strong(&ctx->park.reason, &none, irq);
+        }
+        return step == INTERP__STEP_PARK ? SLICE_PARK : SLICE_YIELD;
+    }
+    /* what waits in the future for the host is charged to this state's account */
+    interp__future_end_paid(f, INTERP__F_RUNNING, out.status, out.result, out.error,
+                            out.error_value, interp__state_account(ctx->state));
+    return SLICE_DONE;
+}
+
+static bool park_commit(interp__job *job)
+{
+    interp_ctx *ctx = (interp_ctx *)job;
+    if (atomic_load(&ctx->pool->stop_now)) /* shutdown_now may have woken the parked already */
+        return false;
+    int running = INTERP__PARK_RUNNING;
+    return atomic_compare_exchange_strong(&ctx->park.st, &running, INTERP__PARK_PARKED);
+}
+
+/* After a slice that parks: let go of the context until a fire. false when it must go on at
+ * once (an interrupt or a fire came meanwhile, or no timer could be made). */
+static bool park(interp_ctx *ctx)
+{
+    if (atomic_load(&ctx->park.reason))
+        return false;
+    double at = ctx->deadline < ctx->park.until ? ctx->deadline : ctx->park.until;
+    if (isfinite(at) && interp__timer_arm(ctx->pool, &ctx->timer, at) != INTERP_OK)
+        return false;
+    if (interp__queue_park(&ctx->pool->q, &ctx->job, park_commit))
+        return true;
+    if (ctx->timer.idx)
+        interp__timer_disarm(ctx->pool, &ctx->timer);
+    return false;
+}
+
+/* Under ctx->mu: the next call to run, or NULL (end of the batch, nothing left). *first: it
+ * has not begun. */
+static interp_future *next_call_locked(interp_ctx *ctx, int n, bool *first)
+{
+    bool batch_over = n >= INTERP__CTX_BATCH &&
+                      !atomic_load_explicit(&ctx->pool->q.closed_flag, memory_order_relaxed);
+    *first = false;
+    if (ctx->running) /* the call in progress goes on first (after the batch: next time) */
+        return batch_over ? NULL : ctx->running;
+    interp_future *f = ctx->closed || batch_over ? NULL : ctx->head;
+    if (!f)
+        return NULL;
+    ctx->head = (interp_future *)f->job.next;
+    if (!ctx->head)
+        ctx->tail = NULL;
+    f->job.next = NULL;
+    ctx->n_queued--;
+    ctx->running = f;
+    interp_future_retain(f); /* the run's, released when it ends */
+    *first = true;
+    return f;
+}
+
 static bool ctx_run(interp__worker *w, interp__job *job)
 {
     interp_ctx *ctx = (interp_ctx *)job;
@@ -379,48 +560,52 @@ static bool ctx_run(interp__worker *w, interp__job *job)
     interp__mutex_unlock(&pool->mu);
     unsigned saved_tasks = w->tasks_on_state;
 
-    bool alive = true;
+    bool alive = true, parked = false;
     for (int n = 0;; n++) {
+        bool first;
         interp__mutex_lock(&ctx->mu);
-        interp_future *f = ctx->closed ? NULL : ctx->head;
-        /* a bounded batch, unless the queue is closed (a graceful shutdown drains) */
-        if (f && n >= INTERP__CTX_BATCH &&
-            !atomic_load_explicit(&pool->q.closed_flag, memory_order_relaxed))
-            f = NULL;
+        interp_future *f = next_call_locked(ctx, n, &first);
         bool broken = ctx->broken;
-        if (f) {
-            ctx->head = (interp_future *)f->job.next;
-            if (!ctx->head)
-                ctx->tail = NULL;
-            f->job.next = NULL;
-            ctx->n_queued--;
-            ctx->running = f;
-            interp_future_retain(f);
-        }
         interp__mutex_unlock(&ctx->mu);
         if (!f)
             break;
-        if (broken) {
+        int r;
+        if (first && broken) {
             const char *why = ctx->broken_reason ? ctx->broken_reason : "context is broken";
             interp__future_end(f, INTERP__F_PENDING, INTERP_ERR_BROKEN, NULL, interp__dup_text(why),
                                NULL);
-            interp_future_release(f); /* the context's reference */
+            r = SLICE_SKIPPED;
         } else {
-            alive = interp__worker_run_task(w, f); /* drops the context's reference */
+            r = run_slice(w, ctx, f, first);
+        }
+        if (r == SLICE_PARK) {
+            if (park(ctx)) {
+                parked = true;
+                break;
+            }
+            continue; /* woken already: go on (counts in the batch) */
+        }
+        if (r == SLICE_YIELD) {
+            n = INTERP__CTX_BATCH; /* its time slice is over: behind the others */
+            continue;
         }
         const char *why = NULL;
-        if (!alive)
+        alive = r != SLICE_ABANDONED;
+        if (!alive) {
             why = "a call was stuck in a C function past its deadline or cancel and was "
                   "abandoned with its worker";
-        else if (!broken && interp__state_broken(ctx->state))
+            interp__state_call_drop(ctx->state);
+        } else if (!broken && interp__state_broken(ctx->state)) {
             why = "its state cannot go on after an error (re-create the context)";
+        }
         interp__mutex_lock(&ctx->mu);
         ctx->running = NULL;
         if (why)
             mark_broken_locked(ctx, why);
         interp__mutex_unlock(&ctx->mu);
         count_outcome(ctx, f);
-        interp_future_release(f);
+        interp_future_release(f); /* the context's */
+        interp_future_release(f); /* the run's */
         if (!alive)
             break;
     }
@@ -429,27 +614,22 @@ static bool ctx_run(interp__worker *w, interp__job *job)
     interp__mutex_lock(&pool->mu);
     w->state = own;
     interp__mutex_unlock(&pool->mu);
+    if (parked) /* the parked list holds the queue's reference */
+        return alive;
 
-    /* Requeue at the tail when calls are left, else go idle. */
+    /* Requeue at the tail when calls are left, else go idle. A call in progress requeues even
+     * when the queue is closed: the workers stay until it ends. */
     bool grow = false, keep = false;
-    interp_future *left = NULL;
-    int rc = INTERP_OK;
     interp__mutex_lock(&ctx->mu);
-    if (ctx->head && !ctx->closed) {
-        rc = interp__queue_push(&pool->q, &ctx->job, -1, false, &grow);
-        keep = rc == INTERP_OK;
-        if (!keep) {
-            left = ctx->head;
-            ctx->head = ctx->tail = NULL;
-            ctx->n_queued = 0;
-        }
-    }
-    if (!keep)
+    if (ctx->running || (ctx->head && !ctx->closed)) {
+        interp__queue_push_ready(&pool->q, &ctx->job, false, &grow);
+        keep = true;
+    } else {
         ctx->phase = CTX_IDLE;
+    }
     interp__mutex_unlock(&ctx->mu);
     if (grow)
         interp__start_grow(pool);
-    end_chain(ctx, left, rc, "the pool is shut down");
     if (!keep) {
         drop_state(ctx);  /* closed while it ran */
         ctx_release(ctx); /* the queue's reference */
@@ -462,13 +642,58 @@ static void ctx_abort(interp__job *job, int status, const char *text)
     interp_ctx *ctx = (interp_ctx *)job;
     interp__mutex_lock(&ctx->mu);
     interp_future *left = ctx->head;
+    interp_future *cur = ctx->running;
+    ctx->running = NULL;
     ctx->head = ctx->tail = NULL;
     ctx->n_queued = 0;
     ctx->phase = CTX_IDLE;
     interp__mutex_unlock(&ctx->mu);
+    if (cur) { /* begun, between two slices: it never goes on (no worker holds the state) */
+        interp__state_call_drop(ctx->state);
+        interp__future_end(cur, -1, status, NULL, interp__dup_text(text), NULL);
+        count_outcome(ctx, cur);
+        interp_future_release(cur);
+        interp_future_release(cur);
+    }
     end_chain(ctx, left, status, text);
     drop_state(ctx);
     ctx_release(ctx); /* the queue's reference */
+}
+
+void interp__ctx_interrupt_call(interp_ctx *ctx, interp_future *f, int reason)
+{
+    interp__mutex_lock(&ctx->mu);
+    if (ctx->running != f) {
+        interp__mutex_unlock(&ctx->mu);
+        return;
+    }
+    /* for its next slice, if the running one ends before it sees the interrupt */
+    int none = 0;
+    atomic_compare_exchange_strong(&ctx->park.reason, &none, reason);
+    interp__worker *w = ctx->slice_w;
+    uint64_t id = ctx->slice_id;
+    if (w)
+        atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+    interp__mutex_unlock(&ctx->mu);
+    if (w) {
+        interp__interrupt_run(w, id, reason);
+        interp__worker_release(w);
+    } else {
+        interp__park_fire(&ctx->park); /* parked: wake it to end */
+    }
+}
+
+static bool claim_parked(interp__job *job, void *ud)
+{
+    interp_ctx *ctx = (interp_ctx *)job;
+    int none = 0;
+    atomic_compare_exchange_strong(&ctx->park.reason, &none, *(int *)ud);
+    return atomic_exchange(&ctx->park.st, INTERP__PARK_NOTIFIED) == INTERP__PARK_PARKED;
+}
+
+void interp__ctx_wake_parked(interp_pool *pool, int reason)
+{
+    interp__queue_wake_parked(&pool->q, claim_parked, &reason);
 }
 
 void interp_ctx_close(interp_ctx *ctx)
@@ -488,7 +713,8 @@ void interp_ctx_close(interp_ctx *ctx)
     if (running)
         interp_future_retain(running);
     bool dequeued = false;
-    if (ctx->phase == CTX_ACTIVE && interp__queue_remove(&ctx->pool->q, &ctx->job)) {
+    /* a context with a call in progress stays queued: that call ends cancelled when it runs */
+    if (!running && ctx->phase == CTX_ACTIVE && interp__queue_remove(&ctx->pool->q, &ctx->job)) {
         dequeued = true;
         ctx->phase = CTX_IDLE;
     }

@@ -176,6 +176,7 @@ int interp__future_new(interp_pool *pool, const interp_task *task, interp_future
     f->ctx_post = false;
     f->args_acct = NULL;
     f->args_charge = 0;
+    f->ctx = NULL;
     f->fn = *fn;
     if (fn->kind == INTERP_FN_FUNCTION) {
         uintptr_t p = (uintptr_t)f->data;
@@ -446,6 +447,14 @@ int interp_future_cancel(interp_future *f)
         interp__future_end(f, INTERP__F_PENDING, INTERP_ERR_CANCELLED, NULL, NULL, NULL);
         if (removed)
             interp_future_release(f); /* the queue's reference */
+        return INTERP_OK;
+    }
+    if (f->ctx) { /* a context's call, running or parked: the context knows where it is */
+        struct interp_ctx *ctx = f->ctx;
+        interp__ctx_retain(ctx); /* alive: its call has not ended */
+        interp__mutex_unlock(&f->mu);
+        interp__ctx_interrupt_call(ctx, f, INTERP_ERR_CANCELLED);
+        interp__ctx_release(ctx);
         return INTERP_OK;
     }
     interp__worker *w = f->worker;

@@ -27,6 +27,7 @@ static void pool_free(interp_pool *pool)
     interp__frozen_space_clear(pool->frozen);
     interp__frozen_space_release(pool->frozen);
     interp__queue_destroy(&pool->q);
+    interp__timers_free(&pool->timers);
     interp__cond_destroy(&pool->wd_cv);
     interp__start_destroy(&pool->start);
     interp__mutex_destroy(&pool->mu);
@@ -158,6 +159,7 @@ static int shutdown_now(interp_pool *pool, bool wait)
         pool->backend->shutdown(pool->backend_ud, true, wait && !interp__on_pool_thread(pool));
         return INTERP_OK;
     }
+    interp__ctx_wake_parked(pool, INTERP_ERR_SHUTDOWN); /* they end as running calls do */
     interp__worker *ws[64];
     uint64_t ids[64];
     for (int base = 0; base < pool->nworkers; base += 64) {

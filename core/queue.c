@@ -196,7 +196,7 @@ interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled)
                 interp__cond_signal(&q->space_cv);
             return job;
         }
-        if (q->closed) {
+        if (q->closed && q->n_parked == 0) { /* a parked context comes back: stay for it */
             interp__mutex_unlock(&q->mu);
             return NULL;
         }
@@ -285,4 +285,84 @@ interp__job *interp__queue_close(interp__queue *q, int reason, bool take_all)
 size_t interp__queue_count(interp__queue *q)
 {
     return atomic_load_explicit(&q->len, memory_order_relaxed);
+}
+
+/* ---- parked contexts (core/ctx.c, channels/park.h) ------------------------------------- */
+
+/* Append job to the run queue (mu held) and say whether to wake a sleeper. */
+static bool append_locked(interp__queue *q, interp__job *job)
+{
+    job->next = NULL;
+    job->prev = q->tail;
+    if (q->tail)
+        q->tail->next = job;
+    else
+        q->head = job;
+    q->tail = job;
+    job->queued = true;
+    q->count++;
+    atomic_store_explicit(&q->len, q->count, memory_order_relaxed);
+    bool wake = q->n_sleep > q->n_wake && q->count > (size_t)(q->n_spin + q->n_wake);
+    if (wake)
+        q->n_wake++;
+    return wake;
+}
+
+static void unlink_parked_locked(interp__queue *q, interp__job *job)
+{
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        q->parked = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
+    job->prev = job->next = NULL;
+    q->n_parked--;
+}
+
+bool interp__queue_park(interp__queue *q, interp__job *job, bool (*commit)(interp__job *job))
+{
+    interp__mutex_lock(&q->mu);
+    bool parked = commit(job);
+    if (parked) {
+        job->prev = NULL;
+        job->next = q->parked;
+        if (q->parked)
+            q->parked->prev = job;
+        q->parked = job;
+        q->n_parked++;
+    }
+    interp__mutex_unlock(&q->mu);
+    return parked;
+}
+
+void interp__queue_push_ready(interp__queue *q, interp__job *job, bool unpark, bool *grow)
+{
+    if (grow)
+        *grow = false;
+    interp__mutex_lock(&q->mu);
+    if (unpark)
+        unlink_parked_locked(q, job);
+    bool wake = append_locked(q, job);
+    if (grow && !q->closed)
+        *grow = interp__start_want(q->start, q->count, q->n_spin + q->n_sleep);
+    interp__mutex_unlock(&q->mu);
+    if (wake)
+        interp__cond_signal(&q->work_cv);
+}
+
+void interp__queue_wake_parked(interp__queue *q, bool (*claim)(interp__job *job, void *ud),
+                               void *ud)
+{
+    interp__mutex_lock(&q->mu);
+    interp__job *next;
+    for (interp__job *j = q->parked; j; j = next) {
+        next = j->next;
+        if (claim(j, ud)) {
+            unlink_parked_locked(q, j);
+            append_locked(q, j);
+        }
+    }
+    interp__mutex_unlock(&q->mu);
+    interp__cond_broadcast(&q->work_cv);
 }

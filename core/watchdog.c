@@ -232,6 +232,9 @@ static void *watchdog_main(void *arg)
             abandon_locked(pool, victim);
             continue;
         }
+        double due = interp__timers_run_locked(&pool->timers, now); /* parked waits */
+        if (due < next)
+            next = due;
         pool->wd_next = next;
         if (isinf(next)) {
             interp__cond_wait(&pool->wd_cv, &pool->mu);
@@ -263,6 +266,20 @@ static int ensure_started_locked(interp_pool *pool)
     pthread_attr_destroy(&attr);
     pool->wd_started = rv == 0;
     return rv == 0 ? INTERP_OK : INTERP_ERR_SYSTEM;
+}
+
+int interp__timer_arm(interp_pool *pool, interp__timer *t, double at)
+{
+    interp__mutex_lock(&pool->mu);
+    int rc = interp__timers_add_locked(&pool->timers, t, at);
+    if (rc == INTERP_OK)
+        rc = ensure_started_locked(pool);
+    if (rc == INTERP_OK && at < pool->wd_next) {
+        pool->wd_next = at;
+        interp__cond_signal(&pool->wd_cv);
+    }
+    interp__mutex_unlock(&pool->mu);
+    return rc;
 }
 
 int interp__watchdog_start(interp_pool *pool)

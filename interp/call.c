@@ -20,6 +20,7 @@
 
 #include "interp_impl.h"
 #include "msg_impl.h"
+#include "park.h"
 
 /* PH_START: an item is about to start (only the interrupt check can raise here: the item then
  * counts as not started). */
@@ -210,9 +211,8 @@ static int run_items(lua_State *L)
 }
 
 /* Fill o from the error at the top of L after a failed pcall with status st. */
-static void record_error(interp_state *s, run_ctx *c, interp_outcome *o, int st)
+static void record_error(interp_state *s, lua_State *L, run_ctx *c, interp_outcome *o, int st)
 {
-    lua_State *L = s->L;
     int reason = interp__cancel_reason(&s->cancel);
     size_t len = 0;
     const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
@@ -340,7 +340,7 @@ size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn,
             break;
         interp_outcome *o = &outs[c.next];
         interp__outcome_clear(o);
-        record_error(s, &c, o, st);
+        record_error(s, L, &c, o, st);
         lua_settop(L, 1);
         if (st == LUA_ERRMEM || s->alloc.failed) {
             recover_memory(s);
@@ -384,4 +384,233 @@ int interp__state_call(interp_state *s, uint64_t task_id, const interp_fn *fn,
     memset(out, 0, sizeof *out);
     interp__state_map(s, task_id, fn, 1, one, out);
     return out->status;
+}
+
+/* ---- a context's call, run as a coroutine of the state ---------------------------------
+ * A context's call runs in a coroutine (the state's `co`, kept in the registry and used again
+ * by the next call once one ends normally), so that a wait inside it can yield to park the
+ * context (channels/park.h) and its time slice can end in a yield from the hook: the worker
+ * resumes it later, possibly on another thread. The coroutine's body makes the same protected
+ * run as a task's (the same message handler, phases, results and errors), through lua_pcallk
+ * and lua_callk so that it can be yielded across. Visible to Lua: coroutine.isyieldable() is
+ * true at the call's top level, and the traceback's bottom frame is the coroutine's. */
+
+static const char co_key = 0; /* registry: the coroutine of the call in progress */
+
+struct interp__co_run {
+    run_ctx c;
+    interp_outcome *out;
+    const interp_msg *arg[1];
+};
+
+static int co_inner_k(lua_State *L, int st, lua_KContext k)
+{
+    (void)st;
+    interp__co_run *r = lua_touserdata(L, 1);
+    run_ctx *c = &r->c;
+    int fidx = (int)k;
+    interp__irq_check(L); /* it swallowed the interrupt and returned: still interrupted */
+    int nres = lua_gettop(L) - fidx;
+    interp_msg_error e;
+    interp_outcome *o = r->out;
+    o->status = interp_msg_from_lua(L, fidx + 1, nres, &c->s->sh->msg_opts, &o->result, &e);
+    if (o->status != INTERP_OK) {
+        if (o->status != INTERP_ERR_NOMEM)
+            o->status = INTERP_ERR_ENCODE;
+        o->error = interp__strdupf("cannot copy the results: %s", e.text);
+    }
+    lua_settop(L, fidx);
+    return 0;
+}
+
+/* Protected (inside the body's pcallk): resolve, push the arguments, call. */
+static int co_inner(lua_State *L)
+{
+    interp__co_run *r = lua_touserdata(L, 1);
+    run_ctx *c = &r->c;
+    interp_state *s = c->s;
+    resolve(L, c);
+    int fidx = lua_gettop(L);
+    if (!lua_checkstack(L, INTERP__MSG_SMALL_VALUES + 2))
+        luaL_error(L, "stack overflow");
+    c->phase = PH_START;
+    interp__irq_check(L);
+    c->phase = PH_ARGS;
+    if (s->sandbox) {
+        interp__push_persistent_env(L); /* a context: its globals stay from call to call */
+        if (c->fn->kind == INTERP_FN_SOURCE)
+            lua_setupvalue(L, fidx, 1); /* a main chunk's only upvalue is _ENV */
+        else
+            lua_pop(L, 1);
+    }
+    lua_pushvalue(L, fidx);
+    int nargs = 0;
+    const interp_msg *args = r->arg[0];
+    if (args && (nargs = interp__msg_push_small(L, args, s->sh->msg_opts.max_size)) < 0)
+        nargs = interp_msg_push_lua(L, args, &s->sh->msg_opts);
+    r->arg[0] = NULL; /* the caller may free them once the first slice is over */
+    c->phase = PH_RUN;
+    lua_callk(L, nargs, LUA_MULTRET, fidx, co_inner_k);
+    return co_inner_k(L, LUA_OK, fidx);
+}
+
+static int co_body_k(lua_State *L, int st, lua_KContext k)
+{
+    (void)k;
+    interp__co_run *r = lua_touserdata(L, 1);
+    if (st != LUA_OK && st != LUA_YIELD) {
+        interp__outcome_clear(r->out);
+        record_error(r->c.s, L, &r->c, r->out, st);
+    }
+    lua_settop(L, 0);
+    return 0;
+}
+
+/* The coroutine's main function: argument 1 is the run (a light userdata). */
+static int co_body(lua_State *L)
+{
+    lua_settop(L, 1);
+    lua_pushcfunction(L, msgh);
+    lua_pushcfunction(L, co_inner);
+    lua_pushvalue(L, 1);
+    int st = lua_pcallk(L, 1, 0, 2, 0, co_body_k);
+    return co_body_k(L, st, 0);
+}
+
+/* Protected, on the main thread: the coroutine for a call, made and anchored once. */
+static int co_make(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &co_key) == LUA_TTHREAD)
+        return 1;
+    lua_pop(L, 1);
+    lua_newthread(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &co_key);
+    return 1;
+}
+
+/* Forget the coroutine (it died, or holds a call that will not go on); the next call makes a
+ * new one. */
+static void co_forget(interp_state *s)
+{
+    lua_State *L = s->L;
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &co_key); /* an existing key: no allocation */
+    s->co = NULL;
+}
+
+static void co_end(interp_state *s)
+{
+    if (s->ctx.park)
+        s->ctx.park->base = NULL;
+    free(s->co_run);
+    s->co_run = NULL;
+}
+
+/* One slice: resume the coroutine (nargs values on its stack) until the call ends, parks or
+ * yields from the hook. */
+static int co_slice(interp_state *s, uint64_t task_id, int nargs, interp_outcome *out,
+                    int *irq)
+{
+    interp__co_run *r = s->co_run;
+    lua_State *co = s->co;
+    r->out = out;
+    s->alloc.failed = false;
+    interp__irq_begin_on(s, task_id, co);
+    int nres = 0;
+    int st = lua_resume(co, s->L, nargs, &nres);
+    int step = INTERP__STEP_DONE;
+    if (st == LUA_YIELD) {
+        lua_pop(co, nres);
+        interp__park *p = s->ctx.park;
+        if (p && p->want)
+            step = INTERP__STEP_PARK;
+        else if (s->preempt_yield) {
+            s->preempt_yield = false;
+            step = INTERP__STEP_YIELD;
+        } else {
+            /* coroutine.yield at the call's own level: as lua5.4 outside a coroutine, the call
+             * fails (here it cannot go on, so no pcall of it catches this) */
+            interp__outcome_clear(out);
+            out->status = INTERP_ERR_SCRIPT;
+            out->error = interp__strdupf("attempt to yield from outside a coroutine");
+            if (p)
+                interp__park_resumed(p);
+            co_forget(s);
+        }
+    } else if (st != LUA_OK) {
+        /* the body itself failed (out of memory before its pcall, an error in the handler) */
+        interp__outcome_clear(out);
+        record_error(s, co, &r->c, out, st);
+        co_forget(s);
+    }
+    if (st != LUA_YIELD && (st == LUA_ERRMEM || s->alloc.failed ||
+                            out->status == INTERP_ERR_NOMEM)) {
+        recover_memory(s);
+        s->alloc.failed = false;
+    }
+    *irq = interp__irq_end(s);
+    if (step == INTERP__STEP_DONE)
+        co_end(s);
+    return step;
+}
+
+int interp__state_call_begin(interp_state *s, uint64_t task_id, const interp_fn *fn,
+                             const interp_msg *args, interp_outcome *out, int *irq)
+{
+    memset(out, 0, sizeof *out);
+    *irq = 0;
+    if (!precheck(s, fn, out))
+        return INTERP__STEP_DONE;
+    interp__co_run *r = calloc(1, sizeof *r);
+    lua_State *L = s->L;
+    lua_settop(L, 0);
+    lua_pushcfunction(L, co_make);
+    if (!r || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        lua_settop(L, 0);
+        free(r);
+        out->status = INTERP_ERR_NOMEM;
+        out->error = interp__strdupf("not enough memory");
+        return INTERP__STEP_DONE;
+    }
+    s->co = lua_tothread(L, -1);
+    lua_settop(L, 0); /* the registry anchors it */
+    r->c = (run_ctx){.s = s, .fn = fn, .outs = out, .n = 1};
+    r->arg[0] = args;
+    s->co_run = r;
+    if (s->ctx.park) {
+        s->ctx.park->base = s->co;
+        s->ctx.park->want = false;
+    }
+    lua_settop(s->co, 0);
+    lua_pushcfunction(s->co, co_body);
+    lua_pushlightuserdata(s->co, r);
+    /* one relaxed store per call: the watchdog tells a new call from a long one by it */
+    atomic_store_explicit(&s->items, atomic_load_explicit(&s->items, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return co_slice(s, task_id, 1, out, irq);
+}
+
+int interp__state_call_resume(interp_state *s, uint64_t task_id, interp_outcome *out, int *irq)
+{
+    memset(out, 0, sizeof *out);
+    *irq = 0;
+    atomic_store_explicit(&s->items, atomic_load_explicit(&s->items, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return co_slice(s, task_id, 0, out, irq);
+}
+
+void interp__state_call_drop(interp_state *s)
+{
+    if (!s || !s->co_run)
+        return;
+    if (s->ctx.park)
+        interp__park_resumed(s->ctx.park);
+    co_forget(s);
+    co_end(s);
+}
+
+void interp__state_set_park(interp_state *s, struct interp__park *p)
+{
+    s->ctx.park = p;
 }

@@ -267,10 +267,15 @@ static void fire_locked(interp_state *s, int reason)
 
 void interp__irq_begin(interp_state *s, uint64_t task_id)
 {
+    interp__irq_begin_on(s, task_id, s->L);
+}
+
+void interp__irq_begin_on(interp_state *s, uint64_t task_id, lua_State *base)
+{
     interp__mutex_lock(&s->irq_mu);
     s->running_task = task_id;
     s->last_task = task_id;
-    s->base = s->L;
+    s->base = base;
     s->armed_all = false;
     /* An interrupt that arrived before the run entered the state applies now (the first item
      * checks the reason before it starts); one meant for another run is forgotten. */

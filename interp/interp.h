@@ -140,6 +140,26 @@ void interp__outcome_clear(interp_outcome *o);
 int interp__state_call(interp_state *s, uint64_t task_id, const interp_fn *fn,
                        const interp_msg *args, interp_outcome *out);
 
+/* A context's call (core/ctx.c), run as a coroutine of s in slices, so that a wait inside it
+ * can park the context instead of blocking the thread (channels/park.h), and so that its time
+ * slice can end in a yield. A slice returns INTERP__STEP_DONE (the call ended: *out filled as
+ * by interp__state_call), INTERP__STEP_PARK (it waits: the state's park has `want` set; resume
+ * it when the park fires) or INTERP__STEP_YIELD (its time slice ended: resume it later). *irq:
+ * the reason of an interrupt that fired during the slice (0: none): for a call that did not
+ * end, the caller must apply it again to the next slice (the slice's end forgets it). Each
+ * slice is a run with its own task_id (interp__state_interrupt reaches it). args are read in
+ * the first slice only. One call in progress per state. */
+enum { INTERP__STEP_DONE = 0, INTERP__STEP_PARK = 1, INTERP__STEP_YIELD = 2 };
+int interp__state_call_begin(interp_state *s, uint64_t task_id, const interp_fn *fn,
+                             const interp_msg *args, interp_outcome *out, int *irq);
+int interp__state_call_resume(interp_state *s, uint64_t task_id, interp_outcome *out, int *irq);
+/* Drop the call in progress without running it further (its pending <close> handlers never
+ * run; the park's registrations are dropped). No effect without one. */
+void interp__state_call_drop(interp_state *s);
+/* Before the first call: the park through which s's waits park its calls (NULL: none). */
+struct interp__park;
+void interp__state_set_park(interp_state *s, struct interp__park *p);
+
 /* Run fn once per argument message, in order, filling outs[i] (zeroed by the caller). Cheaper
  * per item than repeated calls (one protected region for many calls). An item's error does not
  * stop the others; an interrupt does: every item not yet run gets the interrupt's status.

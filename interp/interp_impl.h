@@ -51,7 +51,8 @@ struct interp_shared {
     struct interp__budget *budget; /* retained; NULL: none */
 };
 
-/* The outcome classes of a protected run, before they become an interp_outcome. */
+typedef struct interp__co_run interp__co_run;
+
 struct interp_state {
     lua_State *L;                 /* main thread; owned */
     const interp_shared *sh;
@@ -100,6 +101,13 @@ struct interp_state {
     pthread_mutex_t sleep_mu;     /* interp.sleep waits here, armed on `cancel` */
     pthread_cond_t sleep_cv;
 
+    /* A context's call in progress, run as a coroutine (call.c): the coroutine (anchored in
+     * the registry), the run (NULL: none), and a yield of the time slice's hook (set by the
+     * hook just before it yields). */
+    lua_State *co;
+    struct interp__co_run *co_run;
+    bool preempt_yield;
+
     /* warn() (module.c): as lua5.4's, off until "@on"; a message is gathered from its pieces
      * (at most WARN_MAX bytes) and goes to the print sink as "Lua warning: ..." */
     int warn_mode;                /* 0 off, 1 on, 2 inside a message of several pieces */
@@ -118,6 +126,8 @@ static inline interp_state *interp__state_of(lua_State *L)
 /* Worker: task_id starts running on s's main thread / has ended. irq_end removes the hook from
  * the main thread, forgets the interrupt and returns its reason (0: none). */
 void interp__irq_begin(interp_state *s, uint64_t task_id);
+/* The same for a run whose base thread is the coroutine `base` (a context's call). */
+void interp__irq_begin_on(interp_state *s, uint64_t task_id, lua_State *base);
 int interp__irq_end(interp_state *s);
 /* Protected, once the profile is open: record what the hook needs (pcall, xpcall, the value
  * a defused <close> slot gets). */

@@ -8,16 +8,40 @@
 
 #include "frozen_impl.h"
 #include "interp_impl.h"
+#include "park.h"
 #include "sandbox_impl.h"
 
 /* interp.sleep(seconds): block this worker only (no other state is affected) until the time
  * has passed or the task is interrupted; an interrupted sleep raises the cancellation error. */
+static int sleep_parked(lua_State *L, interp__park *p, double until);
+
+static int sleep_k(lua_State *L, int status, lua_KContext kc)
+{
+    (void)status;
+    (void)kc;
+    interp__park *p = interp__state_of(L)->ctx.park;
+    double until = p->until;
+    interp__park_resumed(p);
+    return sleep_parked(L, p, until);
+}
+
+/* A context's call sleeps parked (park.h): its thread runs other work meanwhile. */
+static int sleep_parked(lua_State *L, interp__park *p, double until)
+{
+    interp__irq_check(L);
+    if (interp__now() >= until)
+        return 0;
+    return interp__park_yield(L, p, until, NULL, NULL, 0, sleep_k);
+}
+
 static int l_sleep(lua_State *L)
 {
     double sec = luaL_checknumber(L, 1);
     luaL_argcheck(L, sec >= 0 && !isnan(sec), 1, "expected a non-negative number of seconds");
     interp_state *s = interp__state_of(L);
     interp__irq_check(L);
+    if (sec > 0 && interp__park_can(s->ctx.park, L))
+        return sleep_parked(L, s->ctx.park, interp__now() + sec);
     if (sec > 0) {
         struct timespec dl = interp__deadline_in(sec);
         interp__cancel_arm(&s->cancel, &s->sleep_mu, &s->sleep_cv);

@@ -219,6 +219,7 @@ void interp__state_destroy(interp_state *s)
 {
     if (!s)
         return;
+    interp__state_call_drop(s); /* a call left suspended: its registrations go */
     lua_close(s->L); /* frees the coroutines through the allocator and the set */
     interp__free_warn(s);
     interp__account_release(s->ctx.acct); /* what it charged stays until refunded */

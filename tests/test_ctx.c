@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "core_impl.h"
 #include "interp_ctx.h"
 #include "pool_util.h"
 
@@ -31,7 +32,14 @@ static const char *const CTX_INIT =
     "  local v, why = interp.channel(other):recv(30)\n"
     "  return v == true\n"
     "end\n"
-    "function boom() error('boom') end\n";
+    "function boom() error('boom') end\n"
+    "function take(name, t) local v, why = interp.channel(name):recv(t) return v == nil and why or v end\n"
+    "function take_in_pcall(name) local ok, v = pcall(function() return interp.channel(name):recv() end)\n"
+    "  return ok and v end\n"
+    "function take_in_co(name) return coroutine.wrap(function() return take(name) end)() end\n"
+    "function pick(a, b) local ch, v = interp.select({interp.channel(a), interp.channel(b)})\n"
+    "  return v end\n"
+    "function nap(s) interp.sleep(s) return 1 end\n";
 
 static interp_ctx *make_ctx(interp_pool *p, const char *name, void (*tweak)(interp_ctx_options *))
 {
@@ -488,6 +496,218 @@ static void test_pool_shutdown(void **state)
     interp_ctx_close(busy);
 }
 
+/* Contexts whose calls wait parked (not on a thread): how many are parked now. */
+static int parked_count(interp_pool *p)
+{
+    interp__mutex_lock(&p->q.mu);
+    int n = p->q.n_parked;
+    interp__mutex_unlock(&p->q.mu);
+    return n;
+}
+
+/* Wait (up to 60 s) until n contexts are parked. */
+static int await_parked(interp_pool *p, int n)
+{
+    int got = parked_count(p);
+    for (double end = interp__now() + 60; got < n && interp__now() < end;) {
+        usleep(1000);
+        got = parked_count(p);
+    }
+    return got;
+}
+
+static interp_msg *str_arg(const char *s)
+{
+    interp_msg_builder *b = interp_msg_builder_new();
+    interp_msg_add_str(b, s, strlen(s));
+    interp_msg *m = NULL;
+    assert_int_equal(interp_msg_builder_finish(b, &m), INTERP_OK);
+    return m;
+}
+
+/* The string result of an ended call. */
+static void assert_str_result(interp_future *f, const char *want)
+{
+    const interp_msg *r;
+    int rc = interp_future_result(f, 60, &r);
+    if (rc != INTERP_OK)
+        fprintf(stderr, "%s\n", interp_future_error(f));
+    assert_int_equal(rc, INTERP_OK);
+    interp_msg_iter it = interp_msg_iter_init(r);
+    interp_msg_value v;
+    assert_true(interp_msg_next(&it, &v));
+    assert_int_equal(v.type, INTERP_MSG_STR);
+    assert_int_equal(v.as.str.len, strlen(want));
+    assert_memory_equal(v.as.str.ptr, want, strlen(want));
+}
+
+static void send_str(interp_pool *p, const char *chan, const char *s)
+{
+    interp_chan *ch;
+    assert_int_equal(interp_pool_channel(p, chan, 0, &ch), INTERP_OK);
+    assert_int_equal(interp_chan_send(ch, str_arg(s), 30), INTERP_OK);
+    interp_chan_release(ch);
+}
+
+/* A waiting call holds no thread: on a one-thread pool, a context parked in recv leaves the
+ * thread to another context's call; the message then wakes it. */
+static void test_park_frees_thread(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(1, NULL);
+    interp_ctx *a = make_ctx(p, "a", NULL);
+    interp_ctx *b = make_ctx(p, "b", NULL);
+    interp_future *fa;
+    assert_int_equal(interp_ctx_call(a, "take", str_arg("to_a"), &fa), INTERP_OK);
+    assert_int_equal(await_parked(p, 1), 1);
+    for (int i = 1; i <= 3; i++) /* blocked on the thread, these would wait forever */
+        assert_int_equal(call_int(b, "inc", NULL), i);
+    assert_false(interp_future_done(fa));
+    send_str(p, "to_a", "hello");
+    assert_str_result(fa, "hello");
+    interp_future_release(fa);
+    /* inside a pcall it parks too; select parks; sleep parks */
+    assert_int_equal(interp_ctx_call(a, "take_in_pcall", str_arg("to_a"), &fa), INTERP_OK);
+    assert_int_equal(await_parked(p, 1), 1);
+    assert_int_equal(call_int(b, "inc", NULL), 4);
+    send_str(p, "to_a", "again");
+    assert_str_result(fa, "again");
+    interp_future_release(fa);
+    interp_msg_builder *mb = interp_msg_builder_new();
+    interp_msg_add_str(mb, "s1", 2);
+    interp_msg_add_str(mb, "s2", 2);
+    interp_msg *two = NULL;
+    assert_int_equal(interp_msg_builder_finish(mb, &two), INTERP_OK);
+    assert_int_equal(interp_ctx_call(a, "pick", two, &fa), INTERP_OK);
+    assert_int_equal(await_parked(p, 1), 1);
+    assert_int_equal(call_int(b, "inc", NULL), 5);
+    send_str(p, "s2", "second");
+    assert_str_result(fa, "second");
+    interp_future_release(fa);
+    interp_future *fs;
+    assert_int_equal(interp_ctx_call(a, "nap", util_ints(1, 0), &fs), INTERP_OK);
+    assert_int_equal(interp_future_result(fs, 30, NULL), INTERP_OK);
+    interp_future_release(fs);
+    interp_task nap = {.fn = {.kind = INTERP_FN_SOURCE,
+                              .text = "interp.sleep(0.05) return coroutine.isyieldable()"}};
+    assert_int_equal(interp_ctx_call_task(a, &nap, &fs), INTERP_OK);
+    const interp_msg *r;
+    assert_int_equal(interp_future_result(fs, 30, &r), INTERP_OK);
+    interp_msg_iter it = interp_msg_iter_init(r);
+    interp_msg_value v;
+    assert_true(interp_msg_next(&it, &v) && v.type == INTERP_MSG_BOOL && v.as.b);
+    interp_future_release(fs);
+    /* a recv with a timeout ends "timeout" (the timer wakes it) */
+    interp_msg_builder *tb = interp_msg_builder_new();
+    interp_msg_add_str(tb, "nothing", 7);
+    interp_msg_add_double(tb, 0.05);
+    interp_msg *targs = NULL;
+    assert_int_equal(interp_msg_builder_finish(tb, &targs), INTERP_OK);
+    assert_int_equal(interp_ctx_call(a, "take", targs, &fa), INTERP_OK);
+    assert_str_result(fa, "timeout");
+    interp_future_release(fa);
+    /* a yield at the call's own level fails as outside a coroutine in lua5.4 */
+    interp_task y = {.fn = {.kind = INTERP_FN_SOURCE, .text = "coroutine.yield(1) return 2"}};
+    assert_int_equal(interp_ctx_call_task(a, &y, &fs), INTERP_OK);
+    assert_int_equal(interp_future_result(fs, 30, NULL), INTERP_ERR_SCRIPT);
+    assert_non_null(strstr(interp_future_error(fs), "outside a coroutine"));
+    interp_future_release(fs);
+    assert_int_equal(call_int(a, "inc", NULL), 1);
+    interp_ctx_close(a);
+    interp_ctx_close(b);
+    interp_pool_destroy(p);
+}
+
+static void tenth_deadline(interp_ctx_options *o) { o->timeout = 0.1; }
+
+/* Deadline, cancel, close and shutdown_now reach a parked call; a wait inside a coroutine of
+ * the call cannot park (it blocks its thread, bounded by the deadline). */
+static void test_park_interrupts(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(2, NULL);
+    interp_ctx *c = make_ctx(p, "dl", tenth_deadline);
+    interp_future *f;
+    assert_int_equal(interp_ctx_call(c, "take", str_arg("never"), &f), INTERP_OK);
+    assert_int_equal(interp_future_result(f, 30, NULL), INTERP_ERR_TIMEOUT);
+    interp_future_release(f);
+    assert_int_equal(interp_ctx_call(c, "take_in_co", str_arg("never"), &f), INTERP_OK);
+    assert_int_equal(interp_future_result(f, 30, NULL), INTERP_ERR_TIMEOUT);
+    interp_future_release(f);
+    assert_int_equal(call_int(c, "inc", NULL), 1);
+    interp_ctx_close(c);
+
+    c = make_ctx(p, "cancel", NULL);
+    interp_future *pend;
+    assert_int_equal(interp_ctx_call(c, "take", str_arg("never"), &f), INTERP_OK);
+    assert_int_equal(interp_ctx_call(c, "inc", NULL, &pend), INTERP_OK);
+    assert_int_equal(await_parked(p, 1), 1);
+    assert_int_equal(interp_future_cancel(f), INTERP_OK);
+    assert_int_equal(interp_future_result(f, 30, NULL), INTERP_ERR_CANCELLED);
+    /* the call after it runs */
+    const interp_msg *r;
+    assert_int_equal(interp_future_result(pend, 30, &r), INTERP_OK);
+    assert_int_equal(util_int(r), 1);
+    interp_future_release(f);
+    interp_future_release(pend);
+    /* close with a parked call and one behind it */
+    assert_int_equal(interp_ctx_call(c, "take", str_arg("never"), &f), INTERP_OK);
+    assert_int_equal(interp_ctx_call(c, "inc", NULL, &pend), INTERP_OK);
+    assert_int_equal(await_parked(p, 1), 1);
+    interp_ctx_close(c);
+    assert_int_equal(interp_future_result(f, 30, NULL), INTERP_ERR_CANCELLED);
+    assert_int_equal(interp_future_result(pend, 30, NULL), INTERP_ERR_CANCELLED);
+    interp_future_release(f);
+    interp_future_release(pend);
+    assert_int_equal(await_parked(p, 0), 0);
+    /* shutdown_now ends parked calls */
+    c = make_ctx(p, "down", NULL);
+    assert_int_equal(interp_ctx_call(c, "take", str_arg("never"), &f), INTERP_OK);
+    assert_int_equal(await_parked(p, 1), 1);
+    assert_int_equal(interp_pool_shutdown_now(p), INTERP_OK);
+    assert_int_equal(interp_future_result(f, 30, NULL), INTERP_ERR_SHUTDOWN);
+    interp_future_release(f);
+    interp_ctx_close(c);
+    interp_pool_destroy(p);
+}
+
+/* 10,000 contexts each waiting in recv on a two-thread pool: no thread more than the pool's
+ * (workers and watchdog); closing the channel wakes them all, each call ending with the
+ * channel's "closed". */
+static void test_park_10k(void **state)
+{
+    (void)state;
+    enum { NC = 10000 };
+    int before = util_count_dir("/proc/self/task");
+    interp_pool *p = util_pool(2, NULL);
+    interp_ctx **cs = calloc(NC, sizeof *cs);
+    interp_future **fs = calloc(NC, sizeof *fs);
+    interp_ctx_options o;
+    memset(&o, 0, sizeof o);
+    o.init_source = "function take(name) local v, why = interp.channel(name):recv() "
+                    "return v == nil and why or v end";
+    for (int i = 0; i < NC; i++) {
+        assert_int_equal(interp_ctx_create(p, &o, &cs[i], NULL), INTERP_OK);
+        assert_int_equal(interp_ctx_call(cs[i], "take", str_arg("parkq"), &fs[i]), INTERP_OK);
+    }
+    assert_int_equal(await_parked(p, NC), NC);
+    int threads = util_count_dir("/proc/self/task");
+    assert_true(threads <= before + 2 + 1);
+    interp_chan *ch;
+    assert_int_equal(interp_pool_channel(p, "parkq", 0, &ch), INTERP_OK);
+    interp_chan_close(ch);
+    interp_chan_release(ch);
+    for (int i = 0; i < NC; i++) {
+        assert_str_result(fs[i], "closed");
+        interp_future_release(fs[i]);
+        interp_ctx_close(cs[i]);
+    }
+    assert_int_equal(parked_count(p), 0);
+    free(cs);
+    free(fs);
+    interp_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +723,9 @@ int main(void)
         cmocka_unit_test(test_sandbox_persists),
         cmocka_unit_test(test_many_contexts),
         cmocka_unit_test(test_pool_shutdown),
+        cmocka_unit_test(test_park_frees_thread),
+        cmocka_unit_test(test_park_interrupts),
+        cmocka_unit_test(test_park_10k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
