@@ -165,12 +165,48 @@ static int host_wait(lua_State *L, double timeout, interp__lua_intr_wait_fn fn, 
     return interp__lua_intr_wait(L, timeout, fn, w, interrupted);
 }
 
+static int send_parked(lua_State *L, chan_ud *u, interp__park *p, double until);
+static interp__park *park_here(lua_State *L, const interp__lua_ctx *ctx);
+static double until_of(double timeout);
+
+/* A message a parked send holds across its yields: a full userdata, so that a call that never
+ * resumes (its context dropped it) frees the message and refunds its charge when collected. */
+#define SEND_BOX_MT "interp.channel.sending"
+typedef struct send_box {
+    interp_msg *m; /* NULL once sent */
+    interp__account *acct;
+    size_t charge;
+} send_box;
+
+static int send_box_gc(lua_State *L)
+{
+    send_box *b = lua_touserdata(L, 1);
+    if (b && b->m) {
+        interp__account_refund(b->acct, b->charge, true);
+        interp_msg_free(b->m);
+        b->m = NULL;
+    }
+    return 0;
+}
+
 static int l_send(lua_State *L)
 {
     chan_ud *u = check_chan(L, 1);
     luaL_checkany(L, 2);
     double timeout = opt_timeout(L, 3);
     const interp__lua_ctx *ctx = u->ctx;
+    interp__park *p = timeout != 0 ? park_here(L, ctx) : NULL;
+    send_box *box = NULL;
+    if (p) { /* made first: a memory error raised here leaves nothing behind */
+        lua_settop(L, 3);
+        box = lua_newuserdatauv(L, sizeof *box, 0);
+        box->m = NULL;
+        if (luaL_newmetatable(L, SEND_BOX_MT)) {
+            lua_pushcfunction(L, send_box_gc);
+            lua_setfield(L, -2, "__gc");
+        }
+        lua_setmetatable(L, -2);
+    }
     interp_msg *m;
     interp_msg_error err;
     int rc = interp_msg_from_lua(L, 2, 1, opts_of(ctx), &m, &err);
@@ -187,6 +223,12 @@ static int l_send(lua_State *L)
          interp__account_charge(acct, charge, true, why, sizeof why) != INTERP_OK)) {
         interp_msg_free(m);
         return luaL_error(L, "send: %s", why);
+    }
+    if (box) {
+        box->acct = acct;
+        box->charge = charge;
+        box->m = m;
+        return send_parked(L, u, p, until_of(timeout));
     }
     bool interrupted = false;
     if (token_of(ctx)) {
@@ -250,6 +292,45 @@ static int park_on(lua_State *L, interp__park *p, interp_chan *const *chans, siz
         return 1;
     }
     return interp__park_yield(L, p, until, interp__chan_unwatch, reg, 0, k);
+}
+
+static int send_k(lua_State *L, int status, lua_KContext kc)
+{
+    (void)status;
+    (void)kc;
+    chan_ud *u = check_chan(L, 1);
+    interp__park *p = u->ctx->park;
+    double until = p->until;
+    interp__park_resumed(p);
+    return send_parked(L, u, p, until);
+}
+
+/* The message waits in the box at index 4 (arguments 1-3 below it). */
+static int send_parked(lua_State *L, chan_ud *u, interp__park *p, double until)
+{
+    const interp__lua_ctx *ctx = u->ctx;
+    send_box *b = lua_touserdata(L, 4);
+    for (;;) {
+        int rc = interp__chan_send_paid(u->ch, b->m, 0, token_of(ctx), b->acct);
+        if (rc == INTERP_ERR_AGAIN && interp__now() < until &&
+            park_on(L, p, &u->ch, 1, true, until, send_k))
+            continue; /* room already: try again */
+        if (rc == INTERP_ERR_AGAIN && interp__now() < until) /* no memory to park: block */
+            rc = interp__chan_send_paid(u->ch, b->m, left_of(until), token_of(ctx), b->acct);
+        if (rc == INTERP_OK) {
+            b->m = NULL; /* the channel's now, with its charge */
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+        size_t size = interp_msg_size(b->m);
+        lua_pushcfunction(L, send_box_gc); /* refused: refund and free now */
+        lua_pushvalue(L, 4);
+        lua_call(L, 1, 0);
+        if (rc == INTERP_ERR_LIMIT)
+            return luaL_error(L, "send: message of %I bytes exceeds the channel's size limit",
+                              (lua_Integer)size);
+        return fail(L, "send", rc, ctx);
+    }
 }
 
 static int recv_parked(lua_State *L, chan_ud *u, interp__park *p, double until);

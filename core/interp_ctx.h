@@ -13,9 +13,11 @@
  * granted it (interp_ctx_grant_channel, interp_ctx_grant_context): names local to it, so a
  * plugin cannot reach another plugin's channels or contexts by guessing names.
  *
- * Not yet: parking of waits (a call blocked in channel recv, interp.sleep or the result of
- * another context's call holds its thread, bounded by its deadline), preemption of a long
- * call without a deadline (docs/DESIGN.md, "Contexts": the plan).
+ * A call that waits (channel recv, send, select, interp.sleep) parks where Lua can yield: the
+ * context lets go of its thread until the wait can go on (docs/DESIGN.md, "Contexts"); inside
+ * a coroutine of the call or below a C function that calls Lua, it blocks its thread, bounded
+ * by the call's deadline. Not yet: parking of a wait for another context's result,
+ * preemption of a long call without a deadline.
  *
  * Thread-safety: every function may be called from any thread at once, including from
  * future callbacks, except that interp_ctx_close must be the last use of the handle. */

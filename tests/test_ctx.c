@@ -39,7 +39,9 @@ static const char *const CTX_INIT =
     "function take_in_co(name) return coroutine.wrap(function() return take(name) end)() end\n"
     "function pick(a, b) local ch, v = interp.select({interp.channel(a), interp.channel(b)})\n"
     "  return v end\n"
-    "function nap(s) interp.sleep(s) return 1 end\n";
+    "function nap(s) interp.sleep(s) return 1 end\n"
+    "function give(name, n) local ch = interp.channel(name, 1) for i = 1, n do ch:send(i) end\n"
+    "  return n end\n";
 
 static interp_ctx *make_ctx(interp_pool *p, const char *name, void (*tweak)(interp_ctx_options *))
 {
@@ -558,6 +560,7 @@ static void test_park_frees_thread(void **state)
     interp_ctx *a = make_ctx(p, "a", NULL);
     interp_ctx *b = make_ctx(p, "b", NULL);
     interp_future *fa;
+    const interp_msg *r0;
     assert_int_equal(interp_ctx_call(a, "take", str_arg("to_a"), &fa), INTERP_OK);
     assert_int_equal(await_parked(p, 1), 1);
     for (int i = 1; i <= 3; i++) /* blocked on the thread, these would wait forever */
@@ -583,6 +586,27 @@ static void test_park_frees_thread(void **state)
     assert_int_equal(call_int(b, "inc", NULL), 5);
     send_str(p, "s2", "second");
     assert_str_result(fa, "second");
+    interp_future_release(fa);
+    /* a send to a full channel parks until there is room */
+    interp_msg_builder *gb = interp_msg_builder_new();
+    interp_msg_add_str(gb, "full", 4);
+    interp_msg_add_int(gb, 3);
+    interp_msg *gargs = NULL;
+    assert_int_equal(interp_msg_builder_finish(gb, &gargs), INTERP_OK);
+    assert_int_equal(interp_ctx_call(a, "give", gargs, &fa), INTERP_OK);
+    assert_int_equal(await_parked(p, 1), 1);
+    assert_int_equal(call_int(b, "inc", NULL), 6);
+    interp_chan *full;
+    assert_int_equal(interp_pool_channel(p, "full", 1, &full), INTERP_OK);
+    for (int i = 1; i <= 3; i++) {
+        interp_msg *m = NULL;
+        assert_int_equal(interp_chan_recv(full, 30, &m), INTERP_OK);
+        assert_int_equal(util_int(m), i);
+        interp_msg_free(m);
+    }
+    interp_chan_release(full);
+    assert_int_equal(interp_future_result(fa, 30, &r0), INTERP_OK);
+    assert_int_equal(util_int(r0), 3);
     interp_future_release(fa);
     interp_future *fs;
     assert_int_equal(interp_ctx_call(a, "nap", util_ints(1, 0), &fs), INTERP_OK);
