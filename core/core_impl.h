@@ -436,6 +436,10 @@ int interp__ctx_call_paid(interp_ctx *ctx, const interp_task *task, bool post,
  * dropped). false if w was abandoned meanwhile. */
 bool interp__worker_run_task(interp__worker *w, interp_future *f);
 
+/* Wait until f ends, `timeout` seconds pass (< 0: no limit; 0: only look) or tok (NULL: none)
+ * fires; spins briefly first. INTERP_OK (ended), INTERP_ERR_TIMEOUT, or the token's reason.
+ * interp_future_wait is this without a token. */
+int interp__future_wait_tok(interp_future *f, double timeout, interp__cancel *tok);
 /* The one wait of Lua code (a task's or a context call's, in L) on a future: until f ends,
  * `timeout` seconds pass (< 0: no limit) or the run's token tok (NULL: none) fires. INTERP_OK
  * (ended), INTERP_ERR_TIMEOUT, or the token's reason (the caller then raises it with

@@ -41,52 +41,10 @@ static void set_class(lua_State *L, const char *name);
 
 /* ---- the wait ----------------------------------------------------------------------------- */
 
-typedef struct wait_arg {
-    interp_future *f;
-    interp__cancel *tok;
-} wait_arg;
-
-static bool ended(interp_future *f)
-{
-    return atomic_load_explicit(&f->state, memory_order_acquire) == INTERP__F_ENDED;
-}
-
-static bool wait_ready(void *arg)
-{
-    wait_arg *a = arg;
-    return ended(a->f) || (a->tok && interp__cancel_reason(a->tok));
-}
-
 int interp__lua_wait_future(lua_State *L, interp__cancel *tok, interp_future *f, double timeout)
 {
     (void)L; /* parking (a yield of the context's call) will need it */
-    wait_arg a = {f, tok};
-    if (!wait_ready(&a) && timeout != 0)
-        interp__spin(wait_ready, &a, INTERP__WAIT_SPIN_NS); /* a wake-up costs 20-60 us */
-    if (!wait_ready(&a) && timeout != 0) {
-        struct timespec dl;
-        if (timeout > 0)
-            dl = interp__deadline_in(timeout);
-        interp__watcher w;
-        interp__watch_node node;
-        interp__watcher_init(&w);
-        interp__watch(&w, &node, f);
-        if (tok)
-            interp__cancel_arm(tok, &w.mu, &w.cv);
-        interp__mutex_lock(&w.mu);
-        bool more = true;
-        while (more && w.fired == 0 && !(tok && interp__cancel_reason(tok)))
-            more = interp__cond_wait_until(&w.cv, &w.mu, timeout > 0 ? &dl : NULL);
-        interp__mutex_unlock(&w.mu);
-        if (tok)
-            interp__cancel_disarm(tok);
-        interp__unwatch(&node);
-        interp__watcher_destroy(&w); /* every fire has finished: unwatch took f's lock */
-    }
-    if (ended(f))
-        return INTERP_OK;
-    int reason = tok ? interp__cancel_reason(tok) : 0;
-    return reason ? reason : INTERP_ERR_TIMEOUT;
+    return interp__future_wait_tok(f, timeout, tok);
 }
 
 /* ---- handles ------------------------------------------------------------------------------ */

@@ -243,26 +243,31 @@ static interp__grant *find_locked(interp__grants *g, const char *name, size_t le
     return NULL;
 }
 
-interp_chan *interp__grants_chan(interp__grants *g, const char *name, size_t len)
+/* The grant `name` if it is of the kind asked for (a context or a channel), retained. */
+static void *grants_get(interp__grants *g, const char *name, size_t len, bool ctx)
 {
+    void *out = NULL;
     interp__mutex_lock(&g->mu);
     interp__grant *x = find_locked(g, name, len);
-    interp_chan *ch = x ? x->ch : NULL;
-    if (ch)
-        interp_chan_retain(ch);
+    if (x && ctx && x->ctx) {
+        interp__ctx_retain(x->ctx);
+        out = x->ctx;
+    } else if (x && !ctx && x->ch) {
+        interp_chan_retain(x->ch);
+        out = x->ch;
+    }
     interp__mutex_unlock(&g->mu);
-    return ch;
+    return out;
+}
+
+interp_chan *interp__grants_chan(interp__grants *g, const char *name, size_t len)
+{
+    return grants_get(g, name, len, false);
 }
 
 interp_ctx *interp__grants_ctx(interp__grants *g, const char *name, size_t len)
 {
-    interp__mutex_lock(&g->mu);
-    interp__grant *x = find_locked(g, name, len);
-    interp_ctx *ctx = x ? x->ctx : NULL;
-    if (ctx)
-        interp__ctx_retain(ctx);
-    interp__mutex_unlock(&g->mu);
-    return ctx;
+    return grants_get(g, name, len, true);
 }
 
 static int check_grant_name(const char *name)

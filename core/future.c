@@ -348,37 +348,59 @@ static bool ended(interp_future *f)
     return atomic_load_explicit(&f->state, memory_order_acquire) == INTERP__F_ENDED;
 }
 
-static bool f_ended(void *arg) { return ended(arg); }
+typedef struct wait_arg {
+    interp_future *f;
+    interp__cancel *tok;
+} wait_arg;
+
+static bool wait_ready(void *arg)
+{
+    wait_arg *a = arg;
+    return ended(a->f) || (a->tok && interp__cancel_reason(a->tok));
+}
+
+int interp__future_wait_tok(interp_future *f, double timeout, interp__cancel *tok)
+{
+    wait_arg a = {f, tok};
+    if (!wait_ready(&a) && timeout != 0) {
+        /* Spin briefly: short tasks end before a sleep/wake round trip would. */
+        long spin = INTERP__WAIT_SPIN_NS;
+        if (timeout > 0 && timeout * 1e9 < (double)spin)
+            spin = (long)(timeout * 1e9);
+        interp__spin(wait_ready, &a, spin);
+    }
+    if (!wait_ready(&a) && timeout != 0) {
+        struct timespec dl;
+        if (timeout > 0)
+            dl = interp__deadline_in(timeout);
+        interp__watcher w;
+        interp__watch_node node;
+        interp__watcher_init(&w);
+        interp__watch(&w, &node, f);
+        if (tok) /* firing the token wakes this wait */
+            interp__cancel_arm(tok, &w.mu, &w.cv);
+        interp__mutex_lock(&w.mu);
+        bool more = true;
+        while (more && w.fired == 0 && !(tok && interp__cancel_reason(tok)))
+            more = interp__cond_wait_until(&w.cv, &w.mu, timeout > 0 ? &dl : NULL);
+        interp__mutex_unlock(&w.mu);
+        if (tok)
+            interp__cancel_disarm(tok);
+        /* fire() runs under f's lock, which unwatch takes: no fire is under way after it */
+        interp__unwatch(&node);
+        interp__watcher_destroy(&w);
+    }
+    if (ended(f))
+        return INTERP_OK;
+    int reason = tok ? interp__cancel_reason(tok) : 0;
+    return reason ? reason : INTERP_ERR_TIMEOUT;
+}
 
 int interp_future_wait(interp_future *f, double timeout)
 {
     if (!f || timeout != timeout) /* NaN: neither a wait nor a try */
         return INTERP_ERR_INVALID;
-    if (ended(f))
-        return INTERP_OK;
-    if (timeout == 0)
-        return INTERP_ERR_TIMEOUT;
-    /* Spin briefly: short tasks end before a sleep/wake round trip would. */
-    long spin = INTERP__WAIT_SPIN_NS;
-    if (timeout > 0 && timeout * 1e9 < (double)spin)
-        spin = (long)(timeout * 1e9);
-    if (interp__spin(f_ended, f, spin))
-        return INTERP_OK;
-    struct timespec dl;
-    if (timeout > 0)
-        dl = interp__deadline_in(timeout);
-    interp__watcher w;
-    interp__watch_node node;
-    interp__watcher_init(&w);
-    interp__watch(&w, &node, f);
-    bool ok = interp__watcher_wait(&w, 1, timeout > 0 ? &dl : NULL);
-    if (!ok)
-        interp__unwatch(&node);
-    /* fire() may still be signalling: taking and releasing the lock waits it out */
-    interp__mutex_lock(&w.mu);
-    interp__mutex_unlock(&w.mu);
-    interp__watcher_destroy(&w);
-    return ok || ended(f) ? INTERP_OK : INTERP_ERR_TIMEOUT;
+    return interp__future_wait_tok(f, timeout, NULL);
 }
 
 int interp_future_result(interp_future *f, double timeout, const interp_msg **result)

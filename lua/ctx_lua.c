@@ -144,12 +144,6 @@ static int ctx_name(lua_State *L)
     return 1;
 }
 
-static int push_chan_protected(lua_State *L)
-{
-    interp__chan_push(L, (interp_chan *)lua_touserdata(L, 1), lua_touserdata(L, 2));
-    return 1;
-}
-
 int interp__lm_channel_new(lua_State *L)
 {
     lua_Integer cap = luaL_optinteger(L, 1, 0);
@@ -161,15 +155,7 @@ int interp__lm_channel_new(lua_State *L)
     int rc = interp_chan_create(cap ? (size_t)cap : 64, 0, &ch);
     if (rc != INTERP_OK)
         return interp__lm_status_error(L, "ip.channel", rc);
-    /* the object takes a reference of its own; ours is dropped whatever happens */
-    lua_pushcfunction(L, push_chan_protected);
-    lua_pushlightuserdata(L, ch);
-    lua_pushlightuserdata(L, (void *)lc);
-    rc = lua_pcall(L, 2, 1, 0);
-    interp_chan_release(ch);
-    if (rc != LUA_OK)
-        return lua_error(L);
-    return 1;
+    return interp__lm_push_chan(L, ch, lc);
 }
 
 static void set_int(lua_State *L, const char *k, lua_Integer v)

@@ -84,6 +84,10 @@ const struct interp__lua_ctx *interp__lm_chan_ctx(lua_State *L);
 
 /* ---- pool_lua.c ----------------------------------------------------------------------- */
 
+/* Push a channel object for ch (made with ctx, lua_ctx.h) and drop the caller's reference to
+ * ch, also when making the object fails (then the memory error is raised). Returns 1. */
+int interp__lm_push_chan(lua_State *L, interp_chan *ch, const struct interp__lua_ctx *ctx);
+
 /* ip.new{...}: create a pool object. */
 int interp__lm_pool_new(lua_State *L);
 /* Create the pool metatable. */

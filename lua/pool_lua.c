@@ -504,6 +504,19 @@ static int push_chan_protected(lua_State *L)
     return 1;
 }
 
+int interp__lm_push_chan(lua_State *L, interp_chan *ch, const struct interp__lua_ctx *ctx)
+{
+    /* The object takes a reference of its own; ours is dropped whatever happens. */
+    lua_pushcfunction(L, push_chan_protected);
+    lua_pushlightuserdata(L, ch);
+    lua_pushlightuserdata(L, (void *)ctx);
+    int rc = lua_pcall(L, 2, 1, 0);
+    interp_chan_release(ch);
+    if (rc != LUA_OK)
+        return lua_error(L);
+    return 1;
+}
+
 /* pool:channel(name [, capacity]) -> channel object shared with the workers'
  * interp.channel(name) */
 static int pool_channel(lua_State *L)
@@ -524,15 +537,7 @@ static int pool_channel(lua_State *L)
     int rc = interp_pool_channel(live(L, p, where), name, (size_t)cap, &ch);
     if (rc != INTERP_OK)
         return rc_error(L, where, rc);
-    /* The object takes a reference of its own; ours is dropped whatever happens. */
-    lua_pushcfunction(L, push_chan_protected);
-    lua_pushlightuserdata(L, ch);
-    lua_pushlightuserdata(L, (void *)ctx);
-    rc = lua_pcall(L, 2, 1, 0);
-    interp_chan_release(ch);
-    if (rc != LUA_OK)
-        return lua_error(L);
-    return 1;
+    return interp__lm_push_chan(L, ch, ctx);
 }
 
 /* pool:share(name, v): register v (a frozen value, or a table or string frozen now) in the
