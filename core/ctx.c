@@ -627,12 +627,14 @@ static bool ctx_run(interp__worker *w, interp__job *job)
     } else {
         ctx->phase = CTX_IDLE;
     }
+    bool closed = ctx->closed;
     interp__mutex_unlock(&ctx->mu);
     if (grow)
         interp__start_grow(pool);
     if (!keep) {
-        drop_state(ctx);  /* closed while it ran */
-        ctx_release(ctx); /* the queue's reference */
+        if (closed)
+            drop_state(ctx); /* closed while it ran */
+        ctx_release(ctx);    /* the queue's reference */
     }
     return alive;
 }
