@@ -202,6 +202,158 @@ static void get_hello(const unsigned char in[HELLO_SIZE], mpi__rank_hello *h)
     h->err[sizeof h->err - 1] = '\0';
 }
 
+/* Before anything is sent: MPI is up, the root is a rank of comm, and interp_mpi_serve is
+ * not called on the root. *size and *me: comm's size and this rank. */
+static int check_call(MPI_Comm comm, const interp_mpi_options *mo, bool must_root, int *size,
+                      int *me, char **err)
+{
+    int init = 0;
+    MPI_Initialized(&init);
+    if (!init) {
+        set_err(err, "MPI is not initialised (call interp_mpi_init first)");
+        return INTERP_ERR_INVALID;
+    }
+    MPI_Comm_size(comm, size);
+    MPI_Comm_rank(comm, me);
+    if (mo->root < 0 || mo->root >= *size) {
+        set_err(err, "interp_mpi_options.root: not a rank of the communicator");
+        return INTERP_ERR_INVALID;
+    }
+    if (!must_root && *me == mo->root) {
+        /* interp_mpi_serve on the root would wait for itself */
+        set_err(err, "interp_mpi_serve called on the root rank");
+        return INTERP_ERR_INVALID;
+    }
+    return INTERP_OK;
+}
+
+/* The root's configuration message into cb: the options and the initializer's text, or the
+ * status and reason why they cannot be used. */
+static void root_config(wbuf *cb, const interp_pool_options *opts, const interp_mpi_options *mo)
+{
+    interp_pool_options o = opts ? *opts : interp_pool_defaults();
+    int provided = 0;
+    MPI_Query_thread(&provided);
+    char *file = NULL;
+    size_t file_len = 0;
+    int status = INTERP_OK;
+    const char *why = NULL;
+    if (provided < MPI_THREAD_SERIALIZED) {
+        status = INTERP_ERR_INVALID;
+        why = "the root needs MPI_THREAD_SERIALIZED (interp_mpi_init)";
+    } else if (o.init_source && o.init_file) {
+        status = INTERP_ERR_INVALID;
+        why = "init_source and init_file are both set";
+    } else if (o.init_file && !(file = read_file(o.init_file, &file_len))) {
+        status = INTERP_ERR_NOTFOUND;
+        why = "init_file: cannot read it";
+    } else if (fzs_holds(o.init_args)) {
+        status = INTERP_ERR_INVALID;
+        why = "init_args holds a frozen value, which cannot go to the other ranks at create "
+              "(its handle is an address in this process); pass it in tasks' arguments "
+              "(sent once to each rank) or a plain copy in init_args";
+    } else if (mo->on_lost != INTERP_MPI_LOST_FAIL && mo->on_lost != INTERP_MPI_LOST_RESUBMIT) {
+        status = INTERP_ERR_INVALID;
+        why = "interp_mpi_options.on_lost: unknown";
+    } else if (mo->heartbeat_timeout != mo->heartbeat_timeout || mo->heartbeat_timeout < 0) {
+        status = INTERP_ERR_INVALID;
+        why = "interp_mpi_options.heartbeat_timeout: negative or NaN";
+    }
+    const char *src = file ? file : o.init_source;
+    put_config(cb, status, why, &o, src, file ? file_len : src ? strlen(src) : 0, mo);
+    free(file);
+}
+
+/* Step 1: the root's configuration, on every rank (*c; freed here on failure). Each rank's
+ * own workers print where its caller said. */
+static int share_config(MPI_Comm dup, const interp_mpi_options *mo, bool is_root,
+                        const interp_pool_options *opts, config *c, char **err)
+{
+    wbuf cb = {0};
+    if (is_root)
+        root_config(&cb, opts, mo);
+    int rc = cb.fail ? INTERP_ERR_NOMEM : bcast_bytes(dup, mo->root, &cb);
+    if (rc == INTERP_OK)
+        rc = get_config(cb.p, cb.len, c);
+    else
+        memset(c, 0, sizeof *c);
+    free(cb.p);
+    if (rc != INTERP_OK) {
+        set_err(err, c->why ? c->why : "the root's configuration did not arrive");
+        config_free(c);
+        return rc;
+    }
+    if (opts) {
+        c->o.print = opts->print;
+        c->o.print_ud = opts->print_ud;
+    }
+    return INTERP_OK;
+}
+
+/* Step 2: this rank's local pool in *s (none on an idle root, or when wk is NULL: out of
+ * memory), and every rank's answer gathered at the root: returned there (malloc'd), NULL
+ * elsewhere. A hand-shake that cannot happen aborts the job. */
+static unsigned char *gather_hellos(MPI_Comm comm, MPI_Comm dup, const interp_mpi_options *mo,
+                                    bool is_root, int size, int me, config *c, waker *wk,
+                                    srv **s)
+{
+    char *lerr = NULL;
+    int lrc = wk ? INTERP_OK : INTERP_ERR_NOMEM;
+    if (wk)
+        waker_init(wk);
+    if (lrc == INTERP_OK && !(is_root && mo->root_idle))
+        lrc = srv_new(s, &c->o, wk, &lerr);
+    unsigned char hello[HELLO_SIZE];
+    put_hello(hello, lrc, *s ? srv_workers(*s) : 0, lerr);
+    free(lerr);
+    unsigned char *all = is_root ? malloc((size_t)size * HELLO_SIZE) : NULL;
+    if (is_root && !all) { /* cannot even collect: the job cannot go on */
+        fprintf(stderr, "interp_mpi: root: out of memory at create; aborting the job\n");
+        MPI_Abort(comm, 71);
+    }
+    MPI_Request req;
+    if (MPI_Igather(hello, HELLO_SIZE, MPI_BYTE, all, HELLO_SIZE, MPI_BYTE, mo->root, dup,
+                    &req) != MPI_SUCCESS || mpi__wait(&req, NULL) != INTERP_OK) {
+        fprintf(stderr, "interp_mpi: rank %d: the create handshake failed; aborting the job\n",
+                me);
+        MPI_Abort(comm, 71);
+    }
+    return all;
+}
+
+/* Step 3: the root's verdict (the first rank that failed, from the answers in all, which is
+ * freed), on every rank. INTERP_OK, or the failure with its text in *err. On the root
+ * *hellos: each rank's answer (malloc'd). */
+static int share_verdict(MPI_Comm dup, int root, bool is_root, int size, unsigned char *all,
+                         mpi__rank_hello **hellos, char **err)
+{
+    wbuf vb = {0};
+    if (is_root) {
+        *hellos = calloc((size_t)size, sizeof **hellos);
+        int vrc = *hellos ? INTERP_OK : INTERP_ERR_NOMEM;
+        char text[600] = "out of memory";
+        for (int k = 0; *hellos && k < size; k++) {
+            get_hello(all + (size_t)k * HELLO_SIZE, &(*hellos)[k]);
+            if ((*hellos)[k].rc != INTERP_OK && vrc == INTERP_OK) {
+                vrc = (*hellos)[k].rc;
+                snprintf(text, sizeof text, "rank %d: %s", k, (*hellos)[k].err);
+            }
+        }
+        wb_u32(&vb, (uint32_t)vrc);
+        wb_text(&vb, vrc == INTERP_OK ? "" : text);
+    }
+    free(all);
+    int rc = vb.fail ? INTERP_ERR_NOMEM : bcast_bytes(dup, root, &vb);
+    rbuf rv = {.p = vb.p, .len = vb.len};
+    int verdict = rc == INTERP_OK ? (int32_t)rb_u32(&rv) : rc;
+    char *vtext = rc == INTERP_OK ? rb_text(&rv) : NULL;
+    free(vb.p);
+    if (verdict != INTERP_OK)
+        set_err(err, vtext ? vtext : "an MPI pool could not be created");
+    free(vtext);
+    return verdict;
+}
+
 /* The part every rank runs. On the root returns the pool in *out; elsewhere serves. */
 static int create(interp_pool **out, MPI_Comm comm, const interp_pool_options *opts,
                   const interp_mpi_options *mo_in, bool must_root, char **err)
@@ -211,132 +363,30 @@ static int create(interp_pool **out, MPI_Comm comm, const interp_pool_options *o
     if (out)
         *out = NULL;
     interp_mpi_options mo = mo_in ? *mo_in : (interp_mpi_options){0};
-    int size, me, init = 0;
-    MPI_Initialized(&init);
-    if (!init) {
-        set_err(err, "MPI is not initialised (call interp_mpi_init first)");
-        return INTERP_ERR_INVALID;
-    }
-    MPI_Comm_size(comm, &size);
-    MPI_Comm_rank(comm, &me);
-    if (mo.root < 0 || mo.root >= size) {
-        set_err(err, "interp_mpi_options.root: not a rank of the communicator");
-        return INTERP_ERR_INVALID;
-    }
+    int size, me;
+    int rc = check_call(comm, &mo, must_root, &size, &me, err);
+    if (rc != INTERP_OK)
+        return rc;
     bool is_root = me == mo.root;
-    if (!must_root && is_root) {
-        /* interp_mpi_serve on the root would wait for itself */
-        set_err(err, "interp_mpi_serve called on the root rank");
-        return INTERP_ERR_INVALID;
-    }
     MPI_Comm dup;
     MPI_Request req;
     if (MPI_Comm_idup(comm, &dup, &req) != MPI_SUCCESS || mpi__wait(&req, NULL) != INTERP_OK) {
         set_err(err, "MPI_Comm_idup failed");
         return INTERP_ERR_SYSTEM;
     }
-    /* 1. the configuration, from the root */
-    wbuf cb = {0};
-    if (is_root) {
-        interp_pool_options o = opts ? *opts : interp_pool_defaults();
-        int provided = 0;
-        MPI_Query_thread(&provided);
-        char *file = NULL;
-        size_t file_len = 0;
-        int status = INTERP_OK;
-        const char *why = NULL;
-        if (provided < MPI_THREAD_SERIALIZED) {
-            status = INTERP_ERR_INVALID;
-            why = "the root needs MPI_THREAD_SERIALIZED (interp_mpi_init)";
-        } else if (o.init_source && o.init_file) {
-            status = INTERP_ERR_INVALID;
-            why = "init_source and init_file are both set";
-        } else if (o.init_file && !(file = read_file(o.init_file, &file_len))) {
-            status = INTERP_ERR_NOTFOUND;
-            why = "init_file: cannot read it";
-        } else if (fzs_holds(o.init_args)) {
-            status = INTERP_ERR_INVALID;
-            why = "init_args holds a frozen value, which cannot go to the other ranks at create "
-                  "(its handle is an address in this process); pass it in tasks' arguments "
-                  "(sent once to each rank) or a plain copy in init_args";
-        } else if (mo.on_lost != INTERP_MPI_LOST_FAIL && mo.on_lost != INTERP_MPI_LOST_RESUBMIT) {
-            status = INTERP_ERR_INVALID;
-            why = "interp_mpi_options.on_lost: unknown";
-        } else if (mo.heartbeat_timeout != mo.heartbeat_timeout || mo.heartbeat_timeout < 0) {
-            status = INTERP_ERR_INVALID;
-            why = "interp_mpi_options.heartbeat_timeout: negative or NaN";
-        }
-        const char *src = file ? file : o.init_source;
-        put_config(&cb, status, why, &o, src, file ? file_len : src ? strlen(src) : 0, &mo);
-        free(file);
-    }
-    int rc = cb.fail ? INTERP_ERR_NOMEM : bcast_bytes(dup, mo.root, &cb);
     config c;
-    if (rc == INTERP_OK)
-        rc = get_config(cb.p, cb.len, &c);
-    else
-        memset(&c, 0, sizeof c);
-    free(cb.p);
+    rc = share_config(dup, &mo, is_root, opts, &c, err);
     if (rc != INTERP_OK) {
-        set_err(err, c.why ? c.why : "the root's configuration did not arrive");
-        config_free(&c);
         MPI_Comm_free(&dup);
         return rc;
     }
-    if (opts) { /* each rank's own workers print where its caller said */
-        c.o.print = opts->print;
-        c.o.print_ud = opts->print_ud;
-    }
     double hb = c.heartbeat > 0 ? c.heartbeat : 10.0;
-    /* 2. every rank's local pool, and the answers */
     waker *wk = malloc(sizeof *wk);
     srv *s = NULL;
-    char *lerr = NULL;
-    int lrc = wk ? INTERP_OK : INTERP_ERR_NOMEM;
-    if (wk)
-        waker_init(wk);
-    if (lrc == INTERP_OK && !(is_root && mo.root_idle))
-        lrc = srv_new(&s, &c.o, wk, &lerr);
-    unsigned char hello[HELLO_SIZE];
-    put_hello(hello, lrc, s ? srv_workers(s) : 0, lerr);
-    free(lerr);
-    unsigned char *all = is_root ? malloc((size_t)size * HELLO_SIZE) : NULL;
-    if (is_root && !all) { /* cannot even collect: the job cannot go on */
-        fprintf(stderr, "interp_mpi: root: out of memory at create; aborting the job\n");
-        MPI_Abort(comm, 71);
-    }
-    if (MPI_Igather(hello, HELLO_SIZE, MPI_BYTE, all, HELLO_SIZE, MPI_BYTE, mo.root, dup,
-                    &req) != MPI_SUCCESS || mpi__wait(&req, NULL) != INTERP_OK) {
-        fprintf(stderr, "interp_mpi: rank %d: the create handshake failed; aborting the job\n",
-                me);
-        MPI_Abort(comm, 71);
-    }
-    /* 3. the verdict */
+    unsigned char *all = gather_hellos(comm, dup, &mo, is_root, size, me, &c, wk, &s);
     mpi__rank_hello *hellos = NULL;
-    wbuf vb = {0};
-    if (is_root) {
-        hellos = calloc((size_t)size, sizeof *hellos);
-        int vrc = hellos ? INTERP_OK : INTERP_ERR_NOMEM;
-        char text[600] = "out of memory";
-        for (int k = 0; hellos && k < size; k++) {
-            get_hello(all + (size_t)k * HELLO_SIZE, &hellos[k]);
-            if (hellos[k].rc != INTERP_OK && vrc == INTERP_OK) {
-                vrc = hellos[k].rc;
-                snprintf(text, sizeof text, "rank %d: %s", k, hellos[k].err);
-            }
-        }
-        wb_u32(&vb, (uint32_t)vrc);
-        wb_text(&vb, vrc == INTERP_OK ? "" : text);
-    }
-    free(all);
-    rc = vb.fail ? INTERP_ERR_NOMEM : bcast_bytes(dup, mo.root, &vb);
-    rbuf rv = {.p = vb.p, .len = vb.len};
-    int verdict = rc == INTERP_OK ? (int32_t)rb_u32(&rv) : rc;
-    char *vtext = rc == INTERP_OK ? rb_text(&rv) : NULL;
-    free(vb.p);
-    if (verdict != INTERP_OK) {
-        set_err(err, vtext ? vtext : "an MPI pool could not be created");
-        free(vtext);
+    rc = share_verdict(dup, mo.root, is_root, size, all, &hellos, err);
+    if (rc != INTERP_OK) {
         free(hellos);
         srv_free(s);
         if (wk) {
@@ -345,9 +395,8 @@ static int create(interp_pool **out, MPI_Comm comm, const interp_pool_options *o
         }
         config_free(&c);
         MPI_Comm_free(&dup);
-        return verdict;
+        return rc;
     }
-    free(vtext);
     /* 4. run */
     if (is_root) {
         interp_mpi_options m2 = mo;

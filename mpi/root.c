@@ -306,42 +306,68 @@ static void fz_forget(void *ud, int rank, uint64_t id)
     post(r, rank, TAG_FORGET, &b);
 }
 
+/* End a taken job that was not sent, with status, as its kind ends. */
+static void end_taken(interp__job *job, int kind, int status)
+{
+    if (kind == INTERP__JOB_TASK)
+        interp__backend_task_end(job, status, NULL, NULL, NULL);
+    else
+        interp__backend_chunk_end(job, NULL, status);
+}
+
+/* While some rank has room: the next queued job as a unit, at the head of the (empty) retry
+ * list. NULL when nothing is to be sent now. */
+static unit *take_unit(root *r)
+{
+    for (;;) {
+        bool room = false;
+        for (int k = 0; k < r->size && !room; k++)
+            room = !r->ranks[k].lost && r->ranks[k].inflight < r->ranks[k].cap;
+        if (!room)
+            return NULL;
+        interp__backend_work w;
+        interp__job *job = interp__backend_take(r->pool, &w);
+        if (!job)
+            return NULL;
+        unit *u = calloc(1, sizeof *u);
+        if (u) {
+            u->job = job;
+            u->w = w;
+            retry_push(r, u);
+            return u;
+        }
+        unit tmp = {.job = job, .w = w};
+        unit *t = malloc(sizeof *t);
+        if (t) {
+            *t = tmp;
+            fail_unit(t, INTERP_ERR_NOMEM, "out of memory on the root");
+        } else {
+            end_taken(job, w.kind, INTERP_ERR_NOMEM);
+        }
+    }
+}
+
+/* No rank can run u (pick_rank said why): fail it. */
+static void refuse_unit(unit *u, const char *why)
+{
+    char text[300];
+    if (needs_bytecode(&u->w))
+        snprintf(text, sizeof text, "no rank can load the function's bytecode (%s differs "
+                 "from the root's); pass it as source (INTERP_FN_SOURCE) or by name", why);
+    else
+        snprintf(text, sizeof text, "%s", why);
+    fail_unit(u, needs_bytecode(&u->w) ? INTERP_ERR_DECODE : INTERP_ERR_BROKEN, text);
+}
+
 /* Send what can go now: resubmitted units first, then queued jobs. */
 static bool dispatch(root *r)
 {
     bool any = false;
     for (;;) {
-        unit *u = r->retry_head;
-        interp__backend_work w;
-        if (u) {
-            w = u->w;
-        } else {
-            bool room = false;
-            for (int k = 0; k < r->size && !room; k++)
-                room = !r->ranks[k].lost && r->ranks[k].inflight < r->ranks[k].cap;
-            if (!room)
-                break;
-            interp__job *job = interp__backend_take(r->pool, &w);
-            if (!job)
-                break;
-            u = calloc(1, sizeof *u);
-            if (!u) {
-                unit tmp = {.job = job, .w = w};
-                unit *t = malloc(sizeof *t);
-                if (t) {
-                    *t = tmp;
-                    fail_unit(t, INTERP_ERR_NOMEM, "out of memory on the root");
-                } else if (w.kind == INTERP__JOB_TASK) {
-                    interp__backend_task_end(job, INTERP_ERR_NOMEM, NULL, NULL, NULL);
-                } else {
-                    interp__backend_chunk_end(job, NULL, INTERP_ERR_NOMEM);
-                }
-                continue;
-            }
-            u->job = job;
-            u->w = w;
-            retry_push(r, u);
-        }
+        unit *u = r->retry_head ? r->retry_head : take_unit(r);
+        if (!u)
+            break;
+        interp__backend_work w = u->w;
         const char *why;
         int k = pick_rank(r, &w, &why);
         if (k == -1)
@@ -351,14 +377,7 @@ static bool dispatch(root *r)
             r->retry_tail = NULL;
         any = true;
         if (k == -2) {
-            char text[300];
-            if (needs_bytecode(&w))
-                snprintf(text, sizeof text, "no rank can load the function's bytecode (%s "
-                         "differs from the root's); pass it as source (INTERP_FN_SOURCE) or by "
-                         "name", why);
-            else
-                snprintf(text, sizeof text, "%s", why);
-            fail_unit(u, needs_bytecode(&w) ? INTERP_ERR_DECODE : INTERP_ERR_BROKEN, text);
+            refuse_unit(u, why);
             continue;
         }
         u->id = ++r->next_id;
@@ -372,10 +391,7 @@ static bool dispatch(root *r)
             pthread_mutex_lock(&r->mu);
             table_take(r, u->id);
             pthread_mutex_unlock(&r->mu);
-            if (w.kind == INTERP__JOB_TASK)
-                interp__backend_task_end(u->job, st, NULL, NULL, NULL);
-            else
-                interp__backend_chunk_end(u->job, NULL, st);
+            end_taken(u->job, w.kind, st);
             free(u);
             continue;
         }

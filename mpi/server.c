@@ -324,6 +324,78 @@ static int queue_chunk(srv *s, unit *u)
     return rc;
 }
 
+/* u's function (kind fkind) from its fl bytes at fd: a function message decoded, or a name or
+ * source copied. INTERP_OK, or the failure with why set. */
+static int unit_fn(srv *s, unit *u, int fkind, const char *fd, size_t fl, char *why,
+                   size_t whylen)
+{
+    u->fn.kind = (interp_fn_kind)fkind;
+    if (fkind == INTERP_FN_FUNCTION) {
+        int rc = interp_msg_from_bytes_ex(fd, fl, s->max_depth, INTERP_MSG_TRUST_FUNCTIONS,
+                                          &u->fnmsg);
+        u->fn.function = u->fnmsg;
+        if (rc != INTERP_OK)
+            snprintf(why, whylen, "the function could not be decoded on this rank: %s",
+                     interp_strerror(rc));
+        return rc;
+    }
+    u->fntext = malloc(fl + 1);
+    if (!u->fntext)
+        return INTERP_ERR_NOMEM;
+    memcpy(u->fntext, fd, fl);
+    u->fntext[fl] = '\0';
+    u->fn.text = u->fntext;
+    u->fn.len = fkind == INTERP_FN_SOURCE ? fl : 0;
+    return INTERP_OK;
+}
+
+/* u's n items from b (frozen: each a message of its own with its handles patched in, else
+ * in one slab). INTERP_OK, or the failure with why set. */
+static int unit_items(srv *s, unit *u, rbuf *b, bool frozen, char *why, size_t whylen)
+{
+    u->items = calloc(u->n ? u->n : 1, sizeof *u->items);
+    if (!u->items)
+        return INTERP_ERR_NOMEM;
+    int rc = INTERP_OK;
+    interp__slab *slab = NULL;
+    for (size_t i = 0; rc == INTERP_OK && i < u->n; i++) {
+        /* an item that will hold handles is a message of its own (a slab's members never
+         * release handles) */
+        rc = frozen ? rb_msg(b, s->max_depth, &u->items[i])
+                    : rb_msg_slab(b, s->max_depth, &slab, &u->items[i]);
+        if (rc != INTERP_OK)
+            snprintf(why, whylen, "the arguments could not be decoded on this rank: %s",
+                     interp_strerror(rc));
+        else if (frozen)
+            rc = fzr_patch(&s->fz, b, u->items[i], why, whylen);
+    }
+    interp__slab_release(slab);
+    return rc;
+}
+
+/* Submit task unit u to the rank's pool, to be answered when it ends. INTERP_OK, or the
+ * failure with why set. */
+static int start_task(srv *s, unit *u, double timeout, char *why, size_t whylen)
+{
+    interp_task t = {.fn = u->fn, .args = u->items[0], .timeout = timeout > 0 ? timeout : -1};
+    int rc = interp_pool_submit_task(s->pool, &t, INTERP_FOREVER, &u->f);
+    if (rc == INTERP_OK) {
+        u->items[0] = NULL; /* the pool's now */
+        rc = interp_future_on_done(u->f, task_done, u);
+        if (rc != INTERP_OK) { /* cannot be told when it ends: cancel and answer now */
+            interp_future_cancel(u->f);
+            snprintf(why, whylen, "out of memory on the rank");
+        }
+    } else {
+        snprintf(why, whylen, "the rank's pool refused the task: %s", interp_strerror(rc));
+    }
+    if (!u->items[0]) { /* handed over (or never decoded): the array is done with */
+        free(u->items);
+        u->items = NULL;
+    }
+    return rc;
+}
+
 void srv_work(srv *s, const char *data, size_t len)
 {
     rbuf b = {.p = data, .len = len};
@@ -353,64 +425,15 @@ void srv_work(srv *s, const char *data, size_t len)
     u->kind = kind;
     u->n = (size_t)n;
     u->stop_on_error = stop_on_error;
-    u->fn.kind = (interp_fn_kind)fkind;
-    int rc = INTERP_OK;
     char why[160] = "";
-    if (fkind == INTERP_FN_FUNCTION) {
-        rc = interp_msg_from_bytes_ex(fd, fl, s->max_depth, INTERP_MSG_TRUST_FUNCTIONS,
-                                      &u->fnmsg);
-        u->fn.function = u->fnmsg;
-        if (rc != INTERP_OK)
-            snprintf(why, sizeof why, "the function could not be decoded on this rank: %s",
-                     interp_strerror(rc));
-    } else {
-        u->fntext = malloc(fl + 1);
-        if (u->fntext) {
-            memcpy(u->fntext, fd, fl);
-            u->fntext[fl] = '\0';
-        } else {
-            rc = INTERP_ERR_NOMEM;
-        }
-        u->fn.text = u->fntext;
-        u->fn.len = fkind == INTERP_FN_SOURCE ? fl : 0;
-    }
-    u->items = calloc(u->n ? u->n : 1, sizeof *u->items);
-    if (!u->items && rc == INTERP_OK)
-        rc = INTERP_ERR_NOMEM;
-    interp__slab *slab = NULL;
-    for (size_t i = 0; rc == INTERP_OK && i < u->n; i++) {
-        /* an item that will hold handles is a message of its own (a slab's members never
-         * release handles) */
-        rc = frozen ? rb_msg(&b, s->max_depth, &u->items[i])
-                    : rb_msg_slab(&b, s->max_depth, &slab, &u->items[i]);
-        if (rc != INTERP_OK)
-            snprintf(why, sizeof why, "the arguments could not be decoded on this rank: %s",
-                     interp_strerror(rc));
-        else if (frozen)
-            rc = fzr_patch(&s->fz, &b, u->items[i], why, sizeof why);
-    }
-    interp__slab_release(slab);
+    int rc = unit_fn(s, u, fkind, fd, fl, why, sizeof why);
+    if (rc == INTERP_OK)
+        rc = unit_items(s, u, &b, frozen, why, sizeof why);
     u->next = s->units;
     s->units = u;
     s->busy++;
     if (rc == INTERP_OK && kind == UNIT_TASK) {
-        interp_task t = {.fn = u->fn, .args = u->items[0], .timeout = timeout > 0 ? timeout : -1};
-        rc = interp_pool_submit_task(s->pool, &t, INTERP_FOREVER, &u->f);
-        if (rc == INTERP_OK) {
-            u->items[0] = NULL; /* the pool's now */
-            rc = interp_future_on_done(u->f, task_done, u);
-            if (rc != INTERP_OK) { /* cannot be told when it ends: cancel and answer now */
-                interp_future_cancel(u->f);
-                snprintf(why, sizeof why, "out of memory on the rank");
-            }
-        } else {
-            snprintf(why, sizeof why, "the rank's pool refused the task: %s",
-                     interp_strerror(rc));
-        }
-        if (!u->items[0]) { /* handed over (or never decoded): the array is done with */
-            free(u->items);
-            u->items = NULL;
-        }
+        rc = start_task(s, u, timeout, why, sizeof why);
     } else if (rc == INTERP_OK) {
         rc = queue_chunk(s, u);
         if (rc != INTERP_OK)
