@@ -735,6 +735,54 @@ int interp__msg_from_lua_slab(lua_State *L, int first, int count, const interp_m
     return interp_msg_from_lua(L, first, count, opts, out, err);
 }
 
+/* An encoder for L with opts (NULL: the defaults), reporting into err (may be NULL). */
+static void enc_init(enc *e, lua_State *L, const interp_msg_opts *opts, interp_msg_error *err)
+{
+    e->L = L;
+    e->buf = (interp__msgbuf){0};
+    e->max_size = opts && opts->max_size ? opts->max_size : DEFAULT_SIZE;
+    e->room = e->max_size;
+    e->lim = 0;
+    e->max_depth = opts && opts->max_depth > 0 ? opts->max_depth : DEFAULT_DEPTH;
+    e->allow_functions = opts && opts->allow_functions;
+    e->flags = 0;
+    e->nobj = 0;
+    e->status = INTERP_OK;
+    e->globals = NULL;
+    e->frames = e->inline_frames;
+    e->nframes = 0;
+    e->capframes = INLINE_FRAMES;
+    interp__idmap_init(&e->ids);
+    e->err = err;
+    e->top = 0;
+}
+
+/* The encoded bytes of count values as a message in *out: with a shared-string tail when it
+ * holds shared strings, and a reference on every shared string and frozen value it holds.
+ * INTERP_OK or INTERP_ERR_NOMEM (the buffer stays e's). */
+static int enc_finish(enc *e, uint32_t count, interp_msg **out)
+{
+    size_t used = e->buf.used;
+    if ((e->flags & INTERP__MSG_HAS_SHARED) &&
+        !interp__msgbuf_reserve(&e->buf, interp__shstr_tail_room(used)))
+        return fail(e, INTERP_ERR_NOMEM, "out of memory");
+    *out = interp__msgbuf_finish(&e->buf, count, e->flags);
+    if (!*out) {
+        if (e->err)
+            snprintf(e->err->text, sizeof e->err->text, "out of memory");
+        return INTERP_ERR_NOMEM;
+    }
+    if (e->flags & INTERP__MSG_HAS_SHARED) {
+        interp__shstr_tail *t = interp__shstr_tail_of(*out);
+        t->plain_size = used + (e->max_size - e->room);
+        atomic_init(&t->plain, NULL);
+        interp__shstr_msg_refs((*out)->data, used, +1);
+    }
+    if (e->flags & INTERP__MSG_HAS_FROZEN)
+        interp__frozen_msg_refs((*out)->data, (*out)->size, +1);
+    return INTERP_OK;
+}
+
 int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opts *opts,
                         interp_msg **out, interp_msg_error *err)
 {
@@ -771,23 +819,7 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
         return INTERP_OK;
     }
     enc e;
-    e.L = L;
-    e.buf = (interp__msgbuf){0};
-    e.max_size = opts && opts->max_size ? opts->max_size : DEFAULT_SIZE;
-    e.room = e.max_size;
-    e.lim = 0;
-    e.max_depth = opts && opts->max_depth > 0 ? opts->max_depth : DEFAULT_DEPTH;
-    e.allow_functions = opts && opts->allow_functions;
-    e.flags = 0;
-    e.nobj = 0;
-    e.status = INTERP_OK;
-    e.globals = NULL;
-    e.frames = e.inline_frames;
-    e.nframes = 0;
-    e.capframes = INLINE_FRAMES;
-    interp__idmap_init(&e.ids);
-    e.err = err;
-    e.top = 0;
+    enc_init(&e, L, opts, err);
 
     /* room for the message header and a few scalars in one allocation */
     int rc = need_slow(&e, e.max_size < 64 ? e.max_size : 64) ? INTERP_OK : fail_write(&e);
@@ -807,26 +839,8 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
         free(e.frames);
     interp__idmap_free(&e.ids);
     lua_settop(L, base);
-    size_t used = e.buf.used;
-    if (rc == INTERP_OK && (e.flags & INTERP__MSG_HAS_SHARED) &&
-        !interp__msgbuf_reserve(&e.buf, interp__shstr_tail_room(used)))
-        rc = fail(&e, INTERP_ERR_NOMEM, "out of memory");
-    if (rc == INTERP_OK) {
-        *out = interp__msgbuf_finish(&e.buf, (uint32_t)count, e.flags);
-        if (*out && (e.flags & INTERP__MSG_HAS_SHARED)) {
-            interp__shstr_tail *t = interp__shstr_tail_of(*out);
-            t->plain_size = used + (e.max_size - e.room);
-            atomic_init(&t->plain, NULL);
-            interp__shstr_msg_refs((*out)->data, used, +1);
-        }
-        if (!*out) {
-            rc = INTERP_ERR_NOMEM;
-            if (err)
-                snprintf(err->text, sizeof err->text, "out of memory");
-        } else if (e.flags & INTERP__MSG_HAS_FROZEN) {
-            interp__frozen_msg_refs((*out)->data, (*out)->size, +1);
-        }
-    }
+    if (rc == INTERP_OK)
+        rc = enc_finish(&e, (uint32_t)count, out);
     interp__msgbuf_free(&e.buf);
     return rc;
 }

@@ -275,6 +275,78 @@ static bool note_key(planner *pl, const char *p)
     return true;
 }
 
+/* The step of one value at *pp: a container pushes its frame, a map of INTERP__PLAN_MIN
+ * pairs or more takes the next slot of out; a function value stops the walk (*stopped) unless
+ * functions are decoded. false when out of memory (or of slots, which valid bytes never
+ * are). */
+static bool plan_value(planner *pl, const char **pp, const char *end, int functions,
+                       uint8_t *out, size_t out_cap, long *nout, bool *stopped)
+{
+    const char *p = *pp;
+    switch (mp_typeof(*p)) {
+    case MP_ARRAY: {
+        uint32_t n = mp_decode_array(&p);
+        if (n && !push(pl, (pframe){.kind = F_ARRAY, .left = n, .slot = -1}))
+            return false;
+        break;
+    }
+    case MP_MAP: {
+        uint32_t n = mp_decode_map(&p);
+        pframe f = {.kind = F_MAP, .left = 2 * (uint64_t)n, .pairs = n, .slot = -1,
+                    .keys_at = pl->nkeys};
+        if (n >= INTERP__PLAN_MIN) {
+            if ((size_t)*nout >= out_cap) { /* not for valid bytes: refuse, never overflow */
+                pl->oom = true;
+                return false;
+            }
+            f.slot = (*nout)++;
+            out[f.slot] = INTERP__PLAN_REFUSE;
+        }
+        if (n && !push(pl, f))
+            return false;
+        break;
+    }
+    case MP_EXT: {
+        int8_t type;
+        uint32_t len;
+        interp__msg_ext_header(&p, &type, &len);
+        if (type != INTERP_MSG_EXT_FUNCTION) { /* references, and types to come: opaque */
+            p += len;
+            break;
+        }
+        if (!functions) { /* the decoder stops here: no later map is ever made */
+            *stopped = true;
+            p = end;
+            break;
+        }
+        uint32_t blen;
+        mp_decode_bin(&p, &blen);
+        pl->steps += blen / 64;
+        uint64_t nups = mp_decode_uint(&p);
+        if (nups && !push(pl, (pframe){.kind = F_FUNC, .left = nups, .slot = -1}))
+            return false;
+        break;
+    }
+    case MP_STR: {
+        uint32_t len;
+        mp_decode_str(&p, &len);
+        pl->steps += len / 64;
+        break;
+    }
+    case MP_BIN: {
+        uint32_t len;
+        mp_decode_bin(&p, &len);
+        pl->steps += len / 64;
+        break;
+    }
+    default:
+        mp_next(&p);
+        break;
+    }
+    *pp = p;
+    return true;
+}
+
 long interp__plan_maps(lua_State *L, const char *p, const char *end, int functions,
                        uint8_t *out, size_t out_cap, uint64_t *steps)
 {
@@ -312,67 +384,8 @@ long interp__plan_maps(lua_State *L, const char *p, const char *end, int functio
             top->left--;
         }
         pl.steps++;
-        /* one value at p */
-        switch (mp_typeof(*p)) {
-        case MP_ARRAY: {
-            uint32_t n = mp_decode_array(&p);
-            if (n && !push(&pl, (pframe){.kind = F_ARRAY, .left = n, .slot = -1}))
-                goto done;
-            break;
-        }
-        case MP_MAP: {
-            uint32_t n = mp_decode_map(&p);
-            pframe f = {.kind = F_MAP, .left = 2 * (uint64_t)n, .pairs = n, .slot = -1,
-                        .keys_at = pl.nkeys};
-            if (n >= INTERP__PLAN_MIN) {
-                if ((size_t)nout >= out_cap) { /* not for valid bytes: refuse, never overflow */
-                    pl.oom = true;
-                    goto done;
-                }
-                f.slot = nout++;
-                out[f.slot] = INTERP__PLAN_REFUSE;
-            }
-            if (n && !push(&pl, f))
-                goto done;
-            break;
-        }
-        case MP_EXT: {
-            int8_t type;
-            uint32_t len;
-            interp__msg_ext_header(&p, &type, &len);
-            if (type != INTERP_MSG_EXT_FUNCTION) { /* references, and types to come: opaque */
-                p += len;
-                break;
-            }
-            if (!functions) { /* the decoder stops here: no later map is ever made */
-                stopped = true;
-                p = end;
-                break;
-            }
-            uint32_t blen;
-            mp_decode_bin(&p, &blen);
-            pl.steps += blen / 64;
-            uint64_t nups = mp_decode_uint(&p);
-            if (nups && !push(&pl, (pframe){.kind = F_FUNC, .left = nups, .slot = -1}))
-                goto done;
-            break;
-        }
-        case MP_STR: {
-            uint32_t len;
-            mp_decode_str(&p, &len);
-            pl.steps += len / 64;
-            break;
-        }
-        case MP_BIN: {
-            uint32_t len;
-            mp_decode_bin(&p, &len);
-            pl.steps += len / 64;
-            break;
-        }
-        default:
-            mp_next(&p);
-            break;
-        }
+        if (!plan_value(&pl, &p, end, functions, out, out_cap, &nout, &stopped))
+            goto done;
     }
     /* close what the bytes end (left 0), or what a stop at a function leaves open: those maps
      * are decided on the keys before it, the decoder failing at the function anyway */

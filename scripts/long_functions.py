@@ -23,7 +23,9 @@ ALLOWED = {
         "the MessagePack tag switch: one case per tag, each a bounds-checked step",
     ("msg/msg_check.c", "value"):
         "the validator's MessagePack tag switch (issue 15: to walk with the reader's step)",
-    ("interp/lib_string.c", "match"):
+    ("msg/msg_pack.c", "pack_pass"):
+        "the format interpreter of interp_msg_pack: one case per format letter",
+    ("base/lua_match.c", "match"):
         "the pattern interpreter: one switch over the pattern items, as lstrlib.c's match",
 }
 
