@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command (and CI's): build and run the whole test suite three times
 # (Release, ASan+UBSan, TSan; separate build folders), then fuzz the message decoder.
-# After the Release stage, the same suite runs again with both cores kept busy (scripts/loaded.sh).
+# Before the Release stage, scripts/long_functions.py checks that no function is over 80 lines
+# (but its allow-list). After it, the same suite runs again with both cores kept busy
+# (scripts/loaded.sh).
 # The luarocks stage installs the rock into a scratch tree, uses it and removes it; the deb
 # stage builds the Debian packages, unpacks them into a scratch root and builds against them.
 # INTERP_FUZZ_SECONDS (default 60) sets the fuzzing time;
@@ -22,6 +24,10 @@ stage() { # name cmake-args...
   (cd "build/$name" && ctest --output-on-failure -j"$jobs")
 }
 
+if [ -z "$only" ] || [ "$only" = release ]; then
+  echo "=== long functions ==="
+  scripts/long_functions.py # no function over 80 lines but its allow-list
+fi
 stage release -DCMAKE_BUILD_TYPE=Release
 if [ -z "$only" ] || [ "$only" = loaded ]; then
   echo "=== loaded ==="
