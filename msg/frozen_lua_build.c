@@ -261,6 +261,58 @@ static int walk_after_array(lbld *b, int idx, fz_table *t, pairs *ps, lua_Unsign
     return INTERP_OK;
 }
 
+/* A table with no length, or its keys out of order: the array part by index, then the
+ * other keys into ps (what a first walk made is found again through the identity map). */
+static int walk_any_order(lbld *b, int idx, fz_table *t, pairs *ps, int depth)
+{
+    lua_State *L = b->L;
+    ps->n = 0;
+    t->asize = 0;
+    t->array = NULL;
+    int rc = array_part(b, idx, t, depth);
+    if (rc)
+        return rc;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) { /* key -2, value -1 */
+        int isint;
+        lua_Integer k = lua_tointegerx(L, -2, &isint);
+        if (isint && lua_type(L, -2) == LUA_TNUMBER && (lua_Unsigned)k - 1 < t->asize) {
+            lua_pop(L, 1);
+            continue;
+        }
+        if ((rc = put_pair(b, ps, depth))) {
+            lua_pop(L, 2);
+            return rc;
+        }
+        lua_pop(L, 1);
+    }
+    return INTERP_OK;
+}
+
+/* t's hash part from the pairs ps holds (ps stays the caller's). */
+static int hash_part(lbld *b, fz_table *t, const pairs *ps)
+{
+    if (ps->n > UINT32_MAX / 4)
+        return fail(b, INTERP_ERR_LIMIT, "table too large");
+    if (!ps->n)
+        return INTERP_OK;
+    uint32_t cap = 4;
+    while (cap < ps->n * 2)
+        cap *= 2;
+    fz_slot *hash = interp__fz_alloc(b->r, (size_t)cap * sizeof *hash);
+    if (!hash)
+        return nomem(b);
+    memset(hash, 0, (size_t)cap * sizeof *hash);
+    for (size_t i = 0; i < ps->n; i++) {
+        bool dup;
+        interp__fz_table_hash_init(b->r, hash, cap, &ps->v[i].key, &ps->v[i].val, &dup);
+    }
+    t->hcap = cap;
+    t->hcount = (uint32_t)ps->n;
+    t->hash = hash;
+    return INTERP_OK;
+}
+
 static int ltable(lbld *b, int idx, fz_val *out, int depth)
 {
     lua_State *L = b->L;
@@ -298,56 +350,13 @@ static int ltable(lbld *b, int idx, fz_val *out, int depth)
             free(ps.v);
             return rc;
         }
-    } else {
-        /* no length, or its keys out of order: the array part by index, then the other keys
-         * (what the first walk made is found again through the identity map) */
-        ps.n = 0;
-        t->asize = 0;
-        t->array = NULL;
-        if ((rc = array_part(b, idx, t, depth))) {
-            free(ps.v);
-            return rc;
-        }
-        lua_pushnil(L);
-        while (lua_next(L, idx)) { /* key -2, value -1 */
-            int isint;
-            lua_Integer k = lua_tointegerx(L, -2, &isint);
-            if (isint && lua_type(L, -2) == LUA_TNUMBER && (lua_Unsigned)k - 1 < t->asize) {
-                lua_pop(L, 1);
-                continue;
-            }
-            if ((rc = put_pair(b, &ps, depth))) {
-                lua_pop(L, 2);
-                free(ps.v);
-                return rc;
-            }
-            lua_pop(L, 1);
-        }
-    }
-    if (ps.n > UINT32_MAX / 4) {
+    } else if ((rc = walk_any_order(b, idx, t, &ps, depth))) {
         free(ps.v);
-        return fail(b, INTERP_ERR_LIMIT, "table too large");
+        return rc;
     }
-    if (ps.n) {
-        uint32_t cap = 4;
-        while (cap < ps.n * 2)
-            cap *= 2;
-        fz_slot *hash = interp__fz_alloc(b->r, (size_t)cap * sizeof *hash);
-        if (!hash) {
-            free(ps.v);
-            return nomem(b);
-        }
-        memset(hash, 0, (size_t)cap * sizeof *hash);
-        for (size_t i = 0; i < ps.n; i++) {
-            bool dup;
-            interp__fz_table_hash_init(b->r, hash, cap, &ps.v[i].key, &ps.v[i].val, &dup);
-        }
-        t->hcap = cap;
-        t->hcount = (uint32_t)ps.n;
-        t->hash = hash;
-    }
+    rc = hash_part(b, t, &ps);
     free(ps.v);
-    return INTERP_OK;
+    return rc;
 }
 
 static int lvalue(lbld *b, int idx, fz_val *out, int depth)
