@@ -162,56 +162,39 @@ static void end_chain(interp_ctx *ctx, interp_future *f, int status, const char 
     }
 }
 
-int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_ctx **out,
-                      char **err)
+/* Why a context cannot be made on pool with o (*rc: its status), or NULL. */
+static const char *check_create(const interp_pool *pool, const interp_ctx_options *o, int *rc)
 {
-    if (err)
-        *err = NULL;
-    if (!out)
-        return INTERP_ERR_INVALID;
-    *out = NULL;
-    interp_ctx_options o;
-    memset(&o, 0, sizeof o);
-    if (opts)
-        o = *opts;
-    const char *why = NULL;
-    int rc = INTERP_ERR_INVALID;
+    *rc = INTERP_ERR_INVALID;
     if (!pool)
-        why = "no pool";
-    else if (pool->backend)
-        why = "contexts need a pool with worker threads (this one has an external backend)";
-    else if (pool->span_refusal)
-        why = pool->span_refusal;
-    else if (o.name && strlen(o.name) > CTX_MAX_NAME)
-        why = "a context's name is at most 64 bytes";
-    else if (o.sandbox != INTERP_SANDBOX_NONE && o.sandbox != INTERP_SANDBOX_SAFE)
-        why = "unknown sandbox profile";
-    else if (o.timeout != o.timeout)
-        why = "timeout is NaN";
-    else if (o.init_source_len && !o.init_source)
-        why = "init_source_len without init_source";
-    else if (atomic_load(&pool->q.closed_flag)) {
-        why = "the pool is shut down";
-        rc = INTERP_ERR_SHUTDOWN;
+        return "no pool";
+    if (pool->backend)
+        return "contexts need a pool with worker threads (this one has an external backend)";
+    if (pool->span_refusal)
+        return pool->span_refusal;
+    if (o->name && strlen(o->name) > CTX_MAX_NAME)
+        return "a context's name is at most 64 bytes";
+    if (o->sandbox != INTERP_SANDBOX_NONE && o->sandbox != INTERP_SANDBOX_SAFE)
+        return "unknown sandbox profile";
+    if (o->timeout != o->timeout)
+        return "timeout is NaN";
+    if (o->init_source_len && !o->init_source)
+        return "init_source_len without init_source";
+    if (atomic_load(&pool->q.closed_flag)) {
+        *rc = INTERP_ERR_SHUTDOWN;
+        return "the pool is shut down";
     }
-    if (why) {
-        if (err)
-            *err = interp__dup_text(why);
-        return rc;
-    }
+    return NULL;
+}
 
-    /* a first call usually follows: a worker wakes (or keeps spinning) while the state is
-     * made, instead of paying its wake-up after the call is queued */
-    interp__queue_prewake(&pool->q, CTX_HOT_NS);
+/* A context complete but for its state, made before the state: its bindings keep a pointer
+ * to the context and an initializer may take interp.self(). Closed until create ends, so that
+ * nothing queues a call while this thread still runs the initializer. NULL: out of memory. */
+static interp_ctx *ctx_new(interp_pool *pool, const interp_ctx_options *o)
+{
     interp_ctx *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) {
-        if (err)
-            *err = interp__dup_text("out of memory");
-        return INTERP_ERR_NOMEM;
-    }
-    /* Complete but for its state before the state is made: its bindings keep a pointer to
-     * the context and an initializer may take interp.self(). Closed until create ends, so
-     * that nothing queues a call while this thread still runs the initializer. */
+    if (!ctx)
+        return NULL;
     ctx->job.ops = &interp__ctx_ops;
     ctx->park.runnable = ctx_runnable;
     atomic_init(&ctx->park.st, INTERP__PARK_RUNNING);
@@ -225,46 +208,84 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
     interp__grants_init(&ctx->grants);
     ctx->phase = CTX_IDLE;
     ctx->closed = true;
-    ctx->timeout = o.timeout;
-    ctx->on_error = o.on_error;
-    ctx->on_error_ud = o.on_error_ud;
-    if (o.name)
-        memcpy(ctx->name, o.name, strlen(o.name) + 1);
+    ctx->timeout = o->timeout;
+    ctx->on_error = o->on_error;
+    ctx->on_error_ud = o->on_error_ud;
+    if (o->name)
+        memcpy(ctx->name, o->name, strlen(o->name) + 1);
     atomic_init(&ctx->st_calls, 0);
     atomic_init(&ctx->st_done, 0);
     atomic_init(&ctx->st_failed, 0);
     atomic_init(&ctx->st_posts_failed, 0);
+    return ctx;
+}
 
-    char *e = NULL;
-    interp_derive d = {.sandbox = o.sandbox,
-                       .memory_limit = o.memory_limit,
+/* The context's own configuration derived from its pool's, its state opened and its
+ * initializer run; then it is open. INTERP_OK, or the failure with *e (malloc'd or NULL). */
+static int ctx_make_state(interp_ctx *ctx, const interp_ctx_options *o, char **e)
+{
+    interp_derive d = {.sandbox = o->sandbox,
+                       .memory_limit = o->memory_limit,
                        .chan_lookup = interp__ctx_chan_lookup,
                        .chan_lookup_ud = ctx,
                        .module_ext = interp__ctx_lua_open_ctx,
                        .module_ext_ud = ctx,
-                       .host_libs = o.host_libs,
-                       .n_host_libs = o.n_host_libs};
-    rc = interp__shared_derive(pool->shared, &d, &ctx->shared, &e);
+                       .host_libs = o->host_libs,
+                       .n_host_libs = o->n_host_libs};
+    int rc = interp__shared_derive(ctx->pool->shared, &d, &ctx->shared, e);
     if (rc == INTERP_OK) {
         ctx->sandboxed = interp__shared_sandboxed(ctx->shared);
-        rc = interp__state_open(ctx->shared, -1, &ctx->state, &e);
+        rc = interp__state_open(ctx->shared, -1, &ctx->state, e);
     }
     if (rc == INTERP_OK) {
-        interp__queue_prewake(&pool->q, CTX_HOT_NS); /* the rest: initializer, first call */
+        interp__queue_prewake(&ctx->pool->q, CTX_HOT_NS); /* the rest: initializer, first call */
         interp__state_set_park(ctx->state, &ctx->park);
     }
-    if (rc == INTERP_OK && o.init_source) {
-        size_t len = o.init_source_len ? o.init_source_len : strlen(o.init_source);
-        rc = interp__shared_compile_source(ctx->shared, o.init_source, len, ctx->state, &e);
+    if (rc == INTERP_OK && o->init_source) {
+        size_t len = o->init_source_len ? o->init_source_len : strlen(o->init_source);
+        rc = interp__shared_compile_source(ctx->shared, o->init_source, len, ctx->state, e);
     }
     if (rc == INTERP_OK)
-        rc = interp__state_init(ctx->state, &e);
-    if (rc == INTERP_OK) {
-        interp__state_set_persistent(ctx->state);
-        interp__mutex_lock(&ctx->mu);
-        ctx->closed = false;
-        interp__mutex_unlock(&ctx->mu);
+        rc = interp__state_init(ctx->state, e);
+    if (rc != INTERP_OK)
+        return rc;
+    interp__state_set_persistent(ctx->state);
+    interp__mutex_lock(&ctx->mu);
+    ctx->closed = false;
+    interp__mutex_unlock(&ctx->mu);
+    return INTERP_OK;
+}
+
+int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_ctx **out,
+                      char **err)
+{
+    if (err)
+        *err = NULL;
+    if (!out)
+        return INTERP_ERR_INVALID;
+    *out = NULL;
+    interp_ctx_options o;
+    memset(&o, 0, sizeof o);
+    if (opts)
+        o = *opts;
+    int rc;
+    const char *why = check_create(pool, &o, &rc);
+    if (why) {
+        if (err)
+            *err = interp__dup_text(why);
+        return rc;
     }
+    /* a first call usually follows: a worker wakes (or keeps spinning) while the state is
+     * made, instead of paying its wake-up after the call is queued */
+    interp__queue_prewake(&pool->q, CTX_HOT_NS);
+    interp_ctx *ctx = ctx_new(pool, &o);
+    if (!ctx) {
+        if (err)
+            *err = interp__dup_text("out of memory");
+        return INTERP_ERR_NOMEM;
+    }
+    char *e = NULL;
+    rc = ctx_make_state(ctx, &o, &e);
     if (rc == INTERP_OK && ctx->name[0]) { /* last: from here on other threads may find it */
         rc = interp__ctx_names_add(&pool->ctxs, ctx);
         ctx->named = rc == INTERP_OK;
@@ -550,6 +571,31 @@ static interp_future *next_call_locked(interp_ctx *ctx, int n, bool *first)
     return f;
 }
 
+/* After a batch: requeue ctx at the tail when calls are left, else it goes idle (and lets go
+ * of the queue's reference, and of its state when it was closed while it ran). A call in
+ * progress requeues even when the queue is closed: the workers stay until it ends. */
+static void requeue(interp_ctx *ctx)
+{
+    interp_pool *pool = ctx->pool;
+    bool grow = false, keep = false;
+    interp__mutex_lock(&ctx->mu);
+    if (ctx->running || (ctx->head && !ctx->closed)) {
+        interp__queue_push_ready(&pool->q, &ctx->job, false, &grow);
+        keep = true;
+    } else {
+        ctx->phase = CTX_IDLE;
+    }
+    bool closed = ctx->closed;
+    interp__mutex_unlock(&ctx->mu);
+    if (grow)
+        interp__start_grow(pool);
+    if (!keep) {
+        if (closed)
+            drop_state(ctx); /* closed while it ran */
+        ctx_release(ctx);    /* the queue's reference */
+    }
+}
+
 static bool ctx_run(interp__worker *w, interp__job *job)
 {
     interp_ctx *ctx = (interp_ctx *)job;
@@ -617,25 +663,7 @@ static bool ctx_run(interp__worker *w, interp__job *job)
     if (parked) /* the parked list holds the queue's reference */
         return alive;
 
-    /* Requeue at the tail when calls are left, else go idle. A call in progress requeues even
-     * when the queue is closed: the workers stay until it ends. */
-    bool grow = false, keep = false;
-    interp__mutex_lock(&ctx->mu);
-    if (ctx->running || (ctx->head && !ctx->closed)) {
-        interp__queue_push_ready(&pool->q, &ctx->job, false, &grow);
-        keep = true;
-    } else {
-        ctx->phase = CTX_IDLE;
-    }
-    bool closed = ctx->closed;
-    interp__mutex_unlock(&ctx->mu);
-    if (grow)
-        interp__start_grow(pool);
-    if (!keep) {
-        if (closed)
-            drop_state(ctx); /* closed while it ran */
-        ctx_release(ctx);    /* the queue's reference */
-    }
+    requeue(ctx);
     return alive;
 }
 
