@@ -36,11 +36,12 @@ typedef struct fz_entry {
 
 static size_t bucket(const void *p) { return ((uintptr_t)p >> 4) % FZ_BUCKETS; }
 
-void fzs_init(fzsend *c, int size, int me)
+void fzs_init(fzsend *c, int size, int me, int root)
 {
     memset(c, 0, sizeof *c);
     c->size = size;
     c->me = me;
+    c->root = root;
     c->b = calloc(FZ_BUCKETS, sizeof *c->b);
 }
 
@@ -149,6 +150,14 @@ int fzs_put_msg(fzsend *c, wbuf *b, const interp_msg *m, int rank, const fzs_tar
             if (rc != INTERP_OK)
                 break;
             e->sent[rank] = 1;
+            /* every other rank has it: the table's message copy is done with */
+            bool all = true;
+            for (int k = 0; k < c->size && all; k++)
+                all = k == c->root || e->sent[k];
+            if (all) {
+                interp_msg_free(e->copy);
+                e->copy = NULL;
+            }
         }
         size_t off = (size_t)(head - data);
         char *ph = b->p + at + off; /* the handle's 10 bytes become the placeholder */

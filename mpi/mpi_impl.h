@@ -95,6 +95,7 @@ typedef struct fzsend {
     size_t n;
     uint64_t next_id;
     int size, me; /* ranks; the rank whose server shares the root's objects (-1: none) */
+    int root;     /* the root's rank (never sent a copy) */
 } fzsend;
 
 /* Where fzs_put_msg sends a value a rank does not have yet, and fzs_sweep its forgetting. */
@@ -108,7 +109,7 @@ typedef struct fzs_target {
     void *ud;
 } fzs_target;
 
-void fzs_init(fzsend *c, int size, int me);
+void fzs_init(fzsend *c, int size, int me, int root);
 /* Release every value (the ranks drop theirs at their end). */
 void fzs_free(fzsend *c);
 /* m holds frozen handles. */

@@ -869,7 +869,7 @@ int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options 
     pthread_cond_init(&r->idle_cv, NULL);
     mpi__bytecode_header(r->bc, &r->bc_len);
     r->ranks = calloc((size_t)r->size, sizeof *r->ranks);
-    fzs_init(&r->fz, r->size, local ? r->me : -1);
+    fzs_init(&r->fz, r->size, local ? r->me : -1, r->me);
     r->fz_remote = (fzs_target){.send = fz_send, .forget = fz_forget, .ud = r};
     r->fz_local = (fzs_target){.local = fz_local, .forget = fz_forget, .ud = r};
     int total = 0;
