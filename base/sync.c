@@ -67,6 +67,13 @@ double interp__now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+uint64_t interp__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return interp__timespec_ns(&ts);
+}
+
 struct timespec interp__deadline_in(double seconds)
 {
     struct timespec ts;

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 void interp__mutex_init(pthread_mutex_t *mu);
@@ -28,6 +29,13 @@ bool interp__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, const stru
 
 /* Seconds on the monotonic clock. */
 double interp__now(void);
+/* Nanoseconds on the monotonic clock (a clock_gettime call; never 0 in practice). */
+uint64_t interp__now_ns(void);
+/* A monotonic timespec as nanoseconds on the interp__now_ns scale. */
+static inline uint64_t interp__timespec_ns(const struct timespec *ts)
+{
+    return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+}
 /* The absolute monotonic time `seconds` from now (seconds <= 0: now). */
 struct timespec interp__deadline_in(double seconds);
 /* True once the monotonic clock has reached deadline. */

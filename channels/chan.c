@@ -12,7 +12,7 @@
  * step).
  *
  * Blocking: a wake-up through a condition variable costs tens of microseconds on a loaded
- * machine, so a caller about to block first spins (pause, then sched_yield) for up to 20 us,
+ * machine, so a caller about to block first spins (interp__spin, base/spin.h) for up to 20 us,
  * watching head and tail (plain atomic reads), and only then sleeps. Sleeping and waking
  * follow Dekker's pattern: a waiter announces itself (interest[its side], seq_cst), then tries
  * the queue once more, then sleeps, all under the mutex; the other side changes the queue and
@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "chan_core.h"
+#include "spin.h"
 #include "msg_charge.h"
 #include "msg_impl.h"
 
@@ -48,22 +49,6 @@
 static atomic_uint spin_ns = SPIN_NS;
 
 /* ---- small helpers ------------------------------------------------------------------- */
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 void interp__chan_set_spin(unsigned ns)
 {
@@ -87,30 +72,27 @@ static bool spin_allowed(void)
  * True when it is worth trying again at once. */
 typedef bool (*ready_fn)(interp_chan *const *chans, size_t n);
 
+typedef struct spin_arg {
+    ready_fn ready;
+    interp_chan *const *chans;
+    size_t n;
+    interp__cancel *tok;
+} spin_arg;
+
+static bool spin_ready(void *arg)
+{
+    const spin_arg *a = arg;
+    return a->ready(a->chans, a->n) || chan_fired(a->tok);
+}
+
 static bool spin_wait(ready_fn ready, interp_chan *const *chans, size_t n, interp__cancel *tok,
                       const struct timespec *dl)
 {
     unsigned budget = atomic_load_explicit(&spin_ns, memory_order_relaxed);
     if (budget == 0 || !spin_allowed())
         return false;
-    uint64_t end = now_ns() + budget;
-    if (dl) {
-        uint64_t d = (uint64_t)dl->tv_sec * 1000000000u + (uint64_t)dl->tv_nsec;
-        if (d < end)
-            end = d;
-    }
-    for (unsigned i = 1;; i++) {
-        if (ready(chans, n) || chan_fired(tok))
-            return true;
-        /* pause first; later yield too, so that on a machine with more runnable threads than
-         * cores the thread we wait for gets to run (it may share our core) */
-        if (i < 256)
-            cpu_relax();
-        else
-            sched_yield();
-        if ((i & 15) == 0 && now_ns() >= end)
-            return false;
-    }
+    spin_arg a = {ready, chans, n, tok};
+    return interp__spin_until(spin_ready, &a, (long)budget, dl ? interp__timespec_ns(dl) : 0);
 }
 
 static bool can_send(interp_chan *const *chans, size_t n)
@@ -203,7 +185,7 @@ static int ring_pop(interp_chan *ch, interp_msg **out)
                 return INTERP_ERR_CLOSED; /* pos is head or behind it, and head <= tail */
             /* closed, but a sender that claimed pos before the close is still writing it
              * (or pos is stale): look again; the write is a few instructions away */
-            cpu_relax();
+            interp__cpu_relax();
             pos = atomic_load_explicit(&ch->head, memory_order_relaxed);
         } else {
             pos = atomic_load_explicit(&ch->head, memory_order_relaxed);

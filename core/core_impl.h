@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "budget.h"
+#include "spin.h"
 #include "status_text.h"
 #include "interp.h"
 #include "interp_ctx.h"
@@ -134,9 +135,6 @@ void interp__queue_push_ready(interp__queue *q, interp__job *job, bool unpark, b
 void interp__queue_wake_parked(interp__queue *q, bool (*claim)(interp__job *job, void *ud),
                                void *ud);
 
-/* Spin for up to `ns` nanoseconds (pause, then sched_yield) until ready(arg).
- * Returns true once it holds, false after ns. */
-bool interp__spin(bool (*ready)(void *), void *arg, long ns);
 
 /* ---- workers (worker.c) ---------------------------------------------------------------- */
 

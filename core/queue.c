@@ -2,60 +2,10 @@
  * job and only when no awake worker will take it anyway.
  *
  * Waking a sleeping thread through a condition variable costs tens of microseconds, so a
- * worker that finds the queue empty first spins (pause, then sched_yield) on the lock-free
+ * worker that finds the queue empty first spins (interp__spin, base/spin.h) on the lock-free
  * length for INTERP__WORKER_SPIN_NS, and a push signals only when the queued jobs outnumber
  * the workers already spinning or already woken. */
-#include <sched.h>
-
 #include "core_impl.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define cpu_relax() _mm_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
-#else
-#define cpu_relax() ((void)0)
-#endif
-
-static long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
-/* Spin helper: returns true once ready(arg) holds, false after ns. The first rounds use the
- * pause instruction; later ones yield the CPU so that a spinner never starves the thread it
- * waits for on a machine with fewer cores than threads. The pause phase is short (about
- * 0.3 us; a pause takes ~10 ns here): when the thread it waits for shares its core (often on a
- * loaded 2-core machine), every round trip pays the pause phase on both sides before the other
- * thread runs (256 pauses made an idle pool's round trip 8.4 us there, against 2.9 us for a
- * plain condition-variable ping-pong; now ~1.5 us). A yield costs ~0.2 us when the core has
- * nothing else to run, so threads on two cores still see each other within a fraction of a
- * microsecond. */
-enum { SPIN_PAUSES = 32 };
-bool interp__spin(bool (*ready)(void *), void *arg, long ns)
-{
-    long start = 0;
-    for (unsigned i = 0;; i++) {
-        if (ready(arg))
-            return true;
-        if (i < SPIN_PAUSES) {
-            cpu_relax();
-            continue;
-        }
-        if ((i & 7) == 0) {
-            long t = now_ns();
-            if (!start)
-                start = t;
-            else if (t - start >= ns)
-                return false;
-        }
-        sched_yield();
-    }
-}
-
 
 static bool queue_ready(void *arg)
 {
@@ -209,7 +159,7 @@ interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled)
             q->n_spin--;
             continue;
         }
-        if (atomic_load_explicit(&q->hot_until, memory_order_relaxed) > now_ns()) {
+        if (atomic_load_explicit(&q->hot_until, memory_order_relaxed) > (long)interp__now_ns()) {
             spun = false; /* a job is coming (prewake): spin on */
             continue;
         }
@@ -234,7 +184,7 @@ interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled)
 
 void interp__queue_prewake(interp__queue *q, long ns)
 {
-    atomic_store_explicit(&q->hot_until, now_ns() + ns, memory_order_relaxed);
+    atomic_store_explicit(&q->hot_until, (long)interp__now_ns() + ns, memory_order_relaxed);
     interp__mutex_lock(&q->mu);
     bool wake = !q->closed && q->n_spin == 0 && q->n_wake == 0 && q->n_sleep > 0;
     if (wake)

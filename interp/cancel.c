@@ -67,16 +67,9 @@ enum { GRACE_COUNT = 1000, REARM_BURST = 1000 };
 
 static const char defused_key = 0; /* registry: the value a defused <close> slot gets */
 
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 long long interp__irq_grace_end(const interp_state *s)
 {
-    return now_ns() + (long long)(s->sh->cancel_grace * 1e9);
+    return (long long)interp__now_ns() + (long long)(s->sh->cancel_grace * 1e9);
 }
 
 static void irq_hook(lua_State *L, lua_Debug *ar);
@@ -234,7 +227,7 @@ static void irq_hook(lua_State *L, lua_Debug *ar)
     }
     if (atomic_load_explicit(&s->raised, memory_order_relaxed) &&
         !atomic_load_explicit(&s->escalated, memory_order_relaxed)) {
-        if (now_ns() < atomic_load_explicit(&s->escalate_at, memory_order_relaxed)) {
+        if ((long long)interp__now_ns() < atomic_load_explicit(&s->escalate_at, memory_order_relaxed)) {
             arm(L, GRACE_COUNT); /* grace: let cleanup run */
             return;
         }
