@@ -126,28 +126,9 @@ bool interp__watcher_wait(interp__watcher *w, size_t want, const struct timespec
 int interp__future_new(interp_pool *pool, const interp_task *task, interp_future **out)
 {
     const interp_fn *fn = &task->fn;
-    size_t extra = 0, tlen = 0;
-    switch (fn->kind) {
-    case INTERP_FN_NAME:
-        if (!fn->text || !fn->text[0])
-            return INTERP_ERR_INVALID;
-        tlen = strlen(fn->text);
-        extra = tlen + 1;
-        break;
-    case INTERP_FN_SOURCE:
-        if (!fn->text)
-            return INTERP_ERR_INVALID;
-        tlen = fn->len ? fn->len : strlen(fn->text);
-        extra = tlen + 1;
-        break;
-    case INTERP_FN_FUNCTION:
-        if (!fn->function)
-            return INTERP_ERR_INVALID;
-        extra = sizeof(interp_msg) + fn->function->size + _Alignof(interp_msg);
-        break;
-    default:
+    if (interp__fn_check(fn, NULL) != INTERP_OK)
         return INTERP_ERR_INVALID;
-    }
+    size_t extra = interp__fn_copy_size(fn);
     if (task->timeout != task->timeout) /* NaN */
         return INTERP_ERR_INVALID;
     interp_future *f = malloc(sizeof *f + extra);
@@ -177,20 +158,7 @@ int interp__future_new(interp_pool *pool, const interp_task *task, interp_future
     f->args_acct = NULL;
     f->args_charge = 0;
     f->ctx = NULL;
-    f->fn = *fn;
-    if (fn->kind == INTERP_FN_FUNCTION) {
-        uintptr_t p = (uintptr_t)f->data;
-        p = (p + _Alignof(interp_msg) - 1) & ~(uintptr_t)(_Alignof(interp_msg) - 1);
-        interp_msg *m = (interp_msg *)p;
-        memcpy(m, fn->function, sizeof(interp_msg) + fn->function->size);
-        f->fn.function = m;
-        f->fn.text = NULL;
-    } else {
-        memcpy(f->data, fn->text, tlen);
-        f->data[tlen] = '\0';
-        f->fn.text = f->data;
-        f->fn.len = fn->kind == INTERP_FN_SOURCE ? tlen : 0;
-    }
+    interp__fn_copy(&f->fn, fn, f->data);
     f->args = task->args;
     double t = task->timeout == 0 ? pool->task_timeout : task->timeout;
     f->timeout = t > 0 ? t : 0;

@@ -368,18 +368,6 @@ static int run(engine *e, const interp_map_options *opts)
     return e->rc ? e->rc : e->rc_secondary;
 }
 
-static int check_fn(const interp_fn *fn)
-{
-    if (!fn)
-        return INTERP_ERR_INVALID;
-    switch (fn->kind) {
-    case INTERP_FN_NAME: return fn->text && fn->text[0] ? INTERP_OK : INTERP_ERR_INVALID;
-    case INTERP_FN_SOURCE: return fn->text ? INTERP_OK : INTERP_ERR_INVALID;
-    case INTERP_FN_FUNCTION: return fn->function ? INTERP_OK : INTERP_ERR_INVALID;
-    default: return INTERP_ERR_INVALID;
-    }
-}
-
 static int pool_usable(interp_pool *pool)
 {
     if (!atomic_load(&pool->q.closed_flag))
@@ -395,7 +383,7 @@ static int start(engine *e, interp_pool *pool, const interp_fn *fn, size_t n_hin
                  size_t max_in_flight, const interp_map_options *opts, const char **why)
 {
     *why = NULL;
-    int rc = check_fn(fn);
+    int rc = interp__fn_check(fn, why);
     if (rc != INTERP_OK)
         return rc;
     if (opts && (opts->timeout != opts->timeout)) {
@@ -449,7 +437,7 @@ int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t n,
         return INTERP_ERR_INVALID;
     opts = opts ? &copy : NULL;
     if (n == 0)
-        return check_fn(fn);
+        return interp__fn_check(fn, NULL);
     engine e = {0};
     const char *why;
     int rc = start(&e, pool, fn, n, 0, opts, &why);

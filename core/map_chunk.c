@@ -41,14 +41,7 @@ void interp__map_ctx_release(map_ctx *m)
 
 map_ctx *interp__map_ctx_new(const interp_fn *fn, bool stop_on_error)
 {
-    size_t extra, tlen = 0;
-    if (fn->kind == INTERP_FN_FUNCTION) {
-        extra = sizeof(interp_msg) + fn->function->size + _Alignof(interp_msg);
-    } else {
-        tlen = fn->kind == INTERP_FN_SOURCE && fn->len ? fn->len : strlen(fn->text);
-        extra = tlen + 1;
-    }
-    map_ctx *m = malloc(sizeof *m + extra);
+    map_ctx *m = malloc(sizeof *m + interp__fn_copy_size(fn));
     if (!m)
         return NULL;
     atomic_init(&m->refs, 1);
@@ -62,19 +55,7 @@ map_ctx *interp__map_ctx_new(const interp_fn *fn, bool stop_on_error)
     m->out = NULL;
     m->status = NULL;
     m->errors = NULL;
-    m->fn = *fn;
-    if (fn->kind == INTERP_FN_FUNCTION) {
-        uintptr_t p = (uintptr_t)m->data;
-        p = (p + _Alignof(interp_msg) - 1) & ~(uintptr_t)(_Alignof(interp_msg) - 1);
-        memcpy((void *)p, fn->function, sizeof(interp_msg) + fn->function->size);
-        m->fn.function = (const interp_msg *)p;
-        m->fn.text = NULL;
-    } else {
-        memcpy(m->data, fn->text, tlen);
-        m->data[tlen] = '\0';
-        m->fn.text = m->data;
-        m->fn.len = fn->kind == INTERP_FN_SOURCE ? tlen : 0;
-    }
+    interp__fn_copy(&m->fn, fn, m->data);
     return m;
 }
 

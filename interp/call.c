@@ -288,17 +288,8 @@ static bool precheck(interp_state *s, const interp_fn *fn, interp_outcome *o)
 {
     const char *why = NULL;
     o->status = INTERP_ERR_INVALID;
-    if (!fn)
-        why = "no function given";
-    else if (fn->kind == INTERP_FN_NAME && !fn->text)
-        why = "no function name given";
-    else if (fn->kind == INTERP_FN_SOURCE && !fn->text)
-        why = "no source chunk given";
-    else if (fn->kind == INTERP_FN_FUNCTION && !fn->function)
-        why = "no function message given";
-    else if (fn->kind != INTERP_FN_NAME && fn->kind != INTERP_FN_SOURCE &&
-             fn->kind != INTERP_FN_FUNCTION)
-        why = "unknown function kind";
+    if (interp__fn_check(fn, &why) != INTERP_OK)
+        ;
     else if (fn->kind == INTERP_FN_FUNCTION && s->sandbox) {
         o->status = INTERP_ERR_DECODE;
         why = "a sandboxed state does not accept functions as bytecode";

@@ -134,6 +134,17 @@ typedef struct interp_outcome {
 /* Free what an outcome holds and zero it. */
 void interp__outcome_clear(interp_outcome *o);
 
+/* Check fn (fn.c): INTERP_OK, or INTERP_ERR_INVALID with *why (may be NULL) a static text:
+ * fn NULL, an unknown kind, a NULL text or message, or an empty name. Every layer that takes
+ * an interp_fn checks it with this one rule. */
+int interp__fn_check(const interp_fn *fn, const char **why);
+/* Bytes interp__fn_copy needs for a checked fn (the name or chunk and a NUL, or the function
+ * message and room to align it). */
+size_t interp__fn_copy_size(const interp_fn *fn);
+/* Copy a checked fn into *out, its text or message into `room` (interp__fn_copy_size bytes,
+ * any alignment), so that *out lives as long as room and owes nothing to fn. */
+void interp__fn_copy(interp_fn *out, const interp_fn *fn, void *room);
+
 /* Run fn with the values of args (NULL: no arguments) as its arguments. task_id names this
  * run for interp__state_interrupt(); it must differ from the previous run's. Returns
  * out->status. Never raises; a memory error leaves the state usable (or marks it broken). */

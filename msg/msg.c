@@ -8,6 +8,7 @@
 
 #include "frozen_impl.h"
 #include "msg_impl.h"
+#include "msg_inner.h"
 #include "msg_shstr.h"
 
 interp_msg *interp__msg_alloc(size_t size, uint32_t count, uint32_t flags)
@@ -35,6 +36,21 @@ const char *interp_msg_data(const interp_msg *m)
 size_t interp_msg_size(const interp_msg *m)
 {
     return m->flags & INTERP__MSG_HAS_SHARED ? interp__shstr_tail_of(m)->plain_size : m->size;
+}
+
+size_t interp__msg_embed_size(const interp_msg *m)
+{
+    return sizeof(interp_msg) + m->size + _Alignof(interp_msg) - 1;
+}
+
+const interp_msg *interp__msg_embed(void *room, const interp_msg *m)
+{
+    uintptr_t p = (uintptr_t)room;
+    p = (p + _Alignof(interp_msg) - 1) & ~(uintptr_t)(_Alignof(interp_msg) - 1);
+    interp_msg *c = (interp_msg *)p;
+    memcpy(c, m, sizeof(interp_msg) + m->size);
+    c->flags &= INTERP__MSG_CONTENT; /* never a slab member */
+    return c;
 }
 
 interp_msg *interp_msg_dup(const interp_msg *m)

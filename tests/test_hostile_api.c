@@ -155,6 +155,38 @@ static void hostile_map_stream_sizes(void **state)
     interp_pool_destroy(p);
 }
 
+/* One rule for a function everywhere (interp__fn_check): an empty name, a NULL text or message
+ * and an unknown kind are refused by submit, map and map_stream alike. */
+static void hostile_bad_functions_refused_everywhere(void **state)
+{
+    (void)state;
+    interp_pool *p = make_pool(false);
+    const interp_fn bad[] = {
+        {.kind = INTERP_FN_NAME, .text = ""},
+        {.kind = INTERP_FN_NAME, .text = NULL},
+        {.kind = INTERP_FN_SOURCE, .text = NULL},
+        {.kind = INTERP_FN_FUNCTION, .function = NULL},
+        {.kind = (interp_fn_kind)7, .text = "id"},
+    };
+    interp_msg *in[1] = {interp_msg_int(1)};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        interp_task t = {.fn = bad[k]};
+        interp_future *f = NULL;
+        assert_int_equal(interp_pool_submit_task(p, &t, 0, &f), INTERP_ERR_INVALID);
+        assert_null(f);
+        interp_msg *out[1];
+        assert_int_equal(interp_pool_map_fn(p, &bad[k], 1, (const interp_msg *const *)in, out,
+                                            NULL),
+                         INTERP_ERR_INVALID);
+        assert_int_equal(interp_pool_map_fn(p, &bad[k], 0, NULL, NULL, NULL), INTERP_ERR_INVALID);
+        assert_int_equal(interp_pool_map_stream(p, &bad[k], no_input, ignore_result, NULL, 0, NULL),
+                         INTERP_ERR_INVALID);
+    }
+    assert_int_equal(interp_pool_map_fn(p, NULL, 0, NULL, NULL, NULL), INTERP_ERR_INVALID);
+    interp_msg_free(in[0]);
+    interp_pool_destroy(p);
+}
+
 /* ---- waits and channels: counts and timeouts --------------------------------------------- */
 
 static void hostile_wait_sizes(void **state)
@@ -275,6 +307,7 @@ int main(void)
         cmocka_unit_test(hostile_encoder_keeps_string_keys),
         cmocka_unit_test(hostile_map_chunksize),
         cmocka_unit_test(hostile_map_stream_sizes),
+        cmocka_unit_test(hostile_bad_functions_refused_everywhere),
         cmocka_unit_test(hostile_wait_sizes),
         cmocka_unit_test(hostile_channel_names),
         cmocka_unit_test(hostile_from_bytes_functions),

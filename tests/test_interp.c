@@ -366,6 +366,12 @@ static void interp_invalid_calls_are_refused(void **st)
     interp_fn fn = {.kind = INTERP_FN_NAME, .text = NULL};
     assert_int_equal(interp__state_call(f.s, 2, &fn, NULL, &o), INTERP_ERR_INVALID);
     interp__outcome_clear(&o);
+    /* the same rule as the pool's submit and map (interp__fn_check) */
+    fn.text = "";
+    assert_int_equal(interp__state_call(f.s, 3, &fn, NULL, &o), INTERP_ERR_INVALID);
+    assert_non_null(o.error);
+    assert_non_null(strstr(o.error, "empty"));
+    interp__outcome_clear(&o);
     interp__state_destroy(NULL);
     interp__shared_destroy(NULL);
     fx_close(&f);
