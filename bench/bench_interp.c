@@ -13,6 +13,7 @@
 
 #include "interp.h"
 #include "interp_impl.h"
+#include "interp_one_step.h"
 #include "interp_pool.h"
 
 static interp_state *make(interp_shared *sh)

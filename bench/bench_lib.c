@@ -18,6 +18,7 @@
 
 #include "interp.h"
 #include "interp_impl.h"
+#include "interp_one_step.h"
 #include "interp_pool.h"
 
 static double now(void)

@@ -23,6 +23,7 @@
 
 #include "interp.h"
 #include "interp_impl.h"
+#include "interp_one_step.h"
 #include "interp_pool.h"
 
 static const char *INIT = "function dbl(x) return x * 2 end";

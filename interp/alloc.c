@@ -11,21 +11,6 @@
 #include "msg_shstr.h"
 #include "threads.h"
 
-atomic_long interp__alloc_fail_after = -1;
-
-/* True when the fault-injection knob makes this allocation fail. Once the countdown has
- * reached zero every later allocation fails too, so that a test sees the first failure and
- * everything the error path does afterwards under the same pressure. */
-static bool inject_failure(void)
-{
-    long left = atomic_load_explicit(&interp__alloc_fail_after, memory_order_relaxed);
-    if (left < 0)
-        return false;
-    if (left == 0)
-        return true;
-    return atomic_fetch_sub_explicit(&interp__alloc_fail_after, 1, memory_order_relaxed) <= 1;
-}
-
 static void note_peak(interp__alloc *a, size_t now)
 {
     atomic_store_explicit(&a->in_use, now, memory_order_relaxed);
@@ -39,7 +24,7 @@ static void *new_thread(interp__alloc *a, size_t now, size_t nsize)
     size_t before = interp__threads_bytes(a->threads);
     size_t grow = nsize + (interp__threads_bytes_after_add(a->threads) - before);
     size_t held = a->held ? atomic_load_explicit(a->held, memory_order_relaxed) : 0;
-    if ((a->limit && (now + grow + held > a->limit || now + grow < now)) || inject_failure()) {
+    if (a->limit && (now + grow + held > a->limit || now + grow < now)) {
         a->failed = true;
         return NULL;
     }
@@ -87,8 +72,7 @@ void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
         size_t grow = nsize - old;
         /* one relaxed load of the state's own account: no shared counter per allocation */
         size_t held = a->held ? atomic_load_explicit(a->held, memory_order_relaxed) : 0;
-        if ((a->limit && (now + grow + held > a->limit || now + grow < now)) ||
-            inject_failure()) {
+        if (a->limit && (now + grow + held > a->limit || now + grow < now)) {
             a->failed = true;
             return NULL;
         }
@@ -115,15 +99,11 @@ void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
 
 void *interp__malloc(size_t n)
 {
-    if (inject_failure())
-        return NULL;
     return malloc(n ? n : 1);
 }
 
 void *interp__realloc(void *p, size_t n)
 {
-    if (inject_failure())
-        return NULL;
     return realloc(p, n ? n : 1);
 }
 

@@ -1,5 +1,5 @@
 /* alloc.h - internal: the counting allocator of a worker state (lua_Alloc), with a memory
- * limit where only growth fails, and a fault-injection knob for tests. */
+ * limit where only growth fails. */
 #ifndef INTERP_ALLOC_H
 #define INTERP_ALLOC_H
 
@@ -23,17 +23,11 @@ typedef struct interp__alloc {
 } interp__alloc;
 
 /* The lua_Alloc for lua_newstate(interp__alloc_fn, a). Frees and shrinks always succeed;
- * growth fails (returns NULL) when it would pass a->limit, when malloc fails, or when the
- * fault-injection knob says so. */
+ * growth fails (returns NULL) when it would pass a->limit or when malloc fails (tests inject
+ * such failures by wrapping malloc itself: tests/alloc_fail.h). */
 void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize);
 
-/* Fault injection, for tests only (process-wide, not thread-safe with other users of the
- * knob): when > 0, it counts down at every growing allocation made through interp__alloc_fn
- * or interp__malloc; the allocation that brings it to 0 fails, and so does every later one
- * until the test resets it. -1 (the default): off. */
-extern atomic_long interp__alloc_fail_after;
-
-/* malloc/realloc for interp/'s own C-side allocations, honouring the fault-injection knob. */
+/* malloc/realloc for interp/'s own C-side allocations (a size of 0 asks for 1 byte). */
 void *interp__malloc(size_t n);
 void *interp__realloc(void *p, size_t n);
 /* A malloc'd copy of s[0..len) plus a NUL; NULL when out of memory. */

@@ -64,13 +64,12 @@ typedef struct interp_config {
 typedef struct interp_shared interp_shared;
 typedef struct interp_state interp_state;
 
-/* Validate cfg and compile the initializer once (its bytecode is loaded into every state).
- * Copies everything it needs from cfg. On error returns INTERP_ERR_* with *err a malloc'd
- * text (syntax error, unreadable file). */
-int interp__shared_create(const interp_config *cfg, interp_shared **out, char **err);
-/* The same in two steps, so that states can be opened while the initializer compiles:
- * shared_new validates and copies cfg; shared_compile (once, before any state_init) compiles
- * cfg's initializer. Errors as interp__shared_create. */
+/* Validate cfg and compile the initializer once (its bytecode is loaded into every state), in
+ * two steps, so that states can be opened while the initializer compiles: shared_new validates
+ * and copies everything it needs from cfg; shared_compile (once, before any state_init)
+ * compiles cfg's initializer. On error they return INTERP_ERR_* with *err a malloc'd text
+ * (syntax error, unreadable file). (Tests and benchmarks do both in one call:
+ * tests/interp_one_step.h.) */
 int interp__shared_new(const interp_config *cfg, interp_shared **out, char **err);
 int interp__shared_compile(interp_shared *sh, const interp_config *cfg, char **err);
 /* shared_compile in an opened state s of sh instead of a scratch state (one state fewer to
@@ -106,14 +105,12 @@ int interp__shared_derive(const interp_shared *base, const interp_derive *d, int
 int interp__shared_compile_source(interp_shared *sh, const char *src, size_t len,
                                   interp_state *s, char **err);
 
-/* Create a state and run the initializer in it. On error (INTERP_ERR_NOMEM, INTERP_ERR_SCRIPT
- * for a failing initializer, ...) nothing is left allocated and *err is a malloc'd text. */
-int interp__state_create(interp_shared *sh, int worker_id, interp_state **out, char **err);
-/* The same in two steps: state_open makes the state with its library profile, then the
- * host's package paths, host libraries and on_state (hostlib.c; an error of those is
- * INTERP_ERR_SCRIPT with its text, as an initializer's); state_init
- * (after interp__shared_compile) runs the initializer in it. A state whose state_init failed
- * must be destroyed. */
+/* Create a state and run the initializer in it, in two steps: state_open makes the state with
+ * its library profile, then the host's package paths, host libraries and on_state (hostlib.c;
+ * an error of those is INTERP_ERR_SCRIPT with its text, as an initializer's); state_init
+ * (after interp__shared_compile) runs the initializer in it. On error (INTERP_ERR_NOMEM,
+ * INTERP_ERR_SCRIPT for a failing initializer, ...) *err is a malloc'd text; a state whose
+ * state_init failed must be destroyed. (tests/interp_one_step.h does both in one call.) */
 int interp__state_open(interp_shared *sh, int worker_id, interp_state **out, char **err);
 int interp__state_init(interp_state *s, char **err);
 void interp__state_destroy(interp_state *s); /* NULL-safe; runs pending finalizers */

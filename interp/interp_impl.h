@@ -23,7 +23,7 @@ typedef struct interp__host_lib {
     bool sandbox;
 } interp__host_lib;
 
-/* Immutable after interp__shared_create; read by every worker at once. */
+/* Immutable after interp__shared_compile; read by every worker at once. */
 struct interp_shared {
     interp_sandbox sandbox;
     size_t memory_limit;

@@ -212,16 +212,6 @@ int interp__shared_compile_in(interp_shared *sh, const interp_config *cfg, inter
     return compile_cfg(sh, cfg, interp__state_lua(s), err);
 }
 
-int interp__shared_create(const interp_config *cfg, interp_shared **out, char **err)
-{
-    int rc = interp__shared_new(cfg, out, err);
-    if (rc == INTERP_OK && (rc = interp__shared_compile(*out, cfg, err)) != INTERP_OK) {
-        interp__shared_destroy(*out);
-        *out = NULL;
-    }
-    return rc;
-}
-
 void interp__shared_destroy(interp_shared *sh)
 {
     if (!sh)

@@ -100,16 +100,6 @@ int interp__state_init(interp_state *s, char **err)
     return rc;
 }
 
-int interp__state_create(interp_shared *sh, int worker_id, interp_state **out, char **err)
-{
-    int rc = interp__state_open(sh, worker_id, out, err);
-    if (rc == INTERP_OK && (rc = interp__state_init(*out, err)) != INTERP_OK) {
-        interp__state_destroy(*out);
-        *out = NULL;
-    }
-    return rc;
-}
-
 /* The parts of a state around its lua_State, made and freed together. */
 static void free_parts(interp_state *s)
 {

@@ -17,6 +17,7 @@
 
 #include "interp.h"
 #include "interp_impl.h"
+#include "interp_one_step.h"
 
 /* Lines printed by workers, captured by a sink. */
 typedef struct captured {

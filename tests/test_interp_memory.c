@@ -2,6 +2,7 @@
  * create / init / call / destroy, deep recursion on a small worker stack, and no growth over
  * 10,000 tasks. */
 #include "interp_test_util.h"
+#include "alloc_fail.h"
 
 #include <lualib.h>
 
@@ -133,10 +134,10 @@ static void memory_fault_injection_every_allocation(void **st)
     interp_msg *arg = interp_msg_int(5);
     int completed = 0;
     long k;
-    for (k = 1; k < 20000 && !completed; k++) {
+    for (k = 1; k < 50000 && !completed; k++) {
         int untouched_runs = 0;
         for (int sb = 0; sb <= 1; sb++) {
-            atomic_store(&interp__alloc_fail_after, k);
+            alloc_budget = k;
             interp_config cfg = {.sandbox = (interp_sandbox)sb,
                                  .init_source = "function sq(x) local t = {x, x} return x * x end",
                                  .print = capture_sink};
@@ -168,10 +169,10 @@ static void memory_fault_injection_every_allocation(void **st)
                 assert_null(sh);
             }
             free(err);
-            bool untouched = atomic_load(&interp__alloc_fail_after) > 0;
+            bool untouched = alloc_budget > 0;
             interp__state_destroy(s);
             interp__shared_destroy(sh);
-            atomic_store(&interp__alloc_fail_after, -1);
+            alloc_budget = -1;
             pthread_mutex_destroy(&cap.mu);
             untouched_runs += untouched;
         }

@@ -15,6 +15,7 @@
 
 #include "interp.h"
 #include "interp_impl.h"
+#include "interp_one_step.h"
 
 static char *cases_path(void)
 {
