@@ -455,6 +455,16 @@ static int l_unpack(lua_State *L)
     /* n values, the state table, and what push_view pushes for a moment */
     if (n >= (lua_Unsigned)INT_MAX - 8 || !lua_checkstack(L, (int)(++n) + 4))
         return luaL_error(L, "too many results to unpack");
+    if (i >= 1 && (lua_Unsigned)j <= t->asize && t->akind != FZ_ARR_VAL) {
+        /* a run of a bare array: no type to look at, no view to make */
+        if (t->akind == FZ_ARR_FLOAT)
+            for (const double *a = (const double *)t->array + (i - 1), *e = a + n; a < e; a++)
+                lua_pushnumber(L, (lua_Number)*a);
+        else
+            for (const int64_t *a = (const int64_t *)t->array + (i - 1), *e = a + n; a < e; a++)
+                lua_pushinteger(L, (lua_Integer)*a);
+        return (int)n;
+    }
     push_state(L);
     int st = lua_gettop(L);
     for (lua_Integer k = i;; k++) {

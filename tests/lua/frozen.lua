@@ -114,6 +114,14 @@ do
     local n = 0
     for i, v in ipairs(fz) do n = n + 1 assert(v == src[i] or type(v) == "userdata") end
     assert(n == #src and fz[0] == nil and fz[#src + 1] == nil)
+    for _, r in ipairs{{1, #src}, {2, 3}, {0, 2}, {#src, #src + 1}, {-2, 1}, {3, 2}, {#src + 1, #src + 3}} do
+      local x, y = table.pack(ip.unpack(fz, r[1], r[2])), table.pack(table.unpack(src, r[1], r[2]))
+      assert(x.n == y.n, "unpack " .. r[1] .. ".." .. r[2])
+      for k = 1, x.n do
+        assert(x[k] == y[k] or type(x[k]) == "userdata" or x[k] ~= x[k], "unpack " .. k)
+        assert(math.type(x[k]) == math.type(y[k]) or type(x[k]) == "userdata")
+      end
+    end
   end
   local many = {}
   for i = 1, 200000 do many[i] = i * 0.5 end
