@@ -289,7 +289,7 @@ static int l_context(lua_State *L)
         return 2;
     }
     interp_ctx *c = NULL;
-    if (len > 0 && len <= 64 && !memchr(name, '\0', len))
+    if (len > 0 && len <= INTERP_CHAN_MAX_NAME && !memchr(name, '\0', len)) /* grants: 256 */
         c = interp__ctx_reach(pool, from, sandboxed, name, len);
     if (!c) { /* one answer for "none" and "not yours": names cannot be probed */
         lua_pushnil(L);

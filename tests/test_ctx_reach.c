@@ -318,6 +318,14 @@ static void test_full_context_grants_first(void **state)
     /* a grant of the same name replaces the first */
     assert_int_equal(interp_ctx_grant_context(a, "b", b), INTERP_OK);
     assert_int_equal(run_int(a, "return interp.context('b'):call('get'):result()"), 100);
+    /* a grant's name may be longer than a context's (up to 256 bytes, as a channel's) */
+    char longname[101];
+    memset(longname, 'g', 100);
+    longname[100] = '\0';
+    assert_int_equal(interp_ctx_grant_context(a, longname, b), INTERP_OK);
+    assert_int_equal(run_int(a, "return interp.context(string.rep('g', 100)):call('get')"
+                                ":result()"),
+                     100);
     /* pool-wide channels still reach a full-profile context */
     assert_int_equal(run_int(a, "interp.channel('pool_wide'):send(1) return 1"), 1);
     interp_ctx_close(a);
