@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "interp_ctx.h"
+#include "bench_mem.h"
 #include "paired.h"
 #include "sync.h"
 
@@ -81,18 +82,6 @@ static void call_ok(interp_ctx *c, const char *fn)
         exit(1);
     }
     interp_future_release(f);
-}
-
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &size, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 static int threads_now(void)
@@ -189,7 +178,7 @@ static void bench_many(void)
     lua_close(warm);
 
     malloc_trim(0); /* the bare states must not reuse pages an earlier section freed */
-    long before = rss_kib();
+    long before = bench_rss_kib();
     lua_State **bare = malloc((size_t)nb * sizeof *bare);
     for (int i = 0; i < nb; i++) {
         bare[i] = luaL_newstate();
@@ -197,7 +186,7 @@ static void bench_many(void)
         if (luaL_loadstring(bare[i], CHUNK) != LUA_OK || lua_pcall(bare[i], 0, 0, 0) != LUA_OK)
             exit(1);
     }
-    double bare_per = (double)(rss_kib() - before) / nb;
+    double bare_per = (double)(bench_rss_kib() - before) / nb;
     double bare_heap = (lua_gc(bare[0], LUA_GCCOUNT, 0) * 1024.0 +
                         lua_gc(bare[0], LUA_GCCOUNTB, 0)) / 1024;
     for (int i = 0; i < nb; i++)
@@ -209,7 +198,7 @@ static void bench_many(void)
     int threads0 = threads_now();
     interp_pool *p = make_pool(W);
     interp_ctx **c = malloc((size_t)n * sizeof *c);
-    before = rss_kib();
+    before = bench_rss_kib();
     int max_threads = threads_now();
     double t0 = interp__now();
     for (int i = 0; i < n; i++) {
@@ -222,7 +211,7 @@ static void bench_many(void)
     }
     double dt = interp__now() - t0;
     usleep(300000); /* idle: the workers have let go of what they keep for the next tasks */
-    long after = rss_kib();
+    long after = bench_rss_kib();
     int t = threads_now();
     max_threads = t > max_threads ? t : max_threads;
     interp_ctx_stats st;

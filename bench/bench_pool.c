@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "interp_pool.h"
+#include "bench_mem.h"
 #include "paired.h"
 #include "sync.h"
 
@@ -297,18 +298,6 @@ static void bench_create(void)
 
 /* ---- 6. RSS per worker ------------------------------------------------------------------ */
 
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &size, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* Resident KiB of the thread-stack mappings (anonymous, thread_stack_size + guard) and of
  * everything, from /proc/self/smaps. */
 static void smaps_kib(size_t stack_size, long *stacks, long *total)
@@ -345,13 +334,13 @@ static void bench_rss(void)
     lua_close(warm);
 
     /* a bare state, as a host would make one: luaL_newstate + luaL_openlibs */
-    long before = rss_kib();
+    long before = bench_rss_kib();
     lua_State **bare = malloc(W * sizeof *bare);
     for (int i = 0; i < W; i++) {
         bare[i] = luaL_newstate();
         luaL_openlibs(bare[i]);
     }
-    long bare_kib = rss_kib() - before;
+    long bare_kib = bench_rss_kib() - before;
     size_t bare_heap = 0;
     for (int i = 0; i < W; i++) {
         bare_heap += (size_t)lua_gc(bare[i], LUA_GCCOUNT, 0) * 1024 +
@@ -360,7 +349,7 @@ static void bench_rss(void)
     }
     free(bare);
 
-    before = rss_kib();
+    before = bench_rss_kib();
     long st0, tot0;
     smaps_kib(1u << 20, &st0, &tot0);
     interp_pool *p = make_pool_started(W, true);
@@ -372,7 +361,7 @@ static void bench_rss(void)
     for (int i = 0; i < W; i++)
         interp_future_release(fs[i]);
     usleep(300000); /* idle: every worker has let go of what it keeps for the next tasks */
-    long after = rss_kib(), st1, tot1;
+    long after = bench_rss_kib(), st1, tot1;
     smaps_kib(1u << 20, &st1, &tot1);
     interp_pool_stats st;
     interp_pool_get_stats(p, &st);

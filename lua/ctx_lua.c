@@ -112,11 +112,7 @@ static int ctx_grant(lua_State *L)
 {
     const char *where = "ctx:grant";
     lm_ctx *c = check_open(L, where);
-    size_t len;
-    const char *name = luaL_checklstring(L, 2, &len);
-    if (len == 0 || len > INTERP_CHAN_MAX_NAME || strlen(name) != len)
-        return luaL_error(L, "%s: the name must be a string of 1 to %d bytes without NUL bytes",
-                          where, INTERP_CHAN_MAX_NAME);
+    const char *name = interp__lm_check_name(L, 2, where);
     int rc;
     lm_ctx *other = luaL_testudata(L, 3, LM_CTX_MT);
     interp_chan *ch = interp__chan_lua_test(L, 3);

@@ -519,15 +519,21 @@ int interp__lm_push_chan(lua_State *L, interp_chan *ch, const struct interp__lua
 
 /* pool:channel(name [, capacity]) -> channel object shared with the workers'
  * interp.channel(name) */
+const char *interp__lm_check_name(lua_State *L, int idx, const char *where)
+{
+    size_t len;
+    const char *name = luaL_checklstring(L, idx, &len);
+    if (len == 0 || len > INTERP_CHAN_MAX_NAME || strlen(name) != len)
+        luaL_error(L, "%s: the name must be a string of 1 to %d bytes without NUL bytes", where,
+                   INTERP_CHAN_MAX_NAME);
+    return name;
+}
+
 static int pool_channel(lua_State *L)
 {
     const char *where = "pool:channel";
     lm_pool *p = check_open(L, where);
-    size_t len;
-    const char *name = luaL_checklstring(L, 2, &len);
-    if (len == 0 || len > INTERP_CHAN_MAX_NAME || strlen(name) != len)
-        return luaL_error(L, "%s: the name must be a string of 1 to %d bytes without NUL bytes",
-                          where, INTERP_CHAN_MAX_NAME);
+    const char *name = interp__lm_check_name(L, 2, where);
     lua_Integer cap = luaL_optinteger(L, 3, 0);
     if (cap < 0 || (lua_Unsigned)cap > INTERP_CHAN_MAX_CAPACITY)
         return luaL_error(L, "%s: capacity must be from 1 to %d (or nil for the default)", where,
