@@ -426,11 +426,19 @@ pool:share("from-host", "now a buffer")
 assert(pool:submit(function() return interp.shared("from-host"):sub(1, 3) end):result() == "now")
 assert(pool:share("from-host", nil) == nil and pool:shared("from-host") == nil)
 assert(not pcall(pool.share, pool, "bad", print))
--- views kept in a worker's globals outlive the task that made them
-pool:submit(function() KEEP = interp.freeze({kept = "yes"}) end):result()
-local kept = {}
-for i = 1, 4 do kept[i] = pool:submit(function() return KEEP and KEEP.kept end):result() end
-assert(kept[1] == "yes" or kept[2] == "yes" or kept[3] == "yes" or kept[4] == "yes")
+-- views kept in a worker's globals outlive the task that made them: two tasks that meet at a
+-- channel barrier run on the two workers at once, so each worker keeps one, whatever the
+-- placement of the later tasks
+local function keep(mine, other)
+  KEEP = interp.freeze({kept = "yes"})
+  interp.channel(mine):send(true)
+  return interp.channel(other):recv(10)
+end
+local k1, k2 = pool:submit(keep, "keep-a", "keep-b"), pool:submit(keep, "keep-b", "keep-a")
+assert(k1:result() == true and k2:result() == true)
+for _ = 1, 4 do
+  assert(pool:submit(function() collectgarbage() return KEEP and KEEP.kept end):result() == "yes")
+end
 local st = pool:stats()
 assert(st.frozen_values >= 2 and st.frozen_bytes > 0, "stats count frozen values")
 pool:shutdown()
