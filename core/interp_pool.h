@@ -325,6 +325,11 @@ typedef struct interp_map_options {
     bool (*interrupted)(void *ud);
     void *interrupted_ud;
 } interp_map_options;
+/* The default window of a map in chunks per worker: a map_stream given max_in_flight 0 keeps
+ * this many x chunksize x workers items queued or running, and pool:imap (whose calls are
+ * chunks of one) this many x workers calls. Enough to keep every worker busy while the caller
+ * reads results, few enough to bound memory. */
+#define INTERP_MAP_WINDOW_CHUNKS 4
 /* How often interp_map_options.interrupted is polled while a map waits, seconds. */
 #define INTERP_MAP_INTERRUPT_POLL 0.02
 /* Map options with struct_size set and every other field 0 (the defaults). */
@@ -357,7 +362,8 @@ INTERP_API int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t
  * thread for item 0, 1, ... until it returns false; it hands over ownership of *args.
  * `on_result` is called on the calling thread in input order with each item's status and
  * results (ownership passes to the callee; NULL on failure) and error text (borrowed).
- * At most `max_in_flight` items (0: 4 x chunksize x workers; chunksize 0: 16 here; at most
+ * At most `max_in_flight` items (0: INTERP_MAP_WINDOW_CHUNKS (4) x chunksize x workers;
+ * chunksize 0: 16 here; at most
  * INTERP_MAP_MAX_IN_FLIGHT, else INTERP_ERR_INVALID) are queued or running at once, so memory
  * stays bounded. Once an item fails with stop_on_error, or the
  * timeout passes, next_input is not called any more. Returns INTERP_OK when every item

@@ -413,7 +413,7 @@ static int start(engine *e, interp_pool *pool, const interp_fn *fn, size_t n_hin
     if (n_hint && cs > n_hint)
         cs = n_hint;
     if (!max_in_flight) /* <= 4 x 2^20 x 4096 = 2^34 (chunksize, workers bounds): no wrap */
-        max_in_flight = 4 * cs * workers;
+        max_in_flight = INTERP_MAP_WINDOW_CHUNKS * cs * workers;
     if (max_in_flight < cs)
         cs = max_in_flight;
     e->chunksize = cs;

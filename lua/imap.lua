@@ -2,8 +2,10 @@
 -- build time (lua/CMakeLists.txt makes imap_lua.h from it; lua/imap_lua.c loads it once and
 -- sets the result as the pool's method). A lazy map for inputs too long to hold (io.lines, a
 -- generator), like Python's Executor.map, on top of pool:submit and the futures. Loaded with
--- one argument: a function returning the monotonic time in seconds.
-local now = ...
+-- three arguments: a function returning the monotonic time in seconds, the default window in
+-- calls per worker (INTERP_MAP_WINDOW_CHUNKS: the rule of map_stream's window, a call being a
+-- chunk of one) and the largest window (INTERP_MAP_MAX_IN_FLIGHT).
+local now, window_chunks, max_window = ...
 local function bad(what) error('pool:imap: ' .. what, 3) end
 return function(pool, f, input, opts)
   local window, timeout
@@ -14,9 +16,9 @@ return function(pool, f, input, opts)
     end
     window, timeout = opts.window, opts.timeout
   end
-  window = window or 4 * pool:stats().max_workers
-  if math.type(window) ~= 'integer' or window < 1 or window > (1 << 24) then
-    bad("option 'window' must be an integer from 1 to 16777216")
+  window = window or window_chunks * pool:stats().max_workers
+  if math.type(window) ~= 'integer' or window < 1 or window > max_window then
+    bad("option 'window' must be an integer from 1 to " .. max_window)
   end
   if timeout ~= nil and (type(timeout) ~= 'number' or timeout ~= timeout or timeout < 0) then
     bad("option 'timeout' must be a number of seconds >= 0 (0: none)")

@@ -19,7 +19,9 @@ void interp__lm_imap_register(lua_State *L, lua_CFunction now)
         LUA_OK)
         lua_error(L);
     lua_pushcfunction(L, now);
-    lua_call(L, 1, 1);
+    lua_pushinteger(L, INTERP_MAP_WINDOW_CHUNKS);
+    lua_pushinteger(L, (lua_Integer)INTERP_MAP_MAX_IN_FLIGHT);
+    lua_call(L, 3, 1);
     lua_setfield(L, -2, "imap");
     lua_pop(L, 2);
 }

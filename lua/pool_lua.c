@@ -1,5 +1,6 @@
 /* pool_lua.c - the pool object of the Lua module: ip.new{...}, pool:submit, pool:map,
  * pool:channel, pool:shutdown, pool:stats, and its __gc / __close. */
+#include <limits.h>
 #include <lualib.h>
 #include <math.h>
 #include <stdlib.h>
@@ -263,7 +264,7 @@ int interp__lm_pool_new(lua_State *L)
     o.prestart = opt_boolean(L, 1, where, "prestart");
     o.thread_name = opt_string(L, 1, where, "thread_name");
     o.max_msg_size = (size_t)opt_integer(L, 1, where, "max_msg_size", 0, 0, LUA_MAXINTEGER);
-    o.max_depth = (int)opt_integer(L, 1, where, "max_depth", 0, 0, 100000);
+    o.max_depth = (int)opt_integer(L, 1, where, "max_depth", 0, 0, INT_MAX);
     o.memory_budget =
         (size_t)opt_integer(L, 1, where, "memory_budget", 0, 0, LUA_MAXINTEGER);
     o.cancel_grace = opt_seconds(L, 1, where, "cancel_grace");
@@ -723,7 +724,7 @@ static int pool_context(lua_State *L)
     if (o.init_source)
         o.init_source_len = lua_rawlen(L, -1);
     o.sandbox = opt_sandbox(L, 2, where);
-    o.memory_limit = (size_t)opt_integer(L, 2, where, "memory_limit", 0, 0, INT64_MAX);
+    o.memory_limit = (size_t)opt_integer(L, 2, where, "memory_limit", 0, 0, LUA_MAXINTEGER);
     o.timeout = opt_seconds(L, 2, where, "timeout");
     opt_libs(L, 2, where, &o.host_libs, &o.n_host_libs);
     if (o.init_source && o.init_source_len == 0)
