@@ -19,7 +19,7 @@
  * every worker) moves once per batch, not once per message; the state's own heap allocations
  * never touch either (the allocator reads one relaxed atomic of its own account).
  *
- * The hook for later kinds of host-held memory (frozen shared values, issue 17): charge the
+ * The hook for other kinds of host-held memory (frozen shared values, say): charge the
  * making state's account with interp__account_charge(acct, bytes, true, ...) when the value is
  * made, keep a reference to the account with the value, and interp__account_refund plus
  * interp__account_release when its last reference goes. Nothing else is needed: the limits,

@@ -53,9 +53,9 @@
 
 /* The sandbox's bound on one text chunk compiled by load or as a source task
  * (interp_pool_options.max_chunk_size): Lua's parser runs where no hook reaches and some
- * chunks parse in quadratic time (`return x or x or ... x`: 32 KiB in ~0.1 s, 64 KiB in
- * ~0.3 s, 256 KiB in ~4 s here), so this default keeps the worst known chunk well under the
- * default stuck_grace (1 s). A host may set up to INTERP_SANDBOX_CHUNK_MAX. */
+ * chunks parse in quadratic time (`return x or x or ... x`), so this default keeps the worst
+ * known chunk well under the default stuck_grace (1 s; figures in docs/DESIGN.md, Sandbox).
+ * A host may set up to INTERP_SANDBOX_CHUNK_MAX. */
 #define INTERP_SANDBOX_CHUNK_DEFAULT ((size_t)32 << 10)
 #define INTERP_SANDBOX_CHUNK_MAX ((size_t)64 << 20)
 

@@ -114,7 +114,8 @@ interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled);
 interp__job *interp__queue_try_pop(interp__queue *q);
 /* A job is likely to be pushed within `ns` nanoseconds (a context being made, its first call
  * next): idle workers keep spinning until then, and one sleeping worker is woken unless one
- * spins or is being woken, so that a wake-up (20-60 us here) is not paid after the push. */
+ * spins or is being woken, so that a wake-up (tens of microseconds) is not paid after the
+ * push. */
 void interp__queue_prewake(interp__queue *q, long ns);
 /* Unlink job if it is still queued; true if this call removed it. */
 bool interp__queue_remove(interp__queue *q, interp__job *job);
@@ -541,8 +542,9 @@ int interp__options_resolve(const interp_pool_options *o, interp_pool *pool, int
                             const char **why);
 int interp__online_cpus(void);
 
-/* Spin budgets (nanoseconds) before sleeping. A condvar wake costs ~20-30 us on this kind of
- * machine; spinning a little longer than a round trip keeps the latency in single us. */
+/* Spin budgets (nanoseconds) before sleeping. A condvar wake-up costs tens of microseconds
+ * (figures in docs/DESIGN.md, Workers); spinning a little longer than that keeps a round trip
+ * in single microseconds. */
 #define INTERP__WORKER_SPIN_NS 50000L
 #define INTERP__WAIT_SPIN_NS 50000L
 /* A worker with nothing to run for this long (seconds) lets its state drop the memory it keeps

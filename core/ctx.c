@@ -34,8 +34,8 @@
 
 enum { CTX_IDLE = 0, CTX_ACTIVE = 1 };
 
-/* How long a context's creation keeps an idle worker spinning for its first call: a state is
- * made in 30-100 us here. */
+/* How long a context's creation keeps an idle worker spinning for its first call: longer
+ * than a state takes to be made (tens of microseconds; docs/DESIGN.md, Workers). */
 #define CTX_HOT_NS 200000L
 
 struct interp_ctx {

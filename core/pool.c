@@ -290,7 +290,7 @@ static int set_up(interp_pool *pool, const interp_pool_options *o, interp_config
     return rc;
 }
 
-/* The first worker's state, made here while its thread starts (~35 us): opened, the
+/* The first worker's state, made here while its thread starts: opened, the
  * initializer compiled in it (its bytecode kept for the next states: prestarted workers open
  * theirs meanwhile and wait for it), then run in it. *rc: INTERP_OK to make it, else it is
  * not tried; NULL with *rc and *why (malloc'd or NULL) set when it cannot be made. */

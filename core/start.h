@@ -89,8 +89,8 @@ int interp__start_await(struct interp_pool *pool, int started, char **err);
 
 /* ---- growth and replacement ------------------------------------------------------------ */
 
-/* Start one more worker on demand, after interp__start_want said so (on the pushing thread: a
- * thread start costs ~20 us). When the thread cannot be created, the job waits for the
+/* Start one more worker on demand, after interp__start_want said so (on the pushing thread,
+ * which pays the thread start). When the thread cannot be created, the job waits for the
  * workers there are and a later push tries again. No lock held. */
 void interp__start_grow(struct interp_pool *pool);
 /* Watchdog, pool lock held: a replacement for slot's abandoned worker is coming (joins wait

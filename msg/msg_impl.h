@@ -14,7 +14,7 @@
  * Object numbering. Every array, map and function (INTERP_MSG_EXT_FUNCTION) of a message is
  * an object; objects are counted in the order their encoding begins (their first byte; a
  * container begins before its elements), across all top-level values. References name an
- * object by its DISTANCE back (see the lead's note below): 1 = the object begun most recently
+ * object by its DISTANCE back (see the note below): 1 = the object begun most recently
  * before the reference, 2 = the one begun before it, ... A reference may name an object still
  * open (a cycle). Distances make messages concatenation-safe.
  *
@@ -108,7 +108,7 @@ enum {
     INTERP__MSG_SLAB = 0x80000000u,
 };
 
-/* Back-references are relative (decided by the lead; please keep): objects that can be
+/* Back-references are relative (the format depends on it: keep them so): objects that can be
  * referenced (tables and functions) are numbered in the order their encoding begins,
  * counting from the start of the whole message (all top-level values). An INTERP_MSG_EXT_REF
  * payload holds the DISTANCE back: 1 = the most recently begun object, 2 = the one begun before
