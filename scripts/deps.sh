@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(cmake make gcc pkg-config liblua5.4-dev lua5.4 libmsgpuck-dev libcmocka-dev
       python3 python3-msgpack clang libclang-rt-14-dev libcjson-dev time
       libopenmpi-dev openmpi-bin luarocks
-      dpkg-dev gnuplot-nox)
+      dpkg-dev gnuplot-nox clang-format)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
