@@ -38,7 +38,6 @@
 #include "chan_core.h"
 #include "spin.h"
 #include "msg_charge.h"
-#include "msg_impl.h"
 
 /* How long a caller about to block spins first. Long enough to cover the other side's work
  * for one small message (a Lua encode or decode takes about a microsecond) and a short

@@ -16,7 +16,7 @@
 #include "backend.h"
 #include "core_impl.h"
 #include "msg_charge.h"
-#include "msg_impl.h"
+#include "msg_inner.h"
 
 char *interp__dup_text(const char *s)
 {

@@ -15,7 +15,6 @@
 
 #include "backend.h"
 #include "map_impl.h"
-#include "msg_impl.h"
 
 const char *interp__map_stop_text(int status, bool skipped)
 {

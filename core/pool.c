@@ -11,7 +11,7 @@
 
 #include "backend.h"
 #include "core_impl.h"
-#include "msg_impl.h"
+#include "msg_inner.h"
 #include "frozen_impl.h"
 
 void interp__pool_retain(interp_pool *pool) { atomic_fetch_add(&pool->refs, 1); }

@@ -8,7 +8,7 @@
  *
  * Per item, the usual case costs little beyond the Lua call itself: small argument messages
  * are pushed without setting up a decoder (interp__msg_push_small), small results are encoded
- * in place into a slab shared by the map's results (msg_impl.h: no malloc per result), the
+ * in place into a slab shared by the map's results (msg_inner.h: no malloc per result), the
  * stack room is reserved once per protected region, and the watchdog's progress counter is
  * one relaxed store. */
 #include <lauxlib.h>
@@ -19,14 +19,14 @@
 #include <string.h>
 
 #include "interp_impl.h"
-#include "msg_impl.h"
+#include "msg_inner.h"
 #include "park.h"
 
 /* PH_START: an item is about to start (only the interrupt check can raise here: the item then
  * counts as not started). */
 enum phase { PH_RESOLVE, PH_START, PH_ARGS, PH_RUN };
 enum { SOURCE_CACHE_MAX = 256 };
-/* Maps of at least this many items put small results in slabs (msg_impl.h): one allocation
+/* Maps of at least this many items put small results in slabs (msg_inner.h): one allocation
  * for many results. SLAB_ITEM_GUESS: bytes a small result takes in a slab, to size the next. */
 enum { SLAB_MIN_ITEMS = 8, SLAB_ITEM_GUESS = 32 };
 /* Bytes of emptied result slabs a state keeps for its next maps while it is busy (about 270

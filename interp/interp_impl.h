@@ -70,7 +70,7 @@ struct interp_state {
     /* Items begun on this state (each map item, each call): stored by the worker (relaxed, one
      * store per item), read by any thread through interp__state_items. */
     _Atomic uint64_t items;
-    /* Slabs of map results whose members the host has freed, for the next maps (msg_impl.h);
+    /* Slabs of map results whose members the host has freed, for the next maps (msg_inner.h);
      * made by the first map, released with the state (NULL: none). */
     struct interp__slab_cache *slab_cache;
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "interp_impl.h"
-#include "msg_impl.h"
+#include "msg_inner.h"
 #include "msg_shstr.h"
 
 /* Every call into a state is protected, so a panic is a bug of this library: say so loudly

@@ -69,7 +69,7 @@ typedef struct lm_box {
     size_t nmsgs, ntexts;
     interp_msg **msgs;
     char **texts;
-    struct interp__slab *slab; /* small messages made into a slab (msg_impl.h); released by
+    struct interp__slab *slab; /* small messages made into a slab (msg_inner.h); released by
                                   __gc after the slots are freed */
 } lm_box;
 lm_box *interp__lm_box_new(lua_State *L, size_t nmsgs, size_t ntexts);

@@ -8,7 +8,7 @@
 
 #include "interp_pool_lua.h"
 #include "lm.h"
-#include "msg_impl.h"
+#include "msg_inner.h"
 #include "frozen_impl.h"
 #include "lua_ctx.h"
 

@@ -9,7 +9,7 @@
 #include "frozen_impl.h"
 #include "interp_ctx.h"
 #include "lm.h"
-#include "msg_impl.h"
+#include "msg_inner.h"
 #include "lua_ctx.h"
 
 typedef struct lm_pool {

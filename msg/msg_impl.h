@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "interp_msg.h"
+#include "msg_inner.h"
 
 /* ---- the wire format of interp_pool's extension types ---------------------------------
  *
@@ -129,119 +130,6 @@ struct interp_msg {
  * NULL when out of memory. */
 interp_msg *interp__msg_alloc(size_t size, uint32_t count, uint32_t flags);
 
-/* ---- slabs: many small messages in one allocation ----------------------------------------
- *
- * A map makes one small result per item; one malloc each costs more than the item's Lua call
- * (and on a fresh heap, its page faults). A slab is one block from which a producer (one
- * thread) carves many messages. Each member is an ordinary message for every reader: same
- * header, same bytes, owned and freed one by one with interp_msg_free, from any thread, in any
- * order. Layout of a member: the slab's address (8 bytes), then the interp_msg header, then its
- * data, rounded up to 8 bytes; its flags carry INTERP__MSG_SLAB, which interp_msg_free reads
- * to drop one reference on the slab instead of freeing the member. The slab's memory goes back
- * (to malloc, or to its producer's cache, below) when its last member is freed and its producer
- * has let go (interp__slab_release): keeping one member alive keeps the whole slab (at most
- * INTERP__SLAB_MAX bytes). interp_msg_dup of a
- * member is an ordinary message; copies and concatenations never inherit INTERP__MSG_SLAB.
- *
- * Reference count: it starts at a large bias held by the producer, which counts the members it
- * makes in a plain field; a member's free subtracts 1; the producer's release subtracts the
- * bias minus its members. So making a member costs no atomic operation, and the count reaches
- * zero exactly once, after the release and every member's free. */
-/* below glibc's mmap threshold (128 KiB): an mmap'd block would be unmapped at its free and
- * fault its pages in afresh at every new slab */
-enum { INTERP__SLAB_MAX = 60 << 10 };
-typedef struct interp__slab_cache interp__slab_cache;
-typedef struct interp__slab {
-    atomic_size_t refs;   /* a bias while the producer holds it, minus the freed members */
-    interp__slab_cache *cache; /* where it goes when its last member is freed, or NULL */
-    size_t members;       /* producer only: members made */
-    size_t used, cap;     /* producer only: bytes of data[] */
-    _Alignas(16) char data[];
-} interp__slab;
-#define INTERP__SLAB_HEAD sizeof(interp__slab *) /* before each member: the slab's address */
-
-/* Slab cache of one producer: full-size slabs whose members have all been freed wait there
- * (up to max_bytes while the producer is busy, idle_bytes while it is idle) for the producer's next slabs, instead of going back to malloc. A map
- * producing a million results per run, which the host frees before the next run, then works
- * in memory already mapped: fresh pages cost a fault and a zeroing each (a fifth of the cost
- * of a small result otherwise). Any thread may put a slab back (its last member's free); the
- * producer takes them. NULL when out of memory. */
-interp__slab_cache *interp__slab_cache_new(size_t max_bytes, size_t idle_bytes);
-/* The producer has gone idle: the cache keeps at most idle_bytes (at most max_bytes) of slabs,
- * those kept beyond it are freed now and later ones beyond it as they come back, until the
- * producer's next full-size slab (interp__slab_grow) makes it busy again. So a burst of maps
- * reuses its slabs, and an idle producer holds little. Returns the number of slabs freed now.
- * Producer thread only. NULL-safe. */
-size_t interp__slab_cache_idle(interp__slab_cache *cache);
-/* Slabs kept now (each of INTERP__SLAB_MAX bytes), for tests. Any thread; NULL-safe. */
-size_t interp__slab_cache_kept(interp__slab_cache *cache);
-/* The producer is done with the cache: the slabs kept are freed, later ones are freed as
- * usual; the cache itself goes with the last slab made from it. NULL-safe. */
-void interp__slab_cache_release(interp__slab_cache *cache);
-
-/* A new slab of about `hint` bytes (clamped to INTERP__SLAB_MAX, at least `need`; a kept one of
- * `cache` when one fits, cache may be NULL) replacing *slab (released); NULL when out of
- * memory (*slab unchanged). */
-interp__slab *interp__slab_grow(interp__slab_cache *cache, interp__slab **slab, size_t hint,
-                                size_t need);
-
-/* Room for a member of up to `size` data bytes at the end of *slab (a new slab if needed, see
- * interp__slab_grow): returns the message to fill (its data; header written by commit), or NULL
- * when out of memory. Nothing is taken until interp__slab_commit. Producer thread only. */
-static inline interp_msg *interp__slab_reserve(interp__slab_cache *cache, interp__slab **slab,
-                                               size_t hint, size_t size)
-{
-    size_t need = INTERP__SLAB_HEAD + sizeof(interp_msg) + size;
-    interp__slab *sl = *slab;
-    if (!sl || sl->cap - sl->used < need) {
-        if (size > INTERP__SLAB_MAX || !(sl = interp__slab_grow(cache, slab, hint, need)))
-            return NULL;
-    }
-    return (interp_msg *)(void *)(sl->data + sl->used + INTERP__SLAB_HEAD);
-}
-
-/* Take the member m that interp__slab_reserve returned, with `size` data bytes (at most the
- * reserved size) and its header set (INTERP__MSG_SLAB added to flags). */
-static inline void interp__slab_commit(interp__slab *sl, interp_msg *m, size_t size,
-                                       uint32_t count, uint32_t flags)
-{
-    char *at = (char *)m - INTERP__SLAB_HEAD;
-    __builtin_memcpy(at, &sl, sizeof sl);
-    m->size = size;
-    m->count = count;
-    m->flags = flags | INTERP__MSG_SLAB;
-    sl->used += (INTERP__SLAB_HEAD + sizeof(interp_msg) + size + 7) & ~(size_t)7;
-    sl->members++;
-}
-
-/* interp_msg_free of ms[0..n) (NULL entries skipped), each entry set to NULL; members of one
- * slab next to each other drop their references in one step (a map's results and inputs). */
-void interp__msg_free_many(interp_msg **ms, size_t n);
-
-/* The producer is done with slab (its members live on). NULL-safe. */
-void interp__slab_release(interp__slab *slab);
-
-struct lua_State;
-struct interp_msg_opts;
-struct interp_msg_error;
-
-/* interp_msg_from_lua for a producer with a slab (msg_encode.c): values that are all nil,
- * booleans, numbers or short strings (a small message) are written straight into *slab (see
- * interp__slab_reserve for cache and hint); anything else, or a failure, goes the ordinary way. first
- * must be an absolute index and count >= 0 (the caller's values are on the stack). */
-int interp__msg_from_lua_slab(struct lua_State *L, int first, int count,
-                              const struct interp_msg_opts *opts, interp__slab_cache *cache,
-                              interp__slab **slab, size_t hint, interp_msg **out,
-                              struct interp_msg_error *err);
-
-/* interp_msg_push_lua's fast path for a message of at most INTERP__MSG_SMALL_VALUES values that
- * are all nil, booleans, numbers or strings and of at most max_size bytes (0: the default
- * limit, 256 MiB, as in interp_msg_opts): pushes them and returns their count; -1 (nothing
- * pushed) for any other message. The caller has made room for INTERP__MSG_SMALL_VALUES
- * values. May raise a memory error, like interp_msg_push_lua. */
-enum { INTERP__MSG_SMALL_VALUES = 8 };
-int interp__msg_push_small(struct lua_State *L, const interp_msg *m, size_t max_size);
-
 /* ---- msg_bigbuf.c: blocks of freed large messages, kept for the next large message ------ */
 
 /* Messages of at least this many bytes (header included) go back to the cache at free. */
@@ -251,8 +139,6 @@ void *interp__bigbuf_take(size_t need);
 /* Keep the malloc block p (from a message) for a later take, or free it (too small, too big,
  * cache full). Any thread; NULL-safe. */
 void interp__bigbuf_put(void *p);
-/* Free every kept block (an idle worker calls it). Any thread. */
-void interp__bigbuf_trim(void);
 
 /* A growable byte buffer that is already laid out as a message: the header sits in front of
  * the bytes, so finishing hands the same allocation over without copying the data. */
@@ -276,6 +162,8 @@ void interp__msgbuf_free(interp__msgbuf *b);
 struct interp_msg_builder;
 int interp__msg_add_raw(struct interp_msg_builder *b, const char *bytes, size_t n, uint32_t flags,
                         const interp_frozen *f);
+
+#include "msg_slab.h" /* the slab layout, which needs the message's */
 
 /* Validate `len` bytes as a stream of MessagePack values with interp_pool's extension types:
  * structure, lengths (no over-read), nesting depth <= max_depth, REF indexes that point at an
