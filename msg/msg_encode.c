@@ -576,7 +576,7 @@ static int put_scalar(enc *e, int idx, int type)
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
-        const void *blk = interp__shstr_block(L, s, len);
+        const void *blk = len >= INTERP__SHSTR_MIN ? interp__shstr_block(L, s, len) : NULL;
         return blk ? put_shared(e, s, blk, len) : put_str(e, s, len);
     }
     case LUA_TUSERDATA: {
