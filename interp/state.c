@@ -100,10 +100,12 @@ int interp__state_init(interp_state *s, char **err)
     return rc;
 }
 
-/* The parts of a state around its lua_State, made and freed together. */
+/* The parts of a state around its lua_State, made and freed together (the slab cache is
+ * made later, by the first call that needs it). */
 static void free_parts(interp_state *s)
 {
-    interp__account_release(s->ctx.acct);
+    interp__account_release(s->ctx.acct); /* what it charged stays until refunded */
+    interp__slab_cache_release(s->slab_cache);
     interp__cond_destroy(&s->sleep_cv);
     interp__mutex_destroy(&s->sleep_mu);
     interp__threads_destroy(&s->threads);
@@ -212,14 +214,7 @@ void interp__state_destroy(interp_state *s)
     interp__state_call_drop(s); /* a call left suspended: its registrations go */
     lua_close(s->L); /* frees the coroutines through the allocator and the set */
     interp__free_warn(s);
-    interp__account_release(s->ctx.acct); /* what it charged stays until refunded */
-    interp__slab_cache_release(s->slab_cache);
-    interp__threads_destroy(&s->threads);
-    interp__cond_destroy(&s->sleep_cv);
-    interp__mutex_destroy(&s->sleep_mu);
-    interp__mutex_destroy(&s->irq_mu);
-    interp__cancel_destroy(&s->cancel);
-    free(s);
+    free_parts(s);
 }
 
 struct interp__account *interp__state_account(interp_state *s)
