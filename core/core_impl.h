@@ -332,6 +332,7 @@ struct interp__watcher {
     pthread_cond_t cv;
     size_t fired;                           /* guarded by mu */
     interp__watch_node *ready_head, *ready_tail;
+    struct interp__park *park; /* non-NULL: a parked wait's; a fire fires it instead */
 };
 
 void interp__watcher_init(interp__watcher *w);
@@ -381,7 +382,8 @@ struct interp_future {
     interp__account *args_acct;   /* a call made from a state (ctx_lua_state.c) pays for its
                                      future and arguments until released (retained), or NULL */
     size_t args_charge;
-    struct interp_ctx *ctx;       /* a context's call: its context (ctx.c), else NULL */
+    struct interp_ctx *ctx;       /* a context's call: its context (ctx.c, retained), else
+                                     NULL */
     char data[];                  /* fn text / function message */
 };
 
@@ -423,6 +425,14 @@ bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg 
 void interp__ctx_interrupt_call(struct interp_ctx *ctx, interp_future *f, int reason);
 /* shutdown_now: every parked call of pool is woken and ends with INTERP_ERR_SHUTDOWN. */
 void interp__ctx_wake_parked(interp_pool *pool, int reason);
+/* The context whose state has the park p. */
+struct interp_ctx *interp__ctx_of_park(struct interp__park *p);
+/* The wait-for graph of contexts: before the call in progress of self waits for a call of
+ * target, INTERP_OK (recorded until interp__ctx_wait_end, or the call's end), or
+ * INTERP_ERR_INVALID when target is self or waits, directly or through others, for self (the
+ * wait would never end). */
+int interp__ctx_wait_begin(struct interp_ctx *self, struct interp_ctx *target);
+void interp__ctx_wait_end(struct interp_ctx *self);
 
 /* interp_ctx_call_task / interp_ctx_post for Lua code in a state: the future and its
  * arguments are charged to payer (the calling state's account, against its limit; NULL: no

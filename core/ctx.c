@@ -58,6 +58,7 @@ struct interp_ctx {
     uint64_t last_id;          /* the id of its last slice: slice ids grow on the state */
     interp__park park;         /* its waits (park.h) */
     interp__timer timer;       /* parked: wakes it at min(deadline, the wait's own end) */
+    struct interp_ctx *waiting_on; /* pool->mu: the context whose call it waits for */
     /* immutable after create (the state itself is touched by its runner only) */
     interp_state *state;
     interp_shared *shared;
@@ -343,6 +344,7 @@ static int enqueue(interp_ctx *ctx, const interp_task *task, bool post, interp_f
         f->args_acct = payer;
         f->args_charge = charge;
     }
+    interp__ctx_retain(ctx); /* released with f */
     f->ctx = ctx;
     bool grow = false;
     interp__mutex_lock(&ctx->mu);
@@ -644,6 +646,8 @@ static bool ctx_run(interp__worker *w, interp__job *job)
         } else if (!broken && interp__state_broken(ctx->state)) {
             why = "its state cannot go on after an error (re-create the context)";
         }
+        if (ctx->waiting_on) /* a call that ended inside a wait (dropped) */
+            interp__ctx_wait_end(ctx);
         interp__mutex_lock(&ctx->mu);
         ctx->running = NULL;
         if (why)
@@ -680,6 +684,7 @@ static void ctx_abort(interp__job *job, int status, const char *text)
     interp__mutex_unlock(&ctx->mu);
     if (cur) { /* begun, between two slices: it never goes on (no worker holds the state) */
         interp__state_call_drop(ctx->state);
+        interp__ctx_wait_end(ctx);
         interp__future_end(cur, -1, status, NULL, interp__dup_text(text), NULL);
         count_outcome(ctx, cur);
         interp_future_release(cur);
@@ -688,6 +693,35 @@ static void ctx_abort(interp__job *job, int status, const char *text)
     end_chain(ctx, left, status, text);
     drop_state(ctx);
     ctx_release(ctx); /* the queue's reference */
+}
+
+interp_ctx *interp__ctx_of_park(interp__park *p)
+{
+    return (interp_ctx *)(void *)((char *)p - offsetof(interp_ctx, park));
+}
+
+int interp__ctx_wait_begin(interp_ctx *self, interp_ctx *target)
+{
+    /* Each context in the chain has a call in progress that waits for a call of the next,
+     * and holds that call's future (which holds its context): the chain is alive while the
+     * lock is held. */
+    interp__mutex_lock(&self->pool->mu);
+    for (interp_ctx *t = target; t; t = t->waiting_on) {
+        if (t == self) {
+            interp__mutex_unlock(&self->pool->mu);
+            return INTERP_ERR_INVALID;
+        }
+    }
+    self->waiting_on = target;
+    interp__mutex_unlock(&self->pool->mu);
+    return INTERP_OK;
+}
+
+void interp__ctx_wait_end(interp_ctx *self)
+{
+    interp__mutex_lock(&self->pool->mu);
+    self->waiting_on = NULL;
+    interp__mutex_unlock(&self->pool->mu);
 }
 
 void interp__ctx_interrupt_call(interp_ctx *ctx, interp_future *f, int reason)

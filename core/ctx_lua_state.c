@@ -17,10 +17,13 @@
  * frees the state; calls on a closed context fail). Handles and futures cannot leave their
  * state (userdata do not cross as messages). */
 #include <lauxlib.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core_impl.h"
 #include "lua_ctx.h"
+#include "park.h"
 
 #define HANDLE_MT "interp.context"
 #define FUTURE_MT "interp.context_future"
@@ -202,10 +205,89 @@ static interp_future *check_future(lua_State *L)
     return fu->f;
 }
 
-/* Wait as the call asked; raise an interruption of the running call. */
-static int wait_for(lua_State *L, interp_future *f, double timeout)
+/* ---- parked waits (channels/park.h) --------------------------------------------------
+ * A context's call waiting for a future lets go of its thread where it can park: its park
+ * watches the future (a watcher whose fire fires the park) and the call yields; resumed, the
+ * op (result or wait) starts again from its arguments, which are still on the stack. Before
+ * it waits, the wait is recorded in the contexts' wait-for graph: a call that would wait for
+ * a context waiting (directly or not) for its own raises instead of deadlocking. */
+
+typedef struct park_watch {
+    interp__watcher w;          /* only its park is used */
+    interp__watch_node node;
+    interp_future *f;           /* retained */
+} park_watch;
+
+static void park_watch_drop(void *arg)
 {
-    int rc = interp__lua_wait_future(L, interp__lua_ctx_get(L)->cancel, f, timeout);
+    park_watch *pw = arg;
+    interp__unwatch(&pw->node);
+    interp_future_release(pw->f);
+    free(pw);
+}
+
+static double until_of(double timeout)
+{
+    return timeout < 0 ? INFINITY : interp__now() + timeout;
+}
+
+/* Wait for f until `until`; where the calling context's call may park, park (and do not
+ * return: k starts the op again, with resumed true). INTERP_OK (ended), INTERP_ERR_TIMEOUT,
+ * or the run's interrupt. */
+static int wait_parked(lua_State *L, interp_future *f, double timeout, bool resumed,
+                       lua_KFunction k)
+{
+    const interp__lua_ctx *lc = lctx_of(L);
+    interp__park *p = lc->park;
+    interp_ctx *self = p ? interp__ctx_of_park(p) : NULL;
+    double until;
+    if (resumed) {
+        until = p->until;
+        interp__park_resumed(p);
+    } else {
+        if (ended(f) || timeout == 0)
+            return ended(f) ? INTERP_OK : INTERP_ERR_TIMEOUT;
+        if (self && f->ctx && interp__ctx_wait_begin(self, f->ctx) != INTERP_OK)
+            return luaL_error(L, "context call: waiting for context '%s' would never end: it "
+                                 "waits, directly or through others, for this call's context "
+                                 "'%s'", interp_ctx_name(f->ctx), interp_ctx_name(self));
+        until = until_of(timeout);
+    }
+    int rc;
+    for (;;) {
+        int reason = lc->cancel ? interp__cancel_reason(lc->cancel) : 0;
+        double now = interp__now();
+        if (ended(f) || reason || now >= until) {
+            rc = ended(f) ? INTERP_OK : reason ? reason : INTERP_ERR_TIMEOUT;
+            break;
+        }
+        park_watch *pw = interp__park_can(p, L) ? malloc(sizeof *pw) : NULL;
+        if (!pw) { /* it cannot park here: block, bounded by the run's interrupt */
+            rc = interp__lua_wait_future(L, lc->cancel, f,
+                                         until == INFINITY ? INTERP_FOREVER : until - now);
+            break;
+        }
+        memset(&pw->w, 0, sizeof pw->w);
+        pw->w.park = p;
+        interp_future_retain(f);
+        pw->f = f;
+        interp__watch(&pw->w, &pw->node, f);
+        if (ended(f)) { /* fired already */
+            park_watch_drop(pw);
+            continue;
+        }
+        return interp__park_yield(L, p, until, park_watch_drop, pw, 0, k);
+    }
+    if (self && f->ctx)
+        interp__ctx_wait_end(self);
+    return rc;
+}
+
+/* Wait as the call asked; raise an interruption of the running call. */
+static int wait_for(lua_State *L, interp_future *f, double timeout, bool resumed,
+                    lua_KFunction k)
+{
+    int rc = wait_parked(L, f, timeout, resumed, k);
     if (rc != INTERP_OK && rc != INTERP_ERR_TIMEOUT) {
         interp__lua_check_interrupt(L);
         return luaL_error(L, "context call: the wait ended: %s", interp_strerror(rc));
@@ -213,11 +295,25 @@ static int wait_for(lua_State *L, interp_future *f, double timeout)
     return rc;
 }
 
+static int f_result_go(lua_State *L, bool resumed);
+
+static int f_result_k(lua_State *L, int status, lua_KContext kc)
+{
+    (void)status;
+    (void)kc;
+    return f_result_go(L, true);
+}
+
 static int f_result(lua_State *L)
+{
+    return f_result_go(L, false);
+}
+
+static int f_result_go(lua_State *L, bool resumed)
 {
     interp_future *f = check_future(L);
     double timeout = opt_timeout(L, 2, "future:result");
-    if (wait_for(L, f, timeout) == INTERP_ERR_TIMEOUT)
+    if (wait_for(L, f, timeout, resumed, f_result_k) == INTERP_ERR_TIMEOUT)
         return luaL_error(L, "future:result: timed out after %f s waiting for the context call",
                           timeout);
     const interp__lua_ctx *lc = lctx_of(L);
@@ -241,11 +337,26 @@ static int f_result(lua_State *L)
     return lua_error(L);
 }
 
-static int f_wait(lua_State *L)
+static int f_wait_k(lua_State *L, int status, lua_KContext kc);
+
+static int f_wait_go(lua_State *L, bool resumed)
 {
     interp_future *f = check_future(L);
-    lua_pushboolean(L, wait_for(L, f, opt_timeout(L, 2, "future:wait")) == INTERP_OK);
+    int rc = wait_for(L, f, opt_timeout(L, 2, "future:wait"), resumed, f_wait_k);
+    lua_pushboolean(L, rc == INTERP_OK);
     return 1;
+}
+
+static int f_wait_k(lua_State *L, int status, lua_KContext kc)
+{
+    (void)status;
+    (void)kc;
+    return f_wait_go(L, true);
+}
+
+static int f_wait(lua_State *L)
+{
+    return f_wait_go(L, false);
 }
 
 static int f_done(lua_State *L)

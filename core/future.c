@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "core_impl.h"
+#include "park.h"
 #include "msg_charge.h"
 #include "msg_inner.h"
 
@@ -36,6 +37,7 @@ void interp__watcher_init(interp__watcher *w)
     interp__mutex_init(&w->mu);
     interp__cond_init(&w->cv);
     w->fired = 0;
+    w->park = NULL;
     w->ready_head = w->ready_tail = NULL;
 }
 
@@ -50,6 +52,10 @@ void interp__watcher_destroy(interp__watcher *w)
 static void fire(interp__watch_node *node)
 {
     interp__watcher *w = node->w;
+    if (w->park) { /* a parked wait (ctx_lua_state.c): its context becomes runnable */
+        interp__park_fire(w->park);
+        return;
+    }
     interp__mutex_lock(&w->mu);
     node->ready_next = NULL;
     if (w->ready_tail)
@@ -170,6 +176,8 @@ void interp__future_discard(interp_future *f)
 {
     interp__account_refund(f->args_acct, f->args_charge, true);
     interp__account_release(f->args_acct);
+    if (f->ctx)
+        interp__ctx_release(f->ctx);
     interp__mutex_destroy(&f->mu);
     free(f);
 }
@@ -307,6 +315,8 @@ void interp_future_release(interp_future *f)
     interp__account_release(f->acct);
     interp__account_refund(f->args_acct, f->args_charge, true);
     interp__account_release(f->args_acct);
+    if (f->ctx)
+        interp__ctx_release(f->ctx);
     interp__mutex_destroy(&f->mu);
     free(f);
 }

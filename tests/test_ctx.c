@@ -732,6 +732,107 @@ static void test_park_10k(void **state)
     interp_pool_destroy(p);
 }
 
+static const char *const RING_INIT =
+    "function get() return 7 end\n"
+    "function slow(name) return interp.channel(name):recv() end\n"
+    "function ask(to, ...) return interp.context(to):call(...):result() end\n"
+    "function ask_wait(to, ...) return interp.context(to):call(...):wait() end\n";
+
+static interp_ctx *named_ctx(interp_pool *p, const char *name)
+{
+    interp_ctx_options o;
+    memset(&o, 0, sizeof o);
+    o.name = name;
+    o.init_source = RING_INIT;
+    interp_ctx *c = NULL;
+    assert_int_equal(interp_ctx_create(p, &o, &c, NULL), INTERP_OK);
+    return c;
+}
+
+static interp_msg *strs(int n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    interp_msg_builder *b = interp_msg_builder_new();
+    for (int i = 0; i < n; i++) {
+        const char *a = va_arg(ap, const char *);
+        interp_msg_add_str(b, a, strlen(a));
+    }
+    va_end(ap);
+    interp_msg *m = NULL;
+    assert_int_equal(interp_msg_builder_finish(b, &m), INTERP_OK);
+    return m;
+}
+
+/* The call's error text contains want. */
+static void assert_fails_with(interp_future *f, const char *want)
+{
+    assert_int_equal(interp_future_result(f, 60, NULL), INTERP_ERR_SCRIPT);
+    const char *e = interp_future_error(f);
+    if (!strstr(e, want))
+        fail_msg("error: %s", e);
+    interp_future_release(f);
+}
+
+/* A wait for another context's call parks too: on one thread, A waits for B's call, which
+ * itself waits in recv; both go on once the message comes. */
+static void test_park_on_future(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(1, NULL);
+    interp_ctx *a = named_ctx(p, "A"), *b = named_ctx(p, "B");
+    interp_future *f;
+    assert_int_equal(interp_ctx_call(a, "ask", strs(3, "B", "slow", "to_b"), &f), INTERP_OK);
+    assert_int_equal(await_parked(p, 2), 2);
+    send_str(p, "to_b", "through");
+    assert_str_result(f, "through");
+    interp_future_release(f);
+    assert_int_equal(interp_ctx_call(a, "ask_wait", strs(3, "B", "slow", "to_b"), &f),
+                     INTERP_OK);
+    assert_int_equal(await_parked(p, 2), 2);
+    send_str(p, "to_b", "x");
+    const interp_msg *r;
+    assert_int_equal(interp_future_result(f, 60, &r), INTERP_OK);
+    interp_msg_iter it = interp_msg_iter_init(r);
+    interp_msg_value v;
+    assert_true(interp_msg_next(&it, &v) && v.type == INTERP_MSG_BOOL && v.as.b);
+    interp_future_release(f);
+    interp_ctx_close(a);
+    interp_ctx_close(b);
+    interp_pool_destroy(p);
+}
+
+/* A call that would wait for a context waiting for it fails with a clear error: itself;
+ * A -> B -> A; A -> B -> C -> A. The contexts go on afterwards. */
+static void test_wait_cycles(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(2, NULL);
+    interp_ctx *a = named_ctx(p, "A"), *b = named_ctx(p, "B"), *c = named_ctx(p, "C");
+    interp_future *f;
+    interp_task self = {.fn = {.kind = INTERP_FN_SOURCE,
+                               .text = "return interp.self():call('get'):result()"}};
+    assert_int_equal(interp_ctx_call_task(a, &self, &f), INTERP_OK);
+    assert_fails_with(f, "would never end");
+    /* A asks B, which asks A */
+    assert_int_equal(interp_ctx_call(a, "ask", strs(4, "B", "ask", "A", "get"), &f), INTERP_OK);
+    assert_fails_with(f, "would never end");
+    /* A asks B, which asks C, which asks A */
+    assert_int_equal(
+        interp_ctx_call(a, "ask", strs(6, "B", "ask", "C", "ask", "A", "get"), &f), INTERP_OK);
+    assert_fails_with(f, "would never end");
+    /* no cycle: A asks B, which asks C */
+    assert_int_equal(interp_ctx_call(a, "ask", strs(4, "B", "ask", "C", "get"), &f), INTERP_OK);
+    const interp_msg *r;
+    assert_int_equal(interp_future_result(f, 60, &r), INTERP_OK);
+    assert_int_equal(util_int(r), 7);
+    interp_future_release(f);
+    interp_ctx_close(a);
+    interp_ctx_close(b);
+    interp_ctx_close(c);
+    interp_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -750,6 +851,8 @@ int main(void)
         cmocka_unit_test(test_park_frees_thread),
         cmocka_unit_test(test_park_interrupts),
         cmocka_unit_test(test_park_10k),
+        cmocka_unit_test(test_park_on_future),
+        cmocka_unit_test(test_wait_cycles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
