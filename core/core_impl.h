@@ -169,6 +169,10 @@ typedef struct interp__worker {
     int esc_reason;
     bool abandoned, exited, joined;
     int kind;                     /* INTERP__SPAWN_* (start.h): why it started; immutable */
+    /* a context's slice in progress (ctx.c), for preemption: the worker stores slice_start and
+     * slice_len, then slice_on (1); the watchdog reads them under pool->mu */
+    atomic_int slice_on;
+    double slice_start, slice_len;
 } interp__worker;
 
 /* Start the worker of `slot` (a new thread; it gets its state as `kind` says, start.h), for
@@ -287,6 +291,9 @@ struct interp_pool {
      * states froze keep it alive after the pool */
     struct interp__frozen_space *frozen;
     interp__timers timers;       /* guarded by mu: parked waits' wake-ups (timers.c) */
+    interp__timer preempt_tick;  /* while contexts' slices run: looks for slices past their
+                                    time (ctx.c); armed when preempt_ticking is set */
+    atomic_bool preempt_ticking;
     /* stats */
     atomic_uint_fast64_t st_submitted, st_done, st_failed, st_cancelled, st_timed_out,
         st_replaced, st_abandoned;
@@ -425,6 +432,8 @@ bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg 
 void interp__ctx_interrupt_call(struct interp_ctx *ctx, interp_future *f, int reason);
 /* shutdown_now: every parked call of pool is woken and ends with INTERP_ERR_SHUTDOWN. */
 void interp__ctx_wake_parked(interp_pool *pool, int reason);
+/* The fire of the pool's preempt_tick timer (set by interp__pool_alloc). */
+void interp__ctx_preempt_tick(interp__timer *t, double now);
 /* The context whose state has the park p. */
 struct interp_ctx *interp__ctx_of_park(struct interp__park *p);
 /* The wait-for graph of contexts: before the call in progress of self waits for a call of

@@ -31,6 +31,7 @@
 #include "park.h"
 
 #define CTX_MAX_NAME 64
+#define CTX_TIME_SLICE 0.01 /* seconds: the default time slice */
 
 enum { CTX_IDLE = 0, CTX_ACTIVE = 1 };
 
@@ -63,6 +64,7 @@ struct interp_ctx {
     interp_state *state;
     interp_shared *shared;
     double timeout;            /* default deadline of a call (interp_task's convention) */
+    double time_slice;         /* preemption (interp_ctx_options); INFINITY: never */
     interp_ctx_error_fn on_error;
     void *on_error_ud;
     bool sandboxed;            /* reaches only its grants (ctx_names.c) */
@@ -179,6 +181,8 @@ static const char *check_create(const interp_pool *pool, const interp_ctx_option
         return "unknown sandbox profile";
     if (o->timeout != o->timeout)
         return "timeout is NaN";
+    if (o->time_slice != o->time_slice)
+        return "time_slice is NaN";
     if (o->init_source_len && !o->init_source)
         return "init_source_len without init_source";
     if (atomic_load(&pool->q.closed_flag)) {
@@ -212,6 +216,8 @@ static interp_ctx *ctx_new(interp_pool *pool, const interp_ctx_options *o)
     ctx->timeout = o->timeout;
     ctx->on_error = o->on_error;
     ctx->on_error_ud = o->on_error_ud;
+    ctx->time_slice = o->time_slice < 0 ? INFINITY : o->time_slice > 0 ? o->time_slice
+                                                                       : CTX_TIME_SLICE;
     if (o->name)
         memcpy(ctx->name, o->name, strlen(o->name) + 1);
     atomic_init(&ctx->st_calls, 0);
@@ -438,6 +444,54 @@ static void mark_broken_locked(interp_ctx *ctx, const char *why)
         snprintf(ctx->broken_reason, n, "context '%s' is broken: %s", ctx->name, why);
 }
 
+/* ---- preemption ---------------------------------------------------------------------------
+ * While some worker runs a context's slice, the pool's preempt_tick timer fires every
+ * CTX_TICK_S on the watchdog: a slice that has run its time slice while the queue holds other
+ * work gets interp__state_preempt (a count hook that yields its coroutine). Nothing is armed
+ * in a slice that ends in time or has nothing waiting behind it; a slice pays two stores and
+ * a load. The tick stops when it finds no slice running. */
+#define CTX_TICK_S 0.002
+
+/* Watchdog, pool->mu held (the pool's preempt_tick timer, interp__pool_alloc). */
+void interp__ctx_preempt_tick(interp__timer *t, double now)
+{
+    interp_pool *pool = (interp_pool *)(void *)((char *)t - offsetof(interp_pool, preempt_tick));
+    bool any = false, others = interp__queue_count(&pool->q) > 0;
+    for (int i = 0; i < pool->nworkers; i++) {
+        interp__worker *w = pool->slots[i];
+        if (!w || w->abandoned || !atomic_load(&w->slice_on))
+            continue;
+        any = true;
+        if (others && now - w->slice_start >= w->slice_len && w->state)
+            interp__state_preempt(w->state, atomic_load(&w->cur_task));
+    }
+    if (!any) { /* stop, unless a slice began meanwhile (it saw the flag still set) */
+        atomic_store(&pool->preempt_ticking, false);
+        for (int i = 0; i < pool->nworkers && !any; i++)
+            any = pool->slots[i] && atomic_load(&pool->slots[i]->slice_on);
+        if (!any)
+            return;
+        atomic_store(&pool->preempt_ticking, true);
+    }
+    interp__timers_add_locked(&pool->timers, t, now + CTX_TICK_S); /* no memory: it stops */
+}
+
+/* Worker: a slice of ctx begins on w. */
+static void slice_begin(interp__worker *w, interp_ctx *ctx, double now)
+{
+    if (!isfinite(ctx->time_slice))
+        return;
+    interp_pool *pool = w->pool;
+    w->slice_start = now;
+    w->slice_len = ctx->time_slice;
+    atomic_store(&w->slice_on, 1);
+    if (!atomic_load(&pool->preempt_ticking)) {
+        atomic_store(&pool->preempt_ticking, true);
+        if (interp__timer_arm(pool, &pool->preempt_tick, now + CTX_TICK_S) != INTERP_OK)
+            atomic_store(&pool->preempt_ticking, false);
+    }
+}
+
 enum { SLICE_DONE, SLICE_PARK, SLICE_YIELD, SLICE_SKIPPED, SLICE_ABANDONED };
 
 /* Run one slice of f, the context's call in progress, on w (first: f has not begun). The
@@ -495,11 +549,13 @@ static int run_slice(interp__worker *w, interp_ctx *ctx, interp_future *f, bool 
         }
         if (reason) /* remembered by the state for this run, which begins below */
             interp__interrupt_run(w, id, reason);
+        slice_begin(w, ctx, now);
         if (first)
             step = interp__state_call_begin(ctx->state, id, &f->fn, f->args, &out, &irq);
         else
             step = interp__state_call_resume(ctx->state, id, &out, &irq);
     }
+    atomic_store_explicit(&w->slice_on, 0, memory_order_relaxed);
     if (first) { /* the arguments are the runner's: freed after the first slice */
         interp_msg_free(f->args);
         f->args = NULL;

@@ -57,6 +57,10 @@ typedef struct interp_ctx_options {
                                     after the pool's (one of the same name replaces the
                                     pool's); same rules as interp_pool_options.host_libs */
     size_t n_host_libs;
+    double time_slice;           /* preemption: seconds a call runs while other work of the
+                                    pool waits before it yields its thread and goes behind
+                                    that work (it goes on later where it was); 0: 0.01; < 0:
+                                    never (only its deadline bounds it). Not NaN */
 } interp_ctx_options;
 
 /* Create a context of pool (a local pool: not one made with a backend such as MPI). Makes and

@@ -225,6 +225,7 @@ interp_pool *interp__pool_alloc(size_t max_queued, int init_ready)
     interp__cond_init(&pool->wd_cv);
     atomic_init(&pool->stop_now, false);
     interp__start_init(&pool->start, init_ready);
+    pool->preempt_tick.fire = interp__ctx_preempt_tick; /* preemption of contexts' calls */
     interp__queue_init(&pool->q, max_queued, &pool->start);
     return pool;
 }

@@ -540,7 +540,10 @@ static int co_slice(interp_state *s, uint64_t task_id, int nargs, interp_outcome
         recover_memory(s);
         s->alloc.failed = false;
     }
-    *irq = interp__irq_end(s);
+    *irq = interp__irq_end(s); /* from here no preemption is armed for this run */
+    if (s->co)
+        interp__preempt_disarm(s->co); /* armed, but the slice ended first */
+    s->preempt_yield = false;
     if (step == INTERP__STEP_DONE)
         co_end(s);
     return step;

@@ -408,3 +408,38 @@ void interp__irq_open(lua_State *L)
     lua_setmetatable(L, -2);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &defused_key);
 }
+
+/* ---- preemption of a context's call (core/ctx.c) -------------------------------------- */
+
+static void preempt_hook(lua_State *L, lua_Debug *ar)
+{
+    interp_state *s = interp__state_of(L);
+    if (L != s->base) { /* a coroutine made while it was armed inherited it */
+        lua_sethook(L, NULL, 0, 0);
+        return;
+    }
+    if (ar->event == LUA_HOOKCOUNT && lua_isyieldable(L)) {
+        lua_sethook(L, NULL, 0, 0);
+        s->preempt_yield = true;
+        lua_yield(L, 0); /* count hooks may yield (Lua 5.4) */
+        return;
+    }
+    lua_sethook(L, preempt_hook, LUA_MASKCOUNT, 1000); /* inside a C boundary: later */
+}
+
+void interp__state_preempt(interp_state *s, uint64_t task_id)
+{
+    if (!s || task_id == 0)
+        return;
+    interp__mutex_lock(&s->irq_mu);
+    if (s->running_task == task_id && s->base != s->L && !interp__cancel_reason(&s->cancel) &&
+        !lua_gethook(s->base))
+        lua_sethook(s->base, preempt_hook, LUA_MASKCOUNT, 1);
+    interp__mutex_unlock(&s->irq_mu);
+}
+
+void interp__preempt_disarm(lua_State *co)
+{
+    if (lua_gethook(co) == preempt_hook)
+        lua_sethook(co, NULL, 0, 0);
+}

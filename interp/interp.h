@@ -161,6 +161,12 @@ enum { INTERP__STEP_DONE = 0, INTERP__STEP_PARK = 1, INTERP__STEP_YIELD = 2 };
 int interp__state_call_begin(interp_state *s, uint64_t task_id, const interp_fn *fn,
                              const interp_msg *args, interp_outcome *out, int *irq);
 int interp__state_call_resume(interp_state *s, uint64_t task_id, interp_outcome *out, int *irq);
+/* Any thread: the time slice of run task_id, a context's call running on s, is over while
+ * other work waits: arm a count hook on the call's coroutine that yields it (INTERP__STEP_YIELD)
+ * at its next instruction where Lua can yield (inside a C call boundary it tries again every
+ * 1000 instructions, so the slice is extended, bounded by the call's deadline). No effect on
+ * another run, on a run being interrupted, or when the coroutine has a hook of its own. */
+void interp__state_preempt(interp_state *s, uint64_t task_id);
 /* Drop the call in progress without running it further (its pending <close> handlers never
  * run; the park's registrations are dropped). No effect without one. */
 void interp__state_call_drop(interp_state *s);

@@ -126,6 +126,8 @@ static inline interp_state *interp__state_of(lua_State *L)
 /* Worker: task_id starts running on s's main thread / has ended. irq_end removes the hook from
  * the main thread, forgets the interrupt and returns its reason (0: none). */
 void interp__irq_begin(interp_state *s, uint64_t task_id);
+/* Take a preemption hook (interp__state_preempt) off co, at a slice's end. */
+void interp__preempt_disarm(lua_State *co);
 /* The same for a run whose base thread is the coroutine `base` (a context's call). */
 void interp__irq_begin_on(interp_state *s, uint64_t task_id, lua_State *base);
 int interp__irq_end(interp_state *s);

@@ -40,6 +40,7 @@ static const char *const CTX_INIT =
     "function pick(a, b) local ch, v = interp.select({interp.channel(a), interp.channel(b)})\n"
     "  return v end\n"
     "function nap(s) interp.sleep(s) return 1 end\n"
+    "function loop_in_sort() table.sort({3, 2, 1}, function(a, b) while true do end end) end\n"
     "function give(name, n) local ch = interp.channel(name, 1) for i = 1, n do ch:send(i) end\n"
     "  return n end\n";
 
@@ -833,6 +834,38 @@ static void test_wait_cycles(void **state)
     interp_pool_destroy(p);
 }
 
+/* A call without a deadline that never ends does not keep the only thread from the others:
+ * its time slice ends, it goes behind them, and is cancelled at last. A loop inside a C call
+ * boundary (a sort comparator) cannot yield: its deadline bounds it. */
+static void test_preemption(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(1, NULL);
+    interp_ctx *loop = make_ctx(p, "loop", NULL);
+    interp_ctx *other = make_ctx(p, "other", NULL);
+    interp_future *f;
+    interp_task spin = {.fn = {.kind = INTERP_FN_NAME, .text = "started_then_spin"},
+                        .timeout = -1};
+    assert_int_equal(interp_ctx_call_task(loop, &spin, &f), INTERP_OK);
+    util_recv(p, "started");
+    for (int i = 1; i <= 5; i++) /* each waits for the looping call's slice to end */
+        assert_int_equal(call_int(other, "inc", NULL), i);
+    assert_false(interp_future_done(f));
+    assert_int_equal(interp_future_cancel(f), INTERP_OK);
+    assert_int_equal(interp_future_result(f, 30, NULL), INTERP_ERR_CANCELLED);
+    interp_future_release(f);
+    assert_int_equal(call_int(loop, "inc", NULL), 1);
+    interp_task sorting = {.fn = {.kind = INTERP_FN_NAME, .text = "loop_in_sort"},
+                           .timeout = 0.3};
+    assert_int_equal(interp_ctx_call_task(loop, &sorting, &f), INTERP_OK);
+    assert_int_equal(call_int(other, "inc", NULL), 6);
+    assert_int_equal(interp_future_result(f, 30, NULL), INTERP_ERR_TIMEOUT);
+    interp_future_release(f);
+    interp_ctx_close(loop);
+    interp_ctx_close(other);
+    interp_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -853,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_park_10k),
         cmocka_unit_test(test_park_on_future),
         cmocka_unit_test(test_wait_cycles),
+        cmocka_unit_test(test_preemption),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
