@@ -16,8 +16,9 @@
  * A call that waits (channel recv, send, select, interp.sleep) parks where Lua can yield: the
  * context lets go of its thread until the wait can go on (docs/DESIGN.md, "Contexts"); inside
  * a coroutine of the call or below a C function that calls Lua, it blocks its thread, bounded
- * by the call's deadline. Not yet: parking of a wait for another context's result,
- * preemption of a long call without a deadline.
+ * by the call's deadline. A wait for another context's call parks too; one that would never
+ * end (it waits for a context that waits, directly or not, for it) raises instead. A call
+ * that has run its time_slice while other work waits yields its thread (preemption).
  *
  * Thread-safety: every function may be called from any thread at once, including from
  * future callbacks, except that interp_ctx_close must be the last use of the handle. */
