@@ -169,10 +169,9 @@ typedef struct interp__worker {
     int esc_reason;
     bool abandoned, exited, joined;
     int kind;                     /* INTERP__SPAWN_* (start.h): why it started; immutable */
-    /* a context's slice in progress (ctx.c), for preemption: the worker stores slice_start and
-     * slice_len, then slice_on (1); the watchdog reads them under pool->mu */
-    atomic_int slice_on;
-    double slice_start, slice_len;
+    /* a context's slice in progress (ctx.c), for preemption: when its time slice ends
+     * (monotonic seconds; 0: no slice), stored by the worker, read by the watchdog */
+    _Atomic double slice_end;
 } interp__worker;
 
 /* Start the worker of `slot` (a new thread; it gets its state as `kind` says, start.h), for

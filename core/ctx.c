@@ -459,16 +459,17 @@ void interp__ctx_preempt_tick(interp__timer *t, double now)
     bool any = false, others = interp__queue_count(&pool->q) > 0;
     for (int i = 0; i < pool->nworkers; i++) {
         interp__worker *w = pool->slots[i];
-        if (!w || w->abandoned || !atomic_load(&w->slice_on))
+        double end = w && !w->abandoned ? atomic_load(&w->slice_end) : 0;
+        if (end == 0)
             continue;
         any = true;
-        if (others && now - w->slice_start >= w->slice_len && w->state)
+        if (others && now >= end && w->state)
             interp__state_preempt(w->state, atomic_load(&w->cur_task));
     }
     if (!any) { /* stop, unless a slice began meanwhile (it saw the flag still set) */
         atomic_store(&pool->preempt_ticking, false);
         for (int i = 0; i < pool->nworkers && !any; i++)
-            any = pool->slots[i] && atomic_load(&pool->slots[i]->slice_on);
+            any = pool->slots[i] && atomic_load(&pool->slots[i]->slice_end) != 0;
         if (!any)
             return;
         atomic_store(&pool->preempt_ticking, true);
@@ -482,9 +483,7 @@ static void slice_begin(interp__worker *w, interp_ctx *ctx, double now)
     if (!isfinite(ctx->time_slice))
         return;
     interp_pool *pool = w->pool;
-    w->slice_start = now;
-    w->slice_len = ctx->time_slice;
-    atomic_store(&w->slice_on, 1);
+    atomic_store(&w->slice_end, now + ctx->time_slice);
     if (!atomic_load(&pool->preempt_ticking)) {
         atomic_store(&pool->preempt_ticking, true);
         if (interp__timer_arm(pool, &pool->preempt_tick, now + CTX_TICK_S) != INTERP_OK)
@@ -555,7 +554,7 @@ static int run_slice(interp__worker *w, interp_ctx *ctx, interp_future *f, bool 
         else
             step = interp__state_call_resume(ctx->state, id, &out, &irq);
     }
-    atomic_store_explicit(&w->slice_on, 0, memory_order_relaxed);
+    atomic_store_explicit(&w->slice_end, 0, memory_order_relaxed);
     if (first) { /* the arguments are the runner's: freed after the first slice */
         interp_msg_free(f->args);
         f->args = NULL;
