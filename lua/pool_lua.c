@@ -24,8 +24,8 @@ static const char *const new_keys[] = {
     "max_depth", "cancel_grace", "stuck_grace", "libs", "memory_budget", NULL,
 };
 static const char *const map_keys[] = {"chunksize", "timeout", NULL};
-static const char *const ctx_keys[] = {"name",    "init", "sandbox", "memory_limit",
-                                       "timeout", "libs", NULL};
+static const char *const ctx_keys[] = {"name",    "init", "sandbox",    "memory_limit",
+                                       "timeout", "libs", "time_slice", NULL};
 
 /* Raise on a key of the options table at t that is not in `keys`: a typo must not be
  * silently ignored. */
@@ -705,7 +705,8 @@ static int pool_tostring(lua_State *L)
     return 1;
 }
 
-/* pool:context{name=, init=, sandbox=, memory_limit=, timeout=, libs=} -> context */
+/* pool:context{name=, init=, sandbox=, memory_limit=, timeout=, libs=, time_slice=} ->
+ * context (time_slice: seconds, or false: never preempted) */
 static int pool_context(lua_State *L)
 {
     const char *where = "pool:context";
@@ -726,6 +727,10 @@ static int pool_context(lua_State *L)
     o.sandbox = opt_sandbox(L, 2, where);
     o.memory_limit = (size_t)opt_integer(L, 2, where, "memory_limit", 0, 0, LUA_MAXINTEGER);
     o.timeout = opt_seconds(L, 2, where, "timeout");
+    lua_getfield(L, 2, "time_slice");
+    bool never = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    o.time_slice = never ? -1 : opt_seconds(L, 2, where, "time_slice");
     opt_libs(L, 2, where, &o.host_libs, &o.n_host_libs);
     if (o.init_source && o.init_source_len == 0)
         o.init_source = NULL;

@@ -78,6 +78,23 @@ end
 assert(not pcall(pool.context, pool, {bogus = 1}))
 assert(not pcall(pool.context, pool, {init = "this is not lua"}))
 assert(not pcall(pool.context, pool, {timeout = -1}))
+assert(not pcall(pool.context, pool, {time_slice = "x"}))
+
+-- a call that waits parks (its coroutine yields): the other context's calls go on; a
+-- looping call without deadline is preempted by its time slice
+do
+  local w <close> = pool:context{init = "function take() return interp.channel('lq'):recv() end"}
+  local spin <close> = pool:context{time_slice = 0.002, init = [[
+    function spin() interp.channel('ls'):send(1) while true do end end]]}
+  local fixed <close> = pool:context{time_slice = false, init = "function one() return 1 end"}
+  local fw = w:call("take")
+  local fs = spin:call("spin")
+  assert(fixed:call("one"):result() == 1)
+  pool:submit(function() return interp.channel('lq'):send('v') end):result()
+  assert(fw:result() == "v")
+  fs:cancel()
+  assert(not pcall(fs.result, fs))
+end
 
 c:close()
 d:close()
