@@ -460,8 +460,8 @@ int interp__future_wait_tok(interp_future *f, double timeout, interp__cancel *to
 /* The one wait of Lua code (a task's or a context call's, in L) on a future: until f ends,
  * `timeout` seconds pass (< 0: no limit) or the run's token tok (NULL: none) fires. INTERP_OK
  * (ended), INTERP_ERR_TIMEOUT, or the token's reason (the caller then raises it with
- * interp__lua_check_interrupt). Blocks the thread (spinning briefly first). Parking a
- * context's call instead of its thread belongs here. ctx_lua_state.c. */
+ * interp__lua_check_interrupt). Blocks the thread (spinning briefly first); a context's call
+ * that can park waits parked instead (ctx_lua_state.c, wait_parked). */
 int interp__lua_wait_future(struct lua_State *L, interp__cancel *tok, interp_future *f,
                             double timeout);
 

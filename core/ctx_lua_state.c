@@ -44,10 +44,16 @@ static void set_class(lua_State *L, const char *name);
 
 /* ---- the wait ----------------------------------------------------------------------------- */
 
+/* The blocking wait (where a call cannot park, and for tasks): see wait_parked below. */
 int interp__lua_wait_future(lua_State *L, interp__cancel *tok, interp_future *f, double timeout)
 {
-    (void)L; /* parking (a yield of the context's call) will need it */
+    (void)L;
     return interp__future_wait_tok(f, timeout, tok);
+}
+
+static bool ended(interp_future *f)
+{
+    return atomic_load_explicit(&f->state, memory_order_acquire) == INTERP__F_ENDED;
 }
 
 /* ---- handles ------------------------------------------------------------------------------ */
