@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sched.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -166,12 +167,19 @@ static int count_named(const char *name)
     return n;
 }
 
-/* count_named once every thread has had time to name itself: a worker names itself when it
- * starts running, which may be after create has returned. */
+/* count_named once it reads `want`, or after 10 s: a worker names itself when it starts
+ * running, which may be after create has returned, and a joined thread of an earlier pool
+ * with the same name may still be listed for a moment (the kernel wakes the joiner before it
+ * removes the task). */
 static int threads_named(const char *name, int want)
 {
     int n = count_named(name);
-    for (int i = 0; i < 100000 && n < want; i++) {
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (n != want) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > 10)
+            break;
         sched_yield();
         n = count_named(name);
     }
