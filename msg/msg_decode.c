@@ -316,6 +316,40 @@ static void push_key(dec *d, const char *s, size_t len)
     lua_replace(d->L, d->keys_slot + (int)h);
 }
 
+/* read_value's extension types at d->p (c: the first byte): a reference, a function, a shared
+ * string, a frozen value. */
+static bool read_ext(dec *d, unsigned char c)
+{
+    lua_State *L = d->L;
+    int8_t type;
+    uint32_t len;
+    interp__msg_ext_header(&d->p, &type, &len);
+    if (type == INTERP_MSG_EXT_REF) {
+        uint64_t back = interp__msg_ref_distance(d->p, len);
+        d->p += len;
+        push_object(d, back);
+        return true;
+    }
+    if (type == INTERP_MSG_EXT_FUNCTION)
+        return open_function(d);
+    if (type == INTERP__MSG_EXT_SHARED) { /* a shared string: its one copy is this push */
+        size_t n;
+        const char *s = interp__shstr_bytes(d->p, &n);
+        d->p += len;
+        INTERP__STEPS(n / 64);
+        lua_pushlstring(L, s, n);
+        return true;
+    }
+    if (type == INTERP_MSG_EXT_FROZEN) { /* a view; the message keeps its own reference */
+        const interp_frozen *o;
+        memcpy(&o, d->p, sizeof o);
+        d->p += len;
+        interp__frozen_push(L, o);
+        return true;
+    }
+    dfail(d, INTERP_ERR_DECODE, "invalid byte 0x%02x", c); /* not in a validated message */
+}
+
 /* Read the value at d->p: push it (true), or open a container or function whose elements
  * follow (false; complete ones return true). */
 static bool read_value(dec *d)
@@ -357,34 +391,8 @@ static bool read_value(dec *d)
         const char *at = d->p;
         return open_table(d, mp_decode_map(&d->p), true, at);
     }
-    case MP_EXT: {
-        int8_t type;
-        interp__msg_ext_header(&d->p, &type, &len);
-        if (type == INTERP_MSG_EXT_REF) {
-            uint64_t back = interp__msg_ref_distance(d->p, len);
-            d->p += len;
-            push_object(d, back);
-            return true;
-        }
-        if (type == INTERP_MSG_EXT_FUNCTION)
-            return open_function(d);
-        if (type == INTERP__MSG_EXT_SHARED) { /* a shared string: its one copy is this push */
-            size_t n;
-            s = interp__shstr_bytes(d->p, &n);
-            d->p += len;
-            INTERP__STEPS(n / 64);
-            lua_pushlstring(L, s, n);
-            return true;
-        }
-        if (type == INTERP_MSG_EXT_FROZEN) { /* a view; the message keeps its own reference */
-            const interp_frozen *o;
-            memcpy(&o, d->p, sizeof o);
-            d->p += len;
-            interp__frozen_push(L, o);
-            return true;
-        }
-        break;
-    }
+    case MP_EXT:
+        return read_ext(d, c);
     default:
         break;
     }
