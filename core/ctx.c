@@ -493,6 +493,23 @@ static void slice_begin(interp__worker *w, interp_ctx *ctx, double now)
 
 enum { SLICE_DONE, SLICE_PARK, SLICE_YIELD, SLICE_SKIPPED, SLICE_ABANDONED };
 
+/* f's slice `id` runs on w: f is marked running on its first slice (false when it is no
+ * longer pending then), and its worker and run id follow the slice. */
+static bool slice_claim(interp_future *f, interp__worker *w, uint64_t id, bool first)
+{
+    interp__mutex_lock(&f->mu);
+    if (first && atomic_load_explicit(&f->state, memory_order_relaxed) != INTERP__F_PENDING) {
+        interp__mutex_unlock(&f->mu);
+        return false;
+    }
+    if (first)
+        atomic_store_explicit(&f->state, INTERP__F_RUNNING, memory_order_release);
+    f->worker = w;
+    f->task_id = id;
+    interp__mutex_unlock(&f->mu);
+    return true;
+}
+
 /* Run one slice of f, the context's call in progress, on w (first: f has not begun). The
  * interrupt that reached f while no worker ran it, and its deadline, apply to this slice.
  * SLICE_DONE: f has ended (its outcome delivered; the context's reference is still held);
@@ -507,16 +524,8 @@ static int run_slice(interp__worker *w, interp_ctx *ctx, interp_future *f, bool 
         w->next_id = ctx->last_id;
     uint64_t id = interp__worker_begin(w, &f->job);
     ctx->last_id = id;
-    interp__mutex_lock(&f->mu);
-    if (first && atomic_load_explicit(&f->state, memory_order_relaxed) != INTERP__F_PENDING) {
-        interp__mutex_unlock(&f->mu); /* cancelled (or failed by a broken pool) while queued */
+    if (!slice_claim(f, w, id, first)) /* cancelled (or failed by a broken pool) while queued */
         return interp__worker_end(w, id) ? SLICE_SKIPPED : SLICE_ABANDONED;
-    }
-    if (first)
-        atomic_store_explicit(&f->state, INTERP__F_RUNNING, memory_order_release);
-    f->worker = w;
-    f->task_id = id;
-    interp__mutex_unlock(&f->mu);
 
     interp__mutex_lock(&ctx->mu);
     ctx->slice_w = w;
