@@ -294,15 +294,23 @@ static int park_on(lua_State *L, interp__park *p, interp_chan *const *chans, siz
     return interp__park_yield(L, p, until, interp__chan_unwatch, reg, 0, k);
 }
 
+/* In a send's or recv's continuation: the channel object (argument 1) and the end of its
+ * wait; the wait's registration is dropped. */
+static chan_ud *resumed(lua_State *L, double *until)
+{
+    chan_ud *u = check_chan(L, 1);
+    *until = u->ctx->park->until;
+    interp__park_resumed(u->ctx->park);
+    return u;
+}
+
 static int send_k(lua_State *L, int status, lua_KContext kc)
 {
     (void)status;
     (void)kc;
-    chan_ud *u = check_chan(L, 1);
-    interp__park *p = u->ctx->park;
-    double until = p->until;
-    interp__park_resumed(p);
-    return send_parked(L, u, p, until);
+    double until;
+    chan_ud *u = resumed(L, &until);
+    return send_parked(L, u, u->ctx->park, until);
 }
 
 /* The message waits in the box at index 4 (arguments 1-3 below it). */
@@ -339,11 +347,9 @@ static int recv_k(lua_State *L, int status, lua_KContext kc)
 {
     (void)status;
     (void)kc;
-    chan_ud *u = check_chan(L, 1);
-    interp__park *p = u->ctx->park;
-    double until = p->until;
-    interp__park_resumed(p);
-    return recv_parked(L, u, p, until);
+    double until;
+    chan_ud *u = resumed(L, &until);
+    return recv_parked(L, u, u->ctx->park, until);
 }
 
 static int recv_parked(lua_State *L, chan_ud *u, interp__park *p, double until)

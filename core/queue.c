@@ -56,6 +56,26 @@ static void unlink_job(interp__queue *q, interp__job *job)
     atomic_store_explicit(&q->len, q->count, memory_order_relaxed);
 }
 
+/* Append job to the run queue (mu held) and say whether to wake a sleeper. */
+static bool append_locked(interp__queue *q, interp__job *job)
+{
+    job->next = NULL;
+    job->prev = q->tail;
+    if (q->tail)
+        q->tail->next = job;
+    else
+        q->head = job;
+    q->tail = job;
+    job->queued = true;
+    q->count++;
+    atomic_store_explicit(&q->len, q->count, memory_order_relaxed);
+    /* Wake a sleeper only for jobs no spinning or already-woken worker will take. */
+    bool wake = q->n_sleep > q->n_wake && q->count > (size_t)(q->n_spin + q->n_wake);
+    if (wake)
+        q->n_wake++;
+    return wake;
+}
+
 int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool bounded,
                        bool *grow)
 {
@@ -87,20 +107,7 @@ int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool 
             return INTERP_ERR_TIMEOUT;
         }
     }
-    job->next = NULL;
-    job->prev = q->tail;
-    if (q->tail)
-        q->tail->next = job;
-    else
-        q->head = job;
-    q->tail = job;
-    job->queued = true;
-    q->count++;
-    atomic_store_explicit(&q->len, q->count, memory_order_relaxed);
-    /* Wake a sleeper only for jobs no spinning or already-woken worker will take. */
-    bool wake = q->n_sleep > q->n_wake && q->count > (size_t)(q->n_spin + q->n_wake);
-    if (wake)
-        q->n_wake++;
+    bool wake = append_locked(q, job);
     /* Every waiting or starting worker will take one job: start one more for the rest. */
     *grow = interp__start_want(q->start, q->count, q->n_spin + q->n_sleep);
     interp__mutex_unlock(&q->mu);
@@ -238,25 +245,6 @@ size_t interp__queue_count(interp__queue *q)
 }
 
 /* ---- parked contexts (core/ctx.c, channels/park.h) ------------------------------------- */
-
-/* Append job to the run queue (mu held) and say whether to wake a sleeper. */
-static bool append_locked(interp__queue *q, interp__job *job)
-{
-    job->next = NULL;
-    job->prev = q->tail;
-    if (q->tail)
-        q->tail->next = job;
-    else
-        q->head = job;
-    q->tail = job;
-    job->queued = true;
-    q->count++;
-    atomic_store_explicit(&q->len, q->count, memory_order_relaxed);
-    bool wake = q->n_sleep > q->n_wake && q->count > (size_t)(q->n_spin + q->n_wake);
-    if (wake)
-        q->n_wake++;
-    return wake;
-}
 
 static void unlink_parked_locked(interp__queue *q, interp__job *job)
 {
