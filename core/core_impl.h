@@ -108,8 +108,11 @@ int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool 
                        bool *grow);
 /* Take the oldest job (spinning briefly, then sleeping). NULL once closed and empty. With
  * idle > 0 (seconds) and idled non-NULL, a sleep with nothing to take ends after `idle`: then
- * NULL with *idled set (the caller may tidy up, then pop again). */
-interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled);
+ * NULL with *idled set (the caller may tidy up, then pop again). A worker's first pop after a
+ * successful start passes *starting true: under the same hold of the queue lock it stops
+ * counting as starting and either takes a job or counts as waiting, so a push never sees it
+ * as neither (which would start a worker too many); *starting is then cleared. */
+interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled, bool *starting);
 /* Take the oldest job without waiting; NULL when none is queued. */
 interp__job *interp__queue_try_pop(interp__queue *q);
 /* A job is likely to be pushed within `ns` nanoseconds (a context being made, its first call

@@ -135,7 +135,7 @@ interp__job *interp__queue_try_pop(interp__queue *q)
     return job;
 }
 
-interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled)
+interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled, bool *starting)
 {
     bool spun = false, dl_set = false;
     struct timespec dl;
@@ -143,6 +143,10 @@ interp__job *interp__queue_pop(interp__queue *q, double idle, bool *idled)
     if (idled)
         *idled = false;
     interp__mutex_lock(&q->mu);
+    if (starting && *starting) {
+        interp__start_started_locked(q->start);
+        *starting = false;
+    }
     for (;;) {
         if (q->head) {
             interp__job *job = q->head;

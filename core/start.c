@@ -208,12 +208,20 @@ static void report_to_create(interp__worker *w, int rc, char *err)
     free(err);
 }
 
+bool interp__start_counts(const interp__worker *w) { return w->kind != INTERP__SPAWN_REPLACE; }
+
+void interp__start_started_locked(interp__start *s)
+{
+    atomic_fetch_sub_explicit(&s->n_starting, 1, memory_order_relaxed);
+}
+
 bool interp__start_report(interp__worker *w, int rc, char *err)
 {
     interp_pool *pool = w->pool;
-    if (w->kind != INTERP__SPAWN_REPLACE) { /* ready to take jobs (or about to exit) */
+    if (rc != INTERP_OK && interp__start_counts(w)) { /* it will never take a job; one that
+                                                        will stops counting at its first pop */
         interp__mutex_lock(&pool->q.mu);
-        atomic_fetch_sub_explicit(&pool->start.n_starting, 1, memory_order_relaxed);
+        interp__start_started_locked(&pool->start);
         interp__mutex_unlock(&pool->q.mu);
     }
     if (w->kind == INTERP__SPAWN_INITIAL) {

@@ -108,6 +108,11 @@ int interp__start_await_init(struct interp_pool *pool);
 /* The first worker: wait for the state create makes for it (create stores it in the worker's
  * w->state). INTERP_OK, or INTERP_ERR_CANCELLED when create gave up (create reports why). */
 int interp__start_await_first(struct interp_pool *pool);
+/* The worker counts as starting (interp__start_want) until its first pop: every kind but a
+ * replacement (which takes the abandoned worker's place). */
+bool interp__start_counts(const struct interp__worker *w);
+/* Queue lock held: one starting worker is ready (its first pop) or gone (a failed start). */
+void interp__start_started_locked(interp__start *s);
 /* The worker's state is made (rc INTERP_OK) or not (err: its text, malloc'd or NULL; taken).
  * Tells whoever waits: the queue (the worker takes jobs now), create (prestarted workers), or
  * for a later start the pool breaks with the reason. true when the worker goes on. */

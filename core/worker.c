@@ -125,9 +125,11 @@ static void *worker_main(void *arg)
     void *stack_lo;
     interp__stack_bounds(&stack_lo);
     bool busy = true; /* a task or chunk ran since the last interp__state_idle */
+    bool starting = interp__start_counts(w); /* until the first pop takes it off the count */
     for (;;) {
         bool idled;
-        interp__job *job = interp__queue_pop(&pool->q, busy ? INTERP__WORKER_IDLE_S : 0, &idled);
+        interp__job *job =
+            interp__queue_pop(&pool->q, busy ? INTERP__WORKER_IDLE_S : 0, &idled, &starting);
         if (idled) { /* nothing to run for a while: let go of memory kept for the next tasks */
             interp__state_idle(w->state);
             interp__stack_trim(stack_lo);
