@@ -47,13 +47,16 @@ return function(pool, f, input, opts)
     if head > tail then return nil end
     local fut = fs[head]
     fs[head], head, n = nil, head + 1, n + 1
-    local ok, r = pcall(fut.result, fut, deadline and math.max(0, deadline - now()) or nil)
-    if ok then return n, r end
-    if r == 'interrupted' then error(r, 0) end -- Ctrl-C: fut is cancelled, <close> ends the rest
-    if not fut:done() then -- the wait timed out (there is a deadline)
+    -- wait first, then take the result: whether the deadline passed is decided once, by the
+    -- wait (an item ending just after it must not turn the timeout into another error)
+    local waited, ended = pcall(fut.wait, fut, deadline and math.max(0, deadline - now()) or nil)
+    if not waited then error(ended, 0) end -- Ctrl-C: fut is cancelled, <close> ends the rest
+    if not ended then
       fut:cancel()
       error(string.format('pool:imap: timed out after %g s (item %d not finished)', timeout, n), 2)
     end
+    local ok, r = pcall(fut.result, fut)
+    if ok then return n, r end
     if fut:cancelled() then error('pool:imap: item ' .. n .. ' was cancelled', 2) end
     if type(r) == 'string' then r = 'pool:imap: item ' .. n .. ' failed: ' .. r end
     error(r, 0)
