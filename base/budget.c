@@ -43,8 +43,8 @@ bool interp__budget_take(interp__budget *b, size_t n)
     do {
         if (b->limit && (n > b->limit || used > b->limit - n))
             return false;
-    } while (!atomic_compare_exchange_weak_explicit(&b->used, &used, used + n,
-                                                    memory_order_relaxed, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&b->used, &used, used + n, memory_order_relaxed,
+                                                    memory_order_relaxed));
     return true;
 }
 
@@ -87,8 +87,7 @@ void interp__account_release(interp__account *a)
     free(a);
 }
 
-int interp__account_charge(interp__account *a, size_t n, bool for_state, char *why,
-                           size_t whylen)
+int interp__account_charge(interp__account *a, size_t n, bool for_state, char *why, size_t whylen)
 {
     if (!a)
         return INTERP_OK;
@@ -109,8 +108,7 @@ int interp__account_charge(interp__account *a, size_t n, bool for_state, char *w
     if (a->budget && a->held + n > a->reserved) {
         size_t need = a->held + n - a->reserved;
         size_t take = need > INTERP__BUDGET_BATCH ? need : INTERP__BUDGET_BATCH;
-        if (!interp__budget_take(a->budget, take) &&
-            !interp__budget_take(a->budget, take = need)) {
+        if (!interp__budget_take(a->budget, take) && !interp__budget_take(a->budget, take = need)) {
             size_t used = interp__budget_used(a->budget);
             interp__mutex_unlock(&a->mu);
             if (why)

@@ -35,23 +35,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-
 #define INTERP__BUDGET_BATCH ((size_t)256 << 10)
 
 typedef struct interp__budget {
-    atomic_size_t used;  /* reserved by accounts and charged directly */
+    atomic_size_t used; /* reserved by accounts and charged directly */
     atomic_long refs;
-    size_t limit;        /* 0: none (then only accounts with a state limit exist) */
+    size_t limit; /* 0: none (then only accounts with a state limit exist) */
 } interp__budget;
 
 typedef struct interp__account {
     interp__budget *budget; /* retained; NULL: no pool total */
     atomic_long refs;
     pthread_mutex_t mu;
-    size_t held;             /* mu: charged now */
-    size_t reserved;         /* mu: taken from budget (>= held when budget) */
-    atomic_size_t held_state; /* charged now against the state's limit (the allocator reads) */
-    size_t state_limit;      /* the state's memory limit counting held_state; 0: none */
+    size_t held;               /* mu: charged now */
+    size_t reserved;           /* mu: taken from budget (>= held when budget) */
+    atomic_size_t held_state;  /* charged now against the state's limit (the allocator reads) */
+    size_t state_limit;        /* the state's memory limit counting held_state; 0: none */
     const atomic_size_t *heap; /* the state's heap in use, for texts and the limit check */
 } interp__account;
 
@@ -76,8 +75,7 @@ void interp__account_release(interp__account *a);
 /* Charge n bytes (for_state: also against the state's limit). INTERP_OK; INTERP_ERR_NOMEM with
  * the reason in why (whylen bytes, may be NULL) when it would pass the state's limit or the
  * pool's budget (nothing charged then). NULL-safe: a NULL account accepts everything. */
-int interp__account_charge(interp__account *a, size_t n, bool for_state, char *why,
-                           size_t whylen);
+int interp__account_charge(interp__account *a, size_t n, bool for_state, char *why, size_t whylen);
 /* Give back n bytes charged with the same for_state. NULL-safe. Any thread. */
 void interp__account_refund(interp__account *a, size_t n, bool for_state);
 

@@ -20,18 +20,41 @@ static int in_class(int c, int cl)
 {
     int r;
     switch (cl | 0x20) {
-    case 'a': r = isalpha(c); break;
-    case 'c': r = iscntrl(c); break;
-    case 'd': r = isdigit(c); break;
-    case 'g': r = isgraph(c); break;
-    case 'l': r = islower(c); break;
-    case 'p': r = ispunct(c); break;
-    case 's': r = isspace(c); break;
-    case 'u': r = isupper(c); break;
-    case 'w': r = isalnum(c); break;
-    case 'x': r = isxdigit(c); break;
-    case 'z': r = c == 0; break; /* deprecated in the manual, still there in 5.4 */
-    default: return cl == c;
+    case 'a':
+        r = isalpha(c);
+        break;
+    case 'c':
+        r = iscntrl(c);
+        break;
+    case 'd':
+        r = isdigit(c);
+        break;
+    case 'g':
+        r = isgraph(c);
+        break;
+    case 'l':
+        r = islower(c);
+        break;
+    case 'p':
+        r = ispunct(c);
+        break;
+    case 's':
+        r = isspace(c);
+        break;
+    case 'u':
+        r = isupper(c);
+        break;
+    case 'w':
+        r = isalnum(c);
+        break;
+    case 'x':
+        r = isxdigit(c);
+        break;
+    case 'z':
+        r = c == 0;
+        break; /* deprecated in the manual, still there in 5.4 */
+    default:
+        return cl == c;
     }
     if (isupper(cl))
         r = !r;
@@ -89,16 +112,21 @@ static const char *item_end(interp__matcher *m, const char *p)
 }
 
 /* Does the item p..ep match the byte at s (which must be inside the subject)? */
-static inline int item_matches(const interp__matcher *m, const char *s, const char *p, const char *ep)
+static inline int item_matches(const interp__matcher *m, const char *s, const char *p,
+                               const char *ep)
 {
     if (s >= m->src_end)
         return 0;
     int c = (unsigned char)*s;
     switch (*p) {
-    case '.': return 1;
-    case ESC: return in_class(c, (unsigned char)p[1]);
-    case '[': return in_set(c, p, ep - 1);
-    default: return (unsigned char)*p == c;
+    case '.':
+        return 1;
+    case ESC:
+        return in_class(c, (unsigned char)p[1]);
+    case '[':
+        return in_set(c, p, ep - 1);
+    default:
+        return (unsigned char)*p == c;
     }
 }
 
@@ -283,10 +311,19 @@ static const char *match(interp__matcher *m, const char *s, const char *p)
                 p = ep + 1;
                 continue;
             }
-            case '+': s = match_greedy(m, s + 1, p, ep); goto done;
-            case '*': s = match_greedy(m, s, p, ep); goto done;
-            case '-': s = match_lazy(m, s, p, ep); goto done;
-            default: s++; p = ep; continue;
+            case '+':
+                s = match_greedy(m, s + 1, p, ep);
+                goto done;
+            case '*':
+                s = match_greedy(m, s, p, ep);
+                goto done;
+            case '-':
+                s = match_lazy(m, s, p, ep);
+                goto done;
+            default:
+                s++;
+                p = ep;
+                continue;
             }
         }
     }
@@ -335,8 +372,8 @@ int interp__match_push_captures(interp__matcher *m, const char *s, const char *e
     return n;
 }
 
-void interp__matcher_init(interp__matcher *m, lua_State *L, const char *s, size_t ls,
-                          const char *p, size_t lp, void (*poll)(lua_State *))
+void interp__matcher_init(interp__matcher *m, lua_State *L, const char *s, size_t ls, const char *p,
+                          size_t lp, void (*poll)(lua_State *))
 {
     m->L = L;
     m->src = s;
@@ -360,8 +397,16 @@ static int has_specials(const char *p, size_t lp)
 {
     for (size_t i = 0; i < lp; i++) {
         switch (p[i]) {
-        case '^': case '$': case '*': case '+': case '?': case '.': case '(': case '[':
-        case '%': case '-':
+        case '^':
+        case '$':
+        case '*':
+        case '+':
+        case '?':
+        case '.':
+        case '(':
+        case '[':
+        case '%':
+        case '-':
             return 1;
         default:
             break;
@@ -394,8 +439,7 @@ static const char *find_plain(interp__ticker *t, const char *hay, size_t lh, con
     return NULL;
 }
 
-int interp__lua_find(lua_State *L, const char *s, size_t ls, int find,
-                     void (*poll)(lua_State *))
+int interp__lua_find(lua_State *L, const char *s, size_t ls, int find, void (*poll)(lua_State *))
 {
     size_t lp;
     const char *p = luaL_checklstring(L, 2, &lp);

@@ -70,16 +70,16 @@ typedef struct interp__matcher {
     const char *src, *src_end; /* the whole subject */
     const char *pat_end;
     lua_State *L;
-    int depth;                 /* calls left before "pattern too complex" */
-    int level;                 /* captures in use */
+    int depth; /* calls left before "pattern too complex" */
+    int level; /* captures in use */
     interp__ticker tick;
     interp__capture cap[INTERP__MAX_CAPTURES];
 } interp__matcher;
 
 /* Match the subject s[0..ls) against the pattern p[0..lp) (a Lua string: '^' already taken
  * off by the caller when anchored). Errors of the pattern raise Lua's messages. */
-void interp__matcher_init(interp__matcher *m, lua_State *L, const char *s, size_t ls,
-                          const char *p, size_t lp, void (*poll)(lua_State *));
+void interp__matcher_init(interp__matcher *m, lua_State *L, const char *s, size_t ls, const char *p,
+                          size_t lp, void (*poll)(lua_State *));
 /* One attempt at s (inside the subject, or at its end): the end of the match, or NULL. Resets
  * the captures and the depth first. */
 const char *interp__match_at(interp__matcher *m, const char *s, const char *p);
@@ -96,8 +96,7 @@ int interp__match_push_captures(interp__matcher *m, const char *s, const char *e
 /* string.find (find != 0) or string.match on the subject s[0..ls), with the pattern, init and
  * plain at stack indices 2, 3, 4 of L (checked as Lua does); pushes the results, returns how
  * many. */
-int interp__lua_find(lua_State *L, const char *s, size_t ls, int find,
-                     void (*poll)(lua_State *));
+int interp__lua_find(lua_State *L, const char *s, size_t ls, int find, void (*poll)(lua_State *));
 
 /* string.gmatch's state: the subject and pattern must stay alive (and unchanged) as long as it
  * is used (the caller keeps them, e.g. as upvalues of the iterator). */

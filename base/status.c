@@ -8,22 +8,30 @@
 const char *interp_strerror(int status)
 {
     switch (status) {
-    case INTERP_OK: return "ok";
-#define TEXT_CASE(NAME, value, name, text) case INTERP_ERR_##NAME: return text;
+    case INTERP_OK:
+        return "ok";
+#define TEXT_CASE(NAME, value, name, text)                                                         \
+    case INTERP_ERR_##NAME:                                                                        \
+        return text;
         INTERP_STATUS_MAP(TEXT_CASE)
 #undef TEXT_CASE
-    default: return "unknown status";
+    default:
+        return "unknown status";
     }
 }
 
 const char *interp_status_name(int status)
 {
     switch (status) {
-    case INTERP_OK: return "ok";
-#define NAME_CASE(NAME, value, name, text) case INTERP_ERR_##NAME: return name;
+    case INTERP_OK:
+        return "ok";
+#define NAME_CASE(NAME, value, name, text)                                                         \
+    case INTERP_ERR_##NAME:                                                                        \
+        return name;
         INTERP_STATUS_MAP(NAME_CASE)
 #undef NAME_CASE
-    default: return NULL;
+    default:
+        return NULL;
     }
 }
 
@@ -33,8 +41,8 @@ int interp_status_code(const char *name)
         return 1;
     if (strcmp(name, "ok") == 0)
         return INTERP_OK;
-#define CODE_IF(NAME, value, name_, text)                                                      \
-    if (strcmp(name, name_) == 0)                                                              \
+#define CODE_IF(NAME, value, name_, text)                                                          \
+    if (strcmp(name, name_) == 0)                                                                  \
         return INTERP_ERR_##NAME;
     INTERP_STATUS_MAP(CODE_IF)
 #undef CODE_IF
@@ -49,17 +57,23 @@ int interp_status_code(const char *name)
 const char *interp__status_end_text(int status)
 {
     switch (status) {
-    case INTERP_ERR_TIMEOUT: return "timed out: the task passed its deadline";
-    case INTERP_ERR_SHUTDOWN: return "interrupted by pool shutdown";
-    default: return interp_strerror(status);
+    case INTERP_ERR_TIMEOUT:
+        return "timed out: the task passed its deadline";
+    case INTERP_ERR_SHUTDOWN:
+        return "interrupted by pool shutdown";
+    default:
+        return interp_strerror(status);
     }
 }
 
 const char *interp__irq_text(int reason)
 {
     switch (reason) {
-    case INTERP_ERR_TIMEOUT: return "interp: task timed out";
-    case INTERP_ERR_SHUTDOWN: return "interp: task stopped by pool shutdown";
-    default: return "interp: task cancelled";
+    case INTERP_ERR_TIMEOUT:
+        return "interp: task timed out";
+    case INTERP_ERR_SHUTDOWN:
+        return "interp: task stopped by pool shutdown";
+    default:
+        return "interp: task cancelled";
     }
 }

@@ -30,9 +30,18 @@ void interp__mutex_init(pthread_mutex_t *mu)
     check(pthread_mutex_init(mu, NULL), "pthread_mutex_init");
 #endif
 }
-void interp__mutex_destroy(pthread_mutex_t *mu) { check(pthread_mutex_destroy(mu), "pthread_mutex_destroy"); }
-void interp__mutex_lock(pthread_mutex_t *mu) { check(pthread_mutex_lock(mu), "pthread_mutex_lock"); }
-void interp__mutex_unlock(pthread_mutex_t *mu) { check(pthread_mutex_unlock(mu), "pthread_mutex_unlock"); }
+void interp__mutex_destroy(pthread_mutex_t *mu)
+{
+    check(pthread_mutex_destroy(mu), "pthread_mutex_destroy");
+}
+void interp__mutex_lock(pthread_mutex_t *mu)
+{
+    check(pthread_mutex_lock(mu), "pthread_mutex_lock");
+}
+void interp__mutex_unlock(pthread_mutex_t *mu)
+{
+    check(pthread_mutex_unlock(mu), "pthread_mutex_unlock");
+}
 
 void interp__cond_init(pthread_cond_t *cv)
 {
@@ -42,12 +51,25 @@ void interp__cond_init(pthread_cond_t *cv)
     check(pthread_cond_init(cv, &a), "pthread_cond_init");
     pthread_condattr_destroy(&a);
 }
-void interp__cond_destroy(pthread_cond_t *cv) { check(pthread_cond_destroy(cv), "pthread_cond_destroy"); }
-void interp__cond_signal(pthread_cond_t *cv) { check(pthread_cond_signal(cv), "pthread_cond_signal"); }
-void interp__cond_broadcast(pthread_cond_t *cv) { check(pthread_cond_broadcast(cv), "pthread_cond_broadcast"); }
-void interp__cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu) { check(pthread_cond_wait(cv, mu), "pthread_cond_wait"); }
+void interp__cond_destroy(pthread_cond_t *cv)
+{
+    check(pthread_cond_destroy(cv), "pthread_cond_destroy");
+}
+void interp__cond_signal(pthread_cond_t *cv)
+{
+    check(pthread_cond_signal(cv), "pthread_cond_signal");
+}
+void interp__cond_broadcast(pthread_cond_t *cv)
+{
+    check(pthread_cond_broadcast(cv), "pthread_cond_broadcast");
+}
+void interp__cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
+{
+    check(pthread_cond_wait(cv, mu), "pthread_cond_wait");
+}
 
-bool interp__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, const struct timespec *deadline)
+bool interp__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
+                             const struct timespec *deadline)
 {
     if (!deadline) {
         interp__cond_wait(cv, mu);

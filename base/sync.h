@@ -25,7 +25,8 @@ void interp__cond_broadcast(pthread_cond_t *cv);
 void interp__cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu);
 /* Wait until signalled or until the absolute monotonic `deadline` (NULL: no deadline).
  * Returns false once the deadline has passed, true otherwise (spurious wake-ups included). */
-bool interp__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, const struct timespec *deadline);
+bool interp__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
+                             const struct timespec *deadline);
 
 /* Seconds on the monotonic clock. */
 double interp__now(void);
@@ -57,9 +58,9 @@ bool interp__deadline_passed(const struct timespec *deadline);
  * no inversion, and once disarm returns no firing thread touches the mutex any more). */
 typedef struct interp__cancel {
     pthread_mutex_t lock;
-    atomic_int reason;           /* 0, or the INTERP_ERR_* code of the first fire */
-    pthread_mutex_t *armed_mu;   /* guarded by lock */
-    pthread_cond_t *armed_cv;    /* guarded by lock */
+    atomic_int reason;         /* 0, or the INTERP_ERR_* code of the first fire */
+    pthread_mutex_t *armed_mu; /* guarded by lock */
+    pthread_cond_t *armed_cv;  /* guarded by lock */
 } interp__cancel;
 
 void interp__cancel_init(interp__cancel *tok);

@@ -169,9 +169,8 @@ static void *l_thread(void *p)
 }
 
 static const char *L_SMALL_SEND = "local n = ... for i = 1, n do A:send({i, 'x', 3.5}) end";
-static const char *L_SMALL_RECV =
-    "local n = ... for i = 1, n do local v = A:recv() "
-    "if v[1] ~= i then error('out of order') end end";
+static const char *L_SMALL_RECV = "local n = ... for i = 1, n do local v = A:recv() "
+                                  "if v[1] ~= i then error('out of order') end end";
 static const char *L_BIG_SEND =
     "local n = ... local s = string.rep('x', 1 << 20) for i = 1, n do A:send(s) end";
 static const char *L_BIG_RECV =
@@ -191,9 +190,8 @@ static int l_record(lua_State *L)
     lat_out[luaL_checkinteger(L, 1) - 1] = luaL_checknumber(L, 2);
     return 0;
 }
-static const char *L_PING =
-    "local n = ... for i = 1, n do local t = now() A:send({i, 'x', 3.5}) "
-    "local v = B:recv() record(i, now() - t) end";
+static const char *L_PING = "local n = ... for i = 1, n do local t = now() A:send({i, 'x', 3.5}) "
+                            "local v = B:recv() record(i, now() - t) end";
 
 static double l_run(int mode, long n, double *lat)
 {
@@ -255,8 +253,7 @@ static void report(const char *label, double (*run)(int, long, double *))
             p99 = lat[n_pong * 99 / 100];
         }
     }
-    printf("%-4s ping-pong round trip  p50 %6.2f us  p99 %6.2f us\n", label, p50 * 1e6,
-           p99 * 1e6);
+    printf("%-4s ping-pong round trip  p50 %6.2f us  p99 %6.2f us\n", label, p50 * 1e6, p99 * 1e6);
     free(lat);
 }
 

@@ -49,8 +49,8 @@ static double pair(interp_pool *pool, const char *fa, const char *fb, long n)
     int rb = interp_future_result(b, INTERP_FOREVER, NULL);
     double dt = now() - t0;
     if (ra != INTERP_OK || rb != INTERP_OK) {
-        fprintf(stderr, "bench_chan_pool: %s / %s\n",
-                ra ? interp_future_error(a) : "ok", rb ? interp_future_error(b) : "ok");
+        fprintf(stderr, "bench_chan_pool: %s / %s\n", ra ? interp_future_error(a) : "ok",
+                rb ? interp_future_error(b) : "ok");
         exit(1);
     }
     interp_future_release(a);

@@ -41,7 +41,9 @@ static void verdict_paired(const char *what, paired_stat s, double target, bool 
     paired_verdict v = paired_judge(s, target, higher_better);
     printf("%-58s %22s  target %s %.2f  %s\n", what, paired_fmt(buf, sizeof buf, s),
            higher_better ? ">=" : "<=", target,
-           v == PAIRED_PASS ? "MET" : v == PAIRED_FAIL ? "MISSED" : "within noise");
+           v == PAIRED_PASS   ? "MET"
+           : v == PAIRED_FAIL ? "MISSED"
+                              : "within noise");
 }
 
 static interp_pool *make_pool(int workers)
@@ -155,8 +157,8 @@ static void bench_create(void)
     }
     printf("create + first call: context %.2f us (the call %.0f%% of it), bare newstate + "
            "openlibs + pcall %.2f us (medians of %d rounds of %d)\n",
-           paired_of(tc, R).med * 1e6 / k, call_part * 100 / R, paired_of(tb, R).med * 1e6 / k,
-           R, k);
+           paired_of(tc, R).med * 1e6 / k, call_part * 100 / R, paired_of(tb, R).med * 1e6 / k, R,
+           k);
     verdict_paired("create + first call, context / bare state", paired_ratio(tc, tb, R), 1.3,
                    false);
     free(bare);
@@ -187,8 +189,8 @@ static void bench_many(void)
             exit(1);
     }
     double bare_per = (double)(bench_rss_kib() - before) / nb;
-    double bare_heap = (lua_gc(bare[0], LUA_GCCOUNT, 0) * 1024.0 +
-                        lua_gc(bare[0], LUA_GCCOUNTB, 0)) / 1024;
+    double bare_heap =
+        (lua_gc(bare[0], LUA_GCCOUNT, 0) * 1024.0 + lua_gc(bare[0], LUA_GCCOUNTB, 0)) / 1024;
     for (int i = 0; i < nb; i++)
         lua_close(bare[i]);
     free(bare);
@@ -226,10 +228,9 @@ static void bench_many(void)
     printf("%d contexts on %d workers: created + called in %.2f s (%.1f us each), closed in "
            "%.2f s; %.1f KiB resident each (Lua heap %.1f); a bare state (newstate + openlibs "
            "+ pcall, same run, %d of them): %.1f KiB (Lua heap %.1f)\n",
-           n, W, dt, dt * 1e6 / n, close_dt, per, (double)st.memory_in_use / 1024, nb,
-           bare_per, bare_heap);
-    verdict("resident memory per idle context minus a bare state", per - bare_per, 4, false,
-            "KiB");
+           n, W, dt, dt * 1e6 / n, close_dt, per, (double)st.memory_in_use / 1024, nb, bare_per,
+           bare_heap);
+    verdict("resident memory per idle context minus a bare state", per - bare_per, 4, false, "KiB");
     /* this thread, the workers, the watchdog (started on first need) */
     int pool_threads = max_threads - threads0;
     printf("threads: %d before the pool, at most %d while %d contexts lived\n", threads0,
@@ -356,8 +357,8 @@ int main(int argc, char **argv)
     if (scale <= 0 || scale > 10)
         scale = 1;
     const char *only = argc > 2 ? argv[2] : "";
-#define RUN(name)                      \
-    if (!*only || strstr(only, #name)) \
+#define RUN(name)                                                                                  \
+    if (!*only || strstr(only, #name))                                                             \
         bench_##name();
     RUN(create)
     RUN(many)

@@ -128,8 +128,8 @@ static void fairness(double scale)
     for (int i = 0; i < nc; i++)
         cs[i] = make_ctx(p, src, 0);
     /* hold both threads while every call is queued, so that the order is the queue's */
-    interp_task gate = {.fn = {.kind = INTERP_FN_SOURCE,
-                               .text = "return interp.channel('gate'):recv()"}};
+    interp_task gate = {
+        .fn = {.kind = INTERP_FN_SOURCE, .text = "return interp.channel('gate'):recv()"}};
     interp_future *g[2];
     for (int i = 0; i < 2; i++)
         if (interp_pool_submit_task(p, &gate, -1, &g[i]) != INTERP_OK)

@@ -90,7 +90,7 @@ static void micro(int quick)
     lua_getglobal(L, "make");
     lua_pushinteger(L, n);
     check(L, lua_pcall(L, 1, 4, 0)); /* 1 native, 2 frozen, 3 string, 4 buffer */
-    lua_newuserdatauv(L, 8, 0);       /* 5 floor */
+    lua_newuserdatauv(L, 8, 0);      /* 5 floor */
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, floor_index);
     lua_setfield(L, -2, "__index");
@@ -259,7 +259,8 @@ static void big(int quick)
            (long long)n, (double)msg_size / 1e6, ROUNDS);
     printf("  one copy through a message (task argument)   %7.1f ms\n", median(copy, ROUNDS) * 1e3);
     printf("  interp.freeze once (a table grown by a loop) %7.1f ms\n", median(make, ROUNDS) * 1e3);
-    printf("  interp.freeze once (a table made exact)      %7.1f ms\n", median(make_exact, ROUNDS) * 1e3);
+    printf("  interp.freeze once (a table made exact)      %7.1f ms\n",
+           median(make_exact, ROUNDS) * 1e3);
     printf("  2 workers each sum it, t[i] loop             %7.1f ms\n", median(sum, ROUNDS) * 1e3);
     printf("  2 workers each sum it, interp.unpack chunks  %7.1f ms\n", median(usum, ROUNDS) * 1e3);
     printf("  (freeze + sums) / one copy, t[i] loop        %7.2fx  (target <= 1)\n",

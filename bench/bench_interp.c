@@ -56,7 +56,8 @@ static void bench_create(void)
         size_t used;
         interp__state_memory(s, &used, NULL);
         printf("state create+destroy (%s, libs + init chunk from bytecode): %.1f us; "
-               "idle state memory: %.1f KiB\n", sb ? "sandbox" : "full", per * 1e6, used / 1024.0);
+               "idle state memory: %.1f KiB\n",
+               sb ? "sandbox" : "full", per * 1e6, used / 1024.0);
         interp__state_destroy(s);
         interp__shared_destroy(sh);
     }
@@ -110,7 +111,8 @@ static void bench_call_and_map(void)
         }
         double callsrc = (interp__now() - t0) / C * 1e9;
         printf("%s: interp__state_call by name (decode + call + encode + outcome): %.1f ns; "
-               "by source chunk: %.1f ns\n", sb ? "sandbox" : "full", call, callsrc);
+               "by source chunk: %.1f ns\n",
+               sb ? "sandbox" : "full", call, callsrc);
 
         interp_msg **in = malloc(sizeof *in * N);
         interp_outcome *out = calloc(N, sizeof *out);
@@ -133,7 +135,8 @@ static void bench_call_and_map(void)
         }
         printf("%s: interp__state_map of dbl over 10^6 ints: %.1f ns/item in chunks of %d "
                "(results malloc'd on a fresh heap), %.1f ns/item in one batch on a warm heap "
-               "(bare pcall loop: %.1f ns)\n", sb ? "sandbox" : "full", mapch, CH, map, bare);
+               "(bare pcall loop: %.1f ns)\n",
+               sb ? "sandbox" : "full", mapch, CH, map, bare);
         free(in);
         free(out);
         interp_msg_free(arg);
@@ -264,9 +267,9 @@ static void bench_pool_deadline(void)
 
 /* ---- coroutine switches against lua5.4's ------------------------------------------------- */
 
-#define PINGPONG                                                                          \
-    "local n = 4000000 local co = coroutine.wrap(function() while true do "                \
-    "coroutine.yield() end end) local t0 = os.clock() for i = 1, n do co() end "           \
+#define PINGPONG                                                                                   \
+    "local n = 4000000 local co = coroutine.wrap(function() while true do "                        \
+    "coroutine.yield() end end) local t0 = os.clock() for i = 1, n do co() end "                   \
     "return (os.clock() - t0) / n * 1e9"
 
 static void bench_coroutines(void)
@@ -290,8 +293,8 @@ static void bench_coroutines(void)
     }
     if (lua < 1e9)
         printf("coroutine.wrap ping-pong (resume + yield): %.1f ns in a worker, %.1f ns under "
-               "lua5.4 (%+.1f%%, best of 5 each, interleaved)\n", worker, lua,
-               (worker / lua - 1) * 100);
+               "lua5.4 (%+.1f%%, best of 5 each, interleaved)\n",
+               worker, lua, (worker / lua - 1) * 100);
     else
         printf("coroutine.wrap ping-pong (resume + yield): %.1f ns in a worker (no lua5.4 found)\n",
                worker);
@@ -400,8 +403,8 @@ static double bare_host_ns(const char *src)
     if (luaL_loadstring(L, src) != LUA_OK)
         abort();
     double t0 = interp__now();
-    if (lua_pcall(L, 0, 1, 0) != LUA_OK || lua_tointeger(L, -1) != (lua_Integer)HOST_CALLS *
-                                                                      (HOST_CALLS + 1) / 2)
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK ||
+        lua_tointeger(L, -1) != (lua_Integer)HOST_CALLS * (HOST_CALLS + 1) / 2)
         abort();
     double ns = (interp__now() - t0) / HOST_CALLS * 1e9;
     lua_close(L);
@@ -431,8 +434,8 @@ static void bench_host_call(void)
     interp_host_lib lib = {.name = "h", .open = open_h, .sandbox = true};
     for (int form = 0; form < 2; form++) {
         for (int sb = 0; sb <= 1; sb++) {
-            interp_config cfg = {.sandbox = (interp_sandbox)sb, .host_libs = &lib,
-                                 .n_host_libs = 1};
+            interp_config cfg = {
+                .sandbox = (interp_sandbox)sb, .host_libs = &lib, .n_host_libs = 1};
             interp_shared *sh;
             char *err;
             if (interp__shared_create(&cfg, &sh, &err) != INTERP_OK) {
@@ -453,8 +456,8 @@ static void bench_host_call(void)
                    "lua_State, ratio %.3f (fastest of %d; medians %.2f / %.2f: %.3f): %s "
                    "(target: within 10%%)\n",
                    form ? "h.add(s, i) looked up per call" : "through a local",
-                   sb ? "sandbox" : "full", task[0], bare[0], task[0] / bare[0], R,
-                   task[R / 2], bare[R / 2], task[R / 2] / bare[R / 2],
+                   sb ? "sandbox" : "full", task[0], bare[0], task[0] / bare[0], R, task[R / 2],
+                   bare[R / 2], task[R / 2] / bare[R / 2],
                    task[0] / bare[0] <= 1.10 ? "MET" : "MISSED");
             interp__state_destroy(s);
             interp__shared_destroy(sh);

@@ -148,8 +148,7 @@ static double abandoned_cpu(const char *prefix)
         unsigned long ut = 0, st = 0;
         /* fields after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt
          * cmajflt utime stime */
-        if (sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                   &st) == 2)
+        if (sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
             total += (double)(ut + st) / (double)hz;
     }
     if (d)

@@ -142,8 +142,8 @@ int main(int argc, char **argv)
     interp_pool_destroy(p);
 
     printf("per item over %ld items: bare pcall %.1f ns (cpu %.1f), interp__state_map %.1f ns "
-           "(cpu %.1f), interp_pool_map (1 worker) %.1f ns\n", n, bare, bare_cpu, state, state_cpu,
-           pool);
+           "(cpu %.1f), interp_pool_map (1 worker) %.1f ns\n",
+           n, bare, bare_cpu, state, state_cpu, pool);
     for (long i = 0; i < n; i++)
         interp_msg_free(in[i]);
     free(in);

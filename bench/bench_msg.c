@@ -139,9 +139,11 @@ static void bench_strings(void)
     printf("1 MiB strings:   round trip %8.0f MB/s (encode %8.0f MB/s, decode %8.0f MB/s)\n",
            mb / t.total, mb / t.enc, mb / t.dec);
     printf("                 memcpy %8.0f MB/s, malloc+memcpy+free %8.0f MB/s, lua_pushlstring "
-           "%8.0f MB/s\n", mb / tm, mb / tmm, mb / tl);
+           "%8.0f MB/s\n",
+           mb / tm, mb / tmm, mb / tl);
     printf("                 ratio round trip / memcpy = %.2f (target >= 0.5; a round trip is two "
-           "copies, so 0.5 is the ceiling)\n", tm / t.total);
+           "copies, so 0.5 is the ceiling)\n",
+           tm / t.total);
     printf("                 encode / memcpy = %.2f, decode / lua_pushlstring = %.2f\n", tm / t.enc,
            tl / t.dec);
     free(src);
@@ -155,7 +157,8 @@ static void bench_records(void)
     enum { RECORDS = 10000 };
     long n = 20;
     lua_State *A = new_state(), *B = new_state();
-    run(A, "recs = {} for i = 1, 10000 do recs[i] = {id = i, name = 'item' .. i, score = i * 0.5} end");
+    run(A, "recs = {} for i = 1, 10000 do recs[i] = {id = i, name = 'item' .. i, score = i * 0.5} "
+           "end");
     lua_getglobal(A, "recs");
     times t = roundtrips(A, B, n);
     /* the same table built by Lua code in the receiving state */

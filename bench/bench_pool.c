@@ -52,8 +52,8 @@ static void verdict(const char *what, double value, double target, bool higher_b
                     const char *unit)
 {
     bool ok = higher_better ? value >= target : value <= target;
-    printf("%-52s %12.2f %-8s target %s %.2f  %s\n", what, value, unit, higher_better ? ">=" : "<=",
-           target, ok ? "MET" : "MISSED");
+    printf("%-52s %12.2f %-8s target %s %.2f  %s\n", what, value, unit,
+           higher_better ? ">=" : "<=", target, ok ? "MET" : "MISSED");
 }
 
 /* A paired comparison against its target: MET / MISSED / NOISE (the range of the
@@ -61,10 +61,12 @@ static void verdict(const char *what, double value, double target, bool higher_b
 static void verdict_paired(const char *what, paired_stat s, double target, bool higher_better)
 {
     paired_verdict v = paired_judge(s, target, higher_better);
-    printf("%-52s %12.2f %-8s target %s %.2f  %s  (paired, %d rounds: range %.2f..%.2f)\n",
-           what, s.med, "x", higher_better ? ">=" : "<=", target,
-           v == PAIRED_PASS ? "MET" : v == PAIRED_FAIL ? "MISSED" : "WITHIN NOISE", s.n, s.lo,
-           s.hi);
+    printf("%-52s %12.2f %-8s target %s %.2f  %s  (paired, %d rounds: range %.2f..%.2f)\n", what,
+           s.med, "x", higher_better ? ">=" : "<=", target,
+           v == PAIRED_PASS   ? "MET"
+           : v == PAIRED_FAIL ? "MISSED"
+                              : "WITHIN NOISE",
+           s.n, s.lo, s.hi);
 }
 
 /* ---- 1. seed workload ------------------------------------------------------------------- */
@@ -256,8 +258,9 @@ static void bench_latency(void)
     pthread_mutex_unlock(&pp.mu);
     pthread_join(th, NULL);
     qsort(lat, (size_t)n, sizeof *lat, cmp_double);
-    printf("round trip p50 %.1f us, p99 %.1f us; plain condvar ping-pong p50 %.1f us, p99 %.1f us\n",
-           p50, p99, lat[n / 2] * 1e6, lat[n * 99 / 100] * 1e6);
+    printf(
+        "round trip p50 %.1f us, p99 %.1f us; plain condvar ping-pong p50 %.1f us, p99 %.1f us\n",
+        p50, p99, lat[n / 2] * 1e6, lat[n * 99 / 100] * 1e6);
     verdict("round-trip latency p50, idle pool", p50, 10, false, "us");
     free(lat);
 }
@@ -291,8 +294,7 @@ static void bench_create(void)
     printf("create to first result: %.1f us (workers on demand), %.1f us (prestart); "
            "with destroy: %.1f / %.1f us\n",
            lazy * 1e6, pre * 1e6, lazy_all * 1e6, pre_all * 1e6);
-    verdict("create (2 workers + initializer) to first result, p50", lazy * 1e3, 1.0, false,
-            "ms");
+    verdict("create (2 workers + initializer) to first result, p50", lazy * 1e3, 1.0, false, "ms");
     verdict("the same with prestart (both workers ready), p50", pre * 1e3, 1.0, false, "ms");
 }
 
@@ -382,8 +384,8 @@ int main(int argc, char **argv)
     if (scale <= 0 || scale > 10)
         scale = 1;
     const char *only = argc > 2 ? argv[2] : ""; /* e.g. "map,seed": run only those */
-#define RUN(name)                                   \
-    if (!*only || strstr(only, #name))              \
+#define RUN(name)                                                                                  \
+    if (!*only || strstr(only, #name))                                                             \
         bench_##name();
     RUN(rss)
     RUN(create)

@@ -136,8 +136,7 @@ static int ring_push(interp_chan *ch, interp_msg *m, interp__account *acct)
                 pos - atomic_load_explicit(&ch->head, memory_order_seq_cst) >= ch->capacity)
                 return INTERP_ERR_AGAIN;
             if (atomic_compare_exchange_weak_explicit(&ch->tail, &pos, pos + 1,
-                                                      memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_seq_cst, memory_order_relaxed)) {
                 c->m = m;
                 c->acct = acct;
                 atomic_store_explicit(&c->seq, pos + 1, memory_order_seq_cst);
@@ -162,8 +161,7 @@ static int ring_pop(interp_chan *ch, interp_msg **out)
         intptr_t dif = (intptr_t)(seq - (pos + 1));
         if (dif == 0) {
             if (atomic_compare_exchange_weak_explicit(&ch->head, &pos, pos + 1,
-                                                      memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_seq_cst, memory_order_relaxed)) {
                 interp_msg *m = c->m;
                 interp__account *acct = c->acct;
                 c->m = NULL;
@@ -383,9 +381,9 @@ static int wait_and_retry(interp_chan *ch, int side, interp_msg **slot, interp__
 /* Send (side CHAN_SENDER, *slot the message) or receive (CHAN_RECEIVER, into *slot), the
  * arguments checked already; on success wake a waiter of the other side. Inlined into both
  * callers, so that `side` is a constant there. */
-static inline __attribute__((always_inline)) int
-transfer(interp_chan *ch, int side, interp_msg **slot, interp__account *acct, double timeout,
-         interp__cancel *tok)
+static inline __attribute__((always_inline)) int transfer(interp_chan *ch, int side,
+                                                          interp_msg **slot, interp__account *acct,
+                                                          double timeout, interp__cancel *tok)
 {
     struct timespec dl;
     const struct timespec *dlp;

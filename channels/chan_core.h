@@ -80,15 +80,11 @@ static inline size_t chan_count(const interp_chan *ch)
 
 static inline bool chan_closed(const interp_chan *ch)
 {
-    return atomic_load_explicit((atomic_size_t *)&ch->tail, memory_order_seq_cst) &
-           CHAN_CLOSED_BIT;
+    return atomic_load_explicit((atomic_size_t *)&ch->tail, memory_order_seq_cst) & CHAN_CLOSED_BIT;
 }
 
 /* The token's reason, 0 for none (tok may be NULL). */
-static inline int chan_fired(interp__cancel *tok)
-{
-    return tok ? interp__cancel_reason(tok) : 0;
-}
+static inline int chan_fired(interp__cancel *tok) { return tok ? interp__cancel_reason(tok) : 0; }
 
 /* Parse a timeout: INTERP_ERR_INVALID for NaN; *dlp NULL for "forever" (and for 0, which
  * never waits), else the deadline in *dl. */

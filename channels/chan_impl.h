@@ -36,16 +36,16 @@ void interp__chan_set_spin(unsigned ns);
 /* The bytes a channel of `capacity` allocates (its ring and itself), for budgets. */
 size_t interp__chan_footprint(size_t capacity);
 
-int interp__chan_select_c(interp_chan *const chans[], size_t n, double timeout,
-                          interp__cancel *tok, size_t *index, interp_msg **out);
+int interp__chan_select_c(interp_chan *const chans[], size_t n, double timeout, interp__cancel *tok,
+                          size_t *index, interp_msg **out);
 
 /* Parked waits (park.h): register p on chans (receiver: a message or a close on any fires
  * p; sender, n == 1: room or a close). Returns the registration, NULL when out of memory;
  * *ready: the condition holds already (then unwatch and try again rather than park). The
  * registration holds a reference to each channel until interp__chan_unwatch (NULL-safe). */
 struct interp__park;
-void *interp__chan_watch(interp_chan *const chans[], size_t n, bool sender,
-                         struct interp__park *p, bool *ready);
+void *interp__chan_watch(interp_chan *const chans[], size_t n, bool sender, struct interp__park *p,
+                         bool *ready);
 void interp__chan_unwatch(void *reg);
 
 #endif

@@ -34,7 +34,7 @@
 enum { SELECT_STACK = 16 };
 
 typedef struct chan_ud {
-    interp_chan *ch; /* one reference; NULL before it is set and after __gc */
+    interp_chan *ch;            /* one reference; NULL before it is set and after __gc */
     const interp__lua_ctx *ctx; /* of the state that made it; NULL: none (no token, defaults) */
 } chan_ud;
 
@@ -263,10 +263,7 @@ static interp__park *park_here(lua_State *L, const interp__lua_ctx *ctx)
 }
 
 /* The monotonic time a wait of `timeout` seconds ends (negative: never). */
-static double until_of(double timeout)
-{
-    return timeout < 0 ? INFINITY : interp__now() + timeout;
-}
+static double until_of(double timeout) { return timeout < 0 ? INFINITY : interp__now() + timeout; }
 
 /* What is left of a wait that ends at until, as a timeout argument (-1: none). */
 static double left_of(double until)
@@ -280,8 +277,8 @@ static double left_of(double until)
 /* Watch chans (one for a sender) and yield to park with continuation k; when the registration
  * cannot be made (out of memory), returns 0 and the caller blocks instead. When the channel is
  * ready already, returns 1 (try again at once). */
-static int park_on(lua_State *L, interp__park *p, interp_chan *const *chans, size_t n,
-                   bool sender, double until, lua_KFunction k)
+static int park_on(lua_State *L, interp__park *p, interp_chan *const *chans, size_t n, bool sender,
+                   double until, lua_KFunction k)
 {
     bool ready;
     void *reg = interp__chan_watch(chans, n, sender, p, &ready);
@@ -322,7 +319,7 @@ static int send_parked(lua_State *L, chan_ud *u, interp__park *p, double until)
         int rc = interp__chan_send_paid(u->ch, b->m, 0, token_of(ctx), b->acct);
         if (rc == INTERP_ERR_AGAIN && interp__now() < until &&
             park_on(L, p, &u->ch, 1, true, until, send_k))
-            continue; /* room already: try again */
+            continue;                                        /* room already: try again */
         if (rc == INTERP_ERR_AGAIN && interp__now() < until) /* no memory to park: block */
             rc = interp__chan_send_paid(u->ch, b->m, left_of(until), token_of(ctx), b->acct);
         if (rc == INTERP_OK) {
@@ -360,7 +357,7 @@ static int recv_parked(lua_State *L, chan_ud *u, interp__park *p, double until)
         int rc = interp__chan_recv_c(u->ch, 0, token_of(ctx), &m);
         if (rc == INTERP_ERR_AGAIN && interp__now() < until &&
             park_on(L, p, &u->ch, 1, false, until, recv_k))
-            continue; /* ready already: try again */
+            continue;                                        /* ready already: try again */
         if (rc == INTERP_ERR_AGAIN && interp__now() < until) /* no memory to park: block */
             rc = interp__chan_recv_c(u->ch, left_of(until), token_of(ctx), &m);
         if (rc != INTERP_OK)
@@ -440,12 +437,13 @@ static int l_eq(lua_State *L)
 static void push_metatable(lua_State *L)
 {
     if (luaL_newmetatable(L, CHAN_MT)) { /* sets __name */
-        static const luaL_Reg meta[] = {
-            {"__gc", l_gc}, {"__len", l_len}, {"__tostring", l_tostring}, {"__eq", l_eq},
-            {NULL, NULL}};
+        static const luaL_Reg meta[] = {{"__gc", l_gc},
+                                        {"__len", l_len},
+                                        {"__tostring", l_tostring},
+                                        {"__eq", l_eq},
+                                        {NULL, NULL}};
         static const luaL_Reg methods[] = {
-            {"send", l_send}, {"recv", l_recv}, {"close", l_close}, {"len", l_len},
-            {NULL, NULL}};
+            {"send", l_send}, {"recv", l_recv}, {"close", l_close}, {"len", l_len}, {NULL, NULL}};
         luaL_setfuncs(L, meta, 0);
         luaL_newlib(L, methods);
         lua_setfield(L, -2, "__index");
@@ -474,10 +472,7 @@ static int select_k(lua_State *L, int status, lua_KContext kc)
     return select_body(L, true);
 }
 
-static int l_select(lua_State *L)
-{
-    return select_body(L, false);
-}
+static int l_select(lua_State *L) { return select_body(L, false); }
 
 /* interp.select, first called (resumed false) or resumed after a park (the list and the
  * timeout are still arguments 1 and 2). */
@@ -521,8 +516,8 @@ static int select_body(lua_State *L, bool resumed)
             if (rc != INTERP_ERR_AGAIN || interp__now() >= until)
                 break;
             if (!park_on(L, p, chans, (size_t)n, false, until, select_k)) {
-                rc = interp__chan_select_c(chans, (size_t)n, left_of(until), token_of(ctx),
-                                           &idx, &m);
+                rc = interp__chan_select_c(chans, (size_t)n, left_of(until), token_of(ctx), &idx,
+                                           &m);
                 break;
             }
         }
@@ -546,12 +541,16 @@ static int l_channel(lua_State *L)
     const char *name = luaL_checklstring(L, 1, &len);
     /* "a\0b" must not be the channel "a", nor "" a channel the host cannot name */
     if (len == 0 || len > INTERP_CHAN_MAX_NAME || memchr(name, '\0', len))
-        return luaL_argerror(L, 1, lua_pushfstring(L, "a channel name is 1 to %d bytes without "
-                                                      "NUL bytes", INTERP_CHAN_MAX_NAME));
+        return luaL_argerror(L, 1,
+                             lua_pushfstring(L,
+                                             "a channel name is 1 to %d bytes without "
+                                             "NUL bytes",
+                                             INTERP_CHAN_MAX_NAME));
     lua_Integer cap = luaL_optinteger(L, 2, 0);
     if (cap < 0 || (lua_Unsigned)cap > INTERP_CHAN_MAX_CAPACITY)
-        return luaL_argerror(L, 2, lua_pushfstring(L, "capacity must be from 1 to %d",
-                                                   (int)INTERP_CHAN_MAX_CAPACITY));
+        return luaL_argerror(
+            L, 2,
+            lua_pushfstring(L, "capacity must be from 1 to %d", (int)INTERP_CHAN_MAX_CAPACITY));
     const interp__lua_ctx *ctx = upvalue_ctx(L);
     if (!ctx || !ctx->chan_lookup)
         return luaL_error(L, "interp.channel: this state belongs to no pool");

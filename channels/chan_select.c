@@ -147,8 +147,8 @@ static int select_block(interp_chan *const chans[], size_t n, interp__cancel *to
     return chan_fired(tok);
 }
 
-int interp__chan_select_c(interp_chan *const chans[], size_t n, double timeout,
-                          interp__cancel *tok, size_t *index, interp_msg **out)
+int interp__chan_select_c(interp_chan *const chans[], size_t n, double timeout, interp__cancel *tok,
+                          size_t *index, interp_msg **out)
 {
     if (!out || !index)
         return INTERP_ERR_INVALID;

@@ -23,7 +23,7 @@
 struct interp__account;
 
 typedef struct interp__lua_ctx {
-    interp__cancel *cancel;  /* the worker's token; NULL in a state that has none */
+    interp__cancel *cancel;   /* the worker's token; NULL in a state that has none */
     interp_msg_opts msg_opts; /* for values this state sends and receives */
     int worker_id;
     /* Find or create the pool's channel `name` (len bytes; capacity used only when creating;
@@ -31,8 +31,7 @@ typedef struct interp__lua_ctx {
      * holds a new reference; otherwise why (whylen bytes) may say more. NULL when the state
      * has no pool. */
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
-                       struct interp__account *acct, char *why, size_t whylen,
-                       interp_chan **out);
+                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out);
     /* Who pays for what this state makes the host hold (budget.h); NULL: nobody counts. */
     struct interp__account *acct;
     void *chan_lookup_ud;

@@ -23,8 +23,8 @@ bool interp__lua_intr_seen(const interp__lua_intr *s)
 {
     if (lua_gethook(s->L) != s->hook || lua_gethookmask(s->L) != s->mask)
         return true;
-    return s->main && (lua_gethook(s->main) != s->main_hook ||
-                       lua_gethookmask(s->main) != s->main_mask);
+    return s->main &&
+           (lua_gethook(s->main) != s->main_hook || lua_gethookmask(s->main) != s->main_mask);
 }
 
 void interp__lua_intr_consume(const interp__lua_intr *s)
@@ -43,10 +43,7 @@ int interp__lua_intr_raise(lua_State *L)
     return lua_error(L);
 }
 
-bool interp__lua_intr_poll(void *ud)
-{
-    return interp__lua_intr_seen(ud);
-}
+bool interp__lua_intr_poll(void *ud) { return interp__lua_intr_seen(ud); }
 
 int interp__lua_intr_wait(lua_State *L, double timeout, interp__lua_intr_wait_fn wait, void *ud,
                           bool *interrupted)

@@ -32,13 +32,13 @@ typedef struct interp__park {
     /* The owner's: called by the fire that found PARKED, on any thread, possibly under a
      * channel's, the pool's or a context's lock (so it takes only the queue's lock, a leaf). */
     void (*runnable)(struct interp__park *p);
-    atomic_int st;        /* INTERP__PARK_* */
-    atomic_int reason;    /* an interrupt (INTERP_ERR_CANCELLED/TIMEOUT/SHUTDOWN) that reached
-                             the call while no worker ran it; applied at the next slice */
+    atomic_int st;     /* INTERP__PARK_* */
+    atomic_int reason; /* an interrupt (INTERP_ERR_CANCELLED/TIMEOUT/SHUTDOWN) that reached
+                          the call while no worker ran it; applied at the next slice */
     /* The thread running the call only: */
-    lua_State *base;      /* the coroutine of the call in progress (NULL: none: no parking) */
-    bool want;            /* the call yielded to park (interp__park_yield) */
-    double until;         /* the wait's own deadline (monotonic seconds; INFINITY: none) */
+    lua_State *base;         /* the coroutine of the call in progress (NULL: none: no parking) */
+    bool want;               /* the call yielded to park (interp__park_yield) */
+    double until;            /* the wait's own deadline (monotonic seconds; INFINITY: none) */
     void (*undo)(void *arg); /* the wait's registration, dropped by interp__park_resumed */
     void *undo_arg;
 } interp__park;

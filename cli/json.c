@@ -75,8 +75,9 @@ int cli_json_to_msg(const char *text, size_t len, interp_msg **out, char *why, s
 {
     *out = NULL;
     if (has_nul_escape(text, len)) {
-        set_why(why, whylen, "a JSON string holding \\u0000 (a NUL byte) is not supported "
-                             "as input");
+        set_why(why, whylen,
+                "a JSON string holding \\u0000 (a NUL byte) is not supported "
+                "as input");
         return INTERP_ERR_DECODE;
     }
     const char *end = NULL;
@@ -117,7 +118,7 @@ int cli_json_to_msg(const char *text, size_t len, interp_msg **out, char *why, s
 typedef struct outbuf {
     char *p;
     size_t len, cap, max;
-    bool over;  /* the text passed max */
+    bool over; /* the text passed max */
     bool nomem;
 } outbuf;
 
@@ -165,14 +166,30 @@ static bool put_json_string(outbuf *b, const char *s, size_t n)
             return false;
         char esc[8];
         switch (c) {
-        case '"': memcpy(esc, "\\\"", 3); break;
-        case '\\': memcpy(esc, "\\\\", 3); break;
-        case '\n': memcpy(esc, "\\n", 3); break;
-        case '\t': memcpy(esc, "\\t", 3); break;
-        case '\r': memcpy(esc, "\\r", 3); break;
-        case '\b': memcpy(esc, "\\b", 3); break;
-        case '\f': memcpy(esc, "\\f", 3); break;
-        default: snprintf(esc, sizeof esc, "\\u%04x", c); break;
+        case '"':
+            memcpy(esc, "\\\"", 3);
+            break;
+        case '\\':
+            memcpy(esc, "\\\\", 3);
+            break;
+        case '\n':
+            memcpy(esc, "\\n", 3);
+            break;
+        case '\t':
+            memcpy(esc, "\\t", 3);
+            break;
+        case '\r':
+            memcpy(esc, "\\r", 3);
+            break;
+        case '\b':
+            memcpy(esc, "\\b", 3);
+            break;
+        case '\f':
+            memcpy(esc, "\\f", 3);
+            break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            break;
         }
         if (!puts_(b, esc))
             return false;
@@ -209,7 +226,10 @@ static bool put_json_float(outbuf *b, double d)
  * is walked again with `replay` counting the original numbers of the tables in it. The output
  * bound stops a result whose shared tables would expand past it. */
 typedef struct walk {
-    struct tbl { interp_msg_value v; bool open; } *tables;
+    struct tbl {
+        interp_msg_value v;
+        bool open;
+    } * tables;
     size_t ntables, cap;
     outbuf *out;
     char *why;
@@ -242,8 +262,9 @@ static bool put_key(walk *w, const interp_msg_value *k)
         snprintf(buf, sizeof buf, "%s", k->as.b ? "true" : "false");
         break;
     default:
-        return fail(w, "%s", "a table key that is not a string, number or boolean cannot be "
-                             "printed");
+        return fail(w, "%s",
+                    "a table key that is not a string, number or boolean cannot be "
+                    "printed");
     }
     return put_json_string(w->out, buf, strlen(buf));
 }

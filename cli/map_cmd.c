@@ -64,10 +64,7 @@ static const char map_usage[] =
 /* The signal that stopped the run (SIGINT, SIGTERM), 0 while none came. */
 static volatile sig_atomic_t stop_signal;
 
-static void on_stop_signal(int sig)
-{
-    stop_signal = sig;
-}
+static void on_stop_signal(int sig) { stop_signal = sig; }
 
 /* One input line on its way through the pool. */
 typedef struct event {
@@ -83,12 +80,12 @@ typedef struct map_run {
     FILE *in;
     char *buf;
     size_t bufcap;
-    size_t line;   /* lines read */
-    off_t offset;  /* bytes read */
+    size_t line;  /* lines read */
+    off_t offset; /* bytes read */
     bool eof;
     int read_errno;
-    int fatal;     /* INTERP_ERR_NOMEM when the event queue could not grow */
-    event *ev;     /* ring of events in input order */
+    int fatal; /* INTERP_ERR_NOMEM when the event queue could not grow */
+    event *ev; /* ring of events in input order */
     size_t head, count, cap;
     size_t bad_queued;
     size_t done, failed;
@@ -125,15 +122,9 @@ static event pop_event(map_run *r)
 }
 
 /* Whether the run stops: a signal came or a write failed. Nothing more is read or printed. */
-static bool stopping(const map_run *r)
-{
-    return stop_signal != 0 || r->write_errno != 0;
-}
+static bool stopping(const map_run *r) { return stop_signal != 0 || r->write_errno != 0; }
 
-static bool map_interrupted(void *ud)
-{
-    return stopping(ud);
-}
+static bool map_interrupted(void *ud) { return stopping(ud); }
 
 /* After writing to stdout: a failed write stops the run at once (with SIGPIPE ignored, a
  * closed pipe would otherwise let the map compute every remaining line). */
@@ -363,7 +354,7 @@ typedef struct map_args {
     long chunksize;        /* 0: the pool's choice */
     double timeout;        /* of each line; 0: none */
     bool json;
-    size_t max_output;     /* 0: the default */
+    size_t max_output; /* 0: the default */
     const char *script, *func;
 } map_args;
 
@@ -409,7 +400,8 @@ static int parse_args(int argc, char **argv, map_args *a)
         case 'm':
             if (!parse_size(optarg, &a->o.memory_limit) || a->o.memory_limit == 0)
                 return usage_error("--memory-limit: expected a number of bytes (suffix K, M or "
-                                   "G), got '%s'", optarg);
+                                   "G), got '%s'",
+                                   optarg);
             break;
         case 'j':
             a->json = true;
@@ -417,7 +409,8 @@ static int parse_args(int argc, char **argv, map_args *a)
         case 'o':
             if (!parse_size(optarg, &a->max_output) || a->max_output == 0)
                 return usage_error("--max-output: expected a number of bytes (suffix K, M or "
-                                   "G), got '%s'", optarg);
+                                   "G), got '%s'",
+                                   optarg);
             break;
         case 'h':
             fputs(map_usage, stdout);
@@ -429,8 +422,8 @@ static int parse_args(int argc, char **argv, map_args *a)
         }
     }
     if (argc - optind != 2)
-        return usage_error("%s", argc - optind < 2 ? "expected SCRIPT and FUNC"
-                                                   : "too many arguments");
+        return usage_error("%s",
+                           argc - optind < 2 ? "expected SCRIPT and FUNC" : "too many arguments");
     a->o.workers = (int)workers; /* 0: the pool's choice */
     a->script = argv[optind];
     a->func = argv[optind + 1];
@@ -475,8 +468,8 @@ static int run_stream(interp_pool *pool, const map_args *a, map_run *r)
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, sizeof outbuf);
     interp_fn fn = {.kind = INTERP_FN_NAME, .text = a->func};
-    interp_map_options mo = {.chunksize = (size_t)a->chunksize,
-                             .interrupted = map_interrupted, .interrupted_ud = r};
+    interp_map_options mo = {
+        .chunksize = (size_t)a->chunksize, .interrupted = map_interrupted, .interrupted_ud = r};
     struct sigaction sa = {.sa_handler = on_stop_signal}, old_int, old_term;
     sigemptyset(&sa.sa_mask);
     stop_signal = 0;
@@ -532,8 +525,9 @@ static int report_end(map_run *r, int status)
         status = CLI_EXIT_FAILED;
     }
     if (stop_signal && !r->write_errno) {
-        fprintf(stderr, "interp-pool map: stopped by %s after %zu lines (%zu failed); every "
-                        "output line is whole\n",
+        fprintf(stderr,
+                "interp-pool map: stopped by %s after %zu lines (%zu failed); every "
+                "output line is whole\n",
                 stop_signal == SIGINT ? "SIGINT" : "SIGTERM", r->done, r->failed);
         status = 128 + stop_signal;
     }

@@ -41,7 +41,7 @@ int cli_pool_create(interp_pool **out, const interp_pool_options *o, char **err,
     mpi_state = 1;
     rc = interp_mpi_pool_create(out, MPI_COMM_WORLD, o, NULL, err);
     if (rc != INTERP_ERR_SYSTEM)
-        mpi_state = 2; /* every rank came back from the collective create */
+        mpi_state = 2;         /* every rank came back from the collective create */
     *served = !cli_mpi_root(); /* the root reports errors, once */
     return rc;
 }

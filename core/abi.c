@@ -4,10 +4,7 @@
 
 #include "core_impl.h"
 
-const char *interp_pool_version(void)
-{
-    return INTERP_POOL_VERSION_STRING;
-}
+const char *interp_pool_version(void) { return INTERP_POOL_VERSION_STRING; }
 
 int interp__struct_in(void *dst, size_t dst_size, const void *src, size_t src_size,
                       size_t abi0_size, const char **why)

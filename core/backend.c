@@ -67,10 +67,7 @@ bool interp__backend_drained(interp_pool *pool)
     return atomic_load(&pool->q.closed_flag) && interp__queue_count(&pool->q) == 0;
 }
 
-int interp__backend_stop_status(interp__job *job)
-{
-    return job->ops->stop_status(job);
-}
+int interp__backend_stop_status(interp__job *job) { return job->ops->stop_status(job); }
 
 void interp__backend_task_end(interp__job *job, int status, interp_msg *result, char *error,
                               interp_msg *error_value)

@@ -22,8 +22,8 @@ typedef struct interp__backend {
     /* A job was queued, or the queue closed. Any thread, no lock held; must not block. */
     void (*wake)(void *ud);
     /* A job the backend took must end soon with `reason` (INTERP_ERR_CANCELLED for a cancel
-     * or an interrupted map, INTERP_ERR_TIMEOUT for a map's overall timeout). Any thread, no lock held; must not
-     * block, must not end the job on this thread (the backend's thread ends it). */
+     * or an interrupted map, INTERP_ERR_TIMEOUT for a map's overall timeout). Any thread, no lock
+     * held; must not block, must not end the job on this thread (the backend's thread ends it). */
     void (*interrupt)(void *ud, interp__job *job, int reason);
     /* The pool shuts down: its queue is closed. now: interrupt every job the backend holds
      * (they end with INTERP_ERR_SHUTDOWN). wait: return only once the queue is empty and every
@@ -55,14 +55,14 @@ int interp__pool_create_rank(interp_pool **out, const interp_pool_options *opts,
 
 /* What a taken job asks for. Pointers stay valid until the job is ended. */
 typedef struct interp__backend_work {
-    int kind;                          /* INTERP__JOB_TASK or INTERP__JOB_CHUNK */
+    int kind; /* INTERP__JOB_TASK or INTERP__JOB_CHUNK */
     const interp_fn *fn;
-    double timeout;                    /* task: resolved deadline (> 0) or 0 for none */
-    const interp_msg *args;            /* task: its arguments (may be NULL) */
-    size_t n;                          /* chunk: its items ... */
-    const interp_msg *const *items;    /* ... (each may be NULL) */
-    size_t first;                      /* chunk: index of its first item in the map */
-    bool stop_on_error;                /* chunk: the map stops after a failure */
+    double timeout;                 /* task: resolved deadline (> 0) or 0 for none */
+    const interp_msg *args;         /* task: its arguments (may be NULL) */
+    size_t n;                       /* chunk: its items ... */
+    const interp_msg *const *items; /* ... (each may be NULL) */
+    size_t first;                   /* chunk: index of its first item in the map */
+    bool stop_on_error;             /* chunk: the map stops after a failure */
 } interp__backend_work;
 
 /* Backend's thread: take the oldest queued job that is still to run (cancelled ones and chunks

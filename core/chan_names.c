@@ -73,8 +73,8 @@ int interp__chan_name_check(const char *name, size_t len)
 }
 
 int interp__chan_names_get(interp__chan_names *r, const char *name, size_t len, size_t capacity,
-                           size_t max_msg_size, interp__account *acct, char *why,
-                           size_t whylen, interp_chan **out)
+                           size_t max_msg_size, interp__account *acct, char *why, size_t whylen,
+                           interp_chan **out)
 {
     *out = NULL;
     if (interp__chan_name_check(name, len) != INTERP_OK || capacity > INTERP_CHAN_MAX_CAPACITY)
@@ -103,8 +103,10 @@ int interp__chan_names_get(interp__chan_names *r, const char *name, size_t len, 
     } else if (!interp__budget_take(r->budget, charge)) {
         rc = INTERP_ERR_NOMEM;
         if (why)
-            snprintf(why, whylen, "not enough memory (the pool's memory budget of %zu bytes "
-                                  "is used up)", r->budget->limit);
+            snprintf(why, whylen,
+                     "not enough memory (the pool's memory budget of %zu bytes "
+                     "is used up)",
+                     r->budget->limit);
         goto err_unlock;
     }
     rc = INTERP_ERR_NOMEM;

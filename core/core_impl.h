@@ -79,13 +79,13 @@ typedef struct interp__queue {
     pthread_cond_t work_cv;  /* idle workers sleep here */
     pthread_cond_t space_cv; /* submitters wait here while the queue is full */
     interp__job *head, *tail;
-    size_t count;            /* queued jobs */
-    atomic_size_t len;       /* == count, readable without the lock (spinning workers) */
-    atomic_long hot_until;   /* monotonic ns: idle workers keep spinning until then (a job is
-                                coming: interp__queue_prewake) */
-    size_t max;              /* bound for bounded pushes; 0: none */
+    size_t count;          /* queued jobs */
+    atomic_size_t len;     /* == count, readable without the lock (spinning workers) */
+    atomic_long hot_until; /* monotonic ns: idle workers keep spinning until then (a job is
+                              coming: interp__queue_prewake) */
+    size_t max;            /* bound for bounded pushes; 0: none */
     int n_sleep, n_spin, n_wake, n_space_wait;
-    interp__start *start;    /* the pool's worker start: its growth counts are guarded by mu */
+    interp__start *start; /* the pool's worker start: its growth counts are guarded by mu */
     bool closed;
     atomic_bool closed_flag; /* == closed, lock-free */
     int reason;              /* INTERP_ERR_SHUTDOWN or INTERP_ERR_BROKEN once closed */
@@ -139,39 +139,38 @@ void interp__queue_push_ready(interp__queue *q, interp__job *job, bool unpark, b
 void interp__queue_wake_parked(interp__queue *q, bool (*claim)(interp__job *job, void *ud),
                                void *ud);
 
-
 /* ---- workers (worker.c) ---------------------------------------------------------------- */
 
 #define INTERP__TASK_ABANDONED UINT64_MAX
 
 typedef struct interp__worker {
-    atomic_int refs;              /* its slot and its thread */
-    struct interp_pool *pool;     /* one pool reference, dropped with the last worker ref */
+    atomic_int refs;          /* its slot and its thread */
+    struct interp_pool *pool; /* one pool reference, dropped with the last worker ref */
     int slot;
     pthread_t thread;
-    atomic_int tid;               /* the thread's kernel id, stored by it when it starts */
-    interp_state *state;          /* written by the worker under pool->mu; read by it freely */
+    atomic_int tid;      /* the thread's kernel id, stored by it when it starts */
+    interp_state *state; /* written by the worker under pool->mu; read by it freely */
     /* the run in progress: cur_task is its id (0: none, INTERP__TASK_ABANDONED once the
      * watchdog took it over); run_job/run_kind are written before cur_task is published and
      * read by the watchdog only after it wins cur_task */
     _Atomic uint64_t cur_task;
     interp__job *run_job;
-    uint64_t next_id;             /* worker thread only */
-    unsigned tasks_on_state;      /* worker thread only */
+    uint64_t next_id;        /* worker thread only */
+    unsigned tasks_on_state; /* worker thread only */
     /* guarded by pool->mu */
-    uint64_t dl_id;               /* task whose deadline is `deadline` (0: none) */
+    uint64_t dl_id; /* task whose deadline is `deadline` (0: none) */
     double deadline;
-    double dl_len;                /* the run's timeout: each item's allowance, seconds */
-    uint64_t dl_items;            /* interp__state_items when the item the deadline is for
-                                     runs: if another item has begun by the deadline, the
-                                     deadline moves to now + dl_len instead of firing */
+    double dl_len;     /* the run's timeout: each item's allowance, seconds */
+    uint64_t dl_items; /* interp__state_items when the item the deadline is for
+                          runs: if another item has begun by the deadline, the
+                          deadline moves to now + dl_len instead of firing */
     bool dl_fired;
-    uint64_t esc_id;              /* task to abandon at escalate_at unless it ends (0: none) */
+    uint64_t esc_id; /* task to abandon at escalate_at unless it ends (0: none) */
     double escalate_at;
-    double rearm_at;              /* next interp__state_rearm of esc_id (the hook taken back) */
+    double rearm_at; /* next interp__state_rearm of esc_id (the hook taken back) */
     int esc_reason;
     bool abandoned, exited, joined;
-    int kind;                     /* INTERP__SPAWN_* (start.h): why it started; immutable */
+    int kind; /* INTERP__SPAWN_* (start.h): why it started; immutable */
     /* a context's slice in progress (ctx.c), for preemption: when its time slice ends
      * (monotonic seconds; 0: no slice), stored by the worker, read by the watchdog */
     _Atomic double slice_end;
@@ -196,8 +195,8 @@ bool interp__worker_end(interp__worker *w, uint64_t id);
 /* ---- timers (timers.c): one-shot wake-ups run by the watchdog thread --------------------- */
 
 typedef struct interp__timer {
-    double at;      /* monotonic seconds */
-    size_t idx;     /* its place in the heap + 1; 0: not armed */
+    double at;  /* monotonic seconds */
+    size_t idx; /* its place in the heap + 1; 0: not armed */
     /* On the watchdog thread, pool->mu held, once `at` has passed (the timer is disarmed
      * first); may take only leaf locks (the queue's). */
     void (*fire)(struct interp__timer *t, double now);
@@ -228,10 +227,10 @@ void interp__timers_free(interp__timers *ts);
 
 typedef struct interp__chan_entry interp__chan_entry;
 typedef struct interp__chan_names {
-    pthread_mutex_t mu; /* a leaf lock (but for the accounts' locks, taken under it) */
+    pthread_mutex_t mu;     /* a leaf lock (but for the accounts' locks, taken under it) */
     interp__budget *budget; /* the pool's: pays for channels the host makes */
     interp__chan_entry *buckets[INTERP__CHAN_BUCKETS];
-    size_t n;           /* at most INTERP__MAX_NAMED_CHANNELS */
+    size_t n; /* at most INTERP__MAX_NAMED_CHANNELS */
     uint64_t seed;
 } interp__chan_names;
 
@@ -246,8 +245,8 @@ int interp__chan_name_check(const char *name, size_t len);
  * INTERP_CHAN_MAX_CAPACITY), INTERP_ERR_LIMIT (INTERP__MAX_NAMED_CHANNELS names),
  * INTERP_ERR_NOMEM (the reason in why, whylen bytes, when a budget refused). */
 int interp__chan_names_get(interp__chan_names *r, const char *name, size_t len, size_t capacity,
-                           size_t max_msg_size, interp__account *acct, char *why,
-                           size_t whylen, interp_chan **out);
+                           size_t max_msg_size, interp__account *acct, char *why, size_t whylen,
+                           interp_chan **out);
 
 /* Contexts by name (ctx_names.c): the pool-wide names of its named contexts. A leaf lock. */
 typedef struct interp__ctx_entry interp__ctx_entry;
@@ -260,29 +259,29 @@ typedef struct interp__ctx_names {
 struct interp_pool {
     atomic_int refs;
     interp__queue q;
-    pthread_mutex_t mu;          /* the pool lock (see the lock order above) */
-    pthread_cond_t wd_cv;        /* wakes the watchdog */
-    interp__worker **slots;      /* guarded by mu */
+    pthread_mutex_t mu;     /* the pool lock (see the lock order above) */
+    pthread_cond_t wd_cv;   /* wakes the watchdog */
+    interp__worker **slots; /* guarded by mu */
     int nworkers;
-    interp__start start;         /* how workers start, report and are joined (start.h) */
+    interp__start start; /* how workers start, report and are joined (start.h) */
     pthread_t wd_thread;
-    bool wd_started, wd_stop;    /* guarded by mu */
-    double wd_next;              /* guarded by mu: when the watchdog wakes next */
-    atomic_bool stop_now;        /* shutdown_now: interrupt running tasks, run nothing more */
-    bool broken;                 /* guarded by mu */
-    char *broken_reason;         /* guarded by mu, set once */
+    bool wd_started, wd_stop; /* guarded by mu */
+    double wd_next;           /* guarded by mu: when the watchdog wakes next */
+    atomic_bool stop_now;     /* shutdown_now: interrupt running tasks, run nothing more */
+    bool broken;              /* guarded by mu */
+    char *broken_reason;      /* guarded by mu, set once */
     interp_shared *shared;
     /* resolved options */
     double task_timeout, stuck_grace, cancel_grace;
     unsigned max_tasks_per_worker;
-    int max_abandoned;           /* abandoned threads that may run at once (watchdog.c) */
+    int max_abandoned;            /* abandoned threads that may run at once (watchdog.c) */
     atomic_int abandoned_running; /* abandoned workers whose thread has not exited yet */
     size_t thread_stack;
-    char thread_name[16];        /* the prefix, at most 9 bytes (room for "-4095" or "-wd") */
+    char thread_name[16]; /* the prefix, at most 9 bytes (room for "-4095" or "-wd") */
     size_t max_msg_size;
-    interp__chan_names chans;    /* channels by name */
-    interp__ctx_names ctxs;      /* named contexts (ctx_names.c) */
-    interp__budget *budget;      /* what tasks make the host hold (budget.h); never NULL */
+    interp__chan_names chans; /* channels by name */
+    interp__ctx_names ctxs;   /* named contexts (ctx_names.c) */
+    interp__budget *budget;   /* what tasks make the host hold (budget.h); never NULL */
     /* an external executor instead of worker threads (backend.h); NULL for a local pool */
     const struct interp__backend *backend;
     void *backend_ud;
@@ -292,13 +291,13 @@ struct interp_pool {
     /* frozen values: their accounting and the registry of names (frozen_impl.h); values the
      * states froze keep it alive after the pool */
     struct interp__frozen_space *frozen;
-    interp__timers timers;       /* guarded by mu: parked waits' wake-ups (timers.c) */
-    interp__timer preempt_tick;  /* while contexts' slices run: looks for slices past their
-                                    time (ctx.c); armed when preempt_ticking is set */
+    interp__timers timers;      /* guarded by mu: parked waits' wake-ups (timers.c) */
+    interp__timer preempt_tick; /* while contexts' slices run: looks for slices past their
+                                   time (ctx.c); armed when preempt_ticking is set */
     atomic_bool preempt_ticking;
     /* stats */
-    atomic_uint_fast64_t st_submitted, st_done, st_failed, st_cancelled, st_timed_out,
-        st_replaced, st_abandoned;
+    atomic_uint_fast64_t st_submitted, st_done, st_failed, st_cancelled, st_timed_out, st_replaced,
+        st_abandoned;
 };
 
 void interp__pool_retain(interp_pool *pool);
@@ -332,14 +331,14 @@ typedef struct interp__watch_node {
     struct interp__watch_node *ready_next;  /* in the watcher's ready list */
     interp__watcher *w;
     interp_future *f;
-    bool linked;                            /* guarded by the future's lock */
+    bool linked; /* guarded by the future's lock */
 } interp__watch_node;
 
 /* Sleeping side of waits over one or many futures. */
 struct interp__watcher {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    size_t fired;                           /* guarded by mu */
+    size_t fired; /* guarded by mu */
     interp__watch_node *ready_head, *ready_tail;
     struct interp__park *park; /* non-NULL: a parked wait's; a fire fires it instead */
 };
@@ -365,35 +364,35 @@ typedef struct interp__cb_node {
 } interp__cb_node;
 
 struct interp_future {
-    interp__job job;              /* first: the queue link */
+    interp__job job; /* first: the queue link */
     atomic_int refs;
-    atomic_int state;             /* INTERP__F_*; ENDED is published after the outcome */
+    atomic_int state; /* INTERP__F_*; ENDED is published after the outcome */
     atomic_bool cancel_requested;
     pthread_mutex_t mu;
-    interp_pool *pool;            /* valid while pending or running (see future.c) */
-    interp__worker *worker;       /* guarded by mu: the worker running it */
-    uint64_t task_id;             /* guarded by mu */
-    int status;                   /* final, written before ENDED */
+    interp_pool *pool;      /* valid while pending or running (see future.c) */
+    interp__worker *worker; /* guarded by mu: the worker running it */
+    uint64_t task_id;       /* guarded by mu */
+    int status;             /* final, written before ENDED */
     interp_msg *result;
     char *error;
     interp_msg *error_value;
-    interp__account *acct;        /* pays for result, error and error_value (retained), or NULL */
-    size_t charge;                /* bytes charged to acct */
-    interp_future_cb cb0;         /* callbacks, guarded by mu */
+    interp__account *acct; /* pays for result, error and error_value (retained), or NULL */
+    size_t charge;         /* bytes charged to acct */
+    interp_future_cb cb0;  /* callbacks, guarded by mu */
     void *ud0;
     interp__cb_node *cbs, *cbs_tail;
     interp__watch_node *watchers; /* guarded by mu */
     /* the task */
     interp_fn fn;
-    interp_msg *args;             /* owned; freed once the task has run */
-    double timeout;               /* resolved: > 0 seconds, or none */
-    bool ctx_post;                /* a context's posted call (ctx.c): failures reported */
-    interp__account *args_acct;   /* a call made from a state (ctx_lua_state.c) pays for its
-                                     future and arguments until released (retained), or NULL */
+    interp_msg *args;           /* owned; freed once the task has run */
+    double timeout;             /* resolved: > 0 seconds, or none */
+    bool ctx_post;              /* a context's posted call (ctx.c): failures reported */
+    interp__account *args_acct; /* a call made from a state (ctx_lua_state.c) pays for its
+                                   future and arguments until released (retained), or NULL */
     size_t args_charge;
-    struct interp_ctx *ctx;       /* a context's call: its context (ctx.c, retained), else
-                                     NULL */
-    char data[];                  /* fn text / function message */
+    struct interp_ctx *ctx; /* a context's call: its context (ctx.c, retained), else
+                               NULL */
+    char data[];            /* fn text / function message */
 };
 
 /* A zeroed pool with its locks, condition variables, channel names, queue and worker start set
@@ -448,9 +447,8 @@ void interp__ctx_wait_end(struct interp_ctx *self);
 /* interp_ctx_call_task / interp_ctx_post for Lua code in a state: the future and its
  * arguments are charged to payer (the calling state's account, against its limit; NULL: no
  * one) until the future is released. INTERP_ERR_NOMEM with the reason in why when refused. */
-int interp__ctx_call_paid(interp_ctx *ctx, const interp_task *task, bool post,
-                          interp_future **out, interp__account *payer, char *why,
-                          size_t whylen);
+int interp__ctx_call_paid(interp_ctx *ctx, const interp_task *task, bool post, interp_future **out,
+                          interp__account *payer, char *why, size_t whylen);
 
 /* task.c: run one task future f on w's current state (the queue's reference to f is
  * dropped). false if w was abandoned meanwhile. */
@@ -495,7 +493,7 @@ typedef struct interp__grants {
     pthread_mutex_t mu;
     interp__grant *v; /* guarded by mu */
     size_t n, cap;
-    bool closed;      /* cleared for good: later grants are refused */
+    bool closed; /* cleared for good: later grants are refused */
 } interp__grants;
 void interp__grants_init(interp__grants *g);
 /* Release every grant and refuse later ones (the context is closed). */
@@ -511,8 +509,8 @@ int interp__ctx_chan_lookup(void *ud, const char *name, size_t len, size_t capac
                             interp__account *acct, char *why, size_t whylen, interp_chan **out);
 /* The context `name` (len bytes) as seen from a state: `from` is the context running there
  * (NULL: an anonymous task of pool; sandboxed: that task's profile). Retained, or NULL. */
-interp_ctx *interp__ctx_reach(interp_pool *pool, interp_ctx *from, bool sandboxed,
-                              const char *name, size_t len);
+interp_ctx *interp__ctx_reach(interp_pool *pool, interp_ctx *from, bool sandboxed, const char *name,
+                              size_t len);
 
 /* ctx_lua_state.c: the module extensions (interp_config.module_ext) that give `interp.context`
  * and `interp.self` to a pool's worker states (ud: the pool) and a context's state (ud: it). */

@@ -40,9 +40,9 @@ enum { CTX_IDLE = 0, CTX_ACTIVE = 1 };
 #define CTX_HOT_NS 200000L
 
 struct interp_ctx {
-    interp__job job;           /* first: the pool queue's link (interp__ctx_ops) */
-    atomic_int refs;           /* the host's handle, plus one while ACTIVE */
-    interp_pool *pool;         /* retained */
+    interp__job job;   /* first: the pool queue's link (interp__ctx_ops) */
+    atomic_int refs;   /* the host's handle, plus one while ACTIVE */
+    interp_pool *pool; /* retained */
     pthread_mutex_t mu;
     /* guarded by mu */
     interp_future *head, *tail; /* calls not begun, linked through job.next */
@@ -50,25 +50,25 @@ struct interp_ctx {
     int phase;
     bool closed;
     bool broken;
-    char *broken_reason;       /* set once, with broken; freed with the context */
-    interp_future *running;    /* the call in progress (running, parked or between slices) */
-    interp__worker *slice_w;   /* the worker running a slice of it now (NULL: none) and */
-    uint64_t slice_id;         /* that run's id */
+    char *broken_reason;     /* set once, with broken; freed with the context */
+    interp_future *running;  /* the call in progress (running, parked or between slices) */
+    interp__worker *slice_w; /* the worker running a slice of it now (NULL: none) and */
+    uint64_t slice_id;       /* that run's id */
     /* the call in progress, touched by the worker holding the context only */
-    double deadline;           /* monotonic; INFINITY: none */
-    uint64_t last_id;          /* the id of its last slice: slice ids grow on the state */
-    interp__park park;         /* its waits (park.h) */
-    interp__timer timer;       /* parked: wakes it at min(deadline, the wait's own end) */
+    double deadline;               /* monotonic; INFINITY: none */
+    uint64_t last_id;              /* the id of its last slice: slice ids grow on the state */
+    interp__park park;             /* its waits (park.h) */
+    interp__timer timer;           /* parked: wakes it at min(deadline, the wait's own end) */
     struct interp_ctx *waiting_on; /* pool->mu: the context whose call it waits for */
     /* immutable after create (the state itself is touched by its runner only) */
     interp_state *state;
     interp_shared *shared;
-    double timeout;            /* default deadline of a call (interp_task's convention) */
-    double time_slice;         /* preemption (interp_ctx_options); INFINITY: never */
+    double timeout;    /* default deadline of a call (interp_task's convention) */
+    double time_slice; /* preemption (interp_ctx_options); INFINITY: never */
     interp_ctx_error_fn on_error;
     void *on_error_ud;
-    bool sandboxed;            /* reaches only its grants (ctx_names.c) */
-    bool named;                /* registered in the pool's names until closed */
+    bool sandboxed; /* reaches only its grants (ctx_names.c) */
+    bool named;     /* registered in the pool's names until closed */
     interp__grants grants;
     char name[CTX_MAX_NAME + 1];
     atomic_uint_fast64_t st_calls, st_done, st_failed, st_posts_failed;
@@ -216,8 +216,9 @@ static interp_ctx *ctx_new(interp_pool *pool, const interp_ctx_options *o)
     ctx->timeout = o->timeout;
     ctx->on_error = o->on_error;
     ctx->on_error_ud = o->on_error_ud;
-    ctx->time_slice = o->time_slice < 0 ? INFINITY : o->time_slice > 0 ? o->time_slice
-                                                                       : CTX_TIME_SLICE;
+    ctx->time_slice = o->time_slice < 0   ? INFINITY
+                      : o->time_slice > 0 ? o->time_slice
+                                          : CTX_TIME_SLICE;
     if (o->name)
         memcpy(ctx->name, o->name, strlen(o->name) + 1);
     atomic_init(&ctx->st_calls, 0);
@@ -315,10 +316,7 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
     return INTERP_OK;
 }
 
-const char *interp_ctx_name(const interp_ctx *ctx)
-{
-    return ctx ? ctx->name : NULL;
-}
+const char *interp_ctx_name(const interp_ctx *ctx) { return ctx ? ctx->name : NULL; }
 
 /* Append a call; queue the context when it was idle. */
 static int enqueue(interp_ctx *ctx, const interp_task *task, bool post, interp_future **out,
@@ -403,9 +401,8 @@ int interp_ctx_post(interp_ctx *ctx, const interp_task *task)
     return enqueue(ctx, task, true, NULL, NULL, NULL, 0);
 }
 
-int interp__ctx_call_paid(interp_ctx *ctx, const interp_task *task, bool post,
-                          interp_future **out, interp__account *payer, char *why,
-                          size_t whylen)
+int interp__ctx_call_paid(interp_ctx *ctx, const interp_task *task, bool post, interp_future **out,
+                          interp__account *payer, char *why, size_t whylen)
 {
     return enqueue(ctx, task, post, out, payer, why, whylen);
 }

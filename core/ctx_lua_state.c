@@ -123,22 +123,28 @@ static int queue_call(lua_State *L, int kind)
         size_t len;
         const char *name = lua_tolstring(L, 2, &len);
         if (len == 0 || strlen(name) != len)
-            return luaL_error(L, "%s: the function name must be a non-empty string without "
-                                 "NUL bytes", where);
+            return luaL_error(L,
+                              "%s: the function name must be a non-empty string without "
+                              "NUL bytes",
+                              where);
         task.fn.kind = INTERP_FN_NAME;
         task.fn.text = name;
     } else if (lua_type(L, 2) == LUA_TFUNCTION) {
         if (!lc->msg_opts.allow_functions)
-            return luaL_error(L, "%s: a sandboxed state cannot send functions; pass the name "
-                                 "of a global function of the context", where);
+            return luaL_error(L,
+                              "%s: a sandboxed state cannot send functions; pass the name "
+                              "of a global function of the context",
+                              where);
         interp_msg_error me;
         if (interp_msg_from_lua(L, 2, 1, &lc->msg_opts, &fnmsg, &me) != INTERP_OK)
             return luaL_error(L, "%s: cannot copy the function: %s", where, me.text);
         task.fn.kind = INTERP_FN_FUNCTION;
         task.fn.function = fnmsg;
     } else {
-        return luaL_error(L, "%s: expected the name of a global function of the context or a "
-                             "function, got %s", where, luaL_typename(L, 2));
+        return luaL_error(L,
+                          "%s: expected the name of a global function of the context or a "
+                          "function, got %s",
+                          where, luaL_typename(L, 2));
     }
     interp_msg *args = NULL;
     if (nargs > 0) {
@@ -153,8 +159,8 @@ static int queue_call(lua_State *L, int kind)
     char why[256] = "";
     /* the caller pays for what it queues (its limit, the pool's budget): a plugin cannot make
      * the host hold calls without bound */
-    int rc = interp__ctx_call_paid(h->ctx, &task, kind == 1, kind == 1 ? NULL : &fu->f,
-                                   lc->acct, why, sizeof why);
+    int rc = interp__ctx_call_paid(h->ctx, &task, kind == 1, kind == 1 ? NULL : &fu->f, lc->acct,
+                                   why, sizeof why);
     interp_msg_free(fnmsg); /* the future holds its own copy */
     if (rc != INTERP_OK) {
         interp_msg_free(args); /* refused: still ours */
@@ -219,9 +225,9 @@ static interp_future *check_future(lua_State *L)
  * a context waiting (directly or not) for its own raises instead of deadlocking. */
 
 typedef struct park_watch {
-    interp__watcher w;          /* only its park is used */
+    interp__watcher w; /* only its park is used */
     interp__watch_node node;
-    interp_future *f;           /* retained */
+    interp_future *f; /* retained */
 } park_watch;
 
 static void park_watch_drop(void *arg)
@@ -232,10 +238,7 @@ static void park_watch_drop(void *arg)
     free(pw);
 }
 
-static double until_of(double timeout)
-{
-    return timeout < 0 ? INFINITY : interp__now() + timeout;
-}
+static double until_of(double timeout) { return timeout < 0 ? INFINITY : interp__now() + timeout; }
 
 /* Wait for f until `until`; where the calling context's call may park, park (and do not
  * return: k starts the op again, with resumed true). INTERP_OK (ended), INTERP_ERR_TIMEOUT,
@@ -254,9 +257,11 @@ static int wait_parked(lua_State *L, interp_future *f, double timeout, bool resu
         if (ended(f) || timeout == 0)
             return ended(f) ? INTERP_OK : INTERP_ERR_TIMEOUT;
         if (self && f->ctx && interp__ctx_wait_begin(self, f->ctx) != INTERP_OK)
-            return luaL_error(L, "context call: waiting for context '%s' would never end: it "
-                                 "waits, directly or through others, for this call's context "
-                                 "'%s'", interp_ctx_name(f->ctx), interp_ctx_name(self));
+            return luaL_error(L,
+                              "context call: waiting for context '%s' would never end: it "
+                              "waits, directly or through others, for this call's context "
+                              "'%s'",
+                              interp_ctx_name(f->ctx), interp_ctx_name(self));
         until = until_of(timeout);
     }
     int rc;
@@ -290,8 +295,7 @@ static int wait_parked(lua_State *L, interp_future *f, double timeout, bool resu
 }
 
 /* Wait as the call asked; raise an interruption of the running call. */
-static int wait_for(lua_State *L, interp_future *f, double timeout, bool resumed,
-                    lua_KFunction k)
+static int wait_for(lua_State *L, interp_future *f, double timeout, bool resumed, lua_KFunction k)
 {
     int rc = wait_parked(L, f, timeout, resumed, k);
     if (rc != INTERP_OK && rc != INTERP_ERR_TIMEOUT) {
@@ -310,10 +314,7 @@ static int f_result_k(lua_State *L, int status, lua_KContext kc)
     return f_result_go(L, true);
 }
 
-static int f_result(lua_State *L)
-{
-    return f_result_go(L, false);
-}
+static int f_result(lua_State *L) { return f_result_go(L, false); }
 
 static int f_result_go(lua_State *L, bool resumed)
 {
@@ -360,10 +361,7 @@ static int f_wait_k(lua_State *L, int status, lua_KContext kc)
     return f_wait_go(L, true);
 }
 
-static int f_wait(lua_State *L)
-{
-    return f_wait_go(L, false);
-}
+static int f_wait(lua_State *L) { return f_wait_go(L, false); }
 
 static int f_done(lua_State *L)
 {
@@ -410,9 +408,8 @@ static int l_context(lua_State *L)
         c = interp__ctx_reach(pool, from, sandboxed, name, len);
     if (!c) { /* one answer for "none" and "not yours": names cannot be probed */
         lua_pushnil(L);
-        lua_pushfstring(L, "interp.context: no context named '%s' is reachable from here%s",
-                        name, sandboxed ? " (a sandbox reaches only what its host granted)"
-                                        : "");
+        lua_pushfstring(L, "interp.context: no context named '%s' is reachable from here%s", name,
+                        sandboxed ? " (a sandbox reaches only what its host granted)" : "");
         return 2;
     }
     h->ctx = c;

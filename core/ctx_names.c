@@ -151,7 +151,7 @@ interp_ctx *interp__ctx_names_find(interp__ctx_names *r, const char *name, size_
 struct interp__grant {
     char *name;
     size_t len;
-    interp_chan *ch;  /* one of the two, retained */
+    interp_chan *ch; /* one of the two, retained */
     interp_ctx *ctx;
 };
 
@@ -312,18 +312,19 @@ int interp__ctx_chan_lookup(void *ud, const char *name, size_t len, size_t capac
         return INTERP_OK;
     if (interp__ctx_sandboxed(ctx)) {
         if (why && whylen)
-            snprintf(why, whylen, "no channel of that name was granted to this context (a "
-                                  "sandboxed context reaches only the channels its host "
-                                  "granted it)");
+            snprintf(why, whylen,
+                     "no channel of that name was granted to this context (a "
+                     "sandboxed context reaches only the channels its host "
+                     "granted it)");
         return INTERP_ERR_NOTFOUND;
     }
     interp_pool *pool = interp__ctx_pool(ctx);
-    return interp__chan_names_get(&pool->chans, name, len, capacity, pool->max_msg_size, acct,
-                                  why, whylen, out);
+    return interp__chan_names_get(&pool->chans, name, len, capacity, pool->max_msg_size, acct, why,
+                                  whylen, out);
 }
 
-interp_ctx *interp__ctx_reach(interp_pool *pool, interp_ctx *from, bool sandboxed,
-                              const char *name, size_t len)
+interp_ctx *interp__ctx_reach(interp_pool *pool, interp_ctx *from, bool sandboxed, const char *name,
+                              size_t len)
 {
     if (from) {
         interp_ctx *c = interp__grants_ctx(interp__ctx_grants(from), name, len);

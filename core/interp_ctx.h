@@ -39,29 +39,29 @@ typedef void (*interp_ctx_error_fn)(interp_ctx *ctx, int status, const char *err
 
 /* How a context is made. Zero-initialise; every zero field takes its default. */
 typedef struct interp_ctx_options {
-    const char *name;            /* the context's pool-wide name (copied, at most 64 bytes;
-                                    unique among the pool's open contexts) and its label in
-                                    errors; NULL or "": none (reached by handle or grant) */
-    const char *init_source;     /* a chunk run once in the new state (its globals stay);
-                                    NULL: none. The pool's own initializer does not run in a
-                                    context; its host libraries and on_state do */
-    size_t init_source_len;      /* 0: strlen(init_source) */
-    interp_sandbox sandbox;      /* 0: the pool's profile. INTERP_SANDBOX_SAFE in a pool
-                                    without sandbox gives this context the sandbox; a context
-                                    of a sandboxed pool is always sandboxed */
-    size_t memory_limit;         /* bytes for this context's state; 0: the pool's */
-    double timeout;              /* default deadline of each call, seconds from its start;
-                                    0: the pool's task_timeout; < 0: none */
+    const char *name;             /* the context's pool-wide name (copied, at most 64 bytes;
+                                     unique among the pool's open contexts) and its label in
+                                     errors; NULL or "": none (reached by handle or grant) */
+    const char *init_source;      /* a chunk run once in the new state (its globals stay);
+                                     NULL: none. The pool's own initializer does not run in a
+                                     context; its host libraries and on_state do */
+    size_t init_source_len;       /* 0: strlen(init_source) */
+    interp_sandbox sandbox;       /* 0: the pool's profile. INTERP_SANDBOX_SAFE in a pool
+                                     without sandbox gives this context the sandbox; a context
+                                     of a sandboxed pool is always sandboxed */
+    size_t memory_limit;          /* bytes for this context's state; 0: the pool's */
+    double timeout;               /* default deadline of each call, seconds from its start;
+                                     0: the pool's task_timeout; < 0: none */
     interp_ctx_error_fn on_error; /* failures of posted calls; NULL: only counted */
     void *on_error_ud;
     const interp_host_lib *host_libs; /* this context's own host libraries (copied), opened
                                     after the pool's (one of the same name replaces the
                                     pool's); same rules as interp_pool_options.host_libs */
     size_t n_host_libs;
-    double time_slice;           /* preemption: seconds a call runs while other work of the
-                                    pool waits before it yields its thread and goes behind
-                                    that work (it goes on later where it was); 0: 0.01; < 0:
-                                    never (only its deadline bounds it). Not NaN */
+    double time_slice; /* preemption: seconds a call runs while other work of the
+                          pool waits before it yields its thread and goes behind
+                          that work (it goes on later where it was); 0: 0.01; < 0:
+                          never (only its deadline bounds it). Not NaN */
 } interp_ctx_options;
 
 /* Create a context of pool (a local pool: not one made with a backend such as MPI). Makes and
@@ -98,14 +98,14 @@ INTERP_API int interp_ctx_post(interp_ctx *ctx, const interp_task *task);
 INTERP_API void interp_ctx_close(interp_ctx *ctx);
 
 typedef struct interp_ctx_stats {
-    uint64_t calls;              /* calls and posts made */
-    uint64_t done;               /* ended with INTERP_OK */
-    uint64_t failed;             /* ended otherwise (cancelled, timed out, broken included) */
-    uint64_t posts_failed;       /* of failed: posted calls */
-    uint64_t queued;             /* made, not yet begun */
-    size_t memory_in_use;        /* bytes of the context's state now */
-    size_t memory_peak;          /* and its peak */
-    bool broken;                 /* later calls fail with INTERP_ERR_BROKEN */
+    uint64_t calls;        /* calls and posts made */
+    uint64_t done;         /* ended with INTERP_OK */
+    uint64_t failed;       /* ended otherwise (cancelled, timed out, broken included) */
+    uint64_t posts_failed; /* of failed: posted calls */
+    uint64_t queued;       /* made, not yet begun */
+    size_t memory_in_use;  /* bytes of the context's state now */
+    size_t memory_peak;    /* and its peak */
+    bool broken;           /* later calls fail with INTERP_ERR_BROKEN */
 } interp_ctx_stats;
 
 /* Grant ctx the channel ch under `name` (1..256 bytes; local to ctx; a grant of the same name

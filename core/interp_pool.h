@@ -42,8 +42,8 @@ typedef struct interp_future interp_future;
 #define INTERP_POOL_VERSION_PATCH 0
 #define INTERP_POOL_VERSION_STRING "0.1.0"
 /* One number to compare: MAJOR * 10000 + MINOR * 100 + PATCH. */
-#define INTERP_POOL_VERSION_NUMBER                                                            \
-    (INTERP_POOL_VERSION_MAJOR * 10000 + INTERP_POOL_VERSION_MINOR * 100 +                    \
+#define INTERP_POOL_VERSION_NUMBER                                                                 \
+    (INTERP_POOL_VERSION_MAJOR * 10000 + INTERP_POOL_VERSION_MINOR * 100 +                         \
      INTERP_POOL_VERSION_PATCH)
 
 /* The version of the library actually linked, as "MAJOR.MINOR.PATCH" (static text), which may
@@ -63,88 +63,91 @@ INTERP_API const char *interp_pool_version(void);
  * library) is accepted when the bytes the library does not know are all zero, else refused
  * with INTERP_ERR_INVALID. */
 typedef struct interp_pool_options {
-    size_t struct_size;          /* sizeof(interp_pool_options) or 0, see above */
-    int workers;                 /* most worker threads, at most 4096; <= 0: the number of
-                                    online CPUs */
-    bool prestart;               /* start every worker (thread and state) in create; false:
-                                    the first starts in create, the others on demand, when
-                                    a task finds no idle worker (as Python's executors do;
-                                    one whose initializer fails then breaks the pool) */
-    const char *init_source;     /* initializer: a Lua chunk run once in every new state (also
-                                    in workers started later and in recycled states; for the
-                                    first worker, on the thread calling create). Not a task:
-                                    no deadline or cancel reaches it, and shutdown waits for
-                                    it, so it must not block on what only a task or the host
-                                    sends later */
-    const char *init_file;       /* ... or a file holding it (read once, at create) */
-    const interp_msg *init_args; /* values passed to the initializer as `...` (borrowed: copied
-                                    by interp_pool_create) */
-    size_t memory_limit;         /* bytes per worker state; 0: none */
-    interp_sandbox sandbox;      /* INTERP_SANDBOX_NONE (default) or INTERP_SANDBOX_SAFE */
-    double task_timeout;         /* default deadline of every task, seconds; 0: none. Map
-                                    items each get it too (a chunk is not one task): an item
-                                    is interrupted once it has run between 1x and 2x
-                                    task_timeout (checked without a clock read per item); it
-                                    fails with INTERP_ERR_TIMEOUT and the items after it still
-                                    run */
-    double cancel_grace;         /* cleanup time after a cancel before escalation; 0: 0.01 s */
-    double stuck_grace;          /* a task still running this long after its deadline, or
-                                    cancel_grace + this long after a cancel or shutdown_now
-                                    (stuck in C code no hook reaches), is abandoned and its
-                                    worker replaced; 0: 1.0 s */
+    size_t struct_size;            /* sizeof(interp_pool_options) or 0, see above */
+    int workers;                   /* most worker threads, at most 4096; <= 0: the number of
+                                      online CPUs */
+    bool prestart;                 /* start every worker (thread and state) in create; false:
+                                      the first starts in create, the others on demand, when
+                                      a task finds no idle worker (as Python's executors do;
+                                      one whose initializer fails then breaks the pool) */
+    const char *init_source;       /* initializer: a Lua chunk run once in every new state (also
+                                      in workers started later and in recycled states; for the
+                                      first worker, on the thread calling create). Not a task:
+                                      no deadline or cancel reaches it, and shutdown waits for
+                                      it, so it must not block on what only a task or the host
+                                      sends later */
+    const char *init_file;         /* ... or a file holding it (read once, at create) */
+    const interp_msg *init_args;   /* values passed to the initializer as `...` (borrowed: copied
+                                      by interp_pool_create) */
+    size_t memory_limit;           /* bytes per worker state; 0: none */
+    interp_sandbox sandbox;        /* INTERP_SANDBOX_NONE (default) or INTERP_SANDBOX_SAFE */
+    double task_timeout;           /* default deadline of every task, seconds; 0: none. Map
+                                      items each get it too (a chunk is not one task): an item
+                                      is interrupted once it has run between 1x and 2x
+                                      task_timeout (checked without a clock read per item); it
+                                      fails with INTERP_ERR_TIMEOUT and the items after it still
+                                      run */
+    double cancel_grace;           /* cleanup time after a cancel before escalation; 0: 0.01 s */
+    double stuck_grace;            /* a task still running this long after its deadline, or
+                                      cancel_grace + this long after a cancel or shutdown_now
+                                      (stuck in C code no hook reaches), is abandoned and its
+                                      worker replaced; 0: 1.0 s */
     unsigned max_tasks_per_worker; /* recycle a worker's state after this many tasks; 0: never */
-    size_t max_queued;           /* bound on queued tasks; submit blocks when full; 0: none */
-    size_t max_msg_size;         /* largest argument/result/channel message; 0: 256 MiB, or
-                                    the memory limit in the sandbox when that is smaller */
-    int max_depth;               /* deepest table nesting in a message; 0: 200 */
-    size_t thread_stack_size;    /* worker thread stack, bytes; 0: 1 MiB; floor 256 KiB */
-    const char *thread_name;     /* name prefix of the pool's threads as top -H, ps and gdb show
-                                    them: "<prefix>-<worker>", "<prefix>-wd" for the watchdog
-                                    (the prefix is cut to 9 bytes, the name to the kernel's
-                                    15); NULL: "interp" (Python's thread_name_prefix) */
-    interp_print_fn print;       /* where workers' print() lines go, called on the printing
-                                    worker's thread (on the thread calling create while the
-                                    first worker's initializer runs); NULL: stdout */
+    size_t max_queued;             /* bound on queued tasks; submit blocks when full; 0: none */
+    size_t max_msg_size;           /* largest argument/result/channel message; 0: 256 MiB, or
+                                      the memory limit in the sandbox when that is smaller */
+    int max_depth;                 /* deepest table nesting in a message; 0: 200 */
+    size_t thread_stack_size;      /* worker thread stack, bytes; 0: 1 MiB; floor 256 KiB */
+    const char *thread_name;       /* name prefix of the pool's threads as top -H, ps and gdb show
+                                      them: "<prefix>-<worker>", "<prefix>-wd" for the watchdog
+                                      (the prefix is cut to 9 bytes, the name to the kernel's
+                                      15); NULL: "interp" (Python's thread_name_prefix) */
+    interp_print_fn print;         /* where workers' print() lines go, called on the printing
+                                      worker's thread (on the thread calling create while the
+                                      first worker's initializer runs); NULL: stdout */
     void *print_ud;
     /* Host C functions in every worker state (interp_types.h: interp_host_lib, with the
      * contract they must keep). Borrowed: the list and the names are copied by create. */
     const interp_host_lib *host_libs;
-    size_t n_host_libs;          /* entries in host_libs, at most INTERP_HOST_LIBS_MAX (256) */
-    interp_state_fn on_state;    /* called in every new state before the initializer; NULL:
-                                    none (interp_types.h) */
+    size_t n_host_libs;       /* entries in host_libs, at most INTERP_HOST_LIBS_MAX (256) */
+    interp_state_fn on_state; /* called in every new state before the initializer; NULL:
+                                 none (interp_types.h) */
     void *on_state_ud;
-    const char *package_path;    /* package.path and package.cpath of every worker state in
-                                    INTERP_SANDBOX_NONE (copied), so that require in a task finds
-                                    what the host finds; NULL: Lua's defaults (LUA_PATH_5_4,
-                                    LUA_PATH...). Ignored by the sandbox, which has no package */
+    const char *package_path; /* package.path and package.cpath of every worker state in
+                                 INTERP_SANDBOX_NONE (copied), so that require in a task finds
+                                 what the host finds; NULL: Lua's defaults (LUA_PATH_5_4,
+                                 LUA_PATH...). Ignored by the sandbox, which has no package */
     const char *package_cpath;
     /* CPU containment (README, "Containment"). */
-    int max_abandoned;           /* abandoned workers (stuck in C code past stuck_grace) whose
-                                  threads may still run at once: each is demoted to
-                                  SCHED_IDLE (or nice 19) and renamed "<prefix>-ab" when
-                                  abandoned; one more breaks the pool (INTERP_ERR_BROKEN for
-                                  queued and later tasks, with the reason): create a new one.
-                                  0: INTERP_ABANDONED_DEFAULT (4); at most
-                                  INTERP_ABANDONED_MAX; < 0: INTERP_ERR_INVALID */
-    size_t max_chunk_size;       /* sandbox: the largest text chunk a task compiles, by load
-                                  (load returns nil and the reason) or as a source task (it
-                                  fails with INTERP_ERR_SCRIPT): Lua's parser cannot be
-                                  interrupted. 0: INTERP_SANDBOX_CHUNK_DEFAULT (32 KiB); at
-                                  most INTERP_SANDBOX_CHUNK_MAX */
-    size_t memory_budget;        /* the most the pool's tasks may make the host hold outside
-                                    their heaps, bytes: messages queued on channels (the
-                                    sender pays until they are received), the channels they
-                                    create (ring and name), results and error texts waiting in
-                                    futures. Past it, a send, interp.channel or a task's result
-                                    fails with INTERP_ERR_NOMEM and says so. 0: none, but
-                                    for a sandbox with a memory_limit: 4 x workers x
-                                    memory_limit + 64 MiB. In the sandbox each state's
-                                    memory_limit also covers what it queued and the channels
-                                    it made (not its results) */
+    int max_abandoned;     /* abandoned workers (stuck in C code past stuck_grace) whose
+                            threads may still run at once: each is demoted to
+                            SCHED_IDLE (or nice 19) and renamed "<prefix>-ab" when
+                            abandoned; one more breaks the pool (INTERP_ERR_BROKEN for
+                            queued and later tasks, with the reason): create a new one.
+                            0: INTERP_ABANDONED_DEFAULT (4); at most
+                            INTERP_ABANDONED_MAX; < 0: INTERP_ERR_INVALID */
+    size_t max_chunk_size; /* sandbox: the largest text chunk a task compiles, by load
+                            (load returns nil and the reason) or as a source task (it
+                            fails with INTERP_ERR_SCRIPT): Lua's parser cannot be
+                            interrupted. 0: INTERP_SANDBOX_CHUNK_DEFAULT (32 KiB); at
+                            most INTERP_SANDBOX_CHUNK_MAX */
+    size_t memory_budget;  /* the most the pool's tasks may make the host hold outside
+                              their heaps, bytes: messages queued on channels (the
+                              sender pays until they are received), the channels they
+                              create (ring and name), results and error texts waiting in
+                              futures. Past it, a send, interp.channel or a task's result
+                              fails with INTERP_ERR_NOMEM and says so. 0: none, but
+                              for a sandbox with a memory_limit: 4 x workers x
+                              memory_limit + 64 MiB. In the sandbox each state's
+                              memory_limit also covers what it queued and the channels
+                              it made (not its results) */
 } interp_pool_options;
 
 /* Options with struct_size set and every other field 0 (the defaults). */
-#define INTERP_POOL_OPTIONS_INIT {.struct_size = sizeof(interp_pool_options)}
+#define INTERP_POOL_OPTIONS_INIT                                                                   \
+    {                                                                                              \
+        .struct_size = sizeof(interp_pool_options)                                                 \
+    }
 
 /* Fill the options o points at, a struct of struct_size bytes (the caller's sizeof), with the
  * defaults: workers = online CPUs, cancel_grace 0.01, stuck_grace 1.0, thread_stack_size
@@ -203,11 +206,11 @@ INTERP_API void interp_pool_destroy(interp_pool *pool);
 
 /* A task in full. Zero-initialise, then set fn (and what else you need). */
 typedef struct interp_task {
-    interp_fn fn;          /* what to call */
-    interp_msg *args;      /* its arguments (every value of the message), or NULL. Ownership:
-                              on INTERP_OK the pool owns it; on error the caller still does */
-    double timeout;        /* deadline of this task in seconds from its start; 0: the pool's
-                              task_timeout; < 0: none */
+    interp_fn fn;     /* what to call */
+    interp_msg *args; /* its arguments (every value of the message), or NULL. Ownership:
+                         on INTERP_OK the pool owns it; on error the caller still does */
+    double timeout;   /* deadline of this task in seconds from its start; 0: the pool's
+                         task_timeout; < 0: none */
 } interp_task;
 
 /* Queue a task and return its future (*out: one reference, the caller releases it).
@@ -253,8 +256,8 @@ INTERP_API const interp_msg *interp_future_error_value(interp_future *f);
  * the task is pending or running. Never blocks. */
 INTERP_API int interp_future_status(interp_future *f);
 
-INTERP_API bool interp_future_done(interp_future *f);      /* done, failed or cancelled */
-INTERP_API bool interp_future_running(interp_future *f);   /* a worker is running it now */
+INTERP_API bool interp_future_done(interp_future *f);    /* done, failed or cancelled */
+INTERP_API bool interp_future_running(interp_future *f); /* a worker is running it now */
 INTERP_API bool interp_future_cancelled(interp_future *f);
 
 /* Cancel: a queued task never runs (returns INTERP_OK, the future is cancelled at once); a
@@ -296,26 +299,25 @@ INTERP_API int interp_as_completed_new(interp_future *const fs[], size_t n,
                                        interp_as_completed **out);
 /* Next ended future (borrowed from fs) or, after all n: INTERP_ERR_CLOSED.
  * INTERP_ERR_TIMEOUT if none ends within timeout. */
-INTERP_API int interp_as_completed_next(interp_as_completed *it, double timeout,
-                                        interp_future **f);
+INTERP_API int interp_as_completed_next(interp_as_completed *it, double timeout, interp_future **f);
 INTERP_API void interp_as_completed_free(interp_as_completed *it);
 
 /* ---- map ------------------------------------------------------------------------------ */
 
 typedef struct interp_map_options {
-    size_t struct_size;   /* sizeof(interp_map_options) or 0 (ABI 0), as for the pool's
-                             options: INTERP_MAP_OPTIONS_INIT sets it */
-    size_t chunksize;     /* inputs per worker task; 0: chosen from n and the worker count
-                             (n / (8 x workers), within 1..4096); at most
-                             INTERP_MAP_MAX_CHUNKSIZE (2^20), else INTERP_ERR_INVALID (the
-                             reason in errors[i]); never more than n are reserved */
-    double timeout;       /* overall, seconds; 0 or < 0: none. Items not finished by then
-                             fail with INTERP_ERR_TIMEOUT */
-    bool stop_on_error;   /* after the first failure, items not yet started end cancelled */
-    int *status;          /* optional, n entries: each item's status (map and map_fn;
-                             map_stream hands both to on_result instead) */
-    char **errors;        /* optional, n entries: each failed item's text (malloc'd, the
-                             caller frees each), NULL for items that succeeded */
+    size_t struct_size; /* sizeof(interp_map_options) or 0 (ABI 0), as for the pool's
+                           options: INTERP_MAP_OPTIONS_INIT sets it */
+    size_t chunksize;   /* inputs per worker task; 0: chosen from n and the worker count
+                           (n / (8 x workers), within 1..4096); at most
+                           INTERP_MAP_MAX_CHUNKSIZE (2^20), else INTERP_ERR_INVALID (the
+                           reason in errors[i]); never more than n are reserved */
+    double timeout;     /* overall, seconds; 0 or < 0: none. Items not finished by then
+                           fail with INTERP_ERR_TIMEOUT */
+    bool stop_on_error; /* after the first failure, items not yet started end cancelled */
+    int *status;        /* optional, n entries: each item's status (map and map_fn;
+                           map_stream hands both to on_result instead) */
+    char **errors;      /* optional, n entries: each failed item's text (malloc'd, the
+                           caller frees each), NULL for items that succeeded */
     /* Optional, for a Ctrl-C in a host: polled on the calling thread every
        INTERP_MAP_INTERRUPT_POLL seconds while the map waits for results (and before each
        input of a stream is read). Returning true stops the map as its timeout would: no
@@ -333,7 +335,10 @@ typedef struct interp_map_options {
 /* How often interp_map_options.interrupted is polled while a map waits, seconds. */
 #define INTERP_MAP_INTERRUPT_POLL 0.02
 /* Map options with struct_size set and every other field 0 (the defaults). */
-#define INTERP_MAP_OPTIONS_INIT {.struct_size = sizeof(interp_map_options)}
+#define INTERP_MAP_OPTIONS_INIT                                                                    \
+    {                                                                                              \
+        .struct_size = sizeof(interp_map_options)                                                  \
+    }
 
 /* Apply fn to each of the n argument messages in[i] (borrowed; each message's values are the
  * arguments; NULL: no arguments), in parallel, chunked. Blocks until every item has ended.
@@ -372,9 +377,9 @@ typedef bool (*interp_map_next_fn)(void *ud, size_t index, interp_msg **args);
 typedef void (*interp_map_result_fn)(void *ud, size_t index, int status, interp_msg *result,
                                      const char *error);
 INTERP_API int interp_pool_map_stream(interp_pool *pool, const interp_fn *fn,
-                                      interp_map_next_fn next_input,
-                                      interp_map_result_fn on_result, void *ud,
-                                      size_t max_in_flight, const interp_map_options *opts);
+                                      interp_map_next_fn next_input, interp_map_result_fn on_result,
+                                      void *ud, size_t max_in_flight,
+                                      const interp_map_options *opts);
 
 /* ---- channels --------------------------------------------------------------------------- */
 
@@ -400,24 +405,24 @@ INTERP_API int interp_pool_shared(interp_pool *pool, const char *name, interp_fr
 
 typedef struct interp_pool_stats {
     uint64_t submitted, done, failed, cancelled;
-    uint64_t timed_out;          /* failed by their deadline (part of failed) */
-    uint64_t states_replaced;    /* after memory errors, recycling, abandoned workers */
-    uint64_t workers_abandoned;  /* stuck in a C call past deadline + stuck_grace */
-    size_t queued;               /* now */
-    int workers;                 /* worker threads running now */
-    int max_workers;             /* the most it may run (options.workers) */
-    size_t memory_in_use;        /* all worker states, bytes */
-    size_t memory_peak;          /* highest single-state peak, bytes */
-    size_t frozen_values;        /* frozen values made by this pool's states, alive now */
-    size_t frozen_bytes;         /* their bytes, outside every state (each counted once) */
-    int abandoned_running;       /* abandoned workers whose threads still run (demoted): at
-                                    most max_abandoned while the pool takes work; the one
-                                    past it breaks the pool (workers + max_abandoned threads
-                                    in all) */
-    size_t budget_in_use;        /* bytes reserved from the memory budget (held by the host for
-                                    tasks: queued messages, channels, results), in batches of
-                                    256 KiB per state; 0 without accounting */
-    size_t budget_limit;         /* the memory budget in force; 0: none */
+    uint64_t timed_out;         /* failed by their deadline (part of failed) */
+    uint64_t states_replaced;   /* after memory errors, recycling, abandoned workers */
+    uint64_t workers_abandoned; /* stuck in a C call past deadline + stuck_grace */
+    size_t queued;              /* now */
+    int workers;                /* worker threads running now */
+    int max_workers;            /* the most it may run (options.workers) */
+    size_t memory_in_use;       /* all worker states, bytes */
+    size_t memory_peak;         /* highest single-state peak, bytes */
+    size_t frozen_values;       /* frozen values made by this pool's states, alive now */
+    size_t frozen_bytes;        /* their bytes, outside every state (each counted once) */
+    int abandoned_running;      /* abandoned workers whose threads still run (demoted): at
+                                   most max_abandoned while the pool takes work; the one
+                                   past it breaks the pool (workers + max_abandoned threads
+                                   in all) */
+    size_t budget_in_use;       /* bytes reserved from the memory budget (held by the host for
+                                   tasks: queued messages, channels, results), in batches of
+                                   256 KiB per state; 0 without accounting */
+    size_t budget_limit;        /* the memory budget in force; 0: none */
 } interp_pool_stats;
 /* Fill *st (the whole struct: no field needs setting first). INTERP_ERR_INVALID for a NULL
  * pool or st. An inline wrapper passes the caller's sizeof, so that a later library whose

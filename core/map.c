@@ -12,7 +12,6 @@
 #include "backend.h"
 #include "map_impl.h"
 
-
 typedef struct engine {
     interp_pool *pool;
     map_ctx *m;
@@ -269,7 +268,8 @@ static void consume(engine *e, map_chunk *c)
     for (size_t i = 0; i < c->n; i++) {
         size_t idx = c->first + i;
         if (end) {
-            deliver(e, idx, end, NULL, interp__dup_text(interp__map_stop_text(end, skipped)), skipped);
+            deliver(e, idx, end, NULL, interp__dup_text(interp__map_stop_text(end, skipped)),
+                    skipped);
             continue;
         }
         interp_outcome *o = &c->outs[i];
@@ -344,9 +344,9 @@ static int run(engine *e, const interp_map_options *opts)
         for (size_t idx = e->next_index; idx < e->n; idx++)
             deliver(e, idx, st, NULL,
                     interp__dup_text(e->was_interrupted
-                                             ? "cancelled: interrupted"
-                                             : interp__map_stop_text(st, st == INTERP_ERR_CANCELLED &&
-                                                                             !e->timed_out)),
+                                         ? "cancelled: interrupted"
+                                         : interp__map_stop_text(st, st == INTERP_ERR_CANCELLED &&
+                                                                         !e->timed_out)),
                     st == INTERP_ERR_CANCELLED && !e->was_interrupted);
         e->n_submitted += e->n - e->next_index;
     }

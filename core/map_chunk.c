@@ -21,11 +21,14 @@ const char *interp__map_stop_text(int status, bool skipped)
     if (skipped)
         return "cancelled: an earlier item failed (stop_on_error)";
     switch (status) {
-    case INTERP_ERR_TIMEOUT: return "timed out: the map's timeout passed";
+    case INTERP_ERR_TIMEOUT:
+        return "timed out: the map's timeout passed";
     /* not skipped: the only other cancel of an item is the shutdown dropping its chunk from
      * the queue (base/status.c says why that is CANCELLED) */
-    case INTERP_ERR_CANCELLED: return "cancelled: the pool was shut down";
-    default: return interp__status_end_text(status);
+    case INTERP_ERR_CANCELLED:
+        return "cancelled: the pool was shut down";
+    default:
+        return interp__status_end_text(status);
     }
 }
 
@@ -141,7 +144,6 @@ static void chunk_abandoned(interp__job *job, int status)
     interp__chunk_release(c);
 }
 
-
 /* Worker, after a chunk ran (not abandoned): move every result into the caller's slots and
  * summarise, so that the caller does no per-item work. The outcomes end zeroed. */
 static bool deliver_direct(map_chunk *c)
@@ -207,8 +209,8 @@ static bool run_items(interp__worker *w, map_chunk *c, uint64_t *id)
         }
         if (pool->task_timeout > 0)
             interp__watchdog_deadline(w, *id, pool->task_timeout);
-        from += interp__state_map(w->state, *id, &m->fn, c->n - from, c->args + from,
-                                  c->outs + from);
+        from +=
+            interp__state_map(w->state, *id, &m->fn, c->n - from, c->args + from, c->outs + from);
         if (from >= c->n || c->outs[from].status != INTERP_ERR_TIMEOUT || pool->task_timeout <= 0)
             break;
         /* stopped by a deadline: the item's own (go on), or the map's (stop is set first) */
@@ -324,4 +326,3 @@ const interp__job_ops interp__chunk_ops = {
     .take = chunk_take,
     .stop_status = chunk_stop_status,
 };
-

@@ -10,10 +10,10 @@ typedef struct map_ctx {
     atomic_int refs;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool waiting;        /* guarded by mu: the caller sleeps on cv ... */
+    bool waiting;                     /* guarded by mu: the caller sleeps on cv ... */
     const struct map_chunk *wait_for; /* ... until this chunk is done (others do not wake it) */
-    atomic_int stop;     /* written under mu (first wins): status for items not yet started */
-    bool stop_on_error;  /* immutable */
+    atomic_int stop;    /* written under mu (first wins): status for items not yet started */
+    bool stop_on_error; /* immutable */
     /* map (not stream): the worker that ran a chunk moves its results straight into the
      * caller's slots (immutable pointers; each chunk writes only its own items, before it is
      * marked done under mu, which the caller takes before reading) */
@@ -21,29 +21,29 @@ typedef struct map_ctx {
     interp_msg **out;
     int *status;
     char **errors;
-    interp_fn fn;        /* owned copy */
+    interp_fn fn; /* owned copy */
     char data[];
 } map_ctx;
 
 enum { CH_QUEUED, CH_RUNNING, CH_DONE };
 
 typedef struct map_chunk {
-    interp__job job;     /* first */
+    interp__job job; /* first */
     atomic_int refs;
     map_ctx *m;
     size_t first, n, cap;
     const interp_msg *const *args; /* n entries: into the caller's in[], or own */
-    interp_msg **own;    /* stream: cap owned argument messages, else NULL */
-    interp_outcome *outs; /* cap entries, zeroed when not in use */
-    int state;           /* guarded by m->mu */
-    int end_status;      /* guarded by m->mu: every item ended with this (not run) */
-    bool skipped;        /* guarded by m->mu: not run because an earlier item failed */
-    interp__worker *worker; /* guarded by m->mu while RUNNING */
+    interp_msg **own;              /* stream: cap owned argument messages, else NULL */
+    interp_outcome *outs;          /* cap entries, zeroed when not in use */
+    int state;                     /* guarded by m->mu */
+    int end_status;                /* guarded by m->mu: every item ended with this (not run) */
+    bool skipped;                  /* guarded by m->mu: not run because an earlier item failed */
+    interp__worker *worker;        /* guarded by m->mu while RUNNING */
     uint64_t id;
     atomic_bool done;
     /* direct delivery: what the worker delivered (read by the caller after done) */
     size_t n_ok, n_failed, n_cancelled, n_timed_out;
-    int first_fail;      /* status of the chunk's first failed item, 0: none */
+    int first_fail;         /* status of the chunk's first failed item, 0: none */
     struct map_chunk *next; /* the caller's window or free list */
 } map_chunk;
 

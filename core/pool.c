@@ -103,8 +103,8 @@ static int chan_lookup(void *ud, const char *name, size_t len, size_t capacity,
             snprintf(why, whylen, "%s", pool->span_refusal);
         return INTERP_ERR_INVALID;
     }
-    return interp__chan_names_get(&pool->chans, name, len, capacity, pool->max_msg_size, acct,
-                                  why, whylen, out);
+    return interp__chan_names_get(&pool->chans, name, len, capacity, pool->max_msg_size, acct, why,
+                                  whylen, out);
 }
 
 int interp_pool_channel(interp_pool *pool, const char *name, size_t capacity, interp_chan **out)
@@ -116,8 +116,8 @@ int interp_pool_channel(interp_pool *pool, const char *name, size_t capacity, in
     if (pool->backend)
         return INTERP_ERR_INVALID; /* its tasks run in other processes: no channel spans them */
     /* strnlen: a name past the bound is refused without reading all of it */
-    return chan_lookup(pool, name, strnlen(name, INTERP_CHAN_MAX_NAME + 1), capacity, NULL, NULL,
-                       0, out);
+    return chan_lookup(pool, name, strnlen(name, INTERP_CHAN_MAX_NAME + 1), capacity, NULL, NULL, 0,
+                       out);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -246,8 +246,8 @@ static int read_options(interp_pool_options *o, const interp_pool_options *opts,
     if (!opts)
         return INTERP_OK;
     const char *why = NULL;
-    int rc = interp__struct_in(o, sizeof *o, opts, opts->struct_size,
-                               INTERP__POOL_OPTIONS_SIZE_0, &why);
+    int rc =
+        interp__struct_in(o, sizeof *o, opts, opts->struct_size, INTERP__POOL_OPTIONS_SIZE_0, &why);
     if (rc != INTERP_OK)
         set_err(err, why);
     return rc;
@@ -256,8 +256,7 @@ static int read_options(interp_pool_options *o, const interp_pool_options *opts,
 /* What the pool needs before its first worker: the resolved options, the space of frozen
  * values, the data every state shares, the worker slots and (with a default task timeout) the
  * watchdog. cfg points into o. */
-static int set_up(interp_pool *pool, const interp_pool_options *o, interp_config *cfg,
-                  char **err)
+static int set_up(interp_pool *pool, const interp_pool_options *o, interp_config *cfg, char **err)
 {
     const char *why;
     int rc = interp__options_resolve(o, pool, cfg, &why);
@@ -295,8 +294,7 @@ static int set_up(interp_pool *pool, const interp_pool_options *o, interp_config
  * initializer compiled in it (its bytecode kept for the next states: prestarted workers open
  * theirs meanwhile and wait for it), then run in it. *rc: INTERP_OK to make it, else it is
  * not tried; NULL with *rc and *why (malloc'd or NULL) set when it cannot be made. */
-static interp_state *first_state(interp_pool *pool, const interp_config *cfg, int *rc,
-                                 char **why)
+static interp_state *first_state(interp_pool *pool, const interp_config *cfg, int *rc, char **why)
 {
     interp_state *first = NULL;
     int r = *rc;
@@ -318,8 +316,8 @@ static interp_state *first_state(interp_pool *pool, const interp_config *cfg, in
 /* Like Python's executors, workers start on demand (a push that finds no idle worker starts
  * one); the first starts now, so that a failing initializer fails create, and with prestart
  * all of them. Returns once each has its state or failed. */
-static int start_workers(interp_pool *pool, const interp_pool_options *o,
-                         const interp_config *cfg, char **err)
+static int start_workers(interp_pool *pool, const interp_pool_options *o, const interp_config *cfg,
+                         char **err)
 {
     int rc = INTERP_OK;
     int spawned = interp__start_initial(pool, o->prestart ? pool->nworkers : 1, &rc);
@@ -338,8 +336,8 @@ static int start_workers(interp_pool *pool, const interp_pool_options *o,
     return rc == INTERP_OK ? prc : rc;
 }
 
-static int pool_create(interp_pool **out, const interp_pool_options *opts,
-                       const char *span_refusal, char **err);
+static int pool_create(interp_pool **out, const interp_pool_options *opts, const char *span_refusal,
+                       char **err);
 
 int interp_pool_create(interp_pool **out, const interp_pool_options *opts, char **err)
 {
@@ -352,8 +350,8 @@ int interp__pool_create_rank(interp_pool **out, const interp_pool_options *opts,
     return pool_create(out, opts, refusal, err);
 }
 
-static int pool_create(interp_pool **out, const interp_pool_options *opts,
-                       const char *span_refusal, char **err)
+static int pool_create(interp_pool **out, const interp_pool_options *opts, const char *span_refusal,
+                       char **err)
 {
     if (err)
         *err = NULL;

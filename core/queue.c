@@ -76,8 +76,7 @@ static bool append_locked(interp__queue *q, interp__job *job)
     return wake;
 }
 
-int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool bounded,
-                       bool *grow)
+int interp__queue_push(interp__queue *q, interp__job *job, double timeout, bool bounded, bool *grow)
 {
     *grow = false;
     struct timespec dl;

@@ -24,8 +24,7 @@ void interp__stack_bounds(void **lo)
         return;
     void *addr = NULL;
     size_t size = 0, guard = 0;
-    if (pthread_attr_getstack(&a, &addr, &size) == 0 &&
-        pthread_attr_getguardsize(&a, &guard) == 0)
+    if (pthread_attr_getstack(&a, &addr, &size) == 0 && pthread_attr_getguardsize(&a, &guard) == 0)
         *lo = (char *)addr + guard; /* the guard page is not ours to touch */
     pthread_attr_destroy(&a);
 #endif

@@ -256,10 +256,7 @@ void interp__start_exited(interp__worker *w)
 
 /* ---- shutdown -------------------------------------------------------------------------- */
 
-static bool try_join(void *arg)
-{
-    return pthread_tryjoin_np(*(pthread_t *)arg, NULL) == 0;
-}
+static bool try_join(void *arg) { return pthread_tryjoin_np(*(pthread_t *)arg, NULL) == 0; }
 
 struct exits_wait {
     interp__start *s;

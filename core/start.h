@@ -29,10 +29,10 @@ typedef struct interp__start {
     atomic_int n_starting; /* started for a push (or by create), not taking jobs yet: they count
                               as idle; changed under the queue lock, read by joins without it */
     /* slots, guarded by the pool lock */
-    pthread_cond_t cv;     /* a worker started, reported or exited; a start or join ended */
-    bool *slot_taken;      /* the slot has, or is getting, a worker (a failed start frees it) */
-    int busy;              /* replacement starts and joins under way (a join waits them out) */
-    atomic_int n_exits;    /* workers that exited (joins spin on it) */
+    pthread_cond_t cv;  /* a worker started, reported or exited; a start or join ended */
+    bool *slot_taken;   /* the slot has, or is getting, a worker (a failed start frees it) */
+    int busy;           /* replacement starts and joins under way (a join waits them out) */
+    atomic_int n_exits; /* workers that exited (joins spin on it) */
     /* create's hand-shake; changed under the pool lock, read by spinners without it */
     atomic_int init_ready; /* 0 while create compiles the initializer, then 1, or -1: failed */
     atomic_int handoff;    /* the first worker's state: 0 until create hands it over (1) or

@@ -4,8 +4,8 @@
 
 #include "interp_pool.h"
 
-int interp_pool_submitf(interp_pool *pool, interp_future **out, const char *fn,
-                        const char *fmt, ...)
+int interp_pool_submitf(interp_pool *pool, interp_future **out, const char *fn, const char *fmt,
+                        ...)
 {
     if (out)
         *out = NULL;

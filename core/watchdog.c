@@ -7,12 +7,12 @@
  * item, no clock read). At the deadline of an item still running it interrupts the run
  * (interp__state_interrupt with INTERP_ERR_TIMEOUT: the count hook raises in Lua, blocking
  * sleeps and channel waits wake; an interrupt that arrives just before the run enters its
- * state is remembered by the state, so one interrupt is always enough). A task interrupted by its deadline, a cancel or shutdown_now that is still running
- * stuck_grace later is stuck in C code no hook reaches: the watchdog abandons it. It takes the
- * run over (a compare-and-swap on the worker's cur_task, so exactly one of the worker and the
- * watchdog ends the job), fails the job, detaches the thread and starts a replacement worker
- * with a fresh state so the pool keeps its capacity. Callbacks of futures failed this way run
- * on the watchdog thread.
+ * state is remembered by the state, so one interrupt is always enough). A task interrupted by its
+ * deadline, a cancel or shutdown_now that is still running stuck_grace later is stuck in C code no
+ * hook reaches: the watchdog abandons it. It takes the run over (a compare-and-swap on the worker's
+ * cur_task, so exactly one of the worker and the watchdog ends the job), fails the job, detaches
+ * the thread and starts a replacement worker with a fresh state so the pool keeps its capacity.
+ * Callbacks of futures failed this way run on the watchdog thread.
  *
  * Nothing here touches a worker's job unless the run it belongs to is still the worker's
  * current one (cur_task), checked under the pool lock. */
@@ -119,18 +119,18 @@ static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *jo
                            int slot)
 {
     atomic_fetch_add_explicit(&pool->st_abandoned, 1, memory_order_relaxed);
-    int running = atomic_fetch_add_explicit(&pool->abandoned_running, 1,
-                                            memory_order_relaxed) + 1;
+    int running = atomic_fetch_add_explicit(&pool->abandoned_running, 1, memory_order_relaxed) + 1;
     atomic_fetch_add_explicit(&pool->st_replaced, 1, memory_order_relaxed);
     job->ops->abandoned(job, reason); /* the worker keeps its reference to the job */
-    interp__worker_release(w); /* the slot's reference */
+    interp__worker_release(w);        /* the slot's reference */
     /* Replace it unless the pool is closed and has nothing left to run. */
     bool spawn = false;
     if (running > pool->max_abandoned) {
         char why[160];
-        snprintf(why, sizeof why, "%d abandoned workers still run C code no hook reaches "
-                 "(max_abandoned %d): the pool takes no more work; create a new one", running,
-                 pool->max_abandoned);
+        snprintf(why, sizeof why,
+                 "%d abandoned workers still run C code no hook reaches "
+                 "(max_abandoned %d): the pool takes no more work; create a new one",
+                 running, pool->max_abandoned);
         interp__pool_break(pool, why);
     } else if (!atomic_load(&pool->q.closed_flag) || interp__queue_count(&pool->q) > 0) {
         spawn = true;
@@ -141,8 +141,8 @@ static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *jo
 /* Under pool->mu: the deadline of w's run `cur`: moved on for a newer item, or fired (the
  * run interrupted, to be abandoned after the stuck grace). Lowers *next to when to look
  * again. */
-static void check_deadline_locked(interp_pool *pool, interp__worker *w, uint64_t cur,
-                                  double now, double *next)
+static void check_deadline_locked(interp_pool *pool, interp__worker *w, uint64_t cur, double now,
+                                  double *next)
 {
     if (w->dl_id && w->dl_id != cur)
         w->dl_id = 0; /* that run has ended */

@@ -26,7 +26,7 @@ void interp__name_thread(const interp_pool *pool, int slot)
         snprintf(name, sizeof name, "%s-%d", pool->thread_name, slot);
     else
         snprintf(name, sizeof name, "%s-wd", pool->thread_name);
-    name[15] = '\0'; /* the kernel's limit */
+    name[15] = '\0';                          /* the kernel's limit */
     pthread_setname_np(pthread_self(), name); /* only a debugging aid: a failure is harmless */
 }
 
@@ -117,8 +117,7 @@ static void *worker_main(void *arg)
     interp__name_thread(pool, w->slot);
     atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_relaxed);
     char *err = NULL;
-    int rc = w->kind == INTERP__SPAWN_FIRST ? interp__start_await_first(pool)
-                                            : make_state(w, &err);
+    int rc = w->kind == INTERP__SPAWN_FIRST ? interp__start_await_first(pool) : make_state(w, &err);
     if (!interp__start_report(w, rc, err))
         goto exit_joinable;
 

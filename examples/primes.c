@@ -12,19 +12,18 @@
 
 #include "interp_pool.h"
 
-static const char *COUNT_PRIMES =
-    "function count_primes(lo, hi)\n"
-    "  local n = 0\n"
-    "  for x = math.max(lo, 2), hi - 1 do\n"
-    "    local prime, d = true, 2\n"
-    "    while d * d <= x do\n"
-    "      if x % d == 0 then prime = false; break end\n"
-    "      d = d + 1\n"
-    "    end\n"
-    "    if prime then n = n + 1 end\n"
-    "  end\n"
-    "  return n\n"
-    "end\n";
+static const char *COUNT_PRIMES = "function count_primes(lo, hi)\n"
+                                  "  local n = 0\n"
+                                  "  for x = math.max(lo, 2), hi - 1 do\n"
+                                  "    local prime, d = true, 2\n"
+                                  "    while d * d <= x do\n"
+                                  "      if x % d == 0 then prime = false; break end\n"
+                                  "      d = d + 1\n"
+                                  "    end\n"
+                                  "    if prime then n = n + 1 end\n"
+                                  "  end\n"
+                                  "  return n\n"
+                                  "end\n";
 
 static double now(void)
 {

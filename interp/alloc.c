@@ -90,22 +90,16 @@ void *interp__alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
         return p;
     }
     /* A shrink never fails: if realloc cannot shrink in place and fails, keep the block. */
-    void *p = old >= INTERP__SHBLOCK_MIN ? interp__shblock_realloc(ptr, old, nsize)
-                                         : realloc(ptr, nsize);
+    void *p =
+        old >= INTERP__SHBLOCK_MIN ? interp__shblock_realloc(ptr, old, nsize) : realloc(ptr, nsize);
     /* Lua now believes the block has nsize bytes and will free it as such. */
     atomic_store_explicit(&a->in_use, now - (old - nsize), memory_order_relaxed);
     return p ? p : ptr;
 }
 
-void *interp__malloc(size_t n)
-{
-    return malloc(n ? n : 1);
-}
+void *interp__malloc(size_t n) { return malloc(n ? n : 1); }
 
-void *interp__realloc(void *p, size_t n)
-{
-    return realloc(p, n ? n : 1);
-}
+void *interp__realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
 
 char *interp__strndup(const char *s, size_t len)
 {

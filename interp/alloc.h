@@ -16,8 +16,8 @@ typedef struct interp__alloc {
     /* bytes the host holds for this state that its limit also covers (budget.h: what it
      * queued on channels, the channels it made); NULL: none. Set before the state exists */
     const atomic_size_t *held;
-    bool failed;          /* an allocation was refused (limit or malloc); owner thread only,
-                             cleared by the caller when it starts a task */
+    bool failed; /* an allocation was refused (limit or malloc); owner thread only,
+                    cleared by the caller when it starts a task */
     struct interp__threads *threads; /* NULL: none; else the coroutines of the state are kept
                                         there (threads.h), its array counted in in_use */
 } interp__alloc;

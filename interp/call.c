@@ -99,9 +99,10 @@ static void push_source_chunk(lua_State *L, run_ctx *c)
     lua_pop(L, 1);
     if (c->s->sandbox && len > c->s->sh->max_chunk) { /* the parser cannot be interrupted */
         c->resolve_status = INTERP_ERR_SCRIPT;
-        luaL_error(L, "source chunk of %I bytes: the sandbox compiles at most %I bytes in one "
-                      "chunk (option max_chunk_size)", (LUAI_UACINT)len,
-                   (LUAI_UACINT)c->s->sh->max_chunk);
+        luaL_error(L,
+                   "source chunk of %I bytes: the sandbox compiles at most %I bytes in one "
+                   "chunk (option max_chunk_size)",
+                   (LUAI_UACINT)len, (LUAI_UACINT)c->s->sh->max_chunk);
     }
     if (luaL_loadbufferx(L, fn->text, len, "=task", "t") != LUA_OK) {
         c->resolve_status = INTERP_ERR_SCRIPT;
@@ -131,9 +132,9 @@ static void resolve(lua_State *L, run_ctx *c)
         /* Looked up at each call (one short-string lookup through Lua's string cache), so a
          * global redefined by a task or the initializer is seen at once. */
         int t = lua_getglobal(L, fn->text);
-        if (t != LUA_TFUNCTION && !(t == LUA_TTABLE || t == LUA_TUSERDATA
-                                    ? luaL_getmetafield(L, -1, "__call") != LUA_TNIL
-                                    : false)) {
+        if (t != LUA_TFUNCTION &&
+            !(t == LUA_TTABLE || t == LUA_TUSERDATA ? luaL_getmetafield(L, -1, "__call") != LUA_TNIL
+                                                    : false)) {
             c->resolve_status = INTERP_ERR_NOTFOUND;
             luaL_error(L, "no global function '%s' in the worker state", fn->text);
         }
@@ -196,8 +197,9 @@ static int run_items(lua_State *L)
         int nres = lua_gettop(L) - fidx;
         interp_msg_error e;
         if (c->n >= SLAB_MIN_ITEMS)
-            o->status = interp__msg_from_lua_slab(L, fidx + 1, nres, opts, s->slab_cache, &c->slab,
-                                                  (c->n - c->next) * SLAB_ITEM_GUESS, &o->result, &e);
+            o->status =
+                interp__msg_from_lua_slab(L, fidx + 1, nres, opts, s->slab_cache, &c->slab,
+                                          (c->n - c->next) * SLAB_ITEM_GUESS, &o->result, &e);
         else
             o->status = interp_msg_from_lua(L, fidx + 1, nres, opts, &o->result, &e);
         if (o->status != INTERP_OK) {
@@ -228,8 +230,8 @@ static void record_error(interp_state *s, lua_State *L, run_ctx *c, interp_outco
     if (st == LUA_ERRMEM || (st == LUA_ERRERR && s->alloc.failed)) {
         o->status = INTERP_ERR_NOMEM;
         if (s->alloc.limit)
-            o->error = interp__strdupf("not enough memory (state memory limit %zu bytes)",
-                                       s->alloc.limit);
+            o->error =
+                interp__strdupf("not enough memory (state memory limit %zu bytes)", s->alloc.limit);
         else
             o->error = interp__strdupf("not enough memory");
         return;
@@ -318,7 +320,8 @@ size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn,
     lua_State *L = s->L;
     run_ctx c = {.s = s, .fn = fn, .args = args, .outs = outs, .n = n};
     if (n >= SLAB_MIN_ITEMS && !s->slab_cache)
-        s->slab_cache = interp__slab_cache_new(SLAB_CACHE_BYTES, SLAB_IDLE_BYTES); /* NULL: uncached */
+        s->slab_cache =
+            interp__slab_cache_new(SLAB_CACHE_BYTES, SLAB_IDLE_BYTES); /* NULL: uncached */
     s->alloc.failed = false;
     interp__irq_begin(s, task_id);
     lua_settop(L, 0);
@@ -500,8 +503,7 @@ static void co_end(interp_state *s)
 
 /* One slice: resume the coroutine (nargs values on its stack) until the call ends, parks or
  * yields from the hook. */
-static int co_slice(interp_state *s, uint64_t task_id, int nargs, interp_outcome *out,
-                    int *irq)
+static int co_slice(interp_state *s, uint64_t task_id, int nargs, interp_outcome *out, int *irq)
 {
     interp__co_run *r = s->co_run;
     lua_State *co = s->co;
@@ -535,8 +537,8 @@ static int co_slice(interp_state *s, uint64_t task_id, int nargs, interp_outcome
         record_error(s, co, &r->c, out, st);
         co_forget(s);
     }
-    if (st != LUA_YIELD && (st == LUA_ERRMEM || s->alloc.failed ||
-                            out->status == INTERP_ERR_NOMEM)) {
+    if (st != LUA_YIELD &&
+        (st == LUA_ERRMEM || s->alloc.failed || out->status == INTERP_ERR_NOMEM)) {
         recover_memory(s);
         s->alloc.failed = false;
     }
@@ -604,7 +606,4 @@ void interp__state_call_drop(interp_state *s)
     co_end(s);
 }
 
-void interp__state_set_park(interp_state *s, struct interp__park *p)
-{
-    s->ctx.park = p;
-}
+void interp__state_set_park(interp_state *s, struct interp__park *p) { s->ctx.park = p; }

@@ -227,7 +227,8 @@ static void irq_hook(lua_State *L, lua_Debug *ar)
     }
     if (atomic_load_explicit(&s->raised, memory_order_relaxed) &&
         !atomic_load_explicit(&s->escalated, memory_order_relaxed)) {
-        if ((long long)interp__now_ns() < atomic_load_explicit(&s->escalate_at, memory_order_relaxed)) {
+        if ((long long)interp__now_ns() <
+            atomic_load_explicit(&s->escalate_at, memory_order_relaxed)) {
             arm(L, GRACE_COUNT); /* grace: let cleanup run */
             return;
         }

@@ -34,8 +34,7 @@ static size_t text_len(const interp_fn *fn)
 
 size_t interp__fn_copy_size(const interp_fn *fn)
 {
-    return fn->kind == INTERP_FN_FUNCTION ? interp__msg_embed_size(fn->function)
-                                          : text_len(fn) + 1;
+    return fn->kind == INTERP_FN_FUNCTION ? interp__msg_embed_size(fn->function) : text_len(fn) + 1;
 }
 
 void interp__fn_copy(interp_fn *out, const interp_fn *fn, void *room)

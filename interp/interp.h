@@ -23,30 +23,29 @@ struct interp__budget;
 /* How every state of a pool is built. Zero-initialised fields take their defaults. */
 typedef struct interp_config {
     interp_sandbox sandbox;
-    size_t memory_limit;          /* bytes per state; 0: none */
-    const char *init_source;      /* initializer chunk, or NULL */
-    size_t init_source_len;       /* 0: strlen(init_source) */
-    const char *init_file;        /* or an initializer file (read and compiled once) */
-    const interp_msg *init_args;  /* values passed to the initializer as `...`; may be NULL */
-    interp_msg_opts msg_opts;     /* limits for arguments, results and channel messages;
-                                     allow_functions is forced off in the sandbox */
-    double cancel_grace;          /* seconds a cancelled task's cleanup (<close>, its own error
-                                     handling) may run before the hook fires on every
-                                     instruction; 0: 0.01 */
-    size_t max_chunk_size;        /* sandbox: largest text chunk compiled by load or as a
-                                     source task; 0: INTERP_SANDBOX_CHUNK_DEFAULT */
-    interp_print_fn print;        /* NULL: whole lines to stdout */
+    size_t memory_limit;         /* bytes per state; 0: none */
+    const char *init_source;     /* initializer chunk, or NULL */
+    size_t init_source_len;      /* 0: strlen(init_source) */
+    const char *init_file;       /* or an initializer file (read and compiled once) */
+    const interp_msg *init_args; /* values passed to the initializer as `...`; may be NULL */
+    interp_msg_opts msg_opts;    /* limits for arguments, results and channel messages;
+                                    allow_functions is forced off in the sandbox */
+    double cancel_grace;         /* seconds a cancelled task's cleanup (<close>, its own error
+                                    handling) may run before the hook fires on every
+                                    instruction; 0: 0.01 */
+    size_t max_chunk_size;       /* sandbox: largest text chunk compiled by load or as a
+                                    source task; 0: INTERP_SANDBOX_CHUNK_DEFAULT */
+    interp_print_fn print;       /* NULL: whole lines to stdout */
     void *print_ud;
     /* named channels of the pool (see lua_ctx.h); NULL: interp.channel raises */
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
-                       struct interp__account *acct, char *why, size_t whylen,
-                       interp_chan **out);
+                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out);
     void *chan_lookup_ud;
     const interp_host_lib *host_libs; /* opened in every state (hostlib.c); copied */
     size_t n_host_libs;
-    interp_state_fn on_state;     /* NULL: none */
+    interp_state_fn on_state; /* NULL: none */
     void *on_state_ud;
-    const char *package_path;     /* full profile: package.path / cpath; NULL: Lua's */
+    const char *package_path; /* full profile: package.path / cpath; NULL: Lua's */
     const char *package_cpath;
     /* where frozen values are charged and named (frozen_impl.h; the pool's, outliving every
      * state); NULL: interp.shared raises */
@@ -81,13 +80,12 @@ void interp__shared_destroy(interp_shared *sh); /* NULL-safe; after every state 
 bool interp__shared_sandboxed(const interp_shared *sh);
 /* What a context changes in its pool's configuration (interp__shared_derive). */
 typedef struct interp_derive {
-    interp_sandbox sandbox;       /* NONE: base's */
-    size_t memory_limit;          /* 0: base's */
+    interp_sandbox sandbox; /* NONE: base's */
+    size_t memory_limit;    /* 0: base's */
     /* the context's own channel lookup (grants, core/ctx_names.c) and module extension ud;
      * NULL lookup / ud: base's */
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
-                       struct interp__account *acct, char *why, size_t whylen,
-                       interp_chan **out);
+                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out);
     void *chan_lookup_ud;
     void (*module_ext)(lua_State *L, void *ud);
     void *module_ext_ud;
@@ -102,8 +100,8 @@ int interp__shared_derive(const interp_shared *base, const interp_derive *d, int
                           char **err);
 /* Compile src (len bytes) as sh's initializer in the opened state s of sh (once, before
  * interp__state_init(s)). Errors as interp__shared_compile. */
-int interp__shared_compile_source(interp_shared *sh, const char *src, size_t len,
-                                  interp_state *s, char **err);
+int interp__shared_compile_source(interp_shared *sh, const char *src, size_t len, interp_state *s,
+                                  char **err);
 
 /* Create a state and run the initializer in it, in two steps: state_open makes the state with
  * its library profile, then the host's package paths, host libraries and on_state (hostlib.c;

@@ -18,7 +18,7 @@
 #include "sync.h"
 
 typedef struct interp__host_lib {
-    char *name;                   /* owned */
+    char *name; /* owned */
     lua_CFunction open;
     bool sandbox;
 } interp__host_lib;
@@ -27,46 +27,45 @@ typedef struct interp__host_lib {
 struct interp_shared {
     interp_sandbox sandbox;
     size_t memory_limit;
-    interp_msg *init_args;     /* owned; NULL: none */
-    interp_msg_opts msg_opts;  /* allow_functions already forced off in the sandbox */
-    double cancel_grace;       /* seconds, > 0 */
-    size_t max_chunk;          /* sandbox: the largest text chunk load or a source task
-                                  compiles (the parser runs where no hook reaches), > 0 */
-    interp_print_fn print;     /* never NULL (the default sink is filled in) */
+    interp_msg *init_args;    /* owned; NULL: none */
+    interp_msg_opts msg_opts; /* allow_functions already forced off in the sandbox */
+    double cancel_grace;      /* seconds, > 0 */
+    size_t max_chunk;         /* sandbox: the largest text chunk load or a source task
+                                 compiles (the parser runs where no hook reaches), > 0 */
+    interp_print_fn print;    /* never NULL (the default sink is filled in) */
     void *print_ud;
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
-                       struct interp__account *acct, char *why, size_t whylen,
-                       interp_chan **out);
+                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out);
     void *chan_lookup_ud;
     void (*module_ext)(lua_State *L, void *ud); /* core/'s names in `interp` (interp.h) */
     void *module_ext_ud;
     struct interp__frozen_space *frozen_space; /* not owned */
-    char *init_code;           /* owned bytecode of the initializer (lua_dump); NULL: none */
+    char *init_code; /* owned bytecode of the initializer (lua_dump); NULL: none */
     size_t init_code_len;
     interp__host_lib *host_libs; /* owned copies (hostlib.c) */
     size_t n_host_libs;
     interp_state_fn on_state;
     void *on_state_ud;
     char *package_path, *package_cpath; /* owned; NULL: Lua's defaults */
-    struct interp__budget *budget; /* retained; NULL: none */
+    struct interp__budget *budget;      /* retained; NULL: none */
 };
 
 typedef struct interp__co_run interp__co_run;
 
 struct interp_state {
-    lua_State *L;                 /* main thread; owned */
+    lua_State *L; /* main thread; owned */
     const interp_shared *sh;
-    interp__alloc alloc;          /* the allocator's counters (L's lua_Alloc ud) */
-    interp__lua_ctx ctx;          /* reachable from every thread of L (extra space) */
-    interp__cancel cancel;        /* fired by interp__state_interrupt */
+    interp__alloc alloc;   /* the allocator's counters (L's lua_Alloc ud) */
+    interp__lua_ctx ctx;   /* reachable from every thread of L (extra space) */
+    interp__cancel cancel; /* fired by interp__state_interrupt */
     int worker_id;
     bool sandbox;
     bool broken;
-    bool persistent;              /* a context's state: in the sandbox, one environment for
-                                     every call (interp__state_set_persistent) */
-    int src_cached;               /* entries in the source-chunk cache */
-    lua_Integer next_object_id;   /* sandbox: the last number shown for an object (ids.c) */
-    size_t task_mem_base;         /* sandbox: heap bytes when the running task began */
+    bool persistent;            /* a context's state: in the sandbox, one environment for
+                                   every call (interp__state_set_persistent) */
+    int src_cached;             /* entries in the source-chunk cache */
+    lua_Integer next_object_id; /* sandbox: the last number shown for an object (ids.c) */
+    size_t task_mem_base;       /* sandbox: heap bytes when the running task began */
     /* Items begun on this state (each map item, each call): stored by the worker (relaxed, one
      * store per item), read by any thread through interp__state_items. */
     _Atomic uint64_t items;
@@ -81,24 +80,24 @@ struct interp_state {
      * token (sleep_mu, or a channel's); threads.mu is taken last and alone (the allocator takes
      * it with nothing else held by interp/); nothing takes irq_mu while holding another. */
     pthread_mutex_t irq_mu;
-    uint64_t running_task;        /* 0: none */
-    uint64_t last_task;           /* the run begun last (ended once running_task is 0) */
-    uint64_t pending_task;        /* an interrupt that arrived before its run began: the run's */
-    int pending_reason;           /* id and the reason, applied if that run is the next */
-    lua_State *base;              /* the thread the run began on (the main thread for tasks) */
-    bool armed_all;               /* worker only: the hook has armed every coroutine */
-    atomic_llong escalate_at;     /* monotonic ns: end of the grace */
-    atomic_bool escalated;        /* the grace is over: strike at every instruction */
-    atomic_bool raised;           /* the cancellation error has been raised once */
-    atomic_uint hook_fires;       /* the hook has run (stored by the worker only) */
-    interp__threads threads;      /* the state's coroutines, kept by the allocator */
-    lua_CFunction pcall_fn;       /* the base library's pcall and xpcall (a strike looks for */
-    lua_CFunction xpcall_fn;      /* their frames) */
-    lua_Hook init_hook;           /* the main thread's hook after the initializer: every task */
-    int init_hook_mask;           /* ends with it again */
+    uint64_t running_task;    /* 0: none */
+    uint64_t last_task;       /* the run begun last (ended once running_task is 0) */
+    uint64_t pending_task;    /* an interrupt that arrived before its run began: the run's */
+    int pending_reason;       /* id and the reason, applied if that run is the next */
+    lua_State *base;          /* the thread the run began on (the main thread for tasks) */
+    bool armed_all;           /* worker only: the hook has armed every coroutine */
+    atomic_llong escalate_at; /* monotonic ns: end of the grace */
+    atomic_bool escalated;    /* the grace is over: strike at every instruction */
+    atomic_bool raised;       /* the cancellation error has been raised once */
+    atomic_uint hook_fires;   /* the hook has run (stored by the worker only) */
+    interp__threads threads;  /* the state's coroutines, kept by the allocator */
+    lua_CFunction pcall_fn;   /* the base library's pcall and xpcall (a strike looks for */
+    lua_CFunction xpcall_fn;  /* their frames) */
+    lua_Hook init_hook;       /* the main thread's hook after the initializer: every task */
+    int init_hook_mask;       /* ends with it again */
     int init_hook_count;
 
-    pthread_mutex_t sleep_mu;     /* interp.sleep waits here, armed on `cancel` */
+    pthread_mutex_t sleep_mu; /* interp.sleep waits here, armed on `cancel` */
     pthread_cond_t sleep_cv;
 
     /* A context's call in progress, run as a coroutine (call.c): the coroutine (anchored in
@@ -110,8 +109,8 @@ struct interp_state {
 
     /* warn() (module.c): as lua5.4's, off until "@on"; a message is gathered from its pieces
      * (at most WARN_MAX bytes) and goes to the print sink as "Lua warning: ..." */
-    int warn_mode;                /* 0 off, 1 on, 2 inside a message of several pieces */
-    char *warn_buf;               /* malloc'd; NULL: none yet */
+    int warn_mode;  /* 0 off, 1 on, 2 inside a message of several pieces */
+    char *warn_buf; /* malloc'd; NULL: none yet */
     size_t warn_len;
 };
 

@@ -91,8 +91,8 @@ typedef enum interp_fn_kind {
 
 typedef struct interp_fn {
     interp_fn_kind kind;
-    const char *text;          /* NAME: NUL-terminated name; SOURCE: chunk text */
-    size_t len;                /* SOURCE: chunk length (0: strlen(text)) */
+    const char *text;           /* NAME: NUL-terminated name; SOURCE: chunk text */
+    size_t len;                 /* SOURCE: chunk length (0: strlen(text)) */
     const interp_msg *function; /* FUNCTION: the message holding the function */
 } interp_fn;
 
@@ -130,11 +130,11 @@ struct lua_State;
  *   An error in `open` is an error of state creation: interp_pool_create fails with its text,
  *   or, for a state made later, the pool breaks with it (interp_pool_create's doc). */
 typedef struct interp_host_lib {
-    const char *name;                  /* global and require name, 1..INTERP_HOST_LIB_MAX_NAME
-                                          (64) bytes, unique in the list, not a global the
-                                          profile already has */
-    int (*open)(struct lua_State *L);  /* its luaopen function (a lua_CFunction) */
-    bool sandbox;                      /* also opened in INTERP_SANDBOX_SAFE states */
+    const char *name;                 /* global and require name, 1..INTERP_HOST_LIB_MAX_NAME
+                                         (64) bytes, unique in the list, not a global the
+                                         profile already has */
+    int (*open)(struct lua_State *L); /* its luaopen function (a lua_CFunction) */
+    bool sandbox;                     /* also opened in INTERP_SANDBOX_SAFE states */
 } interp_host_lib;
 
 /* Called in every new state after its libraries and host libraries are open and before the

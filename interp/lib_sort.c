@@ -21,9 +21,9 @@ typedef unsigned int idx_t; /* positions fit: n < INT_MAX is checked */
 
 typedef struct sorter {
     lua_State *L;
-    int has_fn;            /* argument 2 is the comparator */
+    int has_fn; /* argument 2 is the comparator */
     interp__ticker tick;
-    unsigned rnd;          /* pivot choice on large ranges */
+    unsigned rnd; /* pivot choice on large ranges */
 } sorter;
 
 /* a[i] < a[j], the values at stack indices i and j (negative allowed). */
@@ -54,10 +54,7 @@ static void set2(lua_State *L, idx_t i, idx_t j)
     lua_seti(L, 1, j);
 }
 
-static void bad_order(lua_State *L)
-{
-    luaL_error(L, "invalid order function for sorting");
-}
+static void bad_order(lua_State *L) { luaL_error(L, "invalid order function for sorting"); }
 
 /* The pivot P is on the stack top (popped on return) and at a[up - 1]; a[lo] <= P <= a[up].
  * Moves the elements below P to the left of the returned position and those above it to the

@@ -85,7 +85,8 @@ static void add_template(interp__matcher *m, luaL_Buffer *b, const char *s, cons
 }
 
 /* Append the replacement of the match s..e; returns whether the text changed. */
-static int add_replacement(interp__matcher *m, luaL_Buffer *b, const char *s, const char *e, int type)
+static int add_replacement(interp__matcher *m, luaL_Buffer *b, const char *s, const char *e,
+                           int type)
 {
     lua_State *L = m->L;
     if (type == LUA_TFUNCTION) {
@@ -117,8 +118,9 @@ static int lib_gsub(lua_State *L)
     const char *p = luaL_checklstring(L, 2, &lp);
     int type = lua_type(L, 3);
     lua_Integer max = luaL_optinteger(L, 4, (lua_Integer)ls + 1);
-    luaL_argexpected(L, type == LUA_TNUMBER || type == LUA_TSTRING || type == LUA_TFUNCTION ||
-                            type == LUA_TTABLE,
+    luaL_argexpected(L,
+                     type == LUA_TNUMBER || type == LUA_TSTRING || type == LUA_TFUNCTION ||
+                         type == LUA_TTABLE,
                      3, "string/function/table");
     if (interp__state_of(L)->sandbox) /* a replacement calls Lua back: keep the reserve */
         interp__sandbox_check_c_stack(L);
@@ -206,8 +208,7 @@ static int lib_rep(lua_State *L)
  * Lua back, keeps the sandbox's C stack reserve (sandbox_bounds.c) in the sandbox. */
 void interp__lib_string(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"find", lib_find},   {"match", lib_match},
-                                   {"gmatch", lib_gmatch}, {"gsub", lib_gsub},
-                                   {"rep", lib_rep},     {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"find", lib_find}, {"match", lib_match}, {"gmatch", lib_gmatch},
+                                   {"gsub", lib_gsub}, {"rep", lib_rep},     {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

@@ -82,8 +82,8 @@ static int sb_channel(lua_State *L)
 {
     lua_Integer cap = luaL_optinteger(L, 2, 0);
     if (cap > SANDBOX_CHAN_CAP)
-        return luaL_argerror(L, 2, lua_pushfstring(L, "capacity above %d in the sandbox",
-                                                   SANDBOX_CHAN_CAP));
+        return luaL_argerror(
+            L, 2, lua_pushfstring(L, "capacity above %d in the sandbox", SANDBOX_CHAN_CAP));
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -119,10 +119,7 @@ void interp__push_module(lua_State *L)
         s->sh->module_ext(L, s->sh->module_ext_ud);
 }
 
-void interp__lua_check_interrupt(lua_State *L)
-{
-    interp__irq_check(L);
-}
+void interp__lua_check_interrupt(lua_State *L) { interp__irq_check(L); }
 
 /* print(...): tostring of each argument, tab-separated, handed to the sink line by line (a
  * text with embedded newlines becomes several lines), each line whole. The sink is C code
@@ -228,10 +225,7 @@ static void warn_fn(void *ud, const char *msg, int tocont)
     s->warn_len = 0;
 }
 
-void interp__install_warn(interp_state *s)
-{
-    lua_setwarnf(s->L, warn_fn, s);
-}
+void interp__install_warn(interp_state *s) { lua_setwarnf(s->L, warn_fn, s); }
 
 void interp__free_warn(interp_state *s)
 {

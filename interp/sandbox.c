@@ -44,9 +44,9 @@
 #include "lib_impl.h"
 #include "sandbox_impl.h"
 
-static const char ro_set_key = 0;  /* registry: set of read-only proxies */
-static const char env_mt_key = 0;  /* registry: metatable of task environments */
-static const char task_env_key = 0; /* registry: the running task's environment (or nil) */
+static const char ro_set_key = 0;     /* registry: set of read-only proxies */
+static const char env_mt_key = 0;     /* registry: metatable of task environments */
+static const char task_env_key = 0;   /* registry: the running task's environment (or nil) */
 static const char init_chunk_key = 0; /* registry: the initializer's main chunk */
 
 /* ---- read-only proxies ---------------------------------------------------------------- */
@@ -108,10 +108,7 @@ static void make_readonly(lua_State *L)
     lua_remove(L, -2);
 }
 
-void interp__sandbox_readonly(lua_State *L)
-{
-    make_readonly(L);
-}
+void interp__sandbox_readonly(lua_State *L) { make_readonly(L); }
 
 static int sb_rawset(lua_State *L)
 {
@@ -202,8 +199,10 @@ static int sb_load(lua_State *L)
     size_t max = interp__state_of(L)->sh->max_chunk;
     if (lua_type(L, 1) == LUA_TSTRING && lua_rawlen(L, 1) > max) {
         lua_pushnil(L);
-        lua_pushfstring(L, "chunk of %I bytes: larger than %I bytes (the sandbox's "
-                           "max_chunk_size)", (LUAI_UACINT)lua_rawlen(L, 1), (LUAI_UACINT)max);
+        lua_pushfstring(L,
+                        "chunk of %I bytes: larger than %I bytes (the sandbox's "
+                        "max_chunk_size)",
+                        (LUAI_UACINT)lua_rawlen(L, 1), (LUAI_UACINT)max);
         return 2;
     }
     if (lua_type(L, 1) == LUA_TFUNCTION) {

@@ -64,8 +64,10 @@ void interp__sandbox_check_c_stack(lua_State *L)
 {
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     if (here < stack_floor())
-        luaL_error(L, "C stack overflow (the sandbox keeps %d KiB of the thread's stack in "
-                      "reserve)", (int)(STACK_RESERVE >> 10));
+        luaL_error(L,
+                   "C stack overflow (the sandbox keeps %d KiB of the thread's stack in "
+                   "reserve)",
+                   (int)(STACK_RESERVE >> 10));
 }
 
 /* Upvalue 1: the standard function. Checks the C stack, then calls it. */
@@ -132,9 +134,8 @@ static int sb_tremove(lua_State *L)
     lua_Integer size = luaL_len(L, 1);
     lua_Integer pos = luaL_optinteger(L, 2, size);
     if (pos != size)
-        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2,
-                      "position out of bounds");
-    lua_geti(L, 1, pos); /* the result */
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2, "position out of bounds");
+    lua_geti(L, 1, pos);                               /* the result */
     for (lua_Unsigned n = 0; pos < size; pos++, n++) { /* shift down */
         poll_at(L, n);
         lua_geti(L, 1, pos + 1);

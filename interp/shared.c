@@ -270,8 +270,8 @@ int interp__shared_derive(const interp_shared *base, const interp_derive *d, int
     for (size_t i = 0; i < base->n_host_libs; i++) {
         bool replaced = false;
         for (size_t j = 0; j < d->n_host_libs && !replaced; j++)
-            replaced = d->host_libs[j].name && strcmp(d->host_libs[j].name,
-                                                      base->host_libs[i].name) == 0;
+            replaced =
+                d->host_libs[j].name && strcmp(d->host_libs[j].name, base->host_libs[i].name) == 0;
         if (!replaced)
             libs[n++] = (interp_host_lib){.name = base->host_libs[i].name,
                                           .open = base->host_libs[i].open,
@@ -287,8 +287,8 @@ int interp__shared_derive(const interp_shared *base, const interp_derive *d, int
     return rc;
 }
 
-int interp__shared_compile_source(interp_shared *sh, const char *src, size_t len,
-                                  interp_state *s, char **err)
+int interp__shared_compile_source(interp_shared *sh, const char *src, size_t len, interp_state *s,
+                                  char **err)
 {
     interp_config cfg;
     memset(&cfg, 0, sizeof cfg);

@@ -212,25 +212,16 @@ void interp__state_destroy(interp_state *s)
     if (!s)
         return;
     interp__state_call_drop(s); /* a call left suspended: its registrations go */
-    lua_close(s->L); /* frees the coroutines through the allocator and the set */
+    lua_close(s->L);            /* frees the coroutines through the allocator and the set */
     interp__free_warn(s);
     free_parts(s);
 }
 
-struct interp__account *interp__state_account(interp_state *s)
-{
-    return s->ctx.acct;
-}
+struct interp__account *interp__state_account(interp_state *s) { return s->ctx.acct; }
 
-void interp__state_set_persistent(interp_state *s)
-{
-    s->persistent = true;
-}
+void interp__state_set_persistent(interp_state *s) { s->persistent = true; }
 
-bool interp__state_broken(const interp_state *s)
-{
-    return s->broken;
-}
+bool interp__state_broken(const interp_state *s) { return s->broken; }
 
 void interp__state_memory(const interp_state *s, size_t *in_use, size_t *peak)
 {
@@ -240,7 +231,4 @@ void interp__state_memory(const interp_state *s, size_t *in_use, size_t *peak)
         *peak = atomic_load_explicit(&((interp_state *)s)->alloc.peak, memory_order_relaxed);
 }
 
-struct lua_State *interp__state_lua(interp_state *s)
-{
-    return s->L;
-}
+struct lua_State *interp__state_lua(interp_state *s) { return s->L; }

@@ -46,10 +46,7 @@ static size_t cap_for(size_t count)
     return cap;
 }
 
-size_t interp__threads_bytes(const interp__threads *t)
-{
-    return t->cap * sizeof(lua_State *);
-}
+size_t interp__threads_bytes(const interp__threads *t) { return t->cap * sizeof(lua_State *); }
 
 size_t interp__threads_bytes_after_add(const interp__threads *t)
 {

@@ -22,7 +22,7 @@ typedef struct interp__threads {
     lua_State **slots; /* open addressing, linear probing; NULL: empty */
     size_t cap;        /* a power of two, or 0 */
     size_t count;
-    size_t block;      /* bytes of a coroutine's block (learnt at the first one); 0: none yet */
+    size_t block; /* bytes of a coroutine's block (learnt at the first one); 0: none yet */
 } interp__threads;
 
 void interp__threads_init(interp__threads *t);

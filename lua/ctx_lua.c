@@ -144,8 +144,10 @@ int interp__lm_channel_new(lua_State *L)
 {
     lua_Integer cap = luaL_optinteger(L, 1, 0);
     if (cap < 0 || (lua_Unsigned)cap > INTERP_CHAN_MAX_CAPACITY)
-        return luaL_error(L, "ip.channel: capacity must be from 1 to %d (or nil for the "
-                             "default)", (int)INTERP_CHAN_MAX_CAPACITY);
+        return luaL_error(L,
+                          "ip.channel: capacity must be from 1 to %d (or nil for the "
+                          "default)",
+                          (int)INTERP_CHAN_MAX_CAPACITY);
     const struct interp__lua_ctx *lc = interp__lm_chan_ctx(L); /* before ch: may push */
     interp_chan *ch = NULL;
     int rc = interp_chan_create(cap ? (size_t)cap : 64, 0, &ch);
@@ -203,8 +205,8 @@ static int ctx_tostring(lua_State *L)
 }
 
 static const luaL_Reg ctx_methods[] = {
-    {"call", ctx_call},   {"post", ctx_post},   {"exec", ctx_exec},   {"grant", ctx_grant},
-    {"stats", ctx_stats}, {"name", ctx_name},   {"close", ctx_close}, {NULL, NULL},
+    {"call", ctx_call},   {"post", ctx_post}, {"exec", ctx_exec},   {"grant", ctx_grant},
+    {"stats", ctx_stats}, {"name", ctx_name}, {"close", ctx_close}, {NULL, NULL},
 };
 
 static const luaL_Reg ctx_meta[] = {

@@ -30,10 +30,7 @@ static const interp_msg_opts *opts_of(lua_State *L)
     return ((lm_future *)lua_touserdata(L, 1))->opts;
 }
 
-static int future_slice(void *ud, double slice)
-{
-    return interp_future_wait(ud, slice);
-}
+static int future_slice(void *ud, double slice) { return interp_future_wait(ud, slice); }
 
 /* Wait for f up to timeout, looking for a Ctrl-C meanwhile: on one, cancel the task (as
  * leaving a <close> block would) and raise "interrupted". */
@@ -187,15 +184,9 @@ static int future_gc(lua_State *L)
 }
 
 static const luaL_Reg future_methods[] = {
-    {"result", future_result},
-    {"error", future_error},
-    {"wait", future_wait},
-    {"done", future_done},
-    {"running", future_running},
-    {"cancelled", future_cancelled},
-    {"cancel", future_cancel},
-    {"status", future_status},
-    {NULL, NULL},
+    {"result", future_result}, {"error", future_error},     {"wait", future_wait},
+    {"done", future_done},     {"running", future_running}, {"cancelled", future_cancelled},
+    {"cancel", future_cancel}, {"status", future_status},   {NULL, NULL},
 };
 
 static const luaL_Reg future_meta[] = {

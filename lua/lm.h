@@ -114,7 +114,7 @@ int interp__lm_channel_new(lua_State *L);
 /* ---- future_lua.c --------------------------------------------------------------------- */
 
 typedef struct lm_future {
-    interp_future *f; /* one reference, released by __gc; NULL until submit succeeds */
+    interp_future *f;            /* one reference, released by __gc; NULL until submit succeeds */
     const interp_msg_opts *opts; /* to decode its results: the untrusted ones for a sandbox */
 } lm_future;
 

@@ -127,20 +127,28 @@ void interp__lm_check_fn(lua_State *L, int idx, const char *where, bool sandboxe
         return;
     }
     if (lua_type(L, idx) != LUA_TFUNCTION)
-        luaL_error(L, "%s: expected a function or the name of a global function of the "
-                      "workers, got %s", where, luaL_typename(L, idx));
+        luaL_error(L,
+                   "%s: expected a function or the name of a global function of the "
+                   "workers, got %s",
+                   where, luaL_typename(L, idx));
     if (lua_iscfunction(L, idx))
-        luaL_error(L, "%s: a C function cannot be copied to a worker; define a Lua function "
-                      "in init and pass its name", where);
+        luaL_error(L,
+                   "%s: a C function cannot be copied to a worker; define a Lua function "
+                   "in init and pass its name",
+                   where);
     if (sandboxed)
-        luaL_error(L, "%s: a sandboxed pool does not accept functions as bytecode; define the "
-                      "function in init and pass its name", where);
+        luaL_error(L,
+                   "%s: a sandboxed pool does not accept functions as bytecode; define the "
+                   "function in init and pass its name",
+                   where);
     bool plain;
     const char *up = bad_upvalue(L, idx, &plain);
     if (up)
-        luaL_error(L, "%s: the function uses the local variable '%s' of the host script (an "
-                      "upvalue); a task runs in another Lua state: pass '%s' as an argument or "
-                      "define it inside the function", where, up, up);
+        luaL_error(L,
+                   "%s: the function uses the local variable '%s' of the host script (an "
+                   "upvalue); a task runs in another Lua state: pass '%s' as an argument or "
+                   "define it inside the function",
+                   where, up, up);
     fn->kind = INTERP_FN_FUNCTION;
     /* The copy of a function whose only upvalue is the globals never changes: keep it in a
      * weak cache, so that submitting the same function again costs no encoding. */

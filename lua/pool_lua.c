@@ -19,9 +19,11 @@ typedef struct lm_pool {
 } lm_pool;
 
 static const char *const new_keys[] = {
-    "workers", "init", "init_file", "init_args", "sandbox", "memory_limit", "timeout",
-    "max_tasks_per_worker", "max_queued", "prestart", "thread_name", "max_msg_size",
-    "max_depth", "cancel_grace", "stuck_grace", "libs", "memory_budget", NULL,
+    "workers",       "init",         "init_file",   "init_args",
+    "sandbox",       "memory_limit", "timeout",     "max_tasks_per_worker",
+    "max_queued",    "prestart",     "thread_name", "max_msg_size",
+    "max_depth",     "cancel_grace", "stuck_grace", "libs",
+    "memory_budget", NULL,
 };
 static const char *const map_keys[] = {"chunksize", "timeout", NULL};
 static const char *const ctx_keys[] = {"name",    "init", "sandbox",    "memory_limit",
@@ -100,8 +102,7 @@ static const char *opt_string(lua_State *L, int t, const char *where, const char
     if (ty == LUA_TSTRING)
         s = lua_tostring(L, -1);
     else if (ty != LUA_TNIL)
-        luaL_error(L, "%s: option '%s' must be a string, got %s", where, key,
-                   luaL_typename(L, -1));
+        luaL_error(L, "%s: option '%s' must be a string, got %s", where, key, luaL_typename(L, -1));
     return s;
 }
 
@@ -158,8 +159,7 @@ static lua_CFunction resolve_lib(lua_State *L, int pkg, const char *where, const
     int top = lua_gettop(L);
     if (lua_getfield(L, pkg, "searchpath") != LUA_TFUNCTION ||
         lua_getfield(L, pkg, "cpath") != LUA_TSTRING)
-        luaL_error(L, "%s: option 'libs': package.searchpath or package.cpath is missing",
-                   where);
+        luaL_error(L, "%s: option 'libs': package.searchpath or package.cpath is missing", where);
     lua_pushstring(L, name);
     lua_insert(L, -2);
     lua_call(L, 2, 2);
@@ -215,8 +215,8 @@ static void opt_libs(lua_State *L, int t, const char *where, const interp_host_l
                        luaL_typename(L, -1));
         const char *name = lua_tolstring(L, -1, &len);
         if (len == 0 || len > LM_LIB_NAME || strlen(name) != len)
-            luaL_error(L, "%s: option 'libs': entry %I must be a name of 1..%d bytes", where,
-                       i, LM_LIB_NAME);
+            luaL_error(L, "%s: option 'libs': entry %I must be a name of 1..%d bytes", where, i,
+                       LM_LIB_NAME);
         memcpy(b->names[i - 1], name, len + 1);
         b->libs[i - 1].name = b->names[i - 1];
         b->libs[i - 1].open = resolve_lib(L, pkg, where, b->names[i - 1]);
@@ -265,8 +265,7 @@ int interp__lm_pool_new(lua_State *L)
     o.thread_name = opt_string(L, 1, where, "thread_name");
     o.max_msg_size = (size_t)opt_integer(L, 1, where, "max_msg_size", 0, 0, LUA_MAXINTEGER);
     o.max_depth = (int)opt_integer(L, 1, where, "max_depth", 0, 0, INT_MAX);
-    o.memory_budget =
-        (size_t)opt_integer(L, 1, where, "memory_budget", 0, 0, LUA_MAXINTEGER);
+    o.memory_budget = (size_t)opt_integer(L, 1, where, "memory_budget", 0, 0, LUA_MAXINTEGER);
     o.cancel_grace = opt_seconds(L, 1, where, "cancel_grace");
     o.stuck_grace = opt_seconds(L, 1, where, "stuck_grace");
     /* what these push stays on the stack until create returns */
@@ -374,8 +373,8 @@ static int pool_submit(lua_State *L)
 
 /* pool:map's inputs: list[1..n] (at index 3) encoded into in[] (small items into the box's
  * slab: one allocation for thousands); raises naming the item that cannot be copied. */
-static void map_inputs(lua_State *L, const char *where, lua_Integer n, lm_box *box,
-                       interp_msg **in, int *status)
+static void map_inputs(lua_State *L, const char *where, lua_Integer n, lm_box *box, interp_msg **in,
+                       int *status)
 {
     bool raw = !lua_getmetatable(L, 3); /* no __index to run: raw reads, a third cheaper */
     if (!raw)
@@ -428,8 +427,8 @@ static void map_results(lua_State *L, const char *where, const lm_pool *p, lua_I
     interp__slab_release(box->slab); /* the inputs are gone: nothing more is made in it */
     box->slab = NULL;
     lua_createtable(L, n <= 0x7fffffff ? (int)n : 0x7fffffff, 0);
-    const interp_msg_opts *oo = p->sandboxed ? &interp__lm_msg_opts_untrusted
-                                             : &interp__lm_msg_opts;
+    const interp_msg_opts *oo =
+        p->sandboxed ? &interp__lm_msg_opts_untrusted : &interp__lm_msg_opts;
     luaL_checkstack(L, INTERP__MSG_SMALL_VALUES + 2, where);
     for (lua_Integer i = 0; i < n; i++) {
         if (out[i] && interp_msg_count(out[i]) > 0) {
@@ -438,7 +437,7 @@ static void map_results(lua_State *L, const char *where, const lm_pool *p, lua_I
             if (got < 0)
                 got = interp_msg_push_lua(L, out[i], oo);
             if (got != 1)
-                lua_pop(L, got - 1); /* the first value; further results are dropped */
+                lua_pop(L, got - 1);   /* the first value; further results are dropped */
             lua_rawseti(L, -2, i + 1); /* a fresh table: no metamethod to honour */
         }
     }
@@ -484,11 +483,10 @@ static int pool_map(lua_State *L)
     mo.interrupted = interp__lua_intr_poll;
     mo.interrupted_ud = &intr;
     interp_pool *pool = live(L, p, where);
-    int rc = fn.kind == INTERP_FN_NAME
-                 ? interp_pool_map(pool, fn.text, (size_t)n, (const interp_msg *const *)in, out,
-                                   &mo)
-                 : interp_pool_map_fn(pool, &fn, (size_t)n, (const interp_msg *const *)in, out,
-                                      &mo);
+    int rc =
+        fn.kind == INTERP_FN_NAME
+            ? interp_pool_map(pool, fn.text, (size_t)n, (const interp_msg *const *)in, out, &mo)
+            : interp_pool_map_fn(pool, &fn, (size_t)n, (const interp_msg *const *)in, out, &mo);
     if (rc == INTERP_ERR_CANCELLED && interp__lua_intr_seen(&intr)) {
         interp__lua_intr_consume(&intr);
         return interp__lua_intr_raise(L); /* the box's __gc frees what the map made */
@@ -720,7 +718,7 @@ static int pool_context(lua_State *L)
     check_keys(L, 2, where, ctx_keys);
     interp_ctx_options o;
     memset(&o, 0, sizeof o);
-    o.name = opt_string(L, 2, where, "name");  /* left on the stack: kept alive */
+    o.name = opt_string(L, 2, where, "name"); /* left on the stack: kept alive */
     o.init_source = opt_string(L, 2, where, "init");
     if (o.init_source)
         o.init_source_len = lua_rawlen(L, -1);
@@ -738,15 +736,9 @@ static int pool_context(lua_State *L)
 }
 
 static const luaL_Reg pool_methods[] = {
-    {"context", pool_context},
-    {"submit", pool_submit},
-    {"map", pool_map},
-    {"channel", pool_channel},
-    {"share", pool_share},
-    {"shared", pool_shared},
-    {"shutdown", pool_shutdown},
-    {"stats", pool_stats},
-    {NULL, NULL},
+    {"context", pool_context},   {"submit", pool_submit}, {"map", pool_map},
+    {"channel", pool_channel},   {"share", pool_share},   {"shared", pool_shared},
+    {"shutdown", pool_shutdown}, {"stats", pool_stats},   {NULL, NULL},
 };
 
 static const luaL_Reg pool_meta[] = {

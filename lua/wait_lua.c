@@ -90,7 +90,10 @@ typedef struct lm_ac {
     size_t n, left;
     double deadline; /* monotonic seconds; < 0: none */
     double timeout;
-    struct slot { interp_future *f; lua_Integer idx; } *slots; /* sorted by f */
+    struct slot {
+        interp_future *f;
+        lua_Integer idx;
+    } * slots;          /* sorted by f */
     interp_future **fs; /* distinct futures, borrowed by `it`; the objects live in uservalue 1 */
 } lm_ac;
 
@@ -159,9 +162,10 @@ static int ac_next(lua_State *L)
         return 0;
     }
     if (rc == INTERP_ERR_TIMEOUT)
-        return luaL_error(L, "interp_pool.as_completed: timed out after %f s with %I of %I "
-                             "futures still pending", ac->timeout, (lua_Integer)ac->left,
-                          (lua_Integer)ac->n);
+        return luaL_error(L,
+                          "interp_pool.as_completed: timed out after %f s with %I of %I "
+                          "futures still pending",
+                          ac->timeout, (lua_Integer)ac->left, (lua_Integer)ac->n);
     if (rc != INTERP_OK)
         return interp__lm_status_error(L, "interp_pool.as_completed", rc);
     struct slot key = {f, 0};

@@ -294,8 +294,7 @@ static int share_config(MPI_Comm dup, const interp_mpi_options *mo, bool is_root
  * memory), and every rank's answer gathered at the root: returned there (malloc'd), NULL
  * elsewhere. A hand-shake that cannot happen aborts the job. */
 static unsigned char *gather_hellos(MPI_Comm comm, MPI_Comm dup, const interp_mpi_options *mo,
-                                    bool is_root, int size, int me, config *c, waker *wk,
-                                    srv **s)
+                                    bool is_root, int size, int me, config *c, waker *wk, srv **s)
 {
     char *lerr = NULL;
     int lrc = wk ? INTERP_OK : INTERP_ERR_NOMEM;
@@ -312,10 +311,10 @@ static unsigned char *gather_hellos(MPI_Comm comm, MPI_Comm dup, const interp_mp
         MPI_Abort(comm, 71);
     }
     MPI_Request req;
-    if (MPI_Igather(hello, HELLO_SIZE, MPI_BYTE, all, HELLO_SIZE, MPI_BYTE, mo->root, dup,
-                    &req) != MPI_SUCCESS || mpi__wait(&req, NULL) != INTERP_OK) {
-        fprintf(stderr, "interp_mpi: rank %d: the create handshake failed; aborting the job\n",
-                me);
+    if (MPI_Igather(hello, HELLO_SIZE, MPI_BYTE, all, HELLO_SIZE, MPI_BYTE, mo->root, dup, &req) !=
+            MPI_SUCCESS ||
+        mpi__wait(&req, NULL) != INTERP_OK) {
+        fprintf(stderr, "interp_mpi: rank %d: the create handshake failed; aborting the job\n", me);
         MPI_Abort(comm, 71);
     }
     return all;

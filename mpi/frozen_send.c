@@ -30,8 +30,8 @@ typedef struct fz_entry {
     struct fz_entry *next;
     const interp_frozen *obj; /* one reference */
     uint64_t id;
-    interp_msg *copy;         /* a table as a message, made on its first trip to a rank */
-    unsigned char sent[];     /* per rank: it has the value */
+    interp_msg *copy;     /* a table as a message, made on its first trip to a rank */
+    unsigned char sent[]; /* per rank: it has the value */
 } fz_entry;
 
 static size_t bucket(const void *p) { return ((uintptr_t)p >> 4) % FZ_BUCKETS; }
@@ -65,10 +65,7 @@ void fzs_free(fzsend *c)
     c->n = 0;
 }
 
-bool fzs_holds(const interp_msg *m)
-{
-    return m && (m->flags & INTERP__MSG_HAS_FROZEN);
-}
+bool fzs_holds(const interp_msg *m) { return m && (m->flags & INTERP__MSG_HAS_FROZEN); }
 
 static fz_entry *entry_of(fzsend *c, const interp_frozen *obj)
 {
@@ -213,7 +210,11 @@ typedef struct fz_have {
     char why[120];
 } fz_have;
 
-void fzr_init(fzrecv *r) { memset(r, 0, sizeof *r); r->b = calloc(FZ_BUCKETS, sizeof *r->b); }
+void fzr_init(fzrecv *r)
+{
+    memset(r, 0, sizeof *r);
+    r->b = calloc(FZ_BUCKETS, sizeof *r->b);
+}
 
 void fzr_free(fzrecv *r)
 {
@@ -334,8 +335,8 @@ int fzr_patch(fzrecv *r, rbuf *b, interp_msg *m, char *why, size_t whylen)
             break;
         fz_have *h = r->b ? *have_at(r, id) : NULL;
         if (!h || !h->obj) {
-            snprintf(why, whylen, "%s", h && h->why[0] ? h->why
-                                       : "a frozen value the root sent is not known here");
+            snprintf(why, whylen, "%s",
+                     h && h->why[0] ? h->why : "a frozen value the root sent is not known here");
             unpatch(m);
             return INTERP_ERR_DECODE;
         }

@@ -22,14 +22,14 @@
 
 /* Point-to-point tags of the pool's communicator. */
 enum {
-    TAG_WORK = 0x4950,  /* root -> rank: one task or chunk */
-    TAG_CANCEL,         /* root -> rank: u64 id (0: every unit), i32 reason */
-    TAG_STOP,           /* root -> rank: leave serve */
-    TAG_DONE,           /* rank -> root: one unit's outcome */
-    TAG_BEAT,           /* rank -> root: still here (sent when nothing else was for a while) */
-    TAG_BYE,            /* rank -> root: left serve (answer to STOP) */
-    TAG_FROZEN,         /* root -> rank: a frozen value (frozen_send.c), before its first use */
-    TAG_FORGET,         /* root -> rank: u64 id: the root let the value go */
+    TAG_WORK = 0x4950, /* root -> rank: one task or chunk */
+    TAG_CANCEL,        /* root -> rank: u64 id (0: every unit), i32 reason */
+    TAG_STOP,          /* root -> rank: leave serve */
+    TAG_DONE,          /* rank -> root: one unit's outcome */
+    TAG_BEAT,          /* rank -> root: still here (sent when nothing else was for a while) */
+    TAG_BYE,           /* rank -> root: left serve (answer to STOP) */
+    TAG_FROZEN,        /* root -> rank: a frozen value (frozen_send.c), before its first use */
+    TAG_FORGET,        /* root -> rank: u64 id: the root let the value go */
 };
 
 /* Units in flight per worker of a rank: one running, one waiting there, so a worker never
@@ -170,8 +170,8 @@ static inline double busy_cap(double quiet)
 typedef struct reply {
     struct reply *next;
     uint64_t id;
-    wbuf buf;              /* the whole DONE message */
-    interp_outcome *outs;  /* instead, a direct chunk's outcomes (srv_chunk_direct) */
+    wbuf buf;             /* the whole DONE message */
+    interp_outcome *outs; /* instead, a direct chunk's outcomes (srv_chunk_direct) */
     size_t n;
 } reply;
 
@@ -215,13 +215,13 @@ const char *mpi__bytecode_differs(const unsigned char *a, size_t na, const unsig
 
 /* What create learned from each rank at the handshake. */
 typedef struct mpi__rank_hello {
-    int32_t rc;          /* its local pool's creation status */
-    int32_t workers;     /* its local pool's workers (0: the root runs none) */
+    int32_t rc;      /* its local pool's creation status */
+    int32_t workers; /* its local pool's workers (0: the root runs none) */
     int32_t pid;
     uint32_t bc_len;
     unsigned char bc[64];
-    char host[64];       /* its host name */
-    char err[336];       /* its creation error, cut */
+    char host[64]; /* its host name */
+    char err[336]; /* its creation error, cut */
 } mpi__rank_hello;
 
 /* Build the root's pool over comm (already the pool's own duplicate; ownership of comm, local

@@ -19,17 +19,17 @@
 #include "msg_impl.h"
 
 typedef struct unit {
-    struct unit *next;      /* table chain / retry list */
+    struct unit *next; /* table chain / retry list */
     uint64_t id;
-    interp__job *job;       /* NULL: a ghost (ended here, its rank still runs it) */
+    interp__job *job; /* NULL: a ghost (ended here, its rank still runs it) */
     interp__backend_work w;
     int rank;
-    int stop_reason;        /* a direct chunk (the root's own) interrupted: how it ends */
+    int stop_reason; /* a direct chunk (the root's own) interrupted: how it ends */
 } unit;
 
 typedef struct rank_st {
     int workers, cap, inflight;
-    size_t items;           /* items of the units in flight */
+    size_t items; /* items of the units in flight */
     double last_heard;
     bool lost, bye, bc_ok;
     const char *bc_why;
@@ -50,7 +50,7 @@ typedef struct root {
     int size, me;
     rank_st *ranks;
     srv *local;
-    waker *wk;              /* the local server kicks it too */
+    waker *wk; /* the local server kicks it too */
     pthread_t thread;
     bool started;
     double hb;
@@ -59,7 +59,7 @@ typedef struct root {
     pthread_cond_t idle_cv;
     /* guarded by mu */
     unit *table[NBUCKETS];
-    size_t live;            /* units with a job */
+    size_t live; /* units with a job */
     ireq *ireqs;
     bool now_req, now_done, stop_req, stopped, idle;
     /* communication thread only */
@@ -68,12 +68,12 @@ typedef struct root {
     sendq sq;
     unsigned char bc[64];
     size_t bc_len;
-    int rr;                 /* where the search for a free rank starts */
-    bool lastwords;         /* the SIGTERM handler is ours (lastwords.c) */
-    double last_answer;     /* when the loop last had something to do */
-    fzsend fz;              /* frozen values sent to the ranks (frozen_send.c) */
+    int rr;             /* where the search for a free rank starts */
+    bool lastwords;     /* the SIGTERM handler is ours (lastwords.c) */
+    double last_answer; /* when the loop last had something to do */
+    fzsend fz;          /* frozen values sent to the ranks (frozen_send.c) */
     fzs_target fz_remote, fz_local;
-    double fz_swept;        /* when the cache was last swept */
+    double fz_swept; /* when the cache was last swept */
 } root;
 
 static size_t unit_items(const unit *u) { return u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n; }
@@ -246,8 +246,8 @@ static int send_unit(root *r, unit *u)
     if (w->fn->kind == INTERP_FN_FUNCTION)
         wb_msg(&b, w->fn->function);
     else
-        wb_blob(&b, w->fn->text, w->fn->kind == INTERP_FN_SOURCE && w->fn->len
-                                     ? w->fn->len : strlen(w->fn->text));
+        wb_blob(&b, w->fn->text,
+                w->fn->kind == INTERP_FN_SOURCE && w->fn->len ? w->fn->len : strlen(w->fn->text));
     wb_u64(&b, n);
     const fzs_target *t = u->rank == r->me ? &r->fz_local : &r->fz_remote;
     int rc = INTERP_OK;
@@ -352,8 +352,10 @@ static void refuse_unit(unit *u, const char *why)
 {
     char text[300];
     if (needs_bytecode(&u->w))
-        snprintf(text, sizeof text, "no rank can load the function's bytecode (%s differs "
-                 "from the root's); pass it as source (INTERP_FN_SOURCE) or by name", why);
+        snprintf(text, sizeof text,
+                 "no rank can load the function's bytecode (%s differs "
+                 "from the root's); pass it as source (INTERP_FN_SOURCE) or by name",
+                 why);
     else
         snprintf(text, sizeof text, "%s", why);
     fail_unit(u, needs_bytecode(&u->w) ? INTERP_ERR_DECODE : INTERP_ERR_BROKEN, text);
@@ -400,8 +402,9 @@ static bool dispatch(root *r)
             pthread_mutex_lock(&r->mu);
             table_take(r, u->id);
             pthread_mutex_unlock(&r->mu);
-            fail_unit(u, rc, "out of memory on the root sending the unit (or a frozen value "
-                             "of its arguments)");
+            fail_unit(u, rc,
+                      "out of memory on the root sending the unit (or a frozen value "
+                      "of its arguments)");
         }
     }
     return any;
@@ -600,7 +603,8 @@ static void lose_rank(root *r, int k, double silent)
     char text[300];
     snprintf(text, sizeof text,
              "rank %d (pid %d) stopped answering: nothing heard from it for %.1f s (heartbeat "
-             "timeout %.1f s); what it held is lost", k, s->pid, silent, r->hb);
+             "timeout %.1f s); what it held is lost",
+             k, s->pid, silent, r->hb);
     unit *mine = NULL;
     pthread_mutex_lock(&r->mu);
     for (int b = 0; b < NBUCKETS; b++)
@@ -634,9 +638,10 @@ static void lose_rank(root *r, int k, double silent)
             fail_unit(u, INTERP_ERR_BROKEN, text);
         }
     }
-    fprintf(stderr, "interp_mpi: root: rank %d (pid %d) lost: silent for %.1f s; %zu item(s) it "
-            "held %s\n", k, s->pid, silent, n,
-            resent ? "sent to the other ranks" : "failed");
+    fprintf(stderr,
+            "interp_mpi: root: rank %d (pid %d) lost: silent for %.1f s; %zu item(s) it "
+            "held %s\n",
+            k, s->pid, silent, n, resent ? "sent to the other ranks" : "failed");
 }
 
 static void heartbeats(root *r)
@@ -731,8 +736,9 @@ static void *root_main(void *arg)
         for (int k = 0; k < r->size; k++)
             if (k != r->me)
                 remote += (size_t)r->ranks[k].inflight;
-        double cap = remote ? busy_cap(mpi__now() - r->last_answer)
-                            : r->hb / 8 < 0.05 ? r->hb / 8 : 0.05;
+        double cap = remote             ? busy_cap(mpi__now() - r->last_answer)
+                     : r->hb / 8 < 0.05 ? r->hb / 8
+                                        : 0.05;
         waker_sleep(r->wk, nap);
         nap = nap * 2 < cap ? nap * 2 : cap;
     }

@@ -19,8 +19,8 @@ typedef struct unit {
     struct srv *s;
     uint64_t id;
     int kind;
-    interp_future *f;   /* task */
-    interp_fn fn;       /* chunk */
+    interp_future *f; /* task */
+    interp_fn fn;     /* chunk */
     interp_msg *fnmsg;
     char *fntext;
     size_t n;
@@ -28,7 +28,7 @@ typedef struct unit {
     const interp_msg *const *borrowed; /* a direct chunk's items (the root's own) */
     bool direct;
     bool stop_on_error;
-    atomic_bool stop;   /* chunk: the root cancelled it (its map's interrupt polls this) */
+    atomic_bool stop; /* chunk: the root cancelled it (its map's interrupt polls this) */
 } unit;
 
 struct srv {
@@ -42,10 +42,10 @@ struct srv {
     bool stopping;              /* guarded by mu */
     pthread_t *runners;
     int max_runners;
-    reply *r_head, *r_tail;     /* guarded by mu */
-    unit *units;                /* communication thread only */
-    size_t busy;                /* communication thread only */
-    fzrecv fz;                  /* communication thread only: frozen values by the root's id */
+    reply *r_head, *r_tail; /* guarded by mu */
+    unit *units;            /* communication thread only */
+    size_t busy;            /* communication thread only */
+    fzrecv fz;              /* communication thread only: frozen values by the root's id */
 };
 
 void srv_frozen(srv *s, const char *data, size_t len) { fzr_recv(&s->fz, data, len, s->max_depth); }
@@ -213,8 +213,10 @@ static void run_direct(srv *s, unit *u)
     }
     r->id = u->id;
     r->n = n;
-    interp_map_options mo = {.stop_on_error = u->stop_on_error, .status = status,
-                             .errors = errors, .interrupted = chunk_stopped,
+    interp_map_options mo = {.stop_on_error = u->stop_on_error,
+                             .status = status,
+                             .errors = errors,
+                             .interrupted = chunk_stopped,
                              .interrupted_ud = u};
     interp_pool_map_fn(s->pool, &u->fn, n, u->borrowed, out, &mo);
     for (size_t i = 0; i < n; i++) {
@@ -249,8 +251,10 @@ static void run_chunk(srv *s, unit *u)
         answer_failed(s, id, n, INTERP_ERR_NOMEM, "out of memory on the rank");
         return;
     }
-    interp_map_options mo = {.stop_on_error = u->stop_on_error, .status = status,
-                             .errors = errors, .interrupted = chunk_stopped,
+    interp_map_options mo = {.stop_on_error = u->stop_on_error,
+                             .status = status,
+                             .errors = errors,
+                             .interrupted = chunk_stopped,
                              .interrupted_ud = u};
     interp_pool_map_fn(s->pool, &u->fn, n, (const interp_msg *const *)u->items, out, &mo);
     drop_inputs(u); /* u must not be touched once the reply is queued */
@@ -326,13 +330,12 @@ static int queue_chunk(srv *s, unit *u)
 
 /* u's function (kind fkind) from its fl bytes at fd: a function message decoded, or a name or
  * source copied. INTERP_OK, or the failure with why set. */
-static int unit_fn(srv *s, unit *u, int fkind, const char *fd, size_t fl, char *why,
-                   size_t whylen)
+static int unit_fn(srv *s, unit *u, int fkind, const char *fd, size_t fl, char *why, size_t whylen)
 {
     u->fn.kind = (interp_fn_kind)fkind;
     if (fkind == INTERP_FN_FUNCTION) {
-        int rc = interp_msg_from_bytes_ex(fd, fl, s->max_depth, INTERP_MSG_TRUST_FUNCTIONS,
-                                          &u->fnmsg);
+        int rc =
+            interp_msg_from_bytes_ex(fd, fl, s->max_depth, INTERP_MSG_TRUST_FUNCTIONS, &u->fnmsg);
         u->fn.function = u->fnmsg;
         if (rc != INTERP_OK)
             snprintf(why, whylen, "the function could not be decoded on this rank: %s",
@@ -500,7 +503,8 @@ int srv_new(srv **out, const interp_pool_options *opts, waker *wk, char **err)
     o.max_queued = 0; /* the root bounds what is in flight; a full queue must not block here */
     int rc = interp__pool_create_rank(&s->pool, &o,
                                       "named channels and contexts do not span the ranks of an "
-                                      "MPI pool (this pool runs on one rank of one)", err);
+                                      "MPI pool (this pool runs on one rank of one)",
+                                      err);
     if (rc != INTERP_OK) {
         free(s);
         return rc;

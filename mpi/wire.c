@@ -116,15 +116,9 @@ static uint64_t take_le(rbuf *b, int n)
     return v;
 }
 
-uint32_t rb_u32(rbuf *b)
-{
-    return (uint32_t)take_le(b, 4);
-}
+uint32_t rb_u32(rbuf *b) { return (uint32_t)take_le(b, 4); }
 
-uint64_t rb_u64(rbuf *b)
-{
-    return take_le(b, 8);
-}
+uint64_t rb_u64(rbuf *b) { return take_le(b, 8); }
 
 double rb_f64(rbuf *b)
 {

@@ -27,16 +27,16 @@ typedef struct fz_block {
 
 struct fz_root {
     atomic_size_t refs;
-    uint64_t k0, k1;              /* SipHash key of this value */
-    fz_block *blocks;             /* the arena */
-    size_t bytes;                 /* charged: arena + root */
-    size_t chunk;                 /* size of the arena's next ordinary block */
-    size_t limit;                 /* while building: the most bytes it may take; 0: none */
-    const interp_frozen **deps;   /* other roots' objects held (one reference each) */
+    uint64_t k0, k1;            /* SipHash key of this value */
+    fz_block *blocks;           /* the arena */
+    size_t bytes;               /* charged: arena + root */
+    size_t chunk;               /* size of the arena's next ordinary block */
+    size_t limit;               /* while building: the most bytes it may take; 0: none */
+    const interp_frozen **deps; /* other roots' objects held (one reference each) */
     size_t ndeps, capdeps;
-    interp__frozen_space *space;  /* charged there (one reference), or NULL */
-    interp__account *payer;       /* the freezing state's account, charged `bytes` (budget.h;
-                                     one reference), or NULL */
+    interp__frozen_space *space; /* charged there (one reference), or NULL */
+    interp__account *payer;      /* the freezing state's account, charged `bytes` (budget.h;
+                                    one reference), or NULL */
     /* buffers */
     fz_buffer buf;
     void (*release)(void *ud, const void *data, size_t len);
@@ -72,10 +72,20 @@ void interp__fz_tag_init(void) { pthread_once(&tag_once, tag_init); }
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                                                   \
     do {                                                                                           \
-        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                                  \
-        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                                     \
-        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                                     \
-        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                                  \
+        v0 += v1;                                                                                  \
+        v1 = ROTL(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = ROTL(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = ROTL(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = ROTL(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = ROTL(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = ROTL(v2, 32);                                                                         \
     } while (0)
 
 static uint64_t siphash13(uint64_t k0, uint64_t k1, const unsigned char *p, size_t len)
@@ -126,12 +136,16 @@ static bool same_key(const fz_val *a, const fz_val *b)
         return false;
     switch (a->type) {
     case FZ_FALSE:
-    case FZ_TRUE: return true;
-    case FZ_INT: return a->u.i == b->u.i;
-    case FZ_FLOAT: return a->u.d == b->u.d;
+    case FZ_TRUE:
+        return true;
+    case FZ_INT:
+        return a->u.i == b->u.i;
+    case FZ_FLOAT:
+        return a->u.d == b->u.d;
     case FZ_STR:
         return a->u.s->len == b->u.s->len && memcmp(a->u.s->data, b->u.s->data, a->u.s->len) == 0;
-    default: return a->u.o == b->u.o;
+    default:
+        return a->u.o == b->u.o;
     }
 }
 
@@ -173,7 +187,8 @@ const fz_val *interp__fz_get_str(const fz_table *t, const char *str, size_t len)
         const fz_slot *s = &t->hash[i];
         if (s->key.type == FZ_NIL)
             return NULL;
-        if (s->key.type == FZ_STR && s->key.u.s->len == len && memcmp(s->key.u.s->data, str, len) == 0)
+        if (s->key.type == FZ_STR && s->key.u.s->len == len &&
+            memcmp(s->key.u.s->data, str, len) == 0)
             return &s->val;
         i = (i + 1) & mask;
     }
@@ -243,7 +258,7 @@ void *interp__fz_alloc(fz_root *r, size_t size)
     if (!b || b->size - b->used < size) {
         size_t cap = size > BIG ? size : r->chunk - sizeof(fz_block);
         if (r->limit && (cap > r->limit || r->bytes + sizeof(fz_block) + cap > r->limit))
-            return NULL; /* over the freezing state's memory limit */
+            return NULL;                     /* over the freezing state's memory limit */
         if (size <= BIG && r->chunk < CHUNK) /* small values stay small; big ones grow */
             r->chunk *= 2;
         fz_block *n = malloc(sizeof *n + cap);
@@ -341,8 +356,7 @@ void interp_frozen_release(const interp_frozen *f)
     interp__fz_root_free(r);
 }
 
-int interp__frozen_charge(const interp_frozen *f, interp__account *acct, char *why,
-                          size_t whylen)
+int interp__frozen_charge(const interp_frozen *f, interp__account *acct, char *why, size_t whylen)
 {
     fz_root *r = f->root;
     if (!acct || r->payer)
@@ -383,8 +397,7 @@ void interp_frozen_totals(size_t *values, size_t *bytes)
 /* ---- buffers ------------------------------------------------------------------------------ */
 
 static int buffer_root(const void *data, size_t len, size_t charged,
-                       void (*release)(void *, const void *, size_t), void *ud,
-                       interp_frozen **out)
+                       void (*release)(void *, const void *, size_t), void *ud, interp_frozen **out)
 {
     fz_root *r = interp__fz_root_new(FZ_BUFFER, NULL);
     if (!r)

@@ -156,19 +156,18 @@ static int b_unpack(lua_State *L)
         if (unpack_window(L, top, b, base, end, pos) == LUA_OK)
             return lua_gettop(L) - top;
         why = lua_tostring(L, -1);
-        if (end == b->len || !why || (!strstr(why, "too short") && !strstr(why, "unfinished string")))
+        if (end == b->len || !why ||
+            (!strstr(why, "too short") && !strstr(why, "unfinished string")))
             return lua_error(L);
     }
 }
 
-static int b_newindex(lua_State *L)
-{
-    return luaL_error(L, "attempt to modify a frozen buffer");
-}
+static int b_newindex(lua_State *L) { return luaL_error(L, "attempt to modify a frozen buffer"); }
 
 void interp__frozen_buf_methods(lua_State *L, int st)
 {
-    static const luaL_Reg methods[] = {{"len", b_len}, {"byte", b_byte}, {"sub", b_sub}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {
+        {"len", b_len}, {"byte", b_byte}, {"sub", b_sub}, {NULL, NULL}};
     static const luaL_Reg matching[] = {
         {"find", b_find}, {"match", b_match}, {"gmatch", b_gmatch}, {NULL, NULL}};
     luaL_setfuncs(L, methods, 0);

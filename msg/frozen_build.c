@@ -172,7 +172,10 @@ static void read_typed(const char **at, uint32_t n, int kind, void *arr)
             q[i] = (int64_t)(int8_t)c;
             p += 1;
         } else {
-            int w = c == 0xcc || c == 0xd0 ? 1 : c == 0xcd || c == 0xd1 ? 2 : c == 0xce || c == 0xd2 ? 4 : 8;
+            int w = c == 0xcc || c == 0xd0   ? 1
+                    : c == 0xcd || c == 0xd1 ? 2
+                    : c == 0xce || c == 0xd2 ? 4
+                                             : 8;
             uint64_t u = be(p + 1, w);
             if (c >= 0xd0) /* signed: sign-extend from w bytes */
                 q[i] = w == 8 ? (int64_t)u : (int64_t)(u << (64 - 8 * w)) >> (64 - 8 * w);
@@ -260,10 +263,20 @@ static int value(bld *b, const char **p, fz_val *out, int depth)
     if (!interp__msg_read_head(p, b->end, &v))
         return INTERP_ERR_DECODE;
     switch (v.type) {
-    case INTERP_MSG_NIL: out->type = FZ_NIL; return INTERP_OK;
-    case INTERP_MSG_BOOL: out->type = v.as.b ? FZ_TRUE : FZ_FALSE; return INTERP_OK;
-    case INTERP_MSG_INT: out->type = FZ_INT; out->u.i = v.as.i; return INTERP_OK;
-    case INTERP_MSG_FLOAT: out->type = FZ_FLOAT; out->u.d = v.as.d; return INTERP_OK;
+    case INTERP_MSG_NIL:
+        out->type = FZ_NIL;
+        return INTERP_OK;
+    case INTERP_MSG_BOOL:
+        out->type = v.as.b ? FZ_TRUE : FZ_FALSE;
+        return INTERP_OK;
+    case INTERP_MSG_INT:
+        out->type = FZ_INT;
+        out->u.i = v.as.i;
+        return INTERP_OK;
+    case INTERP_MSG_FLOAT:
+        out->type = FZ_FLOAT;
+        out->u.d = v.as.d;
+        return INTERP_OK;
     case INTERP_MSG_STR: {
         fz_str *s = interp__fz_alloc(b->r, sizeof *s + v.as.str.len);
         if (!s)
@@ -309,8 +322,10 @@ int interp__frozen_build(const interp_msg *m, int max_depth, interp__frozen_spac
     }
     if (top.type != INTERP_MSG_ARRAY && top.type != INTERP_MSG_MAP)
         return INTERP_ERR_INVALID;
-    bld b = {.end = end, .max_depth = max_depth <= 0 ? DEFAULT_DEPTH
-                                      : max_depth > MAX_DEPTH ? MAX_DEPTH : max_depth};
+    bld b = {.end = end,
+             .max_depth = max_depth <= 0          ? DEFAULT_DEPTH
+                          : max_depth > MAX_DEPTH ? MAX_DEPTH
+                                                  : max_depth};
     if (!(b.r = interp__fz_root_new(FZ_TABLE, space)))
         return INTERP_ERR_NOMEM;
     fz_val v;

@@ -25,7 +25,7 @@
 
 struct interp__account; /* budget.h */
 
-enum { FZ_TABLE = 0x7a6c6254, FZ_BUFFER = 0x7a667542 }; /* object kinds */
+enum { FZ_TABLE = 0x7a6c6254, FZ_BUFFER = 0x7a667542 };               /* object kinds */
 enum { FZ_NIL, FZ_FALSE, FZ_TRUE, FZ_INT, FZ_FLOAT, FZ_STR, FZ_OBJ }; /* value types */
 
 typedef struct fz_root fz_root;
@@ -61,10 +61,10 @@ enum { FZ_ARR_VAL, FZ_ARR_FLOAT, FZ_ARR_INT };
 
 typedef struct fz_table {
     interp_frozen h;
-    uint32_t asize;  /* keys 1..asize are in array (all non-nil); #t == asize */
-    uint32_t hcap;   /* power of two, or 0 */
+    uint32_t asize; /* keys 1..asize are in array (all non-nil); #t == asize */
+    uint32_t hcap;  /* power of two, or 0 */
     uint32_t hcount;
-    uint8_t akind;   /* FZ_ARR_*: what array points at */
+    uint8_t akind; /* FZ_ARR_*: what array points at */
     const void *array;
     const fz_slot *hash;
 } fz_table;
@@ -197,7 +197,7 @@ typedef struct interp__frozen_lua_cfg {
     interp__frozen_space *space;
     const atomic_size_t *mem_in_use;
     size_t mem_limit;
-    int max_depth;     /* nesting a freeze accepts (0: 200, at most 200) */
+    int max_depth; /* nesting a freeze accepts (0: 200, at most 200) */
     bool allow_files;
     /* Called every few thousand steps of work a buffer's find/match/gmatch does inside C (the
      * interrupt poll of interp/, which may raise); NULL: none. */

@@ -101,12 +101,24 @@ void interp__frozen_push(lua_State *L, const interp_frozen *o)
 static inline void push_scalar(lua_State *L, const fz_val *v)
 {
     switch (v->type) {
-    case FZ_FALSE: lua_pushboolean(L, 0); break;
-    case FZ_TRUE: lua_pushboolean(L, 1); break;
-    case FZ_INT: lua_pushinteger(L, (lua_Integer)v->u.i); break;
-    case FZ_FLOAT: lua_pushnumber(L, (lua_Number)v->u.d); break;
-    case FZ_STR: lua_pushlstring(L, v->u.s->data, v->u.s->len); break;
-    default: lua_pushnil(L); break;
+    case FZ_FALSE:
+        lua_pushboolean(L, 0);
+        break;
+    case FZ_TRUE:
+        lua_pushboolean(L, 1);
+        break;
+    case FZ_INT:
+        lua_pushinteger(L, (lua_Integer)v->u.i);
+        break;
+    case FZ_FLOAT:
+        lua_pushnumber(L, (lua_Number)v->u.d);
+        break;
+    case FZ_STR:
+        lua_pushlstring(L, v->u.s->data, v->u.s->len);
+        break;
+    default:
+        lua_pushnil(L);
+        break;
     }
 }
 
@@ -114,13 +126,27 @@ static inline void push_scalar(lua_State *L, const fz_val *v)
 static inline int push_val(lua_State *L, const fz_val *v)
 {
     switch (v->type) {
-    case FZ_NIL: lua_pushnil(L); break;
-    case FZ_FALSE: lua_pushboolean(L, 0); break;
-    case FZ_TRUE: lua_pushboolean(L, 1); break;
-    case FZ_INT: lua_pushinteger(L, (lua_Integer)v->u.i); break;
-    case FZ_FLOAT: lua_pushnumber(L, (lua_Number)v->u.d); break;
-    case FZ_STR: lua_pushlstring(L, v->u.s->data, v->u.s->len); break;
-    default: push_view(L, lua_upvalueindex(1), v->u.o); break;
+    case FZ_NIL:
+        lua_pushnil(L);
+        break;
+    case FZ_FALSE:
+        lua_pushboolean(L, 0);
+        break;
+    case FZ_TRUE:
+        lua_pushboolean(L, 1);
+        break;
+    case FZ_INT:
+        lua_pushinteger(L, (lua_Integer)v->u.i);
+        break;
+    case FZ_FLOAT:
+        lua_pushnumber(L, (lua_Number)v->u.d);
+        break;
+    case FZ_STR:
+        lua_pushlstring(L, v->u.s->data, v->u.s->len);
+        break;
+    default:
+        push_view(L, lua_upvalueindex(1), v->u.o);
+        break;
     }
     return 1;
 }
@@ -130,7 +156,9 @@ static inline int push_val(lua_State *L, const fz_val *v)
 static bool to_key(lua_State *L, int idx, fz_val *k)
 {
     switch (lua_type(L, idx)) {
-    case LUA_TBOOLEAN: k->type = lua_toboolean(L, idx) ? FZ_TRUE : FZ_FALSE; return true;
+    case LUA_TBOOLEAN:
+        k->type = lua_toboolean(L, idx) ? FZ_TRUE : FZ_FALSE;
+        return true;
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
             k->type = FZ_INT;
@@ -143,7 +171,8 @@ static bool to_key(lua_State *L, int idx, fz_val *k)
     case LUA_TUSERDATA:
         k->type = FZ_OBJ;
         return (k->u.o = interp__frozen_toobj(L, idx)) != NULL;
-    default: return false;
+    default:
+        return false;
     }
 }
 
@@ -184,10 +213,7 @@ static int t_index(lua_State *L)
     return 1;
 }
 
-static int t_newindex(lua_State *L)
-{
-    return luaL_error(L, "attempt to modify a frozen table");
-}
+static int t_newindex(lua_State *L) { return luaL_error(L, "attempt to modify a frozen table"); }
 
 static int t_len(lua_State *L)
 {
@@ -212,7 +238,8 @@ static int t_next(lua_State *L)
                 size_t len;
                 const char *str = lua_tolstring(L, 2, &len);
                 const fz_val *v = interp__fz_get_str(t, str, len);
-                s = v ? (const fz_slot *)(const void *)((const char *)v - offsetof(fz_slot, val)) : NULL;
+                s = v ? (const fz_slot *)(const void *)((const char *)v - offsetof(fz_slot, val))
+                      : NULL;
             } else if (to_key(L, 2, &k)) {
                 s = interp__fz_find(t, &k);
             }
@@ -381,7 +408,8 @@ static void freeze_at(lua_State *L, const interp__frozen_lua_cfg *cfg, int idx)
             luaL_error(L, "cannot freeze: not enough memory");
         if ((rc = interp__frozen_buffer_copy(s, len, cfg->space, &f)))
             luaL_error(L, "cannot freeze: %s", interp_strerror(rc));
-    } else if (t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER || interp__frozen_toobj(L, idx)) {
+    } else if (t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER ||
+               interp__frozen_toobj(L, idx)) {
         lua_pushvalue(L, idx); /* already immutable */
         return;
     } else {

@@ -26,7 +26,7 @@ typedef struct lbld {
     fz_root *r;
     interp__idmap ids; /* Lua table or string -> frozen table or string */
     int max_depth;
-    char *why;         /* the reason of a failure, at least 128 bytes */
+    char *why; /* the reason of a failure, at least 128 bytes */
 } lbld;
 
 static int lvalue(lbld *b, int idx, fz_val *out, int depth);
@@ -37,10 +37,7 @@ static int fail(lbld *b, int rc, const char *what)
     return rc;
 }
 
-static int nomem(lbld *b)
-{
-    return fail(b, INTERP_ERR_NOMEM, "not enough memory");
-}
+static int nomem(lbld *b) { return fail(b, INTERP_ERR_NOMEM, "not enough memory"); }
 
 /* Remember obj (a Lua object's address) -> p. */
 static int remember(lbld *b, interp__idmap_slot *s, const void *obj, const void *p)
@@ -85,7 +82,8 @@ static int arr_start(lbld *b, fz_table *t, arr_fill *a, lua_Unsigned border, int
     a->kind = FZ_ARR_VAL;
     if (first_type == LUA_TNUMBER)
         a->kind = first_int ? FZ_ARR_INT : FZ_ARR_FLOAT;
-    a->arr = interp__fz_alloc(b->r, (size_t)a->border * (a->kind == FZ_ARR_VAL ? sizeof(fz_val) : 8));
+    a->arr =
+        interp__fz_alloc(b->r, (size_t)a->border * (a->kind == FZ_ARR_VAL ? sizeof(fz_val) : 8));
     if (!a->arr)
         return nomem(b);
     t->akind = (uint8_t)a->kind;
@@ -363,8 +361,12 @@ static int lvalue(lbld *b, int idx, fz_val *out, int depth)
 {
     lua_State *L = b->L;
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: out->type = FZ_NIL; return INTERP_OK;
-    case LUA_TBOOLEAN: out->type = lua_toboolean(L, idx) ? FZ_TRUE : FZ_FALSE; return INTERP_OK;
+    case LUA_TNIL:
+        out->type = FZ_NIL;
+        return INTERP_OK;
+    case LUA_TBOOLEAN:
+        out->type = lua_toboolean(L, idx) ? FZ_TRUE : FZ_FALSE;
+        return INTERP_OK;
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
             out->type = FZ_INT;
@@ -392,7 +394,8 @@ static int lvalue(lbld *b, int idx, fz_val *out, int depth)
         out->u.s = fs;
         return remember(b, s, p, fs);
     }
-    case LUA_TTABLE: return ltable(b, idx, out, depth);
+    case LUA_TTABLE:
+        return ltable(b, idx, out, depth);
     case LUA_TUSERDATA: {
         const interp_frozen *o = interp__frozen_toobj(L, idx);
         if (!o)

@@ -93,14 +93,21 @@ static int put_value(thaw *t, const fz_val *v, int depth)
 {
     char h[9];
     switch (v->type) {
-    case FZ_NIL: return put(t, "\xc0", 1);
-    case FZ_FALSE: return put(t, "\xc2", 1);
-    case FZ_TRUE: return put(t, "\xc3", 1);
+    case FZ_NIL:
+        return put(t, "\xc0", 1);
+    case FZ_FALSE:
+        return put(t, "\xc2", 1);
+    case FZ_TRUE:
+        return put(t, "\xc3", 1);
     case FZ_INT:
-        return put(t, h, (size_t)((v->u.i >= 0 ? mp_encode_uint(h, (uint64_t)v->u.i)
-                                               : mp_encode_int(h, v->u.i)) - h));
-    case FZ_FLOAT: return put(t, h, (size_t)(mp_encode_double(h, v->u.d) - h));
-    case FZ_STR: return put_str(t, v->u.s->data, v->u.s->len);
+        return put(t, h,
+                   (size_t)((v->u.i >= 0 ? mp_encode_uint(h, (uint64_t)v->u.i)
+                                         : mp_encode_int(h, v->u.i)) -
+                            h));
+    case FZ_FLOAT:
+        return put(t, h, (size_t)(mp_encode_double(h, v->u.d) - h));
+    case FZ_STR:
+        return put_str(t, v->u.s->data, v->u.s->len);
     default:
         if (v->u.o->kind == FZ_BUFFER) {
             const fz_buffer *b = (const fz_buffer *)v->u.o;

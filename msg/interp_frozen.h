@@ -56,8 +56,8 @@ INTERP_API int interp_frozen_bytes(const void *data, size_t len, interp_frozen *
  * goes (release may be NULL: the bytes then outlive every reference, e.g. static data). On an
  * error release is not called and the caller keeps the bytes. */
 INTERP_API int interp_frozen_wrap(const void *data, size_t len,
-                                  void (*release)(void *ud, const void *data, size_t len),
-                                  void *ud, interp_frozen **out);
+                                  void (*release)(void *ud, const void *data, size_t len), void *ud,
+                                  interp_frozen **out);
 
 /* A frozen buffer of the whole file at path, mapped read-only (read once into memory where it
  * cannot be mapped, e.g. a pipe). INTERP_ERR_NOTFOUND (no such file), INTERP_ERR_SYSTEM (other

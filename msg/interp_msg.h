@@ -68,8 +68,8 @@ INTERP_API int interp_msg_from_bytes(const void *data, size_t len, int max_depth
  * it only for bytes from a sender you trust as much as your own code (a process of your own
  * over a pipe, say), never for bytes a tenant could have written. */
 enum { INTERP_MSG_TRUST_FUNCTIONS = 1u };
-INTERP_API int interp_msg_from_bytes_ex(const void *data, size_t len, int max_depth,
-                                        unsigned flags, interp_msg **out);
+INTERP_API int interp_msg_from_bytes_ex(const void *data, size_t len, int max_depth, unsigned flags,
+                                        interp_msg **out);
 
 /* A copy of m (owned by the caller), or NULL when out of memory. */
 INTERP_API interp_msg *interp_msg_dup(const interp_msg *m);
@@ -131,7 +131,7 @@ typedef enum interp_msg_type {
     INTERP_MSG_BOOL,
     INTERP_MSG_INT,
     INTERP_MSG_FLOAT,
-    INTERP_MSG_STR,      /* MessagePack str or bin */
+    INTERP_MSG_STR, /* MessagePack str or bin */
     INTERP_MSG_ARRAY,
     INTERP_MSG_MAP,
     INTERP_MSG_REF,      /* back-reference: `ref` objects back (1 = the table or function
@@ -157,8 +157,14 @@ typedef struct interp_msg_value {
         bool b;
         int64_t i;
         double d;
-        struct { const char *ptr; size_t len; } str; /* not NUL-terminated */
-        struct { uint32_t count; interp_msg_iter items; } seq; /* ARRAY and MAP */
+        struct {
+            const char *ptr;
+            size_t len;
+        } str; /* not NUL-terminated */
+        struct {
+            uint32_t count;
+            interp_msg_iter items;
+        } seq; /* ARRAY and MAP */
         uint32_t ref;
         const interp_frozen *frozen;
     } as;

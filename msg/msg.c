@@ -15,8 +15,8 @@ interp_msg *interp__msg_alloc(size_t size, uint32_t count, uint32_t flags)
 {
     if (size > SIZE_MAX - sizeof(interp_msg))
         return NULL;
-    interp_msg *m = size >= INTERP__BIGBUF_MIN / 2 ? interp__bigbuf_take(sizeof(interp_msg) + size)
-                                                   : NULL;
+    interp_msg *m =
+        size >= INTERP__BIGBUF_MIN / 2 ? interp__bigbuf_take(sizeof(interp_msg) + size) : NULL;
     if (!m)
         m = malloc(sizeof(interp_msg) + size);
     if (!m)
@@ -104,8 +104,8 @@ char *interp__msgbuf_reserve(interp__msgbuf *b, size_t more)
     while (cap - b->used < more)
         cap *= 2;
     /* a large buffer: a kept block (msg_bigbuf.c) when one fits, its pages already mapped */
-    interp_msg *m = cap >= INTERP__BIGBUF_MIN / 2 ? interp__bigbuf_take(sizeof(interp_msg) + cap)
-                                                  : NULL;
+    interp_msg *m =
+        cap >= INTERP__BIGBUF_MIN / 2 ? interp__bigbuf_take(sizeof(interp_msg) + cap) : NULL;
     if (m) {
         if (b->msg) {
             memcpy(m, b->msg, sizeof(interp_msg) + b->used);

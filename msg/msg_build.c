@@ -87,17 +87,11 @@ interp_msg *interp_msg_str(const char *s, size_t len)
     return m;
 }
 
-interp_msg *interp_msg_cstr(const char *s)
-{
-    return s ? interp_msg_str(s, strlen(s)) : NULL;
-}
+interp_msg *interp_msg_cstr(const char *s) { return s ? interp_msg_str(s, strlen(s)) : NULL; }
 
 /* ---- builder ---------------------------------------------------------------------------- */
 
-interp_msg_builder *interp_msg_builder_new(void)
-{
-    return calloc(1, sizeof(interp_msg_builder));
-}
+interp_msg_builder *interp_msg_builder_new(void) { return calloc(1, sizeof(interp_msg_builder)); }
 
 void interp_msg_builder_free(interp_msg_builder *b)
 {
@@ -141,12 +135,12 @@ static void value_done(interp_msg_builder *b)
 }
 
 /* Common entry check: the builder exists and has not failed. */
-#define CHECK(b)                                                                              \
-    do {                                                                                      \
-        if (!(b))                                                                             \
-            return INTERP_ERR_INVALID;                                                        \
-        if ((b)->err)                                                                         \
-            return (b)->err;                                                                  \
+#define CHECK(b)                                                                                   \
+    do {                                                                                           \
+        if (!(b))                                                                                  \
+            return INTERP_ERR_INVALID;                                                             \
+        if ((b)->err)                                                                              \
+            return (b)->err;                                                                       \
     } while (0)
 
 int interp_msg_add_nil(interp_msg_builder *b)
@@ -229,8 +223,8 @@ static int open_container(interp_msg_builder *b, char *p, uint64_t values)
     }
     if (b->depth == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 16;
-        uint64_t *open = cap <= SIZE_MAX / sizeof *open ? realloc(b->open, cap * sizeof *open)
-                                                        : NULL;
+        uint64_t *open =
+            cap <= SIZE_MAX / sizeof *open ? realloc(b->open, cap * sizeof *open) : NULL;
         if (!open)
             return b->err = INTERP_ERR_NOMEM;
         b->open = open;

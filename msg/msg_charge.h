@@ -8,9 +8,6 @@
 
 #include "interp_msg.h"
 
-static inline size_t interp__msg_charge(const interp_msg *m)
-{
-    return interp_msg_size(m) + 32;
-}
+static inline size_t interp__msg_charge(const interp_msg *m) { return interp_msg_size(m) + 32; }
 
 #endif

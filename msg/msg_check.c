@@ -24,25 +24,25 @@ enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 32, MAX_UPVALUES = 255 };
 enum { F_SEQ, F_FUNC }; /* frame kinds: array/map elements, function upvalues */
 
 typedef struct vframe {
-    uint64_t left;       /* F_SEQ: items left (a map counts keys and values); F_FUNC: upvalues */
-    const char *outer;   /* F_FUNC: the limit to restore when the payload ends */
-    const char *end;     /* F_FUNC: the end of the payload */
+    uint64_t left;     /* F_SEQ: items left (a map counts keys and values); F_FUNC: upvalues */
+    const char *outer; /* F_FUNC: the limit to restore when the payload ends */
+    const char *end;   /* F_FUNC: the end of the payload */
     int kind;
 } vframe;
 
-typedef struct vfunc {   /* a function seen so far: JOIN targets */
+typedef struct vfunc { /* a function seen so far: JOIN targets */
     uint64_t obj;
     uint32_t nups;
 } vfunc;
 
 typedef struct vstate {
-    const char *base;    /* start of the bytes, for offsets in messages */
+    const char *base; /* start of the bytes, for offsets in messages */
     vframe inline_frames[INLINE_FRAMES];
     vframe *frames;
     size_t nframes, capframes;
     vfunc *funcs;
     size_t nfuncs, capfuncs;
-    uint64_t objects;    /* objects opened so far */
+    uint64_t objects; /* objects opened so far */
     uint32_t flags;
     int max_depth;
     char *why;
@@ -134,11 +134,21 @@ static int read_uint(vstate *s, const char **p, const char *lim, uint64_t *v, co
         return INTERP_OK;
     }
     switch (c) {
-    case 0xcc: n = 1; break;
-    case 0xcd: n = 2; break;
-    case 0xce: n = 4; break;
-    case 0xcf: n = 8; break;
-    default: return fail(s, INTERP_ERR_DECODE, at, "function payload: %s is not an unsigned integer", what);
+    case 0xcc:
+        n = 1;
+        break;
+    case 0xcd:
+        n = 2;
+        break;
+    case 0xce:
+        n = 4;
+        break;
+    case 0xcf:
+        n = 8;
+        break;
+    default:
+        return fail(s, INTERP_ERR_DECODE, at, "function payload: %s is not an unsigned integer",
+                    what);
     }
     if ((size_t)(lim - at) < 1 + n)
         return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
@@ -179,8 +189,8 @@ static int read_blob(vstate *s, const char **p, const char *lim, bool want_str, 
 /* Open a FUNCTION whose payload is [q, end): checks the bytecode and the upvalue count,
  * numbers the function, pushes a frame for its upvalues and makes `end` the limit until the
  * frame closes. *p is set to the first upvalue. */
-static int open_function(vstate *s, const char *at, const char *q, const char *end,
-                         const char **p, const char **lim)
+static int open_function(vstate *s, const char *at, const char *q, const char *end, const char **p,
+                         const char **lim)
 {
     uint32_t blen;
     uint64_t nups;
@@ -238,32 +248,92 @@ static int value(vstate *s, const char **p, const char **lim)
     switch (c) {
     case 0xc1:
         return fail(s, INTERP_ERR_DECODE, at, "reserved byte 0xc1");
-    case 0xcc: case 0xd0: hdr = 2; goto fixed;
-    case 0xcd: case 0xd1: hdr = 3; goto fixed;
-    case 0xce: case 0xd2: case 0xca: hdr = 5; goto fixed;
-    case 0xcf: case 0xd3: case 0xcb: hdr = 9; goto fixed;
-    case 0xc4: case 0xd9: hdr = 2; break;
-    case 0xc5: case 0xda: hdr = 3; break;
-    case 0xc6: case 0xdb: hdr = 5; break;
-    case 0xdc: case 0xde: hdr = 3; break;
-    case 0xdd: case 0xdf: hdr = 5; break;
-    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: hdr = 2; break;
-    case 0xc7: hdr = 3; break;
-    case 0xc8: hdr = 4; break;
-    case 0xc9: hdr = 6; break;
-    default: return fail(s, INTERP_ERR_DECODE, at, "invalid byte 0x%02x", c); /* unreachable */
+    case 0xcc:
+    case 0xd0:
+        hdr = 2;
+        goto fixed;
+    case 0xcd:
+    case 0xd1:
+        hdr = 3;
+        goto fixed;
+    case 0xce:
+    case 0xd2:
+    case 0xca:
+        hdr = 5;
+        goto fixed;
+    case 0xcf:
+    case 0xd3:
+    case 0xcb:
+        hdr = 9;
+        goto fixed;
+    case 0xc4:
+    case 0xd9:
+        hdr = 2;
+        break;
+    case 0xc5:
+    case 0xda:
+        hdr = 3;
+        break;
+    case 0xc6:
+    case 0xdb:
+        hdr = 5;
+        break;
+    case 0xdc:
+    case 0xde:
+        hdr = 3;
+        break;
+    case 0xdd:
+    case 0xdf:
+        hdr = 5;
+        break;
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+        hdr = 2;
+        break;
+    case 0xc7:
+        hdr = 3;
+        break;
+    case 0xc8:
+        hdr = 4;
+        break;
+    case 0xc9:
+        hdr = 6;
+        break;
+    default:
+        return fail(s, INTERP_ERR_DECODE, at, "invalid byte 0x%02x", c); /* unreachable */
     }
     if (room < hdr)
         return fail(s, INTERP_ERR_DECODE, at, "truncated message");
     switch (c) {
-    case 0xc4: case 0xd9: n = load_be(at + 1, 1); goto blob;
-    case 0xc5: case 0xda: n = load_be(at + 1, 2); goto blob;
-    case 0xc6: case 0xdb: n = load_be(at + 1, 4); goto blob;
-    case 0xdc: n = load_be(at + 1, 2); goto array;
-    case 0xdd: n = load_be(at + 1, 4); goto array;
-    case 0xde: n = load_be(at + 1, 2); goto map;
-    case 0xdf: n = load_be(at + 1, 4); goto map;
-    default: break;
+    case 0xc4:
+    case 0xd9:
+        n = load_be(at + 1, 1);
+        goto blob;
+    case 0xc5:
+    case 0xda:
+        n = load_be(at + 1, 2);
+        goto blob;
+    case 0xc6:
+    case 0xdb:
+        n = load_be(at + 1, 4);
+        goto blob;
+    case 0xdc:
+        n = load_be(at + 1, 2);
+        goto array;
+    case 0xdd:
+        n = load_be(at + 1, 4);
+        goto array;
+    case 0xde:
+        n = load_be(at + 1, 2);
+        goto map;
+    case 0xdf:
+        n = load_be(at + 1, 4);
+        goto map;
+    default:
+        break;
     }
     /* ext */
     {
@@ -349,7 +419,8 @@ static int upvalue(vstate *s, const char **p, const char *lim, bool *want_value)
                         "upvalue joined to %llu objects back, not a function begun before",
                         (unsigned long long)f);
         if (u >= vf->nups)
-            return fail(s, INTERP_ERR_DECODE, at, "upvalue joined to upvalue %llu of a function with %u",
+            return fail(s, INTERP_ERR_DECODE, at,
+                        "upvalue joined to upvalue %llu of a function with %u",
                         (unsigned long long)u, (unsigned)vf->nups);
         s->flags |= INTERP__MSG_HAS_REFS;
         return INTERP_OK;

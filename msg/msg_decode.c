@@ -48,38 +48,38 @@ enum { K_ARRAY, K_MAP, K_FUNC };
 
 typedef struct dframe {
     int kind;
-    int idx;            /* stack index of the table or function */
-    uint32_t i, n;      /* K_ARRAY: elements set, count; K_MAP: -, pairs left;
-                           K_FUNC: current upvalue (1-based), count */
-    bool in_key;        /* K_MAP: the value being read is a key */
-    uint32_t uplen;     /* K_FUNC: the current upvalue's name, for error texts */
+    int idx;        /* stack index of the table or function */
+    uint32_t i, n;  /* K_ARRAY: elements set, count; K_MAP: -, pairs left;
+                       K_FUNC: current upvalue (1-based), count */
+    bool in_key;    /* K_MAP: the value being read is a key */
+    uint32_t uplen; /* K_FUNC: the current upvalue's name, for error texts */
     const char *upname;
 } dframe;
 
 typedef struct dec {
     lua_State *L;
     const char *p;
-    uint32_t left;      /* top-level values still to read */
-    long long top;      /* 1-based index of the top-level value being read */
+    uint32_t left; /* top-level values still to read */
+    long long top; /* 1-based index of the top-level value being read */
     int max_depth;
     bool allow_functions;
-    bool direct;        /* raise errors as strings (interp_msg_push_lua) */
+    bool direct; /* raise errors as strings (interp_msg_push_lua) */
     bool has_refs;
-    int refs;           /* stack index of the object table (HAS_REFS), 0 if none */
-    int frames_slot;    /* stack index reserved for a bigger frame array, 0 if none */
-    int keys_slot;      /* first of KEY_CACHE stack slots holding cached keys, 0 if none */
-    int plan_slot;      /* stack index reserved for the plan's userdata, 0 if none */
-    bool planned;       /* the planner has run (from the first big map on) */
+    int refs;            /* stack index of the object table (HAS_REFS), 0 if none */
+    int frames_slot;     /* stack index reserved for a bigger frame array, 0 if none */
+    int keys_slot;       /* first of KEY_CACHE stack slots holding cached keys, 0 if none */
+    int plan_slot;       /* stack index reserved for the plan's userdata, 0 if none */
+    bool planned;        /* the planner has run (from the first big map on) */
     const uint8_t *plan; /* its decisions, one per big map in header order */
     size_t plan_n, plan_next;
     struct {
-        const char *s;  /* the bytes of the string in slot keys_slot + i (anchored there) */
+        const char *s; /* the bytes of the string in slot keys_slot + i (anchored there) */
         size_t len;
     } keys[KEY_CACHE];
     uint32_t nobj;
-    size_t max_frames;  /* min(max_depth, message size): frames ever needed */
-    size_t size;        /* of the message */
-    const char *base;   /* its first byte */
+    size_t max_frames; /* min(max_depth, message size): frames ever needed */
+    size_t size;       /* of the message */
+    const char *base;  /* its first byte */
     dframe *frames;
     size_t nframes, capframes;
     int status;
@@ -228,7 +228,8 @@ static bool open_function(dec *d)
         if (st == LUA_ERRMEM)
             lua_error(L); /* the memory error itself */
         char text[120];
-        snprintf(text, sizeof text, "%s", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
+        snprintf(text, sizeof text, "%s",
+                 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
         lua_pop(L, 1);
         dfail(d, INTERP_ERR_DECODE, "cannot load function: %s", text);
     }
@@ -238,8 +239,8 @@ static bool open_function(dec *d)
         actual++;
     }
     if (actual != nups)
-        dfail(d, INTERP_ERR_DECODE, "function has %u upvalues, message gives %u",
-              (unsigned)actual, (unsigned)nups);
+        dfail(d, INTERP_ERR_DECODE, "function has %u upvalues, message gives %u", (unsigned)actual,
+              (unsigned)nups);
     add_object(d);
     push_frame(d, (dframe){.kind = K_FUNC, .idx = lua_gettop(L), .n = nups});
     if (!func_advance(d, &d->frames[d->nframes - 1])) /* frames may have moved */
@@ -296,16 +297,17 @@ static bool open_table(dec *d, uint32_t n, bool map, const char *at)
     add_object(d);
     if (n == 0)
         return true;
-    push_frame(d, (dframe){.kind = map ? K_MAP : K_ARRAY, .idx = lua_gettop(d->L), .n = n,
-                           .in_key = map});
+    push_frame(
+        d, (dframe){.kind = map ? K_MAP : K_ARRAY, .idx = lua_gettop(d->L), .n = n, .in_key = map});
     return false;
 }
 
 /* Push the map key s (a short string), through the cache of recent keys. */
 static void push_key(dec *d, const char *s, size_t len)
 {
-    unsigned h = ((unsigned)len * 31u + (unsigned char)s[0] * 7u +
-                  (len ? (unsigned char)s[len - 1] : 0u)) % KEY_CACHE;
+    unsigned h =
+        ((unsigned)len * 31u + (unsigned char)s[0] * 7u + (len ? (unsigned char)s[len - 1] : 0u)) %
+        KEY_CACHE;
     if (d->keys[h].len == len && d->keys[h].s && memcmp(d->keys[h].s, s, len) == 0) {
         lua_pushvalue(d->L, d->keys_slot + (int)h);
         return;
@@ -360,8 +362,14 @@ static bool read_value(dec *d)
     const char *s;
     INTERP__STEPS(1);
     switch (mp_typeof((char)c)) {
-    case MP_NIL: d->p++; lua_pushnil(L); return true;
-    case MP_BOOL: d->p++; lua_pushboolean(L, c == 0xc3); return true;
+    case MP_NIL:
+        d->p++;
+        lua_pushnil(L);
+        return true;
+    case MP_BOOL:
+        d->p++;
+        lua_pushboolean(L, c == 0xc3);
+        return true;
     case MP_UINT: {
         uint64_t u = mp_decode_uint(&d->p);
         if (u > (uint64_t)INT64_MAX)
@@ -370,9 +378,15 @@ static bool read_value(dec *d)
             lua_pushinteger(L, (lua_Integer)u);
         return true;
     }
-    case MP_INT: lua_pushinteger(L, (lua_Integer)mp_decode_int(&d->p)); return true;
-    case MP_FLOAT: lua_pushnumber(L, (lua_Number)mp_decode_float(&d->p)); return true;
-    case MP_DOUBLE: lua_pushnumber(L, (lua_Number)mp_decode_double(&d->p)); return true;
+    case MP_INT:
+        lua_pushinteger(L, (lua_Integer)mp_decode_int(&d->p));
+        return true;
+    case MP_FLOAT:
+        lua_pushnumber(L, (lua_Number)mp_decode_float(&d->p));
+        return true;
+    case MP_DOUBLE:
+        lua_pushnumber(L, (lua_Number)mp_decode_double(&d->p));
+        return true;
     case MP_STR:
         s = mp_decode_str(&d->p, &len);
         INTERP__STEPS(len / 64);
@@ -386,7 +400,8 @@ static bool read_value(dec *d)
         INTERP__STEPS(len / 64);
         lua_pushlstring(L, s, len);
         return true;
-    case MP_ARRAY: return open_table(d, mp_decode_array(&d->p), false, NULL);
+    case MP_ARRAY:
+        return open_table(d, mp_decode_array(&d->p), false, NULL);
     case MP_MAP: {
         const char *at = d->p;
         return open_table(d, mp_decode_map(&d->p), true, at);
@@ -534,9 +549,14 @@ static inline void push_plain(lua_State *L, const char **pp, uint32_t *left, uin
             continue;
         }
         switch (c) {
-        case 0xcc: lua_pushinteger(L, (unsigned char)p[1]); p += 2; continue;
+        case 0xcc:
+            lua_pushinteger(L, (unsigned char)p[1]);
+            p += 2;
+            continue;
         case 0xcd:
-        case 0xce: lua_pushinteger(L, (lua_Integer)mp_decode_uint(&p)); continue;
+        case 0xce:
+            lua_pushinteger(L, (lua_Integer)mp_decode_uint(&p));
+            continue;
         case 0xcf: {
             uint64_t u = mp_decode_uint(&p);
             if (u > (uint64_t)INT64_MAX)
@@ -545,14 +565,30 @@ static inline void push_plain(lua_State *L, const char **pp, uint32_t *left, uin
                 lua_pushinteger(L, (lua_Integer)u);
             continue;
         }
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3:
             lua_pushinteger(L, (lua_Integer)mp_decode_int(&p));
             continue;
-        case 0xc0: lua_pushnil(L); p++; continue;
-        case 0xc2: lua_pushboolean(L, 0); p++; continue;
-        case 0xc3: lua_pushboolean(L, 1); p++; continue;
-        case 0xca: lua_pushnumber(L, (lua_Number)mp_decode_float(&p)); continue;
-        case 0xcb: lua_pushnumber(L, (lua_Number)mp_decode_double(&p)); continue;
+        case 0xc0:
+            lua_pushnil(L);
+            p++;
+            continue;
+        case 0xc2:
+            lua_pushboolean(L, 0);
+            p++;
+            continue;
+        case 0xc3:
+            lua_pushboolean(L, 1);
+            p++;
+            continue;
+        case 0xca:
+            lua_pushnumber(L, (lua_Number)mp_decode_float(&p));
+            continue;
+        case 0xcb:
+            lua_pushnumber(L, (lua_Number)mp_decode_double(&p));
+            continue;
         default:
             if (strings && ((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb))) {
                 uint32_t len;
@@ -621,7 +657,8 @@ int interp_msg_to_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *
         rc = set_error(err, d.status, "%s", d.why);
     else /* a Lua error we did not raise ("table overflow", an error in a __gc...) */
         rc = set_error(err, INTERP_ERR_DECODE, "%s",
-                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error while decoding");
+                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                      : "error while decoding");
     lua_settop(L, base);
     return rc;
 }
@@ -631,7 +668,7 @@ int interp__msg_push_small(lua_State *L, const interp_msg *m, size_t max_size)
     uint32_t count = m->count;
     const unsigned char *u = (const unsigned char *)m->data;
     if (m->size > (max_size ? max_size : DEFAULT_SIZE))
-        return -1; /* interp_msg_push_lua says why */
+        return -1;                    /* interp_msg_push_lua says why */
     if (count == 1 && m->size <= 9) { /* one number, the usual argument: no loop */
         unsigned char c = u[0];
         if (c <= 0x7f) {
@@ -639,13 +676,18 @@ int interp__msg_push_small(lua_State *L, const interp_msg *m, size_t max_size)
             return 1;
         }
         switch (c) {
-        case 0xcc: lua_pushinteger(L, u[1]); return 1;
-        case 0xcd: lua_pushinteger(L, (lua_Integer)u[1] << 8 | u[2]); return 1;
+        case 0xcc:
+            lua_pushinteger(L, u[1]);
+            return 1;
+        case 0xcd:
+            lua_pushinteger(L, (lua_Integer)u[1] << 8 | u[2]);
+            return 1;
         case 0xce:
             lua_pushinteger(L, (lua_Integer)u[1] << 24 | (lua_Integer)u[2] << 16 |
                                    (lua_Integer)u[3] << 8 | u[4]);
             return 1;
-        default: break;
+        default:
+            break;
         }
     }
     if (count > INTERP__MSG_SMALL_VALUES)
@@ -663,7 +705,8 @@ int interp_msg_push_lua(lua_State *L, const interp_msg *m, const interp_msg_opts
 {
     /* a few scalars (a task's usual arguments): pushed directly, no decoder set up */
     uint32_t count = m->count;
-    if (count <= FAST_VALUES && m->size <= (opts && opts->max_size ? opts->max_size : DEFAULT_SIZE) &&
+    if (count <= FAST_VALUES &&
+        m->size <= (opts && opts->max_size ? opts->max_size : DEFAULT_SIZE) &&
         lua_checkstack(L, (int)count + 1)) {
         const char *p = m->data;
         uint32_t left = count;

@@ -62,13 +62,13 @@ typedef struct enc {
     bool allow_functions;
     uint32_t flags;
     uint32_t nobj;
-    int status;         /* of the failed write (NOMEM or LIMIT) */
-    long long top;      /* 1-based index of the top-level value being written */
+    int status;    /* of the failed write (NOMEM or LIMIT) */
+    long long top; /* 1-based index of the top-level value being written */
     const void *globals;
     eframe *frames;
     size_t nframes, capframes;
-    interp__idmap ids;  /* table/function -> object number; upvalue cell -> (function
-                           object << 32) | upvalue index */
+    interp__idmap ids; /* table/function -> object number; upvalue cell -> (function
+                          object << 32) | upvalue index */
     interp_msg_error *err;
     eframe inline_frames[INLINE_FRAMES];
 } enc;
@@ -135,7 +135,10 @@ static inline char *need(enc *e, size_t n)
     return need_slow(e, n);
 }
 
-static inline void wrote(enc *e, const char *w, const char *end) { e->buf.used += (size_t)(end - w); }
+static inline void wrote(enc *e, const char *w, const char *end)
+{
+    e->buf.used += (size_t)(end - w);
+}
 
 static int put_uint(enc *e, uint64_t v)
 {
@@ -477,7 +480,8 @@ static int next_upvalue(enc *e, eframe *f)
         slot *s = lookup(e, cell);
         if (s->key) { /* a variable shared with an upvalue written before */
             lua_pop(L, 1);
-            if ((rc = put_uint(e, INTERP__MSG_UPV_JOIN)) || (rc = put_uint(e, e->nobj - (s->val >> 32))) ||
+            if ((rc = put_uint(e, INTERP__MSG_UPV_JOIN)) ||
+                (rc = put_uint(e, e->nobj - (s->val >> 32))) ||
                 (rc = put_uint(e, s->val & 0xffffffffu)))
                 return rc;
             e->flags |= INTERP__MSG_HAS_REFS;
@@ -799,8 +803,8 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
         first = lua_absindex(L, first);
         if (first < 1 || first > base - count + 1) {
             if (err)
-                snprintf(err->text, sizeof err->text, "values %d..%d are not on the stack",
-                         first, first + count - 1);
+                snprintf(err->text, sizeof err->text, "values %d..%d are not on the stack", first,
+                         first + count - 1);
             return INTERP_ERR_INVALID;
         }
     }

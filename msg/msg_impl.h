@@ -68,13 +68,34 @@ static inline void interp__msg_ext_header(const char **p, int8_t *type, uint32_t
 {
     const unsigned char *s = (const unsigned char *)*p;
     switch (s[0]) {
-    case 0xd4: *len = 1; s += 1; break;
-    case 0xd5: *len = 2; s += 1; break;
-    case 0xd6: *len = 4; s += 1; break;
-    case 0xd7: *len = 8; s += 1; break;
-    case 0xd8: *len = 16; s += 1; break;
-    case 0xc7: *len = s[1]; s += 2; break;
-    case 0xc8: *len = (uint32_t)s[1] << 8 | s[2]; s += 3; break;
+    case 0xd4:
+        *len = 1;
+        s += 1;
+        break;
+    case 0xd5:
+        *len = 2;
+        s += 1;
+        break;
+    case 0xd6:
+        *len = 4;
+        s += 1;
+        break;
+    case 0xd7:
+        *len = 8;
+        s += 1;
+        break;
+    case 0xd8:
+        *len = 16;
+        s += 1;
+        break;
+    case 0xc7:
+        *len = s[1];
+        s += 2;
+        break;
+    case 0xc8:
+        *len = (uint32_t)s[1] << 8 | s[2];
+        s += 3;
+        break;
     default: /* 0xc9 */
         *len = (uint32_t)s[1] << 24 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 8 | s[4];
         s += 5;

@@ -44,11 +44,11 @@ typedef struct interp__slab interp__slab;
 typedef struct interp__slab_cache interp__slab_cache;
 
 /* Slab cache of one producer: full-size slabs whose members have all been freed wait there
- * (up to max_bytes while the producer is busy, idle_bytes while it is idle) for the producer's next slabs, instead of going back to malloc. A map
- * producing a million results per run, which the host frees before the next run, then works
- * in memory already mapped: fresh pages cost a fault and a zeroing each (a fifth of the cost
- * of a small result otherwise). Any thread may put a slab back (its last member's free); the
- * producer takes them. NULL when out of memory. */
+ * (up to max_bytes while the producer is busy, idle_bytes while it is idle) for the producer's next
+ * slabs, instead of going back to malloc. A map producing a million results per run, which the host
+ * frees before the next run, then works in memory already mapped: fresh pages cost a fault and a
+ * zeroing each (a fifth of the cost of a small result otherwise). Any thread may put a slab back
+ * (its last member's free); the producer takes them. NULL when out of memory. */
 interp__slab_cache *interp__slab_cache_new(size_t max_bytes, size_t idle_bytes);
 /* The producer has gone idle: the cache keeps at most idle_bytes (at most max_bytes) of slabs,
  * those kept beyond it are freed now and later ones beyond it as they come back, until the
@@ -75,8 +75,8 @@ struct interp_msg_error;
 
 /* interp_msg_from_lua for a producer with a slab (msg_encode.c): values that are all nil,
  * booleans, numbers or short strings (a small message) are written straight into *slab (see
- * interp__slab_reserve for cache and hint); anything else, or a failure, goes the ordinary way. first
- * must be an absolute index and count >= 0 (the caller's values are on the stack). */
+ * interp__slab_reserve for cache and hint); anything else, or a failure, goes the ordinary way.
+ * first must be an absolute index and count >= 0 (the caller's values are on the stack). */
 int interp__msg_from_lua_slab(struct lua_State *L, int first, int count,
                               const struct interp_msg_opts *opts, interp__slab_cache *cache,
                               interp__slab **slab, size_t hint, interp_msg **out,

@@ -32,13 +32,20 @@ static const char *item(const char *p)
 static bool pointers_given(va_list *ap, char c)
 {
     switch (c) {
-    case 'b': return va_arg(*ap, bool *) != NULL;
-    case 'i': return va_arg(*ap, int *) != NULL;
-    case 'l': return va_arg(*ap, long *) != NULL;
-    case 'L': return va_arg(*ap, long long *) != NULL;
-    case 'I': return va_arg(*ap, int64_t *) != NULL;
-    case 'z': return va_arg(*ap, size_t *) != NULL;
-    case 'd': return va_arg(*ap, double *) != NULL;
+    case 'b':
+        return va_arg(*ap, bool *) != NULL;
+    case 'i':
+        return va_arg(*ap, int *) != NULL;
+    case 'l':
+        return va_arg(*ap, long *) != NULL;
+    case 'L':
+        return va_arg(*ap, long long *) != NULL;
+    case 'I':
+        return va_arg(*ap, int64_t *) != NULL;
+    case 'z':
+        return va_arg(*ap, size_t *) != NULL;
+    case 'd':
+        return va_arg(*ap, double *) != NULL;
     default: { /* 's', 'S': both are consumed */
         bool ptr = va_arg(*ap, const char **) != NULL;
         return va_arg(*ap, size_t *) != NULL && ptr;
@@ -54,15 +61,27 @@ static bool pointers_given(va_list *ap, char c)
 static int check_format(const char *fmt, bool unpack, va_list *ap, size_t *containers)
 {
     /* level 0 is the message; `dynamic`: holds an `m`, so the parity is not known yet */
-    struct level { char open; bool dynamic; uint64_t items; } lvl[MAX_DEPTH + 1];
+    struct level {
+        char open;
+        bool dynamic;
+        uint64_t items;
+    } lvl[MAX_DEPTH + 1];
     int depth = 0;
     lvl[0] = (struct level){0, false, 0};
     *containers = 0;
     for (const char *p = item(fmt); *p; p = item(p + 1)) {
         bool pointers = false; /* the item takes destination pointers (unpack) */
         switch (*p) {
-        case 'n': case 'b': case 'i': case 'l': case 'L': case 'I': case 'z': case 'd':
-        case 's': case 'S':
+        case 'n':
+        case 'b':
+        case 'i':
+        case 'l':
+        case 'L':
+        case 'I':
+        case 'z':
+        case 'd':
+        case 's':
+        case 'S':
             lvl[depth].items++;
             pointers = *p != 'n';
             break;
@@ -80,14 +99,16 @@ static int check_format(const char *fmt, bool unpack, va_list *ap, size_t *conta
             if (!unpack || !strchr("]}", *item(p + 1)))
                 return INTERP_ERR_INVALID;
             break;
-        case '[': case '{':
+        case '[':
+        case '{':
             if (depth == MAX_DEPTH)
                 return INTERP_ERR_LIMIT;
             lvl[depth].items++;
             lvl[++depth] = (struct level){*p, false, 0};
             (*containers)++;
             break;
-        case ']': case '}':
+        case ']':
+        case '}':
             if (depth == 0 || *p != (lvl[depth].open == '[' ? ']' : '}'))
                 return INTERP_ERR_INVALID;
             if (*p == '}' && !lvl[depth].dynamic && lvl[depth].items % 2)
@@ -111,10 +132,18 @@ static int int_arg(va_list *ap, char c, int64_t *v)
 {
     size_t z;
     switch (c) {
-    case 'i': *v = va_arg(*ap, int); return INTERP_OK;
-    case 'l': *v = va_arg(*ap, long); return INTERP_OK;
-    case 'L': *v = va_arg(*ap, long long); return INTERP_OK;
-    case 'I': *v = va_arg(*ap, int64_t); return INTERP_OK;
+    case 'i':
+        *v = va_arg(*ap, int);
+        return INTERP_OK;
+    case 'l':
+        *v = va_arg(*ap, long);
+        return INTERP_OK;
+    case 'L':
+        *v = va_arg(*ap, long long);
+        return INTERP_OK;
+    case 'I':
+        *v = va_arg(*ap, int64_t);
+        return INTERP_OK;
     default:
         z = va_arg(*ap, size_t);
         *v = (int64_t)z;
@@ -127,7 +156,10 @@ static int int_arg(va_list *ap, char c, int64_t *v)
  * order the containers open. With a builder (building pass): append, taking the counts. */
 static int pack_pass(const char *fmt, va_list *ap, interp_msg_builder *b, uint32_t *counts)
 {
-    struct { uint64_t values; size_t slot; } lvl[MAX_DEPTH + 1] = {{0}};
+    struct {
+        uint64_t values;
+        size_t slot;
+    } lvl[MAX_DEPTH + 1] = {{0}};
     int depth = 0;
     size_t slots = 0;
     for (const char *p = item(fmt); *p; p = item(p + 1)) {
@@ -144,7 +176,11 @@ static int pack_pass(const char *fmt, va_list *ap, interp_msg_builder *b, uint32
                 rc = interp_msg_add_bool(b, v != 0);
             break;
         }
-        case 'i': case 'l': case 'L': case 'I': case 'z': {
+        case 'i':
+        case 'l':
+        case 'L':
+        case 'I':
+        case 'z': {
             int64_t v;
             if ((rc = int_arg(ap, *p, &v)))
                 return rc;
@@ -186,7 +222,8 @@ static int pack_pass(const char *fmt, va_list *ap, interp_msg_builder *b, uint32
                 rc = interp_msg_add_msg(b, m);
             break;
         }
-        case '[': case '{':
+        case '[':
+        case '{':
             if (b)
                 rc = *p == '[' ? interp_msg_add_array(b, counts[slots])
                                : interp_msg_add_map(b, counts[slots]);
@@ -290,11 +327,21 @@ static int integer(const interp_msg_value *v, char c, int64_t *out)
 static void store_int(va_list *ap, char c, int64_t i)
 {
     switch (c) {
-    case 'i': *va_arg(*ap, int *) = (int)i; break;
-    case 'l': *va_arg(*ap, long *) = (long)i; break;
-    case 'L': *va_arg(*ap, long long *) = (long long)i; break;
-    case 'z': *va_arg(*ap, size_t *) = (size_t)i; break;
-    default: *va_arg(*ap, int64_t *) = i; break;
+    case 'i':
+        *va_arg(*ap, int *) = (int)i;
+        break;
+    case 'l':
+        *va_arg(*ap, long *) = (long)i;
+        break;
+    case 'L':
+        *va_arg(*ap, long long *) = (long long)i;
+        break;
+    case 'z':
+        *va_arg(*ap, size_t *) = (size_t)i;
+        break;
+    default:
+        *va_arg(*ap, int64_t *) = i;
+        break;
     }
 }
 
@@ -324,7 +371,8 @@ static int unpack_pass(const interp_msg *m, const char *fmt, va_list *ap)
         int64_t i = 0;
         int rc = INTERP_OK;
         switch (*p) {
-        case 'n': case '?':
+        case 'n':
+        case '?':
             if (*p == 'n' && v.type != INTERP_MSG_NIL)
                 return INTERP_ERR_DECODE;
             break;
@@ -334,7 +382,11 @@ static int unpack_pass(const interp_msg *m, const char *fmt, va_list *ap)
             if (ap)
                 *va_arg(*ap, bool *) = v.as.b;
             break;
-        case 'i': case 'l': case 'L': case 'I': case 'z':
+        case 'i':
+        case 'l':
+        case 'L':
+        case 'I':
+        case 'z':
             if ((rc = integer(&v, *p, &i)))
                 return rc;
             if (ap)
@@ -346,7 +398,8 @@ static int unpack_pass(const interp_msg *m, const char *fmt, va_list *ap)
             if (ap)
                 *va_arg(*ap, double *) = v.type == INTERP_MSG_INT ? (double)v.as.i : v.as.d;
             break;
-        case 's': case 'S':
+        case 's':
+        case 'S':
             if (v.type != INTERP_MSG_STR)
                 return INTERP_ERR_DECODE;
             if (ap) {

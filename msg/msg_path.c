@@ -44,16 +44,17 @@ void interp__path_in_key(interp__path *p) { append(p, ": key", 5); }
 void interp__path_upvalue(interp__path *p, const char *name, size_t len)
 {
     char tmp[KEY_SHOWN + 24];
-    int n = snprintf(tmp, sizeof tmp, ": upvalue '%.*s%s'", (int)(len > KEY_SHOWN ? KEY_SHOWN : len),
-                     name, len > KEY_SHOWN ? "..." : "");
+    int n = snprintf(tmp, sizeof tmp, ": upvalue '%.*s%s'",
+                     (int)(len > KEY_SHOWN ? KEY_SHOWN : len), name, len > KEY_SHOWN ? "..." : "");
     append(p, tmp, (size_t)n);
 }
 
 static bool is_identifier(const char *s, size_t n)
 {
-    static const char *const reserved[] = {
-        "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
-        "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"};
+    static const char *const reserved[] = {"and",   "break", "do",       "else", "elseif", "end",
+                                           "false", "for",   "function", "goto", "if",     "in",
+                                           "local", "nil",   "not",      "or",   "repeat", "return",
+                                           "then",  "true",  "until",    "while"};
     if (n == 0 || n > KEY_SHOWN)
         return false;
     for (size_t i = 0; i < n; i++) {

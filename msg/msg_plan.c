@@ -21,7 +21,7 @@ _Thread_local uint64_t interp__msg_steps;
 /* ---- Lua's placement of numeric keys (ltable.c: hashint, l_hashfloat, hashmod) ------------ */
 
 typedef struct keyrec {
-    uint64_t h;      /* integer keys: the integer as unsigned; floats: l_hashfloat's value */
+    uint64_t h; /* integer keys: the integer as unsigned; floats: l_hashfloat's value */
     uint32_t isflt;
 } keyrec;
 
@@ -59,18 +59,39 @@ static interp__hash_model g_model;
 static pthread_once_t g_model_once = PTHREAD_ONCE_INIT;
 
 /* Keys of both kinds and every range the hash functions treat apart. */
-static const double probe_floats[] = {0.5, -2.25, 1e300, 3.0e-5, 7.75, -1e-300, 123456.125,
-                                      -0.375, 1e20, 2.5e-10};
-static const long long probe_ints[] = {7, 8, 3, 12, 64, 1000, -1, -64, 2147483647, 2147483648LL,
-                                       4294967297LL, -9223372036854775807LL - 1, 99, 31, 65,
-                                       9223372036854775807LL, 1LL << 40, 5, 17, 42};
+static const double probe_floats[] = {0.5,     -2.25,      1e300,  3.0e-5, 7.75,
+                                      -1e-300, 123456.125, -0.375, 1e20,   2.5e-10};
+static const long long probe_ints[] = {7,
+                                       8,
+                                       3,
+                                       12,
+                                       64,
+                                       1000,
+                                       -1,
+                                       -64,
+                                       2147483647,
+                                       2147483648LL,
+                                       4294967297LL,
+                                       -9223372036854775807LL - 1,
+                                       99,
+                                       31,
+                                       65,
+                                       9223372036854775807LL,
+                                       1LL << 40,
+                                       5,
+                                       17,
+                                       42};
 
 /* Does a table of 64 nodes, given keys whose predicted main positions are all distinct, list
  * them (lua_next walks the nodes in order) in the predicted order? */
 static bool model_matches(lua_State *L, interp__hash_model model)
 {
     enum { LSIZE = 6, SIZE = 1 << LSIZE };
-    struct { keyrec k; double f; long long i; } pos[SIZE];
+    struct {
+        keyrec k;
+        double f;
+        long long i;
+    } pos[SIZE];
     bool used[SIZE] = {false};
     int n = 0;
     for (size_t j = 0; j < sizeof probe_ints / sizeof probe_ints[0]; j++) {
@@ -152,10 +173,10 @@ enum { F_ARRAY, F_MAP, F_FUNC };
 
 typedef struct pframe {
     int kind;
-    uint64_t left;    /* F_ARRAY: elements; F_MAP: keys and values; F_FUNC: upvalues */
-    uint32_t pairs;   /* F_MAP */
-    long slot;        /* F_MAP: its byte in out, -1 when small */
-    size_t keys_at;   /* F_MAP (big): its first record on the key stack */
+    uint64_t left;  /* F_ARRAY: elements; F_MAP: keys and values; F_FUNC: upvalues */
+    uint32_t pairs; /* F_MAP */
+    long slot;      /* F_MAP: its byte in out, -1 when small */
+    size_t keys_at; /* F_MAP (big): its first record on the key stack */
 } pframe;
 
 typedef struct planner {
@@ -261,11 +282,20 @@ static bool note_key(planner *pl, const char *p)
 {
     keyrec k;
     switch (mp_typeof(*p)) {
-    case MP_UINT: k = (keyrec){.h = mp_decode_uint(&p), .isflt = 0}; break;
-    case MP_INT: k = (keyrec){.h = (uint64_t)mp_decode_int(&p), .isflt = 0}; break;
-    case MP_FLOAT: k = key_of_double(mp_decode_float(&p)); break;
-    case MP_DOUBLE: k = key_of_double(mp_decode_double(&p)); break;
-    default: return true;
+    case MP_UINT:
+        k = (keyrec){.h = mp_decode_uint(&p), .isflt = 0};
+        break;
+    case MP_INT:
+        k = (keyrec){.h = (uint64_t)mp_decode_int(&p), .isflt = 0};
+        break;
+    case MP_FLOAT:
+        k = key_of_double(mp_decode_float(&p));
+        break;
+    case MP_DOUBLE:
+        k = key_of_double(mp_decode_double(&p));
+        break;
+    default:
+        return true;
     }
     keyrec *ks = grow(pl, pl->keys, &pl->capkeys, pl->nkeys + 1, sizeof *ks);
     if (!ks)
@@ -279,8 +309,8 @@ static bool note_key(planner *pl, const char *p)
  * pairs or more takes the next slot of out; a function value stops the walk (*stopped) unless
  * functions are decoded. false when out of memory (or of slots, which valid bytes never
  * are). */
-static bool plan_value(planner *pl, const char **pp, const char *end, int functions,
-                       uint8_t *out, size_t out_cap, long *nout, bool *stopped)
+static bool plan_value(planner *pl, const char **pp, const char *end, int functions, uint8_t *out,
+                       size_t out_cap, long *nout, bool *stopped)
 {
     const char *p = *pp;
     switch (mp_typeof(*p)) {
@@ -292,8 +322,8 @@ static bool plan_value(planner *pl, const char **pp, const char *end, int functi
     }
     case MP_MAP: {
         uint32_t n = mp_decode_map(&p);
-        pframe f = {.kind = F_MAP, .left = 2 * (uint64_t)n, .pairs = n, .slot = -1,
-                    .keys_at = pl->nkeys};
+        pframe f = {
+            .kind = F_MAP, .left = 2 * (uint64_t)n, .pairs = n, .slot = -1, .keys_at = pl->nkeys};
         if (n >= INTERP__PLAN_MIN) {
             if ((size_t)*nout >= out_cap) { /* not for valid bytes: refuse, never overflow */
                 pl->oom = true;
@@ -347,8 +377,8 @@ static bool plan_value(planner *pl, const char **pp, const char *end, int functi
     return true;
 }
 
-long interp__plan_maps(lua_State *L, const char *p, const char *end, int functions,
-                       uint8_t *out, size_t out_cap, uint64_t *steps)
+long interp__plan_maps(lua_State *L, const char *p, const char *end, int functions, uint8_t *out,
+                       size_t out_cap, uint64_t *steps)
 {
     planner pl = {0};
     pl.alloc = lua_getallocf(L, &pl.ud);
@@ -360,8 +390,8 @@ long interp__plan_maps(lua_State *L, const char *p, const char *end, int functio
         pframe *top = pl.nframes ? &pl.frames[pl.nframes - 1] : NULL;
         if (top && top->left == 0) { /* a container is complete */
             if (top->kind == F_MAP && top->slot >= 0) {
-                out[top->slot] = decide(&pl, pl.keys + top->keys_at, pl.nkeys - top->keys_at,
-                                        top->pairs);
+                out[top->slot] =
+                    decide(&pl, pl.keys + top->keys_at, pl.nkeys - top->keys_at, top->pairs);
                 pl.nkeys = top->keys_at;
             }
             pl.nframes--;
@@ -392,8 +422,8 @@ long interp__plan_maps(lua_State *L, const char *p, const char *end, int functio
     while (!pl.oom && pl.nframes) {
         pframe *top = &pl.frames[--pl.nframes];
         if (top->kind == F_MAP && top->slot >= 0 && (top->left == 0 || stopped)) {
-            out[top->slot] = decide(&pl, pl.keys + top->keys_at, pl.nkeys - top->keys_at,
-                                    top->pairs);
+            out[top->slot] =
+                decide(&pl, pl.keys + top->keys_at, pl.nkeys - top->keys_at, top->pairs);
             pl.nkeys = top->keys_at;
         }
     }

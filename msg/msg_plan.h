@@ -51,8 +51,8 @@ interp__hash_model interp__plan_model(void);
  * from L's allocator (lua_getallocf: it counts against the state's limit; no Lua object is
  * made and nothing is raised). Returns the number of bytes written, or -1 when out of memory.
  * *steps (may be NULL) receives the work done plus the chain walks the decisions imply. */
-long interp__plan_maps(lua_State *L, const char *p, const char *end, int functions,
-                       uint8_t *out, size_t out_cap, uint64_t *steps);
+long interp__plan_maps(lua_State *L, const char *p, const char *end, int functions, uint8_t *out,
+                       size_t out_cap, uint64_t *steps);
 
 /* Test builds only (the fuzzer defines INTERP_MSG_STEPS): the decoder's work on this thread, in
  * steps of a constant cost (a value, a chain link walked, 64 bytes copied), so that a fuzz

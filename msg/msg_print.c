@@ -53,10 +53,17 @@ static size_t utf8_len(const unsigned char *p, size_t left)
     unsigned c = p[0];
     size_t n;
     unsigned min;
-    if (c >= 0xc2 && c <= 0xdf) { n = 2; min = 0x80; }
-    else if (c >= 0xe0 && c <= 0xef) { n = 3; min = 0x800; }
-    else if (c >= 0xf0 && c <= 0xf4) { n = 4; min = 0x10000; }
-    else return 0;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        min = 0x10000;
+    } else
+        return 0;
     if (left < n)
         return 0;
     unsigned cp = c & (0x7f >> n);
@@ -82,16 +89,35 @@ static void put_string(text *t, const char *s, size_t len)
         unsigned c = p[i];
         const char *esc = NULL;
         switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\a': esc = "\\a"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\v': esc = "\\v"; break;
-        default: break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\a':
+            esc = "\\a";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\v':
+            esc = "\\v";
+            break;
+        default:
+            break;
         }
         if (esc) {
             puts_(t, esc);
@@ -154,9 +180,10 @@ static void put_float(text *t, double d)
 
 static bool is_identifier(const char *s, size_t len)
 {
-    static const char *const reserved[] = {
-        "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
-        "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"};
+    static const char *const reserved[] = {"and",   "break", "do",       "else", "elseif", "end",
+                                           "false", "for",   "function", "goto", "if",     "in",
+                                           "local", "nil",   "not",      "or",   "repeat", "return",
+                                           "then",  "true",  "until",    "while"};
     if (len == 0 || (s[0] >= '0' && s[0] <= '9'))
         return false;
     for (size_t i = 0; i < len; i++) {
@@ -176,30 +203,41 @@ static void put_scalar(text *t, const interp_msg_value *v)
 {
     char buf[32];
     switch (v->type) {
-    case INTERP_MSG_NIL: puts_(t, "nil"); break;
-    case INTERP_MSG_BOOL: puts_(t, v->as.b ? "true" : "false"); break;
+    case INTERP_MSG_NIL:
+        puts_(t, "nil");
+        break;
+    case INTERP_MSG_BOOL:
+        puts_(t, v->as.b ? "true" : "false");
+        break;
     case INTERP_MSG_INT:
         snprintf(buf, sizeof buf, "%lld", (long long)v->as.i);
         puts_(t, buf);
         break;
-    case INTERP_MSG_FLOAT: put_float(t, v->as.d); break;
-    case INTERP_MSG_STR: put_string(t, v->as.str.ptr, v->as.str.len); break;
+    case INTERP_MSG_FLOAT:
+        put_float(t, v->as.d);
+        break;
+    case INTERP_MSG_STR:
+        put_string(t, v->as.str.ptr, v->as.str.len);
+        break;
     case INTERP_MSG_REF:
         snprintf(buf, sizeof buf, "@ref%lu", (unsigned long)v->as.ref);
         puts_(t, buf);
         break;
-    case INTERP_MSG_FUNCTION: puts_(t, "<function>"); break;
+    case INTERP_MSG_FUNCTION:
+        puts_(t, "<function>");
+        break;
     case INTERP_MSG_FROZEN:
         puts_(t, interp_frozen_is_buffer(v->as.frozen) ? "<frozen buffer>" : "<frozen table>");
         break;
     case INTERP_MSG_ARRAY:
-    case INTERP_MSG_MAP: break; /* not scalars */
+    case INTERP_MSG_MAP:
+        break; /* not scalars */
     }
 }
 
 /* One open run being printed: the top level (no braces), an array or a map. */
 typedef struct frame {
-    uint64_t left;    /* values still to print in this run */
+    uint64_t left; /* values still to print in this run */
     bool map;
     bool first;
     bool key_next;    /* map: the next value read is a key */

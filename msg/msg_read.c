@@ -88,9 +88,18 @@ static bool read_head(const char **pos, const char *end, head *h)
         p += h->len;
     } else {
         switch (c) {
-        case 0xc0: h->type = INTERP_MSG_NIL; break;
-        case 0xc2: case 0xc3: h->type = INTERP_MSG_BOOL; h->as.b = c == 0xc3; break;
-        case 0xcc: case 0xcd: case 0xce: case 0xcf: {
+        case 0xc0:
+            h->type = INTERP_MSG_NIL;
+            break;
+        case 0xc2:
+        case 0xc3:
+            h->type = INTERP_MSG_BOOL;
+            h->as.b = c == 0xc3;
+            break;
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf: {
             w = 1 << (c - 0xcc);
             if (!fits(p, end, w))
                 return false;
@@ -105,7 +114,10 @@ static bool read_head(const char **pos, const char *end, head *h)
             }
             break;
         }
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3: {
             w = 1 << (c - 0xd0);
             if (!fits(p, end, w))
                 return false;
@@ -137,8 +149,12 @@ static bool read_head(const char **pos, const char *end, head *h)
             h->as.d = load_f64(p);
             p += 8;
             break;
-        case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
-        case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
+        case 0xd9:
+        case 0xda:
+        case 0xdb: /* str 8/16/32 */
+        case 0xc4:
+        case 0xc5:
+        case 0xc6: /* bin 8/16/32 */
             w = 1 << (c >= 0xd9 ? c - 0xd9 : c - 0xc4);
             if (!fits(p, end, w))
                 return false;
@@ -150,7 +166,10 @@ static bool read_head(const char **pos, const char *end, head *h)
             h->ptr = p;
             p += h->len;
             break;
-        case 0xdc: case 0xdd: case 0xde: case 0xdf:
+        case 0xdc:
+        case 0xdd:
+        case 0xde:
+        case 0xdf:
             w = c == 0xdc || c == 0xde ? 2 : 4;
             if (!fits(p, end, w))
                 return false;
@@ -159,8 +178,14 @@ static bool read_head(const char **pos, const char *end, head *h)
             h->type = c <= 0xdd ? INTERP_MSG_ARRAY : INTERP_MSG_MAP;
             h->children = h->type == INTERP_MSG_MAP ? 2 * (uint64_t)h->count : h->count;
             break;
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: /* fixext 1/2/4/8/16 */
-        case 0xc7: case 0xc8: case 0xc9:                       /* ext 8/16/32 */
+        case 0xd4:
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8: /* fixext 1/2/4/8/16 */
+        case 0xc7:
+        case 0xc8:
+        case 0xc9: /* ext 8/16/32 */
             if (c >= 0xd4) {
                 h->len = (size_t)1 << (c - 0xd4);
             } else {
@@ -242,14 +267,29 @@ static bool value_of(const head *h, const char *after, const char *end, interp_m
 {
     v->type = h->type;
     switch (h->type) {
-    case INTERP_MSG_NIL: break;
-    case INTERP_MSG_BOOL: v->as.b = h->as.b; break;
-    case INTERP_MSG_INT: v->as.i = h->as.i; break;
-    case INTERP_MSG_FLOAT: v->as.d = h->as.d; break;
-    case INTERP_MSG_STR: v->as.str.ptr = h->ptr; v->as.str.len = h->len; break;
-    case INTERP_MSG_REF: v->as.ref = h->count; break;
-    case INTERP_MSG_FROZEN: memcpy(&v->as.frozen, h->ptr, sizeof v->as.frozen); break;
-    case INTERP_MSG_FUNCTION: break; /* the payload was stepped over by read_head */
+    case INTERP_MSG_NIL:
+        break;
+    case INTERP_MSG_BOOL:
+        v->as.b = h->as.b;
+        break;
+    case INTERP_MSG_INT:
+        v->as.i = h->as.i;
+        break;
+    case INTERP_MSG_FLOAT:
+        v->as.d = h->as.d;
+        break;
+    case INTERP_MSG_STR:
+        v->as.str.ptr = h->ptr;
+        v->as.str.len = h->len;
+        break;
+    case INTERP_MSG_REF:
+        v->as.ref = h->count;
+        break;
+    case INTERP_MSG_FROZEN:
+        memcpy(&v->as.frozen, h->ptr, sizeof v->as.frozen);
+        break;
+    case INTERP_MSG_FUNCTION:
+        break; /* the payload was stepped over by read_head */
     case INTERP_MSG_ARRAY:
     case INTERP_MSG_MAP:
         if (h->children > UINT32_MAX) /* `left` is 32-bit; such a map needs > 8 GiB anyway */

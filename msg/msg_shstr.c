@@ -81,7 +81,7 @@ void interp__shblock_free(void *ptr) { unref(head_of(ptr)); }
 /* ---- the layout probe -------------------------------------------------------------------- */
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
-static size_t str_off;               /* contents - block start of a long string; 0: unknown */
+static size_t str_off;                 /* contents - block start of a long string; 0: unknown */
 static _Atomic(lua_Alloc) share_alloc; /* the registered allocator; NULL: none */
 
 typedef struct probe_rec {

@@ -75,7 +75,7 @@ void interp__shstr_msg_refs(const char *data, size_t len, int delta);
 
 /* The trailer of a message with INTERP__MSG_HAS_SHARED, after its data. */
 typedef struct interp__shstr_tail {
-    size_t plain_size;   /* bytes of the plain MessagePack form */
+    size_t plain_size;     /* bytes of the plain MessagePack form */
     _Atomic(char *) plain; /* that form, built on first request (interp_msg_data), or NULL */
 } interp__shstr_tail;
 /* Bytes to reserve after `size` bytes of data for the trailer (alignment included). */

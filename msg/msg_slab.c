@@ -11,12 +11,12 @@
 #define SLAB_BIAS ((size_t)1 << (sizeof(size_t) * 8 - 2))
 
 struct interp__slab_cache {
-    atomic_size_t refs;  /* the producer, and every slab (live or kept) made with the cache */
-    pthread_mutex_t mu;  /* guards what follows */
-    interp__slab *kept;  /* full-size slabs whose members are all freed, linked through data */
-    size_t nkept, max;   /* max: the limit now (busy_max, or idle_max while idle) */
+    atomic_size_t refs; /* the producer, and every slab (live or kept) made with the cache */
+    pthread_mutex_t mu; /* guards what follows */
+    interp__slab *kept; /* full-size slabs whose members are all freed, linked through data */
+    size_t nkept, max;  /* max: the limit now (busy_max, or idle_max while idle) */
     size_t busy_max, idle_max;
-    bool open;           /* false once the producer has released it */
+    bool open; /* false once the producer has released it */
 };
 
 static void cache_unref(interp__slab_cache *c)

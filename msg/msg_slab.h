@@ -15,10 +15,10 @@
 enum { INTERP__SLAB_MAX = 60 << 10 };
 
 struct interp__slab {
-    atomic_size_t refs;   /* a bias while the producer holds it, minus the freed members */
+    atomic_size_t refs;        /* a bias while the producer holds it, minus the freed members */
     interp__slab_cache *cache; /* where it goes when its last member is freed, or NULL */
-    size_t members;       /* producer only: members made */
-    size_t used, cap;     /* producer only: bytes of data[] */
+    size_t members;            /* producer only: members made */
+    size_t used, cap;          /* producer only: bytes of data[] */
     _Alignas(16) char data[];
 };
 #define INTERP__SLAB_HEAD sizeof(interp__slab *) /* before each member: the slab's address */
@@ -46,8 +46,8 @@ static inline interp_msg *interp__slab_reserve(interp__slab_cache *cache, interp
 
 /* Take the member m that interp__slab_reserve returned, with `size` data bytes (at most the
  * reserved size) and its header set (INTERP__MSG_SLAB added to flags). */
-static inline void interp__slab_commit(interp__slab *sl, interp_msg *m, size_t size,
-                                       uint32_t count, uint32_t flags)
+static inline void interp__slab_commit(interp__slab *sl, interp_msg *m, size_t size, uint32_t count,
+                                       uint32_t flags)
 {
     char *at = (char *)m - INTERP__SLAB_HEAD;
     __builtin_memcpy(at, &sl, sizeof sl);

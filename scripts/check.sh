@@ -2,7 +2,7 @@
 # The README's second command (and CI's): build and run the whole test suite three times
 # (Release, ASan+UBSan, TSan; separate build folders), then fuzz the message decoder.
 # Before the Release stage, scripts/long_functions.py checks that no function is over 80 lines
-# (but its allow-list). After it, the same suite runs again with both cores kept busy
+# (but its allow-list) and scripts/format_check.sh that the C files follow .clang-format. After it, the same suite runs again with both cores kept busy
 # (scripts/loaded.sh).
 # The luarocks stage installs the rock into a scratch tree, uses it and removes it; the deb
 # stage builds the Debian packages, unpacks them into a scratch root and builds against them.
@@ -25,8 +25,9 @@ stage() { # name cmake-args...
 }
 
 if [ -z "$only" ] || [ "$only" = release ]; then
-  echo "=== long functions ==="
+  echo "=== long functions, format ==="
   scripts/long_functions.py # no function over 80 lines but its allow-list
+  scripts/format_check.sh   # every C file follows .clang-format
 fi
 stage release -DCMAKE_BUILD_TYPE=Release
 if [ -z "$only" ] || [ "$only" = loaded ]; then

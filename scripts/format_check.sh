@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # format_check.sh - the C sources follow .clang-format (clang-format 14's --dry-run --Werror).
-# Checks every tracked .c and .h file but those listed in scripts/format_pending.txt (files
-# not reformatted yet; the list only shrinks). `scripts/format_check.sh --fix FILE...`
-# reformats the files given in place.
+# Checks every tracked .c and .h file (but those listed in scripts/format_pending.txt, if it
+# exists: files left to reformat). `scripts/format_check.sh --fix FILE...` reformats the files
+# given in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = --fix ]; then

@@ -9,8 +9,7 @@
 
 /* interp__shared_new then interp__shared_compile: validate cfg and compile its initializer.
  * On error nothing is left allocated, *out is NULL and *err a malloc'd text (or NULL). */
-static inline int interp__shared_create(const interp_config *cfg, interp_shared **out,
-                                        char **err)
+static inline int interp__shared_create(const interp_config *cfg, interp_shared **out, char **err)
 {
     int rc = interp__shared_new(cfg, out, err);
     if (rc == INTERP_OK && (rc = interp__shared_compile(*out, cfg, err)) != INTERP_OK) {

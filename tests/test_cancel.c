@@ -52,8 +52,8 @@ static void *interrupter_main(void *p)
 
 /* Run src as task `task` while another thread interrupts it `delay` s after started(). Returns
  * the status; *stop_s is the time from the interrupt to the end of the call. */
-static int run_interrupted(fixture *f, const char *src, int reason, double delay,
-                           interp_outcome *o, double *stop_s)
+static int run_interrupted(fixture *f, const char *src, int reason, double delay, interp_outcome *o,
+                           double *stop_s)
 {
     interrupter in = {.s = f->s, .task = ++f->task, .reason = reason, .delay = delay};
     sem_init(&in.started, 0, 0);
@@ -93,7 +93,8 @@ static const char *const evasions[] = {
     "started() local co = coroutine.wrap(function() while true do pcall(coroutine.yield) end end) "
     "while true do co() end",
     "started() xpcall(function() while true do end end, function() while true do end end)",
-    "started() while true do xpcall(function() while true do end end, function(e) return e end) end",
+    "started() while true do xpcall(function() while true do end end, function(e) return e end) "
+    "end",
     "started() while true do xpcall(error, function() while true do end end) end",
     "started() do local x <close> = setmetatable({}, {__close = function() while true do end end}) "
     "  while true do end end",
@@ -144,7 +145,8 @@ static void cancel_deadline_ends_every_evasion(void **st)
             assert_clean_after(&f);
         }
         printf("# sandbox=%d: %zu evasions, slowest stop after its deadline: %.1f ms "
-               "(default grace 10 ms)\n", sb, n, worst * 1e3);
+               "(default grace 10 ms)\n",
+               sb, n, worst * 1e3);
         fx_close(&f);
     }
 }
@@ -156,8 +158,9 @@ static void cancel_plain_loop_stops_without_grace(void **st)
     fx_open(&f, INTERP_SANDBOX_SAFE, NULL);
     interp_outcome o;
     double stop;
-    assert_int_equal(run_interrupted(&f, "started() while true do end", INTERP_ERR_CANCELLED, 0,
-                                     &o, &stop), INTERP_ERR_CANCELLED);
+    assert_int_equal(
+        run_interrupted(&f, "started() while true do end", INTERP_ERR_CANCELLED, 0, &o, &stop),
+        INTERP_ERR_CANCELLED);
     assert_non_null(strstr(o.error, "interp: task cancelled"));
     assert_non_null(strstr(o.error, "stack traceback:"));
     printf("# cancel of a plain loop took %.3f ms\n", stop * 1e3);
@@ -177,7 +180,8 @@ static void cancel_well_behaved_close_handler_completes(void **st)
     fx_open_cfg(&f, &cfg);
     interp_outcome o;
     double stop;
-    int rc = run_interrupted(&f,
+    int rc = run_interrupted(
+        &f,
         "closed = nil started() local x <close> = setmetatable({}, {__close = function() "
         "local s = 0 for i = 1, 20000 do s = s + i end closed = s end}) while true do end",
         INTERP_ERR_CANCELLED, 0.01, &o, &stop);
@@ -185,7 +189,8 @@ static void cancel_well_behaved_close_handler_completes(void **st)
     interp__outcome_clear(&o);
     fx_expect(&f, "return closed", "200010000");
     /* cleanup by the task's own error handling also runs, and the task still ends cancelled */
-    rc = run_interrupted(&f,
+    rc = run_interrupted(
+        &f,
         "cleaned = nil started() local ok = pcall(function() while true do end end) "
         "local s = 0 for i = 1, 20000 do s = s + i end cleaned = s return 'swallowed'",
         INTERP_ERR_CANCELLED, 0.01, &o, &stop);
@@ -202,7 +207,7 @@ static void cancel_wrong_task_or_idle_state_has_no_effect(void **st)
     (void)st;
     fixture f;
     fx_open(&f, INTERP_SANDBOX_SAFE, NULL);
-    interp__state_interrupt(f.s, 12345, INTERP_ERR_CANCELLED); /* nothing running */
+    interp__state_interrupt(f.s, 12345, INTERP_ERR_CANCELLED);  /* nothing running */
     interp__state_interrupt(f.s, f.task, INTERP_ERR_CANCELLED); /* the previous task */
     fx_expect(&f, "return 1", "1");
     assert_null(lua_gethook(interp__state_lua(f.s)));
@@ -237,8 +242,7 @@ static void cancel_before_the_run_begins_is_kept(void **st)
     interp__state_interrupt(f.s, id, INTERP_ERR_CANCELLED);
     interp__state_interrupt(f.s, id, INTERP_ERR_SHUTDOWN); /* the first reason wins */
     uint64_t items = interp__state_items(f.s);
-    assert_int_equal(interp__state_map(f.s, id, &dbl, N, (const interp_msg *const *)args, outs),
-                     0);
+    assert_int_equal(interp__state_map(f.s, id, &dbl, N, (const interp_msg *const *)args, outs), 0);
     for (int i = 0; i < N; i++) {
         assert_int_equal(outs[i].status, INTERP_ERR_CANCELLED);
         interp__outcome_clear(&outs[i]);
@@ -266,8 +270,9 @@ static void cancel_reasons_map_to_statuses(void **st)
     for (int i = 0; i < 3; i++) {
         interp_outcome o;
         double stop;
-        assert_int_equal(run_interrupted(&f, "started() interp.sleep(1000)", reasons[i], 0, &o,
-                                         &stop), reasons[i]);
+        assert_int_equal(
+            run_interrupted(&f, "started() interp.sleep(1000)", reasons[i], 0, &o, &stop),
+            reasons[i]);
         interp__outcome_clear(&o);
     }
     assert_clean_after(&f);
@@ -278,8 +283,9 @@ static void cancel_stops_a_map_and_fails_the_rest(void **st)
 {
     (void)st;
     fixture f;
-    fx_open(&f, INTERP_SANDBOX_NONE, "function work(x) if x == 3 then started() "
-                                     "while true do end end return x end");
+    fx_open(&f, INTERP_SANDBOX_NONE,
+            "function work(x) if x == 3 then started() "
+            "while true do end end return x end");
     interrupter in = {.s = f.s, .task = ++f.task, .reason = INTERP_ERR_CANCELLED};
     sem_init(&in.started, 0, 0);
     lua_State *L = interp__state_lua(f.s);
@@ -295,8 +301,8 @@ static void cancel_stops_a_map_and_fails_the_rest(void **st)
         args[i] = interp_msg_int(i + 1);
     interp_fn fn = {.kind = INTERP_FN_NAME, .text = "work"};
     /* items 1 and 2 ran, item 3 was interrupted while it ran: 3 items ran */
-    assert_int_equal(interp__state_map(f.s, in.task, &fn, N, (const interp_msg *const *)args,
-                                       outs), 3);
+    assert_int_equal(interp__state_map(f.s, in.task, &fn, N, (const interp_msg *const *)args, outs),
+                     3);
     atomic_store(&in.done, true);
     pthread_join(in.th, NULL);
     sem_destroy(&in.started);
@@ -317,18 +323,21 @@ static void cancel_leaves_no_hook_on_coroutines(void **st)
     interp_outcome o;
     double stop;
     /* a coroutine that was running when the hook was installed survives in a global */
-    int rc = run_interrupted(&f, "keep = coroutine.create(function() "
-                                 "while true do local ok = pcall(coroutine.yield) end end) "
-                                 "started() while true do coroutine.resume(keep) end",
+    int rc = run_interrupted(&f,
+                             "keep = coroutine.create(function() "
+                             "while true do local ok = pcall(coroutine.yield) end end) "
+                             "started() while true do coroutine.resume(keep) end",
                              INTERP_ERR_CANCELLED, 0, &o, &stop);
     assert_int_equal(rc, INTERP_ERR_CANCELLED);
     interp__outcome_clear(&o);
     /* if it survived (the first raise may have struck inside it instead), resuming it in a
      * later task works, and its leftover hook removes itself at its first check (within 1000
      * instructions of the coroutine) */
-    fx_expect(&f, "local alive = coroutine.status(keep) ~= 'dead' "
-                  "if alive then for i = 1, 500 do assert(coroutine.resume(keep)) end end "
-                  "return not alive or debug.gethook(keep) == nil", "true");
+    fx_expect(&f,
+              "local alive = coroutine.status(keep) ~= 'dead' "
+              "if alive then for i = 1, 500 do assert(coroutine.resume(keep)) end end "
+              "return not alive or debug.gethook(keep) == nil",
+              "true");
     fx_close(&f);
 }
 
@@ -352,16 +361,19 @@ static void cancel_killed_coroutine_closed_later_stays_reachable(void **st)
             snprintf(src, sizeof src,
                      "keep.co = coroutine.create(function() local x <close> = setmetatable({}, "
                      "{__close = function() while true do end end}) %s end) "
-                     "coroutine.resume(keep.co) while true do end", bodies[i]);
+                     "coroutine.resume(keep.co) while true do end",
+                     bodies[i]);
             interp_outcome o;
             double stop;
             assert_int_equal(run_interrupted(&f, src, INTERP_ERR_TIMEOUT, 0.02, &o, &stop),
                              INTERP_ERR_TIMEOUT);
             interp__outcome_clear(&o);
-            int rc = run_interrupted(&f, "started() local ok, e = coroutine.close(keep.co) "
-                                         "while true do end", INTERP_ERR_TIMEOUT, 0.02, &o, &stop);
-            printf("# sandbox=%d body %zu: the later close ended %.1f ms after its deadline\n",
-                   sb, i, stop * 1e3);
+            int rc = run_interrupted(&f,
+                                     "started() local ok, e = coroutine.close(keep.co) "
+                                     "while true do end",
+                                     INTERP_ERR_TIMEOUT, 0.02, &o, &stop);
+            printf("# sandbox=%d body %zu: the later close ended %.1f ms after its deadline\n", sb,
+                   i, stop * 1e3);
             assert_int_equal(rc, INTERP_ERR_TIMEOUT);
             assert_true(stop < 1.0);
             interp__outcome_clear(&o);
@@ -378,14 +390,17 @@ static void cancel_hooks_left_by_a_task(void **st)
 {
     (void)st;
     fixture f;
-    fx_open(&f, INTERP_SANDBOX_NONE, "calls = 0 debug.sethook(function() calls = calls + 1 end, "
-                                     "'', 100)");
+    fx_open(&f, INTERP_SANDBOX_NONE,
+            "calls = 0 debug.sethook(function() calls = calls + 1 end, "
+            "'', 100)");
     fx_expect_err(&f, "debug.sethook(function() error('stale hook') end, 'l')\nlocal x = 1",
                   INTERP_ERR_SCRIPT, "stale hook");
     fx_expect(&f, "local h, m, n = debug.gethook() return m .. n", "\"100\"");
     fx_expect(&f, "local before = calls for i = 1, 1e4 do end return calls > before", "true");
-    fx_expect(&f, "keep = coroutine.create(function() coroutine.yield() end) "
-                  "debug.sethook(keep, print, 'l') return true", "true");
+    fx_expect(&f,
+              "keep = coroutine.create(function() coroutine.yield() end) "
+              "debug.sethook(keep, print, 'l') return true",
+              "true");
     fx_expect(&f, "return debug.gethook(keep) == print", "true");
     fx_close(&f);
 }

@@ -511,7 +511,7 @@ static void chan_max_msg_size(void **state)
     assert_non_null(big);
     memset(big->data, 0xc0, 10);
     assert_int_equal(interp_chan_send(ch, big, INTERP_FOREVER), INTERP_ERR_LIMIT);
-    interp_msg_free(big); /* refused: still ours */
+    interp_msg_free(big);                                        /* refused: still ours */
     assert_int_equal(interp_chan_send(ch, mk(1), 0), INTERP_OK); /* exactly 9 bytes */
     assert_int_equal(take(ch, 0), 1);
     interp_chan_release(ch);

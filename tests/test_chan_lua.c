@@ -35,7 +35,7 @@ static struct {
 static int reg_lookup(void *ud, const char *name, size_t len, size_t capacity,
                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out)
 {
-    (void)len; /* the binding checked it: no NUL inside */
+    (void)len;                           /* the binding checked it: no NUL inside */
     (void)acct, (void)why, (void)whylen; /* no budget here */
     (void)ud;
     int rc = INTERP_ERR_NOMEM;
@@ -313,7 +313,8 @@ static void chan_lua_select_wakes(void **state)
     ls_set_chan(&y, "b", b);
     sem_t started;
     sem_init(&started, 0, 0);
-    run_arg r = {.s = &x, .started = &started,
+    run_arg r = {.s = &x,
+                 .started = &started,
                  .code = "local ch, v = interp.select({a, b})\n"
                          "assert(rawequal(ch, b) and v.k == 'v', 'wrong select result')"};
     pthread_t t;

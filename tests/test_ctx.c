@@ -33,8 +33,10 @@ static const char *const CTX_INIT =
     "  return v == true\n"
     "end\n"
     "function boom() error('boom') end\n"
-    "function take(name, t) local v, why = interp.channel(name):recv(t) return v == nil and why or v end\n"
-    "function take_in_pcall(name) local ok, v = pcall(function() return interp.channel(name):recv() end)\n"
+    "function take(name, t) local v, why = interp.channel(name):recv(t) return v == nil and why or "
+    "v end\n"
+    "function take_in_pcall(name) local ok, v = pcall(function() return "
+    "interp.channel(name):recv() end)\n"
     "  return ok and v end\n"
     "function take_in_co(name) return coroutine.wrap(function() return take(name) end)() end\n"
     "function pick(a, b) local ch, v = interp.select({interp.channel(a), interp.channel(b)})\n"
@@ -252,8 +254,9 @@ static void test_deadline(void **state)
     assert_int_equal(call_status(c, "spin", NULL), INTERP_ERR_TIMEOUT);
     assert_int_equal(call_int(c, "inc", NULL), 1);
     /* a call's own timeout overrides the context's default */
-    interp_task t = {.fn = {.kind = INTERP_FN_SOURCE, .text = "local i = 0 while i < 2e6 do "
-                                                              "i = i + 1 end return 7"},
+    interp_task t = {.fn = {.kind = INTERP_FN_SOURCE,
+                            .text = "local i = 0 while i < 2e6 do "
+                                    "i = i + 1 end return 7"},
                      .timeout = -1};
     interp_future *f;
     assert_int_equal(interp_ctx_call_task(c, &t, &f), INTERP_OK);
@@ -415,8 +418,7 @@ static void test_sandbox_persists(void **state)
     assert_int_equal(call_int(c, "inc", NULL), 1);
     assert_int_equal(call_int(c, "inc", NULL), 2);
     interp_future *f;
-    assert_int_equal(interp_ctx_exec(c, "return os.execute == nil and io == nil and 1 or 0", 0,
-                                     &f),
+    assert_int_equal(interp_ctx_exec(c, "return os.execute == nil and io == nil and 1 or 0", 0, &f),
                      INTERP_OK);
     const interp_msg *r;
     assert_int_equal(interp_future_result(f, 30, &r), INTERP_OK);
@@ -788,8 +790,7 @@ static void test_park_on_future(void **state)
     send_str(p, "to_b", "through");
     assert_str_result(f, "through");
     interp_future_release(f);
-    assert_int_equal(interp_ctx_call(a, "ask_wait", strs(3, "B", "slow", "to_b"), &f),
-                     INTERP_OK);
+    assert_int_equal(interp_ctx_call(a, "ask_wait", strs(3, "B", "slow", "to_b"), &f), INTERP_OK);
     assert_int_equal(await_parked(p, 2), 2);
     send_str(p, "to_b", "x");
     const interp_msg *r;
@@ -811,16 +812,16 @@ static void test_wait_cycles(void **state)
     interp_pool *p = util_pool(2, NULL);
     interp_ctx *a = named_ctx(p, "A"), *b = named_ctx(p, "B"), *c = named_ctx(p, "C");
     interp_future *f;
-    interp_task self = {.fn = {.kind = INTERP_FN_SOURCE,
-                               .text = "return interp.self():call('get'):result()"}};
+    interp_task self = {
+        .fn = {.kind = INTERP_FN_SOURCE, .text = "return interp.self():call('get'):result()"}};
     assert_int_equal(interp_ctx_call_task(a, &self, &f), INTERP_OK);
     assert_fails_with(f, "would never end");
     /* A asks B, which asks A */
     assert_int_equal(interp_ctx_call(a, "ask", strs(4, "B", "ask", "A", "get"), &f), INTERP_OK);
     assert_fails_with(f, "would never end");
     /* A asks B, which asks C, which asks A */
-    assert_int_equal(
-        interp_ctx_call(a, "ask", strs(6, "B", "ask", "C", "ask", "A", "get"), &f), INTERP_OK);
+    assert_int_equal(interp_ctx_call(a, "ask", strs(6, "B", "ask", "C", "ask", "A", "get"), &f),
+                     INTERP_OK);
     assert_fails_with(f, "would never end");
     /* no cycle: A asks B, which asks C */
     assert_int_equal(interp_ctx_call(a, "ask", strs(4, "B", "ask", "C", "get"), &f), INTERP_OK);
@@ -844,8 +845,7 @@ static void test_preemption(void **state)
     interp_ctx *loop = make_ctx(p, "loop", NULL);
     interp_ctx *other = make_ctx(p, "other", NULL);
     interp_future *f;
-    interp_task spin = {.fn = {.kind = INTERP_FN_NAME, .text = "started_then_spin"},
-                        .timeout = -1};
+    interp_task spin = {.fn = {.kind = INTERP_FN_NAME, .text = "started_then_spin"}, .timeout = -1};
     assert_int_equal(interp_ctx_call_task(loop, &spin, &f), INTERP_OK);
     util_recv(p, "started");
     for (int i = 1; i <= 5; i++) /* each waits for the looping call's slice to end */
@@ -855,8 +855,7 @@ static void test_preemption(void **state)
     assert_int_equal(interp_future_result(f, 30, NULL), INTERP_ERR_CANCELLED);
     interp_future_release(f);
     assert_int_equal(call_int(loop, "inc", NULL), 1);
-    interp_task sorting = {.fn = {.kind = INTERP_FN_NAME, .text = "loop_in_sort"},
-                           .timeout = 0.3};
+    interp_task sorting = {.fn = {.kind = INTERP_FN_NAME, .text = "loop_in_sort"}, .timeout = 0.3};
     assert_int_equal(interp_ctx_call_task(loop, &sorting, &f), INTERP_OK);
     assert_int_equal(call_int(other, "inc", NULL), 6);
     assert_int_equal(interp_future_result(f, 30, NULL), INTERP_ERR_TIMEOUT);

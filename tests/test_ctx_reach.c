@@ -14,14 +14,13 @@
 #include "interp_ctx.h"
 #include "pool_util.h"
 
-static const char *const SVC_INIT =
-    "n = 0\n"
-    "function inc(k) n = n + (k or 1) return n end\n"
-    "function get() return n end\n"
-    "function take() n = n + 1 end\n"
-    "function fail() error({code = 7, why = 'bad'}) end\n"
-    "function block() interp.channel('started'):send(true) "
-    "  return interp.channel('never'):recv() end\n";
+static const char *const SVC_INIT = "n = 0\n"
+                                    "function inc(k) n = n + (k or 1) return n end\n"
+                                    "function get() return n end\n"
+                                    "function take() n = n + 1 end\n"
+                                    "function fail() error({code = 7, why = 'bad'}) end\n"
+                                    "function block() interp.channel('started'):send(true) "
+                                    "  return interp.channel('never'):recv() end\n";
 
 static interp_ctx *ctx_new(interp_pool *p, const char *name, interp_sandbox sb, const char *init)
 {
@@ -151,8 +150,7 @@ static void test_task_reaches_context(void **state)
                      INTERP_OK);
     interp_ctx_close(c);
     /* a handle to a closed context refuses calls */
-    assert_int_equal(task_run(p,
-                              "local h = interp.context('svc') assert(h == nil) return 1", &r),
+    assert_int_equal(task_run(p, "local h = interp.context('svc') assert(h == nil) return 1", &r),
                      INTERP_OK);
     interp_pool_destroy(p);
 }
@@ -175,8 +173,9 @@ static void test_context_to_context_and_self(void **state)
     /* a handle kept after its context closed */
     interp_ctx_close(b);
     int64_t r = 0;
-    assert_int_equal(run_in(a, "local ok, e = pcall(peer.call, peer, 'get') "
-                               "return not ok and e:find('closed') ~= nil",
+    assert_int_equal(run_in(a,
+                            "local ok, e = pcall(peer.call, peer, 'get') "
+                            "return not ok and e:find('closed') ~= nil",
                             &r),
                      INTERP_OK);
     assert_int_equal(r, 1);
@@ -265,8 +264,10 @@ static void test_queued_calls_count_against_caller(void **state)
     (void)state;
     interp_pool *p = util_pool(2, NULL);
     interp_ctx *svc = ctx_new(p, "svc", INTERP_SANDBOX_NONE, NULL);
-    interp_ctx_options o = {.name = "plugin", .sandbox = INTERP_SANDBOX_SAFE,
-                            .memory_limit = 1 << 20, .init_source = "x = 0"};
+    interp_ctx_options o = {.name = "plugin",
+                            .sandbox = INTERP_SANDBOX_SAFE,
+                            .memory_limit = 1 << 20,
+                            .init_source = "x = 0"};
     interp_ctx *pl = NULL;
     assert_int_equal(interp_ctx_create(p, &o, &pl, NULL), INTERP_OK);
     assert_int_equal(interp_ctx_grant_context(pl, "svc", svc), INTERP_OK);
@@ -377,7 +378,8 @@ static void test_context_host_libs(void **state)
     assert_int_equal(task_run(p, "return priv == nil and 1 or 0", &r), INTERP_OK);
     assert_int_equal(r, 1);
     /* bad libraries are refused with the reason */
-    interp_host_lib twice[] = {{.name = "x", .open = open_other}, {.name = "x", .open = open_other}};
+    interp_host_lib twice[] = {{.name = "x", .open = open_other},
+                               {.name = "x", .open = open_other}};
     interp_ctx_options bo = {.host_libs = twice, .n_host_libs = 2};
     interp_ctx *bad = NULL;
     char *err = NULL;
@@ -414,16 +416,16 @@ static void test_wait_ends_with_cancel_and_deadline(void **state)
     interp_ctx_options o = {.name = "waiter", .timeout = 0.2};
     interp_ctx *w = NULL;
     assert_int_equal(interp_ctx_create(p, &o, &w, NULL), INTERP_OK);
-    assert_int_equal(interp_ctx_exec(w, "return interp.context('svc'):call('get'):result()", 0,
-                                     &f),
+    assert_int_equal(interp_ctx_exec(w, "return interp.context('svc'):call('get'):result()", 0, &f),
                      INTERP_OK);
     assert_int_equal(interp_future_wait(f, 60), INTERP_OK);
     assert_int_equal(interp_future_status(f), INTERP_ERR_TIMEOUT);
     interp_future_release(f);
     /* a wait with its own timeout */
     int64_t r = 0;
-    assert_int_equal(run_in(w, "local fu = interp.context('svc'):call('get') "
-                               "return fu:wait(0.01) == false and not fu:done()",
+    assert_int_equal(run_in(w,
+                            "local fu = interp.context('svc'):call('get') "
+                            "return fu:wait(0.01) == false and not fu:done()",
                             &r),
                      INTERP_OK);
     assert_int_equal(r, 1);

@@ -113,14 +113,18 @@ static void frozen_round_trip(void **state)
 static void frozen_typed_arrays(void **state)
 {
     (void)state;
-    static const unsigned char f32[] = {0x92, 0xca, 0x3f, 0xc0, 0x00, 0x00,  /* 1.5f */
-                                        0xca, 0xc0, 0x20, 0x00, 0x00};       /* -2.5f */
-    static const unsigned char big[] = {0x92, 0x01, 0xcf, 0xff, 0xff, 0xff, 0xff,
-                                        0xff, 0xff, 0xff, 0xff};
+    static const unsigned char f32[] = {0x92, 0xca, 0x3f, 0xc0, 0x00, 0x00, /* 1.5f */
+                                        0xca, 0xc0, 0x20, 0x00, 0x00};      /* -2.5f */
+    static const unsigned char big[] = {0x92, 0x01, 0xcf, 0xff, 0xff, 0xff,
+                                        0xff, 0xff, 0xff, 0xff, 0xff};
     static const unsigned char ints[] = {0x96, 0x7f, 0xe0, 0xcc, 0xff, 0xd1, 0x80, 0x00,
-                                         0xce, 0xff, 0xff, 0xff, 0xff, 0xd3, 0x80, 0, 0, 0,
-                                         0, 0, 0, 0};
-    const struct { const unsigned char *b; size_t n; const char *text; } cases[] = {
+                                         0xce, 0xff, 0xff, 0xff, 0xff, 0xd3, 0x80, 0,
+                                         0,    0,    0,    0,    0,    0};
+    const struct {
+        const unsigned char *b;
+        size_t n;
+        const char *text;
+    } cases[] = {
         {f32, sizeof f32, "{1.5, -2.5}"},
         {big, sizeof big, "{1, 1.8446744073709552e+19}"},
         {ints, sizeof ints, "{127, -32, 255, -32768, 4294967295, -9223372036854775808}"},
@@ -261,11 +265,20 @@ static void frozen_c_reader(void **state)
         assert_true(interp_frozen_get(f, &k, &again));
         assert_int_equal(again.type, v.type);
         switch (v.type) {
-        case INTERP_MSG_INT: assert_true(again.as.i == v.as.i); break;
-        case INTERP_MSG_FLOAT: assert_true(again.as.d == v.as.d); break;
-        case INTERP_MSG_STR: assert_ptr_equal(again.as.str.ptr, v.as.str.ptr); break;
-        case INTERP_MSG_FROZEN: assert_ptr_equal(again.as.frozen, v.as.frozen); break;
-        default: fail_msg("unexpected type %d", (int)v.type);
+        case INTERP_MSG_INT:
+            assert_true(again.as.i == v.as.i);
+            break;
+        case INTERP_MSG_FLOAT:
+            assert_true(again.as.d == v.as.d);
+            break;
+        case INTERP_MSG_STR:
+            assert_ptr_equal(again.as.str.ptr, v.as.str.ptr);
+            break;
+        case INTERP_MSG_FROZEN:
+            assert_ptr_equal(again.as.frozen, v.as.frozen);
+            break;
+        default:
+            fail_msg("unexpected type %d", (int)v.type);
         }
         seen_name += k.type == INTERP_MSG_STR && k.as.str.len == 4;
     }
@@ -471,7 +484,7 @@ static void frozen_in_pool(void **state)
     interp_frozen_release(cfg); /* the registry keeps it */
     interp_frozen *tmp = freeze_fmt("[i]", 1);
     assert_int_equal(interp_pool_share(pool, "tmp", tmp), INTERP_OK);
-    assert_int_equal(interp_pool_share(pool, "tmp", tmp), INTERP_OK); /* replaced by itself */
+    assert_int_equal(interp_pool_share(pool, "tmp", tmp), INTERP_OK);  /* replaced by itself */
     assert_int_equal(interp_pool_share(pool, "tmp", NULL), INTERP_OK); /* removed */
     assert_int_equal(interp_pool_shared(pool, "tmp", &back), INTERP_OK);
     assert_null(back);

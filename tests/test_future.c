@@ -277,8 +277,7 @@ static void futures_wait_all_and_first(void **st)
     assert_int_equal(interp_futures_wait(fs, 3, INTERP_WAIT_FIRST, INTERP_FOREVER, &done),
                      INTERP_OK);
     assert_int_equal(done, 1);
-    assert_int_equal(interp_futures_wait(fs, 3, INTERP_WAIT_ALL, 0.02, &done),
-                     INTERP_ERR_TIMEOUT);
+    assert_int_equal(interp_futures_wait(fs, 3, INTERP_WAIT_ALL, 0.02, &done), INTERP_ERR_TIMEOUT);
     assert_int_equal(done, 1);
     assert_int_equal(interp_futures_wait(fs, 3, INTERP_WAIT_ALL, 0, &done), INTERP_ERR_TIMEOUT);
     interp_future *pending[2] = {fs[0], fs[2]};
@@ -290,8 +289,7 @@ static void futures_wait_all_and_first(void **st)
                      INTERP_OK);
     assert_true(done >= 1);
     util_send(p, "go", 1);
-    assert_int_equal(interp_futures_wait(fs, 3, INTERP_WAIT_ALL, INTERP_FOREVER, &done),
-                     INTERP_OK);
+    assert_int_equal(interp_futures_wait(fs, 3, INTERP_WAIT_ALL, INTERP_FOREVER, &done), INTERP_OK);
     assert_int_equal(done, 3);
     assert_int_equal(interp_futures_wait(fs, 3, 7, 0, &done), INTERP_ERR_INVALID);
     assert_int_equal(interp_futures_wait(NULL, 0, INTERP_WAIT_ALL, 0, &done), INTERP_OK);
@@ -320,8 +318,7 @@ static void future_submitf_and_resultf(void **st)
     /* the results do not match: DECODE, nothing written */
     assert_int_equal(interp_future_resultf(f, INTERP_FOREVER, "d", &d), INTERP_ERR_DECODE);
     assert_true(d == -1);
-    assert_int_equal(interp_future_resultf(f, 0, "L, s, [L]", &one, &two, &len, &three),
-                     INTERP_OK);
+    assert_int_equal(interp_future_resultf(f, 0, "L, s, [L]", &one, &two, &len, &three), INTERP_OK);
     assert_true(one == 1 && three == 3 && len == 3 && memcmp(two, "two", 3) == 0);
     interp_future_release(f);
 

@@ -77,9 +77,10 @@ static void hostile_encoder_keeps_string_keys(void **state)
     /* the same through a sandboxed pool, both ways */
     interp_pool *p = make_pool(true);
     char why[256];
-    assert_int_equal(run(p, "local t = {1, nil, 3} t['2'] = 'two' "
-                            "local r = interp.channel('k') r:send(t) local v = r:recv() "
-                            "assert(v['2'] == 'two' and v[3] == 3, 'lost on a channel')",
+    assert_int_equal(run(p,
+                         "local t = {1, nil, 3} t['2'] = 'two' "
+                         "local r = interp.channel('k') r:send(t) local v = r:recv() "
+                         "assert(v['2'] == 'two' and v[3] == 3, 'lost on a channel')",
                          why, sizeof why),
                      INTERP_OK);
     interp_pool_destroy(p);
@@ -162,10 +163,8 @@ static void hostile_bad_functions_refused_everywhere(void **state)
     (void)state;
     interp_pool *p = make_pool(false);
     const interp_fn bad[] = {
-        {.kind = INTERP_FN_NAME, .text = ""},
-        {.kind = INTERP_FN_NAME, .text = NULL},
-        {.kind = INTERP_FN_SOURCE, .text = NULL},
-        {.kind = INTERP_FN_FUNCTION, .function = NULL},
+        {.kind = INTERP_FN_NAME, .text = ""},      {.kind = INTERP_FN_NAME, .text = NULL},
+        {.kind = INTERP_FN_SOURCE, .text = NULL},  {.kind = INTERP_FN_FUNCTION, .function = NULL},
         {.kind = (interp_fn_kind)7, .text = "id"},
     };
     interp_msg *in[1] = {interp_msg_int(1)};
@@ -175,9 +174,9 @@ static void hostile_bad_functions_refused_everywhere(void **state)
         assert_int_equal(interp_pool_submit_task(p, &t, 0, &f), INTERP_ERR_INVALID);
         assert_null(f);
         interp_msg *out[1];
-        assert_int_equal(interp_pool_map_fn(p, &bad[k], 1, (const interp_msg *const *)in, out,
-                                            NULL),
-                         INTERP_ERR_INVALID);
+        assert_int_equal(
+            interp_pool_map_fn(p, &bad[k], 1, (const interp_msg *const *)in, out, NULL),
+            INTERP_ERR_INVALID);
         assert_int_equal(interp_pool_map_fn(p, &bad[k], 0, NULL, NULL, NULL), INTERP_ERR_INVALID);
         assert_int_equal(interp_pool_map_stream(p, &bad[k], no_input, ignore_result, NULL, 0, NULL),
                          INTERP_ERR_INVALID);
@@ -254,9 +253,9 @@ static void hostile_channel_names(void **state)
     assert_int_equal(interp_chan_len(ch), 1);
     interp_chan_release(ch);
     /* many names cost one hash each: 4096 names, then LIMIT, then the old ones still work */
-    assert_int_equal(run(p, "for i = 1, 4096 - 2 do interp.channel('n' .. i, 1) end", why,
-                         sizeof why),
-                     INTERP_OK);
+    assert_int_equal(
+        run(p, "for i = 1, 4096 - 2 do interp.channel('n' .. i, 1) end", why, sizeof why),
+        INTERP_OK);
     assert_int_equal(run(p, "interp.channel('one too many')", why, sizeof why), INTERP_ERR_SCRIPT);
     assert_non_null(strstr(why, "limit"));
     assert_int_equal(run(p, "for i = 1, 4094 do interp.channel('n' .. i) end", why, sizeof why),

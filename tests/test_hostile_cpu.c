@@ -109,7 +109,8 @@ static int demoted_threads(const char *prefix)
 
 static void next_task_succeeds(interp_pool *p)
 {
-    interp_task t = {.fn = {.kind = INTERP_FN_SOURCE, .text = "return ('ab'):rep(3):gsub('b', 'c')"}};
+    interp_task t = {
+        .fn = {.kind = INTERP_FN_SOURCE, .text = "return ('ab'):rep(3):gsub('b', 'c')"}};
     interp_future *fu = NULL;
     assert_int_equal(interp_pool_submit_task(p, &t, INTERP_FOREVER, &fu), INTERP_OK);
     const interp_msg *r = NULL;
@@ -204,9 +205,10 @@ static void hostile_load(void **st)
     interp_pool *p = hostile_pool("hload", 0, 5.0, STUCK_NEVER);
     attack(p, "local f, e = load(('x or '):rep(2^16) .. 'x') assert(not f) error(e)",
            INTERP_ERR_SCRIPT, "max_chunk_size");
-    attack(p, "local n = 0 local f, e = load(function() n = n + 1 if n == 1 then "
-              "return 'return ' elseif n < 1000 then return ('x or '):rep(100) end end) "
-              "assert(not f) error(e)",
+    attack(p,
+           "local n = 0 local f, e = load(function() n = n + 1 if n == 1 then "
+           "return 'return ' elseif n < 1000 then return ('x or '):rep(100) end end) "
+           "assert(not f) error(e)",
            INTERP_ERR_SCRIPT, "max_chunk_size");
     char *big = malloc(40000 + 32);
     assert_non_null(big);
@@ -240,9 +242,8 @@ static void hostile_load(void **st)
 /* Integer keys that all collide once the table doubles: the rehash, inside one assignment,
  * is quadratic in the Lua core (2^16 keys: seconds). No hook reaches it: the worker is
  * abandoned, its thread demoted, and the pool keeps working. */
-static const char HASH_ATTACK[] =
-    "local P = 16 local m = 2^(P + 1) - 1 local t = {} "
-    "for j = 1, 2^P do t[j * m] = true end t[-1] = true t[-2] = true";
+static const char HASH_ATTACK[] = "local P = 16 local m = 2^(P + 1) - 1 local t = {} "
+                                  "for j = 1, 2^P do t[j * m] = true end t[-1] = true t[-2] = true";
 
 static void hostile_hashing(void **st)
 {

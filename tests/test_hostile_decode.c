@@ -105,7 +105,8 @@ static void decode_model_known(void **state)
     (void)state;
     /* this machine's Lua (5.4.4+) is predicted; blind mode would only be a fallback */
     interp__hash_model model = interp__plan_model();
-    assert_int_equal(model, LUA_VERSION_RELEASE_NUM >= 50404 ? INTERP__HASH_MOD : INTERP__HASH_POW2);
+    assert_int_equal(model,
+                     LUA_VERSION_RELEASE_NUM >= 50404 ? INTERP__HASH_MOD : INTERP__HASH_POW2);
 }
 
 static void decode_colliding_integers(void **state)

@@ -96,8 +96,9 @@ static void memory_queued_sends(void **state)
     interp_pool *p = make_pool(1, 0, 0);
     size_t rss0 = rss_bytes();
     char why[512];
-    assert_int_equal(run(p, "local big = ('x'):rep(2 << 20) local ch = interp.channel('q', 256) "
-                            "for i = 1, 128 do ch:send(big .. i) end",
+    assert_int_equal(run(p,
+                         "local big = ('x'):rep(2 << 20) local ch = interp.channel('q', 256) "
+                         "for i = 1, 128 do ch:send(big .. i) end",
                          why, sizeof why),
                      INTERP_ERR_SCRIPT);
     printf("%s\n", why);
@@ -124,9 +125,9 @@ static void memory_channel_rings(void **state)
     interp_pool *p = make_pool(1, 0, 0);
     size_t rss0 = rss_bytes();
     char why[512];
-    assert_int_equal(run(p, "for i = 1, 256 do interp.channel('ring' .. i, 65536) end", why,
-                         sizeof why),
-                     INTERP_ERR_SCRIPT);
+    assert_int_equal(
+        run(p, "for i = 1, 256 do interp.channel('ring' .. i, 65536) end", why, sizeof why),
+        INTERP_ERR_SCRIPT);
     printf("%s\n", why);
     assert_non_null(strstr(why, "not enough memory (state memory limit"));
     check_rss(rss0, LIMIT, "256 rings of 65536");
@@ -149,7 +150,8 @@ static void memory_pool_budget(void **state)
         char src[256];
         snprintf(src, sizeof src,
                  "local ch, s = interp.channel('b%d', 64), ('z'):rep(1 << 20) "
-                 "for i = 1, 4 do ch:send(s .. i) end", i);
+                 "for i = 1, 4 do ch:send(s .. i) end",
+                 i);
         int rc = run(p, src, why, sizeof why);
         if (rc != INTERP_OK) {
             printf("task %d: %s\n", i, why);
@@ -173,8 +175,9 @@ static void memory_pool_budget(void **state)
         interp_chan_release(ch);
     }
     assert_true(budget_in_use(p) <= 8 * 2 * ((size_t)256 << 10)); /* batches kept by accounts */
-    assert_int_equal(run(p, "local ch, s = interp.channel('after', 4), ('w'):rep(1 << 20) "
-                            "for i = 1, 4 do ch:send(s .. i) end",
+    assert_int_equal(run(p,
+                         "local ch, s = interp.channel('after', 4), ('w'):rep(1 << 20) "
+                         "for i = 1, 4 do ch:send(s .. i) end",
                          why, sizeof why),
                      INTERP_OK);
     interp_pool_destroy(p);
@@ -225,16 +228,18 @@ static void memory_frozen_values(void **state)
     interp_pool *p = make_pool(1, 0, 0);
     size_t rss0 = rss_bytes();
     char why[512];
-    int rc = run(p, "local keep = {} for i = 1, 1000 do "
-                    "keep[i] = interp.freeze(('x'):rep(1 << 20) .. i) end",
+    int rc = run(p,
+                 "local keep = {} for i = 1, 1000 do "
+                 "keep[i] = interp.freeze(('x'):rep(1 << 20) .. i) end",
                  why, sizeof why);
     printf("1000 frozen MiB: %s\n", why);
     assert_true(rc == INTERP_ERR_NOMEM || rc == INTERP_ERR_SCRIPT);
     assert_non_null(strstr(why, "not enough memory"));
     check_rss(rss0, LIMIT, "1000 frozen copies of 1 MiB");
     /* the task's values went with its garbage: the next task can freeze again */
-    assert_int_equal(run(p, "local keep = {} for i = 1, 3 do "
-                            "keep[i] = interp.freeze(('y'):rep(1 << 20) .. i) end",
+    assert_int_equal(run(p,
+                         "local keep = {} for i = 1, 3 do "
+                         "keep[i] = interp.freeze(('y'):rep(1 << 20) .. i) end",
                          why, sizeof why),
                      INTERP_OK);
     interp_pool_destroy(p);
@@ -247,8 +252,9 @@ static void memory_trusted_pool_uncounted(void **state)
     interp_pool *p;
     assert_int_equal(interp_pool_create(&p, NULL, NULL), INTERP_OK);
     char why[256];
-    assert_int_equal(run(p, "local ch = interp.channel('t', 8) "
-                            "for i = 1, 8 do ch:send(('x'):rep(1 << 20)) end",
+    assert_int_equal(run(p,
+                         "local ch = interp.channel('t', 8) "
+                         "for i = 1, 8 do ch:send(('x'):rep(1 << 20)) end",
                          why, sizeof why),
                      INTERP_OK);
     assert_true(budget_in_use(p) < (64 << 10)); /* the channel's ring: counted, not limited */
@@ -261,12 +267,9 @@ static void memory_trusted_pool_uncounted(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(memory_queued_sends),
-        cmocka_unit_test(memory_channel_rings),
-        cmocka_unit_test(memory_pool_budget),
-        cmocka_unit_test(memory_results_waiting),
-        cmocka_unit_test(memory_frozen_values),
-        cmocka_unit_test(memory_trusted_pool_uncounted),
+        cmocka_unit_test(memory_queued_sends),  cmocka_unit_test(memory_channel_rings),
+        cmocka_unit_test(memory_pool_budget),   cmocka_unit_test(memory_results_waiting),
+        cmocka_unit_test(memory_frozen_values), cmocka_unit_test(memory_trusted_pool_uncounted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

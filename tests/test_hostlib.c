@@ -29,10 +29,7 @@ static int host_add(lua_State *L)
     return 1;
 }
 
-static int host_fail(lua_State *L)
-{
-    return luaL_error(L, "host refuses");
-}
+static int host_fail(lua_State *L) { return luaL_error(L, "host refuses"); }
 
 /* A C call no hook reaches: blocks until the test writes to the pipe. */
 static int host_block(lua_State *L)
@@ -64,10 +61,7 @@ static int open_secret(lua_State *L)
     return 1;
 }
 
-static int open_broken(lua_State *L)
-{
-    return luaL_error(L, "no engine here");
-}
+static int open_broken(lua_State *L) { return luaL_error(L, "no engine here"); }
 
 static const interp_host_lib LIBS[] = {
     {.name = "host", .open = open_host, .sandbox = true},
@@ -187,9 +181,9 @@ static void hostlib_sandbox_sees_only_allowed(void **st)
            "tostring(require('host') == host), tostring(ok), tostring(ok2), tostring(ok3), "
            "tostring(package))",
            0, "3 nil true false false false nil");
-    expect(p, "local ok, err = pcall(require, 'secret') return err",
-           0, "module 'secret' not found: the sandbox's require finds only the host libraries "
-              "allowed in the sandbox");
+    expect(p, "local ok, err = pcall(require, 'secret') return err", 0,
+           "module 'secret' not found: the sandbox's require finds only the host libraries "
+           "allowed in the sandbox");
     /* the read-only proxy holds for the next task: host.add is still there */
     expect(p, "pcall(rawset, host, 'add', nil) return tostring(host.add(1, 1))", 0, "2");
     interp_pool_destroy(p);

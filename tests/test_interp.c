@@ -32,18 +32,23 @@ static void interp_sandbox_profile_keeps_the_listed_libraries(void **st)
     (void)st;
     fixture f;
     fx_open(&f, INTERP_SANDBOX_SAFE, NULL);
-    fx_expect(&f, "return type(io), type(debug), type(package), type(require), type(dofile), "
-                  "type(loadfile), type(string.dump), type(warn)",
+    fx_expect(&f,
+              "return type(io), type(debug), type(package), type(require), type(dofile), "
+              "type(loadfile), type(string.dump), type(warn)",
               "\"nil\", \"nil\", \"nil\", \"nil\", \"nil\", \"nil\", \"nil\", \"nil\"");
-    fx_expect(&f, "return type(os.clock), type(os.time), type(os.date), type(os.difftime), "
-                  "type(os.getenv), type(os.execute), type(os.remove), type(os.setlocale)",
+    fx_expect(&f,
+              "return type(os.clock), type(os.time), type(os.date), type(os.difftime), "
+              "type(os.getenv), type(os.execute), type(os.remove), type(os.setlocale)",
               "\"function\", \"function\", \"function\", \"function\", \"nil\", \"nil\", \"nil\", "
               "\"nil\"");
-    fx_expect(&f, "return math.max(1, 5), string.format('%03d', 7), table.concat({1, 2}, ','), "
-                  "utf8.char(72), ('abc'):upper(), select('#', 1, 2)",
+    fx_expect(&f,
+              "return math.max(1, 5), string.format('%03d', 7), table.concat({1, 2}, ','), "
+              "utf8.char(72), ('abc'):upper(), select('#', 1, 2)",
               "5, \"007\", \"1,2\", \"H\", \"ABC\", 2");
-    fx_expect(&f, "local co = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) "
-                  "return b * 2 end) return co(1), co(10)", "2, 20");
+    fx_expect(&f,
+              "local co = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) "
+              "return b * 2 end) return co(1), co(10)",
+              "2, 20");
     fx_expect(&f, "return collectgarbage('count') >= 0, interp.worker_id", "true, 7");
     fx_close(&f);
 }
@@ -52,8 +57,9 @@ static void interp_initializer_defines_functions(void **st)
 {
     (void)st;
     fixture f;
-    fx_open(&f, INTERP_SANDBOX_SAFE, "function square(x) return x * x end\n"
-                                     "function pair(a, b) return b, a, a + b end");
+    fx_open(&f, INTERP_SANDBOX_SAFE,
+            "function square(x) return x * x end\n"
+            "function pair(a, b) return b, a, a + b end");
     interp_msg *arg = interp_msg_int(12);
     interp_outcome o;
     assert_int_equal(fx_name(&f, "square", arg, &o), INTERP_OK);
@@ -149,8 +155,10 @@ static void interp_task_errors_carry_text_and_traceback(void **st)
     fixture f;
     fx_open(&f, INTERP_SANDBOX_SAFE, NULL);
     interp_outcome o;
-    assert_int_equal(fx_src(&f, "local function inner() error('bad thing') end\n"
-                                "local function outer() inner() end\nouter()", NULL, &o),
+    assert_int_equal(fx_src(&f,
+                            "local function inner() error('bad thing') end\n"
+                            "local function outer() inner() end\nouter()",
+                            NULL, &o),
                      INTERP_ERR_SCRIPT);
     assert_non_null(strstr(o.error, "task:1: bad thing"));
     assert_non_null(strstr(o.error, "stack traceback:"));
@@ -294,8 +302,9 @@ static void interp_map_runs_items_in_order_and_survives_errors(void **st)
 {
     (void)st;
     fixture f;
-    fx_open(&f, INTERP_SANDBOX_SAFE, "function inv(x) if x == 0 then error('zero') end "
-                                     "return 12 // x end");
+    fx_open(&f, INTERP_SANDBOX_SAFE,
+            "function inv(x) if x == 0 then error('zero') end "
+            "return 12 // x end");
     enum { N = 6 };
     interp_msg *in[N];
     interp_outcome out[N];
@@ -339,10 +348,14 @@ static void interp_source_chunks_are_cached_per_state(void **st)
     fixture f;
     fx_open(&f, INTERP_SANDBOX_NONE, NULL);
     /* the chunk object is the same function on the second call */
-    fx_expect(&f, "local me = debug.getinfo(1, 'f').func seen = seen or {} "
-                  "local n = (seen[me] or 0) + 1 seen[me] = n return n", "1");
-    fx_expect(&f, "local me = debug.getinfo(1, 'f').func seen = seen or {} "
-                  "local n = (seen[me] or 0) + 1 seen[me] = n return n", "2");
+    fx_expect(&f,
+              "local me = debug.getinfo(1, 'f').func seen = seen or {} "
+              "local n = (seen[me] or 0) + 1 seen[me] = n return n",
+              "1");
+    fx_expect(&f,
+              "local me = debug.getinfo(1, 'f').func seen = seen or {} "
+              "local n = (seen[me] or 0) + 1 seen[me] = n return n",
+              "2");
     /* many distinct chunks: the cache stays bounded and correct */
     char src[64];
     for (int i = 0; i < 600; i++) {

@@ -17,7 +17,8 @@ static void memory_bombs_fail_cleanly_and_the_state_recovers(void **st)
         "local t = {} for i = 1, 1e9 do t[#t + 1] = ('z'):rep(1000) .. i end",
     };
     for (int sb = 0; sb <= 1; sb++) {
-        interp_config cfg = {.sandbox = (interp_sandbox)sb, .memory_limit = 8u << 20,
+        interp_config cfg = {.sandbox = (interp_sandbox)sb,
+                             .memory_limit = 8u << 20,
                              .init_source = "function ok() return 'fine' end"};
         fixture f;
         fx_open_cfg(&f, &cfg);
@@ -190,8 +191,9 @@ static void memory_ten_thousand_tasks_return_to_baseline(void **st)
     (void)st;
     for (int sb = 0; sb <= 1; sb++) {
         fixture f;
-        fx_open(&f, (interp_sandbox)sb, "function work(x) local t = {} for i = 1, 10 do "
-                                        "t[i] = tostring(x + i) end return #t, t[1] end");
+        fx_open(&f, (interp_sandbox)sb,
+                "function work(x) local t = {} for i = 1, 10 do "
+                "t[i] = tostring(x + i) end return #t, t[1] end");
         lua_State *L = interp__state_lua(f.s);
         interp_msg *arg = interp_msg_int(3);
         const char *src = "local x = ... local s = ('y'):rep(x) g = s return #s";

@@ -54,8 +54,7 @@ static void compare(const char *want, const char *got, const char *profile)
         size_t gl = ge ? (size_t)(ge - got) : strlen(got);
         if (wl != gl || memcmp(want, got, wl) != 0)
             fail_msg("%s profile, case %zu differs:\n lua:    %.*s\n interp: %.*s", profile,
-                     lines + 1, (int)(wl > 300 ? 300 : wl), want, (int)(gl > 300 ? 300 : gl),
-                     got);
+                     lines + 1, (int)(wl > 300 ? 300 : wl), want, (int)(gl > 300 ? 300 : gl), got);
         lines++;
         if (!we || !ge) {
             assert_true(!we && !ge);

@@ -1,5 +1,5 @@
-/* test_lua_semantics.c - the differential test: every .lua file of tests/lua_semantics runs under the
- * stand-alone lua5.4 and inside a pool worker (full profile), and what it prints must be equal
+/* test_lua_semantics.c - the differential test: every .lua file of tests/lua_semantics runs under
+ * the stand-alone lua5.4 and inside a pool worker (full profile), and what it prints must be equal
  * byte for byte, apart from the deliberate differences named in `differences` below (README,
  * "Lua in a worker", lists them all).
  *
@@ -49,8 +49,8 @@ typedef struct difference {
 
 static const difference differences[] = {
     {"the collector runs in incremental mode (lua5.4's stand-alone interpreter starts it in "
-     "generational mode)", "gc_options.lua", "generational\tincremental\n",
-     "incremental\tincremental\n"},
+     "generational mode)",
+     "gc_options.lua", "generational\tincremental\n", "incremental\tincremental\n"},
     {"no `arg` table (a task gets its arguments as ...)", "deliberate.lua", "arg\ttable\n",
      "arg\tnil\n"},
     {"the global `interp` module", "deliberate.lua", "interp\tnil\n", "interp\ttable\n"},
@@ -223,7 +223,8 @@ static char *expected(const char *name, const char *lua54)
         char *at = strstr(exp, d->lua54);
         if (!at)
             fail_msg("%s: the deliberate difference '%s' is gone: lua5.4 no longer prints "
-                     "'%s'", name, d->name, d->lua54);
+                     "'%s'",
+                     name, d->name, d->lua54);
         size_t pre = (size_t)(at - exp), ol = strlen(d->lua54), nl = strlen(d->worker);
         char *next = malloc(strlen(exp) - ol + nl + 1);
         memcpy(next, exp, pre);
@@ -238,8 +239,8 @@ static char *expected(const char *name, const char *lua54)
 static int failures;
 
 /* Report a difference (every script is run, so that one run shows them all). */
-static void check_equal(const char *name, const char *run, const char *exp, const char *got,
-                        int rc, const char *err)
+static void check_equal(const char *name, const char *run, const char *exp, const char *got, int rc,
+                        const char *err)
 {
     if (rc != INTERP_OK) {
         printf("FAIL %s (%s): the task failed (%d): %s\n", name, run, rc, err);

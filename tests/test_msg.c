@@ -201,15 +201,15 @@ static void msg_array_vs_map_wire(void **state)
         const char *expr;
         unsigned char first;
     } cases[] = {
-        {"{}", 0x90},                      /* empty table: empty array */
-        {"{1, 2, 3}", 0x93},               /* sequence: array */
-        {"{1, nil, 3}", 0x82},             /* sparse: map */
-        {"{[2] = 1}", 0x81},               /* does not start at 1: map */
-        {"{1, 2, x = 3}", 0x83},           /* mixed: map */
-        {"{[1.5] = 1}", 0x81},             /* float key: map */
+        {"{}", 0x90},            /* empty table: empty array */
+        {"{1, 2, 3}", 0x93},     /* sequence: array */
+        {"{1, nil, 3}", 0x82},   /* sparse: map */
+        {"{[2] = 1}", 0x81},     /* does not start at 1: map */
+        {"{1, 2, x = 3}", 0x83}, /* mixed: map */
+        {"{[1.5] = 1}", 0x81},   /* float key: map */
         {"{n = 1}", 0x81},
-        {"{1, {2}, 3, x = 4}", 0x84},      /* mixed, with a table element before the extra key */
-        {"{1, 2, {3}, [5] = 5}", 0x84},    /* a hole after a table element */
+        {"{1, {2}, 3, x = 4}", 0x84},   /* mixed, with a table element before the extra key */
+        {"{1, 2, {3}, [5] = 5}", 0x84}, /* a hole after a table element */
         /* keys 1..3 inserted backwards (in the hash part, not in order): still an array */
         {"(function() local t = {} t[3] = 3 t[2] = {2} t[1] = 1 return t end)()", 0x93},
         {"(function() local t = {} for i = 20, 1, -1 do t[i] = i end return t end)()", 0xdc},
@@ -253,9 +253,10 @@ static void msg_array_vs_map_wire(void **state)
     }
     lua_close(B);
     /* exact bytes of a few values */
-    assert_int_equal(encode_in(A, NULL, "3, 3.0, 'a', {7}, -1, true, nil", NULL, &m, NULL), INTERP_OK);
-    static const unsigned char want[] = {0x03, 0xcb, 0x40, 0x08, 0, 0, 0, 0, 0, 0, 0xa1, 'a',
-                                         0x91, 0x07, 0xff, 0xc3, 0xc0};
+    assert_int_equal(encode_in(A, NULL, "3, 3.0, 'a', {7}, -1, true, nil", NULL, &m, NULL),
+                     INTERP_OK);
+    static const unsigned char want[] = {0x03, 0xcb, 0x40, 0x08, 0,    0,    0,    0,   0,
+                                         0,    0xa1, 'a',  0x91, 0x07, 0xff, 0xc3, 0xc0};
     assert_int_equal(interp_msg_size(m), sizeof want);
     assert_memory_equal(interp_msg_data(m), want, sizeof want);
     assert_int_equal(interp_msg_count(m), 7);
@@ -280,15 +281,16 @@ static void msg_repeated_keys(void **state)
     (void)state;
     /* keys that look alike to the decoder's key cache (same length, first and last bytes),
      * keys with NULs, long keys, numbers as keys, in many records */
-    roundtrip_opts("recs = {} for i = 1, 300 do recs[i] = {axb = i, ayb = -i, ['a\\0b'] = 'n' .. i, "
-                   "[string.rep('k', 41)] = i, [string.rep('k', 40)] = -i, [1.5] = i} end",
-                   "recs",
-                   "local r = ... assert(#r == 300) for i = 1, 300 do local t = r[i] "
-                   "assert(t.axb == i and t.ayb == -i and t['a\\0b'] == 'n' .. i) "
-                   "assert(t[string.rep('k', 41)] == i and t[string.rep('k', 40)] == -i) "
-                   "assert(t[1.5] == i) local n = 0 for _ in pairs(t) do n = n + 1 end "
-                   "assert(n == 6) end return true",
-                   NULL);
+    roundtrip_opts(
+        "recs = {} for i = 1, 300 do recs[i] = {axb = i, ayb = -i, ['a\\0b'] = 'n' .. i, "
+        "[string.rep('k', 41)] = i, [string.rep('k', 40)] = -i, [1.5] = i} end",
+        "recs",
+        "local r = ... assert(#r == 300) for i = 1, 300 do local t = r[i] "
+        "assert(t.axb == i and t.ayb == -i and t['a\\0b'] == 'n' .. i) "
+        "assert(t[string.rep('k', 41)] == i and t[string.rep('k', 40)] == -i) "
+        "assert(t[1.5] == i) local n = 0 for _ in pairs(t) do n = n + 1 end "
+        "assert(n == 6) end return true",
+        NULL);
 }
 
 static void msg_arrays_in_any_key_order(void **state)
@@ -377,13 +379,15 @@ static void msg_refs_flags_and_bytes(void **state)
     assert_int_equal(m->flags, INTERP__MSG_HAS_FUNCTIONS);
     interp_msg_free(m);
     /* many objects: refs of 2 and 4 bytes */
-    assert_int_equal(encode_in(A, "big = {} for i = 1, 70000 do big[i] = {} end "
-                                  "big[70001] = big[300] big[70002] = big[69999]",
+    assert_int_equal(encode_in(A,
+                               "big = {} for i = 1, 70000 do big[i] = {} end "
+                               "big[70001] = big[300] big[70002] = big[69999]",
                                "big", NULL, &m, NULL),
                      INTERP_OK);
     lua_State *B = new_state();
-    check_in(B, m, NULL, "local b = ... assert(#b == 70002 and b[70001] == b[300]) "
-                         "assert(b[70002] == b[69999] and b[1] ~= b[2]) return true");
+    check_in(B, m, NULL,
+             "local b = ... assert(#b == 70002 and b[70001] == b[300]) "
+             "assert(b[70002] == b[69999] and b[1] ~= b[2]) return true");
     interp_msg_free(m);
     lua_close(A);
     lua_close(B);
@@ -408,12 +412,14 @@ static void msg_refs_survive_concatenation(void **state)
     memcpy(bytes + 1 + n1, interp_msg_data(second), n2);
     assert_int_equal(interp_msg_from_bytes(bytes + 1, n1 + n2, 0, &m), INTERP_OK);
     assert_int_equal(interp_msg_count(m), 4);
-    check_in(B, m, NULL, "local x, wx, f, t = ... assert(wx[1] == x and #x == 2) "
-                         "assert(f.a == t and f.b[1] == t and t.self == t) return true");
+    check_in(B, m, NULL,
+             "local x, wx, f, t = ... assert(wx[1] == x and #x == 2) "
+             "assert(f.a == t and f.b[1] == t and t.self == t) return true");
     interp_msg_free(m);
     assert_int_equal(interp_msg_from_bytes(bytes, 1 + n1 + n2, 0, &m), INTERP_OK);
-    check_in(B, m, NULL, "local a = ... assert(a[2][1] == a[1] and a[3].a == a[4]) "
-                         "assert(a[4].self == a[4]) return true");
+    check_in(B, m, NULL,
+             "local a = ... assert(a[2][1] == a[1] and a[3].a == a[4]) "
+             "assert(a[4].self == a[4]) return true");
     interp_msg_free(m);
     free(bytes);
     interp_msg_free(first);
@@ -559,9 +565,9 @@ static void msg_size_limit(void **state)
     assert_int_equal(encode_in(A, NULL, "{s = string.rep('x', 99)}", &small, &m, &err),
                      INTERP_ERR_LIMIT);
     assert_string_equal(err.text, "[1].s: message larger than 100 bytes");
-    assert_int_equal(encode_in(A, "many = {} for i = 1, 1000 do many[i] = i end", "many", &small,
-                               &m, &err),
-                     INTERP_ERR_LIMIT);
+    assert_int_equal(
+        encode_in(A, "many = {} for i = 1, 1000 do many[i] = i end", "many", &small, &m, &err),
+        INTERP_ERR_LIMIT);
     assert_non_null(strstr(err.text, "message larger than 100 bytes"));
     /* decode refuses a message above its limit */
     assert_int_equal(encode_in(A, NULL, "string.rep('x', 200)", NULL, &m, &err), INTERP_OK);
@@ -587,7 +593,8 @@ static void msg_refused_paths(void **state)
     refused(NULL, "{f = function() end}", NULL, INTERP_ERR_ENCODE,
             "[1].f: cannot copy a function (functions are not allowed)");
     refused(NULL, "{[io.stdout] = 1}", NULL, INTERP_ERR_ENCODE, "[1]: key: cannot copy a userdata");
-    refused(NULL, "{1, io.stdout, x = 1}", NULL, INTERP_ERR_ENCODE, "[1][2]: cannot copy a userdata");
+    refused(NULL, "{1, io.stdout, x = 1}", NULL, INTERP_ERR_ENCODE,
+            "[1][2]: cannot copy a userdata");
     refused(NULL, "{1, {}, io.stdout, x = 1}", NULL, INTERP_ERR_ENCODE,
             "[1][3]: cannot copy a userdata");
     refused(NULL, "{[{io.stdout}] = 1}", NULL, INTERP_ERR_ENCODE,
@@ -596,7 +603,8 @@ static void msg_refused_paths(void **state)
             "[1][\"a b\"].x: cannot copy a userdata");
     refused(NULL, "{[10] = {['end'] = io.stdout}}", NULL, INTERP_ERR_ENCODE,
             "[1][10][\"end\"]: cannot copy a userdata");
-    refused(NULL, "{[2.5] = io.stdout}", NULL, INTERP_ERR_ENCODE, "[1][2.5]: cannot copy a userdata");
+    refused(NULL, "{[2.5] = io.stdout}", NULL, INTERP_ERR_ENCODE,
+            "[1][2.5]: cannot copy a userdata");
     refused(NULL, "{[true] = io.stdout}", NULL, INTERP_ERR_ENCODE,
             "[1][true]: cannot copy a userdata");
     /* the example of the documentation, exactly */
@@ -667,8 +675,8 @@ static void msg_function_with_upvalues(void **state)
     roundtrip_opts("local base, step = 10, {by = 5} "
                    "function counter() local n = base return function() n = n + step.by "
                    "return n end end",
-                   "counter()",
-                   "local f = ... assert(f() == 15 and f() == 20) return true", &with_functions);
+                   "counter()", "local f = ... assert(f() == 15 and f() == 20) return true",
+                   &with_functions);
 }
 
 static void msg_function_env_rebound(void **state)
@@ -735,8 +743,7 @@ static void msg_function_refused_on_decode(void **state)
                      INTERP_OK);
     lua_pushstring(B, "keep");
     assert_int_equal(interp_msg_to_lua(B, m, NULL, &err), INTERP_ERR_DECODE);
-    assert_string_equal(err.text,
-                        "[2].x.f: cannot accept a function (functions are not allowed)");
+    assert_string_equal(err.text, "[2].x.f: cannot accept a function (functions are not allowed)");
     assert_int_equal(lua_gettop(B), 1);
     assert_string_equal(lua_tostring(B, 1), "keep");
     interp_msg_free(m);
@@ -773,8 +780,9 @@ static void msg_decode_nomem_leaves_stack(void **state)
     lua_State *A = new_state();
     interp_msg *m;
     interp_msg_error err;
-    assert_int_equal(encode_in(A, "t = {} for i = 1, 2000 do t[i] = {name = 'item' .. i, i} end "
-                                  "t.self = t",
+    assert_int_equal(encode_in(A,
+                               "t = {} for i = 1, 2000 do t[i] = {name = 'item' .. i, i} end "
+                               "t.self = t",
                                "7, t, string.rep('s', 10000)", NULL, &m, &err),
                      INTERP_OK);
     budget b = {0, (size_t)64 << 20};
@@ -839,8 +847,9 @@ static void msg_push_lua(void **state)
     lua_settop(B, 0);
     interp_msg_free(m);
     /* a big message (helper slots: objects, key cache) leaves only its values */
-    assert_int_equal(encode_in(A, "big = {} for i = 1, 100 do big[i] = {id = i, name = 'n' .. i} end "
-                                  "big.again = big[7]",
+    assert_int_equal(encode_in(A,
+                               "big = {} for i = 1, 100 do big[i] = {id = i, name = 'n' .. i} end "
+                               "big.again = big[7]",
                                "big, 'end'", NULL, &m, NULL),
                      INTERP_OK);
     lua_pushcfunction(B, push_lua_cfn);
@@ -856,7 +865,8 @@ static void msg_push_lua(void **state)
     lua_settop(B, 0);
     interp_msg_free(m);
     /* errors are raised with the reason */
-    assert_int_equal(encode_in(A, NULL, "{f = function() end}", &with_functions, &m, NULL), INTERP_OK);
+    assert_int_equal(encode_in(A, NULL, "{f = function() end}", &with_functions, &m, NULL),
+                     INTERP_OK);
     lua_pushcfunction(B, push_lua_cfn);
     lua_pushlightuserdata(B, m);
     assert_int_equal(lua_pcall(B, 1, LUA_MULTRET, 0), LUA_ERRRUN);
@@ -876,19 +886,21 @@ static void msg_foreign_bytes(void **state)
     interp_msg *m;
     interp_msg_error err;
     /* uint64 above INT64_MAX -> float; float32 -> float; bin -> string; int8 -> integer */
-    static const unsigned char bytes[] = {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                          0xca, 0x3f, 0xc0, 0x00, 0x00, 0xc4, 0x02, 'h', 'i',
-                                          0xd0, 0x80, 0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0};
+    static const unsigned char bytes[] = {
+        0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xca, 0x3f, 0xc0, 0x00, 0x00, 0xc4,
+        0x02, 'h',  'i',  0xd0, 0x80, 0xd3, 0x80, 0,    0,    0,    0,    0,    0,    0};
     assert_int_equal(interp_msg_from_bytes(bytes, sizeof bytes, 0, &m), INTERP_OK);
     assert_int_equal(interp_msg_count(m), 5);
-    check_in(B, m, NULL, "local u, f, s, i, mi = ... assert(math.type(u) == 'float' and u == 2^64) "
-                         "assert(math.type(f) == 'float' and f == 1.5 and s == 'hi') "
-                         "assert(math.type(i) == 'integer' and i == -128 and mi == math.mininteger) "
-                         "return true");
+    check_in(B, m, NULL,
+             "local u, f, s, i, mi = ... assert(math.type(u) == 'float' and u == 2^64) "
+             "assert(math.type(f) == 'float' and f == 1.5 and s == 'hi') "
+             "assert(math.type(i) == 'integer' and i == -128 and mi == math.mininteger) "
+             "return true");
     interp_msg_free(m);
     /* keys Lua refuses: nil and NaN; the stack stays as it was */
     static const unsigned char nil_key[] = {0x81, 0xc0, 0x01};
-    static const unsigned char nan_key[] = {0x92, 0x01, 0x81, 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0, 0x01};
+    static const unsigned char nan_key[] = {0x92, 0x01, 0x81, 0xcb, 0x7f, 0xf8, 0,
+                                            0,    0,    0,    0,    0,    0x01};
     assert_int_equal(interp_msg_from_bytes(nil_key, sizeof nil_key, 0, &m), INTERP_OK);
     assert_int_equal(interp_msg_to_lua(B, m, NULL, &err), INTERP_ERR_DECODE);
     assert_string_equal(err.text, "[1]: key: table key is nil");
@@ -901,8 +913,9 @@ static void msg_foreign_bytes(void **state)
     /* arrays with nil holes and maps with nil values are fine */
     static const unsigned char holes[] = {0x93, 0x01, 0xc0, 0x03, 0x81, 0xa1, 'k', 0xc0};
     assert_int_equal(interp_msg_from_bytes(holes, sizeof holes, 0, &m), INTERP_OK);
-    check_in(B, m, NULL, "local a, t = ... assert(a[1] == 1 and a[2] == nil and a[3] == 3) "
-                         "assert(next(t) == nil) return true");
+    check_in(B, m, NULL,
+             "local a, t = ... assert(a[1] == 1 and a[2] == nil and a[3] == 3) "
+             "assert(next(t) == nil) return true");
     interp_msg_free(m);
     lua_close(B);
 }

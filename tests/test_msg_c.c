@@ -147,17 +147,31 @@ static void check_int(int64_t x, size_t size)
 static void msg_c_int_boundaries(void **state)
 {
     (void)state;
-    struct { int64_t v; size_t size; } cases[] = {
-        {0, 1}, {1, 1}, {127, 1},                            /* positive fixint */
-        {128, 2}, {255, 2},                                  /* uint8 */
-        {256, 3}, {65535, 3},                                /* uint16 */
-        {65536, 5}, {UINT32_MAX, 5},                         /* uint32 */
-        {(int64_t)UINT32_MAX + 1, 9}, {INT64_MAX, 9},        /* uint64 */
-        {-1, 1}, {-32, 1},                                   /* negative fixint */
-        {-33, 2}, {-128, 2},                                 /* int8 */
-        {-129, 3}, {-32768, 3},                              /* int16 */
-        {-32769, 5}, {INT32_MIN, 5},                         /* int32 */
-        {(int64_t)INT32_MIN - 1, 9}, {INT64_MIN, 9},         /* int64 */
+    struct {
+        int64_t v;
+        size_t size;
+    } cases[] = {
+        {0, 1},
+        {1, 1},
+        {127, 1}, /* positive fixint */
+        {128, 2},
+        {255, 2}, /* uint8 */
+        {256, 3},
+        {65535, 3}, /* uint16 */
+        {65536, 5},
+        {UINT32_MAX, 5}, /* uint32 */
+        {(int64_t)UINT32_MAX + 1, 9},
+        {INT64_MAX, 9}, /* uint64 */
+        {-1, 1},
+        {-32, 1}, /* negative fixint */
+        {-33, 2},
+        {-128, 2}, /* int8 */
+        {-129, 3},
+        {-32768, 3}, /* int16 */
+        {-32769, 5},
+        {INT32_MIN, 5}, /* int32 */
+        {(int64_t)INT32_MIN - 1, 9},
+        {INT64_MIN, 9}, /* int64 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         check_int(cases[i].v, cases[i].size);
@@ -169,14 +183,14 @@ static void msg_c_int_foreign_forms(void **state)
 {
     (void)state;
     const unsigned char bytes[] = {
-        0xd0, 0x05,                                     /* int8 5 */
-        0xd1, 0x7f, 0xff,                               /* int16 32767 */
-        0xd2, 0x80, 0x00, 0x00, 0x00,                   /* int32 INT32_MIN */
-        0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0,                /* int64 INT64_MIN */
+        0xd0, 0x05,                                           /* int8 5 */
+        0xd1, 0x7f, 0xff,                                     /* int16 32767 */
+        0xd2, 0x80, 0x00, 0x00, 0x00,                         /* int32 INT32_MIN */
+        0xd3, 0x80, 0,    0,    0,    0,    0,    0,    0,    /* int64 INT64_MIN */
         0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* uint64 INT64_MAX */
         0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* uint64 max: a float */
-        0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0,                /* 2^63: a float */
-        0xca, 0x3f, 0xc0, 0x00, 0x00,                   /* float32 1.5 */
+        0xcf, 0x80, 0,    0,    0,    0,    0,    0,    0,    /* 2^63: a float */
+        0xca, 0x3f, 0xc0, 0x00, 0x00,                         /* float32 1.5 */
     };
     interp_msg *m = raw(bytes, sizeof bytes, 8, 0);
     interp_msg_iter it = interp_msg_iter_init(m);
@@ -227,18 +241,18 @@ static void msg_c_str_boundaries(void **state)
 {
     (void)state;
     check_str(0, 1);
-    check_str(31, 1);      /* fixstr */
-    check_str(32, 2);      /* str8 */
+    check_str(31, 1); /* fixstr */
+    check_str(32, 2); /* str8 */
     check_str(255, 2);
-    check_str(256, 3);     /* str16 */
+    check_str(256, 3); /* str16 */
     check_str(65535, 3);
-    check_str(65536, 5);   /* str32 */
+    check_str(65536, 5); /* str32 */
 }
 
 static void msg_c_double_specials(void **state)
 {
     (void)state;
-    double cases[] = {3.0, -0.0, 0.0, 0.1, DBL_MAX, DBL_MIN, 4.9406564584124654e-324,
+    double cases[] = {3.0,      -0.0,      0.0,   0.1, DBL_MAX, DBL_MIN, 4.9406564584124654e-324,
                       INFINITY, -INFINITY, 1e300, -2.5};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         interp_msg_builder *b = interp_msg_builder_new();
@@ -642,14 +656,14 @@ static void msg_c_add_msg_lua_refs(void **state)
     lua_setglobal(L, "s2");
     lua_setglobal(L, "pair");
     lua_setglobal(L, "first");
-    int rc = luaL_dostring(L,
-        "assert(type(first.k) == 'table' and next(first.k) == nil, 'first')\n"
-        "local s1, c1 = pair[1], pair[2]\n"
-        "assert(s1[1] == s1[2] and type(s1[1]) == 'table', 'shared table inside the array')\n"
-        "assert(c1.self == c1, 'cycle inside the array')\n"
-        "assert(s2[1] == s2[2] and s2[1] ~= s1[1], 'shared table at the top level')\n"
-        "assert(c2.self == c2 and c2 ~= c1, 'cycle at the top level')\n"
-        "return true");
+    int rc = luaL_dostring(
+        L, "assert(type(first.k) == 'table' and next(first.k) == nil, 'first')\n"
+           "local s1, c1 = pair[1], pair[2]\n"
+           "assert(s1[1] == s1[2] and type(s1[1]) == 'table', 'shared table inside the array')\n"
+           "assert(c1.self == c1, 'cycle inside the array')\n"
+           "assert(s2[1] == s2[2] and s2[1] ~= s1[1], 'shared table at the top level')\n"
+           "assert(c2.self == c2 and c2 ~= c1, 'cycle at the top level')\n"
+           "return true");
     if (rc != LUA_OK)
         print_error("%s\n", lua_tostring(L, -1));
     lua_close(L); /* freed before asserting: a failure leaks nothing */
@@ -664,21 +678,45 @@ static void msg_c_reader_forms(void **state)
 {
     (void)state;
     const unsigned char bytes[] = {
-        0xc4, 0x02, 'h', 'i',                           /* bin8: a STR */
-        0xc5, 0x00, 0x01, 'x',                          /* bin16 */
-        0xc6, 0x00, 0x00, 0x00, 0x01, 'y',              /* bin32 */
-        0xd9, 0x01, 'a',                                /* str8 */
-        0xda, 0x00, 0x01, 'b',                          /* str16 */
-        0xdb, 0x00, 0x00, 0x00, 0x01, 'c',              /* str32 */
-        0xdc, 0x00, 0x01, 0x01,                         /* array16 {1} */
-        0xdd, 0x00, 0x00, 0x00, 0x01, 0x02,             /* array32 {2} */
-        0xde, 0x00, 0x01, 0x01, 0x02,                   /* map16 {[1] = 2} */
-        0xdf, 0x00, 0x00, 0x00, 0x01, 0xa1, 'k', 0xc0,  /* map32 {k = nil} */
-        0xd4, INTERP_MSG_EXT_REF, 0x05,                 /* fixext1 ref 5 */
-        0xd5, INTERP_MSG_EXT_REF, 0x01, 0x2c,           /* fixext2 ref 300 */
-        0xd6, INTERP_MSG_EXT_REF, 0x00, 0x01, 0x00, 0x00, /* fixext4 ref 65536 */
-        0xc8, 0x00, 0x02, INTERP_MSG_EXT_FUNCTION, 0x91, 0x01,        /* ext16 function */
-        0xd6, INTERP_MSG_EXT_FUNCTION, 1, 2, 3, 4,      /* fixext4 function */
+        0xc4, 0x02,
+        'h',  'i', /* bin8: a STR */
+        0xc5, 0x00,
+        0x01, 'x', /* bin16 */
+        0xc6, 0x00,
+        0x00, 0x00,
+        0x01, 'y', /* bin32 */
+        0xd9, 0x01,
+        'a', /* str8 */
+        0xda, 0x00,
+        0x01, 'b', /* str16 */
+        0xdb, 0x00,
+        0x00, 0x00,
+        0x01, 'c', /* str32 */
+        0xdc, 0x00,
+        0x01, 0x01, /* array16 {1} */
+        0xdd, 0x00,
+        0x00, 0x00,
+        0x01, 0x02, /* array32 {2} */
+        0xde, 0x00,
+        0x01, 0x01,
+        0x02, /* map16 {[1] = 2} */
+        0xdf, 0x00,
+        0x00, 0x00,
+        0x01, 0xa1,
+        'k',  0xc0, /* map32 {k = nil} */
+        0xd4, INTERP_MSG_EXT_REF,
+        0x05, /* fixext1 ref 5 */
+        0xd5, INTERP_MSG_EXT_REF,
+        0x01, 0x2c, /* fixext2 ref 300 */
+        0xd6, INTERP_MSG_EXT_REF,
+        0x00, 0x01,
+        0x00, 0x00, /* fixext4 ref 65536 */
+        0xc8, 0x00,
+        0x02, INTERP_MSG_EXT_FUNCTION,
+        0x91, 0x01, /* ext16 function */
+        0xd6, INTERP_MSG_EXT_FUNCTION,
+        1,    2,
+        3,    4, /* fixext4 function */
         0xc3,
     };
     interp_msg *m = raw(bytes, sizeof bytes, 16, 0);
@@ -723,10 +761,47 @@ static void msg_c_reader_truncated(void **state)
 {
     (void)state;
     const unsigned char good[] = {
-        0x93, 0x01, 0xcd, 0x01, 0x00, 0x82, 0xa1, 'a', 0xcb, 0x40, 0x08, 0, 0, 0, 0, 0, 0,
-        0xc4, 0x01, 0x00, 0xdc, 0x00, 0x02, 0xc0, 0xc2,
-        0xc7, 0x01, INTERP_MSG_EXT_FUNCTION, 0x00, 0xd4, INTERP_MSG_EXT_REF, 0x00,
-        0xd3, 1, 2, 3, 4, 5, 6, 7, 8,
+        0x93,
+        0x01,
+        0xcd,
+        0x01,
+        0x00,
+        0x82,
+        0xa1,
+        'a',
+        0xcb,
+        0x40,
+        0x08,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0xc4,
+        0x01,
+        0x00,
+        0xdc,
+        0x00,
+        0x02,
+        0xc0,
+        0xc2,
+        0xc7,
+        0x01,
+        INTERP_MSG_EXT_FUNCTION,
+        0x00,
+        0xd4,
+        INTERP_MSG_EXT_REF,
+        0x00,
+        0xd3,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
     };
     interp_msg *m = raw(good, sizeof good, 4, 0);
     assert_true(walk(interp_msg_iter_init(m), 0));
@@ -746,8 +821,8 @@ static void msg_c_reader_refuses_garbage(void **state)
 {
     (void)state;
     const unsigned char *cases[] = {
-        (const unsigned char *)"\xc1",                  /* never used */
-        (const unsigned char *)"\xd4\x07\x00",          /* unknown extension type */
+        (const unsigned char *)"\xc1",                     /* never used */
+        (const unsigned char *)"\xd4\x07\x00",             /* unknown extension type */
         (const unsigned char *)"\xc7\x03\x01\x00\x00\x01", /* ref payload of 3 bytes */
         (const unsigned char *)"\xd7\x01\x00\x00\x00\x01\x00\x00\x00\x00", /* ref 2^32 */
         (const unsigned char *)"\xdd\xff\xff\xff\xff\x01", /* count beyond the bytes */
@@ -834,19 +909,47 @@ static void msg_c_print_types(void **state)
     assert_text(m, "1, \"a\\0b\", {1, 2.5, true}, {x = nil, [\"k k\"] = {}}");
     interp_msg_free(m);
 
-    struct { double d; const char *want; } floats[] = {
-        {3.0, "3.0"}, {-0.0, "-0.0"}, {0.0, "0.0"}, {0.1, "0.1"}, {2.5, "2.5"},
-        {1e20, "1e+20"}, {1.0 / 3, "0.3333333333333333"}, {-1e-300, "-1e-300"},
-        {123456789.0, "123456789.0"}, {INFINITY, "inf"}, {-INFINITY, "-inf"}, {NAN, "nan"},
-        {DBL_MAX, "1.7976931348623157e+308"}, {5e-324, "5e-324"}, {1e-310, "1e-310"}, {100.0, "100.0"}, {1e15, "1000000000000000.0"}, {1e16, "1e+16"}, {12345678901234567.0, "1.2345678901234568e+16"}, {1234.5, "1234.5"}, {1e-4, "0.0001"}, {1.5e-5, "1.5e-05"}, {-123456789.125, "-123456789.125"},
+    struct {
+        double d;
+        const char *want;
+    } floats[] = {
+        {3.0, "3.0"},
+        {-0.0, "-0.0"},
+        {0.0, "0.0"},
+        {0.1, "0.1"},
+        {2.5, "2.5"},
+        {1e20, "1e+20"},
+        {1.0 / 3, "0.3333333333333333"},
+        {-1e-300, "-1e-300"},
+        {123456789.0, "123456789.0"},
+        {INFINITY, "inf"},
+        {-INFINITY, "-inf"},
+        {NAN, "nan"},
+        {DBL_MAX, "1.7976931348623157e+308"},
+        {5e-324, "5e-324"},
+        {1e-310, "1e-310"},
+        {100.0, "100.0"},
+        {1e15, "1000000000000000.0"},
+        {1e16, "1e+16"},
+        {12345678901234567.0, "1.2345678901234568e+16"},
+        {1234.5, "1234.5"},
+        {1e-4, "0.0001"},
+        {1.5e-5, "1.5e-05"},
+        {-123456789.125, "-123456789.125"},
     };
     for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) {
         m = interp_msg_double(floats[i].d);
         assert_text(m, floats[i].want);
         interp_msg_free(m);
     }
-    struct { int64_t i; const char *want; } ints[] = {
-        {3, "3"}, {-1, "-1"}, {0, "0"}, {INT64_MAX, "9223372036854775807"},
+    struct {
+        int64_t i;
+        const char *want;
+    } ints[] = {
+        {3, "3"},
+        {-1, "-1"},
+        {0, "0"},
+        {INT64_MAX, "9223372036854775807"},
         {INT64_MIN, "-9223372036854775808"},
     };
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
@@ -869,16 +972,20 @@ static void msg_c_print_types(void **state)
 static void msg_c_print_strings(void **state)
 {
     (void)state;
-    struct { const char *s; size_t len; const char *want; } cases[] = {
+    struct {
+        const char *s;
+        size_t len;
+        const char *want;
+    } cases[] = {
         {"plain text", 10, "\"plain text\""},
         {"q\"b\\", 4, "\"q\\\"b\\\\\""},
         {"\n\t\r\a\b\f\v", 7, "\"\\n\\t\\r\\a\\b\\f\\v\""},
-        {"\0001", 2, "\"\\0001\""},         /* a digit follows: three digits */
+        {"\0001", 2, "\"\\0001\""}, /* a digit follows: three digits */
         {"\001x\177", 3, "\"\\1x\\127\""},
-        {"\xff\xfe", 2, "\"\\255\\254\""},   /* not UTF-8 */
-        {"caf\xc3\xa9", 5, "\"caf\xc3\xa9\""}, /* well-formed UTF-8 stays */
-        {"\xc3", 1, "\"\\195\""},            /* truncated UTF-8 */
-        {"\xc0\x80", 2, "\"\\192\\128\""},   /* overlong */
+        {"\xff\xfe", 2, "\"\\255\\254\""},          /* not UTF-8 */
+        {"caf\xc3\xa9", 5, "\"caf\xc3\xa9\""},      /* well-formed UTF-8 stays */
+        {"\xc3", 1, "\"\\195\""},                   /* truncated UTF-8 */
+        {"\xc0\x80", 2, "\"\\192\\128\""},          /* overlong */
         {"\xed\xa0\x80", 3, "\"\\237\\160\\128\""}, /* surrogate */
         {"\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\""},
         {"", 0, "\"\""},
@@ -895,18 +1002,30 @@ static void msg_c_print_keys(void **state)
     (void)state;
     interp_msg_builder *b = interp_msg_builder_new();
     interp_msg_add_map(b, 9);
-    interp_msg_add_cstr(b, "name");      interp_msg_add_int(b, 1);
-    interp_msg_add_cstr(b, "_x9");       interp_msg_add_int(b, 2);
-    interp_msg_add_cstr(b, "end");       interp_msg_add_int(b, 3); /* reserved word */
-    interp_msg_add_cstr(b, "9a");        interp_msg_add_int(b, 4);
-    interp_msg_add_cstr(b, "");          interp_msg_add_int(b, 5);
-    interp_msg_add_int(b, -7);           interp_msg_add_cstr(b, "neg");
-    interp_msg_add_double(b, 1.5);       interp_msg_add_bool(b, true);
-    interp_msg_add_array(b, 2);          interp_msg_add_int(b, 1); interp_msg_add_int(b, 2);
+    interp_msg_add_cstr(b, "name");
+    interp_msg_add_int(b, 1);
+    interp_msg_add_cstr(b, "_x9");
+    interp_msg_add_int(b, 2);
+    interp_msg_add_cstr(b, "end");
+    interp_msg_add_int(b, 3); /* reserved word */
+    interp_msg_add_cstr(b, "9a");
+    interp_msg_add_int(b, 4);
+    interp_msg_add_cstr(b, "");
+    interp_msg_add_int(b, 5);
+    interp_msg_add_int(b, -7);
+    interp_msg_add_cstr(b, "neg");
+    interp_msg_add_double(b, 1.5);
+    interp_msg_add_bool(b, true);
+    interp_msg_add_array(b, 2);
+    interp_msg_add_int(b, 1);
+    interp_msg_add_int(b, 2);
     interp_msg_add_map(b, 1);
-    interp_msg_add_map(b, 1);            interp_msg_add_cstr(b, "a"); interp_msg_add_nil(b);
+    interp_msg_add_map(b, 1);
+    interp_msg_add_cstr(b, "a");
+    interp_msg_add_nil(b);
     interp_msg_add_cstr(b, "v");
-    interp_msg_add_array(b, 1);          interp_msg_add_cstr(b, "w");
+    interp_msg_add_array(b, 1);
+    interp_msg_add_cstr(b, "w");
     interp_msg_add_map(b, 0);
     interp_msg *m = finish(b);
     assert_text(m, "{name = 1, _x9 = 2, [\"end\"] = 3, [\"9a\"] = 4, [\"\"] = 5, "

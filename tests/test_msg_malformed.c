@@ -143,7 +143,8 @@ static void malformed_valid_messages_pass(void **state)
         interp_msg *plain;
         int rc = interp_msg_from_bytes(interp_msg_data(m), interp_msg_size(m), 0, &plain);
         /* untrusted bytes: functions refused (their bytecode would reach lua_load unverified) */
-        assert_int_equal(rc, (m->flags & INTERP__MSG_HAS_FUNCTIONS) ? INTERP_ERR_DECODE : INTERP_OK);
+        assert_int_equal(rc,
+                         (m->flags & INTERP__MSG_HAS_FUNCTIONS) ? INTERP_ERR_DECODE : INTERP_OK);
         interp_msg_free(plain);
         assert_int_equal(interp_msg_count(copy), interp_msg_count(m));
         assert_int_equal(copy->flags, m->flags);
@@ -181,10 +182,9 @@ static uint32_t rnd(uint32_t below)
 static void malformed_random_mutations(void **state)
 {
     corpus *c = *state;
-    static const unsigned char interesting[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf,
-                                                0xc0, 0xc1, 0xc4, 0xc7, 0xc9, 0xca, 0xcb, 0xcf,
-                                                0xd4, 0xd6, 0xd8, 0xd9, 0xdb, 0xdc, 0xdd, 0xde,
-                                                0xdf, 0xe0, 0xff, 0x01, 0x02, 0x03};
+    static const unsigned char interesting[] = {
+        0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc4, 0xc7, 0xc9, 0xca, 0xcb,
+        0xcf, 0xd4, 0xd6, 0xd8, 0xd9, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xff, 0x01, 0x02, 0x03};
     int errors = 0, valid = 0;
     for (int iter = 0; iter < 4000; iter++) {
         const interp_msg *m = c->m[rnd(NSOURCES)];
@@ -196,9 +196,15 @@ static void malformed_random_mutations(void **state)
         for (int k = 0; k < edits && len > 0; k++) {
             size_t at = rnd((uint32_t)len);
             switch (rnd(5)) {
-            case 0: buf[at] = (char)rnd(256); break;
-            case 1: buf[at] ^= (char)(1u << rnd(8)); break;
-            case 2: buf[at] = (char)interesting[rnd(sizeof interesting)]; break;
+            case 0:
+                buf[at] = (char)rnd(256);
+                break;
+            case 1:
+                buf[at] ^= (char)(1u << rnd(8));
+                break;
+            case 2:
+                buf[at] = (char)interesting[rnd(sizeof interesting)];
+                break;
             case 3: /* insert a byte */
                 if (len < interp_msg_size(m) + 15) {
                     memmove(buf + at + 1, buf + at, len - at);
@@ -237,10 +243,10 @@ static void bad(const void *bytes, size_t len, int max_depth, int code, const ch
         fail_msg("'%s' does not contain '%s'", text, why);
 }
 
-#define BAD(code, why, ...)                                                                 \
-    do {                                                                                    \
-        static const unsigned char b_[] = {__VA_ARGS__};                                    \
-        bad(b_, sizeof b_, 0, code, why);                                                   \
+#define BAD(code, why, ...)                                                                        \
+    do {                                                                                           \
+        static const unsigned char b_[] = {__VA_ARGS__};                                           \
+        bad(b_, sizeof b_, 0, code, why);                                                          \
     } while (0)
 
 /* bin 8 header + "\x1bLua" + 2 more bytes: a (fake) bytecode accepted by the validator */
@@ -270,29 +276,31 @@ static void malformed_hand_made(void **state)
     BAD(INTERP_ERR_DECODE, "function with 300 upvalues", 0xc7, 0x0b, 0x02, CODE, 0xcd, 0x01, 0x2c);
     BAD(INTERP_ERR_DECODE, "truncated function (upvalue name)", 0xc7, 0x09, 0x02, CODE, 0x01);
     BAD(INTERP_ERR_DECODE, "unknown upvalue tag 7", 0xc7, 0x0b, 0x02, CODE, 0x01, 0xa0, 0x07);
-    BAD(INTERP_ERR_DECODE, "upvalue tag is not an unsigned", 0xc7, 0x0b, 0x02, CODE, 0x01, 0xa0, 0xff);
+    BAD(INTERP_ERR_DECODE, "upvalue tag is not an unsigned", 0xc7, 0x0b, 0x02, CODE, 0x01, 0xa0,
+        0xff);
     BAD(INTERP_ERR_DECODE, "stray bytes", 0xc7, 0x0a, 0x02, CODE, 0x00, 0xc0);
     BAD(INTERP_ERR_DECODE, "truncated", 0xc7, 0x0b, 0x02, CODE, 0x01, 0xa0, 0x00); /* no value */
     /* the value of an upvalue cannot run past the payload */
     BAD(INTERP_ERR_DECODE, "truncated", 0xc7, 0x0c, 0x02, CODE, 0x01, 0xa0, 0x00, 0xa1, 'x');
-    BAD(INTERP_ERR_DECODE, "joined to 2 objects back, not a function", 0x91, 0xc7, 0x0d, 0x02,
-        CODE, 0x01, 0xa0, 0x02, 0x02, 0x00);
-    BAD(INTERP_ERR_DECODE, "joined to 0 objects back, not a function", 0xc7, 0x0d, 0x02, CODE,
-        0x01, 0xa0, 0x02, 0x00, 0x00);
+    BAD(INTERP_ERR_DECODE, "joined to 2 objects back, not a function", 0x91, 0xc7, 0x0d, 0x02, CODE,
+        0x01, 0xa0, 0x02, 0x02, 0x00);
+    BAD(INTERP_ERR_DECODE, "joined to 0 objects back, not a function", 0xc7, 0x0d, 0x02, CODE, 0x01,
+        0xa0, 0x02, 0x00, 0x00);
     BAD(INTERP_ERR_DECODE, "upvalue joined to upvalue 1 of a function with 1", 0xc7, 0x0d, 0x02,
         CODE, 0x01, 0xa0, 0x02, 0x01, 0x01);
     /* a function whose upvalue 0 is joined to itself (1 object back): valid structure */
     {
         static const unsigned char ok[] = {0xc7, 0x0d, 0x02, CODE, 0x01, 0xa0, 0x02, 0x01, 0x00};
         uint32_t count, flags;
-        assert_int_equal(interp__msg_validate((const char *)ok, sizeof ok, 0, &count, &flags, NULL, 0),
-                         INTERP_OK);
+        assert_int_equal(
+            interp__msg_validate((const char *)ok, sizeof ok, 0, &count, &flags, NULL, 0),
+            INTERP_OK);
         assert_int_equal(flags, INTERP__MSG_HAS_FUNCTIONS | INTERP__MSG_HAS_REFS);
         interp_msg *m;
         assert_int_equal(interp_msg_from_bytes(ok, sizeof ok, 0, &m), INTERP_ERR_DECODE);
         assert_null(m);
-        assert_int_equal(
-            interp_msg_from_bytes_ex(ok, sizeof ok, 0, INTERP_MSG_TRUST_FUNCTIONS, &m), INTERP_OK);
+        assert_int_equal(interp_msg_from_bytes_ex(ok, sizeof ok, 0, INTERP_MSG_TRUST_FUNCTIONS, &m),
+                         INTERP_OK);
         lua_State *L = luaL_newstate();
         interp_msg_error err;
         /* refused without allow_functions; with it, the fake bytecode fails to load */

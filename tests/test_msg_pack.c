@@ -79,10 +79,10 @@ static void msg_pack_scalars_match_builder(void **state)
 {
     (void)state;
     float f = 2.5f; /* promotes to double through `...` */
-    interp_msg *p = pack_ok("n b b i i i l l L I I z d d d s S S", 1, 0, INT_MIN, 0, INT_MAX,
-                            LONG_MIN, LONG_MAX, LLONG_MAX, INT64_MIN, (int64_t)1 << 40,
-                            (size_t)300, 3.0, (double)f, -0.0, "hello", "a\0b", (size_t)3,
-                            (const char *)NULL, (size_t)0);
+    interp_msg *p =
+        pack_ok("n b b i i i l l L I I z d d d s S S", 1, 0, INT_MIN, 0, INT_MAX, LONG_MIN,
+                LONG_MAX, LLONG_MAX, INT64_MIN, (int64_t)1 << 40, (size_t)300, 3.0, (double)f, -0.0,
+                "hello", "a\0b", (size_t)3, (const char *)NULL, (size_t)0);
 
     interp_msg_builder *b = interp_msg_builder_new();
     assert_non_null(b);
@@ -117,11 +117,11 @@ static void msg_pack_nesting_matches_builder(void **state)
     (void)state;
     interp_msg *two = pack_ok("i s", 7, "seven"); /* two values: two elements inside [ ] */
     interp_msg *empty = pack_ok("");
-    interp_msg *p = pack_ok("[i [s {s d}] m] {s [] i {}} m [m] {m s i}", 1, "x", "k", 0.5, two,
-                            "a", 2, two, empty, two, "z", 9);
+    interp_msg *p = pack_ok("[i [s {s d}] m] {s [] i {}} m [m] {m s i}", 1, "x", "k", 0.5, two, "a",
+                            2, two, empty, two, "z", 9);
 
     interp_msg_builder *b = interp_msg_builder_new();
-    interp_msg_add_array(b, 4);             /* [i [s {s d}] m]: m gives two elements */
+    interp_msg_add_array(b, 4); /* [i [s {s d}] m]: m gives two elements */
     interp_msg_add_int(b, 1);
     interp_msg_add_array(b, 2);
     interp_msg_add_cstr(b, "x");
@@ -129,14 +129,14 @@ static void msg_pack_nesting_matches_builder(void **state)
     interp_msg_add_cstr(b, "k");
     interp_msg_add_double(b, 0.5);
     interp_msg_add_msg(b, two);
-    interp_msg_add_map(b, 2);               /* {s [] i {}} */
+    interp_msg_add_map(b, 2); /* {s [] i {}} */
     interp_msg_add_cstr(b, "a");
     interp_msg_add_array(b, 0);
     interp_msg_add_int(b, 2);
     interp_msg_add_map(b, 0);
-    interp_msg_add_msg(b, two);             /* m at top level: two values */
-    interp_msg_add_array(b, 0);             /* [m] of an empty message: an empty array */
-    interp_msg_add_map(b, 2);               /* {m s i}: m is one key and value */
+    interp_msg_add_msg(b, two); /* m at top level: two values */
+    interp_msg_add_array(b, 0); /* [m] of an empty message: an empty array */
+    interp_msg_add_map(b, 2);   /* {m s i}: m is one key and value */
     interp_msg_add_msg(b, two);
     interp_msg_add_cstr(b, "z");
     interp_msg_add_int(b, 9);
@@ -199,7 +199,7 @@ static void msg_pack_pack_errors(void **state)
     pack_fails(INTERP_ERR_INVALID, "{i]", 1);
     pack_fails(INTERP_ERR_INVALID, "{s}", "k");
     pack_fails(INTERP_ERR_INVALID, "{sis}", "k", 1, "j");
-    pack_fails(INTERP_ERR_INVALID, "?");             /* unpack-only letters */
+    pack_fails(INTERP_ERR_INVALID, "?"); /* unpack-only letters */
     pack_fails(INTERP_ERR_INVALID, "i*", 1);
     pack_fails(INTERP_ERR_INVALID, "%d", 1);
     /* a map whose item count is odd once `m` is counted */
@@ -303,8 +303,8 @@ static void msg_pack_lua_round_trip(void **state)
     assert_non_null(L);
     luaL_openlibs(L);
 
-    interp_msg *m = pack_ok("i d d S s b n [i i] {s i}", 3, 3.0, 2.5, "a\0b", (size_t)3, "x",
-                            1, 1, -2, "k", 5);
+    interp_msg *m =
+        pack_ok("i d d S s b n [i i] {s i}", 3, 3.0, 2.5, "a\0b", (size_t)3, "x", 1, 1, -2, "k", 5);
     lua_pushcfunction(L, call_with_msg);
     lua_pushlightuserdata(L, m);
     assert_int_equal(luaL_loadstring(L, lua_check), LUA_OK);
@@ -325,9 +325,8 @@ static void msg_pack_lua_round_trip(void **state)
     const char *s = NULL, *x = NULL, *key = NULL;
     size_t slen = 0, xlen = 0, klen = 0;
     int64_t v = 0;
-    assert_int_equal(interp_msg_unpack(back, "i d d S s b n [i i] {s i} [[I] ?]", &a, &b, &c,
-                                       &s, &slen, &x, &xlen, &t, &t1, &t2, &key, &klen, &k,
-                                       &v),
+    assert_int_equal(interp_msg_unpack(back, "i d d S s b n [i i] {s i} [[I] ?]", &a, &b, &c, &s,
+                                       &slen, &x, &xlen, &t, &t1, &t2, &key, &klen, &k, &v),
                      INTERP_OK);
     assert_int_equal(a, 4);
     assert_true(b == 4.0);
@@ -367,8 +366,8 @@ static void msg_pack_unpack_letters(void **state)
     size_t z = 0, slen = 9, elen = 9;
     double d = 0, d2 = 0;
     const char *s = NULL, *e = NULL;
-    assert_int_equal(interp_msg_unpack(m, "n b i l L I z d d s S", &b, &i, &l, &L, &I, &z, &d,
-                                       &d2, &s, &slen, &e, &elen),
+    assert_int_equal(interp_msg_unpack(m, "n b i l L I z d d s S", &b, &i, &l, &L, &I, &z, &d, &d2,
+                                       &s, &slen, &e, &elen),
                      INTERP_OK);
     assert_false(b);
     assert_int_equal(i, -7);
@@ -428,9 +427,9 @@ static void msg_pack_unpack_containers(void **state)
     const char *ka = NULL, *kb = NULL;
     size_t la = 0, lb = 0;
     double d = 0;
-    assert_int_equal(interp_msg_unpack(m, "[iii] {si s[d]} [] {}", &x, &y, &z, &ka, &la, &va,
-                                       &kb, &lb, &d),
-                     INTERP_OK);
+    assert_int_equal(
+        interp_msg_unpack(m, "[iii] {si s[d]} [] {}", &x, &y, &z, &ka, &la, &va, &kb, &lb, &d),
+        INTERP_OK);
     assert_int_equal(x, 1);
     assert_int_equal(y, 2);
     assert_int_equal(z, 3);
@@ -465,9 +464,9 @@ static void msg_pack_unpack_type_mismatch(void **state)
     size_t z = 0, len = 0;
     long long L = 0;
     const char *s = NULL;
-    assert_int_equal(interp_msg_unpack(m, "i *", &i), INTERP_ERR_DECODE);     /* 3.0 */
+    assert_int_equal(interp_msg_unpack(m, "i *", &i), INTERP_ERR_DECODE); /* 3.0 */
     assert_int_equal(interp_msg_unpack(m, "I *", &L), INTERP_ERR_DECODE);
-    assert_int_equal(interp_msg_unpack(m, "? d *", &d), INTERP_ERR_DECODE);   /* "2.5" */
+    assert_int_equal(interp_msg_unpack(m, "? d *", &d), INTERP_ERR_DECODE); /* "2.5" */
     assert_int_equal(interp_msg_unpack(m, "? i *", &i), INTERP_ERR_DECODE);
     assert_int_equal(interp_msg_unpack(m, "? ? s *", &s, &len), INTERP_ERR_DECODE); /* 7 */
     assert_int_equal(interp_msg_unpack(m, "? ? b *", &b), INTERP_ERR_DECODE);
@@ -508,7 +507,7 @@ static void msg_pack_unpack_format_errors(void **state)
     const char *s = NULL;
     size_t len = 0;
     const char *bad[] = {
-        "q", "i x", "[", "]", "[i}", "{i]", "i [i] {s i", "i ] [i] {s i}",
+        "q", "i x",   "[",   "]",       "[i}",   "{i]",       "i [i] {s i", "i ] [i] {s i}",
         "m", "i * ?", "* *", "[* i] *", "{s} *", "{s i s} *", "{s *} *",
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
@@ -575,12 +574,10 @@ static void msg_pack_unpack_nothing_written(void **state)
     assert_int_equal(interp_msg_unpack(m, "i s [d b] n", &k.i, &k.s, &k.len, &k.d, &k.b),
                      INTERP_ERR_DECODE); /* type */
     assert_untouched(&k);
-    assert_int_equal(interp_msg_unpack(m, "i s [d b] i", &k.i, &k.s, &k.len, &k.d, &k.b,
-                                       &k.last),
+    assert_int_equal(interp_msg_unpack(m, "i s [d b] i", &k.i, &k.s, &k.len, &k.d, &k.b, &k.last),
                      INTERP_ERR_LIMIT); /* range */
     assert_untouched(&k);
-    assert_int_equal(interp_msg_unpack(m, "i s [d b] ? i", &k.i, &k.s, &k.len, &k.d, &k.b,
-                                       &k.last),
+    assert_int_equal(interp_msg_unpack(m, "i s [d b] ? i", &k.i, &k.s, &k.len, &k.d, &k.b, &k.last),
                      INTERP_ERR_DECODE); /* too few values */
     assert_untouched(&k);
     assert_int_equal(interp_msg_unpack(m, "i s [d b]", &k.i, &k.s, &k.len, &k.d, &k.b),

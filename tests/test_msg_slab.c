@@ -47,10 +47,18 @@ static void msg_slab_members_match_plain_messages(void **st)
         const char *expr;
         bool small;
     } cases[] = {
-        {"42", true},       {"-7", true},          {"2^40 // 1", true},
-        {"-2^62 // 1", true}, {"1.5", true},       {"0/0 ~= 0/0", true},
-        {"nil", true},      {"'text'", true},      {"1, 'a', nil, false, 2.25", true},
-        {"", true},         {"('x'):rep(300)", false}, {"{1, 2}", false},
+        {"42", true},
+        {"-7", true},
+        {"2^40 // 1", true},
+        {"-2^62 // 1", true},
+        {"1.5", true},
+        {"0/0 ~= 0/0", true},
+        {"nil", true},
+        {"'text'", true},
+        {"1, 'a', nil, false, 2.25", true},
+        {"", true},
+        {"('x'):rep(300)", false},
+        {"{1, 2}", false},
         {"1, 2, 3, 4, 5, 6, 7, 8, 9", false},
     };
     lua_State *L = new_state();
@@ -78,8 +86,8 @@ static void msg_slab_members_match_plain_messages(void **st)
                 assert_int_equal(lua_rawlen(L, a), lua_rawlen(L, b));
             else if (lua_type(L, a) == LUA_TNUMBER)
                 assert_int_equal(lua_isinteger(L, a), lua_isinteger(L, b));
-            if (lua_type(L, a) != LUA_TTABLE && !(lua_type(L, a) == LUA_TNUMBER &&
-                                                 lua_tonumber(L, a) != lua_tonumber(L, a)))
+            if (lua_type(L, a) != LUA_TTABLE &&
+                !(lua_type(L, a) == LUA_TNUMBER && lua_tonumber(L, a) != lua_tonumber(L, a)))
                 assert_true(lua_rawequal(L, a, b));
         }
         lua_settop(L, first - 1);
@@ -100,7 +108,8 @@ static void msg_slab_copies_are_ordinary(void **st)
     interp__slab *slab = NULL;
     eval(L, "7, 'seven'");
     interp_msg *m, *dup, *cat;
-    assert_int_equal(interp__msg_from_lua_slab(L, 1, 2, NULL, NULL, &slab, 256, &m, NULL), INTERP_OK);
+    assert_int_equal(interp__msg_from_lua_slab(L, 1, 2, NULL, NULL, &slab, 256, &m, NULL),
+                     INTERP_OK);
     assert_true(m->flags & INTERP__MSG_SLAB);
     interp__slab_release(slab); /* the member keeps the slab */
     dup = interp_msg_dup(m);
@@ -180,7 +189,8 @@ static void msg_slab_members_freed_on_other_threads(void **st)
     enum { N = 4000, MORE = 4000 };
     interp_msg **ms = malloc((N + MORE) * sizeof *ms);
     interp__slab *slab = NULL;
-    interp__slab_cache *cache = interp__slab_cache_new(1 << 20, 1 << 20); /* emptied slabs come back */
+    interp__slab_cache *cache =
+        interp__slab_cache_new(1 << 20, 1 << 20); /* emptied slabs come back */
     assert_non_null(cache);
     for (size_t i = 0; i < N; i++) {
         interp_msg *m = interp__slab_reserve(cache, &slab, 1 << 20, 8);
@@ -267,8 +277,9 @@ static void msg_small_push_fast_path(void **st)
 {
     (void)st;
     lua_State *L = new_state();
-    static const char *const small[] = {"0", "127", "200", "70000", "2^40 // 1", "-1", "-300",
-                                        "1.25", "nil", "true", "'abc'", "1, 'x', false", ""};
+    static const char *const small[] = {"0",     "127",           "200",  "70000", "2^40 // 1",
+                                        "-1",    "-300",          "1.25", "nil",   "true",
+                                        "'abc'", "1, 'x', false", ""};
     for (size_t i = 0; i < sizeof small / sizeof *small; i++) {
         int k = eval(L, small[i]);
         interp_msg *m;

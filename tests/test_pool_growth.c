@@ -273,8 +273,7 @@ static void pool_shutdown_while_workers_start(void **st)
         interp_pool *p = util_pool(4, NULL);
         interp_future *f[8];
         for (int i = 0; i < 8; i++)
-            assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(i), &f[i]),
-                             INTERP_OK);
+            assert_int_equal(interp_pool_submit(p, "double", interp_msg_int(i), &f[i]), INTERP_OK);
         assert_int_equal(interp_pool_shutdown(p, true, false), INTERP_OK);
         for (int i = 0; i < 8; i++) {
             const interp_msg *r = NULL;

@@ -117,13 +117,13 @@ enum { SUBMITTERS = 4, PER_SUBMITTER = 24, MAXW = 3 };
 typedef struct burst {
     interp_pool *pool;
     pthread_barrier_t go;
-    int per;                   /* tasks per submitter */
-    atomic_bool stop;          /* ends the stats poller; submitters stop at the first error */
-    atomic_int over_max;       /* the poller saw more workers than max_workers */
+    int per;             /* tasks per submitter */
+    atomic_bool stop;    /* ends the stats poller; submitters stop at the first error */
+    atomic_int over_max; /* the poller saw more workers than max_workers */
     atomic_int polls;
     interp_future *f[SUBMITTERS][64];
-    int n[SUBMITTERS];         /* futures each submitter got */
-    int rc[SUBMITTERS];        /* the error that stopped it (INTERP_OK: none) */
+    int n[SUBMITTERS];  /* futures each submitter got */
+    int rc[SUBMITTERS]; /* the error that stopped it (INTERP_OK: none) */
 } burst;
 
 typedef struct sub_arg {
@@ -302,7 +302,7 @@ typedef struct chain_half {
     interp_pool *pool;
     pthread_barrier_t *go;
     const char *tag;
-    int first, step;           /* submits tasks first, first + step, ... < CHAIN_N */
+    int first, step; /* submits tasks first, first + step, ... < CHAIN_N */
     interp_future *f[CHAIN_N];
     int rc;
 } chain_half;

@@ -24,9 +24,9 @@ enum { HOSTS = 4 };
 typedef struct stress {
     interp_pool *pool;
     size_t per_thread;
-    interp_future **futures; /* HOSTS * per_thread, written once by their submitter */
-    atomic_int *callbacks;   /* calls per future */
-    atomic_size_t published; /* futures visible to the canceller */
+    interp_future **futures;       /* HOSTS * per_thread, written once by their submitter */
+    atomic_int *callbacks;         /* calls per future */
+    atomic_size_t published;       /* futures visible to the canceller */
     atomic_size_t progress[HOSTS]; /* per host thread: futures submitted so far */
     atomic_bool submitting_done;
     atomic_int submit_errors;

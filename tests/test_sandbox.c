@@ -46,8 +46,8 @@ static const attempt escapes[] = {
     {"interp.sleep = nil", "read-only", NULL},
     {"coroutine.resume = nil", "read-only", NULL},
     {"os.time = nil", "read-only", NULL},
-    {"return getmetatable(string), getmetatable(_ENV), getmetatable(coroutine)",
-     NULL, "false, false, false"},
+    {"return getmetatable(string), getmetatable(_ENV), getmetatable(coroutine)", NULL,
+     "false, false, false"},
     {"return io, package, debug, require, warn, dofile", NULL, "nil, nil, nil, nil, nil, nil"},
     {"return rawequal(getmetatable('').__index, string)", NULL, "true"},
     {"return next(string) == nil and select('#', pairs(string)) == 3", NULL, "true"},
@@ -74,7 +74,8 @@ static const attempt escapes[] = {
     /* collectgarbage("count"): what this task holds */
     {"return collectgarbage('count') < 4", NULL, "true"},
     {"local b = collectgarbage('count') local t = {} for i = 1, 1e5 do t[i] = i end "
-     "return collectgarbage('count') - b > 500", NULL, "true"},
+     "return collectgarbage('count') - b > 500",
+     NULL, "true"},
 };
 
 static void sandbox_escape_attempts_fail(void **st)
@@ -142,7 +143,8 @@ static void sandbox_bounded_patterns_still_match_ordinary_input(void **st)
     fx_expect(&f, "return ('key=value'):match('^(%w+)=(%w+)$')", "\"key\", \"value\"");
     fx_expect(&f, "local s = ('a b  '):rep(20000) local t, n = s:gsub('%s+', ' ') return #t, n",
               "80000, 40000");
-    fx_expect(&f, "return (('x'):rep(100000) .. 'needle'):find('needle', 1, true)", "100001, 100006");
+    fx_expect(&f, "return (('x'):rep(100000) .. 'needle'):find('needle', 1, true)",
+              "100001, 100006");
     fx_expect(&f, "return (('x'):rep(100000) .. 'needle'):find('needle')", "100001, 100006");
     fx_expect(&f, "local n = 0 for w in ('one two three'):gmatch('%a+') do n = n + 1 end return n",
               "3");
@@ -157,8 +159,9 @@ static void sandbox_functions_defined_by_the_initializer_are_callable(void **st)
 {
     (void)st;
     fixture f;
-    fx_open(&f, INTERP_SANDBOX_SAFE, "helpers = {} function helpers.twice(x) return 2 * x end\n"
-                                     "function greet(n) return 'hi ' .. n end");
+    fx_open(&f, INTERP_SANDBOX_SAFE,
+            "helpers = {} function helpers.twice(x) return 2 * x end\n"
+            "function greet(n) return 'hi ' .. n end");
     fx_expect(&f, "return helpers.twice(21), greet('bob')", "42, \"hi bob\"");
     fx_close(&f);
 }
@@ -169,9 +172,10 @@ static void sandbox_named_tasks_do_not_leak_globals(void **st)
 {
     (void)st;
     fixture f;
-    fx_open(&f, INTERP_SANDBOX_SAFE, "function setg(v) g = v; return g end\n"
-                                     "function getg() return g end\n"
-                                     "function count() n = (n or 0) + 1; return n end");
+    fx_open(&f, INTERP_SANDBOX_SAFE,
+            "function setg(v) g = v; return g end\n"
+            "function getg() return g end\n"
+            "function count() n = (n or 0) + 1; return n end");
     interp_outcome o = {0};
     interp_msg *five = interp_msg_int(5);
     assert_int_equal(fx_name(&f, "setg", five, &o), INTERP_OK);

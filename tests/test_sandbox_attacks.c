@@ -16,7 +16,7 @@ enum { LIMIT = 32 << 20 };
 
 typedef struct attack {
     const char *src;
-    int status;         /* INTERP_OK: `text` is the exact result; otherwise a part of the error */
+    int status; /* INTERP_OK: `text` is the exact result; otherwise a part of the error */
     const char *text;
 } attack;
 
@@ -68,12 +68,11 @@ static const attack attacks[] = {
      "\"1, 2, 3\", \"bc\""},
     {"return table.concat({1, {}, 3})", SCRIPT, "invalid value (at index 2) in table for 'concat'"},
     {"return table.concat({}, 'x', 1, 0), table.concat({'a'}, 'x', 1, 1)", OK, "\"\", \"a\""},
-    {"local t = {1, 2, 3} table.insert(t, 4) table.insert(t, 1, 0) return table.concat(t, ',')",
-     OK, "\"0,1,2,3,4\""},
+    {"local t = {1, 2, 3} table.insert(t, 4) table.insert(t, 1, 0) return table.concat(t, ',')", OK,
+     "\"0,1,2,3,4\""},
     {"table.insert({}, 5, 1)", SCRIPT, "position out of bounds"},
     {"table.insert({}, 1, 2, 3)", SCRIPT, "wrong number of arguments to 'insert'"},
-    {"local t = {1, 2, 3} return table.remove(t), table.remove(t, 1), #t, t[1]", OK,
-     "3, 1, 1, 2"},
+    {"local t = {1, 2, 3} return table.remove(t), table.remove(t, 1), #t, t[1]", OK, "3, 1, 1, 2"},
     {"return table.remove({}), table.remove({}, 0)", OK, "nil, nil"},
     {"table.remove({1}, 5)", SCRIPT, "position out of bounds"},
     {"local t = table.move({1, 2, 3}, 1, 3, 2) return table.concat(t, ',')", OK, "\"1,1,2,3\""},
@@ -83,16 +82,18 @@ static const attack attacks[] = {
     {"table.move({}, -1, math.maxinteger, 1)", SCRIPT, "too many elements to move"},
     {"table.move(1, 1, 2, 1)", SCRIPT, "table expected"},
     {"local p = setmetatable({}, {__index = function(_, i) return i * 10 end, __len = function() "
-     "return 3 end}) return table.concat(p, ',')", OK, "\"10,20,30\""},
+     "return 3 end}) return table.concat(p, ',')",
+     OK, "\"10,20,30\""},
     {"local t = {5, 2, 9, 1} table.sort(t) return table.concat(t, ',')", OK, "\"1,2,5,9\""},
     {"local t = {'b', 'a', 'c'} table.sort(t) return table.concat(t)", OK, "\"abc\""},
     {"local mt = {__lt = function(a, b) return a.v < b.v end} local t = {} "
      "for i = 1, 5 do t[i] = setmetatable({v = 6 - i}, mt) end table.sort(t) "
-     "return t[1].v, t[5].v", OK, "1, 5"},
-    {"local t = setmetatable({3, 1, 2}, {}) table.sort(t) return table.concat(t)", OK,
-     "\"123\""},
+     "return t[1].v, t[5].v",
+     OK, "1, 5"},
+    {"local t = setmetatable({3, 1, 2}, {}) table.sort(t) return table.concat(t)", OK, "\"123\""},
     {"local t = {5, 2, 9, 1} table.sort(t, function(a, b) return a > b end) "
-     "return table.concat(t, ',')", OK, "\"9,5,2,1\""},
+     "return table.concat(t, ',')",
+     OK, "\"9,5,2,1\""},
     {"local t = {3, 1, 2} table.sort(t, rawequal) return #t", OK, "3"},
     {"local t = {} for i = 1, 100 do t[i] = i % 7 end table.sort(t, function() return true end)",
      SCRIPT, "invalid order function for sorting"},
@@ -114,67 +115,78 @@ static const attack attacks[] = {
     {"local t = setmetatable({}, {__newindex = function(t, k, v) t[k .. 'x'] = v end}) t.a = 1",
      SCRIPT, "stack overflow"},
     {"local mt = {} mt.__concat = function(a, b) return a .. b end "
-     "return setmetatable({}, mt) .. 'x'", SCRIPT, "stack overflow"},
+     "return setmetatable({}, mt) .. 'x'",
+     SCRIPT, "stack overflow"},
     {"local mt = {} mt.__eq = function(a, b) return a == b end "
-     "return setmetatable({}, mt) == setmetatable({}, mt)", SCRIPT, "stack overflow"},
+     "return setmetatable({}, mt) == setmetatable({}, mt)",
+     SCRIPT, "stack overflow"},
     {"local mt = {} mt.__lt = function(a, b) return a < b end "
-     "return setmetatable({}, mt) < setmetatable({}, mt)", SCRIPT, "stack overflow"},
+     "return setmetatable({}, mt) < setmetatable({}, mt)",
+     SCRIPT, "stack overflow"},
     {"local mt = {} mt.__len = function(t) return #t end return #setmetatable({}, mt)", SCRIPT,
      "stack overflow"},
-    {"local t = setmetatable({}, {__call = function(self) return (self()) end}) return t()",
-     NOMEM, "not enough memory"}, /* the Lua stack outgrows the limit before its own */
+    {"local t = setmetatable({}, {__call = function(self) return (self()) end}) return t()", NOMEM,
+     "not enough memory"}, /* the Lua stack outgrows the limit before its own */
     {"local mt = {} mt.__close = function(o) local y <close> = setmetatable({}, mt) end "
-     "do local x <close> = setmetatable({}, mt) end", SCRIPT, "stack overflow"},
+     "do local x <close> = setmetatable({}, mt) end",
+     SCRIPT, "stack overflow"},
     {"local mt = {} mt.__tostring = tostring return tostring(setmetatable({}, mt))", SCRIPT,
      "stack overflow"},
     {"local function f(s) return (s:gsub('.', f)) end return f('ab')", SCRIPT, "stack overflow"},
-    {"local function f(a, b) table.sort({2, 1}, f) return a < b end table.sort({2, 1}, f)",
-     SCRIPT, "stack overflow"},
+    {"local function f(a, b) table.sort({2, 1}, f) return a < b end table.sort({2, 1}, f)", SCRIPT,
+     "stack overflow"},
     {"local function f() return 1 + f() end return f()", NOMEM, "not enough memory"},
     {"local function nest(n) if n == 0 then return 0 end "
-     "return coroutine.wrap(nest)(n - 1) + 1 end return nest(10000)", SCRIPT, "stack overflow"},
+     "return coroutine.wrap(nest)(n - 1) + 1 end return nest(10000)",
+     SCRIPT, "stack overflow"},
     {"return load(('('):rep(1e6))", OK, NULL}, /* result checked below: nil + message */
     /* coroutine tricks */
     {"return coroutine.close(coroutine.running())", SCRIPT, "cannot close a running coroutine"},
     {"local main = coroutine.running() return coroutine.wrap(function() "
-     "return coroutine.close(main) end)()", SCRIPT, "cannot close a normal coroutine"},
+     "return coroutine.close(main) end)()",
+     SCRIPT, "cannot close a normal coroutine"},
     {"local co = coroutine.create(function() end) coroutine.resume(co) "
-     "return coroutine.resume(co)", OK, "false, \"cannot resume dead coroutine\""},
+     "return coroutine.resume(co)",
+     OK, "false, \"cannot resume dead coroutine\""},
     {"return coroutine.resume(coroutine.running())", OK,
      "false, \"cannot resume non-suspended coroutine\""},
     {"return coroutine.wrap(function() return coroutine.resume(coroutine.running()) end)()", OK,
      "false, \"cannot resume non-suspended coroutine\""},
-    {"local co = coroutine.create(error) coroutine.resume(co, 'x') return coroutine.close(co)",
-     OK, "false, \"x\""},
+    {"local co = coroutine.create(error) coroutine.resume(co, 'x') return coroutine.close(co)", OK,
+     "false, \"x\""},
     {"local co = coroutine.wrap(function() return pcall(coroutine.yield, 1) end) "
-     "return co(), co(2)", OK, "1, true, 2"},
+     "return co(), co(2)",
+     OK, "1, true, 2"},
     {"coroutine.yield()", SCRIPT, "attempt to yield from outside a coroutine"},
     {"coroutine.wrap(function() table.sort({1, 2, 3}, function(a, b) coroutine.yield() "
-     "return a < b end) end)()", SCRIPT, "attempt to yield across a C-call boundary"},
+     "return a < b end) end)()",
+     SCRIPT, "attempt to yield across a C-call boundary"},
     {"local t = setmetatable({}, {__index = coroutine.wrap(function(t, k) "
-     "while true do t, k = coroutine.yield(k .. '!') end end)}) return t.a, t.b", OK,
-     "\"a!\", \"b!\""},
+     "while true do t, k = coroutine.yield(k .. '!') end end)}) return t.a, t.b",
+     OK, "\"a!\", \"b!\""},
     {"local f f = coroutine.wrap(function() f() end) f()", SCRIPT,
      "cannot resume non-suspended coroutine"},
     {"local co = coroutine.wrap(function() error(setmetatable({}, {__tostring = "
-     "function() while true do end end})) end) co()", SCRIPT, "error object is a table value"},
+     "function() while true do end end})) end) co()",
+     SCRIPT, "error object is a table value"},
     /* load: crafted readers and environments */
     {"local f, e = load(function() return {} end) return f, e:match('^[^\\n]*')", OK,
      "nil, \"reader function must return a string\""},
     {"local f, e = load(os.date) return f == nil, type(e)", OK, "true, \"string\""},
-    {"local f, e = load(string.gmatch(('; '):rep(1000), '.')) return type(f)", OK,
-     "\"function\""},
+    {"local f, e = load(string.gmatch(('; '):rep(1000), '.')) return type(f)", OK, "\"function\""},
     {"return coroutine.wrap(function() return load(coroutine.yield) end)()", OK,
      "nil, \"attempt to yield across a C-call boundary\""},
     {"return load('return x', 'n', 't', setmetatable({}, {__index = function(_, k) "
-     "return k end}))()", OK, "\"x\""},
+     "return k end}))()",
+     OK, "\"x\""},
     {"return load('return _ENV', 'n', 't', nil)()", OK, "nil"},
     {"return load('return string', 'n', 'bt')() == string", OK, "true"},
     /* hostile error objects: the host formats none of them with Lua code */
     {"error(setmetatable({}, {__tostring = function() while true do end end}))", SCRIPT,
      "error object is a table value"},
     {"error(setmetatable({}, {__index = function() while true do end end, "
-     "__pairs = function() while true do end end}))", SCRIPT, "error object is a table value"},
+     "__pairs = function() while true do end end}))",
+     SCRIPT, "error object is a table value"},
     {"local t = {} t.self = t t[t] = t error(t)", SCRIPT, "error object is a table value"},
     {"error(coroutine.create(print))", SCRIPT, "error object is a thread value"},
     {"error()", SCRIPT, "error object is a nil value"},
@@ -184,7 +196,8 @@ static const attack attacks[] = {
     {"print(setmetatable({}, {__tostring = function() return {} end}))", SCRIPT,
      "'__tostring' must return a string"},
     {"print(setmetatable({}, {__name = setmetatable({}, {__tostring = function() "
-     "while true do end end})})) return 1", OK, "1"},
+     "while true do end end})})) return 1",
+     OK, "1"},
     /* hostile results: copied raw, no metamethod runs; limits hold */
     {"return setmetatable({a = 1}, {__pairs = function() while true do end end, "
      "__index = function() while true do end end, __len = function() while true do end end})",
@@ -206,25 +219,27 @@ static const attack attacks[] = {
     /* the proxies, raw */
     {"return rawlen(string), rawget(string, 'rep'), next(string), rawequal(string, string)", OK,
      "0, nil, nil, true"},
-    {"return rawlen(interp), getmetatable(interp), rawget(interp, 'sleep')", OK,
-     "0, false, nil"},
+    {"return rawlen(interp), getmetatable(interp), rawget(interp, 'sleep')", OK, "0, false, nil"},
     {"rawset(interp, 'x', 1)", SCRIPT, "read-only"},
     {"interp.channel = nil", SCRIPT, "read-only"},
     {"return ('ab'):rep(2), ('x').rep('y', 2)", OK, "\"abab\", \"yy\""},
     {"return getmetatable('').__index.rep == string.rep", OK, "true"},
     /* metatables: __gc only at setmetatable time, read raw */
     {"return getmetatable(setmetatable({}, setmetatable({}, {__index = function() "
-     "error('ran') end}))) ~= nil", OK, "true"},
+     "error('ran') end}))) ~= nil",
+     OK, "true"},
     {"local mt = {} setmetatable(mt, {__index = {__gc = print}}) "
-     "return getmetatable(setmetatable({}, mt)) == mt", OK, "true"},
+     "return getmetatable(setmetatable({}, mt)) == mt",
+     OK, "true"},
     {"return setmetatable({}, {__gc = false})", SCRIPT, "__gc metamethods are not allowed"},
     {"local w = setmetatable({}, {__mode = 'k'}) w[{}] = 1 return next(w) ~= nil", OK, "true"},
     {"return collectgarbage('step')", SCRIPT, "only \"count\""},
     {"return ('abc'):gsub('%w', setmetatable({}, {__index = function(_, c) return c:upper() "
-     "end}))", OK, "\"ABC\", 3"},
+     "end}))",
+     OK, "\"ABC\", 3"},
     {"return ('abc'):gsub('(%w)(%w)', setmetatable({a = 'X'}, {}), 1)", OK, "\"Xc\", 1"},
-    {"return ('abc'):gsub('%w', setmetatable({}, {__index = function() return {} end}))",
-     SCRIPT, "invalid replacement value (a table)"},
+    {"return ('abc'):gsub('%w', setmetatable({}, {__index = function() return {} end}))", SCRIPT,
+     "invalid replacement value (a table)"},
     {"return interp.channel('x', 2^28)", SCRIPT, "capacity above 65536 in the sandbox"},
     {"return interp.channel('x', 16)", SCRIPT, "this state belongs to no pool"},
     {"return interp.sleep(-1)", SCRIPT, "non-negative"},
@@ -263,8 +278,8 @@ static bool check_attack(fixture *f, const attack *a)
 
 static void open_limited(fixture *f)
 {
-    interp_config cfg = {.sandbox = INTERP_SANDBOX_SAFE, .memory_limit = LIMIT,
-                         .msg_opts = {.max_size = 4 << 20}};
+    interp_config cfg = {
+        .sandbox = INTERP_SANDBOX_SAFE, .memory_limit = LIMIT, .msg_opts = {.max_size = 4 << 20}};
     fx_open_cfg(f, &cfg);
 }
 
@@ -291,13 +306,16 @@ typedef struct poison {
 static const poison poisons[] = {
     /* the real globals through ro_next on the environment (now refused) */
     {"local rn = pairs(string) local k, v repeat k, v = rn(_ENV, k) until k == nil or k == '_G' "
-     "v.leaked = 'poison' v.print = nil", "return leaked, type(print)", "nil, \"function\""},
+     "v.leaked = 'poison' v.print = nil",
+     "return leaked, type(print)", "nil, \"function\""},
     /* the real globals through the environment's __index once the task's own _G is gone */
     {"_G = nil _G.leaked = 'poison'", "return leaked", "nil"},
     {"_ENV._G = nil local G = _G G.print = nil", "return type(print)", "\"function\""},
     {"_G = nil local t = {} for k in pairs(_G) do t[#t + 1] = k end", "return _G == _ENV", "true"},
-    {"math.randomseed(42)", "return math.random(1 << 40) ~= (function() "
-     "math.randomseed(42) return math.random(1 << 40) end)()", "true"},
+    {"math.randomseed(42)",
+     "return math.random(1 << 40) ~= (function() "
+     "math.randomseed(42) return math.random(1 << 40) end)()",
+     "true"},
     {"table.insert = nil", "return type(table.insert)", "\"function\""},
     {"pcall(table.move, {}, 1, 3, 1, table)", "return type(table[1])", "\"nil\""},
     {"pcall(table.insert, string, 'x')", "return rawlen(string), string[1]", "0, nil"},
@@ -347,10 +365,12 @@ static void attacks_late_gc_field_never_runs(void **st)
     (void)st;
     fixture f;
     open_limited(&f);
-    fx_expect(&f, "local mt = {} local t = setmetatable({}, mt) mt.__gc = function() "
-                  "print('finalized') while true do end end "
-                  "local mt2 = {__index = {__gc = function() print('finalized') end}} "
-                  "setmetatable({}, mt2) return 1", "1");
+    fx_expect(&f,
+              "local mt = {} local t = setmetatable({}, mt) mt.__gc = function() "
+              "print('finalized') while true do end end "
+              "local mt2 = {__index = {__gc = function() print('finalized') end}} "
+              "setmetatable({}, mt2) return 1",
+              "1");
     lua_gc(interp__state_lua(f.s), LUA_GCCOLLECT, 0);
     fx_expect(&f, "return collectgarbage('count') > 0", "true");
     assert_int_equal(f.out.n, 0);

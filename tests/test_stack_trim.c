@@ -37,8 +37,7 @@ static long stacks_kib(void)
         char *dash = strchr(line, '-'), *sp = strchr(line, ' ');
         if (dash && sp && dash < sp && sscanf(line, "%lx-%lx", &lo, &hi) == 2)
             size = hi - lo;
-        else if (sscanf(line, "Rss: %ld kB", &kb) == 1 && size >= STACK &&
-                 size <= STACK + 65536)
+        else if (sscanf(line, "Rss: %ld kB", &kb) == 1 && size >= STACK && size <= STACK + 65536)
             kib += kb;
     }
     fclose(f);

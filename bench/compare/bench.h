@@ -85,7 +85,7 @@ typedef struct bench_job {
     int status;                   /* first failure among the items, INTERP_OK otherwise */
     char *err;                    /* its text (malloc'd; NULL when none or out of memory) */
     bool done;
-    uint64_t seq;                 /* the process pool's send order on one child */
+    uint64_t seq; /* the process pool's send order on one child */
     struct bench_job *next;
 } bench_job;
 

@@ -42,15 +42,15 @@ typedef struct proc_exec proc_exec;
 typedef struct proc_child {
     proc_exec *p;
     pid_t pid;
-    int to_fd, from_fd;         /* parent ends: requests out, responses in */
+    int to_fd, from_fd; /* parent ends: requests out, responses in */
     pthread_t writer, reader;
     bool writer_started, reader_started;
     pthread_mutex_t mu;
-    pthread_cond_t cv;          /* the window has room, a job was sent, or the child died */
+    pthread_cond_t cv;            /* the window has room, a job was sent, or the child died */
     bench_job *fl_head, *fl_tail; /* in flight, oldest first (linked through next) */
     int inflight;
-    uint64_t queued_seq;        /* jobs handed to this child so far */
-    uint64_t sent_seq;          /* jobs whose bytes the writer has finished with */
+    uint64_t queued_seq; /* jobs handed to this child so far */
+    uint64_t sent_seq;   /* jobs whose bytes the writer has finished with */
     bool dead;
     char *wbuf;
     size_t wcap;

@@ -86,7 +86,7 @@ typedef struct config {
     int workers;
     bool prestart; /* interp with every worker started in create (startup's INFO line) */
     bench_row *r;
-    void *ex;      /* the running executor (not for startup) */
+    void *ex; /* the running executor (not for startup) */
     long child_max;
 } config;
 
@@ -137,8 +137,8 @@ static void measure_interleaved(const cmd_config *c, const workload *w, config *
             bench_interp_prestart = false;
             if (rc != INTERP_OK)
                 run_failed(k->e, w, k->workers, err);
-            if (w->warmup && w->run(k->e, k->ex, &c->p, &k->r->rounds[0], &k->r->tasks,
-                                    err) != INTERP_OK)
+            if (w->warmup &&
+                w->run(k->e, k->ex, &c->p, &k->r->rounds[0], &k->r->tasks, err) != INTERP_OK)
                 run_failed(k->e, w, k->workers, err);
         }
     for (int i = 0; i < runs; i++)
@@ -232,11 +232,21 @@ static void parse(int argc, char **argv, cmd_config *c)
         exit(1);
     }
     if (c->quick)
-        c->p = (wl_params){.cpu_n = 2000000, .cpu_tasks = 15, .io_tasks = 8, .io_ms = 20,
-                           .tiny_tasks = 100000, .data_tasks = 16, .data_len = 131072};
+        c->p = (wl_params){.cpu_n = 2000000,
+                           .cpu_tasks = 15,
+                           .io_tasks = 8,
+                           .io_ms = 20,
+                           .tiny_tasks = 100000,
+                           .data_tasks = 16,
+                           .data_len = 131072};
     else
-        c->p = (wl_params){.cpu_n = 10000000, .cpu_tasks = 15, .io_tasks = 32, .io_ms = 20,
-                           .tiny_tasks = 100000, .data_tasks = 64, .data_len = 131072};
+        c->p = (wl_params){.cpu_n = 10000000,
+                           .cpu_tasks = 15,
+                           .io_tasks = 32,
+                           .io_ms = 20,
+                           .tiny_tasks = 100000,
+                           .data_tasks = 64,
+                           .data_len = 131072};
 }
 
 int main(int argc, char **argv)
@@ -277,8 +287,8 @@ int main(int argc, char **argv)
         /* The startup cycle also with every worker started in create: interp's pools start
          * their workers on demand by default, as Python's executors do. */
         if (!w->run && in_list(c.execs, bench_exec_interp.name)) {
-            ks[n++] = (config){.e = &bench_exec_interp, .workers = 2, .prestart = true,
-                               .r = &prestart_row};
+            ks[n++] = (config){
+                .e = &bench_exec_interp, .workers = 2, .prestart = true, .r = &prestart_row};
             have_prestart = true;
         }
         measure_interleaved(&c, w, ks, n);

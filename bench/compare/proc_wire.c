@@ -124,13 +124,11 @@ bool pw_put(char **buf, size_t *cap, size_t *len, const void *data, size_t n)
 }
 
 /* Append one response item. */
-bool pw_put_item(char **buf, size_t *cap, size_t *len, int32_t status, const void *data,
-                 size_t n)
+bool pw_put_item(char **buf, size_t *cap, size_t *len, int32_t status, const void *data, size_t n)
 {
     uint64_t n64 = n;
     return pw_put(buf, cap, len, &status, sizeof status) &&
-           pw_put(buf, cap, len, &n64, sizeof n64) &&
-           pw_put(buf, cap, len, data, n);
+           pw_put(buf, cap, len, &n64, sizeof n64) && pw_put(buf, cap, len, data, n);
 }
 
 /* Send the response in buf[8..len) (buf[0..8) is room for the frame header). */
@@ -179,10 +177,9 @@ _Noreturn void pw_child_main(int in_fd, int out_fd, const char *init)
                 rc = bench_lua_call(L, fn, args, &res, err);
             else
                 snprintf(err, sizeof err, "arguments: %s", interp_strerror(rc));
-            bool ok = rc == INTERP_OK
-                          ? pw_put_item(&wbuf, &wcap, &wlen, rc, interp_msg_data(res),
-                                        interp_msg_size(res))
-                          : pw_put_item(&wbuf, &wcap, &wlen, rc, err, strlen(err));
+            bool ok = rc == INTERP_OK ? pw_put_item(&wbuf, &wcap, &wlen, rc, interp_msg_data(res),
+                                                    interp_msg_size(res))
+                                      : pw_put_item(&wbuf, &wcap, &wlen, rc, err, strlen(err));
             interp_msg_free(args);
             interp_msg_free(res);
             if (!ok)

@@ -24,8 +24,7 @@ bool pw_grow(char **buf, size_t *cap, size_t need);
 /* Append n bytes at *len. false when out of memory. */
 bool pw_put(char **buf, size_t *cap, size_t *len, const void *data, size_t n);
 /* Append one response item: i32 status, u64 length, bytes. */
-bool pw_put_item(char **buf, size_t *cap, size_t *len, int32_t status, const void *data,
-                 size_t n);
+bool pw_put_item(char **buf, size_t *cap, size_t *len, int32_t status, const void *data, size_t n);
 /* Fill buf[0..8) with the body length (len - 8) and write the whole frame. 0 or -1. */
 int pw_send_frame(int fd, char *buf, size_t len);
 /* Read one frame's body into *buf (grown as needed), its length into *len. 0, 1 (clean end of

@@ -86,8 +86,8 @@ static void check(int *fails, const char *name, const bench_row *num, const benc
     paired_stat s = paired_ratio(num->rounds, den->rounds, n);
     paired_verdict v = paired_judge(s, threshold, higher_ok);
     char buf[64];
-    printf("%-5s %s: %s %s %s %.2f%s\n", paired_word(v), name, what,
-           paired_fmt(buf, sizeof buf, s), higher_ok ? ">=" : "<=", threshold,
+    printf("%-5s %s: %s %s %s %.2f%s\n", paired_word(v), name, what, paired_fmt(buf, sizeof buf, s),
+           higher_ok ? ">=" : "<=", threshold,
            v == PAIRED_NOISE ? " (within noise: the rounds straddle it)" : "");
     if (v == PAIRED_FAIL)
         (*fails)++;

@@ -10,19 +10,19 @@
 
 /* One measurement: an executor on a workload with a number of workers. */
 typedef struct bench_row {
-    const char *impl;     /* "c" here, "python" in bench/python/compare.py's CSV */
+    const char *impl; /* "c" here, "python" in bench/python/compare.py's CSV */
     const char *executor;
     const char *workload;
     int workers;
     size_t tasks;
     int runs;
-    double wall;          /* median wall time of the runs, seconds */
-    double speedup;       /* median of the per-round ratios sequential's wall / this wall */
+    double wall;    /* median wall time of the runs, seconds */
+    double speedup; /* median of the per-round ratios sequential's wall / this wall */
     double speedup_lo, speedup_hi; /* their range over the rounds (the spread) */
-    double rounds[PAIRED_MAX]; /* wall time of each run; run i of every row of a workload
-                                * belongs to the same interleaved round */
+    double rounds[PAIRED_MAX];     /* wall time of each run; run i of every row of a workload
+                                    * belongs to the same interleaved round */
     double tasks_per_s;
-    long rss_kib;         /* peak resident memory, this process plus worker processes */
+    long rss_kib; /* peak resident memory, this process plus worker processes */
 } bench_row;
 
 typedef struct bench_rows {

@@ -107,11 +107,11 @@ static bool check_result(const interp_msg *m, const expect *x, const char *fn, s
     lua_settop(L, top);
     if (!ok) {
         if (x->is_float)
-            snprintf(err, BENCH_ERRLEN, "%s task %zu: wrong result %s, want %.17g", fn, index,
-                     got, x->d);
+            snprintf(err, BENCH_ERRLEN, "%s task %zu: wrong result %s, want %.17g", fn, index, got,
+                     x->d);
         else
-            snprintf(err, BENCH_ERRLEN, "%s task %zu: wrong result %s, want %lld", fn, index,
-                     got, (long long)x->i);
+            snprintf(err, BENCH_ERRLEN, "%s task %zu: wrong result %s, want %lld", fn, index, got,
+                     (long long)x->i);
     }
     return ok;
 }
@@ -255,8 +255,8 @@ static int wl_tiny_map(const bench_exec *e, void *ex, const wl_params *p, double
     return rc;
 }
 
-static int wl_data(const bench_exec *e, void *ex, const wl_params *p, double *secs,
-                   size_t *tasks, char err[BENCH_ERRLEN])
+static int wl_data(const bench_exec *e, void *ex, const wl_params *p, double *secs, size_t *tasks,
+                   char err[BENCH_ERRLEN])
 {
     size_t n = *tasks = (size_t)p->data_tasks;
     double sum;
@@ -286,8 +286,8 @@ static int wl_data(const bench_exec *e, void *ex, const wl_params *p, double *se
 
 /* data, shared: the same table frozen once (before the clock starts, as a host would at
  * load time); each task's argument is a handle to it, read in place by the task. */
-static int wl_shared(const bench_exec *e, void *ex, const wl_params *p, double *secs,
-                     size_t *tasks, char err[BENCH_ERRLEN])
+static int wl_shared(const bench_exec *e, void *ex, const wl_params *p, double *secs, size_t *tasks,
+                     char err[BENCH_ERRLEN])
 {
     size_t n = *tasks = (size_t)p->data_tasks;
     double sum;

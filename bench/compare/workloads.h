@@ -10,12 +10,12 @@
 
 /* Sizes of one benchmark run (quick or full mode). */
 typedef struct wl_params {
-    int64_t cpu_n;      /* each cpu task sums 0..cpu_n-1 */
-    int cpu_tasks;      /* 15, as in the Python articles */
-    int io_tasks;       /* each sleeps io_ms */
+    int64_t cpu_n; /* each cpu task sums 0..cpu_n-1 */
+    int cpu_tasks; /* 15, as in the Python articles */
+    int io_tasks;  /* each sleeps io_ms */
     int io_ms;
-    int tiny_tasks;     /* x * 2 tasks */
-    int data_tasks;     /* each gets a table of data_len floats (1 MiB of numbers) */
+    int tiny_tasks; /* x * 2 tasks */
+    int data_tasks; /* each gets a table of data_len floats (1 MiB of numbers) */
     int data_len;
 } wl_params;
 
@@ -28,8 +28,8 @@ typedef int (*wl_run_fn)(const bench_exec *e, void *ex, const wl_params *p, doub
 typedef struct workload {
     const char *name;
     const char *what;
-    wl_run_fn run;  /* NULL for startup, which times create + one task + destroy itself */
-    bool warmup;    /* one untimed run first (cheap workloads: page faults, allocator growth) */
+    wl_run_fn run; /* NULL for startup, which times create + one task + destroy itself */
+    bool warmup;   /* one untimed run first (cheap workloads: page faults, allocator growth) */
 } workload;
 
 extern const workload bench_workloads[];

@@ -86,10 +86,7 @@ static double self_cpu(void)
 }
 
 /* CPU seconds spent by this process and the other rank (other_pid; 0: none) so far. */
-static double job_cpu(int other_pid)
-{
-    return self_cpu() + (other_pid ? proc_cpu(other_pid) : 0);
-}
+static double job_cpu(int other_pid) { return self_cpu() + (other_pid ? proc_cpu(other_pid) : 0); }
 
 /* The tiny map; *cpu gains the CPU time it took (both ranks' processes). */
 static double run_tiny(interp_pool *p, size_t n, interp_msg **in, int other_pid, double *cpu)
@@ -218,7 +215,8 @@ int main(int argc, char **argv)
     }
     if (strstr(only, "cpu"))
         printf("cpu   15 x cpu_task(%lld): sequential %.3f s, local %.3f s (%.2fx), mpi %.3f s "
-           "(%.2fx; target >= 1.85x)\n", (long long)cpu_n, seq, cl, seq / cl, cm, seq / cm);
+               "(%.2fx; target >= 1.85x)\n",
+               (long long)cpu_n, seq, cl, seq / cl, cm, seq / cm);
 
     size_t n = 100000;
     interp_msg **in = calloc(n, sizeof *in);
@@ -234,12 +232,14 @@ int main(int argc, char **argv)
     }
     if (strstr(only, "tiny")) {
         printf("tiny  map of %zu x*2: local %.0f items/s, mpi %.0f items/s (%.0f%% of local; "
-           "target >= 50%%)\n", n, (double)n / tl, (double)n / tm, 100.0 * tl / tm);
+               "target >= 50%%)\n",
+               n, (double)n / tl, (double)n / tm, 100.0 * tl / tm);
         /* CPU per item (every thread of the root's process, and rank 1's from /proc in 10 ms
          * ticks): what the load of other jobs changes least */
         printf("tiny  CPU per item over %d runs: local %.0f ns, mpi %.0f ns (both ranks; local "
-               "%.0f%% of it)\n", runs, 1e9 * cpul / ((double)n * runs),
-               1e9 * cpum / ((double)n * runs), 100.0 * cpul / cpum);
+               "%.0f%% of it)\n",
+               runs, 1e9 * cpul / ((double)n * runs), 1e9 * cpum / ((double)n * runs),
+               100.0 * cpul / cpum);
     }
     for (size_t i = 0; i < n; i++)
         interp_msg_free(in[i]);
@@ -255,7 +255,8 @@ int main(int argc, char **argv)
     }
     if (strstr(only, "submit"))
         printf("submit %zu x*2 tasks one by one: local %.0f tasks/s, mpi %.0f tasks/s (%.0f%%): "
-           "the root's unit rate\n", ns, (double)ns / sl, (double)ns / sm, 100.0 * sl / sm);
+               "the root's unit rate\n",
+               ns, (double)ns / sl, (double)ns / sm, 100.0 * sl / sm);
 
     interp_msg_builder *b = interp_msg_builder_new();
     interp_msg_add_array(b, 131072);
@@ -277,8 +278,8 @@ int main(int argc, char **argv)
     double mib = (double)interp_msg_size(table) / 1048576.0;
     if (strstr(only, "data"))
         printf("data  16 tasks of a %.2f MiB table: local %.3f s, mpi %.3f s (%.2fx local's time; "
-           "target <= 1.5x); %.0f MiB/s through the root\n", mib, dl, dm, dm / dl,
-           16 * mib / dm);
+               "target <= 1.5x); %.0f MiB/s through the root\n",
+               mib, dl, dm, dm / dl, 16 * mib / dm);
     interp_msg_free(table);
 
     interp_pool_destroy(lp);
@@ -302,8 +303,8 @@ int main(int argc, char **argv)
                   (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) * 1e-6 +
                   (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) * 1e-6;
     printf("idle  over %.1f s: rank 1 (waiting in serve) %.2f%% of a core, root %.2f%% "
-           "(target < 1%%; /proc ticks are 10 ms: below ~0.3%% reads as 0)\n", el,
-           100.0 * (c1b - c1) / el, 100.0 * self / el);
+           "(target < 1%%; /proc ticks are 10 ms: below ~0.3%% reads as 0)\n",
+           el, 100.0 * (c1b - c1) / el, 100.0 * self / el);
     interp_pool_destroy(mp);
     MPI_Finalize();
     return 0;

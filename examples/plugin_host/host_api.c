@@ -94,16 +94,18 @@ static int host_spawn(lua_State *L)
     int rc = interp_chan_send(g->spawns, m, 0); /* never blocks a worker: a full queue refuses */
     if (rc != INTERP_OK) {
         interp_msg_free(m); /* on error the message is still ours */
-        return luaL_error(L, "host.spawn: %s", rc == INTERP_ERR_AGAIN ? "the spawn queue is full"
-                                                                      : interp_strerror(rc));
+        return luaL_error(L, "host.spawn: %s",
+                          rc == INTERP_ERR_AGAIN ? "the spawn queue is full" : interp_strerror(rc));
     }
     return 0;
 }
 
 static int open_host(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"world", host_world}, {"log", host_log},
-                                   {"rand", host_rand},   {"spawn", host_spawn},
+    static const luaL_Reg fns[] = {{"world", host_world},
+                                   {"log", host_log},
+                                   {"rand", host_rand},
+                                   {"spawn", host_spawn},
                                    {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;

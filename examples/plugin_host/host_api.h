@@ -28,9 +28,9 @@ typedef struct game {
     entity world[MAX_ENTITIES];
     int n_entities;
     long long next_id;
-    interp_chan *spawns;             /* requests {x, y} from host.spawn, applied by the host */
-    pthread_mutex_t mu;              /* guards what follows */
-    uint64_t rng;                    /* the game's seeded generator (xorshift64*) */
+    interp_chan *spawns; /* requests {x, y} from host.spawn, applied by the host */
+    pthread_mutex_t mu;  /* guards what follows */
+    uint64_t rng;        /* the game's seeded generator (xorshift64*) */
     char log[MAX_LOG_LINES][MAX_LOG_LINE + 1];
     int n_log;
     long dropped_log;

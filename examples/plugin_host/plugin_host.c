@@ -52,10 +52,10 @@ typedef struct plugin {
     char name[64];
     char path[512];
     struct timespec mtime;
-    char *source;       /* the plugin's file followed by the driver */
-    interp_ctx *ctx;    /* its context while enabled (NULL: none) */
+    char *source;    /* the plugin's file followed by the driver */
+    interp_ctx *ctx; /* its context while enabled (NULL: none) */
     bool enabled;
-    int strikes;        /* errors in a row */
+    int strikes; /* errors in a row */
     int ticks_ok;
     interp_future *pending;
 } plugin;
@@ -76,15 +76,14 @@ static char *read_file(const char *path)
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
     /* The driver: the state stays in the context, in a local of this chunk's closures. */
-    static const char call[] =
-        "\nlocal state\n"
-        "function __host_tick(frame)\n"
-        "  local actions\n"
-        "  actions, state = on_tick(state, frame)\n"
-        "  return actions\n"
-        "end\n"
-        "function __host_reset() state = nil end\n"
-        "function __host_state() return state end\n";
+    static const char call[] = "\nlocal state\n"
+                               "function __host_tick(frame)\n"
+                               "  local actions\n"
+                               "  actions, state = on_tick(state, frame)\n"
+                               "  return actions\n"
+                               "end\n"
+                               "function __host_reset() state = nil end\n"
+                               "function __host_state() return state end\n";
     char *s = n >= 0 ? malloc((size_t)n + sizeof call) : NULL;
     if (s && fread(s, 1, (size_t)n, f) == (size_t)n)
         memcpy(s + n, call, sizeof call);
@@ -139,8 +138,7 @@ static bool plugin_load(plugin *p)
         interp_future *f = NULL;
         int rc = interp_ctx_exec(p->ctx, p->source, 0, &f);
         if (rc == INTERP_OK)
-            rc = interp_future_wait(f, INTERP_FOREVER) == INTERP_OK ? interp_future_status(f)
-                                                                     : rc;
+            rc = interp_future_wait(f, INTERP_FOREVER) == INTERP_OK ? interp_future_status(f) : rc;
         if (rc != INTERP_OK)
             printf("error in %s: the new file failed: %s\n", p->name,
                    f && interp_future_error(f) ? interp_future_error(f) : interp_strerror(rc));
@@ -207,10 +205,14 @@ static bool apply_action(interp_msg_value *action, game *g)
         if (key_is(&k, "op") && v.type == INTERP_MSG_STR && v.as.str.len < sizeof op)
             memcpy(op, v.as.str.ptr, v.as.str.len), op[v.as.str.len] = 0;
         else if (v.type == INTERP_MSG_INT) {
-            if (key_is(&k, "id")) id = v.as.i;
-            if (key_is(&k, "dx")) dx = v.as.i;
-            if (key_is(&k, "dy")) dy = v.as.i;
-            if (key_is(&k, "amount")) amount = v.as.i;
+            if (key_is(&k, "id"))
+                id = v.as.i;
+            if (key_is(&k, "dx"))
+                dx = v.as.i;
+            if (key_is(&k, "dy"))
+                dy = v.as.i;
+            if (key_is(&k, "amount"))
+                amount = v.as.i;
         }
     }
     if (id < 1 || id > g->n_entities)
@@ -295,12 +297,18 @@ int main(int argc, char **argv)
     size_t memory_limit = 8u << 20;
     unsigned long long seed = 42;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--frames") && i + 1 < argc) frames = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--budget-ms") && i + 1 < argc) budget_ms = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--memory-limit") && i + 1 < argc) memory_limit = (size_t)atoll(argv[++i]);
-        else if (!strcmp(argv[i], "--fix-looper-at") && i + 1 < argc) fix_looper_at = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
-        else if (argv[i][0] != '-' && !dir) dir = argv[i];
+        if (!strcmp(argv[i], "--frames") && i + 1 < argc)
+            frames = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--budget-ms") && i + 1 < argc)
+            budget_ms = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--memory-limit") && i + 1 < argc)
+            memory_limit = (size_t)atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--fix-looper-at") && i + 1 < argc)
+            fix_looper_at = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+            seed = strtoull(argv[++i], NULL, 10);
+        else if (argv[i][0] != '-' && !dir)
+            dir = argv[i];
         else {
             fprintf(stderr, "usage: plugin_host PLUGIN_DIR [--frames N] [--budget-ms MS] "
                             "[--memory-limit BYTES] [--fix-looper-at FRAME] [--seed S]\n");
@@ -368,8 +376,8 @@ int main(int argc, char **argv)
             if (!ps[i].enabled)
                 continue;
             interp_msg *args = interp_msg_int(f);
-            if (!args || interp_ctx_call(ps[i].ctx, "__host_tick", args, &ps[i].pending) !=
-                             INTERP_OK) {
+            if (!args ||
+                interp_ctx_call(ps[i].ctx, "__host_tick", args, &ps[i].pending) != INTERP_OK) {
                 interp_msg_free(args);
                 failed_submits++;
             }
@@ -418,9 +426,9 @@ int main(int argc, char **argv)
     interp_pool_stats st;
     interp_pool_get_stats(pool, &st);
     printf("frames: %d, budget %.1f ms; frames without an offender: %d, median %.3f ms, "
-           "p95 %.3f ms, max %.3f ms\n", frames, budget_ms, nclean,
-           nclean ? clean[nclean / 2] : 0.0, nclean ? clean[nclean * 95 / 100] : 0.0,
-           nclean ? clean[nclean - 1] : 0.0);
+           "p95 %.3f ms, max %.3f ms\n",
+           frames, budget_ms, nclean, nclean ? clean[nclean / 2] : 0.0,
+           nclean ? clean[nclean * 95 / 100] : 0.0, nclean ? clean[nclean - 1] : 0.0);
     printf("calls: %llu done, %llu failed (%llu timed out), states replaced %llu; "
            "ignored actions %d, failed calls %d\n",
            (unsigned long long)st.done, (unsigned long long)st.failed,

@@ -142,8 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(erc == INTERP_OK || erc == INTERP_ERR_NOMEM || erc == INTERP_ERR_LIMIT, "re-encode");
         if (erc == INTERP_OK) {
             interp_msg *valid;
-            check(interp_msg_from_bytes(interp_msg_data(again), interp_msg_size(again), 0, &valid) ==
-                      INTERP_OK,
+            check(interp_msg_from_bytes(interp_msg_data(again), interp_msg_size(again), 0,
+                                        &valid) == INTERP_OK,
                   "re-encoded bytes validate");
             check(interp_msg_count(valid) == interp_msg_count(m), "re-encoded count");
             interp_msg_free(valid);

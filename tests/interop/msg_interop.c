@@ -62,8 +62,9 @@ typedef void (*build_fn)(interp_msg_builder *b);
 static void build_scalars(interp_msg_builder *b)
 {
     static const int64_t ints[] = {
-        0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295LL, 4294967296LL, INT64_MAX,
-        -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN, (int64_t)INT32_MIN - 1, INT64_MIN};
+        0,         1,  127, 128, 255,  256,  65535,  65536,  4294967295LL, 4294967296LL,
+        INT64_MAX, -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN,    (int64_t)INT32_MIN - 1,
+        INT64_MIN};
     check(interp_msg_add_nil(b), "nil");
     check(interp_msg_add_bool(b, true), "true");
     check(interp_msg_add_bool(b, false), "false");
@@ -73,8 +74,8 @@ static void build_scalars(interp_msg_builder *b)
 
 static void build_floats(interp_msg_builder *b)
 {
-    const double d[] = {3.0, 0.1, -0.0, 0.0, INFINITY, -INFINITY, NAN, DBL_MAX, 5e-324, 1e300,
-                        -2.5};
+    const double d[] = {3.0, 0.1,     -0.0,   0.0,   INFINITY, -INFINITY,
+                        NAN, DBL_MAX, 5e-324, 1e300, -2.5};
     check(interp_msg_add_int(b, 3), "int"); /* 3 and 3.0 stay distinct */
     for (size_t i = 0; i < sizeof d / sizeof *d; i++)
         check(interp_msg_add_double(b, d[i]), "double");
@@ -96,10 +97,10 @@ static void build_strings(interp_msg_builder *b)
     check(interp_msg_add_cstr(b, "hello"), "str");
     check(interp_msg_add_str(b, "a\0b", 3), "str");
     check(interp_msg_add_cstr(b, "h\xc3\xa9llo \xe2\x82\xac"), "str"); /* UTF-8 */
-    add_repeated(b, 'a', 31);    /* fixstr */
-    add_repeated(b, 'b', 32);    /* str8 */
+    add_repeated(b, 'a', 31);                                          /* fixstr */
+    add_repeated(b, 'b', 32);                                          /* str8 */
     add_repeated(b, 'c', 255);
-    add_repeated(b, 'd', 256);   /* str16 */
+    add_repeated(b, 'd', 256); /* str16 */
     add_repeated(b, 'e', 65535);
     add_repeated(b, 'f', 65536); /* str32 */
 }
@@ -179,11 +180,10 @@ static const struct {
     const char *name;
     build_fn build;
 } c_cases[] = {
-    {"scalars", build_scalars},   {"floats", build_floats},
-    {"strings", build_strings},   {"binary", build_binary},
-    {"nested", build_nested},     {"big_string", build_big_string},
-    {"big_array", build_big_array}, {"multi", build_multi},
-    {"ext", build_ext},           {"empty", build_empty},
+    {"scalars", build_scalars},     {"floats", build_floats}, {"strings", build_strings},
+    {"binary", build_binary},       {"nested", build_nested}, {"big_string", build_big_string},
+    {"big_array", build_big_array}, {"multi", build_multi},   {"ext", build_ext},
+    {"empty", build_empty},
 };
 
 static int write_c(const char *dir)
@@ -287,7 +287,8 @@ static const char CANON[] =
     "    if math.type(v) == 'integer' then return string.format('%d', v) end\n"
     "    return fmt(v)\n"
     "  end\n"
-    "  if ty == 'string' then return 'x' .. v:gsub('.', function(c) return string.format('%02x', c:byte()) end) end\n"
+    "  if ty == 'string' then return 'x' .. v:gsub('.', function(c) return string.format('%02x', "
+    "c:byte()) end) end\n"
     "  if ty == 'function' then return '<function>' end\n"
     "  if ty ~= 'table' then return '<' .. ty .. '>' end\n"
     "  if seen[v] then return '<cycle>' end\n"
@@ -297,7 +298,8 @@ static const char CANON[] =
     "  if n then\n"
     "    for i = 1, n do parts[i] = canon(v[i], seen) end\n"
     "  else\n"
-    "    for k, x in pairs(v) do parts[#parts + 1] = '[' .. canon(k, seen) .. '] = ' .. canon(x, seen) end\n"
+    "    for k, x in pairs(v) do parts[#parts + 1] = '[' .. canon(k, seen) .. '] = ' .. canon(x, "
+    "seen) end\n"
     "    table.sort(parts)\n"
     "  end\n"
     "  seen[v] = nil\n"

@@ -31,14 +31,14 @@
 #include "interp_msg_lua.h"
 
 static int failures;
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fprintf(stderr, "\n");                                                         \
-            failures++;                                                                    \
-        }                                                                                  \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
 static const char init_src[] =
@@ -94,8 +94,7 @@ static bool same_msg(const interp_msg *a, const interp_msg *b)
 
 /* ---- map -------------------------------------------------------------------------------- */
 
-static void compare_map(interp_pool *mp, interp_pool *lp, const char *fn, size_t n,
-                        interp_msg **in)
+static void compare_map(interp_pool *mp, interp_pool *lp, const char *fn, size_t n, interp_msg **in)
 {
     interp_msg **a = calloc(n, sizeof *a), **b = calloc(n, sizeof *b);
     int rca = interp_pool_map(mp, fn, n, (const interp_msg *const *)in, a, NULL);
@@ -224,8 +223,8 @@ static void case_map(interp_pool *p)
     for (int i = 0; i < NF; i++)
         interp_msg_pack(&fin[i], "I", (int64_t)i);
     interp_map_options fo = {.chunksize = 7};
-    CHECK(interp_pool_map_fn(p, &byval, NF, (const interp_msg *const *)fin, fout, &fo) ==
-              INTERP_OK, "map of a function by value");
+    CHECK(interp_pool_map_fn(p, &byval, NF, (const interp_msg *const *)fin, fout, &fo) == INTERP_OK,
+          "map of a function by value");
     int fbad = 0;
     for (int i = 0; i < NF; i++) {
         int64_t v = -1;
@@ -242,7 +241,8 @@ static void case_map(interp_pool *p)
     interp_ctx *ctx = NULL;
     char *cerr = NULL;
     CHECK(interp_ctx_create(p, NULL, &ctx, &cerr) == INTERP_ERR_INVALID && !ctx && cerr &&
-              strstr(cerr, "backend"), "context refused: %s", cerr ? cerr : "(no text)");
+              strstr(cerr, "backend"),
+          "context refused: %s", cerr ? cerr : "(no text)");
     free(cerr);
     enum { NC = 9 };
     interp_future *cf[NC];
@@ -257,7 +257,8 @@ static void case_map(interp_pool *p)
         bool cnil = false;
         CHECK(interp_future_resultf(cf[i], 30, "I, b, s, b, s", &rank, &ok, &text, &tlen, &cnil,
                                     &ctext, &ctlen) == INTERP_OK,
-              "try_channel %d: %s", i, interp_future_error(cf[i]) ? interp_future_error(cf[i]) : "");
+              "try_channel %d: %s", i,
+              interp_future_error(cf[i]) ? interp_future_error(cf[i]) : "");
         CHECK(!ok && text && strstr(text, "do not span the ranks of an MPI pool"),
               "interp.channel in a task on rank %lld: %s", (long long)rank, text ? text : "");
         CHECK(cnil && ctext && strstr(ctext, "do not span the ranks of an MPI pool"),
@@ -266,8 +267,8 @@ static void case_map(interp_pool *p)
             crank[rank]++;
         interp_future_release(cf[i]);
     }
-    CHECK(crank[0] && crank[1] && crank[2], "channel tries per rank: %d %d %d", crank[0],
-          crank[1], crank[2]);
+    CHECK(crank[0] && crank[1] && crank[2], "channel tries per rank: %d %d %d", crank[0], crank[1],
+          crank[2]);
     interp_pool_stats st;
     interp_pool_get_stats(p, &st);
     CHECK(st.max_workers == 3, "max_workers %d", st.max_workers);
@@ -297,7 +298,8 @@ static void case_errors(interp_pool *p)
         CHECK(interp_future_result(fd[i], 60, NULL) == INTERP_ERR_TIMEOUT, "deadline: %d",
               interp_future_status(fd[i]));
         CHECK(interp_future_result(fm[i], 60, NULL) == INTERP_ERR_NOMEM, "memory: %d %s",
-              interp_future_status(fm[i]), interp_future_error(fm[i]) ? interp_future_error(fm[i]) : "");
+              interp_future_status(fm[i]),
+              interp_future_error(fm[i]) ? interp_future_error(fm[i]) : "");
         int64_t r = -1, x = -1;
         CHECK(interp_future_resultf(ok[i], 60, "I, I", &r, &x) == INTERP_OK && x == i,
               "the others go on");
@@ -346,10 +348,7 @@ static void case_errors(interp_pool *p)
 
 /* ---- cancel ----------------------------------------------------------------------------- */
 
-static bool past(void *ud)
-{
-    return now() > *(double *)ud;
-}
+static bool past(void *ud) { return now() > *(double *)ud; }
 
 static void case_cancel(interp_pool *p)
 {
@@ -364,8 +363,8 @@ static void case_cancel(interp_pool *p)
     for (int i = 0; i < N; i++)
         CHECK(interp_future_cancel(fs[i]) == INTERP_OK, "cancel %d", i);
     for (int i = 0; i < N; i++) {
-        CHECK(interp_future_result(fs[i], 20, NULL) == INTERP_ERR_CANCELLED, "cancelled %d: %d",
-              i, interp_future_status(fs[i]));
+        CHECK(interp_future_result(fs[i], 20, NULL) == INTERP_ERR_CANCELLED, "cancelled %d: %d", i,
+              interp_future_status(fs[i]));
         interp_future_release(fs[i]);
     }
     CHECK(now() - t0 < 10, "cancel took %.2f s", now() - t0);
@@ -443,7 +442,8 @@ static void case_shutdown(interp_pool *p, int round)
     interp_future *fs[N];
     for (int i = 0; i < N; i++)
         CHECK(interp_pool_submitf(p, &fs[i], round == 0 ? "napping" : "spin", round == 0 ? "d" : "",
-                                  0.2) == INTERP_OK, "submit");
+                                  0.2) == INTERP_OK,
+              "submit");
     if (round == 1)
         CHECK(interp_future_on_done(fs[0], shutdown_from_callback, p) == INTERP_OK, "on_done");
     usleep(100 * 1000);
@@ -525,8 +525,8 @@ static void case_frozen(interp_pool *p, bool root_idle, size_t values0)
             seen[rank]++;
         interp_future_release(fs[i]);
     }
-    CHECK(seen[1] && seen[2] && (root_idle ? !seen[0] : seen[0] > 0),
-          "fz_sum per rank: %d %d %d", seen[0], seen[1], seen[2]);
+    CHECK(seen[1] && seen[2] && (root_idle ? !seen[0] : seen[0] > 0), "fz_sum per rank: %d %d %d",
+          seen[0], seen[1], seen[2]);
     /* sent once: every task on a rank's (single) state gets the very same object, so the view
      * a task kept in a global is the one the next task gets (a copy per unit would differ) */
     int firsts[3] = {0}, runs[3] = {0};
@@ -543,15 +543,15 @@ static void case_frozen(interp_pool *p, bool root_idle, size_t values0)
         interp_future_release(fs[i]);
     }
     for (int k = 0; k < 3; k++)
-        CHECK(firsts[k] == (runs[k] > 0), "rank %d: %d of %d tasks saw a new object", k,
-              firsts[k], runs[k]);
+        CHECK(firsts[k] == (runs[k] > 0), "rank %d: %d of %d tasks saw a new object", k, firsts[k],
+              runs[k]);
     /* a map whose every item holds the table */
     interp_msg *in[M], *out[M];
     for (int i = 0; i < M; i++)
         in[i] = with_frozen(t, i % N + 1);
     interp_map_options mo = {.chunksize = 10};
-    CHECK(interp_pool_map(p, "fz_item", M, (const interp_msg *const *)in, out, &mo) ==
-              INTERP_OK, "map with frozen items");
+    CHECK(interp_pool_map(p, "fz_item", M, (const interp_msg *const *)in, out, &mo) == INTERP_OK,
+          "map with frozen items");
     int bad = 0;
     for (int i = 0; i < M; i++) {
         int64_t v = -1;
@@ -571,8 +571,9 @@ static void case_frozen(interp_pool *p, bool root_idle, size_t values0)
         int64_t len = 0;
         const char *sub = NULL;
         size_t sublen = 0;
-        CHECK(interp_future_resultf(f, 30, "I, s", &len, &sub, &sublen) == INTERP_OK &&
-                  len == 5 && sublen == 3 && !memcmp(sub, "bcd", 3), "fz_buf");
+        CHECK(interp_future_resultf(f, 30, "I, s", &len, &sub, &sublen) == INTERP_OK && len == 5 &&
+                  sublen == 3 && !memcmp(sub, "bcd", 3),
+              "fz_buf");
         interp_future_release(f);
     }
     interp_msg_free(barg);
@@ -651,9 +652,10 @@ static void case_bytecode(void)
     struct {
         int at;
         const char *want;
-    } flips[] = {{4, "Lua version"}, {5, "bytecode format"}, {8, "LUAC_DATA"},
-                 {12, "size of Instruction"}, {13, "size of lua_Integer"},
-                 {14, "size of lua_Number"}, {15, "integer format"}, {23, "float format"}};
+    } flips[] = {
+        {4, "Lua version"},          {5, "bytecode format"},      {8, "LUAC_DATA"},
+        {12, "size of Instruction"}, {13, "size of lua_Integer"}, {14, "size of lua_Number"},
+        {15, "integer format"},      {23, "float format"}};
     for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
         memcpy(o, h, n);
         o[flips[i].at] ^= 1;
