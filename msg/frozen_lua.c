@@ -125,29 +125,10 @@ static inline void push_scalar(lua_State *L, const fz_val *v)
 /* Push v; metamethods have the per-state table as upvalue 1. */
 static inline int push_val(lua_State *L, const fz_val *v)
 {
-    switch (v->type) {
-    case FZ_NIL:
-        lua_pushnil(L);
-        break;
-    case FZ_FALSE:
-        lua_pushboolean(L, 0);
-        break;
-    case FZ_TRUE:
-        lua_pushboolean(L, 1);
-        break;
-    case FZ_INT:
-        lua_pushinteger(L, (lua_Integer)v->u.i);
-        break;
-    case FZ_FLOAT:
-        lua_pushnumber(L, (lua_Number)v->u.d);
-        break;
-    case FZ_STR:
-        lua_pushlstring(L, v->u.s->data, v->u.s->len);
-        break;
-    default:
+    if (v->type == FZ_OBJ)
         push_view(L, lua_upvalueindex(1), v->u.o);
-        break;
-    }
+    else
+        push_scalar(L, v); /* FZ_NIL included: its default pushes nil */
     return 1;
 }
 
