@@ -156,12 +156,6 @@ int interp__lm_channel_new(lua_State *L)
     return interp__lm_push_chan(L, ch, lc);
 }
 
-static void set_int(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
-
 /* ctx:stats() -> {calls, done, failed, posts_failed, queued, memory, memory_peak, broken} */
 static int ctx_stats(lua_State *L)
 {
@@ -171,13 +165,13 @@ static int ctx_stats(lua_State *L)
     if (rc != INTERP_OK)
         return interp__lm_status_error(L, "ctx:stats", rc);
     lua_createtable(L, 0, 8);
-    set_int(L, "calls", (lua_Integer)st.calls);
-    set_int(L, "done", (lua_Integer)st.done);
-    set_int(L, "failed", (lua_Integer)st.failed);
-    set_int(L, "posts_failed", (lua_Integer)st.posts_failed);
-    set_int(L, "queued", (lua_Integer)st.queued);
-    set_int(L, "memory", (lua_Integer)st.memory_in_use);
-    set_int(L, "memory_peak", (lua_Integer)st.memory_peak);
+    interp__lm_set_int(L, "calls", (lua_Integer)st.calls);
+    interp__lm_set_int(L, "done", (lua_Integer)st.done);
+    interp__lm_set_int(L, "failed", (lua_Integer)st.failed);
+    interp__lm_set_int(L, "posts_failed", (lua_Integer)st.posts_failed);
+    interp__lm_set_int(L, "queued", (lua_Integer)st.queued);
+    interp__lm_set_int(L, "memory", (lua_Integer)st.memory_in_use);
+    interp__lm_set_int(L, "memory_peak", (lua_Integer)st.memory_peak);
     lua_pushboolean(L, st.broken);
     lua_setfield(L, -2, "broken");
     return 1;

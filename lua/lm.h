@@ -37,6 +37,13 @@ extern const interp_msg_opts interp__lm_msg_opts_untrusted;
 void interp__lm_register_class(lua_State *L, const char *name, const luaL_Reg *meta,
                                const luaL_Reg *methods);
 
+/* t[k] = v for the table at the top of the stack (stats tables). */
+static inline void interp__lm_set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
 /* Raise "<where>: <interp_strerror(status)>". Never returns. */
 int interp__lm_status_error(lua_State *L, const char *where, int status);
 

@@ -661,12 +661,6 @@ static int pool_gc(lua_State *L)
     return 0;
 }
 
-static void set_int(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
-
 /* pool:stats() -> table of counters */
 static int pool_stats(lua_State *L)
 {
@@ -676,20 +670,20 @@ static int pool_stats(lua_State *L)
     if (rc != INTERP_OK)
         return interp__lm_status_error(L, "pool:stats", rc);
     lua_createtable(L, 0, 11);
-    set_int(L, "submitted", (lua_Integer)st.submitted);
-    set_int(L, "done", (lua_Integer)st.done);
-    set_int(L, "failed", (lua_Integer)st.failed);
-    set_int(L, "cancelled", (lua_Integer)st.cancelled);
-    set_int(L, "timed_out", (lua_Integer)st.timed_out);
-    set_int(L, "states_replaced", (lua_Integer)st.states_replaced);
-    set_int(L, "workers_abandoned", (lua_Integer)st.workers_abandoned);
-    set_int(L, "queued", (lua_Integer)st.queued);
-    set_int(L, "workers", st.workers);
-    set_int(L, "max_workers", st.max_workers);
-    set_int(L, "memory_in_use", (lua_Integer)st.memory_in_use);
-    set_int(L, "memory_peak", (lua_Integer)st.memory_peak);
-    set_int(L, "frozen_values", (lua_Integer)st.frozen_values);
-    set_int(L, "frozen_bytes", (lua_Integer)st.frozen_bytes);
+    interp__lm_set_int(L, "submitted", (lua_Integer)st.submitted);
+    interp__lm_set_int(L, "done", (lua_Integer)st.done);
+    interp__lm_set_int(L, "failed", (lua_Integer)st.failed);
+    interp__lm_set_int(L, "cancelled", (lua_Integer)st.cancelled);
+    interp__lm_set_int(L, "timed_out", (lua_Integer)st.timed_out);
+    interp__lm_set_int(L, "states_replaced", (lua_Integer)st.states_replaced);
+    interp__lm_set_int(L, "workers_abandoned", (lua_Integer)st.workers_abandoned);
+    interp__lm_set_int(L, "queued", (lua_Integer)st.queued);
+    interp__lm_set_int(L, "workers", st.workers);
+    interp__lm_set_int(L, "max_workers", st.max_workers);
+    interp__lm_set_int(L, "memory_in_use", (lua_Integer)st.memory_in_use);
+    interp__lm_set_int(L, "memory_peak", (lua_Integer)st.memory_peak);
+    interp__lm_set_int(L, "frozen_values", (lua_Integer)st.frozen_values);
+    interp__lm_set_int(L, "frozen_bytes", (lua_Integer)st.frozen_bytes);
     return 1;
 }
 
