@@ -595,6 +595,25 @@ static void case_frozen(interp_pool *p, bool root_idle, size_t values0)
 
 /* ---- a rank stopped or killed mid-map ---------------------------------------------------- */
 
+/* The CPU time a process has used so far (user + system), in seconds; -1 if unreadable. */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long utime = 0, stime = 0;
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static void case_lost(interp_pool *p, const int *pids, bool resubmit, bool kill_it, double hb)
 {
     enum { M = 60 };
@@ -603,9 +622,15 @@ static void case_lost(interp_pool *p, const int *pids, bool resubmit, bool kill_
     char *errors[M];
     for (int i = 0; i < M; i++)
         interp_msg_pack(&in[i], "I", (int64_t)3000000);
-    pid_t child = fork(); /* stops (or kills) rank 2 once the map is under way */
+    /* Stops (or kills) rank 2 once the map is under way: when rank 2 has computed for 50 ms
+     * (its CPU time, not a sleep, so that a fast map cannot end before the signal), it holds
+     * items in flight and most of the map is still ahead. */
+    double cpu0 = proc_cpu_s(pids[2]);
+    pid_t child = fork();
     if (child == 0) {
-        usleep(600 * 1000);
+        double t0 = now();
+        while (proc_cpu_s(pids[2]) - cpu0 < 0.05 && now() - t0 < 30)
+            usleep(2000);
         kill(pids[2], kill_it ? SIGKILL : SIGSTOP);
         _exit(0);
     }
