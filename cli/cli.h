@@ -74,7 +74,4 @@ void cli_progress_clear(cli_progress *p);
 /* Draw the final state and end the line. */
 void cli_progress_finish(cli_progress *p);
 
-/* Monotonic seconds. */
-double cli_now(void);
-
 #endif

@@ -5,23 +5,15 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
-
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void cli_progress_init(cli_progress *p, int fd)
 {
     memset(p, 0, sizeof *p);
     p->on = isatty(STDERR_FILENO);
-    p->start = p->last = cli_now();
+    p->start = p->last = interp_now();
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
         off_t pos = lseek(fd, 0, SEEK_CUR);
@@ -84,7 +76,7 @@ void cli_progress_update(cli_progress *p, size_t done, size_t failed, off_t byte
     p->bytes_done = bytes_done;
     if (!p->on)
         return;
-    double now = cli_now();
+    double now = interp_now();
     if (!force && p->shown && now - p->last < 0.1)
         return;
     p->last = now;
@@ -103,7 +95,7 @@ void cli_progress_finish(cli_progress *p)
 {
     if (!p->on)
         return;
-    draw(p, cli_now());
+    draw(p, interp_now());
     fputc('\n', stderr);
     p->shown = false;
 }

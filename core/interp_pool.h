@@ -302,6 +302,10 @@ INTERP_API int interp_as_completed_new(interp_future *const fs[], size_t n,
 INTERP_API int interp_as_completed_next(interp_as_completed *it, double timeout, interp_future **f);
 INTERP_API void interp_as_completed_free(interp_as_completed *it);
 
+/* Seconds on the monotonic clock (CLOCK_MONOTONIC), the clock every timeout and deadline of the
+ * library is measured on: for a host's own deadlines and timings. */
+INTERP_API double interp_now(void);
+
 /* ---- map ------------------------------------------------------------------------------ */
 
 typedef struct interp_map_options {

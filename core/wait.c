@@ -152,3 +152,5 @@ void interp_as_completed_free(interp_as_completed *it)
     interp__watcher_destroy(&it->w);
     free(it);
 }
+
+double interp_now(void) { return interp__now(); }

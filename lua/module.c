@@ -4,7 +4,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "interp_pool_lua.h"
 #include "lm.h"
@@ -232,9 +231,7 @@ static int box_gc(lua_State *L)
  * every thread of the process, os.time has a resolution of one second). */
 static int lm_now(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+    lua_pushnumber(L, (lua_Number)interp_now());
     return 1;
 }
 

@@ -3,7 +3,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lm.h"
 
@@ -97,13 +96,6 @@ typedef struct lm_ac {
     interp_future **fs; /* distinct futures, borrowed by `it`; the objects live in uservalue 1 */
 } lm_ac;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int slot_cmp(const void *a, const void *b)
 {
     const struct slot *x = a, *y = b;
@@ -144,7 +136,7 @@ static int ac_next(lua_State *L)
         return 0;
     double timeout = INTERP_FOREVER;
     if (ac->deadline >= 0) {
-        timeout = ac->deadline - now();
+        timeout = ac->deadline - interp_now();
         if (timeout < 0)
             timeout = 0;
     }
@@ -201,7 +193,7 @@ int interp__lm_as_completed(lua_State *L)
     ac->slots = (struct slot *)(ac + 1);
     ac->fs = (interp_future **)(ac->slots + n);
     ac->timeout = timeout;
-    ac->deadline = timeout < 0 ? -1 : now() + timeout;
+    ac->deadline = timeout < 0 ? -1 : interp_now() + timeout;
     luaL_setmetatable(L, LM_ASCOMPLETED_MT);
     lua_getiuservalue(L, 2, 1); /* the objects, by index (collect's anchor) */
     lua_setiuservalue(L, 3, 1);
