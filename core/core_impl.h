@@ -503,6 +503,11 @@ void interp__grants_destroy(interp__grants *g);
 interp_chan *interp__grants_chan(interp__grants *g, const char *name, size_t len);
 interp_ctx *interp__grants_ctx(interp__grants *g, const char *name, size_t len);
 interp__grants *interp__ctx_grants(interp_ctx *ctx);
+/* The shared-value grant `name` (len bytes) with the rights `want` (INTERP_SHARED_*): 1 and
+ * the pool's name it stands for in out (room for INTERP_SHARED_MAX_NAME bytes, not
+ * NUL-terminated) and *outlen; -1: granted without those rights; 0: not granted. */
+int interp__grants_shared(interp__grants *g, const char *name, size_t len, unsigned want, char *out,
+                          size_t *outlen);
 /* The channel lookup of a context's state (lua_ctx.h's chan_lookup, ud: the context): its
  * grants, then, in the full profile only, the pool's names. */
 int interp__ctx_chan_lookup(void *ud, const char *name, size_t len, size_t capacity,
@@ -516,6 +521,9 @@ interp_ctx *interp__ctx_reach(interp_pool *pool, interp_ctx *from, bool sandboxe
  * and `interp.self` to a pool's worker states (ud: the pool) and a context's state (ud: it). */
 void interp__ctx_lua_open_pool(struct lua_State *L, void *ud);
 void interp__ctx_lua_open_ctx(struct lua_State *L, void *ud);
+/* ctx_shared.c: interp.shared in a context's state (the `interp` table at the top) reaches
+ * the pool's shared values through ctx's grants (sandbox: only those). */
+void interp__ctx_shared_open(struct lua_State *L, interp_ctx *ctx);
 
 /* ---- map (map.c) ------------------------------------------------------------------------ */
 

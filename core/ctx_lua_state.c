@@ -476,4 +476,5 @@ void interp__ctx_lua_open_ctx(lua_State *L, void *ud)
 {
     interp_ctx *ctx = ud;
     open_common(L, interp__ctx_pool(ctx), ctx, interp__ctx_sandboxed(ctx));
+    interp__ctx_shared_open(L, ctx);
 }

@@ -7,6 +7,8 @@
  * reference. A sandboxed context reaches only its grants: no pool-wide name, so a plugin can
  * neither guess another plugin's channel or context nor squat a name by creating a channel.
  * A sandboxed anonymous task reaches no context (channels by pool-wide name, as before).
+ * Shared-value names (interp_ctx_grant_shared) are grants too, a namespace of their own,
+ * each a pool name with rights; ctx_shared.c applies them.
  *
  * Locks: the registry's and each grant table's mutex are leaves (a reference is taken with an
  * atomic add under them). */
@@ -151,8 +153,10 @@ interp_ctx *interp__ctx_names_find(interp__ctx_names *r, const char *name, size_
 struct interp__grant {
     char *name;
     size_t len;
-    interp_chan *ch; /* one of the two, retained */
+    interp_chan *ch; /* one of the two, retained, or neither: a shared name */
     interp_ctx *ctx;
+    char *target;    /* a shared name: the pool's name it stands for (NUL-terminated) */
+    unsigned rights; /* and INTERP_SHARED_READ | INTERP_SHARED_REGISTER */
 };
 
 void interp__grants_init(interp__grants *g)
@@ -169,6 +173,7 @@ static void grant_free(interp__grant *x)
         interp_chan_release(x->ch);
     if (x->ctx)
         interp__ctx_release(x->ctx);
+    free(x->target);
     free(x->name);
 }
 
@@ -193,23 +198,33 @@ void interp__grants_destroy(interp__grants *g)
     interp__mutex_destroy(&g->mu);
 }
 
-/* Add or replace a grant (ch or ctx retained by the caller for it). */
-static int grants_put(interp__grants *g, const char *name, interp_chan *ch, interp_ctx *ctx)
+static interp__grant *find_locked(interp__grants *g, const char *name, size_t len, bool shared)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->v[i].len == len && memcmp(g->v[i].name, name, len) == 0 &&
+            !g->v[i].target == !shared)
+            return &g->v[i];
+    return NULL;
+}
+
+/* Add or replace a grant: x's channel, context or shared name (retained or allocated by the
+ * caller for it; taken over on INTERP_OK). Shared names are a namespace of their own. */
+static int grants_put(interp__grants *g, const char *name, interp__grant x)
 {
     size_t len = strlen(name);
     char *copy = malloc(len + 1);
     if (!copy)
         return INTERP_ERR_NOMEM;
     memcpy(copy, name, len + 1);
+    x.name = copy;
+    x.len = len;
     interp__grant old = {0};
     int rc = INTERP_OK;
     interp__mutex_lock(&g->mu);
-    size_t i = 0;
-    while (i < g->n && !(g->v[i].len == len && memcmp(g->v[i].name, name, len) == 0))
-        i++;
+    interp__grant *at = find_locked(g, name, len, x.target != NULL);
     if (g->closed) {
         rc = INTERP_ERR_CANCELLED;
-    } else if (i == g->n && g->n == g->cap) {
+    } else if (!at && g->n == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 4;
         interp__grant *v = realloc(g->v, cap * sizeof *v);
         if (v) {
@@ -220,11 +235,11 @@ static int grants_put(interp__grants *g, const char *name, interp_chan *ch, inte
         }
     }
     if (rc == INTERP_OK) {
-        if (i < g->n)
-            old = g->v[i];
+        if (at)
+            old = *at;
         else
-            g->n++;
-        g->v[i] = (interp__grant){.name = copy, .len = len, .ch = ch, .ctx = ctx};
+            at = &g->v[g->n++];
+        *at = x;
     }
     interp__mutex_unlock(&g->mu);
     if (rc != INTERP_OK) {
@@ -235,20 +250,12 @@ static int grants_put(interp__grants *g, const char *name, interp_chan *ch, inte
     return INTERP_OK;
 }
 
-static interp__grant *find_locked(interp__grants *g, const char *name, size_t len)
-{
-    for (size_t i = 0; i < g->n; i++)
-        if (g->v[i].len == len && memcmp(g->v[i].name, name, len) == 0)
-            return &g->v[i];
-    return NULL;
-}
-
 /* The grant `name` if it is of the kind asked for (a context or a channel), retained. */
 static void *grants_get(interp__grants *g, const char *name, size_t len, bool ctx)
 {
     void *out = NULL;
     interp__mutex_lock(&g->mu);
-    interp__grant *x = find_locked(g, name, len);
+    interp__grant *x = find_locked(g, name, len, false);
     if (x && ctx && x->ctx) {
         interp__ctx_retain(x->ctx);
         out = x->ctx;
@@ -283,7 +290,7 @@ int interp_ctx_grant_channel(interp_ctx *ctx, const char *name, interp_chan *ch)
     if (!ctx || !ch || check_grant_name(name) != INTERP_OK)
         return INTERP_ERR_INVALID;
     interp_chan_retain(ch);
-    int rc = grants_put(interp__ctx_grants(ctx), name, ch, NULL);
+    int rc = grants_put(interp__ctx_grants(ctx), name, (interp__grant){.ch = ch});
     if (rc != INTERP_OK)
         interp_chan_release(ch);
     return rc;
@@ -295,10 +302,48 @@ int interp_ctx_grant_context(interp_ctx *ctx, const char *name, interp_ctx *targ
         interp__ctx_pool(ctx) != interp__ctx_pool(target))
         return INTERP_ERR_INVALID;
     interp__ctx_retain(target);
-    int rc = grants_put(interp__ctx_grants(ctx), name, NULL, target);
+    int rc = grants_put(interp__ctx_grants(ctx), name, (interp__grant){.ctx = target});
     if (rc != INTERP_OK)
         interp__ctx_release(target);
     return rc;
+}
+
+int interp_ctx_grant_shared(interp_ctx *ctx, const char *name, const char *pool_name,
+                            unsigned rights)
+{
+    if (!pool_name)
+        pool_name = name;
+    if (!ctx || !name || !rights || (rights & ~(unsigned)INTERP_SHARED_RW) ||
+        strnlen(name, INTERP_SHARED_MAX_NAME + 1) - 1 >= INTERP_SHARED_MAX_NAME ||
+        strnlen(pool_name, INTERP_SHARED_MAX_NAME + 1) - 1 >= INTERP_SHARED_MAX_NAME)
+        return INTERP_ERR_INVALID;
+    size_t tlen = strlen(pool_name);
+    char *target = malloc(tlen + 1);
+    if (!target)
+        return INTERP_ERR_NOMEM;
+    memcpy(target, pool_name, tlen + 1);
+    int rc = grants_put(interp__ctx_grants(ctx), name,
+                        (interp__grant){.target = target, .rights = rights});
+    if (rc != INTERP_OK)
+        free(target);
+    return rc;
+}
+
+int interp__grants_shared(interp__grants *g, const char *name, size_t len, unsigned want, char *out,
+                          size_t *outlen)
+{
+    int r = 0;
+    interp__mutex_lock(&g->mu);
+    interp__grant *x = find_locked(g, name, len, true);
+    if (x && (x->rights & want) == want) {
+        *outlen = strlen(x->target); /* at most INTERP_SHARED_MAX_NAME */
+        memcpy(out, x->target, *outlen);
+        r = 1;
+    } else if (x) {
+        r = -1;
+    }
+    interp__mutex_unlock(&g->mu);
+    return r;
 }
 
 /* ---- lookups from states ---------------------------------------------------------------- */

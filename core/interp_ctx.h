@@ -10,8 +10,9 @@
  * Names: a context created with a name is registered pool-wide while it is open (a second
  * open context of the same name is refused); Lua code of the pool's full-profile states
  * reaches it with interp.context(name). A sandboxed context reaches only what its host
- * granted it (interp_ctx_grant_channel, interp_ctx_grant_context): names local to it, so a
- * plugin cannot reach another plugin's channels or contexts by guessing names.
+ * granted it (interp_ctx_grant_channel, interp_ctx_grant_context, interp_ctx_grant_shared):
+ * names local to it, so a plugin cannot reach another plugin's channels, contexts or shared
+ * values by guessing names.
  *
  * A call that waits (channel recv, send, select, interp.sleep) parks where Lua can yield: the
  * context lets go of its thread until the wait can go on (docs/DESIGN.md, "Contexts"); inside
@@ -119,6 +120,28 @@ INTERP_API int interp_ctx_grant_channel(interp_ctx *ctx, const char *name, inter
  * ctx; as interp_ctx_grant_channel otherwise. target's struct is kept until ctx is closed (a
  * closed target refuses calls with INTERP_ERR_CANCELLED). */
 INTERP_API int interp_ctx_grant_context(interp_ctx *ctx, const char *name, interp_ctx *target);
+
+/* Rights of a shared-value grant (interp_ctx_grant_shared). */
+enum {
+    INTERP_SHARED_READ = 1,     /* interp.shared(name) reads the value */
+    INTERP_SHARED_REGISTER = 2, /* interp.shared(name, v) registers one (once, as from Lua) */
+    INTERP_SHARED_RW = 3,
+};
+#define INTERP_SHARED_MAX_NAME 255 /* bytes in a shared value's name */
+
+/* Grant ctx the pool's shared-value name pool_name (interp_pool_share, interp.shared; NULL:
+ * the same as name) under `name`, local to ctx (both 1..255 bytes), with rights (a non-empty
+ * set of INTERP_SHARED_*). Lua code in ctx then reads / registers the pool's pool_name with
+ * interp.shared(name [, v]); a read sees the value registered at that time (the host may
+ * replace it with interp_pool_share). A sandboxed context reaches only the shared names
+ * granted to it: any other name reads nil (as a name nothing is registered under) and cannot
+ * be registered, so a plugin can neither read nor shadow another's shared values. A
+ * full-profile context looks at its grants first, then at the pool's names. Shared-name
+ * grants are a namespace apart from channel and context grants; one of the same name is
+ * replaced. Any thread, any time. INTERP_ERR_INVALID (NULL ctx or name, bad names or
+ * rights), INTERP_ERR_NOMEM, INTERP_ERR_CANCELLED (ctx is closed). */
+INTERP_API int interp_ctx_grant_shared(interp_ctx *ctx, const char *name, const char *pool_name,
+                                       unsigned rights);
 
 /* Snapshot of ctx's counters. Never blocks for long. INTERP_ERR_INVALID for NULL. */
 INTERP_API int interp_ctx_stats_get(interp_ctx *ctx, interp_ctx_stats *out);

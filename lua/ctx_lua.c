@@ -1,5 +1,6 @@
 /* ctx_lua.c - the context object of the Lua module (interp_ctx.h): pool:context{...} ->
  * ctx with ctx:call(f, ...), ctx:exec(src), ctx:post(f, ...), ctx:grant(name, obj),
+ * ctx:grant_shared(name [, pool_name [, rights]]),
  * ctx:stats(), ctx:name(), ctx:close() (also <close> and __gc). A context object keeps its
  * pool object alive; its futures keep it alive. ip.channel(): a channel with no name. */
 #include <stdlib.h>
@@ -134,6 +135,27 @@ static int ctx_grant(lua_State *L)
     return 1;
 }
 
+/* ctx:grant_shared(name [, pool_name [, rights]]): the pool's shared value pool_name (default:
+ * name) becomes interp.shared(name) in ctx; rights "r" (read, the default), "w" (register) or
+ * "rw". Returns ctx. */
+static int ctx_grant_shared(lua_State *L)
+{
+    static const char *const modes[] = {"r", "w", "rw", NULL};
+    const char *where = "ctx:grant_shared";
+    lm_ctx *c = check_open(L, where);
+    const char *name = luaL_checkstring(L, 2);
+    const char *pool_name = luaL_optstring(L, 3, name);
+    unsigned rights = (unsigned)luaL_checkoption(L, 4, "r", modes) + 1;
+    int rc = interp_ctx_grant_shared(c->ctx, name, pool_name, rights);
+    if (rc == INTERP_ERR_INVALID)
+        return luaL_error(L, "%s: the names must be strings of 1 to %d bytes", where,
+                          INTERP_SHARED_MAX_NAME);
+    if (rc != INTERP_OK)
+        return interp__lm_status_error(L, where, rc);
+    lua_settop(L, 1);
+    return 1;
+}
+
 static int ctx_name(lua_State *L)
 {
     lua_pushstring(L, interp_ctx_name(check_open(L, "ctx:name")->ctx));
@@ -199,8 +221,15 @@ static int ctx_tostring(lua_State *L)
 }
 
 static const luaL_Reg ctx_methods[] = {
-    {"call", ctx_call},   {"post", ctx_post}, {"exec", ctx_exec},   {"grant", ctx_grant},
-    {"stats", ctx_stats}, {"name", ctx_name}, {"close", ctx_close}, {NULL, NULL},
+    {"call", ctx_call},
+    {"post", ctx_post},
+    {"exec", ctx_exec},
+    {"grant", ctx_grant},
+    {"grant_shared", ctx_grant_shared},
+    {"stats", ctx_stats},
+    {"name", ctx_name},
+    {"close", ctx_close},
+    {NULL, NULL},
 };
 
 static const luaL_Reg ctx_meta[] = {
