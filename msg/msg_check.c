@@ -5,6 +5,10 @@
  * every length stays inside the bytes, no reserved byte (0xc1), nesting within max_depth,
  * only interp_pool's extension types, REF distances naming an object already begun, FUNCTION
  * payloads laid out as msg_impl.h describes (JOINs naming an earlier function's upvalue).
+ * It steps from value to value (and through a function payload's items) with the C reader's
+ * interp__msg_head_step (msg_step.h), which knows each tag's layout and bounds; what is
+ * judged here is what the reader does not: depth, REF distances, function payloads, and no
+ * FROZEN or SHARED handle (an address) from bytes.
  *
  * This is the one file that defines MP_SOURCE: msgpuck's out-of-line copies of its inline
  * functions and its lookup tables live here.
@@ -18,6 +22,7 @@
 #include <string.h>
 
 #include "msg_impl.h"
+#include "msg_step.h"
 
 enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 32, MAX_UPVALUES = 255 };
 
@@ -111,78 +116,44 @@ static const vfunc *find_func(const vstate *s, uint64_t obj)
     return NULL;
 }
 
-static uint64_t load_be(const char *p, unsigned n)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v = v << 8 | u[i];
-    return v;
-}
-
 /* Read an unsigned integer item (positive fixint, uint 8..64) at *p < lim. */
 static int read_uint(vstate *s, const char **p, const char *lim, uint64_t *v, const char *what)
 {
     const char *at = *p;
     if (at >= lim)
         return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
-    unsigned char c = (unsigned char)*at;
-    unsigned n;
-    if (c <= 0x7f) {
-        *v = c;
-        *p = at + 1;
-        return INTERP_OK;
-    }
-    switch (c) {
-    case 0xcc:
-        n = 1;
-        break;
-    case 0xcd:
-        n = 2;
-        break;
-    case 0xce:
-        n = 4;
-        break;
-    case 0xcf:
-        n = 8;
-        break;
-    default:
+    interp__msg_head h = {0}; /* zeroed: the compiler cannot see that the tag checks
+                                 below guard every field read */
+    interp__msg_fault f = interp__msg_head_step(p, lim, &h);
+    if (!interp__msg_tag_uint(h.tag))
         return fail(s, INTERP_ERR_DECODE, at, "function payload: %s is not an unsigned integer",
                     what);
-    }
-    if ((size_t)(lim - at) < 1 + n)
+    if (f)
         return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
-    *v = load_be(at + 1, n);
-    *p = at + 1 + n;
+    *v = h.tag <= 0x7f ? h.tag : h.u;
     return INTERP_OK;
 }
 
-/* Read a str or bin header at *p: *len and *p past the header; checks the bytes fit. */
-static int read_blob(vstate *s, const char **p, const char *lim, bool want_str, uint32_t *len,
-                     const char *what)
+/* Read a str or bin item at *p: *bytes and *len its payload (either may be NULL), *p past
+ * it. */
+static int read_blob(vstate *s, const char **p, const char *lim, bool want_str, const char **bytes,
+                     size_t *len, const char *what)
 {
     const char *at = *p;
     if (at >= lim)
         return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
-    unsigned char c = (unsigned char)*at;
-    unsigned n;
-    uint64_t l;
-    if (want_str && c >= 0xa0 && c <= 0xbf) {
-        n = 0;
-        l = c & 0x1f;
-    } else if ((want_str && c >= 0xd9 && c <= 0xdb) || (!want_str && c >= 0xc4 && c <= 0xc6)) {
-        n = 1u << (c - (want_str ? 0xd9 : 0xc4));
-        if ((size_t)(lim - at) < 1 + n)
-            return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
-        l = load_be(at + 1, n);
-    } else {
+    interp__msg_head h = {0}; /* zeroed: the compiler cannot see that the tag checks
+                                 below guard every field read */
+    interp__msg_fault f = interp__msg_head_step(p, lim, &h);
+    if (!(want_str ? interp__msg_tag_str(h.tag) : interp__msg_tag_bin(h.tag)))
         return fail(s, INTERP_ERR_DECODE, at, "function payload: %s is not a %s", what,
                     want_str ? "str" : "bin");
-    }
-    if ((size_t)(lim - at) - 1 - n < l)
+    if (f)
         return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
-    *len = (uint32_t)l;
-    *p = at + 1 + n;
+    if (bytes)
+        *bytes = h.ptr;
+    if (len)
+        *len = h.len;
     return INTERP_OK;
 }
 
@@ -192,14 +163,14 @@ static int read_blob(vstate *s, const char **p, const char *lim, bool want_str, 
 static int open_function(vstate *s, const char *at, const char *q, const char *end, const char **p,
                          const char **lim)
 {
-    uint32_t blen;
+    const char *code;
+    size_t blen;
     uint64_t nups;
-    int rc = read_blob(s, &q, end, false, &blen, "bytecode");
+    int rc = read_blob(s, &q, end, false, &code, &blen, "bytecode");
     if (rc)
         return rc;
-    if (blen < 4 || memcmp(q, "\x1bLua", 4) != 0)
+    if (blen < 4 || memcmp(code, "\x1bLua", 4) != 0)
         return fail(s, INTERP_ERR_DECODE, at, "function payload: not Lua bytecode");
-    q += blen;
     if ((rc = read_uint(s, &q, end, &nups, "upvalue count")))
         return rc;
     if (nups > MAX_UPVALUES)
@@ -215,177 +186,61 @@ static int open_function(vstate *s, const char *at, const char *q, const char *e
     return INTERP_OK;
 }
 
-/* Validate one value at *p (< *lim) and advance *p past it; containers and functions push a
- * frame and leave their elements (upvalues) to the main loop. */
-static int value(vstate *s, const char **p, const char **lim)
+/* Open an array or map of `n` values (a map counts keys and values) whose head ends at p:
+ * numbers it and pushes a frame for its elements. */
+static int open_seq(vstate *s, const char *at, const char *p, const char *lim, uint64_t n)
 {
-    const char *at = *p;
-    size_t room = (size_t)(*lim - at);
-    if (room == 0)
-        return fail(s, INTERP_ERR_DECODE, at, "truncated message");
-    unsigned char c = (unsigned char)*at;
-    uint64_t n;
-    size_t hdr;
-    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
-        *p = at + 1;
-        return INTERP_OK;
-    }
-    if (c >= 0xa0 && c <= 0xbf) { /* fixstr */
-        n = c & 0x1f;
-        hdr = 1;
-        goto blob;
-    }
-    if (c >= 0x90 && c <= 0x9f) { /* fixarray */
-        n = c & 0x0f;
-        hdr = 1;
-        goto array;
-    }
-    if (c >= 0x80 && c <= 0x8f) { /* fixmap */
-        n = c & 0x0f;
-        hdr = 1;
-        goto map;
-    }
-    switch (c) {
-    case 0xc1:
-        return fail(s, INTERP_ERR_DECODE, at, "reserved byte 0xc1");
-    case 0xcc:
-    case 0xd0:
-        hdr = 2;
-        goto fixed;
-    case 0xcd:
-    case 0xd1:
-        hdr = 3;
-        goto fixed;
-    case 0xce:
-    case 0xd2:
-    case 0xca:
-        hdr = 5;
-        goto fixed;
-    case 0xcf:
-    case 0xd3:
-    case 0xcb:
-        hdr = 9;
-        goto fixed;
-    case 0xc4:
-    case 0xd9:
-        hdr = 2;
-        break;
-    case 0xc5:
-    case 0xda:
-        hdr = 3;
-        break;
-    case 0xc6:
-    case 0xdb:
-        hdr = 5;
-        break;
-    case 0xdc:
-    case 0xde:
-        hdr = 3;
-        break;
-    case 0xdd:
-    case 0xdf:
-        hdr = 5;
-        break;
-    case 0xd4:
-    case 0xd5:
-    case 0xd6:
-    case 0xd7:
-    case 0xd8:
-        hdr = 2;
-        break;
-    case 0xc7:
-        hdr = 3;
-        break;
-    case 0xc8:
-        hdr = 4;
-        break;
-    case 0xc9:
-        hdr = 6;
-        break;
-    default:
-        return fail(s, INTERP_ERR_DECODE, at, "invalid byte 0x%02x", c); /* unreachable */
-    }
-    if (room < hdr)
-        return fail(s, INTERP_ERR_DECODE, at, "truncated message");
-    switch (c) {
-    case 0xc4:
-    case 0xd9:
-        n = load_be(at + 1, 1);
-        goto blob;
-    case 0xc5:
-    case 0xda:
-        n = load_be(at + 1, 2);
-        goto blob;
-    case 0xc6:
-    case 0xdb:
-        n = load_be(at + 1, 4);
-        goto blob;
-    case 0xdc:
-        n = load_be(at + 1, 2);
-        goto array;
-    case 0xdd:
-        n = load_be(at + 1, 4);
-        goto array;
-    case 0xde:
-        n = load_be(at + 1, 2);
-        goto map;
-    case 0xdf:
-        n = load_be(at + 1, 4);
-        goto map;
-    default:
-        break;
-    }
-    /* ext */
-    {
-        uint32_t len;
-        int8_t type;
-        const char *q = at;
-        interp__msg_ext_header(&q, &type, &len);
-        if (room - hdr < len)
-            return fail(s, INTERP_ERR_DECODE, at, "truncated message");
-        if (type == INTERP_MSG_EXT_REF) {
-            if (len != 1 && len != 2 && len != 4 && len != 8)
-                return fail(s, INTERP_ERR_DECODE, at, "reference of %u bytes", (unsigned)len);
-            uint64_t back = interp__msg_ref_distance(q, len);
-            if (back == 0 || back > s->objects)
-                return fail(s, INTERP_ERR_DECODE, at,
-                            "reference %llu objects back, only %llu begun so far",
-                            (unsigned long long)back, (unsigned long long)s->objects);
-            s->flags |= INTERP__MSG_HAS_REFS;
-            *p = q + len;
-            return INTERP_OK;
-        }
-        if (type == INTERP_MSG_EXT_FUNCTION) /* its upvalues are read by the main loop */
-            return open_function(s, at, q, q + len, p, lim);
-        return fail(s, INTERP_ERR_DECODE, at, "unknown extension type %d", (int)type);
-    }
-fixed:
-    if (room < hdr)
-        return fail(s, INTERP_ERR_DECODE, at, "truncated message");
-    *p = at + hdr;
-    return INTERP_OK;
-blob:
-    if (room - hdr < n)
-        return fail(s, INTERP_ERR_DECODE, at, "truncated message");
-    *p = at + hdr + n;
-    return INTERP_OK;
-map:
-    n *= 2;
-    /* fall through */
-array:
     /* every element takes at least one byte: a cheap early bound on absurd counts */
-    if (room - hdr < n)
+    if ((uint64_t)(lim - p) < n)
         return fail(s, INTERP_ERR_DECODE, at, "truncated message (more elements than bytes)");
-    {
-        int rc = push_frame(s, at, (vframe){n, NULL, NULL, F_SEQ});
-        if (rc)
-            return rc;
-    }
+    int rc = push_frame(s, at, (vframe){n, NULL, NULL, F_SEQ});
+    if (rc)
+        return rc;
     s->objects++;
     if (n == 0)
         s->nframes--;
-    *p = at + hdr;
     return INTERP_OK;
+}
+
+/* Validate one value at *p (< *lim) and advance *p past it, stepping with the reader's
+ * interp__msg_head_step (msg_step.h); containers and functions push a frame and leave their
+ * elements (upvalues) to the main loop. */
+static int value(vstate *s, const char **p, const char **lim)
+{
+    const char *at = *p;
+    interp__msg_head h;
+    switch (interp__msg_head_step(p, *lim, &h)) {
+    case INTERP__MSG_FAULT_NONE:
+        break;
+    case INTERP__MSG_FAULT_TRUNCATED:
+        return fail(s, INTERP_ERR_DECODE, at, "truncated message");
+    case INTERP__MSG_FAULT_RESERVED:
+        return fail(s, INTERP_ERR_DECODE, at, "reserved byte 0xc1");
+    case INTERP__MSG_FAULT_EXT:
+        if (h.ext == INTERP_MSG_EXT_REF)
+            return fail(s, INTERP_ERR_DECODE, at, "reference of %u bytes", (unsigned)h.len);
+        return fail(s, INTERP_ERR_DECODE, at, "unknown extension type %d", (int)h.ext);
+    }
+    switch (h.type) {
+    case INTERP_MSG_ARRAY:
+    case INTERP_MSG_MAP:
+        return open_seq(s, at, *p, *lim, h.children);
+    case INTERP_MSG_REF:
+        if (h.as.ref == 0 || h.as.ref > s->objects)
+            return fail(s, INTERP_ERR_DECODE, at,
+                        "reference %llu objects back, only %llu begun so far",
+                        (unsigned long long)h.as.ref, (unsigned long long)s->objects);
+        s->flags |= INTERP__MSG_HAS_REFS;
+        return INTERP_OK;
+    case INTERP_MSG_FUNCTION: /* its upvalues are read by the main loop */
+        return open_function(s, at, h.ptr, h.ptr + h.len, p, lim);
+    case INTERP_MSG_FROZEN: /* handles are addresses: never from untrusted bytes */
+        return fail(s, INTERP_ERR_DECODE, at, "unknown extension type %d", (int)h.ext);
+    default:
+        if (h.ext) /* a shared string's handle (msg_shstr.h): an address, likewise */
+            return fail(s, INTERP_ERR_DECODE, at, "unknown extension type %d", (int)h.ext);
+        return INTERP_OK;
+    }
 }
 
 /* One upvalue entry of the innermost function frame: name, tag, and for JOIN its indexes.
@@ -393,12 +248,10 @@ array:
 static int upvalue(vstate *s, const char **p, const char *lim, bool *want_value)
 {
     const char *at = *p;
-    uint32_t nlen;
     uint64_t tag;
-    int rc = read_blob(s, p, lim, true, &nlen, "upvalue name");
+    int rc = read_blob(s, p, lim, true, NULL, NULL, "upvalue name");
     if (rc)
         return rc;
-    *p += nlen;
     if ((rc = read_uint(s, p, lim, &tag, "upvalue tag")))
         return rc;
     *want_value = false;

@@ -19,10 +19,6 @@ FOLDERS = ["base", "msg", "channels", "interp", "core", "lua", "cli", "mpi"]
 
 # (file, function): why it stays one piece. Keep this list short.
 ALLOWED = {
-    ("msg/msg_read.c", "read_head"):
-        "the MessagePack tag switch: one case per tag, each a bounds-checked step",
-    ("msg/msg_check.c", "value"):
-        "the validator's MessagePack tag switch (issue 15: to walk with the reader's step)",
     ("msg/msg_pack.c", "pack_pass"):
         "the format interpreter of interp_msg_pack: one case per format letter",
     ("base/lua_match.c", "match"):
