@@ -3,7 +3,8 @@
  * One place for the numbers (as Lua keeps its own in luaconf.h): a call given a value past one
  * of these fails with INTERP_ERR_INVALID before it allocates anything, so that no size
  * arithmetic can wrap and no single call can ask the host for gigabytes. The Lua module and
- * the CLI check against the same numbers. */
+ * the CLI do not check them again: they pass values through and report the library's reason
+ * (interp_pool_create's text, interp_map_check_sizes, interp_chan_check). */
 #ifndef INTERP_LIMITS_H
 #define INTERP_LIMITS_H
 

@@ -252,12 +252,25 @@ size_t interp__chan_footprint(size_t capacity)
     return sizeof(interp_chan) + CHAN_CACHE_LINE + cells * sizeof(chan_cell);
 }
 
+int interp_chan_check(const char *name, size_t len, size_t capacity, const char **why)
+{
+    _Static_assert(INTERP_CHAN_MAX_CAPACITY == 1048576 && INTERP_CHAN_MAX_NAME == 256,
+                   "the texts below");
+    *why = NULL;
+    if (capacity > INTERP_CHAN_MAX_CAPACITY)
+        *why = "capacity must be from 1 to 1048576 (0: the default)";
+    else if (name && (len == 0 || len > INTERP_CHAN_MAX_NAME || memchr(name, '\0', len)))
+        *why = "a channel name is 1 to 256 bytes without NUL bytes";
+    return *why ? INTERP_ERR_INVALID : INTERP_OK;
+}
+
 int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out)
 {
     if (!out)
         return INTERP_ERR_INVALID;
     *out = NULL;
-    if (capacity == 0 || capacity > INTERP_CHAN_MAX_CAPACITY)
+    const char *why;
+    if (capacity == 0 || interp_chan_check(NULL, 0, capacity, &why) != INTERP_OK)
         return INTERP_ERR_INVALID;
     size_t cells = 2; /* with one cell, "full at pos" and "free at pos + 1" look the same */
     while (cells < capacity)

@@ -539,18 +539,12 @@ static int l_channel(lua_State *L)
 {
     size_t len;
     const char *name = luaL_checklstring(L, 1, &len);
-    /* "a\0b" must not be the channel "a", nor "" a channel the host cannot name */
-    if (len == 0 || len > INTERP_CHAN_MAX_NAME || memchr(name, '\0', len))
-        return luaL_argerror(L, 1,
-                             lua_pushfstring(L,
-                                             "a channel name is 1 to %d bytes without "
-                                             "NUL bytes",
-                                             INTERP_CHAN_MAX_NAME));
     lua_Integer cap = luaL_optinteger(L, 2, 0);
-    if (cap < 0 || (lua_Unsigned)cap > INTERP_CHAN_MAX_CAPACITY)
-        return luaL_argerror(
-            L, 2,
-            lua_pushfstring(L, "capacity must be from 1 to %d", (int)INTERP_CHAN_MAX_CAPACITY));
+    /* "a\0b" must not be the channel "a", nor "" a channel the host cannot name; a negative
+     * capacity reads as one past every bound */
+    const char *bad;
+    if (interp_chan_check(name, len, (size_t)cap, &bad) != INTERP_OK)
+        return luaL_error(L, "interp.channel: %s", bad);
     const interp__lua_ctx *ctx = upvalue_ctx(L);
     if (!ctx || !ctx->chan_lookup)
         return luaL_error(L, "interp.channel: this state belongs to no pool");

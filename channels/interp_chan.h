@@ -43,6 +43,12 @@ typedef struct interp_chan interp_chan;
  * named channels are charged to its memory budget).
  * INTERP_ERR_INVALID (out NULL, capacity 0 or past the bound), INTERP_ERR_NOMEM. */
 INTERP_API int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out);
+/* The bounds of a channel: capacity 0 (the default where one is given: 64) to
+ * INTERP_CHAN_MAX_CAPACITY, and, unless name is NULL, a name of len bytes, 1 to
+ * INTERP_CHAN_MAX_NAME, without a NUL byte. INTERP_OK, or INTERP_ERR_INVALID with *why (a
+ * static text). The one check of interp_chan_create, interp_pool_channel and interp.channel,
+ * for a front end that reports a bad argument in its own words. */
+INTERP_API int interp_chan_check(const char *name, size_t len, size_t capacity, const char **why);
 INTERP_API void interp_chan_retain(interp_chan *ch);
 /* Drop a reference. NULL-safe. */
 INTERP_API void interp_chan_release(interp_chan *ch);

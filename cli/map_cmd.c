@@ -374,20 +374,22 @@ static int parse_args(int argc, char **argv, map_args *a)
     };
     *a = (map_args){.o = interp_pool_defaults()};
     long workers = 0;
+    const char *why;
     opterr = 0;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, ":w:c:t:sm:jo:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'w':
-            if (!parse_long(optarg, 1, INTERP_POOL_MAX_WORKERS, &workers))
-                return usage_error("--workers: expected an integer from 1 to " INTERP_LIMIT_TEXT(
-                                       INTERP_POOL_MAX_WORKERS) ", got '%s'",
-                                   optarg);
+            /* the range is the pool's to check (interp_pool_create says why) */
+            if (!parse_long(optarg, INT_MIN, INT_MAX, &workers))
+                return usage_error("--workers: expected an integer, got '%s'", optarg);
             break;
         case 'c':
-            if (!parse_long(optarg, 1, (long)INTERP_MAP_MAX_CHUNKSIZE, &a->chunksize))
+            if (!parse_long(optarg, 1, LONG_MAX, &a->chunksize))
                 return usage_error("--chunksize: expected a positive integer, got '%s'", optarg);
+            if (interp_map_check_sizes((size_t)a->chunksize, 0, &why) != INTERP_OK)
+                return usage_error("--chunksize: %s", why);
             break;
         case 't':
             if (!parse_seconds(optarg, &a->timeout))
@@ -445,6 +447,11 @@ static int open_pool(map_args *a, map_run *r, interp_pool **pool)
     int rc = cli_pool_create(pool, &a->o, &err, &served);
     if (served) /* another rank of an mpiexec job: it computed; rank 0 wrote the results */
         return CLI_EXIT_OK;
+    if (rc == INTERP_ERR_INVALID) { /* an option out of the pool's bounds */
+        fprintf(stderr, "interp-pool map: %s\n", err ? err : interp_strerror(rc));
+        free(err);
+        return CLI_EXIT_USAGE;
+    }
     if (rc != INTERP_OK) {
         fprintf(stderr, "interp-pool map: cannot load %s: %s\n", a->script,
                 err ? err : interp_strerror(rc));

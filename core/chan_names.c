@@ -67,9 +67,8 @@ static uint64_t name_hash(uint64_t seed, const char *s, size_t len)
 
 int interp__chan_name_check(const char *name, size_t len)
 {
-    if (!name || len == 0 || len > INTERP_CHAN_MAX_NAME || memchr(name, '\0', len))
-        return INTERP_ERR_INVALID;
-    return INTERP_OK;
+    const char *why;
+    return name ? interp_chan_check(name, len, 0, &why) : INTERP_ERR_INVALID;
 }
 
 int interp__chan_names_get(interp__chan_names *r, const char *name, size_t len, size_t capacity,
@@ -77,8 +76,12 @@ int interp__chan_names_get(interp__chan_names *r, const char *name, size_t len, 
                            interp_chan **out)
 {
     *out = NULL;
-    if (interp__chan_name_check(name, len) != INTERP_OK || capacity > INTERP_CHAN_MAX_CAPACITY)
+    const char *bad;
+    if (!name || interp_chan_check(name, len, capacity, &bad) != INTERP_OK) {
+        if (why && whylen)
+            snprintf(why, whylen, "%s", name ? bad : "no name");
         return INTERP_ERR_INVALID;
+    }
     uint64_t h = name_hash(r->seed, name, len);
     interp__chan_entry **bucket = &r->buckets[h & (INTERP__CHAN_BUCKETS - 1)];
     interp__mutex_lock(&r->mu);

@@ -64,8 +64,8 @@ INTERP_API const char *interp_pool_version(void);
  * with INTERP_ERR_INVALID. */
 typedef struct interp_pool_options {
     size_t struct_size;            /* sizeof(interp_pool_options) or 0, see above */
-    int workers;                   /* most worker threads, at most 4096; <= 0: the number of
-                                      online CPUs */
+    int workers;                   /* most worker threads, 0 to 4096; 0: the number of
+                                      online CPUs (negative: INTERP_ERR_INVALID) */
     bool prestart;                 /* start every worker (thread and state) in create; false:
                                       the first starts in create, the others on demand, when
                                       a task finds no idle worker (as Python's executors do;
@@ -172,9 +172,9 @@ static inline interp_pool_options interp_pool_defaults(void)
  * opts may be NULL (defaults). Returns INTERP_OK and *out; INTERP_ERR_SCRIPT when the
  * initializer fails to compile or run, or a host library's open or on_state raises (text in
  * *err), INTERP_ERR_NOTFOUND (init_file missing), INTERP_ERR_INVALID (NULL out, or a bad
- * option: a struct_size it cannot read, workers above 4096, both init_source and init_file,
- * an unknown sandbox, negative or NaN seconds, a negative max_depth, a host library without
- * name or open, a name too long or given twice, more than 256 host libraries; the reason in
+ * option: a struct_size it cannot read, workers negative or above 4096, both init_source and
+ * init_file, an unknown sandbox, negative or NaN seconds, a negative max_depth, a host library
+ * without name or open, a name too long or given twice, more than 256 host libraries; the reason in
  * *err), INTERP_ERR_NOMEM, INTERP_ERR_SYSTEM (a thread could not start). err may be NULL;
  * otherwise *err is set to a malloc'd text on error (the caller frees it) and to NULL on
  * success. A state made after create (a worker started on demand, a recycled state, a
@@ -380,6 +380,12 @@ INTERP_API int interp_pool_map_fn(interp_pool *pool, const interp_fn *fn, size_t
 typedef bool (*interp_map_next_fn)(void *ud, size_t index, interp_msg **args);
 typedef void (*interp_map_result_fn)(void *ud, size_t index, int status, interp_msg *result,
                                      const char *error);
+/* Whether a map's chunksize and max_in_flight are within their bounds (INTERP_MAP_MAX_CHUNKSIZE,
+ * INTERP_MAP_MAX_IN_FLIGHT), the check every map function makes before it starts: INTERP_OK, or
+ * INTERP_ERR_INVALID with *why (a static text). For a front end that reports a bad option
+ * before it reads any input. */
+INTERP_API int interp_map_check_sizes(size_t chunksize, size_t max_in_flight, const char **why);
+
 INTERP_API int interp_pool_map_stream(interp_pool *pool, const interp_fn *fn,
                                       interp_map_next_fn next_input, interp_map_result_fn on_result,
                                       void *ud, size_t max_in_flight,

@@ -378,6 +378,18 @@ static int pool_usable(interp_pool *pool)
     return rc;
 }
 
+int interp_map_check_sizes(size_t chunksize, size_t max_in_flight, const char **why)
+{
+    _Static_assert(INTERP_MAP_MAX_CHUNKSIZE == 1048576 && INTERP_MAP_MAX_IN_FLIGHT == 16777216,
+                   "the texts below");
+    *why = NULL;
+    if (chunksize > INTERP_MAP_MAX_CHUNKSIZE)
+        *why = "chunksize must be at most 1048576 (INTERP_MAP_MAX_CHUNKSIZE)";
+    else if (max_in_flight > INTERP_MAP_MAX_IN_FLIGHT)
+        *why = "max_in_flight must be at most 16777216 (INTERP_MAP_MAX_IN_FLIGHT)";
+    return *why ? INTERP_ERR_INVALID : INTERP_OK;
+}
+
 /* Check the sizes and set up the engine. *why: a static text saying what was invalid. */
 static int start(engine *e, interp_pool *pool, const interp_fn *fn, size_t n_hint,
                  size_t max_in_flight, const interp_map_options *opts, const char **why)
@@ -391,15 +403,9 @@ static int start(engine *e, interp_pool *pool, const interp_fn *fn, size_t n_hin
         return INTERP_ERR_INVALID;
     }
     /* sizes first: no arithmetic below may wrap (a chunksize of 2^61 made 4 x cs x workers 0) */
-    if (opts && opts->chunksize > INTERP_MAP_MAX_CHUNKSIZE) {
-        *why = "chunksize larger than INTERP_MAP_MAX_CHUNKSIZE (1048576)";
-        return INTERP_ERR_INVALID;
-    }
-    if (max_in_flight > INTERP_MAP_MAX_IN_FLIGHT) {
-        *why = "max_in_flight larger than INTERP_MAP_MAX_IN_FLIGHT (16777216)";
-        return INTERP_ERR_INVALID;
-    }
-    rc = pool_usable(pool);
+    rc = interp_map_check_sizes(opts ? opts->chunksize : 0, max_in_flight, why);
+    if (rc == INTERP_OK)
+        rc = pool_usable(pool);
     if (rc != INTERP_OK)
         return rc;
     e->pool = pool;

@@ -37,8 +37,9 @@ static bool bad_seconds(double s) { return isnan(s) || s < 0; }
 /* The ranges of the options: INTERP_OK, or INTERP_ERR_INVALID with *why. */
 static int check_options(const interp_pool_options *o, const char **why)
 {
-    if (o->workers > INTERP_POOL_MAX_WORKERS)
-        *why = "workers: more than " INTERP_LIMIT_TEXT(INTERP_POOL_MAX_WORKERS);
+    if (o->workers < 0 || o->workers > INTERP_POOL_MAX_WORKERS)
+        *why = "workers must be from 0 (the online CPUs) to " INTERP_LIMIT_TEXT(
+            INTERP_POOL_MAX_WORKERS);
     else if (o->init_source && o->init_file)
         *why = "init_source and init_file are both set";
     else if (o->sandbox != INTERP_SANDBOX_NONE && o->sandbox != INTERP_SANDBOX_SAFE)
@@ -59,7 +60,7 @@ static int check_options(const interp_pool_options *o, const char **why)
 /* The pool's own resolved fields: workers, times, thread stack and name, message size. */
 static void resolve_pool(const interp_pool_options *o, interp_pool *pool)
 {
-    pool->nworkers = o->workers > 0 ? o->workers : interp__online_cpus();
+    pool->nworkers = o->workers ? o->workers : interp__online_cpus();
     pool->task_timeout = o->task_timeout;
     pool->cancel_grace = o->cancel_grace > 0 ? o->cancel_grace : 0.01;
     pool->stuck_grace = o->stuck_grace > 0 ? o->stuck_grace : 1.0;

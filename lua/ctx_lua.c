@@ -113,7 +113,7 @@ static int ctx_grant(lua_State *L)
 {
     const char *where = "ctx:grant";
     lm_ctx *c = check_open(L, where);
-    const char *name = interp__lm_check_name(L, 2, where);
+    const char *name = interp__lm_check_chan(L, 2, where, 0);
     int rc;
     lm_ctx *other = luaL_testudata(L, 3, LM_CTX_MT);
     interp_chan *ch = interp__chan_lua_test(L, 3);
@@ -164,15 +164,13 @@ static int ctx_name(lua_State *L)
 
 int interp__lm_channel_new(lua_State *L)
 {
-    lua_Integer cap = luaL_optinteger(L, 1, 0);
-    if (cap < 0 || (lua_Unsigned)cap > INTERP_CHAN_MAX_CAPACITY)
-        return luaL_error(L,
-                          "ip.channel: capacity must be from 1 to %d (or nil for the "
-                          "default)",
-                          (int)INTERP_CHAN_MAX_CAPACITY);
+    size_t cap = (size_t)luaL_optinteger(L, 1, 0); /* negative: past the bound */
+    const char *why;
+    if (interp_chan_check(NULL, 0, cap, &why) != INTERP_OK)
+        return luaL_error(L, "ip.channel: %s", why);
     const struct interp__lua_ctx *lc = interp__lm_chan_ctx(L); /* before ch: may push */
     interp_chan *ch = NULL;
-    int rc = interp_chan_create(cap ? (size_t)cap : 64, 0, &ch);
+    int rc = interp_chan_create(cap ? cap : 64, 0, &ch);
     if (rc != INTERP_OK)
         return interp__lm_status_error(L, "ip.channel", rc);
     return interp__lm_push_chan(L, ch, lc);

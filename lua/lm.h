@@ -91,9 +91,9 @@ const struct interp__lua_ctx *interp__lm_chan_ctx(lua_State *L);
 
 /* ---- pool_lua.c ----------------------------------------------------------------------- */
 
-/* The channel or grant name at idx (1..INTERP_CHAN_MAX_NAME bytes, no NUL); raises
- * "<where>: the name must be ..." otherwise. */
-const char *interp__lm_check_name(lua_State *L, int idx, const char *where);
+/* The channel or grant name at idx, and a channel's capacity (0: the default), checked by
+ * interp_chan_check; raises "<where>: <its reason>" otherwise. */
+const char *interp__lm_check_chan(lua_State *L, int idx, const char *where, size_t capacity);
 
 /* Push a channel object for ch (made with ctx, lua_ctx.h) and drop the caller's reference to
  * ch, also when making the object fails (then the memory error is raised). Returns 1. */

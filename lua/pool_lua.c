@@ -64,6 +64,15 @@ static lua_Integer opt_integer(lua_State *L, int t, const char *where, const cha
     return v;
 }
 
+/* The integer option `key` of the table at t for an int field of the C API, 0 when absent:
+ * any integer, brought into int's range (the C API checks the value and says why it refuses
+ * one). */
+static int opt_int(lua_State *L, int t, const char *where, const char *key)
+{
+    lua_Integer v = opt_integer(L, t, where, key, 0, LUA_MININTEGER, LUA_MAXINTEGER);
+    return v < INT_MIN ? INT_MIN : v > INT_MAX ? INT_MAX : (int)v;
+}
+
 /* The seconds option `key` (>= 0, 0: none). */
 static double opt_seconds(lua_State *L, int t, const char *where, const char *key)
 {
@@ -250,7 +259,7 @@ int interp__lm_pool_new(lua_State *L)
     check_keys(L, 1, where, new_keys);
 
     interp_pool_options o = interp_pool_defaults();
-    o.workers = (int)opt_integer(L, 1, where, "workers", 0, 1, INTERP_POOL_MAX_WORKERS);
+    o.workers = opt_int(L, 1, where, "workers");
     o.init_source = opt_string(L, 1, where, "init");
     o.init_file = opt_string(L, 1, where, "init_file");
     if (o.init_source && o.init_file)
@@ -264,7 +273,7 @@ int interp__lm_pool_new(lua_State *L)
     o.prestart = opt_boolean(L, 1, where, "prestart");
     o.thread_name = opt_string(L, 1, where, "thread_name");
     o.max_msg_size = (size_t)opt_integer(L, 1, where, "max_msg_size", 0, 0, LUA_MAXINTEGER);
-    o.max_depth = (int)opt_integer(L, 1, where, "max_depth", 0, 0, INT_MAX);
+    o.max_depth = opt_int(L, 1, where, "max_depth");
     o.memory_budget = (size_t)opt_integer(L, 1, where, "memory_budget", 0, 0, LUA_MAXINTEGER);
     o.cancel_grace = opt_seconds(L, 1, where, "cancel_grace");
     o.stuck_grace = opt_seconds(L, 1, where, "stuck_grace");
@@ -455,9 +464,13 @@ static int pool_map(lua_State *L)
     if (!lua_isnoneornil(L, 4)) {
         luaL_checktype(L, 4, LUA_TTABLE);
         check_keys(L, 4, where, map_keys);
-        mo.chunksize = (size_t)opt_integer(L, 4, where, "chunksize", 0, 0,
-                                           (lua_Integer)INTERP_MAP_MAX_CHUNKSIZE);
+        /* a negative chunksize reads as one past the bound */
+        mo.chunksize =
+            (size_t)opt_integer(L, 4, where, "chunksize", 0, LUA_MININTEGER, LUA_MAXINTEGER);
         mo.timeout = opt_seconds(L, 4, where, "timeout");
+        const char *why;
+        if (interp_map_check_sizes(mo.chunksize, 0, &why) != INTERP_OK)
+            return luaL_error(L, "%s: option %s", where, why);
     }
     lua_settop(L, 3);
     lua_Integer n = luaL_len(L, 3);
@@ -518,13 +531,12 @@ int interp__lm_push_chan(lua_State *L, interp_chan *ch, const struct interp__lua
 
 /* pool:channel(name [, capacity]) -> channel object shared with the workers'
  * interp.channel(name) */
-const char *interp__lm_check_name(lua_State *L, int idx, const char *where)
+const char *interp__lm_check_chan(lua_State *L, int idx, const char *where, size_t capacity)
 {
     size_t len;
-    const char *name = luaL_checklstring(L, idx, &len);
-    if (len == 0 || len > INTERP_CHAN_MAX_NAME || strlen(name) != len)
-        luaL_error(L, "%s: the name must be a string of 1 to %d bytes without NUL bytes", where,
-                   INTERP_CHAN_MAX_NAME);
+    const char *name = luaL_checklstring(L, idx, &len), *why;
+    if (interp_chan_check(name, len, capacity, &why) != INTERP_OK)
+        luaL_error(L, "%s: %s", where, why);
     return name;
 }
 
@@ -532,14 +544,11 @@ static int pool_channel(lua_State *L)
 {
     const char *where = "pool:channel";
     lm_pool *p = check_open(L, where);
-    const char *name = interp__lm_check_name(L, 2, where);
-    lua_Integer cap = luaL_optinteger(L, 3, 0);
-    if (cap < 0 || (lua_Unsigned)cap > INTERP_CHAN_MAX_CAPACITY)
-        return luaL_error(L, "%s: capacity must be from 1 to %d (or nil for the default)", where,
-                          (int)INTERP_CHAN_MAX_CAPACITY);
+    size_t cap = (size_t)luaL_optinteger(L, 3, 0); /* negative: past the bound */
+    const char *name = interp__lm_check_chan(L, 2, where, cap);
     const interp__lua_ctx *ctx = interp__lm_chan_ctx(L); /* before ch: may push */
     interp_chan *ch = NULL;
-    int rc = interp_pool_channel(live(L, p, where), name, (size_t)cap, &ch);
+    int rc = interp_pool_channel(live(L, p, where), name, cap, &ch);
     if (rc != INTERP_OK)
         return rc_error(L, where, rc);
     return interp__lm_push_chan(L, ch, ctx);

@@ -22,9 +22,13 @@ expect_status 2 "expected SCRIPT and FUNC" map "$DATA/funcs.lua"
 expect_status 2 "too many arguments" map "$DATA/funcs.lua" upper extra
 expect_status 2 "cannot read" map /nonexistent.lua upper
 expect_status 2 "defines no global function 'nope'" map "$DATA/funcs.lua" nope
-expect_status 2 "workers" map "$DATA/funcs.lua" upper --workers 0
-expect_status 2 "workers" map "$DATA/funcs.lua" upper --workers x
-expect_status 2 "chunksize" map "$DATA/funcs.lua" upper --chunksize -1
+# ranges are the library's (its texts); the CLI only parses
+expect_status 2 "^interp-pool map: workers must be from 0 (the online CPUs) to 4096$" map "$DATA/funcs.lua" upper --workers 4097
+expect_status 2 "^interp-pool map: workers must be from 0 (the online CPUs) to 4096$" map "$DATA/funcs.lua" upper --workers -1
+expect_status 2 "--workers: expected an integer, got 'x'" map "$DATA/funcs.lua" upper --workers x
+expect_status 2 "--workers: expected an integer" map "$DATA/funcs.lua" upper --workers 99999999999
+expect_status 2 "--chunksize: expected a positive integer" map "$DATA/funcs.lua" upper --chunksize -1
+expect_status 2 "^interp-pool map: --chunksize: chunksize must be at most 1048576 (INTERP_MAP_MAX_CHUNKSIZE)$" map "$DATA/funcs.lua" upper --chunksize 1048577
 expect_status 2 "timeout" map "$DATA/funcs.lua" upper --timeout abc
 expect_status 2 "memory-limit" map "$DATA/funcs.lua" upper --memory-limit 12Q
 expect_status 2 "unknown option" map "$DATA/funcs.lua" upper --frob

@@ -1,5 +1,6 @@
 /* test_pool_limits.c - bounds that keep untrusted tasks from spending host memory: the default
- * message size limit of a sandboxed pool, and the number of named channels. */
+ * message size limit of a sandboxed pool, and the number of named channels; the option bounds
+ * and their texts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -86,11 +87,54 @@ static void pool_named_channels_are_bounded(void **st)
     interp_pool_destroy(p);
 }
 
+/* The bounds of workers, map sizes and channels, with the texts the front ends show. */
+static void option_bounds_say_why(void **state)
+{
+    (void)state;
+    interp_pool_options o = interp_pool_defaults();
+    interp_pool *p = NULL;
+    char *err = NULL;
+    const int bad[] = {-1, INTERP_POOL_MAX_WORKERS + 1};
+    for (size_t i = 0; i < 2; i++) {
+        o.workers = bad[i];
+        assert_int_equal(interp_pool_create(&p, &o, &err), INTERP_ERR_INVALID);
+        assert_string_equal(err, "workers must be from 0 (the online CPUs) to 4096");
+        free(err);
+    }
+    const char *why = "";
+    assert_int_equal(
+        interp_map_check_sizes(INTERP_MAP_MAX_CHUNKSIZE, INTERP_MAP_MAX_IN_FLIGHT, &why),
+        INTERP_OK);
+    assert_null(why);
+    assert_int_equal(interp_map_check_sizes(INTERP_MAP_MAX_CHUNKSIZE + 1, 0, &why),
+                     INTERP_ERR_INVALID);
+    assert_non_null(strstr(why, "chunksize must be at most 1048576"));
+    assert_int_equal(interp_map_check_sizes(0, INTERP_MAP_MAX_IN_FLIGHT + 1, &why),
+                     INTERP_ERR_INVALID);
+    assert_non_null(strstr(why, "max_in_flight must be at most 16777216"));
+    assert_int_equal(interp_chan_check("a", 1, INTERP_CHAN_MAX_CAPACITY, &why), INTERP_OK);
+    assert_int_equal(interp_chan_check(NULL, 0, 0, &why), INTERP_OK);
+    assert_int_equal(interp_chan_check(NULL, 0, INTERP_CHAN_MAX_CAPACITY + 1, &why),
+                     INTERP_ERR_INVALID);
+    assert_string_equal(why, "capacity must be from 1 to 1048576 (0: the default)");
+    assert_int_equal(interp_chan_check("a\0b", 3, 1, &why), INTERP_ERR_INVALID);
+    assert_string_equal(why, "a channel name is 1 to 256 bytes without NUL bytes");
+    assert_int_equal(interp_chan_check("", 0, 1, &why), INTERP_ERR_INVALID);
+    char long_name[INTERP_CHAN_MAX_NAME + 1];
+    memset(long_name, 'n', sizeof long_name);
+    assert_int_equal(interp_chan_check(long_name, sizeof long_name - 1, 1, &why), INTERP_OK);
+    assert_int_equal(interp_chan_check(long_name, sizeof long_name, 1, &why), INTERP_ERR_INVALID);
+    interp_chan *ch = NULL;
+    assert_int_equal(interp_chan_create(INTERP_CHAN_MAX_CAPACITY + 1, 0, &ch), INTERP_ERR_INVALID);
+    assert_null(ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pool_sandbox_messages_default_to_the_memory_limit),
         cmocka_unit_test(pool_named_channels_are_bounded),
+        cmocka_unit_test(option_bounds_say_why),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
