@@ -174,6 +174,12 @@ typedef struct interp__worker {
     /* a context's slice in progress (ctx.c), for preemption: when its time slice ends
      * (monotonic seconds; 0: no slice), stored by the worker, read by the watchdog */
     _Atomic double slice_end;
+    /* and how long it may hold the thread once asked to yield (0: no bound; a sandboxed
+     * context's), stored by the worker with slice_end; the run asked (its id) and when,
+     * pool->mu (the preempt tick) */
+    _Atomic double slice_hold;
+    uint64_t asked_id;
+    double asked_at;
 } interp__worker;
 
 /* Start the worker of `slot` (a new thread; it gets its state as `kind` says, start.h), for
@@ -322,6 +328,8 @@ void interp__watchdog_deadline(interp__worker *w, uint64_t id, double timeout);
 /* Any thread: interrupt run `id` of w with reason (CANCELLED, TIMEOUT, SHUTDOWN) if it is
  * still running, and abandon it after the stuck grace if it does not end. No lock held. */
 void interp__interrupt_run(interp__worker *w, uint64_t id, int reason);
+/* The same, pool->mu held (the watchdog's timers). */
+void interp__interrupt_run_locked(interp__worker *w, uint64_t id, int reason);
 
 /* ---- futures (future.c) ---------------------------------------------------------------- */
 

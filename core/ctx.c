@@ -448,6 +448,26 @@ static void mark_broken_locked(interp_ctx *ctx, const char *why)
  * in a slice that ends in time or has nothing waiting behind it; a slice pays two stores and
  * a load. The tick stops when it finds no slice running. */
 #define CTX_TICK_S 0.002
+/* How long a sandboxed call asked to yield may still hold its thread (preempt_locked). */
+#define CTX_HOLD_S 1.0
+
+/* Watchdog, pool->mu held: w's slice has run its time slice while other work waits: ask it
+ * to yield. A sandboxed call that has not yielded slice_hold after it was first asked (it
+ * runs or waits where it cannot yield: inside a coroutine it made, a C function's callback)
+ * is failed as at a deadline: a tenant cannot keep the thread from the others for good. */
+static void preempt_locked(interp__worker *w, double now)
+{
+    uint64_t id = atomic_load(&w->cur_task);
+    double hold = atomic_load(&w->slice_hold);
+    if (w->asked_id != id) {
+        w->asked_id = id;
+        w->asked_at = now;
+    } else if (hold > 0 && now >= w->asked_at + hold) {
+        interp__interrupt_run_locked(w, id, INTERP_ERR_TIMEOUT);
+        return;
+    }
+    interp__state_preempt(w->state, id);
+}
 
 /* Watchdog, pool->mu held (the pool's preempt_tick timer, interp__pool_alloc). */
 void interp__ctx_preempt_tick(interp__timer *t, double now)
@@ -461,7 +481,7 @@ void interp__ctx_preempt_tick(interp__timer *t, double now)
             continue;
         any = true;
         if (others && now >= end && w->state)
-            interp__state_preempt(w->state, atomic_load(&w->cur_task));
+            preempt_locked(w, now);
     }
     if (!any) { /* stop, unless a slice began meanwhile (it saw the flag still set) */
         atomic_store(&pool->preempt_ticking, false);
@@ -480,6 +500,7 @@ static void slice_begin(interp__worker *w, interp_ctx *ctx, double now)
     if (!isfinite(ctx->time_slice))
         return;
     interp_pool *pool = w->pool;
+    atomic_store(&w->slice_hold, ctx->sandboxed ? CTX_HOLD_S : 0);
     atomic_store(&w->slice_end, now + ctx->time_slice);
     if (!atomic_load(&pool->preempt_ticking)) {
         atomic_store(&pool->preempt_ticking, true);

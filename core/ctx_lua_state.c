@@ -29,7 +29,8 @@
 #define FUTURE_MT "interp.context_future"
 
 typedef struct handle_ud {
-    interp_ctx *ctx; /* retained; NULL after __gc */
+    interp_ctx *ctx;   /* retained; NULL after __gc */
+    bool from_sandbox; /* held by a sandboxed state: it calls the target's Lua functions only */
 } handle_ud;
 
 typedef struct future_ud {
@@ -58,10 +59,11 @@ static bool ended(interp_future *f)
 
 /* ---- handles ------------------------------------------------------------------------------ */
 
-static void push_handle(lua_State *L, interp_ctx *ctx)
+static void push_handle(lua_State *L, interp_ctx *ctx, bool from_sandbox)
 {
     handle_ud *h = lua_newuserdatauv(L, sizeof *h, 0);
     h->ctx = NULL;
+    h->from_sandbox = from_sandbox;
     set_class(L, HANDLE_MT);
     interp__ctx_retain(ctx);
     h->ctx = ctx;
@@ -92,6 +94,41 @@ static int queue_failed(lua_State *L, const char *where, interp_ctx *ctx, int rc
     return luaL_error(L, "%s: %s", where, interp_strerror(rc));
 }
 
+/* The function h:call / h:post names at index 2 (a global's name, or a function copied as
+ * bytecode: the message returned, the caller's to free) into *fn. Raises when it cannot be. */
+static interp_msg *called_fn(lua_State *L, const handle_ud *h, const char *where, interp_fn *fn)
+{
+    const interp__lua_ctx *lc = lctx_of(L);
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        size_t len;
+        const char *name = lua_tolstring(L, 2, &len);
+        if (len == 0 || strlen(name) != len)
+            luaL_error(L, "%s: the function name must be a non-empty string without NUL bytes",
+                       where);
+        /* a sandbox calls the target's own Lua functions, never its library's */
+        fn->kind = h->from_sandbox ? INTERP__FN_NAME_LUA : INTERP_FN_NAME;
+        fn->text = name;
+        return NULL;
+    }
+    if (lua_type(L, 2) != LUA_TFUNCTION)
+        luaL_error(L,
+                   "%s: expected the name of a global function of the context or a function, "
+                   "got %s",
+                   where, luaL_typename(L, 2));
+    if (!lc->msg_opts.allow_functions)
+        luaL_error(L,
+                   "%s: a sandboxed state cannot send functions; pass the name of a global "
+                   "function of the context",
+                   where);
+    interp_msg *fnmsg = NULL;
+    interp_msg_error me;
+    if (interp_msg_from_lua(L, 2, 1, &lc->msg_opts, &fnmsg, &me) != INTERP_OK)
+        luaL_error(L, "%s: cannot copy the function: %s", where, me.text);
+    fn->kind = INTERP_FN_FUNCTION;
+    fn->function = fnmsg;
+    return fnmsg;
+}
+
 /* h:call / h:post / h:exec. kind: 0 call, 1 post, 2 exec. */
 static int queue_call(lua_State *L, int kind)
 {
@@ -111,6 +148,11 @@ static int queue_call(lua_State *L, int kind)
         set_class(L, FUTURE_MT);
     }
     interp_msg *fnmsg = NULL;
+    if (kind == 2 && h->from_sandbox) /* code of its choosing would run with the target's rights */
+        return luaL_error(L,
+                          "%s: a sandboxed state cannot send code to a context; call one of "
+                          "its global functions by name",
+                          where);
     if (kind == 2) {
         size_t len;
         task.fn.kind = INTERP_FN_SOURCE;
@@ -119,32 +161,8 @@ static int queue_call(lua_State *L, int kind)
         if (!len)
             task.fn.text = " ";
         nargs = 0;
-    } else if (lua_type(L, 2) == LUA_TSTRING) {
-        size_t len;
-        const char *name = lua_tolstring(L, 2, &len);
-        if (len == 0 || strlen(name) != len)
-            return luaL_error(L,
-                              "%s: the function name must be a non-empty string without "
-                              "NUL bytes",
-                              where);
-        task.fn.kind = INTERP_FN_NAME;
-        task.fn.text = name;
-    } else if (lua_type(L, 2) == LUA_TFUNCTION) {
-        if (!lc->msg_opts.allow_functions)
-            return luaL_error(L,
-                              "%s: a sandboxed state cannot send functions; pass the name "
-                              "of a global function of the context",
-                              where);
-        interp_msg_error me;
-        if (interp_msg_from_lua(L, 2, 1, &lc->msg_opts, &fnmsg, &me) != INTERP_OK)
-            return luaL_error(L, "%s: cannot copy the function: %s", where, me.text);
-        task.fn.kind = INTERP_FN_FUNCTION;
-        task.fn.function = fnmsg;
     } else {
-        return luaL_error(L,
-                          "%s: expected the name of a global function of the context or a "
-                          "function, got %s",
-                          where, luaL_typename(L, 2));
+        fnmsg = called_fn(L, h, where, &task.fn);
     }
     interp_msg *args = NULL;
     if (nargs > 0) {
@@ -397,6 +415,7 @@ static int l_context(lua_State *L)
     /* the userdata first: a memory error must not leak the reference */
     handle_ud *h = lua_newuserdatauv(L, sizeof *h, 0);
     h->ctx = NULL;
+    h->from_sandbox = sandboxed;
     set_class(L, HANDLE_MT);
     if (pool->span_refusal) { /* a rank of a pool spanning processes: none reach them */
         lua_pushnil(L);
@@ -422,7 +441,7 @@ static int l_self(lua_State *L)
     if (!self)
         lua_pushnil(L);
     else
-        push_handle(L, self);
+        push_handle(L, self, interp__ctx_sandboxed(self));
     return 1;
 }
 

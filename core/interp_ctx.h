@@ -14,6 +14,9 @@
  * names local to it, so a plugin cannot reach another plugin's channels, contexts or shared
  * values by guessing names.
  *
+ * From a sandboxed state, a context reached by grant is an API: its global Lua functions may
+ * be called by name; exec and its library (C) functions are refused.
+ *
  * A call that waits (channel recv, send, select, interp.sleep) parks where Lua can yield: the
  * context lets go of its thread until the wait can go on (docs/DESIGN.md, "Contexts"); inside
  * a coroutine of the call or below a C function that calls Lua, it blocks its thread, bounded
@@ -62,7 +65,9 @@ typedef struct interp_ctx_options {
     double time_slice; /* preemption: seconds a call runs while other work of the
                           pool waits before it yields its thread and goes behind
                           that work (it goes on later where it was); 0: 0.01; < 0:
-                          never (only its deadline bounds it). Not NaN */
+                          never (only its deadline bounds it). Not NaN. A sandboxed
+                          call that cannot yield there (inside its own coroutine, a
+                          C callback) fails INTERP_ERR_TIMEOUT 1 s after it was asked */
 } interp_ctx_options;
 
 /* Create a context of pool (a local pool: not one made with a backend such as MPI). Makes and

@@ -82,14 +82,20 @@ void interp__watchdog_deadline(interp__worker *w, uint64_t id, double timeout)
     interp__mutex_unlock(&pool->mu);
 }
 
-void interp__interrupt_run(interp__worker *w, uint64_t id, int reason)
+void interp__interrupt_run_locked(interp__worker *w, uint64_t id, int reason)
 {
     interp_pool *pool = w->pool;
-    interp__mutex_lock(&pool->mu);
     if (!w->abandoned && w->state && atomic_load(&w->cur_task) == id) {
         interp__state_interrupt(w->state, id, reason);
         escalate_locked(w, id, interp__now() + pool->cancel_grace + pool->stuck_grace, reason);
     }
+}
+
+void interp__interrupt_run(interp__worker *w, uint64_t id, int reason)
+{
+    interp_pool *pool = w->pool;
+    interp__mutex_lock(&pool->mu);
+    interp__interrupt_run_locked(w, id, reason);
     interp__mutex_unlock(&pool->mu);
 }
 

@@ -127,6 +127,17 @@ static void resolve(lua_State *L, run_ctx *c)
 {
     const interp_fn *fn = c->fn;
     c->phase = PH_RESOLVE;
+    if (fn->kind == INTERP__FN_NAME_LUA) {
+        if (lua_getglobal(L, fn->text) != LUA_TFUNCTION || lua_iscfunction(L, -1)) {
+            c->resolve_status = INTERP_ERR_NOTFOUND;
+            luaL_error(L,
+                       "'%s' is not a Lua function of the context (a sandboxed caller "
+                       "reaches only the Lua functions its target defines)",
+                       fn->text);
+        }
+        c->resolve_status = 0;
+        return;
+    }
     switch (fn->kind) {
     case INTERP_FN_NAME: {
         /* Looked up at each call (one short-string lookup through Lua's string cache), so a

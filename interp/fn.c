@@ -9,18 +9,18 @@
 int interp__fn_check(const interp_fn *fn, const char **why)
 {
     const char *w = NULL;
+    bool name = fn && (fn->kind == INTERP_FN_NAME || fn->kind == INTERP__FN_NAME_LUA);
     if (!fn)
         w = "no function given";
-    else if (fn->kind == INTERP_FN_NAME && !fn->text)
+    else if (name && !fn->text)
         w = "no function name given";
-    else if (fn->kind == INTERP_FN_NAME && !fn->text[0])
+    else if (name && !fn->text[0])
         w = "the function name is empty"; /* no global a task could mean */
     else if (fn->kind == INTERP_FN_SOURCE && !fn->text)
         w = "no source chunk given";
     else if (fn->kind == INTERP_FN_FUNCTION && !fn->function)
         w = "no function message given";
-    else if (fn->kind != INTERP_FN_NAME && fn->kind != INTERP_FN_SOURCE &&
-             fn->kind != INTERP_FN_FUNCTION)
+    else if (!name && fn->kind != INTERP_FN_SOURCE && fn->kind != INTERP_FN_FUNCTION)
         w = "unknown function kind";
     if (why)
         *why = w;

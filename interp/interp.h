@@ -129,6 +129,12 @@ typedef struct interp_outcome {
 /* Free what an outcome holds and zero it. */
 void interp__outcome_clear(interp_outcome *o);
 
+/* Internal kind of interp_fn: a global by name (as INTERP_FN_NAME) that must be a Lua
+ * function of the state, not a C function nor a callable table: what a sandboxed state may
+ * call in a context (core/ctx_lua_state.c), so that it runs only what the target's own Lua
+ * code defines and never the target's library functions (load, require, ...). */
+#define INTERP__FN_NAME_LUA ((interp_fn_kind)16)
+
 /* Check fn (fn.c): INTERP_OK, or INTERP_ERR_INVALID with *why (may be NULL) a static text:
  * fn NULL, an unknown kind, a NULL text or message, or an empty name. Every layer that takes
  * an interp_fn checks it with this one rule. */
