@@ -66,7 +66,8 @@ static char *read_file(const char *path, size_t *len)
 /* The root's configuration message: u32 status (INTERP_OK, or why create fails everywhere),
  * text (the error), then the options. */
 static void put_config(wbuf *b, int status, const char *why, const interp_pool_options *o,
-                       const char *init, size_t init_len, const interp_mpi_options *mo)
+                       const char *init, size_t init_len, const interp_mpi_options *mo,
+                       const char *bell_name, uint64_t bell_token)
 {
     wb_u32(b, (uint32_t)status);
     wb_text(b, why);
@@ -87,6 +88,8 @@ static void put_config(wbuf *b, int status, const char *why, const interp_pool_o
     wb_u64(b, o->thread_stack_size);
     wb_text(b, o->thread_name);
     wb_f64(b, mo->heartbeat_timeout);
+    wb_text(b, bell_name);
+    wb_u64(b, bell_token);
 }
 
 typedef struct config {
@@ -96,6 +99,8 @@ typedef struct config {
     char *init, *thread_name;
     interp_msg *init_args;
     double heartbeat;
+    char bell_name[BELL_NAME_MAX]; /* the root's bell (bell.c), empty for none */
+    uint64_t bell_token;
 } config;
 
 static int get_config(const char *data, size_t len, config *c)
@@ -122,6 +127,11 @@ static int get_config(const char *data, size_t len, config *c)
     c->o.thread_stack_size = (size_t)rb_u64(&b);
     c->thread_name = rb_text(&b);
     c->heartbeat = rb_f64(&b);
+    const char *bn;
+    size_t bl;
+    if (rb_blob(&b, &bn, &bl) && bn && bl < BELL_NAME_MAX)
+        memcpy(c->bell_name, bn, bl);
+    c->bell_token = rb_u64(&b);
     c->o.init_source = c->init;
     c->o.init_args = c->init_args;
     c->o.thread_name = c->thread_name;
@@ -229,7 +239,8 @@ static int check_call(MPI_Comm comm, const interp_mpi_options *mo, bool must_roo
 
 /* The root's configuration message into cb: the options and the initializer's text, or the
  * status and reason why they cannot be used. */
-static void root_config(wbuf *cb, const interp_pool_options *opts, const interp_mpi_options *mo)
+static void root_config(wbuf *cb, const interp_pool_options *opts, const interp_mpi_options *mo,
+                        const char *bell_name, uint64_t bell_token)
 {
     interp_pool_options o = opts ? *opts : interp_pool_defaults();
     int provided = 0;
@@ -260,18 +271,23 @@ static void root_config(wbuf *cb, const interp_pool_options *opts, const interp_
         why = "interp_mpi_options.heartbeat_timeout: negative or NaN";
     }
     const char *src = file ? file : o.init_source;
-    put_config(cb, status, why, &o, src, file ? file_len : src ? strlen(src) : 0, mo);
+    put_config(cb, status, why, &o, src,
+               file  ? file_len
+               : src ? strlen(src)
+                     : 0,
+               mo, bell_name, bell_token);
     free(file);
 }
 
 /* Step 1: the root's configuration, on every rank (*c; freed here on failure). Each rank's
  * own workers print where its caller said. */
 static int share_config(MPI_Comm dup, const interp_mpi_options *mo, bool is_root,
-                        const interp_pool_options *opts, config *c, char **err)
+                        const interp_pool_options *opts, const char *bell_name, uint64_t bell_token,
+                        config *c, char **err)
 {
     wbuf cb = {0};
     if (is_root)
-        root_config(&cb, opts, mo);
+        root_config(&cb, opts, mo, bell_name, bell_token);
     int rc = cb.fail ? INTERP_ERR_NOMEM : bcast_bytes(dup, mo->root, &cb);
     if (rc == INTERP_OK)
         rc = get_config(cb.p, cb.len, c);
@@ -294,12 +310,15 @@ static int share_config(MPI_Comm dup, const interp_mpi_options *mo, bool is_root
  * memory), and every rank's answer gathered at the root: returned there (malloc'd), NULL
  * elsewhere. A hand-shake that cannot happen aborts the job. */
 static unsigned char *gather_hellos(MPI_Comm comm, MPI_Comm dup, const interp_mpi_options *mo,
-                                    bool is_root, int size, int me, config *c, waker *wk, srv **s)
+                                    bool is_root, int size, int me, config *c, waker *wk, bell *bl,
+                                    srv **s)
 {
     char *lerr = NULL;
     int lrc = wk ? INTERP_OK : INTERP_ERR_NOMEM;
-    if (wk)
+    if (wk) {
         waker_init(wk);
+        bell_attach(bl, me, wk); /* before the hello: the root rings it from then on */
+    }
     if (lrc == INTERP_OK && !(is_root && mo->root_idle))
         lrc = srv_new(s, &c->o, wk, &lerr);
     unsigned char hello[HELLO_SIZE];
@@ -373,43 +392,45 @@ static int create(interp_pool **out, MPI_Comm comm, const interp_pool_options *o
         set_err(err, "MPI_Comm_idup failed");
         return INTERP_ERR_SYSTEM;
     }
+    bell *bl = calloc(1, sizeof *bl); /* NULL: none (each rank's waker is its own) */
+    char bell_name[BELL_NAME_MAX] = "";
+    uint64_t bell_token = 0;
+    if (is_root && bl)
+        bell_create(bl, size, bell_name, &bell_token);
     config c;
-    rc = share_config(dup, &mo, is_root, opts, &c, err);
-    if (rc != INTERP_OK) {
-        MPI_Comm_free(&dup);
-        return rc;
-    }
-    double hb = c.heartbeat > 0 ? c.heartbeat : 10.0;
-    waker *wk = malloc(sizeof *wk);
+    rc = share_config(dup, &mo, is_root, opts, bell_name, bell_token, &c, err);
+    bool have_c = rc == INTERP_OK; /* share_config frees c when it fails */
+    if (rc == INTERP_OK && !is_root && bl)
+        bell_open(bl, c.bell_name, c.bell_token, size);
+    double hb = rc == INTERP_OK && c.heartbeat > 0 ? c.heartbeat : 10.0;
+    waker *wk = rc == INTERP_OK ? malloc(sizeof *wk) : NULL;
     srv *s = NULL;
-    unsigned char *all = gather_hellos(comm, dup, &mo, is_root, size, me, &c, wk, &s);
     mpi__rank_hello *hellos = NULL;
-    rc = share_verdict(dup, mo.root, is_root, size, all, &hellos, err);
-    if (rc != INTERP_OK) {
-        free(hellos);
-        srv_free(s);
-        if (wk) {
-            waker_destroy(wk);
-            free(wk);
-        }
-        config_free(&c);
-        MPI_Comm_free(&dup);
-        return rc;
+    if (rc == INTERP_OK) {
+        unsigned char *all = gather_hellos(comm, dup, &mo, is_root, size, me, &c, wk, bl, &s);
+        rc = share_verdict(dup, mo.root, is_root, size, all, &hellos, err);
     }
-    /* 4. run */
-    if (is_root) {
+    bell_unlink(bell_name);           /* every rank that could open it has (or failed to) */
+    if (rc == INTERP_OK && is_root) { /* 4. run: the root's thread */
         interp_mpi_options m2 = mo;
         m2.heartbeat_timeout = hb;
-        rc = mpi__root_start(out, dup, &c.o, &m2, s, wk, hellos, err);
+        rc = mpi__root_start(out, dup, &c.o, &m2, s, wk, bl, hellos, err);
         free(hellos);
         config_free(&c);
         return rc;
     }
-    config_free(&c);
-    rc = mpi__serve_loop(dup, mo.root, s, wk, hb);
+    if (have_c)
+        config_free(&c);
+    if (rc == INTERP_OK) /* 4. run: serve */
+        rc = mpi__serve_loop(dup, mo.root, s, wk, bl, hb);
+    free(hellos);
     srv_free(s);
-    waker_destroy(wk);
+    if (wk)
+        waker_destroy(wk);
     free(wk);
+    if (bl)
+        bell_close(bl);
+    free(bl);
     MPI_Comm_free(&dup);
     return rc;
 }
@@ -432,47 +453,63 @@ int interp_mpi_serve(MPI_Comm comm, const interp_mpi_options *mo, char **err)
 
 /* ---- the serving ranks' loop -------------------------------------------------------------- */
 
-int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, double hb)
+/* One message from the root (tag, len bytes at buf, borrowed). true for a stop. */
+static bool serve_message(srv *s, int tag, const char *buf, size_t len)
 {
-    sendq sq = {0};
-    double last_sent = mpi__now(), last_busy = last_sent, nap = 20e-6;
+    rbuf b = {.p = buf, .len = len};
+    if (tag == TAG_WORK) {
+        srv_work(s, buf, len);
+    } else if (tag == TAG_CANCEL) {
+        uint64_t id = rb_u64(&b);
+        int reason = (int32_t)rb_u32(&b);
+        if (!b.fail)
+            srv_cancel(s, id, reason);
+    } else if (tag == TAG_FROZEN) {
+        srv_frozen(s, buf, len);
+    } else if (tag == TAG_FORGET) {
+        uint64_t id = rb_u64(&b);
+        if (!b.fail)
+            srv_forget(s, id);
+    }
+    return tag == TAG_STOP;
+}
+
+/* Take every message the root has sent. 1: some, 0: none, -1: MPI failed. */
+static int serve_incoming(MPI_Comm comm, int root, srv *s, bool *stop)
+{
+    int any = 0;
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        if (MPI_Iprobe(root, MPI_ANY_TAG, comm, &flag, &st) != MPI_SUCCESS) {
+            fprintf(stderr, "interp_mpi: a rank's MPI_Iprobe failed; it stops serving\n");
+            return -1;
+        }
+        if (!flag)
+            return any;
+        any = 1;
+        size_t len = 0;
+        char *buf = mpi__recv_probed(comm, &st, &len);
+        if (buf && serve_message(s, st.MPI_TAG, buf, len))
+            *stop = true;
+        free(buf);
+    }
+}
+
+int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, bell *bl, double hb)
+{
+    sendq sq = {.bell = bl};
+    int me = 0;
+    MPI_Comm_rank(comm, &me);
+    bool rung = bell_rings(bl, me);
+    double last_sent = mpi__now(), last_busy = last_sent, warm = 0, nap = 20e-6;
     bool stop = false;
     while (!stop) {
         bool busy = sendq_progress(&sq);
-        for (;;) {
-            int flag = 0;
-            MPI_Status st;
-            if (MPI_Iprobe(root, MPI_ANY_TAG, comm, &flag, &st) != MPI_SUCCESS) {
-                fprintf(stderr, "interp_mpi: a rank's MPI_Iprobe failed; it stops serving\n");
-                return INTERP_ERR_SYSTEM;
-            }
-            if (!flag)
-                break;
-            busy = true;
-            size_t len = 0;
-            char *buf = mpi__recv_probed(comm, &st, &len);
-            if (!buf)
-                continue;
-            if (st.MPI_TAG == TAG_WORK) {
-                srv_work(s, buf, len);
-            } else if (st.MPI_TAG == TAG_CANCEL) {
-                rbuf b = {.p = buf, .len = len};
-                uint64_t id = rb_u64(&b);
-                int reason = (int32_t)rb_u32(&b);
-                if (!b.fail)
-                    srv_cancel(s, id, reason);
-            } else if (st.MPI_TAG == TAG_FROZEN) {
-                srv_frozen(s, buf, len);
-            } else if (st.MPI_TAG == TAG_FORGET) {
-                rbuf b = {.p = buf, .len = len};
-                uint64_t id = rb_u64(&b);
-                if (!b.fail)
-                    srv_forget(s, id);
-            } else if (st.MPI_TAG == TAG_STOP) {
-                stop = true;
-            }
-            free(buf);
-        }
+        int in = serve_incoming(comm, root, s, &stop);
+        if (in < 0)
+            return INTERP_ERR_SYSTEM;
+        busy |= in > 0;
         for (reply *r = srv_replies(s), *next; r; r = next) {
             next = r->next;
             if (!r->buf.fail) {
@@ -496,13 +533,24 @@ int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, double hb)
             last_busy = mpi__now();
             continue;
         }
-        /* units here: the root's next ones arrive only by polling; idle: only a stop or new
-         * work can come, a few milliseconds late is nothing */
-        double cap = srv_busy(s) ? busy_cap(mpi__now() - last_busy) : MPI__IDLE_NAP;
+        /* sends waiting for room go out only as this thread polls; a root that rings this
+         * rank wakes it for whatever it sends (and a ring may come before its message can be
+         * probed: poll often for a while); else the root's next units arrive only by polling,
+         * and while idle only a stop or new work can come, a few ms late is nothing */
+        double now = mpi__now();
+        double cap = now < warm    ? busy_cap(0)
+                     : sq.n        ? busy_cap(now - last_busy)
+                     : rung        ? MPI__BELL_NAP
+                     : srv_busy(s) ? busy_cap(now - last_busy)
+                                   : MPI__IDLE_NAP;
         if (cap > hb / 8)
             cap = hb / 8;
-        waker_sleep(wk, nap);
-        nap = nap * 2 < cap ? nap * 2 : cap;
+        if (waker_sleep(wk, nap)) {
+            nap = 20e-6;
+            warm = mpi__now() + MPI__WARM;
+        } else {
+            nap = nap * 2 < cap ? nap * 2 : cap;
+        }
     }
     char *bye = malloc(1);
     if (bye) {

@@ -21,7 +21,7 @@
 
 #include "frozen_impl.h"
 #include "mpi_impl.h"
-#include "msg_impl.h"
+#include "msg_inner.h"
 #include "msg_read.h"
 
 #define FZ_BUCKETS 64
@@ -65,7 +65,7 @@ void fzs_free(fzsend *c)
     c->n = 0;
 }
 
-bool fzs_holds(const interp_msg *m) { return m && (m->flags & INTERP__MSG_HAS_FROZEN); }
+bool fzs_holds(const interp_msg *m) { return interp__msg_holds_frozen(m); }
 
 static fz_entry *entry_of(fzsend *c, const interp_frozen *obj)
 {
@@ -299,12 +299,7 @@ void fzr_forget(fzrecv *r, uint64_t id)
 }
 
 /* Drop the references of the handles patched in so far; m is only fit to be freed then. */
-static void unpatch(interp_msg *m)
-{
-    if (m->flags & INTERP__MSG_HAS_FROZEN)
-        interp__frozen_msg_refs(m->data, m->size, -1);
-    m->flags &= ~(uint32_t)INTERP__MSG_HAS_FROZEN;
-}
+static void unpatch(interp_msg *m) { interp__msg_frozen_mark(m, false); }
 
 int fzr_patch(fzrecv *r, rbuf *b, interp_msg *m, char *why, size_t whylen)
 {
@@ -317,8 +312,8 @@ int fzr_patch(fzrecv *r, rbuf *b, interp_msg *m, char *why, size_t whylen)
         snprintf(why, whylen, "malformed frozen value list");
         return INTERP_ERR_DECODE;
     }
-    char *data = m->data;
-    const char *p = data, *end = data + m->size;
+    char *data = interp__msg_bytes(m); /* validated here: no shared strings, no handles */
+    const char *p = data, *end = data + interp_msg_size(m);
     uint64_t off = rb_u64(b), id = rb_u64(b);
     uint32_t done = 0;
     interp_msg_type type;
@@ -344,7 +339,7 @@ int fzr_patch(fzrecv *r, rbuf *b, interp_msg *m, char *why, size_t whylen)
         data[head - data] = (char)0xd7;
         data[head - data + 1] = INTERP_MSG_EXT_FROZEN;
         memcpy(data + (head - data) + 2, &obj, sizeof obj);
-        m->flags |= INTERP__MSG_HAS_FROZEN;
+        interp__msg_frozen_mark(m, true);
         if (++done < count) {
             uint64_t next = rb_u64(b);
             id = rb_u64(b);

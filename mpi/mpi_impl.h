@@ -11,6 +11,7 @@
 #define INTERP_MPI_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,7 @@
 
 #include "interp.h"
 #include "interp_mpi.h"
+#include "msg_inner.h"
 
 /* Point-to-point tags of the pool's communicator. */
 enum {
@@ -54,6 +56,9 @@ void wb_f64(wbuf *b, double v);
 /* A length-prefixed byte string; data NULL: the "absent" mark. */
 void wb_blob(wbuf *b, const void *data, size_t n);
 void wb_msg(wbuf *b, const interp_msg *m);
+/* m (may be NULL, must hold no frozen handle) for rb_item: u32 size (UINT32_MAX: absent),
+ * u32 count, u32 flags (interp__msg_wire's), its bytes. Marks b failed when out of memory. */
+void wb_item(wbuf *b, const interp_msg *m);
 void wb_text(wbuf *b, const char *s);
 
 typedef struct rbuf {
@@ -71,20 +76,23 @@ bool rb_blob(rbuf *b, const char **data, size_t *n);
 /* Decode a message blob (validated; functions accepted: the bytes come from a rank of this
  * job); *m NULL when absent. INTERP_OK or the decode error. */
 int rb_msg(rbuf *b, int max_depth, interp_msg **m);
-/* rb_msg for the many small messages of a chunk: those of up to 1 KiB are carved from *slab
- * (one allocation for many; the caller releases the slab with interp__slab_release once done
- * decoding; each message is still freed on its own with interp_msg_free). */
-struct interp__slab;
-int rb_msg_slab(rbuf *b, int max_depth, struct interp__slab **slab, interp_msg **m);
+/* A message that wb_item wrote (bytes trusted as this program's own: not validated again),
+ * small ones carved from *slab (of cache, may be NULL; one allocation for many; the caller
+ * releases the slab with
+ * interp__slab_release once done decoding; each message is still freed on its own with
+ * interp_msg_free); *m NULL when absent. INTERP_OK, INTERP_ERR_DECODE when b ends early,
+ * INTERP_ERR_NOMEM. */
+int rb_item(rbuf *b, interp__slab_cache *cache, interp__slab **slab, interp_msg **m);
 /* A text blob as a malloc'd NUL-terminated string (NULL when absent). */
 char *rb_text(rbuf *b);
 
 /* A unit of work on the wire: WORK = u64 id, u8 kind (1 task, 2 chunk), u8 fn kind,
- * u8 stop_on_error, u8 frozen (1: each item is followed by its placeholder list, see
- * fzs_put_msg), f64 timeout (task: seconds, <= 0 none), blob fn (name, source or function
- * message), u64 n, n x message blob (items; a task has one, its arguments).
- * DONE = u64 id, u64 n, n x (i32 status, then INTERP_OK: result blob; else error text blob,
- * error value blob). */
+ * u8 stop_on_error, u8 frozen, f64 timeout (task: seconds, <= 0 none), blob fn (name, source
+ * or function message), u64 n, n items (a task has one, its arguments): frozen 0: each as
+ * wb_item writes it; frozen 1: each a message blob (validated there) followed by its
+ * placeholder list (fzs_put_msg).
+ * DONE = u64 id, u64 n, n x (i32 status, then INTERP_OK: the result as wb_item writes it;
+ * else error text blob, error value blob). */
 enum { UNIT_TASK = 1, UNIT_CHUNK = 2 };
 
 /* ---- frozen values sent once to each rank (frozen_send.c) --------------------------------- */
@@ -139,20 +147,50 @@ void fzr_forget(fzrecv *r, uint64_t id);
  * INTERP_ERR_DECODE with the reason in why (m then holds no reference). */
 int fzr_patch(fzrecv *r, rbuf *b, interp_msg *m, char *why, size_t whylen);
 
-/* ---- waker (wire.c) -------------------------------------------------------------------- */
+/* ---- waker and bell (bell.c) ------------------------------------------------------------ */
 
+/* The slabs of the small messages a communication thread makes (results on the root, items
+ * on a rank), kept while the host frees them so that the next map's reuse them. */
+#define MPI__SLAB_CACHE_BYTES ((size_t)16 << 20)
+#define MPI__SLAB_IDLE_BYTES ((size_t)2 << 20)
+
+/* What a communication thread sleeps on: a futex word (its own, or its slot of the bell). */
 typedef struct waker {
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* CLOCK_MONOTONIC */
-    bool kicked;
+    _Atomic uint32_t *seq, *sleepers;
+    uint32_t seen; /* the sleeping thread's: the word when it last woke */
+    _Atomic uint32_t own_seq, own_sleepers;
 } waker;
 
 void waker_init(waker *w);
 void waker_destroy(waker *w);
+/* Any thread, never blocks. */
 void waker_kick(waker *w);
-/* Sleep up to secs unless kicked (since the last sleep); clears the kick. */
-void waker_sleep(waker *w, double secs);
+/* Sleep up to secs unless kicked (since the last sleep); true when kicked. One thread per
+ * waker. */
+bool waker_sleep(waker *w, double secs);
 double mpi__now(void);
+
+/* The wakers of the ranks on the root's host, in memory they share (bell.c). */
+typedef struct bell {
+    struct bell_slot *slots; /* NULL: no bell */
+    int size;
+} bell;
+#define BELL_NAME_MAX 64
+/* Root: make the shared object for size ranks, its name and token to send to the ranks.
+ * false (no bell, *b zeroed, name empty) when the system has none to give. */
+bool bell_create(bell *b, int size, char name[BELL_NAME_MAX], uint64_t *token);
+/* Another rank: map the root's object; false when it is not there or not the root's. */
+bool bell_open(bell *b, const char *name, uint64_t token, int size);
+/* Remove the object's name once every rank had its chance to open it. */
+void bell_unlink(const char *name);
+void bell_close(bell *b);
+/* Rank k's waker w sleeps on its slot from now on (the others can ring it). */
+void bell_attach(bell *b, int k, waker *w);
+/* Rank k is woken by bell_ring (its waker is in b). */
+bool bell_rings(const bell *b, int k);
+/* Kick rank k's waker if it is in the bell, else nothing. Any thread. */
+void bell_ring(bell *b, int k);
+
 /* The longest sleep between polls while units are out, `quiet` seconds after the loop last
  * had something to do: 0.5 ms, growing to 5 ms as quiet/16 (units that run long are answered
  * at most ~6% of their time late; their ranks' and the root's polls cost less while they run). */
@@ -164,6 +202,11 @@ static inline double busy_cap(double quiet)
 /* The longest sleep between polls of a rank with nothing to do: work that comes after a pause
  * starts at most this late. */
 #define MPI__IDLE_NAP 0.025
+/* The same for a rank the root rings (bell.c): it is woken for anything the root sends. */
+#define MPI__BELL_NAP 0.1
+/* After a ring or a kick, how long a loop keeps polling often: a ring can come before its
+ * message is there to be probed (the sender's MPI still has to push it out). */
+#define MPI__WARM 0.01
 
 /* ---- server: one rank's local pool running units (server.c) ---------------------------- */
 
@@ -224,10 +267,10 @@ typedef struct mpi__rank_hello {
     char err[336]; /* its creation error, cut */
 } mpi__rank_hello;
 
-/* Build the root's pool over comm (already the pool's own duplicate; ownership of comm, local
- * and wk, the waker local kicks, passes). INTERP_OK and *out. */
+/* Build the root's pool over comm (already the pool's own duplicate; ownership of comm, local,
+ * wk, the waker local kicks, and bl, the bell (may be NULL), passes). INTERP_OK and *out. */
 int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options *opts,
-                    const interp_mpi_options *mo, srv *local, waker *wk,
+                    const interp_mpi_options *mo, srv *local, waker *wk, bell *bl,
                     const mpi__rank_hello *hello, char **err);
 
 /* ---- the root's last words (lastwords.c) ------------------------------------------------
@@ -244,15 +287,17 @@ bool mpi__lastwords_install(int size, int me, const mpi__rank_hello *hello);
 void mpi__lastwords_update(int k, int units, size_t items, double last_heard);
 void mpi__lastwords_remove(void);
 
-/* Non-root: the communication loop until the root says stop. */
-int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, double heartbeat);
+/* Non-root: the communication loop until the root says stop (bl: the bell, may be NULL or
+ * empty; the caller closes it after freeing s). */
+int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, bell *bl, double heartbeat);
 
 /* Pending non-blocking sends of one communication thread. */
 typedef struct sendq {
     struct sendq_item *head;
     size_t n;
+    bell *bell; /* rung for each send (but beats) as it is posted and as it completes */
 } sendq;
-/* Send len bytes (ownership of buf passes) to dest with tag, without blocking. */
+/* Send len bytes (ownership of buf passes) to dest with tag, without blocking; ring dest. */
 int sendq_post(sendq *q, MPI_Comm comm, int dest, int tag, char *buf, size_t len);
 /* Complete finished sends; true if any did. */
 bool sendq_progress(sendq *q);

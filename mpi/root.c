@@ -16,7 +16,6 @@
 #include "backend.h"
 #include "core_impl.h"
 #include "mpi_impl.h"
-#include "msg_impl.h"
 
 typedef struct unit {
     struct unit *next; /* table chain / retry list */
@@ -50,7 +49,8 @@ typedef struct root {
     int size, me;
     rank_st *ranks;
     srv *local;
-    waker *wk; /* the local server kicks it too */
+    waker *wk;  /* the local server kicks it too; in the bell, the ranks ring it */
+    bell *bell; /* may be NULL */
     pthread_t thread;
     bool started;
     double hb;
@@ -71,9 +71,13 @@ typedef struct root {
     int rr;             /* where the search for a free rank starts */
     bool lastwords;     /* the SIGTERM handler is ours (lastwords.c) */
     double last_answer; /* when the loop last had something to do */
+    double warm;        /* poll often until then (MPI__WARM) */
     fzsend fz;          /* frozen values sent to the ranks (frozen_send.c) */
     fzs_target fz_remote, fz_local;
-    double fz_swept; /* when the cache was last swept */
+    double fz_swept;           /* when the cache was last swept */
+    interp_outcome *outs;      /* on_done's (outcomes) */
+    interp__slab_cache *slabs; /* of the results (NULL: none) */
+    size_t outs_cap;
 } root;
 
 static size_t unit_items(const unit *u) { return u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n; }
@@ -233,10 +237,10 @@ static int send_unit(root *r, unit *u)
                                                           : strlen(w->fn->text));
     for (size_t i = 0; i < n; i++) {
         const interp_msg *m = items ? items[i] : NULL;
-        need += 8 + (m ? interp_msg_size(m) : 0);
+        need += 12 + (m ? interp_msg_size(m) : 0);
         frozen |= fzs_holds(m);
     }
-    wb_reserve(&b, need + (frozen ? 4 * n : 0));
+    wb_reserve(&b, need);
     wb_u64(&b, u->id);
     wb_u8(&b, w->kind == INTERP__JOB_TASK ? UNIT_TASK : UNIT_CHUNK);
     wb_u8(&b, (uint8_t)w->fn->kind);
@@ -256,7 +260,7 @@ static int send_unit(root *r, unit *u)
         if (frozen)
             rc = fzs_put_msg(&r->fz, &b, m, u->rank, t);
         else
-            wb_msg(&b, m);
+            wb_item(&b, m);
     }
     if (rc == INTERP_OK && b.fail)
         rc = INTERP_ERR_NOMEM;
@@ -412,6 +416,18 @@ static bool dispatch(root *r)
 
 /* ---- receiving --------------------------------------------------------------------------- */
 
+/* Room for n outcomes, reused from one answer to the next (each slot is set before use and
+ * moved out after). NULL when out of memory. */
+static interp_outcome *outcomes(root *r, size_t n)
+{
+    if (n > r->outs_cap) {
+        free(r->outs);
+        r->outs = malloc(n * sizeof *r->outs);
+        r->outs_cap = r->outs ? n : 0;
+    }
+    return r->outs;
+}
+
 static void on_done(root *r, int src, const char *data, size_t len)
 {
     rbuf b = {.p = data, .len = len};
@@ -432,22 +448,23 @@ static void on_done(root *r, int src, const char *data, size_t len)
         return;
     }
     size_t want = u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n;
-    interp_outcome *outs = calloc(want, sizeof *outs);
+    interp_outcome *outs = outcomes(r, want);
     bool bad = b.fail || n != want || !outs;
     interp__slab *slab = NULL;
-    for (size_t i = 0; i < want && !bad; i++) {
+    size_t i = 0;
+    for (; i < want && !bad; i++) {
         interp_outcome *o = &outs[i];
-        o->status = (int32_t)rb_u32(&b);
+        *o = (interp_outcome){.status = (int32_t)rb_u32(&b)};
         int rc = INTERP_OK;
         if (o->status == INTERP_OK) {
-            rc = rb_msg_slab(&b, r->max_depth, &slab, &o->result);
+            rc = rb_item(&b, r->slabs, &slab, &o->result);
         } else {
             o->error = rb_text(&b);
             rc = rb_msg(&b, r->max_depth, &o->error_value);
         }
         if (b.fail) {
             bad = true;
-        } else if (rc != INTERP_OK) { /* a result this root refuses (its limits) */
+        } else if (rc != INTERP_OK) { /* a result this root refuses (its limits, its memory) */
             interp__outcome_clear(o);
             o->status = rc;
             o->error = interp__dup_text("the result sent by the rank could not be decoded");
@@ -457,9 +474,8 @@ static void on_done(root *r, int src, const char *data, size_t len)
     }
     interp__slab_release(slab); /* its members live on in the outcomes */
     if (bad) {
-        for (size_t i = 0; outs && i < want; i++)
-            interp__outcome_clear(&outs[i]);
-        free(outs);
+        for (size_t k = 0; outs && k < i; k++)
+            interp__outcome_clear(&outs[k]);
         char text[120];
         snprintf(text, sizeof text, "rank %d sent a malformed answer", src);
         fail_unit(u, INTERP_ERR_DECODE, text);
@@ -470,7 +486,6 @@ static void on_done(root *r, int src, const char *data, size_t len)
                                  outs[0].error_value);
     else
         interp__backend_chunk_end(u->job, outs, 0);
-    free(outs);
     free(u);
 }
 
@@ -520,9 +535,10 @@ static void on_direct(root *r, reply *rp)
     count(r, r->me, -1, unit_items(u));
     if (u->job && u->stop_reason) /* ends as a remote chunk stopped at the root does */
         interp__backend_chunk_end(u->job, NULL, u->stop_reason);
-    else if (u->job && rp->n == u->w.n)
+    else if (u->job && rp->n == u->w.n) {
         interp__backend_chunk_end(u->job, rp->outs, 0);
-    else if (u->job)
+        rp->n = 0; /* moved out: nothing left for reply_free to clear */
+    } else if (u->job)
         interp__backend_chunk_end(u->job, NULL, INTERP_ERR_BROKEN);
     free(u);
 }
@@ -661,12 +677,15 @@ static void update_idle(root *r)
     bool idle = !r->retry_head && interp__backend_drained(r->pool);
     pthread_mutex_lock(&r->mu);
     idle = idle && r->live == 0;
+    bool now_idle = idle && !r->idle;
     if (idle != r->idle) {
         r->idle = idle;
         if (idle)
             pthread_cond_broadcast(&r->idle_cv);
     }
     pthread_mutex_unlock(&r->mu);
+    if (now_idle) /* the result slabs the host frees from now on go back to malloc */
+        interp__slab_cache_idle(r->slabs);
 }
 
 /* Tell every rank to leave serve and wait (bounded) for their goodbyes. */
@@ -730,17 +749,22 @@ static void *root_main(void *arg)
             r->last_answer = mpi__now();
             continue;
         }
-        /* remote units in flight: their answers come only by polling, so poll often; idle:
-         * only heartbeats arrive (the queue's pushes kick the waker) */
-        size_t remote = 0;
-        for (int k = 0; k < r->size; k++)
-            if (k != r->me)
-                remote += (size_t)r->ranks[k].inflight;
-        double cap = remote             ? busy_cap(mpi__now() - r->last_answer)
-                     : r->hb / 8 < 0.05 ? r->hb / 8
-                                        : 0.05;
-        waker_sleep(r->wk, nap);
-        nap = nap * 2 < cap ? nap * 2 : cap;
+        /* units in flight on a rank that cannot ring: their answers come only by polling, so
+         * poll often, as for sends still waiting to go out; else only heartbeats arrive (the
+         * queue's pushes kick the waker, the ranks ring it when they answer) */
+        bool poll = r->sq.n > 0;
+        for (int k = 0; k < r->size && !poll; k++)
+            poll = k != r->me && r->ranks[k].inflight && !bell_rings(r->bell, k);
+        double cap = mpi__now() < r->warm ? busy_cap(0)
+                     : poll               ? busy_cap(mpi__now() - r->last_answer)
+                     : r->hb / 8 < 0.05   ? r->hb / 8
+                                          : 0.05;
+        if (waker_sleep(r->wk, nap)) {
+            nap = 20e-6;
+            r->warm = mpi__now() + MPI__WARM;
+        } else {
+            nap = nap * 2 < cap ? nap * 2 : cap;
+        }
     }
     stop_ranks(r);
     MPI_Comm_free(&r->comm);
@@ -839,8 +863,13 @@ static void be_free(void *ud)
         free(q);
     }
     free(r->ranks);
+    free(r->outs);
+    interp__slab_cache_release(r->slabs);
     waker_destroy(r->wk);
     free(r->wk);
+    if (r->bell)
+        bell_close(r->bell);
+    free(r->bell);
     pthread_cond_destroy(&r->idle_cv);
     pthread_mutex_destroy(&r->mu);
     free(r);
@@ -855,7 +884,7 @@ static const interp__backend mpi_backend = {
 };
 
 int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options *opts,
-                    const interp_mpi_options *mo, srv *local, waker *wk,
+                    const interp_mpi_options *mo, srv *local, waker *wk, bell *bl,
                     const mpi__rank_hello *hello, char **err)
 {
     root *r = calloc(1, sizeof *r);
@@ -864,6 +893,8 @@ int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options 
         MPI_Abort(comm, 71); /* the ranks serve already: they would wait for ever */
     }
     r->wk = wk;
+    r->bell = bl;
+    r->sq.bell = bl;
     r->comm = comm;
     MPI_Comm_size(comm, &r->size);
     MPI_Comm_rank(comm, &r->me);
@@ -873,6 +904,7 @@ int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options 
     r->max_depth = opts ? opts->max_depth : 0;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->idle_cv, NULL);
+    r->slabs = interp__slab_cache_new(MPI__SLAB_CACHE_BYTES, MPI__SLAB_IDLE_BYTES);
     mpi__bytecode_header(r->bc, &r->bc_len);
     r->ranks = calloc((size_t)r->size, sizeof *r->ranks);
     fzs_init(&r->fz, r->size, local ? r->me : -1, r->me);

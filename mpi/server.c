@@ -11,7 +11,6 @@
 
 #include "backend.h"
 #include "mpi_impl.h"
-#include "msg_impl.h"
 
 typedef struct unit {
     struct unit *next;  /* in srv->units: the communication thread's own list */
@@ -42,10 +41,11 @@ struct srv {
     bool stopping;              /* guarded by mu */
     pthread_t *runners;
     int max_runners;
-    reply *r_head, *r_tail; /* guarded by mu */
-    unit *units;            /* communication thread only */
-    size_t busy;            /* communication thread only */
-    fzrecv fz;              /* communication thread only: frozen values by the root's id */
+    reply *r_head, *r_tail;    /* guarded by mu */
+    unit *units;               /* communication thread only */
+    size_t busy;               /* communication thread only */
+    fzrecv fz;                 /* communication thread only: frozen values by the root's id */
+    interp__slab_cache *slabs; /* communication thread's: of the items (NULL: none) */
 };
 
 void srv_frozen(srv *s, const char *data, size_t len) { fzr_recv(&s->fz, data, len, s->max_depth); }
@@ -101,16 +101,19 @@ reply *srv_replies(srv *s)
             break;
         }
     }
+    if (r && s->busy == 0) /* idle: the item slabs freed from now on go back to malloc */
+        interp__slab_cache_idle(s->slabs);
     return r;
 }
 
-static reply *reply_new(uint64_t id, size_t n)
+/* A reply for unit id of n items, its buffer made `reserve` bytes long at first. */
+static reply *reply_new(uint64_t id, size_t n, size_t reserve)
 {
     reply *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
     r->id = id;
-    wb_reserve(&r->buf, 16 + n * 40); /* small results: one allocation */
+    wb_reserve(&r->buf, 16 + reserve);
     wb_u64(&r->buf, id);
     wb_u64(&r->buf, n);
     return r;
@@ -119,8 +122,8 @@ static reply *reply_new(uint64_t id, size_t n)
 static void put_outcome(wbuf *b, int status, const interp_msg *result, const char *error,
                         const interp_msg *error_value)
 {
-    if ((status == INTERP_OK && result && (result->flags & INTERP__MSG_HAS_FROZEN)) ||
-        (error_value && (error_value->flags & INTERP__MSG_HAS_FROZEN))) {
+    if ((status == INTERP_OK && interp__msg_holds_frozen(result)) ||
+        interp__msg_holds_frozen(error_value)) {
         /* a frozen value's handle is an address in this process: it cannot go to the root */
         status = INTERP_ERR_ENCODE;
         error = "the result holds a frozen value, which cannot travel to another MPI rank "
@@ -128,15 +131,22 @@ static void put_outcome(wbuf *b, int status, const interp_msg *result, const cha
         result = error_value = NULL;
     }
     /* shared strings (msg_shstr.h) travel in their plain form, built here once */
-    if ((status == INTERP_OK && result && !interp_msg_data(result)) ||
-        (error_value && !interp_msg_data(error_value))) {
+    if (error_value && !interp_msg_data(error_value)) {
         status = INTERP_ERR_NOMEM;
         error = "out of memory";
         result = error_value = NULL;
     }
     wb_u32(b, (uint32_t)status);
     if (status == INTERP_OK) {
-        wb_msg(b, result);
+        size_t at = b->len;
+        if (b->fail)
+            return;
+        wb_item(b, result);
+        if (b->fail) { /* out of memory for its plain form or its bytes: say so instead */
+            b->fail = false;
+            b->len = at - 4;
+            put_outcome(b, INTERP_ERR_NOMEM, NULL, "out of memory on the rank", NULL);
+        }
         return;
     }
     wb_text(b, error);
@@ -146,7 +156,7 @@ static void put_outcome(wbuf *b, int status, const interp_msg *result, const cha
 /* Every item of unit id ends with status and text (a unit that could not be started). */
 static void answer_failed(srv *s, uint64_t id, size_t n, int status, const char *text)
 {
-    reply *r = reply_new(id, n);
+    reply *r = reply_new(id, n, n * (20 + strlen(text)));
     if (!r)
         return; /* out of memory: the root's heartbeat check cannot see this; nothing better */
     for (size_t i = 0; i < n; i++)
@@ -157,11 +167,11 @@ static void answer_failed(srv *s, uint64_t id, size_t n, int status, const char 
 static void task_done(interp_future *f, void *ud)
 {
     unit *u = ud;
-    reply *r = reply_new(u->id, 1);
-    if (!r)
-        return;
     const interp_msg *res = NULL;
     int st = interp_future_result(f, 0, &res);
+    reply *r = reply_new(u->id, 1, 64 + (res ? interp_msg_size(res) : 0));
+    if (!r)
+        return;
     put_outcome(&r->buf, st, res, interp_future_error(f), interp_future_error_value(f));
     if (r->buf.fail) { /* out of memory for a large result: say so instead */
         reply_free(r);
@@ -174,8 +184,8 @@ static void task_done(interp_future *f, void *ud)
 /* The unit's inputs are done with (before its reply goes: the reply's taker frees u). */
 static void drop_inputs(unit *u)
 {
-    for (size_t i = 0; u->items && i < u->n; i++)
-        interp_msg_free(u->items[i]);
+    if (u->items)
+        interp__msg_free_many(u->items, u->n);
     free(u->items);
     u->items = NULL;
     interp_msg_free(u->fnmsg);
@@ -191,6 +201,18 @@ static bool chunk_stopped(void *ud)
     return atomic_load_explicit(&((unit *)ud)->stop, memory_order_relaxed);
 }
 
+/* The local map's chunks of a unit of n items: one per worker, of at most 2048 items. A unit
+ * is the root's chunk already (its size chosen for the whole job); cutting it finer only adds
+ * hand-overs between this runner and the workers, each a wake-up that a loaded machine makes
+ * late. The bound keeps a chunk's outcomes (32 bytes per item, allocated by each map) below
+ * glibc's mmap threshold (128 KiB), which would map and fault in fresh pages every time. */
+static size_t unit_chunksize(const srv *s, size_t n)
+{
+    size_t w = (size_t)s->workers;
+    size_t cs = (n + w - 1) / w;
+    return cs < 1 ? 1 : cs > 2048 ? 2048 : cs;
+}
+
 /* A direct chunk: the local map's outcomes go to the root as they are (no copy). */
 static void run_direct(srv *s, unit *u)
 {
@@ -199,8 +221,8 @@ static void run_direct(srv *s, unit *u)
     interp_msg **out = calloc(n ? n : 1, sizeof *out);
     int *status = calloc(n ? n : 1, sizeof *status);
     char **errors = calloc(n ? n : 1, sizeof *errors);
-    if (r)
-        r->outs = calloc(n ? n : 1, sizeof *r->outs);
+    if (r) /* every slot is set below */
+        r->outs = malloc((n ? n : 1) * sizeof *r->outs);
     if (!r || !r->outs || !out || !status || !errors) {
         if (r)
             free(r->outs);
@@ -214,15 +236,14 @@ static void run_direct(srv *s, unit *u)
     r->id = u->id;
     r->n = n;
     interp_map_options mo = {.stop_on_error = u->stop_on_error,
+                             .chunksize = unit_chunksize(s, n),
                              .status = status,
                              .errors = errors,
                              .interrupted = chunk_stopped,
                              .interrupted_ud = u};
     interp_pool_map_fn(s->pool, &u->fn, n, u->borrowed, out, &mo);
     for (size_t i = 0; i < n; i++) {
-        r->outs[i].status = status[i];
-        r->outs[i].result = out[i];
-        r->outs[i].error = errors[i];
+        r->outs[i] = (interp_outcome){.status = status[i], .result = out[i], .error = errors[i]};
     }
     free(out);
     free(status);
@@ -241,32 +262,37 @@ static void run_chunk(srv *s, unit *u)
     interp_msg **out = calloc(n ? n : 1, sizeof *out);
     int *status = calloc(n ? n : 1, sizeof *status);
     char **errors = calloc(n ? n : 1, sizeof *errors);
-    reply *r = reply_new(id, n);
-    if (!out || !status || !errors || !r) {
+    if (!out || !status || !errors) {
         free(out);
         free(status);
         free(errors);
-        reply_free(r);
         drop_inputs(u);
         answer_failed(s, id, n, INTERP_ERR_NOMEM, "out of memory on the rank");
         return;
     }
     interp_map_options mo = {.stop_on_error = u->stop_on_error,
+                             .chunksize = unit_chunksize(s, n),
                              .status = status,
                              .errors = errors,
                              .interrupted = chunk_stopped,
                              .interrupted_ud = u};
     interp_pool_map_fn(s->pool, &u->fn, n, (const interp_msg *const *)u->items, out, &mo);
-    drop_inputs(u); /* u must not be touched once the reply is queued */
-    for (size_t i = 0; i < n; i++) {
+    drop_inputs(u);  /* u must not be touched once the reply is queued */
+    size_t need = 0; /* the reply's size, so that its buffer is allocated once */
+    for (size_t i = 0; i < n; i++)
+        need += 16 + (status[i] ? 32 + (errors[i] ? strlen(errors[i]) : 0)
+                      : out[i]  ? interp_msg_size(out[i])
+                                : 0);
+    reply *r = reply_new(id, n, need);
+    for (size_t i = 0; r && i < n; i++)
         put_outcome(&r->buf, status[i], out[i], errors[i], NULL);
-        interp_msg_free(out[i]);
+    interp__msg_free_many(out, n);
+    for (size_t i = 0; i < n; i++)
         free(errors[i]);
-    }
     free(out);
     free(status);
     free(errors);
-    if (r->buf.fail) {
+    if (!r || r->buf.fail) {
         reply_free(r);
         answer_failed(s, id, n, INTERP_ERR_NOMEM, "out of memory encoding the results");
     } else {
@@ -365,7 +391,7 @@ static int unit_items(srv *s, unit *u, rbuf *b, bool frozen, char *why, size_t w
         /* an item that will hold handles is a message of its own (a slab's members never
          * release handles) */
         rc = frozen ? rb_msg(b, s->max_depth, &u->items[i])
-                    : rb_msg_slab(b, s->max_depth, &slab, &u->items[i]);
+                    : rb_item(b, s->slabs, &slab, &u->items[i]);
         if (rc != INTERP_OK)
             snprintf(why, whylen, "the arguments could not be decoded on this rank: %s",
                      interp_strerror(rc));
@@ -524,6 +550,7 @@ int srv_new(srv **out, const interp_pool_options *opts, waker *wk, char **err)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     fzr_init(&s->fz);
+    s->slabs = interp__slab_cache_new(MPI__SLAB_CACHE_BYTES, MPI__SLAB_IDLE_BYTES);
     *out = s;
     return INTERP_OK;
 }
@@ -551,6 +578,7 @@ void srv_free(srv *s)
         free(u);
     }
     fzr_free(&s->fz);
+    interp__slab_cache_release(s->slabs);
     free(s->runners);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);

@@ -1,6 +1,5 @@
 /* wire.c - the byte format between ranks (little helpers to write and to read it back with
- * bounds checks), the waker the communication loops sleep on, non-blocking sends, and Lua's
- * bytecode header. */
+ * bounds checks), non-blocking sends, and Lua's bytecode header. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -9,9 +8,24 @@
 #include <lua.h>
 
 #include "mpi_impl.h"
-#include "msg_impl.h"
+#include "msg_inner.h"
 
 /* ---- write ------------------------------------------------------------------------------ */
+
+/* v little-endian at p (a plain store on the usual hosts) */
+static inline void put_le32(char *p, uint32_t v)
+{
+    unsigned char c[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    memcpy(p, c, 4);
+}
+
+static inline uint32_t get_le32(const char *p)
+{
+    unsigned char c[4];
+    memcpy(c, p, 4);
+    return (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+}
 
 void wb_put(wbuf *b, const void *data, size_t n)
 {
@@ -49,6 +63,11 @@ void wb_u8(wbuf *b, uint8_t v) { wb_put(b, &v, 1); }
 /* integers little-endian whatever the rank's own order */
 void wb_u32(wbuf *b, uint32_t v)
 {
+    if (!b->fail && b->cap - b->len >= 4) {
+        put_le32(b->p + b->len, v);
+        b->len += 4;
+        return;
+    }
     unsigned char c[4];
     for (int i = 0; i < 4; i++)
         c[i] = (unsigned char)(v >> (8 * i));
@@ -83,6 +102,34 @@ void wb_msg(wbuf *b, const interp_msg *m)
         wb_blob(b, interp_msg_data(m), interp_msg_size(m));
     else
         wb_blob(b, NULL, 0);
+}
+
+void wb_item(wbuf *b, const interp_msg *m)
+{
+    const char *d = NULL;
+    size_t n = 0;
+    uint32_t count = 0, flags = 0;
+    if ((m && !interp__msg_wire(m, &d, &n, &count, &flags)) || n >= (size_t)INT32_MAX) {
+        b->fail = true;
+        return;
+    }
+    if (b->cap - b->len < 12 + n) { /* seldom: the writers reserve the whole unit */
+        size_t at = b->len;
+        wb_put(b, NULL, 12 + n);
+        if (b->fail)
+            return;
+        b->len = at;
+    }
+    char *p = b->p + b->len;
+    put_le32(p, m ? (uint32_t)n : UINT32_MAX);
+    put_le32(p + 4, count);
+    put_le32(p + 8, flags);
+    if (n <= 16) /* the many small items of a map: no call */
+        for (size_t i = 0; i < n; i++)
+            p[12 + i] = d[i];
+    else
+        memcpy(p + 12, d, n);
+    b->len += 12 + n;
 }
 
 void wb_text(wbuf *b, const char *s) { wb_blob(b, s, s ? strlen(s) : 0); }
@@ -159,29 +206,20 @@ int rb_msg(rbuf *b, int max_depth, interp_msg **m)
     return interp_msg_from_bytes_ex(d, n, max_depth, INTERP_MSG_TRUST_FUNCTIONS, m);
 }
 
-int rb_msg_slab(rbuf *b, int max_depth, interp__slab **slab, interp_msg **m)
+int rb_item(rbuf *b, interp__slab_cache *cache, interp__slab **slab, interp_msg **m)
 {
-    const char *d;
-    size_t n;
     *m = NULL;
-    if (!rb_blob(b, &d, &n))
+    const char *h = take(b, 12);
+    if (!h)
         return INTERP_ERR_DECODE;
-    if (!d)
+    uint32_t n = get_le32(h);
+    if (n == UINT32_MAX)
         return INTERP_OK;
-    if (n > 1024) /* a large one is a malloc of its own anyway */
-        return interp_msg_from_bytes_ex(d, n, max_depth, INTERP_MSG_TRUST_FUNCTIONS, m);
-    uint32_t count, has;
-    int rc = interp__msg_validate(d, n, max_depth, &count, &has, NULL, 0);
-    if (rc)
-        return rc;
-    interp_msg *x = interp__slab_reserve(NULL, slab, INTERP__SLAB_MAX, n);
-    if (!x)
-        return interp_msg_from_bytes_ex(d, n, max_depth, INTERP_MSG_TRUST_FUNCTIONS, m);
-    if (n)
-        memcpy(x->data, d, n);
-    interp__slab_commit(*slab, x, n, count, has);
-    *m = x;
-    return INTERP_OK;
+    const char *d = take(b, n);
+    if (!d)
+        return INTERP_ERR_DECODE;
+    *m = interp__msg_from_wire(cache, slab, d, n, get_le32(h + 4), get_le32(h + 8));
+    return *m ? INTERP_OK : INTERP_ERR_NOMEM;
 }
 
 char *rb_text(rbuf *b)
@@ -198,61 +236,14 @@ char *rb_text(rbuf *b)
     return s;
 }
 
-/* ---- waker ------------------------------------------------------------------------------ */
-
-double mpi__now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-void waker_init(waker *w)
-{
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &a);
-    pthread_condattr_destroy(&a);
-    w->kicked = false;
-}
-
-void waker_destroy(waker *w)
-{
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-}
-
-void waker_kick(waker *w)
-{
-    pthread_mutex_lock(&w->mu);
-    w->kicked = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-void waker_sleep(waker *w, double secs)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long ns = ts.tv_nsec + (long)(secs * 1e9);
-    ts.tv_sec += ns / 1000000000L;
-    ts.tv_nsec = ns % 1000000000L;
-    pthread_mutex_lock(&w->mu);
-    while (!w->kicked)
-        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0)
-            break;
-    w->kicked = false;
-    pthread_mutex_unlock(&w->mu);
-}
-
 /* ---- sends ------------------------------------------------------------------------------ */
 
 struct sendq_item {
     struct sendq_item *next;
     MPI_Request req;
     char *buf;
+    int dest;
+    bool ring;
 };
 
 int sendq_post(sendq *q, MPI_Comm comm, int dest, int tag, char *buf, size_t len)
@@ -269,9 +260,13 @@ int sendq_post(sendq *q, MPI_Comm comm, int dest, int tag, char *buf, size_t len
         return INTERP_ERR_SYSTEM;
     }
     it->buf = buf;
+    it->dest = dest;
+    it->ring = tag != TAG_BEAT; /* a beat is only looked at when the root checks anyway */
     it->next = q->head;
     q->head = it;
     q->n++;
+    if (it->ring)
+        bell_ring(q->bell, dest);
     return INTERP_OK;
 }
 
@@ -287,6 +282,9 @@ bool sendq_progress(sendq *q)
             continue;
         }
         *pp = it->next;
+        /* a send that had to wait for room went out only now: its receiver may sleep */
+        if (it->ring)
+            bell_ring(q->bell, it->dest);
         free(it->buf);
         free(it);
         q->n--;

@@ -5,6 +5,7 @@
 #ifndef INTERP_MSG_INNER_H
 #define INTERP_MSG_INNER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,6 +90,33 @@ int interp__msg_from_lua_slab(struct lua_State *L, int first, int count,
  * values. May raise a memory error, like interp_msg_push_lua. */
 enum { INTERP__MSG_SMALL_VALUES = 8 };
 int interp__msg_push_small(struct lua_State *L, const interp_msg *m, size_t max_size);
+
+/* ---- a message between processes of one program (msg_wire.c; the MPI pool, mpi/) ------- */
+
+/* What another process of the same program needs to make m again: its bytes (a shared
+ * string's plain form, built once here), its top-level value count and its content flags (an
+ * opaque word for interp__msg_from_wire). false when out of memory building the plain form. */
+bool interp__msg_wire(const interp_msg *m, const char **data, size_t *size, uint32_t *count,
+                      uint32_t *flags);
+/* Members of at most this many bytes are carved from the caller's slab. */
+enum { INTERP__MSG_WIRE_SLAB = 1024 };
+/* The message interp__msg_wire described in the process that sent its parts: the bytes are
+ * trusted as the sender's own (not validated again: only for peers running this program).
+ * Small ones are members of *slab (producer's, with its cache, which may be NULL; released
+ * with interp__slab_release; slab NULL: never), the others allocated alone. Handles of frozen
+ * values never travel: flags must not say there are any (they are dropped). NULL when out of
+ * memory. */
+interp_msg *interp__msg_from_wire(interp__slab_cache *cache, interp__slab **slab, const char *data,
+                                  size_t size, uint32_t count, uint32_t flags);
+
+/* m (may be NULL) holds handles of frozen values. */
+bool interp__msg_holds_frozen(const interp_msg *m);
+/* m's own bytes, to rewrite in place (mpi/ swaps placeholders for handles); not the plain form
+ * of shared strings (a message that holds one is not to be rewritten). */
+char *interp__msg_bytes(interp_msg *m);
+/* After handles were written into m's bytes (holds true); or drop the references of every
+ * handle in them, and the mark (holds false). */
+void interp__msg_frozen_mark(interp_msg *m, bool holds);
 
 /* ---- msg_bigbuf.c -------------------------------------------------------------------- */
 
