@@ -262,20 +262,11 @@ static int value(bld *b, const char **p, fz_val *out, int depth)
     interp_msg_value v;
     if (!interp__msg_read_head(p, b->end, &v))
         return INTERP_ERR_DECODE;
+    if (interp__fz_scalar_msg(&v, out))
+        return INTERP_OK;
     switch (v.type) {
     case INTERP_MSG_NIL:
         out->type = FZ_NIL;
-        return INTERP_OK;
-    case INTERP_MSG_BOOL:
-        out->type = v.as.b ? FZ_TRUE : FZ_FALSE;
-        return INTERP_OK;
-    case INTERP_MSG_INT:
-        out->type = FZ_INT;
-        out->u.i = v.as.i;
-        return INTERP_OK;
-    case INTERP_MSG_FLOAT:
-        out->type = FZ_FLOAT;
-        out->u.d = v.as.d;
         return INTERP_OK;
     case INTERP_MSG_STR: {
         fz_str *s = interp__fz_alloc(b->r, sizeof *s + v.as.str.len);

@@ -109,6 +109,24 @@ static inline bool interp__fz_key_normalise(fz_val *k)
     return true;
 }
 
+/* The value of the boolean, integer or float *m (a float stays a float); false, *v untouched,
+ * for any other type. */
+static inline bool interp__fz_scalar_msg(const interp_msg_value *m, fz_val *v)
+{
+    if (m->type == INTERP_MSG_BOOL) {
+        v->type = m->as.b ? FZ_TRUE : FZ_FALSE;
+    } else if (m->type == INTERP_MSG_INT) {
+        v->type = FZ_INT;
+        v->u.i = m->as.i;
+    } else if (m->type == INTERP_MSG_FLOAT) {
+        v->type = FZ_FLOAT;
+        v->u.d = m->as.d;
+    } else {
+        return false;
+    }
+    return true;
+}
+
 /* ---- the space of a pool: accounting and the registry of names --------------------------- */
 typedef struct interp__frozen_space interp__frozen_space;
 
@@ -177,6 +195,23 @@ int interp__frozen_from_lua(lua_State *L, int idx, int max_depth, size_t limit,
                             interp__frozen_space *space, interp_frozen **out, char *why);
 
 /* ---- Lua (frozen_lua.c, frozen_buf.c) ----------------------------------------------------- */
+/* The value of the Lua boolean or number at idx, whose lua_type is t (a float stays a float);
+ * false, *v untouched, for any other type. */
+static inline bool interp__fz_scalar_lua(lua_State *L, int idx, int t, fz_val *v)
+{
+    if (t == LUA_TBOOLEAN) {
+        v->type = lua_toboolean(L, idx) ? FZ_TRUE : FZ_FALSE;
+    } else if (t == LUA_TNUMBER && lua_isinteger(L, idx)) {
+        v->type = FZ_INT;
+        v->u.i = (int64_t)lua_tointeger(L, idx);
+    } else if (t == LUA_TNUMBER) {
+        v->type = FZ_FLOAT;
+        v->u.d = (double)lua_tonumber(L, idx);
+    } else {
+        return false;
+    }
+    return true;
+}
 /* The frozen object a full userdata at idx is a live view of, or NULL (any other value, a
  * view already collected, a forged or foreign block). Reads no metatable. */
 const interp_frozen *interp__frozen_toobj(lua_State *L, int idx);

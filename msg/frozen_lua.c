@@ -136,25 +136,13 @@ static inline int push_val(lua_State *L, const fz_val *v)
  * function, a non-view userdata, NaN, nil). Strings are handled by the caller. */
 static bool to_key(lua_State *L, int idx, fz_val *k)
 {
-    switch (lua_type(L, idx)) {
-    case LUA_TBOOLEAN:
-        k->type = lua_toboolean(L, idx) ? FZ_TRUE : FZ_FALSE;
-        return true;
-    case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) {
-            k->type = FZ_INT;
-            k->u.i = (int64_t)lua_tointeger(L, idx);
-            return true;
-        }
-        k->type = FZ_FLOAT;
-        k->u.d = (double)lua_tonumber(L, idx);
+    int t = lua_type(L, idx);
+    if (interp__fz_scalar_lua(L, idx, t, k))
         return interp__fz_key_normalise(k);
-    case LUA_TUSERDATA:
-        k->type = FZ_OBJ;
-        return (k->u.o = interp__frozen_toobj(L, idx)) != NULL;
-    default:
+    if (t != LUA_TUSERDATA)
         return false;
-    }
+    k->type = FZ_OBJ;
+    return (k->u.o = interp__frozen_toobj(L, idx)) != NULL;
 }
 
 /* ---- table metamethods -------------------------------------------------------------------- */

@@ -360,21 +360,12 @@ static int ltable(lbld *b, int idx, fz_val *out, int depth)
 static int lvalue(lbld *b, int idx, fz_val *out, int depth)
 {
     lua_State *L = b->L;
-    switch (lua_type(L, idx)) {
+    int t = lua_type(L, idx);
+    if (interp__fz_scalar_lua(L, idx, t, out))
+        return INTERP_OK;
+    switch (t) {
     case LUA_TNIL:
         out->type = FZ_NIL;
-        return INTERP_OK;
-    case LUA_TBOOLEAN:
-        out->type = lua_toboolean(L, idx) ? FZ_TRUE : FZ_FALSE;
-        return INTERP_OK;
-    case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) {
-            out->type = FZ_INT;
-            out->u.i = (int64_t)lua_tointeger(L, idx);
-        } else {
-            out->type = FZ_FLOAT;
-            out->u.d = (double)lua_tonumber(L, idx);
-        }
         return INTERP_OK;
     case LUA_TSTRING: {
         const void *p = lua_topointer(L, idx);

@@ -92,26 +92,13 @@ bool interp_frozen_get(const interp_frozen *f, const interp_msg_value *key, inte
     if (!t || !key)
         return found(NULL, out);
     fz_val k, v;
-    switch (key->type) {
-    case INTERP_MSG_BOOL:
-        k.type = key->as.b ? FZ_TRUE : FZ_FALSE;
-        break;
-    case INTERP_MSG_INT:
-        k.type = FZ_INT;
-        k.u.i = key->as.i;
-        break;
-    case INTERP_MSG_FLOAT:
-        k.type = FZ_FLOAT;
-        k.u.d = key->as.d;
-        break;
-    case INTERP_MSG_STR:
-        return interp_frozen_getfield(f, key->as.str.ptr, key->as.str.len, out);
-    case INTERP_MSG_FROZEN:
+    if (!interp__fz_scalar_msg(key, &k)) {
+        if (key->type == INTERP_MSG_STR)
+            return interp_frozen_getfield(f, key->as.str.ptr, key->as.str.len, out);
+        if (key->type != INTERP_MSG_FROZEN)
+            return found(NULL, out); /* nil, and types no frozen table holds */
         k.type = FZ_OBJ;
         k.u.o = key->as.frozen;
-        break;
-    default:
-        return found(NULL, out); /* nil, and types no frozen table holds */
     }
     if (!interp__fz_key_normalise(&k) || (k.type == FZ_OBJ && !k.u.o))
         return found(NULL, out);

@@ -143,48 +143,40 @@ static void value_done(interp_msg_builder *b)
             return (b)->err;                                                                       \
     } while (0)
 
+/* A value whose bytes end at `end` is complete: keep them and count it. */
+static int written(interp_msg_builder *b, const char *end)
+{
+    commit(b, end);
+    value_done(b);
+    return b->err;
+}
+
 int interp_msg_add_nil(interp_msg_builder *b)
 {
     CHECK(b);
     char *p = reserve(b, 1);
-    if (!p)
-        return b->err;
-    commit(b, mp_encode_nil(p));
-    value_done(b);
-    return b->err;
+    return p ? written(b, mp_encode_nil(p)) : b->err;
 }
 
 int interp_msg_add_bool(interp_msg_builder *b, bool v)
 {
     CHECK(b);
     char *p = reserve(b, 1);
-    if (!p)
-        return b->err;
-    commit(b, mp_encode_bool(p, v));
-    value_done(b);
-    return b->err;
+    return p ? written(b, mp_encode_bool(p, v)) : b->err;
 }
 
 int interp_msg_add_int(interp_msg_builder *b, int64_t v)
 {
     CHECK(b);
     char *p = reserve(b, sizeof_int(v));
-    if (!p)
-        return b->err;
-    commit(b, encode_int(p, v));
-    value_done(b);
-    return b->err;
+    return p ? written(b, encode_int(p, v)) : b->err;
 }
 
 int interp_msg_add_double(interp_msg_builder *b, double v)
 {
     CHECK(b);
     char *p = reserve(b, mp_sizeof_double(v));
-    if (!p)
-        return b->err;
-    commit(b, mp_encode_double(p, v));
-    value_done(b);
-    return b->err;
+    return p ? written(b, mp_encode_double(p, v)) : b->err;
 }
 
 int interp_msg_add_str(interp_msg_builder *b, const char *s, size_t len)
@@ -200,9 +192,7 @@ int interp_msg_add_str(interp_msg_builder *b, const char *s, size_t len)
     p = mp_encode_strl(p, (uint32_t)len);
     if (len)
         memcpy(p, s, len);
-    commit(b, p + len);
-    value_done(b);
-    return b->err;
+    return written(b, p + len);
 }
 
 int interp_msg_add_cstr(interp_msg_builder *b, const char *s)
@@ -216,11 +206,8 @@ int interp_msg_add_cstr(interp_msg_builder *b, const char *s)
 /* Open a container owing `values` values (an empty one is complete at once). */
 static int open_container(interp_msg_builder *b, char *p, uint64_t values)
 {
-    if (values == 0) {
-        commit(b, p);
-        value_done(b);
-        return b->err;
-    }
+    if (values == 0)
+        return written(b, p);
     if (b->depth == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 16;
         uint64_t *open =

@@ -116,45 +116,46 @@ static const vfunc *find_func(const vstate *s, uint64_t obj)
     return NULL;
 }
 
-/* Read an unsigned integer item (positive fixint, uint 8..64) at *p < lim. */
-static int read_uint(vstate *s, const char **p, const char *lim, uint64_t *v, const char *what)
+/* Step over one item of a function payload at *p (< lim) into *h: refused, `what` named in
+ * the reason, when its marker is not of the family the payload wants there (`is`, `kind`) or
+ * the item is cut short. */
+static int payload_item(vstate *s, const char **p, const char *lim, bool (*is)(uint8_t),
+                        const char *kind, const char *what, interp__msg_head *h)
 {
     const char *at = *p;
     if (at >= lim)
         return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
-    interp__msg_head h = {0}; /* zeroed: the compiler cannot see that the tag checks
-                                 below guard every field read */
-    interp__msg_fault f = interp__msg_head_step(p, lim, &h);
-    if (!interp__msg_tag_uint(h.tag))
-        return fail(s, INTERP_ERR_DECODE, at, "function payload: %s is not an unsigned integer",
-                    what);
+    interp__msg_fault f = interp__msg_head_step(p, lim, h);
+    if (!is(h->tag))
+        return fail(s, INTERP_ERR_DECODE, at, "function payload: %s is not %s", what, kind);
     if (f)
         return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
-    *v = h.tag <= 0x7f ? h.tag : h.u;
     return INTERP_OK;
 }
 
-/* Read a str or bin item at *p: *bytes and *len its payload (either may be NULL), *p past
- * it. */
+/* Read an unsigned integer item (positive fixint, uint 8..64) at *p < lim. */
+static int read_uint(vstate *s, const char **p, const char *lim, uint64_t *v, const char *what)
+{
+    interp__msg_head h = {0}; /* zeroed: the compiler cannot see that the tag check guards
+                                 every field read */
+    int rc = payload_item(s, p, lim, interp__msg_tag_uint, "an unsigned integer", what, &h);
+    if (rc == INTERP_OK)
+        *v = h.tag <= 0x7f ? h.tag : h.u;
+    return rc;
+}
+
+/* Read a str or bin item at *p < lim: *bytes and *len its payload (either may be NULL). */
 static int read_blob(vstate *s, const char **p, const char *lim, bool want_str, const char **bytes,
                      size_t *len, const char *what)
 {
-    const char *at = *p;
-    if (at >= lim)
-        return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
-    interp__msg_head h = {0}; /* zeroed: the compiler cannot see that the tag checks
-                                 below guard every field read */
-    interp__msg_fault f = interp__msg_head_step(p, lim, &h);
-    if (!(want_str ? interp__msg_tag_str(h.tag) : interp__msg_tag_bin(h.tag)))
-        return fail(s, INTERP_ERR_DECODE, at, "function payload: %s is not a %s", what,
-                    want_str ? "str" : "bin");
-    if (f)
-        return fail(s, INTERP_ERR_DECODE, at, "truncated function (%s)", what);
-    if (bytes)
+    interp__msg_head h = {0}; /* zeroed, as in read_uint */
+    int rc = want_str ? payload_item(s, p, lim, interp__msg_tag_str, "a str", what, &h)
+                      : payload_item(s, p, lim, interp__msg_tag_bin, "a bin", what, &h);
+    if (rc == INTERP_OK && bytes)
         *bytes = h.ptr;
-    if (len)
+    if (rc == INTERP_OK && len)
         *len = h.len;
-    return INTERP_OK;
+    return rc;
 }
 
 /* Open a FUNCTION whose payload is [q, end): checks the bytecode and the upvalue count,

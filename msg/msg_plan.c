@@ -94,25 +94,19 @@ static bool model_matches(lua_State *L, interp__hash_model model)
     } pos[SIZE];
     bool used[SIZE] = {false};
     int n = 0;
-    for (size_t j = 0; j < sizeof probe_ints / sizeof probe_ints[0]; j++) {
-        keyrec k = {.h = (uint64_t)probe_ints[j], .isflt = 0};
+    enum { NI = sizeof probe_ints / sizeof probe_ints[0] };
+    for (size_t j = 0; j < NI + sizeof probe_floats / sizeof probe_floats[0]; j++) {
+        bool flt = j >= NI; /* the integers, then the floats */
+        keyrec k = flt ? key_of_double(probe_floats[j - NI])
+                       : (keyrec){.h = (uint64_t)probe_ints[j], .isflt = 0};
         size_t b = main_position(model, k, LSIZE);
-        if (!used[b]) {
-            used[b] = true;
-            pos[b].k = k;
-            pos[b].i = probe_ints[j];
-            n++;
-        }
-    }
-    for (size_t j = 0; j < sizeof probe_floats / sizeof probe_floats[0]; j++) {
-        keyrec k = key_of_double(probe_floats[j]);
-        size_t b = main_position(model, k, LSIZE);
-        if (!used[b]) {
-            used[b] = true;
-            pos[b].k = k;
-            pos[b].f = probe_floats[j];
-            n++;
-        }
+        if (used[b]) /* a key predicted where another is: left out */
+            continue;
+        used[b] = true;
+        pos[b].k = k;
+        pos[b].f = flt ? probe_floats[j - NI] : 0;
+        pos[b].i = flt ? 0 : probe_ints[j];
+        n++;
     }
     lua_createtable(L, 0, SIZE);
     for (int b = SIZE - 1; b >= 0; b--) { /* inserted in reverse: order comes from the hash */
