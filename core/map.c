@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "map_impl.h"
+#include "map_pack.h"
 
 typedef struct engine {
     interp_pool *pool;
@@ -212,9 +213,10 @@ static bool chunk_done(void *arg)
 
 static void wait_chunk(engine *e, map_chunk *c)
 {
-    /* Spin only for small chunks: a big one takes far longer than a wake-up, and a spinning
-     * caller would take CPU time from the workers on a machine with few cores. */
-    if (interp__spin(chunk_done, c, c->n >= 64 ? 0 : INTERP__WAIT_SPIN_NS))
+    /* Spin only for small chunks: a big one (or a pack of calls) takes far longer than a
+     * wake-up, and a spinning caller would take CPU time from the workers on a machine with
+     * few cores. */
+    if (interp__spin(chunk_done, c, c->n >= 64 || e->m->packed ? 0 : INTERP__WAIT_SPIN_NS))
         return;
     map_ctx *m = e->m;
     interp__mutex_lock(&m->mu);
@@ -277,8 +279,10 @@ static void consume(engine *e, map_chunk *c)
         char *err = NULL;
         if (st != INTERP_OK)
             err = o->error ? o->error : interp__dup_text(interp__map_stop_text(st, false));
-        deliver(e, idx, st, st == INTERP_OK ? o->result : NULL, err, false);
-        if (st == INTERP_OK)
+        /* packed: a failed pack's result says which of its calls failed */
+        bool keep = st == INTERP_OK || e->m->packed;
+        deliver(e, idx, st, keep ? o->result : NULL, err, false);
+        if (keep)
             o->result = NULL;
         o->error = NULL;
         interp__outcome_clear(o);
@@ -477,11 +481,11 @@ int interp_pool_map(interp_pool *pool, const char *fn, size_t n, const interp_ms
     return interp_pool_map_fn(pool, &f, n, in, out, opts);
 }
 
-int interp_pool_map_stream(interp_pool *pool, const interp_fn *fn, interp_map_next_fn next_input,
-                           interp_map_result_fn on_result, void *ud, size_t max_in_flight,
-                           const interp_map_options *opts)
+static int map_stream(interp_pool *pool, const interp_fn *fn, interp_map_next_fn next_input,
+                      interp_map_result_fn on_result, void *ud, size_t max_in_flight,
+                      const interp_map_options *opts, bool packed)
 {
-    if (!pool || !next_input || !on_result)
+    if (!pool || !next_input || !on_result || (packed && pool->backend))
         return INTERP_ERR_INVALID;
     interp_map_options copy;
     const char *abi_why;
@@ -498,7 +502,22 @@ int interp_pool_map_stream(interp_pool *pool, const interp_fn *fn, interp_map_ne
     e.next = next_input;
     e.ud = ud;
     e.on_result = on_result;
+    e.m->packed = packed;
     rc = run(&e, opts);
     interp__map_ctx_release(e.m);
     return rc;
+}
+
+int interp_pool_map_stream(interp_pool *pool, const interp_fn *fn, interp_map_next_fn next_input,
+                           interp_map_result_fn on_result, void *ud, size_t max_in_flight,
+                           const interp_map_options *opts)
+{
+    return map_stream(pool, fn, next_input, on_result, ud, max_in_flight, opts, false);
+}
+
+int interp__pool_map_packed(interp_pool *pool, const interp_fn *fn, interp_map_next_fn next_pack,
+                            interp_map_result_fn on_pack, void *ud, size_t max_in_flight,
+                            const interp_map_options *opts)
+{
+    return map_stream(pool, fn, next_pack, on_pack, ud, max_in_flight, opts, true);
 }

@@ -53,6 +53,7 @@ map_ctx *interp__map_ctx_new(const interp_fn *fn, bool stop_on_error)
     m->wait_for = NULL;
     atomic_init(&m->stop, 0);
     m->stop_on_error = stop_on_error;
+    m->packed = false;
     m->direct = false;
     m->out = NULL;
     m->status = NULL;
@@ -209,8 +210,8 @@ static bool run_items(interp__worker *w, map_chunk *c, uint64_t *id)
         }
         if (pool->task_timeout > 0)
             interp__watchdog_deadline(w, *id, pool->task_timeout);
-        from +=
-            interp__state_map(w->state, *id, &m->fn, c->n - from, c->args + from, c->outs + from);
+        from += (m->packed ? interp__state_map_packed : interp__state_map)(
+            w->state, *id, &m->fn, c->n - from, c->args + from, c->outs + from);
         if (from >= c->n || c->outs[from].status != INTERP_ERR_TIMEOUT || pool->task_timeout <= 0)
             break;
         /* stopped by a deadline: the item's own (go on), or the map's (stop is set first) */

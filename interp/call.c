@@ -47,6 +47,8 @@ typedef struct run_ctx {
     interp_outcome *outs;
     size_t n;
     size_t next;        /* the item being run */
+    bool packed;        /* interp__state_map_packed: every item a pack of calls */
+    size_t sub;         /* packed: the call of the pack being run */
     interp__slab *slab; /* n >= SLAB_MIN_ITEMS: where small results go (released at the end) */
     enum phase phase;
     int resolve_status; /* PH_RESOLVE error: INTERP_ERR_NOTFOUND, _SCRIPT or _DECODE */
@@ -167,57 +169,120 @@ static void resolve(lua_State *L, run_ctx *c)
     c->resolve_status = 0;
 }
 
+/* Packed: the message that tells which call of the pack failed (its index from 0), or NULL
+ * when it cannot be made (the first is named then). */
+static interp_msg *sub_message(size_t sub) { return interp_msg_int((int64_t)sub); }
+
+/* Sandbox: the next call gets an environment of its own (also the default one of `load`). */
+static void push_env(lua_State *L, run_ctx *c, int fidx)
+{
+    if (c->s->persistent) /* a context: its globals stay from call to call */
+        interp__push_persistent_env(L);
+    else
+        interp__push_task_env(L);
+    if (c->fn->kind == INTERP_FN_SOURCE)
+        lua_setupvalue(L, fidx, 1); /* a main chunk's only upvalue is _ENV */
+    else
+        lua_pop(L, 1);
+}
+
+/* A call begins: one relaxed store (the watchdog tells a new call from a long one by it), then
+ * the interrupt check in `phase` (PH_START: an interrupt leaves the item not started). */
+static void call_begins(lua_State *L, run_ctx *c, enum phase phase)
+{
+    _Atomic uint64_t *items = &c->s->items;
+    atomic_store_explicit(items, atomic_load_explicit(items, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    c->phase = phase;
+    interp__irq_check(L);
+}
+
+/* One item: fn(args...), every result kept. */
+static void run_one(lua_State *L, run_ctx *c, int fidx, interp_outcome *o, const interp_msg *args)
+{
+    interp_state *s = c->s;
+    const interp_msg_opts *opts = &s->sh->msg_opts;
+    call_begins(L, c, PH_START);
+    c->phase = PH_ARGS;
+    if (s->sandbox)
+        push_env(L, c, fidx);
+    lua_pushvalue(L, fidx);
+    int nargs = 0;
+    if (args && (nargs = interp__msg_push_small(L, args, opts->max_size)) < 0)
+        nargs = interp_msg_push_lua(L, args, opts);
+    c->phase = PH_RUN;
+    lua_call(L, nargs, LUA_MULTRET);
+    interp__irq_check(L); /* it swallowed the interrupt and returned: still interrupted */
+    int nres = lua_gettop(L) - fidx;
+    interp_msg_error e;
+    if (c->n >= SLAB_MIN_ITEMS)
+        o->status = interp__msg_from_lua_slab(L, fidx + 1, nres, opts, s->slab_cache, &c->slab,
+                                              (c->n - c->next) * SLAB_ITEM_GUESS, &o->result, &e);
+    else
+        o->status = interp_msg_from_lua(L, fidx + 1, nres, opts, &o->result, &e);
+    if (o->status != INTERP_OK) {
+        if (o->status != INTERP_ERR_NOMEM)
+            o->status = INTERP_ERR_ENCODE;
+        o->error = interp__strdupf("cannot copy the results: %s", e.text);
+    }
+}
+
+/* One pack (interp__state_map_packed): fn(v) for each value v of args in turn, each a call
+ * of its own (its own count for the watchdog, its own environment in a sandbox); the first
+ * result of each call replaces its argument on the stack, and they leave as one message. */
+static void run_pack(lua_State *L, run_ctx *c, int fidx, interp_outcome *o, const interp_msg *args)
+{
+    interp_state *s = c->s;
+    const interp_msg_opts *opts = &s->sh->msg_opts;
+    c->sub = 0;
+    call_begins(L, c, PH_START);
+    c->phase = PH_ARGS;
+    int base = lua_gettop(L) + 1;
+    if (args && !lua_checkstack(L, (int)interp_msg_count(args) + 4))
+        luaL_error(L, "stack overflow (a pack of %d values)", (int)interp_msg_count(args));
+    int k = args ? interp_msg_push_lua(L, args, opts) : 0;
+    for (int j = 0; j < k; j++) {
+        c->sub = (size_t)j;
+        if (j) /* values before it ran: the pack has started */
+            call_begins(L, c, PH_RUN);
+        if (s->sandbox)
+            push_env(L, c, fidx);
+        lua_pushvalue(L, fidx);
+        lua_pushvalue(L, base + j);
+        c->phase = PH_RUN;
+        lua_call(L, 1, 1);
+        interp__irq_check(L);
+        lua_replace(L, base + j);
+    }
+    interp_msg_error e;
+    o->status = interp_msg_from_lua(L, base, k, opts, &o->result, &e);
+    if (o->status != INTERP_OK) {
+        if (o->status != INTERP_ERR_NOMEM)
+            o->status = INTERP_ERR_ENCODE;
+        /* the codec names the value [j] (from 1): that call is the one that failed */
+        unsigned long at = e.text[0] == '[' ? strtoul(e.text + 1, NULL, 10) : 0;
+        c->sub = at >= 1 ? (size_t)at - 1 : 0;
+        o->error = interp__strdupf("cannot copy the results: %s", e.text);
+        o->result = sub_message(c->sub);
+    }
+}
+
 /* Protected: run items c->next .. n-1 with the function resolved here. */
 static int run_items(lua_State *L)
 {
     run_ctx *c = lua_touserdata(L, 1);
-    interp_state *s = c->s;
-    const interp_msg_opts *opts = &s->sh->msg_opts;
-    bool fresh_env = s->sandbox; /* sandbox: every task in an environment of its own */
     resolve(L, c);
     int fidx = lua_gettop(L);
     /* room for the function and small argument lists, for every item (settop keeps it) */
     if (!lua_checkstack(L, INTERP__MSG_SMALL_VALUES + 2))
         luaL_error(L, "stack overflow");
     for (; c->next < c->n; c->next++) {
-        /* one relaxed store per item: the watchdog tells a new item from a long one by it */
-        atomic_store_explicit(&s->items, atomic_load_explicit(&s->items, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-        c->phase = PH_START;
-        interp__irq_check(L); /* interrupted: this item and the rest get the interrupt */
-        c->phase = PH_ARGS;
         interp_outcome *o = &c->outs[c->next];
         const interp_msg *args = c->args ? c->args[c->next] : NULL;
-        if (fresh_env) {
-            if (s->persistent) /* a context: its globals stay from call to call */
-                interp__push_persistent_env(L);
-            else
-                interp__push_task_env(L); /* also the default environment of `load` */
-            if (c->fn->kind == INTERP_FN_SOURCE)
-                lua_setupvalue(L, fidx, 1); /* a main chunk's only upvalue is _ENV */
-            else
-                lua_pop(L, 1);
-        }
-        lua_pushvalue(L, fidx);
-        int nargs = 0;
-        if (args && (nargs = interp__msg_push_small(L, args, opts->max_size)) < 0)
-            nargs = interp_msg_push_lua(L, args, opts);
-        c->phase = PH_RUN;
-        lua_call(L, nargs, LUA_MULTRET);
-        interp__irq_check(L); /* it swallowed the interrupt and returned: still interrupted */
-        int nres = lua_gettop(L) - fidx;
-        interp_msg_error e;
-        if (c->n >= SLAB_MIN_ITEMS)
-            o->status =
-                interp__msg_from_lua_slab(L, fidx + 1, nres, opts, s->slab_cache, &c->slab,
-                                          (c->n - c->next) * SLAB_ITEM_GUESS, &o->result, &e);
+        if (c->packed)
+            run_pack(L, c, fidx, o, args);
         else
-            o->status = interp_msg_from_lua(L, fidx + 1, nres, opts, &o->result, &e);
-        if (o->status != INTERP_OK) {
-            if (o->status != INTERP_ERR_NOMEM)
-                o->status = INTERP_ERR_ENCODE;
-            o->error = interp__strdupf("cannot copy the results: %s", e.text);
-        }
+            run_one(L, c, fidx, o, args);
         lua_settop(L, fidx);
     }
     return 0;
@@ -318,8 +383,8 @@ static bool precheck(interp_state *s, const interp_fn *fn, interp_outcome *o)
     return false;
 }
 
-size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
-                         const interp_msg *const args[], interp_outcome outs[])
+static size_t state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
+                        const interp_msg *const args[], interp_outcome outs[], bool packed)
 {
     if (n == 0)
         return 0;
@@ -329,7 +394,7 @@ size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn,
     }
     size_t ran = n;
     lua_State *L = s->L;
-    run_ctx c = {.s = s, .fn = fn, .args = args, .outs = outs, .n = n};
+    run_ctx c = {.s = s, .fn = fn, .args = args, .outs = outs, .n = n, .packed = packed};
     if (n >= SLAB_MIN_ITEMS && !s->slab_cache)
         s->slab_cache =
             interp__slab_cache_new(SLAB_CACHE_BYTES, SLAB_IDLE_BYTES); /* NULL: uncached */
@@ -347,6 +412,8 @@ size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn,
         interp__outcome_clear(o);
         record_error(s, L, &c, o, st);
         lua_settop(L, 1);
+        if (packed && c.phase != PH_RESOLVE)
+            o->result = sub_message(c.sub);
         if (st == LUA_ERRMEM || s->alloc.failed) {
             recover_memory(s);
             s->alloc.failed = false;
@@ -365,6 +432,18 @@ size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn,
     interp__irq_end(s);
     interp__slab_release(c.slab); /* the results keep it alive */
     return ran;
+}
+
+size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
+                         const interp_msg *const args[], interp_outcome outs[])
+{
+    return state_map(s, task_id, fn, n, args, outs, false);
+}
+
+size_t interp__state_map_packed(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
+                                const interp_msg *const args[], interp_outcome outs[])
+{
+    return state_map(s, task_id, fn, n, args, outs, true);
 }
 
 void interp__state_idle(interp_state *s)

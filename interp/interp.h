@@ -188,6 +188,15 @@ void interp__state_set_park(interp_state *s, struct interp__park *p);
 size_t interp__state_map(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
                          const interp_msg *const args[], interp_outcome outs[]);
 
+/* interp__state_map where every item is a pack: args[i] holds one value per call, fn(value) is
+ * called for each in turn (each a call of its own for the watchdog and the sandbox), and the
+ * first result of each makes one value of outs[i].result, in order. When a call fails, the
+ * pack ends there (the calls after it in the pack do not run): outs[i] has that call's status
+ * and error, and outs[i].result holds one integer, the call's index in the pack (from 0), or
+ * is NULL (then say the first). */
+size_t interp__state_map_packed(interp_state *s, uint64_t task_id, const interp_fn *fn, size_t n,
+                                const interp_msg *const args[], interp_outcome outs[]);
+
 /* Any thread: stop run task_id with `reason` (INTERP_ERR_TIMEOUT, _CANCELLED or _SHUTDOWN) if
  * it is running on s, or as soon as it begins if it has not begun yet (the interrupt is
  * remembered for the next run if that run has this id; the most recent such interrupt is

@@ -11,11 +11,13 @@
 #include "lm.h"
 #include "msg_inner.h"
 #include "lua_ctx.h"
+#include "map_pack.h"
 
 typedef struct lm_pool {
     interp_pool *pool; /* NULL once destroyed (shutdown with wait, __close, __gc) */
     bool sandboxed;    /* functions as bytecode are refused before they are sent */
     int workers;
+    int mapping; /* pool:map calls of this pool running on this thread */
 } lm_pool;
 
 static const char *const new_keys[] = {
@@ -287,6 +289,7 @@ int interp__lm_pool_new(lua_State *L)
     p->pool = NULL;
     p->sandboxed = o.sandbox == INTERP_SANDBOX_SAFE;
     p->workers = 0;
+    p->mapping = 0;
     luaL_setmetatable(L, LM_POOL_MT);
     int obj = lua_gettop(L);
 
@@ -380,78 +383,155 @@ static int pool_submit(lua_State *L)
     return 1;
 }
 
-/* pool:map's inputs: list[1..n] (at index 3) encoded into in[] (small items into the box's
- * slab: one allocation for thousands); raises naming the item that cannot be copied. */
-static void map_inputs(lua_State *L, const char *where, lua_Integer n, lm_box *box, interp_msg **in,
-                       int *status)
+/* pool:map runs in packs (core/map_pack.h): this thread reads pack after pack of the list into
+ * one message each and writes each pack's results into the new list as the workers finish
+ * it, while they run the packs after it; one message per pack each way. Stack of pool_map:
+ * 1 pool, 2 function, 3 list, 4 options, then the ones below. */
+enum { MAP_OUT = 5, MAP_ERR = 6, MAP_BOX = 7 };
+/* Items per pack when chunksize is not given: about 8 packs per worker, at most this many. */
+#define MAP_PACK_AUTO_MAX 1024
+/* At most this many items per pack (a pack's values sit on the stack at once). */
+#define MAP_PACK_MAX 8192
+
+typedef struct map_run {
+    lua_State *L;
+    const char *where;
+    const interp_msg_opts *out_opts;
+    lua_Integer n, pack; /* items; items per pack */
+    bool raw;            /* the list has no metatable: raw reads, a third cheaper */
+    /* the pack being read or written, in protected calls */
+    lua_Integer first, k;
+    interp_msg *msg;
+    /* how it went */
+    bool list_failed;   /* an item could not be copied: its error is at MAP_ERR */
+    bool result_failed; /* a result could not be pushed: its error is at MAP_ERR */
+    int fail_status;    /* the first failed item: status, index from 1, text (box texts[0]) */
+    lua_Integer fail_item;
+    lm_box *box;
+} map_run;
+
+/* Protected (r, list, new list): list[first+1 .. first+k] into r->msg; raises naming the item that
+ * cannot be copied. */
+static int map_read_pack(lua_State *L)
 {
-    bool raw = !lua_getmetatable(L, 3); /* no __index to run: raw reads, a third cheaper */
-    if (!raw)
-        lua_pop(L, 1);
-    for (lua_Integer i = 0; i < n; i++) {
-        if (raw)
-            lua_rawgeti(L, 3, i + 1);
+    map_run *r = lua_touserdata(L, 1);
+    int k = (int)r->k;
+    luaL_checkstack(L, k + 2, r->where);
+    int base = lua_gettop(L) + 1;
+    for (int j = 1; j <= k; j++) {
+        if (r->raw)
+            lua_rawgeti(L, 2, r->first + j);
         else
-            lua_geti(L, 3, i + 1);
-        interp_msg_error err;
-        int rc = interp__msg_from_lua_slab(L, lua_gettop(L), 1, &interp__lm_msg_opts, NULL,
-                                           &box->slab, (size_t)(n - i) * 16, &in[i], &err);
-        if (rc != INTERP_OK) {
-            in[i] = NULL;
-            /* the codec names the value "[1]"; name it after its place in the list */
-            const char *why = err.text;
-            if (strncmp(why, "[1]", 3) == 0)
-                why += 3;
-            luaL_error(L, "%s: list[%I]%s%s", where, i + 1,
-                       (*why == '.' || *why == '[') ? "" : ": ", *why == ':' ? why + 2 : why);
-        }
-        lua_pop(L, 1);
-        status[i] = INTERP_OK;
+            lua_geti(L, 2, r->first + j);
     }
-}
-
-/* pool:map failed with rc: raise with the first failed item's error, or rc's. */
-static int map_failed(lua_State *L, const char *where, lua_Integer n, const int *status,
-                      char *const *texts, int rc)
-{
-    for (lua_Integer i = 0; i < n; i++) {
-        if (status[i] == INTERP_OK)
-            continue;
-        const char *text = texts[i] ? texts[i] : interp_strerror(status[i]);
-        if (status[i] == INTERP_ERR_SCRIPT)
-            return luaL_error(L, "%s: item %I failed: %s", where, i + 1, text);
-        return luaL_error(L, "%s: item %I failed (%s): %s", where, i + 1,
-                          interp_strerror(status[i]), text);
-    }
-    return rc_error(L, where, rc);
-}
-
-/* pool:map's results: a new list of each output's first value. The inputs are freed first;
- * each output is freed once converted (a memory error while converting leaves the rest to
- * the box's __gc). */
-static void map_results(lua_State *L, const char *where, const lm_pool *p, lua_Integer n,
-                        lm_box *box, interp_msg **out)
-{
-    interp__msg_free_many(box->msgs, (size_t)n);
-    interp__slab_release(box->slab); /* the inputs are gone: nothing more is made in it */
-    box->slab = NULL;
-    lua_createtable(L, n <= 0x7fffffff ? (int)n : 0x7fffffff, 0);
-    const interp_msg_opts *oo =
-        p->sandboxed ? &interp__lm_msg_opts_untrusted : &interp__lm_msg_opts;
-    luaL_checkstack(L, INTERP__MSG_SMALL_VALUES + 2, where);
-    for (lua_Integer i = 0; i < n; i++) {
-        if (out[i] && interp_msg_count(out[i]) > 0) {
-            /* scalars and strings without a decoder's set-up (the usual result) */
-            int got = interp__msg_push_small(L, out[i], oo->max_size);
-            if (got < 0)
-                got = interp_msg_push_lua(L, out[i], oo);
-            if (got != 1)
-                lua_pop(L, got - 1);   /* the first value; further results are dropped */
-            lua_rawseti(L, -2, i + 1); /* a fresh table: no metamethod to honour */
+    interp_msg_error err;
+    if (interp_msg_from_lua(L, base, k, &interp__lm_msg_opts, &r->msg, &err) == INTERP_OK)
+        return 0;
+    r->msg = NULL;
+    /* the codec names the value [j] from the pack's start; name it after its place in the list */
+    const char *why = err.text;
+    lua_Integer at = r->first + 1;
+    if (*why == '[') {
+        char *end;
+        unsigned long j = strtoul(why + 1, &end, 10);
+        if (*end == ']' && j >= 1 && j <= (unsigned long)k) {
+            at = r->first + (lua_Integer)j;
+            why = end + 1;
         }
     }
-    interp__msg_free_many(out, (size_t)n); /* kept until here: a memory error leaves them to
-                                              the box's __gc */
+    return luaL_error(L, "%s: list[%I]%s%s", r->where, at, (*why == '.' || *why == '[') ? "" : ": ",
+                      *why == ':' ? why + 2 : why);
+}
+
+/* Protected (r, list, new list): the values of r->msg into the new list at first+1 .. */
+static int map_write_pack(lua_State *L)
+{
+    map_run *r = lua_touserdata(L, 1);
+    luaL_checkstack(L, (int)interp_msg_count(r->msg) + 2, r->where);
+    int got = interp_msg_push_lua(L, r->msg, r->out_opts);
+    for (int j = got; j >= 1; j--)
+        lua_rawseti(L, 3, r->first + j); /* a fresh table: no metamethod to honour */
+    return 0;
+}
+
+/* Run f(r, list, new list) protected; on an error, keep it at MAP_ERR. */
+static bool map_protected(map_run *r, lua_CFunction f)
+{
+    lua_State *L = r->L;
+    lua_pushcfunction(L, f);
+    lua_pushlightuserdata(L, r);
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, MAP_OUT);
+    if (lua_pcall(L, 3, 0, 0) == LUA_OK)
+        return true;
+    lua_replace(L, MAP_ERR);
+    return false;
+}
+
+static bool map_next_pack(void *ud, size_t index, interp_msg **args)
+{
+    map_run *r = ud;
+    lua_Integer first = (lua_Integer)index * r->pack;
+    if (first >= r->n || r->list_failed)
+        return false;
+    r->first = first;
+    r->k = r->n - first < r->pack ? r->n - first : r->pack;
+    if (!map_protected(r, map_read_pack)) {
+        r->list_failed = true;
+        return false;
+    }
+    *args = r->msg;
+    r->msg = NULL;
+    return true;
+}
+
+static void map_on_pack(void *ud, size_t index, int status, interp_msg *result, const char *error)
+{
+    map_run *r = ud;
+    r->first = (lua_Integer)index * r->pack;
+    if (status == INTERP_OK && !r->fail_status && !r->result_failed) {
+        r->msg = result;
+        r->result_failed = !map_protected(r, map_write_pack);
+        r->msg = NULL;
+    } else if (status != INTERP_OK && !r->fail_status) {
+        lua_Integer sub = 0; /* the pack's call that failed */
+        interp_msg_iter it;
+        interp_msg_value v;
+        if (result && (it = interp_msg_iter_init(result), interp_msg_next(&it, &v)) &&
+            v.type == INTERP_MSG_INT && v.as.i >= 0)
+            sub = v.as.i;
+        r->fail_status = status;
+        r->fail_item = r->first + sub + 1;
+        const char *text = error ? error : interp_strerror(status);
+        size_t len = strlen(text) + 1;
+        r->box->texts[0] = malloc(len); /* NULL: the status's text is used */
+        if (r->box->texts[0])
+            memcpy(r->box->texts[0], text, len);
+    }
+    interp_msg_free(result);
+}
+
+/* pool:map failed: raise with the first failed item's error, or rc's. */
+static int map_failed(lua_State *L, const char *where, const map_run *r, int rc)
+{
+    if (!r->fail_status)
+        return rc_error(L, where, rc);
+    const char *text = r->box->texts[0] ? r->box->texts[0] : interp_strerror(r->fail_status);
+    if (r->fail_status == INTERP_ERR_SCRIPT)
+        return luaL_error(L, "%s: item %I failed: %s", where, r->fail_item, text);
+    return luaL_error(L, "%s: item %I failed (%s): %s", where, r->fail_item,
+                      interp_strerror(r->fail_status), text);
+}
+
+/* Items per pack: chunksize, or about 8 packs per worker. */
+static lua_Integer map_pack_size(lua_Integer n, size_t chunksize, int workers)
+{
+    lua_Integer pack = (lua_Integer)chunksize;
+    if (!pack) {
+        pack = n / ((lua_Integer)(workers > 0 ? workers : 1) * 8);
+        pack = pack > MAP_PACK_AUTO_MAX ? MAP_PACK_AUTO_MAX : pack;
+    }
+    return pack < 1 ? 1 : pack > MAP_PACK_MAX ? MAP_PACK_MAX : pack;
 }
 
 /* pool:map(f, list [, {chunksize=, timeout=}]) -> results */
@@ -472,41 +552,47 @@ static int pool_map(lua_State *L)
         if (interp_map_check_sizes(mo.chunksize, 0, &why) != INTERP_OK)
             return luaL_error(L, "%s: option %s", where, why);
     }
-    lua_settop(L, 3);
+    lua_settop(L, 4);
     lua_Integer n = luaL_len(L, 3);
     if (n < 0 || n > INT32_MAX) /* a __len may say anything: no size below may wrap */
         return luaL_error(L, "%s: the list's length %I is not from 0 to %d", where, n,
                           (int)INT32_MAX);
-
-    interp_fn fn;
+    lua_createtable(L, (int)n, 0); /* MAP_OUT */
+    lua_pushnil(L);                /* MAP_ERR */
+    map_run r = {.L = L, .where = where, .n = n, .box = interp__lm_box_new(L, 0, 1)};
+    interp_fn fn; /* what it needs is kept above MAP_BOX */
     interp__lm_check_fn(L, 2, where, p->sandboxed, &fn);
     if (n == 0) {
-        lua_newtable(L);
+        lua_settop(L, MAP_OUT);
         return 1;
     }
-    /* [0..n-1] inputs, [n..2n-1] outputs; texts: each item's error */
-    lm_box *box = interp__lm_box_new(L, 2 * (size_t)n, (size_t)n);
-    int *status = lua_newuserdatauv(L, (size_t)n * sizeof(int), 0);
-    interp_msg **in = box->msgs, **out = box->msgs + n;
-    map_inputs(L, where, n, box, in, status);
-    mo.status = status;
-    mo.errors = box->texts;
-    interp__lua_intr intr; /* Ctrl-C: the map cancels its items, then we raise */
+    r.out_opts = p->sandboxed ? &interp__lm_msg_opts_untrusted : &interp__lm_msg_opts;
+    r.pack = map_pack_size(n, mo.chunksize, p->workers);
+    r.raw = !lua_getmetatable(L, 3);
+    if (!r.raw)
+        lua_pop(L, 1);
+    mo.chunksize = 1;      /* a pack per job */
+    interp__lua_intr intr; /* Ctrl-C: the map cancels its packs, then we raise */
     interp__lua_intr_begin(L, &intr);
     mo.interrupted = interp__lua_intr_poll;
     mo.interrupted_ud = &intr;
+    size_t window = INTERP_MAP_WINDOW_CHUNKS * (size_t)(p->workers > 0 ? p->workers : 1);
     interp_pool *pool = live(L, p, where);
-    int rc =
-        fn.kind == INTERP_FN_NAME
-            ? interp_pool_map(pool, fn.text, (size_t)n, (const interp_msg *const *)in, out, &mo)
-            : interp_pool_map_fn(pool, &fn, (size_t)n, (const interp_msg *const *)in, out, &mo);
+    p->mapping++; /* Lua code run meanwhile (the list's metamethods, finalizers) cannot
+                     destroy the pool under the map */
+    int rc = interp__pool_map_packed(pool, &fn, map_next_pack, map_on_pack, &r, window, &mo);
+    p->mapping--;
     if (rc == INTERP_ERR_CANCELLED && interp__lua_intr_seen(&intr)) {
         interp__lua_intr_consume(&intr);
-        return interp__lua_intr_raise(L); /* the box's __gc frees what the map made */
+        return interp__lua_intr_raise(L);
     }
-    if (rc != INTERP_OK)
-        return map_failed(L, where, n, status, box->texts, rc);
-    map_results(L, where, p, n, box, out);
+    if (r.list_failed || (r.result_failed && rc == INTERP_OK && !r.fail_status)) {
+        lua_pushvalue(L, MAP_ERR);
+        return lua_error(L);
+    }
+    if (rc != INTERP_OK || r.fail_status)
+        return map_failed(L, where, &r, rc);
+    lua_settop(L, MAP_OUT);
     return 1;
 }
 
@@ -623,6 +709,14 @@ static int pool_shared(lua_State *L)
     return 1;
 }
 
+/* A map of the pool runs below on this thread (the caller is a finalizer or a metamethod of its
+ * list): waiting for the pool's tasks would wait for that map, and the pool must outlive it. */
+static void check_not_mapping(lua_State *L, lm_pool *p, const char *where)
+{
+    if (p->mapping)
+        luaL_error(L, "%s: a pool:map of this pool is running on this thread", where);
+}
+
 static void destroy(lm_pool *p)
 {
     interp_pool *pool = p->pool;
@@ -640,6 +734,8 @@ static int pool_shutdown(lua_State *L)
     bool cancel = lua_toboolean(L, 3);
     if (!p->pool)
         return 0;
+    if (wait)
+        check_not_mapping(L, p, "pool:shutdown");
     int rc = interp_pool_shutdown(p->pool, wait, cancel);
     if (rc != INTERP_OK)
         return interp__lm_status_error(L, "pool:shutdown", rc);
@@ -654,6 +750,7 @@ static int pool_close(lua_State *L)
 {
     lm_pool *p = luaL_checkudata(L, 1, LM_POOL_MT);
     if (p->pool) {
+        check_not_mapping(L, p, "pool:__close");
         interp_pool_shutdown(p->pool, true, !lua_isnoneornil(L, 2));
         destroy(p);
     }

@@ -64,6 +64,36 @@ assert(not ok and err:find("expected a function or the name", 1, true), err)
 ok, err = pcall(pool.map, pool, "square", {1, io.stdout})
 assert(not ok and err:find("list[2]", 1, true) and err:find("userdata", 1, true), err)
 
+-- items travel in packs (one message per pack each way): errors still name the item
+local many = {}
+for i = 1, 3000 do many[i] = i end
+ok, err = pcall(pool.map, pool, function(x) if x == 2500 or x == 2600 then error("bad " .. x) end
+  return x end, many, {chunksize = 1000})
+assert(not ok and err:find("item 2500 failed", 1, true) and err:find("bad 2500", 1, true), err)
+ok, err = pcall(pool.map, pool, function(x) if x == 1500 then return coroutine.create(print) end
+  return x end, many)
+assert(not ok and err:find("item 1500 failed", 1, true) and err:find("cannot copy", 1, true), err)
+many[2500] = io.stdout
+ok, err = pcall(pool.map, pool, "square", many, {chunksize = 1000})
+assert(not ok and err:find("list[2500]", 1, true) and err:find("userdata", 1, true), err)
+many[2500] = 2500
+local out7 = pool:map("square", many, {chunksize = 7})
+for i = 1, 3000 do assert(out7[i] == i * i, "item " .. i) end
+-- a sandboxed call sees a fresh environment, call by call, inside a pack
+local sb <close> = ip.new{workers = 2, sandbox = true,
+  init = "function probe(x) local was = seen; seen = x; return was == nil end"}
+local fresh = sb:map("probe", many, {chunksize = 500})
+for i = 1, 3000 do assert(fresh[i] == true, "item " .. i) end
+
+-- the pool cannot be shut down under its own map (a metamethod of the list tries)
+local victim = ip.new{workers = 1, init = "function id(x) return x end"}
+local tricky = setmetatable({}, {__len = function() return 3 end,
+  __index = function(_, i) if i == 2 then victim:shutdown() end return i end})
+ok, err = pcall(victim.map, victim, "id", tricky)
+assert(not ok and err:find("running on this thread", 1, true), err)
+assert(victim:map("id", {4})[1] == 4, "the pool still works")
+victim:shutdown()
+
 -- an overall timeout: items not finished in time fail
 local slow <close> = ip.new{workers = 1, init = "function spin() while true do end end"}
 ok, err = pcall(slow.map, slow, "spin", {1, 2}, {timeout = 0.1})
