@@ -180,6 +180,14 @@ typedef struct interp__worker {
     _Atomic double slice_hold;
     uint64_t asked_id;
     double asked_at;
+    /* A context made runnable by the call this worker runs (a post or call to an idle one,
+     * ctx.c), kept to run next on this thread instead of going through the queue: no other
+     * thread's wake-up, no state moving between caches. Stored by the worker only; taken by
+     * it once its job ends, or pushed to the queue by the watchdog (the preempt tick, an
+     * abandonment), so it waits at most a tick for a long call. */
+    _Atomic(struct interp__job *) held;
+    unsigned handoffs; /* worker thread only: held jobs run since its last pop */
+    bool may_hold;     /* worker thread only: it runs a context whose slices are ticked */
 } interp__worker;
 
 /* Start the worker of `slot` (a new thread; it gets its state as `kind` says, start.h), for
@@ -189,6 +197,12 @@ int interp__worker_spawn(struct interp_pool *pool, int slot, int kind);
 void interp__worker_release(interp__worker *w);
 /* True on a worker or watchdog thread of pool (those must not wait for pool's workers). */
 bool interp__on_pool_thread(const struct interp_pool *pool);
+/* Keep job (a context made runnable) to run next on the calling thread, when it is a worker
+ * of pool allowed to (may_hold, nothing held yet, and fewer than INTERP__HOLD_MAX held jobs in
+ * a row while the queue has other work). false: push it to the queue as usual. */
+bool interp__worker_hold(struct interp_pool *pool, struct interp__job *job);
+/* Push w's held job, if any, to the queue (any thread; pool->mu may be held). */
+void interp__worker_flush_held(interp__worker *w);
 /* Name the calling thread "<prefix>-<slot>" (slot < 0: "<prefix>-wd"). */
 void interp__name_thread(const struct interp_pool *pool, int slot);
 void interp__set_pool_thread(const struct interp_pool *pool);
@@ -432,6 +446,9 @@ bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg 
 
 /* Calls a worker runs from one context before it gives its thread to the next job. */
 #define INTERP__CTX_BATCH 8
+/* Held jobs a worker runs in a row (interp__worker_hold) before the queue's others get a
+ * turn. */
+#define INTERP__HOLD_MAX 64
 
 /* A context's job (interp__ctx_ops) runs a batch of its calls on the worker that popped it
  * (its state stands in w's slot meanwhile), then requeues it if calls are left; aborted, its

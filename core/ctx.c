@@ -367,7 +367,9 @@ static int enqueue(interp_ctx *ctx, const interp_task *task, bool post, interp_f
         /* idle means no calls were waiting: f is the only one */
         ctx->phase = CTX_ACTIVE;
         atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
-        rc = interp__queue_push(&pool->q, &ctx->job, -1, false, &grow);
+        /* made by a call a worker runs: that worker runs it next (interp__worker_hold) */
+        if (!interp__worker_hold(pool, &ctx->job))
+            rc = interp__queue_push(&pool->q, &ctx->job, -1, false, &grow);
         if (rc != INTERP_OK) {
             ctx->head = ctx->tail = NULL;
             ctx->n_queued = 0;
@@ -480,6 +482,7 @@ void interp__ctx_preempt_tick(interp__timer *t, double now)
         if (end == 0)
             continue;
         any = true;
+        interp__worker_flush_held(w); /* kept since this tick at most: the others may take it */
         if (others && now >= end && w->state)
             preempt_locked(w, now);
     }
@@ -689,6 +692,7 @@ static bool ctx_run(interp__worker *w, interp__job *job)
     w->state = ctx->state; /* under the pool lock: interrupters and stats read it */
     interp__mutex_unlock(&pool->mu);
     unsigned saved_tasks = w->tasks_on_state;
+    w->may_hold = isfinite(ctx->time_slice); /* the preempt tick bounds what it holds */
 
     bool alive = true, parked = false;
     for (int n = 0;; n++) {
@@ -743,6 +747,7 @@ static bool ctx_run(interp__worker *w, interp__job *job)
     }
 
     w->tasks_on_state = saved_tasks;
+    w->may_hold = false;
     interp__mutex_lock(&pool->mu);
     w->state = own;
     interp__mutex_unlock(&pool->mu);
@@ -764,8 +769,9 @@ static void ctx_abort(interp__job *job, int status, const char *text)
     ctx->n_queued = 0;
     ctx->phase = CTX_IDLE;
     interp__mutex_unlock(&ctx->mu);
-    if (cur) { /* begun, between two slices: it never goes on (no worker holds the state) */
-        interp__state_call_drop(ctx->state);
+    if (cur) { /* begun, between two slices: it never goes on (no worker holds the state), but
+                * its <close> handlers run here, bounded by the grace */
+        interp__state_call_close(ctx->state, ++ctx->last_id, INTERP_ERR_SHUTDOWN);
         interp__ctx_wait_end(ctx);
         interp__future_end(cur, -1, status, NULL, interp__dup_text(text), NULL);
         count_outcome(ctx, cur);

@@ -128,6 +128,7 @@ static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *jo
     int running = atomic_fetch_add_explicit(&pool->abandoned_running, 1, memory_order_relaxed) + 1;
     atomic_fetch_add_explicit(&pool->st_replaced, 1, memory_order_relaxed);
     job->ops->abandoned(job, reason); /* the worker keeps its reference to the job */
+    interp__worker_flush_held(w);     /* a context it kept to run next goes to the others */
     interp__worker_release(w);        /* the slot's reference */
     /* Replace it unless the pool is closed and has nothing left to run. */
     bool spawn = false;

@@ -19,6 +19,43 @@ bool interp__on_pool_thread(const interp_pool *pool) { return tl_pool == pool; }
 
 void interp__set_pool_thread(const interp_pool *pool) { tl_pool = pool; }
 
+/* The worker running on this thread (NULL: none). */
+static _Thread_local interp__worker *tl_worker;
+
+bool interp__worker_hold(interp_pool *pool, interp__job *job)
+{
+    interp__worker *w = tl_worker;
+    if (!w || w->pool != pool || !w->may_hold ||
+        atomic_load_explicit(&w->held, memory_order_relaxed) ||
+        atomic_load_explicit(&pool->q.closed_flag, memory_order_relaxed))
+        return false;
+    if (w->handoffs >= INTERP__HOLD_MAX && interp__queue_count(&pool->q) > 0)
+        return false; /* others wait: this one goes behind them */
+    atomic_store_explicit(&w->held, job, memory_order_release);
+    return true;
+}
+
+void interp__worker_flush_held(interp__worker *w)
+{
+    interp__job *job = atomic_exchange_explicit(&w->held, NULL, memory_order_acq_rel);
+    if (job)
+        interp__queue_push_ready(&w->pool->q, job, false, NULL);
+}
+
+/* The next job: the one held, else the queue's. NULL with *idled or at the end as
+ * interp__queue_pop. */
+static interp__job *next_job(interp__worker *w, bool busy, bool *idled, bool *starting)
+{
+    interp__job *job = atomic_exchange_explicit(&w->held, NULL, memory_order_acq_rel);
+    if (job) {
+        *idled = false;
+        w->handoffs++;
+        return job;
+    }
+    w->handoffs = 0;
+    return interp__queue_pop(&w->pool->q, busy ? INTERP__WORKER_IDLE_S : 0, idled, starting);
+}
+
 void interp__name_thread(const interp_pool *pool, int slot)
 {
     char name[32];
@@ -114,6 +151,7 @@ static void *worker_main(void *arg)
     interp__worker *w = arg;
     interp_pool *pool = w->pool;
     interp__set_pool_thread(pool);
+    tl_worker = w;
     interp__name_thread(pool, w->slot);
     atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_relaxed);
     char *err = NULL;
@@ -127,8 +165,7 @@ static void *worker_main(void *arg)
     bool starting = interp__start_counts(w); /* until the first pop takes it off the count */
     for (;;) {
         bool idled;
-        interp__job *job =
-            interp__queue_pop(&pool->q, busy ? INTERP__WORKER_IDLE_S : 0, &idled, &starting);
+        interp__job *job = next_job(w, busy, &idled, &starting);
         if (idled) { /* nothing to run for a while: let go of memory kept for the next tasks */
             interp__state_idle(w->state);
             interp__stack_trim(stack_lo);
@@ -156,6 +193,7 @@ exit_joinable:
 exit_abandoned:
     /* Detached by the watchdog, which already ended our job and started a replacement. Only
      * reference-counted memory is touched from here on. */
+    interp__worker_flush_held(w); /* held after the watchdog's look, if ever */
     drop_state(w);
     atomic_fetch_sub_explicit(&pool->abandoned_running, 1, memory_order_relaxed);
     interp__worker_release(w); /* may free the pool if it was destroyed meanwhile */
@@ -169,6 +207,7 @@ int interp__worker_spawn(interp_pool *pool, int slot, int kind)
         return INTERP_ERR_NOMEM;
     atomic_init(&w->refs, 2); /* slot + thread */
     atomic_init(&w->cur_task, 0);
+    atomic_init(&w->held, NULL);
     interp__pool_retain(pool);
     w->pool = pool;
     w->slot = slot;

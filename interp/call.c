@@ -561,16 +561,24 @@ static int co_body(lua_State *L)
     return co_body_k(L, st, 0);
 }
 
-/* Protected, on the main thread: the coroutine for a call, made and anchored once. */
+/* Protected, on the main thread: a new coroutine for calls, anchored in the registry. */
 static int co_make(lua_State *L)
 {
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &co_key) == LUA_TTHREAD)
-        return 1;
-    lua_pop(L, 1);
     lua_newthread(L);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &co_key);
     return 1;
+}
+
+/* Is s->co still the coroutine the registry anchors? (The full profile's debug.getregistry
+ * reaches the entry: a script may have dropped or replaced it.) Allocates nothing. */
+static bool co_anchored(interp_state *s)
+{
+    lua_State *L = s->L;
+    bool ok = s->co && lua_rawgetp(L, LUA_REGISTRYINDEX, &co_key) == LUA_TTHREAD &&
+              lua_tothread(L, -1) == s->co;
+    lua_settop(L, 0);
+    return ok;
 }
 
 /* Forget the coroutine (it died, or holds a call that will not go on); the next call makes a
@@ -648,20 +656,23 @@ int interp__state_call_begin(interp_state *s, uint64_t task_id, const interp_fn 
     *irq = 0;
     if (!precheck(s, fn, out))
         return INTERP__STEP_DONE;
-    interp__co_run *r = calloc(1, sizeof *r);
+    interp__co_run *r = malloc(sizeof *r); /* not calloc: glibc's calloc skips its cache */
     lua_State *L = s->L;
-    lua_settop(L, 0);
-    lua_pushcfunction(L, co_make);
-    if (!r || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    if (r && !co_anchored(s)) { /* the first call, or the coroutine was forgotten */
+        s->co = NULL;
+        lua_pushcfunction(L, co_make);
+        if (lua_pcall(L, 0, 1, 0) == LUA_OK)
+            s->co = lua_tothread(L, -1); /* the registry anchors it */
         lua_settop(L, 0);
+    }
+    if (!r || !s->co) {
         free(r);
         out->status = INTERP_ERR_NOMEM;
         out->error = interp__strdupf("not enough memory");
         return INTERP__STEP_DONE;
     }
-    s->co = lua_tothread(L, -1);
-    lua_settop(L, 0); /* the registry anchors it */
     r->c = (run_ctx){.s = s, .fn = fn, .outs = out, .n = 1};
+    r->out = out;
     r->arg[0] = args;
     s->co_run = r;
     if (s->ctx.park) {
@@ -694,6 +705,26 @@ void interp__state_call_drop(interp_state *s)
         interp__park_resumed(s->ctx.park);
     co_forget(s);
     co_end(s);
+}
+
+void interp__state_call_close(interp_state *s, uint64_t task_id, int reason)
+{
+    if (!s || !s->co_run)
+        return;
+    if (s->ctx.park)
+        interp__park_resumed(s->ctx.park);
+    co_end(s); /* nothing parks from here */
+    lua_State *co = s->co;
+    if (co_anchored(s)) { /* else a script dropped it: nothing of it is left to close */
+        interp__irq_begin_closing(s, &task_id, co, reason);
+#if LUA_VERSION_RELEASE_NUM >= 50406
+        lua_closethread(co, s->L);
+#else
+        lua_resetthread(co); /* Lua 5.4.4 and 5.4.5 */
+#endif
+        interp__irq_end(s);
+    }
+    co_forget(s);
 }
 
 void interp__state_set_park(interp_state *s, struct interp__park *p) { s->ctx.park = p; }

@@ -280,6 +280,22 @@ void interp__irq_begin_on(interp_state *s, uint64_t task_id, lua_State *base)
     interp__mutex_unlock(&s->irq_mu);
 }
 
+void interp__irq_begin_closing(interp_state *s, uint64_t *task_id, lua_State *base, int reason)
+{
+    if (!*task_id)
+        *task_id = s->last_task + 1;
+    interp__irq_begin_on(s, *task_id, base);
+    interp__mutex_lock(&s->irq_mu);
+    if (!interp__cancel_reason(&s->cancel))
+        fire_locked(s, reason);
+    /* as after the first raise: the grace runs from now */
+    atomic_store_explicit(&s->escalate_at, interp__irq_grace_end(s), memory_order_relaxed);
+    atomic_store_explicit(&s->raised, true, memory_order_relaxed);
+    interp__mutex_unlock(&s->irq_mu);
+    /* a suspended coroutine is left alone by the interrupt's pass: this thread holds it */
+    arm(base, hook_count(s));
+}
+
 int interp__irq_end(interp_state *s)
 {
     interp__mutex_lock(&s->irq_mu);

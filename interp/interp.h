@@ -174,6 +174,13 @@ void interp__state_preempt(interp_state *s, uint64_t task_id);
 /* Drop the call in progress without running it further (its pending <close> handlers never
  * run; the park's registrations are dropped). No effect without one. */
 void interp__state_call_drop(interp_state *s);
+/* End the call in progress without running it further, but close its coroutine first: its
+ * pending <close> handlers run on the calling thread (protected: their errors are dropped)
+ * under an interrupt `reason` already in its grace (run id task_id: it must differ from the
+ * state's other runs; 0: one is picked), so after the pool's cancel_grace every instruction
+ * raises and a handler that loops cannot hold the thread. The caller holds the state (no
+ * worker runs it). No effect without a call in progress. */
+void interp__state_call_close(interp_state *s, uint64_t task_id, int reason);
 /* Before the first call: the park through which s's waits park its calls (NULL: none). */
 struct interp__park;
 void interp__state_set_park(interp_state *s, struct interp__park *p);

@@ -129,6 +129,10 @@ void interp__irq_begin(interp_state *s, uint64_t task_id);
 void interp__preempt_disarm(lua_State *co);
 /* The same for a run whose base thread is the coroutine `base` (a context's call). */
 void interp__irq_begin_on(interp_state *s, uint64_t task_id, lua_State *base);
+/* Begin run task_id on base already interrupted with reason and in its grace (its <close>
+ * handlers run; after cancel_grace every instruction raises): for closing a dropped call.
+ * *task_id 0: an id is picked (stored back). End it with interp__irq_end. */
+void interp__irq_begin_closing(interp_state *s, uint64_t *task_id, lua_State *base, int reason);
 int interp__irq_end(interp_state *s);
 /* Protected, once the profile is open: record what the hook needs (pcall, xpcall, the value
  * a defused <close> slot gets). */

@@ -211,8 +211,8 @@ void interp__state_destroy(interp_state *s)
 {
     if (!s)
         return;
-    interp__state_call_drop(s); /* a call left suspended: its registrations go */
-    lua_close(s->L);            /* frees the coroutines through the allocator and the set */
+    interp__state_call_close(s, 0, INTERP_ERR_SHUTDOWN); /* a call left suspended: closed */
+    lua_close(s->L); /* frees the coroutines through the allocator and the set */
     interp__free_warn(s);
     free_parts(s);
 }
