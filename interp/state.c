@@ -1,6 +1,7 @@
 /* state.c - create and destroy a worker state: allocator, extra-space context, profile,
  * initializer (from the pool's cached bytecode). */
 #include <lauxlib.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,7 +172,15 @@ static int open_lua(interp_state *s, char **err)
     interp__lua_ctx_set(s->L, &s->ctx);
     s->alloc.threads = &s->threads; /* from now on: every coroutine is kept in the set */
 
-    int rc = protected_step(s, check_threads, "", err);
+    /* A property of the Lua library: checked by the first state of the process only (the
+     * coroutine it makes would stay in every state's heap until a collection). */
+    static atomic_int threads_ok; /* 0: not checked yet, 1: checked, as Lua 5.4 does */
+    int rc = INTERP_OK;
+    if (!atomic_load_explicit(&threads_ok, memory_order_acquire)) {
+        rc = protected_step(s, check_threads, "", err);
+        if (rc == INTERP_OK)
+            atomic_store_explicit(&threads_ok, 1, memory_order_release);
+    }
     if (rc == INTERP_OK)
         rc = protected_step(s, open_libs, "initializer failed: ", err);
     if (rc == INTERP_OK && interp__hostlibs_wanted(s->sh))

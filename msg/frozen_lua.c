@@ -21,6 +21,7 @@
 #include "interp_msg_lua.h"
 
 static const char STATE_KEY = 0; /* registry: {cache, table and buffer metatables, next, cfg} */
+static const char CFG_KEY = 0;   /* registry: the cfg block, until the per-state table holds it */
 enum { S_CACHE = 1, S_TABLE_MT = 2, S_BUF_MT = 3, S_NEXT = 4, S_CFG = 5 };
 
 const interp_frozen *interp__frozen_toobj(lua_State *L, int idx)
@@ -265,6 +266,13 @@ static void push_state(lua_State *L)
     interp__fz_tag_init();
     lua_createtable(L, 5, 0);
     int st = lua_gettop(L);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &CFG_KEY) != LUA_TNIL) { /* a worker's state */
+        lua_rawseti(L, st, S_CFG);
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &CFG_KEY);
+    } else {
+        lua_pop(L, 1);
+    }
     lua_pushvalue(L, st);
     lua_pushcclosure(L, t_next, 1);
     lua_rawseti(L, st, S_NEXT);
@@ -541,10 +549,12 @@ void interp__frozen_lua_register(lua_State *L, const interp__frozen_lua_cfg *cfg
     cfg_block *c = lua_newuserdatauv(L, sizeof *c, 0);
     c->cfg = *cfg;
     int cu = lua_gettop(L);
-    push_state(L); /* sets the tags' secret */
+    interp__fz_tag_init();
     c->tag = interp__fz_tag(c, FZ_CFG);
+    /* The per-state table and its metatables (2.5 KiB) are made by the first view or frozen
+     * call (push_state), which moves the block there: most states never see a frozen value. */
     lua_pushvalue(L, cu);
-    lua_rawseti(L, cu + 1, S_CFG);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &CFG_KEY);
     lua_pushvalue(L, cu);
     lua_pushcclosure(L, l_freeze, 1);
     lua_setfield(L, cu - 1, "freeze");
