@@ -36,6 +36,7 @@
 #include "msg_lua_impl.h"
 #include "msg_plan.h"
 #include "msg_shstr.h"
+#include "msg_step.h"
 
 enum { DEFAULT_DEPTH = 200, INLINE_FRAMES = 64, FAST_VALUES = 32, MAX_VALUES = 1000000 };
 /* Map keys repeat (records): the last short keys seen are kept in stack slots, so a repeated
@@ -319,37 +320,36 @@ static void push_key(dec *d, const char *s, size_t len)
 }
 
 /* read_value's extension types at d->p (c: the first byte): a reference, a function, a shared
- * string, a frozen value. */
+ * string, a frozen value; their layout is msg_step.h's. */
 static bool read_ext(dec *d, unsigned char c)
 {
     lua_State *L = d->L;
-    int8_t type;
-    uint32_t len;
-    interp__msg_ext_header(&d->p, &type, &len);
-    if (type == INTERP_MSG_EXT_REF) {
-        uint64_t back = interp__msg_ref_distance(d->p, len);
-        d->p += len;
-        push_object(d, back);
+    interp__msg_head h;
+    if (interp__msg_head_step(&d->p, d->base + d->size, &h) != INTERP__MSG_FAULT_NONE)
+        dfail(d, INTERP_ERR_DECODE, "invalid byte 0x%02x", c); /* not in a validated message */
+    switch (h.ext) {
+    case INTERP_MSG_EXT_REF:
+        push_object(d, h.as.ref);
         return true;
-    }
-    if (type == INTERP_MSG_EXT_FUNCTION)
+    case INTERP_MSG_EXT_FUNCTION:
+        d->p = h.ptr; /* its payload, read item by item */
         return open_function(d);
-    if (type == INTERP__MSG_EXT_SHARED) { /* a shared string: its one copy is this push */
+    case INTERP__MSG_EXT_SHARED: { /* a shared string: its one copy is this push */
         size_t n;
-        const char *s = interp__shstr_bytes(d->p, &n);
-        d->p += len;
+        const char *s = interp__shstr_bytes(h.ptr, &n);
         INTERP__STEPS(n / 64);
         lua_pushlstring(L, s, n);
         return true;
     }
-    if (type == INTERP_MSG_EXT_FROZEN) { /* a view; the message keeps its own reference */
+    case INTERP_MSG_EXT_FROZEN: { /* a view; the message keeps its own reference */
         const interp_frozen *o;
-        memcpy(&o, d->p, sizeof o);
-        d->p += len;
+        memcpy(&o, h.ptr, sizeof o);
         interp__frozen_push(L, o);
         return true;
     }
-    dfail(d, INTERP_ERR_DECODE, "invalid byte 0x%02x", c); /* not in a validated message */
+    default: /* the step knows no other */
+        dfail(d, INTERP_ERR_DECODE, "invalid byte 0x%02x", c);
+    }
 }
 
 /* Read the value at d->p: push it (true), or open a container or function whose elements

@@ -61,60 +61,6 @@
  */
 enum { INTERP__MSG_UPV_VALUE = 0, INTERP__MSG_UPV_GLOBALS = 1, INTERP__MSG_UPV_JOIN = 2 };
 
-/* Read the header of the ext value at *p in bytes already validated: sets *type and *len
- * (payload length) and advances *p to the payload. The caller has checked that the first
- * byte is an ext header (0xc7..0xc9, 0xd4..0xd8). */
-static inline void interp__msg_ext_header(const char **p, int8_t *type, uint32_t *len)
-{
-    const unsigned char *s = (const unsigned char *)*p;
-    switch (s[0]) {
-    case 0xd4:
-        *len = 1;
-        s += 1;
-        break;
-    case 0xd5:
-        *len = 2;
-        s += 1;
-        break;
-    case 0xd6:
-        *len = 4;
-        s += 1;
-        break;
-    case 0xd7:
-        *len = 8;
-        s += 1;
-        break;
-    case 0xd8:
-        *len = 16;
-        s += 1;
-        break;
-    case 0xc7:
-        *len = s[1];
-        s += 2;
-        break;
-    case 0xc8:
-        *len = (uint32_t)s[1] << 8 | s[2];
-        s += 3;
-        break;
-    default: /* 0xc9 */
-        *len = (uint32_t)s[1] << 24 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 8 | s[4];
-        s += 5;
-        break;
-    }
-    *type = (int8_t)s[0];
-    *p = (const char *)s + 1;
-}
-
-/* The distance held by a validated REF payload of `len` (1, 2, 4 or 8) bytes. */
-static inline uint64_t interp__msg_ref_distance(const char *payload, uint32_t len)
-{
-    const unsigned char *s = (const unsigned char *)payload;
-    uint64_t v = 0;
-    for (uint32_t i = 0; i < len; i++)
-        v = v << 8 | s[i];
-    return v;
-}
-
 /* Flags summarising what a message holds, so that a decoder can skip work it does not need. */
 enum {
     INTERP__MSG_HAS_REFS = 1u,      /* at least one INTERP_MSG_EXT_REF or upvalue JOIN */

@@ -13,6 +13,7 @@
 
 #include "msg_impl.h"
 #include "msg_plan.h"
+#include "msg_step.h"
 
 #ifdef INTERP_MSG_STEPS
 _Thread_local uint64_t interp__msg_steps;
@@ -331,18 +332,16 @@ static bool plan_value(planner *pl, const char **pp, const char *end, int functi
         break;
     }
     case MP_EXT: {
-        int8_t type;
-        uint32_t len;
-        interp__msg_ext_header(&p, &type, &len);
-        if (type != INTERP_MSG_EXT_FUNCTION) { /* references, and types to come: opaque */
-            p += len;
+        interp__msg_head h;
+        interp__msg_fault fault = interp__msg_head_step(&p, end, &h);
+        if (!fault && h.ext != INTERP_MSG_EXT_FUNCTION) /* references, handles: opaque */
             break;
-        }
-        if (!functions) { /* the decoder stops here: no later map is ever made */
+        if (fault || !functions) { /* the decoder stops here: no later map is ever made */
             *stopped = true;
             p = end;
             break;
         }
+        p = h.ptr; /* the function's payload, item by item */
         uint32_t blen;
         mp_decode_bin(&p, &blen);
         pl->steps += blen / 64;
