@@ -87,9 +87,11 @@ void interp__backend_chunk_end(interp__job *job, interp_outcome *outs, int statu
         interp__chunk_release(c);
         return;
     }
-    for (size_t i = 0; i < c->n; i++) {
+    for (size_t i = 0; outs != c->outs && i < c->n; i++) {
         c->outs[i] = outs[i];
         memset(&outs[i], 0, sizeof outs[i]);
     }
     interp__chunk_complete(job);
 }
+
+interp_outcome *interp__backend_chunk_slots(interp__job *job) { return ((map_chunk *)job)->outs; }

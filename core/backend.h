@@ -78,6 +78,9 @@ void interp__backend_task_end(interp__job *job, int status, interp_msg *result, 
  * here). With outs NULL every item ends with `status` and the text of the map's stop (a map
  * timeout). */
 void interp__backend_chunk_end(interp__job *job, interp_outcome *outs, int status);
+/* A taken chunk's own outcome slots (its n items', zeroed), for a backend that fills them in
+ * place and ends the chunk with interp__backend_chunk_end(job, slots, 0) (no copy). */
+interp_outcome *interp__backend_chunk_slots(interp__job *job);
 /* A taken job that must not be sent after all: INTERP_ERR_CANCELLED for a task whose cancel
  * was requested, INTERP_ERR_TIMEOUT for a chunk whose map has timed out; else 0. (An interrupt
  * that came while the backend was taking the job may have found nothing to interrupt.) */

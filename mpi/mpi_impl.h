@@ -56,9 +56,13 @@ void wb_f64(wbuf *b, double v);
 /* A length-prefixed byte string; data NULL: the "absent" mark. */
 void wb_blob(wbuf *b, const void *data, size_t n);
 void wb_msg(wbuf *b, const interp_msg *m);
-/* m (may be NULL, must hold no frozen handle) for rb_item: u32 size (UINT32_MAX: absent),
- * u32 count, u32 flags (interp__msg_wire's), its bytes. Marks b failed when out of memory. */
-void wb_item(wbuf *b, const interp_msg *m);
+/* The records of ms[0..n) (msg_inner.h: pointers stride bytes apart, entries may be NULL, none
+ * may hold frozen handles). Marks b failed when out of memory (or one holds handles). */
+void wb_records(wbuf *b, const interp_msg *const *ms, size_t stride, size_t n);
+/* The same when interp__msg_wire_bytes said `bytes` and that none holds handles. */
+void wb_records_sized(wbuf *b, const interp_msg *const *ms, size_t stride, size_t n, size_t bytes);
+/* n records of no message. */
+void wb_absent(wbuf *b, size_t n);
 void wb_text(wbuf *b, const char *s);
 
 typedef struct rbuf {
@@ -76,23 +80,22 @@ bool rb_blob(rbuf *b, const char **data, size_t *n);
 /* Decode a message blob (validated; functions accepted: the bytes come from a rank of this
  * job); *m NULL when absent. INTERP_OK or the decode error. */
 int rb_msg(rbuf *b, int max_depth, interp_msg **m);
-/* A message that wb_item wrote (bytes trusted as this program's own: not validated again),
- * small ones carved from *slab (of cache, may be NULL; one allocation for many; the caller
- * releases the slab with
- * interp__slab_release once done decoding; each message is still freed on its own with
- * interp_msg_free); *m NULL when absent. INTERP_OK, INTERP_ERR_DECODE when b ends early,
- * INTERP_ERR_NOMEM. */
-int rb_item(rbuf *b, interp__slab_cache *cache, interp__slab **slab, interp_msg **m);
+/* Make out[0..n) (stride bytes apart) from the records wb_records wrote (msg_inner.h:
+ * interp__msg_wire_take; the caller releases *slab with interp__slab_release once done).
+ * INTERP_OK, INTERP_ERR_DECODE (b marked failed), INTERP_ERR_NOMEM. */
+int rb_records(rbuf *b, interp__slab_cache *cache, interp__slab **slab, size_t n, interp_msg **out,
+               size_t stride);
 /* A text blob as a malloc'd NUL-terminated string (NULL when absent). */
 char *rb_text(rbuf *b);
 
 /* A unit of work on the wire: WORK = u64 id, u8 kind (1 task, 2 chunk), u8 fn kind,
  * u8 stop_on_error, u8 frozen, f64 timeout (task: seconds, <= 0 none), blob fn (name, source
- * or function message), u64 n, n items (a task has one, its arguments): frozen 0: each as
- * wb_item writes it; frozen 1: each a message blob (validated there) followed by its
+ * or function message), u64 n, then the n items (a task has one, its arguments): frozen 0:
+ * their records (wb_records); frozen 1: each a message blob (validated there) followed by its
  * placeholder list (fzs_put_msg).
- * DONE = u64 id, u64 n, n x (i32 status, then INTERP_OK: the result as wb_item writes it;
- * else error text blob, error value blob). */
+ * DONE = u64 id, u64 n, u32 f, f x (u64 index, i32 status, error text blob, error value blob)
+ * for the items that failed (indexes rising), then the n results' records (a failed item's
+ * absent). */
 enum { UNIT_TASK = 1, UNIT_CHUNK = 2 };
 
 /* ---- frozen values sent once to each rank (frozen_send.c) --------------------------------- */
@@ -213,8 +216,11 @@ static inline double busy_cap(double quiet)
 typedef struct reply {
     struct reply *next;
     uint64_t id;
-    wbuf buf;             /* the whole DONE message */
-    interp_outcome *outs; /* instead, a direct chunk's outcomes (srv_chunk_direct) */
+    wbuf buf; /* the whole DONE message */
+    /* instead, a direct chunk's outcomes (srv_chunk_direct): its local map's arrays, n each */
+    interp_msg **out;
+    int *status;
+    char **errors;
     size_t n;
 } reply;
 
@@ -233,7 +239,7 @@ void srv_frozen_put(srv *s, uint64_t id, interp_frozen *obj);
 /* TAG_FORGET. */
 void srv_forget(srv *s, uint64_t id);
 /* The root's own server: run a chunk without the wire. fn and items are borrowed until its
- * reply (outs, not buf) is taken; the reply's outcomes are the local map's own results. */
+ * reply (out, not buf) is taken; the reply's outcomes are the local map's own results. */
 void srv_chunk_direct(srv *s, uint64_t id, const interp_fn *fn, size_t n,
                       const interp_msg *const *items, bool stop_on_error);
 /* Interrupt unit id (0: every unit, and the local pool shuts down now: reason SHUTDOWN). */

@@ -75,9 +75,7 @@ typedef struct root {
     fzsend fz;          /* frozen values sent to the ranks (frozen_send.c) */
     fzs_target fz_remote, fz_local;
     double fz_swept;           /* when the cache was last swept */
-    interp_outcome *outs;      /* on_done's (outcomes) */
     interp__slab_cache *slabs; /* of the results (NULL: none) */
-    size_t outs_cap;
 } root;
 
 static size_t unit_items(const unit *u) { return u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n; }
@@ -235,12 +233,8 @@ static int send_unit(root *r, unit *u)
     bool frozen = false;
     size_t need = 64 + (w->fn->kind == INTERP_FN_FUNCTION ? interp_msg_size(w->fn->function)
                                                           : strlen(w->fn->text));
-    for (size_t i = 0; i < n; i++) {
-        const interp_msg *m = items ? items[i] : NULL;
-        need += 12 + (m ? interp_msg_size(m) : 0);
-        frozen |= fzs_holds(m);
-    }
-    wb_reserve(&b, need);
+    size_t bytes = items ? interp__msg_wire_bytes(items, sizeof *items, n, &frozen) : 0;
+    wb_reserve(&b, need + bytes + 12 * n);
     wb_u64(&b, u->id);
     wb_u8(&b, w->kind == INTERP__JOB_TASK ? UNIT_TASK : UNIT_CHUNK);
     wb_u8(&b, (uint8_t)w->fn->kind);
@@ -255,13 +249,12 @@ static int send_unit(root *r, unit *u)
     wb_u64(&b, n);
     const fzs_target *t = u->rank == r->me ? &r->fz_local : &r->fz_remote;
     int rc = INTERP_OK;
-    for (size_t i = 0; i < n && rc == INTERP_OK; i++) {
-        const interp_msg *m = items ? items[i] : NULL;
-        if (frozen)
-            rc = fzs_put_msg(&r->fz, &b, m, u->rank, t);
-        else
-            wb_item(&b, m);
-    }
+    if (!frozen && items)
+        wb_records_sized(&b, items, sizeof *items, n, bytes);
+    else if (!frozen)
+        wb_absent(&b, n);
+    for (size_t i = 0; frozen && i < n && rc == INTERP_OK; i++)
+        rc = fzs_put_msg(&r->fz, &b, items[i], u->rank, t);
     if (rc == INTERP_OK && b.fail)
         rc = INTERP_ERR_NOMEM;
     if (rc != INTERP_OK) {
@@ -416,16 +409,58 @@ static bool dispatch(root *r)
 
 /* ---- receiving --------------------------------------------------------------------------- */
 
-/* Room for n outcomes, reused from one answer to the next (each slot is set before use and
- * moved out after). NULL when out of memory. */
-static interp_outcome *outcomes(root *r, size_t n)
+/* One failed item of a DONE into outs (want of them, the others still INTERP_OK). */
+static bool read_failure(root *r, rbuf *b, interp_outcome *outs, size_t want, uint64_t *next)
 {
-    if (n > r->outs_cap) {
-        free(r->outs);
-        r->outs = malloc(n * sizeof *r->outs);
-        r->outs_cap = r->outs ? n : 0;
+    uint64_t i = rb_u64(b);
+    int status = (int32_t)rb_u32(b);
+    if (b->fail || i < *next || i >= want || status == INTERP_OK)
+        return false;
+    *next = i + 1;
+    interp_outcome *o = &outs[i];
+    o->status = status;
+    o->error = rb_text(b);
+    int rc = rb_msg(b, r->max_depth, &o->error_value);
+    if (b->fail)
+        return false;
+    if (rc != INTERP_OK) { /* an error value this root refuses (its limits) */
+        interp__outcome_clear(o);
+        o->status = rc;
+        o->error = interp__dup_text("the error value sent by the rank could not be decoded");
+    } else if (!o->error) {
+        o->error = interp__dup_text(interp_strerror(status));
     }
-    return r->outs;
+    return true;
+}
+
+/* The outcomes of a DONE (after its id and count) into outs[0..want): every slot set; false
+ * (and none left holding anything) when malformed. A result this root cannot make (memory)
+ * fails that item. */
+static bool read_outcomes(root *r, rbuf *b, interp_outcome *outs, size_t want)
+{
+    for (size_t i = 0; i < want; i++)
+        outs[i] = (interp_outcome){.status = INTERP_OK};
+    uint32_t nfail = rb_u32(b);
+    bool ok = !b->fail && nfail <= want;
+    uint64_t next = 0;
+    for (uint32_t k = 0; ok && k < nfail; k++)
+        ok = read_failure(r, b, outs, want, &next);
+    interp__slab *slab = NULL;
+    int rc = ok ? rb_records(b, r->slabs, &slab, want, &outs[0].result, sizeof *outs)
+                : INTERP_ERR_DECODE;
+    interp__slab_release(slab);   /* its members live on in the outcomes */
+    if (rc == INTERP_ERR_NOMEM) { /* those not made fail; the others stand */
+        for (size_t i = 0; i < want; i++)
+            if (outs[i].status == INTERP_OK && !outs[i].result) {
+                outs[i].status = INTERP_ERR_NOMEM;
+                outs[i].error = interp__dup_text("out of memory on the root for the result");
+            }
+    } else if (rc != INTERP_OK) {
+        for (size_t i = 0; i < want; i++)
+            interp__outcome_clear(&outs[i]);
+        return false;
+    }
+    return true;
 }
 
 static void on_done(root *r, int src, const char *data, size_t len)
@@ -448,34 +483,10 @@ static void on_done(root *r, int src, const char *data, size_t len)
         return;
     }
     size_t want = u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n;
-    interp_outcome *outs = outcomes(r, want);
-    bool bad = b.fail || n != want || !outs;
-    interp__slab *slab = NULL;
-    size_t i = 0;
-    for (; i < want && !bad; i++) {
-        interp_outcome *o = &outs[i];
-        *o = (interp_outcome){.status = (int32_t)rb_u32(&b)};
-        int rc = INTERP_OK;
-        if (o->status == INTERP_OK) {
-            rc = rb_item(&b, r->slabs, &slab, &o->result);
-        } else {
-            o->error = rb_text(&b);
-            rc = rb_msg(&b, r->max_depth, &o->error_value);
-        }
-        if (b.fail) {
-            bad = true;
-        } else if (rc != INTERP_OK) { /* a result this root refuses (its limits, its memory) */
-            interp__outcome_clear(o);
-            o->status = rc;
-            o->error = interp__dup_text("the result sent by the rank could not be decoded");
-        } else if (o->status != INTERP_OK && !o->error) {
-            o->error = interp__dup_text(interp_strerror(o->status));
-        }
-    }
-    interp__slab_release(slab); /* its members live on in the outcomes */
-    if (bad) {
-        for (size_t k = 0; outs && k < i; k++)
-            interp__outcome_clear(&outs[k]);
+    /* a chunk's results are made straight into its own slots */
+    interp_outcome one,
+        *outs = u->w.kind == INTERP__JOB_TASK ? &one : interp__backend_chunk_slots(u->job);
+    if (b.fail || n != want || !read_outcomes(r, &b, outs, want)) {
         char text[120];
         snprintf(text, sizeof text, "rank %d sent a malformed answer", src);
         fail_unit(u, INTERP_ERR_DECODE, text);
@@ -536,8 +547,14 @@ static void on_direct(root *r, reply *rp)
     if (u->job && u->stop_reason) /* ends as a remote chunk stopped at the root does */
         interp__backend_chunk_end(u->job, NULL, u->stop_reason);
     else if (u->job && rp->n == u->w.n) {
-        interp__backend_chunk_end(u->job, rp->outs, 0);
-        rp->n = 0; /* moved out: nothing left for reply_free to clear */
+        interp_outcome *outs = interp__backend_chunk_slots(u->job);
+        for (size_t i = 0; i < rp->n; i++) {
+            outs[i] = (interp_outcome){
+                .status = rp->status[i], .result = rp->out[i], .error = rp->errors[i]};
+            rp->out[i] = NULL;
+            rp->errors[i] = NULL;
+        }
+        interp__backend_chunk_end(u->job, outs, 0);
     } else if (u->job)
         interp__backend_chunk_end(u->job, NULL, INTERP_ERR_BROKEN);
     free(u);
@@ -551,7 +568,7 @@ static bool local_replies(root *r)
     bool any = rp != NULL;
     while (rp) {
         reply *next = rp->next;
-        if (rp->outs)
+        if (rp->out)
             on_direct(r, rp);
         else
             on_done(r, r->me, rp->buf.p, rp->buf.len);
@@ -863,7 +880,6 @@ static void be_free(void *ud)
         free(q);
     }
     free(r->ranks);
-    free(r->outs);
     interp__slab_cache_release(r->slabs);
     waker_destroy(r->wk);
     free(r->wk);

@@ -58,9 +58,13 @@ size_t srv_busy(srv *s) { return s->busy; }
 void reply_free(reply *r)
 {
     if (r) {
-        for (size_t i = 0; r->outs && i < r->n; i++)
-            interp__outcome_clear(&r->outs[i]);
-        free(r->outs);
+        if (r->out)
+            interp__msg_free_many(r->out, r->n);
+        for (size_t i = 0; r->errors && i < r->n; i++)
+            free(r->errors[i]);
+        free(r->out);
+        free(r->status);
+        free(r->errors);
         free(r->buf.p);
         free(r);
     }
@@ -119,48 +123,35 @@ static reply *reply_new(uint64_t id, size_t n, size_t reserve)
     return r;
 }
 
-static void put_outcome(wbuf *b, int status, const interp_msg *result, const char *error,
+static const char frozen_result[] =
+    "the result holds a frozen value, which cannot travel to another MPI rank (its handle is an "
+    "address in that process); return a plain copy";
+
+/* One failed item of a DONE. */
+static void put_failure(wbuf *b, size_t i, int status, const char *error,
                         const interp_msg *error_value)
 {
-    if ((status == INTERP_OK && interp__msg_holds_frozen(result)) ||
-        interp__msg_holds_frozen(error_value)) {
-        /* a frozen value's handle is an address in this process: it cannot go to the root */
+    if (interp__msg_holds_frozen(error_value)) {
         status = INTERP_ERR_ENCODE;
-        error = "the result holds a frozen value, which cannot travel to another MPI rank "
-                "(its handle is an address in that process); return a plain copy";
-        result = error_value = NULL;
+        error = frozen_result;
+        error_value = NULL;
     }
-    /* shared strings (msg_shstr.h) travel in their plain form, built here once */
-    if (error_value && !interp_msg_data(error_value)) {
-        status = INTERP_ERR_NOMEM;
-        error = "out of memory";
-        result = error_value = NULL;
-    }
+    wb_u64(b, i);
     wb_u32(b, (uint32_t)status);
-    if (status == INTERP_OK) {
-        size_t at = b->len;
-        if (b->fail)
-            return;
-        wb_item(b, result);
-        if (b->fail) { /* out of memory for its plain form or its bytes: say so instead */
-            b->fail = false;
-            b->len = at - 4;
-            put_outcome(b, INTERP_ERR_NOMEM, NULL, "out of memory on the rank", NULL);
-        }
-        return;
-    }
-    wb_text(b, error);
-    wb_msg(b, error_value);
+    wb_text(b, error ? error : interp_strerror(status));
+    wb_msg(b, error_value); /* a shared string's plain form; absent when out of memory */
 }
 
 /* Every item of unit id ends with status and text (a unit that could not be started). */
 static void answer_failed(srv *s, uint64_t id, size_t n, int status, const char *text)
 {
-    reply *r = reply_new(id, n, n * (20 + strlen(text)));
+    reply *r = reply_new(id, n, n * (40 + strlen(text)));
     if (!r)
         return; /* out of memory: the root's heartbeat check cannot see this; nothing better */
+    wb_u32(&r->buf, (uint32_t)n);
     for (size_t i = 0; i < n; i++)
-        put_outcome(&r->buf, status, NULL, text, NULL);
+        put_failure(&r->buf, i, status, text, NULL);
+    wb_absent(&r->buf, n);
     push_reply(s, r);
 }
 
@@ -169,16 +160,70 @@ static void task_done(interp_future *f, void *ud)
     unit *u = ud;
     const interp_msg *res = NULL;
     int st = interp_future_result(f, 0, &res);
+    const char *error = interp_future_error(f);
+    if (st == INTERP_OK && interp__msg_holds_frozen(res)) {
+        st = INTERP_ERR_ENCODE;
+        error = frozen_result;
+    }
+    if (st != INTERP_OK)
+        res = NULL;
     reply *r = reply_new(u->id, 1, 64 + (res ? interp_msg_size(res) : 0));
     if (!r)
         return;
-    put_outcome(&r->buf, st, res, interp_future_error(f), interp_future_error_value(f));
+    wb_u32(&r->buf, st != INTERP_OK);
+    if (st != INTERP_OK)
+        put_failure(&r->buf, 0, st, error, interp_future_error_value(f));
+    wb_records(&r->buf, &res, sizeof res, 1);
     if (r->buf.fail) { /* out of memory for a large result: say so instead */
         reply_free(r);
         answer_failed(u->s, u->id, 1, INTERP_ERR_NOMEM, "out of memory encoding the result");
         return;
     }
     push_reply(u->s, r);
+}
+
+/* A chunk's outcomes after its map (out, status and errors of n items, owned) as the reply to
+ * unit id; everything is freed. */
+static void answer_chunk(srv *s, uint64_t id, size_t n, interp_msg **out, int *status,
+                         char **errors)
+{
+    size_t need = 4, nfail = 0; /* the reply's size, so that its buffer is allocated once */
+    for (size_t i = 0; i < n; i++) {
+        if (status[i] == INTERP_OK && interp__msg_holds_frozen(out[i])) {
+            status[i] = INTERP_ERR_ENCODE;
+            free(errors[i]);
+            errors[i] = NULL;
+        }
+        if (status[i] != INTERP_OK) { /* its record is absent */
+            interp_msg_free(out[i]);
+            out[i] = NULL;
+            nfail++;
+            need += 48 + (errors[i] ? strlen(errors[i]) : sizeof frozen_result);
+        }
+        need += 12 + (out[i] ? interp_msg_size(out[i]) : 0);
+    }
+    reply *r = reply_new(id, n, need);
+    if (r) {
+        wb_u32(&r->buf, (uint32_t)nfail);
+        for (size_t i = 0; nfail && i < n; i++)
+            if (status[i] != INTERP_OK)
+                put_failure(&r->buf, i, status[i],
+                            errors[i] || status[i] != INTERP_ERR_ENCODE ? errors[i] : frozen_result,
+                            NULL);
+        wb_records(&r->buf, (const interp_msg *const *)out, sizeof *out, n);
+    }
+    interp__msg_free_many(out, n);
+    for (size_t i = 0; i < n; i++)
+        free(errors[i]);
+    free(out);
+    free(status);
+    free(errors);
+    if (!r || r->buf.fail) {
+        reply_free(r);
+        answer_failed(s, id, n, INTERP_ERR_NOMEM, "out of memory encoding the results");
+    } else {
+        push_reply(s, r);
+    }
 }
 
 /* The unit's inputs are done with (before its reply goes: the reply's taker frees u). */
@@ -213,7 +258,8 @@ static size_t unit_chunksize(const srv *s, size_t n)
     return cs < 1 ? 1 : cs > 2048 ? 2048 : cs;
 }
 
-/* A direct chunk: the local map's outcomes go to the root as they are (no copy). */
+/* A direct chunk: the local map's outcomes go to the root as they are (no copy; the root's
+ * thread moves them into the job). */
 static void run_direct(srv *s, unit *u)
 {
     size_t n = u->n;
@@ -221,11 +267,7 @@ static void run_direct(srv *s, unit *u)
     interp_msg **out = calloc(n ? n : 1, sizeof *out);
     int *status = calloc(n ? n : 1, sizeof *status);
     char **errors = calloc(n ? n : 1, sizeof *errors);
-    if (r) /* every slot is set below */
-        r->outs = malloc((n ? n : 1) * sizeof *r->outs);
-    if (!r || !r->outs || !out || !status || !errors) {
-        if (r)
-            free(r->outs);
+    if (!r || !out || !status || !errors) {
         free(r);
         free(out);
         free(status);
@@ -234,7 +276,6 @@ static void run_direct(srv *s, unit *u)
         return;
     }
     r->id = u->id;
-    r->n = n;
     interp_map_options mo = {.stop_on_error = u->stop_on_error,
                              .chunksize = unit_chunksize(s, n),
                              .status = status,
@@ -242,12 +283,10 @@ static void run_direct(srv *s, unit *u)
                              .interrupted = chunk_stopped,
                              .interrupted_ud = u};
     interp_pool_map_fn(s->pool, &u->fn, n, u->borrowed, out, &mo);
-    for (size_t i = 0; i < n; i++) {
-        r->outs[i] = (interp_outcome){.status = status[i], .result = out[i], .error = errors[i]};
-    }
-    free(out);
-    free(status);
-    free(errors);
+    r->out = out;
+    r->status = status;
+    r->errors = errors;
+    r->n = n;
     push_reply(s, r); /* u must not be touched from here on */
 }
 
@@ -277,27 +316,8 @@ static void run_chunk(srv *s, unit *u)
                              .interrupted = chunk_stopped,
                              .interrupted_ud = u};
     interp_pool_map_fn(s->pool, &u->fn, n, (const interp_msg *const *)u->items, out, &mo);
-    drop_inputs(u);  /* u must not be touched once the reply is queued */
-    size_t need = 0; /* the reply's size, so that its buffer is allocated once */
-    for (size_t i = 0; i < n; i++)
-        need += 16 + (status[i] ? 32 + (errors[i] ? strlen(errors[i]) : 0)
-                      : out[i]  ? interp_msg_size(out[i])
-                                : 0);
-    reply *r = reply_new(id, n, need);
-    for (size_t i = 0; r && i < n; i++)
-        put_outcome(&r->buf, status[i], out[i], errors[i], NULL);
-    interp__msg_free_many(out, n);
-    for (size_t i = 0; i < n; i++)
-        free(errors[i]);
-    free(out);
-    free(status);
-    free(errors);
-    if (!r || r->buf.fail) {
-        reply_free(r);
-        answer_failed(s, id, n, INTERP_ERR_NOMEM, "out of memory encoding the results");
-    } else {
-        push_reply(s, r);
-    }
+    drop_inputs(u); /* u must not be touched once the reply is queued */
+    answer_chunk(s, id, n, out, status, errors);
 }
 
 static void *runner_main(void *arg)
@@ -387,18 +407,24 @@ static int unit_items(srv *s, unit *u, rbuf *b, bool frozen, char *why, size_t w
         return INTERP_ERR_NOMEM;
     int rc = INTERP_OK;
     interp__slab *slab = NULL;
+    if (!frozen) {
+        rc = rb_records(b, s->slabs, &slab, u->n, u->items, sizeof *u->items);
+        interp__slab_release(slab);
+        if (rc != INTERP_OK)
+            snprintf(why, whylen, "the arguments could not be made on this rank: %s",
+                     interp_strerror(rc));
+        return rc;
+    }
     for (size_t i = 0; rc == INTERP_OK && i < u->n; i++) {
         /* an item that will hold handles is a message of its own (a slab's members never
-         * release handles) */
-        rc = frozen ? rb_msg(b, s->max_depth, &u->items[i])
-                    : rb_item(b, s->slabs, &slab, &u->items[i]);
+         * release handles), validated */
+        rc = rb_msg(b, s->max_depth, &u->items[i]);
         if (rc != INTERP_OK)
             snprintf(why, whylen, "the arguments could not be decoded on this rank: %s",
                      interp_strerror(rc));
-        else if (frozen)
+        else
             rc = fzr_patch(&s->fz, b, u->items[i], why, whylen);
     }
-    interp__slab_release(slab);
     return rc;
 }
 

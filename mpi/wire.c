@@ -12,21 +12,6 @@
 
 /* ---- write ------------------------------------------------------------------------------ */
 
-/* v little-endian at p (a plain store on the usual hosts) */
-static inline void put_le32(char *p, uint32_t v)
-{
-    unsigned char c[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 24)};
-    memcpy(p, c, 4);
-}
-
-static inline uint32_t get_le32(const char *p)
-{
-    unsigned char c[4];
-    memcpy(c, p, 4);
-    return (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
-}
-
 void wb_put(wbuf *b, const void *data, size_t n)
 {
     if (b->fail)
@@ -63,14 +48,14 @@ void wb_u8(wbuf *b, uint8_t v) { wb_put(b, &v, 1); }
 /* integers little-endian whatever the rank's own order */
 void wb_u32(wbuf *b, uint32_t v)
 {
-    if (!b->fail && b->cap - b->len >= 4) {
-        put_le32(b->p + b->len, v);
-        b->len += 4;
-        return;
-    }
     unsigned char c[4];
     for (int i = 0; i < 4; i++)
         c[i] = (unsigned char)(v >> (8 * i));
+    if (!b->fail && b->cap - b->len >= 4) { /* the usual case: no call */
+        memcpy(b->p + b->len, c, 4);
+        b->len += 4;
+        return;
+    }
     wb_put(b, c, 4);
 }
 
@@ -104,32 +89,30 @@ void wb_msg(wbuf *b, const interp_msg *m)
         wb_blob(b, NULL, 0);
 }
 
-void wb_item(wbuf *b, const interp_msg *m)
+void wb_records_sized(wbuf *b, const interp_msg *const *ms, size_t stride, size_t n, size_t bytes)
 {
-    const char *d = NULL;
-    size_t n = 0;
-    uint32_t count = 0, flags = 0;
-    if ((m && !interp__msg_wire(m, &d, &n, &count, &flags)) || n >= (size_t)INT32_MAX) {
+    size_t at = b->len;
+    wb_put(b, NULL, bytes);
+    if (!b->fail && !interp__msg_wire_put(b->p + at, ms, stride, n))
         b->fail = true;
-        return;
-    }
-    if (b->cap - b->len < 12 + n) { /* seldom: the writers reserve the whole unit */
-        size_t at = b->len;
-        wb_put(b, NULL, 12 + n);
-        if (b->fail)
-            return;
-        b->len = at;
-    }
-    char *p = b->p + b->len;
-    put_le32(p, m ? (uint32_t)n : UINT32_MAX);
-    put_le32(p + 4, count);
-    put_le32(p + 8, flags);
-    if (n <= 16) /* the many small items of a map: no call */
-        for (size_t i = 0; i < n; i++)
-            p[12 + i] = d[i];
+}
+
+void wb_records(wbuf *b, const interp_msg *const *ms, size_t stride, size_t n)
+{
+    bool frozen;
+    size_t bytes = interp__msg_wire_bytes(ms, stride, n, &frozen);
+    if (frozen)
+        b->fail = true;
     else
-        memcpy(p + 12, d, n);
-    b->len += 12 + n;
+        wb_records_sized(b, ms, stride, n, bytes);
+}
+
+void wb_absent(wbuf *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        wb_u32(b, UINT32_MAX);
+        wb_u64(b, 0);
+    }
 }
 
 void wb_text(wbuf *b, const char *s) { wb_blob(b, s, s ? strlen(s) : 0); }
@@ -206,20 +189,15 @@ int rb_msg(rbuf *b, int max_depth, interp_msg **m)
     return interp_msg_from_bytes_ex(d, n, max_depth, INTERP_MSG_TRUST_FUNCTIONS, m);
 }
 
-int rb_item(rbuf *b, interp__slab_cache *cache, interp__slab **slab, interp_msg **m)
+int rb_records(rbuf *b, interp__slab_cache *cache, interp__slab **slab, size_t n, interp_msg **out,
+               size_t stride)
 {
-    *m = NULL;
-    const char *h = take(b, 12);
-    if (!h)
-        return INTERP_ERR_DECODE;
-    uint32_t n = get_le32(h);
-    if (n == UINT32_MAX)
-        return INTERP_OK;
-    const char *d = take(b, n);
-    if (!d)
-        return INTERP_ERR_DECODE;
-    *m = interp__msg_from_wire(cache, slab, d, n, get_le32(h + 4), get_le32(h + 8));
-    return *m ? INTERP_OK : INTERP_ERR_NOMEM;
+    const char *p = b->p + b->at;
+    int rc = interp__msg_wire_take(cache, slab, &p, b->fail ? p : b->p + b->len, n, out, stride);
+    b->at = (size_t)(p - b->p);
+    if (rc == INTERP_ERR_DECODE)
+        b->fail = true;
+    return rc;
 }
 
 char *rb_text(rbuf *b)

@@ -91,23 +91,30 @@ int interp__msg_from_lua_slab(struct lua_State *L, int first, int count,
 enum { INTERP__MSG_SMALL_VALUES = 8 };
 int interp__msg_push_small(struct lua_State *L, const interp_msg *m, size_t max_size);
 
-/* ---- a message between processes of one program (msg_wire.c; the MPI pool, mpi/) ------- */
+/* ---- messages between processes of one program (msg_wire.c; the MPI pool, mpi/) ---------
+ *
+ * Records: what another process of the same program needs to make a message again (its
+ * bytes, a shared string's plain form; its top-level count; its content flags), 12 bytes of
+ * head and the bytes. Made again there without validating: only for peers running this
+ * program, whose bytes are as trusted as our own. Messages are read from and written to
+ * arrays of pointers `stride` bytes apart (sizeof(interp_msg *) for a plain array, the size
+ * of a struct to fill one of its pointer fields). */
 
-/* What another process of the same program needs to make m again: its bytes (a shared
- * string's plain form, built once here), its top-level value count and its content flags (an
- * opaque word for interp__msg_from_wire). false when out of memory building the plain form. */
-bool interp__msg_wire(const interp_msg *m, const char **data, size_t *size, uint32_t *count,
-                      uint32_t *flags);
+/* Bytes of the records of ms[0..n) (entries may be NULL); *frozen: some holds frozen
+ * handles (such messages cannot be recorded: their handles are addresses here). */
+size_t interp__msg_wire_bytes(const interp_msg *const *ms, size_t stride, size_t n, bool *frozen);
+/* Write the records of ms[0..n) at dst (interp__msg_wire_bytes bytes; none holds frozen
+ * handles). false when out of memory building a shared string's plain form. */
+bool interp__msg_wire_put(char *dst, const interp_msg *const *ms, size_t stride, size_t n);
 /* Members of at most this many bytes are carved from the caller's slab. */
 enum { INTERP__MSG_WIRE_SLAB = 1024 };
-/* The message interp__msg_wire described in the process that sent its parts: the bytes are
- * trusted as the sender's own (not validated again: only for peers running this program).
- * Small ones are members of *slab (producer's, with its cache, which may be NULL; released
- * with interp__slab_release; slab NULL: never), the others allocated alone. Handles of frozen
- * values never travel: flags must not say there are any (they are dropped). NULL when out of
- * memory. */
-interp_msg *interp__msg_from_wire(interp__slab_cache *cache, interp__slab **slab, const char *data,
-                                  size_t size, uint32_t count, uint32_t flags);
+/* Make out[0..n) from the n records at *src (before end; *src advances past them): small ones
+ * members of *slab (the producer's, with its cache, which may be NULL; released with
+ * interp__slab_release), the others allocated alone; an absent record gives NULL. Every slot
+ * is set (NULL past a failure; those made are the caller's to free). INTERP_OK,
+ * INTERP_ERR_DECODE when the records end early, INTERP_ERR_NOMEM. */
+int interp__msg_wire_take(interp__slab_cache *cache, interp__slab **slab, const char **src,
+                          const char *end, size_t n, interp_msg **out, size_t stride);
 
 /* m (may be NULL) holds handles of frozen values. */
 bool interp__msg_holds_frozen(const interp_msg *m);
