@@ -201,8 +201,10 @@ bool interp__on_pool_thread(const struct interp_pool *pool);
  * of pool allowed to (may_hold, nothing held yet, and fewer than INTERP__HOLD_MAX held jobs in
  * a row while the queue has other work). false: push it to the queue as usual. */
 bool interp__worker_hold(struct interp_pool *pool, struct interp__job *job);
-/* Push w's held job, if any, to the queue (any thread; pool->mu may be held). */
-void interp__worker_flush_held(interp__worker *w);
+/* Push w's held job, if any, to the queue (any thread; pool->mu may be held). true: a worker
+ * should start for it (interp__start_grow, with no lock held; the holder may be blocked, so
+ * without it the job could wait for good). */
+bool interp__worker_flush_held(interp__worker *w);
 /* Name the calling thread "<prefix>-<slot>" (slot < 0: "<prefix>-wd"). */
 void interp__name_thread(const struct interp_pool *pool, int slot);
 void interp__set_pool_thread(const struct interp_pool *pool);
@@ -315,6 +317,8 @@ struct interp_pool {
     interp__timer preempt_tick; /* while contexts' slices run: looks for slices past their
                                    time (ctx.c); armed when preempt_ticking is set */
     atomic_bool preempt_ticking;
+    int grow_owed; /* guarded by mu: workers the preempt tick wants started (the watchdog
+                      starts them with mu released) */
     /* stats */
     atomic_uint_fast64_t st_submitted, st_done, st_failed, st_cancelled, st_timed_out, st_replaced,
         st_abandoned;

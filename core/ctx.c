@@ -482,7 +482,8 @@ void interp__ctx_preempt_tick(interp__timer *t, double now)
         if (end == 0)
             continue;
         any = true;
-        interp__worker_flush_held(w); /* kept since this tick at most: the others may take it */
+        if (interp__worker_flush_held(w)) /* kept since this tick at most: others may take it */
+            pool->grow_owed++;            /* its holder may be blocked: start a worker */
         if (others && now >= end && w->state)
             preempt_locked(w, now);
     }

@@ -128,8 +128,9 @@ static void finish_abandon(interp_pool *pool, interp__worker *w, interp__job *jo
     int running = atomic_fetch_add_explicit(&pool->abandoned_running, 1, memory_order_relaxed) + 1;
     atomic_fetch_add_explicit(&pool->st_replaced, 1, memory_order_relaxed);
     job->ops->abandoned(job, reason); /* the worker keeps its reference to the job */
-    interp__worker_flush_held(w);     /* a context it kept to run next goes to the others */
-    interp__worker_release(w);        /* the slot's reference */
+    if (interp__worker_flush_held(w)) /* a context it kept to run next goes to the others */
+        interp__start_grow(pool);
+    interp__worker_release(w); /* the slot's reference */
     /* Replace it unless the pool is closed and has nothing left to run. */
     bool spawn = false;
     if (running > pool->max_abandoned) {
@@ -240,6 +241,15 @@ static void *watchdog_main(void *arg)
             continue;
         }
         double due = interp__timers_run_locked(&pool->timers, now); /* parked waits */
+        if (pool->grow_owed > 0) { /* the preempt tick handed held jobs to the queue */
+            int n = pool->grow_owed;
+            pool->grow_owed = 0;
+            interp__mutex_unlock(&pool->mu);
+            while (n-- > 0)
+                interp__start_grow(pool);
+            interp__mutex_lock(&pool->mu);
+            continue;
+        }
         if (due < next)
             next = due;
         pool->wd_next = next;

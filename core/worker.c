@@ -35,11 +35,13 @@ bool interp__worker_hold(interp_pool *pool, interp__job *job)
     return true;
 }
 
-void interp__worker_flush_held(interp__worker *w)
+bool interp__worker_flush_held(interp__worker *w)
 {
     interp__job *job = atomic_exchange_explicit(&w->held, NULL, memory_order_acq_rel);
+    bool grow = false;
     if (job)
-        interp__queue_push_ready(&w->pool->q, job, false, NULL);
+        interp__queue_push_ready(&w->pool->q, job, false, &grow);
+    return grow;
 }
 
 /* The next job: the one held, else the queue's. NULL with *idled or at the end as
@@ -193,7 +195,8 @@ exit_joinable:
 exit_abandoned:
     /* Detached by the watchdog, which already ended our job and started a replacement. Only
      * reference-counted memory is touched from here on. */
-    interp__worker_flush_held(w); /* held after the watchdog's look, if ever */
+    if (interp__worker_flush_held(w)) /* held after the watchdog's look, if ever */
+        interp__start_grow(pool);
     drop_state(w);
     atomic_fetch_sub_explicit(&pool->abandoned_running, 1, memory_order_relaxed);
     interp__worker_release(w); /* may free the pool if it was destroyed meanwhile */

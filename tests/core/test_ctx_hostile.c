@@ -139,6 +139,34 @@ static void test_no_hold_where_it_cannot_yield(void **state)
     interp_pool_destroy(p);
 }
 
+/* A call that blocks (a wait inside its own coroutine) right after calling an idle context:
+ * its worker keeps that context to run next, and the preempt tick hands it to the queue;
+ * another worker, started on demand if none is started yet, must run it, or the caller
+ * (full profile, no deadline: nothing else ends it) waits for good. */
+static void test_blocked_caller_does_not_strand_its_callee(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(2, NULL); /* one worker started; the other on demand */
+    interp_ctx *a = ctx_new(p, "A", INTERP_SANDBOX_NONE, NULL);
+    interp_ctx *b = ctx_new(p, "B", INTERP_SANDBOX_NONE, NULL);
+    interp_future *f = NULL;
+    assert_int_equal(interp_ctx_exec(a,
+                                     "return coroutine.wrap(function()\n"
+                                     "  return interp.context('B'):call('inc', 5):result()\n"
+                                     "end)()",
+                                     0, &f),
+                     INTERP_OK);
+    if (interp_future_wait(f, 60) != INTERP_OK)
+        fail_msg("the callee never ran: its caller blocks the worker that kept it");
+    const interp_msg *m = NULL;
+    assert_int_equal(interp_future_result(f, 0, &m), INTERP_OK);
+    assert_int_equal(util_int(m), 5);
+    interp_future_release(f);
+    interp_ctx_close(a);
+    interp_ctx_close(b);
+    interp_pool_destroy(p);
+}
+
 /* ---- floods: who pays for what is queued ---------------------------------------------- */
 
 /* A plugin that posts to itself twice per call (a fork bomb of calls): every queued call is
@@ -280,6 +308,8 @@ static void test_cycle_through_a_third(void **state)
         interp_future *f = NULL;
         assert_int_equal(interp_ctx_call(a, "relay", args, &f), INTERP_OK);
         assert_int_equal(interp_future_wait(f, 60), INTERP_OK);
+        if (interp_future_status(f) != INTERP_ERR_SCRIPT)
+            fprintf(stderr, "blocking %d: %s\n", blocking, interp_future_error(f));
         assert_int_equal(interp_future_status(f), INTERP_ERR_SCRIPT);
         assert_non_null(strstr(interp_future_error(f), "would never end"));
         interp_future_release(f);
@@ -436,6 +466,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_code_into_a_granted_context),
         cmocka_unit_test(test_no_hold_where_it_cannot_yield),
+        cmocka_unit_test(test_blocked_caller_does_not_strand_its_callee),
         cmocka_unit_test(test_self_post_fork_bomb),
         cmocka_unit_test(test_huge_arguments),
         cmocka_unit_test(test_sleep_values),
