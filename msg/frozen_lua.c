@@ -263,6 +263,7 @@ static void push_state(lua_State *L)
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &STATE_KEY) == LUA_TTABLE)
         return;
     lua_pop(L, 1);
+    luaL_checkstack(L, 8, "frozen views"); /* callers reserved room for the table alone */
     interp__fz_tag_init();
     lua_createtable(L, 5, 0);
     int st = lua_gettop(L);
