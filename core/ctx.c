@@ -534,10 +534,12 @@ static bool slice_claim(interp_future *f, interp__worker *w, uint64_t id, bool f
 
 /* Run one slice of f, the context's call in progress, on w (first: f has not begun). The
  * interrupt that reached f while no worker ran it, and its deadline, apply to this slice.
- * SLICE_DONE: f has ended (its outcome delivered; the context's reference is still held);
+ * SLICE_DONE: the call has ended with *out, which the caller delivers to f once it has
+ * cleared the context's slice and call in progress (slice_w is left set for that);
  * SLICE_PARK / SLICE_YIELD: it waits / its time slice ended; SLICE_SKIPPED: f had ended before
  * it began (cancelled); SLICE_ABANDONED: the watchdog took the run over (f ended by it). */
-static int run_slice(interp__worker *w, interp_ctx *ctx, interp_future *f, bool first)
+static int run_slice(interp__worker *w, interp_ctx *ctx, interp_future *f, bool first,
+                     interp_outcome *out)
 {
     interp_pool *pool = w->pool;
     /* ids of a state's runs must grow (interp__state_interrupt tells runs apart by them), and
@@ -563,11 +565,9 @@ static int run_slice(interp__worker *w, interp_ctx *ctx, interp_future *f, bool 
         reason = 0; /* one meant for the call before this one */
         ctx->deadline = f->timeout > 0 ? now + f->timeout : INFINITY;
     }
-    interp_outcome out;
-    memset(&out, 0, sizeof out);
     int irq = 0, step = INTERP__STEP_DONE;
     if (first && stop) {
-        out.status = INTERP_ERR_SHUTDOWN;
+        out->status = INTERP_ERR_SHUTDOWN;
     } else {
         if (stop && !reason)
             reason = INTERP_ERR_SHUTDOWN;
@@ -581,21 +581,23 @@ static int run_slice(interp__worker *w, interp_ctx *ctx, interp_future *f, bool 
             interp__interrupt_run(w, id, reason);
         slice_begin(w, ctx, now);
         if (first)
-            step = interp__state_call_begin(ctx->state, id, &f->fn, f->args, &out, &irq);
+            step = interp__state_call_begin(ctx->state, id, &f->fn, f->args, out, &irq);
         else
-            step = interp__state_call_resume(ctx->state, id, &out, &irq);
+            step = interp__state_call_resume(ctx->state, id, out, &irq);
     }
     atomic_store_explicit(&w->slice_end, 0, memory_order_relaxed);
     if (first) { /* the arguments are the runner's: freed after the first slice */
         interp_msg_free(f->args);
         f->args = NULL;
     }
-    interp__mutex_lock(&ctx->mu);
-    ctx->slice_w = NULL;
-    interp__mutex_unlock(&ctx->mu);
-    if (!interp__worker_end(w, id)) {
-        /* abandoned: the watchdog has ended f */
-        interp__outcome_clear(&out);
+    bool ended = interp__worker_end(w, id); /* false: abandoned, the watchdog ended f */
+    if (!ended || step != INTERP__STEP_DONE) {
+        interp__mutex_lock(&ctx->mu);
+        ctx->slice_w = NULL;
+        interp__mutex_unlock(&ctx->mu);
+    }
+    if (!ended) {
+        interp__outcome_clear(out);
         return SLICE_ABANDONED;
     }
     if (step != INTERP__STEP_DONE) {
@@ -605,9 +607,6 @@ static int run_slice(interp__worker *w, interp_ctx *ctx, interp_future *f, bool 
         }
         return step == INTERP__STEP_PARK ? SLICE_PARK : SLICE_YIELD;
     }
-    /* what waits in the future for the host is charged to this state's account */
-    interp__future_end_paid(f, INTERP__F_RUNNING, out.status, out.result, out.error,
-                            out.error_value, interp__state_account(ctx->state));
     return SLICE_DONE;
 }
 
@@ -659,6 +658,32 @@ static interp_future *next_call_locked(interp_ctx *ctx, int n, bool *first)
     return f;
 }
 
+/* The next call to run (next_call_locked), and whether the context is broken. */
+static interp_future *pick(interp_ctx *ctx, int n, bool *first, bool *broken)
+{
+    interp__mutex_lock(&ctx->mu);
+    interp_future *f = next_call_locked(ctx, n, first);
+    *broken = ctx->broken;
+    interp__mutex_unlock(&ctx->mu);
+    return f;
+}
+
+/* The call in progress has ended (why: the context is broken by it, or NULL): no slice, no
+ * call in progress; then, in the same step, the next call unless !more (as pick). */
+static interp_future *end_and_pick(interp_ctx *ctx, const char *why, bool more, int n, bool *first,
+                                   bool *broken)
+{
+    interp__mutex_lock(&ctx->mu);
+    ctx->slice_w = NULL;
+    ctx->running = NULL;
+    if (why)
+        mark_broken_locked(ctx, why);
+    interp_future *f = more ? next_call_locked(ctx, n, first) : NULL;
+    *broken = ctx->broken;
+    interp__mutex_unlock(&ctx->mu);
+    return f;
+}
+
 /* After a batch: requeue ctx at the tail when calls are left, else it goes idle (and lets go
  * of the queue's reference, and of its state when it was closed while it ran). A call in
  * progress requeues even when the queue is closed: the workers stay until it ends. */
@@ -695,33 +720,30 @@ static bool ctx_run(interp__worker *w, interp__job *job)
     unsigned saved_tasks = w->tasks_on_state;
     w->may_hold = isfinite(ctx->time_slice); /* the preempt tick bounds what it holds */
 
-    bool alive = true, parked = false;
-    for (int n = 0;; n++) {
-        bool first;
-        interp__mutex_lock(&ctx->mu);
-        interp_future *f = next_call_locked(ctx, n, &first);
-        bool broken = ctx->broken;
-        interp__mutex_unlock(&ctx->mu);
-        if (!f)
-            break;
+    bool alive = true, parked = false, first, broken;
+    int n = 0;
+    interp_future *f = pick(ctx, n, &first, &broken);
+    while (f) {
         int r;
+        interp_outcome out;
+        memset(&out, 0, sizeof out);
         if (first && broken) {
             const char *why = ctx->broken_reason ? ctx->broken_reason : "context is broken";
             interp__future_end(f, INTERP__F_PENDING, INTERP_ERR_BROKEN, NULL, interp__dup_text(why),
                                NULL);
             r = SLICE_SKIPPED;
         } else {
-            r = run_slice(w, ctx, f, first);
+            r = run_slice(w, ctx, f, first, &out);
         }
-        if (r == SLICE_PARK) {
-            if (park(ctx)) {
+        if (r == SLICE_PARK || r == SLICE_YIELD) {
+            if (r == SLICE_PARK && park(ctx)) {
                 parked = true;
                 break;
             }
-            continue; /* woken already: go on (counts in the batch) */
-        }
-        if (r == SLICE_YIELD) {
-            n = INTERP__CTX_BATCH; /* its time slice is over: behind the others */
+            /* woken already: go on (counts in the batch); its time slice over: behind the
+             * others */
+            n = r == SLICE_PARK ? n + 1 : INTERP__CTX_BATCH;
+            f = pick(ctx, n, &first, &broken);
             continue;
         }
         const char *why = NULL;
@@ -735,16 +757,14 @@ static bool ctx_run(interp__worker *w, interp__job *job)
         }
         if (ctx->waiting_on) /* a call that ended inside a wait (dropped) */
             interp__ctx_wait_end(ctx);
-        interp__mutex_lock(&ctx->mu);
-        ctx->running = NULL;
-        if (why)
-            mark_broken_locked(ctx, why);
-        interp__mutex_unlock(&ctx->mu);
-        count_outcome(ctx, f);
-        interp_future_release(f); /* the context's */
-        interp_future_release(f); /* the run's */
-        if (!alive)
-            break;
+        interp_future *done = f;
+        f = end_and_pick(ctx, why, alive, ++n, &first, &broken);
+        if (r == SLICE_DONE) /* what waits for the host is charged to this state's account */
+            interp__future_end_paid(done, INTERP__F_RUNNING, out.status, out.result, out.error,
+                                    out.error_value, interp__state_account(ctx->state));
+        count_outcome(ctx, done);
+        interp_future_release(done); /* the context's */
+        interp_future_release(done); /* the run's */
     }
 
     w->tasks_on_state = saved_tasks;

@@ -69,9 +69,23 @@ static void push_handle(lua_State *L, interp_ctx *ctx, bool from_sandbox)
     h->ctx = ctx;
 }
 
+/* The userdata at 1 when its metatable is the class a method was made with (its upvalue 1):
+ * no lookup of the class by name on every call. Else luaL_checkudata says what is wrong. */
+static void *check_class(lua_State *L, const char *name)
+{
+    void *p = lua_touserdata(L, 1);
+    if (p && lua_getmetatable(L, 1)) {
+        bool same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+        if (same)
+            return p;
+    }
+    return luaL_checkudata(L, 1, name);
+}
+
 static handle_ud *check_handle(lua_State *L)
 {
-    handle_ud *h = luaL_checkudata(L, 1, HANDLE_MT);
+    handle_ud *h = check_class(L, HANDLE_MT);
     if (!h->ctx)
         luaL_argerror(L, 1, "context handle already released");
     return h;
@@ -229,7 +243,7 @@ static int h_tostring(lua_State *L)
 
 static interp_future *check_future(lua_State *L)
 {
-    future_ud *fu = luaL_checkudata(L, 1, FUTURE_MT);
+    future_ud *fu = check_class(L, FUTURE_MT);
     if (!fu->f)
         luaL_argerror(L, 1, "future already released");
     return fu->f;
@@ -457,7 +471,8 @@ static void set_class(lua_State *L, const char *name)
     if (luaL_newmetatable(L, name)) {
         bool handle = strcmp(name, HANDLE_MT) == 0;
         lua_newtable(L);
-        luaL_setfuncs(L, handle ? handle_methods : future_methods, 0);
+        lua_pushvalue(L, -2); /* the methods' upvalue: check_class */
+        luaL_setfuncs(L, handle ? handle_methods : future_methods, 1);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, handle ? h_gc : f_gc);
         lua_setfield(L, -2, "__gc");
