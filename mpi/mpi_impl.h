@@ -6,7 +6,8 @@
  * from one communication thread per rank (the root's backend thread; the thread calling
  * interp_mpi_serve elsewhere). No blocking MPI call is made while waiting for work: Open MPI's
  * blocking calls spin, so the loops poll (MPI_Iprobe / MPI_Test) and sleep between polls on a
- * condition variable, backing off to a few milliseconds, woken early by local events. */
+ * waker (a futex word), backing off to a few milliseconds, woken early by local events and, on
+ * the root's host, by the other side's ring (bell.c). */
 #ifndef INTERP_MPI_IMPL_H
 #define INTERP_MPI_IMPL_H
 
