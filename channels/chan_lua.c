@@ -26,7 +26,7 @@
 #include "msg_charge.h"
 #include "chan_impl.h"
 #include "lua_ctx.h"
-#include "lua_interrupt.h"
+#include "interp_chan_lua.h"
 #include "park.h"
 #include "status_text.h"
 
@@ -133,7 +133,7 @@ static chan_ud *new_ud(lua_State *L, const interp__lua_ctx *ctx)
 /* ---- methods ----------------------------------------------------------------------------- */
 
 /* Waits of a host script (no task token: a worker's task is woken by its cancel instead) go
- * in slices that look for a Ctrl-C (lua_interrupt.h). */
+ * in slices that look for a Ctrl-C (interp_chan_lua.h). */
 typedef struct chan_wait {
     interp_chan *ch;
     interp_chan *const *chans;
@@ -159,10 +159,10 @@ static int select_slice(void *ud, double slice)
     return interp__chan_select_c(w->chans, w->n, slice, NULL, w->idx, w->out);
 }
 
-static int host_wait(lua_State *L, double timeout, interp__lua_intr_wait_fn fn, chan_wait *w,
+static int host_wait(lua_State *L, double timeout, interp_lua_intr_wait_fn fn, chan_wait *w,
                      bool *interrupted)
 {
-    return interp__lua_intr_wait(L, timeout, fn, w, interrupted);
+    return interp_lua_intr_wait(L, timeout, fn, w, interrupted);
 }
 
 static int send_parked(lua_State *L, chan_ud *u, interp__park *p, double until);
@@ -246,7 +246,7 @@ static int l_send(lua_State *L)
     interp__account_refund(acct, charge, true);
     interp_msg_free(m); /* refused: still ours */
     if (interrupted)
-        return interp__lua_intr_raise(L);
+        return interp_lua_intr_raise(L);
     if (rc == INTERP_ERR_LIMIT)
         return luaL_error(L, "send: message of %I bytes exceeds the channel's size limit",
                           (lua_Integer)size);
@@ -384,7 +384,7 @@ static int l_recv(lua_State *L)
         rc = host_wait(L, timeout, recv_slice, &w, &interrupted);
     }
     if (interrupted)
-        return interp__lua_intr_raise(L);
+        return interp_lua_intr_raise(L);
     if (rc != INTERP_OK)
         return fail(L, "recv", rc, ctx);
     return push_msg(L, m, ctx, "recv");
@@ -396,7 +396,7 @@ static int l_close(lua_State *L)
     return 0;
 }
 
-interp_chan *interp__chan_lua_test(lua_State *L, int idx)
+interp_chan *interp_chan_test_lua(lua_State *L, int idx)
 {
     chan_ud *u = luaL_testudata(L, idx, CHAN_MT);
     return u ? u->ch : NULL;
@@ -461,6 +461,26 @@ void interp__chan_push(lua_State *L, interp_chan *ch, const interp__lua_ctx *ctx
     u->ch = ch;
 }
 
+/* The context of a host's state (no worker): no token (waits end by timeout or close), no
+ * named-channel lookup, functions allowed. Read-only: one for every host state. */
+static const interp__lua_ctx host_ctx = {
+    .cancel = NULL,
+    .msg_opts = {.allow_functions = true},
+    .worker_id = -1,
+    .chan_lookup = NULL,
+    .chan_lookup_ud = NULL,
+};
+
+/* L's context: a worker's, recorded by interp__chan_lua_register, else the host's. Never reads
+ * the state's extra space (lua_ctx.h). */
+static const interp__lua_ctx *ctx_here(lua_State *L)
+{
+    const interp__lua_ctx *worker = interp__chan_lua_ctx(L);
+    return worker ? worker : &host_ctx;
+}
+
+void interp_chan_push_lua(lua_State *L, interp_chan *ch) { interp__chan_push(L, ch, ctx_here(L)); }
+
 /* ---- interp.select, interp.channel ----------------------------------------------------------- */
 
 static int select_body(lua_State *L, bool resumed);
@@ -473,6 +493,14 @@ static int select_k(lua_State *L, int status, lua_KContext kc)
 }
 
 static int l_select(lua_State *L) { return select_body(L, false); }
+
+void interp_chan_push_select(lua_State *L)
+{
+    lua_newtable(L);
+    interp__chan_lua_register_ctx(L, ctx_here(L));
+    lua_getfield(L, -1, "select");
+    lua_remove(L, -2);
+}
 
 /* interp.select, first called (resumed false) or resumed after a park (the list and the
  * timeout are still arguments 1 and 2). */
@@ -528,7 +556,7 @@ static int select_body(lua_State *L, bool resumed)
         rc = host_wait(L, timeout, select_slice, &w, &interrupted);
     }
     if (interrupted)
-        return interp__lua_intr_raise(L);
+        return interp_lua_intr_raise(L);
     if (rc != INTERP_OK)
         return fail(L, "select", rc, ctx);
     lua_rawgeti(L, 1, (lua_Integer)idx + 1);

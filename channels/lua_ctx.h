@@ -55,9 +55,6 @@ static inline void interp__lua_ctx_set(lua_State *L, interp__lua_ctx *ctx)
  * options); the object keeps the pointer, so *ctx must outlive the object (and not change).
  * Raises on memory error (then nothing is retained). */
 void interp__chan_push(lua_State *L, interp_chan *ch, const interp__lua_ctx *ctx);
-/* channels/chan_lua.c: the channel of the channel object at idx (borrowed: valid while the
- * object is), or NULL when the value is not a live channel object. */
-interp_chan *interp__chan_lua_test(lua_State *L, int idx);
 /* channels/chan_lua.c: add `select` (interp.select) and `channel` (interp.channel, through
  * ctx->chan_lookup; raises in a state without one) to the table at the top of the stack, both
  * bound to ctx (NULL: none; same lifetime rule as interp__chan_push). Never touches the extra

@@ -1,11 +1,13 @@
-/* lua_interrupt.c - noticing Ctrl-C while a C call waits (lua_interrupt.h). */
-#include "lua_interrupt.h"
+/* lua_interrupt.c - noticing Ctrl-C while a C call waits (interp_chan_lua.h). */
+#include "interp_chan_lua.h"
 
 #include "interp_status.h"
 #include "lua_ctx.h"
 #include "sync.h"
 
-void interp__lua_intr_begin(lua_State *L, interp__lua_intr *s)
+#define INTR_POLL 0.02 /* seconds between two looks (interp_chan_lua.h) */
+
+void interp_lua_intr_begin(lua_State *L, interp_lua_intr *s)
 {
     s->L = L;
     s->hook = lua_gethook(L);
@@ -19,7 +21,7 @@ void interp__lua_intr_begin(lua_State *L, interp__lua_intr *s)
     s->main_count = s->main ? lua_gethookcount(s->main) : 0;
 }
 
-bool interp__lua_intr_seen(const interp__lua_intr *s)
+bool interp_lua_intr_seen(const interp_lua_intr *s)
 {
     if (lua_gethook(s->L) != s->hook || lua_gethookmask(s->L) != s->mask)
         return true;
@@ -27,7 +29,7 @@ bool interp__lua_intr_seen(const interp__lua_intr *s)
            (lua_gethook(s->main) != s->main_hook || lua_gethookmask(s->main) != s->main_mask);
 }
 
-void interp__lua_intr_consume(const interp__lua_intr *s)
+void interp_lua_intr_consume(const interp_lua_intr *s)
 {
     const interp__lua_ctx *ctx = interp__lua_ctx_get(s->L);
     if (ctx && ctx->cancel)
@@ -37,25 +39,25 @@ void interp__lua_intr_consume(const interp__lua_intr *s)
         lua_sethook(s->main, s->main_hook, s->main_mask, s->main_count);
 }
 
-int interp__lua_intr_raise(lua_State *L)
+int interp_lua_intr_raise(lua_State *L)
 {
     lua_pushliteral(L, "interrupted");
     return lua_error(L);
 }
 
-bool interp__lua_intr_poll(void *ud) { return interp__lua_intr_seen(ud); }
+bool interp_lua_intr_poll(void *ud) { return interp_lua_intr_seen(ud); }
 
-int interp__lua_intr_wait(lua_State *L, double timeout, interp__lua_intr_wait_fn wait, void *ud,
-                          bool *interrupted)
+int interp_lua_intr_wait(lua_State *L, double timeout, interp_lua_intr_wait_fn wait, void *ud,
+                         bool *interrupted)
 {
     *interrupted = false;
     if (timeout == 0)
         return wait(ud, 0);
-    interp__lua_intr s;
-    interp__lua_intr_begin(L, &s);
+    interp_lua_intr s;
+    interp_lua_intr_begin(L, &s);
     double end = timeout > 0 ? interp__now() + timeout : 0;
     for (;;) {
-        double slice = INTERP__LUA_INTR_POLL;
+        double slice = INTR_POLL;
         if (timeout > 0) {
             double left = end - interp__now();
             if (left < slice)
@@ -64,8 +66,8 @@ int interp__lua_intr_wait(lua_State *L, double timeout, interp__lua_intr_wait_fn
         int rc = wait(ud, slice);
         if (rc != INTERP_ERR_TIMEOUT)
             return rc;
-        if (interp__lua_intr_seen(&s)) {
-            interp__lua_intr_consume(&s);
+        if (interp_lua_intr_seen(&s)) {
+            interp_lua_intr_consume(&s);
             *interrupted = true;
             return INTERP_ERR_CANCELLED;
         }

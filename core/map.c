@@ -11,7 +11,6 @@
 
 #include "backend.h"
 #include "map_impl.h"
-#include "map_pack.h"
 
 typedef struct engine {
     interp_pool *pool;
@@ -515,9 +514,9 @@ int interp_pool_map_stream(interp_pool *pool, const interp_fn *fn, interp_map_ne
     return map_stream(pool, fn, next_input, on_result, ud, max_in_flight, opts, false);
 }
 
-int interp__pool_map_packed(interp_pool *pool, const interp_fn *fn, interp_map_next_fn next_pack,
-                            interp_map_result_fn on_pack, void *ud, size_t max_in_flight,
-                            const interp_map_options *opts)
+int interp_pool_map_packed(interp_pool *pool, const interp_fn *fn, interp_map_next_fn next_pack,
+                           interp_map_result_fn on_pack, void *ud, size_t max_in_flight,
+                           const interp_map_options *opts)
 {
     return map_stream(pool, fn, next_pack, on_pack, ud, max_in_flight, opts, true);
 }

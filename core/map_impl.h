@@ -14,7 +14,7 @@ typedef struct map_ctx {
     const struct map_chunk *wait_for; /* ... until this chunk is done (others do not wake it) */
     atomic_int stop;    /* written under mu (first wins): status for items not yet started */
     bool stop_on_error; /* immutable */
-    bool packed;        /* immutable: interp__pool_map_packed (interp__state_map_packed) */
+    bool packed;        /* immutable: interp_pool_map_packed (interp__state_map_packed) */
     /* map (not stream): the worker that ran a chunk moves its results straight into the
      * caller's slots (immutable pointers; each chunk writes only its own items, before it is
      * marked done under mu, which the caller takes before reading) */

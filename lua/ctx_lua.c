@@ -8,7 +8,6 @@
 
 #include "interp_ctx.h"
 #include "lm.h"
-#include "lua_ctx.h"
 
 #define LM_CTX_MT "interp_pool.context"
 
@@ -116,7 +115,7 @@ static int ctx_grant(lua_State *L)
     const char *name = interp__lm_check_chan(L, 2, where, 0);
     int rc;
     lm_ctx *other = luaL_testudata(L, 3, LM_CTX_MT);
-    interp_chan *ch = interp__chan_lua_test(L, 3);
+    interp_chan *ch = interp_chan_test_lua(L, 3);
     if (other) {
         if (!other->ctx)
             return luaL_error(L, "%s: the context to grant is closed", where);
@@ -168,12 +167,11 @@ int interp__lm_channel_new(lua_State *L)
     const char *why;
     if (interp_chan_check(NULL, 0, cap, &why) != INTERP_OK)
         return luaL_error(L, "ip.channel: %s", why);
-    const struct interp__lua_ctx *lc = interp__lm_chan_ctx(L); /* before ch: may push */
     interp_chan *ch = NULL;
     int rc = interp_chan_create(cap ? cap : 64, 0, &ch);
     if (rc != INTERP_OK)
         return interp__lm_status_error(L, "ip.channel", rc);
-    return interp__lm_push_chan(L, ch, lc);
+    return interp__lm_push_chan(L, ch);
 }
 
 /* ctx:stats() -> {calls, done, failed, posts_failed, queued, memory, memory_peak, broken} */

@@ -37,10 +37,10 @@ static int future_slice(void *ud, double slice) { return interp_future_wait(ud, 
 static int wait_interruptible(lua_State *L, interp_future *f, double timeout)
 {
     bool interrupted;
-    int rc = interp__lua_intr_wait(L, timeout, future_slice, f, &interrupted);
+    int rc = interp_lua_intr_wait(L, timeout, future_slice, f, &interrupted);
     if (interrupted) {
         interp_future_cancel(f);
-        interp__lua_intr_raise(L);
+        interp_lua_intr_raise(L);
     }
     return rc;
 }

@@ -1,6 +1,6 @@
 /* lm.h - internal to lua/: the pieces of the `require "interp_pool"` module shared between its
- * files. The module is a thin binding over the public API (interp_pool.h, interp_chan.h,
- * interp_msg_lua.h); it knows nothing of the pool's internals.
+ * files. The module is a thin binding over the public API (interp_pool.h, interp_ctx.h,
+ * interp_msg_lua.h, interp_chan_lua.h); it knows nothing of the library's internals.
  *
  * Every function here runs on the host script's thread, inside a lua_CFunction (so it may
  * raise Lua errors). A function that holds C memory never raises while it holds it: it either
@@ -12,9 +12,9 @@
 #include <lua.h>
 #include <stdbool.h>
 
+#include "interp_chan_lua.h"
 #include "interp_msg_lua.h"
 #include "interp_pool.h"
-#include "lua_interrupt.h"
 
 #define LM_POOL_MT "interp_pool.pool"
 #define LM_FUTURE_MT "interp_pool.future"
@@ -76,18 +76,10 @@ typedef struct lm_box {
     size_t nmsgs, ntexts;
     interp_msg **msgs;
     char **texts;
-    struct interp__slab *slab; /* small messages made into a slab (msg_inner.h); released by
-                                  __gc after the slots are freed */
 } lm_box;
 lm_box *interp__lm_box_new(lua_State *L, size_t nmsgs, size_t ntexts);
 /* Free what the slots hold now (the box stays usable, every slot NULL). */
 void interp__lm_box_clear(lm_box *b);
-
-/* The context (lua_ctx.h) that channel objects and ip.select use in L's state: the worker's in
- * a worker state of a pool, else a static one for host scripts (no token, functions allowed).
- * Never reads the state's extra space. */
-struct interp__lua_ctx;
-const struct interp__lua_ctx *interp__lm_chan_ctx(lua_State *L);
 
 /* ---- pool_lua.c ----------------------------------------------------------------------- */
 
@@ -95,9 +87,9 @@ const struct interp__lua_ctx *interp__lm_chan_ctx(lua_State *L);
  * interp_chan_check; raises "<where>: <its reason>" otherwise. */
 const char *interp__lm_check_chan(lua_State *L, int idx, const char *where, size_t capacity);
 
-/* Push a channel object for ch (made with ctx, lua_ctx.h) and drop the caller's reference to
- * ch, also when making the object fails (then the memory error is raised). Returns 1. */
-int interp__lm_push_chan(lua_State *L, interp_chan *ch, const struct interp__lua_ctx *ctx);
+/* Push a channel object for ch (interp_chan_push_lua) and drop the caller's reference to ch,
+ * also when making the object fails (then the memory error is raised). Returns 1. */
+int interp__lm_push_chan(lua_State *L, interp_chan *ch);
 
 /* ip.new{...}: create a pool object. */
 int interp__lm_pool_new(lua_State *L);

@@ -7,32 +7,9 @@
 
 #include "interp_pool_lua.h"
 #include "lm.h"
-#include "msg_inner.h"
-#include "frozen_impl.h"
-#include "lua_ctx.h"
 
 const interp_msg_opts interp__lm_msg_opts = {.allow_functions = true};
 const interp_msg_opts interp__lm_msg_opts_untrusted = {.allow_functions = false};
-
-/* The host script's state has no worker: no cancellation token (its channel waits end only by
- * timeout or close) and no named-channel lookup (the host reaches channels through
- * pool:channel). Read-only, so one instance serves every host state of the process. */
-static const interp__lua_ctx host_ctx = {
-    .cancel = NULL,
-    .msg_opts = {.allow_functions = true},
-    .worker_id = -1,
-    .chan_lookup = NULL,
-    .chan_lookup_ud = NULL,
-};
-
-const interp__lua_ctx *interp__lm_chan_ctx(lua_State *L)
-{
-    /* A worker state (the module loaded by a task, to run a pool of its own) has its worker's
-     * context recorded by interp/: channel objects there wake on the task's cancellation.
-     * Neither case reads the state's extra space (see lua_ctx.h). */
-    const interp__lua_ctx *worker = interp__chan_lua_ctx(L);
-    return worker ? worker : &host_ctx;
-}
 
 int interp__lm_status_error(lua_State *L, const char *where, int status)
 {
@@ -217,8 +194,6 @@ void interp__lm_box_clear(lm_box *b)
         free(b->texts[i]);
         b->texts[i] = NULL;
     }
-    interp__slab_release(b->slab);
-    b->slab = NULL;
 }
 
 static int box_gc(lua_State *L)
@@ -273,16 +248,12 @@ INTERP_API int luaopen_interp_pool(lua_State *L)
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
     luaL_newlib(L, module_funcs);
-    /* ip.select: the channels' own select (channels/chan_lua.c), the one the workers have */
-    lua_newtable(L);
-    interp__chan_lua_register_ctx(L, interp__lm_chan_ctx(L));
-    lua_getfield(L, -1, "select");
-    lua_setfield(L, -3, "select");
-    lua_pop(L, 1);
-    /* ip.freeze, thaw, isfrozen, buffer, next, mapfile (msg/frozen_lua.c): values the host
-     * script freezes are charged to no pool and to no limit (the host's own memory) */
-    interp__frozen_lua_cfg fz = {.allow_files = true};
-    interp__frozen_lua_register(L, &fz);
+    /* ip.select: the one the workers have (in a worker's state, bound to its task's cancel) */
+    interp_chan_push_select(L);
+    lua_setfield(L, -2, "select");
+    /* ip.freeze, thaw, isfrozen, buffer, next, unpack, mapfile: values the host script freezes
+     * are charged to no pool and to no limit (the host's own memory) */
+    interp_frozen_lua_open(L);
     lua_pushliteral(L, "interp_pool 0.1.0");
     lua_setfield(L, -2, "_VERSION");
     return 1;

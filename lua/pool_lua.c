@@ -6,12 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frozen_impl.h"
 #include "interp_ctx.h"
 #include "lm.h"
-#include "msg_inner.h"
-#include "lua_ctx.h"
-#include "map_pack.h"
 
 typedef struct lm_pool {
     interp_pool *pool; /* NULL once destroyed (shutdown with wait, __close, __gc) */
@@ -383,10 +379,10 @@ static int pool_submit(lua_State *L)
     return 1;
 }
 
-/* pool:map runs in packs (core/map_pack.h): this thread reads pack after pack of the list into
- * one message each and writes each pack's results into the new list as the workers finish
- * it, while they run the packs after it; one message per pack each way. Stack of pool_map:
- * 1 pool, 2 function, 3 list, 4 options, then the ones below. */
+/* pool:map runs in packs (interp_pool_map_packed): this thread reads pack after pack of the list
+ * into one message each and writes each pack's results into the new list as the workers finish it,
+ * while they run the packs after it; one message per pack each way. Stack of pool_map: 1 pool, 2
+ * function, 3 list, 4 options, then the ones below. */
 enum { MAP_OUT = 5, MAP_ERR = 6, MAP_BOX = 7 };
 /* Items per pack when chunksize is not given: about 8 packs per worker, at most this many. */
 #define MAP_PACK_AUTO_MAX 1024
@@ -424,23 +420,13 @@ static int map_read_pack(lua_State *L)
         else
             lua_geti(L, 2, r->first + j);
     }
-    interp_msg_error err;
-    if (interp_msg_from_lua(L, base, k, &interp__lm_msg_opts, &r->msg, &err) == INTERP_OK)
+    interp_msg_error err; /* its text goes on from the item's name: ".x: <reason>" */
+    int bad = 0;          /* which of the pack's values failed */
+    if (interp_msg_from_lua_named(L, base, k, &interp__lm_msg_opts, &r->msg, &err, &bad) ==
+        INTERP_OK)
         return 0;
     r->msg = NULL;
-    /* the codec names the value [j] from the pack's start; name it after its place in the list */
-    const char *why = err.text;
-    lua_Integer at = r->first + 1;
-    if (*why == '[') {
-        char *end;
-        unsigned long j = strtoul(why + 1, &end, 10);
-        if (*end == ']' && j >= 1 && j <= (unsigned long)k) {
-            at = r->first + (lua_Integer)j;
-            why = end + 1;
-        }
-    }
-    return luaL_error(L, "%s: list[%I]%s%s", r->where, at, (*why == '.' || *why == '[') ? "" : ": ",
-                      *why == ':' ? why + 2 : why);
+    return luaL_error(L, "%s: list[%I]%s", r->where, r->first + 1 + bad, err.text);
 }
 
 /* Protected (r, list, new list): the values of r->msg into the new list at first+1 .. */
@@ -571,20 +557,20 @@ static int pool_map(lua_State *L)
     r.raw = !lua_getmetatable(L, 3);
     if (!r.raw)
         lua_pop(L, 1);
-    mo.chunksize = 1;      /* a pack per job */
-    interp__lua_intr intr; /* Ctrl-C: the map cancels its packs, then we raise */
-    interp__lua_intr_begin(L, &intr);
-    mo.interrupted = interp__lua_intr_poll;
+    mo.chunksize = 1;     /* a pack per job */
+    interp_lua_intr intr; /* Ctrl-C: the map cancels its packs, then we raise */
+    interp_lua_intr_begin(L, &intr);
+    mo.interrupted = interp_lua_intr_poll;
     mo.interrupted_ud = &intr;
     size_t window = INTERP_MAP_WINDOW_CHUNKS * (size_t)(p->workers > 0 ? p->workers : 1);
     interp_pool *pool = live(L, p, where);
     p->mapping++; /* Lua code run meanwhile (the list's metamethods, finalizers) cannot
                      destroy the pool under the map */
-    int rc = interp__pool_map_packed(pool, &fn, map_next_pack, map_on_pack, &r, window, &mo);
+    int rc = interp_pool_map_packed(pool, &fn, map_next_pack, map_on_pack, &r, window, &mo);
     p->mapping--;
-    if (rc == INTERP_ERR_CANCELLED && interp__lua_intr_seen(&intr)) {
-        interp__lua_intr_consume(&intr);
-        return interp__lua_intr_raise(L);
+    if (rc == INTERP_ERR_CANCELLED && interp_lua_intr_seen(&intr)) {
+        interp_lua_intr_consume(&intr);
+        return interp_lua_intr_raise(L);
     }
     if (r.list_failed || (r.result_failed && rc == INTERP_OK && !r.fail_status)) {
         lua_pushvalue(L, MAP_ERR);
@@ -598,17 +584,16 @@ static int pool_map(lua_State *L)
 
 static int push_chan_protected(lua_State *L)
 {
-    interp__chan_push(L, (interp_chan *)lua_touserdata(L, 1), lua_touserdata(L, 2));
+    interp_chan_push_lua(L, (interp_chan *)lua_touserdata(L, 1));
     return 1;
 }
 
-int interp__lm_push_chan(lua_State *L, interp_chan *ch, const struct interp__lua_ctx *ctx)
+int interp__lm_push_chan(lua_State *L, interp_chan *ch)
 {
     /* The object takes a reference of its own; ours is dropped whatever happens. */
     lua_pushcfunction(L, push_chan_protected);
     lua_pushlightuserdata(L, ch);
-    lua_pushlightuserdata(L, (void *)ctx);
-    int rc = lua_pcall(L, 2, 1, 0);
+    int rc = lua_pcall(L, 1, 1, 0);
     interp_chan_release(ch);
     if (rc != LUA_OK)
         return lua_error(L);
@@ -632,12 +617,11 @@ static int pool_channel(lua_State *L)
     lm_pool *p = check_open(L, where);
     size_t cap = (size_t)luaL_optinteger(L, 3, 0); /* negative: past the bound */
     const char *name = interp__lm_check_chan(L, 2, where, cap);
-    const interp__lua_ctx *ctx = interp__lm_chan_ctx(L); /* before ch: may push */
     interp_chan *ch = NULL;
     int rc = interp_pool_channel(live(L, p, where), name, cap, &ch);
     if (rc != INTERP_OK)
         return rc_error(L, where, rc);
-    return interp__lm_push_chan(L, ch, ctx);
+    return interp__lm_push_chan(L, ch);
 }
 
 /* pool:share(name, v): register v (a frozen value, or a table or string frozen now) in the
@@ -645,7 +629,7 @@ static int pool_channel(lua_State *L)
  * pool:shared(name): the view registered under name, or nil. */
 static int push_frozen_protected(lua_State *L)
 {
-    interp__frozen_push(L, lua_touserdata(L, 1));
+    interp_frozen_push_lua(L, lua_touserdata(L, 1));
     return 1;
 }
 
@@ -656,21 +640,21 @@ static int pool_share(lua_State *L)
     const char *name = luaL_checkstring(L, 2);
     lua_settop(L, 3);
     interp_frozen *made = NULL; /* our reference to a value frozen here */
-    const interp_frozen *f = interp__frozen_toobj(L, 3);
+    const interp_frozen *f = interp_frozen_test_lua(L, 3);
     int rc = INTERP_OK;
-    char why[160] = "a table, string or frozen value expected";
+    interp_msg_error why = {"a table, string or frozen value expected"};
     if (!f && lua_type(L, 3) == LUA_TTABLE)
-        rc = interp__frozen_from_lua(L, 3, 0, 0, NULL, &made, why);
+        rc = interp_frozen_from_lua(L, 3, 0, &made, &why);
     else if (!f && lua_type(L, 3) == LUA_TSTRING) {
         size_t len;
         const char *s = lua_tolstring(L, 3, &len);
-        rc = interp__frozen_buffer_copy(s, len, NULL, &made);
-        snprintf(why, sizeof why, "%s", interp_strerror(rc));
+        rc = interp_frozen_bytes(s, len, &made);
+        snprintf(why.text, sizeof why.text, "%s", interp_strerror(rc));
     } else if (!f && !lua_isnil(L, 3)) {
         rc = INTERP_ERR_INVALID;
     }
     if (rc != INTERP_OK)
-        return luaL_error(L, "%s: cannot freeze: %s", where, why);
+        return luaL_error(L, "%s: cannot freeze: %s", where, why.text);
     if (made)
         f = made;
     rc = interp_pool_share(live(L, p, where), name, f);

@@ -60,11 +60,11 @@ int interp__lm_wait(lua_State *L)
     if (n > 0) {
         struct many w = {fs, n, mode};
         bool interrupted;
-        int rc = interp__lua_intr_wait(L, timeout, many_slice, &w, &interrupted);
+        int rc = interp_lua_intr_wait(L, timeout, many_slice, &w, &interrupted);
         if (interrupted) { /* Ctrl-C: cancel what it waited on, as leaving <close> would */
             for (size_t i = 0; i < n; i++)
                 interp_future_cancel(fs[i]);
-            return interp__lua_intr_raise(L);
+            return interp_lua_intr_raise(L);
         }
         if (rc != INTERP_OK && rc != INTERP_ERR_TIMEOUT)
             return interp__lm_status_error(L, where, rc);
@@ -143,11 +143,11 @@ static int ac_next(lua_State *L)
     interp_future *f = NULL;
     struct next w = {ac->it, &f};
     bool interrupted;
-    int rc = interp__lua_intr_wait(L, timeout, next_slice, &w, &interrupted);
+    int rc = interp_lua_intr_wait(L, timeout, next_slice, &w, &interrupted);
     if (interrupted) { /* Ctrl-C: cancel the futures still pending, as the closer would */
         for (size_t i = 0; i < ac->n; i++)
             interp_future_cancel(ac->fs[i]);
-        return interp__lua_intr_raise(L);
+        return interp_lua_intr_raise(L);
     }
     if (rc == INTERP_ERR_CLOSED) {
         ac_free(ac);

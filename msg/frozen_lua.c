@@ -582,3 +582,28 @@ void interp__frozen_lua_register(lua_State *L, const interp__frozen_lua_cfg *cfg
     }
     lua_settop(L, cu - 1);
 }
+
+void interp_frozen_push_lua(lua_State *L, const interp_frozen *f) { interp__frozen_push(L, f); }
+
+const interp_frozen *interp_frozen_test_lua(lua_State *L, int idx)
+{
+    return interp__frozen_toobj(L, idx);
+}
+
+int interp_frozen_from_lua(lua_State *L, int idx, int max_depth, interp_frozen **out,
+                           interp_msg_error *err)
+{
+    interp_msg_error local;
+    err = err ? err : &local;
+    if (!out || lua_type(L, idx) != LUA_TTABLE) {
+        snprintf(err->text, sizeof err->text, "a table expected");
+        return INTERP_ERR_INVALID;
+    }
+    return interp__frozen_from_lua(L, idx, max_depth, 0, NULL, out, err->text);
+}
+
+void interp_frozen_lua_open(lua_State *L)
+{
+    interp__frozen_lua_cfg cfg = {.allow_files = true};
+    interp__frozen_lua_register(L, &cfg);
+}

@@ -64,6 +64,35 @@ INTERP_API int interp_msg_to_lua(lua_State *L, const interp_msg *m, const interp
  * [-0, +count, e/m]. */
 INTERP_API int interp_msg_push_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *opts);
 
+/* interp_msg_from_lua for a caller that names the values in its own words ("list[7]"): on
+ * failure *bad (may be NULL) is the index (0 to count-1) of the value that could not be copied
+ * (0 for a failure of no one value), and err->text goes on from the caller's name for it: the
+ * path below the value and the reason (".handlers[2]: cannot copy a userdata"), or ": " and
+ * the reason when the value itself is refused. */
+INTERP_API int interp_msg_from_lua_named(lua_State *L, int first, int count,
+                                         const interp_msg_opts *opts, interp_msg **out,
+                                         interp_msg_error *err, int *bad);
+
+/* ---- frozen values (interp_frozen.h) in a Lua state -------------------------------------- */
+
+/* [-0, +1, m] Push a view of f (a userdata reading it in place; it holds a reference of its
+ * own). The same value gives the same view while that view lives. */
+INTERP_API void interp_frozen_push_lua(lua_State *L, const interp_frozen *f);
+/* [-0, +0, -] The frozen value the view at idx reads (borrowed: valid while the view lives),
+ * or NULL when the value at idx is not a live view. */
+INTERP_API const interp_frozen *interp_frozen_test_lua(lua_State *L, int idx);
+/* [-0, +0, -] Freeze the Lua table at idx (tables nested up to max_depth, 0: 200; views inside
+ * it are kept by reference): on INTERP_OK *out is a new frozen table. INTERP_ERR_ENCODE (a
+ * function, thread or userdata), INTERP_ERR_LIMIT, INTERP_ERR_NOMEM, INTERP_ERR_INVALID (not
+ * a table), with the reason in err->text (err may be NULL). Never raises. */
+INTERP_API int interp_frozen_from_lua(lua_State *L, int idx, int max_depth, interp_frozen **out,
+                                      interp_msg_error *err);
+/* [-0, +0, m] Add the functions of frozen values to the table at the top of the stack, as a
+ * worker's `interp` table has them: freeze, thaw, isfrozen, buffer, next, unpack, mapfile. For a
+ * host's own state: what it freezes is charged to no pool and no limit, and mapfile maps any
+ * file the process may read. */
+INTERP_API void interp_frozen_lua_open(lua_State *L);
+
 #ifdef __cplusplus
 }
 #endif

@@ -64,6 +64,7 @@ typedef struct enc {
     uint32_t nobj;
     int status;    /* of the failed write (NOMEM or LIMIT) */
     long long top; /* 1-based index of the top-level value being written */
+    bool named;    /* the caller names the values: no "[top]" (interp_msg_from_lua_named) */
     const void *globals;
     eframe *frames;
     size_t nframes, capframes;
@@ -75,6 +76,13 @@ typedef struct enc {
 
 /* ---- errors ------------------------------------------------------------------------------- */
 
+/* err->text = text, or ": " text when the caller names the value. err may be NULL. */
+static void say(interp_msg_error *err, bool named, const char *text)
+{
+    if (err)
+        snprintf(err->text, sizeof err->text, "%s%s", named ? ": " : "", text);
+}
+
 static int fail(enc *e, int code, const char *fmt, ...)
 {
     if (e->err) {
@@ -85,7 +93,7 @@ static int fail(enc *e, int code, const char *fmt, ...)
         va_end(ap);
         interp__path path;
         interp__path_init(&path);
-        if (e->top > 0)
+        if (e->top > 0 && !e->named)
             interp__path_index(&path, e->top);
         for (size_t k = 0; k < e->nframes; k++) {
             const eframe *f = &e->frames[k];
@@ -98,7 +106,10 @@ static int fail(enc *e, int code, const char *fmt, ...)
             else if (f->upname)
                 interp__path_upvalue(&path, f->upname, strlen(f->upname));
         }
-        interp__path_finish(&path, reason, e->err->text, sizeof e->err->text);
+        if (e->named && path.len == 0)
+            say(e->err, true, reason);
+        else
+            interp__path_finish(&path, reason, e->err->text, sizeof e->err->text);
     }
     return code;
 }
@@ -759,6 +770,7 @@ static void enc_init(enc *e, lua_State *L, const interp_msg_opts *opts, interp_m
     interp__idmap_init(&e->ids);
     e->err = err;
     e->top = 0;
+    e->named = false;
 }
 
 /* The encoded bytes of count values as a message in *out: with a shared-string tail when it
@@ -772,8 +784,7 @@ static int enc_finish(enc *e, uint32_t count, interp_msg **out)
         return fail(e, INTERP_ERR_NOMEM, "out of memory");
     *out = interp__msgbuf_finish(&e->buf, count, e->flags);
     if (!*out) {
-        if (e->err)
-            snprintf(e->err->text, sizeof e->err->text, "out of memory");
+        say(e->err, e->named, "out of memory");
         return INTERP_ERR_NOMEM;
     }
     if (e->flags & INTERP__MSG_HAS_SHARED) {
@@ -787,8 +798,10 @@ static int enc_finish(enc *e, uint32_t count, interp_msg **out)
     return INTERP_OK;
 }
 
-int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opts *opts,
-                        interp_msg **out, interp_msg_error *err)
+/* interp_msg_from_lua; named: the caller names the values in its error texts, and *bad gets the
+ * index of the value that failed. */
+static int encode(lua_State *L, int first, int count, const interp_msg_opts *opts, interp_msg **out,
+                  interp_msg_error *err, bool named, int *bad)
 {
     if (err)
         err->text[0] = '\0';
@@ -814,8 +827,7 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
         /* one allocation of exactly the right size */
         interp_msg *m = interp__msg_alloc(small, (uint32_t)count, 0);
         if (!m) {
-            if (err)
-                snprintf(err->text, sizeof err->text, "out of memory");
+            say(err, named, "out of memory");
             return INTERP_ERR_NOMEM;
         }
         memcpy(m->data, small_buf, small);
@@ -824,6 +836,7 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
     }
     enc e;
     enc_init(&e, L, opts, err);
+    e.named = named;
 
     /* room for the message header and a few scalars in one allocation */
     int rc = need_slow(&e, e.max_size < 64 ? e.max_size : 64) ? INTERP_OK : fail_write(&e);
@@ -845,6 +858,22 @@ int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opt
     lua_settop(L, base);
     if (rc == INTERP_OK)
         rc = enc_finish(&e, (uint32_t)count, out);
+    else if (bad && e.top > 0)
+        *bad = (int)(e.top - 1);
     interp__msgbuf_free(&e.buf);
     return rc;
+}
+
+int interp_msg_from_lua(lua_State *L, int first, int count, const interp_msg_opts *opts,
+                        interp_msg **out, interp_msg_error *err)
+{
+    return encode(L, first, count, opts, out, err, false, NULL);
+}
+
+int interp_msg_from_lua_named(lua_State *L, int first, int count, const interp_msg_opts *opts,
+                              interp_msg **out, interp_msg_error *err, int *bad)
+{
+    if (bad)
+        *bad = 0;
+    return encode(L, first, count, opts, out, err, true, bad);
 }

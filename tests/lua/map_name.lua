@@ -62,7 +62,12 @@ assert(not ok and err:find("table expected", 1, true), err)
 ok, err = pcall(pool.map, pool, 42, {1})
 assert(not ok and err:find("expected a function or the name", 1, true), err)
 ok, err = pcall(pool.map, pool, "square", {1, io.stdout})
-assert(not ok and err:find("list[2]", 1, true) and err:find("userdata", 1, true), err)
+assert(not ok and err:find("pool:map: list[2]: cannot copy a userdata", 1, true), err)
+-- the codec's text goes on from the item's name (interp_msg_from_lua_slab)
+ok, err = pcall(pool.map, pool, "square", {1, 2, {a = {3, io.stdout}}})
+assert(not ok and err:find("pool:map: list[3].a[2]: cannot copy a userdata", 1, true), err)
+ok, err = pcall(pool.map, pool, "square", {{[true] = print}})
+assert(not ok and err:find("pool:map: list[1][true]: cannot copy a C function", 1, true), err)
 
 -- items travel in packs (one message per pack each way): errors still name the item
 local many = {}

@@ -920,6 +920,35 @@ static void msg_foreign_bytes(void **state)
     lua_close(B);
 }
 
+/* interp_msg_from_lua_named: the index of the value that failed, and a text that goes on from
+ * the caller's name for it. */
+static void msg_named_errors(void **st)
+{
+    (void)st;
+    lua_State *L = new_state();
+    interp_msg *m = NULL;
+    interp_msg_error err;
+    int bad = -1;
+    eval(L, "1, {a = {2, io.stdout}}, 3");
+    assert_int_equal(interp_msg_from_lua_named(L, 1, 3, NULL, &m, &err, &bad), INTERP_ERR_ENCODE);
+    assert_int_equal(bad, 1);
+    assert_string_equal(err.text, ".a[2]: cannot copy a userdata");
+    assert_null(m);
+    lua_settop(L, 0);
+    eval(L, "1, 2, io.stdout");
+    assert_int_equal(interp_msg_from_lua_named(L, 1, 3, NULL, &m, &err, &bad), INTERP_ERR_ENCODE);
+    assert_int_equal(bad, 2);
+    assert_string_equal(err.text, ": cannot copy a userdata");
+    /* the same values through interp_msg_from_lua: named by their place */
+    assert_int_equal(interp_msg_from_lua(L, 1, 3, NULL, &m, &err), INTERP_ERR_ENCODE);
+    assert_string_equal(err.text, "[3]: cannot copy a userdata");
+    assert_int_equal(interp_msg_from_lua_named(L, 1, 2, NULL, &m, &err, &bad), INTERP_OK);
+    assert_int_equal(bad, 0);
+    assert_int_equal(interp_msg_count(m), 2);
+    interp_msg_free(m);
+    lua_close(L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -958,6 +987,7 @@ int main(void)
         cmocka_unit_test(msg_decode_nomem_leaves_stack),
         cmocka_unit_test(msg_push_lua),
         cmocka_unit_test(msg_foreign_bytes),
+        cmocka_unit_test(msg_named_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
