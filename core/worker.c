@@ -48,7 +48,10 @@ bool interp__worker_flush_held(interp__worker *w)
  * interp__queue_pop. */
 static interp__job *next_job(interp__worker *w, bool busy, bool *idled, bool *starting)
 {
-    interp__job *job = atomic_exchange_explicit(&w->held, NULL, memory_order_acq_rel);
+    /* a plain load first: a pool's tasks never hold, and pay no locked instruction per job */
+    interp__job *job = atomic_load_explicit(&w->held, memory_order_relaxed)
+                           ? atomic_exchange_explicit(&w->held, NULL, memory_order_acq_rel)
+                           : NULL;
     if (job) {
         *idled = false;
         w->handoffs++;
