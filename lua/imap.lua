@@ -4,8 +4,9 @@
 -- generator), like Python's Executor.map, on top of pool:submit and the futures. Loaded with
 -- three arguments: a function returning the monotonic time in seconds, the default window in
 -- calls per worker (INTERP_MAP_WINDOW_CHUNKS: the rule of map_stream's window, a call being a
--- chunk of one) and the largest window (INTERP_MAP_MAX_IN_FLIGHT).
-local now, window_chunks, max_window = ...
+-- chunk of one) and a function giving the reason a window is past the library's bound (nil
+-- within it: the C API's check of map_stream's max_in_flight).
+local now, window_chunks, window_bound = ...
 local function bad(what) error('pool:imap: ' .. what, 3) end
 return function(pool, f, input, opts)
   local window, timeout
@@ -17,9 +18,11 @@ return function(pool, f, input, opts)
     window, timeout = opts.window, opts.timeout
   end
   window = window or window_chunks * pool:stats().max_workers
-  if math.type(window) ~= 'integer' or window < 1 or window > max_window then
-    bad("option 'window' must be an integer from 1 to " .. max_window)
+  if math.type(window) ~= 'integer' or window < 1 then
+    bad("option 'window' must be a positive integer")
   end
+  local why = window_bound(window)
+  if why then bad("option 'window': " .. why) end
   if timeout ~= nil and (type(timeout) ~= 'number' or timeout ~= timeout or timeout < 0) then
     bad("option 'timeout' must be a number of seconds >= 0 (0: none)")
   end

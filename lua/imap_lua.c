@@ -11,6 +11,18 @@
 /* static const char imap_source[]: lua/imap.lua, embedded at build time */
 #include "imap_lua.h"
 
+/* window_bound(w): nil when w calls in flight are within the library's bound, else its reason
+ * (interp_map_check_sizes, the rule of map_stream's max_in_flight). */
+static int window_bound(lua_State *L)
+{
+    lua_Integer w = luaL_checkinteger(L, 1);
+    const char *why = NULL;
+    if (w > 0 && interp_map_check_sizes(0, (size_t)w, &why) == INTERP_OK)
+        return 0;
+    lua_pushstring(L, why ? why : "a window of at least 1 call");
+    return 1;
+}
+
 void interp__lm_imap_register(lua_State *L, lua_CFunction now)
 {
     luaL_getmetatable(L, LM_POOL_MT);
@@ -20,7 +32,7 @@ void interp__lm_imap_register(lua_State *L, lua_CFunction now)
         lua_error(L);
     lua_pushcfunction(L, now);
     lua_pushinteger(L, INTERP_MAP_WINDOW_CHUNKS);
-    lua_pushinteger(L, (lua_Integer)INTERP_MAP_MAX_IN_FLIGHT);
+    lua_pushcfunction(L, window_bound);
     lua_call(L, 3, 1);
     lua_setfield(L, -2, "imap");
     lua_pop(L, 2);
