@@ -87,6 +87,15 @@ void interp__account_release(interp__account *a)
     free(a);
 }
 
+void interp__account_detach(interp__account *a)
+{
+    if (!a)
+        return;
+    interp__mutex_lock(&a->mu);
+    a->heap = NULL;
+    interp__mutex_unlock(&a->mu);
+}
+
 int interp__account_charge(interp__account *a, size_t n, bool for_state, char *why, size_t whylen)
 {
     if (!a)

@@ -70,6 +70,9 @@ void interp__budget_give(interp__budget *b, size_t n);
 interp__account *interp__account_new(interp__budget *budget, const atomic_size_t *heap,
                                      size_t state_limit);
 void interp__account_retain(interp__account *a);
+/* The state is going: later charges count no heap (the account may outlive the state: a
+ * future it pays for). NULL-safe. */
+void interp__account_detach(interp__account *a);
 /* Drop a reference; the last gives back what the account reserved. NULL-safe. */
 void interp__account_release(interp__account *a);
 /* Charge n bytes (for_state: also against the state's limit). INTERP_OK; INTERP_ERR_NOMEM with

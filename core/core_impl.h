@@ -404,6 +404,7 @@ struct interp_future {
     interp_msg *error_value;
     interp__account *acct; /* pays for result, error and error_value (retained), or NULL */
     size_t charge;         /* bytes charged to acct */
+    bool charge_for_state; /* acct is the caller's args_acct: charged against its limit too */
     interp_future_cb cb0;  /* callbacks, guarded by mu */
     void *ud0;
     interp__cb_node *cbs, *cbs_tail;

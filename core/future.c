@@ -156,6 +156,7 @@ int interp__future_new(interp_pool *pool, const interp_task *task, interp_future
     f->error_value = NULL;
     f->acct = NULL;
     f->charge = 0;
+    f->charge_for_state = false;
     f->cb0 = NULL;
     f->ud0 = NULL;
     f->cbs = f->cbs_tail = NULL;
@@ -217,14 +218,20 @@ static int settle_outcome(interp_future *f, int status, interp_msg **result, cha
         if (!*error)
             *error = interp__dup_text(interp__status_end_text(status)); /* NULL: out of memory */
     }
+    /* a call made by a state: the caller holds the future, so the caller pays (its limit
+     * too), not the callee: a plugin cannot make another's results pile up in the host */
+    bool for_state = f->args_acct != NULL;
+    if (for_state)
+        acct = f->args_acct;
     size_t charge = acct ? outcome_charge(*result, *error, *error_value) : 0;
     if (!charge) /* the account's lock is a leaf */
         return status;
     char why[256];
-    if (interp__account_charge(acct, charge, false, why, sizeof why) == INTERP_OK) {
+    if (interp__account_charge(acct, charge, for_state, why, sizeof why) == INTERP_OK) {
         interp__account_retain(acct);
         f->acct = acct;
         f->charge = charge;
+        f->charge_for_state = for_state;
         return status;
     }
     /* the host would hold more than the budget: the results are not kept */
@@ -311,7 +318,7 @@ void interp_future_release(interp_future *f)
     interp_msg_free(f->error_value);
     interp_msg_free(f->args);
     free(f->error);
-    interp__account_refund(f->acct, f->charge, false);
+    interp__account_refund(f->acct, f->charge, f->charge_for_state);
     interp__account_release(f->acct);
     interp__account_refund(f->args_acct, f->args_charge, true);
     interp__account_release(f->args_acct);

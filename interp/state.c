@@ -105,6 +105,7 @@ int interp__state_init(interp_state *s, char **err)
  * made later, by the first call that needs it). */
 static void free_parts(interp_state *s)
 {
+    interp__account_detach(s->ctx.acct);  /* a later charge must not read the freed heap */
     interp__account_release(s->ctx.acct); /* what it charged stays until refunded */
     interp__slab_cache_release(s->slab_cache);
     interp__cond_destroy(&s->sleep_cv);

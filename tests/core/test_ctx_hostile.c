@@ -207,6 +207,45 @@ static void test_self_post_fork_bomb(void **state)
     interp_pool_destroy(p);
 }
 
+/* A plugin that calls another context and keeps the futures makes the host hold their
+ * results. Before, the callee paid (outside its heap limit, against the pool's budget
+ * only, and a pool without a budget bounded nothing): 200 results of 256 KiB (50 MiB) for a
+ * plugin limited to 2 MiB. The caller holds the futures, so the caller pays: its results
+ * stop at its own limit (the next calls end INTERP_ERR_NOMEM), and releasing them gives the
+ * room back. */
+static void test_hoarded_results_charged_to_caller(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(2, NULL);
+    interp_ctx *svc = ctx_new(p, "svc", INTERP_SANDBOX_NONE,
+                              "function big() return string.rep('r', 256 * 1024) end");
+    interp_ctx *pl = plugin(p, "hoarder", 0, 2 << 20, NULL);
+    assert_int_equal(interp_ctx_grant_context(pl, "svc", svc), INTERP_OK);
+    int64_t r = 0;
+    assert_int_equal(run_in(pl,
+                            "local h, kept, n = interp.context('svc'), {}, 0\n"
+                            "for i = 1, 200 do\n"
+                            "  local f = h:call('big')\n"
+                            "  f:wait()\n"
+                            "  kept[i] = f\n"
+                            "  local ok, v = pcall(f.result, f)\n"
+                            "  if ok then n = n + 1 elseif not v:find('memory') then error(v) end\n"
+                            "  v = nil\n"
+                            "end\n"
+                            "hoard = kept\n"
+                            "return n",
+                            &r),
+                     INTERP_OK);
+    assert_true(r >= 1 && r < 16); /* 2 MiB of 256 KiB results, not 200 */
+    /* released, the room comes back */
+    assert_int_equal(run_int(pl, "hoard = nil for i = 1, 200000 do local g = {} end\n"
+                                 "return #interp.context('svc'):call('big'):result()"),
+                     256 * 1024);
+    interp_ctx_close(pl);
+    interp_ctx_close(svc);
+    interp_pool_destroy(p);
+}
+
 /* Argument messages far larger than the plugin's heap (one string referenced many times, a
  * deep table) are refused before they reach the host's queue; the plugin pays for what it
  * queues, never the host. */
@@ -468,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_no_hold_where_it_cannot_yield),
         cmocka_unit_test(test_blocked_caller_does_not_strand_its_callee),
         cmocka_unit_test(test_self_post_fork_bomb),
+        cmocka_unit_test(test_hoarded_results_charged_to_caller),
         cmocka_unit_test(test_huge_arguments),
         cmocka_unit_test(test_sleep_values),
         cmocka_unit_test(test_cycle_through_a_third),
