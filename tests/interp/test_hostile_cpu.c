@@ -29,10 +29,11 @@
 #define STUCK_NEVER 5.0   /* pools whose workers must never be abandoned */
 #define BOUND (10 * (DEADLINE + GRACE + STUCK_ABANDON))
 
-static interp_pool *hostile_pool(const char *prefix, int max_abandoned, double deadline,
-                                 double stuck)
+static interp_pool *hostile_pool_init(const char *prefix, int max_abandoned, double deadline,
+                                      double stuck, const char *init)
 {
     interp_pool_options o = interp_pool_defaults();
+    o.init_source = init;
     o.workers = 1;
     o.sandbox = INTERP_SANDBOX_SAFE;
     o.memory_limit = (size_t)32 << 20;
@@ -48,10 +49,17 @@ static interp_pool *hostile_pool(const char *prefix, int max_abandoned, double d
     return p;
 }
 
-/* Run src; it must end with want (and needle in its error) within BOUND seconds. */
-static void attack(interp_pool *p, const char *src, int want, const char *needle)
+static interp_pool *hostile_pool(const char *prefix, int max_abandoned, double deadline,
+                                 double stuck)
 {
-    interp_task t = {.fn = {.kind = INTERP_FN_SOURCE, .text = src}};
+    return hostile_pool_init(prefix, max_abandoned, deadline, stuck, NULL);
+}
+
+/* Run src; it must end with want (and needle in its error) within BOUND seconds. */
+static void attack_fn(interp_pool *p, interp_fn fn, int want, const char *needle)
+{
+    const char *src = fn.text;
+    interp_task t = {.fn = fn};
     interp_future *fu = NULL;
     double t0 = interp__now();
     assert_int_equal(interp_pool_submit_task(p, &t, INTERP_FOREVER, &fu), INTERP_OK);
@@ -67,6 +75,11 @@ static void attack(interp_pool *p, const char *src, int want, const char *needle
     if (took > BOUND)
         fail_msg("`%.80s`: ended after %.3f s, bound %.3f s", src, took, BOUND);
     interp_future_release(fu);
+}
+
+static void attack(interp_pool *p, const char *src, int want, const char *needle)
+{
+    attack_fn(p, (interp_fn){.kind = INTERP_FN_SOURCE, .text = src}, want, needle);
 }
 
 /* The pool's abandoned threads (named "<prefix>-ab") still running: each must be demoted.
@@ -191,7 +204,9 @@ static void hostile_rep_and_concat(void **st)
     static const char *const srcs[] = {
         "while true do string.rep('', math.maxinteger) end",
         "while true do string.rep('ab', 2^20, ('x'):rep(10)) end",
-        "table.concat(setmetatable({}, {__index = function() return 'x' end}), '', 1, 1e15)",
+        /* empty pieces: the buffer never grows, so only the interrupt can end it (with 'x'
+         * the memory limit and the deadline raced) */
+        "table.concat(setmetatable({}, {__index = function() return '' end}), '', 1, 1e15)",
     };
     run_interruptible("hrep", srcs, sizeof srcs / sizeof srcs[0]);
 }
@@ -241,15 +256,19 @@ static void hostile_load(void **st)
 
 /* Integer keys that all collide once the table doubles: the rehash, inside one assignment,
  * is quadratic in the Lua core (2^16 keys: seconds). No hook reaches it: the worker is
- * abandoned, its thread demoted, and the pool keeps working. */
-static const char HASH_ATTACK[] = "local P = 16 local m = 2^(P + 1) - 1 local t = {} "
-                                  "for j = 1, 2^P do t[j * m] = true end t[-1] = true t[-2] = true";
+ * abandoned, its thread demoted, and the pool keeps working. The initializer (no deadline)
+ * fills the table, so that the task's deadline can only fire inside the rehash: had the task
+ * filled it, a starved worker could still be filling it (interruptibly) at the deadline. */
+static const char HASH_INIT[] =
+    "local P = 16 local m = 2^(P + 1) - 1 local t = {} for j = 1, 2^P do t[j * m] = true end "
+    "function hash_attack() t[-1] = true t[-2] = true end";
+static const interp_fn HASH_ATTACK = {.kind = INTERP_FN_NAME, .text = "hash_attack"};
 
 static void hostile_hashing(void **st)
 {
     (void)st;
-    interp_pool *p = hostile_pool("hhash", 2, DEADLINE, STUCK_ABANDON);
-    attack(p, HASH_ATTACK, INTERP_ERR_TIMEOUT, "abandoned");
+    interp_pool *p = hostile_pool_init("hhash", 2, DEADLINE, STUCK_ABANDON, HASH_INIT);
+    attack_fn(p, HASH_ATTACK, INTERP_ERR_TIMEOUT, "abandoned");
     interp_pool_stats s = stats_of(p);
     assert_int_equal(s.workers_abandoned, 1);
     assert_true(s.abandoned_running <= 1);
@@ -265,10 +284,10 @@ static void hostile_hashing(void **st)
 static void hostile_abandoned_are_capped(void **st)
 {
     (void)st;
-    interp_pool *p = hostile_pool("hcap", 1, DEADLINE, STUCK_ABANDON);
-    attack(p, HASH_ATTACK, INTERP_ERR_TIMEOUT, "abandoned");
+    interp_pool *p = hostile_pool_init("hcap", 1, DEADLINE, STUCK_ABANDON, HASH_INIT);
+    attack_fn(p, HASH_ATTACK, INTERP_ERR_TIMEOUT, "abandoned");
     int first = stats_of(p).abandoned_running;
-    attack(p, HASH_ATTACK, INTERP_ERR_TIMEOUT, "abandoned");
+    attack_fn(p, HASH_ATTACK, INTERP_ERR_TIMEOUT, "abandoned");
     interp_pool_stats s = stats_of(p);
     assert_int_equal(s.workers_abandoned, 2);
     assert_true(demoted_threads("hcap") <= 2);
