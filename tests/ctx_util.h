@@ -1,8 +1,10 @@
-/* ctx_util.h - helpers shared by the context tests (test_ctx_reach, test_ctx_shared,
- * test_ctx_hostile). Header-only; every function is static. Include after cmocka.h. */
+/* ctx_util.h - helpers shared by the context tests (test_ctx, test_ctx_run, test_ctx_reach,
+ * test_ctx_shared, test_ctx_hostile). Header-only; every function is static. Include after
+ * cmocka.h. */
 #ifndef CTX_UTIL_H
 #define CTX_UTIL_H
 
+#include "core_impl.h"
 #include "interp_ctx.h"
 #include "pool_util.h"
 
@@ -14,6 +16,19 @@ static const char *const SVC_INIT = "n = 0\n"
                                     "function block() interp.channel('started'):send(true) "
                                     "  return interp.channel('never'):recv() end\n";
 
+/* A context of p made with *o (the creation must succeed). */
+static inline interp_ctx *ctx_create_ok(interp_pool *p, const interp_ctx_options *o)
+{
+    interp_ctx *c = NULL;
+    char *err = NULL;
+    int rc = interp_ctx_create(p, o, &c, &err);
+    if (rc != INTERP_OK)
+        fprintf(stderr, "ctx create: %s: %s\n", interp_strerror(rc), err ? err : "");
+    free(err);
+    assert_int_equal(rc, INTERP_OK);
+    return c;
+}
+
 static inline interp_ctx *ctx_new(interp_pool *p, const char *name, interp_sandbox sb,
                                   const char *init)
 {
@@ -22,14 +37,27 @@ static inline interp_ctx *ctx_new(interp_pool *p, const char *name, interp_sandb
     o.name = name;
     o.sandbox = sb;
     o.init_source = init ? init : SVC_INIT;
-    interp_ctx *c = NULL;
-    char *err = NULL;
-    int rc = interp_ctx_create(p, &o, &c, &err);
-    if (rc != INTERP_OK)
-        fprintf(stderr, "ctx create: %s: %s\n", interp_strerror(rc), err ? err : "");
-    free(err);
-    assert_int_equal(rc, INTERP_OK);
-    return c;
+    return ctx_create_ok(p, &o);
+}
+
+/* Contexts parked in p's queue now. */
+static inline int parked_count(interp_pool *p)
+{
+    interp__mutex_lock(&p->q.mu);
+    int n = p->q.n_parked;
+    interp__mutex_unlock(&p->q.mu);
+    return n;
+}
+
+/* Wait (up to 60 s) until n contexts are parked; how many are. */
+static inline int await_parked(interp_pool *p, int n)
+{
+    int got = parked_count(p);
+    for (double end = interp__now() + 60; got < n && interp__now() < end;) {
+        usleep(1000);
+        got = parked_count(p);
+    }
+    return got;
 }
 
 /* Run src in c (exec) and return its status; *r (may be NULL) its first value as an integer,

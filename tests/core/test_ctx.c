@@ -10,9 +10,7 @@
 
 #include <cmocka.h>
 
-#include "core_impl.h"
-#include "interp_ctx.h"
-#include "pool_util.h"
+#include "ctx_util.h"
 
 static const char *const CTX_INIT =
     "n = 0\n"
@@ -54,14 +52,7 @@ static interp_ctx *make_ctx(interp_pool *p, const char *name, void (*tweak)(inte
     o.init_source = CTX_INIT;
     if (tweak)
         tweak(&o);
-    interp_ctx *c = NULL;
-    char *err = NULL;
-    int rc = interp_ctx_create(p, &o, &c, &err);
-    if (rc != INTERP_OK)
-        fprintf(stderr, "ctx create: %s: %s\n", interp_strerror(rc), err ? err : "");
-    free(err);
-    assert_int_equal(rc, INTERP_OK);
-    return c;
+    return ctx_create_ok(p, &o);
 }
 
 /* Call fn with args in c and return its first integer result (the call must succeed). */
@@ -502,25 +493,6 @@ static void test_pool_shutdown(void **state)
 }
 
 /* Contexts whose calls wait parked (not on a thread): how many are parked now. */
-static int parked_count(interp_pool *p)
-{
-    interp__mutex_lock(&p->q.mu);
-    int n = p->q.n_parked;
-    interp__mutex_unlock(&p->q.mu);
-    return n;
-}
-
-/* Wait (up to 60 s) until n contexts are parked. */
-static int await_parked(interp_pool *p, int n)
-{
-    int got = parked_count(p);
-    for (double end = interp__now() + 60; got < n && interp__now() < end;) {
-        usleep(1000);
-        got = parked_count(p);
-    }
-    return got;
-}
-
 static interp_msg *str_arg(const char *s)
 {
     interp_msg_builder *b = interp_msg_builder_new();

@@ -10,9 +10,7 @@
 
 #include <cmocka.h>
 
-#include "core_impl.h"
-#include "interp_ctx.h"
-#include "pool_util.h"
+#include "ctx_util.h"
 
 static atomic_int closed_count;
 
@@ -38,33 +36,7 @@ static interp_ctx *make_ctx(interp_pool *p, const char *name, const char *init,
         .name = name, .init_source = init, .host_libs = MARK_LIB, .n_host_libs = 1};
     if (tweak)
         tweak(&o);
-    interp_ctx *c = NULL;
-    char *err = NULL;
-    int rc = interp_ctx_create(p, &o, &c, &err);
-    if (rc != INTERP_OK)
-        fprintf(stderr, "ctx create: %s: %s\n", interp_strerror(rc), err ? err : "");
-    free(err);
-    assert_int_equal(rc, INTERP_OK);
-    return c;
-}
-
-static int parked_count(interp_pool *p)
-{
-    interp__mutex_lock(&p->q.mu);
-    int n = p->q.n_parked;
-    interp__mutex_unlock(&p->q.mu);
-    return n;
-}
-
-/* Wait (up to 60 s) until n contexts are parked. */
-static int await_parked(interp_pool *p, int n)
-{
-    int got = parked_count(p);
-    for (double end = interp__now() + 60; got < n && interp__now() < end;) {
-        usleep(1000);
-        got = parked_count(p);
-    }
-    return got;
+    return ctx_create_ok(p, &o);
 }
 
 /* A post made by a call that then runs on: the posted context is kept by that call's worker,
