@@ -28,6 +28,13 @@ void interp__cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu);
 bool interp__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
                              const struct timespec *deadline);
 
+/* A thread-local variable of the library, in the initial-exec model: it lives in the static TLS
+ * block (glibc keeps room there for libraries loaded by dlopen, as the Lua module is), so a
+ * read calls no __tls_get_addr and allocates nothing on a host's thread. (A dynamic TLS block
+ * malloc'd on the host's thread can be misread at exit by ASan's leak checker, whose guess at
+ * such blocks crashes its tracer.) */
+#define INTERP__TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
 /* Seconds on the monotonic clock. */
 double interp__now(void);
 /* Nanoseconds on the monotonic clock (a clock_gettime call; never 0 in practice). */

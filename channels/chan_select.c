@@ -31,7 +31,7 @@ typedef struct chan_sel_node {
 
 /* A select that served index i starts its next scan at i + 1 (per thread: a worker's selects
  * over the same channels rotate exactly; different call sites on one thread still rotate). */
-static _Thread_local size_t select_cursor;
+static INTERP__TLS size_t select_cursor;
 
 void interp__chan_fire_selectors_locked(interp_chan *ch)
 {

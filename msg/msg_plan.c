@@ -16,7 +16,7 @@
 #include "msg_step.h"
 
 #ifdef INTERP_MSG_STEPS
-_Thread_local uint64_t interp__msg_steps;
+INTERP__TLS uint64_t interp__msg_steps;
 #endif
 
 /* ---- Lua's placement of numeric keys (ltable.c: hashint, l_hashfloat, hashmod) ------------ */

@@ -26,6 +26,8 @@
 
 #include <lua.h>
 
+#include "sync.h"
+
 enum {
     INTERP__PLAN_MIN = 32,         /* smaller maps: at most 31 * 30 / 2 steps, never planned */
     INTERP__PLAN_BLIND_MAX = 1024, /* numeric keys of one map when the model is unknown */
@@ -58,7 +60,7 @@ long interp__plan_maps(lua_State *L, const char *p, const char *end, int functio
  * steps of a constant cost (a value, a chain link walked, 64 bytes copied), so that a fuzz
  * target can assert that no input of S bytes takes more than C * S of them. */
 #ifdef INTERP_MSG_STEPS
-extern _Thread_local uint64_t interp__msg_steps;
+extern INTERP__TLS uint64_t interp__msg_steps;
 #define INTERP__STEPS(n) (interp__msg_steps += (uint64_t)(n))
 #else
 #define INTERP__STEPS(n) ((void)0)
