@@ -32,14 +32,7 @@ static interp_ctx *plugin(interp_pool *p, const char *name, double timeout, size
                             .timeout = timeout,
                             .memory_limit = limit,
                             .init_source = init ? init : "x = 0"};
-    interp_ctx *c = NULL;
-    char *err = NULL;
-    int rc = interp_ctx_create(p, &o, &c, &err);
-    if (rc != INTERP_OK)
-        fprintf(stderr, "plugin create: %s\n", err ? err : "");
-    free(err);
-    assert_int_equal(rc, INTERP_OK);
-    return c;
+    return ctx_create_ok(p, &o);
 }
 
 /* ---- a granted privileged context is an API, not a shell ------------------------------- */
