@@ -70,8 +70,8 @@ struct interp_ctx {
     bool sandboxed; /* reaches only its grants (ctx_names.c) */
     bool named;     /* registered in the pool's names until closed */
     interp__grants grants;
-    char name[CTX_MAX_NAME + 1];
     atomic_uint_fast64_t st_calls, st_done, st_failed, st_posts_failed;
+    char name[]; /* allocated to its length: most contexts have none ("") */
 };
 
 static void ctx_release(interp_ctx *ctx)
@@ -197,7 +197,8 @@ static const char *check_create(const interp_pool *pool, const interp_ctx_option
  * nothing queues a call while this thread still runs the initializer. NULL: out of memory. */
 static interp_ctx *ctx_new(interp_pool *pool, const interp_ctx_options *o)
 {
-    interp_ctx *ctx = calloc(1, sizeof *ctx);
+    size_t name_len = o->name ? strlen(o->name) : 0; /* at most CTX_MAX_NAME (check_create) */
+    interp_ctx *ctx = calloc(1, sizeof *ctx + name_len + 1);
     if (!ctx)
         return NULL;
     ctx->job.ops = &interp__ctx_ops;
@@ -219,8 +220,7 @@ static interp_ctx *ctx_new(interp_pool *pool, const interp_ctx_options *o)
     ctx->time_slice = o->time_slice < 0   ? INFINITY
                       : o->time_slice > 0 ? o->time_slice
                                           : CTX_TIME_SLICE;
-    if (o->name)
-        memcpy(ctx->name, o->name, strlen(o->name) + 1);
+    memcpy(ctx->name, o->name ? o->name : "", name_len + 1);
     atomic_init(&ctx->st_calls, 0);
     atomic_init(&ctx->st_done, 0);
     atomic_init(&ctx->st_failed, 0);
@@ -257,6 +257,7 @@ static int ctx_make_state(interp_ctx *ctx, const interp_ctx_options *o, char **e
         rc = interp__state_init(ctx->state, e);
     if (rc != INTERP_OK)
         return rc;
+    interp__state_settle(ctx->shared, ctx->state);
     interp__state_set_persistent(ctx->state);
     interp__mutex_lock(&ctx->mu);
     ctx->closed = false;

@@ -102,6 +102,11 @@ int interp__shared_derive(const interp_shared *base, const interp_derive *d, int
  * interp__state_init(s)). Errors as interp__shared_compile. */
 int interp__shared_compile_source(interp_shared *sh, const char *src, size_t len, interp_state *s,
                                   char **err);
+/* A context's state after its initializer ran (once; it is never made again from sh): free
+ * sh's copy of the initializer's bytecode and collect the state's start-up garbage (the
+ * compiled and reloaded chunk, the initializer's temporaries), which an idle state would
+ * otherwise keep resident until its next collection. */
+void interp__state_settle(interp_shared *sh, interp_state *s);
 
 /* Create a state and run the initializer in it, in two steps: state_open makes the state with
  * its library profile, then the host's package paths, host libraries and on_state (hostlib.c;

@@ -212,6 +212,14 @@ int interp__shared_compile_in(interp_shared *sh, const interp_config *cfg, inter
     return compile_cfg(sh, cfg, interp__state_lua(s), err);
 }
 
+void interp__state_settle(interp_shared *sh, interp_state *s)
+{
+    free(sh->init_code);
+    sh->init_code = NULL;
+    sh->init_code_len = 0;
+    lua_gc(interp__state_lua(s), LUA_GCCOLLECT); /* a collection cannot raise in 5.4 */
+}
+
 void interp__shared_destroy(interp_shared *sh)
 {
     if (!sh)
