@@ -13,14 +13,14 @@
 
 /* Which pool's worker or watchdog runs on this thread (per thread, so several pools can live
  * side by side): lets shutdown(wait) from a callback avoid waiting for its own thread. */
-static _Thread_local const interp_pool *tl_pool;
+static INTERP__TLS const interp_pool *tl_pool;
 
 bool interp__on_pool_thread(const interp_pool *pool) { return tl_pool == pool; }
 
 void interp__set_pool_thread(const interp_pool *pool) { tl_pool = pool; }
 
 /* The worker running on this thread (NULL: none). */
-static _Thread_local interp__worker *tl_worker;
+static INTERP__TLS interp__worker *tl_worker;
 
 bool interp__worker_hold(interp_pool *pool, interp__job *job)
 {

@@ -238,7 +238,7 @@ static uint64_t mix64(uint64_t x)
 
 static void reseed_random(lua_State *L)
 {
-    static _Thread_local uint64_t counter; /* per thread: no cache line shared by workers */
+    static INTERP__TLS uint64_t counter; /* per thread: no cache line shared by workers */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t c = ++counter;

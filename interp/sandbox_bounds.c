@@ -39,7 +39,7 @@ static inline void poll_at(lua_State *L, lua_Unsigned i)
 
 #define STACK_RESERVE ((uintptr_t)96 << 10)
 
-static _Thread_local uintptr_t stack_floor_tl; /* 0: not known yet; 1: cannot be known */
+static INTERP__TLS uintptr_t stack_floor_tl; /* 0: not known yet; 1: cannot be known */
 
 static uintptr_t stack_floor(void)
 {
