@@ -35,13 +35,6 @@ struct bell_slot {
     char pad[40];
 };
 
-double mpi__now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* ---- waker ------------------------------------------------------------------------------ */
 
 static void wake_word(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers)
@@ -89,7 +82,7 @@ static uint64_t random_token(void)
             t = 0;
         close(fd);
     }
-    return t ^ (uint64_t)getpid() << 32 ^ (uint64_t)(mpi__now() * 1e9);
+    return t ^ (uint64_t)getpid() << 32 ^ (uint64_t)(interp_now() * 1e9);
 }
 
 static bool map_slots(bell *b, int fd, int size)

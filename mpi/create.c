@@ -502,7 +502,7 @@ int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, bell *bl, double
     int me = 0;
     MPI_Comm_rank(comm, &me);
     bool rung = bell_rings(bl, me);
-    double last_sent = mpi__now(), last_busy = last_sent, warm = 0, nap = 20e-6;
+    double last_sent = interp_now(), last_busy = last_sent, warm = 0, nap = 20e-6;
     bool stop = false;
     while (!stop) {
         bool busy = sendq_progress(&sq);
@@ -515,29 +515,29 @@ int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, bell *bl, double
             if (!r->buf.fail) {
                 sendq_post(&sq, comm, root, TAG_DONE, r->buf.p, r->buf.len);
                 r->buf.p = NULL;
-                last_sent = mpi__now();
+                last_sent = interp_now();
             }
             reply_free(r);
             busy = true;
         }
-        if (mpi__now() - last_sent > hb / 4) {
+        if (interp_now() - last_sent > hb / 4) {
             char *beat = malloc(1);
             if (beat) {
                 beat[0] = 0;
                 sendq_post(&sq, comm, root, TAG_BEAT, beat, 1);
             }
-            last_sent = mpi__now();
+            last_sent = interp_now();
         }
         if (busy) {
             nap = 20e-6;
-            last_busy = mpi__now();
+            last_busy = interp_now();
             continue;
         }
         /* sends waiting for room go out only as this thread polls; a root that rings this
          * rank wakes it for whatever it sends (and a ring may come before its message can be
          * probed: poll often for a while); else the root's next units arrive only by polling,
          * and while idle only a stop or new work can come, a few ms late is nothing */
-        double now = mpi__now();
+        double now = interp_now();
         double cap = now < warm    ? busy_cap(0)
                      : sq.n        ? busy_cap(now - last_busy)
                      : rung        ? MPI__BELL_NAP
@@ -547,7 +547,7 @@ int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, bell *bl, double
             cap = hb / 8;
         if (waker_sleep(wk, nap)) {
             nap = 20e-6;
-            warm = mpi__now() + MPI__WARM;
+            warm = interp_now() + MPI__WARM;
         } else {
             nap = nap * 2 < cap ? nap * 2 : cap;
         }

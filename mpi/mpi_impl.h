@@ -172,7 +172,6 @@ void waker_kick(waker *w);
 /* Sleep up to secs unless kicked (since the last sleep); true when kicked. One thread per
  * waker. */
 bool waker_sleep(waker *w, double secs);
-double mpi__now(void);
 
 /* The wakers of the ranks on the root's host, in memory they share (bell.c). */
 typedef struct bell {

@@ -520,7 +520,7 @@ static bool poll_incoming(root *r)
             free(buf);
             continue;
         }
-        r->ranks[src].last_heard = mpi__now();
+        r->ranks[src].last_heard = interp_now();
         mpi__lastwords_update(src, r->ranks[src].inflight, r->ranks[src].items,
                               r->ranks[src].last_heard);
         if (buf && st.MPI_TAG == TAG_DONE)
@@ -679,7 +679,7 @@ static void lose_rank(root *r, int k, double silent)
 
 static void heartbeats(root *r)
 {
-    double now = mpi__now();
+    double now = interp_now();
     for (int k = 0; k < r->size; k++) {
         rank_st *s = &r->ranks[k];
         if (k == r->me || s->lost || s->bye)
@@ -715,7 +715,7 @@ static void stop_ranks(root *r)
         wb_u8(&b, 0);
         post(r, k, TAG_STOP, &b);
     }
-    double end = mpi__now() + r->hb, nap = 20e-6;
+    double end = interp_now() + r->hb, nap = 20e-6;
     for (;;) {
         sendq_progress(&r->sq);
         bool any = poll_incoming(r);
@@ -723,7 +723,7 @@ static void stop_ranks(root *r)
         for (int k = 0; k < r->size; k++)
             if (k != r->me && !r->ranks[k].bye && !r->ranks[k].lost)
                 all = false;
-        if (all || mpi__now() > end)
+        if (all || interp_now() > end)
             break;
         if (!any) {
             waker_sleep(r->wk, nap);
@@ -741,7 +741,7 @@ static void *root_main(void *arg)
 {
     root *r = arg;
     pthread_setname_np(pthread_self(), "interp-mpi");
-    r->last_answer = mpi__now();
+    r->last_answer = interp_now();
     interp__set_pool_thread(r->pool); /* callbacks run here: shutdown from one must not wait */
     double nap = 20e-6;
     for (;;) {
@@ -751,9 +751,9 @@ static void *root_main(void *arg)
         busy |= interrupts(r);
         busy |= dispatch(r);
         heartbeats(r);
-        if (r->fz.n && mpi__now() - r->fz_swept > 0.05) {
+        if (r->fz.n && interp_now() - r->fz_swept > 0.05) {
             fzs_sweep(&r->fz, &r->fz_remote);
-            r->fz_swept = mpi__now();
+            r->fz_swept = interp_now();
         }
         update_idle(r);
         pthread_mutex_lock(&r->mu);
@@ -763,7 +763,7 @@ static void *root_main(void *arg)
             break;
         if (busy) {
             nap = 20e-6;
-            r->last_answer = mpi__now();
+            r->last_answer = interp_now();
             continue;
         }
         /* units in flight on a rank that cannot ring: their answers come only by polling, so
@@ -772,13 +772,13 @@ static void *root_main(void *arg)
         bool poll = r->sq.n > 0;
         for (int k = 0; k < r->size && !poll; k++)
             poll = k != r->me && r->ranks[k].inflight && !bell_rings(r->bell, k);
-        double cap = mpi__now() < r->warm ? busy_cap(0)
-                     : poll               ? busy_cap(mpi__now() - r->last_answer)
-                     : r->hb / 8 < 0.05   ? r->hb / 8
-                                          : 0.05;
+        double cap = interp_now() < r->warm ? busy_cap(0)
+                     : poll                 ? busy_cap(interp_now() - r->last_answer)
+                     : r->hb / 8 < 0.05     ? r->hb / 8
+                                            : 0.05;
         if (waker_sleep(r->wk, nap)) {
             nap = 20e-6;
-            r->warm = mpi__now() + MPI__WARM;
+            r->warm = interp_now() + MPI__WARM;
         } else {
             nap = nap * 2 < cap ? nap * 2 : cap;
         }
@@ -927,7 +927,7 @@ int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options 
     r->fz_remote = (fzs_target){.send = fz_send, .forget = fz_forget, .ud = r};
     r->fz_local = (fzs_target){.local = fz_local, .forget = fz_forget, .ud = r};
     int total = 0;
-    double now = mpi__now();
+    double now = interp_now();
     for (int k = 0; r->ranks && k < r->size; k++) {
         rank_st *s = &r->ranks[k];
         s->workers = hello[k].workers;

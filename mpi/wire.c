@@ -273,8 +273,8 @@ bool sendq_progress(sendq *q)
 
 void sendq_drain(sendq *q, double secs)
 {
-    double end = mpi__now() + secs, nap = 20e-6;
-    while (q->head && mpi__now() < end) {
+    double end = interp_now() + secs, nap = 20e-6;
+    while (q->head && interp_now() < end) {
         if (!sendq_progress(q)) {
             struct timespec ts = {0, (long)(nap * 1e9)};
             nanosleep(&ts, NULL);
