@@ -39,6 +39,9 @@ bool interp__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
 double interp__now(void);
 /* Nanoseconds on the monotonic clock (a clock_gettime call; never 0 in practice). */
 uint64_t interp__now_ns(void);
+/* 64 random bits for a hash seed or secret: getrandom, else (no entropy yet, early boot) the
+ * clock and an address mixed. */
+uint64_t interp__random64(void);
 /* A monotonic timespec as nanoseconds on the interp__now_ns scale. */
 static inline uint64_t interp__timespec_ns(const struct timespec *ts)
 {

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "chan_impl.h"
@@ -30,11 +29,7 @@ void interp__chan_names_init(interp__chan_names *r)
     interp__mutex_init(&r->mu);
     memset(r->buckets, 0, sizeof r->buckets);
     r->n = 0;
-    if (getrandom(&r->seed, sizeof r->seed, GRND_NONBLOCK) != (ssize_t)sizeof r->seed) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        r->seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)r;
-    }
+    r->seed = interp__random64();
 }
 
 void interp__chan_names_destroy(interp__chan_names *r)

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 #include "frozen_impl.h"
 #include "msg_impl.h"
 #include "msg_read.h"
+#include "sync.h"
 
 enum { CHUNK = 64 << 10, BIG = 8 << 10 };
 
@@ -47,24 +47,11 @@ static atomic_size_t total_values, total_bytes;
 
 /* ---- randomness -------------------------------------------------------------------------- */
 
-static uint64_t random64(void)
-{
-    uint64_t v;
-    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
-        return v;
-    /* no entropy yet (early boot): the clock and an address, mixed */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    v = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15u ^ (uint64_t)(uintptr_t)&v ^
-        ((uint64_t)ts.tv_sec << 32);
-    return v ^ (v >> 29);
-}
-
 /* The secret of view tags: set before the first view exists (interp__fz_tag_init, from every
  * path that makes views), read-only afterwards. */
 _Atomic uint64_t interp__fz_secret;
 static pthread_once_t tag_once = PTHREAD_ONCE_INIT;
-static void tag_init(void) { atomic_store(&interp__fz_secret, random64() | 1); }
+static void tag_init(void) { atomic_store(&interp__fz_secret, interp__random64() | 1); }
 void interp__fz_tag_init(void) { pthread_once(&tag_once, tag_init); }
 
 /* ---- SipHash-1-3 (Aumasson and Bernstein), keyed per value ---------------------------------- */
@@ -241,8 +228,8 @@ fz_root *interp__fz_root_new(uint32_t kind, interp__frozen_space *space)
     if (!r)
         return NULL;
     atomic_init(&r->refs, 1);
-    r->k0 = random64();
-    r->k1 = random64();
+    r->k0 = interp__random64();
+    r->k1 = interp__random64();
     r->bytes = sizeof *r;
     r->chunk = 2 * BIG;
     r->buf.h.kind = kind;
