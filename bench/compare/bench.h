@@ -51,6 +51,14 @@ extern const bench_exec bench_exec_interp;
 /* interp's pools start every worker in create (the prestart option) instead of on demand. */
 extern bool bench_interp_prestart;
 
+/* ---- control.c: the machine's parallel capacity, beside the executors ---------------------- */
+
+/* Wall seconds of `iters` steps of a plain C loop split evenly over `threads` threads
+ * (thread start and join included). */
+double bench_control_run(int threads, uint64_t iters);
+/* How many steps the 1-thread control takes to run about `secs` seconds here. */
+uint64_t bench_control_iters(double secs);
+
 /* ---- luahost.c: one plain lua_State as the baselines use it ------------------------------ */
 
 /* Called by the `sleep` function around its wait (the GIL executor drops its lock there). */

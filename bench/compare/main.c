@@ -80,7 +80,8 @@ static _Noreturn void run_failed(const bench_exec *e, const workload *w, int wor
     exit(2);
 }
 
-/* One row of a workload being measured: an executor with a number of workers. */
+/* One row of a workload being measured: an executor with a number of workers, or the C
+ * control on that many threads (e == NULL). */
 typedef struct config {
     const bench_exec *e;
     int workers;
@@ -89,6 +90,9 @@ typedef struct config {
     void *ex; /* the running executor (not for startup) */
     long child_max;
 } config;
+
+static const char control_name[] = "c-threads";
+static uint64_t control_iters; /* the control's size: ~30 ms (quick) or ~100 ms on 1 thread */
 
 static int config_order(const config *c)
 {
@@ -103,7 +107,10 @@ static void run_one(const cmd_config *c, const workload *w, config *k, int i)
     long child = 0;
     double t = 0;
     hwm_reset();
-    if (!w->run) { /* startup: each run is a whole create / task / destroy cycle */
+    if (!k->e) {
+        t = bench_control_run(k->workers, control_iters);
+        k->r->tasks = (size_t)k->workers;
+    } else if (!w->run) { /* startup: each run is a whole create / task / destroy cycle */
         bench_interp_prestart = k->prestart;
         int rc = bench_startup_once(k->e, k->workers, &t, &child, err);
         bench_interp_prestart = false;
@@ -130,7 +137,7 @@ static void measure_interleaved(const cmd_config *c, const workload *w, config *
     for (int pass = 0; pass < 2 && w->run; pass++)
         for (int j = 0; j < n; j++) {
             config *k = &ks[j];
-            if (config_order(k) != pass)
+            if (!k->e || config_order(k) != pass)
                 continue;
             bench_interp_prestart = k->prestart;
             int rc = k->e->create(&k->ex, k->workers, bench_init_source, err);
@@ -145,12 +152,15 @@ static void measure_interleaved(const cmd_config *c, const workload *w, config *
         for (int j = 0; j < n; j++)
             run_one(c, w, &ks[(i + j) % n], i);
     for (int j = 0; j < n && w->run; j++)
-        ks[j].e->destroy(ks[j].ex, &ks[j].child_max);
+        if (ks[j].e)
+            ks[j].e->destroy(ks[j].ex, &ks[j].child_max);
     const bench_row *seq = ks[0].r; /* configuration 0 is always sequential */
     for (int j = 0; j < n; j++) {
         bench_row *r = ks[j].r;
+        if (!ks[j].e && ks[j].workers == 1)
+            seq = r; /* the control's speedups: over its own 1-thread run (it follows) */
         r->impl = "c";
-        r->executor = ks[j].e->name;
+        r->executor = ks[j].e ? ks[j].e->name : control_name;
         r->workload = w->name;
         r->workers = ks[j].workers;
         r->runs = runs;
@@ -263,11 +273,12 @@ int main(int argc, char **argv)
     bench_row prestart_row = {0};
     bool have_prestart = false;
     report_header(&c.p, c.quick, cpus, c.runs);
+    control_iters = bench_control_iters(c.quick ? 0.03 : 0.1);
     for (size_t wi = 0; wi < bench_n_workloads; wi++) {
         const workload *w = &bench_workloads[wi];
         if (!in_list(c.only, w->name))
             continue;
-        config ks[3 * N_EXECS + 1];
+        config ks[3 * N_EXECS + 3];
         int n = 0;
         size_t first = rows.n;
         for (int ei = 0; ei < N_EXECS; ei++) {
@@ -280,6 +291,8 @@ int main(int argc, char **argv)
             for (int k = 0; k < (seq ? 1 : n_w); k++)
                 ks[n++] = (config){.e = e, .workers = wl_list[k]};
         }
+        for (int k = 0; k < 2 && w->control; k++) /* the machine's capacity, 1 and 2 threads */
+            ks[n++] = (config){.e = NULL, .workers = 1 + k};
         for (int j = 0; j < n; j++)
             report_add(&rows);
         for (int j = 0; j < n; j++)

@@ -360,13 +360,13 @@ int bench_startup_once(const bench_exec *e, int workers, double *secs, long *chi
 }
 
 const workload bench_workloads[] = {
-    {"cpu", "15 tasks, each sums 0..N-1 in a Lua loop", wl_cpu, false},
-    {"io", "tasks that sleep 20 ms (a network call) then return", wl_io, false},
-    {"tiny-submit", "x * 2 tasks, submitted one by one", wl_tiny_submit, true},
-    {"tiny-map", "x * 2 tasks, through map (chunked)", wl_tiny_map, true},
-    {"data", "a 1 MiB table of numbers as argument, returns its sum", wl_data, true},
+    {"cpu", "15 tasks, each sums 0..N-1 in a Lua loop", wl_cpu, false, true},
+    {"io", "tasks that sleep 20 ms (a network call) then return", wl_io, false, false},
+    {"tiny-submit", "x * 2 tasks, submitted one by one", wl_tiny_submit, true, false},
+    {"tiny-map", "x * 2 tasks, through map (chunked)", wl_tiny_map, true, false},
+    {"data", "a 1 MiB table of numbers as argument, returns its sum", wl_data, true, false},
     /* in-process executors only: a handle means nothing in a forked worker */
-    {"shared", "data's table frozen once, each task reads it in place", wl_shared, true},
-    {"startup", "create the pool, get one result, destroy it", NULL, false},
+    {"shared", "data's table frozen once, each task reads it in place", wl_shared, true, true},
+    {"startup", "create the pool, get one result, destroy it", NULL, false, false},
 };
 const size_t bench_n_workloads = sizeof bench_workloads / sizeof bench_workloads[0];
