@@ -95,3 +95,65 @@ void interp__backend_chunk_end(interp__job *job, interp_outcome *outs, int statu
 }
 
 interp_outcome *interp__backend_chunk_slots(interp__job *job) { return ((map_chunk *)job)->outs; }
+
+/* A chunk of a backend's pool queued on a local pool (interp__backend_chunk_local). */
+typedef struct local_chunk {
+    interp__job job; /* first */
+    map_chunk *c;
+    void (*done)(void *ud);
+    void *ud;
+} local_chunk;
+
+static bool local_run(interp__worker *w, interp__job *job)
+{
+    local_chunk lc = *(local_chunk *)job;
+    free(job);
+    bool alive = interp__chunk_ops.run(w, &lc.c->job);
+    if (alive)
+        lc.done(lc.ud);
+    return alive;
+}
+
+static void local_abort(interp__job *job, int status, const char *text)
+{
+    local_chunk lc = *(local_chunk *)job;
+    free(job);
+    interp__chunk_ops.abort(&lc.c->job, status, text);
+    lc.done(lc.ud);
+}
+
+static const interp__job_ops local_chunk_ops = {
+    .kind = INTERP__JOB_CHUNK,
+    .run = local_run,
+    .abort = local_abort,
+};
+
+int interp__backend_chunk_local(interp__job *job, interp_pool *local, void (*done)(void *ud),
+                                void *ud)
+{
+    map_chunk *c = (map_chunk *)job;
+    local_chunk *lc = malloc(sizeof *lc);
+    if (!lc) {
+        interp__backend_chunk_end(job, NULL, INTERP_ERR_NOMEM);
+        done(ud);
+        return INTERP_ERR_NOMEM;
+    }
+    *lc = (local_chunk){.job.ops = &local_chunk_ops, .c = c, .done = done, .ud = ud};
+    /* taken (running, no worker): queued again, so that a worker of local claims it; a stop
+     * of its map that came meanwhile is seen by that claim */
+    interp__mutex_lock(&c->m->mu);
+    if (c->state == CH_RUNNING)
+        c->state = CH_QUEUED;
+    interp__mutex_unlock(&c->m->mu);
+    bool grow = false;
+    int rc = interp__queue_push(&local->q, &lc->job, INTERP_FOREVER, false, &grow);
+    if (grow)
+        interp__start_grow(local);
+    if (rc != INTERP_OK) {
+        free(lc);
+        interp__chunk_finish(c, rc, false);
+        interp__chunk_release(c);
+        done(ud);
+    }
+    return rc;
+}

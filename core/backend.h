@@ -81,6 +81,15 @@ void interp__backend_chunk_end(interp__job *job, interp_outcome *outs, int statu
 /* A taken chunk's own outcome slots (its n items', zeroed), for a backend that fills them in
  * place and ends the chunk with interp__backend_chunk_end(job, slots, 0) (no copy). */
 interp_outcome *interp__backend_chunk_slots(interp__job *job);
+/* A taken chunk runs on a worker of `local` instead (an ordinary pool of this process: the
+ * MPI root's own share), as that pool runs its own map chunks: its items are read in place and
+ * its outcomes delivered by that worker, interrupts reach it as a local chunk's do (a map's
+ * timeout, stop_on_error, shutdown_now of `local`). done(ud) runs once it has ended, on the
+ * worker's thread, or on this one when it ended unqueued (not when its worker was abandoned:
+ * that thread may return after the backend is gone). INTERP_OK, or local's close reason
+ * (the chunk has then ended with it, done called). */
+int interp__backend_chunk_local(interp__job *job, interp_pool *local, void (*done)(void *ud),
+                                void *ud);
 /* A taken job that must not be sent after all: INTERP_ERR_CANCELLED for a task whose cancel
  * was requested, INTERP_ERR_TIMEOUT for a chunk whose map has timed out; else 0. (An interrupt
  * that came while the backend was taking the job may have found nothing to interrupt.) */

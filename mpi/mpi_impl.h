@@ -217,11 +217,6 @@ typedef struct reply {
     struct reply *next;
     uint64_t id;
     wbuf buf; /* the whole DONE message */
-    /* instead, a direct chunk's outcomes (srv_chunk_direct): its local map's arrays, n each */
-    interp_msg **out;
-    int *status;
-    char **errors;
-    size_t n;
 } reply;
 
 typedef struct srv srv;
@@ -230,6 +225,8 @@ typedef struct srv srv;
  * kicked. INTERP_OK, or the pool's error (text in *err). */
 int srv_new(srv **out, const interp_pool_options *opts, waker *wk, char **err);
 int srv_workers(const srv *s);
+/* The local pool (the root runs its own map chunks there: interp__backend_chunk_local). */
+interp_pool *srv_pool(srv *s);
 /* A WORK message (bytes borrowed). A unit that cannot be decoded is answered with its error. */
 void srv_work(srv *s, const char *data, size_t len);
 /* TAG_FROZEN's bytes (borrowed): keep the value for the units that use it. */
@@ -238,10 +235,6 @@ void srv_frozen(srv *s, const char *data, size_t len);
 void srv_frozen_put(srv *s, uint64_t id, interp_frozen *obj);
 /* TAG_FORGET. */
 void srv_forget(srv *s, uint64_t id);
-/* The root's own server: run a chunk without the wire. fn and items are borrowed until its
- * reply (out, not buf) is taken; the reply's outcomes are the local map's own results. */
-void srv_chunk_direct(srv *s, uint64_t id, const interp_fn *fn, size_t n,
-                      const interp_msg *const *items, bool stop_on_error);
 /* Interrupt unit id (0: every unit, and the local pool shuts down now: reason SHUTDOWN). */
 void srv_cancel(srv *s, uint64_t id, int reason);
 /* Take every finished reply (a chain, oldest first; the caller frees each with reply_free). */

@@ -1,7 +1,8 @@
 /* root.c - the root's backend (core/backend.h): one communication thread takes the pool's
  * queued jobs, sends each as a unit to the rank with the most free capacity (the root's own
- * server is called directly), matches replies to units, ends futures and chunks, watches the
- * ranks' heartbeats and carries cancels and shutdown to the ranks.
+ * server is called directly; its map chunks go to its local pool's worker as they are),
+ * matches replies to units, ends futures and chunks, watches the ranks' heartbeats and
+ * carries cancels and shutdown to the ranks.
  *
  * Units are kept in a table guarded by r->mu (the communication thread changes it; interrupt
  * looks a job up in it from any thread). A unit ended at the root before its rank answered
@@ -23,7 +24,6 @@ typedef struct unit {
     interp__job *job; /* NULL: a ghost (ended here, its rank still runs it) */
     interp__backend_work w;
     int rank;
-    int stop_reason; /* a direct chunk (the root's own) interrupted: how it ends */
 } unit;
 
 typedef struct rank_st {
@@ -76,6 +76,9 @@ typedef struct root {
     fzs_target fz_remote, fz_local;
     double fz_swept;           /* when the cache was last swept */
     interp__slab_cache *slabs; /* of the results (NULL: none) */
+    /* the root's own map chunks, run by its local pool's worker (interp__backend_chunk_local):
+     * how many are there, and how many ended since the loop last looked */
+    atomic_int local_live, local_ended;
 } root;
 
 static size_t unit_items(const unit *u) { return u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n; }
@@ -221,12 +224,6 @@ static int pick_rank(root *r, const interp__backend_work *w, const char **why)
 static int send_unit(root *r, unit *u)
 {
     const interp__backend_work *w = &u->w;
-    if (u->rank == r->me && w->kind == INTERP__JOB_CHUNK) {
-        /* the root's own share of a map: its local pool maps the job's items as they are */
-        count(r, u->rank, 1, unit_items(u));
-        srv_chunk_direct(r->local, u->id, w->fn, w->n, w->items, w->stop_on_error);
-        return INTERP_OK;
-    }
     wbuf b = {0};
     size_t n = w->kind == INTERP__JOB_TASK ? 1 : w->n;
     const interp_msg *const *items = w->kind == INTERP__JOB_TASK ? &w->args : w->items;
@@ -358,6 +355,36 @@ static void refuse_unit(unit *u, const char *why)
     fail_unit(u, needs_bytecode(&u->w) ? INTERP_ERR_DECODE : INTERP_ERR_BROKEN, text);
 }
 
+/* A local chunk ended (its worker's thread, or the root's). */
+static void local_done(void *ud)
+{
+    root *r = ud;
+    atomic_fetch_add_explicit(&r->local_ended, 1, memory_order_release);
+    waker_kick(r->wk);
+}
+
+/* The root's own share of a map: its local pool's worker runs the chunk itself, reading the
+ * job's items in place and delivering the results into the caller's slots (no unit, no copy;
+ * interrupts reach it as any local chunk's). Frees u. */
+static void give_local(root *r, unit *u)
+{
+    count(r, r->me, 1, 0);
+    atomic_fetch_add_explicit(&r->local_live, 1, memory_order_relaxed);
+    interp__backend_chunk_local(u->job, srv_pool(r->local), local_done, r);
+    free(u);
+}
+
+/* Local chunks that ended since the last look: their places are free again. */
+static bool local_ended(root *r)
+{
+    int d = atomic_exchange_explicit(&r->local_ended, 0, memory_order_acquire);
+    if (d) {
+        count(r, r->me, -d, 0);
+        atomic_fetch_sub_explicit(&r->local_live, d, memory_order_relaxed);
+    }
+    return d > 0;
+}
+
 /* Send what can go now: resubmitted units first, then queued jobs. */
 static bool dispatch(root *r)
 {
@@ -377,6 +404,10 @@ static bool dispatch(root *r)
         any = true;
         if (k == -2) {
             refuse_unit(u, why);
+            continue;
+        }
+        if (k == r->me && w.kind == INTERP__JOB_CHUNK) {
+            give_local(r, u);
             continue;
         }
         u->id = ++r->next_id;
@@ -531,35 +562,6 @@ static bool poll_incoming(root *r)
     }
 }
 
-/* A direct chunk's outcomes (moved out of rp). */
-static void on_direct(root *r, reply *rp)
-{
-    pthread_mutex_lock(&r->mu);
-    unit *u = table_find(r, rp->id);
-    if (u && u->rank == r->me)
-        table_take(r, rp->id);
-    else
-        u = NULL;
-    pthread_mutex_unlock(&r->mu);
-    if (!u)
-        return;
-    count(r, r->me, -1, unit_items(u));
-    if (u->job && u->stop_reason) /* ends as a remote chunk stopped at the root does */
-        interp__backend_chunk_end(u->job, NULL, u->stop_reason);
-    else if (u->job && rp->n == u->w.n) {
-        interp_outcome *outs = interp__backend_chunk_slots(u->job);
-        for (size_t i = 0; i < rp->n; i++) {
-            outs[i] = (interp_outcome){
-                .status = rp->status[i], .result = rp->out[i], .error = rp->errors[i]};
-            rp->out[i] = NULL;
-            rp->errors[i] = NULL;
-        }
-        interp__backend_chunk_end(u->job, outs, 0);
-    } else if (u->job)
-        interp__backend_chunk_end(u->job, NULL, INTERP_ERR_BROKEN);
-    free(u);
-}
-
 static bool local_replies(root *r)
 {
     if (!r->local)
@@ -568,10 +570,7 @@ static bool local_replies(root *r)
     bool any = rp != NULL;
     while (rp) {
         reply *next = rp->next;
-        if (rp->out)
-            on_direct(r, rp);
-        else
-            on_done(r, r->me, rp->buf.p, rp->buf.len);
+        on_done(r, r->me, rp->buf.p, rp->buf.len);
         reply_free(rp);
         rp = next;
     }
@@ -597,15 +596,12 @@ static bool interrupts(root *r)
         interp__job *job = u ? u->job : NULL;
         int kind = u ? u->w.kind : 0;
         /* a chunk (its map timed out or was interrupted) ends here at once: its rank is told
-         * to stop it too, and its late answer is dropped */
-        bool ghost = job && kind == INTERP__JOB_CHUNK && rank != r->me;
+         * to stop it too, and its late answer is dropped (the root's own chunks are not
+         * units: their map interrupts their worker itself) */
+        bool ghost = job && kind == INTERP__JOB_CHUNK;
         if (ghost) {
             u->job = NULL; /* a ghost from here on */
             r->live--;
-        } else if (job && kind == INTERP__JOB_CHUNK) {
-            /* the root's own (direct) chunk maps the job's items: it must end before they
-             * can go, so it ends when its map stops (within a poll, ~20 ms) */
-            u->stop_reason = q->reason;
         }
         pthread_mutex_unlock(&r->mu);
         if (ghost)
@@ -693,7 +689,7 @@ static void update_idle(root *r)
 {
     bool idle = !r->retry_head && interp__backend_drained(r->pool);
     pthread_mutex_lock(&r->mu);
-    idle = idle && r->live == 0;
+    idle = idle && r->live == 0 && atomic_load_explicit(&r->local_live, memory_order_relaxed) == 0;
     bool now_idle = idle && !r->idle;
     if (idle != r->idle) {
         r->idle = idle;
@@ -748,6 +744,7 @@ static void *root_main(void *arg)
         bool busy = sendq_progress(&r->sq);
         busy |= poll_incoming(r);
         busy |= local_replies(r);
+        busy |= local_ended(r);
         busy |= interrupts(r);
         busy |= dispatch(r);
         heartbeats(r);

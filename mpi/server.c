@@ -24,8 +24,6 @@ typedef struct unit {
     char *fntext;
     size_t n;
     interp_msg **items;
-    const interp_msg *const *borrowed; /* a direct chunk's items (the root's own) */
-    bool direct;
     bool stop_on_error;
     atomic_bool stop; /* chunk: the root cancelled it (its map's interrupt polls this) */
 } unit;
@@ -53,18 +51,12 @@ void srv_frozen_put(srv *s, uint64_t id, interp_frozen *obj) { fzr_put(&s->fz, i
 void srv_forget(srv *s, uint64_t id) { fzr_forget(&s->fz, id); }
 
 int srv_workers(const srv *s) { return s->workers; }
+interp_pool *srv_pool(srv *s) { return s->pool; }
 size_t srv_busy(srv *s) { return s->busy; }
 
 void reply_free(reply *r)
 {
     if (r) {
-        if (r->out)
-            interp__msg_free_many(r->out, r->n);
-        for (size_t i = 0; r->errors && i < r->n; i++)
-            free(r->errors[i]);
-        free(r->out);
-        free(r->status);
-        free(r->errors);
         free(r->buf.p);
         free(r);
     }
@@ -258,44 +250,8 @@ static size_t unit_chunksize(const srv *s, size_t n)
     return cs < 1 ? 1 : cs > 2048 ? 2048 : cs;
 }
 
-/* A direct chunk: the local map's outcomes go to the root as they are (no copy; the root's
- * thread moves them into the job). */
-static void run_direct(srv *s, unit *u)
-{
-    size_t n = u->n;
-    reply *r = calloc(1, sizeof *r);
-    interp_msg **out = calloc(n ? n : 1, sizeof *out);
-    int *status = calloc(n ? n : 1, sizeof *status);
-    char **errors = calloc(n ? n : 1, sizeof *errors);
-    if (!r || !out || !status || !errors) {
-        free(r);
-        free(out);
-        free(status);
-        free(errors);
-        answer_failed(s, u->id, n, INTERP_ERR_NOMEM, "out of memory on the root");
-        return;
-    }
-    r->id = u->id;
-    interp_map_options mo = {.stop_on_error = u->stop_on_error,
-                             .chunksize = unit_chunksize(s, n),
-                             .status = status,
-                             .errors = errors,
-                             .interrupted = chunk_stopped,
-                             .interrupted_ud = u};
-    interp_pool_map_fn(s->pool, &u->fn, n, u->borrowed, out, &mo);
-    r->out = out;
-    r->status = status;
-    r->errors = errors;
-    r->n = n;
-    push_reply(s, r); /* u must not be touched from here on */
-}
-
 static void run_chunk(srv *s, unit *u)
 {
-    if (u->direct) {
-        run_direct(s, u);
-        return;
-    }
     size_t n = u->n;
     uint64_t id = u->id;
     interp_msg **out = calloc(n ? n : 1, sizeof *out);
@@ -502,29 +458,6 @@ void srv_work(srv *s, const char *data, size_t len)
         u->items = NULL;
         answer_failed(s, id, u->n, rc, why[0] ? why : interp_strerror(rc));
     }
-}
-
-void srv_chunk_direct(srv *s, uint64_t id, const interp_fn *fn, size_t n,
-                      const interp_msg *const *items, bool stop_on_error)
-{
-    unit *u = calloc(1, sizeof *u);
-    if (!u) {
-        answer_failed(s, id, n, INTERP_ERR_NOMEM, "out of memory on the root");
-        return;
-    }
-    u->s = s;
-    u->id = id;
-    u->kind = UNIT_CHUNK;
-    u->direct = true;
-    u->fn = *fn;
-    u->n = n;
-    u->borrowed = items;
-    u->stop_on_error = stop_on_error;
-    u->next = s->units;
-    s->units = u;
-    s->busy++;
-    if (queue_chunk(s, u) != INTERP_OK)
-        answer_failed(s, id, n, INTERP_ERR_SYSTEM, "the root cannot start a thread for the chunk");
 }
 
 void srv_cancel(srv *s, uint64_t id, int reason)
