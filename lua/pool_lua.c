@@ -433,10 +433,7 @@ static int map_read_pack(lua_State *L)
 static int map_write_pack(lua_State *L)
 {
     map_run *r = lua_touserdata(L, 1);
-    luaL_checkstack(L, (int)interp_msg_count(r->msg) + 2, r->where);
-    int got = interp_msg_push_lua(L, r->msg, r->out_opts);
-    for (int j = got; j >= 1; j--)
-        lua_rawseti(L, 3, r->first + j); /* a fresh table: no metamethod to honour */
+    interp_msg_store_lua(L, r->msg, r->out_opts, 3, r->first); /* a fresh table: raw sets */
     return 0;
 }
 

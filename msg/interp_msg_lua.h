@@ -64,6 +64,13 @@ INTERP_API int interp_msg_to_lua(lua_State *L, const interp_msg *m, const interp
  * [-0, +count, e/m]. */
 INTERP_API int interp_msg_push_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *opts);
 
+/* interp_msg_push_lua into a table: the values of m become t[first + 1], t[first + 2], ...
+ * (raw sets; a nil value leaves a hole), without a stack slot per value. t is the stack index
+ * of a table. Returns interp_msg_count(m); raises a Lua error with the reason as
+ * interp_msg_push_lua does, after storing some of the values. [-0, +0, e/m]. */
+INTERP_API int interp_msg_store_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *opts,
+                                    int t, lua_Integer first);
+
 /* interp_msg_from_lua for a caller that names the values in its own words ("list[7]"): on
  * failure *bad (may be NULL) is the index (0 to count-1) of the value that could not be copied
  * (0 for a failure of no one value), and err->text goes on from the caller's name for it: the

@@ -18,7 +18,9 @@
  * Protection: creating strings, tables and functions may raise memory errors, so
  * interp_msg_to_lua runs the builder under lua_pcall of a C function; only a run of leading
  * nil/boolean/number values is pushed directly (pushing those cannot raise once the stack has
- * room), which keeps scalar messages free of the pcall. Our own errors are raised with a light
+ * room), which keeps scalar messages free of the pcall. interp_msg_push_lua and
+ * interp_msg_store_lua (already protected) push or store leading plain values, strings too,
+ * in a tight loop, and set the decoder up only at the first other value. Our own errors are raised with a light
  * userdata (no allocation while reporting); interp_msg_push_lua raises them as strings.
  */
 #include <msgpuck.h>
@@ -527,81 +529,84 @@ static int decode_protected(lua_State *L)
     return (int)count;
 }
 
-/* Push leading nil/boolean/number values (and strings when `strings`: pushing one may raise a
- * memory error) from *p, at most `max` of them, with the stack room already checked. Advances
- * *p and decrements *left by the values pushed. */
+/* Push the value at *pp when it is nil, a boolean, a number, or (when `strings`: pushing one
+ * may raise a memory error) a string, and advance *pp; false, with nothing pushed, for any
+ * other value. Stack room is the caller's. */
+static inline bool push_plain1(lua_State *L, const char **pp, bool strings)
+{
+    const char *p = *pp;
+    unsigned char c = (unsigned char)*p;
+    INTERP__STEPS(1);
+    if (c <= 0x7f) {
+        lua_pushinteger(L, c);
+        *pp = p + 1;
+        return true;
+    }
+    if (c >= 0xe0) {
+        lua_pushinteger(L, (int8_t)c);
+        *pp = p + 1;
+        return true;
+    }
+    switch (c) {
+    case 0xcc:
+        lua_pushinteger(L, (unsigned char)p[1]);
+        p += 2;
+        break;
+    case 0xcd:
+    case 0xce:
+        lua_pushinteger(L, (lua_Integer)mp_decode_uint(&p));
+        break;
+    case 0xcf: {
+        uint64_t u = mp_decode_uint(&p);
+        if (u > (uint64_t)INT64_MAX)
+            lua_pushnumber(L, (lua_Number)u);
+        else
+            lua_pushinteger(L, (lua_Integer)u);
+        break;
+    }
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3:
+        lua_pushinteger(L, (lua_Integer)mp_decode_int(&p));
+        break;
+    case 0xc0:
+        lua_pushnil(L);
+        p++;
+        break;
+    case 0xc2:
+    case 0xc3:
+        lua_pushboolean(L, c == 0xc3);
+        p++;
+        break;
+    case 0xca:
+        lua_pushnumber(L, (lua_Number)mp_decode_float(&p));
+        break;
+    case 0xcb:
+        lua_pushnumber(L, (lua_Number)mp_decode_double(&p));
+        break;
+    default:
+        if (strings && ((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb))) {
+            uint32_t len;
+            const char *str = mp_decode_str(&p, &len);
+            INTERP__STEPS(len / 64);
+            lua_pushlstring(L, str, len);
+            break;
+        }
+        return false;
+    }
+    *pp = p;
+    return true;
+}
+
+/* Push leading plain values (push_plain1) from *p, at most `max` of them, with the stack room
+ * already checked. Advances *p and decrements *left by the values pushed. */
 static inline void push_plain(lua_State *L, const char **pp, uint32_t *left, uint32_t max,
                               bool strings)
 {
-    const char *p = *pp;
     uint32_t n = *left;
-    for (; n && max; n--, max--) {
-        unsigned char c = (unsigned char)*p;
-        INTERP__STEPS(1);
-        if (c <= 0x7f) {
-            lua_pushinteger(L, c);
-            p++;
-            continue;
-        }
-        if (c >= 0xe0) {
-            lua_pushinteger(L, (int8_t)c);
-            p++;
-            continue;
-        }
-        switch (c) {
-        case 0xcc:
-            lua_pushinteger(L, (unsigned char)p[1]);
-            p += 2;
-            continue;
-        case 0xcd:
-        case 0xce:
-            lua_pushinteger(L, (lua_Integer)mp_decode_uint(&p));
-            continue;
-        case 0xcf: {
-            uint64_t u = mp_decode_uint(&p);
-            if (u > (uint64_t)INT64_MAX)
-                lua_pushnumber(L, (lua_Number)u);
-            else
-                lua_pushinteger(L, (lua_Integer)u);
-            continue;
-        }
-        case 0xd0:
-        case 0xd1:
-        case 0xd2:
-        case 0xd3:
-            lua_pushinteger(L, (lua_Integer)mp_decode_int(&p));
-            continue;
-        case 0xc0:
-            lua_pushnil(L);
-            p++;
-            continue;
-        case 0xc2:
-            lua_pushboolean(L, 0);
-            p++;
-            continue;
-        case 0xc3:
-            lua_pushboolean(L, 1);
-            p++;
-            continue;
-        case 0xca:
-            lua_pushnumber(L, (lua_Number)mp_decode_float(&p));
-            continue;
-        case 0xcb:
-            lua_pushnumber(L, (lua_Number)mp_decode_double(&p));
-            continue;
-        default:
-            if (strings && ((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb))) {
-                uint32_t len;
-                const char *str = mp_decode_str(&p, &len);
-                INTERP__STEPS(len / 64);
-                lua_pushlstring(L, str, len);
-                continue;
-            }
-            break;
-        }
-        break;
-    }
-    *pp = p;
+    for (; n && max && push_plain1(L, pp, strings); n--, max--)
+        ;
     *left = n;
 }
 
@@ -701,34 +706,71 @@ int interp__msg_push_small(lua_State *L, const interp_msg *m, size_t max_size)
     return -1;
 }
 
-int interp_msg_push_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *opts)
+/* Raise unless m fits opts's size limit (shared strings counted in full) and L's stack has
+ * `room` more slots. */
+static void check_size(lua_State *L, const interp_msg *m, const interp_msg_opts *opts, int room)
 {
-    /* a few scalars (a task's usual arguments): pushed directly, no decoder set up */
-    uint32_t count = m->count;
-    if (count <= FAST_VALUES &&
-        m->size <= (opts && opts->max_size ? opts->max_size : DEFAULT_SIZE) &&
-        lua_checkstack(L, (int)count + 1)) {
-        const char *p = m->data;
-        uint32_t left = count;
-        push_plain(L, &p, &left, count, true);
-        if (left == 0)
-            return (int)count;
-        lua_pop(L, (int)(count - left)); /* something else follows: the whole way */
+    size_t max_size = opts && opts->max_size ? opts->max_size : DEFAULT_SIZE;
+    bool big = interp_msg_size(m) > max_size;
+    if (big || !lua_checkstack(L, room)) {
+        dec d;
+        dec_init(&d, L, m, opts);
+        d.direct = true;
+        if (big)
+            dfail(&d, INTERP_ERR_LIMIT, "message of %zu bytes, larger than %zu", interp_msg_size(m),
+                  max_size);
+        dfail(&d, INTERP_ERR_LIMIT, "no room on the Lua stack");
     }
+}
+
+/* Push the values of m from p on (`left` of them, the ones before it already pushed) with the
+ * decoder, raising. */
+static void push_rest(lua_State *L, const interp_msg *m, const interp_msg_opts *opts, const char *p,
+                      uint32_t left)
+{
     dec d;
     dec_init(&d, L, m, opts);
     d.direct = true;
-    size_t max_size = opts && opts->max_size ? opts->max_size : DEFAULT_SIZE;
-    if (interp_msg_size(m) > max_size)
-        dfail(&d, INTERP_ERR_LIMIT, "message of %zu bytes, larger than %zu", interp_msg_size(m),
-              max_size);
+    d.p = p;
+    d.left = left;
+    d.top = m->count - left;
     int base = lua_gettop(L);
-    count = d.left;
     int helpers = push_helpers(&d);
     decode_values(&d);
     if (helpers) { /* move the helper slots above the values, then drop them */
         lua_rotate(L, base + 1, -helpers);
         lua_pop(L, helpers);
+    }
+}
+
+int interp_msg_push_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *opts)
+{
+    check_size(L, m, opts, 0);
+    /* plain values (a task's usual arguments, a map's pack of numbers): pushed directly, no
+     * decoder set up; the decoder goes on from the first other value */
+    uint32_t count = m->count, left = count;
+    const char *p = m->data;
+    if (count <= MAX_VALUES && lua_checkstack(L, (int)count + 1))
+        push_plain(L, &p, &left, count, true);
+    if (left)
+        push_rest(L, m, opts, p, left);
+    return (int)count;
+}
+
+int interp_msg_store_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *opts, int t,
+                         lua_Integer first)
+{
+    check_size(L, m, opts, 2);
+    t = lua_absindex(L, t);
+    uint32_t count = m->count, left = count;
+    const char *p = m->data;
+    lua_Integer i = first;
+    for (; left && push_plain1(L, &p, true); left--)
+        lua_rawseti(L, t, ++i);
+    if (left) { /* the rest through the stack */
+        push_rest(L, m, opts, p, left);
+        for (lua_Integer j = i + left; j > i; j--)
+            lua_rawseti(L, t, j);
     }
     return (int)count;
 }

@@ -609,6 +609,54 @@ static int put_scalar(enc *e, int idx, int type)
     }
 }
 
+/* Runs of plain values (numbers, nil, booleans: a list of numbers, a map's pack) are written
+ * by a tight loop, room checked once per PLAIN_RUN values. */
+enum { PLAIN_RUN = 64 };
+
+/* Write the plain values at stack positions first, first + 1, ... (at most count of them)
+ * while they come; returns how many were written. Stops at the first other value, or when
+ * room for a run cannot be had at once (put_scalar then goes on one value at a time and
+ * reports the limit where it is really hit). */
+static int put_plain_run(enc *e, int first, int count)
+{
+    lua_State *L = e->L;
+    int k = 0;
+    while (k < count) {
+        int run = count - k < PLAIN_RUN ? count - k : PLAIN_RUN;
+        if ((size_t)run * 9 > e->lim - e->buf.used &&
+            (size_t)run * 9 > e->room - e->buf.used) /* need_slow would fail: no LIMIT yet */
+            return k;
+        char *w = need(e, (size_t)run * 9);
+        if (!w) {
+            e->status = INTERP_OK;
+            return k;
+        }
+        char *p = w;
+        int j = 0, idx = first + k;
+        for (; j < run; j++, idx++) {
+            if (lua_isinteger(L, idx)) {
+                lua_Integer v = lua_tointegerx(L, idx, NULL);
+                p = v >= 0 ? mp_encode_uint(p, (uint64_t)v) : mp_encode_int(p, v);
+                continue;
+            }
+            int t = lua_type(L, idx);
+            if (t == LUA_TNUMBER)
+                p = mp_encode_double(p, lua_tonumberx(L, idx, NULL));
+            else if (t == LUA_TNIL)
+                *p++ = (char)0xc0;
+            else if (t == LUA_TBOOLEAN)
+                *p++ = lua_toboolean(L, idx) ? (char)0xc3 : (char)0xc2;
+            else
+                break;
+        }
+        wrote(e, w, p);
+        k += j;
+        if (j < run)
+            break;
+    }
+    return k;
+}
+
 /* Write the table or function at the top of the stack, and everything inside it; pops it.
  * Scalar elements are written in place by tight loops; a nested table or function jumps back
  * to `open`, which pushes its frame (or writes a REF). */
@@ -841,6 +889,8 @@ static int encode(lua_State *L, int first, int count, const interp_msg_opts *opt
     /* room for the message header and a few scalars in one allocation */
     int rc = need_slow(&e, e.max_size < 64 ? e.max_size : 64) ? INTERP_OK : fail_write(&e);
     for (int k = 0; k < count && rc == INTERP_OK; k++) {
+        if (count - k > 1 && (k += put_plain_run(&e, first + k, count - k)) == count)
+            break;
         int idx = first + k, type = lua_type(L, idx);
         e.top = k + 1;
         if (!is_object(type)) {
