@@ -778,15 +778,17 @@ int interp__msg_from_lua_slab(lua_State *L, int first, int count, const interp_m
 {
     /* encoded in place, in a member reserved at the end of the slab */
     interp_msg *m;
-    if (count <= SMALL_VALUES && (m = interp__slab_reserve(cache, slab, hint, SMALL_BYTES + 9))) {
-        size_t size;
-        if (count == 1 && lua_isinteger(L, first)) { /* the usual result */
-            lua_Integer v = lua_tointegerx(L, first, NULL);
-            char *w = m->data;
-            size = (size_t)((v >= 0 ? mp_encode_uint(w, (uint64_t)v) : mp_encode_int(w, v)) - w);
-        } else {
-            size = small_encode(L, first, count, m->data);
+    if (count == 1 && (!opts || !opts->max_size || opts->max_size >= 9) &&
+        lua_isinteger(L, first)) { /* the usual result */
+        if ((m = interp__slab_int(cache, slab, hint, lua_tointegerx(L, first, NULL)))) {
+            *out = m;
+            if (err)
+                err->text[0] = '\0';
+            return INTERP_OK;
         }
+    } else if (count <= SMALL_VALUES &&
+               (m = interp__slab_reserve(cache, slab, hint, SMALL_BYTES + 9))) {
+        size_t size = small_encode(L, first, count, m->data);
         if (size != NOT_SMALL && (!opts || !opts->max_size || size <= opts->max_size)) {
             interp__slab_commit(*slab, m, size, (uint32_t)count, 0);
             *out = m;

@@ -1,9 +1,11 @@
-/* msg_slab.h - internal to msg/ (and mpi/wire.c, which fills members from wire bytes): the
- * layout of a slab and the inline producer steps that carve members from it. The slab's
+/* msg_slab.h - internal to msg/ (and mpi/wire.c, which fills members from wire bytes, and
+ * interp/call.c, whose map items put an integer result with interp__slab_int): the layout of
+ * a slab and the inline producer steps that carve members from it. The slab's
  * life cycle, its cache and the doc live in msg_inner.h; the code in msg_slab.c. */
 #ifndef INTERP_MSG_SLAB_H
 #define INTERP_MSG_SLAB_H
 
+#include <msgpuck.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -56,6 +58,20 @@ static inline void interp__slab_commit(interp__slab *sl, interp_msg *m, size_t s
     m->flags = flags | INTERP__MSG_SLAB;
     sl->used += (INTERP__SLAB_HEAD + sizeof(interp_msg) + size + 7) & ~(size_t)7;
     sl->members++;
+}
+
+/* The message of the one integer v, as a member of *slab (see interp__slab_reserve for cache
+ * and hint); NULL when out of memory. Inline: it is the usual result of a map item. */
+static inline interp_msg *interp__slab_int(interp__slab_cache *cache, interp__slab **slab,
+                                           size_t hint, int64_t v)
+{
+    interp_msg *m = interp__slab_reserve(cache, slab, hint, 9);
+    if (!m)
+        return NULL;
+    char *w = m->data;
+    size_t size = (size_t)((v >= 0 ? mp_encode_uint(w, (uint64_t)v) : mp_encode_int(w, v)) - w);
+    interp__slab_commit(*slab, m, size, 1, 0);
+    return m;
 }
 
 /* Drop n member references of sl (its members' frees); the slab goes with the last. Any

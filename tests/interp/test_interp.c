@@ -342,6 +342,60 @@ static void interp_map_runs_items_in_order_and_survives_errors(void **st)
     fx_close(&f);
 }
 
+/* A map keeps every result of every item, whatever their count (none, one, two, more than
+ * the stack room the items' results share between two clean-ups), and an error after many
+ * results piled up fails its item only; in both profiles (a sandbox sets each call's
+ * environment). */
+static void interp_map_keeps_every_result_count(void **st)
+{
+    (void)st;
+    for (int profile = 0; profile < 2; profile++) {
+        fixture f;
+        fx_open(&f, profile ? INTERP_SANDBOX_SAFE : INTERP_SANDBOX_NONE,
+                "function many(x) local k = x % 6 "
+                "if k == 0 then return end "
+                "if k == 1 then return x * 2 end "
+                "if k == 2 then return x, 0.5 end "
+                "if k == 3 then local t = {} for i = 1, 40 do t[i] = x end "
+                "return table.unpack(t) end "
+                "if k == 4 then error('four') end "
+                "return tostring(x) end");
+        enum { N = 90 };
+        interp_msg *in[N];
+        interp_outcome out[N];
+        memset(out, 0, sizeof out);
+        for (int i = 0; i < N; i++)
+            in[i] = interp_msg_int(i);
+        interp_fn fn = {.kind = INTERP_FN_NAME, .text = "many"};
+        assert_int_equal(
+            interp__state_map(f.s, ++f.task, &fn, N, (const interp_msg *const *)in, out), N);
+        const uint32_t count[6] = {0, 1, 2, 40, 0, 1};
+        for (int i = 0; i < N; i++) {
+            char want[32];
+            if (i % 6 == 4) {
+                assert_int_equal(out[i].status, INTERP_ERR_SCRIPT);
+                assert_non_null(strstr(out[i].error, "four"));
+            } else {
+                assert_int_equal(out[i].status, INTERP_OK);
+                assert_int_equal(interp_msg_count(out[i].result), count[i % 6]);
+            }
+            if (i % 6 == 1) {
+                snprintf(want, sizeof want, "%d", 2 * i);
+                assert_string_equal(fx_text(&out[i]), want);
+            } else if (i % 6 == 2) {
+                snprintf(want, sizeof want, "%d, 0.5", i);
+                assert_string_equal(fx_text(&out[i]), want);
+            } else if (i % 6 == 5) {
+                snprintf(want, sizeof want, "\"%d\"", i);
+                assert_string_equal(fx_text(&out[i]), want);
+            }
+            interp__outcome_clear(&out[i]);
+            interp_msg_free(in[i]);
+        }
+        fx_close(&f);
+    }
+}
+
 static void interp_source_chunks_are_cached_per_state(void **st)
 {
     (void)st;
@@ -409,6 +463,7 @@ int main(void)
         cmocka_unit_test(interp_os_exit_raises_in_every_profile),
         cmocka_unit_test(interp_sleep_blocks_and_validates),
         cmocka_unit_test(interp_map_runs_items_in_order_and_survives_errors),
+        cmocka_unit_test(interp_map_keeps_every_result_count),
         cmocka_unit_test(interp_source_chunks_are_cached_per_state),
         cmocka_unit_test(interp_invalid_calls_are_refused),
     };
