@@ -492,7 +492,7 @@ static int serve_incoming(MPI_Comm comm, int root, srv *s, bool *stop)
         char *buf = mpi__recv_probed(comm, &st, &len);
         if (buf && serve_message(s, st.MPI_TAG, buf, len))
             *stop = true;
-        free(buf);
+        mpi__buf_give(buf);
     }
 }
 

@@ -290,11 +290,16 @@ void mpi__lastwords_remove(void);
  * empty; the caller closes it after freeing s). */
 int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, bell *bl, double heartbeat);
 
+/* Sends up to this size may go out eagerly (Open MPI's shared-memory eager limit is 4 KiB):
+ * one that had to wait for room rings its receiver again when it completes. A larger one
+ * completes only once its receiver took it: no second ring. */
+#define MPI__RING_AGAIN_MAX 4096
+
 /* Pending non-blocking sends of one communication thread. */
 typedef struct sendq {
     struct sendq_item *head;
     size_t n;
-    bell *bell; /* rung for each send (but beats) as it is posted and as it completes */
+    bell *bell; /* rung for each send (but beats) as it is posted, a small one as it completes */
 } sendq;
 /* Send len bytes (ownership of buf passes) to dest with tag, without blocking; ring dest. */
 int sendq_post(sendq *q, MPI_Comm comm, int dest, int tag, char *buf, size_t len);
@@ -302,7 +307,11 @@ int sendq_post(sendq *q, MPI_Comm comm, int dest, int tag, char *buf, size_t len
 bool sendq_progress(sendq *q);
 /* Wait (polling with sleeps) until every send completed or `secs` passed. */
 void sendq_drain(sendq *q, double secs);
-/* Receive a probed message into a malloc'd buffer. */
+/* A buffer of at least need bytes (*cap of them): a kept one (mpi__buf_give) or malloc'd. */
+char *mpi__buf_take(size_t need, size_t *cap);
+/* Keep malloc'd buffer p for a later take (a large one), or free it. NULL-safe. */
+void mpi__buf_give(char *p);
+/* Receive a probed message into a buffer of mpi__buf_take (its owner gives it back). */
 char *mpi__recv_probed(MPI_Comm comm, MPI_Status *st, size_t *len);
 /* Wait for a request, polling with backoff sleeps (never Open MPI's spinning wait). */
 int mpi__wait(MPI_Request *req, MPI_Status *st);

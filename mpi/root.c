@@ -548,7 +548,7 @@ static bool poll_incoming(root *r)
         char *buf = mpi__recv_probed(r->comm, &st, &len);
         int src = st.MPI_SOURCE;
         if (src < 0 || src >= r->size || src == r->me) {
-            free(buf);
+            mpi__buf_give(buf);
             continue;
         }
         r->ranks[src].last_heard = interp_now();
@@ -558,7 +558,7 @@ static bool poll_incoming(root *r)
             on_done(r, src, buf, len);
         else if (st.MPI_TAG == TAG_BYE)
             r->ranks[src].bye = true;
-        free(buf);
+        mpi__buf_give(buf);
     }
 }
 

@@ -1,5 +1,7 @@
 /* wire.c - the byte format between ranks (little helpers to write and to read it back with
  * bounds checks), non-blocking sends, and Lua's bytecode header. */
+#include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -9,6 +11,62 @@
 
 #include "mpi_impl.h"
 #include "msg_inner.h"
+
+/* ---- large buffers kept for the next message -------------------------------------------- */
+
+/* A unit's or a reply's bytes are often above glibc's mmap threshold: such a block is unmapped
+ * at its free (interrupting the other cores to flush their TLBs) and its pages fault in afresh
+ * at the next. So the buffers of sends that completed and of receives are kept (up to
+ * SPARES of them, at most SPARE_KEEP bytes each) for the next ones. Any thread. */
+enum { SPARES = 8 };
+#define SPARE_MIN ((size_t)16 << 10)
+#define SPARE_KEEP ((size_t)2 << 20)
+
+static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *spare[SPARES];
+static size_t spare_cap[SPARES];
+
+char *mpi__buf_take(size_t need, size_t *cap)
+{
+    if (need >= SPARE_MIN) {
+        int best = -1;
+        pthread_mutex_lock(&spare_mu);
+        for (int i = 0; i < SPARES; i++)
+            if (spare[i] && spare_cap[i] >= need && spare_cap[i] / 4 <= need &&
+                (best < 0 || spare_cap[i] < spare_cap[best]))
+                best = i;
+        char *p = best >= 0 ? spare[best] : NULL;
+        if (p) {
+            *cap = spare_cap[best];
+            spare[best] = NULL;
+        }
+        pthread_mutex_unlock(&spare_mu);
+        if (p)
+            return p;
+    }
+    *cap = need;
+    return malloc(need ? need : 1);
+}
+
+void mpi__buf_give(char *p)
+{
+    size_t cap = p ? malloc_usable_size(p) : 0;
+    if (cap >= SPARE_MIN && cap <= SPARE_KEEP) {
+        pthread_mutex_lock(&spare_mu);
+        int at = 0; /* an empty place, else the smallest buffer kept */
+        for (int i = 0; i < SPARES && spare[at]; i++)
+            if (!spare[i] || spare_cap[i] < spare_cap[at])
+                at = i;
+        char *out = spare[at] && spare_cap[at] >= cap ? p : spare[at];
+        if (out != p) {
+            spare[at] = p;
+            spare_cap[at] = cap;
+        }
+        pthread_mutex_unlock(&spare_mu);
+        p = out;
+    }
+    free(p);
+}
 
 /* ---- write ------------------------------------------------------------------------------ */
 
@@ -22,7 +80,7 @@ void wb_put(wbuf *b, const void *data, size_t n)
             cap = b->len + n; /* wb_reserve's size, or a large blob: exactly */
         while (cap < b->len + n)
             cap *= 2;
-        char *p = realloc(b->p, cap);
+        char *p = b->p || cap < SPARE_MIN ? realloc(b->p, cap) : mpi__buf_take(cap, &cap);
         if (!p) {
             b->fail = true;
             return;
@@ -239,11 +297,14 @@ int sendq_post(sendq *q, MPI_Comm comm, int dest, int tag, char *buf, size_t len
     }
     it->buf = buf;
     it->dest = dest;
-    it->ring = tag != TAG_BEAT; /* a beat is only looked at when the root checks anyway */
+    /* a beat is only looked at when the root checks anyway; a large message completes only
+     * once its receiver has taken it, so only a small one that had to wait for room rings
+     * again at its end */
+    it->ring = tag != TAG_BEAT && len <= MPI__RING_AGAIN_MAX;
     it->next = q->head;
     q->head = it;
     q->n++;
-    if (it->ring)
+    if (tag != TAG_BEAT)
         bell_ring(q->bell, dest);
     return INTERP_OK;
 }
@@ -263,7 +324,7 @@ bool sendq_progress(sendq *q)
         /* a send that had to wait for room went out only now: its receiver may sleep */
         if (it->ring)
             bell_ring(q->bell, it->dest);
-        free(it->buf);
+        mpi__buf_give(it->buf);
         free(it);
         q->n--;
         any = true;
@@ -294,7 +355,8 @@ char *mpi__recv_probed(MPI_Comm comm, MPI_Status *st, size_t *len)
 {
     int count = 0;
     MPI_Get_count(st, MPI_BYTE, &count);
-    char *buf = malloc(count > 0 ? (size_t)count : 1);
+    size_t cap;
+    char *buf = mpi__buf_take(count > 0 ? (size_t)count : 1, &cap);
     if (!buf)
         return NULL;
     MPI_Recv(buf, count, MPI_BYTE, st->MPI_SOURCE, st->MPI_TAG, comm, MPI_STATUS_IGNORE);
