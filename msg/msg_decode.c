@@ -20,8 +20,9 @@
  * nil/boolean/number values is pushed directly (pushing those cannot raise once the stack has
  * room), which keeps scalar messages free of the pcall. interp_msg_push_lua and
  * interp_msg_store_lua (already protected) push or store leading plain values, strings too,
- * in a tight loop, and set the decoder up only at the first other value. Our own errors are raised with a light
- * userdata (no allocation while reporting); interp_msg_push_lua raises them as strings.
+ * in a tight loop, and set the decoder up only at the first other value. Our own errors are raised
+ * with a light userdata (no allocation while reporting); interp_msg_push_lua raises them as
+ * strings.
  */
 #include <msgpuck.h>
 
@@ -671,29 +672,12 @@ int interp_msg_to_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *
 int interp__msg_push_small(lua_State *L, const interp_msg *m, size_t max_size)
 {
     uint32_t count = m->count;
-    const unsigned char *u = (const unsigned char *)m->data;
     if (m->size > (max_size ? max_size : DEFAULT_SIZE))
-        return -1;                    /* interp_msg_push_lua says why */
-    if (count == 1 && m->size <= 9) { /* one number, the usual argument: no loop */
-        unsigned char c = u[0];
-        if (c <= 0x7f) {
-            lua_pushinteger(L, c);
-            return 1;
-        }
-        switch (c) {
-        case 0xcc:
-            lua_pushinteger(L, u[1]);
-            return 1;
-        case 0xcd:
-            lua_pushinteger(L, (lua_Integer)u[1] << 8 | u[2]);
-            return 1;
-        case 0xce:
-            lua_pushinteger(L, (lua_Integer)u[1] << 24 | (lua_Integer)u[2] << 16 |
-                                   (lua_Integer)u[3] << 8 | u[4]);
-            return 1;
-        default:
-            break;
-        }
+        return -1; /* interp_msg_push_lua says why */
+    int64_t v;
+    if (interp__msg_small_uint(m, &v)) { /* one number, the usual argument: no loop */
+        lua_pushinteger(L, (lua_Integer)v);
+        return 1;
     }
     if (count > INTERP__MSG_SMALL_VALUES)
         return -1;

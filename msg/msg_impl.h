@@ -1,5 +1,6 @@
 /* msg_impl.h - internal: the layout of a message and the growable buffer that builds one.
- * Not installed; only channels/ and the library's own tests include it. */
+ * Not installed; only channels/, the library's own tests and, through msg_slab.h, mpi/wire.c
+ * and interp/call.c include it. */
 #ifndef INTERP_MSG_IMPL_H
 #define INTERP_MSG_IMPL_H
 
@@ -92,6 +93,30 @@ struct interp_msg {
     uint32_t flags; /* INTERP__MSG_* */
     char data[];
 };
+
+/* m holds one non-negative integer below 2^32 (the usual argument of a map item): true and
+ * its value in *v; false for any other message. Inline for interp__msg_push_small and the
+ * worker's map loop (interp/call.c). */
+static inline bool interp__msg_small_uint(const interp_msg *m, int64_t *v)
+{
+    if (m->count != 1 || m->size > 5)
+        return false;
+    const unsigned char *u = (const unsigned char *)m->data;
+    switch (u[0]) {
+    case 0xcc:
+        *v = u[1];
+        return true;
+    case 0xcd:
+        *v = (int64_t)u[1] << 8 | u[2];
+        return true;
+    case 0xce:
+        *v = (int64_t)u[1] << 24 | (int64_t)u[2] << 16 | (int64_t)u[3] << 8 | u[4];
+        return true;
+    default:
+        *v = u[0];
+        return u[0] <= 0x7f;
+    }
+}
 
 /* A message with room for `size` bytes of data, count and flags set, data uninitialised.
  * NULL when out of memory. */
