@@ -417,6 +417,8 @@ static bool read_value(dec *d)
     dfail(d, INTERP_ERR_DECODE, "invalid byte 0x%02x", c); /* not in a validated message */
 }
 
+static inline bool push_plain1(lua_State *L, const char **pp, bool strings);
+
 /* Push d->left values. */
 static void decode_values(dec *d)
 {
@@ -428,11 +430,16 @@ static void decode_values(dec *d)
             d->left--;
             d->top++;
         }
+        size_t depth = d->nframes;
         bool complete = read_value(d);
-        while (complete && d->nframes > 0) { /* store the value into its container */
+        bool plain = complete && d->nframes == depth; /* a scalar (or an empty table) */
+        while (complete && d->nframes > 0) {          /* store the value into its container */
             dframe *f = &d->frames[d->nframes - 1];
             if (f->kind == K_ARRAY) {
                 lua_rawseti(L, f->idx, (lua_Integer)++f->i);
+                /* after a plain element, the plain ones that follow in a tight loop */
+                while (plain && f->i < f->n && push_plain1(L, &d->p, true))
+                    lua_rawseti(L, f->idx, (lua_Integer)++f->i);
                 complete = f->i == f->n;
             } else if (f->kind == K_MAP) {
                 if (f->in_key) {
@@ -454,6 +461,7 @@ static void decode_values(dec *d)
             }
             if (complete)
                 d->nframes--; /* the container is complete, at the top */
+            plain = false;
         }
     }
 }

@@ -275,6 +275,21 @@ static inline lua_Integer key_int(lua_State *L, int idx, int *isint)
 }
 static int put_scalar(enc *e, int idx, int type);
 
+/* put_scalar with numbers inline (array elements). */
+static inline int put_elem(enc *e, int idx, int type)
+{
+    char *w;
+    if (type != LUA_TNUMBER || !(w = need(e, 9)))
+        return put_scalar(e, idx, type);
+    if (lua_isinteger(e->L, idx)) {
+        lua_Integer v = lua_tointegerx(e->L, idx, NULL);
+        wrote(e, w, v >= 0 ? mp_encode_uint(w, (uint64_t)v) : mp_encode_int(w, v));
+    } else {
+        wrote(e, w, mp_encode_double(w, lua_tonumberx(e->L, idx, NULL)));
+    }
+    return INTERP_OK;
+}
+
 /* The array frame f (table at f->idx, length f->n, header written) was just opened: walk the
  * table with lua_next while the keys come as 1, 2, 3...; write scalar elements on the way.
  * At the first table or function element, check that the remaining keys keep coming in
@@ -306,7 +321,7 @@ static int array_run(enc *e, eframe *f)
             }
             return want == f->n ? 0 : 1;
         }
-        if ((rc = put_scalar(e, -1, t)))
+        if ((rc = put_elem(e, -1, t)))
             return rc;
         lua_pop(L, 1);
         want++;
@@ -671,10 +686,9 @@ open:
         eframe *f = &e->frames[e->nframes - 1];
         if (f->kind == K_ARRAY) {
             while (f->i < f->n) {
-                lua_rawgeti(L, f->idx, ++f->i);
-                if (is_object(t = lua_type(L, -1)))
+                if (is_object(t = lua_rawgeti(L, f->idx, ++f->i)))
                     goto open;
-                if ((rc = put_scalar(e, -1, t)))
+                if ((rc = put_elem(e, -1, t)))
                     return rc;
                 lua_pop(L, 1);
             }

@@ -231,6 +231,55 @@ static void runs_errors(void **state)
     lua_close(B);
 }
 
+/* Arrays inside a value: runs of plain elements around tables, strings and holes keep their
+ * places; an error after a run names the element */
+static void runs_nested_arrays(void **state)
+{
+    (void)state;
+    lua_State *A = new_state(), *B = new_state();
+    interp_msg *m;
+    static const char *const src =
+        "local t = {} for i = 1, 200 do t[i] = i % 3 == 0 and i + 0.25 or -i end "
+        "t[50] = {1, 2, 3, 'x'} t[51] = 'str' t[52] = true "
+        "return {a = t, b = {t, t}}, t";
+    assert_int_equal(encode_src(A, src, NULL, &m, NULL), INTERP_OK);
+    interp_msg_error err;
+    assert_int_equal(interp_msg_to_lua(B, m, NULL, &err), INTERP_OK);
+    assert_int_equal(lua_gettop(B), 2);
+    lua_pop(B, 1);
+    check_table(B, "local v = ... local t = v.a "
+                   "assert(v.b[1] == t and v.b[2] == t, 'identity') "
+                   "for i = 1, 200 do "
+                   "  local want = i % 3 == 0 and i + 0.25 or -i "
+                   "  if i == 50 then assert(#t[i] == 4 and t[i][3] == 3 and t[i][4] == 'x') "
+                   "  elseif i == 51 then assert(t[i] == 'str') "
+                   "  elseif i == 52 then assert(t[i] == true) "
+                   "  else assert(t[i] == want and math.type(t[i]) == math.type(want), i) end "
+                   "end "
+                   "return #t == 200");
+    interp_msg_free(m);
+    assert_int_equal(encode_src(A,
+                                "local t = {} for i = 1, 60 do t[i] = i end "
+                                "t[41] = {f = function() end} return {list = t}",
+                                &with_functions, &m, NULL),
+                     INTERP_OK);
+    assert_int_equal(interp_msg_to_lua(B, m, NULL, &err), INTERP_ERR_DECODE);
+    assert_string_equal(err.text,
+                        "[1].list[41].f: cannot accept a function (functions are not allowed)");
+    assert_int_equal(lua_gettop(B), 0);
+    interp_msg_free(m);
+    m = NULL;
+    assert_int_equal(encode_src(A,
+                                "local t = {} for i = 1, 100 do t[i] = i * 0.5 end "
+                                "t[77] = io.stdout return 1, {list = t}",
+                                NULL, &m, &err),
+                     INTERP_ERR_ENCODE);
+    assert_null(m);
+    assert_string_equal(err.text, "[2].list[77]: cannot copy a userdata");
+    lua_close(A);
+    lua_close(B);
+}
+
 static int store_limit_cfn(lua_State *L)
 {
     const interp_msg *m = lua_touserdata(L, 1);
@@ -261,7 +310,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(runs_roundtrip),      cmocka_unit_test(runs_size_limit),
         cmocka_unit_test(runs_push_and_store), cmocka_unit_test(runs_errors),
-        cmocka_unit_test(runs_store_limit),
+        cmocka_unit_test(runs_store_limit),    cmocka_unit_test(runs_nested_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
