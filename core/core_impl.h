@@ -170,7 +170,8 @@ typedef struct interp__worker {
     double rearm_at; /* next interp__state_rearm of esc_id (the hook taken back) */
     int esc_reason;
     bool abandoned, exited, joined;
-    int kind; /* INTERP__SPAWN_* (start.h): why it started; immutable */
+    int kind;                 /* INTERP__SPAWN_* (start.h): why it started; immutable */
+    _Atomic(void *) stack_lo; /* its stack's low end (stack_trim.c), stored by its starter */
     /* a context's slice in progress (ctx.c), for preemption: when its time slice ends
      * (monotonic seconds; 0: no slice), stored by the worker, read by the watchdog */
     _Atomic double slice_end;
@@ -583,9 +584,11 @@ void interp__struct_out(void *dst, size_t dst_size, const void *src, size_t src_
 
 /* ---- stack_trim.c: an idle worker gives back the stack pages it does not use ------------ */
 
-/* The lowest usable address of the calling thread's stack (above its guard), or NULL where
- * it cannot be known (then interp__stack_trim does nothing). */
-void interp__stack_bounds(void **lo);
+/* The lowest usable address of thread t's stack (above its guard), or NULL where it cannot
+ * be known (then interp__stack_trim does nothing). Asked by the thread that started t: what
+ * glibc allocates to answer stays in the asking thread's cache, which an idle worker's would
+ * keep for good (~0.25 KiB). */
+void *interp__stack_bounds(pthread_t t);
 /* Drop the resident pages of the calling thread's stack from lo up to one page below the
  * caller's frame (madvise MADV_DONTNEED). Call only at a shallow point: the frames above are
  * kept, the pages below read back as zeroes. */

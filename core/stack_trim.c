@@ -15,19 +15,22 @@
 
 #include "core_impl.h"
 
-void interp__stack_bounds(void **lo)
+void *interp__stack_bounds(pthread_t t)
 {
-    *lo = NULL;
+    void *lo = NULL;
 #ifdef __GLIBC__
     pthread_attr_t a;
-    if (pthread_getattr_np(pthread_self(), &a) != 0)
-        return;
+    if (pthread_getattr_np(t, &a) != 0)
+        return NULL;
     void *addr = NULL;
     size_t size = 0, guard = 0;
     if (pthread_attr_getstack(&a, &addr, &size) == 0 && pthread_attr_getguardsize(&a, &guard) == 0)
-        *lo = (char *)addr + guard; /* the guard page is not ours to touch */
+        lo = (char *)addr + guard; /* the guard page is not ours to touch */
     pthread_attr_destroy(&a);
+#else
+    (void)t;
 #endif
+    return lo;
 }
 
 __attribute__((noinline)) void interp__stack_trim(void *lo)

@@ -164,8 +164,6 @@ static void *worker_main(void *arg)
     if (!interp__start_report(w, rc, err))
         goto exit_joinable;
 
-    void *stack_lo;
-    interp__stack_bounds(&stack_lo);
     bool busy = true; /* a task or chunk ran since the last interp__state_idle */
     bool starting = interp__start_counts(w); /* until the first pop takes it off the count */
     for (;;) {
@@ -173,7 +171,7 @@ static void *worker_main(void *arg)
         interp__job *job = next_job(w, busy, &idled, &starting);
         if (idled) { /* nothing to run for a while: let go of memory kept for the next tasks */
             interp__state_idle(w->state);
-            interp__stack_trim(stack_lo);
+            interp__stack_trim(atomic_load_explicit(&w->stack_lo, memory_order_acquire));
             busy = false;
             continue;
         }
@@ -214,6 +212,7 @@ int interp__worker_spawn(interp_pool *pool, int slot, int kind)
     atomic_init(&w->refs, 2); /* slot + thread */
     atomic_init(&w->cur_task, 0);
     atomic_init(&w->held, NULL);
+    atomic_init(&w->stack_lo, NULL);
     interp__pool_retain(pool);
     w->pool = pool;
     w->slot = slot;
@@ -237,6 +236,8 @@ int interp__worker_spawn(interp_pool *pool, int slot, int kind)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (rv == 0) {
+        /* for the idle worker's stack trim: NULL until stored (then no trim) */
+        atomic_store_explicit(&w->stack_lo, interp__stack_bounds(w->thread), memory_order_release);
         pool->slots[slot] = w;
         interp__cond_broadcast(&pool->start.cv);
     }

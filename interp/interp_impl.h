@@ -48,6 +48,9 @@ struct interp_shared {
     void *on_state_ud;
     char *package_path, *package_cpath; /* owned; NULL: Lua's defaults */
     struct interp__budget *budget;      /* retained; NULL: none */
+    /* The one field written after compile: the pack size the last state of this
+     * configuration needed (alloc.h), a hint for the next (relaxed; any value is correct). */
+    atomic_size_t pack_hint;
 };
 
 typedef struct interp__co_run interp__co_run;

@@ -98,6 +98,8 @@ int interp__state_init(interp_state *s, char **err)
     *err = NULL;
     int rc = protected_step(s, run_init, "initializer failed: ", err);
     interp__irq_keep_init_hook(s);
+    /* what tasks make is malloc'd (alloc.c); sh's hint is its one mutable field */
+    interp__alloc_pack_seal(&s->alloc, (atomic_size_t *)&s->sh->pack_hint);
     return rc;
 }
 
@@ -113,6 +115,7 @@ static void free_parts(interp_state *s)
     interp__threads_destroy(&s->threads);
     interp__mutex_destroy(&s->irq_mu);
     interp__cancel_destroy(&s->cancel);
+    interp__alloc_pack_free(&s->alloc); /* after lua_close: its objects are gone */
     free(s);
 }
 
@@ -163,6 +166,8 @@ static interp_state *new_parts(interp_shared *sh, int worker_id)
 static int open_lua(interp_state *s, char **err)
 {
     interp__shstr_enable(interp__alloc_fn); /* its large strings can cross without a copy */
+    /* the objects made until the seal (interp__state_init) are packed (alloc.c) */
+    interp__alloc_pack_open(&s->alloc, &s->sh->pack_hint);
     s->L = lua_newstate(interp__alloc_fn, &s->alloc);
     if (!s->L) {
         *err = interp__strdupf("cannot create a state: out of memory");

@@ -1,0 +1,141 @@
+/* test_alloc_pack.c - the pack of a state's allocator (interp/alloc.c): the objects made while
+ * a state is created sit in one block; reallocs and frees keep their bytes and the count of
+ * the state's heap, whether the object is in the pack, leaves it or was never in it; after
+ * the seal new objects are malloc'd; the next pack is as large as the last one needed. */
+#include "interp_test_util.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdint.h>
+
+static bool in_pack(const interp__alloc *a, const void *p)
+{
+    return (uintptr_t)p - (uintptr_t)a->pack < a->pack_cap;
+}
+
+static size_t used_of(const interp__alloc *a)
+{
+    return atomic_load_explicit(&a->in_use, memory_order_relaxed);
+}
+
+static void *alloc(interp__alloc *a, void *p, size_t osize, size_t nsize)
+{
+    return interp__alloc_fn(a, p, osize, nsize);
+}
+
+static void fill(void *p, size_t n, int c) { memset(p, c, n); }
+
+static bool holds(const void *p, size_t n, int c)
+{
+    for (size_t i = 0; i < n; i++)
+        if (((const unsigned char *)p)[i] != (unsigned char)c)
+            return false;
+    return true;
+}
+
+static void objects_move_in_and_out_of_the_pack_with_their_bytes(void **st)
+{
+    (void)st;
+    atomic_size_t hint = 4096;
+    interp__alloc a = {0};
+    interp__alloc_pack_open(&a, &hint);
+    assert_non_null(a.pack);
+    assert_int_equal(a.pack_cap, 4096);
+
+    void *x = alloc(&a, NULL, LUA_TTABLE, 40); /* in the pack, 8-aligned */
+    void *y = alloc(&a, NULL, LUA_TSTRING, 100);
+    assert_true(in_pack(&a, x) && in_pack(&a, y));
+    assert_int_equal((uintptr_t)x % 8, 0);
+    assert_int_equal((uintptr_t)y % 8, 0);
+    void *u = alloc(&a, NULL, LUA_TUSERDATA, 64); /* the host's payload: malloc's alignment */
+    assert_false(in_pack(&a, u));
+    fill(x, 40, 1);
+    fill(y, 100, 2);
+    assert_int_equal(used_of(&a), 204);
+
+    /* the last object grows in place; another one moves, with its bytes */
+    assert_ptr_equal(alloc(&a, y, 100, 200), y);
+    assert_true(holds(y, 100, 2));
+    void *x2 = alloc(&a, x, 40, 80);
+    assert_true(in_pack(&a, x2) && x2 != x);
+    assert_true(holds(x2, 40, 1));
+    /* the hole x left is taken by the next object of its size */
+    assert_ptr_equal(alloc(&a, NULL, LUA_TTABLE, 40), x);
+    alloc(&a, x, 40, 0);
+
+    /* too large for the pack: malloc'd, and a pack object grown past it leaves the pack */
+    void *big = alloc(&a, NULL, LUA_TSTRING, 8000);
+    assert_false(in_pack(&a, big));
+    fill(x2, 80, 3);
+    void *x3 = alloc(&a, x2, 80, 6000);
+    assert_false(in_pack(&a, x3));
+    assert_true(holds(x3, 80, 3));
+
+    /* full: the rest is malloc'd, and counted for the next pack */
+    void *many[64];
+    for (int i = 0; i < 64; i++)
+        many[i] = alloc(&a, NULL, LUA_TTABLE, 96);
+    assert_true(in_pack(&a, many[0]));
+    assert_false(in_pack(&a, many[63]));
+    interp__alloc_pack_seal(&a, &hint);
+    assert_true(atomic_load(&hint) > 4096);
+
+    /* sealed: new objects are malloc'd; the pack's still shrink, grow and free */
+    void *z = alloc(&a, NULL, LUA_TTABLE, 40);
+    assert_false(in_pack(&a, z));
+    assert_ptr_equal(alloc(&a, y, 200, 50), y); /* a shrink stays where it is */
+    assert_true(holds(y, 50, 2));
+    void *y2 = alloc(&a, y, 50, 300);
+    assert_false(in_pack(&a, y2));
+    assert_true(holds(y2, 50, 2));
+
+    for (int i = 0; i < 64; i++)
+        alloc(&a, many[i], 96, 0);
+    alloc(&a, z, 40, 0);
+    alloc(&a, y2, 300, 0);
+    alloc(&a, x3, 6000, 0);
+    alloc(&a, big, 8000, 0);
+    alloc(&a, u, 64, 0);
+    assert_int_equal(used_of(&a), 0);
+    interp__alloc_pack_free(&a);
+    assert_null(a.pack);
+}
+
+/* A whole Lua state through a pack: libraries in it, then a workload after the seal that
+ * frees, resizes and replaces the creation's objects (a sanitizer build checks the bytes). */
+static void a_lua_state_lives_and_dies_across_its_pack(void **st)
+{
+    (void)st;
+    atomic_size_t hint = 0;
+    for (int round = 0; round < 2; round++) {
+        interp__alloc a = {0};
+        interp__alloc_pack_open(&a, &hint);
+        lua_State *L = lua_newstate(interp__alloc_fn, &a);
+        assert_non_null(L);
+        assert_true(in_pack(&a, L));
+        luaL_openlibs(L);
+        size_t made = a.pack_used;
+        assert_true(made > 10000);
+        interp__alloc_pack_seal(&a, &hint);
+        assert_true(atomic_load(&hint) >= made);
+        static const char *const work =
+            "string, table = nil, nil collectgarbage() "
+            "local t = {} for i = 1, 2000 do t['k' .. i] = {i} _G['g' .. i] = i end "
+            "for i = 1, 2000 do _G['g' .. i] = nil end collectgarbage() "
+            "return #t + select('#', math.floor(1.5), os.time())";
+        assert_int_equal(luaL_dostring(L, work), LUA_OK);
+        assert_true(lua_gc(L, LUA_GCCOUNT) * 1024 + lua_gc(L, LUA_GCCOUNTB) == (int)used_of(&a));
+        lua_close(L);
+        assert_int_equal(used_of(&a), 0);
+        interp__alloc_pack_free(&a);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(objects_move_in_and_out_of_the_pack_with_their_bytes),
+        cmocka_unit_test(a_lua_state_lives_and_dies_across_its_pack),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
