@@ -1,6 +1,7 @@
 /* backend.c - pools whose jobs an external executor runs (backend.h): creation, and the
  * executor's side of taking and ending jobs. The futures, the map engine, waits and shutdown
  * are the local pool's own; only who runs a job differs. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,4 +157,197 @@ int interp__backend_chunk_local(interp__job *job, interp_pool *local, void (*don
         done(ud);
     }
     return rc;
+}
+
+/* ---- batches: items run on a local pool outside any map --------------------------------- */
+
+/* One run of a batch: a map chunk (first: the chunk's free frees it all) with its outcomes. */
+typedef struct batch_run {
+    map_chunk c;
+    interp__batch_done_fn done;
+    void *ud;
+    atomic_bool told;
+    bool kept; /* room for RUN_KEEP outcomes: goes back to the cache */
+    interp_outcome outs[];
+} batch_run;
+
+/* Runs' memory (about 64 KiB for RUN_KEEP outcomes) is kept for the next batches, a few of
+ * them: freed, glibc would give it back to the system and fault it in afresh at the next. */
+enum { RUN_KEEP = 2048, RUN_CACHE = 8 };
+static pthread_mutex_t run_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static batch_run *run_cache[RUN_CACHE];
+static int run_cached;
+
+/* A zeroed run for cnt outcomes. */
+static batch_run *run_alloc(size_t cnt)
+{
+    bool keep = cnt <= RUN_KEEP && cnt >= RUN_KEEP / 8;
+    batch_run *r = NULL;
+    if (keep) {
+        pthread_mutex_lock(&run_cache_mu);
+        r = run_cached ? run_cache[--run_cached] : NULL;
+        pthread_mutex_unlock(&run_cache_mu);
+    }
+    if (r) { /* its outcomes were cleared when it was kept */
+        memset(r, 0, sizeof *r);
+    } else {
+        r = calloc(1, sizeof *r + (keep ? RUN_KEEP : cnt) * sizeof r->outs[0]);
+        if (!r)
+            return NULL;
+    }
+    r->kept = keep;
+    return r;
+}
+
+/* The batch's reference to r goes: r is kept for another batch when nobody else holds it. */
+static void run_drop(batch_run *r)
+{
+    if (!r->kept || atomic_load_explicit(&r->c.refs, memory_order_acquire) != 1) {
+        interp__chunk_release(&r->c);
+        return;
+    }
+    for (size_t i = 0; i < r->c.n; i++)
+        interp__outcome_clear(&r->outs[i]);
+    interp__map_ctx_release(r->c.m);
+    pthread_mutex_lock(&run_cache_mu);
+    bool kept = run_cached < RUN_CACHE;
+    if (kept)
+        run_cache[run_cached++] = r;
+    pthread_mutex_unlock(&run_cache_mu);
+    if (!kept)
+        free(r);
+}
+
+struct interp__backend_batch {
+    map_ctx *m;
+    size_t nruns;
+    batch_run *runs[];
+};
+
+static void run_tell(batch_run *r)
+{
+    if (atomic_exchange(&r->told, true))
+        return;
+    interp__mutex_lock(&r->c.m->mu);
+    int end = r->c.end_status;
+    bool skipped = r->c.skipped;
+    interp__mutex_unlock(&r->c.m->mu);
+    if (end)
+        r->done(r->ud, r->c.first, r->c.n, NULL, end, interp__map_stop_text(end, skipped));
+    else
+        r->done(r->ud, r->c.first, r->c.n, r->outs, 0, NULL);
+}
+
+static bool run_run(interp__worker *w, interp__job *job)
+{
+    batch_run *r = (batch_run *)job;
+    atomic_fetch_add_explicit(&r->c.refs, 1, memory_order_relaxed); /* past the run's release */
+    bool alive = interp__chunk_ops.run(w, job);
+    if (alive) /* else the watchdog told it (run_abandoned) */
+        run_tell(r);
+    interp__chunk_release(&r->c);
+    return alive;
+}
+
+static void run_abort(interp__job *job, int status, const char *text)
+{
+    batch_run *r = (batch_run *)job;
+    atomic_fetch_add_explicit(&r->c.refs, 1, memory_order_relaxed);
+    interp__chunk_ops.abort(job, status, text);
+    run_tell(r);
+    interp__chunk_release(&r->c);
+}
+
+static void run_abandoned(interp__job *job, int reason)
+{
+    batch_run *r = (batch_run *)job;
+    interp__chunk_ops.abandoned(job, reason); /* ends it: the worker may still write outs */
+    run_tell(r);
+}
+
+static const interp__job_ops batch_run_ops = {
+    .kind = INTERP__JOB_CHUNK,
+    .run = run_run,
+    .abort = run_abort,
+    .abandoned = run_abandoned,
+};
+
+int interp__backend_batch_run(interp_pool *local, const interp_fn *fn, size_t n,
+                              const interp_msg *const *items, bool stop_on_error, size_t per,
+                              interp__batch_done_fn done, void *ud, interp__backend_batch **out)
+{
+    per = per ? per : 1;
+    size_t nruns = n ? (n + per - 1) / per : 0;
+    interp__backend_batch *b = calloc(1, sizeof *b + nruns * sizeof b->runs[0]);
+    map_ctx *m = b ? interp__map_ctx_new(fn, stop_on_error) : NULL;
+    for (size_t k = 0; m && k < nruns; k++) {
+        size_t cnt = k + 1 < nruns ? per : n - k * per;
+        batch_run *r = run_alloc(cnt);
+        if (!r)
+            break;
+        r->c.job.ops = &batch_run_ops;
+        atomic_init(&r->c.refs, 2); /* the queue's and the batch's */
+        atomic_init(&r->c.done, false);
+        atomic_fetch_add(&m->refs, 1);
+        r->c.m = m;
+        r->c.first = k * per;
+        r->c.n = r->c.cap = cnt;
+        r->c.args = items ? items + k * per : NULL;
+        r->c.outs = r->outs;
+        r->c.state = CH_QUEUED;
+        r->done = done;
+        r->ud = ud;
+        b->runs[b->nruns++] = r;
+    }
+    if (!m || b->nruns < nruns) {
+        for (size_t k = 0; k < b->nruns; k++) {
+            interp__chunk_release(&b->runs[k]->c);
+            interp__chunk_release(&b->runs[k]->c);
+        }
+        if (m)
+            interp__map_ctx_release(m);
+        free(b);
+        return INTERP_ERR_NOMEM;
+    }
+    b->m = m;
+    for (size_t k = 0; k < nruns; k++) {
+        bool grow = false;
+        int rc = interp__queue_push(&local->q, &b->runs[k]->c.job, INTERP_FOREVER, false, &grow);
+        if (grow)
+            interp__start_grow(local);
+        if (rc != INTERP_OK)
+            run_abort(&b->runs[k]->c.job, rc, NULL);
+    }
+    *out = b;
+    return INTERP_OK;
+}
+
+void interp__backend_batch_stop(interp__backend_batch *b, int reason)
+{
+    map_ctx *m = b->m;
+    for (size_t k = 0; k < b->nruns; k++) {
+        map_chunk *c = &b->runs[k]->c;
+        interp__mutex_lock(&m->mu);
+        if (!atomic_load(&m->stop))
+            atomic_store(&m->stop, reason);
+        interp__worker *w = c->state == CH_RUNNING ? c->worker : NULL;
+        uint64_t id = c->id;
+        if (w)
+            atomic_fetch_add(&w->refs, 1);
+        interp__mutex_unlock(&m->mu);
+        if (w) {
+            interp__interrupt_run(w, id, reason);
+            interp__worker_release(w);
+        }
+    }
+}
+
+void interp__backend_batch_release(interp__backend_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t k = 0; k < b->nruns; k++)
+        run_drop(b->runs[k]);
+    interp__map_ctx_release(b->m);
+    free(b);
 }

@@ -90,6 +90,27 @@ interp_outcome *interp__backend_chunk_slots(interp__job *job);
  * (the chunk has then ended with it, done called). */
 int interp__backend_chunk_local(interp__job *job, interp_pool *local, void (*done)(void *ud),
                                 void *ud);
+/* Items run outside any map (an MPI rank's unit): fn over items[0..n) (borrowed until every
+ * run has been told) on the workers of pool `local`, cut into runs of at most `per` items,
+ * each queued there as a map chunk of its own (one map's rules: stop_on_error across the
+ * runs, the pool's task_timeout per item). As each run ends, done(ud, first, count, outs, 0,
+ * NULL) gets its outcomes (outs[0..count) for items first.., which the callee may move out);
+ * or, when its items did not run (the batch stopped, stop_on_error, local shut down or closed)
+ * or its worker was abandoned, done(ud, first, count, NULL, status, text) says how every item
+ * ended. done runs once per run: on the run's worker thread, the watchdog's, or the caller's
+ * when it cannot be queued. INTERP_OK and *out (released with interp__backend_batch_release
+ * once done has run for every run), or INTERP_ERR_NOMEM (nothing queued, done not called). */
+typedef struct interp__backend_batch interp__backend_batch;
+typedef void (*interp__batch_done_fn)(void *ud, size_t first, size_t count, interp_outcome *outs,
+                                      int status, const char *text);
+int interp__backend_batch_run(interp_pool *local, const interp_fn *fn, size_t n,
+                              const interp_msg *const *items, bool stop_on_error, size_t per,
+                              interp__batch_done_fn done, void *ud, interp__backend_batch **out);
+/* Stop the batch: its running items are interrupted and the rest end with reason
+ * (INTERP_ERR_CANCELLED, _TIMEOUT, _SHUTDOWN). Any thread until released. */
+void interp__backend_batch_stop(interp__backend_batch *b, int reason);
+void interp__backend_batch_release(interp__backend_batch *b);
+
 /* A taken job that must not be sent after all: INTERP_ERR_CANCELLED for a task whose cancel
  * was requested, INTERP_ERR_TIMEOUT for a chunk whose map has timed out; else 0. (An interrupt
  * that came while the backend was taking the job may have found nothing to interrupt.) */

@@ -1,20 +1,21 @@
 /* server.c - one rank's executor: a local interp_pool running the units the root sends.
  *
- * A task becomes a local future whose on_done callback encodes the reply; a chunk goes to a
- * runner thread that runs it with interp_pool_map_fn (so it is cut and run exactly as a local
- * map's items are) and encodes the reply. Replies queue here and kick the communication
- * thread's waker; only that thread touches MPI and the list of units. */
+ * A task becomes a local future whose on_done callback encodes the reply; a chunk becomes a
+ * batch of runs queued on the local pool (interp__backend_batch_run: map chunks of their own,
+ * run as a local map's are), whose worker moves each run's results into the unit's arrays and,
+ * for its last run, encodes the reply. Replies queue here and kick the communication thread's
+ * waker; only that thread touches MPI and the list of units. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
+#include "core_impl.h"
 #include "mpi_impl.h"
 
 typedef struct unit {
-    struct unit *next;  /* in srv->units: the communication thread's own list */
-    struct unit *qnext; /* in the runners' queue */
+    struct unit *next; /* in srv->units: the communication thread's own list */
     struct srv *s;
     uint64_t id;
     int kind;
@@ -25,7 +26,12 @@ typedef struct unit {
     size_t n;
     interp_msg **items;
     bool stop_on_error;
-    atomic_bool stop; /* chunk: the root cancelled it (its map's interrupt polls this) */
+    /* chunk: its runs, and the outcomes they gather (items still to end in pending) */
+    interp__backend_batch *batch;
+    interp_msg **out;
+    int *status;
+    char **errors;
+    atomic_size_t pending;
 } unit;
 
 struct srv {
@@ -33,12 +39,6 @@ struct srv {
     waker *wk;
     int workers, max_depth;
     pthread_mutex_t mu;
-    pthread_cond_t cv;          /* runners wait here for chunks */
-    unit *q_head, *q_tail;      /* guarded by mu */
-    int nrunners, idle_runners; /* guarded by mu */
-    bool stopping;              /* guarded by mu */
-    pthread_t *runners;
-    int max_runners;
     reply *r_head, *r_tail;    /* guarded by mu */
     unit *units;               /* communication thread only */
     size_t busy;               /* communication thread only */
@@ -92,6 +92,7 @@ reply *srv_replies(srv *s)
             *pp = u->next;
             interp_future_release(u->f);
             drop_inputs(u); /* a task's function text (a chunk's went before its reply) */
+            interp__backend_batch_release(u->batch);
             free(u);
             s->busy--;
             break;
@@ -174,25 +175,29 @@ static void task_done(interp_future *f, void *ud)
     push_reply(u->s, r);
 }
 
-/* A chunk's outcomes after its map (out, status and errors of n items, owned) as the reply to
- * unit id; everything is freed. */
+/* A chunk's outcomes (out, status and errors of n items, owned: one block of mpi__buf_take at
+ * out) as the reply to unit id; everything is freed. */
 static void answer_chunk(srv *s, uint64_t id, size_t n, interp_msg **out, int *status,
                          char **errors)
 {
-    size_t need = 4, nfail = 0; /* the reply's size, so that its buffer is allocated once */
-    for (size_t i = 0; i < n; i++) {
+    size_t nfail = 0;
+    for (size_t i = 0; i < n; i++)
+        nfail += status[i] != INTERP_OK;
+    bool frozen = false; /* the records' size, so that the reply is allocated once */
+    size_t bytes = interp__msg_wire_bytes((const interp_msg *const *)out, sizeof *out, n, &frozen);
+    size_t need = 4 + bytes;
+    for (size_t i = 0; (frozen || nfail) && i < n; i++) {
         if (status[i] == INTERP_OK && interp__msg_holds_frozen(out[i])) {
             status[i] = INTERP_ERR_ENCODE;
             free(errors[i]);
             errors[i] = NULL;
+            nfail++;
         }
         if (status[i] != INTERP_OK) { /* its record is absent */
             interp_msg_free(out[i]);
             out[i] = NULL;
-            nfail++;
             need += 48 + (errors[i] ? strlen(errors[i]) : sizeof frozen_result);
         }
-        need += 12 + (out[i] ? interp_msg_size(out[i]) : 0);
     }
     reply *r = reply_new(id, n, need);
     if (r) {
@@ -202,14 +207,15 @@ static void answer_chunk(srv *s, uint64_t id, size_t n, interp_msg **out, int *s
                 put_failure(&r->buf, i, status[i],
                             errors[i] || status[i] != INTERP_ERR_ENCODE ? errors[i] : frozen_result,
                             NULL);
-        wb_records(&r->buf, (const interp_msg *const *)out, sizeof *out, n);
+        if (frozen || nfail) /* results were dropped: their size again */
+            wb_records(&r->buf, (const interp_msg *const *)out, sizeof *out, n);
+        else
+            wb_records_sized(&r->buf, (const interp_msg *const *)out, sizeof *out, n, bytes);
     }
     interp__msg_free_many(out, n);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; nfail && i < n; i++)
         free(errors[i]);
-    free(out);
-    free(status);
-    free(errors);
+    mpi__buf_give((char *)out); /* status and errors are in the same block */
     if (!r || r->buf.fail) {
         reply_free(r);
         answer_failed(s, id, n, INTERP_ERR_NOMEM, "out of memory encoding the results");
@@ -231,103 +237,65 @@ static void drop_inputs(unit *u)
     u->fntext = NULL;
 }
 
-/* The chunk's map polls this (every INTERP_MAP_INTERRUPT_POLL s): once the root cancels the
- * chunk, its running items are interrupted and the rest end cancelled. */
-static bool chunk_stopped(void *ud)
-{
-    return atomic_load_explicit(&((unit *)ud)->stop, memory_order_relaxed);
-}
+/* A unit's items run in runs of at most this many: a run's outcomes (32 bytes per item) stay
+ * below glibc's mmap threshold (128 KiB), which would map and fault in fresh pages at every
+ * run; each run is a job of the local pool, so its workers share a unit's runs. */
+#define MPI__RUN_ITEMS 2048
 
-/* The local map's chunks of a unit of n items: one per worker, of at most 2048 items. A unit
- * is the root's chunk already (its size chosen for the whole job); cutting it finer only adds
- * hand-overs between this runner and the workers, each a wake-up that a loaded machine makes
- * late. The bound keeps a chunk's outcomes (32 bytes per item, allocated by each map) below
- * glibc's mmap threshold (128 KiB), which would map and fault in fresh pages every time. */
-static size_t unit_chunksize(const srv *s, size_t n)
+/* A run of chunk unit ud ended (its worker's thread, or the watchdog's): its outcomes go into
+ * the unit's arrays; the last run's thread answers the unit. */
+static void run_done(void *ud, size_t first, size_t count, interp_outcome *outs, int status,
+                     const char *text)
 {
-    size_t w = (size_t)s->workers;
-    size_t cs = (n + w - 1) / w;
-    return cs < 1 ? 1 : cs > 2048 ? 2048 : cs;
-}
-
-static void run_chunk(srv *s, unit *u)
-{
-    size_t n = u->n;
-    uint64_t id = u->id;
-    interp_msg **out = calloc(n ? n : 1, sizeof *out);
-    int *status = calloc(n ? n : 1, sizeof *status);
-    char **errors = calloc(n ? n : 1, sizeof *errors);
-    if (!out || !status || !errors) {
-        free(out);
-        free(status);
-        free(errors);
-        drop_inputs(u);
-        answer_failed(s, id, n, INTERP_ERR_NOMEM, "out of memory on the rank");
-        return;
-    }
-    interp_map_options mo = {.stop_on_error = u->stop_on_error,
-                             .chunksize = unit_chunksize(s, n),
-                             .status = status,
-                             .errors = errors,
-                             .interrupted = chunk_stopped,
-                             .interrupted_ud = u};
-    interp_pool_map_fn(s->pool, &u->fn, n, (const interp_msg *const *)u->items, out, &mo);
-    drop_inputs(u); /* u must not be touched once the reply is queued */
-    answer_chunk(s, id, n, out, status, errors);
-}
-
-static void *runner_main(void *arg)
-{
-    srv *s = arg;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        while (!s->q_head && !s->stopping) {
-            s->idle_runners++;
-            pthread_cond_wait(&s->cv, &s->mu);
-            s->idle_runners--;
+    unit *u = ud;
+    for (size_t i = 0; i < count; i++) {
+        size_t k = first + i;
+        if (outs) {
+            u->status[k] = outs[i].status;
+            u->out[k] = outs[i].result;
+            u->errors[k] = outs[i].error;
+            outs[i].result = NULL;
+            outs[i].error = NULL;
+        } else {
+            u->status[k] = status;
+            u->errors[k] = interp__dup_text(text);
         }
-        unit *u = s->q_head;
-        if (!u)
-            break;
-        s->q_head = u->qnext;
-        if (!s->q_head)
-            s->q_tail = NULL;
-        pthread_mutex_unlock(&s->mu);
-        run_chunk(s, u);
-        pthread_mutex_lock(&s->mu);
     }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
+    if (atomic_fetch_sub_explicit(&u->pending, count, memory_order_acq_rel) != count)
+        return;
+    interp_msg **out = u->out;
+    int *st = u->status;
+    char **errors = u->errors;
+    u->out = NULL;
+    u->status = NULL;
+    u->errors = NULL;
+    drop_inputs(u); /* every run has ended: the items are read no more */
+    answer_chunk(u->s, u->id, u->n, out, st, errors); /* u must not be touched from here on */
 }
 
-/* Queue a chunk for the runners, starting one more when none is idle. */
-static int queue_chunk(srv *s, unit *u)
+/* Start chunk unit u: its runs queued on the local pool. */
+static int start_chunk(srv *s, unit *u)
 {
-    pthread_mutex_lock(&s->mu);
-    u->qnext = NULL;
-    if (s->q_tail)
-        s->q_tail->qnext = u;
-    else
-        s->q_head = u;
-    s->q_tail = u;
-    int rc = INTERP_OK;
-    if (s->idle_runners == 0 && s->nrunners < s->max_runners) {
-        pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setstacksize(&a, 256 * 1024);
-        if (pthread_create(&s->runners[s->nrunners], &a, runner_main, s) == 0)
-            s->nrunners++;
-        else if (s->nrunners == 0)
-            rc = INTERP_ERR_SYSTEM;
-        pthread_attr_destroy(&a);
+    size_t n = u->n, cap;
+    /* one block (a kept one, its pages already there): results, errors, statuses */
+    size_t bytes = n * (sizeof *u->out + sizeof *u->errors + sizeof *u->status);
+    char *block = mpi__buf_take(bytes ? bytes : 1, &cap);
+    if (!block)
+        return INTERP_ERR_NOMEM;
+    memset(block, 0, bytes);
+    u->out = (interp_msg **)(void *)block;
+    u->errors = (char **)(void *)(block + n * sizeof *u->out);
+    u->status = (int *)(void *)(block + n * (sizeof *u->out + sizeof *u->errors));
+    atomic_init(&u->pending, n);
+    if (n == 0) {
+        answer_chunk(s, u->id, 0, u->out, u->status, u->errors);
+        u->out = NULL;
+        u->status = NULL;
+        u->errors = NULL;
+        return INTERP_OK;
     }
-    if (rc != INTERP_OK) { /* no runner at all: take it back */
-        s->q_head = s->q_tail = NULL;
-    } else {
-        pthread_cond_signal(&s->cv);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    return interp__backend_batch_run(s->pool, &u->fn, n, (const interp_msg *const *)u->items,
+                                     u->stop_on_error, MPI__RUN_ITEMS, run_done, u, &u->batch);
 }
 
 /* u's function (kind fkind) from its fl bytes at fd: a function message decoded, or a name or
@@ -446,9 +414,9 @@ void srv_work(srv *s, const char *data, size_t len)
     if (rc == INTERP_OK && kind == UNIT_TASK) {
         rc = start_task(s, u, timeout, why, sizeof why);
     } else if (rc == INTERP_OK) {
-        rc = queue_chunk(s, u);
+        rc = start_chunk(s, u);
         if (rc != INTERP_OK)
-            snprintf(why, sizeof why, "the rank cannot start a thread for the chunk");
+            snprintf(why, sizeof why, "out of memory on the rank");
     }
     if (rc != INTERP_OK) {
         if (u->items)
@@ -456,6 +424,10 @@ void srv_work(srv *s, const char *data, size_t len)
                 interp_msg_free(u->items[i]);
         free(u->items);
         u->items = NULL;
+        mpi__buf_give((char *)u->out);
+        u->out = NULL;
+        u->status = NULL;
+        u->errors = NULL;
         answer_failed(s, id, u->n, rc, why[0] ? why : interp_strerror(rc));
     }
 }
@@ -472,8 +444,8 @@ void srv_cancel(srv *s, uint64_t id, int reason)
             continue;
         if (u->f)
             interp_future_cancel(u->f);
-        else /* a chunk: its map stops at its next poll (its runner still answers) */
-            atomic_store_explicit(&u->stop, true, memory_order_relaxed);
+        else if (u->batch) /* a chunk: its runs stop (its last run's thread still answers) */
+            interp__backend_batch_stop(u->batch, INTERP_ERR_CANCELLED);
         return;
     }
 }
@@ -499,15 +471,7 @@ int srv_new(srv **out, const interp_pool_options *opts, waker *wk, char **err)
     s->workers = st.max_workers;
     s->max_depth = opts->max_depth;
     s->wk = wk;
-    s->max_runners = s->workers * MPI__UNITS_PER_WORKER;
-    s->runners = calloc((size_t)s->max_runners, sizeof *s->runners);
-    if (!s->runners) {
-        interp_pool_destroy(s->pool);
-        free(s);
-        return INTERP_ERR_NOMEM;
-    }
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
     fzr_init(&s->fz);
     s->slabs = interp__slab_cache_new(MPI__SLAB_CACHE_BYTES, MPI__SLAB_IDLE_BYTES);
     *out = s;
@@ -518,13 +482,7 @@ void srv_free(srv *s)
 {
     if (!s)
         return;
-    interp_pool_shutdown_now(s->pool);
-    pthread_mutex_lock(&s->mu);
-    s->stopping = true;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    for (int i = 0; i < s->nrunners; i++)
-        pthread_join(s->runners[i], NULL);
+    interp_pool_shutdown_now(s->pool); /* every run ends (answered) before destroy returns */
     interp_pool_destroy(s->pool);
     for (reply *r = srv_replies(s), *next; r; r = next) {
         next = r->next;
@@ -534,12 +492,11 @@ void srv_free(srv *s)
         next = u->next;
         interp_future_release(u->f);
         drop_inputs(u);
+        interp__backend_batch_release(u->batch);
         free(u);
     }
     fzr_free(&s->fz);
     interp__slab_cache_release(s->slabs);
-    free(s->runners);
-    pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
