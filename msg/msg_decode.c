@@ -698,21 +698,28 @@ int interp__msg_push_small(lua_State *L, const interp_msg *m, size_t max_size)
     return -1;
 }
 
-/* Raise unless m fits opts's size limit (shared strings counted in full) and L's stack has
- * `room` more slots. */
-static void check_size(lua_State *L, const interp_msg *m, const interp_msg_opts *opts, int room)
+/* Raise: m is larger than opts's size limit, or L's stack has no room for `room` more. */
+static _Noreturn void refuse(lua_State *L, const interp_msg *m, const interp_msg_opts *opts,
+                             size_t max_size)
+{
+    dec d;
+    dec_init(&d, L, m, opts);
+    d.direct = true;
+    if (interp_msg_size(m) > max_size)
+        dfail(&d, INTERP_ERR_LIMIT, "message of %zu bytes, larger than %zu", interp_msg_size(m),
+              max_size);
+    dfail(&d, INTERP_ERR_LIMIT, "no room on the Lua stack");
+}
+
+/* Raise unless m fits opts's size limit (shared strings counted in full, interp_msg_size) and
+ * L's stack has `room` more slots. */
+static inline void check_size(lua_State *L, const interp_msg *m, const interp_msg_opts *opts,
+                              int room)
 {
     size_t max_size = opts && opts->max_size ? opts->max_size : DEFAULT_SIZE;
-    bool big = interp_msg_size(m) > max_size;
-    if (big || !lua_checkstack(L, room)) {
-        dec d;
-        dec_init(&d, L, m, opts);
-        d.direct = true;
-        if (big)
-            dfail(&d, INTERP_ERR_LIMIT, "message of %zu bytes, larger than %zu", interp_msg_size(m),
-                  max_size);
-        dfail(&d, INTERP_ERR_LIMIT, "no room on the Lua stack");
-    }
+    if ((m->flags & INTERP__MSG_HAS_SHARED ? interp_msg_size(m) : m->size) > max_size ||
+        (room && !lua_checkstack(L, room)))
+        refuse(L, m, opts, max_size);
 }
 
 /* Push the values of m from p on (`left` of them, the ones before it already pushed) with the
