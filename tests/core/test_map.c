@@ -20,6 +20,16 @@ static interp_msg **ints_upto(size_t n)
     return in;
 }
 
+/* n result slots holding garbage, as a caller's uncleared array would: the map must write
+ * every slot (a NULL for each failed item) */
+static interp_msg **dirty_slots(size_t n)
+{
+    interp_msg **out = malloc(n * sizeof *out);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (interp_msg *)(uintptr_t)0xdeadbeef;
+    return out;
+}
+
 static void free_msgs(interp_msg **m, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -77,7 +87,7 @@ static void map_reports_each_item(void **st)
                             "return x + 1"};
     const size_t n = 50;
     interp_msg **in = ints_upto(n);
-    interp_msg **out = calloc(n, sizeof *out);
+    interp_msg **out = dirty_slots(n);
     int status[50];
     char *errors[50];
     interp_map_options mo = {.chunksize = 4, .status = status, .errors = errors};
@@ -110,7 +120,7 @@ static void map_stop_on_error(void **st)
                     .text = "local x = ... if x == 2 then error('stop here') end return x"};
     const size_t n = 200;
     interp_msg **in = ints_upto(n);
-    interp_msg **out = calloc(n, sizeof *out);
+    interp_msg **out = dirty_slots(n);
     int *status = calloc(n, sizeof *status);
     interp_map_options mo = {.chunksize = 1, .stop_on_error = true, .status = status};
     assert_int_equal(interp_pool_map_fn(p, &fn, n, (const interp_msg *const *)in, out, &mo),
@@ -122,8 +132,11 @@ static void map_stop_on_error(void **st)
     assert_int_equal(status[n - 1], INTERP_ERR_CANCELLED);
     assert_null(out[n - 1]);
     size_t cancelled = 0;
-    for (size_t i = 3; i < n; i++)
+    for (size_t i = 3; i < n; i++) {
         cancelled += status[i] == INTERP_ERR_CANCELLED;
+        if (status[i] != INTERP_OK)
+            assert_null(out[i]); /* written, though the map never ran it */
+    }
     assert_true(cancelled > n / 2);
     free(status);
     free_msgs(out, n);
@@ -139,7 +152,7 @@ static void map_overall_timeout(void **st)
                     .text = "local x = ... if x >= 4 then while true do end end return x"};
     const size_t n = 40;
     interp_msg **in = ints_upto(n);
-    interp_msg **out = calloc(n, sizeof *out);
+    interp_msg **out = dirty_slots(n);
     int status[40];
     char *errors[40];
     interp_map_options mo = {.chunksize = 2, .timeout = 0.5, .status = status, .errors = errors};
@@ -182,7 +195,7 @@ static void map_item_deadline_spares_the_rest_of_its_chunk(void **st)
                             "return x * 2"};
     const size_t n = 10;
     interp_msg **in = ints_upto(n);
-    interp_msg **out = calloc(n, sizeof *out);
+    interp_msg **out = dirty_slots(n);
     int status[10];
     char *errors[10];
     size_t sizes[] = {10, 4}; /* all in one chunk; chunks of 4 */
