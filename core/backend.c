@@ -206,8 +206,13 @@ static void run_drop(batch_run *r)
         interp__chunk_release(&r->c);
         return;
     }
-    for (size_t i = 0; i < r->c.n; i++)
-        interp__outcome_clear(&r->outs[i]);
+    for (size_t i = 0; i < r->c.n; i++) { /* most were emptied by done: no call for those */
+        interp_outcome *o = &r->outs[i];
+        if (o->result || o->error || o->error_value)
+            interp__outcome_clear(o);
+        else
+            o->status = 0;
+    }
     interp__map_ctx_release(r->c.m);
     pthread_mutex_lock(&run_cache_mu);
     bool kept = run_cached < RUN_CACHE;
