@@ -57,6 +57,8 @@ void waker_destroy(waker *w) { (void)w; }
 
 void waker_kick(waker *w) { wake_word(w->seq, w->sleepers); }
 
+bool waker_pending(const waker *w) { return atomic_load(w->seq) != w->seen; }
+
 bool waker_sleep(waker *w, double secs)
 {
     uint32_t cur = atomic_load(w->seq);

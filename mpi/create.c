@@ -503,7 +503,7 @@ int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, bell *bl, double
     MPI_Comm_rank(comm, &me);
     bool rung = bell_rings(bl, me);
     double last_sent = interp_now(), last_busy = last_sent, warm = 0, nap = 20e-6;
-    bool stop = false;
+    bool stop = false, woke = false;
     while (!stop) {
         bool busy = sendq_progress(&sq);
         int in = serve_incoming(comm, root, s, &stop);
@@ -530,24 +530,30 @@ int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, bell *bl, double
         }
         if (busy) {
             nap = 20e-6;
+            woke = false;
             last_busy = interp_now();
             continue;
         }
+        if (woke) /* woken for nothing: a ring may come before its message can be probed */
+            warm = interp_now() + MPI__WARM;
+        woke = false;
         /* sends waiting for room go out only as this thread polls; a root that rings this
          * rank wakes it for whatever it sends (and a ring may come before its message can be
          * probed: poll often for a while); else the root's next units arrive only by polling,
          * and while idle only a stop or new work can come, a few ms late is nothing */
         double now = interp_now();
+        bool poll = now < warm || sq.n || (!rung && srv_busy(s));
         double cap = now < warm    ? busy_cap(0)
                      : sq.n        ? busy_cap(now - last_busy)
-                     : rung        ? MPI__BELL_NAP
-                     : srv_busy(s) ? busy_cap(now - last_busy)
-                                   : MPI__IDLE_NAP;
+                     : !rung       ? (srv_busy(s) ? busy_cap(now - last_busy) : MPI__IDLE_NAP)
+                     : srv_busy(s) ? MPI__RUNG_NAP
+                                   : MPI__BELL_NAP;
         if (cap > hb / 8)
             cap = hb / 8;
-        if (waker_sleep(wk, nap)) {
+        bool pending = waker_pending(wk); /* a kick came while this thread was busy */
+        if (waker_sleep(wk, poll ? nap : cap)) {
             nap = 20e-6;
-            warm = interp_now() + MPI__WARM;
+            woke = !pending;
         } else {
             nap = nap * 2 < cap ? nap * 2 : cap;
         }

@@ -169,6 +169,8 @@ void waker_init(waker *w);
 void waker_destroy(waker *w);
 /* Any thread, never blocks. */
 void waker_kick(waker *w);
+/* A kick came since the last sleep (the next sleep returns at once). */
+bool waker_pending(const waker *w);
 /* Sleep up to secs unless kicked (since the last sleep); true when kicked. One thread per
  * waker. */
 bool waker_sleep(waker *w, double secs);
@@ -207,9 +209,15 @@ static inline double busy_cap(double quiet)
 #define MPI__IDLE_NAP 0.025
 /* The same for a rank the root rings (bell.c): it is woken for anything the root sends. */
 #define MPI__BELL_NAP 0.1
-/* After a ring or a kick, how long a loop keeps polling often: a ring can come before its
- * message is there to be probed (the sender's MPI still has to push it out). */
-#define MPI__WARM 0.01
+/* The longest sleep of a rank the root rings while it runs units, and of the root while the
+ * ranks that ring it hold units: both are woken for what they wait for; this bounds the wait
+ * should a ring come with another event before its message could be probed. */
+#define MPI__RUNG_NAP 0.005
+/* After a ring or a kick that found nothing to do (nor a push to the root's queue explains),
+ * how long a loop keeps polling often: a ring can come before its message is there to be
+ * probed (the sender's MPI still has to push it out). Most such wake-ups are rings for
+ * messages taken already: a short while is enough. */
+#define MPI__WARM 0.002
 
 /* ---- server: one rank's local pool running units (server.c) ---------------------------- */
 

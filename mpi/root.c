@@ -79,6 +79,8 @@ typedef struct root {
     /* the root's own map chunks, run by its local pool's worker (interp__backend_chunk_local):
      * how many are there, and how many ended since the loop last looked */
     atomic_int local_live, local_ended;
+    atomic_uint pushes; /* jobs queued (be_wake): a wake-up they explain needs no polling */
+    unsigned pushes_seen;
 } root;
 
 static size_t unit_items(const unit *u) { return u->w.kind == INTERP__JOB_TASK ? 1 : u->w.n; }
@@ -740,6 +742,7 @@ static void *root_main(void *arg)
     r->last_answer = interp_now();
     interp__set_pool_thread(r->pool); /* callbacks run here: shutdown from one must not wait */
     double nap = 20e-6;
+    bool woke = false; /* the last sleep ended with a kick or a ring */
     for (;;) {
         bool busy = sendq_progress(&r->sq);
         busy |= poll_incoming(r);
@@ -760,22 +763,36 @@ static void *root_main(void *arg)
             break;
         if (busy) {
             nap = 20e-6;
+            woke = false;
             r->last_answer = interp_now();
             continue;
         }
-        /* units in flight on a rank that cannot ring: their answers come only by polling, so
-         * poll often, as for sends still waiting to go out; else only heartbeats arrive (the
-         * queue's pushes kick the waker, the ranks ring it when they answer) */
-        bool poll = r->sq.n > 0;
-        for (int k = 0; k < r->size && !poll; k++)
-            poll = k != r->me && r->ranks[k].inflight && !bell_rings(r->bell, k);
-        double cap = interp_now() < r->warm ? busy_cap(0)
-                     : poll                 ? busy_cap(interp_now() - r->last_answer)
-                     : r->hb / 8 < 0.05     ? r->hb / 8
-                                            : 0.05;
-        if (waker_sleep(r->wk, nap)) {
-            nap = 20e-6;
+        /* a wake-up that found nothing to do: a ring whose message cannot be probed yet (the
+         * sender's MPI has not pushed it out), so poll often for a while */
+        unsigned pushes = atomic_load_explicit(&r->pushes, memory_order_relaxed);
+        if (woke && pushes == r->pushes_seen) {
             r->warm = interp_now() + MPI__WARM;
+        }
+        r->pushes_seen = pushes;
+        woke = false;
+        /* units in flight on a rank that cannot ring: their answers come only by polling, so
+         * poll often, as for sends still waiting to go out; else the ranks ring when they
+         * answer (and the queue's pushes kick the waker): sleep until then, with a bound while
+         * units are out in case a ring came with another event before its message */
+        bool poll = r->sq.n > 0, out = false;
+        for (int k = 0; k < r->size; k++) {
+            poll |= k != r->me && r->ranks[k].inflight && !bell_rings(r->bell, k);
+            out |= k != r->me && r->ranks[k].inflight;
+        }
+        bool warm = interp_now() < r->warm;
+        double cap = warm   ? busy_cap(0)
+                     : poll ? busy_cap(interp_now() - r->last_answer)
+                     : out  ? MPI__RUNG_NAP
+                            : (r->hb / 8 < 0.05 ? r->hb / 8 : 0.05);
+        bool pending = waker_pending(r->wk); /* a kick came while this thread was busy */
+        if (waker_sleep(r->wk, warm || poll ? nap : cap)) {
+            nap = 20e-6;
+            woke = !pending;
         } else {
             nap = nap * 2 < cap ? nap * 2 : cap;
         }
@@ -791,7 +808,12 @@ static void *root_main(void *arg)
 
 /* ---- backend hooks ----------------------------------------------------------------------- */
 
-static void be_wake(void *ud) { waker_kick(((root *)ud)->wk); }
+static void be_wake(void *ud)
+{
+    root *r = ud;
+    atomic_fetch_add_explicit(&r->pushes, 1, memory_order_relaxed);
+    waker_kick(r->wk);
+}
 
 static void be_interrupt(void *ud, interp__job *job, int reason)
 {
