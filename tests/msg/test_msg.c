@@ -949,6 +949,163 @@ static void msg_named_errors(void **st)
     lua_close(L);
 }
 
+/* ---- runs of plain values: the codec's tight loops (a pool:map pack) ---------------------- */
+
+/* T: 300 values of every plain kind, a table and a string inside the run, a hole; ROW(i) is
+ * what T[i] must be. MIXED_CHECK checks a table t (subtypes and -0.0 too). */
+#define MIXED_ROW                                                                                  \
+    "function ROW(i) local k = i % 10 "                                                            \
+    "  return k == 0 and -i or k == 1 and i + 0.5 or k == 2 and math.maxinteger or "               \
+    "    k == 3 and math.mininteger or k == 4 and (i % 4 == 0) or k == 5 and -0.0 or "             \
+    "    k == 6 and 1e300 or k == 7 and 3.0 or k == 8 and 200 + i * 1000 or i end "
+static const char *const MIXED_SETUP =
+    MIXED_ROW "T = {} for i = 1, 300 do T[i] = ROW(i) end T[150] = {x = 1} T[151] = 'str' "
+              "T[200] = nil";
+static const char *const MIXED_CHECK =
+    MIXED_ROW "for i = 1, 300 do local v, want = t[i], ROW(i) "
+              "  if i == 150 then assert(type(v) == 'table' and v.x == 1) "
+              "  elseif i == 151 then assert(v == 'str') "
+              "  elseif i == 200 then assert(v == nil) "
+              "  else assert(v == want and math.type(v) == math.type(want), i) "
+              "    if i % 10 == 5 then assert(1 / v < 0, 'negative zero') end end "
+              "end return true";
+
+static void runs_roundtrip(void **state)
+{
+    (void)state;
+    char check[2048];
+    snprintf(check, sizeof check, "local t = table.pack(...) assert(t.n == 300) %s", MIXED_CHECK);
+    roundtrip_opts(MIXED_SETUP, "table.unpack(T, 1, 300)", check, NULL);
+    /* the same inside a value (array runs), shared twice */
+    snprintf(check, sizeof check, "local v = ... local t = v.a assert(v.b[2] == t) %s",
+             MIXED_CHECK);
+    roundtrip_opts(MIXED_SETUP, "{a = T, b = {1, T}}", check, NULL);
+}
+
+/* The size limit inside a run: room for the widest number is asked for each value, so the
+ * limit strikes a value or two before the one that passes it (as value by value) */
+static void runs_size_limit(void **state)
+{
+    (void)state;
+    lua_State *A = new_state();
+    interp_msg *m = NULL;
+    interp_msg_error err;
+    interp_msg_opts o = {.max_size = 100};
+    run(A, "U = {} for i = 1, 200 do U[i] = i * 1000 end"); /* 3 bytes each */
+    assert_int_equal(encode_in(A, NULL, "table.unpack(U)", &o, &m, &err), INTERP_ERR_LIMIT);
+    assert_null(m);
+    assert_non_null(strstr(err.text, "]: message larger than 100 bytes"));
+    long at = strtol(err.text + 1, NULL, 10);
+    assert_true(at >= 32 && at <= 34);
+    assert_int_equal(encode_in(A, NULL, "table.unpack(U, 1, 20)", &o, &m, &err), INTERP_OK);
+    assert_int_equal(interp_msg_size(m), 60);
+    interp_msg_free(m);
+    refused("V = {} for i = 1, 100 do V[i] = i end V[77] = io.stdout", "table.unpack(V)", NULL,
+            INTERP_ERR_ENCODE, "[77]: cannot copy a userdata");
+    refused("W = {} for i = 1, 100 do W[i] = i * 0.5 end W[77] = io.stdout", "1, {list = W}", NULL,
+            INTERP_ERR_ENCODE, "[2].list[77]: cannot copy a userdata");
+    lua_close(A);
+}
+
+/* interp_msg_push_lua or interp_msg_store_lua (at the offset given) in a protected call: the
+ * values end up in a table, returned, with "n" their count. */
+static int runs_cfn(lua_State *L)
+{
+    const interp_msg *m = lua_touserdata(L, 1);
+    const interp_msg_opts *o = lua_touserdata(L, 2);
+    bool store = lua_toboolean(L, 3);
+    lua_Integer first = lua_tointeger(L, 4);
+    lua_settop(L, 0);
+    lua_pushstring(L, "below");
+    lua_newtable(L);
+    if (store) {
+        lua_pushstring(L, "above");
+        lua_pushinteger(L, interp_msg_store_lua(L, m, o, 2, first));
+        assert_int_equal(lua_gettop(L), 4); /* the stack as it was */
+        assert_string_equal(lua_tostring(L, 3), "above");
+    } else {
+        int n = interp_msg_push_lua(L, m, o);
+        for (int i = n; i >= 1; i--)
+            lua_rawseti(L, 2, i);
+        lua_pushinteger(L, n);
+    }
+    lua_setfield(L, 2, "n");
+    assert_string_equal(lua_tostring(L, 1), "below");
+    lua_settop(L, 2);
+    return 1;
+}
+
+/* Call runs_cfn on m; LUA_OK leaves its table on B's stack, an error its message. */
+static int runs_call(lua_State *B, const interp_msg *m, const interp_msg_opts *o, bool store,
+                     lua_Integer first)
+{
+    lua_pushcfunction(B, runs_cfn);
+    lua_pushlightuserdata(B, (void *)m);
+    lua_pushlightuserdata(B, (void *)o);
+    lua_pushboolean(B, store);
+    lua_pushinteger(B, first);
+    return lua_pcall(B, 4, 1, 0);
+}
+
+/* Run chunk `check` on the table at the top of B (popped); it must return true. */
+static void runs_check(lua_State *B, const char *check)
+{
+    if (luaL_loadstring(B, check) != LUA_OK)
+        fail_msg("lua: %s", lua_tostring(B, -1));
+    lua_insert(B, -2);
+    if (lua_pcall(B, 1, 1, 0) != LUA_OK || !lua_toboolean(B, -1))
+        fail_msg("check failed: %s", lua_tostring(B, -1));
+    lua_pop(B, 1);
+}
+
+/* interp_msg_push_lua from a run into the decoder and back; interp_msg_store_lua at an offset;
+ * errors after a run name the value; the size limit before anything is stored */
+static void runs_push_and_store(void **state)
+{
+    (void)state;
+    lua_State *A = new_state(), *B = new_state();
+    interp_msg *m;
+    char check[2048];
+    snprintf(check, sizeof check, "local t = ... assert(t.n == 300) %s", MIXED_CHECK);
+    assert_int_equal(encode_in(A, MIXED_SETUP, "table.unpack(T, 1, 300)", NULL, &m, NULL),
+                     INTERP_OK);
+    assert_int_equal(runs_call(B, m, NULL, false, 0), LUA_OK);
+    runs_check(B, check);
+    assert_int_equal(runs_call(B, m, NULL, true, 0), LUA_OK);
+    runs_check(B, check);
+    assert_int_equal(runs_call(B, m, NULL, true, 1000), LUA_OK);
+    runs_check(B, "local t = ... assert(t[1000] == nil and t[1001] == 1.5 and t[1300] == -300) "
+                  "assert(t[1150].x == 1 and t[1151] == 'str' and t[1200] == nil) "
+                  "return t[1] == nil and t.n == 300");
+    static const interp_msg_opts small = {.max_size = 10};
+    assert_int_equal(runs_call(B, m, &small, true, 0), LUA_ERRRUN);
+    assert_non_null(strstr(lua_tostring(B, -1), ", larger than 10"));
+    lua_settop(B, 0);
+    interp_msg_free(m);
+    assert_int_equal(encode_in(A,
+                               "X = {} for i = 1, 40 do X[i] = i end "
+                               "X[41] = {f = function() end} X[42] = 7",
+                               "table.unpack(X)", &with_functions, &m, NULL),
+                     INTERP_OK);
+    for (int store = 0; store <= 1; store++) {
+        assert_int_equal(runs_call(B, m, NULL, store, 0), LUA_ERRRUN);
+        assert_string_equal(lua_tostring(B, -1),
+                            "[41].f: cannot accept a function (functions are not allowed)");
+        lua_settop(B, 0);
+    }
+    interp_msg_free(m);
+    /* inside a value: the element after a run */
+    assert_int_equal(encode_in(A, NULL, "{list = X}", &with_functions, &m, NULL), INTERP_OK);
+    interp_msg_error err;
+    assert_int_equal(interp_msg_to_lua(B, m, NULL, &err), INTERP_ERR_DECODE);
+    assert_string_equal(err.text,
+                        "[1].list[41].f: cannot accept a function (functions are not allowed)");
+    assert_int_equal(lua_gettop(B), 0);
+    interp_msg_free(m);
+    lua_close(A);
+    lua_close(B);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -988,6 +1145,9 @@ int main(void)
         cmocka_unit_test(msg_push_lua),
         cmocka_unit_test(msg_foreign_bytes),
         cmocka_unit_test(msg_named_errors),
+        cmocka_unit_test(runs_roundtrip),
+        cmocka_unit_test(runs_size_limit),
+        cmocka_unit_test(runs_push_and_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
