@@ -620,12 +620,16 @@ void interp__chan_lua_register_ctx(lua_State *L, const interp__lua_ctx *ctx)
     lua_setfield(L, -2, "channel");
 }
 
+void interp__chan_lua_set_ctx(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)interp__lua_ctx_get(L));
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
+}
+
 void interp__chan_lua_register(lua_State *L)
 {
-    const interp__lua_ctx *ctx = interp__lua_ctx_get(L);
-    lua_pushlightuserdata(L, (void *)ctx);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
-    interp__chan_lua_register_ctx(L, ctx);
+    interp__chan_lua_set_ctx(L);
+    interp__chan_lua_register_ctx(L, interp__lua_ctx_get(L));
 }
 
 const interp__lua_ctx *interp__chan_lua_ctx(lua_State *L)

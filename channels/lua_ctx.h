@@ -64,6 +64,9 @@ void interp__chan_lua_register_ctx(lua_State *L, const interp__lua_ctx *ctx);
  * context (set before this call): interp__chan_lua_register_ctx with that context, which it
  * also records in L's registry for interp__chan_lua_ctx. */
 void interp__chan_lua_register(lua_State *L);
+/* channels/chan_lua.c: only the recording half of interp__chan_lua_register (for a module
+ * whose functions are made later: interp__chan_lua_register_ctx then). */
+void interp__chan_lua_set_ctx(lua_State *L);
 /* channels/chan_lua.c: the context interp__chan_lua_register recorded in L's state, or NULL
  * when it was never called there (a host script's state). Reads the registry only, never the
  * extra space: safe in any state. */

@@ -100,26 +100,19 @@ static int sb_channel(lua_State *L)
     return lua_gettop(L);
 }
 
-void interp__push_module(lua_State *L)
+/* The module's fields into the table at the top (its registry entries are already made). */
+static void add_fields(lua_State *L)
 {
     interp_state *s = interp__state_of(L);
-    lua_createtable(L, 0, 4);
     lua_pushinteger(L, s->worker_id);
     lua_setfield(L, -2, "worker_id");
     lua_pushcfunction(L, l_sleep);
     lua_setfield(L, -2, "sleep");
     /* the channel binding (interp.channel, interp.select), channels/chan_lua.c */
-    interp__chan_lua_register(L);
-    /* frozen values (msg/frozen_lua.c): freeze, thaw, isfrozen, buffer, next, shared;
-     * mapfile outside the sandbox. A freeze must fit under this state's memory limit. */
-    interp__frozen_lua_cfg fz = {.acct = s->ctx.acct,
-                                 .space = s->sh->frozen_space,
-                                 .mem_in_use = &s->alloc.in_use,
-                                 .mem_limit = s->alloc.limit,
-                                 .max_depth = s->ctx.msg_opts.max_depth,
-                                 .allow_files = !s->sandbox,
-                                 .poll = interp__poll_irq};
-    interp__frozen_lua_register(L, &fz);
+    interp__chan_lua_register_ctx(L, &s->ctx);
+    /* frozen values (msg/frozen_lua.c): freeze, thaw, isfrozen, buffer, next, unpack, shared;
+     * mapfile outside the sandbox */
+    interp__frozen_lua_add_fns(L);
     if (s->sandbox) {
         lua_getfield(L, -1, "channel");
         lua_pushcclosure(L, sb_channel, 1);
@@ -127,6 +120,90 @@ void interp__push_module(lua_State *L)
     }
     if (s->sh->module_ext)
         s->sh->module_ext(L, s->sh->module_ext_ud);
+}
+
+/* ---- the module, made at first use (full profile) -------------------------------------
+ * Most workers of a compute pool never touch `interp`, whose fields (closures and their names)
+ * are ~1 KiB of every state's heap. In the full profile the table starts empty with a
+ * metatable whose __index and __pairs fill it (the names a script set meanwhile are kept)
+ * and then remove the metatable; until then rawget and next see an empty table and
+ * getmetatable(interp) is that metatable. The registry entries that a channel or a frozen
+ * value arriving in a task's arguments needs are made at once. The sandbox's `interp` (a
+ * proxy of the module) is filled at once. */
+
+static void fill(lua_State *L, int t)
+{
+    lua_createtable(L, 0, 16);
+    add_fields(L);
+    int built = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, built)) {
+        lua_pushvalue(L, -2);
+        if (lua_rawget(L, t) == LUA_TNIL) {
+            lua_pushvalue(L, -3);
+            lua_pushvalue(L, -3);
+            lua_rawset(L, t);
+        }
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setmetatable(L, t);
+}
+
+static int lazy_index(lua_State *L)
+{
+    lua_settop(L, 2);
+    fill(L, 1);
+    lua_rawget(L, 1);
+    return 1;
+}
+
+static int lazy_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_next(L, 1))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int lazy_pairs(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    fill(L, 1);
+    lua_pushcfunction(L, lazy_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+void interp__push_module(lua_State *L)
+{
+    interp_state *s = interp__state_of(L);
+    interp__chan_lua_set_ctx(L);
+    /* a freeze must fit under this state's memory limit */
+    interp__frozen_lua_cfg fz = {.acct = s->ctx.acct,
+                                 .space = s->sh->frozen_space,
+                                 .mem_in_use = &s->alloc.in_use,
+                                 .mem_limit = s->alloc.limit,
+                                 .max_depth = s->ctx.msg_opts.max_depth,
+                                 .allow_files = !s->sandbox,
+                                 .poll = interp__poll_irq};
+    interp__frozen_lua_set_cfg(L, &fz);
+    if (s->sandbox) {
+        lua_createtable(L, 0, 16);
+        add_fields(L);
+        return;
+    }
+    lua_createtable(L, 0, 0);
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, lazy_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, lazy_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_setmetatable(L, -2);
 }
 
 void interp__lua_check_interrupt(lua_State *L) { interp__irq_check(L); }

@@ -239,6 +239,11 @@ typedef struct interp__frozen_lua_cfg {
     void (*poll)(lua_State *L);
 } interp__frozen_lua_cfg;
 void interp__frozen_lua_register(lua_State *L, const interp__frozen_lua_cfg *cfg);
+/* frozen_lua.c: interp__frozen_lua_register in two halves, for a module whose functions are
+ * made later (interp/module.c): record cfg in L's state (views find it there), then the
+ * functions into the table at the top, bound to what was recorded (raises if nothing was). */
+void interp__frozen_lua_set_cfg(lua_State *L, const interp__frozen_lua_cfg *cfg);
+void interp__frozen_lua_add_fns(lua_State *L);
 /* frozen_lua.c: the configuration the last interp__frozen_lua_register gave L's state, found
  * through the per-state table at index st; NULL when none was given (views only). */
 const interp__frozen_lua_cfg *interp__frozen_cfg(lua_State *L, int st);

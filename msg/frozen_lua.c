@@ -545,17 +545,37 @@ static int l_mapfile(lua_State *L)
     return 1;
 }
 
-void interp__frozen_lua_register(lua_State *L, const interp__frozen_lua_cfg *cfg)
+void interp__frozen_lua_set_cfg(lua_State *L, const interp__frozen_lua_cfg *cfg)
 {
     cfg_block *c = lua_newuserdatauv(L, sizeof *c, 0);
     c->cfg = *cfg;
-    int cu = lua_gettop(L);
     interp__fz_tag_init();
     c->tag = interp__fz_tag(c, FZ_CFG);
     /* The per-state table and its metatables (2.5 KiB) are made by the first view or frozen
      * call (push_state), which moves the block there: most states never see a frozen value. */
-    lua_pushvalue(L, cu);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &CFG_KEY);
+}
+
+/* Push the block interp__frozen_lua_set_cfg recorded, wherever it is now (nil: none). */
+static void push_cfg(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &CFG_KEY) != LUA_TNIL)
+        return;
+    lua_pop(L, 1);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &STATE_KEY) == LUA_TTABLE)
+        lua_rawgeti(L, -1, S_CFG);
+    else
+        lua_pushnil(L);
+    lua_remove(L, -2);
+}
+
+void interp__frozen_lua_add_fns(lua_State *L)
+{
+    push_cfg(L);
+    const cfg_block *c = lua_touserdata(L, -1);
+    if (!c)
+        luaL_error(L, "frozen values: no configuration in this state");
+    int cu = lua_gettop(L);
     lua_pushvalue(L, cu);
     lua_pushcclosure(L, l_freeze, 1);
     lua_setfield(L, cu - 1, "freeze");
@@ -570,17 +590,23 @@ void interp__frozen_lua_register(lua_State *L, const interp__frozen_lua_cfg *cfg
     lua_pushvalue(L, cu);
     lua_pushcclosure(L, l_buffer, 1);
     lua_setfield(L, cu - 1, "buffer");
-    if (cfg->space) {
+    if (c->cfg.space) {
         lua_pushvalue(L, cu);
         lua_pushcclosure(L, l_shared, 1);
         lua_setfield(L, cu - 1, "shared");
     }
-    if (cfg->allow_files) {
+    if (c->cfg.allow_files) {
         lua_pushvalue(L, cu);
         lua_pushcclosure(L, l_mapfile, 1);
         lua_setfield(L, cu - 1, "mapfile");
     }
     lua_settop(L, cu - 1);
+}
+
+void interp__frozen_lua_register(lua_State *L, const interp__frozen_lua_cfg *cfg)
+{
+    interp__frozen_lua_set_cfg(L, cfg);
+    interp__frozen_lua_add_fns(L);
 }
 
 void interp_frozen_push_lua(lua_State *L, const interp_frozen *f) { interp__frozen_push(L, f); }
