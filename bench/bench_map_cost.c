@@ -5,6 +5,8 @@
  *   region_bare   lua_getglobal + lua_pcall of dbl(i) on a plain lua_State (the reference);
  *   region_state  interp__state_map of dbl over integer messages, in chunks of 4096, on one
  *                 interpreter state (decode + call + encode, no threads);
+ *   region_packed interp__state_map_packed of dbl over the same integers in packs of 1024
+ *                 (the Lua module's pool:map: one message in, one out per pack);
  *   region_pool   interp_pool_map of dbl over the same messages on a 1-worker pool (everything:
  *                 chunking, delivery into out[], waiting).
  * Each region runs twice over N items (a fresh heap, then a warm one); results are freed
@@ -64,6 +66,17 @@ __attribute__((noinline)) static void region_state(interp_state *s, long n, inte
     }
 }
 
+/* interp__state_map_packed (the Lua module's pool:map) over packs of PACK integers. */
+enum { PACK = 1024 };
+__attribute__((noinline)) static void region_packed(interp_state *s, long npacks,
+                                                    interp_msg **packs, interp_outcome *outs)
+{
+    interp_fn fn = {.kind = INTERP_FN_NAME, .text = "dbl"};
+    static uint64_t task = 500000;
+    interp__state_map_packed(s, ++task, &fn, (size_t)npacks, (const interp_msg *const *)packs,
+                             outs);
+}
+
 __attribute__((noinline)) static int region_pool(interp_pool *p, long n, interp_msg **in,
                                                  interp_msg **out)
 {
@@ -118,6 +131,31 @@ int main(int argc, char **argv)
     }
     state = state / (2.0 * (double)n) * 1e9;
     state_cpu = state_cpu / (2.0 * (double)n) * 1e9;
+    long npacks = (n + PACK - 1) / PACK;
+    interp_msg **packs = malloc((size_t)npacks * sizeof *packs);
+    for (long k = 0; k < npacks; k++) {
+        interp_msg_builder *b = interp_msg_builder_new();
+        for (long i = k * PACK; i < n && i < (k + 1) * PACK; i++)
+            interp_msg_add_int(b, i);
+        if (!b || interp_msg_builder_finish(b, &packs[k]) != INTERP_OK)
+            return 1;
+    }
+    double packed_cpu = 0;
+    for (int r = 0; r < 2; r++) {
+        c0 = cpu_now();
+        region_packed(s, npacks, packs, outs);
+        packed_cpu += cpu_now() - c0;
+        for (long k = 0; k < npacks; k++) {
+            if (outs[k].status != INTERP_OK || interp_msg_count(outs[k].result) !=
+                                                   (uint32_t)(k + 1 < npacks ? PACK : n - k * PACK))
+                abort();
+            interp__outcome_clear(&outs[k]);
+        }
+    }
+    packed_cpu = packed_cpu / (2.0 * (double)n) * 1e9;
+    for (long k = 0; k < npacks; k++)
+        interp_msg_free(packs[k]);
+    free(packs);
     interp__state_destroy(s);
     interp__shared_destroy(sh);
 
@@ -142,8 +180,9 @@ int main(int argc, char **argv)
     interp_pool_destroy(p);
 
     printf("per item over %ld items: bare pcall %.1f ns (cpu %.1f), interp__state_map %.1f ns "
-           "(cpu %.1f), interp_pool_map (1 worker) %.1f ns\n",
-           n, bare, bare_cpu, state, state_cpu, pool);
+           "(cpu %.1f), interp__state_map_packed (packs of %d) cpu %.1f ns, interp_pool_map (1 "
+           "worker) %.1f ns\n",
+           n, bare, bare_cpu, state, state_cpu, PACK, packed_cpu, pool);
     for (long i = 0; i < n; i++)
         interp_msg_free(in[i]);
     free(in);

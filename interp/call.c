@@ -253,6 +253,9 @@ run_one(lua_State *L, run_ctx *c, int fidx, int top, interp_outcome *o, const in
     return end;
 }
 
+/* Packs of up to this many values keep their results beside them (run_pack). */
+enum { PACK_SIDE_MAX = 1 << 16 };
+
 /* One pack (interp__state_map_packed): fn(v) for each value v of args in turn, each a call
  * of its own (its own count for the watchdog, its own environment in a sandbox); the first
  * result of each call replaces its argument on the stack, and they leave as one message. */
@@ -264,8 +267,13 @@ static void run_pack(lua_State *L, run_ctx *c, int fidx, interp_outcome *o, cons
     call_begins(L, c, PH_START);
     c->phase = PH_ARGS;
     int base = lua_gettop(L) + 1;
-    if (args && !lua_checkstack(L, (int)interp_msg_count(args) + 4))
-        luaL_error(L, "stack overflow (a pack of %d values)", (int)interp_msg_count(args));
+    uint32_t count = args ? interp_msg_count(args) : 0;
+    /* each call's result lands above the values, after the results before it: they lie side
+     * by side for the encoder, with no lua_replace per call; a pack too big for twice its
+     * room on the stack replaces each value with its result instead */
+    bool side = count <= PACK_SIDE_MAX && lua_checkstack(L, 2 * (int)count + 4);
+    if (!side && !lua_checkstack(L, (int)count + 4))
+        luaL_error(L, "stack overflow (a pack of %d values)", (int)count);
     int k = args ? interp_msg_push_lua(L, args, opts) : 0;
     for (int j = 0; j < k; j++) {
         c->sub = (size_t)j;
@@ -278,10 +286,11 @@ static void run_pack(lua_State *L, run_ctx *c, int fidx, interp_outcome *o, cons
         c->phase = PH_RUN;
         lua_call(L, 1, 1);
         interp__irq_check(L);
-        lua_replace(L, base + j);
+        if (!side)
+            lua_replace(L, base + j);
     }
     interp_msg_error e;
-    o->status = interp_msg_from_lua(L, base, k, opts, &o->result, &e);
+    o->status = interp_msg_from_lua(L, side ? base + k : base, k, opts, &o->result, &e);
     if (o->status != INTERP_OK) {
         if (o->status != INTERP_ERR_NOMEM)
             o->status = INTERP_ERR_ENCODE;

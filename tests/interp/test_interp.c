@@ -396,6 +396,60 @@ static void interp_map_keeps_every_result_count(void **st)
     }
 }
 
+/* A pack of n values: 0, 1, ..., n - 1. */
+static interp_msg *pack_upto(int n)
+{
+    interp_msg_builder *b = interp_msg_builder_new();
+    interp_msg *m = NULL;
+    for (int i = 0; i < n; i++)
+        assert_int_equal(interp_msg_add_int(b, i), INTERP_OK);
+    assert_int_equal(interp_msg_builder_finish(b, &m), INTERP_OK);
+    return m;
+}
+
+/* Packed: the first result of each call, in order, for a small pack and for one past the size
+ * whose results are kept beside the values (those replace each value instead); a failing call
+ * ends its pack and names its index; the next pack runs. */
+static void interp_map_packed_keeps_first_results_in_order(void **st)
+{
+    (void)st;
+    fixture f;
+    fx_open(&f, INTERP_SANDBOX_NONE,
+            "function dbl(x) if x == 5 then error('five') end return x * 2, 'dropped' end");
+    enum { BIG = 70000 };
+    interp_msg *in[3] = {pack_upto(5), pack_upto(BIG), pack_upto(3)};
+    interp_outcome out[3];
+    memset(out, 0, sizeof out);
+    interp_fn fn = {.kind = INTERP_FN_NAME, .text = "dbl"};
+    assert_int_equal(
+        interp__state_map_packed(f.s, ++f.task, &fn, 3, (const interp_msg *const *)in, out), 3);
+    assert_int_equal(out[0].status, INTERP_OK);
+    assert_string_equal(fx_text(&out[0]), "0, 2, 4, 6, 8");
+    assert_int_equal(out[1].status, INTERP_ERR_SCRIPT); /* the call of 5 */
+    assert_non_null(strstr(out[1].error, "five"));
+    assert_string_equal(fx_text(&(interp_outcome){.result = out[1].result}), "5");
+    assert_int_equal(out[2].status, INTERP_OK);
+    assert_string_equal(fx_text(&out[2]), "0, 2, 4");
+    /* the big pack without the failing value: every result, in order */
+    interp_fn odd = {.kind = INTERP_FN_SOURCE, .text = "return (...) * 2 + 1"};
+    interp_outcome big;
+    memset(&big, 0, sizeof big);
+    assert_int_equal(
+        interp__state_map_packed(f.s, ++f.task, &odd, 1, (const interp_msg *const *)&in[1], &big),
+        1);
+    assert_int_equal(big.status, INTERP_OK);
+    assert_int_equal(interp_msg_count(big.result), BIG);
+    int v[3];
+    assert_int_equal(interp_msg_unpack(big.result, "iii*", &v[0], &v[1], &v[2]), INTERP_OK);
+    assert_true(v[0] == 1 && v[1] == 3 && v[2] == 5);
+    for (int i = 0; i < 3; i++) {
+        interp__outcome_clear(&out[i]);
+        interp_msg_free(in[i]);
+    }
+    interp__outcome_clear(&big);
+    fx_close(&f);
+}
+
 static void interp_source_chunks_are_cached_per_state(void **st)
 {
     (void)st;
@@ -464,6 +518,7 @@ int main(void)
         cmocka_unit_test(interp_sleep_blocks_and_validates),
         cmocka_unit_test(interp_map_runs_items_in_order_and_survives_errors),
         cmocka_unit_test(interp_map_keeps_every_result_count),
+        cmocka_unit_test(interp_map_packed_keeps_first_results_in_order),
         cmocka_unit_test(interp_source_chunks_are_cached_per_state),
         cmocka_unit_test(interp_invalid_calls_are_refused),
     };
