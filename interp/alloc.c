@@ -44,8 +44,8 @@ static void *new_thread(interp__alloc *a, size_t now, size_t nsize)
 }
 
 /* ---- the pack ------------------------------------------------------------------------------
- * A state's creation (its libraries, the `interp` module, the host's additions, the
- * initializer) makes ~300 objects of 16 to 2048 bytes that live as long as the state. From
+ * A state's creation (its libraries, the `interp` module, the host's additions) makes ~300
+ * objects of 16 to 2048 bytes that live as long as the state. From
  * malloc each costs a chunk header and rounding to 16 (~16 bytes an object: 4.5 KiB of a 26
  * KiB state), and the temporaries of the creation (the first string table, outgrown table
  * parts) stay in the creating thread's tcache for good once it idles (~2 KiB). In the pack
@@ -60,6 +60,9 @@ enum { PACK_ALIGN = 8, PACK_OBJ_MAX = 4096, PACK_HOLES_MAX = 32 };
  * 5.4.4 on x86-64). More is malloc'd; less leaves an unused tail (its pages are resident only
  * where the pack's last objects are). */
 #define PACK_FIRST ((size_t)21888)
+/* The largest pack: a host library or on_state callback that makes more leaves the rest
+ * malloc'd (a pack object that dies after the seal leaves a hole for the state's life). */
+#define PACK_MAX ((size_t)64 << 10)
 
 typedef struct interp__pack_hole {
     struct interp__pack_hole *next;
@@ -78,8 +81,9 @@ static bool pack_open(const interp__alloc *a) { return a->pack_span == SIZE_MAX;
 void interp__alloc_pack_open(interp__alloc *a, const atomic_size_t *hint)
 {
     size_t cap = atomic_load_explicit((atomic_size_t *)hint, memory_order_relaxed);
-    a->pack = malloc(cap ? cap : PACK_FIRST);
-    a->pack_cap = a->pack ? (cap ? cap : PACK_FIRST) : 0;
+    cap = !cap ? PACK_FIRST : cap < PACK_MAX ? cap : PACK_MAX;
+    a->pack = malloc(cap);
+    a->pack_cap = a->pack ? cap : 0;
     a->pack_used = a->pack_spill = 0;
     a->pack_holes = NULL;
     a->pack_nholes = 0;

@@ -98,8 +98,6 @@ int interp__state_init(interp_state *s, char **err)
     *err = NULL;
     int rc = protected_step(s, run_init, "initializer failed: ", err);
     interp__irq_keep_init_hook(s);
-    /* what tasks make is malloc'd (alloc.c); sh's hint is its one mutable field */
-    interp__alloc_pack_seal(&s->alloc, (atomic_size_t *)&s->sh->pack_hint);
     return rc;
 }
 
@@ -166,7 +164,7 @@ static interp_state *new_parts(interp_shared *sh, int worker_id)
 static int open_lua(interp_state *s, char **err)
 {
     interp__shstr_enable(interp__alloc_fn); /* its large strings can cross without a copy */
-    /* the objects made until the seal (interp__state_init) are packed (alloc.c) */
+    /* the objects made until the seal (the end of this function) are packed (alloc.c) */
     interp__alloc_pack_open(&s->alloc, &s->sh->pack_hint);
     s->L = lua_newstate(interp__alloc_fn, &s->alloc);
     if (!s->L) {
@@ -193,6 +191,9 @@ static int open_lua(interp_state *s, char **err)
         rc = protected_step(s, interp__open_hostlibs, "", err);
     if (rc == INTERP_OK && s->sh->on_state)
         rc = protected_step(s, interp__run_on_state, "on_state failed: ", err);
+    /* What the initializer and the tasks make is malloc'd (alloc.c: its garbage would leave
+     * holes in the pack for good); sh's hint is its one mutable field. */
+    interp__alloc_pack_seal(&s->alloc, (atomic_size_t *)&s->sh->pack_hint);
     if (rc != INTERP_OK) {
         lua_close(s->L);
         interp__free_warn(s);

@@ -131,11 +131,41 @@ static void a_lua_state_lives_and_dies_across_its_pack(void **st)
     }
 }
 
+/* The initializer's objects are malloc'd: its garbage leaves no holes in the pack. A pool's
+ * next state gets a pack of what the last one needed. */
+static void the_initializer_stays_out_of_the_pack(void **st)
+{
+    (void)st;
+    fixture f;
+    fx_open(&f, INTERP_SANDBOX_NONE,
+            "local t = {} for i = 1, 20000 do t[i] = {i, tostring(i)} end keep = {1, 2, 3}");
+    const interp__alloc *a = &f.s->alloc;
+    assert_non_null(a->pack);
+    assert_true(a->pack_used > 10000 && a->pack_used <= 32768); /* the libraries, not t */
+    lua_State *L = interp__state_lua(f.s);
+    lua_getglobal(L, "keep"); /* made by the initializer: malloc'd */
+    assert_false(in_pack(a, lua_topointer(L, -1)));
+    lua_pop(L, 1);
+    lua_getglobal(L, "string"); /* made by the libraries: packed */
+    assert_true(in_pack(a, lua_topointer(L, -1)));
+    lua_pop(L, 1);
+    size_t need = atomic_load(&f.sh->pack_hint);
+    assert_true(need >= a->pack_used && need <= 32768);
+    interp_state *second;
+    char *err = NULL;
+    assert_int_equal(interp__state_create(f.sh, 8, &second, &err), INTERP_OK);
+    assert_int_equal(second->alloc.pack_cap, need);
+    interp__state_destroy(second);
+    fx_expect(&f, "return #keep", "3");
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(objects_move_in_and_out_of_the_pack_with_their_bytes),
         cmocka_unit_test(a_lua_state_lives_and_dies_across_its_pack),
+        cmocka_unit_test(the_initializer_stays_out_of_the_pack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
