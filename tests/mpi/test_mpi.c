@@ -344,6 +344,41 @@ static void case_errors(interp_pool *p)
         interp_msg_free(in[i]);
     }
     CHECK(bad == 0, "%d map items wrong", bad);
+
+    /* units larger than a rank's run (2048 items: several runs each, as a batch): the failing
+     * item fails alone; with stop_on_error the map stops after it, every other item ending with
+     * its own value or cancelled */
+    enum { B = 15000, BAD = 6000 };
+    interp_msg **bin = calloc(B, sizeof *bin), **bout = calloc(B, sizeof *bout);
+    int *bst = calloc(B, sizeof *bst);
+    CHECK(bin && bout && bst, "out of memory");
+    for (int i = 0; i < B; i++) /* 5 i + 1 is never a multiple of 5: only item BAD fails */
+        interp_msg_pack(&bin[i], "I", (int64_t)(i == BAD ? 5 : 5 * i + 1));
+    for (int round = 0; round < 2; round++) {
+        interp_map_options bo = {.status = bst, .chunksize = 5000, .stop_on_error = round == 1};
+        rc = interp_pool_map(p, "maybe", B, (const interp_msg *const *)bin, bout, &bo);
+        CHECK(rc == INTERP_ERR_SCRIPT, "big map rc %d (round %d)", rc, round);
+        int wrong = 0, cancelled = 0;
+        for (int i = 0; i < B; i++) {
+            int64_t v = -1;
+            if (i == BAD)
+                wrong += bst[i] != INTERP_ERR_SCRIPT;
+            else if (bst[i] == INTERP_OK)
+                wrong += interp_msg_unpack(bout[i], "I", &v) != INTERP_OK || v != 5 * i + 1;
+            else
+                wrong += round == 0 || bst[i] != INTERP_ERR_CANCELLED;
+            cancelled += bst[i] == INTERP_ERR_CANCELLED;
+            interp_msg_free(bout[i]);
+            bout[i] = NULL;
+        }
+        CHECK(wrong == 0, "big map (round %d): %d items wrong (%d cancelled)", round, wrong,
+              cancelled);
+    }
+    for (int i = 0; i < B; i++)
+        interp_msg_free(bin[i]);
+    free(bin);
+    free(bout);
+    free(bst);
 }
 
 /* ---- cancel ----------------------------------------------------------------------------- */
