@@ -10,8 +10,8 @@
  * are pushed without setting up a decoder (interp__msg_push_small), small results are encoded
  * in place into a slab shared by the map's results (msg_inner.h: no malloc per result; one
  * integer, the commonest result, inline: interp__slab_int), the stack room is reserved once
- * per protected region, the results of several items pile up on the stack before one settop
- * clears them, and the watchdog's progress counter is one relaxed store. The C loop around
+ * per protected region, the integer results of several items pile up on the stack before one
+ * settop clears them, and the watchdog's progress counter is one relaxed store. The C loop around
  * lua_call is the cheapest driver measured: a Lua loop calling fn per item, with the items
  * passed in a table or through C functions it calls, costs 1.6-1.7x as many instructions per
  * item with the Lua 5.4 of Debian (its API calls cost more than the C->Lua call they save). */
@@ -204,8 +204,10 @@ static void call_begins(lua_State *L, run_ctx *c, enum phase phase)
     interp__irq_check(L);
 }
 
-/* One item: fn(args...), every result kept. top: the stack's top before it (the results of
- * earlier items may lie between fidx and top); returns the top after it. Inlined into the
+/* One item: fn(args...), every result kept. top: the stack's top before it (the integer
+ * results of earlier items may lie between fidx and top); returns the top after it: an
+ * integer result stays there, any other result goes now (a large string or table left on the
+ * stack would count against the state's memory limit until the next settop). Inlined into the
  * loop of run_items (GCC would make it a call: ~10 more instructions per item). */
 __attribute__((always_inline)) static inline int
 run_one(lua_State *L, run_ctx *c, int fidx, int top, interp_outcome *o, const interp_msg *args)
@@ -250,10 +252,13 @@ run_one(lua_State *L, run_ctx *c, int fidx, int top, interp_outcome *o, const in
             o->status = INTERP_ERR_ENCODE;
         o->error = interp__strdupf("cannot copy the results: %s", e.text);
     }
-    return end;
+    lua_settop(L, top); /* only integers pile up: nothing they hold outlives its item */
+    return top;
 }
 
-/* Packs of up to this many values keep their results beside them (run_pack). */
+/* Packs of up to this many values keep their results beside them (run_pack), in states
+ * without a memory limit: under one, a value still on the stack after its call could make
+ * the pack fail where its collection would have made room. */
 enum { PACK_SIDE_MAX = 1 << 16 };
 
 /* One pack (interp__state_map_packed): fn(v) for each value v of args in turn, each a call
@@ -270,8 +275,9 @@ static void run_pack(lua_State *L, run_ctx *c, int fidx, interp_outcome *o, cons
     uint32_t count = args ? interp_msg_count(args) : 0;
     /* each call's result lands above the values, after the results before it: they lie side
      * by side for the encoder, with no lua_replace per call; a pack too big for twice its
-     * room on the stack replaces each value with its result instead */
-    bool side = count <= PACK_SIDE_MAX && lua_checkstack(L, 2 * (int)count + 4);
+     * room on the stack, or in a state with a memory limit, replaces each value with its
+     * result instead */
+    bool side = count <= PACK_SIDE_MAX && !s->alloc.limit && lua_checkstack(L, 2 * (int)count + 4);
     if (!side && !lua_checkstack(L, (int)count + 4))
         luaL_error(L, "stack overflow (a pack of %d values)", (int)count);
     int k = args ? interp_msg_push_lua(L, args, opts) : 0;

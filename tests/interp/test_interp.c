@@ -396,6 +396,34 @@ static void interp_map_keeps_every_result_count(void **st)
     }
 }
 
+/* Under a memory limit, a map whose items each return a fresh large string runs them all:
+ * an item's results leave the stack once copied (only integer results wait there for the
+ * next clean-up), so the limit never holds more than one item's string. */
+static void interp_map_under_a_memory_limit_drops_each_result(void **st)
+{
+    (void)st;
+    fixture f;
+    interp_config cfg = {.init_source = "function big(x) return ('x'):rep(1 << 20) .. x end",
+                         .memory_limit = 8u << 20};
+    fx_open_cfg(&f, &cfg);
+    enum { N = 40 };
+    interp_msg *in[N];
+    interp_outcome out[N];
+    memset(out, 0, sizeof out);
+    for (int i = 0; i < N; i++)
+        in[i] = interp_msg_int(i);
+    interp_fn fn = {.kind = INTERP_FN_NAME, .text = "big"};
+    assert_int_equal(interp__state_map(f.s, ++f.task, &fn, N, (const interp_msg *const *)in, out),
+                     N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(out[i].status, INTERP_OK);
+        assert_true(interp_msg_size(out[i].result) > (1u << 20));
+        interp__outcome_clear(&out[i]);
+        interp_msg_free(in[i]);
+    }
+    fx_close(&f);
+}
+
 /* A pack of n values: 0, 1, ..., n - 1. */
 static interp_msg *pack_upto(int n)
 {
@@ -519,6 +547,7 @@ int main(void)
         cmocka_unit_test(interp_map_runs_items_in_order_and_survives_errors),
         cmocka_unit_test(interp_map_keeps_every_result_count),
         cmocka_unit_test(interp_map_packed_keeps_first_results_in_order),
+        cmocka_unit_test(interp_map_under_a_memory_limit_drops_each_result),
         cmocka_unit_test(interp_source_chunks_are_cached_per_state),
         cmocka_unit_test(interp_invalid_calls_are_refused),
     };
