@@ -153,6 +153,8 @@ static void fill(lua_State *L, int t)
 
 static int lazy_index(lua_State *L)
 {
+    /* reachable by hand (getmetatable(interp).__index): fill rawsets into argument 1 */
+    luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 2);
     fill(L, 1);
     lua_rawget(L, 1);

@@ -64,6 +64,23 @@ static void the_sandbox_fills_it_at_once(void **st)
     fx_close(&f);
 }
 
+/* The metatable's functions are reachable (getmetatable(interp)): called on anything but a
+ * table they raise, and never touch a value that is not the module's (a number's metatable). */
+static void its_metamethods_called_by_hand(void **st)
+{
+    (void)st;
+    fixture f;
+    fx_open(&f, INTERP_SANDBOX_NONE, NULL);
+    fx_expect(&f,
+              "local mt = getmetatable(interp) "
+              "local ok1 = pcall(mt.__index, 1, 'sleep') "
+              "local ok2 = pcall(mt.__index, 'x', 'sleep') "
+              "local ok3 = pcall(mt.__pairs, nil) "
+              "return ok1, ok2, ok3, getmetatable('').__index == string, type(interp.sleep)",
+              "false, false, false, true, \"function\"");
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -71,6 +88,7 @@ int main(void)
         cmocka_unit_test(pairs_fills_it_and_a_scripts_names_stay),
         cmocka_unit_test(a_frozen_value_before_the_module),
         cmocka_unit_test(the_sandbox_fills_it_at_once),
+        cmocka_unit_test(its_metamethods_called_by_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
