@@ -176,9 +176,9 @@ static double load_now(void)
 /* R rounds; in each, REPS runs of each side alternate (which goes first alternates from
  * round to round) and the round keeps each side's fastest run: a run that another job slowed
  * down does not make the round's figure. Every timed map follows at once an untimed warm-up
- * map of a sixteenth of the items (whose results are freed after it): after a bare loop the
- * workers had been asleep for 20+ ms, and the timed map paid their wake-ups and cold caches
- * inside its 10-15 ms. The wall ratio is
+ * map of a sixteenth of the items (whose results are freed after it), so that it never starts
+ * with workers asleep since the bare loop (at load 5-6 this made no difference that the runs
+ * could show: the load decides). The wall ratio is
  * the target's figure; the CPU figure (2 x the bare loop's CPU time over the map's, all its
  * threads) is what the map would give on 2 cores free of other work, which load moves far
  * less than wall time: the bare loop needs one free core, the map two, so with other work on
