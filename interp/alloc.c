@@ -12,6 +12,16 @@
 #include "msg_shstr.h"
 #include "threads.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+/* the pack's free bytes are poisoned, as malloc's are: a use after free is reported */
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 static void note_peak(interp__alloc *a, size_t now)
 {
     atomic_store_explicit(&a->in_use, now, memory_order_relaxed);
@@ -88,6 +98,8 @@ void interp__alloc_pack_open(interp__alloc *a, const atomic_size_t *hint)
     a->pack_holes = NULL;
     a->pack_nholes = 0;
     a->pack_span = a->pack ? SIZE_MAX : 0; /* open: every allocation takes the pack's path */
+    if (a->pack)
+        POISON(a->pack, cap);
 }
 
 void interp__alloc_pack_seal(interp__alloc *a, atomic_size_t *hint)
@@ -102,6 +114,8 @@ void interp__alloc_pack_seal(interp__alloc *a, atomic_size_t *hint)
 
 void interp__alloc_pack_free(interp__alloc *a)
 {
+    if (a->pack)
+        UNPOISON(a->pack, a->pack_cap);
     free(a->pack);
     a->pack = NULL;
     a->pack_cap = a->pack_span = 0;
@@ -117,6 +131,7 @@ static void *pack_take(interp__alloc *a, size_t n)
             pack_hole *p = *h;
             *h = p->next;
             a->pack_nholes--;
+            UNPOISON(p, n);
             return p;
         }
         if (!larger && (*h)->size >= n + sizeof(pack_hole))
@@ -124,12 +139,14 @@ static void *pack_take(interp__alloc *a, size_t n)
     }
     if (larger) {
         larger->size -= n;
+        UNPOISON((char *)larger + larger->size, n);
         return (char *)larger + larger->size;
     }
     if (n > a->pack_cap - a->pack_used)
         return NULL;
     void *p = a->pack + a->pack_used;
     a->pack_used += n;
+    UNPOISON(p, n);
     return p;
 }
 
@@ -144,7 +161,10 @@ static void pack_give(interp__alloc *a, void *p, size_t n)
         h->next = a->pack_holes;
         a->pack_holes = h;
         a->pack_nholes++;
+        POISON((char *)p + sizeof *h, n - sizeof *h); /* the header stays readable */
+        return;
     }
+    POISON(p, n);
 }
 
 /* Grow ptr (old bytes; NULL: a new object of Lua type `type`) to nsize bytes in the open
@@ -160,6 +180,7 @@ static void *pack_grow(interp__alloc *a, void *ptr, size_t old, size_t nsize, si
     size_t o = pack_round(old), n = pack_round(nsize);
     if ((char *)ptr + o == a->pack + a->pack_used && n - o <= a->pack_cap - a->pack_used) {
         a->pack_used += n - o; /* the last object grows in place */
+        UNPOISON(ptr, n);
         return ptr;
     }
     void *p = pack_take(a, n);
@@ -208,6 +229,8 @@ __attribute__((noinline, cold)) static void pack_release(interp__alloc *a, void 
     if (in_pack(a, ptr)) {
         if (pack_open(a))
             pack_give(a, ptr, pack_round(old));
+        else
+            POISON(ptr, pack_round(old)); /* sealed: its bytes are never used again */
         return;
     }
     if (ptr && old <= PACK_OBJ_MAX) { /* the pack is open: most likely one that did not fit */
@@ -239,6 +262,8 @@ __attribute__((noinline, cold)) static void *pack_resize(interp__alloc *a, void 
         memcpy(p, ptr, old);
         if (open)
             pack_give(a, ptr, pack_round(old));
+        else
+            POISON(ptr, pack_round(old));
     }
     return p;
 }
@@ -252,6 +277,7 @@ __attribute__((noinline, cold)) static void *pack_shrink(interp__alloc *a, void 
     size_t o = pack_round(old), n = pack_round(nsize);
     if (pack_open(a) && (char *)ptr + o == a->pack + a->pack_used)
         a->pack_used -= o - n; /* the last object: the end moves back */
+    POISON((char *)ptr + n, o - n);
     return ptr;
 }
 

@@ -160,12 +160,51 @@ static void the_initializer_stays_out_of_the_pack(void **st)
     fx_close(&f);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+/* Under ASan the pack's free bytes are poisoned as malloc's would be: its unused end, a hole
+ * (past the hole's own header), the tail a shrink gave up, and an object freed after the seal,
+ * so that a use after free of a creation object is reported. */
+static void its_free_bytes_are_poisoned_under_asan(void **st)
+{
+    (void)st;
+    atomic_size_t hint = 4096;
+    interp__alloc a = {0};
+    interp__alloc_pack_open(&a, &hint);
+    char *x = alloc(&a, NULL, LUA_TTABLE, 64);
+    char *y = alloc(&a, NULL, LUA_TSTRING, 64);
+    char *z = alloc(&a, NULL, LUA_TSTRING, 64);
+    assert_false(__asan_region_is_poisoned(x, 64) || __asan_region_is_poisoned(y, 64));
+    assert_true(__asan_address_is_poisoned(z + 64)); /* the unused end */
+    alloc(&a, x, 64, 0);                             /* a hole */
+    assert_true(__asan_address_is_poisoned(x + 32));
+    assert_ptr_equal(alloc(&a, y, 64, 8), y); /* a shrink in the middle */
+    assert_true(__asan_address_is_poisoned(y + 16));
+    assert_false(__asan_region_is_poisoned(y, 8));
+    char *x2 = alloc(&a, NULL, LUA_TTABLE, 64); /* the hole again, usable */
+    assert_ptr_equal(x2, x);
+    assert_false(__asan_region_is_poisoned(x2, 64));
+    assert_ptr_equal(alloc(&a, z, 64, 128), z); /* the last grows in place */
+    assert_false(__asan_region_is_poisoned(z, 128));
+    interp__alloc_pack_seal(&a, &hint);
+    alloc(&a, z, 128, 0); /* sealed: a freed object stays poisoned */
+    assert_true(__asan_address_is_poisoned(z) && __asan_address_is_poisoned(z + 120));
+    alloc(&a, x2, 64, 0);
+    alloc(&a, y, 8, 0);
+    assert_int_equal(used_of(&a), 0);
+    interp__alloc_pack_free(&a);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(objects_move_in_and_out_of_the_pack_with_their_bytes),
         cmocka_unit_test(a_lua_state_lives_and_dies_across_its_pack),
         cmocka_unit_test(the_initializer_stays_out_of_the_pack),
+#if defined(__SANITIZE_ADDRESS__)
+        cmocka_unit_test(its_free_bytes_are_poisoned_under_asan),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
