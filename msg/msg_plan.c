@@ -383,8 +383,9 @@ long interp__plan_maps(lua_State *L, const char *p, const char *end, int functio
         pframe *top = pl.nframes ? &pl.frames[pl.nframes - 1] : NULL;
         if (top && top->left == 0) { /* a container is complete */
             if (top->kind == F_MAP && top->slot >= 0) {
-                out[top->slot] =
-                    decide(&pl, pl.keys + top->keys_at, pl.nkeys - top->keys_at, top->pairs);
+                /* no key kept yet (a big map of other keys): pl.keys is still NULL */
+                const keyrec *keys = pl.keys ? pl.keys + top->keys_at : NULL;
+                out[top->slot] = decide(&pl, keys, pl.nkeys - top->keys_at, top->pairs);
                 pl.nkeys = top->keys_at;
             }
             pl.nframes--;

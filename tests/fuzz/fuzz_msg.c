@@ -4,8 +4,10 @@
  * walked entirely with the C reader (interp_msg_iter_init/interp_msg_next) and printed
  * (interp_msg_to_text), and decoded into a fresh lua_State whose allocator fails past a small
  * limit (functions refused: bytecode from untrusted bytes must never reach lua_load), both
- * through interp_msg_to_lua and through interp_msg_push_lua inside a protected call; a value
- * that decoded is encoded again, and the encoder's output must itself validate. Any crash,
+ * through interp_msg_to_lua, through interp_msg_push_lua and through interp_msg_store_lua (into
+ * a table) inside protected calls; a value that decoded is encoded again, the encoder's output
+ * must itself validate, and the three decoders' values must encode to the same bytes (their
+ * tight loops for plain values agree with the general path). Any crash,
  * over-read (ASan), undefined behaviour (UBSan), leak, or broken invariant (abort) is a
  * finding.
  *
@@ -17,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <lauxlib.h>
 
@@ -64,17 +67,21 @@ static void check(bool ok, const char *what)
     }
 }
 
-/* Visit every value of m with the C reader (function payloads are opaque to it). */
-static void walk(const interp_msg *m)
+/* Visit every value of m with the C reader (function payloads are opaque to it). Returns
+ * whether some map key is a table, function or reference: such keys hash by address, so the
+ * order in which the encoder meets them differs from one decode to the next. */
+static bool walk(const interp_msg *m)
 {
     enum { MAX_NEST = 256 }; /* the validator's default depth is 200 */
     interp_msg_iter stack[MAX_NEST];
     int depth = 0;
     uint32_t top = 0;
     size_t bytes = 0;
+    bool in_map[MAX_NEST] = {false}, object_keys = false;
     stack[0] = interp_msg_iter_init(m);
     for (;;) {
         interp_msg_value v;
+        bool key = in_map[depth] && stack[depth].left % 2 == 0;
         if (!interp_msg_next(&stack[depth], &v)) {
             check(stack[depth].left == 0, "the reader stops before the end of a valid run");
             if (depth-- == 0)
@@ -89,9 +96,12 @@ static void walk(const interp_msg *m)
             check(v.as.str.ptr >= interp_msg_data(m) &&
                       v.as.str.ptr + v.as.str.len <= interp_msg_data(m) + interp_msg_size(m),
                   "string inside the message");
+        if (key && v.type >= INTERP_MSG_ARRAY)
+            object_keys = true;
         if (v.type == INTERP_MSG_ARRAY || v.type == INTERP_MSG_MAP) {
             check(depth + 1 < MAX_NEST, "nesting within the validated depth");
             stack[++depth] = v.as.seq.items;
+            in_map[depth] = v.type == INTERP_MSG_MAP;
         }
     }
     check(top == interp_msg_count(m), "the reader sees every top-level value");
@@ -99,6 +109,7 @@ static void walk(const interp_msg *m)
     char *text;
     if (interp_msg_to_text(m, &text) == INTERP_OK)
         free(text);
+    return object_keys;
 }
 
 static int push_protected(lua_State *L)
@@ -106,6 +117,35 @@ static int push_protected(lua_State *L)
     const interp_msg *m = lua_touserdata(L, 1);
     lua_settop(L, 0);
     return interp_msg_push_lua(L, m, NULL);
+}
+
+/* interp_msg_store_lua into a fresh table at offset 3, then its values pushed back. */
+static int store_protected(lua_State *L)
+{
+    const interp_msg *m = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    lua_newtable(L);
+    int n = interp_msg_store_lua(L, m, NULL, 1, 3);
+    luaL_checkstack(L, n, "fuzz_msg");
+    for (int i = 1; i <= n; i++)
+        lua_rawgeti(L, 1, 3 + i);
+    return n;
+}
+
+/* The values at the top of L (count of them) encode to exactly the bytes of `want` (NULL:
+ * nothing to compare with); L's values are left in place. */
+static void same_encoding(lua_State *L, int count, const interp_msg *want, const char *what)
+{
+    if (!want)
+        return;
+    interp_msg *got;
+    interp_msg_error err;
+    if (interp_msg_from_lua(L, lua_gettop(L) - count + 1, count, NULL, &got, &err) != INTERP_OK)
+        return; /* out of memory under the fuzzer's limit */
+    check(interp_msg_size(got) == interp_msg_size(want) &&
+              memcmp(interp_msg_data(got), interp_msg_data(want), interp_msg_size(want)) == 0,
+          what);
+    interp_msg_free(got);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -122,7 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     check(interp_msg_size(m) == size, "message size");
-    walk(m);
+    bool object_keys = walk(m);
     budget b = {0};
     lua_State *L = lua_newstate(limited_alloc, &b);
     if (!L) {
@@ -130,6 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     interp_msg_error err;
+    interp_msg *first = NULL; /* interp_msg_to_lua's values, encoded again */
     lua_pushboolean(L, 1);
     interp__msg_steps = 0;
     rc = interp_msg_to_lua(L, m, NULL, &err);
@@ -147,7 +188,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                   "re-encoded bytes validate");
             check(interp_msg_count(valid) == interp_msg_count(m), "re-encoded count");
             interp_msg_free(valid);
-            interp_msg_free(again);
+            if (object_keys)
+                interp_msg_free(again);
+            else
+                first = again;
         }
     } else {
         check(rc == INTERP_ERR_DECODE || rc == INTERP_ERR_LIMIT || rc == INTERP_ERR_NOMEM,
@@ -162,6 +206,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_steps(size);
     check(st == LUA_OK ? lua_gettop(L) == (int)interp_msg_count(m) : lua_gettop(L) == 1,
           "push_lua stack");
+    if (st == LUA_OK)
+        same_encoding(L, lua_gettop(L), first, "push_lua's values encode as to_lua's");
+    lua_settop(L, 0);
+    lua_pushcfunction(L, store_protected);
+    lua_pushlightuserdata(L, m);
+    interp__msg_steps = 0;
+    st = lua_pcall(L, 1, LUA_MULTRET, 0);
+    check_steps(size);
+    check(st == LUA_OK ? lua_gettop(L) == (int)interp_msg_count(m) : lua_gettop(L) == 1,
+          "store_lua stack");
+    if (st == LUA_OK)
+        same_encoding(L, lua_gettop(L), first, "store_lua's values encode as to_lua's");
+    interp_msg_free(first);
     lua_close(L);
     interp_msg_free(m);
     return 0;
