@@ -370,6 +370,16 @@ static bool plan_value(planner *pl, const char **pp, const char *end, int functi
     return true;
 }
 
+/* decide for the map frame top, whose keys are the last ones kept; they are dropped. */
+static uint8_t decide_top(planner *pl, const pframe *top)
+{
+    /* no key kept yet (a big map of other keys): pl->keys is still NULL */
+    const keyrec *keys = pl->keys ? pl->keys + top->keys_at : NULL;
+    uint8_t l = decide(pl, keys, pl->nkeys - top->keys_at, top->pairs);
+    pl->nkeys = top->keys_at;
+    return l;
+}
+
 long interp__plan_maps(lua_State *L, const char *p, const char *end, int functions, uint8_t *out,
                        size_t out_cap, uint64_t *steps)
 {
@@ -383,10 +393,7 @@ long interp__plan_maps(lua_State *L, const char *p, const char *end, int functio
         pframe *top = pl.nframes ? &pl.frames[pl.nframes - 1] : NULL;
         if (top && top->left == 0) { /* a container is complete */
             if (top->kind == F_MAP && top->slot >= 0) {
-                /* no key kept yet (a big map of other keys): pl.keys is still NULL */
-                const keyrec *keys = pl.keys ? pl.keys + top->keys_at : NULL;
-                out[top->slot] = decide(&pl, keys, pl.nkeys - top->keys_at, top->pairs);
-                pl.nkeys = top->keys_at;
+                out[top->slot] = decide_top(&pl, top);
             }
             pl.nframes--;
             continue;
@@ -416,9 +423,7 @@ long interp__plan_maps(lua_State *L, const char *p, const char *end, int functio
     while (!pl.oom && pl.nframes) {
         pframe *top = &pl.frames[--pl.nframes];
         if (top->kind == F_MAP && top->slot >= 0 && (top->left == 0 || stopped)) {
-            out[top->slot] =
-                decide(&pl, pl.keys + top->keys_at, pl.nkeys - top->keys_at, top->pairs);
-            pl.nkeys = top->keys_at;
+            out[top->slot] = decide_top(&pl, top);
         }
     }
 done:
