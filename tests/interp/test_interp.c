@@ -396,6 +396,48 @@ static void interp_map_keeps_every_result_count(void **st)
     }
 }
 
+/* A chunk of thousands of items that all return integers (they pile on the stack between
+ * clean-ups) keeps each one's result, an error fails its item only, and an item that needs
+ * a deep stack after a pile runs as it would alone; in both profiles. */
+static void interp_map_of_many_integer_results(void **st)
+{
+    (void)st;
+    for (int profile = 0; profile < 2; profile++) {
+        fixture f;
+        fx_open(&f, profile ? INTERP_SANDBOX_SAFE : INTERP_SANDBOX_NONE,
+                "local function deep(n) if n == 0 then return 0 end return 1 + deep(n - 1) end "
+                "function ints(x) if x % 997 == 996 then error('bad ' .. x) end "
+                "if x % 1500 == 1499 then return deep(150) - 150 + x end return x - 7 end");
+        enum { N = 3000 };
+        interp_msg **in = malloc(N * sizeof *in);
+        interp_outcome *out = calloc(N, sizeof *out);
+        assert_non_null(in);
+        assert_non_null(out);
+        for (int i = 0; i < N; i++)
+            in[i] = interp_msg_int(i);
+        interp_fn fn = {.kind = INTERP_FN_NAME, .text = "ints"};
+        assert_int_equal(
+            interp__state_map(f.s, ++f.task, &fn, N, (const interp_msg *const *)in, out), N);
+        for (int i = 0; i < N; i++) {
+            char want[32];
+            if (i % 997 == 996) {
+                assert_int_equal(out[i].status, INTERP_ERR_SCRIPT);
+                snprintf(want, sizeof want, "bad %d", i);
+                assert_non_null(strstr(out[i].error, want));
+            } else {
+                assert_int_equal(out[i].status, INTERP_OK);
+                snprintf(want, sizeof want, "%d", i % 1500 == 1499 ? i : i - 7);
+                assert_string_equal(fx_text(&out[i]), want);
+            }
+            interp__outcome_clear(&out[i]);
+            interp_msg_free(in[i]);
+        }
+        free(in);
+        free(out);
+        fx_close(&f);
+    }
+}
+
 /* Under a memory limit, a map whose items each return a fresh large string runs them all:
  * an item's results leave the stack once copied (only integer results wait there for the
  * next clean-up), so the limit never holds more than one item's string. */
@@ -546,6 +588,7 @@ int main(void)
         cmocka_unit_test(interp_sleep_blocks_and_validates),
         cmocka_unit_test(interp_map_runs_items_in_order_and_survives_errors),
         cmocka_unit_test(interp_map_keeps_every_result_count),
+        cmocka_unit_test(interp_map_of_many_integer_results),
         cmocka_unit_test(interp_map_packed_keeps_first_results_in_order),
         cmocka_unit_test(interp_map_under_a_memory_limit_drops_each_result),
         cmocka_unit_test(interp_source_chunks_are_cached_per_state),
