@@ -81,6 +81,25 @@ static void its_metamethods_called_by_hand(void **st)
     fx_close(&f);
 }
 
+/* Under a memory limit, a fill that runs out of memory fails the read with a memory error and
+ * leaves the module to fill at the next read, complete. */
+static void a_fill_out_of_memory_is_tried_again(void **st)
+{
+    (void)st;
+    fixture f;
+    interp_config cfg = {.sandbox = INTERP_SANDBOX_NONE, .memory_limit = 256 * 1024};
+    fx_open_cfg(&f, &cfg);
+    fx_expect(&f,
+              "local read = function() return interp.sleep end "
+              "local head pcall(function() while true do head = {head} end end) "
+              "local ok, failed = pcall(read) head = nil collectgarbage() "
+              "local n = 0 for k in pairs(interp) do n = n + 1 end "
+              "return not ok and failed:find('memory') ~= nil, type(interp.sleep), n >= 10, "
+              "getmetatable(interp)",
+              "true, \"function\", true, nil");
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -89,6 +108,7 @@ int main(void)
         cmocka_unit_test(a_frozen_value_before_the_module),
         cmocka_unit_test(the_sandbox_fills_it_at_once),
         cmocka_unit_test(its_metamethods_called_by_hand),
+        cmocka_unit_test(a_fill_out_of_memory_is_tried_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
