@@ -67,7 +67,8 @@ INTERP_API int interp_msg_push_lua(lua_State *L, const interp_msg *m, const inte
 /* interp_msg_push_lua into a table: the values of m become t[first + 1], t[first + 2], ...
  * (raw sets; a nil value leaves a hole), without a stack slot per value. t is the stack index
  * of a table. Returns interp_msg_count(m); raises a Lua error with the reason as
- * interp_msg_push_lua does, after storing some of the values. [-0, +0, e/m]. */
+ * interp_msg_push_lua does, after storing some of the values (before any when the last index
+ * would pass math.maxinteger). [-0, +0, e/m]. */
 INTERP_API int interp_msg_store_lua(lua_State *L, const interp_msg *m, const interp_msg_opts *opts,
                                     int t, lua_Integer first);
 

@@ -760,6 +760,11 @@ int interp_msg_store_lua(lua_State *L, const interp_msg *m, const interp_msg_opt
                          lua_Integer first)
 {
     check_size(L, m, opts, 2);
+    if (first > LUA_MAXINTEGER - (lua_Integer)m->count) { /* first + count would overflow */
+        lua_pushfstring(L, "%d values from index %I + 1: past math.maxinteger", (int)m->count,
+                        (LUAI_UACINT)first);
+        lua_error(L);
+    }
     t = lua_absindex(L, t);
     uint32_t count = m->count, left = count;
     const char *p = m->data;

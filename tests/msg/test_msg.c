@@ -1077,6 +1077,12 @@ static void runs_push_and_store(void **state)
     runs_check(B, "local t = ... assert(t[1000] == nil and t[1001] == 1.5 and t[1300] == -300) "
                   "assert(t[1150].x == 1 and t[1151] == 'str' and t[1200] == nil) "
                   "return t[1] == nil and t.n == 300");
+    /* indices past math.maxinteger: refused before anything is stored (no overflow) */
+    assert_int_equal(runs_call(B, m, NULL, true, LUA_MAXINTEGER - 300), LUA_OK);
+    lua_settop(B, 0);
+    assert_int_equal(runs_call(B, m, NULL, true, LUA_MAXINTEGER - 299), LUA_ERRRUN);
+    assert_non_null(strstr(lua_tostring(B, -1), "math.maxinteger"));
+    lua_settop(B, 0);
     static const interp_msg_opts small = {.max_size = 10};
     assert_int_equal(runs_call(B, m, &small, true, 0), LUA_ERRRUN);
     assert_non_null(strstr(lua_tostring(B, -1), ", larger than 10"));
