@@ -100,6 +100,28 @@ static void a_fill_out_of_memory_is_tried_again(void **st)
     fx_close(&f);
 }
 
+/* A script that drops or replaces the filler first leaves itself without the functions, but
+ * what arrives in a task's arguments (a frozen value) still works: its needs were recorded at
+ * the state's creation, not in the module. */
+static void a_script_that_drops_the_filler(void **st)
+{
+    (void)st;
+    fixture a, b;
+    fx_open(&a, INTERP_SANDBOX_NONE, NULL);
+    fx_open(&b, INTERP_SANDBOX_NONE, "setmetatable(interp, {__index = function() return 1 end})");
+    interp_outcome made;
+    assert_int_equal(fx_src(&a, "return interp.freeze{k = 5, t = {1, 2}}", NULL, &made), INTERP_OK);
+    interp_outcome o;
+    fx_src(&b, "local v = ... return v.k, #v.t, v.t[2], interp.sleep, rawget(interp, 'thaw')",
+           made.result, &o);
+    assert_string_equal(fx_text(&o), "5, 2, 2, 1, nil");
+    interp__outcome_clear(&o);
+    fx_expect(&b, "setmetatable(interp, nil) return interp.freeze, next(interp)", "nil, nil");
+    interp__outcome_clear(&made);
+    fx_close(&b);
+    fx_close(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +131,7 @@ int main(void)
         cmocka_unit_test(the_sandbox_fills_it_at_once),
         cmocka_unit_test(its_metamethods_called_by_hand),
         cmocka_unit_test(a_fill_out_of_memory_is_tried_again),
+        cmocka_unit_test(a_script_that_drops_the_filler),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
