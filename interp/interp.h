@@ -55,7 +55,9 @@ typedef struct interp_config {
      * memory limit */
     struct interp__budget *budget;
     /* core/: adds its names to the `interp` table of every state (interp.context, interp.self;
-     * the table is at the top of L's stack; may raise a memory error); NULL: none */
+     * the table is at the top of L's stack; may raise a memory error); NULL: none. A sandboxed
+     * state's table is filled when the state opens; a full-profile state's when a script first
+     * reads it (interp/module.c), so this may run during a task */
     void (*module_ext)(lua_State *L, void *ud);
     void *module_ext_ud;
 } interp_config;
