@@ -53,8 +53,8 @@ extern bool bench_interp_prestart;
 
 /* ---- control.c: the machine's parallel capacity, beside the executors ---------------------- */
 
-/* Wall seconds of `iters` steps of a plain C loop split evenly over `threads` threads
- * (thread start and join included). */
+/* Wall seconds of `iters` steps of the cpu workload's Lua loop split evenly over `threads`
+ * plain threads, each in a plain lua_State of its own (start, state and join included). */
 double bench_control_run(int threads, uint64_t iters);
 /* How many steps the 1-thread control takes to run about `secs` seconds here. */
 uint64_t bench_control_iters(double secs);
