@@ -91,7 +91,7 @@ typedef struct config {
     long child_max;
 } config;
 
-static const char control_name[] = "c-threads";
+static const char control_name[] = "control";
 static uint64_t control_iters; /* the control's size: ~30 ms (quick) or ~100 ms on 1 thread */
 
 static int config_order(const config *c)

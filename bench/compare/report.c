@@ -102,7 +102,7 @@ static void check_scaled(int *fails, const char *name, const bench_rows *rows, c
                          const bench_row *x, double speedup)
 {
     const bench_row *seq = find(rows, wl, "sequential", 1);
-    const bench_row *c1 = find(rows, wl, "c-threads", 1), *c2 = find(rows, wl, "c-threads", 2);
+    const bench_row *c1 = find(rows, wl, "control", 1), *c2 = find(rows, wl, "control", 2);
     if (!seq || !x || !c1 || !c2) {
         check(fails, name, seq, x, speedup, true, "speedup");
         return;
@@ -119,7 +119,8 @@ static void check_scaled(int *fails, const char *name, const bench_rows *rows, c
     double threshold = speedup / 2;
     paired_verdict v = paired_judge(share, threshold, true);
     char a[64], b[64], c[64];
-    printf("%-5s %s: speedup %s, plain C threads %s in the same rounds: share of the machine's "
+    printf("%-5s %s: speedup %s, the control (plain Lua states) %s in the same rounds: share of "
+           "the machine's "
            "parallelism %s >= %.2f (= %.2fx on two free cores)%s\n",
            paired_word(v), name, paired_fmt(a, sizeof a, raw), paired_fmt(b, sizeof b, ctl),
            paired_fmt(c, sizeof c, share), threshold, speedup,
