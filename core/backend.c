@@ -329,22 +329,9 @@ int interp__backend_batch_run(interp_pool *local, const interp_fn *fn, size_t n,
 
 void interp__backend_batch_stop(interp__backend_batch *b, int reason)
 {
-    map_ctx *m = b->m;
-    for (size_t k = 0; k < b->nruns; k++) {
-        map_chunk *c = &b->runs[k]->c;
-        interp__mutex_lock(&m->mu);
-        if (!atomic_load(&m->stop))
-            atomic_store(&m->stop, reason);
-        interp__worker *w = c->state == CH_RUNNING ? c->worker : NULL;
-        uint64_t id = c->id;
-        if (w)
-            atomic_fetch_add(&w->refs, 1);
-        interp__mutex_unlock(&m->mu);
-        if (w) {
-            interp__interrupt_run(w, id, reason);
-            interp__worker_release(w);
-        }
-    }
+    interp__map_stop(b->m, reason);
+    for (size_t k = 0; k < b->nruns; k++)
+        interp__chunk_interrupt(&b->runs[k]->c, reason);
 }
 
 void interp__backend_batch_release(interp__backend_batch *b)

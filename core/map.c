@@ -78,13 +78,7 @@ static void deliver(engine *e, size_t idx, int status, interp_msg *result, char 
         free(error);
 }
 
-static void stop(engine *e, int status)
-{
-    interp__mutex_lock(&e->m->mu);
-    if (!atomic_load(&e->m->stop))
-        atomic_store(&e->m->stop, status);
-    interp__mutex_unlock(&e->m->mu);
-}
+static void stop(engine *e, int status) { interp__map_stop(e->m, status); }
 
 static bool poll_interrupt(engine *e);
 
@@ -167,19 +161,9 @@ static void halt(engine *e, int status)
     for (map_chunk *c = e->head; c; c = c->next) {
         if (interp__queue_remove(&e->pool->q, &c->job))
             interp__chunk_abort(&c->job, status);
-        interp__mutex_lock(&e->m->mu);
-        interp__worker *w = c->state == CH_RUNNING ? c->worker : NULL;
-        bool remote = c->state == CH_RUNNING && e->pool->backend;
-        uint64_t id = c->id;
-        if (w)
-            atomic_fetch_add(&w->refs, 1);
-        interp__mutex_unlock(&e->m->mu);
-        if (remote) /* a backend holds it: it ends the chunk on its own thread */
+        if (interp__chunk_interrupt(c, status) && e->pool->backend)
+            /* a backend holds it: it ends the chunk on its own thread */
             e->pool->backend->interrupt(e->pool->backend_ud, &c->job, status);
-        if (w) {
-            interp__interrupt_run(w, id, status);
-            interp__worker_release(w);
-        }
     }
 }
 

@@ -238,6 +238,31 @@ static bool run_items(interp__worker *w, map_chunk *c, uint64_t *id)
     return interp__worker_end(w, *id);
 }
 
+void interp__map_stop(map_ctx *m, int status)
+{
+    interp__mutex_lock(&m->mu);
+    if (!atomic_load(&m->stop))
+        atomic_store(&m->stop, status);
+    interp__mutex_unlock(&m->mu);
+}
+
+bool interp__chunk_interrupt(map_chunk *c, int status)
+{
+    map_ctx *m = c->m;
+    interp__mutex_lock(&m->mu);
+    bool running = c->state == CH_RUNNING;
+    interp__worker *w = running ? c->worker : NULL;
+    uint64_t id = c->id;
+    if (w)
+        atomic_fetch_add(&w->refs, 1);
+    interp__mutex_unlock(&m->mu);
+    if (w) {
+        interp__interrupt_run(w, id, status);
+        interp__worker_release(w);
+    }
+    return running;
+}
+
 /* Mark c running (w: its worker, NULL for a backend; id: the run). 0, or the status its
  * items end with instead when its map stopped or it was ended while queued. */
 static int claim(map_chunk *c, interp__worker *w, uint64_t id)

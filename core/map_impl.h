@@ -56,6 +56,12 @@ void interp__chunk_release(map_chunk *c);
 /* The chunk ended: ran (status 0), or every item ended with status without running. Wakes the
  * caller. failed: an item failed (stop_on_error then stops the map). */
 void interp__chunk_finish(map_chunk *c, int status, bool failed);
+/* Stop m's map with status (the first stop's status is kept); its chunks not yet running
+ * end with it. */
+void interp__map_stop(map_ctx *m, int status);
+/* Interrupt c's run with status when a worker is running it. Returns whether c was running
+ * (then a backend may hold it instead of a worker). */
+bool interp__chunk_interrupt(map_chunk *c, int status);
 /* Text for items that ended without running (skipped: because of stop_on_error). */
 const char *interp__map_stop_text(int status, bool skipped);
 
