@@ -5,7 +5,8 @@
  * The comparisons (1, 2) run their sides interleaved, alternating which goes first, and
  * report the paired ratio: the median of the per-round ratios with its range; a target
  * inside the range is "within noise" (bench/paired.h). The map's rounds keep each side's
- * fastest of 3 runs, and it also prints the ratio of CPU times, which load moves less.
+ * fastest of 3 runs, and it also prints the ratio of CPU times, which load moves less. The seed
+ * is also judged against a control run in the same rounds (bench/control.h).
  *   3. submit + result of individual tasks from one host thread: tasks/s
  *   4. round-trip latency p50/p99 on an idle pool, beside a plain condvar ping-pong
  *   5. pool creation (2 workers, initializer) to first result
@@ -23,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "interp_pool.h"
 #include "paired.h"
 #include "sync.h"
@@ -92,23 +94,43 @@ static double seed_run(int workers)
     return t;
 }
 
+/* The seed's speedup judged against the machine's parallelism in the same round: the
+ * control (bench/control.h: the same Lua loop, 8 x 2e6 steps, in plain states on 1 and 2
+ * plain threads) runs beside the pool, the four runs of a round in a rotated order. The
+ * verdict is on the pool's share of the control's speedup (share_i = (t1_i / t2_i) /
+ * (c1_i / c2_i)) against 1.9 / 2, as bench_compare judges its cpu checks: a round where
+ * another job took part of a core slows the control too; rounds where the control got less
+ * than 1.5x judge nothing (bench_control_share). The raw speedup is judged beside it. */
 static void bench_seed(void)
 {
-    enum { R = 7 };
-    double t1[R], t2[R];
-    for (int r = 0; r < R; r++) {
-        if (r % 2) {
-            t2[r] = seed_run(2);
-            t1[r] = seed_run(1);
-        } else {
-            t1[r] = seed_run(1);
-            t2[r] = seed_run(2);
+    enum { R = 7, SIDES = 4 };
+    double t[SIDES][R]; /* pool 1 worker, pool 2 workers, control 1 thread, control 2 */
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < SIDES; k++) {
+            int side = (k + r) % SIDES;
+            t[side][r] = side < 2 ? seed_run(side + 1) : bench_control_run(side - 1, 8 * 2000000);
         }
+    double sp[R], cs[R];
+    for (int r = 0; r < R; r++) {
+        sp[r] = t[0][r] / t[1][r];
+        cs[r] = t[2][r] / t[3][r];
     }
-    printf("seed: 8 x sum(1..2e6), medians of %d interleaved rounds: 1 worker %.1f ms, 2 workers "
-           "%.1f ms\n",
-           R, paired_of(t1, R).med * 1e3, paired_of(t2, R).med * 1e3);
-    verdict_paired("seed workload speedup, 2 vs 1 worker", paired_ratio(t1, t2, R), 1.9, true);
+    printf("seed: 8 x sum(1..2e6), medians of %d rounds (pool and control rotated in each): "
+           "1 worker %.1f ms, 2 workers %.1f ms; control 1 thread %.1f ms, 2 threads %.1f ms\n",
+           R, paired_of(t[0], R).med * 1e3, paired_of(t[1], R).med * 1e3,
+           paired_of(t[2], R).med * 1e3, paired_of(t[3], R).med * 1e3);
+    paired_stat ctl = paired_of(cs, R);
+    printf("the control's speedup (plain Lua states on plain threads): %.2f [%.2f..%.2f]\n",
+           ctl.med, ctl.lo, ctl.hi);
+    verdict_paired("seed workload speedup, 2 vs 1 worker", paired_of(sp, R), 1.9, true);
+    int kept;
+    paired_stat share = bench_control_share(sp, cs, R, &kept);
+    if (kept < 3)
+        printf("%-52s no verdict: the control got %.1fx or more in only %d of %d rounds (another "
+               "job holds a core)\n",
+               "the same as a share of the control's speedup", BENCH_CONTROL_MIN, kept, R);
+    else
+        verdict_paired("the same as a share of the control's speedup", share, 1.9 / 2, true);
 }
 
 /* ---- 2. fine-grained map ---------------------------------------------------------------- */

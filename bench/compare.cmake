@@ -5,7 +5,7 @@ set(BENCH_COMPARE_SOURCES
   ${BENCH_COMPARE_DIR}/main.c ${BENCH_COMPARE_DIR}/report.c ${BENCH_COMPARE_DIR}/workloads.c
   ${BENCH_COMPARE_DIR}/luahost.c ${BENCH_COMPARE_DIR}/jobq.c ${BENCH_COMPARE_DIR}/exec_seq.c
   ${BENCH_COMPARE_DIR}/exec_gil.c ${BENCH_COMPARE_DIR}/exec_proc.c ${BENCH_COMPARE_DIR}/proc_wire.c
-  ${BENCH_COMPARE_DIR}/exec_interp.c ${BENCH_COMPARE_DIR}/control.c)
+  ${BENCH_COMPARE_DIR}/exec_interp.c ${CMAKE_CURRENT_SOURCE_DIR}/control.c)
 add_executable(bench_compare ${BENCH_COMPARE_SOURCES})
 interp_target_setup(bench_compare)
 target_include_directories(bench_compare PRIVATE ${BENCH_COMPARE_DIR} ${CMAKE_CURRENT_SOURCE_DIR}

@@ -15,6 +15,7 @@
 
 #include <lua.h>
 
+#include "control.h"
 #include "interp_msg.h"
 #include "interp_status.h"
 
@@ -50,14 +51,6 @@ extern const bench_exec bench_exec_process;
 extern const bench_exec bench_exec_interp;
 /* interp's pools start every worker in create (the prestart option) instead of on demand. */
 extern bool bench_interp_prestart;
-
-/* ---- control.c: the machine's parallel capacity, beside the executors ---------------------- */
-
-/* Wall seconds of `iters` steps of the cpu workload's Lua loop split evenly over `threads`
- * plain threads, each in a plain lua_State of its own (start, state and join included). */
-double bench_control_run(int threads, uint64_t iters);
-/* How many steps the 1-thread control takes to run about `secs` seconds here. */
-uint64_t bench_control_iters(double secs);
 
 /* ---- luahost.c: one plain lua_State as the baselines use it ------------------------------ */
 

@@ -94,10 +94,12 @@ static void check(int *fails, const char *name, const bench_row *num, const benc
 }
 
 /* A speedup check against the machine's capacity in the same round: share_i = (seq_i / x_i)
- * / (c1_i / c2_i), where c1, c2 are the C control on 1 and 2 threads (control.c), judged
+ * / (c1_i / c2_i), where c1, c2 are the control on 1 and 2 threads (bench/control.c), judged
  * against speedup / 2 (the share of two cores that speedup stands for). A round where another
- * job took a core slows the control too, so the verdict stays; the raw speedup is printed
- * beside it. Without the control rows: check() on the raw speedup. */
+ * job took a core slows the control too, so the verdict stays; rounds where the control got
+ * less than 1.5x judge nothing, and with fewer than 3 such rounds the check says NOISE with no
+ * verdict (bench_control_share). The raw speedup is printed beside it. Without the control
+ * rows: check() on the raw speedup. */
 static void check_scaled(int *fails, const char *name, const bench_rows *rows, const char *wl,
                          const bench_row *x, double speedup)
 {
@@ -107,23 +109,32 @@ static void check_scaled(int *fails, const char *name, const bench_rows *rows, c
         check(fails, name, seq, x, speedup, true, "speedup");
         return;
     }
-    int n = x->runs;
-    double num[PAIRED_MAX], den[PAIRED_MAX];
-    for (int i = 0; i < n && i < PAIRED_MAX; i++) {
-        num[i] = seq->rounds[i] * c2->rounds[i];
-        den[i] = x->rounds[i] * c1->rounds[i];
+    int n = x->runs < PAIRED_MAX ? x->runs : PAIRED_MAX;
+    double sp[PAIRED_MAX] = {0}, cs[PAIRED_MAX] = {0};
+    for (int i = 0; i < n; i++) {
+        sp[i] = seq->rounds[i] / x->rounds[i];
+        cs[i] = c1->rounds[i] / c2->rounds[i];
     }
-    paired_stat share = paired_ratio(num, den, n);
-    paired_stat raw = paired_ratio(seq->rounds, x->rounds, n);
-    paired_stat ctl = paired_ratio(c1->rounds, c2->rounds, n);
+    int kept;
+    paired_stat share = bench_control_share(sp, cs, n, &kept);
+    paired_stat raw = paired_of(sp, n), ctl = paired_of(cs, n);
     double threshold = speedup / 2;
-    paired_verdict v = paired_judge(share, threshold, true);
     char a[64], b[64], c[64];
+    if (kept < 3) { /* no verdict: a busy machine, not a slow executor */
+        printf("NOISE %s: speedup %s, the control (plain Lua states) %s in the same rounds: "
+               "no verdict (the control got %.1fx or more in only %d of %d rounds: another job "
+               "holds a core)\n",
+               name, paired_fmt(a, sizeof a, raw), paired_fmt(b, sizeof b, ctl), BENCH_CONTROL_MIN,
+               kept, n);
+        return;
+    }
+    paired_verdict v = paired_judge(share, threshold, true);
     printf("%-5s %s: speedup %s, the control (plain Lua states) %s in the same rounds: share of "
            "the machine's "
-           "parallelism %s >= %.2f (= %.2fx on two free cores)%s\n",
+           "parallelism %s >= %.2f (= %.2fx on two free cores; %d of %d rounds, where the control "
+           "got %.1fx or more)%s\n",
            paired_word(v), name, paired_fmt(a, sizeof a, raw), paired_fmt(b, sizeof b, ctl),
-           paired_fmt(c, sizeof c, share), threshold, speedup,
+           paired_fmt(c, sizeof c, share), threshold, speedup, kept, n, BENCH_CONTROL_MIN,
            v == PAIRED_NOISE ? " (within noise: the rounds straddle it)" : "");
     if (v == PAIRED_FAIL)
         (*fails)++;

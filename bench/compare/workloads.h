@@ -30,7 +30,7 @@ typedef struct workload {
     const char *what;
     wl_run_fn run; /* NULL for startup, which times create + one task + destroy itself */
     bool warmup;   /* one untimed run first (cheap workloads: page faults, allocator growth) */
-    bool control;  /* a speedup check uses it: the C control runs in every round (control.c) */
+    bool control;  /* a speedup check uses it: the control runs in every round (bench/control.c) */
 } workload;
 
 extern const workload bench_workloads[];

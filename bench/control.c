@@ -6,19 +6,27 @@
  * plain lua_States on plain threads (no pool, no queue, no messages: what any pool of
  * interpreters could at best get); run in every round beside the executors, its 2-thread
  * speedup says how much parallelism the machine gave Lua code that round, and the speedup
- * checks compare each executor against it (report.c). A register-only C loop was tried first:
- * on this VM it scaled 2x in rounds where two Lua interpreters got 1.2-1.6x (the two vCPUs
- * share a core's caches at times), so it did not measure what the executors compete for. */
+ * checks compare each executor against it (compare/report.c, bench_pool.c's seed). A register-only
+ * C loop was tried first: on this VM it scaled 2x in rounds where two Lua interpreters got 1.2-1.6x
+ * (the two vCPUs share a core's caches at times), so it did not measure what the executors compete
+ * for. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "bench.h"
-#include "workloads.h"
+#include "control.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 typedef struct part {
     uint64_t iters;
@@ -51,20 +59,20 @@ double bench_control_run(int threads, uint64_t iters)
     pthread_t tid[MAX_THREADS];
     part parts[MAX_THREADS];
     threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
-    double t0 = bench_now();
+    double t0 = now();
     for (int i = 0; i < threads; i++) {
         parts[i] = (part){.iters = iters / (uint64_t)threads};
         if (pthread_create(&tid[i], NULL, spin, &parts[i]) != 0) {
-            fprintf(stderr, "bench_compare: cannot start a control thread\n");
+            fprintf(stderr, "bench control: cannot start a thread\n");
             exit(2);
         }
     }
     for (int i = 0; i < threads; i++)
         pthread_join(tid[i], NULL);
-    double t = bench_now() - t0;
+    double t = now() - t0;
     for (int i = 0; i < threads; i++)
         if (!parts[i].ok) {
-            fprintf(stderr, "bench_compare: the control's Lua loop failed\n");
+            fprintf(stderr, "bench control: the Lua loop failed\n");
             exit(2);
         }
     return t;
@@ -80,4 +88,15 @@ uint64_t bench_control_iters(double secs)
     }
     double per = best / (double)n;
     return per > 0 ? (uint64_t)(secs / per) : n;
+}
+
+paired_stat bench_control_share(const double *speedup, const double *control, int n, int *kept)
+{
+    double v[PAIRED_MAX];
+    int k = 0;
+    for (int i = 0; i < n && i < PAIRED_MAX; i++)
+        if (control[i] >= BENCH_CONTROL_MIN)
+            v[k++] = speedup[i] / control[i];
+    *kept = k;
+    return paired_of(v, k);
 }
