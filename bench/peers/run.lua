@@ -9,7 +9,7 @@
 -- median over the rounds; the comparison is a paired ratio: per round, this pool against the
 -- best peer of that round, then the median of those ratios with their range. AHEAD / BEHIND
 -- when every round is on one side of 1, WITHIN NOISE when the rounds straddle it. For the rows
--- whose wall time the scheduling of a loaded machine decides (strings, map), a second table gives
+-- whose wall time the scheduling of a loaded machine decides (strings, map, cpu), a second table gives
 -- the CPU time of all the process's threads over the timed part (os.clock), paired the same way:
 -- the work each implementation does, whatever share of the cores it got.
 -- A peer that is not installed is skipped with a note (bench/README.md says how to build them).
@@ -36,7 +36,10 @@ local rows = {
   {name = "map x*2 over 10^6 integers from Lua", unit = "M items/s", higher = true,
    impls = {{"interp", "map"}, {"luaproc", "map"}}, cpu_unit = "item",
    figure = function(secs, n) return n / secs / 1e6 end},
-  {name = "RSS per idle worker, 100 workers", unit = "KiB", higher = false,
+  {name = "RSS per idle worker, 100 workers, std libraries", unit = "KiB", higher = false,
+   impls = {{"interp", "idle_libs"}, {"luaproc", "idle_libs"}, {"lanes", "idle_libs"}},
+   figure = function(kib, n) return kib / n end},
+  {name = "the same, each as it starts (luaproc: no libs)", unit = "KiB", higher = false,
    impls = {{"interp", "idle"}, {"luaproc", "idle"}, {"lanes", "idle"}},
    figure = function(kib, n) return kib / n end},
   {name = "8 x 20M loop, speedup", unit = "x", higher = true,
@@ -44,6 +47,7 @@ local rows = {
    impls = {{"interp", "cpu_name", label = "interp (by name)"},
             {"interp", "cpu_function", label = "interp (function)"},
             {"luaproc", "cpu"}, {"lanes", "cpu"}},
+   cpu_unit = "task",
    figure = function(secs) return secs end}, -- turned into speedups below
 }
 

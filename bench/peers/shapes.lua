@@ -76,11 +76,11 @@ end
 
 local function cpu_pool(task)
   local pool <close> = ip.new{workers = 2, prestart = true, init = "function loop(n) " .. LOOP .. " end"}
-  local t0 = now()
+  local t0, c0 = now(), os.clock()
   local fs = {}
   for i = 1, CPU_TASKS do fs[i] = pool:submit(task, CPU_N) end
   for i = 1, CPU_TASKS do assert(fs[i]:result() == CPU_WANT) end
-  result(now() - t0, CPU_TASKS)
+  result(now() - t0, CPU_TASKS, os.clock() - c0)
 end
 I.cpu_name = function() cpu_pool("loop") end
 I.cpu_function = function() cpu_pool(loop) end
@@ -88,9 +88,9 @@ I.cpu_function = function() cpu_pool(loop) end
 -- ---- one plain state: the baseline of cpu ---------------------------------------------------
 local S = {}
 function S.cpu()
-  local t0 = now()
+  local t0, c0 = now(), os.clock()
   for _ = 1, CPU_TASKS do assert(loop(CPU_N) == CPU_WANT) end
-  result(now() - t0, CPU_TASKS)
+  result(now() - t0, CPU_TASKS, os.clock() - c0)
 end
 
 -- ---- luaproc (newproc takes code strings on 5.4; the main state never blocks on a channel:
@@ -162,30 +162,36 @@ function P.map()
       print(string.format("RESULT %%.9g %%d %%.9g", dt, n, cpu))]], MAP_N, chunks)})
 end
 
--- idle: 100 worker threads, and 100 procs (Lua states) blocked on a receive
-function P.idle()
+-- idle: 100 worker threads, and 100 procs (Lua states) blocked on a receive. A proc starts
+-- with base and package only; idle_libs first loads the standard libraries a worker of this
+-- pool (or a Lanes "*" lane) holds, so the row compares like with like.
+local STD_LIBS = "for _, m in ipairs{'coroutine', 'table', 'io', 'os', 'string', 'math', 'utf8', "
+  .. "'debug'} do _G[m] = require(m) end "
+local function lp_idle(prelude)
   collectgarbage() collectgarbage()
   local before = statm_kib()
   local lp = require "luaproc"
   lp.setnumworkers(IDLE_W)
   assert(lp.newchannel("park"))
-  for _ = 1, IDLE_W do assert(lp.newproc([[luaproc.receive("park")]])) end
+  for _ = 1, IDLE_W do assert(lp.newproc(prelude .. [[luaproc.receive("park")]])) end
   pause(0.3)
   result(statm_kib() - before, IDLE_W)
   -- the procs stay parked; the process exits without waiting for them
   os.exit(0, false)
 end
+P.idle = function() lp_idle("") end
+P.idle_libs = function() lp_idle(STD_LIBS) end
 
 function P.cpu()
   local lp = lp()
   assert(lp.newchannel("done"))
-  local t0 = now()
+  local t0, c0 = now(), os.clock()
   for _ = 1, CPU_TASKS do
     assert(lp.newproc(string.format([[local n = %d %s]], CPU_N,
       "local s = 0 for i = 1, n do s = s + i end assert(s == " .. CPU_WANT .. ")")))
   end
   lp.wait()
-  result(now() - t0, CPU_TASKS)
+  result(now() - t0, CPU_TASKS, os.clock() - c0)
 end
 
 -- ---- Lanes 4 -----------------------------------------------------------------------------
@@ -224,12 +230,15 @@ end
 function L.cpu()
   local lanes = lanes()
   local gen = lanes.gen("*", loop)
-  local t0 = now()
+  local t0, c0 = now(), os.clock()
   local hs = {}
   for i = 1, CPU_TASKS do hs[i] = gen(CPU_N) end
   for i = 1, CPU_TASKS do assert(hs[i][1] == CPU_WANT) end
-  result(now() - t0, CPU_TASKS)
+  result(now() - t0, CPU_TASKS, os.clock() - c0)
 end
+
+-- a worker of this pool and a "*" lane hold the standard libraries already
+I.idle_libs, L.idle_libs = I.idle, L.idle
 
 local impls = {interp = I, luaproc = P, lanes = L, seq = S}
 local f = impls[impl] and impls[impl][shape]
