@@ -342,6 +342,15 @@ static void push_owned(lua_State *L, interp_frozen *f)
         lua_error(L);
 }
 
+/* What the state's memory limit leaves (at least 1); 0: no limit. */
+static size_t room_of(const interp__frozen_lua_cfg *cfg)
+{
+    if (!cfg->mem_limit || !cfg->mem_in_use)
+        return 0;
+    size_t used = atomic_load(cfg->mem_in_use);
+    return used < cfg->mem_limit ? cfg->mem_limit - used : 1;
+}
+
 static int charge_check(lua_State *L, const interp__frozen_lua_cfg *cfg, interp_frozen *f)
 {
     size_t bytes = interp_frozen_size(f);
@@ -371,12 +380,8 @@ static void freeze_at(lua_State *L, const interp__frozen_lua_cfg *cfg, int idx)
     int rc;
     if (t == LUA_TTABLE) {
         char why[160];
-        size_t room = 0; /* what the freezing state's limit leaves */
-        if (cfg->mem_limit && cfg->mem_in_use) {
-            size_t used = atomic_load(cfg->mem_in_use);
-            room = used < cfg->mem_limit ? cfg->mem_limit - used : 1;
-        }
-        if ((rc = interp__frozen_from_lua(L, idx, cfg->max_depth, room, cfg->space, &f, why)))
+        if ((rc = interp__frozen_from_lua(L, idx, cfg->max_depth, room_of(cfg), cfg->space, &f,
+                                          why)))
             luaL_error(L, "cannot freeze: %s", why);
     } else if (t == LUA_TSTRING) {
         size_t len;
@@ -423,8 +428,16 @@ static int l_thaw(lua_State *L)
         lua_pushlstring(L, b->data, b->len);
         return 1;
     }
+    /* the copy must fit in what the limit leaves (a repeated string is copied at every
+     * place: the message may be far larger than the value) */
+    size_t room = room_of(cfg_of(L));
     interp_msg *m;
-    int rc = interp_frozen_to_msg(o, &m);
+    int rc = interp__frozen_to_msg_max(o, room ? room : SIZE_MAX, &m);
+    if (rc == INTERP_ERR_NOMEM && room)
+        return luaL_error(L,
+                          "cannot thaw: not enough memory (the copy needs more than the %I "
+                          "bytes the state's memory limit leaves)",
+                          (lua_Integer)room);
     if (rc)
         return luaL_error(L, "cannot thaw: %s", interp_strerror(rc));
     interp_msg_opts opts = {.max_depth = 1000, .max_size = SIZE_MAX / 4};
@@ -581,7 +594,8 @@ void interp__frozen_lua_add_fns(lua_State *L)
     lua_setfield(L, cu - 1, "freeze");
     lua_pushcfunction(L, l_isfrozen);
     lua_setfield(L, cu - 1, "isfrozen");
-    lua_pushcfunction(L, l_thaw);
+    lua_pushvalue(L, cu);
+    lua_pushcclosure(L, l_thaw, 1);
     lua_setfield(L, cu - 1, "thaw");
     lua_pushcfunction(L, l_next);
     lua_setfield(L, cu - 1, "next");

@@ -9,6 +9,7 @@
  * budgets plus a stated slack (Release builds only: sanitizers inflate RSS), that receiving or
  * releasing gives the room back, and that the next task runs. */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -245,6 +246,64 @@ static void memory_frozen_values(void **state)
     interp_pool_destroy(p);
 }
 
+/* The most the process's RSS has been since reset_peak (VmHWM); 0 when unknown. */
+static size_t peak_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    size_t kib = 0;
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %zu kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib << 10;
+}
+
+/* Reset VmHWM to the current RSS (Linux 4.0+); false when the kernel does not allow it. */
+static bool reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f)
+        return false;
+    bool ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok;
+}
+
+/* A frozen value stores a repeated string once, but thawing writes a message that copies it
+ * at every place: 1000 places of one 1 MiB string, frozen under an 8 MiB limit, made the
+ * library allocate 1 GiB outside the heap before the decode failed. The thaw stops at what
+ * the state's limit leaves, and a thaw that fits still works. */
+static void memory_thaw_expansion(void **state)
+{
+    (void)state;
+    interp_pool *p = make_pool(1, 0, 0);
+    bool peak = reset_peak();
+    size_t rss0 = peak ? peak_bytes() : rss_bytes();
+    char why[512];
+    int rc = run(p,
+                 "local s = ('x'):rep(1 << 20) local t = {} for i = 1, 1000 do t[i] = s end "
+                 "local b = interp.buffer(s) t[1001] = b t[1002] = b "
+                 "local f = interp.freeze(t) t, s, b = nil, nil, nil return interp.thaw(f)",
+                 why, sizeof why);
+    printf("thaw of 1000 places of 1 MiB: %s\n", why);
+    assert_int_equal(rc, INTERP_ERR_SCRIPT);
+    assert_non_null(strstr(why, "cannot thaw: not enough memory"));
+    if (peak) {
+        size_t now = peak_bytes();
+        size_t grew = now > rss0 ? now - rss0 : 0;
+        printf("peak RSS grew by %.1f MiB\n", (double)grew / (1 << 20));
+        if (RSS_MEANINGFUL)
+            assert_true(grew <= LIMIT + RSS_SLACK);
+    }
+    assert_int_equal(run(p,
+                         "local s = ('x'):rep(1000) local t = interp.thaw(interp.freeze({s, s, "
+                         "{s}})) assert(t[1] == s and t[2] == s and t[3][1] == s)",
+                         why, sizeof why),
+                     INTERP_OK);
+    interp_pool_destroy(p);
+}
+
 /* Without a sandbox or a budget nothing is refused (the pool's channels are still counted). */
 static void memory_trusted_pool_uncounted(void **state)
 {
@@ -267,9 +326,10 @@ static void memory_trusted_pool_uncounted(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(memory_queued_sends),  cmocka_unit_test(memory_channel_rings),
-        cmocka_unit_test(memory_pool_budget),   cmocka_unit_test(memory_results_waiting),
-        cmocka_unit_test(memory_frozen_values), cmocka_unit_test(memory_trusted_pool_uncounted),
+        cmocka_unit_test(memory_queued_sends),   cmocka_unit_test(memory_channel_rings),
+        cmocka_unit_test(memory_pool_budget),    cmocka_unit_test(memory_results_waiting),
+        cmocka_unit_test(memory_frozen_values),  cmocka_unit_test(memory_trusted_pool_uncounted),
+        cmocka_unit_test(memory_thaw_expansion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
