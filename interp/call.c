@@ -771,6 +771,14 @@ void interp__state_call_close(interp_state *s, uint64_t task_id, int reason)
 {
     if (!s || !s->co_run)
         return;
+    if (s->sandbox) {
+        /* a tenant's handlers never run here: the hook bounds their Lua code, but nothing
+         * bounds a C path it cannot reach (a __call chain, a rehash), and this thread (the
+         * host's, in a destroy) cannot be abandoned as a worker's is. Freeing the coroutine
+         * runs no __close. */
+        interp__state_call_drop(s);
+        return;
+    }
     if (s->ctx.park)
         interp__park_resumed(s->ctx.park);
     co_end(s); /* nothing parks from here */

@@ -186,7 +186,9 @@ void interp__state_call_drop(interp_state *s);
  * under an interrupt `reason` already in its grace (run id task_id: it must differ from the
  * state's other runs; 0: one is picked), so after the pool's cancel_grace every instruction
  * raises and a handler that loops cannot hold the thread. The caller holds the state (no
- * worker runs it). No effect without a call in progress. */
+ * worker runs it). No effect without a call in progress. In a sandboxed state the handlers
+ * do not run (interp__state_call_drop): a tenant's C paths that no hook reaches could hold
+ * this thread, which no deadline can abandon. */
 void interp__state_call_close(interp_state *s, uint64_t task_id, int reason);
 /* Before the first call: the park through which s's waits park its calls (NULL: none). */
 struct interp__park;

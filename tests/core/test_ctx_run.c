@@ -175,12 +175,90 @@ static void test_close_and_destroy_close_parked(void **state)
     assert_int_equal(atomic_load(&closed_count), 2);
 }
 
+/* A sandboxed tenant's <close> handlers never run on the thread that drops its parked call
+ * (interp_pool_destroy here: the host's). The hook bounds Lua code there, but no deadline
+ * bounds a C path the hook cannot reach (a __call chain: minutes, quadratic in the stack),
+ * and the host's own thread cannot be abandoned as a worker's is: a plugin held its host's
+ * destroy for 155 s that way. The handlers are dropped with the call instead. */
+static pthread_t dropper;
+static atomic_int marks_on_dropper;
+
+static int l_mark_thread(lua_State *L)
+{
+    (void)L;
+    if (pthread_equal(pthread_self(), dropper))
+        atomic_fetch_add(&marks_on_dropper, 1);
+    atomic_fetch_add(&closed_count, 1);
+    return 0;
+}
+
+static int open_probe(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushcfunction(L, l_mark_thread);
+    lua_setfield(L, -2, "mark");
+    return 1;
+}
+
+static void test_sandboxed_close_handlers_not_on_dropper(void **state)
+{
+    (void)state;
+    atomic_store(&closed_count, 0);
+    atomic_store(&marks_on_dropper, 0);
+    interp_pool *p = util_pool(1, NULL);
+    static const interp_host_lib probe[] = {{.name = "probe", .open = open_probe, .sandbox = true}};
+    interp_ctx_options o = {
+        .sandbox = INTERP_SANDBOX_SAFE,
+        .memory_limit = (size_t)2 << 20,
+        .host_libs = probe,
+        .n_host_libs = 1,
+        .init_source = "local function guard(f) return setmetatable({}, {__close = f}) end\n"
+                       "function wait_here()\n"
+                       "  local g <close> = guard(function() probe.mark() end)\n"
+                       "  local b <close> = guard(function() probe.mark()\n"
+                       "    local t = {} setmetatable(t, {__call = t}) t() end)\n"
+                       "  return interp.channel('never'):recv()\n"
+                       "end\n"};
+    interp_ctx *c = ctx_create_ok(p, &o);
+    interp_chan *never;
+    assert_int_equal(interp_pool_channel(p, "never", 1, &never), INTERP_OK);
+    assert_int_equal(interp_ctx_grant_channel(c, "never", never), INTERP_OK);
+    interp_future *f;
+    assert_int_equal(interp_ctx_call(c, "wait_here", NULL, &f), INTERP_OK);
+    assert_int_equal(await_parked(p, 1), 1);
+    /* the only worker spins; c, woken, waits in the queue, where destroy takes it out */
+    interp_ctx *x = make_ctx(p, NULL,
+                             "function spin() interp.channel('x_started'):send(true)\n"
+                             "  while true do end end",
+                             never_slice);
+    interp_future *fx;
+    assert_int_equal(interp_ctx_call(x, "spin", NULL, &fx), INTERP_OK);
+    util_recv(p, "x_started");
+    assert_int_equal(interp_chan_send(never, interp_msg_int(1), 60), INTERP_OK);
+    assert_int_equal(await_queued(p, 1), 1);
+    dropper = pthread_self();
+    double t0 = interp__now();
+    interp_pool_destroy(p); /* shutdown_now inside: the parked call ends here */
+    double took = interp__now() - t0;
+    printf("destroy took %.3f s, %d handlers ran, %d on its thread\n", took,
+           atomic_load(&closed_count), atomic_load(&marks_on_dropper));
+    assert_int_equal(atomic_load(&marks_on_dropper), 0);
+    assert_true(took < 10.0);
+    assert_int_not_equal(interp_future_result(f, 60, NULL), INTERP_OK);
+    interp_future_release(f);
+    interp_future_release(fx);
+    interp_chan_release(never);
+    interp_ctx_close(c);
+    interp_ctx_close(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_held_post_runs_during_long_call),
         cmocka_unit_test(test_shutdown_now_closes_queued),
         cmocka_unit_test(test_close_and_destroy_close_parked),
+        cmocka_unit_test(test_sandboxed_close_handlers_not_on_dropper),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
