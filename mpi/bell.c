@@ -30,8 +30,8 @@
 struct bell_slot {
     _Atomic uint32_t seq, sleepers;
     _Atomic uint32_t attached; /* the rank uses this slot's waker */
-    uint32_t pad0;
-    uint64_t token; /* the root's random token: this is the segment the root made */
+    _Atomic uint32_t no_pull;  /* slot 0's: a receiver could not take a large message alone */
+    uint64_t token;            /* the root's random token: this is the segment the root made */
     char pad[40];
 };
 
@@ -179,3 +179,11 @@ void bell_ring(bell *b, int k)
     if (bell_rings(b, k))
         wake_word(&b->slots[k].seq, &b->slots[k].sleepers);
 }
+
+void bell_no_pull(bell *b)
+{
+    if (b && b->slots)
+        atomic_store(&b->slots[0].no_pull, 1);
+}
+
+bool bell_pulls(const bell *b) { return b && b->slots && !atomic_load(&b->slots[0].no_pull); }

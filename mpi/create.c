@@ -475,13 +475,13 @@ static bool serve_message(srv *s, int tag, const char *buf, size_t len)
 }
 
 /* Take every message the root has sent. 1: some, 0: none, -1: MPI failed. */
-static int serve_incoming(MPI_Comm comm, int root, srv *s, bool *stop)
+static int serve_incoming(MPI_Comm comm, int root, srv *s, bell *bl, bool *stop)
 {
     int any = 0;
     for (;;) {
         int flag = 0;
         MPI_Status st;
-        if (MPI_Iprobe(root, MPI_ANY_TAG, comm, &flag, &st) != MPI_SUCCESS) {
+        if (mpi__iprobe(root, comm, &flag, &st) != MPI_SUCCESS) {
             fprintf(stderr, "interp_mpi: a rank's MPI_Iprobe failed; it stops serving\n");
             return -1;
         }
@@ -489,7 +489,7 @@ static int serve_incoming(MPI_Comm comm, int root, srv *s, bool *stop)
             return any;
         any = 1;
         size_t len = 0;
-        char *buf = mpi__recv_probed(comm, &st, &len);
+        char *buf = mpi__recv_probed(comm, &st, &len, bl);
         if (buf && serve_message(s, st.MPI_TAG, buf, len))
             *stop = true;
         mpi__buf_give(buf);
@@ -506,7 +506,7 @@ int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, bell *bl, double
     bool stop = false, woke = false;
     while (!stop) {
         bool busy = sendq_progress(&sq);
-        int in = serve_incoming(comm, root, s, &stop);
+        int in = serve_incoming(comm, root, s, bl, &stop);
         if (in < 0)
             return INTERP_ERR_SYSTEM;
         busy |= in > 0;
@@ -537,17 +537,19 @@ int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, bell *bl, double
         if (woke) /* woken for nothing: a ring may come before its message can be probed */
             warm = interp_now() + MPI__WARM;
         woke = false;
-        /* sends waiting for room go out only as this thread polls; a root that rings this
-         * rank wakes it for whatever it sends (and a ring may come before its message can be
-         * probed: poll often for a while); else the root's next units arrive only by polling,
-         * and while idle only a stop or new work can come, a few ms late is nothing */
+        /* sends waiting for room go out only as this thread polls (not a large one to a root
+         * that rings this rank: the root pulls it, and its completion, seen at the next
+         * wake-up, frees only its buffer); a root that rings this rank wakes it for whatever
+         * it sends; else the root's next units arrive only by polling, and while idle only a
+         * stop or new work can come, a few ms late is nothing */
         double now = interp_now();
-        bool poll = now < warm || sq.n || (!rung && srv_busy(s));
-        double cap = now < warm    ? busy_cap(0)
-                     : sq.n        ? busy_cap(now - last_busy)
-                     : !rung       ? (srv_busy(s) ? busy_cap(now - last_busy) : MPI__IDLE_NAP)
-                     : srv_busy(s) ? MPI__RUNG_NAP
-                                   : MPI__BELL_NAP;
+        size_t polled = sendq_polled(&sq);
+        bool poll = now < warm || polled || (!rung && srv_busy(s));
+        double cap = now < warm ? busy_cap(0)
+                     : polled   ? busy_cap(now - last_busy)
+                     : !rung    ? (srv_busy(s) ? busy_cap(now - last_busy) : MPI__IDLE_NAP)
+                     : srv_busy(s) || sq.n ? MPI__RUNG_NAP
+                                           : MPI__BELL_NAP;
         if (cap > hb / 8)
             cap = hb / 8;
         bool pending = waker_pending(wk); /* a kick came while this thread was busy */

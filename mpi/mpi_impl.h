@@ -195,6 +195,11 @@ void bell_attach(bell *b, int k, waker *w);
 bool bell_rings(const bell *b, int k);
 /* Kick rank k's waker if it is in the bell, else nothing. Any thread. */
 void bell_ring(bell *b, int k);
+/* A receiver could not take a large message without its sender's progress (Open MPI without
+ * its single copy): from now on every rank of the bell polls for its large sends. */
+void bell_no_pull(bell *b);
+/* Receivers of the bell take large messages alone (no bell_no_pull yet). */
+bool bell_pulls(const bell *b);
 
 /* The longest sleep between polls while units are out, `quiet` seconds after the loop last
  * had something to do: 0.5 ms, growing to 5 ms as quiet/16 (units that run long are answered
@@ -303,24 +308,37 @@ int mpi__serve_loop(MPI_Comm comm, int root, srv *s, waker *wk, bell *bl, double
  * completes only once its receiver took it: no second ring. */
 #define MPI__RING_AGAIN_MAX 4096
 
-/* Pending non-blocking sends of one communication thread. */
+/* Pending non-blocking sends of one communication thread. A large send to a rank of the bell
+ * needs no polling: its receiver pulls it (Open MPI's single copy) and its completion, seen at
+ * this thread's next wake-up (the answer it was sent for), frees only its buffer. A receiver
+ * that finds it needs the sender's progress after all rings it as it waits and says so
+ * (bell_no_pull): from then on large sends are polled for too, as the others are. */
 typedef struct sendq {
     struct sendq_item *head;
     size_t n;
-    bell *bell; /* rung for each send (but beats) as it is posted, a small one as it completes */
+    size_t npoll; /* of them, the small ones and those to ranks outside the bell */
+    bell *bell;   /* rung for each send (but beats) as it is posted, a small one as it completes */
 } sendq;
 /* Send len bytes (ownership of buf passes) to dest with tag, without blocking; ring dest. */
 int sendq_post(sendq *q, MPI_Comm comm, int dest, int tag, char *buf, size_t len);
 /* Complete finished sends; true if any did. */
 bool sendq_progress(sendq *q);
+/* How many pending sends this thread must poll for. */
+size_t sendq_polled(const sendq *q);
 /* Wait (polling with sleeps) until every send completed or `secs` passed. */
 void sendq_drain(sendq *q, double secs);
 /* A buffer of at least need bytes (*cap of them): a kept one (mpi__buf_give) or malloc'd. */
 char *mpi__buf_take(size_t need, size_t *cap);
 /* Keep malloc'd buffer p for a later take (a large one), or free it. NULL-safe. */
 void mpi__buf_give(char *p);
-/* Receive a probed message into a buffer of mpi__buf_take (its owner gives it back). */
-char *mpi__recv_probed(MPI_Comm comm, MPI_Status *st, size_t *len);
+/* Receive a probed message into a buffer of mpi__buf_take (its owner gives it back). A large
+ * one from a rank of bell bl (may be NULL) that cannot be taken at once rings its sender
+ * until it is (its sender may not poll for it: sendq). */
+char *mpi__recv_probed(MPI_Comm comm, MPI_Status *st, size_t *len, bell *bl);
+/* MPI_Iprobe that looks twice when the first look finds nothing: Open MPI's first look may
+ * only progress, pulling in a message that it then does not match (a rung thread woken for
+ * it would find nothing and fall back to polling). */
+int mpi__iprobe(int src, MPI_Comm comm, int *flag, MPI_Status *st);
 /* Wait for a request, polling with backoff sleeps (never Open MPI's spinning wait). */
 int mpi__wait(MPI_Request *req, MPI_Status *st);
 

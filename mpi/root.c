@@ -539,7 +539,7 @@ static bool poll_incoming(root *r)
     for (;;) {
         int flag = 0;
         MPI_Status st;
-        if (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, r->comm, &flag, &st) != MPI_SUCCESS) {
+        if (mpi__iprobe(MPI_ANY_SOURCE, r->comm, &flag, &st) != MPI_SUCCESS) {
             fprintf(stderr, "interp_mpi: root: MPI_Iprobe failed; aborting the job\n");
             MPI_Abort(r->comm, 70);
         }
@@ -547,7 +547,7 @@ static bool poll_incoming(root *r)
             return any;
         any = true;
         size_t len = 0;
-        char *buf = mpi__recv_probed(r->comm, &st, &len);
+        char *buf = mpi__recv_probed(r->comm, &st, &len, r->bell);
         int src = st.MPI_SOURCE;
         if (src < 0 || src >= r->size || src == r->me) {
             mpi__buf_give(buf);
@@ -768,7 +768,8 @@ static void *root_main(void *arg)
             continue;
         }
         /* a wake-up that found nothing to do: a ring whose message cannot be probed yet (the
-         * sender's MPI has not pushed it out), so poll often for a while */
+         * sender's MPI has not pushed it out), so poll often for a while (rare: mpi__iprobe
+         * looks twice, the first look of Open MPI's may only pull the message in) */
         unsigned pushes = atomic_load_explicit(&r->pushes, memory_order_relaxed);
         if (woke && pushes == r->pushes_seen) {
             r->warm = interp_now() + MPI__WARM;
@@ -776,10 +777,11 @@ static void *root_main(void *arg)
         r->pushes_seen = pushes;
         woke = false;
         /* units in flight on a rank that cannot ring: their answers come only by polling, so
-         * poll often, as for sends still waiting to go out; else the ranks ring when they
-         * answer (and the queue's pushes kick the waker): sleep until then, with a bound while
-         * units are out in case a ring came with another event before its message */
-        bool poll = r->sq.n > 0, out = false;
+         * poll often, as for sends still waiting to go out (but large ones to ranks that ring:
+         * they pull them, sendq); else the ranks ring when they answer (and the queue's pushes
+         * kick the waker): sleep until then, with a bound while units or sends are out in
+         * case a ring came with another event before its message */
+        bool poll = sendq_polled(&r->sq) > 0, out = r->sq.n > 0;
         for (int k = 0; k < r->size; k++) {
             poll |= k != r->me && r->ranks[k].inflight && !bell_rings(r->bell, k);
             out |= k != r->me && r->ranks[k].inflight;

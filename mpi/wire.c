@@ -279,7 +279,7 @@ struct sendq_item {
     MPI_Request req;
     char *buf;
     int dest;
-    bool ring;
+    bool ring, poll;
 };
 
 int sendq_post(sendq *q, MPI_Comm comm, int dest, int tag, char *buf, size_t len)
@@ -303,9 +303,11 @@ int sendq_post(sendq *q, MPI_Comm comm, int dest, int tag, char *buf, size_t len
      * once its receiver has taken it, so only a small one that had to wait for room rings
      * again at its end */
     it->ring = tag != TAG_BEAT && len <= MPI__RING_AGAIN_MAX;
+    it->poll = len <= MPI__RING_AGAIN_MAX || !bell_rings(q->bell, dest);
     it->next = q->head;
     q->head = it;
     q->n++;
+    q->npoll += it->poll;
     if (tag != TAG_BEAT)
         bell_ring(q->bell, dest);
     return INTERP_OK;
@@ -327,12 +329,15 @@ bool sendq_progress(sendq *q)
         if (it->ring)
             bell_ring(q->bell, it->dest);
         mpi__buf_give(it->buf);
+        q->npoll -= it->poll;
         free(it);
         q->n--;
         any = true;
     }
     return any;
 }
+
+size_t sendq_polled(const sendq *q) { return bell_pulls(q->bell) ? q->npoll : q->n; }
 
 void sendq_drain(sendq *q, double secs)
 {
@@ -348,12 +353,13 @@ void sendq_drain(sendq *q, double secs)
         struct sendq_item *it = q->head;
         q->head = it->next;
         MPI_Request_free(&it->req); /* MPI may still read the buffer: it is left allocated */
+        q->npoll -= it->poll;
         free(it);
         q->n--;
     }
 }
 
-char *mpi__recv_probed(MPI_Comm comm, MPI_Status *st, size_t *len)
+char *mpi__recv_probed(MPI_Comm comm, MPI_Status *st, size_t *len, bell *bl)
 {
     int count = 0;
     MPI_Get_count(st, MPI_BYTE, &count);
@@ -361,9 +367,33 @@ char *mpi__recv_probed(MPI_Comm comm, MPI_Status *st, size_t *len)
     char *buf = mpi__buf_take(count > 0 ? (size_t)count : 1, &cap);
     if (!buf)
         return NULL;
-    MPI_Recv(buf, count, MPI_BYTE, st->MPI_SOURCE, st->MPI_TAG, comm, MPI_STATUS_IGNORE);
+    int src = st->MPI_SOURCE;
+    if ((size_t)count <= MPI__RING_AGAIN_MAX || !bell_rings(bl, src)) {
+        MPI_Recv(buf, count, MPI_BYTE, src, st->MPI_TAG, comm, MPI_STATUS_IGNORE);
+    } else {
+        /* its sender does not poll for it: with a single copy this side takes it alone;
+         * else (the transfer needs the sender's progress) the senders of the bell poll for
+         * their large sends from now on, this one woken to see it */
+        MPI_Request req;
+        int done = 0;
+        MPI_Irecv(buf, count, MPI_BYTE, src, st->MPI_TAG, comm, &req);
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        if (!done) {
+            bell_no_pull(bl);
+            bell_ring(bl, src);
+            MPI_Wait(&req, MPI_STATUS_IGNORE);
+        }
+    }
     *len = (size_t)count;
     return buf;
+}
+
+int mpi__iprobe(int src, MPI_Comm comm, int *flag, MPI_Status *st)
+{
+    int rc = MPI_Iprobe(src, MPI_ANY_TAG, comm, flag, st);
+    if (rc == MPI_SUCCESS && !*flag)
+        rc = MPI_Iprobe(src, MPI_ANY_TAG, comm, flag, st);
+    return rc;
 }
 
 int mpi__wait(MPI_Request *req, MPI_Status *st)
