@@ -4,21 +4,41 @@
 #include "spin.h"
 #include "sync.h"
 
-/* The pause phase is short (about 0.3 us; a pause takes ~10 ns on x86): when the thread we
- * wait for shares our core, every round trip pays the pause phase on both sides before the
- * other thread runs (256 pauses made an idle pool's round trip 8.4 us on a loaded 2-core
- * machine, against 2.9 us for a plain condition-variable ping-pong; 32 made it ~1.5 us). A
- * yield costs ~0.2 us when the core has nothing else to run, so threads on two cores still see
- * each other within a fraction of a microsecond. The clock is read every 8 yields. */
+/* The pause phase is short: when the thread we wait for shares our core, every round trip
+ * pays the pause phase on both sides before the other thread runs (256 pauses made an idle
+ * pool's round trip 8.4 us on a loaded 2-core machine, against 2.9 us for a plain
+ * condition-variable ping-pong). A pause takes ~10 ns on older x86 but ~50 ns on this VM's
+ * EPYC (and ~40 ns on Skylake and later), so 32 pauses are 0.3-1.6 us; a yield costs ~1 us
+ * here even when the core has nothing else to run. The clock is read every 8 yields.
+ *
+ * When the two threads of a round trip share a CPU (the other CPU busy with other work), the
+ * pause phase cannot succeed: the round trip of an idle pool was 4.8 us with it, 3.1 us
+ * without, while threads on two CPUs catch each other within it (0.5 us; 1.9 us without it).
+ * So a thread that knows its peer runs on its own CPU skips it (interp__spin_yield_first). */
 enum { SPIN_PAUSES = 32, SPIN_CLOCK_EVERY = 8 };
+
+static INTERP__TLS bool tl_yield_first;
+
+int interp__cpu_now(void)
+{
+#ifdef __linux__
+    return sched_getcpu(); /* glibc reads it from the rseq area: a few nanoseconds */
+#else
+    return -1;
+#endif
+}
+
+void interp__spin_yield_first(void) { tl_yield_first = true; }
 
 bool interp__spin_until(bool (*ready)(void *), void *arg, long ns, uint64_t deadline_ns)
 {
+    unsigned pauses = tl_yield_first ? 0 : SPIN_PAUSES;
+    tl_yield_first = false;
     uint64_t end = 0;
     for (unsigned i = 0;; i++) {
         if (ready(arg))
             return true;
-        if (i < SPIN_PAUSES) {
+        if (i < pauses) {
             interp__cpu_relax();
             continue;
         }

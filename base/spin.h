@@ -26,6 +26,13 @@ static inline void interp__cpu_relax(void)
 #endif
 }
 
+/* The CPU this thread runs on now (-1: unknown). A hint only: the thread may move at once. */
+int interp__cpu_now(void);
+/* Make the next spin of this thread start with sched_yield, skipping the pause phase: the
+ * thread it will wait for runs on this CPU (the waiter of a future that this thread just
+ * ended, or the thread that ended the future this thread just waited for), so pausing would
+ * only keep it from running. Used once, by the next interp__spin(_until) of this thread. */
+void interp__spin_yield_first(void);
 /* Spin until ready(arg) holds (true), or for about `ns` nanoseconds (false). ready is called
  * between rounds and must not block. The first rounds read no clock, so a condition met
  * within a few hundred nanoseconds costs no system call. Any thread. */

@@ -395,6 +395,9 @@ struct interp_future {
     atomic_int refs;
     atomic_int state; /* INTERP__F_*; ENDED is published after the outcome */
     atomic_bool cancel_requested;
+    /* Hints for the spins of a round trip (future.c, interp__spin_yield_first): the CPU of the
+     * last thread to wait for it, and of the thread that ended it (-1: none yet). */
+    atomic_int wait_cpu, end_cpu;
     pthread_mutex_t mu;
     interp_pool *pool;      /* valid while pending or running (see future.c) */
     interp__worker *worker; /* guarded by mu: the worker running it */

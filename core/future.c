@@ -146,6 +146,8 @@ int interp__future_new(interp_pool *pool, const interp_task *task, interp_future
     atomic_init(&f->refs, 2);
     atomic_init(&f->state, INTERP__F_PENDING);
     atomic_init(&f->cancel_requested, false);
+    atomic_init(&f->wait_cpu, -1);
+    atomic_init(&f->end_cpu, -1);
     interp__mutex_init(&f->mu);
     f->pool = pool;
     f->worker = NULL;
@@ -290,6 +292,8 @@ bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg 
     interp__cb_node *cbs = f->cbs;
     f->cb0 = NULL;
     f->cbs = f->cbs_tail = NULL;
+    int cpu = interp__cpu_now();
+    atomic_store_explicit(&f->end_cpu, cpu, memory_order_relaxed);
     atomic_store_explicit(&f->state, INTERP__F_ENDED, memory_order_release);
     for (interp__watch_node *n = watchers, *next; n; n = next) {
         next = n->next;
@@ -297,6 +301,10 @@ bool interp__future_end_paid(interp_future *f, int from, int status, interp_msg 
         fire(n);
     }
     interp__mutex_unlock(&f->mu);
+    /* a waiter spinning on this CPU runs only once this thread lets go of it: this thread's
+     * next spin (a worker's for the next job) yields at once */
+    if (cpu >= 0 && atomic_load_explicit(&f->wait_cpu, memory_order_relaxed) == cpu)
+        interp__spin_yield_first();
     run_callbacks(f, cb0, ud0, cbs);
     return true;
 }
@@ -348,6 +356,7 @@ int interp__future_wait_tok(interp_future *f, double timeout, interp__cancel *to
 {
     wait_arg a = {f, tok};
     if (!wait_ready(&a) && timeout != 0) {
+        atomic_store_explicit(&f->wait_cpu, interp__cpu_now(), memory_order_relaxed);
         /* Spin briefly: short tasks end before a sleep/wake round trip would. */
         long spin = INTERP__WAIT_SPIN_NS;
         if (timeout > 0 && timeout * 1e9 < (double)spin)
@@ -375,8 +384,14 @@ int interp__future_wait_tok(interp_future *f, double timeout, interp__cancel *to
         interp__unwatch(&node);
         interp__watcher_destroy(&w);
     }
-    if (ended(f))
+    if (ended(f)) {
+        /* ended on this CPU: the thread that ends the next one likely runs here too, and this
+         * thread's next spin (its wait for that one) yields at once */
+        int cpu = atomic_load_explicit(&f->end_cpu, memory_order_relaxed);
+        if (cpu >= 0 && cpu == interp__cpu_now())
+            interp__spin_yield_first();
         return INTERP_OK;
+    }
     int reason = tok ? interp__cancel_reason(tok) : 0;
     return reason ? reason : INTERP_ERR_TIMEOUT;
 }
