@@ -10,6 +10,7 @@
  * holds its waiter's mutex while it takes a channel mutex, and unlinks its waiter from every
  * channel (under that channel's mutex) before the waiter goes away, so a sender that found the
  * waiter on the list may still touch it. */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "chan_core.h"
@@ -27,6 +28,7 @@ typedef struct chan_sel_node {
     struct chan_sel_node *prev, *next; /* the channel's list, under the channel's mu */
     sel_waiter *w;                     /* a blocked select's, or NULL for: */
     interp__park *park;                /* a parked wait's (park.h) */
+    bool first;                        /* its channel's first place in the list: registered */
 } sel_node;
 
 /* A select that served index i starts its next scan at i + 1 (per thread: a worker's selects
@@ -77,6 +79,40 @@ static int select_scan(interp_chan *const chans[], size_t n, size_t start, size_
     return all_closed ? INTERP_ERR_CLOSED : INTERP_ERR_AGAIN;
 }
 
+/* Set nodes[i].first: chans[i] is not also at some j < i. A wait registers once per channel,
+ * so a send fires each waiter once, whatever the list (a tenant's list of one channel 10^5
+ * times made every send to it walk 10^5 nodes under the channel's lock). Pairwise for short
+ * lists, else a set of 2n slots; false when out of memory. */
+static bool mark_firsts(interp_chan *const chans[], size_t n, sel_node nodes[])
+{
+    if (n <= SELECT_STACK) {
+        for (size_t i = 0; i < n; i++) {
+            nodes[i].first = true;
+            for (size_t j = 0; j < i && nodes[i].first; j++)
+                nodes[i].first = chans[j] != chans[i];
+        }
+        return true;
+    }
+    size_t cap = 2 * SELECT_STACK;
+    while (cap < 2 * n)
+        cap *= 2;
+    interp_chan **set = calloc(cap, sizeof *set);
+    if (!set)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h = (uint64_t)(uintptr_t)chans[i];
+        h ^= h >> 29;
+        h *= 0x9e3779b97f4a7c15u;
+        size_t k = (size_t)(h >> 17) & (cap - 1);
+        while (set[k] && set[k] != chans[i])
+            k = (k + 1) & (cap - 1);
+        nodes[i].first = !set[k];
+        set[k] = chans[i];
+    }
+    free(set);
+    return true;
+}
+
 /* Register w on every channel; returns true if one already has a message or all are closed
  * (a send or close that happened before registration would otherwise be missed: the
  * registration counts in the receiver interest, so a later send sees it and fires w). */
@@ -84,6 +120,8 @@ static bool select_register(interp_chan *const chans[], size_t n, sel_node nodes
 {
     for (size_t i = 0; i < n; i++) {
         interp_chan *ch = chans[i];
+        if (!nodes[i].first)
+            continue;
         nodes[i].w = w;
         nodes[i].park = NULL;
         nodes[i].prev = NULL;
@@ -102,6 +140,8 @@ static void select_unregister(interp_chan *const chans[], size_t n, sel_node nod
 {
     for (size_t i = 0; i < n; i++) {
         interp_chan *ch = chans[i];
+        if (!nodes[i].first)
+            continue;
         interp__mutex_lock(&ch->mu);
         if (nodes[i].prev)
             nodes[i].prev->next = nodes[i].next;
@@ -123,6 +163,11 @@ static int select_block(interp_chan *const chans[], size_t n, interp__cancel *to
     sel_node *nodes = stack_nodes;
     if (n > SELECT_STACK && !(nodes = malloc(n * sizeof *nodes)))
         return INTERP_ERR_NOMEM;
+    if (!mark_firsts(chans, n, nodes)) {
+        if (nodes != stack_nodes)
+            free(nodes);
+        return INTERP_ERR_NOMEM;
+    }
     sel_waiter w;
     interp__mutex_init(&w.mu);
     interp__cond_init(&w.cv);
@@ -210,14 +255,20 @@ void *interp__chan_watch(interp_chan *const chans[], size_t n, bool sender, inte
     chan_watch *cw = malloc(sizeof *cw + n * sizeof(sel_node) + n * sizeof(interp_chan *));
     if (!cw)
         return NULL;
+    if (!mark_firsts(chans, n, cw->nodes)) {
+        free(cw);
+        return NULL;
+    }
     cw->n = n;
     cw->side = side;
     cw->chans = (interp_chan **)(void *)&cw->nodes[n];
     for (size_t i = 0; i < n; i++) {
         interp_chan *ch = chans[i];
-        interp_chan_retain(ch);
         cw->chans[i] = ch;
         sel_node *node = &cw->nodes[i];
+        if (!node->first)
+            continue;
+        interp_chan_retain(ch);
         node->w = NULL;
         node->park = p;
         node->prev = NULL;
@@ -248,6 +299,8 @@ void interp__chan_unwatch(void *reg)
     for (size_t i = 0; i < cw->n; i++) {
         interp_chan *ch = cw->chans[i];
         sel_node *node = &cw->nodes[i];
+        if (!node->first)
+            continue;
         interp__mutex_lock(&ch->mu);
         if (node->prev)
             node->prev->next = node->next;

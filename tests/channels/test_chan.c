@@ -9,11 +9,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "chan_core.h"
 #include "chan_impl.h"
 #include "msg_impl.h"
+#include "park.h"
 #include "sync.h"
 
 /* A one-value message holding an int64 (MessagePack int64: 0xd3 + 8 big-endian bytes). */
@@ -500,6 +503,52 @@ static void chan_select_wakes(void **state)
         interp_chan_release(c[i]);
 }
 
+/* A select registers once per channel, whatever its list: a tenant's list of one channel 10^5
+ * times made every send to it walk 10^5 nodes under the channel's lock (host sends 150x
+ * slower). Both ways of waiting: a blocked select and a parked one (interp__chan_watch). */
+static void chan_select_repeats_register_once(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    interp_chan *a, *b;
+    assert_int_equal(interp_chan_create(1, 0, &a), INTERP_OK);
+    assert_int_equal(interp_chan_create(1, 0, &b), INTERP_OK);
+    interp_chan *list[N];
+    for (int i = 0; i < N; i++)
+        list[i] = a;
+    list[N - 1] = b; /* registered last */
+    sel_arg arg = {.chans = list, .n = N};
+    sem_init(&arg.started, 0, 0);
+    pthread_t t = spawn(blocked_select, &arg);
+    sem_wait(&arg.started);
+    for (double end = interp__now() + 60;
+         atomic_load(&b->interest[CHAN_RECEIVER]) == 0 && interp__now() < end;)
+        usleep(1000);
+    assert_int_equal(atomic_load(&b->interest[CHAN_RECEIVER]), 1);
+    assert_int_equal(atomic_load(&a->interest[CHAN_RECEIVER]), 1);
+    assert_int_equal(interp_chan_send(a, mk(7), INTERP_FOREVER), INTERP_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(arg.rc, INTERP_OK);
+    assert_int_equal(arg.idx, 0); /* the channel's first place in the list */
+    assert_int_equal(arg.got, 7);
+    assert_int_equal(atomic_load(&a->interest[CHAN_RECEIVER]), 0);
+    sem_destroy(&arg.started);
+
+    interp__park park;
+    memset(&park, 0, sizeof park);
+    bool ready = true;
+    void *reg = interp__chan_watch(list, N, false, &park, &ready);
+    assert_non_null(reg);
+    assert_false(ready);
+    assert_int_equal(atomic_load(&a->interest[CHAN_RECEIVER]), 1);
+    assert_int_equal(atomic_load(&b->interest[CHAN_RECEIVER]), 1);
+    interp__chan_unwatch(reg);
+    assert_int_equal(atomic_load(&a->interest[CHAN_RECEIVER]), 0);
+    assert_int_equal(atomic_load(&b->interest[CHAN_RECEIVER]), 0);
+    interp_chan_release(a);
+    interp_chan_release(b);
+}
+
 /* ---- limits and lifetime ------------------------------------------------------------------- */
 
 static void chan_max_msg_size(void **state)
@@ -797,6 +846,7 @@ int main(void)
         cmocka_unit_test(chan_select_fair_rotation),
         cmocka_unit_test(chan_select_no_starvation),
         cmocka_unit_test(chan_select_wakes),
+        cmocka_unit_test(chan_select_repeats_register_once),
         cmocka_unit_test(chan_max_msg_size),
         cmocka_unit_test(chan_refcount),
         cmocka_unit_test(chan_cancel_wakes),
