@@ -300,6 +300,7 @@ int interp_chan_create(size_t capacity, size_t max_msg_size, interp_chan **out)
     interp__mutex_init(&ch->mu);
     for (int side = 0; side < 2; side++) {
         atomic_init(&ch->interest[side], 0);
+        atomic_init(&ch->spin_cpu[side], -1);
         interp__cond_init(&ch->waiters[side].cv);
     }
     *out = ch;
@@ -358,7 +359,10 @@ static int wait_and_retry(interp_chan *ch, int side, interp_msg **slot, interp__
                           interp__cancel *tok, const struct timespec *dlp)
 {
     int rc;
-    if (spin_wait(side == CHAN_SENDER ? can_send : interp__chan_can_recv, &ch, 1, tok, dlp)) {
+    atomic_store_explicit(&ch->spin_cpu[side], interp__cpu_now(), memory_order_relaxed);
+    bool spun = spin_wait(side == CHAN_SENDER ? can_send : interp__chan_can_recv, &ch, 1, tok, dlp);
+    atomic_store_explicit(&ch->spin_cpu[side], -1, memory_order_relaxed);
+    if (spun) {
         if ((rc = chan_fired(tok)))
             return rc;
         if ((rc = attempt(ch, side, slot, acct)) != INTERP_ERR_AGAIN)
@@ -408,8 +412,14 @@ static inline __attribute__((always_inline)) int transfer(interp_chan *ch, int s
     rc = attempt(ch, side, slot, acct);
     if (rc == INTERP_ERR_AGAIN && timeout != 0)
         rc = wait_and_retry(ch, side, slot, acct, tok, dlp);
-    if (rc == INTERP_OK)
-        wake(ch, side == CHAN_SENDER ? CHAN_RECEIVER : CHAN_SENDER);
+    if (rc == INTERP_OK) {
+        int other = side == CHAN_SENDER ? CHAN_RECEIVER : CHAN_SENDER;
+        /* the other side spins on this CPU: it goes on only once this thread lets go */
+        int cpu = atomic_load_explicit(&ch->spin_cpu[other], memory_order_relaxed);
+        if (cpu >= 0 && cpu == interp__cpu_now())
+            interp__spin_yield_first();
+        wake(ch, other);
+    }
     return rc;
 }
 

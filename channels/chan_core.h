@@ -58,6 +58,9 @@ struct interp_chan {
     /* [CHAN_SENDER]: senders about to sleep; [CHAN_RECEIVER]: receivers about to sleep, and
      * blocked selects */
     alignas(CHAN_CACHE_LINE) atomic_int interest[2];
+    /* [side]: the CPU of a waiter of that side spinning now, -1: none (a hint: a transfer
+     * that finds the other side's spinner on its own CPU yields first in its next spin) */
+    atomic_int spin_cpu[2];
     atomic_long refs;
     chan_cell *ring; /* mask + 1 cells (a power of two >= capacity) */
     size_t mask;

@@ -258,6 +258,27 @@ static void chan_timeouts(void **state)
     interp_chan_release(ch);
 }
 
+/* A waiter's CPU is a hint for the other side only while it spins: a wait that ended leaves
+ * none behind (a stale one would make a transfer on that CPU yield for nothing). */
+static void chan_spin_hint_cleared_after_waits(void **state)
+{
+    (void)state;
+    interp_chan *ch;
+    assert_int_equal(interp_chan_create(1, 0, &ch), INTERP_OK);
+    interp_msg *out = NULL;
+    assert_int_equal(interp_chan_recv(ch, 0.001, &out), INTERP_ERR_TIMEOUT);
+    assert_int_equal(atomic_load(&ch->spin_cpu[CHAN_RECEIVER]), -1);
+    assert_int_equal(interp_chan_send(ch, mk(1), 0), INTERP_OK);
+    interp_msg *m = mk(2);
+    assert_int_equal(interp_chan_send(ch, m, 0.001), INTERP_ERR_TIMEOUT);
+    interp_msg_free(m);
+    assert_int_equal(atomic_load(&ch->spin_cpu[CHAN_SENDER]), -1);
+    assert_int_equal(interp_chan_recv(ch, 0, &out), INTERP_OK);
+    assert_int_equal(val(out), 1);
+    interp_msg_free(out);
+    interp_chan_release(ch);
+}
+
 /* ---- close ------------------------------------------------------------------------------- */
 
 enum { CLOSE_WAITERS = 3 };
@@ -839,6 +860,7 @@ int main(void)
         cmocka_unit_test(chan_fifo_per_sender),
         cmocka_unit_test(chan_capacity_blocks),
         cmocka_unit_test(chan_timeouts),
+        cmocka_unit_test(chan_spin_hint_cleared_after_waits),
         cmocka_unit_test(chan_close_wakes_waiters),
         cmocka_unit_test(chan_close_drains),
         cmocka_unit_test(chan_release_frees_queued),
