@@ -249,7 +249,7 @@ static int ctx_make_state(interp_ctx *ctx, const interp_ctx_options *o, char **e
         interp__queue_prewake(&ctx->pool->q, CTX_HOT_NS); /* the rest: initializer, first call */
         interp__state_set_park(ctx->state, &ctx->park);
     }
-    if (rc == INTERP_OK && o->init_source) {
+    if (rc == INTERP_OK && o->init_source && !ctx->sandboxed) { /* else: init_call */
         size_t len = o->init_source_len ? o->init_source_len : strlen(o->init_source);
         rc = interp__shared_compile_source(ctx->shared, o->init_source, len, ctx->state, e);
     }
@@ -263,6 +263,32 @@ static int ctx_make_state(interp_ctx *ctx, const interp_ctx_options *o, char **e
     ctx->closed = false;
     interp__mutex_unlock(&ctx->mu);
     return INTERP_OK;
+}
+
+/* A sandboxed context's initializer is the tenant's code: it runs as the context's first call,
+ * on a worker (its deadline, cancel, the abandonment of a C call stuck where no hook reaches),
+ * never on the creating thread, which no deadline could free (a plugin's top-level `while
+ * true do end` held interp_ctx_create, the host's frame, for good). Create waits for it. */
+static int init_call(interp_ctx *ctx, const interp_ctx_options *o, char **e)
+{
+    interp_task t = {
+        .fn = {.kind = INTERP_FN_SOURCE,
+               .text = o->init_source,
+               .len = o->init_source_len ? o->init_source_len : strlen(o->init_source)}};
+    interp_future *f;
+    int rc = interp_ctx_call_task(ctx, &t, &f);
+    if (rc != INTERP_OK)
+        return rc;
+    rc = interp_future_result(f, INTERP_FOREVER, NULL);
+    if (rc != INTERP_OK) {
+        const char *why = interp_future_error(f);
+        const char *pre = "initializer failed: ";
+        size_t n = strlen(pre) + strlen(why ? why : "") + 1;
+        if ((*e = malloc(n)))
+            snprintf(*e, n, "%s%s", pre, why ? why : "");
+    }
+    interp_future_release(f);
+    return rc;
 }
 
 int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_ctx **out,
@@ -302,6 +328,14 @@ int interp_ctx_create(interp_pool *pool, const interp_ctx_options *opts, interp_
             e = interp__dup_text(rc == INTERP_ERR_INVALID
                                      ? "a context of that name is open in this pool"
                                      : "out of memory");
+    }
+    if (rc == INTERP_OK && ctx->sandboxed && o.init_source && (rc = init_call(ctx, &o, &e))) {
+        interp_ctx_close(ctx); /* open now: a worker may still hold it */
+        if (err)
+            *err = e ? e : interp__dup_text(interp_strerror(rc));
+        else
+            free(e);
+        return rc;
     }
     if (rc != INTERP_OK) {
         if (err)

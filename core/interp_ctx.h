@@ -71,7 +71,12 @@ typedef struct interp_ctx_options {
 } interp_ctx_options;
 
 /* Create a context of pool (a local pool: not one made with a backend such as MPI). Makes and
- * initialises its state on the calling thread (blocking: microseconds, plus init_source).
+ * initialises its state on the calling thread (blocking: microseconds, plus init_source). A
+ * sandboxed context's init_source is the tenant's code: it runs as the context's first call,
+ * on a worker, under the context's deadline (and the sandbox's max_chunk_size), never on the
+ * calling thread; create waits for it and fails with its status (INTERP_ERR_SCRIPT,
+ * INTERP_ERR_TIMEOUT, INTERP_ERR_NOMEM, ...). What it defines lives in the context's one
+ * environment, where calls by name find it.
  * opts may be NULL. INTERP_OK and *out (the caller closes it with interp_ctx_close);
  * INTERP_ERR_INVALID (NULL pool or out, a name too long, an unknown sandbox, a NaN or negative
  * memory setting, a pool with a backend), INTERP_ERR_SCRIPT (init_source, a host library or

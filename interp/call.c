@@ -131,13 +131,22 @@ static void push_source_chunk(lua_State *L, run_ctx *c)
     lua_remove(L, -2);
 }
 
+/* Push the global `name` a call by name runs: in a sandboxed context, what its calls define
+ * lives in its one environment (a chunk exec'd there, its initializer), not in the globals. */
+static int get_global(lua_State *L, run_ctx *c, const char *name)
+{
+    if (c->s->sandbox && c->s->persistent)
+        return interp__get_ctx_global(L, name);
+    return lua_getglobal(L, name);
+}
+
 /* Push the task's function. Raises with c->resolve_status set. */
 static void resolve(lua_State *L, run_ctx *c)
 {
     const interp_fn *fn = c->fn;
     c->phase = PH_RESOLVE;
     if (fn->kind == INTERP__FN_NAME_LUA) {
-        if (lua_getglobal(L, fn->text) != LUA_TFUNCTION || lua_iscfunction(L, -1)) {
+        if (get_global(L, c, fn->text) != LUA_TFUNCTION || lua_iscfunction(L, -1)) {
             c->resolve_status = INTERP_ERR_NOTFOUND;
             luaL_error(L,
                        "'%s' is not a Lua function of the context (a sandboxed caller "
@@ -151,7 +160,7 @@ static void resolve(lua_State *L, run_ctx *c)
     case INTERP_FN_NAME: {
         /* Looked up at each call (one short-string lookup through Lua's string cache), so a
          * global redefined by a task or the initializer is seen at once. */
-        int t = lua_getglobal(L, fn->text);
+        int t = get_global(L, c, fn->text);
         if (t != LUA_TFUNCTION &&
             !(t == LUA_TTABLE || t == LUA_TUSERDATA ? luaL_getmetafield(L, -1, "__call") != LUA_TNIL
                                                     : false)) {

@@ -176,6 +176,10 @@ void interp__push_task_env(lua_State *L);
 /* The same for a context's state: the environment made for its first call is kept (in the
  * registry) and pushed again for every later call, so its globals persist. */
 void interp__push_persistent_env(lua_State *L);
+/* sandbox.c: push the global `name` of a sandboxed context's state as its calls see it,
+ * through its one environment (what its initializer and exec'd chunks defined, reading through
+ * to the globals); lua_getglobal before its first call. Returns the value's type. */
+int interp__get_ctx_global(lua_State *L, const char *name);
 /* Sandbox: remember the initializer's main chunk (at idx), whose _ENV upvalue every function
  * it defines shares, so that each task can point that shared upvalue at its own environment. */
 void interp__sandbox_keep_init(lua_State *L, int idx);

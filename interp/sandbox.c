@@ -305,6 +305,17 @@ void interp__push_persistent_env(lua_State *L)
     reseed_random(L);
 }
 
+int interp__get_ctx_global(lua_State *L, const char *name)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_env_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return lua_getglobal(L, name);
+    }
+    int t = lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    return t;
+}
+
 /* ---- profiles ------------------------------------------------------------------------- */
 
 /* Set G[name] to a read-only proxy of the library table at the top (popped). */

@@ -493,6 +493,80 @@ static void test_calls_after_close(void **state)
     interp_pool_destroy(p);
 }
 
+/* A plugin's file is its context's initializer (examples/plugin_host): tenant code. It used to
+ * run on the thread creating the context, with no deadline: a top-level loop held the host's
+ * interp_ctx_create (its frame) for as long as it ran. It runs on a worker, as the first call,
+ * under the context's deadline; create waits for it and reports its failure. */
+static void test_initializer_has_a_deadline(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(1, NULL);
+    interp_ctx_options o = {.sandbox = INTERP_SANDBOX_SAFE,
+                            .timeout = 0.2,
+                            .init_source =
+                                "local t0 = os.clock() while os.clock() - t0 < 20 do end"};
+    interp_ctx *c = NULL;
+    char *err = NULL;
+    double t0 = interp__now();
+    int rc = interp_ctx_create(p, &o, &c, &err);
+    double took = interp__now() - t0;
+    printf("looping initializer: %s after %.3f s: %.80s\n", interp_strerror(rc), took,
+           err ? err : "");
+    assert_int_equal(rc, INTERP_ERR_TIMEOUT);
+    assert_null(c);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "initializer failed"));
+    free(err);
+    assert_true(took < 10.0);
+    /* a failing initializer: its error; a good one: its globals serve the calls */
+    o.init_source = "error('no config')";
+    assert_int_equal(interp_ctx_create(p, &o, &c, &err), INTERP_ERR_SCRIPT);
+    assert_non_null(strstr(err, "no config"));
+    free(err);
+    o.init_source = "local k = 40 function answer() return k + 2 end";
+    o.name = "init_ok";
+    c = ctx_create_ok(p, &o);
+    assert_int_equal(run_int(c, "return answer()"), 42);
+    interp_ctx_close(c);
+    interp_pool_destroy(p);
+}
+
+/* A sandboxed context's globals live in its one environment: a chunk exec'd there (a plugin's
+ * hot reload) defines functions that calls by name, from the host or through a handle, must
+ * find. They used to look in the state's globals only: the reloaded plugin kept its old code,
+ * and a function defined only by exec was "not found". */
+static void test_exec_defines_what_calls_find(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(1, NULL);
+    interp_ctx *pl = plugin(p, "reloaded", 0, 0, "function version() return 1 end");
+    interp_ctx *caller = plugin(p, "caller", 0, 0, "x = 0");
+    assert_int_equal(interp_ctx_grant_context(caller, "target", pl), INTERP_OK);
+    char why[256];
+    assert_int_equal(exec_why(pl,
+                              "function version() return 2 end "
+                              "function added() return 3 end",
+                              why, sizeof why),
+                     INTERP_OK);
+    interp_future *f;
+    const interp_msg *r;
+    assert_int_equal(interp_ctx_call(pl, "version", NULL, &f), INTERP_OK);
+    assert_int_equal(interp_future_result(f, 60, &r), INTERP_OK);
+    assert_int_equal(util_int(r), 2);
+    interp_future_release(f);
+    assert_int_equal(interp_ctx_call(pl, "added", NULL, &f), INTERP_OK);
+    assert_int_equal(interp_future_result(f, 60, &r), INTERP_OK);
+    assert_int_equal(util_int(r), 3);
+    interp_future_release(f);
+    assert_int_equal(run_int(caller, "local t = interp.context('target') "
+                                     "return t:call('version'):result() * 10 + "
+                                     "t:call('added'):result()"),
+                     23);
+    interp_ctx_close(caller);
+    interp_ctx_close(pl);
+    interp_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +581,8 @@ int main(void)
         cmocka_unit_test(test_yields_from_odd_places),
         cmocka_unit_test(test_error_values),
         cmocka_unit_test(test_calls_after_close),
+        cmocka_unit_test(test_initializer_has_a_deadline),
+        cmocka_unit_test(test_exec_defines_what_calls_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
