@@ -197,7 +197,7 @@ static void tiny_report(interp_pool *lp, interp_pool *mp, size_t n, interp_msg *
                           : hi >= 50    ? "WITHIN NOISE (target >= 50%)"
                                         : "MISSED (target >= 50%)";
     printf("tiny  map of %d x*2, %d paired rounds (which pool runs first alternating): mpi/local "
-           "throughput median %.0f%% [%.0f..%.0f]: %s; best of each: local %.1f M items/s, mpi "
+           "throughput median %.1f%% [%.0f..%.0f]: %s; best of each: local %.1f M items/s, mpi "
            "%.1f M items/s (%.0f%%)\n",
            (int)n, rounds, med, lo, hi, verdict, 1e-6 * (double)n / tl, 1e-6 * (double)n / tm,
            100.0 * tl / tm);
