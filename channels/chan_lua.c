@@ -392,7 +392,11 @@ static int l_recv(lua_State *L)
 
 static int l_close(lua_State *L)
 {
-    interp_chan_close(check_chan(L, 1)->ch);
+    chan_ud *u = check_chan(L, 1);
+    if (u->ctx && u->ctx->no_close)
+        return luaL_error(L, "close: a sandboxed context cannot close a channel: its host granted "
+                             "it, maybe to others too (send a last message instead)");
+    interp_chan_close(u->ch);
     return 0;
 }
 

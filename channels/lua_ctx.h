@@ -38,6 +38,9 @@ typedef struct interp__lua_ctx {
     /* A context's state (core/ctx.c): its waits park the call instead of blocking the thread
      * where they can (park.h). NULL: a pool worker's state (waits block). */
     struct interp__park *park;
+    /* A sandboxed context's state: its channels are its host's grants, shared with others, so
+     * ch:close() is refused (closing is the host's). */
+    bool no_close;
 } interp__lua_ctx;
 
 static inline interp__lua_ctx *interp__lua_ctx_get(lua_State *L)

@@ -237,7 +237,8 @@ uint64_t interp__state_items(const interp_state *s);
 void interp__state_idle(interp_state *s);
 
 /* The owner thread, before the first call: s is a context's (core/ctx.c): in the sandbox,
- * globals a call sets persist for the later calls (one environment instead of one per call). */
+ * globals a call sets persist for the later calls (one environment instead of one per call),
+ * and its channels (its host's grants) cannot be closed from Lua. */
 void interp__state_set_persistent(interp_state *s);
 
 /* Inside a C function called from L (a state of interp/): raise the interruption error if the

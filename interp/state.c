@@ -235,7 +235,11 @@ void interp__state_destroy(interp_state *s)
 
 struct interp__account *interp__state_account(interp_state *s) { return s->ctx.acct; }
 
-void interp__state_set_persistent(interp_state *s) { s->persistent = true; }
+void interp__state_set_persistent(interp_state *s)
+{
+    s->persistent = true;
+    s->ctx.no_close = s->sandbox; /* a context's channels are its host's grants */
+}
 
 bool interp__state_broken(const interp_state *s) { return s->broken; }
 

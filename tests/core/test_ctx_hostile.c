@@ -567,6 +567,34 @@ static void test_exec_defines_what_calls_find(void **state)
     interp_pool_destroy(p);
 }
 
+/* A channel the host grants to several plugins is shared: one plugin closing it ended it for
+ * the others and for the host, for good. A sandboxed context reaches channels only by its
+ * host's grants; it sends and receives on them, and closing stays the host's. */
+static void test_granted_channel_not_closed_by_tenant(void **state)
+{
+    (void)state;
+    interp_pool *p = util_pool(1, NULL);
+    interp_chan *ch;
+    assert_int_equal(interp_pool_channel(p, "requests", 4, &ch), INTERP_OK);
+    interp_ctx *a = plugin(p, "closer", 0, 0, NULL), *b = plugin(p, "sender", 0, 0, NULL);
+    assert_int_equal(interp_ctx_grant_channel(a, "requests", ch), INTERP_OK);
+    assert_int_equal(interp_ctx_grant_channel(b, "requests", ch), INTERP_OK);
+    char why[256];
+    assert_int_equal(exec_why(a, "interp.channel('requests'):close()", why, sizeof why),
+                     INTERP_ERR_SCRIPT);
+    assert_non_null(strstr(why, "close"));
+    assert_int_equal(
+        exec_why(b, "assert(interp.channel('requests'):send('hi', 0))", why, sizeof why),
+        INTERP_OK);
+    interp_msg *m = NULL;
+    assert_int_equal(interp_chan_recv(ch, 60, &m), INTERP_OK);
+    interp_msg_free(m);
+    interp_chan_release(ch);
+    interp_ctx_close(a);
+    interp_ctx_close(b);
+    interp_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -583,6 +611,7 @@ int main(void)
         cmocka_unit_test(test_calls_after_close),
         cmocka_unit_test(test_initializer_has_a_deadline),
         cmocka_unit_test(test_exec_defines_what_calls_find),
+        cmocka_unit_test(test_granted_channel_not_closed_by_tenant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
