@@ -74,6 +74,10 @@ struct interp__job {
     bool queued;                     /* guarded by the queue lock */
 };
 
+enum { INTERP__QUEUE_CPUS = 64 };
+/* At most one wake-up a millisecond for a job only workers on the pusher's CPU spin for. */
+#define INTERP__ESCAPE_NS 1000000u
+
 typedef struct interp__queue {
     pthread_mutex_t mu;
     pthread_cond_t work_cv;  /* idle workers sleep here */
@@ -85,6 +89,10 @@ typedef struct interp__queue {
                               coming: interp__queue_prewake) */
     size_t max;            /* bound for bounded pushes; 0: none */
     int n_sleep, n_spin, n_wake, n_space_wait;
+    /* n_spin by CPU (those below INTERP__QUEUE_CPUS): a push does not count on a worker that
+     * spins on its own CPU to take its job soon (queue.c, append_locked) */
+    unsigned short spin_at[INTERP__QUEUE_CPUS];
+    uint64_t escape_at;   /* monotonic ns: no wake for such a job before then (queue.c) */
     interp__start *start; /* the pool's worker start: its growth counts are guarded by mu */
     bool closed;
     atomic_bool closed_flag; /* == closed, lock-free */
