@@ -34,6 +34,10 @@ typedef struct interp__backend {
     void (*stop)(void *ud);
     /* The pool is freed: free ud. */
     void (*free)(void *ud);
+    /* The largest chunk size map picks by itself on this pool (chunksize 0; 0 here: a local
+     * pool's, INTERP_MAP_AUTO_CHUNKSIZE_MAX): a chunk sent elsewhere costs more than a local
+     * one, so larger ones may pay. */
+    size_t auto_chunksize_max;
 } interp__backend;
 
 /* The backend's thread calls interp__set_pool_thread(pool) (core_impl.h) first: futures end

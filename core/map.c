@@ -399,8 +399,11 @@ static int start(engine *e, interp_pool *pool, const interp_fn *fn, size_t n_hin
     size_t workers = (size_t)pool->nworkers;
     size_t cs = opts ? opts->chunksize : 0;
     if (!cs) {
+        size_t max = pool->backend && pool->backend->auto_chunksize_max
+                         ? pool->backend->auto_chunksize_max
+                         : INTERP_MAP_AUTO_CHUNKSIZE_MAX;
         cs = n_hint ? n_hint / (workers * 8) : 16;
-        cs = cs < 1 ? 1 : cs > INTERP_MAP_AUTO_CHUNKSIZE_MAX ? INTERP_MAP_AUTO_CHUNKSIZE_MAX : cs;
+        cs = cs < 1 ? 1 : cs > max ? max : cs;
     }
     /* a chunk's slots are allocated whole: never more of them than there are items */
     if (n_hint && cs > n_hint)

@@ -6,7 +6,9 @@
  * rank (the root too unless root_idle) runs a local pool with the same options and the same
  * initializer (init source and init_args are sent to every rank at create); tasks and map
  * chunks go to the ranks with free capacity (MPI__UNITS_PER_WORKER units per worker), map
- * results come back in input order. Every other rank serves until the root destroys the pool.
+ * results come back in input order. A map's own chunk size (chunksize 0) is items / (8 x
+ * workers) within 1 to 16,384 here (4,096 on a local pool): a chunk sent to a rank costs
+ * more. Every other rank serves until the root destroys the pool.
  *
  * MPI: the host initialises MPI (interp_mpi_init does it) with at least MPI_THREAD_SERIALIZED
  * on the root (its communication thread is not the main thread; the host makes no MPI call on

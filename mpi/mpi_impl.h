@@ -39,6 +39,12 @@ enum {
  * waits for a round trip to the root. */
 #define MPI__UNITS_PER_WORKER 2
 
+/* The largest chunk a map on an MPI pool picks by itself (a local pool's: 4,096): a chunk sent
+ * to a rank costs a few wake-ups on both sides; at 16,384 tiny items these cost ~15% less
+ * CPU per item than at 4,096, while the unit's buffers (~14 bytes an item each way) and the
+ * items made again still fit the caches (at 65,536: ~40% more). */
+#define MPI__AUTO_CHUNKSIZE_MAX 16384
+
 /* ---- growing write buffer and bounds-checked reader (wire.c) ---------------------------- */
 
 typedef struct wbuf {

@@ -918,6 +918,7 @@ static const interp__backend mpi_backend = {
     .shutdown = be_shutdown,
     .stop = be_stop,
     .free = be_free,
+    .auto_chunksize_max = MPI__AUTO_CHUNKSIZE_MAX,
 };
 
 int mpi__root_start(interp_pool **out, MPI_Comm comm, const interp_pool_options *opts,
