@@ -76,7 +76,9 @@ typedef struct interp_ctx_options {
  * on a worker, under the context's deadline (and the sandbox's max_chunk_size), never on the
  * calling thread; create waits for it and fails with its status (INTERP_ERR_SCRIPT,
  * INTERP_ERR_TIMEOUT, INTERP_ERR_NOMEM, ...). What it defines lives in the context's one
- * environment, where calls by name find it.
+ * environment, where calls by name find it. So give a sandboxed context a deadline (without
+ * one, a looping initializer holds create), and do not create one from a worker of the same
+ * pool (the initializer needs a worker).
  * opts may be NULL. INTERP_OK and *out (the caller closes it with interp_ctx_close);
  * INTERP_ERR_INVALID (NULL pool or out, a name too long, an unknown sandbox, a NaN or negative
  * memory setting, a pool with a backend), INTERP_ERR_SCRIPT (init_source, a host library or
