@@ -227,9 +227,9 @@ void interp__frozen_push(lua_State *L, const interp_frozen *o);
  * NULL acct, or a value already paid for), or INTERP_ERR_NOMEM with the reason in why. */
 int interp__frozen_charge(const interp_frozen *f, struct interp__account *acct, char *why,
                           size_t whylen);
-/* frozen_thaw.c: interp_frozen_to_msg, failing with INTERP_ERR_NOMEM (nothing written) when
- * the message would be larger than max bytes. */
-int interp__frozen_to_msg_max(const interp_frozen *f, size_t max, interp_msg **out);
+/* frozen_lua_thaw.c: push o (a table) as ordinary Lua values, each of its tables and long
+ * strings made once (interp.thaw); raises on a memory error or nesting past 1000 levels. */
+void interp__frozen_lua_thaw(lua_State *L, const interp_frozen *o);
 typedef struct interp__frozen_lua_cfg {
     struct interp__account *acct; /* pays for what this state freezes (budget.h); NULL: none */
     interp__frozen_space *space;

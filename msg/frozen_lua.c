@@ -428,24 +428,7 @@ static int l_thaw(lua_State *L)
         lua_pushlstring(L, b->data, b->len);
         return 1;
     }
-    /* the copy must fit in what the limit leaves (a repeated string is copied at every
-     * place: the message may be far larger than the value) */
-    size_t room = room_of(cfg_of(L));
-    interp_msg *m;
-    int rc = interp__frozen_to_msg_max(o, room ? room : SIZE_MAX, &m);
-    if (rc == INTERP_ERR_NOMEM && room)
-        return luaL_error(L,
-                          "cannot thaw: not enough memory (the copy needs more than the %I "
-                          "bytes the state's memory limit leaves)",
-                          (lua_Integer)room);
-    if (rc)
-        return luaL_error(L, "cannot thaw: %s", interp_strerror(rc));
-    interp_msg_opts opts = {.max_depth = 1000, .max_size = SIZE_MAX / 4};
-    interp_msg_error err;
-    rc = interp_msg_to_lua(L, m, &opts, &err);
-    interp_msg_free(m);
-    if (rc)
-        return luaL_error(L, "cannot thaw: %s", err.text);
+    interp__frozen_lua_thaw(L, o); /* frozen_lua_thaw.c */
     return 1;
 }
 
@@ -594,8 +577,7 @@ void interp__frozen_lua_add_fns(lua_State *L)
     lua_setfield(L, cu - 1, "freeze");
     lua_pushcfunction(L, l_isfrozen);
     lua_setfield(L, cu - 1, "isfrozen");
-    lua_pushvalue(L, cu);
-    lua_pushcclosure(L, l_thaw, 1);
+    lua_pushcfunction(L, l_thaw);
     lua_setfield(L, cu - 1, "thaw");
     lua_pushcfunction(L, l_next);
     lua_setfield(L, cu - 1, "next");

@@ -4,12 +4,7 @@
  * Tables are numbered as they begin, as the codec does (msg_impl.h), so a table reached twice
  * (shared parts, cycles) is written once and then as a REF. A table with no hash part becomes
  * an array, any other a map (array part first). Nested frozen values of other roots are copied
- * too; buffers become strings. Recursive, bounded by MAX_DEPTH.
- *
- * A value stores a repeated string once but the message copies it at every place, so the
- * message may be far larger than the value: interp__frozen_to_msg_max stops at a size (what
- * the thawing state's memory limit leaves: a message never decodes to fewer heap bytes than
- * it has), before the library allocates it. */
+ * too; buffers become strings. Recursive, bounded by MAX_DEPTH. */
 #include <msgpuck.h>
 #include <string.h>
 
@@ -23,14 +18,11 @@ typedef struct thaw {
     interp__msgbuf buf;
     interp__idmap ids;
     uint64_t nobj;
-    size_t max; /* the largest message to write */
     uint32_t flags;
 } thaw;
 
 static int put(thaw *t, const void *bytes, size_t n)
 {
-    if (n > t->max - t->buf.used)
-        return INTERP_ERR_NOMEM;
     char *w = interp__msgbuf_reserve(&t->buf, n);
     if (!w)
         return INTERP_ERR_NOMEM;
@@ -127,14 +119,9 @@ static int put_value(thaw *t, const fz_val *v, int depth)
 
 int interp_frozen_to_msg(const interp_frozen *f, interp_msg **out)
 {
-    return interp__frozen_to_msg_max(f, SIZE_MAX, out);
-}
-
-int interp__frozen_to_msg_max(const interp_frozen *f, size_t max, interp_msg **out)
-{
     if (!f || !out)
         return INTERP_ERR_INVALID;
-    thaw t = {.nobj = 0, .max = max};
+    thaw t = {.nobj = 0};
     interp__idmap_init(&t.ids);
     fz_val v = {.type = FZ_OBJ, .u.o = f};
     int rc = put_value(&t, &v, 0);
