@@ -16,8 +16,14 @@
  * without, while threads on two CPUs catch each other within it (0.5 us; 1.9 us without it).
  * So a thread that knows its peer runs on its own CPU skips it (interp__spin_yield_first). */
 enum { SPIN_PAUSES = 32, SPIN_CLOCK_EVERY = 8 };
+/* A waiter whose last value came from another CPU pauses this long (6.4 us here) before its
+ * first yield: it holds no CPU its peer needs, and each yield costs ~1 us even alone, so a
+ * value that came during the yield phase was seen up to ~1 us late. Host alone on one CPU,
+ * workers on the other (a loaded machine): round trip p50 1.63-1.76 us against 1.84-2.5, p90
+ * 1.8-2.0 against 2.3-4.0; all on one CPU unchanged (3.1-3.2). */
+enum { SPIN_PAUSES_LONG = 4 * SPIN_PAUSES, SPIN_LONG_MIN_NS = 20000 };
 
-static INTERP__TLS bool tl_yield_first;
+static INTERP__TLS bool tl_yield_first, tl_pause_long;
 
 int interp__cpu_now(void)
 {
@@ -30,10 +36,15 @@ int interp__cpu_now(void)
 
 void interp__spin_yield_first(void) { tl_yield_first = true; }
 
+void interp__spin_pause_long(void) { tl_pause_long = true; }
+
 bool interp__spin_until(bool (*ready)(void *), void *arg, long ns, uint64_t deadline_ns)
 {
-    unsigned pauses = tl_yield_first ? 0 : SPIN_PAUSES;
-    tl_yield_first = false;
+    /* (the pauses read no clock: a short budget keeps the short phase) */
+    unsigned pauses = tl_yield_first                            ? 0
+                      : tl_pause_long && ns >= SPIN_LONG_MIN_NS ? SPIN_PAUSES_LONG
+                                                                : SPIN_PAUSES;
+    tl_yield_first = tl_pause_long = false;
     uint64_t end = 0;
     for (unsigned i = 0;; i++) {
         if (ready(arg))

@@ -33,6 +33,10 @@ int interp__cpu_now(void);
  * ended, or the thread that ended the future this thread just waited for), so pausing would
  * only keep it from running. Used once, by the next interp__spin(_until) of this thread. */
 void interp__spin_yield_first(void);
+/* Make the next spin of this thread pause four times as long before its first yield: the
+ * thread it waits for runs on another CPU (the last value it waited for came from there).
+ * Used once; interp__spin_yield_first wins when both are set. */
+void interp__spin_pause_long(void);
 /* Spin until ready(arg) holds (true), or for about `ns` nanoseconds (false). ready is called
  * between rounds and must not block. The first rounds read no clock, so a condition met
  * within a few hundred nanoseconds costs no system call. Any thread. */

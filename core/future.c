@@ -386,10 +386,14 @@ int interp__future_wait_tok(interp_future *f, double timeout, interp__cancel *to
     }
     if (ended(f)) {
         /* ended on this CPU: the thread that ends the next one likely runs here too, and this
-         * thread's next spin (its wait for that one) yields at once */
+         * thread's next spin (its wait for that one) yields at once; ended on another: it
+         * likely runs there again, and pausing longer keeps nothing from it */
         int cpu = atomic_load_explicit(&f->end_cpu, memory_order_relaxed);
-        if (cpu >= 0 && cpu == interp__cpu_now())
+        int me = interp__cpu_now();
+        if (cpu >= 0 && cpu == me)
             interp__spin_yield_first();
+        else if (cpu >= 0 && me >= 0)
+            interp__spin_pause_long();
         return INTERP_OK;
     }
     int reason = tok ? interp__cancel_reason(tok) : 0;
