@@ -35,8 +35,10 @@ struct fz_root {
     const interp_frozen **deps; /* other roots' objects held (one reference each) */
     size_t ndeps, capdeps;
     interp__frozen_space *space; /* charged there (one reference), or NULL */
-    interp__account *payer;      /* the freezing state's account, charged `bytes` (budget.h;
-                                    one reference), or NULL */
+    /* the account charged `bytes` (budget.h; one reference), or NULL: the freezing state's,
+     * or the first holder's of a shared version the host has replaced (frozen_lua.c) */
+    _Atomic(interp__account *) payer;
+    atomic_uint published; /* names in a registry holding it (frozen_space.c) */
     /* buffers */
     fz_buffer buf;
     void (*release)(void *ud, const void *data, size_t len);
@@ -228,6 +230,8 @@ fz_root *interp__fz_root_new(uint32_t kind, interp__frozen_space *space)
     if (!r)
         return NULL;
     atomic_init(&r->refs, 1);
+    atomic_init(&r->payer, NULL);
+    atomic_init(&r->published, 0);
     r->k0 = interp__random64();
     r->k1 = interp__random64();
     r->bytes = sizeof *r;
@@ -336,9 +340,10 @@ void interp_frozen_release(const interp_frozen *f)
     atomic_fetch_sub(&total_bytes, r->bytes);
     if (r->space)
         interp__frozen_space_charge(r->space, -(long long)r->bytes);
-    if (r->payer) { /* the freezing state stops paying (budget.h) */
-        interp__account_refund(r->payer, r->bytes, true);
-        interp__account_release(r->payer);
+    interp__account *payer = atomic_load(&r->payer);
+    if (payer) { /* the paying state stops paying (budget.h) */
+        interp__account_refund(payer, r->bytes, true);
+        interp__account_release(payer);
     }
     interp__fz_root_free(r);
 }
@@ -346,14 +351,34 @@ void interp_frozen_release(const interp_frozen *f)
 int interp__frozen_charge(const interp_frozen *f, interp__account *acct, char *why, size_t whylen)
 {
     fz_root *r = f->root;
-    if (!acct || r->payer)
+    if (!acct || atomic_load(&r->payer))
         return INTERP_OK;
     int rc = interp__account_charge(acct, r->bytes, true, why, whylen);
-    if (rc == INTERP_OK) {
-        interp__account_retain(acct);
-        r->payer = acct;
+    if (rc != INTERP_OK)
+        return rc;
+    interp__account_retain(acct);
+    interp__account *none = NULL;
+    if (!atomic_compare_exchange_strong(&r->payer, &none, acct)) { /* another state won */
+        interp__account_refund(acct, r->bytes, true);
+        interp__account_release(acct);
     }
-    return rc;
+    return INTERP_OK;
+}
+
+void interp__frozen_publish(const interp_frozen *f, int delta)
+{
+    if (delta > 0)
+        atomic_fetch_add(&f->root->published, 1);
+    else
+        atomic_fetch_sub(&f->root->published, 1);
+}
+
+int interp__frozen_standing(const interp_frozen *f)
+{
+    const fz_root *r = f->root;
+    if (atomic_load_explicit(&r->payer, memory_order_acquire))
+        return FZ_PAID;
+    return atomic_load_explicit(&r->published, memory_order_acquire) ? FZ_PUBLISHED : FZ_UNPAID;
 }
 
 bool interp_frozen_is_buffer(const interp_frozen *f) { return f && f->kind == FZ_BUFFER; }

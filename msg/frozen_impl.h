@@ -222,11 +222,19 @@ void interp__frozen_push(lua_State *L, const interp_frozen *o);
  * the top of the stack. space: where values frozen here are charged and names are found (may
  * be NULL: no registry; interp.shared raises). mem_in_use/mem_limit: the freezing state's
  * memory (a freeze must fit under its limit; NULL/0: none). allow_files: interp.mapfile. */
-/* frozen.c: charge f's bytes to acct (the state that froze it, budget.h) until its last
- * reference goes: its memory limit and the pool's budget count it. INTERP_OK (also for a
- * NULL acct, or a value already paid for), or INTERP_ERR_NOMEM with the reason in why. */
+/* frozen.c: charge f's bytes to acct (the state that froze it, or the first to hold it once
+ * nobody else pays: budget.h) until its last reference goes: its memory limit and the pool's
+ * budget count it. INTERP_OK (also for a NULL acct, or a value already paid for, by another
+ * state first when two race), or INTERP_ERR_NOMEM with the reason in why. Any thread. */
 int interp__frozen_charge(const interp_frozen *f, struct interp__account *acct, char *why,
                           size_t whylen);
+/* frozen.c: count a name of a registry that holds f (delta +1) or let go of it (-1). */
+void interp__frozen_publish(const interp_frozen *f, int delta);
+/* Who pays for f's root now: FZ_PAID (an account), FZ_PUBLISHED (nobody, but a registry names
+ * it: the host's current version of a shared value), FZ_UNPAID (nobody: a host-made value,
+ * or a shared version the host has replaced or removed). A snapshot. */
+enum { FZ_PAID = 1, FZ_PUBLISHED, FZ_UNPAID };
+int interp__frozen_standing(const interp_frozen *f);
 /* frozen_lua_thaw.c: push o (a table) as ordinary Lua values, each of its tables and long
  * strings made once (interp.thaw); raises on a memory error or nesting past 1000 levels. */
 void interp__frozen_lua_thaw(lua_State *L, const interp_frozen *o);

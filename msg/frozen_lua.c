@@ -22,7 +22,15 @@
 
 static const char STATE_KEY = 0; /* registry: {cache, table and buffer metatables, next, cfg} */
 static const char CFG_KEY = 0;   /* registry: the cfg block, until the per-state table holds it */
-enum { S_CACHE = 1, S_TABLE_MT = 2, S_BUF_MT = 3, S_NEXT = 4, S_CFG = 5 };
+enum {
+    S_CACHE = 1,
+    S_TABLE_MT = 2,
+    S_BUF_MT = 3,
+    S_NEXT = 4,
+    S_CFG = 5,
+    S_HELD = 6,
+    S_ANCHOR_MT = 7
+};
 
 const interp_frozen *interp__frozen_toobj(lua_State *L, int idx)
 {
@@ -65,6 +73,124 @@ const interp__frozen_lua_cfg *interp__frozen_cfg(lua_State *L, int st)
     return c ? &c->cfg : NULL;
 }
 
+/* ---- what a state holds of shared values -------------------------------------------------
+ *
+ * The host's current version of a shared value is read by every state for free. A version
+ * the host has replaced (or removed) lives on only as long as something holds it; when that
+ * is a state's views, the state pays for it: the first state found holding it becomes its
+ * payer (interp__frozen_charge) until its last reference goes, so a script keeping every
+ * version it is shown runs into its own memory limit.
+ *
+ * A state with an account keeps, in S_HELD, a weak-valued table: root -> anchor, for every
+ * root that was the current version of a shared value (unpaid) when the state made its first
+ * view of it. An anchor is a block like a view's (kind FZ_ANCHOR) holding one reference; each
+ * view of the root holds the anchor as its user value, so the entry lives exactly as long as
+ * a view does (weak values are cleared before finalizers run). Before another such root
+ * enters, settle() walks the table: entries paid for (by anyone) leave it, and a version no
+ * longer current is charged to this state; past the limit (after a full collection) the new
+ * view is refused with "not enough memory". So what a state holds without paying is at most
+ * what was current when it last took a new version: one registry's worth. */
+enum { FZ_ANCHOR = 0x7a616e63 };
+
+static int a_gc(lua_State *L)
+{
+    fz_view *a = interp__fz_view_of(L, 1, FZ_ANCHOR);
+    if (a) {
+        a->tag = 0;
+        interp_frozen_release(a->obj);
+        a->obj = NULL;
+    }
+    return 0;
+}
+
+/* Push the held table (made on first use, with the anchors' metatable). */
+static void push_held(lua_State *L, int st)
+{
+    if (lua_rawgeti(L, st, S_HELD) == LUA_TTABLE)
+        return;
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 2); /* anchors' metatable */
+    lua_pushcfunction(L, a_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, "frozen anchor");
+    lua_setfield(L, -2, "__metatable");
+    lua_rawseti(L, st, S_ANCHOR_MT);
+    lua_createtable(L, 0, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, st, S_HELD);
+}
+
+/* One walk of the held table (at the top): drop what is paid for, charge what nobody pays
+ * for any more. False when a charge did not fit (why says why). */
+static bool settle_pass(lua_State *L, struct interp__account *acct, char *why, size_t n)
+{
+    int h = lua_gettop(L);
+    bool ok = true;
+    lua_pushnil(L);
+    while (lua_next(L, h)) {
+        fz_view *a =
+            lua_type(L, -2) == LUA_TLIGHTUSERDATA ? interp__fz_view_of(L, -1, FZ_ANCHOR) : NULL;
+        int standing = a ? interp__frozen_standing(a->obj) : FZ_PAID; /* not an anchor: out */
+        if (standing == FZ_UNPAID && interp__frozen_charge(a->obj, acct, why, n) != INTERP_OK)
+            ok = false;
+        else if (standing != FZ_PUBLISHED)
+            standing = FZ_PAID;
+        lua_pop(L, 1);
+        if (standing == FZ_PAID) { /* clearing a field during the walk is allowed */
+            lua_pushvalue(L, -1);
+            lua_pushnil(L);
+            lua_rawset(L, h);
+        }
+    }
+    return ok;
+}
+
+static void settle(lua_State *L, struct interp__account *acct)
+{
+    char why[256];
+    if (settle_pass(L, acct, why, sizeof why))
+        return;
+    lua_gc(L, LUA_GCCOLLECT); /* views no longer reachable let their versions go */
+    if (!settle_pass(L, acct, why, sizeof why))
+        luaL_error(L, "cannot keep a replaced version of a shared value: %s", why);
+}
+
+/* For a view of o, the current version of a shared value: push its root's anchor in this
+ * state (settling first when the root is new here) and return 1; 0, nothing pushed, when
+ * this state has no account. May raise. */
+static int push_anchor(lua_State *L, int st, const interp_frozen *o)
+{
+    const void *key = o->root;
+    if (lua_rawgeti(L, st, S_HELD) == LUA_TTABLE) { /* the usual case: a root seen before */
+        if (lua_rawgetp(L, -1, key) == LUA_TUSERDATA && interp__fz_view_of(L, -1, FZ_ANCHOR)) {
+            lua_remove(L, -2);
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    const interp__frozen_lua_cfg *cfg = interp__frozen_cfg(L, st);
+    if (!cfg || !cfg->acct)
+        return 0;
+    push_held(L, st);
+    settle(L, cfg->acct);
+    fz_view *a = lua_newuserdatauv(L, sizeof *a, 0);
+    a->tag = 0;
+    a->obj = NULL;
+    lua_rawgeti(L, st, S_ANCHOR_MT);
+    lua_setmetatable(L, -2);
+    a->obj = interp_frozen_retain(o);
+    a->tag = interp__fz_tag(a, FZ_ANCHOR);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, -3, key);
+    lua_remove(L, -2);
+    return 1;
+}
+
 /* ---- pushing values ----------------------------------------------------------------------- */
 
 static void push_state(lua_State *L);
@@ -78,13 +204,18 @@ static void push_view(lua_State *L, int st, const interp_frozen *o)
         return;
     }
     lua_pop(L, 1); /* none, or one whose __gc a script called by hand: a new one */
-    fz_view *v = lua_newuserdatauv(L, sizeof *v, 0);
+    int anchored = interp__frozen_standing(o) == FZ_PUBLISHED ? push_anchor(L, st, o) : 0;
+    fz_view *v = lua_newuserdatauv(L, sizeof *v, anchored);
     v->tag = 0;
     v->obj = NULL;
     lua_rawgeti(L, st, o->kind == FZ_TABLE ? S_TABLE_MT : S_BUF_MT);
     lua_setmetatable(L, -2);
     v->obj = interp_frozen_retain(o); /* from here __gc drops it */
     v->tag = interp__fz_tag(v, o->kind);
+    if (anchored) {
+        lua_insert(L, -2); /* view, anchor */
+        lua_setiuservalue(L, -2, 1);
+    }
     lua_pushvalue(L, -1);
     lua_rawsetp(L, -3, o);
     lua_remove(L, -2);
@@ -92,7 +223,7 @@ static void push_view(lua_State *L, int st, const interp_frozen *o)
 
 void interp__frozen_push(lua_State *L, const interp_frozen *o)
 {
-    luaL_checkstack(L, 4, "frozen view");
+    luaL_checkstack(L, 12, "frozen view");
     push_state(L);
     push_view(L, lua_gettop(L), o);
     lua_remove(L, -2);
@@ -265,7 +396,7 @@ static void push_state(lua_State *L)
     lua_pop(L, 1);
     luaL_checkstack(L, 8, "frozen views"); /* callers reserved room for the table alone */
     interp__fz_tag_init();
-    lua_createtable(L, 5, 0);
+    lua_createtable(L, 7, 0);
     int st = lua_gettop(L);
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &CFG_KEY) != LUA_TNIL) { /* a worker's state */
         lua_rawseti(L, st, S_CFG);
@@ -455,7 +586,7 @@ static int l_unpack(lua_State *L)
         return 0;
     lua_Unsigned n = (lua_Unsigned)j - (lua_Unsigned)i;
     /* n values, the state table, and what push_view pushes for a moment */
-    if (n >= (lua_Unsigned)INT_MAX - 8 || !lua_checkstack(L, (int)(++n) + 4))
+    if (n >= (lua_Unsigned)INT_MAX - 8 || !lua_checkstack(L, (int)(++n) + 12))
         return luaL_error(L, "too many results to unpack");
     if (i >= 1 && (lua_Unsigned)j <= t->asize && t->akind != FZ_ARR_VAL) {
         /* a run of a bare array: no type to look at, no view to make */

@@ -88,6 +88,7 @@ void interp__frozen_space_clear(interp__frozen_space *sp)
     interp__mutex_unlock(&sp->mu);
     for (fz_name *n = list, *next; n; n = next) {
         next = n->next;
+        interp__frozen_publish(n->value, -1);
         interp_frozen_release(n->value);
         free(n);
     }
@@ -123,9 +124,11 @@ int interp__frozen_space_set(interp__frozen_space *sp, const char *name, size_t 
     } else if (*at) {
         fz_name *n = *at;
         old = n->value;
+        interp__frozen_publish(old, -1);
         if (fresh) {
             n->value = fresh->value;
             fresh->value = NULL;
+            interp__frozen_publish(n->value, +1);
         } else {
             *at = n->next;
             sp->nnames--;
@@ -135,6 +138,7 @@ int interp__frozen_space_set(interp__frozen_space *sp, const char *name, size_t 
     } else if (fresh && sp->nnames >= MAX_NAMES) {
         rc = INTERP_ERR_LIMIT;
     } else if (fresh) {
+        interp__frozen_publish(fresh->value, +1);
         fresh->next = sp->names;
         sp->names = fresh;
         sp->nnames++;
