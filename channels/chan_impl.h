@@ -47,5 +47,12 @@ struct interp__park;
 void *interp__chan_watch(interp_chan *const chans[], size_t n, bool sender, struct interp__park *p,
                          bool *ready);
 void interp__chan_unwatch(void *reg);
+/* The most C memory a wait over n channels holds (a parked registration, or a blocked
+ * select's nodes, and for a moment the set that finds repeated channels), for charging. */
+size_t interp__chan_wait_bytes(size_t n);
+/* Hand reg a charge of `bytes` already made to acct (budget.h): interp__chan_unwatch refunds
+ * it (on whatever thread drops the registration). Retains acct. */
+struct interp__account;
+void interp__chan_watch_pay(void *reg, struct interp__account *acct, size_t bytes);
 
 #endif

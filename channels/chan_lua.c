@@ -274,14 +274,39 @@ static double left_of(double until)
     return left > 0 ? left : 0;
 }
 
+/* What the host holds in C while a wait over n channels is in progress is charged to the
+ * waiting state (its memory limit; budget.h) past SELECT_STACK channels: a parked select's
+ * registration, a blocked one's nodes (2-3x its list's own heap). Shorter waits hold under
+ * 1.5 KiB, and a state waits on one thing at a time. Returns the bytes charged (0: none);
+ * raises "select: not enough memory (...)" when they do not fit, after a full collection. */
+static size_t charge_wait(lua_State *L, const interp__lua_ctx *ctx, size_t n)
+{
+    interp__account *acct = ctx ? ctx->acct : NULL;
+    if (!acct || n <= SELECT_STACK)
+        return 0;
+    size_t bytes = interp__chan_wait_bytes(n);
+    char why[256];
+    if (interp__account_charge(acct, bytes, true, why, sizeof why) != INTERP_OK &&
+        (lua_gc(L, LUA_GCCOLLECT),
+         interp__account_charge(acct, bytes, true, why, sizeof why) != INTERP_OK))
+        luaL_error(L, "select: %s", why);
+    return bytes;
+}
+
 /* Watch chans (one for a sender) and yield to park with continuation k; when the registration
  * cannot be made (out of memory), returns 0 and the caller blocks instead. When the channel is
- * ready already, returns 1 (try again at once). */
+ * ready already, returns 1 (try again at once). The registration is charged to ctx's state
+ * (charge_wait) until it is dropped. */
 static int park_on(lua_State *L, interp__park *p, interp_chan *const *chans, size_t n, bool sender,
-                   double until, lua_KFunction k)
+                   double until, lua_KFunction k, const interp__lua_ctx *ctx)
 {
     bool ready;
+    size_t paid = charge_wait(L, ctx, n);
     void *reg = interp__chan_watch(chans, n, sender, p, &ready);
+    if (paid && reg)
+        interp__chan_watch_pay(reg, ctx->acct, paid);
+    else if (paid)
+        interp__account_refund(ctx->acct, paid, true);
     if (!reg)
         return 0;
     if (ready) {
@@ -318,7 +343,7 @@ static int send_parked(lua_State *L, chan_ud *u, interp__park *p, double until)
     for (;;) {
         int rc = interp__chan_send_paid(u->ch, b->m, 0, token_of(ctx), b->acct);
         if (rc == INTERP_ERR_AGAIN && interp__now() < until &&
-            park_on(L, p, &u->ch, 1, true, until, send_k))
+            park_on(L, p, &u->ch, 1, true, until, send_k, ctx))
             continue;                                        /* room already: try again */
         if (rc == INTERP_ERR_AGAIN && interp__now() < until) /* no memory to park: block */
             rc = interp__chan_send_paid(u->ch, b->m, left_of(until), token_of(ctx), b->acct);
@@ -356,7 +381,7 @@ static int recv_parked(lua_State *L, chan_ud *u, interp__park *p, double until)
         interp_msg *m;
         int rc = interp__chan_recv_c(u->ch, 0, token_of(ctx), &m);
         if (rc == INTERP_ERR_AGAIN && interp__now() < until &&
-            park_on(L, p, &u->ch, 1, false, until, recv_k))
+            park_on(L, p, &u->ch, 1, false, until, recv_k, ctx))
             continue;                                        /* ready already: try again */
         if (rc == INTERP_ERR_AGAIN && interp__now() < until) /* no memory to park: block */
             rc = interp__chan_recv_c(u->ch, left_of(until), token_of(ctx), &m);
@@ -506,6 +531,17 @@ void interp_chan_push_select(lua_State *L)
     lua_remove(L, -2);
 }
 
+/* A worker's blocking select, what it holds charged to its state while it waits. */
+static int select_paid(lua_State *L, const interp__lua_ctx *ctx, interp_chan *const *chans,
+                       size_t n, double timeout, size_t *idx, interp_msg **m)
+{
+    size_t paid = timeout != 0 ? charge_wait(L, ctx, n) : 0;
+    int rc = interp__chan_select_c(chans, n, timeout, token_of(ctx), idx, m);
+    if (paid)
+        interp__account_refund(ctx->acct, paid, true);
+    return rc;
+}
+
 /* interp.select, first called (resumed false) or resumed after a park (the list and the
  * timeout are still arguments 1 and 2). */
 static int select_body(lua_State *L, bool resumed)
@@ -547,14 +583,13 @@ static int select_body(lua_State *L, bool resumed)
             rc = interp__chan_select_c(chans, (size_t)n, 0, token_of(ctx), &idx, &m);
             if (rc != INTERP_ERR_AGAIN || interp__now() >= until)
                 break;
-            if (!park_on(L, p, chans, (size_t)n, false, until, select_k)) {
-                rc = interp__chan_select_c(chans, (size_t)n, left_of(until), token_of(ctx), &idx,
-                                           &m);
+            if (!park_on(L, p, chans, (size_t)n, false, until, select_k, ctx)) {
+                rc = select_paid(L, ctx, chans, (size_t)n, left_of(until), &idx, &m);
                 break;
             }
         }
     } else if (token_of(ctx)) {
-        rc = interp__chan_select_c(chans, (size_t)n, timeout, token_of(ctx), &idx, &m);
+        rc = select_paid(L, ctx, chans, (size_t)n, timeout, &idx, &m);
     } else {
         chan_wait w = {.chans = chans, .n = (size_t)n, .idx = &idx, .out = &m};
         rc = host_wait(L, timeout, select_slice, &w, &interrupted);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "budget.h"
 #include "chan_core.h"
 #include "park.h"
 
@@ -79,6 +80,17 @@ static int select_scan(interp_chan *const chans[], size_t n, size_t start, size_
     return all_closed ? INTERP_ERR_CLOSED : INTERP_ERR_AGAIN;
 }
 
+/* The slots of mark_firsts's set for n channels (0: none, pairwise). */
+static size_t firsts_cap(size_t n)
+{
+    if (n <= SELECT_STACK)
+        return 0;
+    size_t cap = 2 * SELECT_STACK;
+    while (cap < 2 * n)
+        cap *= 2;
+    return cap;
+}
+
 /* Set nodes[i].first: chans[i] is not also at some j < i. A wait registers once per channel,
  * so a send fires each waiter once, whatever the list (a tenant's list of one channel 10^5
  * times made every send to it walk 10^5 nodes under the channel's lock). Pairwise for short
@@ -93,9 +105,7 @@ static bool mark_firsts(interp_chan *const chans[], size_t n, sel_node nodes[])
         }
         return true;
     }
-    size_t cap = 2 * SELECT_STACK;
-    while (cap < 2 * n)
-        cap *= 2;
+    size_t cap = firsts_cap(n);
     interp_chan **set = calloc(cap, sizeof *set);
     if (!set)
         return false;
@@ -239,9 +249,25 @@ int interp_chan_select(interp_chan *const chans[], size_t n, double timeout, siz
 typedef struct chan_watch {
     size_t n;
     int side;
-    interp_chan **chans; /* retained */
+    interp_chan **chans;   /* retained */
+    interp__account *acct; /* paid `paid` bytes for this wait (retained), or NULL */
+    size_t paid;
     sel_node nodes[];
 } chan_watch;
+
+size_t interp__chan_wait_bytes(size_t n)
+{
+    return sizeof(chan_watch) + n * (sizeof(sel_node) + sizeof(interp_chan *)) +
+           firsts_cap(n) * sizeof(interp_chan *);
+}
+
+void interp__chan_watch_pay(void *reg, interp__account *acct, size_t bytes)
+{
+    chan_watch *cw = reg;
+    interp__account_retain(acct);
+    cw->acct = acct;
+    cw->paid = bytes;
+}
 
 static sel_node **watch_list(interp_chan *ch, int side)
 {
@@ -261,6 +287,8 @@ void *interp__chan_watch(interp_chan *const chans[], size_t n, bool sender, inte
     }
     cw->n = n;
     cw->side = side;
+    cw->acct = NULL;
+    cw->paid = 0;
     cw->chans = (interp_chan **)(void *)&cw->nodes[n];
     for (size_t i = 0; i < n; i++) {
         interp_chan *ch = chans[i];
@@ -311,6 +339,10 @@ void interp__chan_unwatch(void *reg)
         atomic_fetch_sub_explicit(&ch->interest[cw->side], 1, memory_order_relaxed);
         interp__mutex_unlock(&ch->mu);
         interp_chan_release(ch);
+    }
+    if (cw->acct) {
+        interp__account_refund(cw->acct, cw->paid, true);
+        interp__account_release(cw->acct);
     }
     free(cw);
 }
