@@ -36,6 +36,7 @@ enum { SELECT_STACK = 16 };
 typedef struct chan_ud {
     interp_chan *ch;            /* one reference; NULL before it is set and after __gc */
     const interp__lua_ctx *ctx; /* of the state that made it; NULL: none (no token, defaults) */
+    unsigned rights;            /* INTERP_CHAN_SEND | INTERP_CHAN_RECV: what its grant allows */
 } chan_ud;
 
 /* Registry key: the context interp__chan_lua_register recorded (a light userdata). */
@@ -47,6 +48,14 @@ static chan_ud *check_chan(lua_State *L, int idx)
     if (!u->ch)
         luaL_argerror(L, idx, "channel already released");
     return u;
+}
+
+/* Raise unless u's grant allows `right` (INTERP_CHAN_SEND or _RECV) for the call `what`. */
+static void check_right(lua_State *L, const chan_ud *u, unsigned right, const char *what)
+{
+    if (!(u->rights & right))
+        luaL_error(L, "%s: this channel was granted %s only", what,
+                   right == INTERP_CHAN_SEND ? "for receiving" : "for sending");
 }
 
 /* The context select and channel close over. */
@@ -126,6 +135,7 @@ static chan_ud *new_ud(lua_State *L, const interp__lua_ctx *ctx)
     chan_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->ch = NULL;
     u->ctx = ctx;
+    u->rights = INTERP_CHAN_SENDRECV;
     luaL_setmetatable(L, CHAN_MT);
     return u;
 }
@@ -192,6 +202,7 @@ static int send_box_gc(lua_State *L)
 static int l_send(lua_State *L)
 {
     chan_ud *u = check_chan(L, 1);
+    check_right(L, u, INTERP_CHAN_SEND, "send");
     luaL_checkany(L, 2);
     double timeout = opt_timeout(L, 3);
     const interp__lua_ctx *ctx = u->ctx;
@@ -394,6 +405,7 @@ static int recv_parked(lua_State *L, chan_ud *u, interp__park *p, double until)
 static int l_recv(lua_State *L)
 {
     chan_ud *u = check_chan(L, 1);
+    check_right(L, u, INTERP_CHAN_RECV, "recv");
     double timeout = opt_timeout(L, 2);
     const interp__lua_ctx *ctx = u->ctx;
     interp_msg *m;
@@ -566,6 +578,9 @@ static int select_body(lua_State *L, bool resumed)
         if (!u || !u->ch)
             return luaL_error(L, "select: element %I of the list is not a channel",
                               (lua_Integer)i + 1);
+        if (!(u->rights & INTERP_CHAN_RECV))
+            return luaL_error(L, "select: element %I: this channel was granted for sending only",
+                              (lua_Integer)i + 1);
         chans[i] = u->ch;
         lua_pop(L, 1);
     }
@@ -619,18 +634,20 @@ static int l_channel(lua_State *L)
     lua_pop(L, 1);
     chan_ud *u = new_ud(L, ctx);
     interp_chan *ch;
+    unsigned rights = INTERP_CHAN_SENDRECV;
     char why[256] = "";
     int rc = ctx->chan_lookup(ctx->chan_lookup_ud, name, len, (size_t)cap, ctx->acct, why,
-                              sizeof why, &ch);
+                              sizeof why, &ch, &rights);
     if (rc == INTERP_ERR_NOMEM) { /* collect the heap's garbage first, then try once more */
         lua_gc(L, LUA_GCCOLLECT);
         rc = ctx->chan_lookup(ctx->chan_lookup_ud, name, len, (size_t)cap, ctx->acct, why,
-                              sizeof why, &ch);
+                              sizeof why, &ch, &rights);
     }
     if (rc != INTERP_OK)
         return luaL_error(L, "interp.channel(\"%s\"): %s", name,
                           why[0] ? why : interp_strerror(rc));
     u->ch = ch; /* the lookup's new reference */
+    u->rights = rights;
     return 1;
 }
 

@@ -36,6 +36,10 @@ extern "C" {
 
 typedef struct interp_chan interp_chan;
 
+/* What Lua code may do with a channel it was granted (interp_ctx_grant_channel_rights):
+ * ch:send, or ch:recv and interp.select. */
+enum { INTERP_CHAN_SEND = 1, INTERP_CHAN_RECV = 2, INTERP_CHAN_SENDRECV = 3 };
+
 /* Create a channel holding at most `capacity` messages (1 to INTERP_CHAN_MAX_CAPACITY) of at
  * most `max_msg_size` bytes each (0: no limit beyond the message's own). *out holds one
  * reference. The ring of slots is allocated here (24 bytes per slot, capacity rounded up to a

@@ -28,10 +28,12 @@ typedef struct interp__lua_ctx {
     int worker_id;
     /* Find or create the pool's channel `name` (len bytes; capacity used only when creating;
      * 0: the default; a new channel's ring and name are charged to acct). On INTERP_OK *out
-     * holds a new reference; otherwise why (whylen bytes) may say more. NULL when the state
-     * has no pool. */
+     * holds a new reference and *rights what this state may do with it (INTERP_CHAN_SEND |
+     * INTERP_CHAN_RECV: a context's grant may give one); otherwise why (whylen bytes) may say
+     * more. NULL when the state has no pool. */
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
-                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out);
+                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out,
+                       unsigned *rights);
     /* Who pays for what this state makes the host hold (budget.h); NULL: nobody counts. */
     struct interp__account *acct;
     void *chan_lookup_ud;

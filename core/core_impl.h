@@ -541,8 +541,8 @@ void interp__grants_init(interp__grants *g);
 /* Release every grant and refuse later ones (the context is closed). */
 void interp__grants_clear(interp__grants *g);
 void interp__grants_destroy(interp__grants *g);
-/* The granted channel / context `name`, retained, or NULL. */
-interp_chan *interp__grants_chan(interp__grants *g, const char *name, size_t len);
+/* The granted channel / context `name`, retained, or NULL; a channel's rights in *rights. */
+interp_chan *interp__grants_chan(interp__grants *g, const char *name, size_t len, unsigned *rights);
 interp_ctx *interp__grants_ctx(interp__grants *g, const char *name, size_t len);
 interp__grants *interp__ctx_grants(interp_ctx *ctx);
 /* The shared-value grant `name` (len bytes) with the rights `want` (INTERP_SHARED_*): 1 and
@@ -553,7 +553,8 @@ int interp__grants_shared(interp__grants *g, const char *name, size_t len, unsig
 /* The channel lookup of a context's state (lua_ctx.h's chan_lookup, ud: the context): its
  * grants, then, in the full profile only, the pool's names. */
 int interp__ctx_chan_lookup(void *ud, const char *name, size_t len, size_t capacity,
-                            interp__account *acct, char *why, size_t whylen, interp_chan **out);
+                            interp__account *acct, char *why, size_t whylen, interp_chan **out,
+                            unsigned *rights);
 /* The context `name` (len bytes) as seen from a state: `from` is the context running there
  * (NULL: an anonymous task of pool; sandboxed: that task's profile). Retained, or NULL. */
 interp_ctx *interp__ctx_reach(interp_pool *pool, interp_ctx *from, bool sandboxed, const char *name,

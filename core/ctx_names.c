@@ -156,7 +156,7 @@ struct interp__grant {
     interp_chan *ch; /* one of the two, retained, or neither: a shared name */
     interp_ctx *ctx;
     char *target;    /* a shared name: the pool's name it stands for (NUL-terminated) */
-    unsigned rights; /* and INTERP_SHARED_READ | INTERP_SHARED_REGISTER */
+    unsigned rights; /* a shared name's INTERP_SHARED_*, a channel's INTERP_CHAN_* */
 };
 
 void interp__grants_init(interp__grants *g)
@@ -250,8 +250,9 @@ static int grants_put(interp__grants *g, const char *name, interp__grant x)
     return INTERP_OK;
 }
 
-/* The grant `name` if it is of the kind asked for (a context or a channel), retained. */
-static void *grants_get(interp__grants *g, const char *name, size_t len, bool ctx)
+/* The grant `name` if it is of the kind asked for (a context or a channel), retained; its
+ * rights in *rights. */
+static void *grants_get(interp__grants *g, const char *name, size_t len, bool ctx, unsigned *rights)
 {
     void *out = NULL;
     interp__mutex_lock(&g->mu);
@@ -262,19 +263,21 @@ static void *grants_get(interp__grants *g, const char *name, size_t len, bool ct
     } else if (x && !ctx && x->ch) {
         interp_chan_retain(x->ch);
         out = x->ch;
+        *rights = x->rights;
     }
     interp__mutex_unlock(&g->mu);
     return out;
 }
 
-interp_chan *interp__grants_chan(interp__grants *g, const char *name, size_t len)
+interp_chan *interp__grants_chan(interp__grants *g, const char *name, size_t len, unsigned *rights)
 {
-    return grants_get(g, name, len, false);
+    return grants_get(g, name, len, false, rights);
 }
 
 interp_ctx *interp__grants_ctx(interp__grants *g, const char *name, size_t len)
 {
-    return grants_get(g, name, len, true);
+    unsigned none;
+    return grants_get(g, name, len, true, &none);
 }
 
 static int check_grant_name(const char *name)
@@ -287,10 +290,17 @@ static int check_grant_name(const char *name)
 
 int interp_ctx_grant_channel(interp_ctx *ctx, const char *name, interp_chan *ch)
 {
-    if (!ctx || !ch || check_grant_name(name) != INTERP_OK)
+    return interp_ctx_grant_channel_rights(ctx, name, ch, INTERP_CHAN_SENDRECV);
+}
+
+int interp_ctx_grant_channel_rights(interp_ctx *ctx, const char *name, interp_chan *ch,
+                                    unsigned rights)
+{
+    if (!ctx || !ch || check_grant_name(name) != INTERP_OK || rights == 0 ||
+        (rights & ~(unsigned)INTERP_CHAN_SENDRECV))
         return INTERP_ERR_INVALID;
     interp_chan_retain(ch);
-    int rc = grants_put(interp__ctx_grants(ctx), name, (interp__grant){.ch = ch});
+    int rc = grants_put(interp__ctx_grants(ctx), name, (interp__grant){.ch = ch, .rights = rights});
     if (rc != INTERP_OK)
         interp_chan_release(ch);
     return rc;
@@ -349,10 +359,14 @@ int interp__grants_shared(interp__grants *g, const char *name, size_t len, unsig
 /* ---- lookups from states ---------------------------------------------------------------- */
 
 int interp__ctx_chan_lookup(void *ud, const char *name, size_t len, size_t capacity,
-                            interp__account *acct, char *why, size_t whylen, interp_chan **out)
+                            interp__account *acct, char *why, size_t whylen, interp_chan **out,
+                            unsigned *rights)
 {
     interp_ctx *ctx = ud;
-    *out = interp__grants_chan(interp__ctx_grants(ctx), name, len);
+    unsigned granted = INTERP_CHAN_SENDRECV;
+    *out = interp__grants_chan(interp__ctx_grants(ctx), name, len, &granted);
+    if (rights)
+        *rights = granted; /* a pool name (below): both */
     if (*out)
         return INTERP_OK;
     if (interp__ctx_sandboxed(ctx)) {

@@ -128,6 +128,13 @@ typedef struct interp_ctx_stats {
  * in ctx sees the grant from its next lookup). INTERP_ERR_INVALID (NULL, a bad name),
  * INTERP_ERR_NOMEM, INTERP_ERR_CANCELLED (ctx is closed). */
 INTERP_API int interp_ctx_grant_channel(interp_ctx *ctx, const char *name, interp_chan *ch);
+/* interp_ctx_grant_channel with rights (a non-empty set of INTERP_CHAN_SEND, INTERP_CHAN_RECV,
+ * interp_chan.h): the channel object ctx gets from interp.channel(name) raises on the calls
+ * not granted (a plugin granted a request queue send-only cannot take others' requests from
+ * it; one granted its replies receive-only cannot forge them). ch:len() is always allowed, and
+ * ch:close() as for any grant. INTERP_ERR_INVALID also for bad rights. */
+INTERP_API int interp_ctx_grant_channel_rights(interp_ctx *ctx, const char *name, interp_chan *ch,
+                                               unsigned rights);
 /* Grant ctx the context target (of the same pool) under `name`, for interp.context(name) in
  * ctx; as interp_ctx_grant_channel otherwise. target's struct is kept until ctx is closed (a
  * closed target refuses calls with INTERP_ERR_CANCELLED). */

@@ -95,9 +95,12 @@ void interp__pool_break(interp_pool *pool, const char *reason)
 /* ---- channels by name ------------------------------------------------------------------- */
 
 static int chan_lookup(void *ud, const char *name, size_t len, size_t capacity,
-                       interp__account *acct, char *why, size_t whylen, interp_chan **out)
+                       interp__account *acct, char *why, size_t whylen, interp_chan **out,
+                       unsigned *rights)
 {
     interp_pool *pool = ud;
+    if (rights)
+        *rights = INTERP_CHAN_SENDRECV;
     if (pool->span_refusal) {
         if (why && whylen)
             snprintf(why, whylen, "%s", pool->span_refusal);
@@ -117,7 +120,7 @@ int interp_pool_channel(interp_pool *pool, const char *name, size_t capacity, in
         return INTERP_ERR_INVALID; /* its tasks run in other processes: no channel spans them */
     /* strnlen: a name past the bound is refused without reading all of it */
     return chan_lookup(pool, name, strnlen(name, INTERP_CHAN_MAX_NAME + 1), capacity, NULL, NULL, 0,
-                       out);
+                       out, NULL);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */

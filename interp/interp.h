@@ -39,7 +39,8 @@ typedef struct interp_config {
     void *print_ud;
     /* named channels of the pool (see lua_ctx.h); NULL: interp.channel raises */
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
-                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out);
+                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out,
+                       unsigned *rights);
     void *chan_lookup_ud;
     const interp_host_lib *host_libs; /* opened in every state (hostlib.c); copied */
     size_t n_host_libs;
@@ -87,7 +88,8 @@ typedef struct interp_derive {
     /* the context's own channel lookup (grants, core/ctx_names.c) and module extension ud;
      * NULL lookup / ud: base's */
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
-                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out);
+                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out,
+                       unsigned *rights);
     void *chan_lookup_ud;
     void (*module_ext)(lua_State *L, void *ud);
     void *module_ext_ud;

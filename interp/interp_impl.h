@@ -35,7 +35,8 @@ struct interp_shared {
     interp_print_fn print;    /* never NULL (the default sink is filled in) */
     void *print_ud;
     int (*chan_lookup)(void *ud, const char *name, size_t len, size_t capacity,
-                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out);
+                       struct interp__account *acct, char *why, size_t whylen, interp_chan **out,
+                       unsigned *rights);
     void *chan_lookup_ud;
     void (*module_ext)(lua_State *L, void *ud); /* core/'s names in `interp` (interp.h) */
     void *module_ext_ud;

@@ -105,9 +105,10 @@ static int ctx_exec(lua_State *L)
     return 1;
 }
 
-/* ctx:grant(name, obj): obj (a context object of the same pool, or a channel object) becomes
- * reachable in ctx under name: interp.context(name) / interp.channel(name) there. The only
- * way a sandboxed context reaches anything. Returns ctx. */
+/* ctx:grant(name, obj [, rights]): obj (a context object of the same pool, or a channel
+ * object) becomes reachable in ctx under name: interp.context(name) / interp.channel(name)
+ * there. The only way a sandboxed context reaches anything. A channel's rights: "send",
+ * "recv" or "both" (the default). Returns ctx. */
 static int ctx_grant(lua_State *L)
 {
     const char *where = "ctx:grant";
@@ -123,7 +124,10 @@ static int ctx_grant(lua_State *L)
         if (rc == INTERP_ERR_INVALID)
             return luaL_error(L, "%s: the context to grant belongs to another pool", where);
     } else if (ch) {
-        rc = interp_ctx_grant_channel(c->ctx, name, ch);
+        static const char *const names[] = {"send", "recv", "both", NULL};
+        static const unsigned rights[] = {INTERP_CHAN_SEND, INTERP_CHAN_RECV, INTERP_CHAN_SENDRECV};
+        int r = luaL_checkoption(L, 4, "both", names);
+        rc = interp_ctx_grant_channel_rights(c->ctx, name, ch, rights[r]);
     } else {
         return luaL_error(L, "%s: expected a context or a channel object, got %s", where,
                           luaL_typename(L, 3));

@@ -33,8 +33,10 @@ static struct {
 } reg = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static int reg_lookup(void *ud, const char *name, size_t len, size_t capacity,
-                      struct interp__account *acct, char *why, size_t whylen, interp_chan **out)
+                      struct interp__account *acct, char *why, size_t whylen, interp_chan **out,
+                      unsigned *rights)
 {
+    *rights = INTERP_CHAN_SENDRECV;
     (void)len;                           /* the binding checked it: no NUL inside */
     (void)acct, (void)why, (void)whylen; /* no budget here */
     (void)ud;

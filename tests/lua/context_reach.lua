@@ -83,6 +83,16 @@ assert(not pcall(a.grant_shared, a, "x", "y", "rwx"))
 assert(not pcall(a.grant_shared, a, ""))
 assert(not pcall(a.grant, a, "x", 42))
 assert(not pcall(a.grant, a, "", inbox))
+-- direction-limited grants: b may queue on inbox, not take what others queued there
+assert(b:grant("q", inbox, "send") == b)
+assert(b:exec("interp.channel('q'):send('from b')"):result() == nil)
+local took = b:exec("return interp.channel('q'):recv(0)")
+assert(not pcall(took.result, took))
+assert(inbox:recv(0) == "from b")
+b:grant("r", inbox, "recv")
+local sent = b:exec("interp.channel('r'):send('forged')")
+assert(not pcall(sent.result, sent))
+assert(not pcall(b.grant, b, "x", inbox, "steal"))
 
 -- a task's cancel ends its wait on a context call
 local blocker <close> = pool:context{name = "blocker", init = [[
