@@ -348,10 +348,10 @@ void interp_frozen_release(const interp_frozen *f)
     interp__fz_root_free(r);
 }
 
-int interp__frozen_charge(const interp_frozen *f, interp__account *acct, char *why, size_t whylen)
+/* Make acct r's payer unless somebody pays already (of two racing, one wins). */
+static int pay_root(fz_root *r, interp__account *acct, char *why, size_t whylen)
 {
-    fz_root *r = f->root;
-    if (!acct || atomic_load(&r->payer))
+    if (atomic_load(&r->payer))
         return INTERP_OK;
     int rc = interp__account_charge(acct, r->bytes, true, why, whylen);
     if (rc != INTERP_OK)
@@ -363,6 +363,20 @@ int interp__frozen_charge(const interp_frozen *f, interp__account *acct, char *w
         interp__account_release(acct);
     }
     return INTERP_OK;
+}
+
+int interp__frozen_charge(const interp_frozen *f, interp__account *acct, char *why, size_t whylen)
+{
+    fz_root *r = f->root;
+    if (!acct)
+        return INTERP_OK;
+    int rc = pay_root(r, acct, why, whylen);
+    /* and the values it keeps alive that nobody pays for (one level: what a state froze in),
+     * such as the host's current version of a shared value: once replaced, r alone would keep
+     * it for free */
+    for (size_t k = 0; rc == INTERP_OK && k < r->ndeps; k++)
+        rc = pay_root(r->deps[k]->root, acct, why, whylen);
+    return rc;
 }
 
 void interp__frozen_publish(const interp_frozen *f, int delta)

@@ -224,8 +224,9 @@ void interp__frozen_push(lua_State *L, const interp_frozen *o);
  * memory (a freeze must fit under its limit; NULL/0: none). allow_files: interp.mapfile. */
 /* frozen.c: charge f's bytes to acct (the state that froze it, or the first to hold it once
  * nobody else pays: budget.h) until its last reference goes: its memory limit and the pool's
- * budget count it. INTERP_OK (also for a NULL acct, or a value already paid for, by another
- * state first when two race), or INTERP_ERR_NOMEM with the reason in why. Any thread. */
+ * budget count it. So are the values f holds by reference that nobody pays for (a view of a
+ * shared value frozen inside it). INTERP_OK (also for a NULL acct, or a value already paid for, by
+ * another state first when two race), or INTERP_ERR_NOMEM with the reason in why. Any thread. */
 int interp__frozen_charge(const interp_frozen *f, struct interp__account *acct, char *why,
                           size_t whylen);
 /* frozen.c: count a name of a registry that holds f (delta +1) or let go of it (-1). */
