@@ -64,6 +64,17 @@ static inline interp_pool *util_pool(int workers, void (*tweak)(interp_pool_opti
     return p;
 }
 
+/* Wait (up to 60 s) for f and release it: its status, "ok" or the first line of its error in
+ * why (n bytes). */
+static inline int util_outcome(interp_future *f, char *why, size_t n)
+{
+    int rc = interp_future_result(f, 60.0, NULL);
+    const char *e = rc == INTERP_OK ? "ok" : interp_future_error(f);
+    snprintf(why, n, "%.*s", (int)strcspn(e, "\n"), e);
+    interp_future_release(f);
+    return rc;
+}
+
 static inline int64_t util_int(const interp_msg *m)
 {
     interp_msg_iter it = interp_msg_iter_init(m);

@@ -32,15 +32,6 @@ static void sandboxed(interp_pool_options *o)
     o->task_timeout = 60.0;
 }
 
-static int outcome(interp_future *f, char *why, size_t n)
-{
-    int rc = interp_future_result(f, 60.0, NULL);
-    const char *e = rc == INTERP_OK ? "ok" : interp_future_error(f);
-    snprintf(why, n, "%.*s", (int)strcspn(e, "\n"), e);
-    interp_future_release(f);
-    return rc;
-}
-
 static void blocked_select_is_charged(void **state)
 {
     (void)state;
@@ -49,14 +40,14 @@ static void blocked_select_is_charged(void **state)
     interp_task t = {.fn = {.kind = INTERP_FN_SOURCE, .text = BIG}};
     interp_future *f;
     assert_int_equal(interp_pool_submit_task(p, &t, INTERP_FOREVER, &f), INTERP_OK);
-    int rc = outcome(f, why, sizeof why);
+    int rc = util_outcome(f, why, sizeof why);
     printf("blocked select of 200000: %s\n", why);
     assert_int_not_equal(rc, INTERP_OK);
     assert_non_null(strstr(why, "select: not enough memory"));
     t.fn.text = SMALL;
     for (int i = 0; i < 3; i++) { /* refunded: it fits again and again */
         assert_int_equal(interp_pool_submit_task(p, &t, INTERP_FOREVER, &f), INTERP_OK);
-        assert_int_equal(outcome(f, why, sizeof why), INTERP_OK);
+        assert_int_equal(util_outcome(f, why, sizeof why), INTERP_OK);
     }
     interp_pool_destroy(p);
 }
@@ -72,13 +63,13 @@ static void parked_select_is_charged(void **state)
     char why[512];
     interp_future *f;
     assert_int_equal(interp_ctx_exec(c, BIG, strlen(BIG), &f), INTERP_OK);
-    int rc = outcome(f, why, sizeof why);
+    int rc = util_outcome(f, why, sizeof why);
     printf("parked select of 200000: %s\n", why);
     assert_int_not_equal(rc, INTERP_OK);
     assert_non_null(strstr(why, "select: not enough memory"));
     for (int i = 0; i < 3; i++) {
         assert_int_equal(interp_ctx_exec(c, SMALL, strlen(SMALL), &f), INTERP_OK);
-        rc = outcome(f, why, sizeof why);
+        rc = util_outcome(f, why, sizeof why);
         if (rc != INTERP_OK)
             printf("small select: %s\n", why);
         assert_int_equal(rc, INTERP_OK);

@@ -16,11 +16,7 @@ static int exec_in(interp_ctx *c, const char *src, char *why, size_t n)
 {
     interp_future *f;
     assert_int_equal(interp_ctx_exec(c, src, strlen(src), &f), INTERP_OK);
-    int rc = interp_future_result(f, 60.0, NULL);
-    const char *e = rc == INTERP_OK ? "ok" : interp_future_error(f);
-    snprintf(why, n, "%.*s", (int)strcspn(e, "\n"), e);
-    interp_future_release(f);
-    return rc;
+    return util_outcome(f, why, n);
 }
 
 static void test_send_only_and_receive_only(void **state)
