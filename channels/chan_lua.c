@@ -543,12 +543,16 @@ void interp_chan_push_select(lua_State *L)
     lua_remove(L, -2);
 }
 
-/* A worker's blocking select, what it holds charged to its state while it waits. */
+/* A worker's blocking select, what it holds charged to its state while it waits (a select
+ * that finds a message at once holds nothing and is charged nothing). */
 static int select_paid(lua_State *L, const interp__lua_ctx *ctx, interp_chan *const *chans,
                        size_t n, double timeout, size_t *idx, interp_msg **m)
 {
-    size_t paid = timeout != 0 ? charge_wait(L, ctx, n) : 0;
-    int rc = interp__chan_select_c(chans, n, timeout, token_of(ctx), idx, m);
+    int rc = interp__chan_select_c(chans, n, 0, token_of(ctx), idx, m);
+    if (rc != INTERP_ERR_AGAIN || timeout == 0)
+        return rc;
+    size_t paid = charge_wait(L, ctx, n);
+    rc = interp__chan_select_c(chans, n, timeout, token_of(ctx), idx, m);
     if (paid)
         interp__account_refund(ctx->acct, paid, true);
     return rc;

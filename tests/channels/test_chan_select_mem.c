@@ -44,6 +44,12 @@ static void blocked_select_is_charged(void **state)
     printf("blocked select of 200000: %s\n", why);
     assert_int_not_equal(rc, INTERP_OK);
     assert_non_null(strstr(why, "select: not enough memory"));
+    /* a select that finds a message at once waits for nothing: nothing to charge */
+    t.fn.text = "local ch = interp.channel('q') ch:send(5) local l = {} "
+                "for i = 1, 200000 do l[i] = ch end "
+                "local c, v = interp.select(l, 0.5) assert(c == ch and v == 5) return 1";
+    assert_int_equal(interp_pool_submit_task(p, &t, INTERP_FOREVER, &f), INTERP_OK);
+    assert_int_equal(util_outcome(f, why, sizeof why), INTERP_OK);
     t.fn.text = SMALL;
     for (int i = 0; i < 3; i++) { /* refunded: it fits again and again */
         assert_int_equal(interp_pool_submit_task(p, &t, INTERP_FOREVER, &f), INTERP_OK);
