@@ -107,10 +107,12 @@ int interp__account_charge(interp__account *a, size_t n, bool for_state, char *w
         if (heap + held + n < heap || heap + held + n > a->state_limit) {
             interp__mutex_unlock(&a->mu);
             if (why)
-                snprintf(why, whylen,
-                         "not enough memory (state memory limit %zu bytes: %zu in the heap, %zu "
-                         "held by the host for this state in channels, %zu more asked)",
-                         a->state_limit, heap, held, n);
+                snprintf(
+                    why, whylen,
+                    "not enough memory (state memory limit %zu bytes: %zu in the heap, %zu "
+                    "held by the host for this state (channels, frozen values, waits), %zu more "
+                    "asked)",
+                    a->state_limit, heap, held, n);
             return INTERP_ERR_NOMEM;
         }
     }
@@ -123,7 +125,8 @@ int interp__account_charge(interp__account *a, size_t n, bool for_state, char *w
             if (why)
                 snprintf(why, whylen,
                          "not enough memory (the pool's memory budget of %zu bytes is used up: "
-                         "%zu held in channels, results and errors; %zu more asked)",
+                         "%zu held in channels, frozen values, waits, results and errors; %zu "
+                         "more asked)",
                          a->budget->limit, used, n);
             return INTERP_ERR_NOMEM;
         }
