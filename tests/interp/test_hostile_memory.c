@@ -104,7 +104,8 @@ static void memory_queued_sends(void **state)
                      INTERP_ERR_SCRIPT);
     printf("%s\n", why);
     assert_non_null(strstr(why, "send: not enough memory (state memory limit 8388608 bytes"));
-    assert_non_null(strstr(why, "held by the host for this state (channels, frozen values, waits)"));
+    assert_non_null(
+        strstr(why, "held by the host for this state (channels, frozen values, waits)"));
     interp_chan *ch;
     assert_int_equal(interp_pool_channel(p, "q", 0, &ch), INTERP_OK);
     size_t queued = interp_chan_len(ch);
