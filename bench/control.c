@@ -11,6 +11,7 @@
  * (the two vCPUs share a core's caches at times), so it did not measure what the executors compete
  * for. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ static double now(void)
 
 typedef struct part {
     uint64_t iters;
+    int cpu; /* the CPU this thread is pinned to, or -1 */
     int ok;
 } part;
 
@@ -40,6 +42,12 @@ static const char control_chunk[] =
 static void *spin(void *arg)
 {
     part *p = arg;
+    if (p->cpu >= 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(p->cpu, &one);
+        pthread_setaffinity_np(pthread_self(), sizeof one, &one); /* a hint: failure is fine */
+    }
     lua_State *L = luaL_newstate();
     if (!L)
         return NULL;
@@ -53,6 +61,22 @@ static void *spin(void *arg)
     return NULL;
 }
 
+/* The i-th CPU this process may run on, for a run of more than one thread (else -1): a fresh
+ * thread is often placed on its creator's CPU and left there for a scheduler tick or more,
+ * which cost a 15 ms run up to 10 ms on an idle VM (the control measured 1.2x in rounds where
+ * the executors' long-lived workers got 1.9x). Pinned, the threads measure the CPUs
+ * themselves: another job on one of them slows its thread as it slows a worker. */
+static int nth_cpu(int i, int threads)
+{
+    cpu_set_t set;
+    if (threads < 2 || sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < threads)
+        return -1;
+    for (int c = 0, seen = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set) && seen++ == i)
+            return c;
+    return -1;
+}
+
 double bench_control_run(int threads, uint64_t iters)
 {
     enum { MAX_THREADS = 64 };
@@ -61,7 +85,7 @@ double bench_control_run(int threads, uint64_t iters)
     threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
     double t0 = now();
     for (int i = 0; i < threads; i++) {
-        parts[i] = (part){.iters = iters / (uint64_t)threads};
+        parts[i] = (part){.iters = iters / (uint64_t)threads, .cpu = nth_cpu(i, threads)};
         if (pthread_create(&tid[i], NULL, spin, &parts[i]) != 0) {
             fprintf(stderr, "bench control: cannot start a thread\n");
             exit(2);
