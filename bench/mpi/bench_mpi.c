@@ -7,7 +7,10 @@
  * that alternate which pool runs first; the target is judged at 1,000,000), data (16 tasks,
  * each a 1 MiB table of floats as its argument). Then the idle cost: CPU time of the waiting
  * rank 1 and of the root over 3 s with nothing to do. Prints each time (best of `repeats`) and
- * same-run ratios. Timing on a shared 2-core machine is noisy: compare ratios, not times. */
+ * same-run ratios; cpu (sequential, local, mpi rotated in each of `repeats` rounds) and data
+ * (7 x `repeats` rounds, local and mpi alternating first) also as paired per-round ratios,
+ * median [range], judged PASS / FAIL / NOISE (bench/paired.h). Timing on a shared 2-core
+ * machine is noisy: compare ratios, not times. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #include <lualib.h>
 
 #include "interp_mpi.h"
+#include "paired.h"
 
 static const char src[] =
     "function cpu_task(n) local s = 0 for i = 0, n - 1 do s = s + i end return s end\n"
@@ -267,19 +271,34 @@ int main(int argc, char **argv)
     printf("bench_mpi: %d ranks x 1 worker against one process with %d workers (best of %d)\n",
            size, lo.workers, reps);
 
+    /* cpu: rounds of sequential, local and mpi in a rotated order; the best of each and the
+     * paired per-round speedups (a round where another job took a core slows all three) */
+    enum { ROUNDS_MAX = 64 };
+    int cr = reps < ROUNDS_MAX ? reps : ROUNDS_MAX;
+    double ts[ROUNDS_MAX], tl[ROUNDS_MAX], tm[ROUNDS_MAX];
     double seq = 1e9, cl = 1e9, cm = 1e9;
-    for (int r = 0; r < reps && strstr(only, "cpu"); r++) {
-        double t = run_seq(cpu_n);
-        seq = t < seq ? t : seq;
-        t = run_cpu(lp, cpu_n);
-        cl = t < cl ? t : cl;
-        t = run_cpu(mp, cpu_n);
-        cm = t < cm ? t : cm;
+    for (int r = 0; r < cr && strstr(only, "cpu"); r++) {
+        for (int k = 0; k < 3; k++) {
+            int side = (k + r) % 3;
+            if (side == 0)
+                ts[r] = run_seq(cpu_n);
+            else
+                (side == 1 ? tl : tm)[r] = run_cpu(side == 1 ? lp : mp, cpu_n);
+        }
+        seq = ts[r] < seq ? ts[r] : seq;
+        cl = tl[r] < cl ? tl[r] : cl;
+        cm = tm[r] < cm ? tm[r] : cm;
     }
-    if (strstr(only, "cpu"))
+    if (strstr(only, "cpu")) {
+        paired_stat sm = paired_ratio(ts, tm, cr), sl = paired_ratio(ts, tl, cr);
         printf("cpu   15 x cpu_task(%lld): sequential %.3f s, local %.3f s (%.2fx), mpi %.3f s "
                "(%.2fx; target >= 1.85x)\n",
                (long long)cpu_n, seq, cl, seq / cl, cm, seq / cm);
+        printf("cpu   paired over %d rounds: mpi speedup %.2f [%.2f..%.2f] %s, local's in the same "
+               "rounds %.2f [%.2f..%.2f]\n",
+               cr, sm.med, sm.lo, sm.hi, paired_word(paired_judge(sm, 1.85, true)), sl.med, sl.lo,
+               sl.hi);
+    }
 
     /* tiny: paired interleaved rounds at two sizes (the verdict at the larger: throughput) */
     size_t n = strstr(only, "tiny") ? TINY_BIG : 0;
@@ -324,18 +343,29 @@ int main(int argc, char **argv)
     }
     interp_msg *table = NULL;
     interp_msg_builder_finish(b, &table);
+    /* data: paired rounds, local and mpi alternating first (each round takes ~40 ms) */
+    int dr = 7 * reps < ROUNDS_MAX ? 7 * reps : ROUNDS_MAX;
+    double dlv[ROUNDS_MAX], dmv[ROUNDS_MAX];
     double dl = 1e9, dm = 1e9;
-    for (int r = 0; r < reps && strstr(only, "data"); r++) {
-        double t = run_data(lp, table, sum);
-        dl = t < dl ? t : dl;
-        t = run_data(mp, table, sum);
-        dm = t < dm ? t : dm;
+    for (int r = 0; r < dr && strstr(only, "data"); r++) {
+        for (int k = 0; k < 2; k++)
+            if ((k + r) % 2 == 0)
+                dlv[r] = run_data(lp, table, sum);
+            else
+                dmv[r] = run_data(mp, table, sum);
+        dl = dlv[r] < dl ? dlv[r] : dl;
+        dm = dmv[r] < dm ? dmv[r] : dm;
     }
     double mib = (double)interp_msg_size(table) / 1048576.0;
-    if (strstr(only, "data"))
-        printf("data  16 tasks of a %.2f MiB table: local %.3f s, mpi %.3f s (%.2fx local's time; "
-               "target <= 1.5x); %.0f MiB/s through the root\n",
+    if (strstr(only, "data")) {
+        paired_stat d = paired_ratio(dmv, dlv, dr);
+        printf("data  16 tasks of a %.2f MiB table: local %.3f s, mpi %.3f s (best of each: "
+               "%.2fx local's time); %.0f MiB/s through the root\n",
                mib, dl, dm, dm / dl, 16 * mib / dm);
+        printf("data  paired over %d rounds: mpi / local time %.2f [%.2f..%.2f] %s (target <= "
+               "1.5x)\n",
+               dr, d.med, d.lo, d.hi, paired_word(paired_judge(d, 1.5, false)));
+    }
     interp_msg_free(table);
 
     interp_pool_destroy(lp);
