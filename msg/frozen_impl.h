@@ -212,6 +212,29 @@ static inline bool interp__fz_scalar_lua(lua_State *L, int idx, int t, fz_val *v
     }
     return true;
 }
+/* Push v, which is no table or buffer (nil for anything else): interp__fz_scalar_lua's
+ * inverse, strings included (copied into the state). */
+static inline void interp__fz_push_scalar(lua_State *L, const fz_val *v)
+{
+    switch (v->type) {
+    case FZ_FALSE:
+    case FZ_TRUE:
+        lua_pushboolean(L, v->type == FZ_TRUE);
+        break;
+    case FZ_INT:
+        lua_pushinteger(L, (lua_Integer)v->u.i);
+        break;
+    case FZ_FLOAT:
+        lua_pushnumber(L, (lua_Number)v->u.d);
+        break;
+    case FZ_STR:
+        lua_pushlstring(L, v->u.s->data, v->u.s->len);
+        break;
+    default:
+        lua_pushnil(L);
+        break;
+    }
+}
 /* The frozen object a full userdata at idx is a live view of, or NULL (any other value, a
  * view already collected, a forged or foreign block). Reads no metatable. */
 const interp_frozen *interp__frozen_toobj(lua_State *L, int idx);

@@ -229,38 +229,13 @@ void interp__frozen_push(lua_State *L, const interp_frozen *o)
     lua_remove(L, -2);
 }
 
-/* Push v, which is no table or buffer. */
-static inline void push_scalar(lua_State *L, const fz_val *v)
-{
-    switch (v->type) {
-    case FZ_FALSE:
-        lua_pushboolean(L, 0);
-        break;
-    case FZ_TRUE:
-        lua_pushboolean(L, 1);
-        break;
-    case FZ_INT:
-        lua_pushinteger(L, (lua_Integer)v->u.i);
-        break;
-    case FZ_FLOAT:
-        lua_pushnumber(L, (lua_Number)v->u.d);
-        break;
-    case FZ_STR:
-        lua_pushlstring(L, v->u.s->data, v->u.s->len);
-        break;
-    default:
-        lua_pushnil(L);
-        break;
-    }
-}
-
 /* Push v; metamethods have the per-state table as upvalue 1. */
 static inline int push_val(lua_State *L, const fz_val *v)
 {
     if (v->type == FZ_OBJ)
         push_view(L, lua_upvalueindex(1), v->u.o);
     else
-        push_scalar(L, v); /* FZ_NIL included: its default pushes nil */
+        interp__fz_push_scalar(L, v); /* FZ_NIL included: its default pushes nil */
     return 1;
 }
 
@@ -609,7 +584,7 @@ static int l_unpack(lua_State *L)
         if (v.type == FZ_OBJ)
             push_view(L, st, v.u.o);
         else
-            push_scalar(L, &v);
+            interp__fz_push_scalar(L, &v);
         if (k == j)
             break;
     }

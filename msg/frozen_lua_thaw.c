@@ -74,19 +74,13 @@ static void push_value(lua_State *L, int made, const fz_val *v, int depth)
 {
     switch (v->type) {
     case FZ_NIL:
-        lua_pushnil(L);
-        return;
     case FZ_FALSE:
     case FZ_TRUE:
-        lua_pushboolean(L, v->type == FZ_TRUE);
-        return;
     case FZ_INT:
-        lua_pushinteger(L, (lua_Integer)v->u.i);
-        return;
     case FZ_FLOAT:
-        lua_pushnumber(L, (lua_Number)v->u.d);
+        interp__fz_push_scalar(L, v);
         return;
-    case FZ_STR:
+    case FZ_STR: /* a long string is made once however often it appears */
         push_bytes(L, made, v->u.s, v->u.s->data, v->u.s->len);
         return;
     default:
