@@ -10,12 +10,12 @@
  * holds its waiter's mutex while it takes a channel mutex, and unlinks its waiter from every
  * channel (under that channel's mutex) before the waiter goes away, so a sender that found the
  * waiter on the list may still touch it. */
-#include <stdint.h>
 #include <stdlib.h>
 
 #include "budget.h"
 #include "chan_core.h"
 #include "park.h"
+#include "ptr_hash.h"
 
 enum { SELECT_STACK = 16 };
 
@@ -110,10 +110,7 @@ static bool mark_firsts(interp_chan *const chans[], size_t n, sel_node nodes[])
     if (!set)
         return false;
     for (size_t i = 0; i < n; i++) {
-        uint64_t h = (uint64_t)(uintptr_t)chans[i];
-        h ^= h >> 29;
-        h *= 0x9e3779b97f4a7c15u;
-        size_t k = (size_t)(h >> 17) & (cap - 1);
+        size_t k = interp__ptr_slot(chans[i], cap);
         while (set[k] && set[k] != chans[i])
             k = (k + 1) & (cap - 1);
         nodes[i].first = !set[k];

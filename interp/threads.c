@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "alloc.h"
+#include "ptr_hash.h"
 #include "sync.h"
 
 enum { MIN_CAP = 4 }; /* a context has one coroutine of its own: 32 bytes, not 128 */
@@ -13,14 +14,6 @@ static lua_State *state_of_block(void *block)
 {
     /* lua_getextraspace(L) is (char *)L - LUA_EXTRASPACE: the block starts with it */
     return (lua_State *)(void *)((char *)block + LUA_EXTRASPACE);
-}
-
-static size_t slot_of(size_t cap, const lua_State *co)
-{
-    uint64_t h = (uint64_t)(uintptr_t)co;
-    h ^= h >> 29;
-    h *= 0x9e3779b97f4a7c15u;
-    return (size_t)(h >> 17) & (cap - 1);
 }
 
 void interp__threads_init(interp__threads *t)
@@ -56,7 +49,7 @@ size_t interp__threads_bytes_after_add(const interp__threads *t)
 
 static void put(lua_State **slots, size_t cap, lua_State *co)
 {
-    size_t i = slot_of(cap, co);
+    size_t i = interp__ptr_slot(co, cap);
     while (slots[i])
         i = (i + 1) & (cap - 1);
     slots[i] = co;
@@ -100,7 +93,7 @@ static size_t find(const interp__threads *t, const lua_State *co)
 {
     if (!t->cap)
         return SIZE_MAX;
-    for (size_t i = slot_of(t->cap, co);; i = (i + 1) & (t->cap - 1)) {
+    for (size_t i = interp__ptr_slot(co, t->cap);; i = (i + 1) & (t->cap - 1)) {
         if (t->slots[i] == co)
             return i;
         if (!t->slots[i])
@@ -129,7 +122,7 @@ void interp__threads_forget(interp__threads *t, void *block, size_t size)
         j = (j + 1) & mask;
         if (!t->slots[j])
             break;
-        size_t home = slot_of(t->cap, t->slots[j]);
+        size_t home = interp__ptr_slot(t->slots[j], t->cap);
         /* move slots[j] into the hole at i unless its home lies cyclically in (i, j] */
         bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!stays) {

@@ -14,7 +14,7 @@ static int rehash(interp__idmap *m, const interp__idmap_slot *from, size_t n, si
     for (size_t k = 0; k < n; k++) {
         if (!from[k].key)
             continue;
-        size_t i = interp__idmap_hash(from[k].key, cap);
+        size_t i = interp__ptr_slot(from[k].key, cap);
         while (t[i].key)
             i = (i + 1) & (cap - 1);
         t[i] = from[k];

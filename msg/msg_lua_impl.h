@@ -15,6 +15,8 @@
 
 #include <lua.h>
 
+#include "ptr_hash.h"
+
 enum { INTERP__PATH_CAP = 1024, INTERP__PATH_HEAD = 96 };
 
 /* A path being built. When it outgrows its buffer the middle is dropped (the head, which
@@ -62,12 +64,6 @@ static inline void interp__idmap_init(interp__idmap *m)
     m->n = m->cap = 0;
 }
 
-static inline size_t interp__idmap_hash(const void *p, size_t cap)
-{
-    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15u;
-    return (size_t)(h >> 32) & (cap - 1);
-}
-
 /* The entry for key, or the empty entry where it would go (its key is NULL). */
 static inline interp__idmap_slot *interp__idmap_lookup(interp__idmap *m, const void *key)
 {
@@ -78,7 +74,7 @@ static inline interp__idmap_slot *interp__idmap_lookup(interp__idmap *m, const v
         m->list[m->n].key = NULL; /* n < INTERP__IDMAP_LIST while in list mode */
         return &m->list[m->n];
     }
-    size_t i = interp__idmap_hash(key, m->cap);
+    size_t i = interp__ptr_slot(key, m->cap);
     while (m->slots[i].key && m->slots[i].key != key)
         i = (i + 1) & (m->cap - 1);
     return &m->slots[i];
